@@ -1,0 +1,9 @@
+DROP TABLE audit_events;
+DROP TABLE secret_tags;
+DROP TABLE secret_stages;
+DROP TABLE secret_versions;
+DROP TABLE secrets;
+DROP TABLE kms_aliases;
+DROP TABLE kms_key_material;
+DROP TABLE kms_keys;
+DROP TABLE access_keys;

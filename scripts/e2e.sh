@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+#
+# scripts/e2e.sh — end-to-end walkthroughs against a real `strongroom serve`.
+#
+# Usage: scripts/e2e.sh [--database-url URL]
+#
+# Starts target/debug/strongroom (override with STRONGROOM_BIN) on
+# 127.0.0.1:<free port> with a fresh temporary data directory (embedded
+# SQLite, or PostgreSQL with --database-url), runs the AWS CLI walkthrough
+# (tests/e2e/walkthrough_cli.sh) and the boto3 walkthrough
+# (tests/e2e/walkthrough_boto3.py) against it, stops it, and then checks that
+# the marker the walkthroughs put into every secret value never appears in
+# plaintext at rest: not in the data directory (SQLite files, server.log),
+# and not in a pg_dump of the PostgreSQL database.
+#
+# Needs .venv/ with awscli and boto3 (scripts/test.sh creates it).
+# E2E_KEEP=1 keeps the data directory afterwards (it is always kept, and its
+# path printed, when something fails).
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# The plaintext marker contained in every secret value the walkthroughs store.
+MARKER="MARKER-7f3a9c-plaintext"
+
+DATABASE_URL=""
+while (($# > 0)); do
+    case "$1" in
+        --database-url)
+            DATABASE_URL="${2:?--database-url needs a value}"
+            shift 2
+            ;;
+        --database-url=*)
+            DATABASE_URL="${1#*=}"
+            shift
+            ;;
+        -h | --help)
+            sed -n '3,18p' "${BASH_SOURCE[0]}"
+            exit 0
+            ;;
+        *)
+            echo "e2e.sh: unknown argument: $1" >&2
+            exit 2
+            ;;
+    esac
+done
+
+BIN="${STRONGROOM_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/strongroom}"
+PYTHON="$ROOT/.venv/bin/python"
+[[ -x "$BIN" ]] || { echo "e2e: server binary not found: $BIN (run cargo build --bins)" >&2; exit 1; }
+[[ -x "$PYTHON" ]] || { echo "e2e: $PYTHON not found (run scripts/test.sh to create .venv)" >&2; exit 1; }
+
+if [[ -n "$DATABASE_URL" ]]; then
+    BACKEND="postgresql"
+else
+    BACKEND="sqlite"
+fi
+
+DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-e2e-$BACKEND.XXXXXX")"
+LOG="$DATA_DIR/server.log"
+SERVER_PID=""
+OK=0
+
+# Stop the server (graceful first, so SQLite checkpoints and the log is flushed).
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "e2e: server did not stop on SIGTERM within 10s; killing it" >&2
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+        fi
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+on_exit() {
+    local rc=$?
+    set +e
+    stop_server
+    if ((rc != 0 || OK != 1)); then
+        echo "e2e ($BACKEND): FAILED; last lines of the server log ($LOG):" >&2
+        tail -n 40 "$LOG" >&2 2>/dev/null
+        echo "e2e ($BACKEND): data directory kept at $DATA_DIR" >&2
+    elif [[ "${E2E_KEEP:-0}" == 1 ]]; then
+        echo "e2e ($BACKEND): data directory kept at $DATA_DIR"
+    else
+        rm -rf "$DATA_DIR"
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# True once something accepts TCP connections on 127.0.0.1:$1.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# ---------------------------------------------------------------- start server
+PORT="$(free_port)"
+export STRONGROOM_ROOT_ACCESS_KEY_ID="AKIAE2EROOT000000001"
+export STRONGROOM_ROOT_SECRET_ACCESS_KEY="e2e/secret/key/for/tests/only/0000000000"
+
+server_args=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR")
+if [[ -n "$DATABASE_URL" ]]; then
+    server_args+=(--database-url "$DATABASE_URL")
+fi
+echo "e2e ($BACKEND): starting $BIN ${server_args[*]}"
+"$BIN" "${server_args[@]}" >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+deadline=$((SECONDS + 30))
+until port_open "$PORT"; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "e2e ($BACKEND): server exited before accepting connections; log:" >&2
+        cat "$LOG" >&2
+        exit 1
+    fi
+    if ((SECONDS >= deadline)); then
+        echo "e2e ($BACKEND): server not accepting connections on port $PORT after 30s; log:" >&2
+        cat "$LOG" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+echo "e2e ($BACKEND): server up on 127.0.0.1:$PORT (pid $SERVER_PID)"
+
+# ------------------------------------------------------------- client settings
+export AWS_ACCESS_KEY_ID="$STRONGROOM_ROOT_ACCESS_KEY_ID"
+export AWS_SECRET_ACCESS_KEY="$STRONGROOM_ROOT_SECRET_ACCESS_KEY"
+export AWS_DEFAULT_REGION="us-east-1"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+export AWS_PAGER=""
+export AWS_EC2_METADATA_DISABLED="true"
+# Isolate from any developer AWS configuration / credentials.
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_REGION AWS_CA_BUNDLE
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+# No retries: a server error must surface, not be papered over by a retry.
+export AWS_RETRY_MODE="standard" AWS_MAX_ATTEMPTS="1"
+# Never send loopback traffic through a proxy.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+export AWS_CLI="$ROOT/.venv/bin/aws"
+
+# ----------------------------------------------------------------- walkthroughs
+echo "e2e ($BACKEND): AWS CLI walkthrough"
+bash "$ROOT/tests/e2e/walkthrough_cli.sh"
+echo "e2e ($BACKEND): boto3 walkthrough"
+"$PYTHON" "$ROOT/tests/e2e/walkthrough_boto3.py"
+
+stop_server
+
+# ------------------------------------------------------- no plaintext at rest
+# Dump the PostgreSQL database too (plain SQL; bytea appears as hex there,
+# which the scanner below also looks for).
+scan_paths=("$DATA_DIR")
+if [[ -n "$DATABASE_URL" ]]; then
+    pg_dump_bin=""
+    # shellcheck source=scripts/pg.sh
+    source "$ROOT/scripts/pg.sh"
+    if pg_bin="$(pg_find_bin)" && [[ -x "$pg_bin/pg_dump" ]]; then
+        pg_dump_bin="$pg_bin/pg_dump"
+    elif command -v pg_dump >/dev/null 2>&1; then
+        pg_dump_bin="$(command -v pg_dump)"
+    else
+        echo "e2e: pg_dump not found" >&2
+        exit 1
+    fi
+    DUMP="$(mktemp "${TMPDIR:-/tmp}/strongroom-e2e-pgdump.XXXXXX")"
+    "$pg_dump_bin" --no-owner --no-privileges --dbname="$DATABASE_URL" --file="$DUMP"
+    # Sanity: the dump is not empty (it should hold the schema at least).
+    [[ -s "$DUMP" ]] || { echo "e2e: pg_dump produced an empty file" >&2; exit 1; }
+    # Keep it with the data directory (for inspection on failure).
+    mv "$DUMP" "$DATA_DIR/pg_dump.sql"
+    echo "e2e ($BACKEND): dumped the database to pg_dump.sql ($(wc -c <"$DATA_DIR/pg_dump.sql") bytes)"
+fi
+
+echo "e2e ($BACKEND): scanning ${scan_paths[*]} for plaintext marker"
+# Looks for the marker as raw bytes, as hex (PostgreSQL bytea in pg_dump;
+# any hex-encoded column) and as base64 at any of the three alignments.
+python3 - "$MARKER" "${scan_paths[@]}" <<'PY'
+import base64, os, sys
+
+marker = sys.argv[1].encode()
+needles = {"raw": [marker], "hex": [marker.hex().encode(), marker.hex().upper().encode()], "base64": []}
+for pad in range(3):
+    enc = base64.b64encode(b"\0" * pad + marker)
+    # Drop the leading group touched by the padding and the trailing group
+    # that depends on what follows: the middle depends on the marker only.
+    start = 4 if pad else 0
+    needles["base64"].append(enc[start:-4])
+
+found = []
+files = 0
+scanned = []
+for top in sys.argv[2:]:
+    for dirpath, _dirs, names in os.walk(top):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            if not os.path.isfile(path):
+                continue
+            files += 1
+            scanned.append(os.path.relpath(path, top))
+            with open(path, "rb") as f:
+                data = f.read()
+            for kind, forms in needles.items():
+                if any(n in data for n in forms):
+                    found.append((path, kind))
+for path, kind in found:
+    print(f"plaintext found in {path} (as {kind})", file=sys.stderr)
+if found:
+    sys.exit(1)
+if files == 0:
+    print("e2e: nothing to scan (no files in the data directory?)", file=sys.stderr)
+    sys.exit(1)
+print(f"no plaintext marker in {files} file(s): {', '.join(scanned)}")
+PY
+
+OK=1
+echo "e2e ($BACKEND): OK"

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+#
+# scripts/test.sh — the one test command for strongroom (CI runs it via .ci/run).
+#
+# Phases, in order; the first failure stops the run with a non-zero exit:
+#   1. prerequisites   PostgreSQL server binaries + libpq-dev (apt-get if missing)
+#   2. python venv     .venv/ with awscli (v1) and boto3 for the walkthroughs
+#   3. postgresql      throwaway server under .pgtest/, database strongroom_test
+#   4. lint            cargo fmt --check, cargo clippy -D warnings
+#   5. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
+#   6. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
+#                      on embedded SQLite and on PostgreSQL
+#   7. fuzz (short)    fuzz/run-short.sh, when it exists (skipped otherwise)
+#
+# The last line printed is "N passed, 0 failed" (N = phases that passed), or
+# "N passed, 1 failed" when a phase failed.
+#
+# Environment knobs (all optional):
+#   PG_KEEP=1          keep the throwaway PostgreSQL directory after the run
+#   E2E_KEEP=1         keep the end-to-end data directories (passed to e2e.sh)
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# shellcheck source=scripts/pg.sh
+source "$ROOT/scripts/pg.sh"
+
+# Never wait for a terminal: CI has no stdin.
+exec </dev/null
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+PASSED=0
+SKIPPED=()
+CURRENT_STEP=""
+STEP_START=0
+RUN_START=$SECONDS
+
+# Start a phase: print its header line.
+step() {
+    CURRENT_STEP="$1"
+    STEP_START=$SECONDS
+    echo
+    echo "==> [$((PASSED + ${#SKIPPED[@]} + 1))/7] $CURRENT_STEP"
+}
+
+# Finish the current phase successfully.
+step_ok() {
+    PASSED=$((PASSED + 1))
+    echo "<== $CURRENT_STEP: ok ($((SECONDS - STEP_START))s)"
+    CURRENT_STEP=""
+}
+
+# Finish the current phase as skipped (not counted as passed).
+step_skip() {
+    SKIPPED+=("$CURRENT_STEP ($1)")
+    echo "<== $CURRENT_STEP: skipped: $1"
+    CURRENT_STEP=""
+}
+
+# On any exit: stop PostgreSQL, then print the summary.
+on_exit() {
+    local rc=$?
+    set +e
+    pg_stop
+    echo
+    if ((${#SKIPPED[@]} > 0)); then
+        printf 'skipped: %s\n' "${SKIPPED[@]}"
+    fi
+    if ((rc == 0)) && [[ -z "$CURRENT_STEP" ]]; then
+        echo "all phases done in $((SECONDS - RUN_START))s"
+        echo "$PASSED passed, 0 failed"
+    else
+        echo "FAILED in phase: ${CURRENT_STEP:-unknown} (exit code $rc, after $((SECONDS - RUN_START))s)"
+        echo "$PASSED passed, 1 failed"
+        ((rc != 0)) || rc=1
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+# Turn Ctrl-C / TERM into a normal failing exit so the EXIT trap cleans up.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+require_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || {
+            echo "error: required command not found: $c" >&2
+            return 1
+        }
+    done
+}
+
+# --------------------------------------------------------------------------
+step "prerequisites (PostgreSQL server, libpq-dev)"
+require_cmd cargo python3
+pg_ensure_installed
+step_ok
+
+# --------------------------------------------------------------------------
+step "python venv (.venv: awscli, boto3)"
+VENV="$ROOT/.venv"
+# Reuse a working venv; recreate a broken one (e.g. python moved).
+if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    echo "removing broken venv"
+    rm -rf "$VENV"
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "creating $VENV"
+    if ! python3 -m venv "$VENV"; then
+        # Debian's own python3 needs python3-venv for ensurepip.
+        if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+            rm -rf "$VENV"
+            apt-get update -q >/dev/null
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null
+            python3 -m venv "$VENV"
+        else
+            exit 1
+        fi
+    fi
+fi
+if "$VENV/bin/python" -c 'import boto3, awscli' >/dev/null 2>&1 && [[ -x "$VENV/bin/aws" ]]; then
+    echo "awscli and boto3 already installed"
+else
+    echo "pip install awscli boto3"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check awscli boto3
+fi
+"$VENV/bin/aws" --version
+"$VENV/bin/python" -c 'import boto3; print("boto3", boto3.__version__)'
+step_ok
+
+# --------------------------------------------------------------------------
+step "postgresql (throwaway server, database strongroom_test)"
+pg_cleanup_stale "$ROOT/.pgtest"
+pg_start "$ROOT/.pgtest/run-$$"
+pg_createdb strongroom_test
+STRONGROOM_TEST_DATABASE_URL="$(pg_url strongroom_test)"
+export STRONGROOM_TEST_DATABASE_URL
+echo "STRONGROOM_TEST_DATABASE_URL=$STRONGROOM_TEST_DATABASE_URL"
+step_ok
+
+# --------------------------------------------------------------------------
+step "lint (cargo fmt --check, cargo clippy -D warnings)"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+step_ok
+
+# --------------------------------------------------------------------------
+step "build + tests (cargo build --bins, cargo test --all-targets)"
+cargo build --bins
+# The store suite also runs on PostgreSQL via STRONGROOM_TEST_DATABASE_URL;
+# REQUIRE makes those tests fail instead of skipping if it were missing.
+STRONGROOM_REQUIRE_POSTGRES=1 cargo test --all-targets
+step_ok
+
+# --------------------------------------------------------------------------
+step "end-to-end (AWS CLI + boto3 walkthroughs; SQLite, then PostgreSQL)"
+echo "--- e2e on embedded SQLite"
+bash "$ROOT/scripts/e2e.sh"
+echo "--- e2e on PostgreSQL"
+pg_createdb strongroom_e2e
+bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)"
+step_ok
+
+# --------------------------------------------------------------------------
+step "fuzz (short run)"
+if [[ -f "$ROOT/fuzz/run-short.sh" ]]; then
+    bash "$ROOT/fuzz/run-short.sh"
+    step_ok
+else
+    echo "fuzz/run-short.sh not found"
+    step_skip "no fuzz/run-short.sh yet"
+fi

@@ -1,0 +1,127 @@
+//! Who is calling. Turns a request head and body into a [`Principal`], or an [`AuthError`].
+//!
+//! May depend on: `crypto::SecretBytes` types, `error`. Never on `policy`, `store` or actix:
+//! the pipeline looks the access key up and hands the credential in.
+
+pub mod sigv4;
+
+use std::fmt;
+
+use crate::error::ApiError;
+
+/// The parts of an HTTP request that authentication reads. Header names are lowercase.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: String,
+    /// The path exactly as sent (still percent-encoded).
+    pub path: String,
+    /// The raw query string, without `?` (may be empty).
+    pub query: String,
+    /// `(lowercase name, value)` in the order received; repeated names appear repeatedly.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first value of a header (name in lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What kind of identity is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// The account's root user.
+    Root,
+    /// An IAM user.
+    User,
+    /// A session of an assumed role.
+    AssumedRole,
+}
+
+/// An authenticated caller, as the policy evaluator and the audit log see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub account_id: String,
+    pub arn: String,
+    pub kind: PrincipalKind,
+    /// `aws:userid`: the account id for root, the unique id for users.
+    pub user_id: String,
+    pub access_key_id: String,
+}
+
+impl Principal {
+    /// The root principal of an account.
+    pub fn root(account_id: &str, access_key_id: &str) -> Self {
+        Self {
+            account_id: account_id.to_owned(),
+            arn: format!("arn:aws:iam::{account_id}:root"),
+            kind: PrincipalKind::Root,
+            user_id: account_id.to_owned(),
+            access_key_id: access_key_id.to_owned(),
+        }
+    }
+}
+
+/// A secret access key. Zeroized on drop, redacted in `Debug`.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct SecretAccessKey(String);
+
+impl SecretAccessKey {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretAccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretAccessKey(<redacted>)")
+    }
+}
+
+/// A credential the pipeline found for an access key id.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub secret: SecretAccessKey,
+    pub principal: Principal,
+    pub active: bool,
+}
+
+/// Why authentication failed. Converted to AWS's error codes and messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header (or no recognised auth scheme).
+    #[error("missing authentication token")]
+    Missing,
+    /// A malformed `Authorization` header or missing signed parts; carries AWS's message.
+    #[error("incomplete signature: {0}")]
+    Incomplete(String),
+    /// The signature does not match, or the request's time is outside the allowed skew;
+    /// carries AWS's message.
+    #[error("invalid signature: {0}")]
+    InvalidSignature(String),
+    /// The access key id is unknown or not active.
+    #[error("unrecognized client")]
+    UnknownKey,
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => ApiError::MissingAuthenticationToken(
+                "Request is missing Authentication Token".into(),
+            ),
+            AuthError::Incomplete(m) => ApiError::IncompleteSignature(m),
+            AuthError::InvalidSignature(m) => ApiError::InvalidSignature(m),
+            AuthError::UnknownKey => ApiError::UnrecognizedClient(
+                "The security token included in the request is invalid.".into(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Configuration: command-line flags, each also settable as `STRONGROOM_<NAME>` and in an
+//! optional TOML file (`--config`). Precedence: flag, then environment, then file, then default.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// Strongroom: a self-hosted secrets manager speaking the AWS Secrets Manager API.
+#[derive(Debug, Parser)]
+#[command(name = "strongroom", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Master key management.
+    MasterKey {
+        #[command(subcommand)]
+        command: MasterKeyCommand,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Re-wrap every KMS key and access key under a new master key.
+    Rotate(StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit hash chains; exits non-zero at the first broken record.
+    Verify(StoreArgs),
+}
+
+/// Where the data lives (shared by every command).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// TOML config file.
+    #[arg(long, env = "STRONGROOM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database, the master key and generated credentials.
+    #[arg(long, env = "STRONGROOM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://...` (default: SQLite inside the data dir).
+    #[arg(long, env = "STRONGROOM_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The master key file (default: DATA_DIR/master.key).
+    #[arg(long, env = "STRONGROOM_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "STRONGROOM_LISTEN")]
+    pub listen: Option<String>,
+    /// TLS certificate chain (PEM); TLS is on when both --tls-cert and --tls-key are given.
+    #[arg(long, env = "STRONGROOM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "STRONGROOM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The account of the bootstrap root credentials.
+    #[arg(long, env = "STRONGROOM_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Comma-separated regions this server serves.
+    #[arg(long, env = "STRONGROOM_REGIONS")]
+    pub regions: Option<String>,
+    /// Seconds between runs of the purge job (secrets past their recovery window).
+    #[arg(long, env = "STRONGROOM_PURGE_INTERVAL")]
+    pub purge_interval: Option<u64>,
+}
+
+/// The optional TOML file: the same names as the flags, with underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    account_id: Option<String>,
+    regions: Option<Vec<String>>,
+    purge_interval: Option<u64>,
+}
+
+/// Resolved store settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub master_key_file: PathBuf,
+}
+
+/// Resolved server settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub store: StoreConfig,
+    pub listen: String,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub account_id: String,
+    pub regions: Vec<String>,
+    pub purge_interval_secs: u64,
+}
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file `{}`: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file `{}`: {e}", path.display()))
+}
+
+fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
+    let data_dir = a
+        .data_dir
+        .clone()
+        .or_else(|| f.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let database_url = a
+        .database_url
+        .clone()
+        .or_else(|| f.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("strongroom.db").display()));
+    let master_key_file = a
+        .master_key_file
+        .clone()
+        .or_else(|| f.master_key_file.clone())
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    StoreConfig {
+        data_dir,
+        database_url,
+        master_key_file,
+    }
+}
+
+impl StoreArgs {
+    pub fn resolve(&self) -> Result<StoreConfig, String> {
+        let f = load_file(self.config.as_deref())?;
+        Ok(resolve_store(self, &f))
+    }
+}
+
+fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> Result<ServeConfig, String> {
+        let f = load_file(self.store.config.as_deref())?;
+        let store = resolve_store(&self.store, &f);
+        let listen = self
+            .listen
+            .clone()
+            .or(f.listen)
+            .unwrap_or_else(|| "127.0.0.1:4599".into());
+        let tls = match (
+            self.tls_cert.clone().or(f.tls_cert),
+            self.tls_key.clone().or(f.tls_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key must be given together".into()),
+        };
+        let account_id = self
+            .account_id
+            .clone()
+            .or(f.account_id)
+            .unwrap_or_else(|| "000000000000".into());
+        if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!("account id `{account_id}` must be 12 digits"));
+        }
+        let regions: Vec<String> = match (&self.regions, f.regions) {
+            (Some(list), _) => list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            (None, Some(v)) => v,
+            (None, None) => vec!["us-east-1".into()],
+        };
+        if regions.is_empty() {
+            return Err("--regions needs at least one region".into());
+        }
+        if let Some(bad) = regions.iter().find(|r| !valid_region(r)) {
+            return Err(format!("`{bad}` is not a region name"));
+        }
+        Ok(ServeConfig {
+            store,
+            listen,
+            tls,
+            account_id,
+            regions,
+            purge_interval_secs: self
+                .purge_interval
+                .or(f.purge_interval)
+                .unwrap_or(60)
+                .max(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        let mut v = vec!["strongroom", "serve"];
+        v.extend_from_slice(args);
+        match Cli::parse_from(v).command {
+            Command::Serve(a) => a,
+            _ => panic!("not serve"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_file_precedence() {
+        let c = parse(&[]).resolve().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:4599");
+        assert_eq!(c.account_id, "000000000000");
+        assert_eq!(c.regions, vec!["us-east-1"]);
+        assert!(c.store.database_url.starts_with("sqlite://"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\nregions = [\"eu-west-1\", \"us-east-1\"]\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = parse(&["--config", f]).resolve().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.regions, vec!["eu-west-1", "us-east-1"]);
+        let c = parse(&["--config", f, "--listen", "127.0.0.1:2"])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2");
+
+        std::fs::write(&file, "bogus = 1\n").unwrap();
+        assert!(parse(&["--config", f]).resolve().is_err());
+        assert!(parse(&["--account-id", "12"]).resolve().is_err());
+        assert!(parse(&["--regions", "US EAST"]).resolve().is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Strongroom: a self-hosted secrets manager speaking the AWS Secrets Manager API.
+//!
+//! The request pipeline (see `pipeline`): protocol → auth → policy → ops → store, with the
+//! audit record written before the response leaves.
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod kms;
+pub mod ops;
+pub mod pipeline;
+pub mod policy;
+pub mod protocol;
+pub mod secrets;
+pub mod server;
+pub mod store;

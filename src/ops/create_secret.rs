@@ -1,0 +1,180 @@
+//! CreateSecret.
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{self, SecretString};
+use super::{tag_pairs, Authorized, Ctx, Operation, Tag, Target};
+use crate::error::ApiError;
+use crate::secrets::{self, AWSCURRENT};
+use crate::store::rows::SecretRow;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub name: Option<String>,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub secret_binary: Option<SecretString>,
+    pub secret_string: Option<SecretString>,
+    pub tags: Option<Vec<Tag>>,
+    pub add_replica_regions: Option<Vec<serde_json::Value>>,
+    pub force_overwrite_replica_secret: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct CreateSecret;
+
+impl Operation for CreateSecret {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "CreateSecret";
+    const ACTION: &'static str = "secretsmanager:CreateSecret";
+    const READ_ONLY: bool = false;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        let name = super::require_ref("name", &input.name)?;
+        secrets::validate_name(name)?;
+        if let Some(t) = &input.client_request_token {
+            secrets::validate_token(t)?;
+        }
+        if let Some(d) = &input.description {
+            secrets::validate_description(d)?;
+        }
+        if let Some(k) = &input.kms_key_id {
+            secrets::check_len("kmsKeyId", k.len(), 0, 2048)?;
+        }
+        if let Some(tags) = &input.tags {
+            secrets::validate_tags(&tag_pairs(tags)?)?;
+        }
+        if input
+            .add_replica_regions
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(ApiError::InvalidRequest(
+                "Replication to other regions is not supported by this Strongroom server yet."
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn target(_input: &Input) -> Target {
+        Target::Any
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let name = super::required("name", input.name)?;
+        let value = values::take_value(input.secret_string, input.secret_binary)?;
+        let tags = tag_pairs(&input.tags.unwrap_or_default())?;
+        let token = input.client_request_token;
+        let description = input.description;
+        let kms_key_id = input.kms_key_id;
+        let scope = auth.scope.clone();
+        let keyring = ctx.keyring.clone();
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                if let Some(existing) = tx.find_secret(&scope.account, &scope.region, &name)? {
+                    if existing.name == name {
+                        if existing.deleted_at.is_some() {
+                            return Err(ApiError::InvalidRequest(
+                                "You can't create this secret because a secret with this name is already scheduled for deletion.".into(),
+                            ));
+                        }
+                        if let Some(tok) = &token {
+                            if tx.version(&existing.secret_id, tok)?.is_some() {
+                                let w = values::write_version(
+                                    tx, &keyring, &existing, tok, value.as_ref(), &[AWSCURRENT.to_owned()], now,
+                                )?;
+                                debug_assert_eq!(w, values::Written::Idempotent);
+                                return Ok(Output {
+                                    arn: existing.arn,
+                                    name: existing.name,
+                                    version_id: value.as_ref().map(|_| tok.clone()),
+                                });
+                            }
+                            return Err(ApiError::ResourceExists(format!(
+                                "The operation failed because the secret {name} already exists."
+                            )));
+                        }
+                        return Err(ApiError::ResourceExists(
+                            "A resource with the ID you requested already exists.".into(),
+                        ));
+                    }
+                }
+                let kms = match &kms_key_id {
+                    None => None,
+                    Some(id) => {
+                        let key = keyring
+                            .resolve(tx, &scope.account, &scope.region, id, now)?
+                            .ok_or_else(|| {
+                                ApiError::InvalidParameter(format!(
+                                    "Secrets Manager can't find the specified KMS key: {id}"
+                                ))
+                            })?;
+                        if key.key_manager == "AWS" {
+                            None
+                        } else {
+                            Some(key.key_id)
+                        }
+                    }
+                };
+                let arn = secrets::secret_arn(&scope.region, &scope.account, &name, &secrets::arn_suffix());
+                let row = SecretRow {
+                    secret_id: uuid::Uuid::new_v4().to_string(),
+                    account_id: scope.account.clone(),
+                    region: scope.region.clone(),
+                    name: name.clone(),
+                    arn: arn.clone(),
+                    description: description.clone(),
+                    kms_key_id: kms,
+                    created_at: now,
+                    last_changed_at: now,
+                    last_accessed_at: None,
+                    deleted_at: None,
+                    purge_at: None,
+                    owning_service: None,
+                    primary_region: None,
+                    resource_policy: None,
+                };
+                tx.insert_secret(&row).map_err(|e| {
+                    if e.is_unique_violation() {
+                        ApiError::ResourceExists(format!(
+                            "The operation failed because the secret {name} already exists."
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?;
+                tx.replace_tags(&row.secret_id, &tags)?;
+                let version_id = match &value {
+                    Some(v) => {
+                        let vid = token
+                            .clone()
+                            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                        values::write_version(tx, &keyring, &row, &vid, Some(v), &[AWSCURRENT.to_owned()], now)?;
+                        Some(vid)
+                    }
+                    None => None,
+                };
+                Ok(Output {
+                    arn,
+                    name: name.clone(),
+                    version_id,
+                })
+            })
+            .await
+    }
+}

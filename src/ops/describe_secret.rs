@@ -1,0 +1,112 @@
+//! DescribeSecret.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{epoch_seconds, wire_tags, Authorized, Ctx, Operation, Tag, Target};
+use crate::error::ApiError;
+use crate::secrets;
+use crate::store::rows::SecretView;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+}
+
+/// The secret metadata shape shared by DescribeSecret and ListSecrets entries.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed_date: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_date: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_ids_to_stages: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_versions_to_stages: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owning_service: Option<String>,
+    pub created_date: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+}
+
+impl Output {
+    /// Build from a view; `kms_arn` is the customer key's ARN (None for the default key).
+    /// `list` selects ListSecrets' member name for the stage map.
+    pub fn from_view(view: SecretView, kms_arn: Option<String>, list: bool) -> Self {
+        let s = view.secret;
+        let stages: BTreeMap<String, Vec<String>> = view
+            .stages
+            .into_iter()
+            .map(|(v, st)| (v, super::values::ordered_stages(st)))
+            .collect();
+        let (version_ids_to_stages, secret_versions_to_stages) = if list {
+            (None, Some(stages))
+        } else {
+            (Some(stages), None)
+        };
+        Self {
+            arn: s.arn,
+            name: s.name,
+            description: s.description,
+            kms_key_id: kms_arn,
+            last_changed_date: Some(epoch_seconds(s.last_changed_at)),
+            last_accessed_date: s.last_accessed_at.map(epoch_seconds),
+            deleted_date: s.deleted_at.map(epoch_seconds),
+            tags: wire_tags(&view.tags),
+            version_ids_to_stages,
+            secret_versions_to_stages,
+            owning_service: s.owning_service,
+            created_date: epoch_seconds(s.created_at),
+            primary_region: s.primary_region,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DescribeSecret;
+
+impl Operation for DescribeSecret {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "DescribeSecret";
+    const ACTION: &'static str = "secretsmanager:DescribeSecret";
+    const READ_ONLY: bool = true;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)
+    }
+
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
+        let secret = auth.secret()?.clone();
+        ctx.store
+            .read(move |tx| {
+                let kms_arn = match &secret.kms_key_id {
+                    Some(id) => tx.kms_key(id)?.map(|k| k.arn),
+                    None => None,
+                };
+                let view = tx.secret_view(secret)?;
+                Ok(Output::from_view(view, kms_arn, false))
+            })
+            .await
+    }
+}

@@ -1,0 +1,114 @@
+//! GetSecretValue.
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{self, OutValue};
+use super::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use crate::error::ApiError;
+use crate::secrets;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub version_id: Option<String>,
+    pub version_stage: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_string: Option<OutValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_binary: Option<OutValue>,
+    pub version_stages: Vec<String>,
+    pub created_date: f64,
+}
+
+#[derive(Debug)]
+pub struct GetSecretValue;
+
+pub fn validate_ids(
+    secret_id: &Option<String>,
+    version_id: &Option<String>,
+    stage: &Option<String>,
+) -> Result<(), ApiError> {
+    secrets::validate_secret_id(super::require_ref("secretId", secret_id)?)?;
+    if let Some(v) = version_id {
+        secrets::validate_version_id("versionId", v)?;
+    }
+    if let Some(s) = stage {
+        secrets::validate_stage("versionStage", s)?;
+    }
+    Ok(())
+}
+
+impl Operation for GetSecretValue {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "GetSecretValue";
+    const ACTION: &'static str = "secretsmanager:GetSecretValue";
+    const READ_ONLY: bool = true;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        validate_ids(&input.secret_id, &input.version_id, &input.version_stage)
+    }
+
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let secret = auth.secret()?.clone();
+        super::ensure_not_deleted(&secret, "GetSecretValue")?;
+        get_value(ctx, secret, input.version_id, input.version_stage).await
+    }
+}
+
+/// Read a value (shared with BatchGetSecretValue); records the access day.
+pub async fn get_value(
+    ctx: &Ctx,
+    secret: crate::store::rows::SecretRow,
+    version_id: Option<String>,
+    stage: Option<String>,
+) -> Result<Output, ApiError> {
+    let keyring = ctx.keyring.clone();
+    let now = ctx.now_ms();
+    let (secret, read) = ctx
+        .store
+        .read(move |tx| {
+            let r = values::read_value(
+                tx,
+                &keyring,
+                &secret,
+                version_id.as_deref(),
+                stage.as_deref(),
+            )?;
+            Ok((secret, r))
+        })
+        .await?;
+    // LastAccessedDate is kept to the day, as AWS does: write at most once a day per version.
+    const DAY_MS: i64 = 86_400_000;
+    let day = now.div_euclid(DAY_MS) * DAY_MS;
+    if read.version.last_accessed_at.map_or(true, |t| t < day) {
+        let sid = secret.secret_id.clone();
+        let vid = read.version.version_id.clone();
+        ctx.store
+            .write(move |tx| Ok(tx.touch_version(&sid, &vid, day)?))
+            .await?;
+    }
+    Ok(Output {
+        arn: secret.arn,
+        name: secret.name,
+        version_id: read.version.version_id.clone(),
+        secret_string: read.string,
+        secret_binary: read.binary,
+        version_stages: values::ordered_stages(read.stages),
+        created_date: epoch_seconds(read.version.created_at),
+    })
+}

@@ -1,0 +1,212 @@
+//! One file per AWS operation: its `Input`, its `Output` and its `handle`.
+//!
+//! The [`Operation`] trait says what an operation reads (`Input`), which resource it must be
+//! authorized on (`target`), and what it does once authorized (`handle`, which only gets an
+//! [`Authorized`] value that the pipeline alone can mint).
+//!
+//! May depend on: `store` (through `Tx` closures), `kms`, `crypto`, `secrets`, `error`,
+//! `auth::Principal`. Never on actix or diesel.
+
+pub mod batch_get_secret_value;
+pub mod create_secret;
+pub mod delete_secret;
+pub mod describe_secret;
+pub mod get_random_password;
+pub mod get_secret_value;
+pub mod kms_ops;
+pub mod list_secret_version_ids;
+pub mod list_secrets;
+pub mod put_secret_value;
+pub mod restore_secret;
+pub mod tag_resource;
+pub mod untag_resource;
+pub mod update_secret;
+pub mod update_secret_version_stage;
+pub mod values;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::kms::Keyring;
+use crate::store::rows::SecretRow;
+use crate::store::Store;
+
+/// Everything an operation may use.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: Store,
+    pub keyring: Keyring,
+    /// The server's clock, injectable for tests (epoch milliseconds).
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// The system clock in epoch milliseconds.
+pub fn system_now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Epoch milliseconds as the epoch seconds (with fraction) AWS's JSON protocol sends.
+pub fn epoch_seconds(ms: i64) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "timestamps fit an f64 mantissa")]
+    let s = ms as f64 / 1000.0;
+    s
+}
+
+/// Account and region a request acts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub account: String,
+    pub region: String,
+}
+
+/// What an operation must be authorized on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An existing secret named by a SecretId (name, full or partial ARN).
+    Secret(String),
+    /// No specific resource (`*`): listing, random passwords, creating.
+    Any,
+    /// A KMS key named by a key id, key ARN, alias or alias ARN.
+    KmsKey(String),
+}
+
+/// Proof that a request was authenticated and authorized, with what the pipeline resolved.
+/// Only the pipeline can construct it (the field `_sealed` is private to this module tree).
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub principal: Principal,
+    pub scope: Scope,
+    /// The ARN the decision was made on (the full ARN of an existing secret).
+    pub resource_arn: String,
+    /// The secret the target named, when it exists.
+    pub secret: Option<SecretRow>,
+    _sealed: (),
+}
+
+impl Authorized {
+    /// Minted by the pipeline after `policy::evaluate` allowed the request.
+    pub(crate) fn mint(
+        principal: Principal,
+        scope: Scope,
+        resource_arn: String,
+        secret: Option<SecretRow>,
+    ) -> Self {
+        Self {
+            principal,
+            scope,
+            resource_arn,
+            secret,
+            _sealed: (),
+        }
+    }
+
+    /// The target secret, or `ResourceNotFoundException`.
+    pub fn secret(&self) -> Result<&SecretRow, ApiError> {
+        self.secret.as_ref().ok_or_else(ApiError::secret_not_found)
+    }
+}
+
+/// One AWS operation.
+pub trait Operation {
+    type Input: DeserializeOwned + Send + 'static;
+    type Output: Serialize;
+    /// The operation's AWS name (`GetSecretValue`).
+    const NAME: &'static str;
+    /// The IAM action (`secretsmanager:GetSecretValue`).
+    const ACTION: &'static str;
+    /// Whether it only reads (CloudTrail's `readOnly`).
+    const READ_ONLY: bool;
+
+    /// Check the input's shape and limits (before authorization, as AWS does).
+    fn validate(input: &Self::Input) -> Result<(), ApiError>;
+    /// The resource to authorize.
+    fn target(input: &Self::Input) -> Target;
+    /// Do it.
+    fn handle(
+        ctx: &Ctx,
+        auth: &Authorized,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Output, ApiError>>;
+}
+
+/// A missing required member, in AWS's wording.
+pub fn required<T>(field: &str, v: Option<T>) -> Result<T, ApiError> {
+    v.ok_or_else(|| {
+        ApiError::Validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+/// Check a required member is present without taking it.
+pub fn require_ref<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T, ApiError> {
+    v.as_ref().ok_or_else(|| {
+        ApiError::Validation(format!(
+            "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+        ))
+    })
+}
+
+/// A secret scheduled for deletion answers `InvalidRequestException` to reads and writes.
+pub fn ensure_not_deleted(secret: &SecretRow, op: &str) -> Result<(), ApiError> {
+    if secret.deleted_at.is_some() {
+        return Err(crate::secrets::marked_for_deletion(op));
+    }
+    Ok(())
+}
+
+/// A tag as the wire carries it.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+/// Wire tags → `(key, value)` pairs; a tag without a key is a validation error.
+pub fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
+    tags.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let k = t.key.clone().ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "1 validation error detected: Value null at 'tags.{}.member.key' failed to satisfy constraint: Member must not be null",
+                    i + 1
+                ))
+            })?;
+            Ok((k, t.value.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// `(key, value)` pairs → wire tags.
+pub fn wire_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}

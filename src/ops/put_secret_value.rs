@@ -1,0 +1,112 @@
+//! PutSecretValue.
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{self, SecretString};
+use super::{Authorized, Ctx, Operation, Target};
+use crate::error::ApiError;
+use crate::secrets::{self, AWSCURRENT};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub client_request_token: Option<String>,
+    pub secret_binary: Option<SecretString>,
+    pub secret_string: Option<SecretString>,
+    pub version_stages: Option<Vec<String>>,
+    pub rotation_token: Option<SecretString>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+    pub version_stages: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct PutSecretValue;
+
+pub fn validate_stages(field: &str, stages: &[String]) -> Result<(), ApiError> {
+    secrets::check_len(field, stages.len(), 1, 20)?;
+    for s in stages {
+        secrets::validate_stage(&format!("{field}.member"), s)?;
+    }
+    Ok(())
+}
+
+impl Operation for PutSecretValue {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "PutSecretValue";
+    const ACTION: &'static str = "secretsmanager:PutSecretValue";
+    const READ_ONLY: bool = false;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        if let Some(t) = &input.client_request_token {
+            secrets::validate_token(t)?;
+        }
+        if let Some(s) = &input.version_stages {
+            validate_stages("versionStages", s)?;
+        }
+        if input.secret_string.is_none() && input.secret_binary.is_none() {
+            return Err(ApiError::InvalidRequest(
+                "You must provide either SecretString or SecretBinary.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let secret_id = auth.secret()?.secret_id.clone();
+        let value =
+            values::take_value(input.secret_string, input.secret_binary)?.ok_or_else(|| {
+                ApiError::InvalidRequest(
+                    "You must provide either SecretString or SecretBinary.".into(),
+                )
+            })?;
+        let stages = input
+            .version_stages
+            .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
+        let vid = input
+            .client_request_token
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let keyring = ctx.keyring.clone();
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                let mut secret = tx
+                    .secret_by_id(&secret_id)?
+                    .ok_or_else(ApiError::secret_not_found)?;
+                super::ensure_not_deleted(&secret, "PutSecretValue")?;
+                let written =
+                    values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
+                if written == values::Written::Created {
+                    secret.last_changed_at = now;
+                    tx.update_secret(&secret)?;
+                }
+                let map = tx.stages(&secret.secret_id)?;
+                let own = map
+                    .iter()
+                    .filter(|(_, v)| **v == vid)
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                Ok(Output {
+                    arn: secret.arn,
+                    name: secret.name,
+                    version_id: vid.clone(),
+                    version_stages: values::ordered_stages(own),
+                })
+            })
+            .await
+    }
+}

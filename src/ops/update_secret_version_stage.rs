@@ -1,0 +1,31 @@
+//! UpdateSecretVersionStage (placeholder: answers NotImplemented until written).
+
+use super::{Authorized, Ctx, Operation, Target};
+use crate::error::ApiError;
+
+#[derive(Debug)]
+pub struct UpdateSecretVersionStage;
+
+impl Operation for UpdateSecretVersionStage {
+    type Input = serde_json::Value;
+    type Output = serde_json::Value;
+    const NAME: &'static str = "UpdateSecretVersionStage";
+    const ACTION: &'static str = "secretsmanager:UpdateSecretVersionStage";
+    const READ_ONLY: bool = false;
+
+    fn validate(_input: &Self::Input) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn target(_input: &Self::Input) -> Target {
+        Target::Any
+    }
+
+    async fn handle(
+        _ctx: &Ctx,
+        _auth: &Authorized,
+        _input: Self::Input,
+    ) -> Result<Self::Output, ApiError> {
+        Err(crate::pipeline::not_built(Self::NAME))
+    }
+}

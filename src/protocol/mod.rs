@@ -1,0 +1,213 @@
+//! The AWS JSON 1.1 wire: which service and operation a request names, how its body is read,
+//! and how errors are written. No business rules.
+//!
+//! May depend on: `error`. Never on `store`, `policy` or actix.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The services this endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    SecretsManager,
+    Kms,
+}
+
+impl Service {
+    /// The SigV4 signing name (`secretsmanager`, `kms`).
+    pub fn signing_name(self) -> &'static str {
+        match self {
+            Self::SecretsManager => "secretsmanager",
+            Self::Kms => "kms",
+        }
+    }
+
+    /// CloudTrail's `eventSource`.
+    pub fn event_source(self) -> &'static str {
+        match self {
+            Self::SecretsManager => "secretsmanager.amazonaws.com",
+            Self::Kms => "kms.amazonaws.com",
+        }
+    }
+}
+
+/// Split `X-Amz-Target: secretsmanager.GetSecretValue` into service and operation name.
+pub fn decode_target(target: Option<&str>) -> Result<(Service, String), ApiError> {
+    let t = target.ok_or_else(|| {
+        ApiError::UnknownOperation("Missing X-Amz-Target header: no operation was named.".into())
+    })?;
+    let (prefix, op) = t.split_once('.').ok_or_else(|| unknown(t))?;
+    let service = match prefix {
+        "secretsmanager" => Service::SecretsManager,
+        "TrentService" => Service::Kms,
+        _ => return Err(unknown(t)),
+    };
+    if op.is_empty() || op.len() > 64 || !op.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(unknown(t));
+    }
+    Ok((service, op.to_owned()))
+}
+
+fn unknown(t: &str) -> ApiError {
+    let shown: String = t.chars().take(128).collect();
+    ApiError::UnknownOperation(format!(
+        "The operation `{shown}` is not known to this server."
+    ))
+}
+
+/// Accept the JSON content types the SDKs send.
+pub fn check_content_type(ct: Option<&str>) -> Result<(), ApiError> {
+    match ct.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }) {
+        None => Ok(()),
+        Some(c)
+            if c == "application/x-amz-json-1.1"
+                || c == "application/x-amz-json-1.0"
+                || c == "application/json" =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::Serialization(
+            "Content-Type must be application/x-amz-json-1.1.".into(),
+        )),
+    }
+}
+
+/// Maximum nesting accepted in a request body (AWS inputs are shallow).
+const MAX_DEPTH: usize = 32;
+
+fn too_deep(body: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parse a request body into an operation's input. An empty body is `{}`.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    if std::str::from_utf8(body).is_err() {
+        return Err(ApiError::Serialization(
+            "The request body is not valid UTF-8.".into(),
+        ));
+    }
+    if too_deep(body) {
+        return Err(ApiError::Serialization(
+            "The request body is nested too deeply.".into(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        // serde's message names the field and the expected type, never the value given.
+        let msg = e.to_string();
+        let shown: String = msg.chars().take(200).collect();
+        ApiError::Serialization(format!(
+            "Failed to read the request body: {}",
+            redact_serde(&shown)
+        ))
+    })
+}
+
+/// serde_json messages may quote string values (`invalid value: string "..."`); cut them.
+fn redact_serde(msg: &str) -> String {
+    match msg.find('"') {
+        Some(i) => {
+            let (head, _) = msg.split_at(i);
+            format!("{head}(value hidden)")
+        }
+        None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            decode_target(Some("secretsmanager.GetSecretValue")).unwrap(),
+            (Service::SecretsManager, "GetSecretValue".to_owned())
+        );
+        assert_eq!(
+            decode_target(Some("TrentService.CreateKey")).unwrap().0,
+            Service::Kms
+        );
+        for bad in [
+            "",
+            "secretsmanager",
+            "s3.GetObject",
+            "secretsmanager.",
+            "secretsmanager.a.b",
+        ] {
+            assert_eq!(
+                decode_target(Some(bad)).unwrap_err().code(),
+                "UnknownOperationException",
+                "{bad}"
+            );
+        }
+        assert!(decode_target(None).is_err());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[expect(dead_code, reason = "only parsed")]
+        secret_id: Option<String>,
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(parse_body::<In>(b"").is_ok());
+        assert!(parse_body::<In>(b"{\"SecretId\":\"a\"}").is_ok());
+        let e = parse_body::<In>(b"{\"SecretId\":5}").unwrap_err();
+        assert_eq!(e.code(), "SerializationException");
+        assert_eq!(
+            parse_body::<In>(b"{\"Secr").unwrap_err().code(),
+            "SerializationException"
+        );
+        assert_eq!(
+            parse_body::<In>(&[0xff, 0xfe]).unwrap_err().code(),
+            "SerializationException"
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            parse_body::<In>(deep.as_bytes()).unwrap_err().code(),
+            "SerializationException"
+        );
+        let e = parse_body::<In>(b"{\"SecretId\":[\"MARKER\"]}").unwrap_err();
+        assert!(!e.message().contains("MARKER"));
+    }
+}

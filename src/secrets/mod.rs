@@ -1,0 +1,298 @@
+//! Pure domain rules of Secrets Manager: names, ARNs, tokens, tags, values, labels.
+//!
+//! May depend on: `error`, `crypto::SecretBytes`. No I/O, no clock (times are passed in).
+
+pub mod filters;
+pub mod labels;
+pub mod password;
+
+use rand::Rng;
+
+use crate::error::ApiError;
+
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+pub const AWSPENDING: &str = "AWSPENDING";
+
+pub const MAX_NAME_LEN: usize = 512;
+pub const MAX_SECRET_ID_LEN: usize = 2048;
+pub const MAX_DESCRIPTION_LEN: usize = 2048;
+pub const MAX_VALUE_BYTES: usize = 65_536;
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_KEY_LEN: usize = 128;
+pub const MAX_TAG_VALUE_LEN: usize = 256;
+pub const MAX_VERSIONS: usize = 100;
+pub const DEPRECATED_MIN_AGE_MS: i64 = 24 * 3600 * 1000;
+
+/// AWS's "1 validation error detected" message for one field.
+pub fn validation(field: &str, constraint: &str) -> ApiError {
+    ApiError::Validation(format!(
+        "1 validation error detected: Value at '{field}' failed to satisfy constraint: {constraint}"
+    ))
+}
+
+/// Check a length range, answering AWS's ValidationException wording.
+pub fn check_len(field: &str, len: usize, min: usize, max: usize) -> Result<(), ApiError> {
+    if len < min {
+        return Err(validation(
+            field,
+            &format!("Member must have length greater than or equal to {min}"),
+        ));
+    }
+    if len > max {
+        return Err(validation(
+            field,
+            &format!("Member must have length less than or equal to {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)
+}
+
+/// Validate a secret name (1–512 of `[A-Za-z0-9/_+=.@-]`).
+pub fn validate_name(name: &str) -> Result<(), ApiError> {
+    check_len("name", name.chars().count(), 1, MAX_NAME_LEN)?;
+    if !name.chars().all(is_name_char) {
+        return Err(ApiError::InvalidParameter(
+            "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Validate a SecretId (name or ARN, 1–2048 chars).
+pub fn validate_secret_id(id: &str) -> Result<(), ApiError> {
+    check_len("secretId", id.chars().count(), 1, MAX_SECRET_ID_LEN)
+}
+
+/// A fresh 6-character ARN suffix.
+pub fn arn_suffix() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..6)
+        .map(|_| {
+            let i = rng.gen_range(0..ALPHABET.len());
+            ALPHABET.get(i).map_or('a', |b| char::from(*b))
+        })
+        .collect()
+}
+
+/// `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX`.
+pub fn secret_arn(region: &str, account: &str, name: &str, suffix: &str) -> String {
+    format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}")
+}
+
+/// The ARN a request names, for authorization when the secret does not exist: a full or
+/// partial ARN as given, else the partial ARN built from the name.
+pub fn would_be_arn(region: &str, account: &str, id: &str) -> String {
+    if id.starts_with("arn:") {
+        id.to_owned()
+    } else {
+        format!("arn:aws:secretsmanager:{region}:{account}:secret:{id}")
+    }
+}
+
+/// Validate a ClientRequestToken / VersionId (32–64 chars).
+pub fn validate_token(token: &str) -> Result<(), ApiError> {
+    let n = token.chars().count();
+    if !(32..=64).contains(&n) {
+        return Err(ApiError::InvalidParameter(
+            "ClientRequestToken must be 32-64 characters long.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Validate a VersionId given to a read (same 32–64 rule, AWS's validation wording).
+pub fn validate_version_id(field: &str, id: &str) -> Result<(), ApiError> {
+    check_len(field, id.chars().count(), 32, 64)
+}
+
+/// Validate a staging label (1–256 chars).
+pub fn validate_stage(field: &str, stage: &str) -> Result<(), ApiError> {
+    check_len(field, stage.chars().count(), 1, 256)
+}
+
+pub fn validate_description(d: &str) -> Result<(), ApiError> {
+    check_len("description", d.chars().count(), 0, MAX_DESCRIPTION_LEN)
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
+}
+
+/// Validate tags as given to CreateSecret/TagResource.
+pub fn validate_tags(tags: &[(String, String)]) -> Result<(), ApiError> {
+    if tags.len() > MAX_TAGS {
+        return Err(validation(
+            "tags",
+            &format!("Member must have length less than or equal to {MAX_TAGS}"),
+        ));
+    }
+    for (k, v) in tags {
+        check_len("tags.member.key", k.chars().count(), 1, MAX_TAG_KEY_LEN)?;
+        check_len("tags.member.value", v.chars().count(), 0, MAX_TAG_VALUE_LEN)?;
+        if !k.chars().all(is_tag_char) || !v.chars().all(is_tag_char) {
+            return Err(ApiError::InvalidParameter(
+                "You can't use tag keys or values that contain characters other than letters, numbers, spaces, and the following symbols: _ . : / = + - @".into(),
+            ));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(ApiError::InvalidParameter(
+                "Invalid tag key. The aws: prefix is reserved for AWS use.".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merge `new` tags into `existing` (later keys replace earlier values, order kept).
+pub fn merge_tags(
+    existing: &[(String, String)],
+    new: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = existing.to_vec();
+    for (k, v) in new {
+        match out.iter_mut().find(|(ek, _)| ek == k) {
+            Some(slot) => slot.1.clone_from(v),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
+/// Which kind of value a version holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    String,
+    Binary,
+}
+
+impl ValueKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::String => "S",
+            Self::Binary => "B",
+        }
+    }
+    pub fn from_code(c: &str) -> Option<Self> {
+        match c {
+            "S" => Some(Self::String),
+            "B" => Some(Self::Binary),
+            _ => None,
+        }
+    }
+}
+
+/// Check a secret value's size (SecretString counted in bytes, as AWS documents).
+pub fn validate_value(kind: ValueKind, bytes: &[u8]) -> Result<(), ApiError> {
+    let field = match kind {
+        ValueKind::String => "secretString",
+        ValueKind::Binary => "secretBinary",
+    };
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(validation(
+            field,
+            &format!("Member must have length less than or equal to {MAX_VALUE_BYTES}"),
+        ));
+    }
+    if kind == ValueKind::Binary && bytes.is_empty() {
+        return Err(validation(
+            field,
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    Ok(())
+}
+
+/// A recovery window: `None` means the default of 30 days.
+pub fn validate_recovery_window(days: Option<i64>, force: Option<bool>) -> Result<i64, ApiError> {
+    if force == Some(true) && days.is_some() {
+        return Err(ApiError::InvalidParameter(
+            "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
+                .into(),
+        ));
+    }
+    let d = days.unwrap_or(30);
+    if !(7..=30).contains(&d) {
+        return Err(ApiError::InvalidParameter(
+            "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).".into(),
+        ));
+    }
+    Ok(d)
+}
+
+/// The error for an operation on a secret scheduled for deletion.
+pub fn marked_for_deletion(op: &str) -> ApiError {
+    ApiError::InvalidRequest(format!(
+        "You can't perform this operation on the secret because it was marked for deletion. ({op})"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("prod/db/password").is_ok());
+        assert!(validate_name("a.b@c+d=e_f-g").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name(&"a".repeat(512)).is_ok());
+        assert!(validate_name(&"a".repeat(513)).is_err());
+        assert!(matches!(
+            validate_name("bad name"),
+            Err(ApiError::InvalidParameter(_))
+        ));
+        assert!(validate_name("ünïcode").is_err());
+    }
+
+    #[test]
+    fn arns() {
+        let s = arn_suffix();
+        assert_eq!(s.len(), 6);
+        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(arn_suffix(), arn_suffix());
+        assert_eq!(
+            secret_arn("us-east-1", "000000000000", "a/b", "AbCdEf"),
+            "arn:aws:secretsmanager:us-east-1:000000000000:secret:a/b-AbCdEf"
+        );
+    }
+
+    #[test]
+    fn tokens_and_windows() {
+        assert!(validate_token(&"x".repeat(31)).is_err());
+        assert!(validate_token(&"x".repeat(32)).is_ok());
+        assert!(validate_token(&"x".repeat(64)).is_ok());
+        assert!(validate_token(&"x".repeat(65)).is_err());
+        assert_eq!(validate_recovery_window(None, None).unwrap(), 30);
+        assert!(validate_recovery_window(Some(6), None).is_err());
+        assert!(validate_recovery_window(Some(31), None).is_err());
+        assert!(validate_recovery_window(Some(7), Some(true)).is_err());
+        assert_eq!(validate_recovery_window(None, Some(true)).unwrap(), 30);
+    }
+
+    #[test]
+    fn tags() {
+        let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert!(validate_tags(&[t("team", "payments")]).is_ok());
+        assert!(validate_tags(&[t("aws:x", "y")]).is_err());
+        assert!(validate_tags(&[t("", "y")]).is_err());
+        assert!(validate_tags(&[t(&"k".repeat(129), "y")]).is_err());
+        assert!(validate_tags(&[t("k", &"v".repeat(257))]).is_err());
+        let many: Vec<_> = (0..51).map(|i| t(&format!("k{i}"), "v")).collect();
+        assert!(validate_tags(&many).is_err());
+        let merged = merge_tags(&[t("a", "1"), t("b", "2")], &[t("b", "3"), t("c", "4")]);
+        assert_eq!(merged, vec![t("a", "1"), t("b", "3"), t("c", "4")]);
+    }
+
+    #[test]
+    fn values() {
+        assert!(validate_value(ValueKind::String, &vec![b'a'; 65_536]).is_ok());
+        assert!(validate_value(ValueKind::String, &vec![b'a'; 65_537]).is_err());
+        assert!(validate_value(ValueKind::Binary, &[]).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The HTTP edge: actix-web, `POST /` only, a body limit, the request id header, TLS.
+//! Also start-up: open the store, load the master key, bootstrap root credentials, start
+//! background jobs.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use futures_util::StreamExt;
+use rand::Rng;
+
+use crate::audit::{Auditor, Draft};
+use crate::auth::RequestHead;
+use crate::config::{ServeConfig, StoreConfig};
+use crate::crypto::envelope;
+use crate::crypto::master::MasterKeyring;
+use crate::error::ApiError;
+use crate::kms::Keyring;
+use crate::ops::{system_now_ms, Ctx};
+use crate::pipeline::Pipeline;
+use crate::store::rows::AccessKeyRow;
+use crate::store::Store;
+
+/// Largest request body accepted (a 64 KiB secret in base64 plus everything else fits).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Open the store and the master keyring for a command.
+pub fn open(cfg: &StoreConfig) -> Result<(Store, Keyring), String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create data dir `{}`: {e}", cfg.data_dir.display()))?;
+    let master = MasterKeyring::load_or_create(&cfg.master_key_file).map_err(|e| e.to_string())?;
+    let store = Store::open(&cfg.database_url).map_err(|e| e.to_string())?;
+    Ok((store, Keyring::new(master)))
+}
+
+/// The chain id of this server's audit records, kept in the data dir.
+fn chain_id(data_dir: &Path) -> Result<String, String> {
+    let p = data_dir.join("server-id");
+    match std::fs::read_to_string(&p) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&p, &id).map_err(|e| format!("cannot write `{}`: {e}", p.display()))?;
+            Ok(id)
+        }
+    }
+}
+
+fn random_string(alphabet: &[u8], n: usize) -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| {
+            alphabet
+                .get(rng.gen_range(0..alphabet.len()))
+                .map_or('A', |b| char::from(*b))
+        })
+        .collect()
+}
+
+/// On an empty store, install the root access key of the default account.
+fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result<(), String> {
+    let count = store
+        .read_blocking(|tx| Ok(tx.count_access_keys()?))
+        .map_err(|e| format!("{e:?}"))?;
+    if count > 0 {
+        return Ok(());
+    }
+    let (akid, secret, generated) = match (
+        std::env::var("STRONGROOM_ROOT_ACCESS_KEY_ID"),
+        std::env::var("STRONGROOM_ROOT_SECRET_ACCESS_KEY"),
+    ) {
+        (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => (a, zeroize::Zeroizing::new(s), false),
+        _ => (
+            format!(
+                "AKIA{}",
+                random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+            ),
+            zeroize::Zeroizing::new(random_string(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                40,
+            )),
+            true,
+        ),
+    };
+    let (sealed, mid) = keyring
+        .seal_with_master(secret.as_bytes(), &envelope::access_key_aad(&akid))
+        .map_err(|e| format!("{e:?}"))?;
+    let row = AccessKeyRow {
+        access_key_id: akid.clone(),
+        account_id: cfg.account_id.clone(),
+        user_name: None,
+        secret_sealed: sealed,
+        master_key_id: mid,
+        status: "Active".into(),
+        created_at: system_now_ms(),
+    };
+    store
+        .write_blocking(|tx| Ok(tx.insert_access_key(&row)?))
+        .map_err(|e| format!("{e:?}"))?;
+    if generated {
+        let json = zeroize::Zeroizing::new(
+            serde_json::json!({
+                "AccountId": cfg.account_id,
+                "AccessKeyId": akid,
+                "SecretAccessKey": secret.as_str(),
+            })
+            .to_string(),
+        );
+        let path = cfg.store.data_dir.join("root-credentials.json");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&path)
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        f.write_all(json.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        // Printed once, on stdout (not through tracing, which may be shipped elsewhere).
+        println!(
+            "Generated root credentials for account {} (also in {}):",
+            cfg.account_id,
+            path.display()
+        );
+        println!("{}", json.as_str());
+    }
+    tracing::info!(access_key_id = %akid, account = %cfg.account_id, "bootstrap root access key installed");
+    Ok(())
+}
+
+/// Purge secrets whose recovery window has ended, recording one audit event each.
+async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
+    let now = ctx.now_ms();
+    let due = ctx
+        .store
+        .read(move |tx| Ok(tx.secrets_due_for_purge(now)?))
+        .await?;
+    let mut n = 0;
+    for s in due {
+        let sid = s.secret_id.clone();
+        let purged = ctx
+            .store
+            .write(move |tx| match tx.secret_by_id(&sid)? {
+                Some(cur) if cur.purge_at.is_some_and(|p| p <= now) => {
+                    tx.delete_secret(&sid)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            })
+            .await?;
+        if purged {
+            n += 1;
+            let draft = Draft {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                event_time_ms: now,
+                event_source: "secretsmanager.amazonaws.com".into(),
+                event_name: "EndSecretDeletion".into(),
+                region: s.region.clone(),
+                read_only: Some(false),
+                resource_arn: Some(s.arn.clone()),
+                decision: Some("Service".into()),
+                ..Draft::default()
+            };
+            auditor.record(&draft).await?;
+        }
+    }
+    Ok(n)
+}
+
+/// Turn an actix request into the pipeline's head.
+fn head_of(req: &HttpRequest) -> RequestHead {
+    RequestHead {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().unwrap_or("").to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn reply(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(status)
+        .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status)
+        .insert_header(("x-amzn-RequestId", request_id))
+        .insert_header(("content-type", "application/x-amz-json-1.1"))
+        .body(body)
+}
+
+async fn entry(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    pipeline: web::Data<Pipeline>,
+) -> HttpResponse {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        match chunk {
+            Ok(c) => {
+                if body.len() + c.len() > MAX_BODY {
+                    let e = ApiError::RequestEntityTooLarge(format!(
+                        "Request body exceeds the maximum of {MAX_BODY} bytes."
+                    ));
+                    let id = uuid::Uuid::new_v4().to_string();
+                    return reply(e.status(), e.body().into_bytes(), &id);
+                }
+                body.extend_from_slice(&c);
+            }
+            Err(_) => {
+                let e = ApiError::Serialization("The request body could not be read.".into());
+                let id = uuid::Uuid::new_v4().to_string();
+                return reply(e.status(), e.body().into_bytes(), &id);
+            }
+        }
+    }
+    let head = head_of(&req);
+    let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let r = pipeline.handle(head, peer, &body).await;
+    reply(r.status, r.body, &r.request_id)
+}
+
+fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()));
+    let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad certificate PEM: {e}"))?;
+    let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
+        .map_err(|e| format!("bad key PEM: {e}"))?
+        .ok_or("no private key in the key file")?;
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS setup: {e}"))
+}
+
+/// Build the pipeline for a config (opens the store, bootstraps credentials).
+pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
+    let (store, keyring) = open(&cfg.store)?;
+    bootstrap_root(&store, &keyring, cfg)?;
+    let auditor = Auditor::new(store.clone(), chain_id(&cfg.store.data_dir)?);
+    let ctx = Ctx {
+        store,
+        keyring,
+        clock: Arc::new(system_now_ms),
+    };
+    Ok(Pipeline::new(ctx, auditor, cfg.regions.clone()))
+}
+
+/// Run the server until it is stopped. `on_bound` gets the bound address (tests use port 0).
+pub async fn run(
+    cfg: ServeConfig,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    let pipeline = build(&cfg)?;
+    let purge_pipeline = pipeline.clone();
+    let interval = cfg.purge_interval_secs;
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval));
+        loop {
+            tick.tick().await;
+            if let Err(e) = purge_once(&purge_pipeline.ctx, &purge_pipeline.auditor).await {
+                tracing::error!("purge job failed: {e:?}");
+            }
+        }
+    });
+    let data = web::Data::new(pipeline);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(entry))
+    })
+    .client_request_timeout(std::time::Duration::from_secs(10))
+    .client_disconnect_timeout(std::time::Duration::from_secs(5));
+    let server = match &cfg.tls {
+        Some((cert, key)) => server
+            .bind_rustls_0_23(&cfg.listen, tls_config(cert, key)?)
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
+        None => server
+            .bind(&cfg.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
+    };
+    if let Some(addr) = server.addrs().first() {
+        tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");
+        on_bound(*addr);
+    }
+    server.run().await.map_err(|e| e.to_string())
+}
+
+/// `strongroom master-key rotate`: add a new master key, re-wrap every row, drop the old key.
+pub fn rotate_master_key(cfg: &StoreConfig) -> Result<usize, String> {
+    let mut master = MasterKeyring::load(&cfg.master_key_file).map_err(|e| e.to_string())?;
+    master.add_new_active();
+    // 1. the file holds old and new keys: every row stays readable whatever happens next.
+    master
+        .save(&cfg.master_key_file)
+        .map_err(|e| e.to_string())?;
+    let store = Store::open(&cfg.database_url).map_err(|e| e.to_string())?;
+    let keyring = Keyring::new(master.clone());
+    // 2. re-wrap every row in one transaction.
+    let n = store
+        .write_blocking(|tx| keyring.reseal_all(tx))
+        .map_err(|e| format!("{e:?}"))?;
+    // 3. only the new key is needed now.
+    master.retain_active_only();
+    master
+        .save(&cfg.master_key_file)
+        .map_err(|e| e.to_string())?;
+    Ok(n)
+}

@@ -1,0 +1,137 @@
+//! Connections: one `MultiConnection` over SQLite and PostgreSQL, pools, pragmas, migrations.
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+
+/// Either backend, behind one type so queries are written once.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Sqlite(SqliteConnection),
+    Postgresql(PgConnection),
+}
+
+impl std::fmt::Debug for AnyConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(_) => f.write_str("AnyConnection::Sqlite"),
+            Self::Postgresql(_) => f.write_str("AnyConnection::Postgresql"),
+        }
+    }
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Per-connection settings for SQLite: WAL, full fsync, a busy timeout, foreign keys.
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Turn `sqlite://PATH` / `postgres://...` into (backend, URL diesel understands).
+fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(StoreError::Url(url.to_owned()));
+        }
+        Ok((Backend::Sqlite, path.to_owned()))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok((Backend::Postgres, url.to_owned()))
+    } else {
+        Err(StoreError::Url(redact_url(url)))
+    }
+}
+
+/// A URL fit for logs and errors: the password (if any) removed.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let (head, rest) = url.split_at(s + 3);
+            let creds_end = at - (s + 3);
+            let (creds, tail) = rest.split_at(creds_end);
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{head}{user}:***{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub(super) fn open_pool(
+    url: &str,
+) -> Result<(Backend, Pool<ConnectionManager<AnyConnection>>), StoreError> {
+    let (backend, conn_url) = parse_url(url)?;
+    let manager = ConnectionManager::<AnyConnection>::new(conn_url);
+    let builder = Pool::builder()
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .max_size(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        });
+    let pool = match backend {
+        Backend::Sqlite => builder.connection_customizer(Box::new(SqlitePragmas)),
+        Backend::Postgres => builder,
+    }
+    .build(manager)
+    .map_err(|e| StoreError::Pool(e.to_string()))?;
+
+    let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+    let migrations = match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS,
+        Backend::Postgres => POSTGRES_MIGRATIONS,
+    };
+    if backend == Backend::Postgres {
+        // Several servers may start together: serialise migrations with an advisory lock.
+        conn.batch_execute("SELECT pg_advisory_lock(7347201)")
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+    }
+    let res = conn
+        .run_pending_migrations(migrations)
+        .map(|_| ())
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    if backend == Backend::Postgres {
+        let _ = conn.batch_execute("SELECT pg_advisory_unlock(7347201)");
+    }
+    res?;
+    Ok((backend, pool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(parse_url("sqlite:///tmp/x.db").unwrap().0, Backend::Sqlite);
+        assert_eq!(parse_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert!(parse_url("mysql://x").is_err());
+        assert!(parse_url("sqlite://").is_err());
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        let e = parse_url("oracle://u:pw@h").unwrap_err().to_string();
+        assert!(!e.contains("pw@"), "{e}");
+    }
+}

@@ -1,0 +1,143 @@
+//! Row structs, shared with the operations as plain data (ops never see diesel itself).
+
+use diesel::prelude::*;
+
+use super::schema::{
+    access_keys, audit_events, kms_aliases, kms_key_material, kms_keys, secret_versions, secrets,
+};
+
+/// A stored access key. `secret_sealed` is the secret key sealed under a master key.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_keys)]
+pub struct AccessKeyRow {
+    pub access_key_id: String,
+    pub account_id: String,
+    pub user_name: Option<String>,
+    pub secret_sealed: Vec<u8>,
+    pub master_key_id: i32,
+    pub status: String,
+    pub created_at: i64,
+}
+
+/// A KMS key's metadata.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = kms_keys, treat_none_as_null = true)]
+pub struct KmsKeyRow {
+    pub key_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub arn: String,
+    pub description: String,
+    pub key_manager: String,
+    pub key_state: String,
+    pub created_at: i64,
+    pub deletion_date: Option<i64>,
+    pub rotation_enabled: bool,
+    pub rotation_period_days: i32,
+    pub next_rotation_at: Option<i64>,
+    pub current_term: i32,
+    pub policy: Option<String>,
+}
+
+/// One term of a KMS key's material, sealed under a master key.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = kms_key_material)]
+pub struct KmsMaterialRow {
+    pub key_id: String,
+    pub term: i32,
+    pub sealed: Vec<u8>,
+    pub master_key_id: i32,
+    pub created_at: i64,
+}
+
+/// A KMS alias.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = kms_aliases)]
+pub struct KmsAliasRow {
+    pub account_id: String,
+    pub region: String,
+    pub alias_name: String,
+    pub target_key_id: String,
+    pub created_at: i64,
+    pub last_updated_at: i64,
+}
+
+/// A secret's metadata.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = secrets, treat_none_as_null = true)]
+pub struct SecretRow {
+    pub secret_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub name: String,
+    pub arn: String,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub created_at: i64,
+    pub last_changed_at: i64,
+    pub last_accessed_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub purge_at: Option<i64>,
+    pub owning_service: Option<String>,
+    pub primary_region: Option<String>,
+    pub resource_policy: Option<String>,
+}
+
+/// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = secret_versions)]
+pub struct VersionRow {
+    pub secret_id: String,
+    pub version_id: String,
+    pub created_at: i64,
+    pub last_accessed_at: Option<i64>,
+    /// `S` (SecretString), `B` (SecretBinary) or `None` (a version without a value).
+    pub value_kind: Option<String>,
+    pub ciphertext: Option<Vec<u8>>,
+    pub wrapped_dek: Option<Vec<u8>>,
+    pub kms_key_id: Option<String>,
+    pub kms_term: Option<i32>,
+}
+
+impl std::fmt::Debug for VersionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionRow")
+            .field("secret_id", &self.secret_id)
+            .field("version_id", &self.version_id)
+            .field("created_at", &self.created_at)
+            .field("value_kind", &self.value_kind)
+            .field("kms_key_id", &self.kms_key_id)
+            .field("kms_term", &self.kms_term)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One audit record as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditRow {
+    pub chain_id: String,
+    pub seq: i64,
+    pub event_id: String,
+    pub event_time: i64,
+    pub event_name: String,
+    pub principal_arn: Option<String>,
+    pub access_key_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub resource_arn: Option<String>,
+    pub error_code: Option<String>,
+    pub decision: String,
+    pub record: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A secret with everything Describe/List show: stages by version and tags in order.
+#[derive(Debug, Clone)]
+pub struct SecretView {
+    pub secret: SecretRow,
+    /// `(version_id, stages)` for every version that carries at least one stage.
+    pub stages: Vec<(String, Vec<String>)>,
+    /// `(key, value)` in insertion order.
+    pub tags: Vec<(String, String)>,
+}

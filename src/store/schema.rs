@@ -1,0 +1,133 @@
+//! The one diesel schema for both backends (matches `migrations/*/2026-11-28-000000_init`).
+
+diesel::table! {
+    access_keys (access_key_id) {
+        access_key_id -> Text,
+        account_id -> Text,
+        user_name -> Nullable<Text>,
+        secret_sealed -> Binary,
+        master_key_id -> Integer,
+        status -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    kms_keys (key_id) {
+        key_id -> Text,
+        account_id -> Text,
+        region -> Text,
+        arn -> Text,
+        description -> Text,
+        key_manager -> Text,
+        key_state -> Text,
+        created_at -> BigInt,
+        deletion_date -> Nullable<BigInt>,
+        rotation_enabled -> Bool,
+        rotation_period_days -> Integer,
+        next_rotation_at -> Nullable<BigInt>,
+        current_term -> Integer,
+        policy -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    kms_key_material (key_id, term) {
+        key_id -> Text,
+        term -> Integer,
+        sealed -> Binary,
+        master_key_id -> Integer,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    kms_aliases (account_id, region, alias_name) {
+        account_id -> Text,
+        region -> Text,
+        alias_name -> Text,
+        target_key_id -> Text,
+        created_at -> BigInt,
+        last_updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    secrets (secret_id) {
+        secret_id -> Text,
+        account_id -> Text,
+        region -> Text,
+        name -> Text,
+        arn -> Text,
+        description -> Nullable<Text>,
+        kms_key_id -> Nullable<Text>,
+        created_at -> BigInt,
+        last_changed_at -> BigInt,
+        last_accessed_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
+        purge_at -> Nullable<BigInt>,
+        owning_service -> Nullable<Text>,
+        primary_region -> Nullable<Text>,
+        resource_policy -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    secret_versions (secret_id, version_id) {
+        secret_id -> Text,
+        version_id -> Text,
+        created_at -> BigInt,
+        last_accessed_at -> Nullable<BigInt>,
+        value_kind -> Nullable<Text>,
+        ciphertext -> Nullable<Binary>,
+        wrapped_dek -> Nullable<Binary>,
+        kms_key_id -> Nullable<Text>,
+        kms_term -> Nullable<Integer>,
+    }
+}
+
+diesel::table! {
+    secret_stages (secret_id, stage) {
+        secret_id -> Text,
+        stage -> Text,
+        version_id -> Text,
+    }
+}
+
+diesel::table! {
+    secret_tags (secret_id, tag_key) {
+        secret_id -> Text,
+        tag_key -> Text,
+        tag_value -> Text,
+        position -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_events (chain_id, seq) {
+        chain_id -> Text,
+        seq -> BigInt,
+        event_id -> Text,
+        event_time -> BigInt,
+        event_name -> Text,
+        principal_arn -> Nullable<Text>,
+        access_key_id -> Nullable<Text>,
+        source_ip -> Nullable<Text>,
+        resource_arn -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        decision -> Text,
+        record -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    secrets,
+    secret_versions,
+    secret_stages,
+    secret_tags,
+    kms_keys,
+    kms_key_material,
+    kms_aliases,
+);

@@ -1,0 +1,316 @@
+//! Secrets, versions, staging labels and tags.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+
+use super::rows::{SecretRow, SecretView, VersionRow};
+use super::schema::{secret_stages, secret_tags, secret_versions, secrets};
+use super::{StoreError, Tx};
+
+impl Tx<'_> {
+    /// Find a secret of `account`/`region` by name, full ARN or partial ARN (no suffix).
+    pub fn find_secret(
+        &mut self,
+        account: &str,
+        region: &str,
+        id: &str,
+    ) -> Result<Option<SecretRow>, StoreError> {
+        let by_arn = if id.starts_with("arn:") {
+            let found = secrets::table
+                .filter(secrets::arn.eq(id))
+                .filter(secrets::account_id.eq(account))
+                .filter(secrets::region.eq(region))
+                .select(SecretRow::as_select())
+                .first(self.conn)
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            // A partial ARN: `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME`.
+            let prefix = format!("arn:aws:secretsmanager:{region}:{account}:secret:");
+            match id.strip_prefix(&prefix) {
+                Some(name) => Some(name.to_owned()),
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
+        let name = by_arn.as_deref().unwrap_or(id);
+        let found = secrets::table
+            .filter(secrets::account_id.eq(account))
+            .filter(secrets::region.eq(region))
+            .filter(secrets::name.eq(name))
+            .select(SecretRow::as_select())
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))?;
+        Ok(found)
+    }
+
+    pub fn secret_by_id(&mut self, secret_id: &str) -> Result<Option<SecretRow>, StoreError> {
+        secrets::table
+            .find(secret_id)
+            .select(SecretRow::as_select())
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    pub fn insert_secret(&mut self, row: &SecretRow) -> Result<(), StoreError> {
+        diesel::insert_into(secrets::table)
+            .values(row)
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    pub fn update_secret(&mut self, row: &SecretRow) -> Result<(), StoreError> {
+        diesel::update(secrets::table.find(&row.secret_id))
+            .set(row)
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// Remove a secret with its versions, stages and tags.
+    pub fn delete_secret(&mut self, secret_id: &str) -> Result<(), StoreError> {
+        diesel::delete(secret_stages::table.filter(secret_stages::secret_id.eq(secret_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::delete(secret_tags::table.filter(secret_tags::secret_id.eq(secret_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::delete(secret_versions::table.filter(secret_versions::secret_id.eq(secret_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::delete(secrets::table.find(secret_id))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    pub fn insert_version(&mut self, row: &VersionRow) -> Result<(), StoreError> {
+        diesel::insert_into(secret_versions::table)
+            .values(row)
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    pub fn version(
+        &mut self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<VersionRow>, StoreError> {
+        secret_versions::table
+            .find((secret_id, version_id))
+            .select(VersionRow::as_select())
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    /// Every version of a secret, oldest first.
+    pub fn versions(&mut self, secret_id: &str) -> Result<Vec<VersionRow>, StoreError> {
+        secret_versions::table
+            .filter(secret_versions::secret_id.eq(secret_id))
+            .order((
+                secret_versions::created_at.asc(),
+                secret_versions::version_id.asc(),
+            ))
+            .select(VersionRow::as_select())
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
+    pub fn delete_version(&mut self, secret_id: &str, version_id: &str) -> Result<(), StoreError> {
+        diesel::delete(secret_versions::table.find((secret_id, version_id)))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    pub fn touch_version(
+        &mut self,
+        secret_id: &str,
+        version_id: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        diesel::update(secret_versions::table.find((secret_id, version_id)))
+            .set(secret_versions::last_accessed_at.eq(at))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::update(secrets::table.find(secret_id))
+            .set(secrets::last_accessed_at.eq(at))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// `stage -> version_id` for a secret.
+    pub fn stages(&mut self, secret_id: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows: Vec<(String, String)> = secret_stages::table
+            .filter(secret_stages::secret_id.eq(secret_id))
+            .select((secret_stages::stage, secret_stages::version_id))
+            .load(self.conn)
+            .map_err(|e| self.db(e))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The version carrying `stage`, if any.
+    pub fn stage_version(
+        &mut self,
+        secret_id: &str,
+        stage: &str,
+    ) -> Result<Option<String>, StoreError> {
+        secret_stages::table
+            .find((secret_id, stage))
+            .select(secret_stages::version_id)
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    /// Replace the whole stage map of a secret with `stages` (`stage -> version_id`).
+    pub fn replace_stages(
+        &mut self,
+        secret_id: &str,
+        stages: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        diesel::delete(secret_stages::table.filter(secret_stages::secret_id.eq(secret_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        for (stage, version) in stages {
+            diesel::insert_into(secret_stages::table)
+                .values((
+                    secret_stages::secret_id.eq(secret_id),
+                    secret_stages::stage.eq(stage),
+                    secret_stages::version_id.eq(version),
+                ))
+                .execute(self.conn)
+                .map_err(|e| self.db(e))?;
+        }
+        Ok(())
+    }
+
+    /// Tags in insertion order.
+    pub fn tags(&mut self, secret_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        secret_tags::table
+            .filter(secret_tags::secret_id.eq(secret_id))
+            .order(secret_tags::position.asc())
+            .select((secret_tags::tag_key, secret_tags::tag_value))
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
+    /// Replace a secret's tags with `tags` (in order).
+    pub fn replace_tags(
+        &mut self,
+        secret_id: &str,
+        tags: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        diesel::delete(secret_tags::table.filter(secret_tags::secret_id.eq(secret_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        for (pos, (k, v)) in (0_i64..).zip(tags.iter()) {
+            diesel::insert_into(secret_tags::table)
+                .values((
+                    secret_tags::secret_id.eq(secret_id),
+                    secret_tags::tag_key.eq(k),
+                    secret_tags::tag_value.eq(v),
+                    secret_tags::position.eq(pos),
+                ))
+                .execute(self.conn)
+                .map_err(|e| self.db(e))?;
+        }
+        Ok(())
+    }
+
+    /// A secret with its stages (grouped by version) and tags.
+    pub fn secret_view(&mut self, secret: SecretRow) -> Result<SecretView, StoreError> {
+        let stage_map = self.stages(&secret.secret_id)?;
+        let tags = self.tags(&secret.secret_id)?;
+        let mut by_version: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (stage, version) in stage_map {
+            by_version.entry(version).or_default().push(stage);
+        }
+        Ok(SecretView {
+            secret,
+            stages: by_version.into_iter().collect(),
+            tags,
+        })
+    }
+
+    /// Every secret of an account and region (with stages and tags), ordered by creation.
+    pub fn list_secret_views(
+        &mut self,
+        account: &str,
+        region: &str,
+    ) -> Result<Vec<SecretView>, StoreError> {
+        let rows: Vec<SecretRow> = secrets::table
+            .filter(secrets::account_id.eq(account))
+            .filter(secrets::region.eq(region))
+            .order((secrets::created_at.asc(), secrets::secret_id.asc()))
+            .select(SecretRow::as_select())
+            .load(self.conn)
+            .map_err(|e| self.db(e))?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.secret_id.as_str()).collect();
+        let mut stages: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        let mut tags: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            let st: Vec<(String, String, String)> = secret_stages::table
+                .filter(secret_stages::secret_id.eq_any(chunk))
+                .select((
+                    secret_stages::secret_id,
+                    secret_stages::stage,
+                    secret_stages::version_id,
+                ))
+                .load(self.conn)
+                .map_err(|e| self.db(e))?;
+            for (sid, stage, vid) in st {
+                stages
+                    .entry(sid)
+                    .or_default()
+                    .entry(vid)
+                    .or_default()
+                    .push(stage);
+            }
+            let tg: Vec<(String, String, String)> = secret_tags::table
+                .filter(secret_tags::secret_id.eq_any(chunk))
+                .order((secret_tags::secret_id.asc(), secret_tags::position.asc()))
+                .select((
+                    secret_tags::secret_id,
+                    secret_tags::tag_key,
+                    secret_tags::tag_value,
+                ))
+                .load(self.conn)
+                .map_err(|e| self.db(e))?;
+            for (sid, k, v) in tg {
+                tags.entry(sid).or_default().push((k, v));
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|secret| {
+                let st = stages.remove(&secret.secret_id).unwrap_or_default();
+                let tg = tags.remove(&secret.secret_id).unwrap_or_default();
+                SecretView {
+                    secret,
+                    stages: st.into_iter().collect(),
+                    tags: tg,
+                }
+            })
+            .collect())
+    }
+
+    /// Secrets whose recovery window has ended.
+    pub fn secrets_due_for_purge(&mut self, now: i64) -> Result<Vec<SecretRow>, StoreError> {
+        secrets::table
+            .filter(secrets::purge_at.le(now))
+            .select(SecretRow::as_select())
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+}
