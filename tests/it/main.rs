@@ -1,1 +1,11 @@
+//! The one integration test binary: real servers on 127.0.0.1:0, driven by the official
+//! `aws-sdk-secretsmanager` crate, plus raw signed requests for what the SDK will not send.
 
+mod common;
+
+mod hostile;
+mod kms;
+mod layout;
+mod protocol;
+mod sdk_secrets;
+mod store_backends;

@@ -1,0 +1,324 @@
+//! Test harness: an in-process server on a temp dir (SQLite or a fresh PostgreSQL database),
+//! an SDK client for it, and a raw SigV4 signer + HTTP/1.1 sender.
+
+#![allow(dead_code, reason = "not every test module uses every helper")]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_secretsmanager as sm;
+use aws_sdk_secretsmanager::config::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_smithy_runtime_api::client::identity::Identity;
+use strongroom::config::{ServeConfig, StoreConfig};
+
+pub const AKID: &str = "AKIAINTEGRATION00001";
+pub const SECRET: &str = "integration/secret/key/0000000000000000";
+pub const ACCOUNT: &str = "111122223333";
+/// A marker value that must never appear outside a GetSecretValue response.
+pub const MARKER: &str = "MARKER-it-9d2b7e-plaintext";
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+/// The base PostgreSQL URL from the test command, if any.
+pub fn postgres_base_url() -> Option<String> {
+    match std::env::var("STRONGROOM_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("STRONGROOM_REQUIRE_POSTGRES").is_err(),
+                "STRONGROOM_REQUIRE_POSTGRES is set but STRONGROOM_TEST_DATABASE_URL is not"
+            );
+            None
+        }
+    }
+}
+
+/// Create a fresh database next to `base` and return its URL.
+pub fn fresh_postgres_db(base: &str) -> String {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::PgConnection::establish(base).expect("connect to test PostgreSQL");
+    let name = format!("sr_it_{}", uuid::Uuid::new_v4().simple());
+    conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    match base.rfind('/') {
+        Some(i) => format!("{}/{name}", &base[..i]),
+        None => panic!("bad base url {base}"),
+    }
+}
+
+impl TestServer {
+    /// A server on embedded SQLite.
+    pub fn start() -> Self {
+        Self::start_with(None, &["us-east-1", "eu-west-1"])
+    }
+
+    /// A server on a fresh PostgreSQL database.
+    pub fn start_postgres(base: &str) -> Self {
+        Self::start_with(Some(fresh_postgres_db(base)), &["us-east-1", "eu-west-1"])
+    }
+
+    pub fn start_with(database_url: Option<String>, regions: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir: PathBuf = dir.path().join("data");
+        let database_url = database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("strongroom.db").display()));
+        let cfg = ServeConfig {
+            store: StoreConfig {
+                data_dir: data_dir.clone(),
+                database_url: database_url.clone(),
+                master_key_file: data_dir.join("master.key"),
+            },
+            listen: "127.0.0.1:0".into(),
+            tls: None,
+            account_id: ACCOUNT.into(),
+            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+            purge_interval_secs: 1,
+        };
+        // SAFETY of the env: every test server uses the same bootstrap pair.
+        std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
+        std::env::set_var("STRONGROOM_ROOT_SECRET_ACCESS_KEY", SECRET);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let sys = actix_web::rt::System::new();
+            let r = sys.block_on(strongroom::server::run(cfg, |a| {
+                let _ = tx.send(Ok(a));
+            }));
+            if let Err(e) = r {
+                let _ = tx.send(Err(e));
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start")
+            .expect("server failed to start");
+        Self {
+            addr,
+            dir,
+            database_url,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// An SDK client for region `us-east-1` with the root credentials.
+    pub fn client(&self) -> sm::Client {
+        self.client_in("us-east-1", AKID, SECRET)
+    }
+
+    pub fn client_in(&self, region: &str, akid: &str, secret: &str) -> sm::Client {
+        let conf = sm::Config::builder()
+            .behavior_version(sm::config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(sm::config::Region::new(region.to_owned()))
+            .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
+            .build();
+        sm::Client::from_conf(conf)
+    }
+
+    /// A raw request signed with the root key.
+    pub fn call(&self, target: &str, body: &str) -> RawResponse {
+        self.raw(&signed_request(target, body.as_bytes(), Signing::default()))
+    }
+
+    /// Send raw bytes of an HTTP/1.1 request and read the response.
+    pub fn raw(&self, request: &[u8]) -> RawResponse {
+        send_raw(self.addr, request)
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+    pub fn error_type(&self) -> String {
+        self.json()["__type"].as_str().unwrap_or("").to_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn send_raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+pub fn parse_response(buf: &[u8]) -> RawResponse {
+    let text = String::from_utf8_lossy(buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// How to sign a raw request.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub akid: String,
+    pub secret: String,
+    pub region: String,
+    pub service: String,
+    pub time: SystemTime,
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Self {
+            akid: AKID.into(),
+            secret: SECRET.into(),
+            region: "us-east-1".into(),
+            service: "secretsmanager".into(),
+            time: SystemTime::now(),
+            extra_headers: vec![],
+        }
+    }
+}
+
+/// A complete HTTP/1.1 request for `X-Amz-Target: target`, signed with aws-sigv4.
+pub fn signed_request(target: &str, body: &[u8], s: Signing) -> Vec<u8> {
+    let service = if target.starts_with("TrentService.") && s.service == "secretsmanager" {
+        "kms".to_owned()
+    } else {
+        s.service.clone()
+    };
+    let identity: Identity = Credentials::new(&s.akid, &s.secret, None, None, "test").into();
+    let params: aws_sigv4::http_request::SigningParams<'_> =
+        aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&s.region)
+            .name(&service)
+            .time(s.time)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+    let mut headers: Vec<(String, String)> = vec![
+        ("host".into(), "localhost".into()),
+        ("content-type".into(), "application/x-amz-json-1.1".into()),
+        ("x-amz-target".into(), target.into()),
+    ];
+    headers.extend(s.extra_headers.iter().cloned());
+    let req = SignableRequest::new(
+        "POST",
+        "http://localhost/",
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(req, &params).unwrap().into_parts();
+    let (extra, _) = instructions.into_parts();
+    for h in extra {
+        headers.push((h.name().to_owned(), h.value().to_owned()));
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"POST / HTTP/1.1\r\n");
+    for (n, v) in &headers {
+        out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The AWS error code of an SDK error.
+pub fn code<E, R>(e: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match e {
+        aws_sdk_secretsmanager::error::SdkError::ServiceError(s) => {
+            s.err().code().unwrap_or("").to_owned()
+        }
+        other => format!("not a service error: {other:?}"),
+    }
+}
+
+/// The message of an SDK error.
+pub fn message<E, R>(e: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match e {
+        aws_sdk_secretsmanager::error::SdkError::ServiceError(s) => {
+            s.err().message().unwrap_or("").to_owned()
+        }
+        other => format!("not a service error: {other:?}"),
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

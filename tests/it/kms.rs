@@ -1,0 +1,104 @@
+//! The KMS subset and customer keys protecting secrets (raw signed JSON requests).
+
+use crate::common::{code, TestServer};
+
+#[tokio::test]
+async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
+    let s = TestServer::start();
+    let r = s.call("TrentService.CreateKey", r#"{"Description":"it key"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let meta = &r.json()["KeyMetadata"];
+    let key_id = meta["KeyId"].as_str().unwrap().to_owned();
+    let key_arn = meta["Arn"].as_str().unwrap().to_owned();
+    assert_eq!(meta["KeyState"], "Enabled");
+    assert_eq!(meta["KeyManager"], "CUSTOMER");
+
+    let r = s.call(
+        "TrentService.CreateAlias",
+        &format!(r#"{{"AliasName":"alias/it-key","TargetKeyId":"{key_id}"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.call(
+        "TrentService.CreateAlias",
+        &format!(r#"{{"AliasName":"alias/it-key","TargetKeyId":"{key_id}"}}"#),
+    );
+    assert_eq!(r.error_type(), "AlreadyExistsException");
+
+    let c = s.client();
+    c.create_secret()
+        .name("kms/secret")
+        .secret_string("protected")
+        .kms_key_id("alias/it-key")
+        .send()
+        .await
+        .unwrap();
+    let d = c.describe_secret().secret_id("kms/secret").send().await.unwrap();
+    assert_eq!(d.kms_key_id(), Some(key_arn.as_str()));
+    assert_eq!(
+        c.get_secret_value().secret_id("kms/secret").send().await.unwrap().secret_string(),
+        Some("protected")
+    );
+
+    // disabled key: reads and writes fail as AWS does
+    let r = s.call("TrentService.DisableKey", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = c.get_secret_value().secret_id("kms/secret").send().await.unwrap_err();
+    assert_eq!(code(&e), "DecryptionFailure");
+    let e = c.put_secret_value().secret_id("kms/secret").secret_string("x").send().await.unwrap_err();
+    assert_eq!(code(&e), "EncryptionFailure");
+    let r = s.call("TrentService.EnableKey", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    assert_eq!(r.status, 200);
+
+    // rotation keeps old versions readable, new versions use the new material
+    let r = s.call("TrentService.RotateKeyOnDemand", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    assert_eq!(r.status, 200, "{}", r.body);
+    c.put_secret_value().secret_id("kms/secret").secret_string("after-rotation").send().await.unwrap();
+    assert_eq!(
+        c.get_secret_value().secret_id("kms/secret").send().await.unwrap().secret_string(),
+        Some("after-rotation")
+    );
+    assert_eq!(
+        c.get_secret_value()
+            .secret_id("kms/secret")
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("protected")
+    );
+
+    // listing
+    let r = s.call("TrentService.ListKeys", "{}");
+    assert!(r.body.contains(&key_id));
+    let r = s.call("TrentService.ListAliases", "{}");
+    assert!(r.body.contains("alias/it-key"));
+    // the managed key exists after a secret used the default
+    c.create_secret().name("default-key").secret_string("x").send().await.unwrap();
+    let r = s.call("TrentService.DescribeKey", r#"{"KeyId":"alias/aws/secretsmanager"}"#);
+    assert_eq!(r.json()["KeyMetadata"]["KeyManager"], "AWS");
+
+    // scheduled deletion blocks use
+    let r = s.call(
+        "TrentService.ScheduleKeyDeletion",
+        &format!(r#"{{"KeyId":"{key_id}","PendingWindowInDays":7}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = c.get_secret_value().secret_id("kms/secret").send().await.unwrap_err();
+    assert_eq!(code(&e), "DecryptionFailure");
+    let r = s.call("TrentService.CancelKeyDeletion", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    assert_eq!(r.status, 200);
+
+    // unknown keys
+    let r = s.call("TrentService.DescribeKey", r#"{"KeyId":"alias/nope"}"#);
+    assert_eq!(r.error_type(), "NotFoundException");
+    let e = c
+        .create_secret()
+        .name("bad-key")
+        .secret_string("x")
+        .kms_key_id("alias/nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(!code(&e).is_empty());
+}
