@@ -136,7 +136,7 @@ impl Pipeline {
                 service.signing_name()
             )));
         }
-        if !self.regions.iter().any(|r| *r == parsed.region) {
+        if !self.regions.contains(&parsed.region) {
             let shown: String = parsed.region.chars().take(64).collect();
             return Err(ApiError::InvalidRequest(format!(
                 "This Strongroom server does not serve region '{shown}'. It serves: {}.",

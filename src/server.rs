@@ -174,7 +174,7 @@ async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
 
 /// Turn an actix request into the pipeline's head.
 fn head_of(req: &HttpRequest) -> RequestHead {
-    RequestHead {
+    let mut head = RequestHead {
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().unwrap_or("").to_owned(),
@@ -188,7 +188,14 @@ fn head_of(req: &HttpRequest) -> RequestHead {
                 )
             })
             .collect(),
+    };
+    // HTTP/2 carries the host as `:authority`; SigV4 signs it as `host`.
+    if head.header("host").is_none() {
+        if let Some(auth) = req.uri().authority() {
+            head.headers.push(("host".into(), auth.as_str().to_owned()));
+        }
     }
+    head
 }
 
 fn reply(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {

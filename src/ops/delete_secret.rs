@@ -1,31 +1,110 @@
-//! DeleteSecret (placeholder: answers NotImplemented until written).
+//! DeleteSecret.
 
-use super::{Authorized, Ctx, Operation, Target};
+use serde::{Deserialize, Serialize};
+
+use super::{epoch_seconds, Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
+use crate::secrets;
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub recovery_window_in_days: Option<i64>,
+    pub force_delete_without_recovery: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    pub deletion_date: f64,
+}
 
 #[derive(Debug)]
 pub struct DeleteSecret;
 
 impl Operation for DeleteSecret {
-    type Input = serde_json::Value;
-    type Output = serde_json::Value;
+    type Input = Input;
+    type Output = Output;
     const NAME: &'static str = "DeleteSecret";
     const ACTION: &'static str = "secretsmanager:DeleteSecret";
     const READ_ONLY: bool = false;
 
-    fn validate(_input: &Self::Input) -> Result<(), ApiError> {
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        secrets::validate_recovery_window(
+            input.recovery_window_in_days,
+            input.force_delete_without_recovery,
+        )?;
         Ok(())
     }
 
-    fn target(_input: &Self::Input) -> Target {
-        Target::Any
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
-    async fn handle(
-        _ctx: &Ctx,
-        _auth: &Authorized,
-        _input: Self::Input,
-    ) -> Result<Self::Output, ApiError> {
-        Err(crate::pipeline::not_built(Self::NAME))
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let force = input.force_delete_without_recovery == Some(true);
+        let days = secrets::validate_recovery_window(
+            input.recovery_window_in_days,
+            input.force_delete_without_recovery,
+        )?;
+        let now = ctx.now_ms();
+        // Force-deleting a secret that does not exist succeeds, as AWS does.
+        let gone = Output {
+            arn: auth.resource_arn.clone(),
+            name: input.secret_id.clone().unwrap_or_default(),
+            deletion_date: epoch_seconds(now),
+        };
+        let Some(found) = &auth.secret else {
+            return if force {
+                Ok(gone)
+            } else {
+                Err(ApiError::secret_not_found())
+            };
+        };
+        let secret_id = found.secret_id.clone();
+        let result = ctx
+            .store
+            .write(move |tx| {
+                let Some(mut secret) = tx.secret_by_id(&secret_id)? else {
+                    return Ok(None);
+                };
+                if force {
+                    tx.delete_secret(&secret.secret_id)?;
+                    return Ok(Some(Output {
+                        arn: secret.arn,
+                        name: secret.name,
+                        deletion_date: epoch_seconds(now),
+                    }));
+                }
+                if secret.deleted_at.is_some() {
+                    return Err(ApiError::InvalidRequest(
+                        "You tried to perform the operation on a secret that's currently marked deleted.".into(),
+                    ));
+                }
+                let purge_at = now.saturating_add(days.saturating_mul(DAY_MS));
+                secret.deleted_at = Some(now);
+                secret.purge_at = Some(purge_at);
+                secret.last_changed_at = now;
+                tx.update_secret(&secret)?;
+                Ok(Some(Output {
+                    arn: secret.arn,
+                    name: secret.name,
+                    deletion_date: epoch_seconds(purge_at),
+                }))
+            })
+            .await?;
+        match result {
+            Some(out) => Ok(out),
+            // Removed between resolution and this transaction.
+            None if force => Ok(gone),
+            None => Err(ApiError::secret_not_found()),
+        }
     }
 }

@@ -1,31 +1,63 @@
-//! RestoreSecret (placeholder: answers NotImplemented until written).
+//! RestoreSecret.
+
+use serde::{Deserialize, Serialize};
 
 use super::{Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
+use crate::secrets;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+}
 
 #[derive(Debug)]
 pub struct RestoreSecret;
 
 impl Operation for RestoreSecret {
-    type Input = serde_json::Value;
-    type Output = serde_json::Value;
+    type Input = Input;
+    type Output = Output;
     const NAME: &'static str = "RestoreSecret";
     const ACTION: &'static str = "secretsmanager:RestoreSecret";
     const READ_ONLY: bool = false;
 
-    fn validate(_input: &Self::Input) -> Result<(), ApiError> {
-        Ok(())
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)
     }
 
-    fn target(_input: &Self::Input) -> Target {
-        Target::Any
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
-    async fn handle(
-        _ctx: &Ctx,
-        _auth: &Authorized,
-        _input: Self::Input,
-    ) -> Result<Self::Output, ApiError> {
-        Err(crate::pipeline::not_built(Self::NAME))
+    async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
+        let secret_id = auth.secret()?.secret_id.clone();
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                let mut secret = tx
+                    .secret_by_id(&secret_id)?
+                    .ok_or_else(ApiError::secret_not_found)?;
+                // Restoring a secret that is not scheduled for deletion succeeds (AWS does).
+                if secret.deleted_at.is_some() || secret.purge_at.is_some() {
+                    secret.deleted_at = None;
+                    secret.purge_at = None;
+                    secret.last_changed_at = now;
+                    tx.update_secret(&secret)?;
+                }
+                Ok(Output {
+                    arn: secret.arn,
+                    name: secret.name,
+                })
+            })
+            .await
     }
 }

@@ -1,31 +1,66 @@
-//! TagResource (placeholder: answers NotImplemented until written).
+//! TagResource.
 
-use super::{Authorized, Ctx, Operation, Target};
+use serde::{Deserialize, Serialize};
+
+use super::{tag_pairs, Authorized, Ctx, Operation, Tag, Target};
 use crate::error::ApiError;
+use crate::secrets;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// TagResource answers an empty object.
+#[derive(Debug, Serialize)]
+pub struct Output {}
 
 #[derive(Debug)]
 pub struct TagResource;
 
 impl Operation for TagResource {
-    type Input = serde_json::Value;
-    type Output = serde_json::Value;
+    type Input = Input;
+    type Output = Output;
     const NAME: &'static str = "TagResource";
     const ACTION: &'static str = "secretsmanager:TagResource";
     const READ_ONLY: bool = false;
 
-    fn validate(_input: &Self::Input) -> Result<(), ApiError> {
-        Ok(())
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        secrets::validate_tags(&tag_pairs(super::require_ref("tags", &input.tags)?)?)
     }
 
-    fn target(_input: &Self::Input) -> Target {
-        Target::Any
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
-    async fn handle(
-        _ctx: &Ctx,
-        _auth: &Authorized,
-        _input: Self::Input,
-    ) -> Result<Self::Output, ApiError> {
-        Err(crate::pipeline::not_built(Self::NAME))
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let secret_id = auth.secret()?.secret_id.clone();
+        let new = tag_pairs(&super::required("tags", input.tags)?)?;
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                let mut secret = tx
+                    .secret_by_id(&secret_id)?
+                    .ok_or_else(ApiError::secret_not_found)?;
+                super::ensure_not_deleted(&secret, "TagResource")?;
+                let existing = tx.tags(&secret.secret_id)?;
+                let merged = secrets::merge_tags(&existing, &new);
+                if merged.len() > secrets::MAX_TAGS {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "You can't attach more than {} tags to a secret.",
+                        secrets::MAX_TAGS
+                    )));
+                }
+                if merged != existing {
+                    tx.replace_tags(&secret.secret_id, &merged)?;
+                    secret.last_changed_at = now;
+                    tx.update_secret(&secret)?;
+                }
+                Ok(Output {})
+            })
+            .await
     }
 }

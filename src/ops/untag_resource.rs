@@ -1,31 +1,74 @@
-//! UntagResource (placeholder: answers NotImplemented until written).
+//! UntagResource.
+
+use serde::{Deserialize, Serialize};
 
 use super::{Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
+use crate::secrets;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub tag_keys: Option<Vec<String>>,
+}
+
+/// UntagResource answers an empty object.
+#[derive(Debug, Serialize)]
+pub struct Output {}
 
 #[derive(Debug)]
 pub struct UntagResource;
 
 impl Operation for UntagResource {
-    type Input = serde_json::Value;
-    type Output = serde_json::Value;
+    type Input = Input;
+    type Output = Output;
     const NAME: &'static str = "UntagResource";
     const ACTION: &'static str = "secretsmanager:UntagResource";
     const READ_ONLY: bool = false;
 
-    fn validate(_input: &Self::Input) -> Result<(), ApiError> {
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        let keys = super::require_ref("tagKeys", &input.tag_keys)?;
+        for (i, k) in keys.iter().enumerate() {
+            secrets::check_len(
+                &format!("tagKeys.{}.member", i.saturating_add(1)),
+                k.chars().count(),
+                1,
+                secrets::MAX_TAG_KEY_LEN,
+            )?;
+        }
         Ok(())
     }
 
-    fn target(_input: &Self::Input) -> Target {
-        Target::Any
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
-    async fn handle(
-        _ctx: &Ctx,
-        _auth: &Authorized,
-        _input: Self::Input,
-    ) -> Result<Self::Output, ApiError> {
-        Err(crate::pipeline::not_built(Self::NAME))
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let secret_id = auth.secret()?.secret_id.clone();
+        let keys = super::required("tagKeys", input.tag_keys)?;
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                let mut secret = tx
+                    .secret_by_id(&secret_id)?
+                    .ok_or_else(ApiError::secret_not_found)?;
+                super::ensure_not_deleted(&secret, "UntagResource")?;
+                let existing = tx.tags(&secret.secret_id)?;
+                let kept: Vec<(String, String)> = existing
+                    .iter()
+                    .filter(|(k, _)| !keys.contains(k))
+                    .cloned()
+                    .collect();
+                // Removing a key that is not attached is not an error (AWS: idempotent).
+                if kept.len() != existing.len() {
+                    tx.replace_tags(&secret.secret_id, &kept)?;
+                    secret.last_changed_at = now;
+                    tx.update_secret(&secret)?;
+                }
+                Ok(Output {})
+            })
+            .await
     }
 }

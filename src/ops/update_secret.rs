@@ -1,31 +1,145 @@
-//! UpdateSecret (placeholder: answers NotImplemented until written).
+//! UpdateSecret.
 
+use serde::{Deserialize, Serialize};
+
+use super::values::{self, SecretString};
 use super::{Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
+use crate::secrets::{self, AWSCURRENT};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub secret_binary: Option<SecretString>,
+    pub secret_string: Option<SecretString>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
 
 #[derive(Debug)]
 pub struct UpdateSecret;
 
 impl Operation for UpdateSecret {
-    type Input = serde_json::Value;
-    type Output = serde_json::Value;
+    type Input = Input;
+    type Output = Output;
     const NAME: &'static str = "UpdateSecret";
     const ACTION: &'static str = "secretsmanager:UpdateSecret";
     const READ_ONLY: bool = false;
 
-    fn validate(_input: &Self::Input) -> Result<(), ApiError> {
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        if let Some(t) = &input.client_request_token {
+            secrets::validate_token(t)?;
+        }
+        if let Some(d) = &input.description {
+            secrets::validate_description(d)?;
+        }
+        if let Some(k) = &input.kms_key_id {
+            secrets::check_len("kmsKeyId", k.chars().count(), 0, 2048)?;
+        }
+        if input.secret_string.is_some() && input.secret_binary.is_some() {
+            return Err(ApiError::InvalidParameter(
+                "You can't specify both a binary secret value and a string secret value in the same secret.".into(),
+            ));
+        }
         Ok(())
     }
 
-    fn target(_input: &Self::Input) -> Target {
-        Target::Any
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
-    async fn handle(
-        _ctx: &Ctx,
-        _auth: &Authorized,
-        _input: Self::Input,
-    ) -> Result<Self::Output, ApiError> {
-        Err(crate::pipeline::not_built(Self::NAME))
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let secret_id = auth.secret()?.secret_id.clone();
+        let value = values::take_value(input.secret_string, input.secret_binary)?;
+        // The CLI and SDKs always send a token; it only matters when a version is created.
+        let vid = input
+            .client_request_token
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let description = input.description;
+        let kms_key_id = input.kms_key_id;
+        let keyring = ctx.keyring.clone();
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                let mut secret = tx
+                    .secret_by_id(&secret_id)?
+                    .ok_or_else(ApiError::secret_not_found)?;
+                super::ensure_not_deleted(&secret, "UpdateSecret")?;
+                let mut changed = false;
+                if let Some(d) = &description {
+                    secret.description = Some(d.clone());
+                    changed = true;
+                }
+                let key_changed = match &kms_key_id {
+                    None => false,
+                    Some(id) => {
+                        let new_key = if id.is_empty() {
+                            None
+                        } else {
+                            let key = keyring
+                                .resolve(tx, &secret.account_id, &secret.region, id, now)?
+                                .ok_or_else(|| {
+                                    ApiError::InvalidParameter(format!(
+                                        "Secrets Manager can't find the specified KMS key: {id}"
+                                    ))
+                                })?;
+                            if key.key_manager == "AWS" {
+                                None
+                            } else {
+                                Some(key.key_id)
+                            }
+                        };
+                        changed = true;
+                        let differs = new_key != secret.kms_key_id;
+                        secret.kms_key_id = new_key;
+                        differs
+                    }
+                };
+                if changed {
+                    secret.last_changed_at = now;
+                    tx.update_secret(&secret)?;
+                }
+                let version_id = match &value {
+                    Some(v) => {
+                        let written = values::write_version(
+                            tx,
+                            &keyring,
+                            &secret,
+                            &vid,
+                            Some(v),
+                            &[AWSCURRENT.to_owned()],
+                            now,
+                        )?;
+                        if written == values::Written::Created && !changed {
+                            secret.last_changed_at = now;
+                            tx.update_secret(&secret)?;
+                        }
+                        Some(vid.clone())
+                    }
+                    None => None,
+                };
+                if key_changed {
+                    values::reencrypt_labelled(tx, &keyring, &secret, now)?;
+                }
+                Ok(Output {
+                    arn: secret.arn,
+                    name: secret.name,
+                    version_id,
+                })
+            })
+            .await
     }
 }

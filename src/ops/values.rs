@@ -328,3 +328,254 @@ pub fn ordered_stages(mut stages: Vec<String>) -> Vec<String> {
     });
     stages
 }
+
+/// Check an integer member's range, answering AWS's ValidationException wording
+/// (`Value '0' at 'maxResults' failed to satisfy constraint: ...`).
+pub fn check_range(field: &str, value: i64, min: i64, max: i64) -> Result<(), ApiError> {
+    let constraint = if value < min {
+        format!("Member must have value greater than or equal to {min}")
+    } else if value > max {
+        format!("Member must have value less than or equal to {max}")
+    } else {
+        return Ok(());
+    };
+    Err(ApiError::Validation(format!(
+        "1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}"
+    )))
+}
+
+/// A sort key for keyset pagination.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SortValue {
+    Num(i64),
+    Text(String),
+}
+
+/// Where a page ended: the sort key and the unique id of the last item returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub value: SortValue,
+    pub id: String,
+}
+
+const INVALID_NEXT_TOKEN: &str = "The NextToken value is invalid.";
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+/// An opaque `NextToken` for `cursor`, bound to `mode` (the listing and its ordering), so a
+/// token is only accepted back by the same kind of listing.
+pub fn encode_next_token(mode: &str, cursor: &Cursor) -> String {
+    let (tag, value) = match &cursor.value {
+        SortValue::Num(n) => ("n", n.to_string()),
+        SortValue::Text(t) => ("t", b64().encode(t.as_bytes())),
+    };
+    let inner = format!(
+        "1.{}.{tag}.{value}.{}",
+        b64().encode(mode.as_bytes()),
+        b64().encode(cursor.id.as_bytes())
+    );
+    b64().encode(inner.as_bytes())
+}
+
+/// Read back a token made by [`encode_next_token`] for the same `mode`;
+/// anything else is `InvalidNextTokenException`.
+pub fn decode_next_token(mode: &str, token: &str) -> Result<Cursor, ApiError> {
+    let bad = || ApiError::InvalidNextToken(INVALID_NEXT_TOKEN.into());
+    let raw = b64().decode(token.as_bytes()).map_err(|_| bad())?;
+    let inner = String::from_utf8(raw).map_err(|_| bad())?;
+    let text = |s: &str| -> Result<String, ApiError> {
+        let bytes = b64().decode(s.as_bytes()).map_err(|_| bad())?;
+        String::from_utf8(bytes).map_err(|_| bad())
+    };
+    let parts: Vec<&str> = inner.split('.').collect();
+    let [version, m, tag, value, id] = parts.as_slice() else {
+        return Err(bad());
+    };
+    if *version != "1" || text(m)? != mode {
+        return Err(bad());
+    }
+    let value = match *tag {
+        "n" => SortValue::Num(value.parse().map_err(|_| bad())?),
+        "t" => SortValue::Text(text(value)?),
+        _ => return Err(bad()),
+    };
+    Ok(Cursor {
+        value,
+        id: text(id)?,
+    })
+}
+
+/// One page of `items` ordered by `key` (then id), ascending or descending, starting after
+/// `after`; answers the page and, when more items follow, the cursor of its last item.
+pub fn keyset_page<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> Cursor,
+    descending: bool,
+    after: Option<&Cursor>,
+    max: usize,
+) -> (Vec<T>, Option<Cursor>) {
+    let order = |c: &Cursor| (c.value.clone(), c.id.clone());
+    items.sort_by_cached_key(|t| order(&key(t)));
+    if descending {
+        items.reverse();
+    }
+    let mut rest: Vec<T> = match after {
+        None => items,
+        Some(a) => {
+            let a = order(a);
+            items
+                .into_iter()
+                .filter(|t| {
+                    let k = order(&key(t));
+                    if descending {
+                        k < a
+                    } else {
+                        k > a
+                    }
+                })
+                .collect()
+        }
+    };
+    let more = rest.len() > max;
+    rest.truncate(max);
+    let next = if more { rest.last().map(&key) } else { None };
+    (rest, next)
+}
+
+/// Re-encrypt the versions labelled AWSCURRENT, AWSPENDING or AWSPREVIOUS under the key
+/// that now protects `secret` (UpdateSecret with a new `KmsKeyId`). Versions already under
+/// that key, and versions without a value, are left alone.
+pub fn reencrypt_labelled(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    secret: &SecretRow,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let stages = tx.stages(&secret.secret_id)?;
+    let mut ids: Vec<String> = [
+        secrets::AWSCURRENT,
+        secrets::AWSPENDING,
+        secrets::AWSPREVIOUS,
+    ]
+    .iter()
+    .filter_map(|s| stages.get(*s).cloned())
+    .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let key = secret_key(tx, keyring, secret, now_ms)?;
+    for id in ids {
+        let Some(version) = tx.version(&secret.secret_id, &id)? else {
+            continue;
+        };
+        if version.value_kind.is_none()
+            || (version.kms_key_id.as_deref() == Some(key.key_id.as_str())
+                && version.kms_term == Some(key.current_term))
+        {
+            continue;
+        }
+        let plain = open_version(tx, keyring, secret, &version)?;
+        let sealed = keyring.seal_value(tx, &key, &secret.arn, &id, plain.expose())?;
+        tx.reseal_version(
+            &secret.secret_id,
+            &id,
+            &sealed.ciphertext,
+            &sealed.wrapped_dek,
+            &key.key_id,
+            key.current_term,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    fn c(v: SortValue, id: &str) -> Cursor {
+        Cursor {
+            value: v,
+            id: id.to_owned(),
+        }
+    }
+
+    #[test]
+    fn next_token_round_trips_and_is_bound_to_its_mode() {
+        for cursor in [
+            c(SortValue::Num(-5), "a.b|c"),
+            c(SortValue::Num(i64::MIN), "x"),
+            c(SortValue::Text("prod/db.pass@x".into()), "id-1"),
+            c(SortValue::Text(String::new()), ""),
+        ] {
+            let t = encode_next_token("ListSecrets/name/asc", &cursor);
+            assert!(!t.is_empty() && t.len() <= 4096);
+            assert_eq!(
+                decode_next_token("ListSecrets/name/asc", &t).unwrap(),
+                cursor
+            );
+            assert!(matches!(
+                decode_next_token("ListSecrets/name/desc", &t),
+                Err(ApiError::InvalidNextToken(_))
+            ));
+        }
+        for garbage in ["", "!!!", "bm90IGEgdG9rZW4", "MS5hLm4uMS5i", "MS4uLi4"] {
+            assert_eq!(
+                decode_next_token("m", garbage),
+                Err(ApiError::InvalidNextToken(
+                    "The NextToken value is invalid.".into()
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn keyset_pages_cover_everything_once_in_order() {
+        // (sort value, id); ties on the value are broken by id.
+        let items: Vec<(i64, String)> = [(3, "c"), (1, "a"), (2, "b2"), (2, "b1"), (5, "e")]
+            .iter()
+            .map(|(n, s)| (*n, (*s).to_owned()))
+            .collect();
+        let key = |t: &(i64, String)| c(SortValue::Num(t.0), &t.1);
+        for descending in [false, true] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let (page, next) = keyset_page(items.clone(), key, descending, after.as_ref(), 2);
+                assert!(page.len() <= 2);
+                seen.extend(page.into_iter().map(|t| t.1));
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            let mut want = vec!["a", "b1", "b2", "c", "e"];
+            if descending {
+                want.reverse();
+            }
+            assert_eq!(seen, want);
+        }
+        // An exact fit answers no cursor; an empty list answers an empty page.
+        let (page, next) = keyset_page(items.clone(), key, false, None, 5);
+        assert_eq!(page.len(), 5);
+        assert!(next.is_none());
+        let (page, next) = keyset_page(Vec::<(i64, String)>::new(), key, false, None, 5);
+        assert!(page.is_empty() && next.is_none());
+    }
+
+    #[test]
+    fn range_messages_follow_aws() {
+        assert!(check_range("maxResults", 1, 1, 100).is_ok());
+        assert_eq!(
+            check_range("maxResults", 101, 1, 100).unwrap_err().message(),
+            "1 validation error detected: Value '101' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 100"
+        );
+        assert!(check_range("maxResults", 0, 1, 100)
+            .unwrap_err()
+            .message()
+            .ends_with("greater than or equal to 1"));
+    }
+}

@@ -314,3 +314,28 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 }
+
+impl Tx<'_> {
+    /// Replace a version's sealed value and the key that protects it (re-encryption under
+    /// another KMS key). The version id, dates and kind are kept.
+    pub fn reseal_version(
+        &mut self,
+        secret_id: &str,
+        version_id: &str,
+        ciphertext: &[u8],
+        wrapped_dek: &[u8],
+        kms_key_id: &str,
+        kms_term: i32,
+    ) -> Result<(), StoreError> {
+        diesel::update(secret_versions::table.find((secret_id, version_id)))
+            .set((
+                secret_versions::ciphertext.eq(ciphertext),
+                secret_versions::wrapped_dek.eq(wrapped_dek),
+                secret_versions::kms_key_id.eq(kms_key_id),
+                secret_versions::kms_term.eq(kms_term),
+            ))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+}

@@ -32,29 +32,69 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
         .send()
         .await
         .unwrap();
-    let d = c.describe_secret().secret_id("kms/secret").send().await.unwrap();
+    let d = c
+        .describe_secret()
+        .secret_id("kms/secret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(d.kms_key_id(), Some(key_arn.as_str()));
     assert_eq!(
-        c.get_secret_value().secret_id("kms/secret").send().await.unwrap().secret_string(),
+        c.get_secret_value()
+            .secret_id("kms/secret")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
         Some("protected")
     );
 
     // disabled key: reads and writes fail as AWS does
-    let r = s.call("TrentService.DisableKey", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    let r = s.call(
+        "TrentService.DisableKey",
+        &format!(r#"{{"KeyId":"{key_id}"}}"#),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
-    let e = c.get_secret_value().secret_id("kms/secret").send().await.unwrap_err();
+    let e = c
+        .get_secret_value()
+        .secret_id("kms/secret")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "DecryptionFailure");
-    let e = c.put_secret_value().secret_id("kms/secret").secret_string("x").send().await.unwrap_err();
+    let e = c
+        .put_secret_value()
+        .secret_id("kms/secret")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "EncryptionFailure");
-    let r = s.call("TrentService.EnableKey", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    let r = s.call(
+        "TrentService.EnableKey",
+        &format!(r#"{{"KeyId":"{key_id}"}}"#),
+    );
     assert_eq!(r.status, 200);
 
     // rotation keeps old versions readable, new versions use the new material
-    let r = s.call("TrentService.RotateKeyOnDemand", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    let r = s.call(
+        "TrentService.RotateKeyOnDemand",
+        &format!(r#"{{"KeyId":"{key_id}"}}"#),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
-    c.put_secret_value().secret_id("kms/secret").secret_string("after-rotation").send().await.unwrap();
+    c.put_secret_value()
+        .secret_id("kms/secret")
+        .secret_string("after-rotation")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
-        c.get_secret_value().secret_id("kms/secret").send().await.unwrap().secret_string(),
+        c.get_secret_value()
+            .secret_id("kms/secret")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
         Some("after-rotation")
     );
     assert_eq!(
@@ -74,8 +114,16 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
     let r = s.call("TrentService.ListAliases", "{}");
     assert!(r.body.contains("alias/it-key"));
     // the managed key exists after a secret used the default
-    c.create_secret().name("default-key").secret_string("x").send().await.unwrap();
-    let r = s.call("TrentService.DescribeKey", r#"{"KeyId":"alias/aws/secretsmanager"}"#);
+    c.create_secret()
+        .name("default-key")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap();
+    let r = s.call(
+        "TrentService.DescribeKey",
+        r#"{"KeyId":"alias/aws/secretsmanager"}"#,
+    );
     assert_eq!(r.json()["KeyMetadata"]["KeyManager"], "AWS");
 
     // scheduled deletion blocks use
@@ -84,9 +132,17 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
         &format!(r#"{{"KeyId":"{key_id}","PendingWindowInDays":7}}"#),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let e = c.get_secret_value().secret_id("kms/secret").send().await.unwrap_err();
+    let e = c
+        .get_secret_value()
+        .secret_id("kms/secret")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "DecryptionFailure");
-    let r = s.call("TrentService.CancelKeyDeletion", &format!(r#"{{"KeyId":"{key_id}"}}"#));
+    let r = s.call(
+        "TrentService.CancelKeyDeletion",
+        &format!(r#"{{"KeyId":"{key_id}"}}"#),
+    );
     assert_eq!(r.status, 200);
 
     // unknown keys

@@ -35,7 +35,10 @@ fn module_boundaries_hold() {
         }
     };
     check("policy", &["crate::store", "diesel", "actix", "tokio"]);
-    check("auth", &["crate::policy", "crate::store", "diesel", "actix"]);
+    check(
+        "auth",
+        &["crate::policy", "crate::store", "diesel", "actix"],
+    );
     check("ops", &["actix", "diesel"]);
     check("secrets", &["crate::store", "diesel", "actix"]);
     for f in files_under(&root) {
@@ -43,7 +46,11 @@ fn module_boundaries_hold() {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        assert!(!text.contains("use diesel"), "{} uses diesel outside store", f.display());
+        assert!(
+            !text.contains("use diesel"),
+            "{} uses diesel outside store",
+            f.display()
+        );
     }
 }
 
@@ -51,12 +58,28 @@ fn module_boundaries_hold() {
 async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
     let s = TestServer::start();
     let c = s.client();
-    c.create_secret().name("marked").secret_string(MARKER).send().await.unwrap();
-    c.put_secret_value().secret_id("marked").secret_string(format!("{MARKER}-2")).send().await.unwrap();
-    c.get_secret_value().secret_id("marked").send().await.unwrap();
+    c.create_secret()
+        .name("marked")
+        .secret_string(MARKER)
+        .send()
+        .await
+        .unwrap();
+    c.put_secret_value()
+        .secret_id("marked")
+        .secret_string(format!("{MARKER}-2"))
+        .send()
+        .await
+        .unwrap();
+    c.get_secret_value()
+        .secret_id("marked")
+        .send()
+        .await
+        .unwrap();
     c.create_secret()
         .name("marked-bin")
-        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(MARKER.as_bytes().to_vec()))
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(
+            MARKER.as_bytes().to_vec(),
+        ))
         .send()
         .await
         .unwrap();
@@ -74,7 +97,11 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
     // every file of the data dir (database, WAL, keys)
     for f in files_under(&s.data_dir()) {
         let bytes = std::fs::read(&f).unwrap();
-        for needle in [MARKER.as_bytes(), password.as_bytes(), crate::common::SECRET.as_bytes()] {
+        for needle in [
+            MARKER.as_bytes(),
+            password.as_bytes(),
+            crate::common::SECRET.as_bytes(),
+        ] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "plaintext found in {}",
@@ -129,7 +156,12 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         ))
         .build();
     let c2 = aws_sdk_secretsmanager::Client::from_conf(conf);
-    let v = c2.get_secret_value().secret_id("marked").send().await.unwrap();
+    let v = c2
+        .get_secret_value()
+        .secret_id("marked")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(v.secret_string(), Some(format!("{MARKER}-2").as_str()));
 }
 
@@ -155,27 +187,45 @@ fn tampering_with_the_audit_chain_is_detected() {
 fn purge_job_removes_secrets_after_their_window() {
     // The window is days long; the purge job's selection is tested through the store.
     let s = TestServer::start();
-    let r = s.call("secretsmanager.CreateSecret", r#"{"Name":"to-purge","SecretString":"x"}"#);
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        r#"{"Name":"to-purge","SecretString":"x"}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = s.call("secretsmanager.DeleteSecret", r#"{"SecretId":"to-purge","RecoveryWindowInDays":7}"#);
+    let r = s.call(
+        "secretsmanager.DeleteSecret",
+        r#"{"SecretId":"to-purge","RecoveryWindowInDays":7}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     // move the purge date into the past, as if 7 days went by
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let path = s.database_url.trim_start_matches("sqlite://").to_owned();
     let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
-    conn.batch_execute("PRAGMA busy_timeout = 5000; UPDATE secrets SET purge_at = 1 WHERE name = 'to-purge'")
-        .unwrap();
+    conn.batch_execute(
+        "PRAGMA busy_timeout = 5000; UPDATE secrets SET purge_at = 1 WHERE name = 'to-purge'",
+    )
+    .unwrap();
     // the job runs every second in tests
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let r = s.call("secretsmanager.DescribeSecret", r#"{"SecretId":"to-purge"}"#);
+        let r = s.call(
+            "secretsmanager.DescribeSecret",
+            r#"{"SecretId":"to-purge"}"#,
+        );
         if r.error_type() == "ResourceNotFoundException" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "not purged: {}", r.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not purged: {}",
+            r.body
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let r = s.call("secretsmanager.CreateSecret", r#"{"Name":"to-purge","SecretString":"y"}"#);
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        r#"{"Name":"to-purge","SecretString":"y"}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
 }

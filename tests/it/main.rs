@@ -1,3 +1,10 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step should fail the test loudly"
+)]
+
 //! The one integration test binary: real servers on 127.0.0.1:0, driven by the official
 //! `aws-sdk-secretsmanager` crate, plus raw signed requests for what the SDK will not send.
 

@@ -11,7 +11,10 @@ fn request_id_and_error_shape() {
     assert_eq!(r.status, 400);
     assert!(r.header("x-amzn-RequestId").is_some_and(|v| v.len() >= 32));
     assert_eq!(r.error_type(), "ResourceNotFoundException");
-    assert_eq!(r.json()["message"], "Secrets Manager can't find the specified secret.");
+    assert_eq!(
+        r.json()["message"],
+        "Secrets Manager can't find the specified secret."
+    );
     let ok = s.call("secretsmanager.ListSecrets", "{}");
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(ok.header("x-amzn-RequestId").is_some());
@@ -27,7 +30,10 @@ fn unknown_and_unbuilt_operations() {
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = s.call("secretsmanager.RotateSecret", r#"{"SecretId":"x"}"#);
     assert_eq!(r.error_type(), "NotImplementedException");
-    assert!(r.json()["message"].as_str().unwrap().contains("RotateSecret"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("RotateSecret"));
 }
 
 #[test]
@@ -53,7 +59,11 @@ fn malformed_bodies_are_4xx() {
 #[test]
 fn invalid_utf8_body() {
     let s = TestServer::start();
-    let req = signed_request("secretsmanager.ListSecrets", &[0xff, 0xfe, 0x7b], Signing::default());
+    let req = signed_request(
+        "secretsmanager.ListSecrets",
+        &[0xff, 0xfe, 0x7b],
+        Signing::default(),
+    );
     let r = s.raw(&req);
     assert_eq!(r.status, 400);
     assert_eq!(r.error_type(), "SerializationException");
@@ -95,7 +105,11 @@ fn unsigned_and_malformed_signatures() {
 fn tampered_and_expired_requests() {
     let s = TestServer::start();
     // body changed after signing
-    let mut req = signed_request("secretsmanager.ListSecrets", b"{\"MaxResults\":1}", Signing::default());
+    let mut req = signed_request(
+        "secretsmanager.ListSecrets",
+        b"{\"MaxResults\":1}",
+        Signing::default(),
+    );
     let n = req.len();
     req[n - 2] = b'2';
     let r = s.raw(&req);
@@ -108,14 +122,25 @@ fn tampered_and_expired_requests() {
     };
     let r = s.raw(&signed_request("secretsmanager.ListSecrets", b"{}", old));
     assert_eq!(r.error_type(), "InvalidSignatureException");
-    assert!(r.json()["message"].as_str().unwrap().starts_with("Signature expired:"), "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Signature expired:"),
+        "{}",
+        r.body
+    );
 
     // 14 minutes old is fine
     let ok = Signing {
         time: SystemTime::now() - Duration::from_secs(14 * 60),
         ..Signing::default()
     };
-    assert_eq!(s.raw(&signed_request("secretsmanager.ListSecrets", b"{}", ok)).status, 200);
+    assert_eq!(
+        s.raw(&signed_request("secretsmanager.ListSecrets", b"{}", ok))
+            .status,
+        200
+    );
 
     // signed for another service
     let other = Signing {
@@ -130,9 +155,16 @@ fn tampered_and_expired_requests() {
         akid: "AKIAUNKNOWN000000000".into(),
         ..Signing::default()
     };
-    let r = s.raw(&signed_request("secretsmanager.ListSecrets", b"{}", unknown));
+    let r = s.raw(&signed_request(
+        "secretsmanager.ListSecrets",
+        b"{}",
+        unknown,
+    ));
     assert_eq!(r.error_type(), "UnrecognizedClientException");
-    assert_eq!(r.json()["message"], "The security token included in the request is invalid.");
+    assert_eq!(
+        r.json()["message"],
+        "The security token included in the request is invalid."
+    );
 }
 
 #[test]

@@ -29,7 +29,12 @@ pub async fn lifecycle(server: &TestServer) {
     assert!(arn.starts_with(prefix), "{arn}");
     assert_eq!(arn.len(), prefix.len() + 6);
     let v1 = created.version_id().unwrap().to_owned();
-    let got = c.get_secret_value().secret_id("app/db").send().await.unwrap();
+    let got = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.secret_string(), Some(value.as_str()));
     assert_eq!(got.version_id(), Some(v1.as_str()));
     assert_eq!(got.version_stages(), ["AWSCURRENT"]);
@@ -39,18 +44,40 @@ pub async fn lifecycle(server: &TestServer) {
     let by_arn = c.get_secret_value().secret_id(&arn).send().await.unwrap();
     assert_eq!(by_arn.arn(), Some(arn.as_str()));
     let partial = &arn[..arn.len() - 7];
-    let by_partial = c.get_secret_value().secret_id(partial).send().await.unwrap();
+    let by_partial = c
+        .get_secret_value()
+        .secret_id(partial)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_partial.arn(), Some(arn.as_str()));
 
     // duplicate name
-    let dup = c.create_secret().name("app/db").secret_string("x").send().await.unwrap_err();
+    let dup = c
+        .create_secret()
+        .name("app/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&dup), "ResourceExistsException");
 
     // put: new current, previous follows
-    let put = c.put_secret_value().secret_id("app/db").secret_string("v2").send().await.unwrap();
+    let put = c
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
     let v2 = put.version_id().unwrap().to_owned();
     assert_eq!(put.version_stages(), ["AWSCURRENT"]);
-    let cur = c.get_secret_value().secret_id("app/db").send().await.unwrap();
+    let cur = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cur.secret_string(), Some("v2"));
     let prev = c
         .get_secret_value()
@@ -62,7 +89,13 @@ pub async fn lifecycle(server: &TestServer) {
     assert_eq!(prev.secret_string(), Some(value.as_str()));
     assert_eq!(prev.version_id(), Some(v1.as_str()));
     // by version id
-    let pinned = c.get_secret_value().secret_id("app/db").version_id(&v1).send().await.unwrap();
+    let pinned = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .version_id(&v1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pinned.secret_string(), Some(value.as_str()));
     let e = c
         .get_secret_value()
@@ -90,7 +123,12 @@ pub async fn lifecycle(server: &TestServer) {
         .await
         .unwrap();
     assert_eq!(pending.version_stages(), ["AWSPENDING"]);
-    let cur = c.get_secret_value().secret_id("app/db").send().await.unwrap();
+    let cur = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cur.version_id(), Some(v2.as_str()));
 
     // idempotency: same token + same value is a no-op, different value is refused
@@ -124,7 +162,12 @@ pub async fn lifecycle(server: &TestServer) {
     assert_eq!(code(&short), "InvalidParameterException");
 
     // describe
-    let d = c.describe_secret().secret_id("app/db").send().await.unwrap();
+    let d = c
+        .describe_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(d.description(), Some("the database"));
     assert_eq!(d.tags().len(), 1);
     assert!(d.kms_key_id().is_none(), "default key is omitted");
@@ -151,7 +194,12 @@ pub async fn lifecycle(server: &TestServer) {
         .send()
         .await
         .unwrap();
-    let cur = c.get_secret_value().secret_id("app/db").send().await.unwrap();
+    let cur = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cur.secret_string(), Some("v3"));
     let prev = c
         .get_secret_value()
@@ -163,8 +211,17 @@ pub async fn lifecycle(server: &TestServer) {
     assert_eq!(prev.version_id(), Some(v2.as_str()));
 
     // list versions: v1 is now deprecated (no label)
-    let versions = c.list_secret_version_ids().secret_id("app/db").send().await.unwrap();
-    let ids: Vec<_> = versions.versions().iter().filter_map(|v| v.version_id()).collect();
+    let versions = c
+        .list_secret_version_ids()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = versions
+        .versions()
+        .iter()
+        .filter_map(|v| v.version_id())
+        .collect();
     assert!(!ids.contains(&v1.as_str()), "{ids:?}");
     let all = c
         .list_secret_version_ids()
@@ -182,10 +239,21 @@ pub async fn lifecycle(server: &TestServer) {
         .send()
         .await
         .unwrap();
-    let up = c.update_secret().secret_id("app/db").secret_string("v4").send().await.unwrap();
+    let up = c
+        .update_secret()
+        .secret_id("app/db")
+        .secret_string("v4")
+        .send()
+        .await
+        .unwrap();
     assert!(up.version_id().is_some());
     assert_eq!(
-        c.get_secret_value().secret_id("app/db").send().await.unwrap().secret_string(),
+        c.get_secret_value()
+            .secret_id("app/db")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
         Some("v4")
     );
 
@@ -196,8 +264,18 @@ pub async fn lifecycle(server: &TestServer) {
         .send()
         .await
         .unwrap();
-    c.untag_resource().secret_id("app/db").tag_keys("team").send().await.unwrap();
-    let d = c.describe_secret().secret_id("app/db").send().await.unwrap();
+    c.untag_resource()
+        .secret_id("app/db")
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    let d = c
+        .describe_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     let keys: Vec<_> = d.tags().iter().filter_map(|t| t.key()).collect();
     assert_eq!(keys, ["env"]);
     assert_eq!(d.description(), Some("new description"));
@@ -210,21 +288,36 @@ pub async fn lifecycle(server: &TestServer) {
         .send()
         .await
         .unwrap();
-    let b = c.get_secret_value().secret_id("app/cert").send().await.unwrap();
+    let b = c
+        .get_secret_value()
+        .secret_id("app/cert")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(b.secret_binary().unwrap().as_ref(), bytes.as_slice());
     assert!(b.secret_string().is_none());
 
     // list with filters
     let l = c
         .list_secrets()
-        .filters(Filter::builder().key(FilterNameStringType::Name).values("app/").build())
+        .filters(
+            Filter::builder()
+                .key(FilterNameStringType::Name)
+                .values("app/")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(l.secret_list().len(), 2);
     let l = c
         .list_secrets()
-        .filters(Filter::builder().key(FilterNameStringType::Name).values("!app/c").build())
+        .filters(
+            Filter::builder()
+                .key(FilterNameStringType::Name)
+                .values("!app/c")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -232,7 +325,12 @@ pub async fn lifecycle(server: &TestServer) {
     assert_eq!(names, ["app/db"]);
     let l = c
         .list_secrets()
-        .filters(Filter::builder().key(FilterNameStringType::TagKey).values("env").build())
+        .filters(
+            Filter::builder()
+                .key(FilterNameStringType::TagKey)
+                .values("env")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -257,7 +355,10 @@ pub async fn lifecycle(server: &TestServer) {
         .unwrap();
     assert_eq!(batch.secret_values().len(), 2);
     assert_eq!(batch.errors().len(), 1);
-    assert_eq!(batch.errors()[0].error_code(), Some("ResourceNotFoundException"));
+    assert_eq!(
+        batch.errors()[0].error_code(),
+        Some("ResourceNotFoundException")
+    );
 
     // delete with a recovery window, reads refused, restore
     let e = c
@@ -269,24 +370,67 @@ pub async fn lifecycle(server: &TestServer) {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
-    let e = c.delete_secret().secret_id("app/db").recovery_window_in_days(6).send().await.unwrap_err();
+    let e = c
+        .delete_secret()
+        .secret_id("app/db")
+        .recovery_window_in_days(6)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
-    let del = c.delete_secret().secret_id("app/db").recovery_window_in_days(7).send().await.unwrap();
+    let del = c
+        .delete_secret()
+        .secret_id("app/db")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
     assert!(del.deletion_date().is_some());
-    let e = c.get_secret_value().secret_id("app/db").send().await.unwrap_err();
+    let e = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidRequestException");
-    let e = c.put_secret_value().secret_id("app/db").secret_string("x").send().await.unwrap_err();
+    let e = c
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidRequestException");
-    assert_eq!(c.list_secrets().send().await.unwrap().secret_list().len(), 1);
     assert_eq!(
-        c.list_secrets().include_planned_deletion(true).send().await.unwrap().secret_list().len(),
+        c.list_secrets().send().await.unwrap().secret_list().len(),
+        1
+    );
+    assert_eq!(
+        c.list_secrets()
+            .include_planned_deletion(true)
+            .send()
+            .await
+            .unwrap()
+            .secret_list()
+            .len(),
         2
     );
-    let e = c.create_secret().name("app/db").secret_string("x").send().await.unwrap_err();
+    let e = c
+        .create_secret()
+        .name("app/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidRequestException");
     c.restore_secret().secret_id("app/db").send().await.unwrap();
     assert_eq!(
-        c.get_secret_value().secret_id("app/db").send().await.unwrap().secret_string(),
+        c.get_secret_value()
+            .secret_id("app/db")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
         Some("v4")
     );
 
@@ -297,11 +441,29 @@ pub async fn lifecycle(server: &TestServer) {
         .send()
         .await
         .unwrap();
-    let e = c.describe_secret().secret_id("app/db").send().await.unwrap_err();
+    let e = c
+        .describe_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ResourceNotFoundException");
-    assert_eq!(message(&e), "Secrets Manager can't find the specified secret.");
-    let again = c.create_secret().name("app/db").secret_string("fresh").send().await.unwrap();
-    assert_ne!(again.arn(), Some(arn.as_str()), "a new secret gets a new suffix");
+    assert_eq!(
+        message(&e),
+        "Secrets Manager can't find the specified secret."
+    );
+    let again = c
+        .create_secret()
+        .name("app/db")
+        .secret_string("fresh")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        again.arn(),
+        Some(arn.as_str()),
+        "a new secret gets a new suffix"
+    );
     // force-deleting an unknown secret succeeds
     c.delete_secret()
         .secret_id("never-existed")
@@ -321,8 +483,17 @@ pub async fn lifecycle(server: &TestServer) {
     let pw = p.random_password().unwrap();
     assert_eq!(pw.len(), 40);
     assert!(pw.chars().all(|ch| ch.is_ascii_alphanumeric()));
-    let e = c.get_random_password().password_length(5000).send().await.unwrap_err();
-    assert!(code(&e).contains("Validation") || code(&e).contains("InvalidParameter"), "{}", code(&e));
+    let e = c
+        .get_random_password()
+        .password_length(5000)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        code(&e).contains("Validation") || code(&e).contains("InvalidParameter"),
+        "{}",
+        code(&e)
+    );
 }
 
 #[tokio::test]
@@ -336,13 +507,37 @@ async fn regions_are_separate_and_unserved_regions_refused() {
     let server = TestServer::start();
     let us = server.client();
     let eu = server.client_in("eu-west-1", crate::common::AKID, crate::common::SECRET);
-    us.create_secret().name("shared-name").secret_string("us").send().await.unwrap();
-    let e = eu.get_secret_value().secret_id("shared-name").send().await.unwrap_err();
+    us.create_secret()
+        .name("shared-name")
+        .secret_string("us")
+        .send()
+        .await
+        .unwrap();
+    let e = eu
+        .get_secret_value()
+        .secret_id("shared-name")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ResourceNotFoundException");
-    let eu_made = eu.create_secret().name("shared-name").secret_string("eu").send().await.unwrap();
-    assert!(eu_made.arn().unwrap().starts_with("arn:aws:secretsmanager:eu-west-1:"));
+    let eu_made = eu
+        .create_secret()
+        .name("shared-name")
+        .secret_string("eu")
+        .send()
+        .await
+        .unwrap();
+    assert!(eu_made
+        .arn()
+        .unwrap()
+        .starts_with("arn:aws:secretsmanager:eu-west-1:"));
     assert_eq!(
-        us.get_secret_value().secret_id("shared-name").send().await.unwrap().secret_string(),
+        us.get_secret_value()
+            .secret_id("shared-name")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
         Some("us")
     );
     let ap = server.client_in("ap-south-1", crate::common::AKID, crate::common::SECRET);
@@ -366,7 +561,13 @@ async fn authentication_errors() {
 async fn validation_errors() {
     let server = TestServer::start();
     let c = server.client();
-    let e = c.create_secret().name("bad name!").secret_string("x").send().await.unwrap_err();
+    let e = c
+        .create_secret()
+        .name("bad name!")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
     let e = c
         .create_secret()
@@ -378,9 +579,20 @@ async fn validation_errors() {
         .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
     let big = "x".repeat(65_537);
-    let e = c.create_secret().name("big").secret_string(big).send().await.unwrap_err();
+    let e = c
+        .create_secret()
+        .name("big")
+        .secret_string(big)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ValidationException");
-    c.create_secret().name("max").secret_string("x".repeat(65_536)).send().await.unwrap();
+    c.create_secret()
+        .name("max")
+        .secret_string("x".repeat(65_536))
+        .send()
+        .await
+        .unwrap();
     let e = c
         .create_secret()
         .name("reserved")
@@ -390,12 +602,25 @@ async fn validation_errors() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "InvalidParameterException");
-    let e = c.put_secret_value().secret_id("max").send().await.unwrap_err();
+    let e = c
+        .put_secret_value()
+        .secret_id("max")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "InvalidRequestException");
-    assert_eq!(message(&e), "You must provide either SecretString or SecretBinary.");
+    assert_eq!(
+        message(&e),
+        "You must provide either SecretString or SecretBinary."
+    );
     // a secret without a value
     c.create_secret().name("empty").send().await.unwrap();
-    let e = c.get_secret_value().secret_id("empty").send().await.unwrap_err();
+    let e = c
+        .get_secret_value()
+        .secret_id("empty")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ResourceNotFoundException");
     assert_eq!(
         message(&e),

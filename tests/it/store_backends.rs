@@ -16,7 +16,12 @@ async fn lifecycle_on_postgres() {
 /// consistent (exactly one AWSCURRENT, one AWSPREVIOUS), no lost update.
 async fn concurrent_puts(server: &TestServer) {
     let c = server.client();
-    c.create_secret().name("race").secret_string("v0").send().await.unwrap();
+    c.create_secret()
+        .name("race")
+        .secret_string("v0")
+        .send()
+        .await
+        .unwrap();
     let mut tasks = vec![];
     for i in 0..16 {
         let c = c.clone();
@@ -62,7 +67,11 @@ async fn concurrent_creates(server: &TestServer) {
     for i in 0..8 {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            c.create_secret().name("same-name").secret_string(format!("{i}")).send().await
+            c.create_secret()
+                .name("same-name")
+                .secret_string(format!("{i}"))
+                .send()
+                .await
         }));
     }
     let mut wins = 0;
@@ -102,7 +111,11 @@ async fn two_servers_one_postgres() {
     let a = TestServer::start_with(Some(url.clone()), &["us-east-1"]);
     let b = TestServer::start_with(Some(url), &["us-east-1"]);
     // b shares a's database (and so its root key); copy a's master key so b can read it.
-    std::fs::copy(a.data_dir().join("master.key"), b.data_dir().join("master.key")).unwrap();
+    std::fs::copy(
+        a.data_dir().join("master.key"),
+        b.data_dir().join("master.key"),
+    )
+    .unwrap();
     let b = {
         // restart b with a's key: a new server on the same data dir picks the copied key up
         let url = b.database_url.clone();
@@ -147,20 +160,37 @@ async fn two_servers_one_postgres() {
         ))
         .build();
     let cb = aws_sdk_secretsmanager::Client::from_conf(conf);
-    ca.create_secret().name("shared").secret_string("0").send().await.unwrap();
+    ca.create_secret()
+        .name("shared")
+        .secret_string("0")
+        .send()
+        .await
+        .unwrap();
     let mut tasks = vec![];
     for i in 0..12 {
         let c = if i % 2 == 0 { ca.clone() } else { cb.clone() };
         tasks.push(tokio::spawn(async move {
-            c.put_secret_value().secret_id("shared").secret_string(format!("{i}")).send().await
+            c.put_secret_value()
+                .secret_id("shared")
+                .secret_string(format!("{i}"))
+                .send()
+                .await
         }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let d = cb.describe_secret().secret_id("shared").send().await.unwrap();
+    let d = cb
+        .describe_secret()
+        .secret_id("shared")
+        .send()
+        .await
+        .unwrap();
     let stages = d.version_ids_to_stages().unwrap();
-    let currents = stages.values().filter(|s| s.contains(&"AWSCURRENT".to_owned())).count();
+    let currents = stages
+        .values()
+        .filter(|s| s.contains(&"AWSCURRENT".to_owned()))
+        .count();
     assert_eq!(currents, 1);
     let all = ca
         .list_secret_version_ids()
@@ -171,6 +201,12 @@ async fn two_servers_one_postgres() {
         .unwrap();
     assert_eq!(all.versions().len(), 13);
     // a duplicate create through the other server is refused
-    let e = cb.create_secret().name("shared").secret_string("x").send().await.unwrap_err();
+    let e = cb
+        .create_secret()
+        .name("shared")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "ResourceExistsException");
 }

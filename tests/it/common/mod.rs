@@ -47,7 +47,8 @@ pub fn fresh_postgres_db(base: &str) -> String {
     use diesel::Connection;
     let mut conn = diesel::PgConnection::establish(base).expect("connect to test PostgreSQL");
     let name = format!("sr_it_{}", uuid::Uuid::new_v4().simple());
-    conn.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    conn.batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
     match base.rfind('/') {
         Some(i) => format!("{}/{name}", &base[..i]),
         None => panic!("bad base url {base}"),
@@ -188,7 +189,11 @@ pub fn parse_response(buf: &[u8]) -> RawResponse {
     let chunked = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     RawResponse {
         status,
         headers,
@@ -274,7 +279,13 @@ pub fn signed_request(target: &str, body: &[u8], s: Signing) -> Vec<u8> {
     for (n, v) in &headers {
         out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
     }
-    out.extend_from_slice(format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(body);
     out
 }
