@@ -264,7 +264,10 @@ async fn dispatch(
             run::<batch_get_secret_value::BatchGetSecretValue>(call, draft).await
         }
         (Service::SecretsManager, name) if SM_NOT_BUILT.contains(&name) => Err(not_built(name)),
-        (Service::Kms, name) => kms_ops::dispatch(name, KmsCall { call, draft }).await,
+        (Service::Kms, name) => kms_ops::dispatch(name, ServiceCall { call, draft }).await,
+        (Service::CloudTrail, name) => {
+            cloudtrail::dispatch(name, ServiceCall { call, draft }).await
+        }
         (Service::SecretsManager, name) => Err(ApiError::UnknownOperation(format!(
             "The operation `{}` is not known to Secrets Manager.",
             name.chars().take(64).collect::<String>()
@@ -294,19 +297,20 @@ pub(crate) fn not_built(name: &str) -> ApiError {
     ))
 }
 
-/// A KMS call, handed to `ops::kms_ops::dispatch` which picks the operation type.
-pub struct KmsCall<'a, 'd> {
+/// A call to another service's operations (`ops::kms_ops::dispatch`, `ops::cloudtrail::dispatch`),
+/// which picks the operation type and runs it through the same pipeline.
+pub struct ServiceCall<'a, 'd> {
     call: Call<'a>,
     draft: &'d mut Draft,
 }
 
-impl std::fmt::Debug for KmsCall<'_, '_> {
+impl std::fmt::Debug for ServiceCall<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KmsCall")
+        f.write_str("ServiceCall")
     }
 }
 
-impl KmsCall<'_, '_> {
+impl ServiceCall<'_, '_> {
     /// Run KMS operation `O`.
     pub async fn run<O: Operation>(self) -> Result<Vec<u8>, ApiError> {
         run::<O>(self.call, self.draft).await

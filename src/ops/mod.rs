@@ -8,6 +8,7 @@
 //! `auth::Principal`. Never on actix or diesel.
 
 pub mod batch_get_secret_value;
+pub mod cloudtrail;
 pub mod create_secret;
 pub mod delete_secret;
 pub mod describe_secret;

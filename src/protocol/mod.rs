@@ -12,6 +12,7 @@ use crate::error::ApiError;
 pub enum Service {
     SecretsManager,
     Kms,
+    CloudTrail,
 }
 
 impl Service {
@@ -20,6 +21,7 @@ impl Service {
         match self {
             Self::SecretsManager => "secretsmanager",
             Self::Kms => "kms",
+            Self::CloudTrail => "cloudtrail",
         }
     }
 
@@ -28,6 +30,7 @@ impl Service {
         match self {
             Self::SecretsManager => "secretsmanager.amazonaws.com",
             Self::Kms => "kms.amazonaws.com",
+            Self::CloudTrail => "cloudtrail.amazonaws.com",
         }
     }
 }
@@ -37,10 +40,11 @@ pub fn decode_target(target: Option<&str>) -> Result<(Service, String), ApiError
     let t = target.ok_or_else(|| {
         ApiError::UnknownOperation("Missing X-Amz-Target header: no operation was named.".into())
     })?;
-    let (prefix, op) = t.split_once('.').ok_or_else(|| unknown(t))?;
+    let (prefix, op) = t.rsplit_once('.').ok_or_else(|| unknown(t))?;
     let service = match prefix {
         "secretsmanager" => Service::SecretsManager,
         "TrentService" => Service::Kms,
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101" => Service::CloudTrail,
         _ => return Err(unknown(t)),
     };
     if op.is_empty() || op.len() > 64 || !op.chars().all(|c| c.is_ascii_alphanumeric()) {

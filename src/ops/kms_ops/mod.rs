@@ -24,10 +24,10 @@ pub mod rotate_key_on_demand;
 pub mod schedule_key_deletion;
 
 use crate::error::ApiError;
-use crate::pipeline::KmsCall;
+use crate::pipeline::ServiceCall;
 
 /// Pick the KMS operation by name and run it.
-pub async fn dispatch(name: &str, call: KmsCall<'_, '_>) -> Result<Vec<u8>, ApiError> {
+pub async fn dispatch(name: &str, call: ServiceCall<'_, '_>) -> Result<Vec<u8>, ApiError> {
     match name {
         "CreateKey" => call.run::<create_key::CreateKey>().await,
         "DescribeKey" => call.run::<describe_key::DescribeKey>().await,
