@@ -67,6 +67,24 @@ impl TestServer {
     }
 
     pub fn start_with(database_url: Option<String>, regions: &[&str]) -> Self {
+        Self::start_full(database_url, regions, None)
+    }
+
+    /// A server on embedded SQLite serving HTTPS with the test certificate.
+    pub fn start_tls() -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+        Self::start_full(
+            None,
+            &["us-east-1"],
+            Some((root.join("cert.pem"), root.join("key.pem"))),
+        )
+    }
+
+    pub fn start_full(
+        database_url: Option<String>,
+        regions: &[&str],
+        tls: Option<(PathBuf, PathBuf)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir: PathBuf = dir.path().join("data");
         let database_url = database_url
@@ -78,7 +96,7 @@ impl TestServer {
                 master_key_file: data_dir.join("master.key"),
             },
             listen: "127.0.0.1:0".into(),
-            tls: None,
+            tls,
             account_id: ACCOUNT.into(),
             regions: regions.iter().map(|r| (*r).to_owned()).collect(),
             purge_interval_secs: 1,
