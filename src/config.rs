@@ -23,6 +23,16 @@ pub enum Command {
         #[command(subcommand)]
         command: MasterKeyCommand,
     },
+    /// Access keys of declared users.
+    AccessKey {
+        #[command(subcommand)]
+        command: AccessKeyCommand,
+    },
+    /// The principals-as-code directory.
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -37,9 +47,126 @@ pub enum MasterKeyCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AccessKeyCommand {
+    /// Mint a key for a user declared in the policies directory; prints it as JSON once.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The principals-as-code directory.
+        #[arg(long, env = "STRONGROOM_POLICIES", default_value = "./policies")]
+        policies: PathBuf,
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        user: String,
+    },
+    /// List keys (never their secrets), one JSON object per line.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Make a key inactive (requests with it are refused).
+    Deactivate {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        access_key_id: String,
+    },
+    /// Make an inactive key active again.
+    Activate {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        access_key_id: String,
+    },
+    /// Delete a key for good.
+    Delete {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        access_key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Check a policies directory offline; exits non-zero on any problem.
+    Validate {
+        /// The directory to check.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit hash chains; exits non-zero at the first broken record.
-    Verify(StoreArgs),
+    /// Check the hash chains and signed digests; report the first record modified, deleted,
+    /// inserted or reordered (and truncation or forged digests); exit non-zero if any.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Trust digests signed by this public key file (hex); repeatable. Default: the
+        /// `audit-signing.pub` beside the master key.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
+        /// Only this chain (a server id).
+        #[arg(long)]
+        chain: Option<String>,
+    },
+    /// Search the records, newest first.
+    Query {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only calls by this principal ARN.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Only denied requests.
+        #[arg(long)]
+        denied: bool,
+        /// Only requests that failed with this error code.
+        #[arg(long)]
+        error_code: Option<String>,
+        /// Only requests from this address.
+        #[arg(long)]
+        source_ip: Option<String>,
+        /// Only requests on secrets whose ARN (if it starts with `arn:`) or name starts so.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Not before this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Not after this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many records.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// `table` or `jsonl` (one CloudTrail record per line).
+        #[arg(long, default_value = "table", value_parser = ["table", "jsonl"])]
+        format: String,
+    },
+    /// Write new records as CloudTrail-style gzip'd JSON files (incremental).
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The export directory (also holds the export state).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Export, then delete records older than a number of days under a signed anchor.
+    Prune {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Age in days beyond which records are removed.
+        #[arg(long)]
+        older_than: u32,
+        /// The export directory records go to before deletion.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Where the data lives (shared by every command).
@@ -81,6 +208,9 @@ pub struct ServeArgs {
     /// Seconds between runs of the purge job (secrets past their recovery window).
     #[arg(long, env = "STRONGROOM_PURGE_INTERVAL")]
     pub purge_interval: Option<u64>,
+    /// The principals-as-code directory (accounts, users, roles, policies).
+    #[arg(long, env = "STRONGROOM_POLICIES")]
+    pub policies: Option<PathBuf>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -96,6 +226,7 @@ struct FileConfig {
     account_id: Option<String>,
     regions: Option<Vec<String>>,
     purge_interval: Option<u64>,
+    policies: Option<PathBuf>,
 }
 
 /// Resolved store settings.
@@ -115,6 +246,8 @@ pub struct ServeConfig {
     pub account_id: String,
     pub regions: Vec<String>,
     pub purge_interval_secs: u64,
+    /// The principals-as-code directory; `None` or missing means root credentials only.
+    pub policies: Option<PathBuf>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -214,6 +347,12 @@ impl ServeArgs {
                 .or(f.purge_interval)
                 .unwrap_or(60)
                 .max(1),
+            policies: Some(
+                self.policies
+                    .clone()
+                    .or(f.policies)
+                    .unwrap_or_else(|| PathBuf::from("./policies")),
+            ),
         })
     }
 }

@@ -36,6 +36,14 @@ pub enum ApiError {
     IncompleteSignature(String),
     InvalidSignature(String),
     UnrecognizedClient(String),
+    ExpiredToken(String),
+    // --- STS ---
+    InvalidIdentityToken(String),
+    IdpRejectedClaim(String),
+    // --- CloudTrail ---
+    InvalidLookupAttributes(String),
+    InvalidTimeRange(String),
+    InvalidMaxResults(String),
     // --- KMS ---
     KmsNotFound(String),
     KmsAlreadyExists(String),
@@ -75,6 +83,12 @@ impl ApiError {
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
             Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::ExpiredToken(_) => "ExpiredTokenException",
+            Self::InvalidIdentityToken(_) => "InvalidIdentityTokenException",
+            Self::IdpRejectedClaim(_) => "IDPRejectedClaimException",
+            Self::InvalidLookupAttributes(_) => "InvalidLookupAttributesException",
+            Self::InvalidTimeRange(_) => "InvalidTimeRangeException",
+            Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
             Self::KmsNotFound(_) => "NotFoundException",
             Self::KmsAlreadyExists(_) => "AlreadyExistsException",
             Self::KmsDisabled(_) => "DisabledException",
@@ -110,6 +124,12 @@ impl ApiError {
             | Self::IncompleteSignature(_)
             | Self::InvalidSignature(_)
             | Self::UnrecognizedClient(_)
+            | Self::ExpiredToken(_)
+            | Self::InvalidIdentityToken(_)
+            | Self::IdpRejectedClaim(_)
+            | Self::InvalidLookupAttributes(_)
+            | Self::InvalidTimeRange(_)
+            | Self::InvalidMaxResults(_)
             | Self::KmsNotFound(_)
             | Self::KmsAlreadyExists(_)
             | Self::KmsDisabled(_)
@@ -150,6 +170,12 @@ impl ApiError {
             | Self::IncompleteSignature(m)
             | Self::InvalidSignature(m)
             | Self::UnrecognizedClient(m)
+            | Self::ExpiredToken(m)
+            | Self::InvalidIdentityToken(m)
+            | Self::IdpRejectedClaim(m)
+            | Self::InvalidLookupAttributes(m)
+            | Self::InvalidTimeRange(m)
+            | Self::InvalidMaxResults(m)
             | Self::KmsNotFound(m)
             | Self::KmsAlreadyExists(m)
             | Self::KmsDisabled(m)

@@ -5,9 +5,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod identity;
 pub mod kms;
 pub mod ops;
 pub mod pipeline;

@@ -1,7 +1,8 @@
 //! The `strongroom` binary: parse flags, init logging, run a command.
 
 use clap::Parser;
-use strongroom::config::{AuditCommand, Cli, Command, MasterKeyCommand};
+use strongroom::cli::KeyChange;
+use strongroom::config::{AccessKeyCommand, Cli, Command, MasterKeyCommand, PoliciesCommand};
 
 fn fail(msg: &str) -> std::process::ExitCode {
     eprintln!("strongroom: {msg}");
@@ -41,21 +42,61 @@ fn main() -> std::process::ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Audit {
-            command: AuditCommand::Verify(a),
-        } => {
-            let r = a.resolve().and_then(|c| {
-                let store =
-                    strongroom::store::Store::open(&c.database_url).map_err(|e| e.to_string())?;
-                strongroom::audit::verify(&store)
-            });
+        Command::AccessKey { command } => {
+            let r = match command {
+                AccessKeyCommand::Create {
+                    store,
+                    policies,
+                    account,
+                    user,
+                } => store.resolve().and_then(|c| {
+                    strongroom::cli::create_access_key(&c, &policies, &account, &user)
+                }),
+                AccessKeyCommand::List {
+                    store,
+                    account,
+                    user,
+                } => store.resolve().and_then(|c| {
+                    strongroom::cli::list_access_keys(&c, account.as_deref(), user.as_deref())
+                }),
+                AccessKeyCommand::Deactivate {
+                    store,
+                    access_key_id,
+                } => store.resolve().and_then(|c| {
+                    strongroom::cli::change_access_key(&c, &access_key_id, KeyChange::Deactivate)
+                }),
+                AccessKeyCommand::Activate {
+                    store,
+                    access_key_id,
+                } => store.resolve().and_then(|c| {
+                    strongroom::cli::change_access_key(&c, &access_key_id, KeyChange::Activate)
+                }),
+                AccessKeyCommand::Delete {
+                    store,
+                    access_key_id,
+                } => store.resolve().and_then(|c| {
+                    strongroom::cli::change_access_key(&c, &access_key_id, KeyChange::Delete)
+                }),
+            };
             match r {
-                Ok(n) => {
-                    println!("audit chain verified: {n} records");
+                Ok(out) => {
+                    if !out.is_empty() {
+                        println!("{out}");
+                    }
                     std::process::ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),
             }
         }
+        Command::Policies {
+            command: PoliciesCommand::Validate { dir },
+        } => match strongroom::cli::validate_policies(&dir) {
+            Ok(msg) => {
+                println!("{msg}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Audit { command } => strongroom::audit::cli::run(command),
     }
 }

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::audit::{self, Auditor, Draft};
+use crate::auth::session;
 use crate::auth::sigv4::{self, SigningKeyCache};
 use crate::auth::{AuthError, Credential, Principal, RequestHead, SecretAccessKey};
 use crate::crypto::envelope;
 use crate::error::ApiError;
+use crate::identity::live::Live;
 use crate::ops::{self, Authorized, Ctx, Operation, Scope, Target};
 use crate::policy::{self, AuthzRequest};
 use crate::protocol::{self, Service};
@@ -22,8 +24,19 @@ pub struct Pipeline {
     pub ctx: Ctx,
     pub auditor: Auditor,
     pub regions: Arc<Vec<String>>,
+    pub identities: Arc<Live>,
     signing_keys: Arc<SigningKeyCache>,
-    credentials: Arc<Mutex<HashMap<String, (Credential, i64)>>>,
+    credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
+}
+
+/// An access key as stored: its secret, owner and status (the principal is built per
+/// request from the live directory, so a reload takes effect at once).
+#[derive(Debug, Clone)]
+struct StoredKey {
+    secret: SecretAccessKey,
+    account: String,
+    user_name: Option<String>,
+    active: bool,
 }
 
 /// How long a looked-up credential is trusted before it is read again.
@@ -35,14 +48,16 @@ pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
     pub request_id: String,
+    pub content_type: &'static str,
 }
 
 impl Pipeline {
-    pub fn new(ctx: Ctx, auditor: Auditor, regions: Vec<String>) -> Self {
+    pub fn new(ctx: Ctx, auditor: Auditor, regions: Vec<String>, identities: Arc<Live>) -> Self {
         Self {
             ctx,
             auditor,
             regions: Arc::new(regions),
+            identities,
             signing_keys: Arc::new(SigningKeyCache::new()),
             credentials: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -60,7 +75,12 @@ impl Pipeline {
                 .map(|u| u.chars().take(256).collect()),
             ..Draft::default()
         };
-        let result = self.run(&head, body, &mut draft).await;
+        let query = protocol::is_query(head.header("x-amz-target"), head.header("content-type"));
+        let result = if query {
+            self.run_query(&head, body, &mut draft).await
+        } else {
+            self.run(&head, body, &mut draft).await
+        };
         if let Err(e) = &result {
             draft.error_code = Some(e.code().to_owned());
             draft.error_message = Some(e.message().to_owned());
@@ -75,17 +95,77 @@ impl Pipeline {
                 Err(ApiError::internal("audit write failed"))
             }
         };
+        let content_type = if query {
+            "text/xml"
+        } else {
+            "application/x-amz-json-1.1"
+        };
         match result {
             Ok(body) => Reply {
                 status: 200,
                 body,
                 request_id,
+                content_type,
             },
+            Err(e) if query => {
+                let ns = if draft.event_source == Service::Iam.event_source() {
+                    Service::Iam.xml_namespace()
+                } else {
+                    Service::Sts.xml_namespace()
+                };
+                let (status, body) = protocol::query::error_body(ns, &e, &request_id);
+                Reply {
+                    status,
+                    body,
+                    request_id,
+                    content_type,
+                }
+            }
             Err(e) => Reply {
                 status: e.status(),
                 body: e.body().into_bytes(),
                 request_id,
+                content_type,
             },
+        }
+    }
+
+    /// A Query-protocol request (STS, IAM): form body, XML answer.
+    async fn run_query(
+        &self,
+        head: &RequestHead,
+        body: &[u8],
+        draft: &mut Draft,
+    ) -> Result<Vec<u8>, ApiError> {
+        if head.method != "POST" {
+            return Err(ApiError::UnknownOperation("Only POST / is served.".into()));
+        }
+        let form = protocol::query::parse_form(body)?;
+        let action = form
+            .get("Action")
+            .ok_or_else(|| ApiError::UnknownOperation("Missing Action parameter.".into()))?
+            .to_owned();
+        draft.event_name = action.chars().take(64).collect();
+        draft.request_parameters = safe_form_parameters(&form);
+        let parsed = sigv4::parse(head)?;
+        let service = protocol::query_service(&parsed.service).ok_or_else(|| {
+            ApiError::InvalidSignature(
+                "Credential should be scoped to correct service: 'sts' or 'iam'. ".into(),
+            )
+        })?;
+        draft.event_source = service.event_source().to_owned();
+        let principal = self.authenticate(head, body, service, draft).await?;
+        draft.principal = Some(principal.clone());
+        let call = ops::sts::QueryCall {
+            pipeline: self,
+            principal,
+            region: draft.region.clone(),
+            form: &form,
+            request_id: &draft.request_id.clone(),
+        };
+        match service {
+            Service::Sts => ops::sts::dispatch(&action, call, draft).await,
+            _ => Err(not_built(&action)),
         }
     }
 
@@ -143,7 +223,11 @@ impl Pipeline {
                 self.regions.join(", ")
             )));
         }
-        let cred = self.credential(&parsed.access_key_id).await?;
+        let cred = if parsed.access_key_id.starts_with("ASIA") {
+            self.session_credential(head, &parsed.access_key_id)?
+        } else {
+            self.credential(&parsed.access_key_id).await?
+        };
         if !cred.active {
             return Err(AuthError::UnknownKey.into());
         }
@@ -152,24 +236,99 @@ impl Pipeline {
         Ok(cred.principal)
     }
 
-    /// The credential of an access key id (cached for a few seconds).
+    /// The credential of a temporary (STS) access key: the session token carries it.
+    fn session_credential(&self, head: &RequestHead, akid: &str) -> Result<Credential, ApiError> {
+        let token = head
+            .header("x-amz-security-token")
+            .ok_or(AuthError::UnknownKey)?;
+        let keyring = &self.ctx.keyring;
+        let claims = session::decode_token(token, akid, self.ctx.now_ms(), |id, sealed| {
+            keyring
+                .open_with_master(id, sealed, session::TOKEN_AAD)
+                .ok()
+        })
+        .map_err(|e| match e {
+            session::TokenError::Expired => ApiError::ExpiredToken(
+                "The security token included in the request is expired".into(),
+            ),
+            session::TokenError::Invalid => AuthError::UnknownKey.into(),
+        })?;
+        let dir = self.identities.get();
+        let role = dir
+            .role_by_arn(&claims.role_arn)
+            .ok_or(AuthError::UnknownKey)?;
+        Ok(Credential {
+            secret: claims.secret_key(),
+            principal: claims.principal(&role.tags),
+            active: true,
+        })
+    }
+
+    /// The principal owning a stored key, from the directory in force. A key whose user is
+    /// no longer declared is refused like an unknown key.
+    fn principal_of(&self, key: &StoredKey, access_key_id: &str) -> Option<Principal> {
+        match &key.user_name {
+            None => Some(Principal::root(&key.account, access_key_id)),
+            Some(name) => {
+                let dir = self.identities.get();
+                let u = dir.user(&key.account, name)?;
+                Some(Principal::user(
+                    &u.account,
+                    &u.arn,
+                    &u.user_id,
+                    &u.name,
+                    u.tags.clone(),
+                    access_key_id,
+                ))
+            }
+        }
+    }
+
+    /// The credential of an access key id (the stored key cached for a few seconds).
     async fn credential(&self, access_key_id: &str) -> Result<Credential, ApiError> {
         let now = self.ctx.now_ms();
-        {
+        let cached = {
             let cache = self
                 .credentials
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((c, at)) = cache.get(access_key_id) {
-                if now - at < CREDENTIAL_TTL_MS {
-                    return Ok(c.clone());
+            cache
+                .get(access_key_id)
+                .filter(|(_, at)| now - at < CREDENTIAL_TTL_MS)
+                .map(|(k, _)| k.clone())
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let key = self
+                    .load_key(access_key_id)
+                    .await?
+                    .ok_or(AuthError::UnknownKey)?;
+                let mut cache = self
+                    .credentials
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if cache.len() > 10_000 {
+                    cache.clear();
                 }
+                cache.insert(access_key_id.to_owned(), (key.clone(), now));
+                key
             }
-        }
+        };
+        let principal = self
+            .principal_of(&key, access_key_id)
+            .ok_or(AuthError::UnknownKey)?;
+        Ok(Credential {
+            secret: key.secret,
+            principal,
+            active: key.active,
+        })
+    }
+
+    async fn load_key(&self, access_key_id: &str) -> Result<Option<StoredKey>, ApiError> {
         let id = access_key_id.to_owned();
         let keyring = self.ctx.keyring.clone();
-        let cred = self
-            .ctx
+        self.ctx
             .store
             .read(move |tx| {
                 let Some(row) = tx.access_key(&id)? else {
@@ -181,27 +340,14 @@ impl Pipeline {
                     &envelope::access_key_aad(&row.access_key_id),
                 )?;
                 let secret = String::from_utf8(secret.to_vec()).map_err(ApiError::internal)?;
-                let principal = match &row.user_name {
-                    None => Principal::root(&row.account_id, &row.access_key_id),
-                    Some(_) => return Ok(None), // users arrive with the identities issue
-                };
-                Ok(Some(Credential {
+                Ok(Some(StoredKey {
                     secret: SecretAccessKey::new(secret),
-                    principal,
+                    account: row.account_id,
+                    user_name: row.user_name,
                     active: row.status == "Active",
                 }))
             })
-            .await?
-            .ok_or(AuthError::UnknownKey)?;
-        let mut cache = self
-            .credentials
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(access_key_id.to_owned(), (cred.clone(), now));
-        Ok(cred)
+            .await
     }
 }
 
@@ -268,11 +414,42 @@ async fn dispatch(
         (Service::CloudTrail, name) => {
             cloudtrail::dispatch(name, ServiceCall { call, draft }).await
         }
+        (Service::Sts | Service::Iam, name) => Err(ApiError::UnknownOperation(format!(
+            "`{}` is a Query-protocol operation; send it form-encoded.",
+            name.chars().take(64).collect::<String>()
+        ))),
         (Service::SecretsManager, name) => Err(ApiError::UnknownOperation(format!(
             "The operation `{}` is not known to Secrets Manager.",
             name.chars().take(64).collect::<String>()
         ))),
     }
+}
+
+/// Query parameters that may be recorded as given (never tokens, secrets or policies).
+fn safe_form_parameters(form: &protocol::query::Form) -> serde_json::Value {
+    const SAFE: &[&str] = &[
+        "Action",
+        "Version",
+        "RoleArn",
+        "RoleSessionName",
+        "DurationSeconds",
+        "ExternalId",
+        "PolicySourceArn",
+        "ActionNames.member.1",
+        "ResourceArns.member.1",
+    ];
+    serde_json::Value::Object(
+        form.params
+            .iter()
+            .filter(|(k, _)| SAFE.contains(&k.as_str()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::Value::String(v.chars().take(512).collect()),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Secrets Manager operations that exist on AWS but are not built here yet.

@@ -16,6 +16,7 @@ use crate::config::{ServeConfig, StoreConfig};
 use crate::crypto::envelope;
 use crate::crypto::master::MasterKeyring;
 use crate::error::ApiError;
+use crate::identity::live::{Live, Reload};
 use crate::kms::Keyring;
 use crate::ops::{system_now_ms, Ctx};
 use crate::pipeline::Pipeline;
@@ -172,6 +173,77 @@ async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
     Ok(n)
 }
 
+/// Record a policy-set reload (accepted or refused) in the log and the audit trail.
+async fn record_reload(pipeline: &Pipeline, outcome: Reload, trigger: &str) {
+    let (decision, message) = match &outcome {
+        Reload::Unchanged => return,
+        Reload::Accepted { fingerprint } => {
+            tracing::info!(trigger, fingerprint = %fingerprint, "policies reloaded");
+            ("Accepted", None)
+        }
+        Reload::Refused { errors } => {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            tracing::error!(
+                trigger,
+                "policies reload refused; previous set stays in force:\n{}",
+                lines.join("\n")
+            );
+            ("Refused", Some(lines.join("; ")))
+        }
+    };
+    let draft = Draft {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        event_time_ms: pipeline.ctx.now_ms(),
+        event_source: "strongroom.local".into(),
+        event_name: "ReloadPolicies".into(),
+        read_only: Some(false),
+        decision: Some(decision.into()),
+        decision_reason: Some(trigger.into()),
+        error_code: message.as_ref().map(|_| "PolicySetRefused".to_owned()),
+        error_message: message,
+        ..Draft::default()
+    };
+    if let Err(e) = pipeline.auditor.record(&draft).await {
+        tracing::error!("could not audit a policy reload: {e:?}");
+    }
+}
+
+/// Reload the policies directory when its files change (polled) and on SIGHUP.
+fn spawn_policy_watcher(pipeline: &Pipeline) {
+    if pipeline.identities.root().is_none() {
+        return;
+    }
+    let p = pipeline.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let ids = Arc::clone(&p.identities);
+            if let Ok(outcome) = tokio::task::spawn_blocking(move || ids.reload(false)).await {
+                record_reload(&p, outcome, "file change").await;
+            }
+        }
+    });
+    #[cfg(unix)]
+    {
+        let p = pipeline.clone();
+        actix_web::rt::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                tracing::error!("cannot listen for SIGHUP");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let ids = Arc::clone(&p.identities);
+                if let Ok(outcome) = tokio::task::spawn_blocking(move || ids.reload(true)).await {
+                    record_reload(&p, outcome, "SIGHUP").await;
+                }
+            }
+        });
+    }
+}
+
 /// Turn an actix request into the pipeline's head.
 fn head_of(req: &HttpRequest) -> RequestHead {
     let mut head = RequestHead {
@@ -199,11 +271,15 @@ fn head_of(req: &HttpRequest) -> RequestHead {
 }
 
 fn reply(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
+    reply_as(status, body, request_id, "application/x-amz-json-1.1")
+}
+
+fn reply_as(status: u16, body: Vec<u8>, request_id: &str, content_type: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .insert_header(("x-amzn-RequestId", request_id))
-        .insert_header(("content-type", "application/x-amz-json-1.1"))
+        .insert_header(("content-type", content_type))
         .body(body)
 }
 
@@ -235,7 +311,7 @@ async fn entry(
     let head = head_of(&req);
     let peer = req.peer_addr().map(|a| a.ip().to_string());
     let r = pipeline.handle(head, peer, &body).await;
-    reply(r.status, r.body, &r.request_id)
+    reply_as(r.status, r.body, &r.request_id, r.content_type)
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
@@ -265,7 +341,16 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         keyring,
         clock: Arc::new(system_now_ms),
     };
-    Ok(Pipeline::new(ctx, auditor, cfg.regions.clone()))
+    let identities = Live::open(cfg.policies.as_deref()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("the policies directory has errors:\n{}", lines.join("\n"))
+    })?;
+    Ok(Pipeline::new(
+        ctx,
+        auditor,
+        cfg.regions.clone(),
+        Arc::new(identities),
+    ))
 }
 
 /// Run the server until it is stopped. `on_bound` gets the bound address (tests use port 0).
@@ -285,6 +370,7 @@ pub async fn run(
             }
         }
     });
+    spawn_policy_watcher(&pipeline);
     let data = web::Data::new(pipeline);
     let server = HttpServer::new(move || {
         App::new()

@@ -3,6 +3,7 @@
 //! May depend on: `crypto::SecretBytes` types, `error`. Never on `policy`, `store` or actix:
 //! the pipeline looks the access key up and hands the credential in.
 
+pub mod session;
 pub mod sigv4;
 
 use std::fmt;
@@ -48,9 +49,27 @@ pub struct Principal {
     pub account_id: String,
     pub arn: String,
     pub kind: PrincipalKind,
-    /// `aws:userid`: the account id for root, the unique id for users.
+    /// `aws:userid`: the account id for root, the unique id for users, `ROLEID:session` for
+    /// role sessions.
     pub user_id: String,
     pub access_key_id: String,
+    /// `aws:username` for users; the session name for role sessions.
+    pub name: Option<String>,
+    /// The role's ARN (with its path) for role sessions.
+    pub role_arn: Option<String>,
+    /// Principal tags (session tags over entity tags).
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// For sessions: who issued them and when (epoch milliseconds).
+    pub session: Option<SessionContext>,
+}
+
+/// Where a temporary session came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionContext {
+    /// `sts.amazonaws.com` for AssumeRole, the JWT issuer for web identity.
+    pub issuer: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
 }
 
 impl Principal {
@@ -62,6 +81,32 @@ impl Principal {
             kind: PrincipalKind::Root,
             user_id: account_id.to_owned(),
             access_key_id: access_key_id.to_owned(),
+            name: None,
+            role_arn: None,
+            tags: std::collections::BTreeMap::new(),
+            session: None,
+        }
+    }
+
+    /// An IAM user.
+    pub fn user(
+        account_id: &str,
+        arn: &str,
+        user_id: &str,
+        name: &str,
+        tags: std::collections::BTreeMap<String, String>,
+        access_key_id: &str,
+    ) -> Self {
+        Self {
+            account_id: account_id.to_owned(),
+            arn: arn.to_owned(),
+            kind: PrincipalKind::User,
+            user_id: user_id.to_owned(),
+            access_key_id: access_key_id.to_owned(),
+            name: Some(name.to_owned()),
+            role_arn: None,
+            tags,
+            session: None,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod list_secret_version_ids;
 pub mod list_secrets;
 pub mod put_secret_value;
 pub mod restore_secret;
+pub mod sts;
 pub mod tag_resource;
 pub mod untag_resource;
 pub mod update_secret;

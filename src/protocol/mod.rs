@@ -3,6 +3,8 @@
 //!
 //! May depend on: `error`. Never on `store`, `policy` or actix.
 
+pub mod query;
+
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -13,6 +15,8 @@ pub enum Service {
     SecretsManager,
     Kms,
     CloudTrail,
+    Sts,
+    Iam,
 }
 
 impl Service {
@@ -22,6 +26,8 @@ impl Service {
             Self::SecretsManager => "secretsmanager",
             Self::Kms => "kms",
             Self::CloudTrail => "cloudtrail",
+            Self::Sts => "sts",
+            Self::Iam => "iam",
         }
     }
 
@@ -31,6 +37,37 @@ impl Service {
             Self::SecretsManager => "secretsmanager.amazonaws.com",
             Self::Kms => "kms.amazonaws.com",
             Self::CloudTrail => "cloudtrail.amazonaws.com",
+            Self::Sts => "sts.amazonaws.com",
+            Self::Iam => "iam.amazonaws.com",
+        }
+    }
+}
+
+/// Whether a request speaks the Query protocol (form body, no `X-Amz-Target`): STS and IAM.
+pub fn is_query(target: Option<&str>, content_type: Option<&str>) -> bool {
+    target.is_none()
+        && content_type.is_some_and(|c| {
+            c.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// The Query-protocol service a SigV4 signing name selects.
+pub fn query_service(signing_name: &str) -> Option<Service> {
+    match signing_name {
+        "sts" => Some(Service::Sts),
+        "iam" => Some(Service::Iam),
+        _ => None,
+    }
+}
+
+impl Service {
+    /// The XML namespace of a Query-protocol service.
+    pub fn xml_namespace(self) -> &'static str {
+        match self {
+            Self::Iam => "https://iam.amazonaws.com/doc/2010-05-08/",
+            _ => "https://sts.amazonaws.com/doc/2011-06-15/",
         }
     }
 }

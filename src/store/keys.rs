@@ -55,3 +55,24 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 }
+
+impl Tx<'_> {
+    pub fn set_access_key_status(
+        &mut self,
+        access_key_id: &str,
+        status: &str,
+    ) -> Result<(), StoreError> {
+        diesel::update(access_keys::table.find(access_key_id))
+            .set(access_keys::status.eq(status))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    pub fn delete_access_key(&mut self, access_key_id: &str) -> Result<(), StoreError> {
+        diesel::delete(access_keys::table.find(access_key_id))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+}

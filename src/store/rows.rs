@@ -130,6 +130,13 @@ pub struct AuditRow {
     pub record: String,
     pub prev_hash: String,
     pub hash: String,
+    /// Query columns, derived from `record` (see `audit::index`; `verify` re-derives them).
+    pub account_id: Option<String>,
+    pub event_source: Option<String>,
+    pub read_only: Option<bool>,
+    pub user_name: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_name: Option<String>,
 }
 
 /// A secret with everything Describe/List show: stages by version and tags in order.
@@ -140,4 +147,55 @@ pub struct SecretView {
     pub stages: Vec<(String, Vec<String>)>,
     /// `(key, value)` in insertion order.
     pub tags: Vec<(String, String)>,
+}
+
+/// A signed statement about an audit chain: a digest (`kind = "digest"`: records
+/// `seq_from..=seq_to` end with `last_hash`) or a prune anchor (`kind = "anchor"`: records up
+/// to `seq_to` were exported and deleted; the last had `last_hash`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::audit_digests)]
+pub struct AuditDigestRow {
+    pub chain_id: String,
+    pub kind: String,
+    pub seq_from: i64,
+    pub seq_to: i64,
+    pub last_hash: String,
+    pub record_count: i64,
+    pub created_at: i64,
+    /// First 16 hex digits of SHA-256 of the public key.
+    pub key_id: String,
+    /// The Ed25519 public key, hex.
+    pub public_key: String,
+    /// Ed25519 signature over `audit::digest_payload`, hex.
+    pub signature: String,
+}
+
+/// Which audit records to read, newest first. Every `Some` field must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// The recipient account (LookupEvents' scope).
+    pub account_id: Option<String>,
+    pub event_id: Option<String>,
+    pub event_name: Option<String>,
+    pub event_source: Option<String>,
+    pub read_only: Option<bool>,
+    pub user_name: Option<String>,
+    pub access_key_id: Option<String>,
+    pub resource_type: Option<String>,
+    /// Matches the resource ARN or the resource's short name exactly.
+    pub resource_name: Option<String>,
+    /// A prefix of the resource ARN (when it starts with `arn:`) or of its short name.
+    pub resource_prefix: Option<String>,
+    pub principal_arn: Option<String>,
+    /// Only records whose authorization decision was `Deny`.
+    pub denied_only: bool,
+    pub error_code: Option<String>,
+    pub source_ip: Option<String>,
+    /// Inclusive lower bound, epoch milliseconds.
+    pub since_ms: Option<i64>,
+    /// Inclusive upper bound, epoch milliseconds.
+    pub until_ms: Option<i64>,
+    /// Keyset cursor: only records strictly older than `(event_time, chain_id, seq)`.
+    pub before: Option<(i64, String, i64)>,
+    pub limit: i64,
 }

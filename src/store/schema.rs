@@ -119,6 +119,12 @@ diesel::table! {
         record -> Text,
         prev_hash -> Text,
         hash -> Text,
+        account_id -> Nullable<Text>,
+        event_source -> Nullable<Text>,
+        read_only -> Nullable<Bool>,
+        user_name -> Nullable<Text>,
+        resource_type -> Nullable<Text>,
+        resource_name -> Nullable<Text>,
     }
 }
 
@@ -131,3 +137,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     kms_key_material,
     kms_aliases,
 );
+
+diesel::table! {
+    audit_digests (chain_id, kind, seq_to) {
+        chain_id -> Text,
+        kind -> Text,
+        seq_from -> BigInt,
+        seq_to -> BigInt,
+        last_hash -> Text,
+        record_count -> BigInt,
+        created_at -> BigInt,
+        key_id -> Text,
+        public_key -> Text,
+        signature -> Text,
+    }
+}

@@ -134,6 +134,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         account_id: crate::common::ACCOUNT.into(),
         regions: vec!["us-east-1".into()],
         purge_interval_secs: 60,
+        policies: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -10,7 +10,9 @@
 
 mod common;
 
+mod audit;
 mod hostile;
+mod identity;
 mod kms;
 mod layout;
 mod protocol;

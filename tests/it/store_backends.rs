@@ -135,6 +135,7 @@ async fn two_servers_one_postgres() {
             account_id: crate::common::ACCOUNT.into(),
             regions: vec!["us-east-1".into()],
             purge_interval_secs: 1,
+            policies: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -70,6 +70,11 @@ impl TestServer {
         Self::start_full(database_url, regions, None)
     }
 
+    /// A server on embedded SQLite with a principals-as-code directory.
+    pub fn start_with_policies(policies: &std::path::Path) -> Self {
+        Self::start_configured(None, &["us-east-1"], None, Some(policies.to_path_buf()))
+    }
+
     /// A server on embedded SQLite serving HTTPS with the test certificate.
     pub fn start_tls() -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
@@ -84,6 +89,15 @@ impl TestServer {
         database_url: Option<String>,
         regions: &[&str],
         tls: Option<(PathBuf, PathBuf)>,
+    ) -> Self {
+        Self::start_configured(database_url, regions, tls, None)
+    }
+
+    pub fn start_configured(
+        database_url: Option<String>,
+        regions: &[&str],
+        tls: Option<(PathBuf, PathBuf)>,
+        policies: Option<PathBuf>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir: PathBuf = dir.path().join("data");
@@ -100,6 +114,7 @@ impl TestServer {
             account_id: ACCOUNT.into(),
             regions: regions.iter().map(|r| (*r).to_owned()).collect(),
             purge_interval_secs: 1,
+            policies,
         };
         // SAFETY of the env: every test server uses the same bootstrap pair.
         std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
@@ -146,6 +161,15 @@ impl TestServer {
             .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
             .build();
         sm::Client::from_conf(conf)
+    }
+
+    /// The store settings of this server (for offline commands).
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            data_dir: self.data_dir(),
+            database_url: self.database_url.clone(),
+            master_key_file: self.data_dir().join("master.key"),
+        }
     }
 
     /// A raw request signed with the root key.
@@ -241,6 +265,7 @@ pub struct Signing {
     pub service: String,
     pub time: SystemTime,
     pub extra_headers: Vec<(String, String)>,
+    pub session_token: Option<String>,
 }
 
 impl Default for Signing {
@@ -252,18 +277,38 @@ impl Default for Signing {
             service: "secretsmanager".into(),
             time: SystemTime::now(),
             extra_headers: vec![],
+            session_token: None,
         }
     }
 }
 
+/// A complete form-encoded (Query protocol) request, signed with aws-sigv4.
+pub fn signed_query(form: &str, s: Signing) -> Vec<u8> {
+    signed_any(
+        None,
+        "application/x-www-form-urlencoded; charset=utf-8",
+        form.as_bytes(),
+        s,
+    )
+}
+
 /// A complete HTTP/1.1 request for `X-Amz-Target: target`, signed with aws-sigv4.
 pub fn signed_request(target: &str, body: &[u8], s: Signing) -> Vec<u8> {
-    let service = if target.starts_with("TrentService.") && s.service == "secretsmanager" {
-        "kms".to_owned()
-    } else {
-        s.service.clone()
+    signed_any(Some(target), "application/x-amz-json-1.1", body, s)
+}
+
+fn signed_any(target: Option<&str>, content_type: &str, body: &[u8], s: Signing) -> Vec<u8> {
+    let service = match target {
+        Some(t) if t.starts_with("TrentService.") && s.service == "secretsmanager" => {
+            "kms".to_owned()
+        }
+        Some(t) if t.starts_with("com.amazonaws.cloudtrail") && s.service == "secretsmanager" => {
+            "cloudtrail".to_owned()
+        }
+        _ => s.service.clone(),
     };
-    let identity: Identity = Credentials::new(&s.akid, &s.secret, None, None, "test").into();
+    let identity: Identity =
+        Credentials::new(&s.akid, &s.secret, s.session_token.clone(), None, "test").into();
     let params: aws_sigv4::http_request::SigningParams<'_> =
         aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
@@ -276,9 +321,11 @@ pub fn signed_request(target: &str, body: &[u8], s: Signing) -> Vec<u8> {
             .into();
     let mut headers: Vec<(String, String)> = vec![
         ("host".into(), "localhost".into()),
-        ("content-type".into(), "application/x-amz-json-1.1".into()),
-        ("x-amz-target".into(), target.into()),
+        ("content-type".into(), content_type.into()),
     ];
+    if let Some(t) = target {
+        headers.push(("x-amz-target".into(), t.into()));
+    }
     headers.extend(s.extra_headers.iter().cloned());
     let req = SignableRequest::new(
         "POST",

@@ -1,0 +1,150 @@
+//! protocol_decode: the AWS JSON 1.1 request decoding never panics and stays consistent.
+//!
+//! Input: `X-Amz-Target value \n body`. Properties:
+//! - `decode_target` never panics; `Ok((service, op))` only for `<service prefix>.<op>` with a
+//!   known prefix and an alphanumeric op of 1..=64 characters, and recomposing gives the input
+//!   back; every error is `UnknownOperationException` with a bounded message.
+//! - `parse_body::<Value>` agrees with `serde_json` (differential): an all-whitespace body is
+//!   `{}`; otherwise it succeeds exactly when the body is UTF-8, serde_json accepts it and it
+//!   nests at most 32 levels, and then yields the same value. Errors are
+//!   `SerializationException` and never quote a value (no `"` in the message).
+//! - every operation's `Input` type: parse, then `validate` and `target`, never panic; a parse
+//!   error never quotes a value either.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use strongroom::ops::kms_ops::{
+    cancel_key_deletion::CancelKeyDeletion, create_alias::CreateAlias, create_key::CreateKey,
+    delete_alias::DeleteAlias, describe_key::DescribeKey, disable_key::DisableKey,
+    disable_key_rotation::DisableKeyRotation, enable_key::EnableKey,
+    enable_key_rotation::EnableKeyRotation, get_key_rotation_status::GetKeyRotationStatus,
+    list_aliases::ListAliases, list_key_rotations::ListKeyRotations, list_keys::ListKeys,
+    rotate_key_on_demand::RotateKeyOnDemand, schedule_key_deletion::ScheduleKeyDeletion,
+};
+use strongroom::ops::{
+    batch_get_secret_value::BatchGetSecretValue, create_secret::CreateSecret,
+    delete_secret::DeleteSecret, describe_secret::DescribeSecret,
+    get_random_password::GetRandomPassword, get_secret_value::GetSecretValue,
+    list_secret_version_ids::ListSecretVersionIds, list_secrets::ListSecrets,
+    put_secret_value::PutSecretValue, restore_secret::RestoreSecret, tag_resource::TagResource,
+    untag_resource::UntagResource, update_secret::UpdateSecret,
+    update_secret_version_stage::UpdateSecretVersionStage, Operation,
+};
+use strongroom::protocol::{decode_target, parse_body, Service};
+
+fn prefix(s: Service) -> &'static str {
+    match s {
+        Service::SecretsManager => "secretsmanager",
+        Service::Kms => "TrentService",
+        Service::CloudTrail => "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",
+    }
+}
+
+fn check_target(t: &str) {
+    match decode_target(Some(t)) {
+        Ok((service, op)) => {
+            assert!(!op.is_empty() && op.len() <= 64, "op length {}", op.len());
+            assert!(op.chars().all(|c| c.is_ascii_alphanumeric()), "op {op:?}");
+            assert_eq!(format!("{}.{op}", prefix(service)), t);
+        }
+        Err(e) => {
+            assert_eq!(e.code(), "UnknownOperationException");
+            // At most 128 characters of the target are echoed.
+            assert!(e.message().chars().count() <= 128 + 64, "{}", e.message());
+        }
+    }
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn check_value_body(body: &[u8]) {
+    let ours = parse_body::<Value>(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        assert_eq!(ours.expect("empty body is {}"), serde_json::json!({}));
+        return;
+    }
+    let utf8 = std::str::from_utf8(body).is_ok();
+    let reference = serde_json::from_slice::<Value>(body);
+    match (&ours, &reference) {
+        (Ok(a), Ok(b)) => {
+            assert!(utf8);
+            assert_eq!(a, b);
+            assert!(depth(b) <= 32, "accepted depth {}", depth(b));
+        }
+        (Ok(_), Err(e)) => panic!("parse_body accepted what serde_json rejects: {e}"),
+        (Err(e), Ok(b)) => {
+            assert_eq!(e.code(), "SerializationException");
+            assert!(
+                !utf8 || depth(b) > 32,
+                "parse_body rejected valid JSON of depth {}: {}",
+                depth(b),
+                e.message()
+            );
+        }
+        (Err(e), Err(_)) => assert_eq!(e.code(), "SerializationException"),
+    }
+    if let Err(e) = &ours {
+        assert!(!e.message().contains('"'), "error quotes a value: {}", e.message());
+    }
+}
+
+fn check_op<O: Operation>(body: &[u8]) {
+    match parse_body::<O::Input>(body) {
+        Ok(input) => {
+            let _ = O::validate(&input);
+            let _ = O::target(&input);
+        }
+        Err(e) => {
+            assert_eq!(e.code(), "SerializationException", "{}", O::NAME);
+            assert!(!e.message().contains('"'), "{}: error quotes a value: {}", O::NAME, e.message());
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let (target, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&data[..0], data),
+    };
+    assert!(decode_target(None).is_err());
+    check_target(&String::from_utf8_lossy(target));
+
+    check_value_body(body);
+
+    check_op::<BatchGetSecretValue>(body);
+    check_op::<CreateSecret>(body);
+    check_op::<DeleteSecret>(body);
+    check_op::<DescribeSecret>(body);
+    check_op::<GetRandomPassword>(body);
+    check_op::<GetSecretValue>(body);
+    check_op::<ListSecretVersionIds>(body);
+    check_op::<ListSecrets>(body);
+    check_op::<PutSecretValue>(body);
+    check_op::<RestoreSecret>(body);
+    check_op::<TagResource>(body);
+    check_op::<UntagResource>(body);
+    check_op::<UpdateSecret>(body);
+    check_op::<UpdateSecretVersionStage>(body);
+    check_op::<CancelKeyDeletion>(body);
+    check_op::<CreateAlias>(body);
+    check_op::<CreateKey>(body);
+    check_op::<DeleteAlias>(body);
+    check_op::<DescribeKey>(body);
+    check_op::<DisableKey>(body);
+    check_op::<DisableKeyRotation>(body);
+    check_op::<EnableKey>(body);
+    check_op::<EnableKeyRotation>(body);
+    check_op::<GetKeyRotationStatus>(body);
+    check_op::<ListAliases>(body);
+    check_op::<ListKeyRotations>(body);
+    check_op::<ListKeys>(body);
+    check_op::<RotateKeyOnDemand>(body);
+    check_op::<ScheduleKeyDeletion>(body);
+});

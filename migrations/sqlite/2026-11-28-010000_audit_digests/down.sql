@@ -1,0 +1,15 @@
+DROP TABLE audit_digests;
+DROP INDEX audit_events_ip;
+DROP INDEX audit_events_error;
+DROP INDEX audit_events_decision;
+DROP INDEX audit_events_acct_res;
+DROP INDEX audit_events_acct_akid;
+DROP INDEX audit_events_acct_user;
+DROP INDEX audit_events_acct_name;
+DROP INDEX audit_events_acct_time;
+ALTER TABLE audit_events DROP COLUMN resource_name;
+ALTER TABLE audit_events DROP COLUMN resource_type;
+ALTER TABLE audit_events DROP COLUMN user_name;
+ALTER TABLE audit_events DROP COLUMN read_only;
+ALTER TABLE audit_events DROP COLUMN event_source;
+ALTER TABLE audit_events DROP COLUMN account_id;

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+#
+# scripts/crash.sh — crash-safety test: concurrent writers, SIGKILL, restart, check.
+#
+# Usage: scripts/crash.sh [sqlite|postgres|both]      (default: both)
+#
+# For each backend, runs tests/crash/crash_test.py: CRASH_CYCLES (default 20) cycles of
+# start server → check everything acknowledged so far → concurrent boto3 writers →
+# SIGKILL at a random moment → `strongroom audit verify` on the crashed data; then a final
+# restart and a full check (see the docstring of tests/crash/crash_test.py).
+#
+# Uses target/debug/strongroom (override with STRONGROOM_BIN) and .venv/ (boto3), both made
+# by scripts/test.sh. The PostgreSQL run starts a throwaway server with scripts/pg.sh, or uses
+# the database named by CRASH_DATABASE_URL when set (it must be empty or a previous crash run's).
+#
+# Knobs: CRASH_CYCLES (20), CRASH_WRITERS (4), CRASH_MIN_RUN / CRASH_MAX_RUN (seconds of
+# writing before the kill: 0.2 / 1.5), CRASH_SEED (random), CRASH_KEEP=1 keeps the data
+# directories (always kept, and printed, on failure).
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+MODE="${1:-both}"
+case "$MODE" in
+    sqlite | postgres | both) ;;
+    -h | --help)
+        sed -n '3,20p' "${BASH_SOURCE[0]}"
+        exit 0
+        ;;
+    *)
+        echo "crash.sh: unknown backend '$MODE' (sqlite|postgres|both)" >&2
+        exit 2
+        ;;
+esac
+
+BIN="${STRONGROOM_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/strongroom}"
+PYTHON="$ROOT/.venv/bin/python"
+[[ -x "$BIN" ]] || { echo "crash: server binary not found: $BIN (run cargo build --bins)" >&2; exit 1; }
+[[ -x "$PYTHON" ]] || { echo "crash: $PYTHON not found (run scripts/test.sh to create .venv)" >&2; exit 1; }
+
+# Loopback only; never through a proxy; no developer AWS configuration.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}" no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}"
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ENDPOINT_URL AWS_CA_BUNDLE
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+
+args=(--bin "$BIN" --cycles "${CRASH_CYCLES:-20}" --writers "${CRASH_WRITERS:-4}"
+    --min-run "${CRASH_MIN_RUN:-0.2}" --max-run "${CRASH_MAX_RUN:-1.5}")
+[[ -n "${CRASH_SEED:-}" ]] && args+=(--seed "$CRASH_SEED")
+
+DIRS=()
+STARTED_PG=0
+on_exit() {
+    local rc=$?
+    set +e
+    if ((STARTED_PG)); then pg_stop; fi
+    for d in "${DIRS[@]}"; do
+        if ((rc == 0)) && [[ "${CRASH_KEEP:-0}" != 1 ]]; then
+            rm -rf "$d"
+        else
+            echo "crash: data directory kept at $d"
+        fi
+    done
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+run_sqlite() {
+    local dir
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-sqlite.XXXXXX")"
+    DIRS+=("$dir")
+    "$PYTHON" "$ROOT/tests/crash/crash_test.py" "${args[@]}" --data-dir "$dir"
+}
+
+run_postgres() {
+    local dir url psql
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-pg.XXXXXX")"
+    DIRS+=("$dir")
+    # shellcheck source=scripts/pg.sh
+    source "$ROOT/scripts/pg.sh"
+    if [[ -n "${CRASH_DATABASE_URL:-}" ]]; then
+        url="$CRASH_DATABASE_URL"
+    elif [[ -n "${PG_PORT:-}" ]] && _pg_running_in "${PG_DIR:-/nonexistent}/data"; then
+        # Called with a running throwaway server (e.g. from scripts/test.sh).
+        pg_createdb strongroom_crash
+        url="$(pg_url strongroom_crash)"
+    else
+        pg_ensure_installed
+        pg_cleanup_stale "$ROOT/.pgtest"
+        pg_start "$ROOT/.pgtest/run-$$"
+        STARTED_PG=1
+        pg_createdb strongroom_crash
+        url="$(pg_url strongroom_crash)"
+    fi
+    if pg_bin="$(pg_find_bin)" && [[ -x "$pg_bin/psql" ]]; then
+        psql="$pg_bin/psql"
+    else
+        psql="$(command -v psql)"
+    fi
+    "$PYTHON" "$ROOT/tests/crash/crash_test.py" "${args[@]}" --data-dir "$dir" \
+        --database-url "$url" --psql "$psql"
+}
+
+case "$MODE" in
+    sqlite) run_sqlite ;;
+    postgres) run_postgres ;;
+    both)
+        run_sqlite
+        run_postgres
+        ;;
+esac
+echo "crash ($MODE): OK"

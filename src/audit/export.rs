@@ -1,0 +1,220 @@
+//! Export to CloudTrail-style files and retention.
+//!
+//! `export` writes each chain's new records as gzip'd `{"Records":[...]}` files (the shape
+//! CloudTrail delivers to S3 and SIEMs ingest) under `OUT/<chain>/`, and remembers per chain
+//! the last seq exported in `OUT/.strongroom-export-state.json`; the next run writes only
+//! newer records. File names are deterministic (`<from>-<to>`), so a run interrupted between
+//! a file and the state update rewrites the same file.
+//!
+//! `prune` first exports, then for each chain deletes the oldest records older than the
+//! cut-off that are already exported, leaving a signed anchor ("records up to N were pruned;
+//! the last had hash H") from which `verify` continues.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::chain::{signed_statement, ANCHOR};
+use super::keys::AuditKeys;
+use super::verify::{verify_store, VerifyOptions};
+use crate::store::Store;
+
+/// The state file in the export directory.
+pub const STATE_FILE: &str = ".strongroom-export-state.json";
+/// Most records per exported file.
+const FILE_RECORDS: i64 = 5000;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct State {
+    chains: BTreeMap<String, ChainState>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChainState {
+    last_seq: i64,
+    last_hash: String,
+}
+
+/// What an export wrote.
+#[derive(Debug, Default)]
+pub struct ExportSummary {
+    pub files: Vec<PathBuf>,
+    pub records: u64,
+    /// Gaps met (records missing between the last export and now: pruned elsewhere?).
+    pub warnings: Vec<String>,
+}
+
+/// What a prune removed, per chain: `(chain, through_seq, records deleted)`.
+#[derive(Debug, Default)]
+pub struct PruneSummary {
+    pub export: ExportSummary,
+    pub pruned: Vec<(String, i64, usize)>,
+    /// Chains left alone, and why.
+    pub skipped: Vec<String>,
+}
+
+fn load_state(out: &Path) -> Result<State, String> {
+    let p = out.join(STATE_FILE);
+    match std::fs::read(&p) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("`{}`: {e}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(format!("cannot read `{}`: {e}", p.display())),
+    }
+}
+
+/// Write `bytes` to `path` atomically (temp file, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    let mut f = std::fs::File::create(&tmp)
+        .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+fn save_state(out: &Path, s: &State) -> Result<(), String> {
+    let bytes = serde_json::to_vec_pretty(s).map_err(|e| e.to_string())?;
+    write_atomic(&out.join(STATE_FILE), &bytes)
+}
+
+/// A chain id fit for a directory name.
+fn dir_name(chain: &str) -> String {
+    if !chain.is_empty()
+        && chain.len() <= 64
+        && chain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        chain.to_owned()
+    } else {
+        format!("x{}", hex::encode(chain.as_bytes()))
+    }
+}
+
+/// Export every chain's records newer than the last export to `out`.
+pub fn export(store: &Store, out: &Path) -> Result<ExportSummary, String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
+    let mut state = load_state(out)?;
+    let mut summary = ExportSummary::default();
+    let chains = store
+        .read_blocking(|tx| Ok(tx.audit_chains()?))
+        .map_err(|e| e.to_string())?;
+    for chain in chains {
+        let dir = out.join(dir_name(&chain));
+        let mut cs = state.chains.get(&chain).cloned().unwrap_or_default();
+        loop {
+            let (c, after) = (chain.clone(), cs.last_seq);
+            let rows = store
+                .read_blocking(move |tx| Ok(tx.audit_range(&c, after, FILE_RECORDS)?))
+                .map_err(|e| e.to_string())?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                break;
+            };
+            if first.seq != cs.last_seq + 1 && cs.last_seq > 0 {
+                summary.warnings.push(format!(
+                    "chain `{chain}`: records {}..{} were not found (pruned before export?)",
+                    cs.last_seq + 1,
+                    first.seq
+                ));
+            }
+            let records: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| serde_json::from_str(&r.record).unwrap_or(serde_json::Value::Null))
+                .collect();
+            let body = serde_json::to_vec(&serde_json::json!({ "Records": records }))
+                .map_err(|e| e.to_string())?;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&body).map_err(|e| e.to_string())?;
+            let gz = gz.finish().map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            let file = dir.join(format!(
+                "strongroom_{}_{:012}-{:012}.json.gz",
+                dir_name(&chain),
+                first.seq,
+                last.seq
+            ));
+            write_atomic(&file, &gz)?;
+            summary.records += u64::try_from(rows.len()).unwrap_or(0);
+            summary.files.push(file);
+            cs = ChainState {
+                last_seq: last.seq,
+                last_hash: last.hash.clone(),
+            };
+            state.chains.insert(chain.clone(), cs.clone());
+            save_state(out, &state)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Export, then delete each chain's exported records older than `cutoff_ms`, under a
+/// signed anchor. A chain that does not verify (with `keys` trusted) is left alone.
+pub fn prune(
+    store: &Store,
+    keys: &AuditKeys,
+    out: &Path,
+    cutoff_ms: i64,
+    now_ms: i64,
+) -> Result<PruneSummary, String> {
+    let export = export(store, out)?;
+    let state = load_state(out)?;
+    let mut summary = PruneSummary {
+        export,
+        ..PruneSummary::default()
+    };
+    for (chain, cs) in &state.chains {
+        let c = chain.clone();
+        let bounds = store
+            .read_blocking(move |tx| {
+                let first_new = tx.first_audit_seq_since(&c, cutoff_ms)?;
+                let head = tx.audit_head(&c)?;
+                let anchored = tx.last_audit_digest(&c, ANCHOR)?.map_or(0, |a| a.seq_to);
+                Ok((first_new, head, anchored))
+            })
+            .map_err(|e| e.to_string())?;
+        let (first_new, head, anchored) = bounds;
+        let Some((head_seq, _)) = head else {
+            continue;
+        };
+        let through = first_new.map_or(head_seq, |s| s - 1).min(cs.last_seq);
+        if through <= anchored {
+            continue;
+        }
+        let opts = VerifyOptions {
+            trusted_keys: vec![keys.public_hex().to_owned()],
+            chain: Some(chain.clone()),
+        };
+        let report = verify_store(store, &opts)?;
+        if let Some(f) = report.first_finding().filter(|f| f.seq <= through) {
+            summary.skipped.push(format!(
+                "chain `{chain}` not pruned: it fails verification: {f}"
+            ));
+            continue;
+        }
+        let c = chain.clone();
+        let deleted = store
+            .write_blocking(move |tx| {
+                let Some(last) = tx.audit_record(&c, through)? else {
+                    return Ok(None);
+                };
+                let anchor =
+                    signed_statement(keys, &c, ANCHOR, anchored + 1, through, &last.hash, now_ms);
+                tx.insert_audit_digest(&anchor)?;
+                Ok(Some(tx.delete_audit_through(&c, through)?))
+            })
+            .map_err(|e| format!("{e:?}"))?;
+        match deleted {
+            Some(n) => summary.pruned.push((chain.clone(), through, n)),
+            None => summary
+                .skipped
+                .push(format!("chain `{chain}`: record {through} not found")),
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,542 @@
+//! The record: what the pipeline knows about a request ([`Draft`]), the CloudTrail-shaped
+//! JSON made from it, and the query columns derived from that JSON ([`Index`]).
+//!
+//! Secret hygiene: request parameters are an allow-list of top-level fields; tokens among
+//! them are replaced by a keyed HMAC; response elements are an allow-list of identifiers;
+//! and a last pass removes any member whose name says it could carry secret material.
+
+use serde_json::{json, Map, Value};
+
+use super::keys::AuditKeys;
+use crate::auth::{Principal, PrincipalKind};
+
+/// Request fields that may be recorded as given. Everything else is left out.
+const SAFE_FIELDS: &[&str] = &[
+    "SecretId",
+    "Name",
+    "Description",
+    "KmsKeyId",
+    "VersionId",
+    "VersionStage",
+    "VersionStages",
+    "ClientRequestToken",
+    "RecoveryWindowInDays",
+    "ForceDeleteWithoutRecovery",
+    "MoveToVersionId",
+    "RemoveFromVersionId",
+    "IncludeDeprecated",
+    "IncludePlannedDeletion",
+    "MaxResults",
+    "NextToken",
+    "SortOrder",
+    "Filters",
+    "SecretIdList",
+    "TagKeys",
+    "Tags",
+    "KeyId",
+    "AliasName",
+    "TargetKeyId",
+    "PendingWindowInDays",
+    "RotationPeriodInDays",
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+    "KeyUsage",
+    "KeySpec",
+    "Limit",
+    "Marker",
+    "LookupAttributes",
+    "StartTime",
+    "EndTime",
+    "EventCategory",
+];
+
+/// Allowed fields that are recorded as `hmac-sha256:<hex>`: comparable between records
+/// (same token, same value) without revealing the token.
+const HMAC_FIELDS: &[&str] = &["ClientRequestToken", "NextToken", "Marker"];
+
+/// Member names never written, at any depth (a second line of defence behind the lists).
+const NEVER: &[&str] = &[
+    "SecretString",
+    "SecretBinary",
+    "RandomPassword",
+    "Password",
+    "SecretAccessKey",
+    "SessionToken",
+    "RotationToken",
+    "Plaintext",
+    "CiphertextBlob",
+    "GrantTokens",
+    "WebIdentityToken",
+];
+
+/// Response fields that may be recorded: identifiers only.
+const RESPONSE_FIELDS: &[&str] = &[
+    "ARN",
+    "Arn",
+    "Name",
+    "VersionId",
+    "VersionStages",
+    "KeyId",
+    "AliasName",
+    "DeletionDate",
+];
+
+/// Operations whose response is never recorded (AWS writes `responseElements: null` for
+/// value reads).
+const NO_RESPONSE: &[&str] = &[
+    "GetSecretValue",
+    "BatchGetSecretValue",
+    "GetRandomPassword",
+    "LookupEvents",
+];
+
+/// Keep only the safe top-level fields of a request body.
+pub fn safe_request_parameters(body: &[u8]) -> Value {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| SAFE_FIELDS.contains(&k.as_str()))
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// What the pipeline knows about a request, filled in as it goes.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub request_id: String,
+    pub event_time_ms: i64,
+    pub event_source: String,
+    pub event_name: String,
+    pub region: String,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub principal: Option<Principal>,
+    pub read_only: Option<bool>,
+    pub resource_arn: Option<String>,
+    /// From [`safe_request_parameters`]; tokens in it are HMAC'd when recorded.
+    pub request_parameters: Value,
+    /// The operation's JSON response, if the pipeline passes it: only identifiers (ARN,
+    /// Name, VersionId, KeyId, ...) are recorded, and nothing for value reads.
+    pub response_elements: Option<Value>,
+    pub decision: Option<String>,
+    pub decision_reason: Option<String>,
+    /// `Identity`, `Resource`, `SCP`, ... (the policy type that decided), when known.
+    pub deciding_policy_type: Option<String>,
+    /// The deciding policy's ARN or id, when known.
+    pub policy_id: Option<String>,
+    /// The deciding statement's Sid (or `#index`), when known.
+    pub statement: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    /// `AwsApiCall` when `None`; background work uses `AwsServiceEvent`.
+    pub event_type: Option<String>,
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Parse an RFC 3339 time to epoch milliseconds.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The resource type of an ARN.
+fn resource_type_of(arn: &str) -> &'static str {
+    if arn.starts_with("arn:aws:kms") {
+        "AWS::KMS::Key"
+    } else {
+        "AWS::SecretsManager::Secret"
+    }
+}
+
+/// The account field of an ARN.
+fn arn_account(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
+}
+
+/// The short name of a resource: a secret's name (without AWS's 6-character suffix), a KMS
+/// key id or alias.
+pub fn resource_short_name(arn: &str) -> String {
+    if let Some((_, rest)) = arn.split_once(":secret:") {
+        return match rest.rsplit_once('-') {
+            Some((name, sfx))
+                if sfx.len() == 6 && sfx.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                name.to_owned()
+            }
+            _ => rest.to_owned(),
+        };
+    }
+    match arn.rsplit_once(":key/") {
+        Some((_, id)) => id.to_owned(),
+        None => arn.rsplit(':').next().unwrap_or(arn).to_owned(),
+    }
+}
+
+impl Draft {
+    /// The CloudTrail-shaped record, with tokens left as given (see [`Draft::to_record_with`]).
+    pub fn to_record(&self, event_id: &str) -> Value {
+        self.build(event_id, None)
+    }
+
+    /// The CloudTrail-shaped record, tokens HMAC'd with `keys`.
+    pub fn to_record_with(&self, event_id: &str, keys: &AuditKeys) -> Value {
+        self.build(event_id, Some(keys))
+    }
+
+    fn build(&self, event_id: &str, keys: Option<&AuditKeys>) -> Value {
+        let identity = match &self.principal {
+            Some(p) => identity(p),
+            None => Value::Null,
+        };
+        let resources = match &self.resource_arn {
+            Some(arn) if arn != "*" => json!([{
+                "ARN": arn,
+                "accountId": arn_account(arn),
+                "type": resource_type_of(arn),
+            }]),
+            _ => json!([]),
+        };
+        let response = if NO_RESPONSE.contains(&self.event_name.as_str()) {
+            Value::Null
+        } else {
+            self.response_elements
+                .as_ref()
+                .map_or(Value::Null, safe_response_elements)
+        };
+        json!({
+            "eventVersion": "1.08",
+            "eventTime": rfc3339_ms(self.event_time_ms),
+            "eventSource": self.event_source,
+            "eventName": self.event_name,
+            "awsRegion": self.region,
+            "sourceIPAddress": self.source_ip,
+            "userAgent": self.user_agent,
+            "userIdentity": identity,
+            "requestParameters": camel_keys(scrub(redact_tokens(&self.request_parameters, keys))),
+            "responseElements": camel_keys(scrub(response)),
+            "errorCode": self.error_code,
+            "errorMessage": self.error_message,
+            "requestID": self.request_id,
+            "eventID": event_id,
+            "readOnly": self.read_only,
+            "resources": resources,
+            "eventType": self.event_type.as_deref().unwrap_or("AwsApiCall"),
+            "managementEvent": true,
+            "recipientAccountId": self.principal.as_ref().map(|p| p.account_id.clone()),
+            "eventCategory": "Management",
+            "authorization": {
+                "decision": self.decision,
+                "reason": self.decision_reason,
+                "decidingPolicyType": self.deciding_policy_type,
+                "policyArnOrId": self.policy_id,
+                "statement": self.statement,
+            },
+        })
+    }
+}
+
+fn identity(p: &Principal) -> Value {
+    let kind = match p.kind {
+        PrincipalKind::Root => "Root",
+        PrincipalKind::User => "IAMUser",
+        PrincipalKind::AssumedRole => "AssumedRole",
+    };
+    let mut v = json!({
+        "type": kind,
+        "principalId": p.user_id,
+        "arn": p.arn,
+        "accountId": p.account_id,
+        "accessKeyId": p.access_key_id,
+    });
+    if let Value::Object(m) = &mut v {
+        if p.kind == PrincipalKind::User {
+            if let Some(n) = &p.name {
+                m.insert("userName".into(), json!(n));
+            }
+        }
+        if p.kind == PrincipalKind::AssumedRole {
+            let issuer = p.role_arn.as_ref().map(|r| {
+                json!({
+                    "type": "Role",
+                    "arn": r,
+                    "accountId": p.account_id,
+                    "userName": r.rsplit('/').next().unwrap_or_default(),
+                })
+            });
+            let attrs = p.session.as_ref().map(|s| {
+                json!({ "creationDate": rfc3339_ms(s.created_ms), "mfaAuthenticated": "false" })
+            });
+            m.insert(
+                "sessionContext".into(),
+                json!({ "sessionIssuer": issuer, "attributes": attrs }),
+            );
+        }
+    }
+    v
+}
+
+/// Replace tokens (top level of the request parameters) by their HMAC. Without a key the
+/// token is dropped instead.
+fn redact_tokens(params: &Value, keys: Option<&AuditKeys>) -> Value {
+    let Value::Object(map) = params else {
+        return params.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in map {
+        if HMAC_FIELDS.contains(&k.as_str()) {
+            if let (Some(keys), Some(s)) = (keys, v.as_str()) {
+                out.insert(k.clone(), Value::String(keys.hmac(s)));
+            }
+        } else if SAFE_FIELDS.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// Identifiers only from a response body (top level, plus `KeyMetadata`'s ids).
+fn safe_response_elements(resp: &Value) -> Value {
+    let Value::Object(map) = resp else {
+        return Value::Null;
+    };
+    let mut out = Map::new();
+    for (k, v) in map {
+        if RESPONSE_FIELDS.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        } else if k == "KeyMetadata" {
+            if let Value::Object(km) = v {
+                let ids: Map<String, Value> = km
+                    .iter()
+                    .filter(|(n, _)| matches!(n.as_str(), "KeyId" | "Arn" | "KeyState"))
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect();
+                out.insert(k.clone(), Value::Object(ids));
+            }
+        }
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
+/// Remove every member named in [`NEVER`] (in any case), at any depth.
+fn scrub(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| !NEVER.iter().any(|n| n.eq_ignore_ascii_case(k)))
+                .map(|(k, v)| (k, scrub(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(scrub).collect()),
+        other => other,
+    }
+}
+
+/// CloudTrail writes request parameters and response elements with lowerCamelCase member
+/// names (`secretId`, `clientRequestToken`), at every depth.
+fn camel_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let mut c = k.chars();
+                    let k = match c.next() {
+                        Some(f) => f.to_lowercase().chain(c).collect(),
+                        None => k,
+                    };
+                    (k, camel_keys(v))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(camel_keys).collect()),
+        other => other,
+    }
+}
+
+/// The query columns of a record, derived from its JSON alone (so `verify` can check that
+/// nobody edited them to hide a record from queries).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Index {
+    pub event_id: String,
+    pub event_time: i64,
+    pub event_name: String,
+    pub principal_arn: Option<String>,
+    pub access_key_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub resource_arn: Option<String>,
+    pub error_code: Option<String>,
+    pub decision: String,
+    pub account_id: Option<String>,
+    pub event_source: Option<String>,
+    pub read_only: Option<bool>,
+    pub user_name: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_name: Option<String>,
+}
+
+fn string_at(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_owned)
+}
+
+impl Index {
+    /// Derive the columns from a record.
+    pub fn of(record: &Value) -> Self {
+        let ident = record.get("userIdentity").unwrap_or(&Value::Null);
+        let kind = string_at(ident, &["type"]);
+        let principal_arn = string_at(ident, &["arn"]);
+        let user_name = match kind.as_deref() {
+            Some("Root") => Some("root".to_owned()),
+            Some("IAMUser") => string_at(ident, &["userName"]).or_else(|| {
+                principal_arn
+                    .as_deref()
+                    .and_then(|a| a.rsplit('/').next())
+                    .map(str::to_owned)
+            }),
+            Some(_) => principal_arn
+                .as_deref()
+                .and_then(|a| a.rsplit('/').next())
+                .map(str::to_owned),
+            None => None,
+        };
+        let resource_arn = record
+            .get("resources")
+            .and_then(|r| r.get(0))
+            .and_then(|r| string_at(r, &["ARN"]));
+        Self {
+            event_id: string_at(record, &["eventID"]).unwrap_or_default(),
+            event_time: string_at(record, &["eventTime"])
+                .and_then(|t| parse_rfc3339_ms(&t))
+                .unwrap_or_default(),
+            event_name: string_at(record, &["eventName"]).unwrap_or_default(),
+            access_key_id: string_at(ident, &["accessKeyId"]),
+            source_ip: string_at(record, &["sourceIPAddress"]),
+            error_code: string_at(record, &["errorCode"]),
+            decision: string_at(record, &["authorization", "decision"])
+                .unwrap_or_else(|| "None".to_owned()),
+            account_id: string_at(record, &["recipientAccountId"]),
+            event_source: string_at(record, &["eventSource"]),
+            read_only: record.get("readOnly").and_then(Value::as_bool),
+            user_name,
+            resource_type: resource_arn
+                .as_deref()
+                .map(|a| resource_type_of(a).to_owned()),
+            resource_name: resource_arn.as_deref().map(resource_short_name),
+            resource_arn,
+            principal_arn,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_fields_are_dropped() {
+        let v = safe_request_parameters(
+            br#"{"SecretId":"a","SecretString":"MARK","SecretBinary":"TUFSSw==","RotationToken":"x"}"#,
+        );
+        let s = v.to_string();
+        assert!(s.contains("\"SecretId\""));
+        assert!(!s.contains("MARK"));
+        assert!(!s.contains("TUFSSw"));
+        assert!(!s.contains("RotationToken"));
+    }
+
+    #[test]
+    fn tokens_are_hmaced_and_responses_are_identifiers_only() {
+        let keys = AuditKeys::ephemeral().unwrap();
+        let d = Draft {
+            event_name: "PutSecretValue".into(),
+            event_time_ms: 1_780_000_000_123,
+            request_parameters: safe_request_parameters(
+                br#"{"SecretId":"s","ClientRequestToken":"TOKEN-0123456789abcdef0123456789ab","SecretString":"MARK"}"#,
+            ),
+            response_elements: Some(json!({
+                "ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:s-AbCdEf",
+                "Name": "s", "VersionId": "v1", "SecretString": "MARK",
+                "Nested": {"SecretString": "MARK"}
+            })),
+            ..Draft::default()
+        };
+        let r = d.to_record_with("e1", &keys);
+        let s = r.to_string();
+        assert!(!s.contains("MARK"), "{s}");
+        assert!(!s.contains("TOKEN-0123"), "{s}");
+        assert_eq!(
+            r["requestParameters"]["clientRequestToken"],
+            json!(keys.hmac("TOKEN-0123456789abcdef0123456789ab"))
+        );
+        assert_eq!(r["responseElements"]["versionId"], "v1");
+        assert_eq!(r["requestParameters"]["secretId"], "s");
+        assert!(r["responseElements"].get("nested").is_none());
+        // value reads never record a response
+        let g = Draft {
+            event_name: "GetSecretValue".into(),
+            response_elements: Some(json!({"Name": "s", "SecretString": "MARK"})),
+            ..Draft::default()
+        };
+        assert_eq!(
+            g.to_record_with("e2", &keys)["responseElements"],
+            Value::Null
+        );
+        // a nested secret-bearing member is scrubbed even inside allowed fields
+        let t = Draft {
+            request_parameters: json!({"Filters": [{"Key": "name", "SecretString": "MARK"}]}),
+            ..Draft::default()
+        };
+        assert!(!t.to_record("e3").to_string().contains("MARK"));
+    }
+
+    #[test]
+    fn index_is_derived_from_the_record() {
+        let d = Draft {
+            event_name: "DescribeSecret".into(),
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_time_ms: 1_780_000_000_123,
+            principal: Some(Principal::root("111122223333", "AKIAX")),
+            resource_arn: Some(
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:db/pw-AbCdEf".into(),
+            ),
+            read_only: Some(true),
+            decision: Some("Allow".into()),
+            ..Draft::default()
+        };
+        let i = Index::of(&d.to_record("e1"));
+        assert_eq!(i.event_time, 1_780_000_000_123);
+        assert_eq!(i.user_name.as_deref(), Some("root"));
+        assert_eq!(i.account_id.as_deref(), Some("111122223333"));
+        assert_eq!(i.resource_name.as_deref(), Some("db/pw"));
+        assert_eq!(i.read_only, Some(true));
+        assert_eq!(i.decision, "Allow");
+        assert_eq!(resource_short_name("arn:aws:kms:r:1:key/abc"), "abc");
+        assert_eq!(
+            resource_short_name("arn:aws:secretsmanager:r:1:secret:plain"),
+            "plain"
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! The [`Auditor`]: requests hand it their record and wait; one background writer thread per
+//! server collects whatever is pending and appends it to the chain in one transaction
+//! (group commit), writes a signed digest every N records or T seconds, then acknowledges
+//! every waiting request. A record not committed within the timeout fails its request.
+//!
+//! A dedicated OS thread (not a tokio task) so the writer does not depend on which runtime,
+//! or how many, the server runs (actix runs one per worker).
+
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::chain::{row_for, signed_statement, DIGEST, GENESIS};
+use super::keys::AuditKeys;
+use super::record::{Draft, Index};
+use crate::error::ApiError;
+use crate::store::rows::AuditRow;
+use crate::store::Store;
+
+/// Tunables of the writer.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// How long a request waits for its record's commit before failing.
+    pub commit_timeout: Duration,
+    /// Write a digest after this many records...
+    pub digest_every_records: u64,
+    /// ...or when the oldest undigested record is this old.
+    pub digest_every: Duration,
+    /// Most records per transaction.
+    pub max_batch: usize,
+    /// Most records waiting for the writer.
+    pub queue: usize,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            commit_timeout: Duration::from_secs(2),
+            digest_every_records: 1000,
+            digest_every: Duration::from_secs(60),
+            max_batch: 512,
+            queue: 8192,
+        }
+    }
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+enum Msg {
+    Record {
+        text: String,
+        index: Box<Index>,
+        ack: Ack,
+    },
+    Flush {
+        ack: Ack,
+    },
+}
+
+/// Appends events to this server's chain (see the module docs).
+#[derive(Clone)]
+pub struct Auditor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    chain_id: String,
+    /// `None`: audit writing disabled (benchmarks only).
+    tx: Option<SyncSender<Msg>>,
+    /// HMAC key for tokens (and, when `signing`, the digest signing key).
+    keys: Option<Arc<AuditKeys>>,
+    signing: bool,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor")
+            .field("chain_id", &self.inner.chain_id)
+            .field("enabled", &self.inner.tx.is_some())
+            .field("signing", &self.inner.signing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auditor {
+    /// An auditor without a signing key: records are chained but no digests are written,
+    /// and tokens are HMAC'd with a key that lives only as long as the process.
+    pub fn new(store: Store, chain_id: String) -> Self {
+        let keys = match AuditKeys::ephemeral() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!("audit: no HMAC key ({e}); tokens will be left out of records");
+                None
+            }
+        };
+        Self::start(store, chain_id, keys, false, AuditOptions::default())
+    }
+
+    /// An auditor that signs digests with the key at `key_path` (created with its `.pub` on
+    /// first use; see [`super::keys::key_path_beside`]).
+    pub fn with_signing_key(
+        store: Store,
+        chain_id: String,
+        key_path: &std::path::Path,
+    ) -> Result<Self, String> {
+        Self::with_options(store, chain_id, key_path, AuditOptions::default())
+    }
+
+    /// [`Auditor::with_signing_key`] with explicit tunables.
+    pub fn with_options(
+        store: Store,
+        chain_id: String,
+        key_path: &std::path::Path,
+        opts: AuditOptions,
+    ) -> Result<Self, String> {
+        let keys = AuditKeys::load_or_create(key_path)?;
+        Ok(Self::start(store, chain_id, Some(keys), true, opts))
+    }
+
+    /// An auditor with given keys (tests; embedding).
+    pub fn with_keys(store: Store, chain_id: String, keys: AuditKeys, opts: AuditOptions) -> Self {
+        Self::start(store, chain_id, Some(keys), true, opts)
+    }
+
+    /// Audit writing switched off. **Benchmarks only**: requests are not recorded.
+    pub fn disabled(chain_id: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                chain_id,
+                tx: None,
+                keys: None,
+                signing: false,
+                timeout: Duration::ZERO,
+            }),
+        }
+    }
+
+    fn start(
+        store: Store,
+        chain_id: String,
+        keys: Option<AuditKeys>,
+        signing: bool,
+        opts: AuditOptions,
+    ) -> Self {
+        let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let keys = keys.map(Arc::new);
+        let writer = Writer {
+            store,
+            chain_id: chain_id.clone(),
+            keys: keys.clone().filter(|_| signing),
+            opts: opts.clone(),
+            undigested: 0,
+            last_digest: Instant::now(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer.run(&rx));
+        if let Err(e) = spawned {
+            tracing::error!("audit: cannot start the writer thread ({e}); every request will fail");
+        }
+        Self {
+            inner: Arc::new(Inner {
+                chain_id,
+                tx: Some(tx),
+                keys,
+                signing,
+                timeout: opts.commit_timeout,
+            }),
+        }
+    }
+
+    /// This server's chain.
+    pub fn chain_id(&self) -> &str {
+        &self.inner.chain_id
+    }
+
+    /// The audit keys (HMAC of tokens; the signing key when digests are signed).
+    pub fn keys(&self) -> Option<&AuditKeys> {
+        self.inner.keys.as_deref()
+    }
+
+    /// Whether digests are signed.
+    pub fn signs_digests(&self) -> bool {
+        self.inner.signing
+    }
+
+    /// Write the event durably. An error means the request must fail closed.
+    pub async fn record(&self, draft: &Draft) -> Result<(), ApiError> {
+        let Some(tx) = &self.inner.tx else {
+            return Ok(());
+        };
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let record = match self.keys() {
+            Some(k) => draft.to_record_with(&event_id, k),
+            None => draft.to_record(&event_id),
+        };
+        let index = Box::new(Index::of(&record));
+        let (ack, done) = oneshot::channel();
+        let msg = Msg::Record {
+            text: record.to_string(),
+            index,
+            ack,
+        };
+        self.send(tx, msg, &event_id, done).await
+    }
+
+    /// Wait until everything recorded so far is committed, and sign a digest of it.
+    /// Call at shutdown (after the HTTP server stopped) so the tail is covered.
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        let Some(tx) = &self.inner.tx else {
+            return Ok(());
+        };
+        let (ack, done) = oneshot::channel();
+        self.send(tx, Msg::Flush { ack }, "flush", done).await
+    }
+
+    async fn send(
+        &self,
+        tx: &SyncSender<Msg>,
+        mut msg: Msg,
+        what: &str,
+        done: oneshot::Receiver<Result<(), String>>,
+    ) -> Result<(), ApiError> {
+        let timeout = self.inner.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::error!(event_id = %what, "audit queue full for {timeout:?}; failing the request");
+                        return Err(ApiError::internal("audit queue full"));
+                    }
+                    msg = m;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    tracing::error!(event_id = %what, "audit writer is not running; failing the request");
+                    return Err(ApiError::internal("audit writer not running"));
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, done).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => {
+                tracing::error!(event_id = %what, "audit record not written: {e}");
+                Err(ApiError::internal(format!("audit write failed: {e}")))
+            }
+            Ok(Err(_)) => {
+                tracing::error!(event_id = %what, "audit writer stopped before acknowledging");
+                Err(ApiError::internal("audit writer stopped"))
+            }
+            Err(_) => {
+                tracing::error!(event_id = %what, "audit record not committed within {timeout:?}; failing the request");
+                Err(ApiError::internal("audit commit timed out"))
+            }
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    store: Store,
+    chain_id: String,
+    /// Set when digests are signed.
+    keys: Option<Arc<AuditKeys>>,
+    opts: AuditOptions,
+    /// Records committed since the last digest (as far as this writer knows).
+    undigested: u64,
+    last_digest: Instant,
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        loop {
+            let wait = if self.keys.is_some() && self.undigested > 0 {
+                self.opts
+                    .digest_every
+                    .saturating_sub(self.last_digest.elapsed())
+            } else {
+                Duration::from_secs(3600)
+            };
+            let mut batch = Vec::new();
+            match rx.recv_timeout(wait) {
+                Ok(m) => batch.push(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Every Auditor is gone: sign what is left, then stop.
+                    if let Err(e) = self.commit(&[], true) {
+                        tracing::error!("audit: final digest not written: {e}");
+                    }
+                    return;
+                }
+            }
+            while batch.len() < self.opts.max_batch {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.write_batch(batch);
+        }
+    }
+
+    fn write_batch(&mut self, batch: Vec<Msg>) {
+        let mut records = Vec::with_capacity(batch.len());
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut force = false;
+        for m in batch {
+            match m {
+                Msg::Record { text, index, ack } => {
+                    records.push((text, index));
+                    acks.push(ack);
+                }
+                Msg::Flush { ack } => {
+                    force = true;
+                    acks.push(ack);
+                }
+            }
+        }
+        let result = self.commit(&records, force);
+        if let Err(e) = &result {
+            tracing::error!(
+                chain = %self.chain_id,
+                records = records.len(),
+                "audit: writing a batch failed: {e}"
+            );
+        }
+        for ack in acks {
+            // A request that timed out has dropped its receiver; nothing to tell it.
+            let _ = ack.send(result.clone());
+        }
+    }
+
+    /// Append `records` (and a digest when due or `force`d) in one transaction.
+    fn commit(&mut self, records: &[(String, Box<Index>)], force: bool) -> Result<(), String> {
+        let n = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        let pending = self.undigested.saturating_add(n);
+        let digest = self.keys.clone().filter(|_| {
+            pending > 0
+                && (force
+                    || pending >= self.opts.digest_every_records
+                    || self.last_digest.elapsed() >= self.opts.digest_every)
+        });
+        if records.is_empty() && digest.is_none() {
+            return Ok(());
+        }
+        let chain = self.chain_id.clone();
+        let mut last_err = String::new();
+        // A second writer on the same chain (another process on the same data) can take
+        // our seq between the read and the insert: re-read and try again.
+        for _ in 0..3 {
+            let r = self.store.write_blocking(|tx| {
+                let (mut seq, mut prev) = tx.audit_head(&chain)?.unwrap_or((0, GENESIS.to_owned()));
+                let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
+                for (text, ix) in records {
+                    seq += 1;
+                    let row = row_for(&chain, seq, &prev, text, ix);
+                    prev.clone_from(&row.hash);
+                    rows.push(row);
+                }
+                tx.insert_audits(&rows)?;
+                if let Some(keys) = &digest {
+                    let from = tx
+                        .last_audit_digest(&chain, DIGEST)?
+                        .map_or(1, |d| d.seq_to + 1);
+                    if seq >= from {
+                        let d = signed_statement(
+                            keys,
+                            &chain,
+                            DIGEST,
+                            from,
+                            seq,
+                            &prev,
+                            crate::ops::system_now_ms(),
+                        );
+                        tx.insert_audit_digest(&d)?;
+                    }
+                }
+                Ok(())
+            });
+            match r {
+                Ok(()) => {
+                    if digest.is_some() {
+                        self.undigested = 0;
+                        self.last_digest = Instant::now();
+                    } else {
+                        self.undigested = pending;
+                    }
+                    return Ok(());
+                }
+                Err(e) => last_err = format!("{e:?}"),
+            }
+        }
+        Err(last_err)
+    }
+}

@@ -1,0 +1,807 @@
+//! Loading and validating a policies directory. Every problem is collected with its file and
+//! JSON path; any problem refuses the whole set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::model::{
+    AccountFile, GroupFile, IdentityProviderFile, OrgUnitFile, OrganizationFile, RoleFile, UserFile,
+};
+use super::{unique_id, Account, Directory, IdentityProvider, PolicyDoc, Role, User};
+
+/// One problem in a policies directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub file: PathBuf,
+    /// JSON path inside the file (`$` for the whole file).
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.file.display(),
+            self.path,
+            self.message
+        )
+    }
+}
+
+/// The kind of a policy document, for grammar checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    /// Identity policies, boundaries, SCPs: no Principal.
+    Identity,
+    /// Role trust policies: Principal required.
+    Trust,
+}
+
+/// Grammar and size checks of one policy document: `(json path, message)` pairs.
+pub fn check_document(doc: &Value, kind: DocKind, max_chars: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let text = doc.to_string();
+    let size = text.chars().filter(|c| !c.is_whitespace()).count();
+    if size > max_chars {
+        out.push((
+            "$".to_owned(),
+            format!("policy document is {size} characters; the limit is {max_chars}"),
+        ));
+    }
+    out.extend(grammar(doc, kind));
+    out
+}
+
+/// The structural grammar of a policy document (the policy engine's parser refines this).
+fn grammar(doc: &Value, kind: DocKind) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let Some(obj) = doc.as_object() else {
+        return vec![("$".into(), "a policy document is a JSON object".into())];
+    };
+    for k in obj.keys() {
+        if !["Version", "Id", "Statement"].contains(&k.as_str()) {
+            out.push((format!("$.{k}"), format!("unknown policy element `{k}`")));
+        }
+    }
+    if let Some(v) = obj.get("Version") {
+        if v != "2012-10-17" && v != "2008-10-17" {
+            out.push((
+                "$.Version".into(),
+                "Version must be 2012-10-17 or 2008-10-17".into(),
+            ));
+        }
+    }
+    let statements: Vec<&Value> = match obj.get("Statement") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(s @ Value::Object(_)) => vec![s],
+        _ => {
+            out.push((
+                "$.Statement".into(),
+                "Statement is required (an object or an array)".into(),
+            ));
+            return out;
+        }
+    };
+    for (i, st) in statements.iter().enumerate() {
+        let p = format!("$.Statement[{i}]");
+        let Some(st) = st.as_object() else {
+            out.push((p, "a statement is a JSON object".into()));
+            continue;
+        };
+        for k in st.keys() {
+            if ![
+                "Sid",
+                "Effect",
+                "Principal",
+                "NotPrincipal",
+                "Action",
+                "NotAction",
+                "Resource",
+                "NotResource",
+                "Condition",
+            ]
+            .contains(&k.as_str())
+            {
+                out.push((
+                    format!("{p}.{k}"),
+                    format!("unknown statement element `{k}`"),
+                ));
+            }
+        }
+        match st.get("Effect").and_then(Value::as_str) {
+            Some("Allow" | "Deny") => {}
+            _ => out.push((format!("{p}.Effect"), "Effect must be Allow or Deny".into())),
+        }
+        if st.contains_key("Action") == st.contains_key("NotAction") {
+            out.push((
+                p.clone(),
+                "exactly one of Action or NotAction is required".into(),
+            ));
+        }
+        let has_principal = st.contains_key("Principal") || st.contains_key("NotPrincipal");
+        match kind {
+            DocKind::Identity => {
+                if has_principal {
+                    out.push((
+                        p.clone(),
+                        "Principal is not allowed in an identity policy".into(),
+                    ));
+                }
+                if st.contains_key("Resource") == st.contains_key("NotResource") {
+                    out.push((
+                        p.clone(),
+                        "exactly one of Resource or NotResource is required".into(),
+                    ));
+                }
+            }
+            DocKind::Trust => {
+                if !has_principal {
+                    out.push((
+                        p.clone(),
+                        "a trust policy statement needs a Principal".into(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Loader {
+    root: PathBuf,
+    errors: Vec<LoadError>,
+    hasher: Sha256,
+}
+
+impl Loader {
+    fn err(&mut self, file: &Path, path: &str, message: impl Into<String>) {
+        self.errors.push(LoadError {
+            file: file.to_path_buf(),
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn read<T: DeserializeOwned>(&mut self, file: &Path) -> Option<T> {
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => {
+                self.err(file, "$", format!("cannot read: {e}"));
+                return None;
+            }
+        };
+        self.hasher.update(file.to_string_lossy().as_bytes());
+        self.hasher.update(&bytes);
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.err(file, "$", format!("not valid JSON: {e}"));
+                return None;
+            }
+        };
+        match serde_path_to_error(&value) {
+            Ok(v) => Some(v),
+            Err((path, msg)) => {
+                self.err(file, &path, msg);
+                None
+            }
+        }
+    }
+
+    /// `*.json` files of a directory, sorted; a missing directory is empty.
+    fn json_files(&mut self, dir: &Path) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return vec![];
+        };
+        let mut v: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        v.sort();
+        let mut out = vec![];
+        for p in v {
+            if p.extension().and_then(|e| e.to_str()) == Some("json") {
+                out.push(p);
+            } else if !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with('.')
+                    || n.ends_with(".md")
+                    || n.ends_with(".pem")
+                    || n.ends_with(".key")
+                    || n.ends_with(".jwks")
+            }) {
+                self.err(&p, "$", "unexpected file (only *.json is read here)");
+            }
+        }
+        out
+    }
+
+    fn stem(file: &Path) -> String {
+        file.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn check_doc(&mut self, file: &Path, json_path: &str, doc: &Value, kind: DocKind, max: usize) {
+        for (p, m) in check_document(doc, kind, max) {
+            let full = if p == "$" {
+                json_path.to_owned()
+            } else {
+                format!("{json_path}{}", p.trim_start_matches('$'))
+            };
+            self.err(file, &full, m);
+        }
+    }
+}
+
+/// Deserialize with the failing field's path in the error.
+fn serde_path_to_error<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
+    T::deserialize(value).map_err(|e| {
+        let msg = e.to_string();
+        // serde names the unknown or missing field in the message; point at it.
+        let path = msg
+            .split('`')
+            .nth(1)
+            .map_or_else(|| "$".to_owned(), |f| format!("$.{f}"));
+        (path, msg)
+    })
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn valid_path(p: &str) -> bool {
+    p.starts_with('/') && p.ends_with('/') && p.len() <= 512 && !p.contains("//")
+}
+
+fn check_tags(l: &mut Loader, file: &Path, tags: &BTreeMap<String, String>) {
+    if tags.len() > 50 {
+        l.err(file, "$.Tags", "more than 50 tags");
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            l.err(
+                file,
+                &format!("$.Tags.{k}"),
+                "tag keys are 1-128 characters",
+            );
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            l.err(file, &format!("$.Tags.{k}"), "the aws: prefix is reserved");
+        }
+        if v.chars().count() > 256 {
+            l.err(
+                file,
+                &format!("$.Tags.{k}"),
+                "tag values are at most 256 characters",
+            );
+        }
+    }
+}
+
+/// Load and validate the directory at `root`.
+pub fn load_dir(root: &Path) -> Result<Directory, Vec<LoadError>> {
+    let mut l = Loader {
+        root: root.to_path_buf(),
+        errors: vec![],
+        hasher: Sha256::new(),
+    };
+    if !root.is_dir() {
+        l.err(root, "$", "not a directory");
+        return Err(l.errors);
+    }
+    let mut dir = Directory::default();
+
+    // AWS-managed policies
+    for f in l.json_files(&root.join("managed")) {
+        let name = Loader::stem(&f);
+        if let Some(doc) = l.read::<Value>(&f) {
+            l.check_doc(&f, "$", &doc, DocKind::Identity, 6144);
+            let id = format!("arn:aws:iam::aws:policy/{name}");
+            dir.managed
+                .insert(id.clone(), Arc::new(PolicyDoc { id, document: doc }));
+        }
+    }
+
+    // accounts
+    let accounts_dir = root.join("accounts");
+    let mut account_dirs: Vec<PathBuf> = std::fs::read_dir(&accounts_dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    account_dirs.sort();
+    for adir in account_dirs {
+        if let Some(acct) = load_account(&mut l, &adir, &dir.managed) {
+            dir.accounts.insert(acct.id.clone(), acct);
+        }
+    }
+
+    // organization
+    let org_file = root.join("organization").join("organization.json");
+    if org_file.is_file() {
+        load_org(&mut l, &org_file, &mut dir);
+    }
+
+    let _ = &l.root;
+    dir.fingerprint = hex::encode(l.hasher.clone().finalize());
+    if l.errors.is_empty() {
+        Ok(dir)
+    } else {
+        Err(l.errors)
+    }
+}
+
+/// Resolve managed policy ARNs for `account`.
+fn resolve_policies(
+    l: &mut Loader,
+    file: &Path,
+    field: &str,
+    arns: &[String],
+    account: &str,
+    customer: &BTreeMap<String, Arc<PolicyDoc>>,
+    managed: &BTreeMap<String, Arc<PolicyDoc>>,
+) -> Vec<Arc<PolicyDoc>> {
+    let mut out = vec![];
+    for (i, arn) in arns.iter().enumerate() {
+        let found = if arn.starts_with("arn:aws:iam::aws:policy/") {
+            managed.get(arn)
+        } else if arn.starts_with(&format!("arn:aws:iam::{account}:policy/")) {
+            customer.get(arn)
+        } else {
+            l.err(
+                file,
+                &format!("$.{field}[{i}]"),
+                format!("`{arn}` is not a managed policy ARN of this account or AWS"),
+            );
+            continue;
+        };
+        match found {
+            Some(p) => out.push(Arc::clone(p)),
+            None => l.err(
+                file,
+                &format!("$.{field}[{i}]"),
+                format!("no policy `{arn}` is declared"),
+            ),
+        }
+    }
+    out
+}
+
+fn inline(
+    l: &mut Loader,
+    file: &Path,
+    owner_arn: &str,
+    docs: &BTreeMap<String, Value>,
+    max: usize,
+) -> Vec<Arc<PolicyDoc>> {
+    let mut out = vec![];
+    for (name, doc) in docs {
+        if !valid_name(name, 128) {
+            l.err(
+                file,
+                &format!("$.InlinePolicies.{name}"),
+                "invalid policy name",
+            );
+        }
+        l.check_doc(
+            file,
+            &format!("$.InlinePolicies.{name}"),
+            doc,
+            DocKind::Identity,
+            max,
+        );
+        out.push(Arc::new(PolicyDoc {
+            id: format!("{owner_arn}:inline/{name}"),
+            document: doc.clone(),
+        }));
+    }
+    out
+}
+
+fn load_account(
+    l: &mut Loader,
+    adir: &Path,
+    managed: &BTreeMap<String, Arc<PolicyDoc>>,
+) -> Option<Account> {
+    let afile = adir.join("account.json");
+    let meta: AccountFile = l.read(&afile)?;
+    let dir_name = Loader::stem(adir);
+    if meta.account_id.len() != 12 || !meta.account_id.chars().all(|c| c.is_ascii_digit()) {
+        l.err(&afile, "$.AccountId", "an account id is 12 digits");
+    }
+    if dir_name != meta.account_id {
+        l.err(
+            &afile,
+            "$.AccountId",
+            format!("does not match the directory name `{dir_name}`"),
+        );
+    }
+    let id = meta.account_id.clone();
+    let mut acct = Account {
+        id: id.clone(),
+        alias: meta.alias,
+        ..Account::default()
+    };
+
+    for f in l.json_files(&adir.join("policies")) {
+        let name = Loader::stem(&f);
+        if !valid_name(&name, 128) {
+            l.err(&f, "$", "invalid policy name (the file name)");
+        }
+        if let Some(doc) = l.read::<Value>(&f) {
+            l.check_doc(&f, "$", &doc, DocKind::Identity, 6144);
+            let pid = format!("arn:aws:iam::{id}:policy/{name}");
+            acct.policies.insert(
+                pid.clone(),
+                Arc::new(PolicyDoc {
+                    id: pid,
+                    document: doc,
+                }),
+            );
+        }
+    }
+
+    let mut groups: BTreeMap<String, Vec<Arc<PolicyDoc>>> = BTreeMap::new();
+    for f in l.json_files(&adir.join("groups")) {
+        let Some(g) = l.read::<GroupFile>(&f) else {
+            continue;
+        };
+        if Loader::stem(&f) != g.group_name || !valid_name(&g.group_name, 128) {
+            l.err(
+                &f,
+                "$.GroupName",
+                "must be a valid name equal to the file name",
+            );
+        }
+        let path = g.path.clone().unwrap_or_else(|| "/".into());
+        if !valid_path(&path) {
+            l.err(&f, "$.Path", "a path starts and ends with `/`");
+        }
+        let arn = format!("arn:aws:iam::{id}:group{path}{}", g.group_name);
+        let mut pols = resolve_policies(
+            l,
+            &f,
+            "AttachedPolicies",
+            &g.attached_policies,
+            &id,
+            &acct.policies,
+            managed,
+        );
+        pols.extend(inline(l, &f, &arn, &g.inline_policies, 5120));
+        groups.insert(g.group_name, pols);
+    }
+
+    for f in l.json_files(&adir.join("users")) {
+        let Some(u) = l.read::<UserFile>(&f) else {
+            continue;
+        };
+        if Loader::stem(&f) != u.user_name || !valid_name(&u.user_name, 64) {
+            l.err(
+                &f,
+                "$.UserName",
+                "must be a valid name (1-64 of [A-Za-z0-9+=,.@_-]) equal to the file name",
+            );
+        }
+        let path = u.path.clone().unwrap_or_else(|| "/".into());
+        if !valid_path(&path) {
+            l.err(&f, "$.Path", "a path starts and ends with `/`");
+        }
+        check_tags(l, &f, &u.tags);
+        let arn = format!("arn:aws:iam::{id}:user{path}{}", u.user_name);
+        let mut pols = resolve_policies(
+            l,
+            &f,
+            "AttachedPolicies",
+            &u.attached_policies,
+            &id,
+            &acct.policies,
+            managed,
+        );
+        pols.extend(inline(l, &f, &arn, &u.inline_policies, 2048));
+        for (i, g) in u.groups.iter().enumerate() {
+            match groups.get(g) {
+                Some(gp) => pols.extend(gp.iter().cloned()),
+                None => l.err(
+                    &f,
+                    &format!("$.Groups[{i}]"),
+                    format!("no group `{g}` in account {id}"),
+                ),
+            }
+        }
+        let boundary = u.permissions_boundary.as_ref().and_then(|b| {
+            resolve_policies(
+                l,
+                &f,
+                "PermissionsBoundary",
+                std::slice::from_ref(b),
+                &id,
+                &acct.policies,
+                managed,
+            )
+            .into_iter()
+            .next()
+        });
+        let user = User {
+            account: id.clone(),
+            user_id: unique_id("AIDA", &format!("{id}/{}", u.user_name)),
+            name: u.user_name.clone(),
+            path,
+            arn,
+            tags: u.tags,
+            groups: u.groups,
+            policies: pols,
+            boundary,
+        };
+        acct.users.insert(u.user_name, Arc::new(user));
+    }
+
+    for f in l.json_files(&adir.join("roles")) {
+        let Some(r) = l.read::<RoleFile>(&f) else {
+            continue;
+        };
+        if Loader::stem(&f) != r.role_name || !valid_name(&r.role_name, 64) {
+            l.err(
+                &f,
+                "$.RoleName",
+                "must be a valid name (1-64 of [A-Za-z0-9+=,.@_-]) equal to the file name",
+            );
+        }
+        let path = r.path.clone().unwrap_or_else(|| "/".into());
+        if !valid_path(&path) {
+            l.err(&f, "$.Path", "a path starts and ends with `/`");
+        }
+        check_tags(l, &f, &r.tags);
+        let max = r.max_session_duration.unwrap_or(3600);
+        if !(3600..=43200).contains(&max) {
+            l.err(
+                &f,
+                "$.MaxSessionDuration",
+                "must be between 3600 and 43200 seconds",
+            );
+        }
+        l.check_doc(
+            &f,
+            "$.AssumeRolePolicyDocument",
+            &r.assume_role_policy_document,
+            DocKind::Trust,
+            2048,
+        );
+        let arn = format!("arn:aws:iam::{id}:role{path}{}", r.role_name);
+        let mut pols = resolve_policies(
+            l,
+            &f,
+            "AttachedPolicies",
+            &r.attached_policies,
+            &id,
+            &acct.policies,
+            managed,
+        );
+        pols.extend(inline(l, &f, &arn, &r.inline_policies, 10240));
+        let boundary = r.permissions_boundary.as_ref().and_then(|b| {
+            resolve_policies(
+                l,
+                &f,
+                "PermissionsBoundary",
+                std::slice::from_ref(b),
+                &id,
+                &acct.policies,
+                managed,
+            )
+            .into_iter()
+            .next()
+        });
+        let role = Role {
+            account: id.clone(),
+            role_id: unique_id("AROA", &format!("{id}/{}", r.role_name)),
+            name: r.role_name.clone(),
+            path,
+            trust_policy: Arc::new(PolicyDoc {
+                id: format!("{arn}:trust"),
+                document: r.assume_role_policy_document,
+            }),
+            arn,
+            tags: r.tags,
+            max_session_duration: max,
+            policies: pols,
+            boundary,
+        };
+        acct.roles.insert(r.role_name, Arc::new(role));
+    }
+
+    for f in l.json_files(&adir.join("identity-providers")) {
+        let Some(p) = l.read::<IdentityProviderFile>(&f) else {
+            continue;
+        };
+        check_provider(l, &f, &p);
+        acct.identity_providers.push(IdentityProvider {
+            account: id.clone(),
+            file: f,
+            spec: p,
+        });
+    }
+    Some(acct)
+}
+
+fn check_provider(l: &mut Loader, f: &Path, p: &IdentityProviderFile) {
+    if !(p.issuer.starts_with("https://") || p.issuer.starts_with("http://")) {
+        l.err(f, "$.Issuer", "an issuer is an https:// URL");
+    }
+    if p.audiences.is_empty() {
+        l.err(f, "$.Audiences", "at least one audience is required");
+    }
+    let sources = usize::from(p.jwks_file.is_some())
+        + usize::from(!p.public_key_files.is_empty())
+        + usize::from(p.hmac_secret_file.is_some());
+    if sources != 1 {
+        l.err(
+            f,
+            "$",
+            "exactly one of JwksFile, PublicKeyFiles, HmacSecretFile is required",
+        );
+    }
+    let base = f.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut files: Vec<(String, &String)> = vec![];
+    if let Some(j) = &p.jwks_file {
+        files.push(("$.JwksFile".into(), j));
+    }
+    for (i, k) in p.public_key_files.iter().enumerate() {
+        files.push((format!("$.PublicKeyFiles[{i}]"), k));
+    }
+    if let Some(h) = &p.hmac_secret_file {
+        files.push(("$.HmacSecretFile".into(), h));
+    }
+    for (path, rel) in files {
+        if !base.join(rel).is_file() {
+            l.err(
+                f,
+                &path,
+                format!("file `{rel}` not found next to the provider file"),
+            );
+        }
+    }
+    for (i, a) in p.algorithms.iter().enumerate() {
+        if !["RS256", "ES256", "EdDSA", "HS256"].contains(&a.as_str()) {
+            l.err(
+                f,
+                &format!("$.Algorithms[{i}]"),
+                format!("unsupported algorithm `{a}` (RS256, ES256, EdDSA, HS256)"),
+            );
+        }
+    }
+    if p.algorithms.is_empty() {
+        l.err(f, "$.Algorithms", "at least one algorithm is required");
+    }
+    if p.hmac_secret_file.is_some() && p.algorithms.iter().any(|a| a != "HS256") {
+        l.err(f, "$.Algorithms", "an HMAC secret only verifies HS256");
+    }
+}
+
+fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
+    let Some(org) = l.read::<OrganizationFile>(file) else {
+        return;
+    };
+    let id_ok = org.id.strip_prefix("o-").is_some_and(|r| {
+        (10..=32).contains(&r.len())
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    if !id_ok {
+        l.err(
+            file,
+            "$.Id",
+            "an organization id is `o-` and 10-32 lowercase letters or digits",
+        );
+    }
+    let mut scps: BTreeMap<String, Arc<PolicyDoc>> = BTreeMap::new();
+    let scp_dir = file.parent().map(|p| p.join("scps")).unwrap_or_default();
+    for f in l.json_files(&scp_dir) {
+        let name = Loader::stem(&f);
+        if let Some(doc) = l.read::<Value>(&f) {
+            l.check_doc(&f, "$", &doc, DocKind::Identity, 5120);
+            let pid = format!(
+                "arn:aws:organizations::{}:policy/{}/service_control_policy/{name}",
+                org.management_account, org.id
+            );
+            scps.insert(
+                name,
+                Arc::new(PolicyDoc {
+                    id: pid,
+                    document: doc,
+                }),
+            );
+        }
+    }
+    let mut seen = BTreeSet::new();
+    walk_org(
+        l,
+        file,
+        "$.Root",
+        &org.root,
+        &scps,
+        &mut vec![],
+        dir,
+        &mut seen,
+    );
+    dir.org_id = Some(org.id);
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a recursive walk carrying its context"
+)]
+fn walk_org(
+    l: &mut Loader,
+    file: &Path,
+    path: &str,
+    node: &OrgUnitFile,
+    scps: &BTreeMap<String, Arc<PolicyDoc>>,
+    levels: &mut Vec<Vec<Arc<PolicyDoc>>>,
+    dir: &mut Directory,
+    seen: &mut BTreeSet<String>,
+) {
+    let mut here = vec![];
+    for (i, name) in node.policies.iter().enumerate() {
+        match scps.get(name) {
+            Some(p) => here.push(Arc::clone(p)),
+            None => l.err(
+                file,
+                &format!("{path}.Policies[{i}]"),
+                format!("no SCP `{name}` in organization/scps"),
+            ),
+        }
+    }
+    levels.push(here);
+    for (i, a) in node.accounts.iter().enumerate() {
+        if !seen.insert(a.account_id.clone()) {
+            l.err(
+                file,
+                &format!("{path}.Accounts[{i}]"),
+                format!("account {} appears twice", a.account_id),
+            );
+        }
+        let mut own = vec![];
+        for (j, name) in a.policies.iter().enumerate() {
+            match scps.get(name) {
+                Some(p) => own.push(Arc::clone(p)),
+                None => l.err(
+                    file,
+                    &format!("{path}.Accounts[{i}].Policies[{j}]"),
+                    format!("no SCP `{name}` in organization/scps"),
+                ),
+            }
+        }
+        let mut chain = levels.clone();
+        chain.push(own);
+        dir.scps.insert(a.account_id.clone(), chain);
+    }
+    for (i, ou) in node.organizational_units.iter().enumerate() {
+        walk_org(
+            l,
+            file,
+            &format!("{path}.OrganizationalUnits[{i}]"),
+            ou,
+            scps,
+            levels,
+            dir,
+            seen,
+        );
+    }
+    levels.pop();
+}

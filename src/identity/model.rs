@@ -1,0 +1,136 @@
+//! The files of a policies directory, as serde types. IAM's own JSON for policy documents;
+//! PascalCase fields as in IAM's API for everything else. Unknown fields are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `accounts/<ACCOUNT_ID>/account.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AccountFile {
+    pub account_id: String,
+    #[serde(default)]
+    pub alias: Option<String>,
+}
+
+/// `accounts/<ACCOUNT_ID>/users/<UserName>.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct UserFile {
+    pub user_name: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Managed policy ARNs (`arn:aws:iam::aws:policy/NAME` or `arn:aws:iam::ACCOUNT:policy/NAME`).
+    #[serde(default)]
+    pub attached_policies: Vec<String>,
+    /// Inline policies by name.
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, Value>,
+    /// A managed policy ARN used as the permissions boundary.
+    #[serde(default)]
+    pub permissions_boundary: Option<String>,
+}
+
+/// `accounts/<ACCOUNT_ID>/groups/<GroupName>.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct GroupFile {
+    pub group_name: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub attached_policies: Vec<String>,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, Value>,
+}
+
+/// `accounts/<ACCOUNT_ID>/roles/<RoleName>.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RoleFile {
+    pub role_name: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    pub assume_role_policy_document: Value,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Seconds, 3600–43200 (default 3600).
+    #[serde(default)]
+    pub max_session_duration: Option<i64>,
+    #[serde(default)]
+    pub attached_policies: Vec<String>,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub permissions_boundary: Option<String>,
+}
+
+/// `accounts/<ACCOUNT_ID>/identity-providers/<name>.json`: a JWT issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct IdentityProviderFile {
+    /// The `iss` claim, e.g. `https://token.actions.githubusercontent.com`.
+    pub issuer: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// Verification keys: a JWKS file, PEM public key files, or an HMAC secret file
+    /// (paths relative to the provider file).
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    #[serde(default)]
+    pub public_key_files: Vec<String>,
+    #[serde(default)]
+    pub hmac_secret_file: Option<String>,
+    /// Allowed algorithms (RS256, ES256, EdDSA, HS256).
+    pub algorithms: Vec<String>,
+    /// Clock leeway in seconds (default 60).
+    #[serde(default)]
+    pub leeway_seconds: Option<u64>,
+    /// Claims copied into session tags: claim name → tag key.
+    #[serde(default)]
+    pub session_tag_claims: BTreeMap<String, String>,
+    /// A claim naming the role to act as for Bearer calls (else the `X-Strongroom-Role` header).
+    #[serde(default)]
+    pub role_claim: Option<String>,
+}
+
+/// `organization/organization.json`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct OrganizationFile {
+    /// `o-` followed by 10–32 lowercase letters or digits.
+    pub id: String,
+    pub management_account: String,
+    pub root: OrgUnitFile,
+}
+
+/// A node of the organization tree: the root or an organizational unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct OrgUnitFile {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Names of files under `organization/scps/` (without `.json`) attached here.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Accounts directly in this node, each with its own attached SCPs.
+    #[serde(default)]
+    pub accounts: Vec<OrgAccountFile>,
+    #[serde(default)]
+    pub organizational_units: Vec<OrgUnitFile>,
+}
+
+/// An account's place in the organization.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct OrgAccountFile {
+    pub account_id: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+}

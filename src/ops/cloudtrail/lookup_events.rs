@@ -1,0 +1,294 @@
+//! LookupEvents: the audit trail through CloudTrail's own API, so `aws cloudtrail
+//! lookup-events` works against Strongroom.
+//!
+//! Scope: the events whose `recipientAccountId` is the caller's account (what CloudTrail
+//! shows an account). Unauthenticated requests have no account and are visible only to
+//! `strongroom audit query`. Newest first; `NextToken` is a keyset cursor bound to the
+//! query it came from.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::super::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use crate::error::ApiError;
+use crate::store::rows::{AuditFilter, AuditRow};
+
+/// One lookup attribute.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LookupAttribute {
+    pub attribute_key: Option<String>,
+    pub attribute_value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    #[serde(default)]
+    pub lookup_attributes: Vec<LookupAttribute>,
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    pub event_category: Option<String>,
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Resource {
+    pub resource_type: String,
+    pub resource_name: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Event {
+    pub event_id: String,
+    pub event_name: String,
+    pub read_only: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    pub event_time: f64,
+    pub event_source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub resources: Vec<Resource>,
+    pub cloud_trail_event: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    pub events: Vec<Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+const KEYS: &[&str] = &[
+    "EventId",
+    "EventName",
+    "ReadOnly",
+    "Username",
+    "ResourceType",
+    "ResourceName",
+    "EventSource",
+    "AccessKeyId",
+];
+
+/// `InvalidLookupAttributesException` (reported as `ValidationException` until `ApiError`
+/// has the variant).
+fn invalid_attributes(msg: &str) -> ApiError {
+    ApiError::Validation(format!("InvalidLookupAttributesException: {msg}"))
+}
+
+fn ms(seconds: f64) -> Result<i64, ApiError> {
+    let v = (seconds * 1000.0).floor();
+    if !v.is_finite() || v.abs() > 9.0e15 {
+        return Err(ApiError::Validation(
+            "InvalidTimeRangeException: Occurs if the timestamp values are invalid. Either the start time occurs after the end time or the time range is outside the range of possible values."
+                .into(),
+        ));
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::as_conversions,
+        reason = "finite and range checked above"
+    )]
+    Ok(v as i64)
+}
+
+/// What the NextToken carries: the last event returned and the query it belongs to.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cursor {
+    t: i64,
+    c: String,
+    s: i64,
+    q: String,
+}
+
+fn fingerprint(account: &str, input: &Input) -> String {
+    let mut h = Sha256::new();
+    h.update(account.as_bytes());
+    for a in &input.lookup_attributes {
+        h.update(b"\0");
+        h.update(a.attribute_key.as_deref().unwrap_or_default().as_bytes());
+        h.update(b"\0");
+        h.update(a.attribute_value.as_deref().unwrap_or_default().as_bytes());
+    }
+    h.update(format!("\0{:?}\0{:?}", input.start_time, input.end_time).as_bytes());
+    hex::encode(h.finalize()).chars().take(16).collect()
+}
+
+fn bad_token() -> ApiError {
+    ApiError::InvalidNextToken("A token you provided is not valid.".into())
+}
+
+fn decode_cursor(token: &str, want_q: &str) -> Result<(i64, String, i64), ApiError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad_token())?;
+    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad_token())?;
+    if c.q != want_q {
+        return Err(bad_token());
+    }
+    Ok((c.t, c.c, c.s))
+}
+
+fn encode_cursor(r: &AuditRow, q: &str) -> String {
+    let c = Cursor {
+        t: r.event_time,
+        c: r.chain_id.clone(),
+        s: r.seq,
+        q: q.to_owned(),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&c).unwrap_or_default())
+}
+
+/// Put the one lookup attribute into the filter.
+fn apply_attribute(f: &mut AuditFilter, a: &LookupAttribute) -> Result<(), ApiError> {
+    let key = a.attribute_key.as_deref().unwrap_or_default();
+    let value = a.attribute_value.clone().unwrap_or_default();
+    match key {
+        "EventId" => f.event_id = Some(value),
+        "EventName" => f.event_name = Some(value),
+        "ReadOnly" => {
+            f.read_only = Some(match value.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid_attributes("ReadOnly must be `true` or `false`.")),
+            });
+        }
+        "Username" => f.user_name = Some(value),
+        "ResourceType" => f.resource_type = Some(value),
+        "ResourceName" => f.resource_name = Some(value),
+        "EventSource" => f.event_source = Some(value),
+        "AccessKeyId" => f.access_key_id = Some(value),
+        _ => return Err(invalid_attributes("The attribute key is not valid.")),
+    }
+    Ok(())
+}
+
+fn event_of(r: AuditRow) -> Event {
+    Event {
+        event_id: r.event_id,
+        event_name: r.event_name,
+        read_only: r.read_only.unwrap_or(false).to_string(),
+        access_key_id: r.access_key_id,
+        event_time: epoch_seconds(r.event_time),
+        event_source: r.event_source.unwrap_or_default(),
+        username: r.user_name,
+        resources: match (r.resource_type, r.resource_arn) {
+            (Some(t), Some(n)) => vec![Resource {
+                resource_type: t,
+                resource_name: n,
+            }],
+            _ => vec![],
+        },
+        cloud_trail_event: r.record,
+    }
+}
+
+#[derive(Debug)]
+pub struct LookupEvents;
+
+impl Operation for LookupEvents {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "LookupEvents";
+    const ACTION: &'static str = "cloudtrail:LookupEvents";
+    const READ_ONLY: bool = true;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        if input.lookup_attributes.len() > 1 {
+            return Err(invalid_attributes(
+                "You can specify only one lookup attribute.",
+            ));
+        }
+        for a in &input.lookup_attributes {
+            let key = a.attribute_key.as_deref().unwrap_or_default();
+            if !KEYS.contains(&key) {
+                return Err(invalid_attributes(&format!(
+                    "The attribute key `{}` is not valid.",
+                    key.chars().take(64).collect::<String>()
+                )));
+            }
+            let n = a
+                .attribute_value
+                .as_deref()
+                .map_or(0, |v| v.chars().count());
+            if !(1..=2000).contains(&n) {
+                return Err(invalid_attributes(
+                    "The attribute value must be 1 to 2000 characters long.",
+                ));
+            }
+        }
+        if let Some(m) = input.max_results {
+            if !(1..=50).contains(&m) {
+                return Err(ApiError::Validation(
+                    "InvalidMaxResultsException: Value for MaxResults must be between 1 and 50."
+                        .into(),
+                ));
+            }
+        }
+        if let (Some(s), Some(e)) = (input.start_time, input.end_time) {
+            if s > e {
+                return Err(ApiError::Validation(
+                    "InvalidTimeRangeException: Start time must be before end time.".into(),
+                ));
+            }
+        }
+        ms(input.start_time.unwrap_or(0.0))?;
+        ms(input.end_time.unwrap_or(0.0))?;
+        Ok(())
+    }
+
+    fn target(_input: &Input) -> Target {
+        Target::Any
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        if input
+            .event_category
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("insight"))
+        {
+            // No Insights events are produced.
+            return Ok(Output {
+                events: vec![],
+                next_token: None,
+            });
+        }
+        let account = auth.principal.account_id.clone();
+        let q = fingerprint(&account, &input);
+        let limit = input.max_results.unwrap_or(50);
+        let mut f = AuditFilter {
+            account_id: Some(account),
+            since_ms: input.start_time.map(ms).transpose()?,
+            until_ms: input.end_time.map(ms).transpose()?,
+            before: input
+                .next_token
+                .as_deref()
+                .map(|t| decode_cursor(t, &q))
+                .transpose()?,
+            limit: limit + 1,
+            ..AuditFilter::default()
+        };
+        if let Some(a) = input.lookup_attributes.first() {
+            apply_attribute(&mut f, a)?;
+        }
+        let mut rows = ctx.store.read(move |tx| Ok(tx.query_audit(&f)?)).await?;
+        let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(50));
+        let next_token = if more {
+            rows.last().map(|r| encode_cursor(r, &q))
+        } else {
+            None
+        };
+        Ok(Output {
+            events: rows.into_iter().map(event_of).collect(),
+            next_token,
+        })
+    }
+}

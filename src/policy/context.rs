@@ -1,0 +1,598 @@
+//! The request context the evaluator reads (IAM.md §3.7, §5.1, §6.3): the caller, the action,
+//! the resource and the condition keys as typed multi-values. Built once per request; the
+//! clock, the peer address and every other fact come in from the caller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use super::index::fnv;
+use super::pattern::split_arn;
+
+/// What kind of identity is calling.
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrincipalType {
+    /// The account's root user.
+    Root,
+    /// An IAM user.
+    User,
+    /// A role session (`arn:aws:sts::A:assumed-role/R/s`).
+    AssumedRole,
+    /// A `GetFederationToken` session (`arn:aws:sts::A:federated-user/n`).
+    FederatedUser,
+    /// An AWS service principal (`arn` holds the service name, e.g. `lambda.amazonaws.com`).
+    Service,
+    /// An unsigned caller (never produced by Strongroom; kept for completeness).
+    Anonymous,
+}
+
+impl PrincipalType {
+    /// The name used in the test-vector schema.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Root => "Root",
+            Self::User => "User",
+            Self::AssumedRole => "AssumedRole",
+            Self::FederatedUser => "FederatedUser",
+            Self::Service => "Service",
+            Self::Anonymous => "Anonymous",
+        }
+    }
+
+    /// Parse a test-vector name (`Root`, `User`, `AssumedRole`, `FederatedUser`, `Service`,
+    /// `Anonymous`; `Account` is accepted for `Root`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Root" | "Account" => Self::Root,
+            "User" => Self::User,
+            "AssumedRole" => Self::AssumedRole,
+            "FederatedUser" => Self::FederatedUser,
+            "Service" | "AWSService" => Self::Service,
+            "Anonymous" => Self::Anonymous,
+            _ => return None,
+        })
+    }
+
+    /// The value of `aws:PrincipalType` (IAM.md §4).
+    fn aws_principal_type(self) -> Option<&'static str> {
+        match self {
+            Self::Root => Some("Account"),
+            Self::User => Some("User"),
+            Self::AssumedRole => Some("AssumedRole"),
+            Self::FederatedUser => Some("FederatedUser"),
+            Self::Anonymous => Some("Anonymous"),
+            Self::Service => None,
+        }
+    }
+}
+
+/// The caller, as policies see it.
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalInfo {
+    pub kind: PrincipalType,
+    /// The caller's own ARN: user ARN, session ARN (no role path), root ARN, or the service name.
+    pub arn: String,
+    /// For role sessions the role ARN (with path); for federated users the IAM user who
+    /// called `GetFederationToken`. `None` otherwise.
+    pub issuer_arn: Option<String>,
+    pub account: String,
+    /// `aws:username` (IAM users only).
+    pub user_name: Option<String>,
+    /// `aws:userid` (`AIDA…`, `AROA…:session`, the account id for root).
+    pub user_id: Option<String>,
+    /// Principal tags (entity tags overlaid with session tags).
+    pub tags: BTreeMap<String, String>,
+}
+
+impl PrincipalInfo {
+    /// An account's root user.
+    pub fn root(account: &str) -> Self {
+        Self {
+            kind: PrincipalType::Root,
+            arn: format!("arn:aws:iam::{account}:root"),
+            issuer_arn: None,
+            account: account.to_owned(),
+            user_name: None,
+            user_id: Some(account.to_owned()),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// Build from the authenticated principal. A session's role ARN is derived from the
+    /// session ARN (`assumed-role/R/s` → `role/R`); the role path is not known there.
+    pub fn from_auth(p: &crate::auth::Principal) -> Self {
+        use crate::auth::PrincipalKind;
+        let kind = match p.kind {
+            PrincipalKind::Root => PrincipalType::Root,
+            PrincipalKind::User => PrincipalType::User,
+            PrincipalKind::AssumedRole => PrincipalType::AssumedRole,
+        };
+        let issuer_arn = match kind {
+            PrincipalType::AssumedRole => role_arn_of_session(&p.arn),
+            _ => None,
+        };
+        let user_name = match kind {
+            PrincipalType::User => p.arn.rsplit('/').next().map(str::to_owned),
+            _ => None,
+        };
+        Self {
+            kind,
+            arn: p.arn.clone(),
+            issuer_arn,
+            account: p.account_id.clone(),
+            user_name,
+            user_id: Some(p.user_id.clone()),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// `aws:PrincipalArn`: the role ARN for role sessions, the caller's ARN otherwise.
+    pub fn principal_arn(&self) -> &str {
+        match (self.kind, &self.issuer_arn) {
+            (PrincipalType::AssumedRole, Some(role)) => role,
+            _ => &self.arn,
+        }
+    }
+}
+
+/// `arn:aws:sts::A:assumed-role/R/s` → `arn:aws:iam::A:role/R`.
+pub(crate) fn role_arn_of_session(session: &str) -> Option<String> {
+    let [_, partition, _, _, account, res] = split_arn(session)?;
+    let role = res.strip_prefix("assumed-role/")?.split('/').next()?;
+    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+}
+
+/// The declared type of a condition key (IAM.md §3.7).
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    String,
+    Arn,
+    Numeric,
+    Date,
+    Bool,
+    Ip,
+    Binary,
+    ArrayOfString,
+    ArrayOfArn,
+}
+
+impl KeyType {
+    /// Multivalued keys need `ForAnyValue:`/`ForAllValues:`.
+    pub fn is_multivalued(self) -> bool {
+        matches!(self, Self::ArrayOfString | Self::ArrayOfArn)
+    }
+}
+
+/// The type of a well-known key (lowercased name), if known.
+pub fn known_key_type(key_lc: &str) -> Option<KeyType> {
+    use KeyType as T;
+    Some(match key_lc {
+        "aws:tagkeys"
+        | "aws:principalorgpaths"
+        | "aws:calledvia"
+        | "aws:principalservicenameslist"
+        | "secretsmanager:addreplicaregions" => T::ArrayOfString,
+        "aws:sourceip" | "aws:vpcsourceip" => T::Ip,
+        "aws:currenttime" | "aws:epochtime" | "aws:tokenissuetime" => T::Date,
+        "aws:securetransport"
+        | "aws:multifactorauthpresent"
+        | "aws:principalisawsservice"
+        | "aws:viaawsservice"
+        | "secretsmanager:forceoverwritereplicasecret"
+        | "secretsmanager:blockpublicpolicy"
+        | "secretsmanager:forcedeletewithoutrecovery"
+        | "secretsmanager:rotateimmediately"
+        | "secretsmanager:modifyrotationrules" => T::Bool,
+        "aws:multifactorauthage" | "secretsmanager:recoverywindowindays" => T::Numeric,
+        "aws:principalarn"
+        | "aws:sourcearn"
+        | "secretsmanager:secretid"
+        | "secretsmanager:kmskeyarn"
+        | "secretsmanager:rotationlambdaarn"
+        | "secretsmanager:externalsecretrotationrolearn"
+        | "secretsmanager:resource/allowrotationlambdaarn" => T::Arn,
+        "aws:sourceaccount"
+        | "aws:sourcevpc"
+        | "aws:sourcevpce"
+        | "aws:requestedregion"
+        | "aws:principalaccount"
+        | "aws:principalorgid"
+        | "aws:principaltype"
+        | "aws:userid"
+        | "aws:username"
+        | "aws:resourceaccount"
+        | "aws:resourceorgid"
+        | "aws:useragent"
+        | "aws:referer"
+        | "secretsmanager:name"
+        | "secretsmanager:description"
+        | "secretsmanager:kmskeyid"
+        | "secretsmanager:type"
+        | "secretsmanager:secretprimaryregion"
+        | "secretsmanager:versionid"
+        | "secretsmanager:versionstage"
+        | "secretsmanager:resource/type" => T::String,
+        k if k.starts_with("aws:resourcetag/")
+            || k.starts_with("aws:requesttag/")
+            || k.starts_with("aws:principaltag/")
+            || k.starts_with("secretsmanager:resourcetag/") =>
+        {
+            T::String
+        }
+        _ => return None,
+    })
+}
+
+/// One key's values.
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextValue {
+    pub ty: KeyType,
+    pub values: Vec<String>,
+}
+
+/// Everything one authorization decision reads.
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    principal: PrincipalInfo,
+    action: String,
+    action_lc: String,
+    resource: String,
+    /// Byte ranges of the six ARN parts of `resource` (`None` when not an ARN, e.g. `*`).
+    resource_parts: Option<[(usize, usize); 6]>,
+    resource_account: Option<String>,
+    keys: HashMap<String, ContextValue>,
+    pub(crate) action_hash: u64,
+    pub(crate) service_hash: u64,
+}
+
+impl RequestContext {
+    /// A context for `principal` calling `action` on `resource` (an ARN or `*`). The
+    /// resource account defaults to the ARN's account. Principal-derived global keys
+    /// (`aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:username`, `aws:userid`,
+    /// `aws:PrincipalType`, `aws:PrincipalTag/*`) are filled in; later `with_*` calls override.
+    pub fn new(
+        principal: PrincipalInfo,
+        action: &str,
+        resource: &str,
+        resource_account: Option<&str>,
+    ) -> Self {
+        let resource_parts = arn_ranges(resource);
+        let resource_account = resource_account.map(str::to_owned).or_else(|| {
+            split_arn(resource)
+                .map(|p| p[4].to_owned())
+                .filter(|a| !a.is_empty())
+        });
+        let action_lc = action.to_ascii_lowercase();
+        let service = action_lc.split(':').next().unwrap_or("");
+        let mut ctx = Self {
+            action_hash: fnv(action_lc.as_bytes()),
+            service_hash: fnv(service.as_bytes()),
+            principal,
+            action: action.to_owned(),
+            action_lc,
+            resource: resource.to_owned(),
+            resource_parts,
+            resource_account,
+            keys: HashMap::new(),
+        };
+        ctx.fill_principal_keys();
+        ctx
+    }
+
+    fn fill_principal_keys(&mut self) {
+        let p = self.principal.clone();
+        if !matches!(p.kind, PrincipalType::Anonymous | PrincipalType::Service) {
+            self.put(
+                "aws:principalarn",
+                KeyType::Arn,
+                vec![p.principal_arn().to_owned()],
+            );
+        }
+        if !p.account.is_empty() {
+            self.put(
+                "aws:principalaccount",
+                KeyType::String,
+                vec![p.account.clone()],
+            );
+        }
+        if p.kind == PrincipalType::User {
+            let name = p
+                .user_name
+                .clone()
+                .or_else(|| p.arn.rsplit('/').next().map(str::to_owned));
+            if let Some(name) = name {
+                self.put("aws:username", KeyType::String, vec![name]);
+            }
+        }
+        let user_id = p.user_id.clone().or_else(|| match p.kind {
+            PrincipalType::Root => Some(p.account.clone()),
+            PrincipalType::FederatedUser => p
+                .arn
+                .rsplit('/')
+                .next()
+                .map(|n| format!("{}:{n}", p.account)),
+            PrincipalType::Anonymous => Some("anonymous".to_owned()),
+            _ => None,
+        });
+        if let Some(id) = user_id {
+            self.put("aws:userid", KeyType::String, vec![id]);
+        }
+        if let Some(t) = p.kind.aws_principal_type() {
+            self.put("aws:principaltype", KeyType::String, vec![t.to_owned()]);
+        }
+        for (k, v) in &p.tags {
+            self.put(
+                &format!("aws:principaltag/{k}"),
+                KeyType::String,
+                vec![v.clone()],
+            );
+        }
+    }
+
+    fn put(&mut self, key: &str, ty: KeyType, values: Vec<String>) {
+        self.keys
+            .insert(key.to_lowercase(), ContextValue { ty, values });
+    }
+
+    /// Set a key's values (replacing any). The type comes from the well-known key table;
+    /// unknown keys are `String`, or `ArrayOfString` when given several values.
+    pub fn with<I, S>(mut self, key: &str, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let values: Vec<String> = values.into_iter().map(Into::into).collect();
+        let ty = known_key_type(&key.to_lowercase()).unwrap_or(if values.len() > 1 {
+            KeyType::ArrayOfString
+        } else {
+            KeyType::String
+        });
+        self.put(key, ty, values);
+        self
+    }
+
+    /// Set a key with an explicit type.
+    pub fn with_typed(mut self, key: &str, ty: KeyType, values: Vec<String>) -> Self {
+        self.put(key, ty, values);
+        self
+    }
+
+    /// Remove a key.
+    pub fn without(mut self, key: &str) -> Self {
+        self.keys.remove(&key.to_lowercase());
+        self
+    }
+
+    /// `aws:CurrentTime` and `aws:EpochTime` (the evaluator never reads a clock).
+    pub fn with_time(self, now: time::OffsetDateTime) -> Self {
+        let utc = now.to_offset(time::UtcOffset::UTC);
+        let iso = utc
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let epoch = utc.unix_timestamp().to_string();
+        self.with_typed("aws:CurrentTime", KeyType::Date, vec![iso])
+            .with_typed("aws:EpochTime", KeyType::Date, vec![epoch])
+    }
+
+    /// `aws:SourceIp`.
+    pub fn with_source_ip(self, ip: IpAddr) -> Self {
+        self.with_typed("aws:SourceIp", KeyType::Ip, vec![ip.to_string()])
+    }
+
+    /// `aws:SecureTransport`.
+    pub fn with_secure_transport(self, tls: bool) -> Self {
+        self.with_typed("aws:SecureTransport", KeyType::Bool, vec![tls.to_string()])
+    }
+
+    /// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k` for each tag of the secret.
+    pub fn with_resource_tags<'a>(
+        mut self,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        for (k, v) in tags {
+            self.put(
+                &format!("aws:ResourceTag/{k}"),
+                KeyType::String,
+                vec![v.to_owned()],
+            );
+            self.put(
+                &format!("secretsmanager:ResourceTag/{k}"),
+                KeyType::String,
+                vec![v.to_owned()],
+            );
+        }
+        self
+    }
+
+    /// `aws:RequestTag/k` for each tag and `aws:TagKeys` (all keys).
+    pub fn with_request_tags<'a>(
+        mut self,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let mut keys = Vec::new();
+        for (k, v) in tags {
+            self.put(
+                &format!("aws:RequestTag/{k}"),
+                KeyType::String,
+                vec![v.to_owned()],
+            );
+            keys.push(k.to_owned());
+        }
+        self.put("aws:TagKeys", KeyType::ArrayOfString, keys);
+        self
+    }
+
+    /// The same request for another action (e.g. the lock-out check).
+    pub fn with_action(&self, action: &str) -> Self {
+        let mut c = self.clone();
+        c.action_lc = action.to_ascii_lowercase();
+        c.action_hash = fnv(c.action_lc.as_bytes());
+        c.service_hash = fnv(c.action_lc.split(':').next().unwrap_or("").as_bytes());
+        c.action = action.to_owned();
+        c
+    }
+
+    pub fn principal(&self) -> &PrincipalInfo {
+        &self.principal
+    }
+
+    /// The action as given (`secretsmanager:GetSecretValue`).
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    pub(crate) fn action_lc(&self) -> &str {
+        &self.action_lc
+    }
+
+    /// The resource ARN or `*`.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    pub(crate) fn resource_parts(&self) -> Option<[&str; 6]> {
+        let r = self.resource_parts?;
+        let s = &self.resource;
+        Some([
+            s.get(r[0].0..r[0].1)?,
+            s.get(r[1].0..r[1].1)?,
+            s.get(r[2].0..r[2].1)?,
+            s.get(r[3].0..r[3].1)?,
+            s.get(r[4].0..r[4].1)?,
+            s.get(r[5].0..r[5].1)?,
+        ])
+    }
+
+    /// The account owning the resource (`None` for `*` actions).
+    pub fn resource_account(&self) -> Option<&str> {
+        self.resource_account.as_deref()
+    }
+
+    /// Same-account request (a `*` resource belongs to the caller's account).
+    pub fn is_same_account(&self) -> bool {
+        self.resource_account
+            .as_deref()
+            .map_or(true, |a| a == self.principal.account)
+    }
+
+    /// A key's values (key name case-insensitive).
+    pub fn get(&self, key: &str) -> Option<&ContextValue> {
+        self.keys.get(&key.to_lowercase())
+    }
+
+    /// A key by its lowercased name.
+    pub(crate) fn get_lc(&self, key_lc: &str) -> Option<&ContextValue> {
+        self.keys.get(key_lc)
+    }
+
+    /// The value of a single-valued key (for policy variables); `None` if absent or
+    /// multivalued.
+    pub(crate) fn single_value(&self, key_lc: &str) -> Option<&str> {
+        let v = self.keys.get(key_lc)?;
+        match v.values.as_slice() {
+            [one] if !v.ty.is_multivalued() => Some(one),
+            _ => None,
+        }
+    }
+
+    /// All keys (lowercased names).
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+        self.keys.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+#[expect(
+    clippy::indexing_slicing,
+    reason = "fixed-size array filled in order, index < 6"
+)]
+fn arn_ranges(s: &str) -> Option<[(usize, usize); 6]> {
+    if !s.starts_with("arn:") {
+        return None;
+    }
+    let mut out = [(0, 0); 6];
+    let mut start = 0;
+    let mut n = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b':' && n < 5 {
+            out[n] = (start, i);
+            n += 1;
+            start = i + 1;
+        }
+    }
+    if n < 5 {
+        return None;
+    }
+    out[5] = (start, s.len());
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> PrincipalInfo {
+        PrincipalInfo {
+            kind: PrincipalType::User,
+            arn: "arn:aws:iam::111111111111:user/alice".into(),
+            issuer_arn: None,
+            account: "111111111111".into(),
+            user_name: None,
+            user_id: Some("AIDA1".into()),
+            tags: [("Team".to_owned(), "blue".to_owned())]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn principal_keys_are_derived() {
+        let c = RequestContext::new(alice(), "secretsmanager:GetSecretValue", "*", None);
+        assert_eq!(c.single_value("aws:username"), Some("alice"));
+        assert_eq!(c.single_value("aws:userid"), Some("AIDA1"));
+        assert_eq!(c.single_value("aws:principaltype"), Some("User"));
+        assert_eq!(c.single_value("aws:principaltag/team"), Some("blue"));
+        assert_eq!(
+            c.get("AWS:PrincipalTag/TEAM").map(|v| v.values.len()),
+            Some(1)
+        );
+        assert!(c.is_same_account());
+        let c = c.with("aws:username", ["bob"]);
+        assert_eq!(c.single_value("aws:username"), Some("bob"));
+    }
+
+    #[test]
+    fn session_principal_arn_is_the_role() {
+        let p = PrincipalInfo {
+            kind: PrincipalType::AssumedRole,
+            arn: "arn:aws:sts::1:assumed-role/app/s1".into(),
+            issuer_arn: role_arn_of_session("arn:aws:sts::1:assumed-role/app/s1"),
+            account: "1".into(),
+            user_name: None,
+            user_id: None,
+            tags: BTreeMap::new(),
+        };
+        let c = RequestContext::new(p, "a:b", "arn:aws:secretsmanager:r:2:secret:x", None);
+        assert_eq!(
+            c.single_value("aws:principalarn"),
+            Some("arn:aws:iam::1:role/app")
+        );
+        assert_eq!(c.resource_account(), Some("2"));
+        assert!(!c.is_same_account());
+        assert_eq!(c.resource_parts().map(|p| p[5]), Some("secret:x"));
+    }
+
+    #[test]
+    fn time_is_injected() {
+        let t = time::macros::datetime!(2024-05-01 12:00 UTC);
+        let c = RequestContext::new(PrincipalInfo::root("1"), "a:b", "*", None).with_time(t);
+        assert_eq!(
+            c.single_value("aws:currenttime"),
+            Some("2024-05-01T12:00:00Z")
+        );
+        assert_eq!(c.single_value("aws:epochtime"), Some("1714564800"));
+    }
+}

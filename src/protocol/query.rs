@@ -1,0 +1,142 @@
+//! The AWS Query protocol (STS, IAM): form-encoded requests, XML responses and errors.
+
+use crate::error::ApiError;
+
+/// Parsed form parameters, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    pub params: Vec<(String, String)>,
+}
+
+impl Form {
+    /// The first value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `Prefix.member.N` values in order (`Tags.member.1.Key` style lists use `get`).
+    pub fn members(&self, prefix: &str) -> Vec<&str> {
+        let mut out = vec![];
+        for i in 1..=1000 {
+            match self.get(&format!("{prefix}.member.{i}")) {
+                Some(v) => out.push(v),
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+fn decode_component(s: &str) -> Result<String, ApiError> {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| {
+            ApiError::Validation("The request body is not valid form data (bad UTF-8).".into())
+        })
+}
+
+/// Parse `application/x-www-form-urlencoded` bytes.
+pub fn parse_form(body: &[u8]) -> Result<Form, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        ApiError::Validation("The request body is not valid form data (bad UTF-8).".into())
+    })?;
+    let mut params = vec![];
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.push((decode_component(k)?, decode_component(v)?));
+        if params.len() > 5000 {
+            return Err(ApiError::Validation("Too many request parameters.".into()));
+        }
+    }
+    Ok(Form { params })
+}
+
+/// Escape text for XML content.
+pub fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\r' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `<{action}Response xmlns=...><{action}Result>{result}</...><ResponseMetadata>...`.
+pub fn response(namespace: &str, action: &str, result_xml: &str, request_id: &str) -> Vec<u8> {
+    format!(
+        "<{action}Response xmlns=\"{namespace}\">\n  <{action}Result>\n{result_xml}  </{action}Result>\n  <ResponseMetadata>\n    <RequestId>{}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
+        xml_escape(request_id)
+    )
+    .into_bytes()
+}
+
+/// The Query protocol's code and status for an error.
+pub fn error_code(e: &ApiError) -> (&'static str, u16) {
+    match e {
+        ApiError::AccessDenied(_) => ("AccessDenied", 403),
+        ApiError::UnrecognizedClient(_) => ("InvalidClientTokenId", 403),
+        ApiError::InvalidSignature(_) => ("SignatureDoesNotMatch", 403),
+        ApiError::IncompleteSignature(_) => ("IncompleteSignature", 400),
+        ApiError::MissingAuthenticationToken(_) => ("MissingAuthenticationToken", 403),
+        ApiError::ExpiredToken(_) => ("ExpiredToken", 400),
+        ApiError::Validation(_) | ApiError::InvalidParameter(_) => ("ValidationError", 400),
+        ApiError::MalformedPolicyDocument(_) => ("MalformedPolicyDocument", 400),
+        ApiError::InvalidIdentityToken(_) => ("InvalidIdentityToken", 400),
+        ApiError::IdpRejectedClaim(_) => ("IDPRejectedClaim", 403),
+        ApiError::UnknownOperation(_) => ("InvalidAction", 400),
+        ApiError::NotImplemented(_) => ("NotImplemented", 501),
+        ApiError::Internal(_) => ("InternalFailure", 500),
+        other => (other.code(), other.status()),
+    }
+}
+
+/// The XML error body.
+pub fn error_body(namespace: &str, e: &ApiError, request_id: &str) -> (u16, Vec<u8>) {
+    let (code, status) = error_code(e);
+    let kind = if status >= 500 { "Receiver" } else { "Sender" };
+    let body = format!(
+        "<ErrorResponse xmlns=\"{namespace}\">\n  <Error>\n    <Type>{kind}</Type>\n    <Code>{code}</Code>\n    <Message>{}</Message>\n  </Error>\n  <RequestId>{}</RequestId>\n</ErrorResponse>\n",
+        xml_escape(e.message()),
+        xml_escape(request_id)
+    );
+    (status, body.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let f = parse_form(b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&RoleSessionName=a+b&Tags.member.1.Key=k").unwrap();
+        assert_eq!(f.get("Action"), Some("AssumeRole"));
+        assert_eq!(f.get("RoleArn"), Some("arn:aws:iam::1:role/r"));
+        assert_eq!(f.get("RoleSessionName"), Some("a b"));
+        assert!(parse_form(&[0xff]).is_err());
+        assert!(parse_form(b"a=%ff").is_err());
+        let f = parse_form(b"PolicyArns.member.1=x&PolicyArns.member.2=y").unwrap();
+        assert_eq!(f.members("PolicyArns"), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn xml() {
+        assert_eq!(xml_escape("<a & 'b'>"), "&lt;a &amp; &apos;b&apos;&gt;");
+        let (status, body) = error_body("ns", &ApiError::AccessDenied("no <way>".into()), "r1");
+        assert_eq!(status, 403);
+        let body = String::from_utf8(body).unwrap();
+        assert!(body.contains("<Code>AccessDenied</Code>"));
+        assert!(body.contains("no &lt;way&gt;"));
+    }
+}

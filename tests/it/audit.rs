@@ -1,0 +1,854 @@
+//! The audit trail: records per request, no secret material, group commit and its bounded
+//! wait, tamper detection of every kind, LookupEvents, `strongroom audit` commands, export and
+//! prune; and (ignored) query timings over a million records.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use serde_json::{json, Value};
+use strongroom::audit::{
+    chain_hash, row_for, verify_store, AuditKeys, AuditOptions, Auditor, Draft, Index, TamperKind,
+    VerifyOptions,
+};
+use strongroom::auth::{Principal, PrincipalKind};
+use strongroom::store::rows::AuditFilter;
+use strongroom::store::Store;
+
+use crate::common::{signed_request, Signing, TestServer, ACCOUNT, AKID, MARKER};
+
+const LOOKUP: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+
+fn lookup(s: &TestServer, body: &Value) -> crate::common::RawResponse {
+    let sign = Signing {
+        service: "cloudtrail".into(),
+        ..Signing::default()
+    };
+    s.raw(&signed_request(LOOKUP, body.to_string().as_bytes(), sign))
+}
+
+fn now_ms() -> i64 {
+    strongroom::ops::system_now_ms()
+}
+
+/// A store in a data dir with an audit signing key beside `master.key`.
+struct Trail {
+    dir: tempfile::TempDir,
+    store: Store,
+    url: String,
+}
+
+impl Trail {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let url = format!("sqlite://{}", data.join("strongroom.db").display());
+        let store = Store::open(&url).unwrap();
+        Self { dir, store, url }
+    }
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn key_path(&self) -> PathBuf {
+        self.data_dir().join("audit-signing.key")
+    }
+    fn auditor(&self, digest_every_records: u64) -> Auditor {
+        Auditor::with_options(
+            self.store.clone(),
+            "chain-a".into(),
+            &self.key_path(),
+            AuditOptions {
+                digest_every_records,
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap()
+    }
+    fn public_key(&self) -> String {
+        AuditKeys::load(&self.key_path())
+            .unwrap()
+            .public_hex()
+            .to_owned()
+    }
+    fn sql(&self, sql: &str) {
+        let path = self.url.trim_start_matches("sqlite://");
+        let mut c = diesel::SqliteConnection::establish(path).unwrap();
+        c.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+            .unwrap();
+    }
+    fn verify(&self) -> Option<strongroom::audit::Finding> {
+        let opts = VerifyOptions {
+            trusted_keys: vec![self.public_key()],
+            chain: None,
+        };
+        verify_store(&self.store, &opts)
+            .unwrap()
+            .first_finding()
+            .cloned()
+    }
+}
+
+fn user(name: &str) -> Principal {
+    Principal {
+        kind: PrincipalKind::User,
+        arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+        user_id: format!("AIDA{name}"),
+        access_key_id: format!("AKIA{name}"),
+        name: Some(name.to_owned()),
+        ..Principal::root(ACCOUNT, AKID)
+    }
+}
+
+fn draft(i: i64, at_ms: i64) -> Draft {
+    let denied = i % 7 == 3;
+    Draft {
+        request_id: format!("req-{i}"),
+        event_time_ms: at_ms,
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_name: if i % 2 == 0 {
+            "GetSecretValue"
+        } else {
+            "DescribeSecret"
+        }
+        .into(),
+        region: "us-east-1".into(),
+        source_ip: Some(format!("10.0.0.{}", i % 5)),
+        principal: Some(user(if i % 3 == 0 { "alice" } else { "bob" })),
+        read_only: Some(true),
+        resource_arn: Some(format!(
+            "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/s{}-AbCdEf",
+            i % 4
+        )),
+        request_parameters: json!({"SecretId": format!("app/s{}", i % 4)}),
+        decision: Some(if denied { "Deny" } else { "Allow" }.into()),
+        error_code: denied.then(|| "AccessDeniedException".to_owned()),
+        ..Draft::default()
+    }
+}
+
+/// `n` records through the auditor (concurrently), then a flush (which signs a digest).
+async fn fill(a: &Auditor, n: i64, at_ms: impl Fn(i64) -> i64) {
+    let futs: Vec<_> = (1..=n)
+        .map(|i| {
+            let a = a.clone();
+            let d = draft(i, at_ms(i));
+            async move { a.record(&d).await }
+        })
+        .collect();
+    // Sequential per chunk keeps seq order equal to i (tamper tests rely on it).
+    for f in futs {
+        f.await.unwrap();
+    }
+    a.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_kind_of_tampering_is_caught() {
+    type Case = (&'static str, &'static str, TamperKind, i64);
+    let cases: &[Case] = &[
+        (
+            "modify",
+            "UPDATE audit_events SET record = replace(record, 'req-5', 'req-X') WHERE seq = 5",
+            TamperKind::Modified,
+            5,
+        ),
+        (
+            "modify a query column",
+            "UPDATE audit_events SET principal_arn = 'arn:aws:iam::1:user/nobody' WHERE seq = 6",
+            TamperKind::Modified,
+            6,
+        ),
+        (
+            "delete",
+            "DELETE FROM audit_events WHERE seq = 5",
+            TamperKind::Deleted,
+            5,
+        ),
+        (
+            "delete the head",
+            "DELETE FROM audit_events WHERE seq <= 2",
+            TamperKind::Deleted,
+            1,
+        ),
+        (
+            "delete and renumber",
+            "DELETE FROM audit_events WHERE seq = 5; \
+             UPDATE audit_events SET seq = -(seq - 1) WHERE seq > 5; \
+             UPDATE audit_events SET seq = -seq WHERE seq < 0;",
+            TamperKind::Unlinked,
+            5,
+        ),
+        (
+            "reorder",
+            "UPDATE audit_events SET seq = -1 WHERE seq = 5; \
+             UPDATE audit_events SET seq = 5 WHERE seq = 6; \
+             UPDATE audit_events SET seq = 6 WHERE seq = -1;",
+            TamperKind::Reordered,
+            5,
+        ),
+        (
+            "truncate the tail after a digest",
+            "DELETE FROM audit_events WHERE seq > 22",
+            TamperKind::Truncated,
+            23,
+        ),
+        (
+            "forge a digest",
+            "UPDATE audit_digests SET last_hash = \
+             (CASE WHEN substr(last_hash, 1, 1) = '0' THEN '1' ELSE '0' END) || substr(last_hash, 2) \
+             WHERE seq_to = 20",
+            TamperKind::Forged,
+            11,
+        ),
+        (
+            "delete a digest",
+            "DELETE FROM audit_digests WHERE seq_to = 10",
+            TamperKind::DigestMissing,
+            1,
+        ),
+    ];
+    for (name, sql, kind, seq) in cases {
+        let t = Trail::new();
+        let a = t.auditor(10);
+        fill(&a, 25, |i| now_ms() + i).await;
+        assert_eq!(t.verify(), None, "{name}: clean chain must verify");
+        t.sql(sql);
+        let f = t.verify().unwrap_or_else(|| panic!("{name}: not detected"));
+        assert_eq!((f.kind, f.seq), (*kind, *seq), "{name}: {f}");
+    }
+}
+
+#[tokio::test]
+async fn insertion_and_rewrites_are_caught() {
+    // Insert a well-formed record in the middle (renumbering the rest).
+    let t = Trail::new();
+    let a = t.auditor(10);
+    fill(&a, 25, |i| now_ms() + i).await;
+    t.sql(
+        "UPDATE audit_events SET seq = -(seq + 1) WHERE seq >= 5; \
+         UPDATE audit_events SET seq = -seq WHERE seq < 0;",
+    );
+    let prev = t
+        .store
+        .read_blocking(|tx| Ok(tx.audit_record("chain-a", 4)?))
+        .unwrap()
+        .unwrap();
+    let text = draft(99, now_ms()).to_record("forged-event").to_string();
+    let ix = Index::of(&serde_json::from_str(&text).unwrap());
+    let row = row_for("chain-a", 5, &prev.hash, &text, &ix);
+    t.store
+        .write_blocking(move |tx| Ok(tx.insert_audit(&row)?))
+        .unwrap();
+    let f = t.verify().unwrap();
+    assert_eq!((f.kind, f.seq), (TamperKind::Inserted, 5), "{f}");
+
+    // Rebuild the chain from record 13 on (every hash recomputed): only the digest knows.
+    let t = Trail::new();
+    let a = t.auditor(10);
+    fill(&a, 25, |i| now_ms() + i).await;
+    let rows = t
+        .store
+        .read_blocking(|tx| Ok(tx.audit_range("chain-a", 0, 100)?))
+        .unwrap();
+    let mut prev = rows[11].hash.clone();
+    t.sql("DELETE FROM audit_events WHERE seq >= 13");
+    for r in &rows[12..] {
+        let text = r.record.replace("req-", "req-rewritten-");
+        let ix = Index::of(&serde_json::from_str(&text).unwrap());
+        let row = row_for("chain-a", r.seq, &prev, &text, &ix);
+        prev = chain_hash(&prev, &text);
+        t.store
+            .write_blocking(move |tx| Ok(tx.insert_audit(&row)?))
+            .unwrap();
+    }
+    let f = t.verify().unwrap();
+    assert_eq!((f.kind, f.seq), (TamperKind::Rewritten, 11), "{f}");
+
+    // A digest re-signed with another key is not trusted.
+    let t = Trail::new();
+    let a = t.auditor(10);
+    fill(&a, 12, |i| now_ms() + i).await;
+    let other = AuditKeys::ephemeral().unwrap();
+    let last = t
+        .store
+        .read_blocking(|tx| Ok(tx.last_audit("chain-a")?))
+        .unwrap()
+        .unwrap();
+    t.sql("DELETE FROM audit_digests WHERE seq_to = 12");
+    let forged = strongroom::audit::signed_statement(
+        &other,
+        "chain-a",
+        strongroom::audit::DIGEST,
+        11,
+        last.seq,
+        &last.hash,
+        now_ms(),
+    );
+    t.store
+        .write_blocking(move |tx| Ok(tx.insert_audit_digest(&forged)?))
+        .unwrap();
+    let f = t.verify().unwrap();
+    assert_eq!((f.kind, f.seq), (TamperKind::Forged, 11), "{f}");
+    assert!(f.message.contains("not trusted"), "{f}");
+}
+
+#[tokio::test]
+async fn cli_verify_query_export_and_prune() {
+    let bin = env!("CARGO_BIN_EXE_strongroom");
+    let t = Trail::new();
+    let a = t.auditor(10);
+    let day = 86_400_000;
+    // 1..=30 are 40 days old; 31..=40 are recent.
+    fill(&a, 40, |i| {
+        if i <= 30 {
+            now_ms() - 40 * day + i
+        } else {
+            now_ms() + i
+        }
+    })
+    .await;
+    let data = t.data_dir();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, out, err) = run(&["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("audit verified: 40 records"), "{out}");
+
+    let (ok, out, err) = run(&["audit", "query", "--denied", "--format", "jsonl"]);
+    assert!(ok, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), (1..=40).filter(|i| i % 7 == 3).count());
+    assert!(lines
+        .iter()
+        .all(|r| r["authorization"]["decision"] == "Deny"));
+    let times: Vec<&str> = lines
+        .iter()
+        .map(|r| r["eventTime"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    let (ok, out, _) = run(&[
+        "audit",
+        "query",
+        "--principal",
+        &format!("arn:aws:iam::{ACCOUNT}:user/alice"),
+        "--secret",
+        "app/s1",
+        "--source-ip",
+        "10.0.0.3",
+    ]);
+    assert!(ok);
+    // i ≡ 0 (mod 3), ≡ 1 (mod 4), ≡ 3 (mod 5): i = 33 only
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().next().unwrap().starts_with("TIME"));
+    let since = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let since = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (ok, out, _) = run(&["audit", "query", "--since", &since, "--limit", "1000"]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 11, "{out}");
+    let (ok, _, err) = run(&["audit", "query", "--since", "yesterday"]);
+    assert!(!ok && err.contains("RFC 3339"), "{err}");
+
+    // export: all 40, then nothing new, then only the new ones
+    let out_dir = t.dir.path().join("export");
+    let od = out_dir.to_str().unwrap();
+    let (ok, out, err) = run(&["audit", "export", "--out", od]);
+    assert!(ok && out.contains("exported 40 records"), "{out}{err}");
+    let (ok, out, _) = run(&["audit", "export", "--out", od]);
+    assert!(ok && out.contains("exported 0 records"), "{out}");
+    fill(&a, 3, |i| now_ms() + 100 + i).await;
+    let (ok, out, _) = run(&["audit", "export", "--out", od]);
+    assert!(ok && out.contains("exported 3 records"), "{out}");
+    let records = exported_records(&out_dir);
+    assert_eq!(records.len(), 43);
+    assert!(records.iter().all(|r| r["eventVersion"] == "1.08"));
+
+    // prune the 30 old ones: an anchor keeps the rest verifiable
+    let (ok, out, err) = run(&["audit", "prune", "--older-than", "30", "--out", od]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("pruned 30 records (through seq 30)"), "{out}");
+    let (ok, out, err) = run(&["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("pruned through 30"), "{out}");
+    assert!(out.contains("audit verified: 13 records"), "{out}");
+    // more records after the prune still chain on
+    fill(&a, 2, |i| now_ms() + 200 + i).await;
+    assert_eq!(t.verify(), None);
+
+    // without the anchor the cut is a deletion; the CLI names the first record, non-zero
+    t.sql("DELETE FROM audit_digests WHERE kind = 'anchor'");
+    let (ok, _, err) = run(&["audit", "verify"]);
+    assert!(!ok);
+    assert!(
+        err.contains("record 1 ") && err.contains("[deleted]"),
+        "{err}"
+    );
+}
+
+fn exported_records(dir: &Path) -> Vec<Value> {
+    let mut out = vec![];
+    for f in crate::common::files_under(dir) {
+        if f.extension().is_some_and(|e| e == "gz") {
+            let mut s = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(std::fs::File::open(&f).unwrap()),
+                &mut s,
+            )
+            .unwrap();
+            let v: Value = serde_json::from_str(&s).unwrap();
+            out.extend(v["Records"].as_array().unwrap().iter().cloned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn concurrent_records_are_group_committed() {
+    let t = Trail::new();
+    let a = t.auditor(1000);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let a = a.clone();
+            tokio::spawn(async move { a.record(&draft(i, now_ms())).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    a.flush().await.unwrap();
+    let elapsed = start.elapsed();
+    let report = verify_store(&t.store, &VerifyOptions::default()).unwrap();
+    assert_eq!(report.records(), 400);
+    assert!(report.first_finding().is_none());
+    // 400 records with synchronous=FULL would take seconds one commit each.
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+#[test]
+fn requests_fail_closed_and_quickly_when_the_trail_cannot_be_written() {
+    let s = TestServer::start();
+    assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
+    // Another connection holds the write lock: the record cannot commit.
+    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    let mut holder = diesel::SqliteConnection::establish(&path).unwrap();
+    holder.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    let start = Instant::now();
+    let r = s.call("secretsmanager.ListSecrets", "{}");
+    let elapsed = start.elapsed();
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.error_type(), "InternalServiceError");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    // Once the lock is gone, requests are recorded again.
+    assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
+}
+
+#[tokio::test]
+async fn lookup_events_finds_filters_and_pages() {
+    let s = TestServer::start();
+    let c = s.client();
+    c.create_secret()
+        .name("ct/one")
+        .secret_string(MARKER)
+        .send()
+        .await
+        .unwrap();
+    c.get_secret_value()
+        .secret_id("ct/one")
+        .send()
+        .await
+        .unwrap();
+    c.describe_secret()
+        .secret_id("ct/one")
+        .send()
+        .await
+        .unwrap();
+    let _ = c.describe_secret().secret_id("ct/missing").send().await;
+    // unauthenticated: recorded, but belongs to no account
+    let bad = Signing {
+        secret: "wrong".into(),
+        ..Signing::default()
+    };
+    let r = s.raw(&signed_request("secretsmanager.ListSecrets", b"{}", bad));
+    assert_eq!(r.status, 400);
+
+    let r = lookup(&s, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = r.json()["Events"].as_array().unwrap().clone();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["EventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "DescribeSecret",
+            "DescribeSecret",
+            "GetSecretValue",
+            "CreateSecret"
+        ],
+        "newest first, the bad signature not in the account's trail"
+    );
+    let get = &events[2];
+    assert_eq!(get["ReadOnly"], "true");
+    assert_eq!(get["Username"], "root");
+    assert_eq!(get["AccessKeyId"], AKID);
+    assert_eq!(get["EventSource"], "secretsmanager.amazonaws.com");
+    assert_eq!(
+        get["Resources"][0]["ResourceType"],
+        "AWS::SecretsManager::Secret"
+    );
+    let arn = get["Resources"][0]["ResourceName"].as_str().unwrap();
+    assert!(arn.contains(":secret:ct/one-"), "{arn}");
+    let ct: Value = serde_json::from_str(get["CloudTrailEvent"].as_str().unwrap()).unwrap();
+    assert_eq!(ct["eventName"], "GetSecretValue");
+    assert_eq!(ct["responseElements"], Value::Null);
+    assert!(get["EventTime"].as_f64().unwrap() > 1.7e9);
+    assert_eq!(
+        events[0]["Resources"][0]["ResourceName"].as_str().unwrap(),
+        format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:ct/missing")
+    );
+    assert!(!r.body.contains(MARKER));
+
+    // each lookup attribute
+    let one = |k: &str, v: &str| {
+        let r = lookup(
+            &s,
+            &json!({"LookupAttributes": [{"AttributeKey": k, "AttributeValue": v}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["Events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["EventName"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(one("EventName", "GetSecretValue"), ["GetSecretValue"]);
+    // CreateSecret is authorized on `*` (the secret does not exist yet): no resource
+    assert_eq!(
+        one("ResourceName", arn),
+        ["DescribeSecret", "GetSecretValue"]
+    );
+    assert_eq!(
+        one("ResourceName", "ct/one"),
+        ["DescribeSecret", "GetSecretValue"]
+    );
+    assert_eq!(one("ReadOnly", "false"), ["CreateSecret"]);
+    assert!(one("Username", "root").len() >= 4);
+    assert!(one("AccessKeyId", AKID).len() >= 4);
+    assert!(one("EventSource", "cloudtrail.amazonaws.com").len() >= 1);
+    assert_eq!(one("ResourceType", "AWS::KMS::Key").len(), 0);
+    let id = events[1]["EventId"].as_str().unwrap();
+    assert_eq!(one("EventId", id), ["DescribeSecret"]);
+
+    // pagination: 2 at a time, same order, nothing twice
+    let mut seen = vec![];
+    let mut token: Option<String> = None;
+    let filter =
+        json!([{"AttributeKey": "EventSource", "AttributeValue": "secretsmanager.amazonaws.com"}]);
+    loop {
+        let mut body = json!({"MaxResults": 2, "LookupAttributes": filter});
+        if let Some(t) = &token {
+            body["NextToken"] = json!(t);
+        }
+        let r = lookup(&s, &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        for e in v["Events"].as_array().unwrap() {
+            seen.push(e["EventId"].as_str().unwrap().to_owned());
+        }
+        match v["NextToken"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    let all: Vec<String> = lookup(&s, &json!({"LookupAttributes": filter})).json()["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["EventId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, all);
+
+    // time range
+    let r = lookup(&s, &json!({"StartTime": 1.0, "EndTime": 2.0}));
+    assert_eq!(r.json()["Events"].as_array().unwrap().len(), 0);
+
+    // errors
+    for (body, code) in [
+        (json!({"MaxResults": 0}), "ValidationException"),
+        (json!({"MaxResults": 51}), "ValidationException"),
+        (
+            json!({"StartTime": 5.0, "EndTime": 1.0}),
+            "ValidationException",
+        ),
+        (
+            json!({"LookupAttributes": [{"AttributeKey": "Nope", "AttributeValue": "x"}]}),
+            "ValidationException",
+        ),
+        (
+            json!({"LookupAttributes": [
+                {"AttributeKey": "EventName", "AttributeValue": "x"},
+                {"AttributeKey": "Username", "AttributeValue": "y"}]}),
+            "ValidationException",
+        ),
+        (json!({"NextToken": "garbage"}), "InvalidNextTokenException"),
+    ] {
+        let r = lookup(&s, &body);
+        assert_eq!(r.error_type(), code, "{body}: {}", r.body);
+    }
+    // a token is bound to its query
+    let r = lookup(&s, &json!({"MaxResults": 1}));
+    let t = r.json()["NextToken"].as_str().unwrap().to_owned();
+    let r = lookup(
+        &s,
+        &json!({"NextToken": t, "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "CreateSecret"}]}),
+    );
+    assert_eq!(r.error_type(), "InvalidNextTokenException");
+}
+
+#[tokio::test]
+async fn no_secret_material_or_raw_tokens_in_the_trail() {
+    let s = TestServer::start();
+    let c = s.client();
+    let token = "TOKEN-5b1f0c2a-7d3e-4f60-9a8b-0c1d2e3f4a5b";
+    c.create_secret()
+        .name("hyg")
+        .secret_string(MARKER)
+        .client_request_token(token)
+        .send()
+        .await
+        .unwrap();
+    c.put_secret_value()
+        .secret_id("hyg")
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(
+            MARKER.as_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    c.get_secret_value().secret_id("hyg").send().await.unwrap();
+    let pw = c.get_random_password().send().await.unwrap();
+    let pw = pw.random_password().unwrap().to_owned();
+    let store = Store::open(&s.database_url).unwrap();
+    let rows = store
+        .read_blocking(|tx| {
+            Ok(tx.query_audit(&AuditFilter {
+                limit: 1000,
+                ..AuditFilter::default()
+            })?)
+        })
+        .unwrap();
+    assert!(rows.len() >= 4);
+    for r in &rows {
+        for needle in [MARKER, pw.as_str(), token, crate::common::SECRET] {
+            assert!(!r.record.contains(needle), "{needle} in {}", r.record);
+        }
+    }
+    let create = rows
+        .iter()
+        .find(|r| r.event_name == "CreateSecret")
+        .unwrap();
+    let v: Value = serde_json::from_str(&create.record).unwrap();
+    let h = v["requestParameters"]["clientRequestToken"]
+        .as_str()
+        .unwrap();
+    assert!(h.starts_with("hmac-sha256:"), "{h}");
+}
+
+#[test]
+#[ignore = "benchmark: inserts 1,000,000 records (run with --ignored --nocapture)"]
+fn million_records_query_times() {
+    let dir = std::env::var("STRONGROOM_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("strongroom-audit-bench"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("strongroom.db").display());
+    let store = Store::open(&url).unwrap();
+    let n: i64 = 1_000_000;
+    let t0 = now_ms() - 90 * 86_400_000;
+    let step = 90 * 86_400_000 / n;
+    let start = Instant::now();
+    let mut prev = strongroom::audit::GENESIS.to_owned();
+    let batch = 20_000;
+    for b in 0..(n / batch) {
+        let mut rows = Vec::with_capacity(usize::try_from(batch).unwrap());
+        for k in 0..batch {
+            let i = b * batch + k + 1;
+            let mut d = draft(i, t0 + i * step);
+            d.principal = Some(user(&format!("u{}", i % 1000)));
+            d.resource_arn = Some(format!(
+                "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/s{}-AbCdEf",
+                i % 10_000
+            ));
+            d.source_ip = Some(format!("10.0.{}.{}", (i / 256) % 256, i % 256));
+            let text = d.to_record(&format!("ev-{i}")).to_string();
+            let ix = Index::of(&serde_json::from_str(&text).unwrap());
+            let row = row_for("bench", i, &prev, &text, &ix);
+            prev = row.hash.clone();
+            rows.push(row);
+        }
+        store
+            .write_blocking(move |tx| Ok(tx.insert_audits(&rows)?))
+            .unwrap();
+    }
+    let insert = start.elapsed();
+    println!(
+        "inserted {n} records in {insert:?} ({:.0} records/s)",
+        n as f64 / insert.as_secs_f64()
+    );
+    let time = |name: &str, f: AuditFilter| {
+        let f2 = f.clone();
+        let _ = store.read_blocking(move |tx| Ok(tx.query_audit(&f2)?)); // warm
+        let s = Instant::now();
+        let rows = store
+            .read_blocking(move |tx| Ok(tx.query_audit(&f)?))
+            .unwrap();
+        let e = s.elapsed();
+        println!(
+            "{name:<48} {:>5} rows  {:>9.2} ms",
+            rows.len(),
+            e.as_secs_f64() * 1e3
+        );
+        assert!(e < Duration::from_secs(1), "{name}: {e:?}");
+    };
+    let acct = || AuditFilter {
+        account_id: Some(ACCOUNT.into()),
+        limit: 50,
+        ..AuditFilter::default()
+    };
+    time("LookupEvents: newest 50", acct());
+    time(
+        "LookupEvents: Username (1 of 1000)",
+        AuditFilter {
+            user_name: Some("u7".into()),
+            ..acct()
+        },
+    );
+    time(
+        "LookupEvents: ResourceName = name",
+        AuditFilter {
+            resource_name: Some("app/s42".into()),
+            ..acct()
+        },
+    );
+    time(
+        "LookupEvents: ResourceName = ARN",
+        AuditFilter {
+            resource_name: Some(format!(
+                "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/s42-AbCdEf"
+            )),
+            ..acct()
+        },
+    );
+    time(
+        "LookupEvents: EventName, 30-day window",
+        AuditFilter {
+            event_name: Some("DescribeSecret".into()),
+            since_ms: Some(t0 + 30 * 86_400_000),
+            until_ms: Some(t0 + 60 * 86_400_000),
+            ..acct()
+        },
+    );
+    time(
+        "LookupEvents: EventId",
+        AuditFilter {
+            event_id: Some("ev-777777".into()),
+            ..acct()
+        },
+    );
+    time(
+        "LookupEvents: page 100 (keyset cursor)",
+        AuditFilter {
+            before: Some((t0 + 500_000 * step, "bench".into(), 500_000)),
+            ..acct()
+        },
+    );
+    time(
+        "audit query: --principal (1000 newest)",
+        AuditFilter {
+            principal_arn: Some(format!("arn:aws:iam::{ACCOUNT}:user/u7")),
+            limit: 1000,
+            ..AuditFilter::default()
+        },
+    );
+    time(
+        "audit query: --secret app/s42 (all)",
+        AuditFilter {
+            resource_prefix: Some("app/s42-".into()),
+            limit: 1000,
+            ..AuditFilter::default()
+        },
+    );
+    time(
+        "audit query: --secret ARN prefix app/s42",
+        AuditFilter {
+            resource_prefix: Some(format!(
+                "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/s42"
+            )),
+            limit: 1000,
+            ..AuditFilter::default()
+        },
+    );
+    time(
+        "audit query: --since/--until one day",
+        AuditFilter {
+            since_ms: Some(t0 + 45 * 86_400_000),
+            until_ms: Some(t0 + 46 * 86_400_000),
+            limit: 100_000,
+            ..AuditFilter::default()
+        },
+    );
+    time(
+        "audit query: --denied, one week",
+        AuditFilter {
+            denied_only: true,
+            since_ms: Some(t0 + 10 * 86_400_000),
+            until_ms: Some(t0 + 17 * 86_400_000),
+            limit: 100_000,
+            ..AuditFilter::default()
+        },
+    );
+    time(
+        "audit query: --source-ip",
+        AuditFilter {
+            source_ip: Some("10.0.3.7".into()),
+            limit: 1000,
+            ..AuditFilter::default()
+        },
+    );
+    time(
+        "audit query: --error-code (100 newest)",
+        AuditFilter {
+            error_code: Some("AccessDeniedException".into()),
+            limit: 100,
+            ..AuditFilter::default()
+        },
+    );
+    let s = Instant::now();
+    let report = verify_store(&store, &VerifyOptions::default()).unwrap();
+    assert!(report.first_finding().is_none());
+    println!("verify {} records: {:?}", report.records(), s.elapsed());
+}
