@@ -60,6 +60,9 @@ def protocol_seeds():
     write("protocol_decode", "empty", b"secretsmanager.ListSecrets\n")
     write("protocol_decode", "wrong_types", b'secretsmanager.CreateSecret\n{"Name":5,"Tags":"x","SecretString":[1e999]}')
     write("protocol_decode", "deep", b"secretsmanager.GetSecretValue\n" + b"[" * 40 + b"]" * 40)
+    # The nesting limit is 32: the deepest accepted body and the shallowest rejected one.
+    write("protocol_decode", "deep32", b"secretsmanager.ListSecrets\n" + b'{"a":' * 31 + b"[]" + b"}" * 31)
+    write("protocol_decode", "deep33", b"secretsmanager.ListSecrets\n" + b'{"a":' * 32 + b"[]" + b"}" * 32)
 
 
 def signed(method, path, query, headers, body, when):

@@ -15,7 +15,7 @@ use crate::crypto::envelope;
 use crate::error::ApiError;
 use crate::identity::live::Live;
 use crate::ops::{self, Authorized, Ctx, Operation, Scope, Target};
-use crate::policy::{self, AuthzRequest};
+use crate::policy;
 use crate::protocol::{self, Service};
 
 /// Shared server state.
@@ -25,6 +25,10 @@ pub struct Pipeline {
     pub auditor: Auditor,
     pub regions: Arc<Vec<String>>,
     pub identities: Arc<Live>,
+    /// Whether the listener is TLS (`aws:SecureTransport`).
+    pub secure: bool,
+    /// Compiled resource and session policies by (kind, label, text).
+    policies: Arc<Mutex<HashMap<(policy::PolicyType, String, String), Arc<policy::Policy>>>>,
     signing_keys: Arc<SigningKeyCache>,
     credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
 }
@@ -58,6 +62,8 @@ impl Pipeline {
             auditor,
             regions: Arc::new(regions),
             identities,
+            secure: false,
+            policies: Arc::new(Mutex::new(HashMap::new())),
             signing_keys: Arc::new(SigningKeyCache::new()),
             credentials: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -499,55 +505,259 @@ async fn run<O: Operation>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>,
     draft.read_only = Some(O::READ_ONLY);
     let input: O::Input = protocol::parse_body(call.body)?;
     O::validate(&input)?;
-    let ctx = &call.pipeline.ctx;
-    let (resource_arn, secret) = resolve(ctx, &call.scope, O::target(&input)).await?;
-    draft.resource_arn = Some(resource_arn.clone());
-    let decision = policy::evaluate(&AuthzRequest {
-        principal: &call.principal,
-        action: O::ACTION,
-        resource: &resource_arn,
-        resource_account: &call.scope.account,
-    });
-    draft.decision = Some(
-        if decision.is_allowed() {
-            "Allow"
-        } else {
-            "Deny"
-        }
-        .to_owned(),
-    );
-    draft.decision_reason = Some(format!("{:?}", decision.reason));
-    if !decision.is_allowed() {
-        return Err(ApiError::AccessDenied(format!(
-            "User: {} is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
-            call.principal.arn, O::ACTION, resource_arn, O::ACTION
-        )));
+    let pipeline = call.pipeline;
+    let ctx = &pipeline.ctx;
+    let resolved = resolve(ctx, &call.scope, O::target(&input)).await?;
+    draft.resource_arn = Some(resolved.arn.clone());
+    let mut keys = O::context_keys(&input);
+    keys.extend(resolved.keys.iter().cloned());
+    for action in std::iter::once(O::ACTION).chain(O::extra_actions(&input)) {
+        pipeline.authorize(
+            &call.principal,
+            &call.scope,
+            action,
+            &resolved,
+            &keys,
+            draft,
+        )?;
     }
-    let authorized = Authorized::mint(call.principal, call.scope, resource_arn, secret);
+    let authorized = Authorized::mint(call.principal, call.scope, resolved.arn, resolved.secret);
     let output = O::handle(ctx, &authorized, input).await?;
     serde_json::to_vec(&output).map_err(ApiError::internal)
 }
 
+/// What a target resolved to: the ARN to authorize on, the secret when it exists, the
+/// resource's condition keys (tags, SecretId) and its resource policy.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub arn: String,
+    pub account: String,
+    pub secret: Option<crate::store::rows::SecretRow>,
+    pub keys: Vec<(String, Vec<String>)>,
+    pub resource_policy: Option<String>,
+}
+
+impl Pipeline {
+    /// Decide one action on a resolved resource; records the decision in the draft and
+    /// answers AWS's AccessDeniedException wording when denied.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        action: &str,
+        resolved: &Resolved,
+        keys: &[(String, Vec<String>)],
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        let dir = self.identities.get();
+        let mut info = policy::PrincipalInfo::from_auth(principal);
+        info.issuer_arn = principal.role_arn.clone().or(info.issuer_arn);
+        info.user_name = principal
+            .name
+            .clone()
+            .filter(|_| principal.kind == crate::auth::PrincipalKind::User);
+        info.tags = principal.tags.clone();
+        let mut rctx =
+            policy::RequestContext::new(info, action, &resolved.arn, Some(&resolved.account))
+                .with("aws:RequestedRegion", [scope.region.as_str()])
+                .with_secure_transport(self.secure);
+        if let Ok(now) =
+            time::OffsetDateTime::from_unix_timestamp(self.ctx.now_ms().div_euclid(1000))
+        {
+            rctx = rctx.with_time(now);
+        }
+        if let Some(ip) = draft.source_ip.as_deref().and_then(|i| i.parse().ok()) {
+            rctx = rctx.with_source_ip(ip);
+        }
+        if let Some(org) = &dir.org_id {
+            if dir.scps.contains_key(&principal.account_id) {
+                rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
+            }
+        }
+        for (k, v) in keys {
+            rctx = rctx.with(k, v.iter().map(String::as_str));
+        }
+        let set = self.policy_set(principal, resolved, &dir);
+        let decision = policy::authorize(&rctx, &set);
+        draft.decision = Some(decision.effect.as_str().to_owned());
+        draft.decision_reason = Some(describe_decision(&decision));
+        if decision.is_allowed() {
+            return Ok(());
+        }
+        Err(ApiError::AccessDenied(
+            policy::denial_message(&rctx, &decision).unwrap_or_else(|| {
+                format!(
+                    "User: {} is not authorized to perform: {action} on resource: {}",
+                    principal.arn, resolved.arn
+                )
+            }),
+        ))
+    }
+
+    /// Every policy that takes part in a decision for `principal` on `resolved`.
+    fn policy_set(
+        &self,
+        principal: &Principal,
+        resolved: &Resolved,
+        dir: &crate::identity::Directory,
+    ) -> policy::PolicySet {
+        let mut set = policy::PolicySet::default();
+        match principal.kind {
+            crate::auth::PrincipalKind::Root => {}
+            crate::auth::PrincipalKind::User => {
+                if let Some(u) = principal
+                    .name
+                    .as_deref()
+                    .and_then(|n| dir.user(&principal.account_id, n))
+                {
+                    set.identity = Arc::clone(&u.identity_group);
+                    set.boundary = u.boundary.as_ref().and_then(|b| b.compiled.clone());
+                }
+            }
+            crate::auth::PrincipalKind::AssumedRole => {
+                if let Some(r) = principal
+                    .role_arn
+                    .as_deref()
+                    .and_then(|a| dir.role_by_arn(a))
+                {
+                    set.identity = Arc::clone(&r.identity_group);
+                    set.boundary = r.boundary.as_ref().and_then(|b| b.compiled.clone());
+                }
+                if let Some(text) = principal.session.as_ref().and_then(|s| s.policy.as_deref()) {
+                    set.session = Some(Arc::new(policy::PolicyGroup::new(
+                        self.compiled_session_policy(text).into_iter().collect(),
+                    )));
+                }
+            }
+        }
+        if dir.management_account.as_deref() != Some(principal.account_id.as_str()) {
+            if let Some(levels) = dir.scp_groups.get(&principal.account_id) {
+                set.scp = Some(levels.clone());
+            }
+        }
+        if let Some(text) = &resolved.resource_policy {
+            set.resource = self.compiled_resource_policy(&resolved.arn, text);
+        }
+        set
+    }
+
+    /// A session policy, compiled once per distinct text.
+    fn compiled_session_policy(&self, text: &str) -> Option<Arc<policy::Policy>> {
+        self.compiled(text, policy::PolicyType::Session, "session-policy")
+    }
+
+    /// A secret's resource policy, compiled once per distinct text.
+    fn compiled_resource_policy(&self, arn: &str, text: &str) -> Option<Arc<policy::Policy>> {
+        self.compiled(
+            text,
+            policy::PolicyType::Resource,
+            &format!("{arn}:resource-policy"),
+        )
+    }
+
+    fn compiled(
+        &self,
+        text: &str,
+        kind: policy::PolicyType,
+        label: &str,
+    ) -> Option<Arc<policy::Policy>> {
+        let key = (kind, label.to_owned(), text.to_owned());
+        {
+            let cache = self
+                .policies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(p) = cache.get(&key) {
+                return Some(Arc::clone(p));
+            }
+        }
+        let compiled = Arc::new(policy::Policy::parse(text, kind).ok()?.with_label(label));
+        let mut cache = self
+            .policies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&compiled));
+        Some(compiled)
+    }
+}
+
+/// The decision in one line for the audit record: effect, deciding policy and statement.
+fn describe_decision(d: &policy::Decision) -> String {
+    let by: Vec<String> = d
+        .deciding
+        .iter()
+        .map(|m| format!("{:?} {} #{}", m.policy_type, m.policy_id, m.sid_or_index()))
+        .collect();
+    if by.is_empty() {
+        format!("{:?}", d.reason)
+    } else {
+        format!("{:?} by {}", d.reason, by.join(", "))
+    }
+}
+
 /// Resolve a target to the ARN to authorize on (and the secret, when it exists).
-async fn resolve(
-    ctx: &Ctx,
-    scope: &Scope,
-    target: Target,
-) -> Result<(String, Option<crate::store::rows::SecretRow>), ApiError> {
+async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, ApiError> {
+    let base = |arn: String| Resolved {
+        arn,
+        account: scope.account.clone(),
+        secret: None,
+        keys: Vec::new(),
+        resource_policy: None,
+    };
     match target {
-        Target::Any => Ok(("*".to_owned(), None)),
+        Target::Any => Ok(base("*".to_owned())),
+        Target::NewSecret(name) => Ok(base(crate::secrets::secret_arn(
+            &scope.region,
+            &scope.account,
+            &name,
+            &crate::secrets::arn_suffix(),
+        ))),
         Target::Secret(id) => {
             let (account, region) = (scope.account.clone(), scope.region.clone());
             let found = ctx
                 .store
-                .read(move |tx| Ok(tx.find_secret(&account, &region, &id)?.ok_or(id)))
+                .read(move |tx| match tx.find_secret(&account, &region, &id)? {
+                    Some(secret) => {
+                        let tags = tx.tags(&secret.secret_id)?;
+                        Ok(Ok((secret, tags)))
+                    }
+                    None => Ok(Err(id)),
+                })
                 .await?;
             match found {
-                Ok(secret) => Ok((secret.arn.clone(), Some(secret))),
-                Err(id) => Ok((
-                    crate::secrets::would_be_arn(&scope.region, &scope.account, &id),
-                    None,
-                )),
+                Ok((secret, tags)) => {
+                    let mut keys = vec![(
+                        "secretsmanager:SecretId".to_owned(),
+                        vec![secret.arn.clone()],
+                    )];
+                    for (k, v) in tags {
+                        keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+                        keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
+                    }
+                    if let Some(p) = &secret.primary_region {
+                        keys.push((
+                            "secretsmanager:SecretPrimaryRegion".to_owned(),
+                            vec![p.clone()],
+                        ));
+                    }
+                    Ok(Resolved {
+                        arn: secret.arn.clone(),
+                        account: secret.account_id.clone(),
+                        resource_policy: secret.resource_policy.clone(),
+                        secret: Some(secret),
+                        keys,
+                    })
+                }
+                Err(id) => {
+                    let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
+                    let mut r = base(arn.clone());
+                    r.keys
+                        .push(("secretsmanager:SecretId".to_owned(), vec![arn]));
+                    Ok(r)
+                }
             }
         }
         Target::KmsKey(id) => {
@@ -564,7 +774,7 @@ async fn resolve(
                     })
                 })
                 .await?;
-            Ok((arn, None))
+            Ok(base(arn))
         }
     }
 }

@@ -1,15 +1,15 @@
 //! protocol_decode: the AWS JSON 1.1 request decoding never panics and stays consistent.
 //!
 //! Input: `X-Amz-Target value \n body`. Properties:
-//! - `decode_target` never panics; `Ok((service, op))` only for `<service prefix>.<op>` with a
-//!   known prefix and an alphanumeric op of 1..=64 characters, and recomposing gives the input
-//!   back; every error is `UnknownOperationException` with a bounded message.
+//! - `decode_target` never panics; `Ok((service, op))` only for `<prefix>.<op>` with an
+//!   alphanumeric op of 1..=64 characters, the service decided by the prefix alone; every
+//!   error is `UnknownOperationException` with a bounded message.
 //! - `parse_body::<Value>` agrees with `serde_json` (differential): an all-whitespace body is
 //!   `{}`; otherwise it succeeds exactly when the body is UTF-8, serde_json accepts it and it
 //!   nests at most 32 levels, and then yields the same value. Errors are
 //!   `SerializationException` and never quote a value (no `"` in the message).
-//! - every operation's `Input` type: parse, then `validate` and `target`, never panic; a parse
-//!   error never quotes a value either.
+//! - every operation's `Input` type: parse, then `validate`, `target`, `context_keys` and
+//!   `extra_actions`, never panic; a parse error never quotes a value either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -31,22 +31,19 @@ use strongroom::ops::{
     untag_resource::UntagResource, update_secret::UpdateSecret,
     update_secret_version_stage::UpdateSecretVersionStage, Operation,
 };
-use strongroom::protocol::{decode_target, parse_body, Service};
-
-fn prefix(s: Service) -> &'static str {
-    match s {
-        Service::SecretsManager => "secretsmanager",
-        Service::Kms => "TrentService",
-        Service::CloudTrail => "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",
-    }
-}
+use strongroom::protocol::{decode_target, parse_body};
 
 fn check_target(t: &str) {
     match decode_target(Some(t)) {
         Ok((service, op)) => {
             assert!(!op.is_empty() && op.len() <= 64, "op length {}", op.len());
             assert!(op.chars().all(|c| c.is_ascii_alphanumeric()), "op {op:?}");
-            assert_eq!(format!("{}.{op}", prefix(service)), t);
+            // `<prefix>.<op>` exactly, and the prefix alone decides the service.
+            let (prefix, last) = t.rsplit_once('.').expect("accepted targets have a dot");
+            assert_eq!(last, op);
+            let other = decode_target(Some(&format!("{prefix}.SomeOtherOperation")));
+            assert_eq!(other.map(|(s, _)| s).ok(), Some(service), "service depends on the op");
+            assert!(!service.signing_name().is_empty());
         }
         Err(e) => {
             assert_eq!(e.code(), "UnknownOperationException");
@@ -100,6 +97,8 @@ fn check_op<O: Operation>(body: &[u8]) {
         Ok(input) => {
             let _ = O::validate(&input);
             let _ = O::target(&input);
+            let _ = O::context_keys(&input);
+            let _ = O::extra_actions(&input);
         }
         Err(e) => {
             assert_eq!(e.code(), "SerializationException", "{}", O::NAME);

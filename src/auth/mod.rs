@@ -70,6 +70,8 @@ pub struct SessionContext {
     pub issuer: String,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// The inline session policy passed when the session was created.
+    pub policy: Option<String>,
 }
 
 impl Principal {

@@ -126,6 +126,7 @@ impl SessionClaims {
                 issuer: self.issuer.clone(),
                 created_ms: self.issued_ms,
                 expires_ms: self.expires_ms,
+                policy: self.session_policy.clone(),
             }),
         }
     }

@@ -39,10 +39,22 @@ impl fmt::Display for LoadError {
 /// The kind of a policy document, for grammar checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocKind {
-    /// Identity policies, boundaries, SCPs: no Principal.
+    /// Identity policies and boundaries: no Principal.
     Identity,
-    /// Role trust policies: Principal required.
+    /// Role trust policies: Principal required (evaluated like a resource policy).
     Trust,
+    /// Service control policies.
+    Scp,
+}
+
+impl DocKind {
+    pub fn policy_type(self) -> crate::policy::PolicyType {
+        match self {
+            Self::Identity => crate::policy::PolicyType::Identity,
+            Self::Trust => crate::policy::PolicyType::Resource,
+            Self::Scp => crate::policy::PolicyType::Scp,
+        }
+    }
 }
 
 /// Grammar and size checks of one policy document: `(json path, message)` pairs.
@@ -56,103 +68,50 @@ pub fn check_document(doc: &Value, kind: DocKind, max_chars: usize) -> Vec<(Stri
             format!("policy document is {size} characters; the limit is {max_chars}"),
         ));
     }
-    out.extend(grammar(doc, kind));
+    let text = if kind == DocKind::Trust {
+        match trust_as_resource_policy(doc) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(e);
+                return out;
+            }
+        }
+    } else {
+        text
+    };
+    if let Err(errors) = crate::policy::Policy::parse(&text, kind.policy_type()) {
+        for e in errors.errors() {
+            let path = match e.statement {
+                Some(i) => format!("$.Statement[{i}]"),
+                None => "$".to_owned(),
+            };
+            out.push((path, e.error.to_string()));
+        }
+    }
     out
 }
 
-/// The structural grammar of a policy document (the policy engine's parser refines this).
-fn grammar(doc: &Value, kind: DocKind) -> Vec<(String, String)> {
-    let mut out = vec![];
-    let Some(obj) = doc.as_object() else {
-        return vec![("$".into(), "a policy document is a JSON object".into())];
+/// A trust policy is a resource policy whose resource is the role itself: it may not name a
+/// Resource, and compiles as a resource policy on `*`.
+pub fn trust_as_resource_policy(doc: &Value) -> Result<String, (String, String)> {
+    let mut doc = doc.clone();
+    let statements: Vec<&mut Value> = match doc.get_mut("Statement") {
+        Some(Value::Array(a)) => a.iter_mut().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => return Ok(doc.to_string()),
     };
-    for k in obj.keys() {
-        if !["Version", "Id", "Statement"].contains(&k.as_str()) {
-            out.push((format!("$.{k}"), format!("unknown policy element `{k}`")));
-        }
-    }
-    if let Some(v) = obj.get("Version") {
-        if v != "2012-10-17" && v != "2008-10-17" {
-            out.push((
-                "$.Version".into(),
-                "Version must be 2012-10-17 or 2008-10-17".into(),
-            ));
-        }
-    }
-    let statements: Vec<&Value> = match obj.get("Statement") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(s @ Value::Object(_)) => vec![s],
-        _ => {
-            out.push((
-                "$.Statement".into(),
-                "Statement is required (an object or an array)".into(),
-            ));
-            return out;
-        }
-    };
-    for (i, st) in statements.iter().enumerate() {
-        let p = format!("$.Statement[{i}]");
-        let Some(st) = st.as_object() else {
-            out.push((p, "a statement is a JSON object".into()));
-            continue;
-        };
-        for k in st.keys() {
-            if ![
-                "Sid",
-                "Effect",
-                "Principal",
-                "NotPrincipal",
-                "Action",
-                "NotAction",
-                "Resource",
-                "NotResource",
-                "Condition",
-            ]
-            .contains(&k.as_str())
-            {
-                out.push((
-                    format!("{p}.{k}"),
-                    format!("unknown statement element `{k}`"),
+    for (i, st) in statements.into_iter().enumerate() {
+        if let Some(obj) = st.as_object_mut() {
+            if obj.contains_key("Resource") || obj.contains_key("NotResource") {
+                return Err((
+                    format!("$.Statement[{i}]"),
+                    "Has prohibited field Resource (a trust policy applies to its role)".into(),
                 ));
             }
-        }
-        match st.get("Effect").and_then(Value::as_str) {
-            Some("Allow" | "Deny") => {}
-            _ => out.push((format!("{p}.Effect"), "Effect must be Allow or Deny".into())),
-        }
-        if st.contains_key("Action") == st.contains_key("NotAction") {
-            out.push((
-                p.clone(),
-                "exactly one of Action or NotAction is required".into(),
-            ));
-        }
-        let has_principal = st.contains_key("Principal") || st.contains_key("NotPrincipal");
-        match kind {
-            DocKind::Identity => {
-                if has_principal {
-                    out.push((
-                        p.clone(),
-                        "Principal is not allowed in an identity policy".into(),
-                    ));
-                }
-                if st.contains_key("Resource") == st.contains_key("NotResource") {
-                    out.push((
-                        p.clone(),
-                        "exactly one of Resource or NotResource is required".into(),
-                    ));
-                }
-            }
-            DocKind::Trust => {
-                if !has_principal {
-                    out.push((
-                        p.clone(),
-                        "a trust policy statement needs a Principal".into(),
-                    ));
-                }
-            }
+            obj.insert("Resource".into(), Value::String("*".into()));
         }
     }
-    out
+    Ok(doc.to_string())
 }
 
 struct Loader {
@@ -311,8 +270,10 @@ pub fn load_dir(root: &Path) -> Result<Directory, Vec<LoadError>> {
         if let Some(doc) = l.read::<Value>(&f) {
             l.check_doc(&f, "$", &doc, DocKind::Identity, 6144);
             let id = format!("arn:aws:iam::aws:policy/{name}");
-            dir.managed
-                .insert(id.clone(), Arc::new(PolicyDoc { id, document: doc }));
+            dir.managed.insert(
+                id.clone(),
+                Arc::new(PolicyDoc::new(id, doc, DocKind::Identity)),
+            );
         }
     }
 
@@ -407,10 +368,11 @@ fn inline(
             DocKind::Identity,
             max,
         );
-        out.push(Arc::new(PolicyDoc {
-            id: format!("{owner_arn}:inline/{name}"),
-            document: doc.clone(),
-        }));
+        out.push(Arc::new(PolicyDoc::new(
+            format!("{owner_arn}:inline/{name}"),
+            doc.clone(),
+            DocKind::Identity,
+        )));
     }
     out
 }
@@ -450,10 +412,7 @@ fn load_account(
             let pid = format!("arn:aws:iam::{id}:policy/{name}");
             acct.policies.insert(
                 pid.clone(),
-                Arc::new(PolicyDoc {
-                    id: pid,
-                    document: doc,
-                }),
+                Arc::new(PolicyDoc::new(pid, doc, DocKind::Identity)),
             );
         }
     }
@@ -546,6 +505,7 @@ fn load_account(
             arn,
             tags: u.tags,
             groups: u.groups,
+            identity_group: super::group_of(&pols),
             policies: pols,
             boundary,
         };
@@ -612,13 +572,15 @@ fn load_account(
             role_id: unique_id("AROA", &format!("{id}/{}", r.role_name)),
             name: r.role_name.clone(),
             path,
-            trust_policy: Arc::new(PolicyDoc {
-                id: format!("{arn}:trust"),
-                document: r.assume_role_policy_document,
-            }),
+            trust_policy: Arc::new(PolicyDoc::new(
+                format!("{arn}:trust"),
+                r.assume_role_policy_document,
+                DocKind::Trust,
+            )),
             arn,
             tags: r.tags,
             max_session_duration: max,
+            identity_group: super::group_of(&pols),
             policies: pols,
             boundary,
         };
@@ -714,18 +676,12 @@ fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
     for f in l.json_files(&scp_dir) {
         let name = Loader::stem(&f);
         if let Some(doc) = l.read::<Value>(&f) {
-            l.check_doc(&f, "$", &doc, DocKind::Identity, 5120);
+            l.check_doc(&f, "$", &doc, DocKind::Scp, 5120);
             let pid = format!(
                 "arn:aws:organizations::{}:policy/{}/service_control_policy/{name}",
                 org.management_account, org.id
             );
-            scps.insert(
-                name,
-                Arc::new(PolicyDoc {
-                    id: pid,
-                    document: doc,
-                }),
-            );
+            scps.insert(name, Arc::new(PolicyDoc::new(pid, doc, DocKind::Scp)));
         }
     }
     let mut seen = BTreeSet::new();

@@ -31,12 +31,33 @@ use sha2::{Digest, Sha256};
 
 pub use load::{load_dir, LoadError};
 
-/// A policy document with its identity.
+/// A policy document with its identity, compiled once at load time.
 #[derive(Debug, Clone)]
 pub struct PolicyDoc {
     /// The policy's ARN (managed) or `ARN-of-owner:inline/<name>` (inline).
     pub id: String,
     pub document: serde_json::Value,
+    /// The compiled policy (`None` only in a set that was refused for errors).
+    pub compiled: Option<Arc<crate::policy::Policy>>,
+}
+
+impl PolicyDoc {
+    /// Compile `document` as a policy of `kind`, labelled with `id`.
+    pub fn new(id: String, document: serde_json::Value, kind: load::DocKind) -> Self {
+        let text = if kind == load::DocKind::Trust {
+            load::trust_as_resource_policy(&document).unwrap_or_default()
+        } else {
+            document.to_string()
+        };
+        let compiled = crate::policy::Policy::parse(&text, kind.policy_type())
+            .ok()
+            .map(|p| Arc::new(p.with_label(&id)));
+        Self {
+            id,
+            document,
+            compiled,
+        }
+    }
 }
 
 /// A user.
@@ -52,6 +73,15 @@ pub struct User {
     /// Identity policies: the user's own attached and inline ones, then its groups'.
     pub policies: Vec<Arc<PolicyDoc>>,
     pub boundary: Option<Arc<PolicyDoc>>,
+    /// The compiled identity policies, indexed once.
+    pub identity_group: Arc<crate::policy::PolicyGroup>,
+}
+
+/// The compiled, indexed group of a principal's identity policies.
+pub fn group_of(policies: &[Arc<PolicyDoc>]) -> Arc<crate::policy::PolicyGroup> {
+    Arc::new(crate::policy::PolicyGroup::new(
+        policies.iter().filter_map(|p| p.compiled.clone()).collect(),
+    ))
 }
 
 /// A role.
@@ -67,6 +97,8 @@ pub struct Role {
     pub max_session_duration: i64,
     pub policies: Vec<Arc<PolicyDoc>>,
     pub boundary: Option<Arc<PolicyDoc>>,
+    /// The compiled identity policies, indexed once.
+    pub identity_group: Arc<crate::policy::PolicyGroup>,
 }
 
 /// A JWT issuer an account trusts.
@@ -97,6 +129,10 @@ pub struct Directory {
     pub org_id: Option<String>,
     /// SCPs applying to each account, one inner list per level (root → OUs → account).
     pub scps: BTreeMap<String, Vec<Vec<Arc<PolicyDoc>>>>,
+    /// The same, compiled and indexed per level.
+    pub scp_groups: BTreeMap<String, Vec<Arc<crate::policy::PolicyGroup>>>,
+    /// The organization's management account (SCPs do not apply to it).
+    pub management_account: Option<String>,
     /// A fingerprint of the files this set was loaded from.
     pub fingerprint: String,
 }

@@ -70,8 +70,35 @@ impl Operation for CreateSecret {
         Ok(())
     }
 
-    fn target(_input: &Input) -> Target {
-        Target::Any
+    fn target(input: &Input) -> Target {
+        Target::NewSecret(input.name.clone().unwrap_or_default())
+    }
+
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        let mut keys: Vec<(String, Vec<String>)> = [
+            super::key_if("secretsmanager:Name", input.name.as_ref()),
+            super::key_if("secretsmanager:Description", input.description.as_ref()),
+            super::key_if("secretsmanager:KmsKeyId", input.kms_key_id.as_ref()),
+            super::key_if(
+                "secretsmanager:ForceOverwriteReplicaSecret",
+                input.force_overwrite_replica_secret,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(tags) = &input.tags {
+            keys.extend(super::request_tag_keys(tags));
+        }
+        keys
+    }
+
+    fn extra_actions(input: &Input) -> Vec<&'static str> {
+        if input.tags.as_ref().is_some_and(|t| !t.is_empty()) {
+            vec!["secretsmanager:TagResource"]
+        } else {
+            Vec::new()
+        }
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
@@ -82,6 +109,7 @@ impl Operation for CreateSecret {
         let description = input.description;
         let kms_key_id = input.kms_key_id;
         let scope = auth.scope.clone();
+        let new_arn = auth.resource_arn.clone();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -131,7 +159,8 @@ impl Operation for CreateSecret {
                         }
                     }
                 };
-                let arn = secrets::secret_arn(&scope.region, &scope.account, &name, &secrets::arn_suffix());
+                // The ARN (with its fresh suffix) the request was authorized on.
+                let arn = new_arn.clone();
                 let row = SecretRow {
                     secret_id: uuid::Uuid::new_v4().to_string(),
                     account_id: scope.account.clone(),

@@ -88,8 +88,11 @@ pub struct Scope {
 pub enum Target {
     /// An existing secret named by a SecretId (name, full or partial ARN).
     Secret(String),
-    /// No specific resource (`*`): listing, random passwords, creating.
+    /// No specific resource (`*`): listing, random passwords, batch reads.
     Any,
+    /// A secret about to be created with this name: authorized on its new ARN (with the
+    /// fresh suffix), which the operation then uses.
+    NewSecret(String),
     /// A KMS key named by a key id, key ARN, alias or alias ARN.
     KmsKey(String),
 }
@@ -147,6 +150,16 @@ pub trait Operation {
 
     /// Check the input's shape and limits (before authorization, as AWS does).
     fn validate(input: &Self::Input) -> Result<(), ApiError>;
+    /// Request-specific condition keys (`secretsmanager:VersionStage`, `aws:RequestTag/k`...),
+    /// as `(key, values)`. The pipeline adds the global and resource keys.
+    fn context_keys(_input: &Self::Input) -> Vec<(String, Vec<String>)> {
+        Vec::new()
+    }
+    /// Further actions the same request needs on the same resource (CreateSecret with tags
+    /// also needs `secretsmanager:TagResource`).
+    fn extra_actions(_input: &Self::Input) -> Vec<&'static str> {
+        Vec::new()
+    }
     /// The resource to authorize.
     fn target(input: &Self::Input) -> Target;
     /// Do it.
@@ -205,6 +218,29 @@ pub fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError> {
             Ok((k, t.value.clone().unwrap_or_default()))
         })
         .collect()
+}
+
+/// `aws:RequestTag/k` and `aws:TagKeys` for wire tags.
+pub fn request_tag_keys(tags: &[Tag]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = tags
+        .iter()
+        .filter_map(|t| {
+            Some((
+                format!("aws:RequestTag/{}", t.key.as_deref()?),
+                vec![t.value.clone().unwrap_or_default()],
+            ))
+        })
+        .collect();
+    out.push((
+        "aws:TagKeys".to_owned(),
+        tags.iter().filter_map(|t| t.key.clone()).collect(),
+    ));
+    out
+}
+
+/// A key with one value, when the value is present.
+pub fn key_if(key: &str, v: Option<impl ToString>) -> Option<(String, Vec<String>)> {
+    v.map(|v| (key.to_owned(), vec![v.to_string()]))
 }
 
 /// `(key, value)` pairs → wire tags.

@@ -454,6 +454,33 @@ def audit_verify(args):
     return lines[-1] if lines else "audit verify: ok"
 
 
+def inject_fault(args, owned, acks):
+    """Damage the stored data the way a non-durable server could (SQLite only)."""
+    if args.database_url:
+        raise SystemExit("--inject-fault works on SQLite only")
+    con = sqlite3.connect(os.path.join(args.data_dir, "strongroom.db"), isolation_level=None)
+    con.execute("PRAGMA foreign_keys = OFF")
+    secs = [s for ws in owned for s in ws if len(s.versions) >= 2]
+    sec = secs[0]
+    sid = con.execute("SELECT secret_id FROM secrets WHERE name = ?", (sec.name,)).fetchone()[0]
+    vid = sorted(sec.versions)[0]
+    kind = args.inject_fault
+    if kind == "lost-version":
+        con.execute("DELETE FROM secret_stages WHERE secret_id = ? AND version_id = ?", (sid, vid))
+        con.execute("DELETE FROM secret_versions WHERE secret_id = ? AND version_id = ?", (sid, vid))
+    elif kind == "lost-data":
+        con.execute("UPDATE secret_versions SET ciphertext = NULL, wrapped_dek = NULL WHERE secret_id = ? AND version_id = ?", (sid, vid))
+    elif kind == "moved-label":
+        cur = sec.labels["AWSCURRENT"]
+        other = next(v for v in sorted(sec.versions) if v != cur)
+        con.execute("UPDATE secret_stages SET version_id = ? WHERE secret_id = ? AND stage = 'AWSCURRENT'", (other, sid))
+    elif kind == "audit-gap":
+        acked = acks.snapshot()[len(acks.snapshot()) // 2]
+        con.execute("DELETE FROM audit_events WHERE json_extract(record, '$.requestID') = ?", (acked,))
+    con.close()
+    log(f"injected fault {kind} into {sec.name}")
+
+
 # ------------------------------------------------------------------------------------- main
 
 
@@ -471,6 +498,11 @@ def main():
     ap.add_argument("--sample", type=int, default=3, help="older versions re-read per secret per cycle")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--label", default="")
+    ap.add_argument(
+        "--inject-fault",
+        choices=["lost-version", "lost-data", "moved-label", "audit-gap"],
+        help="test of the test (SQLite only): damage the data after the 2nd kill; the run must FAIL",
+    )
     args = ap.parse_args()
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -561,6 +593,8 @@ def main():
                     pending.append((w.wid,) + w.pending)
                 anomalies.extend(f"cycle {cycle} writer {w.wid}: {e}" for e in w.errors)
             t3 = time.time()
+            if args.inject_fault and cycle == 2:
+                inject_fault(args, owned, acks)
             verified = audit_verify(args)
             acked = sum(stats["acked"].values())
             log(

@@ -15,6 +15,7 @@ mod hostile;
 mod identity;
 mod kms;
 mod layout;
+mod policies;
 mod protocol;
 mod sdk_secrets;
 mod store_backends;

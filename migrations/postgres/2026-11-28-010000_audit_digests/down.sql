@@ -1,5 +1,7 @@
 DROP TABLE audit_digests;
 DROP INDEX audit_events_ip;
+DROP INDEX audit_events_res_name;
+DROP INDEX audit_events_acct_arn;
 DROP INDEX audit_events_error;
 DROP INDEX audit_events_decision;
 DROP INDEX audit_events_acct_res;

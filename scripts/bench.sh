@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+#
+# scripts/bench.sh — the load benchmark (a separate command; not part of scripts/test.sh).
+#
+# Usage: scripts/bench.sh
+#
+# Builds strongroom (release) and the hello-world ceiling server (benches/load/hello), makes
+# sure wrk (apt-get), the repo venv (.venv: boto3) and moto's venv (benches/load/.venv-moto:
+# moto[server]) exist, starts a throwaway PostgreSQL (scripts/pg.sh, switched to durable
+# settings: fsync, synchronous_commit, full_page_writes on), then runs benches/load/bench.py,
+# which seeds, drives wrk and prints one table (markdown) on stdout; progress goes to stderr.
+#
+# Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (2 s), BENCH_CONNECTIONS
+# (32), BENCH_THREADS (wrk threads, 2), BENCH_SECRETS (10000), BENCH_VERSIONS (5),
+# BENCH_PG_SECRETS (10000), BENCH_PG_VERSIONS (1), BENCH_MOTO_SECRETS (1000),
+# BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work directory),
+# STRONGROOM_BIN (skip the release build and use this binary).
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+exec </dev/null
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+say() { echo "[bench.sh] $*" >&2; }
+
+# ---------------------------------------------------------------- tools
+if ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk"
+    if ((EUID == 0)); then sudo=(); else sudo=(sudo); fi
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q wrk >/dev/null
+fi
+
+if [[ ! -x "$ROOT/.venv/bin/python" ]] || ! "$ROOT/.venv/bin/python" -c 'import boto3' 2>/dev/null; then
+    say "creating .venv with boto3"
+    python3 -m venv "$ROOT/.venv"
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check boto3
+fi
+
+MOTO_VENV="$ROOT/benches/load/.venv-moto"
+if [[ "${BENCH_SKIP_MOTO:-0}" != 1 ]] && [[ ! -x "$MOTO_VENV/bin/moto_server" ]]; then
+    say "installing moto[server] into $MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/python" -m pip install -q --disable-pip-version-check 'moto[server]'
+fi
+
+# ---------------------------------------------------------------- builds
+if [[ -n "${STRONGROOM_BIN:-}" ]]; then
+    BIN="$STRONGROOM_BIN"
+else
+    say "cargo build --release --bins"
+    cargo build --release --bins >&2
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/strongroom"
+fi
+say "building the hello-world server (benches/load/hello)"
+cargo build --release --manifest-path "$ROOT/benches/load/hello/Cargo.toml" >&2
+HELLO="$ROOT/benches/load/hello/target/release/strongroom-bench-hello"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench.XXXXXX")"
+STARTED_PG=0
+on_exit() {
+    local rc=$?
+    set +e
+    if ((STARTED_PG)); then pg_stop; fi
+    if [[ "${BENCH_KEEP:-0}" == 1 ]] || ((rc != 0)); then
+        say "work directory kept at $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_args=()
+if [[ "${BENCH_SKIP_PG:-0}" != 1 ]]; then
+    # shellcheck source=scripts/pg.sh
+    source "$ROOT/scripts/pg.sh"
+    pg_ensure_installed >&2
+    pg_cleanup_stale "$ROOT/.pgtest"
+    pg_start "$ROOT/.pgtest/run-$$" >&2
+    STARTED_PG=1
+    # pg.sh tunes for tests (fsync off); a benchmark of durable writes needs them on.
+    pg_psql -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET synchronous_commit = on" \
+        -c "ALTER SYSTEM SET full_page_writes = on" -c "SELECT pg_reload_conf()" >/dev/null
+    pg_createdb strongroom_bench
+    pg_args=(--pg-url "$(pg_url strongroom_bench)" --psql "$PG_BIN/psql")
+    [[ -x "$PG_BIN/pgbench" ]] && pg_args+=(--pgbench "$PG_BIN/pgbench")
+fi
+moto_args=()
+[[ "${BENCH_SKIP_MOTO:-0}" != 1 ]] && moto_args=(--moto-server "$MOTO_VENV/bin/moto_server")
+
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+"$ROOT/.venv/bin/python" "$ROOT/benches/load/bench.py" \
+    --bin "$BIN" --hello "$HELLO" --tmp "$WORK" --json "$WORK/results.json" \
+    --duration "${BENCH_DURATION:-10}" --warmup "${BENCH_WARMUP:-2}" \
+    --connections "${BENCH_CONNECTIONS:-32}" --threads "${BENCH_THREADS:-2}" \
+    --secrets "${BENCH_SECRETS:-10000}" --versions "${BENCH_VERSIONS:-5}" \
+    --pg-secrets "${BENCH_PG_SECRETS:-10000}" --pg-versions "${BENCH_PG_VERSIONS:-1}" \
+    --moto-secrets "${BENCH_MOTO_SECRETS:-1000}" \
+    "${pg_args[@]}" "${moto_args[@]}"
