@@ -40,6 +40,7 @@ pub enum ApiError {
     // --- STS ---
     InvalidIdentityToken(String),
     IdpRejectedClaim(String),
+    PackedPolicyTooLarge(String),
     // --- CloudTrail ---
     InvalidLookupAttributes(String),
     InvalidTimeRange(String),
@@ -86,6 +87,7 @@ impl ApiError {
             Self::ExpiredToken(_) => "ExpiredTokenException",
             Self::InvalidIdentityToken(_) => "InvalidIdentityTokenException",
             Self::IdpRejectedClaim(_) => "IDPRejectedClaimException",
+            Self::PackedPolicyTooLarge(_) => "PackedPolicyTooLargeException",
             Self::InvalidLookupAttributes(_) => "InvalidLookupAttributesException",
             Self::InvalidTimeRange(_) => "InvalidTimeRangeException",
             Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
@@ -127,6 +129,7 @@ impl ApiError {
             | Self::ExpiredToken(_)
             | Self::InvalidIdentityToken(_)
             | Self::IdpRejectedClaim(_)
+            | Self::PackedPolicyTooLarge(_)
             | Self::InvalidLookupAttributes(_)
             | Self::InvalidTimeRange(_)
             | Self::InvalidMaxResults(_)
@@ -173,6 +176,7 @@ impl ApiError {
             | Self::ExpiredToken(m)
             | Self::InvalidIdentityToken(m)
             | Self::IdpRejectedClaim(m)
+            | Self::PackedPolicyTooLarge(m)
             | Self::InvalidLookupAttributes(m)
             | Self::InvalidTimeRange(m)
             | Self::InvalidMaxResults(m)

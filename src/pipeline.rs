@@ -28,7 +28,7 @@ pub struct Pipeline {
     /// Whether the listener is TLS (`aws:SecureTransport`).
     pub secure: bool,
     /// Compiled resource and session policies by (kind, label, text).
-    policies: Arc<Mutex<HashMap<(policy::PolicyType, String, String), Arc<policy::Policy>>>>,
+    policies: Arc<Mutex<PolicyCache>>,
     signing_keys: Arc<SigningKeyCache>,
     credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
 }
@@ -42,6 +42,9 @@ struct StoredKey {
     user_name: Option<String>,
     active: bool,
 }
+
+/// Compiled resource and session policies by (kind, label, text).
+type PolicyCache = HashMap<(policy::PolicyType, String, String), Arc<policy::Policy>>;
 
 /// How long a looked-up credential is trusted before it is read again.
 const CREDENTIAL_TTL_MS: i64 = 5_000;
@@ -535,6 +538,9 @@ pub struct Resolved {
     pub secret: Option<crate::store::rows::SecretRow>,
     pub keys: Vec<(String, Vec<String>)>,
     pub resource_policy: Option<String>,
+    /// An already-compiled resource-side policy (a role's trust policy), used instead of
+    /// `resource_policy`.
+    pub compiled_policy: Option<Arc<policy::Policy>>,
 }
 
 impl Pipeline {
@@ -635,14 +641,16 @@ impl Pipeline {
                 set.scp = Some(levels.clone());
             }
         }
-        if let Some(text) = &resolved.resource_policy {
+        if let Some(p) = &resolved.compiled_policy {
+            set.resource = Some(Arc::clone(p));
+        } else if let Some(text) = &resolved.resource_policy {
             set.resource = self.compiled_resource_policy(&resolved.arn, text);
         }
         set
     }
 
     /// A session policy, compiled once per distinct text.
-    fn compiled_session_policy(&self, text: &str) -> Option<Arc<policy::Policy>> {
+    pub fn compiled_session_policy(&self, text: &str) -> Option<Arc<policy::Policy>> {
         self.compiled(text, policy::PolicyType::Session, "session-policy")
     }
 
@@ -706,6 +714,7 @@ async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, A
         secret: None,
         keys: Vec::new(),
         resource_policy: None,
+        compiled_policy: None,
     };
     match target {
         Target::Any => Ok(base("*".to_owned())),
@@ -747,6 +756,7 @@ async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, A
                         arn: secret.arn.clone(),
                         account: secret.account_id.clone(),
                         resource_policy: secret.resource_policy.clone(),
+                        compiled_policy: None,
                         secret: Some(secret),
                         keys,
                     })

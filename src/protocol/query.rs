@@ -95,6 +95,7 @@ pub fn error_code(e: &ApiError) -> (&'static str, u16) {
         ApiError::MalformedPolicyDocument(_) => ("MalformedPolicyDocument", 400),
         ApiError::InvalidIdentityToken(_) => ("InvalidIdentityToken", 400),
         ApiError::IdpRejectedClaim(_) => ("IDPRejectedClaim", 403),
+        ApiError::PackedPolicyTooLarge(_) => ("PackedPolicyTooLarge", 400),
         ApiError::UnknownOperation(_) => ("InvalidAction", 400),
         ApiError::NotImplemented(_) => ("NotImplemented", 501),
         ApiError::Internal(_) => ("InternalFailure", 500),

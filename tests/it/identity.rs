@@ -233,3 +233,240 @@ fn a_broken_change_is_refused_and_the_old_set_stays() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
 }
+
+fn xml_field(body: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = body.find(&open).map(|i| i + open.len()).unwrap_or(0);
+    let end = body[start..]
+        .find(&close)
+        .map(|i| start + i)
+        .unwrap_or(start);
+    body[start..end].to_owned()
+}
+
+fn assume(s: &TestServer, akid: &str, secret: &str, form: &str) -> crate::common::RawResponse {
+    s.raw(&signed_query(
+        form,
+        Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            service: "sts".into(),
+            ..Signing::default()
+        },
+    ))
+}
+
+#[tokio::test]
+async fn assume_role_gives_working_session_credentials() {
+    let (_t, dir) = example_policies();
+    let s = TestServer::start_with_policies(&dir);
+    let root = s.client();
+    root.create_secret()
+        .name("payments/db")
+        .secret_string("p")
+        .send()
+        .await
+        .unwrap();
+    root.create_secret()
+        .name("other/db")
+        .secret_string("o")
+        .send()
+        .await
+        .unwrap();
+    let (akid, secret) = mint(&s, &dir, "ci-bot");
+    let role = "arn:aws:iam::111122223333:role/service/payments-app";
+    let r = assume(
+        &s,
+        &akid,
+        &secret,
+        &format!("Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=build-42&DurationSeconds=900", urlenc(role)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sk = xml_field(&r.body, "AccessKeyId");
+    let ss = xml_field(&r.body, "SecretAccessKey");
+    let st = xml_field(&r.body, "SessionToken");
+    assert!(sk.starts_with("ASIA"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<Arn>arn:aws:sts::111122223333:assumed-role/payments-app/build-42</Arn>"),
+        "{}",
+        r.body
+    );
+
+    // the session calls Secrets Manager with the role's policies
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(s.endpoint())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            &sk,
+            &ss,
+            Some(st.clone()),
+            None,
+            "session",
+        ))
+        .build();
+    let session = aws_sdk_secretsmanager::Client::from_conf(conf);
+    assert_eq!(
+        session
+            .get_secret_value()
+            .secret_id("payments/db")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("p")
+    );
+    let e = session
+        .get_secret_value()
+        .secret_id("other/db")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    assert!(crate::common::message(&e).starts_with(
+        "User: arn:aws:sts::111122223333:assumed-role/payments-app/build-42 is not authorized"
+    ));
+
+    // GetCallerIdentity with the session
+    let who = s.raw(&signed_query(
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Signing {
+            akid: sk.clone(),
+            secret: ss.clone(),
+            service: "sts".into(),
+            session_token: Some(st.clone()),
+            ..Signing::default()
+        },
+    ));
+    assert!(
+        who.body.contains("assumed-role/payments-app/build-42"),
+        "{}",
+        who.body
+    );
+    assert!(who.body.contains(":build-42</UserId>"), "{}", who.body);
+
+    // a tampered token is refused
+    let mut bad = st.clone();
+    bad.insert(10, 'A');
+    let r = s.raw(&signed_query(
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Signing {
+            akid: sk.clone(),
+            secret: ss.clone(),
+            service: "sts".into(),
+            session_token: Some(bad),
+            ..Signing::default()
+        },
+    ));
+    assert!(r.body.contains("InvalidClientTokenId"), "{}", r.body);
+
+    // a session policy narrows the session
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*"}]}"#;
+    let r = assume(
+        &s,
+        &akid,
+        &secret,
+        &format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=narrow&Policy={}",
+            urlenc(role),
+            urlenc(policy)
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(s.endpoint())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            xml_field(&r.body, "AccessKeyId"),
+            xml_field(&r.body, "SecretAccessKey"),
+            Some(xml_field(&r.body, "SessionToken")),
+            None,
+            "session",
+        ))
+        .build();
+    let narrow = aws_sdk_secretsmanager::Client::from_conf(conf);
+    narrow
+        .describe_secret()
+        .secret_id("payments/db")
+        .send()
+        .await
+        .unwrap();
+    let e = narrow
+        .get_secret_value()
+        .secret_id("payments/db")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    // alice is not in the trust policy
+    let (ak, sk2) = mint(&s, &dir, "alice");
+    let r = assume(
+        &s,
+        &ak,
+        &sk2,
+        &format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=x1",
+            urlenc(role)
+        ),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("<Code>AccessDenied</Code>"), "{}", r.body);
+    // too long for the role
+    let r = assume(&s, &akid, &secret, &format!("Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=x2&DurationSeconds=43200", urlenc(role)));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("<Code>ValidationError</Code>"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn expired_session_tokens_are_refused() {
+    let (_t, dir) = example_policies();
+    let s = TestServer::start_with_policies(&dir);
+    let master =
+        strongroom::crypto::master::MasterKeyring::load(&s.data_dir().join("master.key")).unwrap();
+    let claims = strongroom::auth::session::SessionClaims {
+        akid: "ASIAEXPIRED000000001".into(),
+        secret: "expired-secret".into(),
+        account: "111122223333".into(),
+        role_arn: "arn:aws:iam::111122223333:role/service/payments-app".into(),
+        role_name: "payments-app".into(),
+        role_id: "AROAX".into(),
+        session_name: "old".into(),
+        issued_ms: 0,
+        expires_ms: 1000,
+        issuer: "sts.amazonaws.com".into(),
+        tags: Default::default(),
+        session_policy: None,
+        source: "test".into(),
+    };
+    let token = strongroom::auth::session::encode_token(&claims, |b| {
+        master
+            .active()
+            .unwrap()
+            .seal(b, strongroom::auth::session::TOKEN_AAD)
+            .map(|s| (s, i32::try_from(master.active_id()).unwrap()))
+    })
+    .unwrap();
+    let r = s.call_signed(
+        "secretsmanager.ListSecrets",
+        "{}",
+        Signing {
+            akid: "ASIAEXPIRED000000001".into(),
+            secret: "expired-secret".into(),
+            session_token: Some(token),
+            ..Signing::default()
+        },
+    );
+    assert_eq!(r.error_type(), "ExpiredTokenException", "{}", r.body);
+}
+
+fn urlenc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

@@ -1,5 +1,7 @@
 //! STS on the same endpoint (AWS Query protocol, XML answers).
 
+pub mod assume_role;
+
 use crate::audit::Draft;
 use crate::auth::{Principal, PrincipalKind};
 use crate::error::ApiError;
@@ -30,8 +32,11 @@ pub async fn dispatch(
             draft.decision_reason = Some("GetCallerIdentity needs no permission".into());
             Ok(get_caller_identity(&call))
         }
-        "AssumeRole"
-        | "AssumeRoleWithWebIdentity"
+        "AssumeRole" => {
+            draft.read_only = Some(false);
+            assume_role::assume_role(&call, draft)
+        }
+        "AssumeRoleWithWebIdentity"
         | "GetSessionToken"
         | "AssumeRoleWithSAML"
         | "GetFederationToken"

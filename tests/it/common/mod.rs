@@ -177,6 +177,11 @@ impl TestServer {
         self.raw(&signed_request(target, body.as_bytes(), Signing::default()))
     }
 
+    /// A raw JSON request with explicit signing settings.
+    pub fn call_signed(&self, target: &str, body: &str, s: Signing) -> RawResponse {
+        self.raw(&signed_request(target, body.as_bytes(), s))
+    }
+
     /// Send raw bytes of an HTTP/1.1 request and read the response.
     pub fn raw(&self, request: &[u8]) -> RawResponse {
         send_raw(self.addr, request)

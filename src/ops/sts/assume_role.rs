@@ -1,0 +1,220 @@
+//! AssumeRole: the role's trust policy (as the resource-side policy) and the caller's own
+//! policies decide; the answer is temporary credentials whose session token the server sealed.
+
+use std::collections::BTreeMap;
+
+use crate::audit::Draft;
+use crate::auth::session::{self, SessionClaims};
+use crate::error::ApiError;
+use crate::ops::Scope;
+use crate::pipeline::Resolved;
+use crate::protocol::query::{self, Form};
+use crate::protocol::Service;
+
+use super::QueryCall;
+
+fn validation(msg: impl Into<String>) -> ApiError {
+    ApiError::Validation(msg.into())
+}
+
+fn session_name_ok(s: &str) -> bool {
+    (2..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// Session tags from `Tags.member.N.Key/Value`.
+fn session_tags(form: &Form) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut tags = BTreeMap::new();
+    for i in 1..=51 {
+        let Some(k) = form.get(&format!("Tags.member.{i}.Key")) else {
+            break;
+        };
+        if i > 50 {
+            return Err(validation("1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50"));
+        }
+        let v = form.get(&format!("Tags.member.{i}.Value")).unwrap_or("");
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
+            return Err(validation(
+                "Session tag keys are 1-128 characters and values at most 256.",
+            ));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(validation("Session tag keys can't start with aws:."));
+        }
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(tags)
+}
+
+fn random(alphabet: &[u8], n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    (0..n)
+        .map(|_| {
+            alphabet
+                .get(rng.gen_range(0..alphabet.len()))
+                .map_or('A', |b| char::from(*b))
+        })
+        .collect()
+}
+
+/// Handle AssumeRole.
+pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, ApiError> {
+    let form = call.form;
+    let role_arn = form
+        .get("RoleArn")
+        .ok_or_else(|| validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null"))?;
+    let session_name = form
+        .get("RoleSessionName")
+        .ok_or_else(|| validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null"))?;
+    if !(20..=2048).contains(&role_arn.len()) {
+        return Err(validation("1 validation error detected: Value at 'roleArn' failed to satisfy constraint: Member must have length between 20 and 2048"));
+    }
+    if !session_name_ok(session_name) {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*",
+            session_name.chars().take(64).collect::<String>()
+        )));
+    }
+    let duration: i64 = match form.get("DurationSeconds") {
+        Some(d) => d
+            .parse()
+            .map_err(|_| validation("DurationSeconds must be a number."))?,
+        None => 3600,
+    };
+    if duration < 900 {
+        return Err(validation("1 validation error detected: Value at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"));
+    }
+    if let Some(e) = form.get("ExternalId") {
+        if !(2..=1224).contains(&e.len()) {
+            return Err(validation("1 validation error detected: Value at 'externalId' failed to satisfy constraint: Member must have length between 2 and 1224"));
+        }
+    }
+    if form.get("PolicyArns.member.1.arn").is_some() {
+        return Err(ApiError::NotImplemented(
+            "Managed session policies (PolicyArns) are not supported by this Strongroom server yet; pass an inline Policy.".into(),
+        ));
+    }
+    let tags = session_tags(form)?;
+    let session_policy = match form.get("Policy") {
+        Some(text) => {
+            if text.chars().filter(|c| !c.is_whitespace()).count() > 2048 {
+                return Err(ApiError::PackedPolicyTooLarge(
+                    "Packed size of the policy exceeds the limit.".into(),
+                ));
+            }
+            crate::policy::Policy::parse(text, crate::policy::PolicyType::Session)
+                .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?;
+            Some(text.to_owned())
+        }
+        None => None,
+    };
+
+    let pipeline = call.pipeline;
+    let dir = pipeline.identities.get();
+    let role = dir.role_by_arn(role_arn).cloned();
+    let resolved = Resolved {
+        arn: role_arn.to_owned(),
+        account: role.as_ref().map_or_else(
+            || role_arn.split(':').nth(4).unwrap_or_default().to_owned(),
+            |r| r.account.clone(),
+        ),
+        secret: None,
+        keys: Vec::new(),
+        resource_policy: None,
+        compiled_policy: role.as_ref().and_then(|r| r.trust_policy.compiled.clone()),
+    };
+    draft.resource_arn = Some(role_arn.to_owned());
+    let mut keys: Vec<(String, Vec<String>)> =
+        vec![("sts:RoleSessionName".into(), vec![session_name.to_owned()])];
+    if let Some(e) = form.get("ExternalId") {
+        keys.push(("sts:ExternalId".into(), vec![e.to_owned()]));
+    }
+    for (k, v) in &tags {
+        keys.push((format!("aws:RequestTag/{k}"), vec![v.clone()]));
+    }
+    if !tags.is_empty() {
+        keys.push(("aws:TagKeys".into(), tags.keys().cloned().collect()));
+    }
+    let scope = Scope {
+        account: call.principal.account_id.clone(),
+        region: call.region.clone(),
+    };
+    pipeline.authorize(
+        &call.principal,
+        &scope,
+        "sts:AssumeRole",
+        &resolved,
+        &keys,
+        draft,
+    )?;
+    if !tags.is_empty() {
+        pipeline.authorize(
+            &call.principal,
+            &scope,
+            "sts:TagSession",
+            &resolved,
+            &keys,
+            draft,
+        )?;
+    }
+    // Authorized: the role must exist (a missing role never has a trust policy that allows).
+    let role = role.ok_or_else(|| {
+        ApiError::AccessDenied(format!(
+            "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+            call.principal.arn
+        ))
+    })?;
+    if duration > role.max_session_duration {
+        return Err(validation(format!(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}).",
+            role.max_session_duration
+        )));
+    }
+    let now = pipeline.ctx.now_ms();
+    let claims = SessionClaims {
+        akid: format!("ASIA{}", random(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        secret: random(
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+            40,
+        ),
+        account: role.account.clone(),
+        role_arn: role.arn.clone(),
+        role_name: role.name.clone(),
+        role_id: role.role_id.clone(),
+        session_name: session_name.to_owned(),
+        issued_ms: now,
+        expires_ms: now + duration * 1000,
+        issuer: "sts.amazonaws.com".into(),
+        tags,
+        session_policy,
+        source: call.principal.arn.clone(),
+    };
+    let keyring = &pipeline.ctx.keyring;
+    let token =
+        session::encode_token(&claims, |b| keyring.seal_with_master(b, session::TOKEN_AAD))?;
+    let expiration = time::OffsetDateTime::from_unix_timestamp(claims.expires_ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let principal = claims.principal(&role.tags);
+    let result = format!(
+        "    <Credentials>\n      <AccessKeyId>{}</AccessKeyId>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <SessionToken>{}</SessionToken>\n      <Expiration>{}</Expiration>\n    </Credentials>\n    <AssumedRoleUser>\n      <AssumedRoleId>{}</AssumedRoleId>\n      <Arn>{}</Arn>\n    </AssumedRoleUser>\n    <PackedPolicySize>0</PackedPolicySize>\n",
+        query::xml_escape(&claims.akid),
+        query::xml_escape(&claims.secret),
+        query::xml_escape(&token),
+        query::xml_escape(&expiration),
+        query::xml_escape(&principal.user_id),
+        query::xml_escape(&principal.arn),
+    );
+    Ok(query::response(
+        Service::Sts.xml_namespace(),
+        "AssumeRole",
+        &result,
+        call.request_id,
+    ))
+}
