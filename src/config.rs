@@ -28,6 +28,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
+    /// Policy documents: simulate decisions, lint a document.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The principals-as-code directory.
     Policies {
         #[command(subcommand)]
@@ -89,6 +94,25 @@ pub enum AccessKeyCommand {
         store: StoreArgs,
         #[arg(long)]
         access_key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run decision cases (the shared vectors schema) through the evaluator; exits non-zero
+    /// when a case's decision differs from its `expected`.
+    Simulate {
+        /// A JSON file of cases.
+        #[arg(long)]
+        cases: PathBuf,
+    },
+    /// Lint one policy document: errors and warnings; exits non-zero on errors.
+    Validate {
+        /// The policy document (JSON).
+        file: PathBuf,
+        /// identity, resource, scp, rcp, pb or session.
+        #[arg(long, default_value = "identity")]
+        kind: String,
     },
 }
 

@@ -2,7 +2,9 @@
 
 use clap::Parser;
 use strongroom::cli::KeyChange;
-use strongroom::config::{AccessKeyCommand, Cli, Command, MasterKeyCommand, PoliciesCommand};
+use strongroom::config::{
+    AccessKeyCommand, Cli, Command, MasterKeyCommand, PoliciesCommand, PolicyCommand,
+};
 
 fn fail(msg: &str) -> std::process::ExitCode {
     eprintln!("strongroom: {msg}");
@@ -86,6 +88,38 @@ fn main() -> std::process::ExitCode {
                     std::process::ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Policy {
+            command: PolicyCommand::Simulate { cases },
+        } => match strongroom::policy::run_cases_file(&cases) {
+            Ok(report) => {
+                println!("{report}");
+                if report.all_matched() {
+                    std::process::ExitCode::SUCCESS
+                } else {
+                    std::process::ExitCode::FAILURE
+                }
+            }
+            Err(e) => fail(&format!("cannot read `{}`: {e}", cases.display())),
+        },
+        Command::Policy {
+            command: PolicyCommand::Validate { file, kind },
+        } => {
+            let Some(kind) = strongroom::policy::PolicyType::from_short_name(&kind) else {
+                return fail(&format!("unknown policy kind `{kind}`"));
+            };
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let report = strongroom::policy::validate_document_as(&text, kind);
+                    println!("{report}");
+                    if report.is_valid() {
+                        std::process::ExitCode::SUCCESS
+                    } else {
+                        std::process::ExitCode::FAILURE
+                    }
+                }
+                Err(e) => fail(&format!("cannot read `{}`: {e}", file.display())),
             }
         }
         Command::Policies {

@@ -418,6 +418,18 @@ async fn dispatch(
         (Service::SecretsManager, "BatchGetSecretValue") => {
             run::<batch_get_secret_value::BatchGetSecretValue>(call, draft).await
         }
+        (Service::SecretsManager, "PutResourcePolicy") => {
+            run::<put_resource_policy::PutResourcePolicy>(call, draft).await
+        }
+        (Service::SecretsManager, "GetResourcePolicy") => {
+            run::<get_resource_policy::GetResourcePolicy>(call, draft).await
+        }
+        (Service::SecretsManager, "DeleteResourcePolicy") => {
+            run::<delete_resource_policy::DeleteResourcePolicy>(call, draft).await
+        }
+        (Service::SecretsManager, "ValidateResourcePolicy") => {
+            run::<validate_resource_policy::ValidateResourcePolicy>(call, draft).await
+        }
         (Service::SecretsManager, name) if SM_NOT_BUILT.contains(&name) => Err(not_built(name)),
         (Service::Kms, name) => kms_ops::dispatch(name, ServiceCall { call, draft }).await,
         (Service::CloudTrail, name) => {
@@ -465,10 +477,6 @@ fn safe_form_parameters(form: &protocol::query::Form) -> serde_json::Value {
 const SM_NOT_BUILT: &[&str] = &[
     "RotateSecret",
     "CancelRotateSecret",
-    "GetResourcePolicy",
-    "PutResourcePolicy",
-    "DeleteResourcePolicy",
-    "ValidateResourcePolicy",
     "ReplicateSecretToRegions",
     "RemoveRegionsFromReplication",
     "StopReplicationToReplica",
@@ -524,9 +532,86 @@ async fn run<O: Operation>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>,
             draft,
         )?;
     }
-    let authorized = Authorized::mint(call.principal, call.scope, resolved.arn, resolved.secret);
-    let output = O::handle(ctx, &authorized, input).await?;
-    serde_json::to_vec(&output).map_err(ApiError::internal)
+    let per_secret = Arc::new(PerSecret {
+        pipeline: pipeline.clone(),
+        principal: call.principal.clone(),
+        scope: call.scope.clone(),
+        base: draft.clone(),
+        events: Mutex::new(Vec::new()),
+    });
+    let authorizer: Arc<dyn ops::SecretAuthorizer> = per_secret.clone();
+    let authorized = Authorized::mint(
+        call.principal,
+        call.scope,
+        resolved.arn,
+        resolved.secret,
+        Some(authorizer),
+    );
+    let output = O::handle(ctx, &authorized, input).await;
+    // One audit event per secret the operation authorized on its own (BatchGetSecretValue).
+    let events = std::mem::take(
+        &mut *per_secret
+            .events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for event in events {
+        pipeline.auditor.record(&event).await?;
+    }
+    serde_json::to_vec(&output?).map_err(ApiError::internal)
+}
+
+/// Per-secret authorization inside an authorized request, with its audit events.
+#[derive(Debug)]
+struct PerSecret {
+    pipeline: Pipeline,
+    principal: Principal,
+    scope: Scope,
+    base: Draft,
+    events: Mutex<Vec<Draft>>,
+}
+
+impl ops::SecretAuthorizer for PerSecret {
+    fn authorize_secret(
+        &self,
+        action: &str,
+        secret: &crate::store::rows::SecretRow,
+    ) -> Result<(), ApiError> {
+        let mut draft = self.base.clone();
+        draft.request_id = uuid::Uuid::new_v4().to_string();
+        draft.event_name = action.rsplit(':').next().unwrap_or(action).to_owned();
+        draft.read_only = Some(true);
+        draft.resource_arn = Some(secret.arn.clone());
+        draft.request_parameters = serde_json::json!({ "secretId": secret.arn });
+        let resolved = Resolved {
+            arn: secret.arn.clone(),
+            account: secret.account_id.clone(),
+            secret: None,
+            keys: vec![(
+                "secretsmanager:SecretId".to_owned(),
+                vec![secret.arn.clone()],
+            )],
+            resource_policy: secret.resource_policy.clone(),
+            compiled_policy: None,
+        };
+        let result = self.pipeline.authorize(
+            &self.principal,
+            &self.scope,
+            action,
+            &resolved,
+            &[],
+            &mut draft,
+        );
+        if let Err(e) = &result {
+            draft.error_code = Some(e.code().to_owned());
+            draft.error_message = Some(e.message().to_owned());
+        }
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(draft);
+        result
+    }
 }
 
 /// What a target resolved to: the ARN to authorize on, the secret when it exists, the
@@ -728,12 +813,19 @@ async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, A
             let (account, region) = (scope.account.clone(), scope.region.clone());
             let found = ctx
                 .store
-                .read(move |tx| match tx.find_secret(&account, &region, &id)? {
-                    Some(secret) => {
-                        let tags = tx.tags(&secret.secret_id)?;
-                        Ok(Ok((secret, tags)))
+                .read(move |tx| {
+                    let mut found = tx.find_secret(&account, &region, &id)?;
+                    // Another account's secret is addressed by its full ARN.
+                    if found.is_none() && id.starts_with("arn:") {
+                        found = tx.secret_by_arn(&id)?.filter(|s| s.region == region);
                     }
-                    None => Ok(Err(id)),
+                    match found {
+                        Some(secret) => {
+                            let tags = tx.tags(&secret.secret_id)?;
+                            Ok(Ok((secret, tags)))
+                        }
+                        None => Ok(Err(id)),
+                    }
                 })
                 .await?;
             match found {

@@ -147,14 +147,18 @@ impl Operation for BatchGetSecretValue {
             errors: Vec::new(),
         };
         for (id, secret) in wanted {
-            // per-secret authorization: once the policy engine lands, evaluate
-            // `secretsmanager:GetSecretValue` on `secret.arn` here and report a denial as an
-            // `AccessDeniedException` entry in `Errors` (the pipeline only authorized `*`).
+            // Per-secret authorization: GetSecretValue on each secret's own ARN; a denial is
+            // an `Errors` entry, and each secret gets its own audit event.
             let result = match secret {
                 None => Err(ApiError::secret_not_found()),
-                Some(s) => match super::ensure_not_deleted(&s, "GetSecretValue") {
+                Some(s) => match auth.authorize_secret("secretsmanager:GetSecretValue", &s) {
                     Err(e) => Err(e),
-                    Ok(()) => get_secret_value::get_value(ctx, s, None, None).await,
+                    Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
+                        .and_then(|()| super::ensure_key_shareable(auth, &s))
+                    {
+                        Err(e) => Err(e),
+                        Ok(()) => get_secret_value::get_value(ctx, s, None, None).await,
+                    },
                 },
             };
             match result {

@@ -66,6 +66,7 @@ impl Operation for GetSecretValue {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let secret = auth.secret()?.clone();
         super::ensure_not_deleted(&secret, "GetSecretValue")?;
+        super::ensure_key_shareable(auth, &secret)?;
         get_value(ctx, secret, input.version_id, input.version_stage).await
     }
 }

@@ -10,13 +10,16 @@
 pub mod batch_get_secret_value;
 pub mod cloudtrail;
 pub mod create_secret;
+pub mod delete_resource_policy;
 pub mod delete_secret;
 pub mod describe_secret;
 pub mod get_random_password;
+pub mod get_resource_policy;
 pub mod get_secret_value;
 pub mod kms_ops;
 pub mod list_secret_version_ids;
 pub mod list_secrets;
+pub mod put_resource_policy;
 pub mod put_secret_value;
 pub mod restore_secret;
 pub mod sts;
@@ -24,6 +27,7 @@ pub mod tag_resource;
 pub mod untag_resource;
 pub mod update_secret;
 pub mod update_secret_version_stage;
+pub mod validate_resource_policy;
 pub mod values;
 
 use std::future::Future;
@@ -111,7 +115,15 @@ pub struct Authorized {
     pub resource_arn: String,
     /// The secret the target named, when it exists.
     pub secret: Option<SecretRow>,
+    /// Decides further per-secret actions (BatchGetSecretValue) with the same evaluator.
+    pub authorizer: Option<Arc<dyn SecretAuthorizer>>,
     _sealed: (),
+}
+
+/// Authorizes an action on one more secret within an already-authorized request, and
+/// records that decision as its own audit event.
+pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
+    fn authorize_secret(&self, action: &str, secret: &SecretRow) -> Result<(), ApiError>;
 }
 
 impl Authorized {
@@ -121,13 +133,26 @@ impl Authorized {
         scope: Scope,
         resource_arn: String,
         secret: Option<SecretRow>,
+        authorizer: Option<Arc<dyn SecretAuthorizer>>,
     ) -> Self {
         Self {
             principal,
             scope,
             resource_arn,
             secret,
+            authorizer,
             _sealed: (),
+        }
+    }
+
+    /// Authorize `action` on another secret (denied when no authorizer was attached).
+    pub fn authorize_secret(&self, action: &str, secret: &SecretRow) -> Result<(), ApiError> {
+        match &self.authorizer {
+            Some(a) => a.authorize_secret(action, secret),
+            None => Err(ApiError::AccessDenied(format!(
+                "User: {} is not authorized to perform: {action} on resource: {}",
+                self.principal.arn, secret.arn
+            ))),
         }
     }
 
@@ -186,6 +211,18 @@ pub fn require_ref<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T, ApiErr
             "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
         ))
     })
+}
+
+/// A secret under the account's AWS-managed key cannot be read from another account (the
+/// managed key's policy cannot be shared), as on AWS.
+pub fn ensure_key_shareable(auth: &Authorized, secret: &SecretRow) -> Result<(), ApiError> {
+    if auth.principal.account_id != secret.account_id && secret.kms_key_id.is_none() {
+        return Err(ApiError::AccessDenied(format!(
+            "User: {} is not authorized to perform: kms:Decrypt on resource: the AWS managed key aws/secretsmanager of account {} because the key policy of an AWS managed key cannot grant access to another account. Access to KMS is not allowed",
+            auth.principal.arn, secret.account_id
+        )));
+    }
+    Ok(())
 }
 
 /// A secret scheduled for deletion answers `InvalidRequestException` to reads and writes.

@@ -339,3 +339,15 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 }
+
+impl Tx<'_> {
+    /// A secret by its exact full ARN, in any account (cross-account access by ARN).
+    pub fn secret_by_arn(&mut self, arn: &str) -> Result<Option<SecretRow>, StoreError> {
+        secrets::table
+            .filter(secrets::arn.eq(arn))
+            .select(SecretRow::as_select())
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+}

@@ -231,3 +231,197 @@ async fn send_from(ip: &str, to: std::net::SocketAddr, req: &[u8]) -> crate::com
     let _ = stream.read_to_end(&mut buf).await;
     crate::common::parse_response(&buf)
 }
+
+fn add_account(dir: &Path) {
+    let acct = dir.join("accounts/444455556666");
+    std::fs::create_dir_all(acct.join("users")).unwrap();
+    std::fs::write(acct.join("account.json"), r#"{"AccountId":"444455556666"}"#).unwrap();
+    std::fs::write(
+        acct.join("users/reader.json"),
+        r#"{"UserName":"reader","InlinePolicies":{"read-shared":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],
+             "Resource":"arn:aws:secretsmanager:*:111122223333:secret:shared/*"}]}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts/111122223333/users/batcher.json"),
+        r#"{"UserName":"batcher","InlinePolicies":{"batch":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"secretsmanager:BatchGetSecretValue","Resource":"*"},
+            {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:*:*:secret:payments/*"}]}}}"#,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn cross_account_reads_need_a_resource_policy_and_a_customer_key() {
+    let (_t, dir) = example_policies();
+    add_account(&dir);
+    let s = TestServer::start_with_policies(&dir);
+    let r = s.call("TrentService.CreateKey", r#"{"Description":"shared"}"#);
+    let key = r.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let root = s.client();
+    let x = root
+        .create_secret()
+        .name("shared/x")
+        .secret_string("xv")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let x = x.arn().unwrap().to_owned();
+    let y = root
+        .create_secret()
+        .name("shared/y")
+        .secret_string("yv")
+        .send()
+        .await
+        .unwrap();
+    let y = y.arn().unwrap().to_owned();
+
+    let out = strongroom::cli::create_access_key(&s.store_config(), &dir, "444455556666", "reader")
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reader = s.client_in(
+        "us-east-1",
+        v["AccessKeyId"].as_str().unwrap(),
+        v["SecretAccessKey"].as_str().unwrap(),
+    );
+    // identity allows, but the secret's account has not shared it
+    let e = reader
+        .get_secret_value()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException", "{}", message(&e));
+
+    let grant = |arn: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::444455556666:user/reader"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#
+        )
+        .replace("ARN", arn)
+    };
+    root.put_resource_policy()
+        .secret_id(&x)
+        .resource_policy(grant(&x))
+        .block_public_policy(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reader
+            .get_secret_value()
+            .secret_id(&x)
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("xv")
+    );
+    // DescribeSecret is not in the resource policy
+    let e = reader
+        .describe_secret()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    // the AWS-managed key cannot be shared across accounts
+    root.put_resource_policy()
+        .secret_id(&y)
+        .resource_policy(grant(&y))
+        .send()
+        .await
+        .unwrap();
+    let e = reader
+        .get_secret_value()
+        .secret_id(&y)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    assert!(
+        message(&e).contains("Access to KMS is not allowed"),
+        "{}",
+        message(&e)
+    );
+
+    // resource policy management
+    let got = root
+        .get_resource_policy()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.resource_policy().unwrap().contains("444455556666"));
+    let public = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+    let e = root
+        .put_resource_policy()
+        .secret_id(&x)
+        .resource_policy(public)
+        .block_public_policy(true)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "PublicPolicyException");
+    let v = root
+        .validate_resource_policy()
+        .resource_policy(public)
+        .send()
+        .await
+        .unwrap();
+    assert!(!v.policy_validation_passed());
+    assert!(!v.validation_errors().is_empty());
+    let e = root
+        .put_resource_policy()
+        .secret_id(&x)
+        .resource_policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "MalformedPolicyDocumentException");
+    root.delete_resource_policy()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap();
+    assert!(root
+        .get_resource_policy()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap()
+        .resource_policy()
+        .is_none());
+    let e = reader
+        .get_secret_value()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn batch_get_authorizes_each_secret() {
+    let (_t, dir) = example_policies();
+    add_account(&dir);
+    let s = TestServer::start_with_policies(&dir);
+    seed(&s).await;
+    let (akid, secret) = mint(&s, &dir, "batcher");
+    let c = s.client_in("us-east-1", &akid, &secret);
+    let out = c
+        .batch_get_secret_value()
+        .secret_id_list("payments/db")
+        .secret_id_list("other/db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.secret_values().len(), 1);
+    assert_eq!(out.secret_values()[0].name(), Some("payments/db"));
+    assert_eq!(out.errors().len(), 1);
+    assert_eq!(out.errors()[0].error_code(), Some("AccessDeniedException"));
+}

@@ -1,0 +1,61 @@
+//! DeleteResourcePolicy.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Authorized, Ctx, Operation, Target};
+use crate::error::ApiError;
+use crate::secrets;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub struct DeleteResourcePolicy;
+
+impl Operation for DeleteResourcePolicy {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "DeleteResourcePolicy";
+    const ACTION: &'static str = "secretsmanager:DeleteResourcePolicy";
+    const READ_ONLY: bool = false;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)
+    }
+
+    fn target(input: &Input) -> Target {
+        Target::Secret(input.secret_id.clone().unwrap_or_default())
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
+        let secret_id = auth.secret()?.secret_id.clone();
+        let now = ctx.now_ms();
+        ctx.store
+            .write(move |tx| {
+                let mut s = tx
+                    .secret_by_id(&secret_id)?
+                    .ok_or_else(ApiError::secret_not_found)?;
+                super::ensure_not_deleted(&s, "DeleteResourcePolicy")?;
+                if s.resource_policy.take().is_some() {
+                    s.last_changed_at = now;
+                    tx.update_secret(&s)?;
+                }
+                Ok(Output {
+                    arn: s.arn,
+                    name: s.name,
+                })
+            })
+            .await
+    }
+}
