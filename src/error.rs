@@ -41,6 +41,8 @@ pub enum ApiError {
     InvalidIdentityToken(String),
     IdpRejectedClaim(String),
     PackedPolicyTooLarge(String),
+    // --- IAM ---
+    NoSuchEntity(String),
     // --- CloudTrail ---
     InvalidLookupAttributes(String),
     InvalidTimeRange(String),
@@ -88,6 +90,7 @@ impl ApiError {
             Self::InvalidIdentityToken(_) => "InvalidIdentityTokenException",
             Self::IdpRejectedClaim(_) => "IDPRejectedClaimException",
             Self::PackedPolicyTooLarge(_) => "PackedPolicyTooLargeException",
+            Self::NoSuchEntity(_) => "NoSuchEntityException",
             Self::InvalidLookupAttributes(_) => "InvalidLookupAttributesException",
             Self::InvalidTimeRange(_) => "InvalidTimeRangeException",
             Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
@@ -130,6 +133,7 @@ impl ApiError {
             | Self::InvalidIdentityToken(_)
             | Self::IdpRejectedClaim(_)
             | Self::PackedPolicyTooLarge(_)
+            | Self::NoSuchEntity(_)
             | Self::InvalidLookupAttributes(_)
             | Self::InvalidTimeRange(_)
             | Self::InvalidMaxResults(_)
@@ -177,6 +181,7 @@ impl ApiError {
             | Self::InvalidIdentityToken(m)
             | Self::IdpRejectedClaim(m)
             | Self::PackedPolicyTooLarge(m)
+            | Self::NoSuchEntity(m)
             | Self::InvalidLookupAttributes(m)
             | Self::InvalidTimeRange(m)
             | Self::InvalidMaxResults(m)

@@ -174,6 +174,7 @@ impl Pipeline {
         };
         match service {
             Service::Sts => ops::sts::dispatch(&action, call, draft).await,
+            Service::Iam => ops::iam::dispatch(&action, &call, draft),
             _ => Err(not_built(&action)),
         }
     }

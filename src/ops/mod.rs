@@ -16,6 +16,7 @@ pub mod describe_secret;
 pub mod get_random_password;
 pub mod get_resource_policy;
 pub mod get_secret_value;
+pub mod iam;
 pub mod kms_ops;
 pub mod list_secret_version_ids;
 pub mod list_secrets;

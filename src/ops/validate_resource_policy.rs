@@ -68,20 +68,18 @@ impl Operation for ValidateResourcePolicy {
                 return Err(ApiError::MalformedPolicyDocument(e.aws_message()));
             }
         };
-        let mut errors: Vec<ValidationError> = broad_access(
-            &policy,
-            &PublicPolicyOptions::default(),
-        )
-        .into_iter()
-        .map(|b| ValidationError {
-            check_name: "BROAD_ACCESS_CHECK".into(),
-            error_message: format!(
+        let mut errors: Vec<ValidationError> =
+            broad_access(&policy, &PublicPolicyOptions::default())
+                .into_iter()
+                .map(|b| ValidationError {
+                    check_name: "BROAD_ACCESS_CHECK".into(),
+                    error_message: format!(
                 "Statement {} grants broad access ({}): the policy would allow access to anyone.",
                 b.sid.unwrap_or_else(|| b.statement_index.to_string()),
                 b.reason
             ),
-        })
-        .collect();
+                })
+                .collect();
         for w in lint(&policy) {
             errors.push(ValidationError {
                 check_name: "SECURITY_WARNING".into(),

@@ -96,6 +96,7 @@ pub fn error_code(e: &ApiError) -> (&'static str, u16) {
         ApiError::InvalidIdentityToken(_) => ("InvalidIdentityToken", 400),
         ApiError::IdpRejectedClaim(_) => ("IDPRejectedClaim", 403),
         ApiError::PackedPolicyTooLarge(_) => ("PackedPolicyTooLarge", 400),
+        ApiError::NoSuchEntity(_) => ("NoSuchEntity", 404),
         ApiError::UnknownOperation(_) => ("InvalidAction", 400),
         ApiError::NotImplemented(_) => ("NotImplemented", 501),
         ApiError::Internal(_) => ("InternalFailure", 500),

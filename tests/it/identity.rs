@@ -470,3 +470,57 @@ fn expired_session_tokens_are_refused() {
 fn urlenc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+#[test]
+fn iam_policy_simulator_answers_with_the_live_policies() {
+    let (_t, dir) = example_policies();
+    let s = TestServer::start_with_policies(&dir);
+    let q = |form: &str| {
+        s.raw(&signed_query(
+            form,
+            Signing {
+                service: "iam".into(),
+                ..Signing::default()
+            },
+        ))
+    };
+    let secret = urlenc("arn:aws:secretsmanager:us-east-1:111122223333:secret:payments/db-AbCdEf");
+    let r = q(&format!(
+        "Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn={}&ActionNames.member.1=secretsmanager%3AGetSecretValue&ActionNames.member.2=secretsmanager%3APutSecretValue&ResourceArns.member.1={secret}",
+        urlenc("arn:aws:iam::111122223333:user/ci-bot")
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<EvalDecision>allowed</EvalDecision>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<EvalDecision>implicitDeny</EvalDecision>"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("policy/payments-app-read"), "{}", r.body);
+
+    let deny = urlenc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"},{"Effect":"Deny","Action":"secretsmanager:DeleteSecret","Resource":"*"}]}"#,
+    );
+    let r = q(&format!(
+        "Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1={deny}&ActionNames.member.1=secretsmanager%3ADeleteSecret&ActionNames.member.2=secretsmanager%3AGetSecretValue"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<EvalDecision>explicitDeny</EvalDecision>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<EvalDecision>allowed</EvalDecision>"),
+        "{}",
+        r.body
+    );
+
+    let r = q("Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Fnobody&ActionNames.member.1=a%3Ab");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("<Code>NoSuchEntity</Code>"));
+}
