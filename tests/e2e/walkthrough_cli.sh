@@ -238,4 +238,16 @@ step "errors: missing secret -> ResourceNotFoundException; duplicate -> Resource
 expect_error 'ResourceNotFoundException' sm get-secret-value --secret-id e2e/cli/does-not-exist
 expect_error 'ResourceExistsException' sm create-secret --name "$NAME" --secret-string "$V2"
 
+# -------------------------------------------------------------------- sts and the policy simulator
+step "sts get-caller-identity answers for the root key"
+who="$(aws sts get-caller-identity --query Arn --output text)"
+assert_contains "$who" ":root" "caller identity"
+
+step "iam simulate-custom-policy: explicit deny wins"
+POLICY='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"},{"Effect":"Deny","Action":"secretsmanager:DeleteSecret","Resource":"*"}]}'
+got="$(aws iam simulate-custom-policy --policy-input-list "$POLICY" \
+    --action-names secretsmanager:DeleteSecret secretsmanager:GetSecretValue \
+    --query 'EvaluationResults[].EvalDecision' --output text)"
+assert_eq "$got" "explicitDeny	allowed" "simulated decisions"
+
 echo "cli walkthrough: OK"
