@@ -2,6 +2,8 @@
 """Write the hand-made seeds of the text-format fuzz targets into fuzz/corpus/.
 
 protocol_decode: `X-Amz-Target\nbody` pairs taken from real SDK requests.
+policy_parse:    the policy documents in policies/ and in the IAM test vectors (tests/corpus/).
+wildcard_match:  `pattern\ncandidate` pairs in the shapes policies use.
 sigv4_header:    `METHOD PATH?QUERY\nNOW\nheaders\n\nbody`, signed by botocore's SigV4Auth with
                  the key the target verifies with, so the fuzzer starts from accepted requests.
 
@@ -95,7 +97,76 @@ def sigv4_seeds():
           b"SignedHeaders=host;date, Signature=" + b"0" * 64 + b"\n\n")
 
 
+ROOT = os.path.dirname(HERE)
+
+
+def policy_documents():
+    """Policy documents from the repo: example principals/policies and the IAM test vectors."""
+    docs = []
+    for top in ("policies",):
+        for dirpath, _dirs, names in sorted(os.walk(os.path.join(ROOT, top))):
+            for n in sorted(names):
+                if n.endswith(".json"):
+                    with open(os.path.join(dirpath, n)) as f:
+                        docs.append(json.load(f))
+    for case_file in ("tests/corpus/iam-cases.json", "tests/corpus/strongroom-cases.json"):
+        path = os.path.join(ROOT, case_file)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            cases = json.load(f)
+        for case in cases if isinstance(cases, list) else cases.get("cases", []):
+            for v in (case.get("policies") or {}).values():
+                for d in (v if isinstance(v, list) else [v]):
+                    if isinstance(d, dict) and "Statement" in d:
+                        docs.append(d)
+
+    def walk(x):
+        # principal files embed policies: pick out anything that looks like a document
+        if isinstance(x, dict):
+            if "Statement" in x:
+                yield x
+            else:
+                for v in x.values():
+                    yield from walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                yield from walk(v)
+
+    out, seen = [], set()
+    for d in docs:
+        for doc in walk(d):
+            text = json.dumps(doc, indent=1)
+            if text not in seen:
+                seen.add(text)
+                out.append(text)
+    return out
+
+
+def policy_seeds():
+    docs = policy_documents()
+    for i, text in enumerate(docs[:60]):
+        write("policy_parse", f"repo_{i:02d}", text.encode())
+    write("policy_parse", "dup_key", b'{"Version":"2012-10-17","Version":"2012-10-17","Statement":[]}')
+    write("policy_parse", "numbers", b'{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"a:b",'
+          b'"Resource":"*","Condition":{"NumericLessThan":{"a:n":[1, -0, 2.5, 1e30, 12345678901234567890]}}}}')
+    write("policy_parse", "unicode", '{"Version":"2012-10-17","Statement":{"Sid":"\u00e9","Effect":"Allow",'
+          '"Action":"a:b","Resource":"arn:aws:s3:::é/ĀЖ"}}'.encode())
+    pairs = [
+        ("arn:aws:secretsmanager:*:111122223333:secret:prod/*", "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf"),
+        ("arn:aws:secretsmanager:us-east-1:*:secret:a?c-*", "arn:aws:secretsmanager:us-east-1:1:secret:abc-x:y:z"),
+        ("secretsmanager:Get*", "secretsmanager:GetSecretValue"),
+        ("*Secret*Value", "secretsmanager:PutSecretValue"),
+        ("arn:aws:*", "arn:aws:iam::111122223333:user/alice"),
+        ("a*b*c?d", "aXXbYYcZd"),
+        ("*", ""),
+    ]
+    for i, (p, c) in enumerate(pairs):
+        write("wildcard_match", f"pair_{i}", f"{p}\n{c}".encode())
+
+
 if __name__ == "__main__":
     protocol_seeds()
     sigv4_seeds()
+    policy_seeds()
     print("seeds written")

@@ -42,22 +42,24 @@ echo "fuzz: targets: ${targets[*]}"
 
 build=(--sanitizer none --codegen-units "$CGU")
 start=$SECONDS
-# RUST_BACKTRACE would make cargo-fuzz print its own (useless) backtrace on a finding.
-export RUST_BACKTRACE=0
 cargo fuzz build "${build[@]}"
 echo "fuzz: built in $((SECONDS - start))s"
 
 SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-fuzz.XXXXXX")"
 trap 'rm -rf "$SCRATCH"' EXIT
 
+# Run the binaries just built (not `cargo fuzz run`, which would rebuild first).
+TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+BINDIR="${CARGO_TARGET_DIR:-$FUZZ_DIR/target}/$TRIPLE/release"
+
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "$SCRATCH/$t" "corpus/$t" "artifacts/$t"
     log="$SCRATCH/$t.log"
     echo "fuzz: $t for ${SECS}s on corpus/$t ($(find "corpus/$t" -type f | wc -l) seeds)"
-    if cargo fuzz run "${build[@]}" "$t" "$SCRATCH/$t" "corpus/$t" -- \
-        -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        ${FUZZ_JOBS:+-fork="$FUZZ_JOBS"} >"$log" 2>&1; then
+    if "$BINDIR/$t" -artifact_prefix="$FUZZ_DIR/artifacts/$t/" -max_total_time="$SECS" \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${FUZZ_JOBS:+-fork="$FUZZ_JOBS"} \
+        "$SCRATCH/$t" "corpus/$t" >"$log" 2>&1; then
         # One summary line: executions, coverage, corpus size.
         runs="$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || true)"
         cov="$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -n 1 | grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9a-zA-Z]+' || true)"
@@ -65,10 +67,9 @@ for t in "${targets[@]}"; do
     else
         failed+=("$t")
         echo "fuzz: $t FAILED:"
-        # The panic message, then cargo-fuzz's report (failing input, how to reproduce).
+        # The panic message, the failing input and libFuzzer's summary.
         sed -n '/panicked at/,/^$/p' "$log" | head -n 30
-        sed -n '/^Failing input:/,/^Minimize/p' "$log" | head -n 60
-        grep -E '^==[0-9]+== ERROR|deadly signal|out-of-memory|timeout' "$log" | head -n 5 || true
+        grep -E '^==[0-9]+== ERROR|^SUMMARY|Test unit written to|^Base64' "$log" | head -n 8 || true
         echo "fuzz: reproduce with: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $t artifacts/$t/<file>)"
     fi
 done

@@ -156,6 +156,18 @@ impl Pipeline {
             .to_owned();
         draft.event_name = action.chars().take(64).collect();
         draft.request_parameters = safe_form_parameters(&form);
+        if action == "AssumeRoleWithWebIdentity" {
+            // Unsigned on AWS too: the web identity token is the credential.
+            draft.event_source = Service::Sts.event_source().to_owned();
+            draft.read_only = Some(false);
+            let request_id = draft.request_id.clone();
+            return ops::sts::web_identity::assume_role_with_web_identity(
+                self,
+                &form,
+                &request_id,
+                draft,
+            );
+        }
         let parsed = sigv4::parse(head)?;
         let service = protocol::query_service(&parsed.service).ok_or_else(|| {
             ApiError::InvalidSignature(
@@ -218,6 +230,12 @@ impl Pipeline {
         service: Service,
         draft: &mut Draft,
     ) -> Result<Principal, ApiError> {
+        if let Some(token) = head.header("authorization").and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        }) {
+            return self.authenticate_bearer(head, token.trim(), draft);
+        }
         let parsed = sigv4::parse(head)?;
         draft.region = parsed.region.clone();
         if parsed.service != service.signing_name() {
@@ -244,6 +262,81 @@ impl Pipeline {
         let now_s = self.ctx.now_ms().div_euclid(1000);
         sigv4::verify(head, body, &parsed, &cred.secret, now_s, &self.signing_keys)?;
         Ok(cred.principal)
+    }
+
+    /// `Authorization: Bearer <jwt>`: the call runs as a session of the role the request
+    /// names (`X-Strongroom-Role`, or the provider's role claim), after the trust policy
+    /// allowed the token as for AssumeRoleWithWebIdentity.
+    fn authenticate_bearer(
+        &self,
+        head: &RequestHead,
+        token: &str,
+        draft: &mut Draft,
+    ) -> Result<Principal, ApiError> {
+        let region = head
+            .header("x-strongroom-region")
+            .map(str::to_owned)
+            .or_else(|| self.regions.first().cloned())
+            .unwrap_or_default();
+        if !self.regions.contains(&region) {
+            return Err(ApiError::InvalidRequest(format!(
+                "This Strongroom server does not serve region '{}'. It serves: {}.",
+                region.chars().take(64).collect::<String>(),
+                self.regions.join(", ")
+            )));
+        }
+        draft.region = region;
+        let dir = self.identities.get();
+        let role_arn = match head.header("x-strongroom-role") {
+            Some(r) => r.to_owned(),
+            None => {
+                let issuer = crate::identity::jwt::unverified_issuer(token)
+                    .map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
+                let claim = dir
+                    .providers_for_issuer(&issuer)
+                    .find_map(|p| p.spec.role_claim.clone())
+                    .ok_or_else(|| {
+                        ApiError::InvalidIdentityToken(
+                            "No role named: send X-Strongroom-Role or configure the provider's RoleClaim.".into(),
+                        )
+                    })?;
+                let payload = token.split('.').nth(1).unwrap_or_default();
+                let bytes = base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    payload.trim_end_matches('='),
+                )
+                .unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                v.get(&claim)
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        ApiError::InvalidIdentityToken(format!(
+                            "The token has no `{claim}` claim naming a role."
+                        ))
+                    })?
+            }
+        };
+        let sub = {
+            let payload = token.split('.').nth(1).unwrap_or_default();
+            let bytes = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                payload.trim_end_matches('='),
+            )
+            .unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            v.get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or("web-identity")
+                .to_owned()
+        };
+        let name = ops::sts::web_identity::session_name_from(&sub);
+        let (claims, _verified, role) = ops::sts::web_identity::session_for_token(
+            self, token, &role_arn, &name, 900, None, draft,
+        )?;
+        let mut principal = claims.principal(&role.tags);
+        principal.access_key_id = "bearer-token".into();
+        Ok(principal)
     }
 
     /// The credential of a temporary (STS) access key: the session token carries it.

@@ -146,6 +146,45 @@ def parse_ms(s):
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process (all threads), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
+SYSCALLS = ["fdatasync", "fsync"]
+
+
+def perf_counter(pid, duration):
+    """Start `perf stat` counting the sync syscalls of `pid` (None when perf is missing)."""
+    perf = shutil.which("perf")
+    if not perf or not pid:
+        return None
+    events = ",".join(f"syscalls:sys_enter_{c}" for c in SYSCALLS)
+    return subprocess.Popen(
+        [perf, "stat", "-x", ",", "-e", events, "-p", str(pid), "--", "sleep", str(duration)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def perf_result(proc):
+    if proc is None:
+        return None
+    _, err = proc.communicate()
+    total = 0
+    found = False
+    for line in err.splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[2].startswith("syscalls:") and parts[0].strip().isdigit():
+            total += int(parts[0])
+            found = True
+    return total if found else None
+
+
 def wrk(port, lua, args, duration, rss_pid=None):
     cmd = [
         "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency",
@@ -166,13 +205,19 @@ def wrk(port, lua, args, duration, rss_pid=None):
             done.wait(0.25)
 
     t = None
+    cpu0 = cpu_seconds(rss_pid) if rss_pid else None
+    perf = perf_counter(rss_pid, duration) if rss_pid else None
     if rss_pid:
         t = threading.Thread(target=sample, daemon=True)
         t.start()
+    t0 = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    wall = time.time() - t0
     done.set()
     if t:
         t.join()
+    cpu = (cpu_seconds(rss_pid) - cpu0) / wall if rss_pid else None
+    syncs = perf_result(perf)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -186,6 +231,8 @@ def wrk(port, lua, args, duration, rss_pid=None):
         "non2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errs.group(1).strip() if errs else "",
         "rss_max": max(rss) if rss else None,
+        "cpu": cpu,
+        "syncs_per_s": syncs / duration if syncs is not None else None,
         "raw": out,
     }
 
@@ -275,11 +322,42 @@ def run_set(name, port, reqs, args, tmp, rss_pid=None, warmup=True):
     if warmup and args.warmup > 0:
         wrk(port, lua, args, args.warmup)
     r = wrk(port, lua, args, args.duration, rss_pid=rss_pid)
+    extra = ""
+    if r["rss_max"]:
+        extra += f", RSS max {r['rss_max']:.0f} MB"
+    if r["cpu"] is not None:
+        extra += f", server CPU {100 * r['cpu']:.0f}%"
+    if r["syncs_per_s"] is not None:
+        extra += f", {r['syncs_per_s']:.0f} fsync+fdatasync/s"
     log(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
-        f"non-2xx {r['non2xx']} {r['socket_errors']}" + (f", RSS max {r['rss_max']:.0f} MB" if r["rss_max"] else ""))
+        f"non-2xx {r['non2xx']} {r['socket_errors']}{extra}")
     if r["non2xx"] > 0:
         log(f"{name}: WARNING {r['non2xx']} of {r['requests']} responses were not 2xx")
     return r
+
+
+def profile(pid, port, reqs, args, tmp):
+    """An extra GetSecretValue run under `perf record`; returns the top symbols (text)."""
+    perf = shutil.which("perf")
+    if not perf:
+        return None
+    lua = os.path.join(tmp, "profile.lua")
+    write_lua(lua, reqs)
+    data = os.path.join(tmp, "perf.data")
+    secs = max(3, min(args.duration, 8))
+    rec = subprocess.Popen([perf, "record", "-F", "499", "-g", "-o", data, "-p", str(pid), "--", "sleep", str(secs)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrk(port, lua, args, secs)
+    rec.wait()
+    rep = subprocess.run([perf, "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--stdio",
+                          "--percent-limit", "1.5", "-g", "none"],
+                         capture_output=True, text=True)
+    lines = [" ".join(ln.split()[:4]) for ln in rep.stdout.splitlines() if ln.strip() and not ln.startswith("#")]
+    top = "\n".join(lines[:25])
+    log("profile of the server during GetSecretValue (perf, self time):\n" + top)
+    with open(os.path.join(tmp, "profile.txt"), "w") as f:
+        f.write(rep.stdout)
+    return top
 
 
 def start_strongroom(args, data_dir, port, database_url=None):
@@ -355,7 +433,7 @@ def moto_run(args, tmp):
         rng = random.Random(3)
         reqs = [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(rng.randrange(args.moto_secrets))})
                 for _ in range(args.distinct)]
-        return run_set("moto get", port, reqs, args, tmp)
+        return run_set("moto get", port, reqs, args, tmp, rss_pid=proc.pid)
     finally:
         stop(proc)
 
@@ -387,9 +465,11 @@ def main():
     ap.add_argument("--moto-secrets", type=int, default=1000)
     ap.add_argument("--distinct", type=int, default=400, help="pre-signed requests per run")
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile", type=int, default=1, help="perf profile of an extra get run (1/0)")
     args = ap.parse_args()
     tmp = args.tmp
     rows = {}
+    load0 = os.getloadavg()
 
     # 1. hello world
     port = free_port()
@@ -397,7 +477,7 @@ def main():
     try:
         wait_port(port, hello)
         reqs = [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(i)}) for i in range(args.distinct)]
-        rows["hello"] = run_set("hello", port, reqs, args, tmp)
+        rows["hello"] = run_set("hello", port, reqs, args, tmp, rss_pid=hello.pid)
     finally:
         stop(hello)
 
@@ -414,7 +494,9 @@ def main():
         rows["seed"] = {"seconds": t, "rss_idle": idle}
         get, batch, put = request_sets(port, args, args.secrets)
         rows["get"] = run_set("get", port, get, args, tmp, rss_pid=sr.pid)
-        rows["batch"] = run_set("batch", port, batch, args, tmp)
+        rows["batch"] = run_set("batch", port, batch, args, tmp, rss_pid=sr.pid)
+        if args.profile:
+            rows["profile"] = profile(sr.pid, port, get, args, tmp)
         rows["put"] = run_set("put", port, put, args, tmp, rss_pid=sr.pid, warmup=False)
         rows["rss_end"] = rss_mb(sr.pid)
     finally:
@@ -436,8 +518,8 @@ def main():
             t = seed(port, args.pg_secrets, args.pg_versions)
             log(f"postgres: seeded {args.pg_secrets} secrets x {args.pg_versions} versions in {t:.0f}s")
             get, _, put = request_sets(port, args, args.pg_secrets)
-            rows["pg_get"] = run_set("pg get", port, get, args, tmp)
-            rows["pg_put"] = run_set("pg put", port, put, args, tmp, warmup=False)
+            rows["pg_get"] = run_set("pg get", port, get, args, tmp, rss_pid=sr.pid)
+            rows["pg_put"] = run_set("pg put", port, put, args, tmp, rss_pid=sr.pid, warmup=False)
         finally:
             stop(sr)
         rows["raw_pg"] = raw_pg(args, args.duration)
@@ -449,15 +531,18 @@ def main():
     moto = rows.get("moto")
     lines = []
     lines.append(f"Load benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
-                 f"{args.secrets} secrets x {args.versions} versions of 1 KB on SQLite; {os.cpu_count()} CPUs")
+                 f"{args.secrets} secrets x {args.versions} versions of 1 KB on SQLite; {os.cpu_count()} CPUs; "
+                 f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
     lines.append("")
-    lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx |")
-    lines.append("|---|---:|---:|---:|---:|")
+    lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx | server CPU | fsyncs/s |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
 
     def row(label, r):
         if r is None:
             return
-        lines.append(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} |")
+        cpu = "-" if r.get("cpu") is None else f"{100 * r['cpu']:.0f}%"
+        sy = "-" if r.get("syncs_per_s") is None else f"{r['syncs_per_s']:.0f}"
+        lines.append(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} | {cpu} | {sy} |")
 
     row("hello world (actix, same config)", h)
     row("GetSecretValue, SQLite", g)
@@ -466,9 +551,9 @@ def main():
     row("GetSecretValue, moto_server", moto)
     row("GetSecretValue, PostgreSQL", rows.get("pg_get"))
     row("PutSecretValue, PostgreSQL", rows.get("pg_put"))
-    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | |")
+    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | |")
     if rows.get("raw_pg"):
-        lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | |")
+        lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | |")
     lines.append("")
     lines.append("| target | measured | goal | result |")
     lines.append("|---|---:|---:|---|")

@@ -140,13 +140,15 @@ pub struct Draft {
     pub event_type: Option<String>,
 }
 
+/// Epoch milliseconds as RFC 3339 UTC with exactly three fractional digits (so records'
+/// times sort as text).
 fn rfc3339_ms(ms: i64) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&fmt).ok())
         .unwrap_or_default()
 }
 
@@ -526,7 +528,9 @@ mod tests {
             decision: Some("Allow".into()),
             ..Draft::default()
         };
-        let i = Index::of(&d.to_record("e1"));
+        let r = d.to_record("e1");
+        assert_eq!(r["eventTime"], "2026-05-28T20:26:40.123Z");
+        let i = Index::of(&r);
         assert_eq!(i.event_time, 1_780_000_000_123);
         assert_eq!(i.user_name.as_deref(), Some("root"));
         assert_eq!(i.account_id.as_deref(), Some("111122223333"));

@@ -109,9 +109,32 @@ pub fn trust_as_resource_policy(doc: &Value) -> Result<String, (String, String)>
                 ));
             }
             obj.insert("Resource".into(), Value::String("*".into()));
+            // A web identity caller is matched as the service principal `federated:ISSUER`.
+            if let Some(Value::Object(p)) = obj.get_mut("Principal") {
+                if let Some(fed) = p.remove("Federated") {
+                    let list: Vec<Value> = match fed {
+                        Value::Array(a) => a,
+                        other => vec![other],
+                    };
+                    let mapped: Vec<Value> = list
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|f| Value::String(format!("federated:{}", federated_name(f))))
+                        .collect();
+                    p.insert("Service".into(), Value::Array(mapped));
+                }
+            }
         }
     }
     Ok(doc.to_string())
+}
+
+/// `https://issuer/path` or `arn:aws:iam::A:oidc-provider/issuer/path` → `issuer/path`.
+pub fn federated_name(f: &str) -> String {
+    match f.split_once(":oidc-provider/") {
+        Some((_, host)) => host.to_owned(),
+        None => super::jwt::issuer_key_prefix(f),
+    }
 }
 
 struct Loader {
@@ -176,6 +199,7 @@ impl Loader {
                     || n.ends_with(".pem")
                     || n.ends_with(".key")
                     || n.ends_with(".jwks")
+                    || n.ends_with(".hmac")
             }) {
                 self.err(&p, "$", "unexpected file (only *.json is read here)");
             }
@@ -592,10 +616,19 @@ fn load_account(
             continue;
         };
         check_provider(l, &f, &p);
+        let base = f.parent().map(Path::to_path_buf).unwrap_or_default();
+        let keys = match super::jwt::load_keys(&p, &base) {
+            Ok(k) => k,
+            Err(e) => {
+                l.err(&f, "$", e);
+                vec![]
+            }
+        };
         acct.identity_providers.push(IdentityProvider {
             account: id.clone(),
             file: f,
             spec: p,
+            keys,
         });
     }
     Some(acct)

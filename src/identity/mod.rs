@@ -19,6 +19,7 @@
 //! Loading checks everything and reports every problem with its file and JSON path; a set with
 //! any error is refused whole. May depend on: `policy` (document grammar), `error`. No store.
 
+pub mod jwt;
 pub mod live;
 pub mod load;
 pub mod model;
@@ -107,6 +108,8 @@ pub struct IdentityProvider {
     pub account: String,
     pub file: PathBuf,
     pub spec: model::IdentityProviderFile,
+    /// Verification keys, loaded once with the directory.
+    pub keys: Vec<jwt::VerifyKey>,
 }
 
 /// One account's principals.

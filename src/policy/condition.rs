@@ -243,6 +243,7 @@ pub struct Condition {
     pub(crate) key_name: String,
     /// The key, lowercased (lookup form).
     pub(crate) key: String,
+    key_hash: u64,
     /// The values as written (for lints and public checks).
     pub(crate) raw_values: Vec<String>,
     values: Values,
@@ -415,6 +416,7 @@ impl Condition {
             op_name: op_name.to_owned(),
             key_name: key_name.to_owned(),
             key: key_name.to_lowercase(),
+            key_hash: super::index::fnv(key_name.to_lowercase().as_bytes()),
             raw_values,
             values,
         })
@@ -422,7 +424,7 @@ impl Condition {
 
     /// Evaluate against the request; notes go to `notes`.
     pub(crate) fn eval(&self, ctx: &RequestContext, notes: &mut Vec<Note>) -> bool {
-        let present = ctx.get_lc(&self.key);
+        let present = ctx.get_hashed(self.key_hash, &self.key);
         if let Values::Null(want) = &self.values {
             let is_null = present.map_or(true, |v| v.values.iter().all(String::is_empty));
             return want.contains(&is_null);

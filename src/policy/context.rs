@@ -2,7 +2,7 @@
 //! the resource and the condition keys as typed multi-values. Built once per request; the
 //! clock, the peer address and every other fact come in from the caller.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::index::fnv;
@@ -244,7 +244,7 @@ pub struct RequestContext {
     /// Byte ranges of the six ARN parts of `resource` (`None` when not an ARN, e.g. `*`).
     resource_parts: Option<[(usize, usize); 6]>,
     resource_account: Option<String>,
-    keys: HashMap<String, ContextValue>,
+    keys: KeyMap,
     pub(crate) action_hash: u64,
     pub(crate) service_hash: u64,
 }
@@ -277,27 +277,24 @@ impl RequestContext {
             resource: resource.to_owned(),
             resource_parts,
             resource_account,
-            keys: HashMap::new(),
+            keys: KeyMap::default(),
         };
         ctx.fill_principal_keys();
         ctx
     }
 
     fn fill_principal_keys(&mut self) {
-        let p = self.principal.clone();
+        let p = &self.principal;
+        let mut keys: Vec<(&str, KeyType, String)> = Vec::with_capacity(6);
         if !matches!(p.kind, PrincipalType::Anonymous | PrincipalType::Service) {
-            self.put(
+            keys.push((
                 "aws:principalarn",
                 KeyType::Arn,
-                vec![p.principal_arn().to_owned()],
-            );
+                p.principal_arn().to_owned(),
+            ));
         }
         if !p.account.is_empty() {
-            self.put(
-                "aws:principalaccount",
-                KeyType::String,
-                vec![p.account.clone()],
-            );
+            keys.push(("aws:principalaccount", KeyType::String, p.account.clone()));
         }
         if p.kind == PrincipalType::User {
             let name = p
@@ -305,7 +302,7 @@ impl RequestContext {
                 .clone()
                 .or_else(|| p.arn.rsplit('/').next().map(str::to_owned));
             if let Some(name) = name {
-                self.put("aws:username", KeyType::String, vec![name]);
+                keys.push(("aws:username", KeyType::String, name));
             }
         }
         let user_id = p.user_id.clone().or_else(|| match p.kind {
@@ -319,16 +316,32 @@ impl RequestContext {
             _ => None,
         });
         if let Some(id) = user_id {
-            self.put("aws:userid", KeyType::String, vec![id]);
+            keys.push(("aws:userid", KeyType::String, id));
         }
         if let Some(t) = p.kind.aws_principal_type() {
-            self.put("aws:principaltype", KeyType::String, vec![t.to_owned()]);
+            keys.push(("aws:principaltype", KeyType::String, t.to_owned()));
         }
-        for (k, v) in &p.tags {
-            self.put(
-                &format!("aws:principaltag/{k}"),
-                KeyType::String,
-                vec![v.clone()],
+        let tags: Vec<(String, String)> = p
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:principaltag/{}", k.to_lowercase()), v.clone()))
+            .collect();
+        for (k, ty, v) in keys {
+            self.keys.insert(
+                k.to_owned(),
+                ContextValue {
+                    ty,
+                    values: vec![v],
+                },
+            );
+        }
+        for (k, v) in tags {
+            self.keys.insert(
+                k,
+                ContextValue {
+                    ty: KeyType::String,
+                    values: vec![v],
+                },
             );
         }
     }
@@ -346,12 +359,13 @@ impl RequestContext {
         S: Into<String>,
     {
         let values: Vec<String> = values.into_iter().map(Into::into).collect();
-        let ty = known_key_type(&key.to_lowercase()).unwrap_or(if values.len() > 1 {
+        let key = key.to_lowercase();
+        let ty = known_key_type(&key).unwrap_or(if values.len() > 1 {
             KeyType::ArrayOfString
         } else {
             KeyType::String
         });
-        self.put(key, ty, values);
+        self.keys.insert(key, ContextValue { ty, values });
         self
     }
 
@@ -481,18 +495,25 @@ impl RequestContext {
 
     /// A key's values (key name case-insensitive).
     pub fn get(&self, key: &str) -> Option<&ContextValue> {
-        self.keys.get(&key.to_lowercase())
+        let key = key.to_lowercase();
+        self.keys.get(fnv(key.as_bytes()), &key)
     }
 
-    /// A key by its lowercased name.
-    pub(crate) fn get_lc(&self, key_lc: &str) -> Option<&ContextValue> {
-        self.keys.get(key_lc)
+    /// A key by its lowercased name and that name's `fnv` hash (precomputed by policies).
+    pub(crate) fn get_hashed(&self, hash: u64, key_lc: &str) -> Option<&ContextValue> {
+        self.keys.get(hash, key_lc)
     }
 
     /// The value of a single-valued key (for policy variables); `None` if absent or
     /// multivalued.
+    #[cfg(test)]
     pub(crate) fn single_value(&self, key_lc: &str) -> Option<&str> {
-        let v = self.keys.get(key_lc)?;
+        self.single_value_hashed(fnv(key_lc.as_bytes()), key_lc)
+    }
+
+    /// `single_value` with a precomputed hash.
+    pub(crate) fn single_value_hashed(&self, hash: u64, key_lc: &str) -> Option<&str> {
+        let v = self.keys.get(hash, key_lc)?;
         match v.values.as_slice() {
             [one] if !v.ty.is_multivalued() => Some(one),
             _ => None,
@@ -501,7 +522,42 @@ impl RequestContext {
 
     /// All keys (lowercased names).
     pub fn keys(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        self.keys.iter().map(|(k, v)| (k.as_str(), v))
+        self.keys.slots.iter().map(|(_, k, v)| (k.as_str(), v))
+    }
+}
+
+/// Condition keys by lowercased name: a vector sorted by the name's hash (policies carry the
+/// hash precomputed, so a lookup is a binary search and one string compare).
+#[derive(Debug, Clone, Default)]
+struct KeyMap {
+    slots: Vec<(u64, String, ContextValue)>,
+}
+
+impl KeyMap {
+    fn insert(&mut self, key_lc: String, value: ContextValue) {
+        let h = fnv(key_lc.as_bytes());
+        let start = self.slots.partition_point(|s| s.0 < h);
+        for slot in self.slots.iter_mut().skip(start).take_while(|s| s.0 == h) {
+            if slot.1 == key_lc {
+                slot.2 = value;
+                return;
+            }
+        }
+        self.slots.insert(start, (h, key_lc, value));
+    }
+
+    fn remove(&mut self, key_lc: &str) {
+        self.slots.retain(|s| s.1 != key_lc);
+    }
+
+    fn get(&self, h: u64, key_lc: &str) -> Option<&ContextValue> {
+        let start = self.slots.partition_point(|s| s.0 < h);
+        self.slots
+            .iter()
+            .skip(start)
+            .take_while(|s| s.0 == h)
+            .find(|s| s.1 == key_lc)
+            .map(|s| &s.2)
     }
 }
 

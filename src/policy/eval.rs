@@ -246,6 +246,7 @@ struct Outcome {
 
 struct Env<'a> {
     ctx: &'a RequestContext,
+    parts: Option<[&'a str; 6]>,
     has_boundary: bool,
     diagnostics: Vec<Diagnostic>,
     notes: Vec<Note>,
@@ -256,6 +257,7 @@ struct Env<'a> {
 pub fn authorize(ctx: &RequestContext, set: &PolicySet) -> Decision {
     let mut env = Env {
         ctx,
+        parts: ctx.resource_parts(),
         has_boundary: set.boundary.is_some(),
         diagnostics: Vec::new(),
         notes: Vec::new(),
@@ -483,7 +485,7 @@ impl Env<'_> {
             return;
         }
         let mut unresolved = false;
-        if !resource_matches(&st.resource, ctx, &mut unresolved) {
+        if !resource_matches(&st.resource, ctx, self.parts.as_ref(), &mut unresolved) {
             if unresolved {
                 self.diagnostics
                     .push(Diagnostic::UnresolvedVariable(matched(
@@ -568,12 +570,17 @@ fn action_matches(rule: &ActionRule, action_lc: &str) -> bool {
     }
 }
 
-fn resource_matches(rule: &ResourceRule, ctx: &RequestContext, unresolved: &mut bool) -> bool {
-    let parts = ctx.resource_parts();
+fn resource_matches(
+    rule: &ResourceRule,
+    ctx: &RequestContext,
+    parts: Option<&[&str; 6]>,
+    unresolved: &mut bool,
+) -> bool {
+    let resource = ctx.resource();
     let one = |p: &ResourcePattern, unresolved: &mut bool| match p {
-        ResourcePattern::Static(a) => a.matches_parts(parts.as_ref()),
+        ResourcePattern::Static(a) => a.matches_full(resource, parts),
         ResourcePattern::Dyn(t) => match t.resolve_toks(ctx) {
-            Some(toks) => ArnPattern::from_toks(toks).matches_parts(parts.as_ref()),
+            Some(toks) => ArnPattern::from_toks(toks).matches_parts(parts),
             None => {
                 // an unresolved variable makes the entry match nothing
                 *unresolved = true;

@@ -279,8 +279,9 @@ pub(crate) fn split_arn(s: &str) -> Option<[&str; 6]> {
 pub enum ArnPattern {
     /// `*`: matches everything, including the `*` resource of list-type actions.
     Any,
-    /// The six segment patterns; the last may consume `:` and `/`.
-    Segments(Box<[Pattern; 6]>),
+    /// The six segment patterns; the last may consume `:` and `/`. The string is the
+    /// literal text every match starts with (a quick reject).
+    Segments(Box<([Pattern; 6], Box<str>)>),
     /// A short pattern without a trailing `*`: matches nothing.
     Never,
 }
@@ -337,7 +338,8 @@ impl ArnPattern {
             seg(it.next()),
             seg(it.next()),
         ];
-        Self::Segments(Box::new(arr))
+        let prefix = literal_prefix_of(&arr);
+        Self::Segments(Box::new((arr, prefix.into())))
     }
 
     /// Compile policy text.
@@ -350,10 +352,18 @@ impl ArnPattern {
         match self {
             Self::Any => true,
             Self::Never => false,
-            Self::Segments(segs) => match parts {
+            Self::Segments(b) => match parts {
                 None => false,
-                Some(parts) => segs.iter().zip(parts.iter()).all(|(p, s)| p.matches(s)),
+                Some(parts) => b.0.iter().zip(parts.iter()).all(|(p, s)| p.matches(s)),
             },
+        }
+    }
+
+    /// Match a candidate given both whole and split (the whole string allows a quick reject).
+    pub(crate) fn matches_full(&self, s: &str, parts: Option<&[&str; 6]>) -> bool {
+        match self {
+            Self::Segments(b) if !s.starts_with(&*b.1) => false,
+            _ => self.matches_parts(parts),
         }
     }
 
@@ -367,23 +377,25 @@ impl ArnPattern {
 
     /// The literal text every matching ARN starts with (for indexing).
     pub(crate) fn literal_prefix(&self) -> Option<String> {
-        let Self::Segments(segs) = self else {
-            return None;
-        };
-        let mut out = String::new();
-        for (i, p) in segs.iter().enumerate() {
-            if i > 0 {
-                out.push(':');
-            }
-            if p.is_literal() {
-                out.push_str(p.literal_prefix());
-            } else {
-                out.push_str(p.literal_prefix());
-                return Some(out);
-            }
+        match self {
+            Self::Segments(b) => Some(b.1.to_string()),
+            _ => None,
         }
-        Some(out)
     }
+}
+
+fn literal_prefix_of(segs: &[Pattern; 6]) -> String {
+    let mut out = String::new();
+    for (i, p) in segs.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        out.push_str(p.literal_prefix());
+        if !p.is_literal() {
+            break;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ pub(crate) enum Part {
     Text(String),
     /// `${*}`, `${?}`, `${$}`: a literal character.
     Escaped(char),
-    /// `${key}` or `${key, 'default'}`; `key` is lowercased.
+    /// `${key}` or `${key, 'default'}`; `key` is lowercased, `hash` is its `fnv` hash.
     Var {
         key: String,
+        hash: u64,
         default: Option<String>,
     },
 }
@@ -78,7 +79,9 @@ impl Template {
             match p {
                 Part::Text(t) => out.push_str(t),
                 Part::Escaped(c) => out.push(*c),
-                Part::Var { key, default } => out.push_str(lookup(ctx, key, default.as_deref())?),
+                Part::Var { key, hash, default } => {
+                    out.push_str(lookup(ctx, *hash, key, default.as_deref())?)
+                }
             }
         }
         Some(out)
@@ -91,9 +94,9 @@ impl Template {
             match p {
                 Part::Text(t) => out.extend(glob_toks(t)),
                 Part::Escaped(c) => out.push(Tok::Lit(c.to_string())),
-                Part::Var { key, default } => {
-                    out.push(Tok::Lit(lookup(ctx, key, default.as_deref())?.to_owned()))
-                }
+                Part::Var { key, hash, default } => out.push(Tok::Lit(
+                    lookup(ctx, *hash, key, default.as_deref())?.to_owned(),
+                )),
             }
         }
         Some(out)
@@ -126,8 +129,13 @@ impl Template {
     }
 }
 
-fn lookup<'a>(ctx: &'a RequestContext, key: &str, default: Option<&'a str>) -> Option<&'a str> {
-    ctx.single_value(key).or(default)
+fn lookup<'a>(
+    ctx: &'a RequestContext,
+    hash: u64,
+    key: &str,
+    default: Option<&'a str>,
+) -> Option<&'a str> {
+    ctx.single_value_hashed(hash, key).or(default)
 }
 
 /// Byte offset of the `}` closing a variable body (quotes may contain `}`).
@@ -168,8 +176,10 @@ fn parse_inner(inner: &str) -> Option<Part> {
     if !valid_key {
         return None;
     }
+    let key = key.to_lowercase();
     Some(Part::Var {
-        key: key.to_lowercase(),
+        hash: super::index::fnv(key.as_bytes()),
+        key,
         default,
     })
 }
@@ -189,11 +199,13 @@ mod tests {
                 Part::Text("a/".into()),
                 Part::Var {
                     key: "aws:username".into(),
+                    hash: crate::policy::index::fnv(b"aws:username"),
                     default: None
                 },
                 Part::Text("/".into()),
                 Part::Var {
                     key: "aws:principaltag/team".into(),
+                    hash: crate::policy::index::fnv(b"aws:principaltag/team"),
                     default: Some("x}y".into())
                 },
                 Part::Escaped('*'),

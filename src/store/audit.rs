@@ -104,7 +104,13 @@ impl Tx<'_> {
         let sqlite = matches!(self.conn, AnyConnection::Sqlite(_));
         let mut q = a::table.select(AuditRow::as_select()).into_boxed();
         if let Some(v) = &f.account_id {
-            q = q.filter(a::account_id.eq(v.clone()));
+            q = if f.resource_name.is_some() {
+                // `account_id || ''` cannot use an index: the planner takes the resource's
+                // index and filters by account (there is no (account, resource) index).
+                q.filter(a::account_id.concat("").eq(v.clone()))
+            } else {
+                q.filter(a::account_id.eq(v.clone()))
+            };
         }
         if let Some(v) = &f.event_id {
             q = q.filter(a::event_id.eq(v.clone()));

@@ -524,3 +524,197 @@ fn iam_policy_simulator_answers_with_the_live_policies() {
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.body.contains("<Code>NoSuchEntity</Code>"));
 }
+
+const HMAC: &str = "ci-provider-hmac-secret-0123456789abcdef";
+
+fn add_web_identity(dir: &Path) {
+    let acct = dir.join("accounts/111122223333");
+    std::fs::create_dir_all(acct.join("identity-providers")).unwrap();
+    std::fs::write(acct.join("identity-providers/ci.hmac"), HMAC).unwrap();
+    std::fs::write(
+        acct.join("identity-providers/ci.json"),
+        r#"{"Issuer":"https://ci.example.test","Audiences":["strongroom"],"HmacSecretFile":"ci.hmac",
+            "Algorithms":["HS256"],"SessionTagClaims":{"repo":"repo"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        acct.join("roles/ci-deployer.json"),
+        r#"{"RoleName":"ci-deployer","AttachedPolicies":["arn:aws:iam::111122223333:policy/payments-app-read"],
+            "AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+              "Principal":{"Federated":"https://ci.example.test"},"Action":"sts:AssumeRoleWithWebIdentity",
+              "Condition":{"StringEquals":{"ci.example.test:aud":"strongroom"},
+                           "StringLike":{"ci.example.test:sub":"repo:payments/*"}}}]}}"#,
+    )
+    .unwrap();
+}
+
+fn jwt(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(HMAC.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+fn good_claims() -> serde_json::Value {
+    serde_json::json!({"iss":"https://ci.example.test","aud":"strongroom","sub":"repo:payments/api","repo":"payments/api","exp":now()+600,"iat":now()})
+}
+
+fn unsigned_query(form: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .into_bytes()
+}
+
+fn bearer(s: &TestServer, token: &str, target: &str, body: &str) -> crate::common::RawResponse {
+    let req = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\nx-strongroom-role: arn:aws:iam::111122223333:role/ci-deployer\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: {target}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.raw(req.as_bytes())
+}
+
+#[tokio::test]
+async fn web_identity_and_bearer_callers() {
+    let (_t, dir) = example_policies();
+    add_web_identity(&dir);
+    let s = TestServer::start_with_policies(&dir);
+    s.client()
+        .create_secret()
+        .name("payments/db")
+        .secret_string("p")
+        .send()
+        .await
+        .unwrap();
+    s.client()
+        .create_secret()
+        .name("other/db")
+        .secret_string("o")
+        .send()
+        .await
+        .unwrap();
+    let role = urlenc("arn:aws:iam::111122223333:role/ci-deployer");
+
+    // AssumeRoleWithWebIdentity (unsigned, as the SDKs send it)
+    let form = format!("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={role}&RoleSessionName=build-1&WebIdentityToken={}", jwt(good_claims()));
+    let r = s.raw(&unsigned_query(&form));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(
+            "<SubjectFromWebIdentityToken>repo:payments/api</SubjectFromWebIdentityToken>"
+        ),
+        "{}",
+        r.body
+    );
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(s.endpoint())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            xml_field(&r.body, "AccessKeyId"),
+            xml_field(&r.body, "SecretAccessKey"),
+            Some(xml_field(&r.body, "SessionToken")),
+            None,
+            "web",
+        ))
+        .build();
+    let c = aws_sdk_secretsmanager::Client::from_conf(conf);
+    assert_eq!(
+        c.get_secret_value()
+            .secret_id("payments/db")
+            .send()
+            .await
+            .unwrap()
+            .secret_string(),
+        Some("p")
+    );
+    let e = c
+        .get_secret_value()
+        .secret_id("other/db")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+
+    // Bearer callers
+    let ok = bearer(
+        &s,
+        &jwt(good_claims()),
+        "secretsmanager.GetSecretValue",
+        r#"{"SecretId":"payments/db"}"#,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["SecretString"], "p");
+
+    let mut expired = good_claims();
+    expired["exp"] = serde_json::json!(now() - 3600);
+    let mut future = good_claims();
+    future["nbf"] = serde_json::json!(now() + 3600);
+    let mut aud = good_claims();
+    aud["aud"] = serde_json::json!("someone-else");
+    let mut iss = good_claims();
+    iss["iss"] = serde_json::json!("https://evil.example.test");
+    let mut sub = good_claims();
+    sub["sub"] = serde_json::json!("repo:other/api");
+    let bad_sig = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &good_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-right-secret-not-the-right"),
+    )
+    .unwrap();
+    use base64::Engine;
+    let b64 = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&serde_json::json!({"alg":"none","typ":"JWT"})),
+        b64(&good_claims())
+    );
+    for (what, token, want) in [
+        ("expired", jwt(expired), "InvalidIdentityTokenException"),
+        (
+            "not yet valid",
+            jwt(future),
+            "InvalidIdentityTokenException",
+        ),
+        ("wrong audience", jwt(aud), "InvalidIdentityTokenException"),
+        ("unknown issuer", jwt(iss), "InvalidIdentityTokenException"),
+        ("bad signature", bad_sig, "InvalidIdentityTokenException"),
+        ("alg none", alg_none, "InvalidIdentityTokenException"),
+        (
+            "garbage",
+            "not.a.jwt".to_owned(),
+            "InvalidIdentityTokenException",
+        ),
+        ("trust refuses subject", jwt(sub), "AccessDeniedException"),
+    ] {
+        let r = bearer(
+            &s,
+            &token,
+            "secretsmanager.GetSecretValue",
+            r#"{"SecretId":"payments/db"}"#,
+        );
+        assert_eq!(r.error_type(), want, "{what}: {}", r.body);
+        assert!(
+            !r.body.contains(&token[..token.len().min(40)]),
+            "{what}: token echoed"
+        );
+        let form = format!("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={role}&RoleSessionName=x1&WebIdentityToken={token}");
+        let r = s.raw(&unsigned_query(&form));
+        assert!(r.status == 400 || r.status == 403, "{what}: {}", r.body);
+    }
+}

@@ -1,10 +1,8 @@
 DROP TABLE audit_digests;
 DROP INDEX audit_events_ip;
 DROP INDEX audit_events_res_name;
-DROP INDEX audit_events_acct_arn;
 DROP INDEX audit_events_error;
 DROP INDEX audit_events_decision;
-DROP INDEX audit_events_acct_res;
 DROP INDEX audit_events_acct_akid;
 DROP INDEX audit_events_acct_user;
 DROP INDEX audit_events_acct_name;

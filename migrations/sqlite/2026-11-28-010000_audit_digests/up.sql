@@ -14,12 +14,12 @@ CREATE INDEX audit_events_acct_time ON audit_events (account_id, event_time);
 CREATE INDEX audit_events_acct_name ON audit_events (account_id, event_name, event_time);
 CREATE INDEX audit_events_acct_user ON audit_events (account_id, user_name, event_time);
 CREATE INDEX audit_events_acct_akid ON audit_events (account_id, access_key_id, event_time);
-CREATE INDEX audit_events_acct_res ON audit_events (account_id, resource_name, event_time);
-CREATE INDEX audit_events_acct_arn ON audit_events (account_id, resource_arn, event_time);
--- EventSource, ReadOnly and ResourceType have a handful of values: they filter the
--- (account_id, event_time) scan instead of having indexes of their own.
--- `strongroom audit query` (principal and resource ARN and time have indexes since init):
--- secret name prefixes, denials, error codes, source addresses.
+-- ResourceName uses the resource indexes below (and init's audit_events_resource) with
+-- the account as a filter. EventSource, ReadOnly and ResourceType have a handful of values:
+-- they filter the (account_id, event_time) scan instead of having indexes of their own.
+-- Every index costs each insert; these are the ones the queries need.
+-- `strongroom audit query` (principal ARN, resource ARN and time have indexes since init):
+-- secret names, denials, error codes, source addresses.
 CREATE INDEX audit_events_res_name ON audit_events (resource_name, event_time);
 CREATE INDEX audit_events_decision ON audit_events (decision, event_time);
 CREATE INDEX audit_events_error ON audit_events (error_code, event_time);

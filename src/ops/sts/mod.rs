@@ -1,6 +1,7 @@
 //! STS on the same endpoint (AWS Query protocol, XML answers).
 
 pub mod assume_role;
+pub mod web_identity;
 
 use crate::audit::Draft;
 use crate::auth::{Principal, PrincipalKind};
@@ -36,8 +37,7 @@ pub async fn dispatch(
             draft.read_only = Some(false);
             assume_role::assume_role(&call, draft)
         }
-        "AssumeRoleWithWebIdentity"
-        | "GetSessionToken"
+        "GetSessionToken"
         | "AssumeRoleWithSAML"
         | "GetFederationToken"
         | "DecodeAuthorizationMessage"

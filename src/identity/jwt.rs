@@ -1,0 +1,211 @@
+//! JWT issuers: verification keys loaded with the directory, and token verification.
+//! Unsigned (`alg: none`), expired, not-yet-valid, wrong-issuer, wrong-audience and badly
+//! signed tokens are refused; the token itself never appears in an error.
+
+use std::path::Path;
+
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::model::IdentityProviderFile;
+
+/// One verification key.
+#[derive(Clone)]
+pub struct VerifyKey {
+    pub kid: Option<String>,
+    pub key: DecodingKey,
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn algorithm(name: &str) -> Option<Algorithm> {
+    match name {
+        "RS256" => Some(Algorithm::RS256),
+        "ES256" => Some(Algorithm::ES256),
+        "EdDSA" => Some(Algorithm::EdDSA),
+        "HS256" => Some(Algorithm::HS256),
+        _ => None,
+    }
+}
+
+/// Load a provider's keys (paths relative to its file). Errors name the file, not key bytes.
+pub fn load_keys(spec: &IdentityProviderFile, base: &Path) -> Result<Vec<VerifyKey>, String> {
+    let read =
+        |rel: &str| std::fs::read(base.join(rel)).map_err(|e| format!("cannot read `{rel}`: {e}"));
+    let mut out = vec![];
+    if let Some(j) = &spec.jwks_file {
+        let set: JwkSet = serde_json::from_slice(&read(j)?)
+            .map_err(|e| format!("`{j}` is not a JWKS document: {e}"))?;
+        for k in &set.keys {
+            let key = DecodingKey::from_jwk(k).map_err(|e| format!("`{j}`: unusable key: {e}"))?;
+            out.push(VerifyKey {
+                kid: k.common.key_id.clone(),
+                key,
+            });
+        }
+    }
+    for f in &spec.public_key_files {
+        let pem = read(f)?;
+        let key = DecodingKey::from_rsa_pem(&pem)
+            .or_else(|_| DecodingKey::from_ec_pem(&pem))
+            .or_else(|_| DecodingKey::from_ed_pem(&pem))
+            .map_err(|_| format!("`{f}` is not an RSA, EC or Ed25519 public key in PEM"))?;
+        out.push(VerifyKey { kid: None, key });
+    }
+    if let Some(h) = &spec.hmac_secret_file {
+        let secret = zeroize::Zeroizing::new(read(h)?);
+        let trimmed: &[u8] = secret.trim_ascii();
+        if trimmed.len() < 32 {
+            return Err(format!("`{h}`: an HMAC secret must be at least 32 bytes"));
+        }
+        out.push(VerifyKey {
+            kid: None,
+            key: DecodingKey::from_secret(trimmed),
+        });
+    }
+    if out.is_empty() {
+        return Err("no verification key".into());
+    }
+    Ok(out)
+}
+
+/// A verified token.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+    pub expires: i64,
+    pub claims: Map<String, Value>,
+}
+
+/// Why a token was refused (client-visible, never containing the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRefused(pub String);
+
+/// The issuer a token claims, read without trusting it (to pick the provider).
+pub fn unverified_issuer(token: &str) -> Result<String, TokenRefused> {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| TokenRefused("The token is not a JWT (header.payload.signature).".into()))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| TokenRefused("The token payload is not base64url.".into()))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| TokenRefused("The token payload is not JSON.".into()))?;
+    v.get("iss")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| TokenRefused("The token has no iss claim.".into()))
+}
+
+/// Verify `token` against a provider's spec and keys.
+pub fn verify(
+    token: &str,
+    spec: &IdentityProviderFile,
+    keys: &[VerifyKey],
+) -> Result<Verified, TokenRefused> {
+    if token.len() > 16 * 1024 {
+        return Err(TokenRefused("The token is too large.".into()));
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| {
+        TokenRefused("The token header is invalid or names an unsupported algorithm (unsigned tokens are refused).".into())
+    })?;
+    let allowed: Vec<Algorithm> = spec
+        .algorithms
+        .iter()
+        .filter_map(|a| algorithm(a))
+        .collect();
+    if !allowed.contains(&header.alg) {
+        return Err(TokenRefused(format!(
+            "The token's algorithm {:?} is not accepted for issuer {}.",
+            header.alg, spec.issuer
+        )));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[spec.issuer.as_str()]);
+    validation.set_audience(&spec.audiences);
+    validation.leeway = spec.leeway_seconds.unwrap_or(60);
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let candidates: Vec<&VerifyKey> = match &header.kid {
+        Some(kid) if keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => keys
+            .iter()
+            .filter(|k| k.kid.as_deref() == Some(kid))
+            .collect(),
+        _ => keys.iter().collect(),
+    };
+    let mut last = TokenRefused("The token signature is invalid.".into());
+    for k in candidates {
+        match jsonwebtoken::decode::<Map<String, Value>>(token, &k.key, &validation) {
+            Ok(data) => {
+                let claims = data.claims;
+                let subject = claims
+                    .get("sub")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let audience = match claims.get("aud") {
+                    Some(Value::String(a)) => a.clone(),
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .find(|x| spec.audiences.iter().any(|s| s == x))
+                        .unwrap_or_default()
+                        .to_owned(),
+                    _ => String::new(),
+                };
+                return Ok(Verified {
+                    issuer: spec.issuer.clone(),
+                    subject,
+                    audience,
+                    expires: claims
+                        .get("exp")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default(),
+                    claims,
+                });
+            }
+            Err(e) => {
+                use jsonwebtoken::errors::ErrorKind;
+                last = TokenRefused(
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature => "The token is expired.",
+                        ErrorKind::ImmatureSignature => "The token is not valid yet (nbf).",
+                        ErrorKind::InvalidAudience => "The token's audience is not accepted.",
+                        ErrorKind::InvalidIssuer => "The token's issuer is not accepted.",
+                        ErrorKind::MissingRequiredClaim(_) => {
+                            "The token lacks a required claim (exp, iss, aud, sub)."
+                        }
+                        ErrorKind::InvalidSignature => "The token signature is invalid.",
+                        _ => "The token could not be verified.",
+                    }
+                    .into(),
+                );
+                if !matches!(e.kind(), ErrorKind::InvalidSignature) {
+                    return Err(last);
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The name condition keys use for an issuer: the URL without its scheme
+/// (`https://token.actions.githubusercontent.com` → `token.actions.githubusercontent.com`).
+pub fn issuer_key_prefix(issuer: &str) -> String {
+    issuer
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
