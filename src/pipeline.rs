@@ -97,6 +97,11 @@ impl Pipeline {
                 tracing::error!(request_id = %request_id, "internal error: {detail}");
             }
         }
+        if let Ok(body) = &result {
+            if !query {
+                draft.response_elements = serde_json::from_slice(body).ok();
+            }
+        }
         let result = match self.auditor.record(&draft).await {
             Ok(()) => result,
             Err(e) => {
@@ -649,9 +654,7 @@ async fn run<O: Operation>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>,
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    for event in events {
-        pipeline.auditor.record(&event).await?;
-    }
+    pipeline.auditor.record_all(&events).await?;
     serde_json::to_vec(&output?).map_err(ApiError::internal)
 }
 

@@ -165,6 +165,7 @@ async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
                 read_only: Some(false),
                 resource_arn: Some(s.arn.clone()),
                 decision: Some("Service".into()),
+                event_type: Some("AwsServiceEvent".into()),
                 ..Draft::default()
             };
             auditor.record(&draft).await?;
@@ -335,7 +336,11 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
 pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
     let (store, keyring) = open(&cfg.store)?;
     bootstrap_root(&store, &keyring, cfg)?;
-    let auditor = Auditor::new(store.clone(), chain_id(&cfg.store.data_dir)?);
+    let auditor = Auditor::with_signing_key(
+        store.clone(),
+        chain_id(&cfg.store.data_dir)?,
+        &crate::audit::keys::key_path_beside(&cfg.store.master_key_file),
+    )?;
     let ctx = Ctx {
         store,
         keyring,
@@ -371,6 +376,7 @@ pub async fn run(
         }
     });
     spawn_policy_watcher(&pipeline);
+    let auditor = pipeline.auditor.clone();
     let data = web::Data::new(pipeline);
     let server = HttpServer::new(move || {
         App::new()
@@ -391,7 +397,12 @@ pub async fn run(
         tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");
         on_bound(*addr);
     }
-    server.run().await.map_err(|e| e.to_string())
+    let result = server.run().await.map_err(|e| e.to_string());
+    // Commit what is pending and sign a digest of the tail before exiting.
+    if let Err(e) = auditor.flush().await {
+        tracing::error!("audit flush at shutdown failed: {e:?}");
+    }
+    result
 }
 
 /// `strongroom master-key rotate`: add a new master key, re-wrap every row, drop the old key.

@@ -58,7 +58,15 @@ const SAFE_FIELDS: &[&str] = &[
 
 /// Allowed fields that are recorded as `hmac-sha256:<hex>`: comparable between records
 /// (same token, same value) without revealing the token.
-const HMAC_FIELDS: &[&str] = &["ClientRequestToken", "NextToken", "Marker"];
+/// Version ids are the client's tokens in Secrets Manager, so they are HMACed too.
+const HMAC_FIELDS: &[&str] = &[
+    "ClientRequestToken",
+    "NextToken",
+    "Marker",
+    "VersionId",
+    "MoveToVersionId",
+    "RemoveFromVersionId",
+];
 
 /// Member names never written, at any depth (a second line of defence behind the lists).
 const NEVER: &[&str] = &[
@@ -76,11 +84,11 @@ const NEVER: &[&str] = &[
 ];
 
 /// Response fields that may be recorded: identifiers only.
+/// (`VersionId` is left out: it equals the client's token, which is only recorded HMACed.)
 const RESPONSE_FIELDS: &[&str] = &[
     "ARN",
     "Arn",
     "Name",
-    "VersionId",
     "VersionStages",
     "KeyId",
     "AliasName",
@@ -493,7 +501,7 @@ mod tests {
             r["requestParameters"]["clientRequestToken"],
             json!(keys.hmac("TOKEN-0123456789abcdef0123456789ab"))
         );
-        assert_eq!(r["responseElements"]["versionId"], "v1");
+        assert!(r["responseElements"].get("versionId").is_none());
         assert_eq!(r["requestParameters"]["secretId"], "s");
         assert!(r["responseElements"].get("nested").is_none());
         // value reads never record a response

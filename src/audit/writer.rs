@@ -207,6 +207,44 @@ impl Auditor {
         self.send(tx, msg, &event_id, done).await
     }
 
+    /// Write several events (BatchGetSecretValue's one per secret) and wait once: they go
+    /// to the writer together and commit in the same transaction. All or error.
+    pub async fn record_all(&self, drafts: &[Draft]) -> Result<(), ApiError> {
+        let Some(tx) = &self.inner.tx else {
+            return Ok(());
+        };
+        let mut waits = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            let event_id = uuid::Uuid::new_v4().to_string();
+            let record = match self.keys() {
+                Some(k) => draft.to_record_with(&event_id, k),
+                None => draft.to_record(&event_id),
+            };
+            let index = Box::new(Index::of(&record));
+            let (ack, done) = oneshot::channel();
+            let msg = Msg::Record {
+                text: record.to_string(),
+                index,
+                ack,
+            };
+            waits.push((msg, event_id, done));
+        }
+        let mut acks = Vec::with_capacity(waits.len());
+        let (enqueue, wait): (Vec<_>, Vec<_>) = waits
+            .into_iter()
+            .map(|(m, id, done)| ((m, id.clone()), (id, done)))
+            .unzip();
+        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        for (m, id) in enqueue {
+            // Enqueue every record before waiting for any ack.
+            self.enqueue(tx, m, &id, deadline).await?;
+        }
+        for (id, done) in wait {
+            acks.push(self.await_ack(done, &id, deadline).await);
+        }
+        acks.into_iter().collect()
+    }
+
     /// Wait until everything recorded so far is committed, and sign a digest of it.
     /// Call at shutdown (after the HTTP server stopped) so the tail is covered.
     pub async fn flush(&self) -> Result<(), ApiError> {
@@ -220,15 +258,27 @@ impl Auditor {
     async fn send(
         &self,
         tx: &SyncSender<Msg>,
-        mut msg: Msg,
+        msg: Msg,
         what: &str,
         done: oneshot::Receiver<Result<(), String>>,
     ) -> Result<(), ApiError> {
+        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        self.enqueue(tx, msg, what, deadline).await?;
+        self.await_ack(done, what, deadline).await
+    }
+
+    /// Hand a message to the writer, waiting (up to the timeout) while its queue is full.
+    async fn enqueue(
+        &self,
+        tx: &SyncSender<Msg>,
+        mut msg: Msg,
+        what: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ApiError> {
         let timeout = self.inner.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tx.try_send(msg) {
-                Ok(()) => break,
+                Ok(()) => return Ok(()),
                 Err(TrySendError::Full(m)) => {
                     if tokio::time::Instant::now() >= deadline {
                         tracing::error!(event_id = %what, "audit queue full for {timeout:?}; failing the request");
@@ -243,6 +293,16 @@ impl Auditor {
                 }
             }
         }
+    }
+
+    /// Wait (up to the timeout) for the writer to say the record is committed.
+    async fn await_ack(
+        &self,
+        done: oneshot::Receiver<Result<(), String>>,
+        what: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ApiError> {
+        let timeout = self.inner.timeout;
         match tokio::time::timeout_at(deadline, done).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => {

@@ -277,7 +277,9 @@ impl RequestContext {
             resource: resource.to_owned(),
             resource_parts,
             resource_account,
-            keys: KeyMap::default(),
+            keys: KeyMap {
+                slots: Vec::with_capacity(16),
+            },
         };
         ctx.fill_principal_keys();
         ctx

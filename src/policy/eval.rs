@@ -673,3 +673,90 @@ fn principal_matches(
         Some(Grant::Account)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::context::PrincipalInfo;
+
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:prod/db-a1B2c3";
+
+    fn parse(kind: PolicyType, stmts: &str) -> Arc<Policy> {
+        let text = format!(r#"{{"Version":"2012-10-17","Statement":[{stmts}]}}"#);
+        Arc::new(Policy::parse(&text, kind).unwrap().with_label("p"))
+    }
+
+    fn session() -> PrincipalInfo {
+        PrincipalInfo {
+            kind: PrincipalType::AssumedRole,
+            arn: "arn:aws:sts::111111111111:assumed-role/app/s1".into(),
+            issuer_arn: Some("arn:aws:iam::111111111111:role/app".into()),
+            account: "111111111111".into(),
+            user_name: None,
+            user_id: None,
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn reasons_and_deciding_statements() {
+        let ctx = RequestContext::new(session(), "secretsmanager:GetSecretValue", SECRET, None);
+        let grant = parse(
+            PolicyType::Resource,
+            r#"{"Sid":"Role","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:role/app"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}"#,
+        );
+        let set = PolicySet {
+            resource: Some(Arc::clone(&grant)),
+            ..PolicySet::default()
+        };
+        let d = authorize(&ctx, &set);
+        assert_eq!(
+            d.reason,
+            Reason::Allowed(AllowBasis::ResourcePolicyRoleGrant)
+        );
+        assert_eq!(d.deciding.len(), 1);
+        assert_eq!(d.deciding[0].to_string(), "resource[p]:Role");
+        assert_eq!(d.decided_by(), None);
+
+        let mut set = PolicySet::identity(vec![parse(
+            PolicyType::Identity,
+            r#"{"Effect":"Deny","Action":"secretsmanager:*","Resource":"*"},{"Sid":"X","Effect":"Deny","Action":"*","Resource":"*"}"#,
+        )]);
+        set.scp = Some(vec![Arc::new(PolicyGroup::new(vec![parse(
+            PolicyType::Scp,
+            r#"{"Effect":"Deny","Action":"*","Resource":"*"}"#,
+        )]))]);
+        let d = authorize(&ctx, &set);
+        assert_eq!(d.reason, Reason::ExplicitDeny(PolicyType::Scp));
+        let names: Vec<String> = d.deciding.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            ["scp[level 0][p]:#0", "identity[p]:#0", "identity[p]:X"]
+        );
+    }
+
+    #[test]
+    fn diagnostics_are_reported() {
+        let ctx = RequestContext::new(session(), "secretsmanager:GetSecretValue", SECRET, None)
+            .with("aws:TagKeys", ["a"])
+            .with("aws:SourceIp", ["not-an-ip"]);
+        let set = PolicySet::identity(vec![parse(
+            PolicyType::Identity,
+            r#"{"Effect":"Allow","Action":"secretsmanager:*","Resource":"arn:aws:secretsmanager:us-east-1:111111111111:secret:${aws:username}/*"},
+               {"Effect":"Allow","Action":"secretsmanager:*","Resource":"*","Condition":{"StringEquals":{"aws:TagKeys":"a"}}},
+               {"Effect":"Allow","Action":"secretsmanager:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#,
+        )]);
+        let d = authorize(&ctx, &set);
+        assert_eq!(d.effect, Effect::ImplicitDeny);
+        assert!(matches!(
+            d.diagnostics[0],
+            Diagnostic::UnresolvedVariable(_)
+        ));
+        assert!(
+            matches!(&d.diagnostics[1], Diagnostic::MultivaluedKeyWithoutQualifier { key, .. } if key == "aws:TagKeys")
+        );
+        assert!(
+            matches!(&d.diagnostics[2], Diagnostic::UnparseableRequestValue { key, .. } if key == "aws:SourceIp")
+        );
+    }
+}

@@ -142,7 +142,7 @@ impl fmt::Display for CasesReport {
             .max(2);
         writeln!(
             f,
-            "{:w$}  {:22}  {:22}  ok  deciding",
+            "{:w$}  {:26}  {:26}  ok  deciding",
             "id", "expected", "got"
         )?;
         for c in &self.cases {
@@ -165,7 +165,7 @@ impl fmt::Display for CasesReport {
             } else {
                 ""
             };
-            writeln!(f, "{:w$}  {exp:22}  {got:22}  {ok}  {tail}{disputed}", c.id)?;
+            writeln!(f, "{:w$}  {exp:26}  {got:26}  {ok}  {tail}{disputed}", c.id)?;
         }
         let n = self.cases.len();
         let bad = self.cases.iter().filter(|c| !c.matched).count();

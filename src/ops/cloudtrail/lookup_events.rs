@@ -76,17 +76,16 @@ const KEYS: &[&str] = &[
     "AccessKeyId",
 ];
 
-/// `InvalidLookupAttributesException` (reported as `ValidationException` until `ApiError`
-/// has the variant).
+/// `InvalidLookupAttributesException`.
 fn invalid_attributes(msg: &str) -> ApiError {
-    ApiError::Validation(format!("InvalidLookupAttributesException: {msg}"))
+    ApiError::InvalidLookupAttributes(msg.to_owned())
 }
 
 fn ms(seconds: f64) -> Result<i64, ApiError> {
     let v = (seconds * 1000.0).floor();
     if !v.is_finite() || v.abs() > 9.0e15 {
-        return Err(ApiError::Validation(
-            "InvalidTimeRangeException: Occurs if the timestamp values are invalid. Either the start time occurs after the end time or the time range is outside the range of possible values."
+        return Err(ApiError::InvalidTimeRange(
+            "Occurs if the timestamp values are invalid. Either the start time occurs after the end time or the time range is outside the range of possible values."
                 .into(),
         ));
     }
@@ -226,16 +225,15 @@ impl Operation for LookupEvents {
         }
         if let Some(m) = input.max_results {
             if !(1..=50).contains(&m) {
-                return Err(ApiError::Validation(
-                    "InvalidMaxResultsException: Value for MaxResults must be between 1 and 50."
-                        .into(),
+                return Err(ApiError::InvalidMaxResults(
+                    "Value for MaxResults must be between 1 and 50.".into(),
                 ));
             }
         }
         if let (Some(s), Some(e)) = (input.start_time, input.end_time) {
             if s > e {
-                return Err(ApiError::Validation(
-                    "InvalidTimeRangeException: Start time must be before end time.".into(),
+                return Err(ApiError::InvalidTimeRange(
+                    "Start time must be before end time.".into(),
                 ));
             }
         }
