@@ -115,7 +115,25 @@ PORT="$(free_port)"
 export STRONGROOM_ROOT_ACCESS_KEY_ID="AKIAE2EROOT000000001"
 export STRONGROOM_ROOT_SECRET_ACCESS_KEY="e2e/secret/key/for/tests/only/0000000000"
 
-server_args=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR")
+# A policies directory for this run: the repository's example plus a JWT issuer whose HMAC
+# secret is generated here (never committed) and a role that trusts it.
+POLICIES="$DATA_DIR/policies"
+cp -r "$ROOT/policies" "$POLICIES"
+mkdir -p "$POLICIES/accounts/111122223333/identity-providers"
+python3 -c 'import secrets; print(secrets.token_hex(32))' > "$POLICIES/accounts/111122223333/identity-providers/e2e.hmac"
+cat > "$POLICIES/accounts/111122223333/identity-providers/e2e.json" <<'JSON'
+{"Issuer": "https://e2e.strongroom.test", "Audiences": ["strongroom"], "HmacSecretFile": "e2e.hmac",
+ "Algorithms": ["HS256"]}
+JSON
+cat > "$POLICIES/accounts/111122223333/roles/e2e-web.json" <<'JSON'
+{"RoleName": "e2e-web", "AttachedPolicies": ["arn:aws:iam::aws:policy/SecretsManagerReadOnly"],
+ "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+   "Principal": {"Federated": "https://e2e.strongroom.test"}, "Action": "sts:AssumeRoleWithWebIdentity",
+   "Condition": {"StringEquals": {"e2e.strongroom.test:aud": "strongroom", "e2e.strongroom.test:sub": "system:serviceaccount:payments:api"}}}]}}
+JSON
+export E2E_JWT_SECRET_FILE="$POLICIES/accounts/111122223333/identity-providers/e2e.hmac"
+
+server_args=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" --policies "$POLICIES")
 if [[ -n "$DATABASE_URL" ]]; then
     server_args+=(--database-url "$DATABASE_URL")
 fi
@@ -161,6 +179,8 @@ echo "e2e ($BACKEND): AWS CLI walkthrough"
 bash "$ROOT/tests/e2e/walkthrough_cli.sh"
 echo "e2e ($BACKEND): boto3 walkthrough"
 "$PYTHON" "$ROOT/tests/e2e/walkthrough_boto3.py"
+echo "e2e ($BACKEND): web identity (boto3 with AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)"
+"$PYTHON" "$ROOT/tests/e2e/web_identity.py"
 
 stop_server
 

@@ -129,8 +129,9 @@ def write_lua(path, requests):
         f.write("}\n")
         f.write(
             "local n = #reqs\n"
-            "function setup(thread) end\n"
-            "function init(args) math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16)) end\n"
+            "local threads = 0\n"
+            "function setup(thread) threads = threads + 1; thread:set('tid', threads) end\n"
+            "function init(args) math.randomseed(7919 * (tid or 1)) end\n"
             "function request() return reqs[math.random(n)] end\n"
         )
 

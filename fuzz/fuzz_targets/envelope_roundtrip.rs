@@ -67,15 +67,23 @@ fuzz_target!(|inp: Input| {
     let opened = open_value(&kek, &key_id, term, &arn, version, &sealed).expect("round trip");
     assert_eq!(opened.as_slice(), p);
     if p.len() >= 8 {
-        assert!(!sealed.ciphertext.windows(p.len()).any(|w| w == p), "plaintext visible");
+        assert!(
+            !sealed.ciphertext.windows(p.len()).any(|w| w == p),
+            "plaintext visible"
+        );
     }
     let again = seal_value(&kek, &key_id, term, &arn, version, p).expect("seal");
     assert_ne!(again, sealed, "sealing is not randomised");
 
     // Binding to key, key id, term, ARN and version id.
     for change in &inp.changes {
-        let (mut k, mut kid, mut t, mut a, mut v) =
-            (kek.clone(), key_id.clone(), term, arn.clone(), version.to_owned());
+        let (mut k, mut kid, mut t, mut a, mut v) = (
+            kek.clone(),
+            key_id.clone(),
+            term,
+            arn.clone(),
+            version.to_owned(),
+        );
         match change {
             Change::Kek(b) if *b != inp.kek => k = Key256::from_slice(b).expect("32 bytes"),
             Change::KeyId(s) if no_nul(s) != key_id => kid = no_nul(s),
@@ -94,21 +102,51 @@ fuzz_target!(|inp: Input| {
     let open = |s: &SealedValue| open_value(&kek, &key_id, term, &arn, version, s);
     let (ct, wd) = (&sealed.ciphertext, &sealed.wrapped_dek);
     let variants = [
-        SealedValue { ciphertext: flipped(ct, inp.flip_at, inp.flip_mask), wrapped_dek: wd.clone() },
-        SealedValue { ciphertext: ct.clone(), wrapped_dek: flipped(wd, inp.flip_at, inp.flip_mask) },
-        SealedValue { ciphertext: ct[..usize::from(inp.cut_at) % ct.len()].to_vec(), wrapped_dek: wd.clone() },
-        SealedValue { ciphertext: ct.clone(), wrapped_dek: wd[..usize::from(inp.cut_at) % wd.len()].to_vec() },
-        SealedValue { ciphertext: [ct.as_slice(), &[inp.flip_mask]].concat(), wrapped_dek: wd.clone() },
-        SealedValue { ciphertext: ct.clone(), wrapped_dek: [wd.as_slice(), &[inp.flip_mask]].concat() },
-        SealedValue { ciphertext: wd.clone(), wrapped_dek: ct.clone() },
-        SealedValue { ciphertext: again.ciphertext.clone(), wrapped_dek: wd.clone() },
-        SealedValue { ciphertext: ct.clone(), wrapped_dek: again.wrapped_dek.clone() },
+        SealedValue {
+            ciphertext: flipped(ct, inp.flip_at, inp.flip_mask),
+            wrapped_dek: wd.clone(),
+        },
+        SealedValue {
+            ciphertext: ct.clone(),
+            wrapped_dek: flipped(wd, inp.flip_at, inp.flip_mask),
+        },
+        SealedValue {
+            ciphertext: ct[..usize::from(inp.cut_at) % ct.len()].to_vec(),
+            wrapped_dek: wd.clone(),
+        },
+        SealedValue {
+            ciphertext: ct.clone(),
+            wrapped_dek: wd[..usize::from(inp.cut_at) % wd.len()].to_vec(),
+        },
+        SealedValue {
+            ciphertext: [ct.as_slice(), &[inp.flip_mask]].concat(),
+            wrapped_dek: wd.clone(),
+        },
+        SealedValue {
+            ciphertext: ct.clone(),
+            wrapped_dek: [wd.as_slice(), &[inp.flip_mask]].concat(),
+        },
+        SealedValue {
+            ciphertext: wd.clone(),
+            wrapped_dek: ct.clone(),
+        },
+        SealedValue {
+            ciphertext: again.ciphertext.clone(),
+            wrapped_dek: wd.clone(),
+        },
+        SealedValue {
+            ciphertext: ct.clone(),
+            wrapped_dek: again.wrapped_dek.clone(),
+        },
     ];
     for (i, s) in variants.iter().enumerate() {
         assert!(open(s).is_err(), "tampered blob #{i} opened");
     }
 
     // Arbitrary bytes never panic (and, without the key, never open).
-    let junk = SealedValue { ciphertext: inp.junk_ciphertext.clone(), wrapped_dek: inp.junk_wrapped.clone() };
+    let junk = SealedValue {
+        ciphertext: inp.junk_ciphertext.clone(),
+        wrapped_dek: inp.junk_wrapped.clone(),
+    };
     assert!(open(&junk).is_err(), "junk opened");
 });

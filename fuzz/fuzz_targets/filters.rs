@@ -18,7 +18,15 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use strongroom::secrets::filters::{compile, Filter, FilterSubject};
 
-const KEYS: [&str; 7] = ["all", "name", "tag-key", "description", "tag-value", "primary-region", "owning-service"];
+const KEYS: [&str; 7] = [
+    "all",
+    "name",
+    "tag-key",
+    "description",
+    "tag-value",
+    "primary-region",
+    "owning-service",
+];
 
 #[derive(Debug, Arbitrary)]
 enum KeyChoice {
@@ -56,7 +64,8 @@ fn to_filter(f: &FilterIn) -> Filter {
 
 fn valid_value(v: &str) -> bool {
     v.chars().count() <= 512
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c))
 }
 
 /// The documented rules, restated naively: Ok, or the expected error code.
@@ -64,12 +73,17 @@ fn expected(filters: &[Filter]) -> Result<(), &'static str> {
     let model_ok = filters.len() <= 10
         && filters.iter().all(|f| {
             f.key.as_deref().map_or(true, |k| KEYS.contains(&k))
-                && f.values.as_deref().map_or(true, |v| v.len() <= 10 && v.iter().all(|s| valid_value(s)))
+                && f.values
+                    .as_deref()
+                    .map_or(true, |v| v.len() <= 10 && v.iter().all(|s| valid_value(s)))
         });
     if !model_ok {
         return Err("ValidationException");
     }
-    if filters.iter().any(|f| f.key.is_none() || f.values.as_deref().map_or(true, <[String]>::is_empty)) {
+    if filters
+        .iter()
+        .any(|f| f.key.is_none() || f.values.as_deref().map_or(true, <[String]>::is_empty))
+    {
         return Err("InvalidParameterException");
     }
     Ok(())
@@ -106,7 +120,10 @@ fn word_hit(field: &str, value: &str, ci: bool) -> bool {
         return true;
     }
     let value_words = words(&value);
-    value_words.len() > 1 && value_words.iter().all(|vw| field_words.iter().any(|fw| fw.starts_with(vw)))
+    value_words.len() > 1
+        && value_words
+            .iter()
+            .all(|vw| field_words.iter().any(|fw| fw.starts_with(vw)))
 }
 
 /// Whether one value (without `!`) hits the subject under `key`.
@@ -141,7 +158,10 @@ fuzz_target!(|inp: Input| {
     };
 
     let none = compile(&[]).expect("no filters compile");
-    assert!(none.is_empty() && none.matches(&subject), "no filters must match everything");
+    assert!(
+        none.is_empty() && none.matches(&subject),
+        "no filters must match everything"
+    );
 
     let compiled = compile(&filters);
     match (&compiled, expected(&filters)) {
@@ -157,17 +177,27 @@ fuzz_target!(|inp: Input| {
     for f in &filters {
         let key = f.key.clone().expect("compiled");
         let values = f.values.clone().expect("compiled");
-        let alone = compile(std::slice::from_ref(f)).expect("a valid filter alone").matches(&subject);
+        let alone = compile(std::slice::from_ref(f))
+            .expect("a valid filter alone")
+            .matches(&subject);
         each &= alone;
         let single = |v: &str| {
-            compile(&[Filter { key: Some(key.clone()), values: Some(vec![v.to_owned()]) }])
-                .expect("one valid value")
-                .matches(&subject)
+            compile(&[Filter {
+                key: Some(key.clone()),
+                values: Some(vec![v.to_owned()]),
+            }])
+            .expect("one valid value")
+            .matches(&subject)
         };
-        let (neg, pos): (Vec<&String>, Vec<&String>) = values.iter().partition(|v| v.starts_with('!'));
+        let (neg, pos): (Vec<&String>, Vec<&String>) =
+            values.iter().partition(|v| v.starts_with('!'));
         let pos_hit = pos.is_empty() || pos.iter().any(|v| single(v));
         let neg_ok = neg.iter().all(|v| single(v));
-        assert_eq!(alone, pos_hit && neg_ok, "filter {f:?} is not OR-of-positives minus negatives");
+        assert_eq!(
+            alone,
+            pos_hit && neg_ok,
+            "filter {f:?} is not OR-of-positives minus negatives"
+        );
 
         // Each single value against the naive reference matcher.
         for v in &values {
@@ -176,7 +206,11 @@ fuzz_target!(|inp: Input| {
                 None => (false, v.as_str()),
             };
             let hit = reference_hit(&key, bare, &inp);
-            assert_eq!(single(v), hit != negated, "key {key} value {v:?} on {inp:?}");
+            assert_eq!(
+                single(v),
+                hit != negated,
+                "key {key} value {v:?} on {inp:?}"
+            );
         }
     }
     assert_eq!(whole, each, "filters are not ANDed");

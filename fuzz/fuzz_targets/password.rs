@@ -81,14 +81,19 @@ fuzz_target!(|inp: Input| {
     .filter(|c| !c.is_empty())
     .collect();
     let space = inp.include_space.unwrap_or(false) && !excluded.contains(' ');
-    let required = if inp.require_each_included_type.unwrap_or(true) { classes.len() } else { 0 };
+    let required = if inp.require_each_included_type.unwrap_or(true) {
+        classes.len()
+    } else {
+        0
+    };
     let n = usize::try_from(n).expect("in 1..=4096");
     if (classes.is_empty() && !space) || n < required {
         let e = result.expect_err("impossible password generated");
         assert_eq!(e.code(), "InvalidParameterException", "{}", e.message());
         return;
     }
-    let p = result.unwrap_or_else(|e| panic!("rejected a valid spec: {} {}", e.code(), e.message()));
+    let p =
+        result.unwrap_or_else(|e| panic!("rejected a valid spec: {} {}", e.code(), e.message()));
     assert_eq!(p.chars().count(), n);
     assert_eq!(p.len(), n, "non-ASCII output");
     for c in p.chars() {
@@ -97,7 +102,10 @@ fuzz_target!(|inp: Input| {
     }
     if required > 0 {
         for cl in &classes {
-            assert!(p.chars().any(|c| cl.contains(&c)), "a required class is missing from {p:?}");
+            assert!(
+                p.chars().any(|c| cl.contains(&c)),
+                "a required class is missing from {p:?}"
+            );
         }
     }
 });

@@ -83,9 +83,14 @@ fn print_str(s: &str, out: &mut String) {
 fn same_tree(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::Number(x), Json::Number(y)) => x == y || close(x, y),
-        (Json::Array(x), Json::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_tree(p, q)),
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_tree(p, q))
+        }
         (Json::Object(x), Json::Object(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((k, p), (l, q))| k == l && same_tree(p, q))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((k, p), (l, q))| k == l && same_tree(p, q))
         }
         _ => a == b,
     }
@@ -108,7 +113,11 @@ fn reparse_same(text: &str, tree: &Json) -> bool {
 fn same_doc(a: &PolicyDocument, b: &PolicyDocument) -> bool {
     let strip = |d: &PolicyDocument| {
         let mut d = d.clone();
-        let conds: Vec<_> = d.statements.iter_mut().map(|s| s.condition.take()).collect();
+        let conds: Vec<_> = d
+            .statements
+            .iter_mut()
+            .map(|s| s.condition.take())
+            .collect();
         (d, conds)
     };
     let ((da, ca), (db, cb)) = (strip(a), strip(b));
@@ -135,12 +144,17 @@ fn same_doc(a: &PolicyDocument, b: &PolicyDocument) -> bool {
 fn text_level(e: &PolicyError) -> bool {
     matches!(
         e,
-        PolicyError::Json(_) | PolicyError::Empty | PolicyError::TooLarge { .. } | PolicyError::InvalidCharacter(_)
+        PolicyError::Json(_)
+            | PolicyError::Empty
+            | PolicyError::TooLarge { .. }
+            | PolicyError::InvalidCharacter(_)
     )
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
 
     // The JSON tree round trip.
     let tree = Json::parse(text).ok();
@@ -148,9 +162,15 @@ fuzz_target!(|data: &[u8]| {
     if let Some(j) = &tree {
         let mut ascii = String::new();
         print_ascii(j, &mut ascii);
-        assert!(reparse_same(&ascii, j), "ASCII print does not parse back:\n{ascii}\n{j:?}");
+        assert!(
+            reparse_same(&ascii, j),
+            "ASCII print does not parse back:\n{ascii}\n{j:?}"
+        );
         let compact = serde_json::to_string(j).expect("a tree always serialises");
-        assert!(reparse_same(&compact, j), "serde print does not parse back:\n{compact}\n{j:?}");
+        assert!(
+            reparse_same(&compact, j),
+            "serde print does not parse back:\n{compact}\n{j:?}"
+        );
         printed.push(ascii);
         printed.push(compact);
     }
@@ -168,12 +188,20 @@ fuzz_target!(|data: &[u8]| {
                 let _ = e.to_string();
             }
         }
-        if first.as_ref().err().is_some_and(|e| e.errors().iter().any(|x| text_level(&x.error))) {
+        if first
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.errors().iter().any(|x| text_level(&x.error)))
+        {
             continue;
         }
         for again_text in &printed {
             let again = Policy::parse(again_text, kind);
-            if again.as_ref().err().is_some_and(|e| e.errors().iter().any(|x| text_level(&x.error))) {
+            if again
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.errors().iter().any(|x| text_level(&x.error)))
+            {
                 continue;
             }
             match (&first, &again) {
@@ -186,7 +214,11 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(a.statements().len(), b.statements().len());
                 }
                 (Err(a), Err(b)) => assert_eq!(a, b, "{kind}: printed policy fails differently"),
-                (a, b) => panic!("{kind}: parse {:?} but parse(print) {:?}\n{again_text}", a.as_ref().err(), b.as_ref().err()),
+                (a, b) => panic!(
+                    "{kind}: parse {:?} but parse(print) {:?}\n{again_text}",
+                    a.as_ref().err(),
+                    b.as_ref().err()
+                ),
             }
         }
     }

@@ -42,7 +42,11 @@ fn check_target(t: &str) {
             let (prefix, last) = t.rsplit_once('.').expect("accepted targets have a dot");
             assert_eq!(last, op);
             let other = decode_target(Some(&format!("{prefix}.SomeOtherOperation")));
-            assert_eq!(other.map(|(s, _)| s).ok(), Some(service), "service depends on the op");
+            assert_eq!(
+                other.map(|(s, _)| s).ok(),
+                Some(service),
+                "service depends on the op"
+            );
             assert!(!service.signing_name().is_empty());
         }
         Err(e) => {
@@ -88,7 +92,11 @@ fn check_value_body(body: &[u8]) {
         (Err(e), Err(_)) => assert_eq!(e.code(), "SerializationException"),
     }
     if let Err(e) = &ours {
-        assert!(!e.message().contains('"'), "error quotes a value: {}", e.message());
+        assert!(
+            !e.message().contains('"'),
+            "error quotes a value: {}",
+            e.message()
+        );
     }
 }
 
@@ -102,7 +110,12 @@ fn check_op<O: Operation>(body: &[u8]) {
         }
         Err(e) => {
             assert_eq!(e.code(), "SerializationException", "{}", O::NAME);
-            assert!(!e.message().contains('"'), "{}: error quotes a value: {}", O::NAME, e.message());
+            assert!(
+                !e.message().contains('"'),
+                "{}: error quotes a value: {}",
+                O::NAME,
+                e.message()
+            );
         }
     }
 }

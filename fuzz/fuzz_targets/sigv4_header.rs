@@ -61,7 +61,10 @@ fn split_input(data: &[u8]) -> Input {
     let request_line = lines.next().unwrap_or("");
     let (method, target) = request_line.split_once(' ').unwrap_or((request_line, "/"));
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let now = lines.next().and_then(|l| l.trim().parse::<i64>().ok()).unwrap_or(T0);
+    let now = lines
+        .next()
+        .and_then(|l| l.trim().parse::<i64>().ok())
+        .unwrap_or(T0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim_start().to_owned()))
@@ -104,7 +107,10 @@ fn check_as_given(inp: &Input) {
         let m = message(e);
         assert!(!m.contains(SECRET), "message leaks the secret: {m}");
         if let Some(sig) = &sent_signature {
-            assert!(!m.contains(sig.as_str()), "message echoes the signature: {m}");
+            assert!(
+                !m.contains(sig.as_str()),
+                "message echoes the signature: {m}"
+            );
         }
     };
     match parse(&head) {
@@ -113,7 +119,14 @@ fn check_as_given(inp: &Input) {
             assert!(!p.access_key_id.is_empty() && !p.region.is_empty() && !p.service.is_empty());
             assert!(p.signed_headers.iter().all(|h| !h.is_empty()));
             assert_eq!(p.signature, p.signature.to_ascii_lowercase());
-            let fresh = verify(&head, &inp.body, &p, &secret(), inp.now, &SigningKeyCache::new());
+            let fresh = verify(
+                &head,
+                &inp.body,
+                &p,
+                &secret(),
+                inp.now,
+                &SigningKeyCache::new(),
+            );
             let cached = verify(&head, &inp.body, &p, &secret(), inp.now, shared_cache());
             assert_eq!(fresh, cached, "verdict depends on the signing-key cache");
             if let Err(e) = &fresh {
@@ -163,7 +176,11 @@ struct Shaped {
 /// Shape the input into a well-formed request whose canonical form is unambiguous.
 fn shape(inp: &Input) -> Shaped {
     let method = keep(&inp.method, |c| c.is_ascii_uppercase(), 10);
-    let method = if method.is_empty() { "POST".to_owned() } else { method };
+    let method = if method.is_empty() {
+        "POST".to_owned()
+    } else {
+        method
+    };
     let segments: Vec<String> = inp
         .path
         .split('/')
@@ -187,19 +204,33 @@ fn shape(inp: &Input) -> Shaped {
     let skew = inp.now.rem_euclid(2001) - 1000;
     let amz_date = iso_basic(now + skew);
     let mut headers: Vec<(String, String)> = vec![
-        ("host".into(), "secretsmanager.us-east-1.amazonaws.com".into()),
+        (
+            "host".into(),
+            "secretsmanager.us-east-1.amazonaws.com".into(),
+        ),
         ("x-amz-date".into(), amz_date.clone()),
     ];
     for (n, v) in inp.headers.iter().take(16) {
-        let n = keep(n, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-', 32);
+        let n = keep(
+            n,
+            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+            32,
+        );
         if n.is_empty()
-            || matches!(n.as_str(), "authorization" | "host" | "x-amz-date" | "date" | "x-amz-content-sha256")
+            || matches!(
+                n.as_str(),
+                "authorization" | "host" | "x-amz-date" | "date" | "x-amz-content-sha256"
+            )
         {
             continue;
         }
         // Printable ASCII, single inner spaces, trimmed: the canonical value is the value.
         let v = keep(v, |c| c.is_ascii_graphic() || c == ' ', 80);
-        let v = v.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+        let v = v
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
         headers.push((n, v));
     }
     let regions = ["us-east-1", "eu-west-3", "ap-southeast-2"];
@@ -251,7 +282,10 @@ fn sign(s: &mut Shaped, secret: &str) {
     let signed = names.join(";");
     creq.push_str(&format!("\n{signed}\n{}", sha256_hex(&s.body)));
     let scope = format!("{date}/{}/{}/aws4_request", s.region, s.service);
-    let sts = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(creq.as_bytes()));
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        sha256_hex(creq.as_bytes())
+    );
     let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k = hmac(&k, s.region.as_bytes());
     let k = hmac(&k, s.service.as_bytes());
@@ -259,11 +293,18 @@ fn sign(s: &mut Shaped, secret: &str) {
     let sig = hex::encode(hmac(&k, sts.as_bytes()));
     s.head.headers.push((
         "authorization".into(),
-        format!("AWS4-HMAC-SHA256 Credential={AKID}/{scope}, SignedHeaders={signed}, Signature={sig}"),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={AKID}/{scope}, SignedHeaders={signed}, Signature={sig}"
+        ),
     ));
 }
 
-fn check(head: &RequestHead, body: &[u8], now: i64, cache: &SigningKeyCache) -> Result<(), AuthError> {
+fn check(
+    head: &RequestHead,
+    body: &[u8],
+    now: i64,
+    cache: &SigningKeyCache,
+) -> Result<(), AuthError> {
     let p = parse(head)?;
     verify(head, body, &p, &secret(), now, cache)
 }
@@ -283,7 +324,10 @@ fn check_reference(inp: &Input) {
     sign(&mut s, SECRET);
     let p = parse(&s.head).unwrap_or_else(|e| panic!("well-formed header rejected: {e}"));
     assert_eq!(p.access_key_id, AKID);
-    assert_eq!((p.region.as_str(), p.service.as_str()), (s.region.as_str(), s.service.as_str()));
+    assert_eq!(
+        (p.region.as_str(), p.service.as_str()),
+        (s.region.as_str(), s.service.as_str())
+    );
     let cache = SigningKeyCache::new();
     let verdict = check(&s.head, &s.body, s.now, &cache);
     if s.skew.abs() <= 900 {
@@ -307,23 +351,38 @@ fn check_reference(inp: &Input) {
     let new = if old == b'0' { '1' } else { '0' };
     let changed = format!("{}{new}{}", &auth[..at], &auth[at + 1..]);
     set_header(&mut h, "authorization", changed);
-    assert!(check(&h, &s.body, s.now, &cache).is_err(), "changed signature accepted");
+    assert!(
+        check(&h, &s.body, s.now, &cache).is_err(),
+        "changed signature accepted"
+    );
     // Changed body.
     let mut body = s.body.clone();
     body.push(b' ');
-    assert!(check(&s.head, &body, s.now, &cache).is_err(), "changed body accepted");
+    assert!(
+        check(&s.head, &body, s.now, &cache).is_err(),
+        "changed body accepted"
+    );
     // Changed signed header (host).
     let mut h = s.head.clone();
     set_header(&mut h, "host", "evil.example.com".into());
-    assert!(check(&h, &s.body, s.now, &cache).is_err(), "changed host accepted");
+    assert!(
+        check(&h, &s.body, s.now, &cache).is_err(),
+        "changed host accepted"
+    );
     // Changed method.
     let mut h = s.head.clone();
     h.method.push('X');
-    assert!(check(&h, &s.body, s.now, &cache).is_err(), "changed method accepted");
+    assert!(
+        check(&h, &s.body, s.now, &cache).is_err(),
+        "changed method accepted"
+    );
     // Wrong secret.
     let p = parse(&s.head).expect("parsed above");
     let wrong = SecretAccessKey::new(format!("{SECRET}x"));
-    assert!(verify(&s.head, &s.body, &p, &wrong, s.now, &cache).is_err(), "wrong secret accepted");
+    assert!(
+        verify(&s.head, &s.body, &p, &wrong, s.now, &cache).is_err(),
+        "wrong secret accepted"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -51,7 +51,9 @@ fn naive_arn(pattern: &str, s: &str) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (pattern, candidate) = text.split_once('\n').unwrap_or((text, ""));
     // Keep the reference's quadratic table small.
     if pattern.chars().count() > 200 || candidate.chars().count() > 400 {
@@ -63,9 +65,15 @@ fuzz_target!(|data: &[u8]| {
         naive_glob(pattern, candidate),
         "glob {pattern:?} vs {candidate:?}"
     );
-    assert!(glob.matches(pattern) || pattern.contains(['*', '?']), "a literal glob must match itself");
+    assert!(
+        glob.matches(pattern) || pattern.contains(['*', '?']),
+        "a literal glob must match itself"
+    );
     assert!(Pattern::literal(pattern).matches(pattern));
-    assert_eq!(Pattern::literal(pattern).matches(candidate), pattern == candidate);
+    assert_eq!(
+        Pattern::literal(pattern).matches(candidate),
+        pattern == candidate
+    );
     assert_eq!(
         ArnPattern::glob(pattern).matches(candidate),
         naive_arn(pattern, candidate),

@@ -230,3 +230,22 @@ fn purge_job_removes_secrets_after_their_window() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn the_decision_corpus_passes_through_the_simulate_command() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    for file in ["iam-cases.json", "strongroom-cases.json"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(["policy", "simulate", "--cases", &format!("{root}/tests/corpus/{file}")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{file}: {text}");
+        assert!(text.contains("cases matched"), "{file}: {text}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["policies", "validate", &format!("{root}/policies")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
