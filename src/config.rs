@@ -235,6 +235,10 @@ pub struct ServeArgs {
     /// The principals-as-code directory (accounts, users, roles, policies).
     #[arg(long, env = "STRONGROOM_POLICIES")]
     pub policies: Option<PathBuf>,
+    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed for
+    /// `aws:SourceIp` (default: none; the peer address is the source).
+    #[arg(long, env = "STRONGROOM_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -251,6 +255,7 @@ struct FileConfig {
     regions: Option<Vec<String>>,
     purge_interval: Option<u64>,
     policies: Option<PathBuf>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Resolved store settings.
@@ -272,6 +277,8 @@ pub struct ServeConfig {
     pub purge_interval_secs: u64,
     /// The principals-as-code directory; `None` or missing means root credentials only.
     pub policies: Option<PathBuf>,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -377,6 +384,24 @@ impl ServeArgs {
                     .or(f.policies)
                     .unwrap_or_else(|| PathBuf::from("./policies")),
             ),
+            trusted_proxies: {
+                let list: Vec<String> = match (&self.trusted_proxies, f.trusted_proxies) {
+                    (Some(s), _) => s
+                        .split(',')
+                        .map(|x| x.trim().to_owned())
+                        .filter(|x| !x.is_empty())
+                        .collect(),
+                    (None, Some(v)) => v,
+                    (None, None) => vec![],
+                };
+                list.iter()
+                    .map(|c| {
+                        c.parse::<ipnet::IpNet>()
+                            .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| format!("`{c}` is not a CIDR or an IP address"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            },
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct Pipeline {
     pub identities: Arc<Live>,
     /// Whether the listener is TLS (`aws:SecureTransport`).
     pub secure: bool,
+    /// Reverse proxies whose X-Forwarded-For is believed for `aws:SourceIp`.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Compiled resource and session policies by (kind, label, text).
     policies: Arc<Mutex<PolicyCache>>,
     signing_keys: Arc<SigningKeyCache>,
@@ -66,6 +68,7 @@ impl Pipeline {
             regions: Arc::new(regions),
             identities,
             secure: false,
+            trusted_proxies: Arc::new(Vec::new()),
             policies: Arc::new(Mutex::new(HashMap::new())),
             signing_keys: Arc::new(SigningKeyCache::new()),
             credentials: Arc::new(Mutex::new(HashMap::new())),

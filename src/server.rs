@@ -310,9 +310,38 @@ async fn entry(
         }
     }
     let head = head_of(&req);
-    let peer = req.peer_addr().map(|a| a.ip().to_string());
+    let peer = req.peer_addr().map(|a| {
+        source_ip(
+            a.ip(),
+            head.header("x-forwarded-for"),
+            &pipeline.trusted_proxies,
+        )
+        .to_string()
+    });
     let r = pipeline.handle(head, peer, &body).await;
     reply_as(r.status, r.body, &r.request_id, r.content_type)
+}
+
+/// `aws:SourceIp`: the peer, unless the peer is a trusted proxy; then the rightmost
+/// X-Forwarded-For address that is not itself a trusted proxy.
+pub fn source_ip(
+    peer: std::net::IpAddr,
+    xff: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(xff) = xff else { return peer };
+    for hop in xff.rsplit(',') {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
@@ -425,4 +454,29 @@ pub fn rotate_master_key(cfg: &StoreConfig) -> Result<usize, String> {
         .save(&cfg.master_key_file)
         .map_err(|e| e.to_string())?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_ip;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let proxy: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        let t = [proxy];
+        let peer = "10.1.2.3".parse().unwrap();
+        let outside: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(source_ip(outside, Some("1.2.3.4"), &t), outside);
+        assert_eq!(
+            source_ip(peer, Some("1.2.3.4, 10.9.9.9"), &t).to_string(),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            source_ip(peer, Some("6.6.6.6, 1.2.3.4"), &t).to_string(),
+            "1.2.3.4"
+        );
+        assert_eq!(source_ip(peer, None, &t), peer);
+        assert_eq!(source_ip(peer, Some("garbage"), &t), peer);
+        assert_eq!(source_ip(peer, Some("1.2.3.4"), &[]), peer);
+    }
 }

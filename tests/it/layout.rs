@@ -135,6 +135,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         regions: vec!["us-east-1".into()],
         purge_interval_secs: 60,
         policies: None,
+        trusted_proxies: vec![],
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -236,7 +237,12 @@ fn the_decision_corpus_passes_through_the_simulate_command() {
     let root = env!("CARGO_MANIFEST_DIR");
     for file in ["iam-cases.json", "strongroom-cases.json"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
-            .args(["policy", "simulate", "--cases", &format!("{root}/tests/corpus/{file}")])
+            .args([
+                "policy",
+                "simulate",
+                "--cases",
+                &format!("{root}/tests/corpus/{file}"),
+            ])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);

@@ -136,6 +136,7 @@ async fn two_servers_one_postgres() {
             regions: vec!["us-east-1".into()],
             purge_interval_secs: 1,
             policies: None,
+            trusted_proxies: vec![],
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

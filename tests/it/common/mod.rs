@@ -115,6 +115,7 @@ impl TestServer {
             regions: regions.iter().map(|r| (*r).to_owned()).collect(),
             purge_interval_secs: 1,
             policies,
+            trusted_proxies: vec![],
         };
         // SAFETY of the env: every test server uses the same bootstrap pair.
         std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
