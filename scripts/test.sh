@@ -43,7 +43,7 @@ step() {
     CURRENT_STEP="$1"
     STEP_START=$SECONDS
     echo
-    echo "==> [$((PASSED + ${#SKIPPED[@]} + 1))/7] $CURRENT_STEP"
+    echo "==> [$((PASSED + ${#SKIPPED[@]} + 1))/8] $CURRENT_STEP"
 }
 
 # Finish the current phase successfully.
@@ -163,6 +163,14 @@ bash "$ROOT/scripts/e2e.sh"
 echo "--- e2e on PostgreSQL"
 pg_createdb strongroom_e2e
 bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)"
+step_ok
+
+# --------------------------------------------------------------------------
+step "crash safety (20 SIGKILL cycles each on SQLite and PostgreSQL)"
+CRASH_CYCLES="${CRASH_CYCLES:-20}" bash "$ROOT/scripts/crash.sh" sqlite
+pg_createdb strongroom_crash
+CRASH_CYCLES="${CRASH_CYCLES:-20}" CRASH_DATABASE_URL="$(pg_url strongroom_crash)" \
+    bash "$ROOT/scripts/crash.sh" postgres
 step_ok
 
 # --------------------------------------------------------------------------
