@@ -10,7 +10,8 @@
 #   5. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
 #   6. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
 #                      on embedded SQLite and on PostgreSQL
-#   7. fuzz (short)    fuzz/run-short.sh, when it exists (skipped otherwise)
+#   7. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL
+#   8. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
 #
 # The last line printed is "N passed, 0 failed" (N = phases that passed), or
 # "N passed, 1 failed" when a phase failed.

@@ -556,6 +556,9 @@ def main():
     if rows.get("raw_pg"):
         lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | |")
     lines.append("")
+    lines.append("server CPU: CPU time of the serving process / wall time (200% = both cores). fsyncs/s: "
+                 "fsync + fdatasync calls of that process (perf tracepoints); PostgreSQL's own are not counted.")
+    lines.append("")
     lines.append("| target | measured | goal | result |")
     lines.append("|---|---:|---:|---|")
 

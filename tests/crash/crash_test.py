@@ -27,9 +27,16 @@ The check of a secret (via the API only):
     (no version without its data). Per cycle: versions written in the last cycle, labelled
     versions, and a random sample of older ones; at the end: all of them.
 
-Every response (success or error) carries x-amzn-RequestId; the audit check reads the
-audit_events table (sqlite3 module for SQLite, psql for PostgreSQL) and requires each of
-those request ids.
+Every response carries x-amzn-RequestId; the audit check reads the audit_events table
+(sqlite3 module for SQLite, psql for PostgreSQL) and requires the request id of every answered
+request (successes and 4xx errors; a 5xx may be the audit write itself failing closed).
+At the end it also compares, per secret, the versions in the store with the successful
+CreateSecret/PutSecretValue audit records: a write that was in flight at a kill and became
+durable without its audit record is reported (a failure with --strict-audit).
+
+Test of the test: --inject-fault (SQLite) damages the stored data after the second kill (drops
+an acknowledged version, its ciphertext, moves AWSCURRENT, or deletes an audit record); each
+must make the run fail.
 
 Exit status 0 when every check passed; the last line is a one-line summary.
 """
