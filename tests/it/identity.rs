@@ -1,42 +1,8 @@
 //! Principals as code: user access keys, GetCallerIdentity, orphaned keys, hot reload.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{code, signed_query, Signing, TestServer};
-
-/// A copy of the repository's example policies directory in a temp dir.
-fn example_policies() -> (tempfile::TempDir, PathBuf) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            if p.is_dir() {
-                copy(&p, &to.join(e.file_name()));
-            } else {
-                std::fs::copy(&p, to.join(e.file_name())).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let dst = dir.path().join("policies");
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
-        &dst,
-    );
-    (dir, dst)
-}
-
-fn mint(s: &TestServer, policies: &Path, user: &str) -> (String, String) {
-    let out = strongroom::cli::create_access_key(&s.store_config(), policies, "111122223333", user)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("AKIA"));
-    (
-        v["AccessKeyId"].as_str().unwrap().to_owned(),
-        v["SecretAccessKey"].as_str().unwrap().to_owned(),
-    )
-}
+use crate::common::{code, example_policies, mint, signed_query, Signing, TestServer};
 
 fn caller_identity(s: &TestServer, akid: &str, secret: &str) -> crate::common::RawResponse {
     s.raw(&signed_query(

@@ -1,40 +1,9 @@
 //! The policy engine through the server: identity policies, groups, boundaries, tag and IP
 //! conditions, explicit deny, the existence oracle, AWS's denial wording.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::common::{code, message, signed_request, Signing, TestServer};
-
-fn example_policies() -> (tempfile::TempDir, PathBuf) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.path().is_dir() {
-                copy(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let dst = dir.path().join("policies");
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
-        &dst,
-    );
-    (dir, dst)
-}
-
-fn mint(s: &TestServer, policies: &Path, user: &str) -> (String, String) {
-    let out = strongroom::cli::create_access_key(&s.store_config(), policies, "111122223333", user)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    (
-        v["AccessKeyId"].as_str().unwrap().to_owned(),
-        v["SecretAccessKey"].as_str().unwrap().to_owned(),
-    )
-}
+use crate::common::{code, example_policies, message, mint, signed_request, Signing, TestServer};
 
 async fn seed(s: &TestServer) -> (String, String) {
     let root = s.client();

@@ -404,3 +404,37 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A copy of the repository's example policies directory in a temp dir.
+pub fn example_policies() -> (tempfile::TempDir, PathBuf) {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("policies");
+    copy(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
+        &dst,
+    );
+    (dir, dst)
+}
+
+/// Mint an access key for a user of the example account; returns (id, secret).
+pub fn mint(s: &TestServer, policies: &std::path::Path, user: &str) -> (String, String) {
+    let out = strongroom::cli::create_access_key(&s.store_config(), policies, "111122223333", user)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("AKIA"));
+    (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
