@@ -295,11 +295,20 @@ impl Pipeline {
         }
         draft.region = region;
         let dir = self.identities.get();
+        // Read (untrusted) only to pick the role and session name; the token is verified in
+        // `session_for_token` before anything is decided.
+        let unverified = crate::identity::jwt::unverified_claims(token)
+            .map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
+        let claim_str = |name: &str| {
+            unverified
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         let role_arn = match head.header("x-strongroom-role") {
             Some(r) => r.to_owned(),
             None => {
-                let issuer = crate::identity::jwt::unverified_issuer(token)
-                    .map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
+                let issuer = claim_str("iss").unwrap_or_default();
                 let claim = dir
                     .providers_for_issuer(&issuer)
                     .find_map(|p| p.spec.role_claim.clone())
@@ -308,36 +317,14 @@ impl Pipeline {
                             "No role named: send X-Strongroom-Role or configure the provider's RoleClaim.".into(),
                         )
                     })?;
-                let payload = token.split('.').nth(1).unwrap_or_default();
-                let bytes = base64::Engine::decode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    payload.trim_end_matches('='),
-                )
-                .unwrap_or_default();
-                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                v.get(&claim)
-                    .and_then(|c| c.as_str())
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        ApiError::InvalidIdentityToken(format!(
-                            "The token has no `{claim}` claim naming a role."
-                        ))
-                    })?
+                claim_str(&claim).ok_or_else(|| {
+                    ApiError::InvalidIdentityToken(format!(
+                        "The token has no `{claim}` claim naming a role."
+                    ))
+                })?
             }
         };
-        let sub = {
-            let payload = token.split('.').nth(1).unwrap_or_default();
-            let bytes = base64::Engine::decode(
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                payload.trim_end_matches('='),
-            )
-            .unwrap_or_default();
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            v.get("sub")
-                .and_then(|s| s.as_str())
-                .unwrap_or("web-identity")
-                .to_owned()
-        };
+        let sub = claim_str("sub").unwrap_or_else(|| "web-identity".to_owned());
         let name = ops::sts::web_identity::session_name_from(&sub);
         let (claims, _verified, role) = ops::sts::web_identity::session_for_token(
             self, token, &role_arn, &name, 900, None, draft,

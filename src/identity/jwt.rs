@@ -91,8 +91,8 @@ pub struct Verified {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRefused(pub String);
 
-/// The issuer a token claims, read without trusting it (to pick the provider).
-pub fn unverified_issuer(token: &str) -> Result<String, TokenRefused> {
+/// A token's claims, read without verifying it (to pick the provider and role only).
+pub fn unverified_claims(token: &str) -> Result<Map<String, Value>, TokenRefused> {
     let payload = token
         .split('.')
         .nth(1)
@@ -100,9 +100,18 @@ pub fn unverified_issuer(token: &str) -> Result<String, TokenRefused> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .map_err(|_| TokenRefused("The token payload is not base64url.".into()))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| TokenRefused("The token payload is not JSON.".into()))?;
-    v.get("iss")
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(TokenRefused(
+            "The token payload is not a JSON object.".into(),
+        )),
+    }
+}
+
+/// The issuer a token claims, read without trusting it (to pick the provider).
+pub fn unverified_issuer(token: &str) -> Result<String, TokenRefused> {
+    unverified_claims(token)?
+        .get("iss")
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| TokenRefused("The token has no iss claim.".into()))

@@ -369,6 +369,29 @@ fn resolve_policies(
     out
 }
 
+/// The permissions boundary named by a user or role file, if any.
+fn resolve_boundary(
+    l: &mut Loader,
+    file: &Path,
+    arn: Option<&String>,
+    account: &str,
+    customer: &BTreeMap<String, Arc<PolicyDoc>>,
+    managed: &BTreeMap<String, Arc<PolicyDoc>>,
+) -> Option<Arc<PolicyDoc>> {
+    let arn = arn?;
+    resolve_policies(
+        l,
+        file,
+        "PermissionsBoundary",
+        std::slice::from_ref(arn),
+        account,
+        customer,
+        managed,
+    )
+    .into_iter()
+    .next()
+}
+
 fn inline(
     l: &mut Loader,
     file: &Path,
@@ -508,19 +531,14 @@ fn load_account(
                 ),
             }
         }
-        let boundary = u.permissions_boundary.as_ref().and_then(|b| {
-            resolve_policies(
-                l,
-                &f,
-                "PermissionsBoundary",
-                std::slice::from_ref(b),
-                &id,
-                &acct.policies,
-                managed,
-            )
-            .into_iter()
-            .next()
-        });
+        let boundary = resolve_boundary(
+            l,
+            &f,
+            u.permissions_boundary.as_ref(),
+            &id,
+            &acct.policies,
+            managed,
+        );
         let user = User {
             account: id.clone(),
             user_id: unique_id("AIDA", &format!("{id}/{}", u.user_name)),
@@ -578,19 +596,14 @@ fn load_account(
             managed,
         );
         pols.extend(inline(l, &f, &arn, &r.inline_policies, 10240));
-        let boundary = r.permissions_boundary.as_ref().and_then(|b| {
-            resolve_policies(
-                l,
-                &f,
-                "PermissionsBoundary",
-                std::slice::from_ref(b),
-                &id,
-                &acct.policies,
-                managed,
-            )
-            .into_iter()
-            .next()
-        });
+        let boundary = resolve_boundary(
+            l,
+            &f,
+            r.permissions_boundary.as_ref(),
+            &id,
+            &acct.policies,
+            managed,
+        );
         let role = Role {
             account: id.clone(),
             role_id: unique_id("AROA", &format!("{id}/{}", r.role_name)),
