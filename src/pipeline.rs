@@ -105,11 +105,19 @@ impl Pipeline {
                 draft.response_elements = serde_json::from_slice(body).ok();
             }
         }
-        let result = match self.auditor.record(&draft).await {
-            Ok(()) => result,
-            Err(e) => {
-                tracing::error!(request_id = %request_id, "audit write failed, failing closed: {e:?}");
-                Err(ApiError::internal("audit write failed"))
+        let result = if draft.recorded_with_change && result.is_ok() {
+            // Committed in the operation's write transaction, with its change.
+            result
+        } else {
+            if draft.recorded_with_change {
+                tracing::warn!(request_id = %request_id, "request failed after its change and record were committed; recording the failure too");
+            }
+            match self.auditor.record(&draft).await {
+                Ok(()) => result,
+                Err(e) => {
+                    tracing::error!(request_id = %request_id, "audit write failed, failing closed: {e:?}");
+                    Err(ApiError::internal("audit write failed"))
+                }
             }
         };
         let content_type = if query {
@@ -595,13 +603,19 @@ impl std::fmt::Debug for ServiceCall<'_, '_> {
 
 impl ServiceCall<'_, '_> {
     /// Run KMS operation `O`.
-    pub async fn run<O: Operation>(self) -> Result<Vec<u8>, ApiError> {
+    pub async fn run<O: Operation + 'static>(self) -> Result<Vec<u8>, ApiError>
+    where
+        O::Output: 'static,
+    {
         run::<O>(self.call, self.draft).await
     }
 }
 
 /// Parse, validate, resolve, authorize, execute, encode.
-async fn run<O: Operation>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>, ApiError> {
+async fn run<O: Operation + 'static>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>, ApiError>
+where
+    O::Output: 'static,
+{
     draft.read_only = Some(O::READ_ONLY);
     let input: O::Input = protocol::parse_body(call.body)?;
     O::validate(&input)?;
@@ -636,7 +650,27 @@ async fn run<O: Operation>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>,
         resolved.secret,
         Some(authorizer),
     );
+    // A write's record goes into its own write transaction (see `audit::in_tx`).
+    let in_tx = if O::READ_ONLY {
+        None
+    } else {
+        pipeline
+            .auditor
+            .in_transaction(draft.clone(), Box::new(complete_with::<O>))
+    };
+    let scoped;
+    let ctx = match &in_tx {
+        Some(record) => {
+            scoped = Ctx {
+                store: ctx.store.with_hook(record.clone()),
+                ..ctx.clone()
+            };
+            &scoped
+        }
+        None => ctx,
+    };
     let output = O::handle(ctx, &authorized, input).await;
+    draft.recorded_with_change = in_tx.is_some_and(|r| r.written());
     // One audit event per secret the operation authorized on its own (BatchGetSecretValue).
     let events = std::mem::take(
         &mut *per_secret
@@ -646,6 +680,19 @@ async fn run<O: Operation>(call: Call<'_>, draft: &mut Draft) -> Result<Vec<u8>,
     );
     pipeline.auditor.record_all(&events).await?;
     serde_json::to_vec(&output?).map_err(ApiError::internal)
+}
+
+/// Completes a write's in-transaction record from the transaction's result: when it is the
+/// operation's output, its identifiers become `responseElements` (as the pipeline does with
+/// the response body otherwise).
+fn complete_with<O: Operation + 'static>(result: &dyn std::any::Any, draft: &mut Draft) -> bool
+where
+    O::Output: 'static,
+{
+    draft.response_elements = result
+        .downcast_ref::<O::Output>()
+        .and_then(|o| serde_json::to_value(o).ok());
+    true
 }
 
 /// Per-secret authorization inside an authorized request, with its audit events.

@@ -134,7 +134,8 @@ fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result
     Ok(())
 }
 
-/// Purge secrets whose recovery window has ended, recording one audit event each.
+/// Purge secrets whose recovery window has ended, recording one audit event each (in the
+/// transaction that deletes the secret).
 async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
     let now = ctx.now_ms();
     let due = ctx
@@ -144,8 +145,28 @@ async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
     let mut n = 0;
     for s in due {
         let sid = s.secret_id.clone();
-        let purged = ctx
-            .store
+        let draft = Draft {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            event_time_ms: now,
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: "EndSecretDeletion".into(),
+            region: s.region.clone(),
+            read_only: Some(false),
+            resource_arn: Some(s.arn.clone()),
+            decision: Some("Service".into()),
+            event_type: Some("AwsServiceEvent".into()),
+            ..Draft::default()
+        };
+        // Recorded only when the transaction did purge (returned `true`).
+        let record = auditor.in_transaction(
+            draft,
+            Box::new(|purged, _| purged.downcast_ref::<bool>().copied().unwrap_or(true)),
+        );
+        let store = match &record {
+            Some(r) => ctx.store.with_hook(r.clone()),
+            None => ctx.store.clone(),
+        };
+        let purged = store
             .write(move |tx| match tx.secret_by_id(&sid)? {
                 Some(cur) if cur.purge_at.is_some_and(|p| p <= now) => {
                     tx.delete_secret(&sid)?;
@@ -156,19 +177,6 @@ async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
             .await?;
         if purged {
             n += 1;
-            let draft = Draft {
-                request_id: uuid::Uuid::new_v4().to_string(),
-                event_time_ms: now,
-                event_source: "secretsmanager.amazonaws.com".into(),
-                event_name: "EndSecretDeletion".into(),
-                region: s.region.clone(),
-                read_only: Some(false),
-                resource_arn: Some(s.arn.clone()),
-                decision: Some("Service".into()),
-                event_type: Some("AwsServiceEvent".into()),
-                ..Draft::default()
-            };
-            auditor.record(&draft).await?;
         }
     }
     Ok(n)
@@ -361,15 +369,31 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
         .map_err(|e| format!("TLS setup: {e}"))
 }
 
+/// **Benchmark-only** switch (scripts/bench.sh's audit-off run, which measures what durable
+/// audit costs): with this environment variable set to `1`, `serve` records nothing. Not a
+/// flag or config key on purpose; never set it on a server that guards real secrets.
+pub const BENCH_NO_AUDIT: &str = "STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT";
+
+fn bench_audit_off() -> bool {
+    std::env::var(BENCH_NO_AUDIT).is_ok_and(|v| v == "1")
+}
+
 /// Build the pipeline for a config (opens the store, bootstraps credentials).
 pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
     let (store, keyring) = open(&cfg.store)?;
     bootstrap_root(&store, &keyring, cfg)?;
-    let auditor = Auditor::with_signing_key(
-        store.clone(),
-        chain_id(&cfg.store.data_dir)?,
-        &crate::audit::keys::key_path_beside(&cfg.store.master_key_file),
-    )?;
+    let auditor = if bench_audit_off() {
+        tracing::warn!(
+            "{BENCH_NO_AUDIT}=1: audit writing is OFF. Benchmarks only: requests are not recorded."
+        );
+        Auditor::disabled(chain_id(&cfg.store.data_dir)?)
+    } else {
+        Auditor::with_signing_key(
+            store.clone(),
+            chain_id(&cfg.store.data_dir)?,
+            &crate::audit::keys::key_path_beside(&cfg.store.master_key_file),
+        )?
+    };
     let ctx = Ctx {
         store,
         keyring,

@@ -14,17 +14,22 @@
 //! flush) are signed with the server's Ed25519 audit key (`keys`), kept beside the master
 //! key; prune leaves a signed anchor so what remains still verifies.
 //!
-//! Durability (`writer`): one writer thread groups the pending records of concurrent
-//! requests into one transaction; each request waits for its record's commit. Records are
-//! not (yet) written in the same transaction as a write operation's change.
+//! Durability: a write request's record is appended in the same transaction as its change
+//! (`in_tx`, through a store handle carrying the record), so neither is durable without the
+//! other. Every other record (reads, denials, failures, unauthenticated or malformed
+//! requests) goes to one writer thread (`writer`) that groups the pending records of
+//! concurrent requests into one transaction; each request waits for its record's commit.
+//! Both append under the chain's tail lock (`tail`), held until their transaction ends.
 //!
 //! May depend on: `store`, `error`, `auth::Principal`, `config` (for `cli`).
 
 mod chain;
 pub mod cli;
 pub mod export;
+mod in_tx;
 pub mod keys;
 mod record;
+mod tail;
 pub mod verify;
 mod writer;
 
@@ -32,6 +37,7 @@ pub use chain::{
     chain_hash, digest_payload, row_for, signed_statement, statement_signature_ok, ANCHOR, DIGEST,
     GENESIS,
 };
+pub use in_tx::{Complete, TxRecord};
 pub use keys::AuditKeys;
 pub use record::{parse_rfc3339_ms, resource_short_name, safe_request_parameters, Draft, Index};
 pub use verify::{verify, verify_store, Finding, Report, TamperKind, VerifyOptions};

@@ -146,6 +146,9 @@ pub struct Draft {
     pub error_message: Option<String>,
     /// `AwsApiCall` when `None`; background work uses `AwsServiceEvent`.
     pub event_type: Option<String>,
+    /// Set by the pipeline when the record was already committed with the request's change
+    /// (`Auditor::in_transaction`): it must not be recorded again. Not part of the record.
+    pub recorded_with_change: bool,
 }
 
 /// Epoch milliseconds as RFC 3339 UTC with exactly three fractional digits (so records'

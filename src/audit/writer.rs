@@ -5,16 +5,22 @@
 //!
 //! A dedicated OS thread (not a tokio task) so the writer does not depend on which runtime,
 //! or how many, the server runs (actix runs one per worker).
+//!
+//! Write requests do not go through the writer: [`Auditor::in_transaction`] gives them a
+//! record that their own write transaction appends (`in_tx`). Both append under the chain's
+//! [`Tail`] lock, so the chain stays one sequence in commit order.
 
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::chain::{row_for, signed_statement, DIGEST, GENESIS};
+use super::chain::{row_for, signed_statement, DIGEST};
+use super::in_tx::{Complete, TxRecord};
 use super::keys::AuditKeys;
 use super::record::{Draft, Index};
+use super::tail::Tail;
 use crate::error::ApiError;
 use crate::store::rows::AuditRow;
 use crate::store::Store;
@@ -67,6 +73,7 @@ pub struct Auditor {
 
 struct Inner {
     chain_id: String,
+    tail: Arc<Tail>,
     /// `None`: audit writing disabled (benchmarks only).
     tx: Option<SyncSender<Msg>>,
     /// HMAC key for tokens (and, when `signing`, the digest signing key).
@@ -129,6 +136,7 @@ impl Auditor {
     pub fn disabled(chain_id: String) -> Self {
         Self {
             inner: Arc::new(Inner {
+                tail: Tail::new(chain_id.clone()),
                 chain_id,
                 tx: None,
                 keys: None,
@@ -147,13 +155,12 @@ impl Auditor {
     ) -> Self {
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
         let keys = keys.map(Arc::new);
+        let tail = Tail::new(chain_id.clone());
         let writer = Writer {
             store,
-            chain_id: chain_id.clone(),
+            tail: Arc::clone(&tail),
             keys: keys.clone().filter(|_| signing),
             opts: opts.clone(),
-            undigested: 0,
-            last_digest: Instant::now(),
         };
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -164,6 +171,7 @@ impl Auditor {
         Self {
             inner: Arc::new(Inner {
                 chain_id,
+                tail,
                 tx: Some(tx),
                 keys,
                 signing,
@@ -185,6 +193,21 @@ impl Auditor {
     /// Whether digests are signed.
     pub fn signs_digests(&self) -> bool {
         self.inner.signing
+    }
+
+    /// A record for `draft` that the next successful write transaction made through a store
+    /// handle carrying it (`Store::with_hook`) appends before it commits. `complete` fills in
+    /// what the transaction's result tells (response elements), or says not to record.
+    /// `None` when audit writing is disabled.
+    pub fn in_transaction(&self, draft: Draft, complete: Complete) -> Option<Arc<TxRecord>> {
+        self.inner.tx.as_ref()?;
+        Some(Arc::new(TxRecord::new(
+            Arc::clone(&self.inner.tail),
+            self.inner.keys.clone(),
+            self.inner.timeout,
+            draft,
+            complete,
+        )))
     }
 
     /// Write the event durably. An error means the request must fail closed.
@@ -324,22 +347,24 @@ impl Auditor {
 /// The writer thread's state.
 struct Writer {
     store: Store,
-    chain_id: String,
+    tail: Arc<Tail>,
     /// Set when digests are signed.
     keys: Option<Arc<AuditKeys>>,
     opts: AuditOptions,
-    /// Records committed since the last digest (as far as this writer knows).
-    undigested: u64,
-    last_digest: Instant,
 }
 
 impl Writer {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
         loop {
-            let wait = if self.keys.is_some() && self.undigested > 0 {
-                self.opts
-                    .digest_every
-                    .saturating_sub(self.last_digest.elapsed())
+            // Records may also be committed by write requests (in their transactions): wake
+            // up at least every `digest_every` to sign what is pending.
+            let wait = if self.keys.is_some() {
+                let (n, age) = self.tail.undigested();
+                if n > 0 {
+                    self.opts.digest_every.saturating_sub(age)
+                } else {
+                    self.opts.digest_every
+                }
             } else {
                 Duration::from_secs(3600)
             };
@@ -384,7 +409,7 @@ impl Writer {
         let result = self.commit(&records, force);
         if let Err(e) = &result {
             tracing::error!(
-                chain = %self.chain_id,
+                chain = %self.tail.chain_id(),
                 records = records.len(),
                 "audit: writing a batch failed: {e}"
             );
@@ -395,26 +420,35 @@ impl Writer {
         }
     }
 
-    /// Append `records` (and a digest when due or `force`d) in one transaction.
+    /// Append `records` (and a digest when due or `force`d) in one transaction, under the
+    /// chain's tail lock (held until the transaction ended).
     fn commit(&mut self, records: &[(String, Box<Index>)], force: bool) -> Result<(), String> {
         let n = u64::try_from(records.len()).unwrap_or(u64::MAX);
-        let pending = self.undigested.saturating_add(n);
-        let digest = self.keys.clone().filter(|_| {
-            pending > 0
-                && (force
-                    || pending >= self.opts.digest_every_records
-                    || self.last_digest.elapsed() >= self.opts.digest_every)
-        });
-        if records.is_empty() && digest.is_none() {
-            return Ok(());
+        let keys = self.keys.clone();
+        let opts = self.opts.clone();
+        let due = move |undigested: u64, age: Duration| {
+            let pending = undigested.saturating_add(n);
+            keys.clone().filter(|_| {
+                pending > 0
+                    && (force || pending >= opts.digest_every_records || age >= opts.digest_every)
+            })
+        };
+        {
+            let (undigested, age) = self.tail.undigested();
+            if records.is_empty() && due(undigested, age).is_none() {
+                return Ok(());
+            }
         }
-        let chain = self.chain_id.clone();
+        let tail = Arc::clone(&self.tail);
+        let timeout = self.opts.commit_timeout;
         let mut last_err = String::new();
-        // A second writer on the same chain (another process on the same data) can take
-        // our seq between the read and the insert: re-read and try again.
+        // The store retries conflicts itself; a few more tries cover a lock timeout or a
+        // transient failure.
         for _ in 0..3 {
             let r = self.store.write_blocking(|tx| {
-                let (mut seq, mut prev) = tx.audit_head(&chain)?.unwrap_or((0, GENESIS.to_owned()));
+                let mut append = tail.lock(timeout)?;
+                let chain = append.chain_id().to_owned();
+                let (mut seq, mut prev) = append.head(tx)?;
                 let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
                 for (text, ix) in records {
                     seq += 1;
@@ -422,14 +456,15 @@ impl Writer {
                     prev.clone_from(&row.hash);
                     rows.push(row);
                 }
-                tx.insert_audits(&rows)?;
-                if let Some(keys) = &digest {
+                append.insert(tx, &rows)?;
+                let (undigested, age) = tail.undigested();
+                if let Some(keys) = due(undigested, age) {
                     let from = tx
                         .last_audit_digest(&chain, DIGEST)?
                         .map_or(1, |d| d.seq_to + 1);
                     if seq >= from {
                         let d = signed_statement(
-                            keys,
+                            &keys,
                             &chain,
                             DIGEST,
                             from,
@@ -439,17 +474,15 @@ impl Writer {
                         );
                         tx.insert_audit_digest(&d)?;
                     }
+                    append.mark_digested();
                 }
-                Ok(())
+                // Returned so that the lock is held through COMMIT (dropped unused, it
+                // releases the lock as rolled back).
+                Ok(append)
             });
             match r {
-                Ok(()) => {
-                    if digest.is_some() {
-                        self.undigested = 0;
-                        self.last_digest = Instant::now();
-                    } else {
-                        self.undigested = pending;
-                    }
+                Ok(append) => {
+                    append.finish(crate::store::Outcome::Committed);
                     return Ok(());
                 }
                 Err(e) => last_err = format!("{e:?}"),

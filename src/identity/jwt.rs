@@ -1,20 +1,51 @@
 //! JWT issuers: verification keys loaded with the directory, and token verification.
 //! Unsigned (`alg: none`), expired, not-yet-valid, wrong-issuer, wrong-audience and badly
 //! signed tokens are refused; the token itself never appears in an error.
+//!
+//! A token is only ever checked against keys of its algorithm's family (RSA for RS256, P-256
+//! for ES256, Ed25519 for EdDSA, the HMAC secret for HS256), and against a JWKS key only when
+//! the key's own `alg` (if it names one) is the token's: an HS256 token "signed" with a
+//! provider's RSA public key is refused, whatever the provider's algorithm list says.
 
 use std::path::Path;
 
 use base64::Engine;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::model::IdentityProviderFile;
 
+/// The kind of a verification key, which decides the one algorithm it verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// RSA public key: RS256.
+    Rsa,
+    /// P-256 public key: ES256.
+    EcP256,
+    /// Ed25519 public key: EdDSA.
+    Ed25519,
+    /// HMAC secret: HS256.
+    Hmac,
+}
+
+impl KeyKind {
+    /// The only algorithm (of those accepted) this kind of key verifies.
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            Self::Rsa => Algorithm::RS256,
+            Self::EcP256 => Algorithm::ES256,
+            Self::Ed25519 => Algorithm::EdDSA,
+            Self::Hmac => Algorithm::HS256,
+        }
+    }
+}
+
 /// One verification key.
 #[derive(Clone)]
 pub struct VerifyKey {
     pub kid: Option<String>,
+    pub kind: KeyKind,
     pub key: DecodingKey,
 }
 
@@ -22,6 +53,7 @@ impl std::fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifyKey")
             .field("kid", &self.kid)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }
@@ -36,29 +68,99 @@ fn algorithm(name: &str) -> Option<Algorithm> {
     }
 }
 
+/// A JWKS entry as a verification key: `Ok(None)` for a key this server does not verify with
+/// (an encryption key, another curve or algorithm), `Err` for a malformed or secret key.
+fn jwk_key(k: &Jwk) -> Result<Option<VerifyKey>, String> {
+    if matches!(k.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Ok(None);
+    }
+    let kind = match &k.algorithm {
+        AlgorithmParameters::RSA(_) => KeyKind::Rsa,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => KeyKind::EcP256,
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            KeyKind::Ed25519
+        }
+        AlgorithmParameters::EllipticCurve(_) | AlgorithmParameters::OctetKeyPair(_) => {
+            return Ok(None)
+        }
+        AlgorithmParameters::OctetKey(_) => {
+            return Err(
+                "a JWKS holds public keys; put an HMAC secret in HmacSecretFile instead".into(),
+            )
+        }
+    };
+    let declared = match k.common.key_algorithm {
+        None => None,
+        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
+        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
+        Some(_) => return Ok(None),
+    };
+    if declared.is_some_and(|a| a != kind.algorithm()) {
+        return Err(format!(
+            "its alg {declared:?} does not fit its key type (a {kind:?} key verifies {:?})",
+            kind.algorithm()
+        ));
+    }
+    let key = DecodingKey::from_jwk(k).map_err(|e| format!("unusable key: {e}"))?;
+    Ok(Some(VerifyKey {
+        kid: k.common.key_id.clone(),
+        kind,
+        key,
+    }))
+}
+
+/// A PEM public key file as a verification key.
+fn pem_key(f: &str, pem: &[u8]) -> Result<VerifyKey, String> {
+    if pem.windows(11).any(|w| w == b"PRIVATE KEY") {
+        return Err(format!(
+            "`{f}` holds a private key: give the issuer's public key (never its private key)"
+        ));
+    }
+    let (kind, key) = if let Ok(k) = DecodingKey::from_rsa_pem(pem) {
+        (KeyKind::Rsa, k)
+    } else if let Ok(k) = DecodingKey::from_ec_pem(pem) {
+        (KeyKind::EcP256, k)
+    } else if let Ok(k) = DecodingKey::from_ed_pem(pem) {
+        (KeyKind::Ed25519, k)
+    } else {
+        return Err(format!(
+            "`{f}` is not an RSA, EC or Ed25519 public key in PEM"
+        ));
+    };
+    Ok(VerifyKey {
+        kid: None,
+        kind,
+        key,
+    })
+}
+
 /// Load a provider's keys (paths relative to its file). Errors name the file, not key bytes.
 pub fn load_keys(spec: &IdentityProviderFile, base: &Path) -> Result<Vec<VerifyKey>, String> {
     let read =
         |rel: &str| std::fs::read(base.join(rel)).map_err(|e| format!("cannot read `{rel}`: {e}"));
     let mut out = vec![];
     if let Some(j) = &spec.jwks_file {
-        let set: JwkSet = serde_json::from_slice(&read(j)?)
+        let doc: Value = serde_json::from_slice(&read(j)?)
             .map_err(|e| format!("`{j}` is not a JWKS document: {e}"))?;
-        for k in &set.keys {
-            let key = DecodingKey::from_jwk(k).map_err(|e| format!("`{j}`: unusable key: {e}"))?;
-            out.push(VerifyKey {
-                kid: k.common.key_id.clone(),
-                key,
-            });
+        let keys = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("`{j}` is not a JWKS document: no `keys` array"))?;
+        for (i, k) in keys.iter().enumerate() {
+            // A key of a type or algorithm this server does not know is skipped, not fatal.
+            let Ok(jwk) = serde_json::from_value::<Jwk>(k.clone()) else {
+                continue;
+            };
+            match jwk_key(&jwk) {
+                Ok(Some(key)) => out.push(key),
+                Ok(None) => {}
+                Err(e) => return Err(format!("`{j}`: keys[{i}]: {e}")),
+            }
         }
     }
     for f in &spec.public_key_files {
-        let pem = read(f)?;
-        let key = DecodingKey::from_rsa_pem(&pem)
-            .or_else(|_| DecodingKey::from_ec_pem(&pem))
-            .or_else(|_| DecodingKey::from_ed_pem(&pem))
-            .map_err(|_| format!("`{f}` is not an RSA, EC or Ed25519 public key in PEM"))?;
-        out.push(VerifyKey { kid: None, key });
+        out.push(pem_key(f, &read(f)?)?);
     }
     if let Some(h) = &spec.hmac_secret_file {
         let secret = zeroize::Zeroizing::new(read(h)?);
@@ -68,6 +170,7 @@ pub fn load_keys(spec: &IdentityProviderFile, base: &Path) -> Result<Vec<VerifyK
         }
         out.push(VerifyKey {
             kid: None,
+            kind: KeyKind::Hmac,
             key: DecodingKey::from_secret(trimmed),
         });
     }
@@ -146,13 +249,25 @@ pub fn verify(
     validation.leeway = spec.leeway_seconds.unwrap_or(60);
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // Only keys of the token's algorithm; the one its `kid` names when the provider has it
+    // (PEM keys have no id, so a token's kid naming none of them tries each of them).
+    let fitting: Vec<&VerifyKey> = keys
+        .iter()
+        .filter(|k| k.kind.algorithm() == header.alg)
+        .collect();
     let candidates: Vec<&VerifyKey> = match &header.kid {
-        Some(kid) if keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => keys
-            .iter()
+        Some(kid) if keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => fitting
+            .into_iter()
             .filter(|k| k.kid.as_deref() == Some(kid))
             .collect(),
-        _ => keys.iter().collect(),
+        _ => fitting,
     };
+    if candidates.is_empty() {
+        return Err(TokenRefused(format!(
+            "No verification key of issuer {} fits the token's algorithm {:?} and key id.",
+            spec.issuer, header.alg
+        )));
+    }
     let mut last = TokenRefused("The token signature is invalid.".into());
     for k in candidates {
         match jsonwebtoken::decode::<Map<String, Value>>(token, &k.key, &validation) {

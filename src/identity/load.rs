@@ -699,6 +699,13 @@ fn check_provider(l: &mut Loader, f: &Path, p: &IdentityProviderFile) {
     if p.hmac_secret_file.is_some() && p.algorithms.iter().any(|a| a != "HS256") {
         l.err(f, "$.Algorithms", "an HMAC secret only verifies HS256");
     }
+    if p.hmac_secret_file.is_none() && p.algorithms.iter().any(|a| a == "HS256") {
+        l.err(
+            f,
+            "$.Algorithms",
+            "HS256 needs an HmacSecretFile (public keys never verify HMAC tokens)",
+        );
+    }
 }
 
 fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
@@ -741,7 +748,34 @@ fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
         dir,
         &mut seen,
     );
+    if !is_account_id(&org.management_account) {
+        l.err(file, "$.ManagementAccount", "an account id is 12 digits");
+    }
+    // The management account is a member (aws:PrincipalOrgID) even when the tree does not
+    // place it; SCPs never apply to it.
+    dir.scps.entry(org.management_account.clone()).or_default();
+    // Every level of an account's chain must allow. A level with no SCP attached stands for
+    // AWS's default `FullAWSAccess` (AWS never leaves a level empty), so it restricts nothing.
+    dir.scp_groups = dir
+        .scps
+        .iter()
+        .map(|(account, levels)| {
+            (
+                account.clone(),
+                levels
+                    .iter()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| super::group_of(l))
+                    .collect(),
+            )
+        })
+        .collect();
+    dir.management_account = Some(org.management_account);
     dir.org_id = Some(org.id);
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[expect(
@@ -771,6 +805,13 @@ fn walk_org(
     }
     levels.push(here);
     for (i, a) in node.accounts.iter().enumerate() {
+        if !is_account_id(&a.account_id) {
+            l.err(
+                file,
+                &format!("{path}.Accounts[{i}].AccountId"),
+                "an account id is 12 digits",
+            );
+        }
         if !seen.insert(a.account_id.clone()) {
             l.err(
                 file,

@@ -16,7 +16,7 @@ pub struct Input {
     pub force_delete_without_recovery: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Output {
     #[serde(rename = "ARN")]
@@ -69,19 +69,25 @@ impl Operation for DeleteSecret {
             };
         };
         let secret_id = found.secret_id.clone();
-        let result = ctx
-            .store
+        // The transaction returns the output itself (so its record, committed with the
+        // change, carries the response elements).
+        ctx.store
             .write(move |tx| {
                 let Some(mut secret) = tx.secret_by_id(&secret_id)? else {
-                    return Ok(None);
+                    // Removed between resolution and this transaction.
+                    return if force {
+                        Ok(gone.clone())
+                    } else {
+                        Err(ApiError::secret_not_found())
+                    };
                 };
                 if force {
                     tx.delete_secret(&secret.secret_id)?;
-                    return Ok(Some(Output {
+                    return Ok(Output {
                         arn: secret.arn,
                         name: secret.name,
                         deletion_date: epoch_seconds(now),
-                    }));
+                    });
                 }
                 if secret.deleted_at.is_some() {
                     return Err(ApiError::InvalidRequest(
@@ -93,18 +99,12 @@ impl Operation for DeleteSecret {
                 secret.purge_at = Some(purge_at);
                 secret.last_changed_at = now;
                 tx.update_secret(&secret)?;
-                Ok(Some(Output {
+                Ok(Output {
                     arn: secret.arn,
                     name: secret.name,
                     deletion_date: epoch_seconds(purge_at),
-                }))
+                })
             })
-            .await?;
-        match result {
-            Some(out) => Ok(out),
-            // Removed between resolution and this transaction.
-            None if force => Ok(gone),
-            None => Err(ApiError::secret_not_found()),
-        }
+            .await
     }
 }

@@ -5,6 +5,10 @@
 //! (serialised in-process on SQLite; SERIALIZABLE with retries on PostgreSQL) and
 //! `Store::read` for consistent reads. Blocking work runs on tokio's blocking pool.
 //!
+//! A store handle may carry a [`CommitHook`] (`Store::with_hook`): every write transaction
+//! made through that handle lets the hook add rows just before it commits (the request's
+//! audit record, so the change and its record commit together or not at all).
+//!
 //! May depend on: `error` (for the closure's error type), `secrets` and `audit` row types.
 //! Never on actix or `policy`.
 
@@ -16,6 +20,7 @@ pub mod rows;
 mod schema;
 mod secrets;
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +90,40 @@ impl<'c> Tx<'c> {
         }
         StoreError::Db(e)
     }
+
+    /// Have [`Store::write`] run the whole closure again (in a new transaction) when this
+    /// attempt fails: the caller met a conflict the database did not flag as one (a unique
+    /// key taken by a concurrent writer it could not see).
+    pub fn retry_on_failure(&mut self) {
+        self.conflict = true;
+    }
+}
+
+/// Rows a write transaction adds for someone else just before it commits (a request's audit
+/// record). Called inside the transaction after the closure returned `Ok`, with that result
+/// (as `Any`, to be recognised by type). Whatever it returns lives until the transaction
+/// has ended and is then told how (a lock held until then, say).
+pub trait CommitHook: Send + Sync + std::fmt::Debug {
+    fn before_commit(
+        &self,
+        tx: &mut Tx<'_>,
+        result: &dyn Any,
+    ) -> Result<Option<Box<dyn TxEnd>>, ApiError>;
+}
+
+/// How a transaction that a [`CommitHook`] added to ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Committed,
+    RolledBack,
+    /// The COMMIT failed in a way that does not say whether it took effect.
+    Unknown,
+}
+
+/// Told how the transaction ended (see [`CommitHook`]). Dropped without being told:
+/// rolled back.
+pub trait TxEnd {
+    fn ended(self: Box<Self>, outcome: Outcome);
 }
 
 enum TxFail {
@@ -104,12 +143,15 @@ pub struct Store {
     pool: Pool<ConnectionManager<AnyConnection>>,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
+    /// Added to every write transaction made through this handle.
+    hook: Option<Arc<dyn CommitHook>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("backend", &self.backend)
+            .field("hook", &self.hook)
             .finish_non_exhaustive()
     }
 }
@@ -124,7 +166,18 @@ impl Store {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            hook: None,
         })
+    }
+
+    /// This store with `hook` added to every write transaction made through the handle
+    /// returned (the original handle is unchanged).
+    #[must_use]
+    pub fn with_hook(&self, hook: Arc<dyn CommitHook>) -> Self {
+        Self {
+            hook: Some(hook),
+            ..self.clone()
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -136,7 +189,8 @@ impl Store {
     }
 
     /// Run `f` in one write transaction. Retried on PostgreSQL serialization failures
-    /// (so `f` must be repeatable); committed only when `f` returns `Ok`.
+    /// (so `f` must be repeatable); committed only when `f` returns `Ok`. The handle's
+    /// [`CommitHook`], if any, adds its rows to the same transaction (on every attempt).
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
@@ -151,6 +205,7 @@ impl Store {
     /// The blocking body of [`Store::write`], for background jobs and the CLI.
     pub fn write_blocking<T, F>(&self, mut f: F) -> Result<T, ApiError>
     where
+        T: 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T, ApiError>,
     {
         let mut conn = self.conn()?;
@@ -158,6 +213,8 @@ impl Store {
         loop {
             attempt += 1;
             let mut conflict = false;
+            // What the hook added; told how the transaction ended, after it ended.
+            let mut end: Option<Box<dyn TxEnd>> = None;
             let result = {
                 let _guard = match self.backend {
                     Backend::Sqlite => Some(
@@ -168,7 +225,7 @@ impl Store {
                     Backend::Postgres => None,
                 };
                 let c: &mut AnyConnection = &mut conn;
-                c.transaction::<T, TxFail, _>(|c| {
+                let result = c.transaction::<T, TxFail, _>(|c| {
                     if self.backend == Backend::Postgres {
                         diesel::RunQueryDsl::execute(
                             diesel::sql_query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
@@ -179,10 +236,24 @@ impl Store {
                         conn: c,
                         conflict: false,
                     };
-                    let r = f(&mut tx);
+                    let mut r = f(&mut tx);
+                    if let (Ok(v), Some(hook)) = (&r, &self.hook) {
+                        match hook.before_commit(&mut tx, v) {
+                            Ok(e) => end = e,
+                            Err(e) => r = Err(e),
+                        }
+                    }
                     conflict = tx.conflict;
                     r.map_err(TxFail::Api)
-                })
+                });
+                if let Some(e) = end.take() {
+                    e.ended(match &result {
+                        Ok(_) => Outcome::Committed,
+                        Err(TxFail::Db(e)) if !is_retryable(e) => Outcome::Unknown,
+                        Err(_) => Outcome::RolledBack,
+                    });
+                }
+                result
             };
             match result {
                 Ok(v) => return Ok(v),
@@ -213,6 +284,22 @@ impl Store {
         tokio::task::spawn_blocking(move || store.read_blocking(f))
             .await
             .map_err(|e| ApiError::from(StoreError::Join(e.to_string())))?
+    }
+
+    /// Run `f`, a short read (a few lookups by key), in a read transaction. On SQLite it
+    /// runs on the calling thread: a WAL read of a few indexed rows takes tens of
+    /// microseconds, less than handing the closure to the blocking pool and waking the task
+    /// again (two thread switches). On PostgreSQL (network round trips) it goes to the
+    /// blocking pool like [`Store::read`]. Use [`Store::read`] for anything that scans.
+    pub async fn read_point<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        match self.backend {
+            Backend::Sqlite => self.read_blocking(f),
+            Backend::Postgres => self.read(f).await,
+        }
     }
 
     /// The blocking body of [`Store::read`].

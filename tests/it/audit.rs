@@ -1031,3 +1031,176 @@ fn auditor_throughput() {
         );
     }
 }
+
+/// Every record of a server's store, in chain order.
+fn all_records(database_url: &str) -> Vec<strongroom::store::rows::AuditRow> {
+    let store = Store::open(database_url).unwrap();
+    store
+        .read_blocking(|tx| {
+            let mut out = Vec::new();
+            for c in tx.audit_chains()? {
+                out.extend(tx.audit_range(&c, 0, 1_000_000)?);
+            }
+            Ok(out)
+        })
+        .unwrap()
+}
+
+/// The records of one request id.
+fn records_of(
+    rows: &[strongroom::store::rows::AuditRow],
+    request_id: &str,
+) -> Vec<(String, Value)> {
+    rows.iter()
+        .filter_map(|r| {
+            let v: Value = serde_json::from_str(&r.record).unwrap();
+            (v["requestID"] == request_id).then(|| (r.event_name.clone(), v))
+        })
+        .collect()
+}
+
+fn request_id(r: &crate::common::RawResponse) -> String {
+    r.header("x-amzn-RequestId").unwrap().to_owned()
+}
+
+/// A write's record is appended in the write's own transaction: when the record cannot be
+/// written, the change is rolled back with it (and the failure is recorded apart).
+#[test]
+fn a_write_and_its_record_commit_together() {
+    let s = TestServer::start();
+    let put = |v: &str| {
+        s.call(
+            "secretsmanager.PutSecretValue",
+            &json!({"SecretId": "tx/one", "SecretString": v}).to_string(),
+        )
+    };
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "tx/one", "SecretString": "v1"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The store refuses successful PutSecretValue records (only those).
+    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+    c.batch_execute(
+        "PRAGMA busy_timeout = 5000;
+         CREATE TRIGGER refuse_put BEFORE INSERT ON audit_events
+         WHEN NEW.event_name = 'PutSecretValue' AND NEW.error_code IS NULL
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
+    )
+    .unwrap();
+    let refused = put("v2");
+    assert_eq!(refused.status, 500, "{}", refused.body);
+    assert_eq!(refused.error_type(), "InternalServiceError");
+    let get = s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"tx/one"}"#);
+    assert_eq!(
+        get.json()["SecretString"],
+        "v1",
+        "the change was rolled back"
+    );
+    c.batch_execute("DROP TRIGGER refuse_put").unwrap();
+    let ok = put("v3");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    let rows = all_records(&s.database_url);
+    let failed = records_of(&rows, &request_id(&refused));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].1["errorCode"], "InternalServiceError");
+    let done = records_of(&rows, &request_id(&ok));
+    assert_eq!(done.len(), 1, "{done:?}");
+    let v = &done[0].1;
+    assert_eq!(v["eventName"], "PutSecretValue");
+    assert_eq!(v["errorCode"], Value::Null);
+    assert_eq!(v["readOnly"], false);
+    assert_eq!(v["authorization"]["decision"], "Allow");
+    assert_eq!(v["responseElements"]["name"], "tx/one");
+    assert_eq!(
+        v["responseElements"]["versionStages"],
+        json!(["AWSCURRENT"])
+    );
+    assert!(v["responseElements"]["aRN"]
+        .as_str()
+        .unwrap()
+        .contains(":secret:tx/one-"));
+    // seqs are contiguous and the chain verifies
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=i64::try_from(rows.len()).unwrap()).collect::<Vec<_>>()
+    );
+    let store = Store::open(&s.database_url).unwrap();
+    let report = verify_store(&store, &VerifyOptions::default()).unwrap();
+    assert!(
+        report.first_finding().is_none(),
+        "{:?}",
+        report.first_finding()
+    );
+}
+
+/// Reads (group-committed) and writes (in their own transactions) interleave on one chain:
+/// one record per request, seqs contiguous, the chain verifies. On PostgreSQL the writes
+/// conflict (one secret) and are retried; each retry rebuilds its record.
+fn interleaved_reads_and_writes(s: &TestServer) {
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "mix", "SecretString": "v0"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids = std::sync::Mutex::new(vec![request_id(&r)]);
+    std::thread::scope(|scope| {
+        for w in 0..6 {
+            let ids = &ids;
+            scope.spawn(move || {
+                for i in 0..15 {
+                    let r = if w % 2 == 0 {
+                        s.call(
+                            "secretsmanager.PutSecretValue",
+                            &json!({"SecretId": "mix", "SecretString": format!("v{w}-{i}")})
+                                .to_string(),
+                        )
+                    } else {
+                        s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"mix"}"#)
+                    };
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    ids.lock().unwrap().push(request_id(&r));
+                }
+            });
+        }
+    });
+    let rows = all_records(&s.database_url);
+    let ids = ids.into_inner().unwrap();
+    for id in &ids {
+        assert_eq!(records_of(&rows, id).len(), 1, "request {id}");
+    }
+    let puts = rows
+        .iter()
+        .filter(|r| r.event_name == "PutSecretValue")
+        .count();
+    assert_eq!(puts, 45);
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=i64::try_from(rows.len()).unwrap()).collect::<Vec<_>>()
+    );
+    let store = Store::open(&s.database_url).unwrap();
+    let report = verify_store(&store, &VerifyOptions::default()).unwrap();
+    assert!(
+        report.first_finding().is_none(),
+        "{:?}",
+        report.first_finding()
+    );
+}
+
+#[test]
+fn reads_and_writes_share_one_chain_sqlite() {
+    interleaved_reads_and_writes(&TestServer::start());
+}
+
+#[test]
+fn reads_and_writes_share_one_chain_postgres() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        eprintln!("skipped: STRONGROOM_TEST_DATABASE_URL not set");
+        return;
+    };
+    interleaved_reads_and_writes(&TestServer::start_postgres(&base));
+}
