@@ -45,8 +45,21 @@ struct StoredKey {
     active: bool,
 }
 
-/// Compiled resource and session policies by (kind, label, text).
-type PolicyCache = HashMap<(policy::PolicyType, String, String), Arc<policy::Policy>>;
+/// Compiled resource and session policies, by a hash of (kind, label, text); a hit is
+/// confirmed by comparing label and text, so a lookup allocates nothing.
+type PolicyCache = HashMap<u64, Vec<CachedPolicy>>;
+
+/// One compiled policy of the [`PolicyCache`].
+#[derive(Debug)]
+struct CachedPolicy {
+    kind: policy::PolicyType,
+    label: String,
+    text: String,
+    policy: Arc<policy::Policy>,
+}
+
+/// Most compiled policies kept (the cache is emptied when it grows past this).
+const POLICY_CACHE_MAX: usize = 20_000;
 
 /// How long a looked-up credential is trusted before it is read again.
 const CREDENTIAL_TTL_MS: i64 = 5_000;
@@ -621,7 +634,8 @@ where
     O::validate(&input)?;
     let pipeline = call.pipeline;
     let ctx = &pipeline.ctx;
-    let resolved = resolve(ctx, &call.scope, O::target(&input)).await?;
+    let (resolved, fetched) =
+        resolve(ctx, &call.scope, O::target(&input), O::fetch_value(&input)).await?;
     draft.resource_arn = Some(resolved.arn.clone());
     let mut keys = O::context_keys(&input);
     keys.extend(resolved.keys.iter().cloned());
@@ -634,6 +648,12 @@ where
             &keys,
             draft,
         )?;
+    }
+    let uses = O::key_uses(&input);
+    if !uses.is_empty() {
+        pipeline
+            .authorize_key_uses(&call.principal, &call.scope, &resolved, uses, draft)
+            .await?;
     }
     let per_secret = Arc::new(PerSecret {
         pipeline: pipeline.clone(),
@@ -649,7 +669,8 @@ where
         resolved.arn,
         resolved.secret,
         Some(authorizer),
-    );
+    )
+    .with_fetched(fetched);
     // A write's record goes into its own write transaction (see `audit::in_tx`).
     let in_tx = if O::READ_ONLY {
         None
@@ -727,6 +748,7 @@ impl ops::SecretAuthorizer for PerSecret {
             )],
             resource_policy: secret.resource_policy.clone(),
             compiled_policy: None,
+            resource_required: false,
         };
         let result = self.pipeline.authorize(
             &self.principal,
@@ -746,6 +768,47 @@ impl ops::SecretAuthorizer for PerSecret {
             .push(draft);
         result
     }
+
+    fn would_allow_on_key(
+        &self,
+        action: &str,
+        key: &crate::store::rows::KmsKeyRow,
+        policy: &str,
+    ) -> bool {
+        self.key_check(action, key, policy).is_ok()
+    }
+}
+
+impl PerSecret {
+    fn key_check(
+        &self,
+        action: &str,
+        key: &crate::store::rows::KmsKeyRow,
+        policy: &str,
+    ) -> Result<(), ApiError> {
+        let on_key = Resolved {
+            arn: key.arn.clone(),
+            account: key.account_id.clone(),
+            secret: None,
+            keys: Vec::new(),
+            resource_policy: None,
+            compiled_policy: Some(Arc::new(
+                policy::Policy::parse(policy, policy::PolicyType::Resource)
+                    .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?
+                    .with_label(&format!("{}:key-policy", key.arn)),
+            )),
+            resource_required: true,
+        };
+        let mut scratch = self.base.clone();
+        self.pipeline.authorize(
+            &self.principal,
+            &self.scope,
+            action,
+            &on_key,
+            &[],
+            &mut scratch,
+        )
+    }
 }
 
 /// What a target resolved to: the ARN to authorize on, the secret when it exists, the
@@ -760,6 +823,8 @@ pub struct Resolved {
     /// An already-compiled resource-side policy (a role's trust policy), used instead of
     /// `resource_policy`.
     pub compiled_policy: Option<Arc<policy::Policy>>,
+    /// The resource policy must allow even in its own account (a KMS key policy).
+    pub resource_required: bool,
 }
 
 impl Pipeline {
@@ -795,9 +860,30 @@ impl Pipeline {
             rctx = rctx.with_source_ip(ip);
         }
         if let Some(org) = &dir.org_id {
-            if dir.scps.contains_key(&principal.account_id) {
+            let in_org = |account: &str| {
+                dir.scps.contains_key(account) || dir.management_account.as_deref() == Some(account)
+            };
+            if in_org(&principal.account_id) {
                 rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
             }
+            if resolved.arn != "*" && in_org(&resolved.account) {
+                rctx = rctx.with("aws:ResourceOrgID", [org.as_str()]);
+            }
+        }
+        // Temporary credentials: issued without MFA (present and false, as AWS sets it);
+        // long-term access keys leave the key absent.
+        if let Some(session) = &principal.session {
+            rctx = rctx.with("aws:MultiFactorAuthPresent", ["false"]);
+            if let Ok(t) =
+                time::OffsetDateTime::from_unix_timestamp(session.created_ms.div_euclid(1000))
+            {
+                if let Ok(text) = t.format(&time::format_description::well_known::Rfc3339) {
+                    rctx = rctx.with("aws:TokenIssueTime", [text.as_str()]);
+                }
+            }
+        }
+        if action.starts_with("kms:") {
+            rctx = rctx.with("kms:CallerAccount", [principal.account_id.as_str()]);
         }
         for (k, v) in keys {
             rctx = rctx.with(k, v.iter().map(String::as_str));
@@ -817,6 +903,92 @@ impl Pipeline {
                 )
             }),
         ))
+    }
+
+    /// Decide the KMS actions an operation performs on the caller's behalf, each with the
+    /// key's key policy (IAM.md §5.7). The AWS managed key allows every principal of its
+    /// account through Secrets Manager and no other account (checked by the operations); a
+    /// key that does not exist is reported by the operation itself.
+    async fn authorize_key_uses(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        resolved: &Resolved,
+        uses: Vec<ops::KeyUse>,
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        let secret_key = resolved.secret.as_ref().and_then(|s| s.kms_key_id.clone());
+        let wanted: Vec<(&'static str, bool, String)> = uses
+            .into_iter()
+            .filter_map(|u| match u {
+                ops::KeyUse::SecretKey(a) => secret_key.clone().map(|k| (a, true, k)),
+                ops::KeyUse::Named(a, id) => Some((a, false, id)),
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let (account, region) = (scope.account.clone(), scope.region.clone());
+        let keys = self
+            .ctx
+            .store
+            .read(move |tx| {
+                let mut out = Vec::with_capacity(wanted.len());
+                for (action, by_id, id) in &wanted {
+                    let key = if *by_id {
+                        tx.kms_key(id)?
+                    } else {
+                        crate::kms::resolve_key(tx, &account, &region, id, |_| {
+                            Err(ApiError::KmsNotFound(String::new()))
+                        })
+                        .ok()
+                        .flatten()
+                    };
+                    out.push((*action, key));
+                }
+                Ok(out)
+            })
+            .await?;
+        for (action, key) in keys {
+            let Some(key) = key.filter(|k| k.key_manager != "AWS") else {
+                continue;
+            };
+            let mut keys = vec![
+                (
+                    "kms:CallerAccount".to_owned(),
+                    vec![principal.account_id.clone()],
+                ),
+                (
+                    "kms:ViaService".to_owned(),
+                    vec![crate::kms::key_policy::via_service(&key.region)],
+                ),
+            ];
+            if resolved.secret.is_some() {
+                keys.push((
+                    "kms:EncryptionContext:SecretARN".to_owned(),
+                    vec![resolved.arn.clone()],
+                ));
+            }
+            let on_key = Resolved {
+                arn: key.arn.clone(),
+                account: key.account_id.clone(),
+                secret: None,
+                keys: Vec::new(),
+                resource_policy: Some(crate::kms::key_policy::effective(&key)),
+                compiled_policy: None,
+                resource_required: true,
+            };
+            let mut scratch = draft.clone();
+            if let Err(e) = self.authorize(principal, scope, action, &on_key, &keys, &mut scratch) {
+                draft.decision = scratch.decision;
+                draft.decision_reason = scratch.decision_reason;
+                return Err(ApiError::AccessDenied(format!(
+                    "{}. Access to KMS is not allowed",
+                    e.message()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Every policy that takes part in a decision for `principal` on `resolved`.
@@ -860,6 +1032,7 @@ impl Pipeline {
                 set.scp = Some(levels.clone());
             }
         }
+        set.resource_required = resolved.resource_required;
         if let Some(p) = &resolved.compiled_policy {
             set.resource = Some(Arc::clone(p));
         } else if let Some(text) = &resolved.resource_policy {
@@ -870,43 +1043,63 @@ impl Pipeline {
 
     /// A session policy, compiled once per distinct text.
     pub fn compiled_session_policy(&self, text: &str) -> Option<Arc<policy::Policy>> {
-        self.compiled(text, policy::PolicyType::Session, "session-policy")
+        self.compiled(text, policy::PolicyType::Session, ("session-policy", ""))
     }
 
     /// A secret's resource policy, compiled once per distinct text.
     fn compiled_resource_policy(&self, arn: &str, text: &str) -> Option<Arc<policy::Policy>> {
-        self.compiled(
-            text,
-            policy::PolicyType::Resource,
-            &format!("{arn}:resource-policy"),
-        )
+        self.compiled(text, policy::PolicyType::Resource, (arn, ":resource-policy"))
     }
 
+    /// `text` compiled as a `kind` policy labelled `label.0 + label.1`, from the cache when
+    /// it was compiled before (the label is given in two parts so a hit formats nothing).
     fn compiled(
         &self,
         text: &str,
         kind: policy::PolicyType,
-        label: &str,
+        label: (&str, &str),
     ) -> Option<Arc<policy::Policy>> {
-        let key = (kind, label.to_owned(), text.to_owned());
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        kind.hash(&mut h);
+        label.0.hash(&mut h);
+        label.1.hash(&mut h);
+        text.hash(&mut h);
+        let key = h.finish();
+        let same = |e: &CachedPolicy| {
+            e.kind == kind
+                && e.label.len() == label.0.len() + label.1.len()
+                && e.label.starts_with(label.0)
+                && e.label.ends_with(label.1)
+                && e.text == text
+        };
         {
             let cache = self
                 .policies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(p) = cache.get(&key) {
-                return Some(Arc::clone(p));
+            if let Some(e) = cache.get(&key).and_then(|v| v.iter().find(|e| same(e))) {
+                return Some(Arc::clone(&e.policy));
             }
         }
-        let compiled = Arc::new(policy::Policy::parse(text, kind).ok()?.with_label(label));
+        let label = format!("{}{}", label.0, label.1);
+        let compiled = Arc::new(policy::Policy::parse(text, kind).ok()?.with_label(&label));
         let mut cache = self
             .policies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() > 10_000 {
+        if cache.len() > POLICY_CACHE_MAX {
             cache.clear();
         }
-        cache.insert(key, Arc::clone(&compiled));
+        let bucket = cache.entry(key).or_default();
+        if !bucket.iter().any(|e| same(e)) {
+            bucket.push(CachedPolicy {
+                kind,
+                label,
+                text: text.to_owned(),
+                policy: Arc::clone(&compiled),
+            });
+        }
         Some(compiled)
     }
 }
@@ -925,8 +1118,106 @@ fn describe_decision(d: &policy::Decision) -> String {
     }
 }
 
-/// Resolve a target to the ARN to authorize on (and the secret, when it exists).
-async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, ApiError> {
+/// Resolve a target to the ARN to authorize on (and the secret, when it exists). With
+/// `fetch`, a secret's selected version is read (sealed) in the same read transaction; what
+/// that read found, value or error, is for the operation to use once authorized.
+async fn resolve(
+    ctx: &Ctx,
+    scope: &Scope,
+    target: Target,
+    fetch: Option<ops::values::VersionSelector>,
+) -> Result<(Resolved, Option<Fetched>), ApiError> {
+    match target {
+        Target::Secret(id) => resolve_secret(ctx, scope, id, fetch).await,
+        other => Ok((resolve_other(ctx, scope, other).await?, None)),
+    }
+}
+
+/// A value fetched with its secret, or why it could not be.
+type Fetched = Result<ops::values::FetchedValue, ApiError>;
+
+/// [`resolve`] for a SecretId: the secret, its tags and (with `fetch`) the value to read, in
+/// one short read transaction.
+async fn resolve_secret(
+    ctx: &Ctx,
+    scope: &Scope,
+    id: String,
+    fetch: Option<ops::values::VersionSelector>,
+) -> Result<(Resolved, Option<Fetched>), ApiError> {
+    let (account, region) = (scope.account.clone(), scope.region.clone());
+    let keyring = ctx.keyring.clone();
+    let found = ctx
+        .store
+        .read_point(move |tx| {
+            let mut found = tx.find_secret(&account, &region, &id)?;
+            // Another account's secret is addressed by its full ARN.
+            if found.is_none() && id.starts_with("arn:") {
+                found = tx.secret_by_arn(&id)?.filter(|s| s.region == region);
+            }
+            match found {
+                Some(secret) => {
+                    let tags = tx.tags(&secret.secret_id)?;
+                    let fetched = fetch.map(|sel| {
+                        ops::values::fetch_value(
+                            tx,
+                            &keyring,
+                            &secret,
+                            sel.version_id.as_deref(),
+                            sel.stage.as_deref(),
+                        )
+                    });
+                    Ok(Ok((secret, tags, fetched)))
+                }
+                None => Ok(Err(id)),
+            }
+        })
+        .await?;
+    match found {
+        Ok((secret, tags, fetched)) => {
+            let mut keys = Vec::with_capacity(2 + 2 * tags.len());
+            keys.push((
+                "secretsmanager:SecretId".to_owned(),
+                vec![secret.arn.clone()],
+            ));
+            for (k, v) in tags {
+                keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+                keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
+            }
+            if let Some(p) = &secret.primary_region {
+                keys.push((
+                    "secretsmanager:SecretPrimaryRegion".to_owned(),
+                    vec![p.clone()],
+                ));
+            }
+            let resolved = Resolved {
+                arn: secret.arn.clone(),
+                account: secret.account_id.clone(),
+                resource_policy: secret.resource_policy.clone(),
+                compiled_policy: None,
+                resource_required: false,
+                secret: Some(secret),
+                keys,
+            };
+            Ok((resolved, fetched))
+        }
+        Err(id) => {
+            let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
+            let resolved = Resolved {
+                arn: arn.clone(),
+                account: scope.account.clone(),
+                secret: None,
+                keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn])],
+                resource_policy: None,
+                compiled_policy: None,
+                resource_required: false,
+            };
+            Ok((resolved, None))
+        }
+    }
+}
+
+/// [`resolve`] for targets other than a SecretId.
+async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, ApiError> {
     let base = |arn: String| Resolved {
         arn,
         account: scope.account.clone(),
@@ -934,6 +1225,7 @@ async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, A
         keys: Vec::new(),
         resource_policy: None,
         compiled_policy: None,
+        resource_required: false,
     };
     match target {
         Target::Any => Ok(base("*".to_owned())),
@@ -943,74 +1235,31 @@ async fn resolve(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, A
             &name,
             &crate::secrets::arn_suffix(),
         ))),
-        Target::Secret(id) => {
-            let (account, region) = (scope.account.clone(), scope.region.clone());
-            let found = ctx
-                .store
-                .read(move |tx| {
-                    let mut found = tx.find_secret(&account, &region, &id)?;
-                    // Another account's secret is addressed by its full ARN.
-                    if found.is_none() && id.starts_with("arn:") {
-                        found = tx.secret_by_arn(&id)?.filter(|s| s.region == region);
-                    }
-                    match found {
-                        Some(secret) => {
-                            let tags = tx.tags(&secret.secret_id)?;
-                            Ok(Ok((secret, tags)))
-                        }
-                        None => Ok(Err(id)),
-                    }
-                })
-                .await?;
-            match found {
-                Ok((secret, tags)) => {
-                    let mut keys = vec![(
-                        "secretsmanager:SecretId".to_owned(),
-                        vec![secret.arn.clone()],
-                    )];
-                    for (k, v) in tags {
-                        keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
-                        keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
-                    }
-                    if let Some(p) = &secret.primary_region {
-                        keys.push((
-                            "secretsmanager:SecretPrimaryRegion".to_owned(),
-                            vec![p.clone()],
-                        ));
-                    }
-                    Ok(Resolved {
-                        arn: secret.arn.clone(),
-                        account: secret.account_id.clone(),
-                        resource_policy: secret.resource_policy.clone(),
-                        compiled_policy: None,
-                        secret: Some(secret),
-                        keys,
-                    })
-                }
-                Err(id) => {
-                    let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
-                    let mut r = base(arn.clone());
-                    r.keys
-                        .push(("secretsmanager:SecretId".to_owned(), vec![arn]));
-                    Ok(r)
-                }
-            }
-        }
+        Target::Secret(id) => Ok(resolve_secret(ctx, scope, id, None).await?.0),
         Target::KmsKey(id) => {
             let (account, region) = (scope.account.clone(), scope.region.clone());
-            let arn = ctx
+            let key = ctx
                 .store
                 .read(move |tx| {
                     let key = crate::kms::resolve_key(tx, &account, &region, &id, |_| {
                         Err(ApiError::KmsNotFound("not created yet".into()))
                     });
                     Ok(match key {
-                        Ok(Some(k)) => k.arn,
-                        _ => format!("arn:aws:kms:{region}:{account}:key/{id}"),
+                        Ok(Some(k)) => Ok(k),
+                        _ => Err(format!("arn:aws:kms:{region}:{account}:key/{id}")),
                     })
                 })
                 .await?;
-            Ok(base(arn))
+            Ok(match key {
+                // An existing key is decided with its key policy, which must allow.
+                Ok(k) => Resolved {
+                    resource_policy: Some(crate::kms::key_policy::effective(&k)),
+                    resource_required: true,
+                    account: k.account_id,
+                    ..base(k.arn)
+                },
+                Err(arn) => base(arn),
+            })
         }
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! May depend on: `store`, `crypto`, `error`.
 
+pub mod key_policy;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -146,7 +148,11 @@ impl Keyring {
             rotation_period_days: 365,
             next_rotation_at: None,
             current_term: 1,
-            policy: None,
+            policy: Some(if key_manager == "AWS" {
+                key_policy::managed_policy(account, region)
+            } else {
+                key_policy::default_policy(account)
+            }),
         };
         tx.insert_kms_key(&row)?;
         self.add_term(tx, &key_id, 1, now_ms)?;
@@ -259,6 +265,20 @@ impl Keyring {
         version_id: &str,
         sealed: &SealedValue,
     ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        self.value_key(tx, key_id, term)?
+            .open(secret_arn, version_id, sealed)
+    }
+
+    /// The key that opens values sealed under `key_id`/`term`, checked usable (the KMS key
+    /// exists and is enabled) inside the transaction. Opening with it needs no transaction,
+    /// so a read can fetch everything in one transaction before its authorization and
+    /// decrypt only once the request is allowed.
+    pub fn value_key(
+        &self,
+        tx: &mut Tx<'_>,
+        key_id: &str,
+        term: i32,
+    ) -> Result<ValueKey, ApiError> {
         let key = tx
             .kms_key(key_id)?
             .ok_or_else(|| ApiError::DecryptionFailure(DECRYPT_MSG.into()))?;
@@ -270,8 +290,11 @@ impl Keyring {
             )));
         }
         let kek = self.material(tx, key_id, term)?;
-        envelope::open_value(&kek, key_id, term, secret_arn, version_id, sealed)
-            .map_err(|_| ApiError::DecryptionFailure(DECRYPT_MSG.into()))
+        Ok(ValueKey {
+            key_id: key_id.to_owned(),
+            term,
+            kek,
+        })
     }
 
     /// Resolve a `KmsKeyId` (key id, key ARN, alias name or alias ARN) in `account`/`region`.
@@ -286,6 +309,44 @@ impl Keyring {
         resolve_key(tx, account, region, id, |tx| {
             self.default_key(tx, account, region, now_ms)
         })
+    }
+}
+
+/// Unwrapped key material able to open values sealed under one KMS key term (see
+/// [`Keyring::value_key`]). Zeroized on drop, redacted in `Debug`.
+#[derive(Clone)]
+pub struct ValueKey {
+    key_id: String,
+    term: i32,
+    kek: Key256,
+}
+
+impl std::fmt::Debug for ValueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueKey")
+            .field("key_id", &self.key_id)
+            .field("term", &self.term)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValueKey {
+    /// Decrypt one version's value.
+    pub fn open(
+        &self,
+        secret_arn: &str,
+        version_id: &str,
+        sealed: &SealedValue,
+    ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        envelope::open_value(
+            &self.kek,
+            &self.key_id,
+            self.term,
+            secret_arn,
+            version_id,
+            sealed,
+        )
+        .map_err(|_| ApiError::DecryptionFailure(DECRYPT_MSG.into()))
     }
 }
 

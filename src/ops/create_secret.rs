@@ -70,6 +70,14 @@ impl Operation for CreateSecret {
         Ok(())
     }
 
+    fn key_uses(input: &Input) -> Vec<super::KeyUse> {
+        let has_value = input.secret_string.is_some() || input.secret_binary.is_some();
+        match &input.kms_key_id {
+            Some(id) if has_value => vec![super::KeyUse::Named("kms:GenerateDataKey", id.clone())],
+            _ => Vec::new(),
+        }
+    }
+
     fn target(input: &Input) -> Target {
         Target::NewSecret(input.name.clone().unwrap_or_default())
     }

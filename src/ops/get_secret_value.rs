@@ -6,6 +6,7 @@ use super::values::{self, OutValue};
 use super::{epoch_seconds, Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
 use crate::secrets;
+use crate::store::rows::SecretRow;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -59,31 +60,47 @@ impl Operation for GetSecretValue {
         validate_ids(&input.secret_id, &input.version_id, &input.version_stage)
     }
 
+    fn key_uses(_input: &Input) -> Vec<super::KeyUse> {
+        vec![super::KeyUse::SecretKey("kms:Decrypt")]
+    }
+
     fn target(input: &Input) -> Target {
         Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
+    fn fetch_value(input: &Input) -> Option<values::VersionSelector> {
+        Some(values::VersionSelector {
+            version_id: input.version_id.clone(),
+            stage: input.version_stage.clone(),
+        })
+    }
+
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
-        let secret = auth.secret()?.clone();
-        super::ensure_not_deleted(&secret, "GetSecretValue")?;
-        super::ensure_key_shareable(auth, &secret)?;
-        get_value(ctx, secret, input.version_id, input.version_stage).await
+        let secret = auth.secret()?;
+        super::ensure_not_deleted(secret, "GetSecretValue")?;
+        super::ensure_key_shareable(auth, secret)?;
+        match auth.fetched_value() {
+            // Fetched with the secret in the resolver's transaction: decrypt (now that the
+            // request is allowed) without another read.
+            Some(fetched) => finish(ctx, secret, fetched?).await,
+            None => get_value(ctx, secret.clone(), input.version_id, input.version_stage).await,
+        }
     }
 }
 
-/// Read a value (shared with BatchGetSecretValue); records the access day.
+/// Read a value in its own transaction (shared with BatchGetSecretValue); records the
+/// access day.
 pub async fn get_value(
     ctx: &Ctx,
-    secret: crate::store::rows::SecretRow,
+    secret: SecretRow,
     version_id: Option<String>,
     stage: Option<String>,
 ) -> Result<Output, ApiError> {
     let keyring = ctx.keyring.clone();
-    let now = ctx.now_ms();
-    let (secret, read) = ctx
+    let (secret, fetched) = ctx
         .store
-        .read(move |tx| {
-            let r = values::read_value(
+        .read_point(move |tx| {
+            let r = values::fetch_value(
                 tx,
                 &keyring,
                 &secret,
@@ -93,9 +110,20 @@ pub async fn get_value(
             Ok((secret, r))
         })
         .await?;
+    finish(ctx, &secret, &fetched).await
+}
+
+/// Decrypt a fetched value into the response (the caller is authorized); records the
+/// access day.
+pub async fn finish(
+    ctx: &Ctx,
+    secret: &SecretRow,
+    fetched: &values::FetchedValue,
+) -> Result<Output, ApiError> {
+    let read = values::open_fetched(secret, fetched)?;
     // LastAccessedDate is kept to the day, as AWS does: write at most once a day per version.
     const DAY_MS: i64 = 86_400_000;
-    let day = now.div_euclid(DAY_MS) * DAY_MS;
+    let day = ctx.now_ms().div_euclid(DAY_MS) * DAY_MS;
     if read.version.last_accessed_at.map_or(true, |t| t < day) {
         let sid = secret.secret_id.clone();
         let vid = read.version.version_id.clone();
@@ -104,9 +132,9 @@ pub async fn get_value(
             .await?;
     }
     Ok(Output {
-        arn: secret.arn,
-        name: secret.name,
-        version_id: read.version.version_id.clone(),
+        arn: secret.arn.clone(),
+        name: secret.name.clone(),
+        version_id: read.version.version_id,
         secret_string: read.string,
         secret_binary: read.binary,
         version_stages: values::ordered_stages(read.stages),

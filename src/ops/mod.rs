@@ -102,6 +102,15 @@ pub enum Target {
     KmsKey(String),
 }
 
+/// A KMS key an operation uses on the caller's behalf, and the KMS action that needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyUse {
+    /// The action on the key that encrypts the target secret.
+    SecretKey(&'static str),
+    /// The action on the key the request names (its `KmsKeyId`).
+    Named(&'static str, String),
+}
+
 /// Proof that a request was authenticated and authorized, with what the pipeline resolved.
 /// Only the pipeline can construct it (the field `_sealed` is private to this module tree).
 #[derive(Debug, Clone)]
@@ -118,6 +127,10 @@ pub struct Authorized {
     pub secret: Option<SecretRow>,
     /// Decides further per-secret actions (BatchGetSecretValue) with the same evaluator.
     pub authorizer: Option<Arc<dyn SecretAuthorizer>>,
+    /// The target's value, fetched (still sealed) in the resolver's read transaction when
+    /// the operation asked for it (`Operation::fetch_value`); an error is reported only
+    /// after authorization, by the operation.
+    fetched: Option<Arc<Result<values::FetchedValue, ApiError>>>,
     _sealed: (),
 }
 
@@ -125,6 +138,14 @@ pub struct Authorized {
 /// records that decision as its own audit event.
 pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
     fn authorize_secret(&self, action: &str, secret: &SecretRow) -> Result<(), ApiError>;
+    /// Whether the caller could perform `action` on the KMS key `key` if its key policy
+    /// were `policy` (KMS's key-policy lockout safety check). Records nothing.
+    fn would_allow_on_key(
+        &self,
+        action: &str,
+        key: &crate::store::rows::KmsKeyRow,
+        policy: &str,
+    ) -> bool;
 }
 
 impl Authorized {
@@ -142,8 +163,26 @@ impl Authorized {
             resource_arn,
             secret,
             authorizer,
+            fetched: None,
             _sealed: (),
         }
+    }
+
+    /// Attach the value the resolver fetched for the operation.
+    pub(crate) fn with_fetched(
+        mut self,
+        fetched: Option<Result<values::FetchedValue, ApiError>>,
+    ) -> Self {
+        self.fetched = fetched.map(Arc::new);
+        self
+    }
+
+    /// The value fetched with the target secret (when the operation asked for one and the
+    /// secret exists), or the error fetching it met.
+    pub fn fetched_value(&self) -> Option<Result<&values::FetchedValue, ApiError>> {
+        self.fetched
+            .as_deref()
+            .map(|r| r.as_ref().map_err(Clone::clone))
     }
 
     /// Authorize `action` on another secret (denied when no authorizer was attached).
@@ -155,6 +194,18 @@ impl Authorized {
                 self.principal.arn, secret.arn
             ))),
         }
+    }
+
+    /// Whether the caller could perform `action` on `key` under key policy `policy`.
+    pub fn would_allow_on_key(
+        &self,
+        action: &str,
+        key: &crate::store::rows::KmsKeyRow,
+        policy: &str,
+    ) -> bool {
+        self.authorizer
+            .as_ref()
+            .is_some_and(|a| a.would_allow_on_key(action, key, policy))
     }
 
     /// The target secret, or `ResourceNotFoundException`.
@@ -185,6 +236,18 @@ pub trait Operation {
     /// also needs `secretsmanager:TagResource`).
     fn extra_actions(_input: &Self::Input) -> Vec<&'static str> {
         Vec::new()
+    }
+    /// KMS keys the operation uses on the caller's behalf (`kms:Decrypt` to read a value
+    /// under a customer managed key, `kms:GenerateDataKey` to write one). Each is decided
+    /// with the key's key policy, after the operation's own action was allowed.
+    fn key_uses(_input: &Self::Input) -> Vec<KeyUse> {
+        Vec::new()
+    }
+    /// The version whose value the operation will read from its target secret, if any:
+    /// the resolver then fetches it (sealed) in the same read transaction as the secret,
+    /// and the operation finds it in `Authorized::fetched_value`.
+    fn fetch_value(_input: &Self::Input) -> Option<values::VersionSelector> {
+        None
     }
     /// The resource to authorize.
     fn target(input: &Self::Input) -> Target;

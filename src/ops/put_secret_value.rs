@@ -62,6 +62,10 @@ impl Operation for PutSecretValue {
         Ok(())
     }
 
+    fn key_uses(_input: &Input) -> Vec<super::KeyUse> {
+        vec![super::KeyUse::SecretKey("kms:GenerateDataKey")]
+    }
+
     fn target(input: &Input) -> Target {
         Target::Secret(input.secret_id.clone().unwrap_or_default())
     }

@@ -57,6 +57,21 @@ impl Operation for UpdateSecret {
         Ok(())
     }
 
+    /// A new value is encrypted under the new key (or the secret's); changing the key
+    /// re-encrypts the labelled versions, which decrypts them with the old one.
+    fn key_uses(input: &Input) -> Vec<super::KeyUse> {
+        let has_value = input.secret_string.is_some() || input.secret_binary.is_some();
+        match input.kms_key_id.as_deref() {
+            Some(id) if !id.is_empty() => vec![
+                super::KeyUse::SecretKey("kms:Decrypt"),
+                super::KeyUse::Named("kms:GenerateDataKey", id.to_owned()),
+            ],
+            Some(_) => vec![super::KeyUse::SecretKey("kms:Decrypt")],
+            None if has_value => vec![super::KeyUse::SecretKey("kms:GenerateDataKey")],
+            None => Vec::new(),
+        }
+    }
+
     fn target(input: &Input) -> Target {
         Target::Secret(input.secret_id.clone().unwrap_or_default())
     }

@@ -75,6 +75,10 @@ pub struct PolicySet {
     pub scp: Option<Vec<Arc<PolicyGroup>>>,
     /// RCP levels of the resource's account; `None` = no RCPs.
     pub rcp: Option<Vec<Arc<PolicyGroup>>>,
+    /// The resource policy must allow the request even in the resource's own account (a KMS
+    /// key policy: without an applicable Allow in it, identity policies grant nothing, and
+    /// the account root is not exempt). An Allow naming the account still only delegates.
+    pub resource_required: bool,
 }
 
 impl PolicySet {
@@ -331,6 +335,14 @@ pub fn authorize(ctx: &RequestContext, set: &PolicySet) -> Decision {
     let root = p.kind == PrincipalType::Root;
     let resource_allows = resource.as_ref().map_or(&[][..], |o| o.allows.as_slice());
     let grant = resource.as_ref().and_then(|o| o.grant);
+    // a key policy: nothing is allowed unless it allows (directly or by delegation)
+    if set.resource_required && resource_allows.is_empty() {
+        return decide(
+            Effect::ImplicitDeny,
+            Reason::NotAllowedBy(PolicyType::Resource),
+            Vec::new(),
+        );
+    }
     let principal_side_applies =
         !matches!(p.kind, PrincipalType::Service | PrincipalType::Anonymous);
 

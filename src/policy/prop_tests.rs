@@ -275,6 +275,7 @@ impl Spec {
                     .collect()
             }),
             rcp: None,
+            resource_required: false,
         }
     }
 

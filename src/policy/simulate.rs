@@ -78,6 +78,10 @@ struct CasePolicies {
     scp: Option<Vec<Vec<serde_json::Value>>>,
     #[serde(default)]
     rcp: Option<Vec<Vec<serde_json::Value>>>,
+    /// A KMS key policy (Strongroom extension): used as the resource policy, and required
+    /// to allow even in the key's own account.
+    #[serde(default)]
+    key_policy: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +317,10 @@ fn levels(
 }
 
 fn policy_set(p: &CasePolicies) -> Result<PolicySet, String> {
+    let key_policy = p.key_policy.as_ref().filter(|v| !v.is_null());
+    if key_policy.is_some() && p.resource.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err("a case has either `resource` or `keyPolicy`, not both".into());
+    }
     Ok(PolicySet {
         identity: Arc::new(group(&p.identity, PolicyType::Identity, "identity")?),
         resource: p
@@ -320,7 +328,9 @@ fn policy_set(p: &CasePolicies) -> Result<PolicySet, String> {
             .as_ref()
             .filter(|v| !v.is_null())
             .map(|v| parse_one(v, PolicyType::Resource, "resource".into()))
+            .or_else(|| key_policy.map(|v| parse_one(v, PolicyType::Resource, "keyPolicy".into())))
             .transpose()?,
+        resource_required: key_policy.is_some(),
         boundary: p
             .permission_boundary
             .as_ref()

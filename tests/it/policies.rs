@@ -209,7 +209,8 @@ fn add_account(dir: &Path) {
         acct.join("users/reader.json"),
         r#"{"UserName":"reader","InlinePolicies":{"read-shared":{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],
-             "Resource":"arn:aws:secretsmanager:*:111122223333:secret:shared/*"}]}}}"#,
+             "Resource":"arn:aws:secretsmanager:*:111122223333:secret:shared/*"},
+            {"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:*:111122223333:key/*"}]}}}"#,
     )
     .unwrap();
     std::fs::write(
@@ -277,6 +278,29 @@ async fn cross_account_reads_need_a_resource_policy_and_a_customer_key() {
         .send()
         .await
         .unwrap();
+    // the secret is shared, its key is not: the key's default policy only trusts its account
+    let e = reader
+        .get_secret_value()
+        .secret_id(&x)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    assert!(
+        message(&e).contains("kms:Decrypt")
+            && message(&e).contains("because no resource-based policy allows"),
+        "{}",
+        message(&e)
+    );
+    let key_policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+        {"Sid":"Share","Effect":"Allow","Principal":{"AWS":"444455556666"},"Action":"kms:Decrypt","Resource":"*",
+         "Condition":{"StringEquals":{"kms:ViaService":"secretsmanager.us-east-1.amazonaws.com"}}}]}"#;
+    let r = s.call(
+        "TrentService.PutKeyPolicy",
+        &serde_json::json!({"KeyId": key, "Policy": key_policy}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         reader
             .get_secret_value()
@@ -372,6 +396,150 @@ async fn cross_account_reads_need_a_resource_policy_and_a_customer_key() {
 }
 
 #[tokio::test]
+async fn key_policies_decide_every_use_of_a_customer_key() {
+    let (_t, dir) = example_policies();
+    add_account(&dir);
+    let s = TestServer::start_with_policies(&dir);
+    let r = s.call("TrentService.CreateKey", r#"{"Description":"payments"}"#);
+    let key = r.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_arn = r.json()["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
+    // a new key's default policy delegates to its account
+    let r = s.call(
+        "TrentService.GetKeyPolicy",
+        &serde_json::json!({"KeyId": key, "PolicyName": "default"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["PolicyName"], "default");
+    let doc: serde_json::Value =
+        serde_json::from_str(r.json()["Policy"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        doc["Statement"][0]["Principal"]["AWS"],
+        "arn:aws:iam::111122223333:root"
+    );
+    let r = s.call(
+        "TrentService.GetKeyPolicy",
+        &serde_json::json!({"KeyId": key, "PolicyName": "other"}).to_string(),
+    );
+    assert_eq!(r.error_type(), "NotFoundException", "{}", r.body);
+
+    let root = s.client();
+    root.create_secret()
+        .name("payments/k")
+        .secret_string("kv")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let (akid, secret) = mint(&s, &dir, "batcher");
+    let batcher = s.client_in("us-east-1", &akid, &secret);
+    // same account: the key policy delegates, and batcher's identity policies lack kms:Decrypt
+    let e = batcher
+        .get_secret_value()
+        .secret_id("payments/k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    assert!(
+        message(&e).contains(&format!(
+            "kms:Decrypt on resource: {key_arn} because no identity-based policy allows"
+        )),
+        "{}",
+        message(&e)
+    );
+    // a statement naming batcher grants without an identity policy
+    let direct = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/batcher"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let put = |policy: &str, bypass: bool| {
+        s.call(
+            "TrentService.PutKeyPolicy",
+            &serde_json::json!({"KeyId": key, "Policy": policy, "BypassPolicyLockoutSafetyCheck": bypass})
+                .to_string(),
+        )
+    };
+    assert_eq!(put(direct, false).status, 200);
+    let got = batcher
+        .get_secret_value()
+        .secret_id("payments/k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("kv"));
+    // batcher may read but not write: PutSecretValue needs kms:GenerateDataKey too
+    // (and secretsmanager:PutSecretValue, which batcher lacks: that is decided first)
+    let e = batcher
+        .put_secret_value()
+        .secret_id("payments/k")
+        .secret_string("nv")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        message(&e).contains("secretsmanager:PutSecretValue"),
+        "{}",
+        message(&e)
+    );
+
+    // policies that would lock the caller out are refused unless bypassed
+    let only_batcher = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/batcher"},"Action":"kms:Decrypt","Resource":"*"}]}"#;
+    let r = put(only_batcher, false);
+    assert_eq!(
+        r.error_type(),
+        "MalformedPolicyDocumentException",
+        "{}",
+        r.body
+    );
+    assert!(r
+        .body
+        .contains("will not allow you to update the key policy"));
+    let r = put(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+        false,
+    );
+    assert_eq!(
+        r.error_type(),
+        "MalformedPolicyDocumentException",
+        "{}",
+        r.body
+    );
+    assert_eq!(put(only_batcher, true).status, 200);
+    // now not even the account root may use or manage the key
+    let r = s.call(
+        "TrentService.DescribeKey",
+        &serde_json::json!({"KeyId": key}).to_string(),
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(r
+        .body
+        .contains("because no resource-based policy allows the kms:DescribeKey action"));
+    let e = root
+        .put_secret_value()
+        .secret_id("payments/k")
+        .secret_string("nv")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException");
+    assert!(
+        message(&e).contains("kms:GenerateDataKey"),
+        "{}",
+        message(&e)
+    );
+    // batcher still reads
+    assert!(batcher
+        .get_secret_value()
+        .secret_id("payments/k")
+        .send()
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
 async fn batch_get_authorizes_each_secret() {
     let (_t, dir) = example_policies();
     add_account(&dir);
@@ -390,4 +558,71 @@ async fn batch_get_authorizes_each_secret() {
     assert_eq!(out.secret_values()[0].name(), Some("payments/db"));
     assert_eq!(out.errors().len(), 1);
     assert_eq!(out.errors()[0].error_code(), Some("AccessDeniedException"));
+}
+
+#[tokio::test]
+async fn sessions_carry_multi_factor_auth_present_false() {
+    let (_t, dir) = example_policies();
+    let role_file = dir.join("accounts/111122223333/roles/payments-app.json");
+    let mut role: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&role_file).unwrap()).unwrap();
+    role["InlinePolicies"] = serde_json::json!({"require-mfa": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
+         "Resource": "arn:aws:secretsmanager:*:*:secret:payments/mfa-*",
+         "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}}]}});
+    std::fs::write(&role_file, role.to_string()).unwrap();
+    let s = TestServer::start_with_policies(&dir);
+    let root = s.client();
+    for name in ["payments/db", "payments/mfa-only"] {
+        root.create_secret()
+            .name(name)
+            .secret_string("v")
+            .send()
+            .await
+            .unwrap();
+    }
+    let (akid, secret) = mint(&s, &dir, "ci-bot");
+    let role = "arn:aws:iam::111122223333:role/service/payments-app";
+    let form = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=mfa-test",
+        role.replace(':', "%3A").replace('/', "%2F")
+    );
+    let r = s.raw(&crate::common::signed_query(
+        &form,
+        Signing {
+            akid: akid.clone(),
+            secret: secret.clone(),
+            service: "sts".into(),
+            ..Signing::default()
+        },
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let field = |tag: &str| {
+        let open = format!("<{tag}>");
+        let start = r.body.find(&open).unwrap() + open.len();
+        let end = start + r.body[start..].find('<').unwrap();
+        r.body[start..end].to_owned()
+    };
+    let session = Signing {
+        akid: field("AccessKeyId"),
+        secret: field("SecretAccessKey"),
+        session_token: Some(field("SessionToken")),
+        ..Signing::default()
+    };
+    let get = |id: &str| {
+        s.raw(&signed_request(
+            "secretsmanager.GetSecretValue",
+            format!(r#"{{"SecretId":"{id}"}}"#).as_bytes(),
+            session.clone(),
+        ))
+    };
+    assert_eq!(get("payments/db").status, 200);
+    // a session was issued without MFA: the key is present and false
+    let r = get("payments/mfa-only");
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(
+        r.body.contains("explicit deny in an identity-based policy"),
+        "{}",
+        r.body
+    );
 }

@@ -212,6 +212,7 @@ fn simulate(
         keys: Vec::new(),
         resource_policy: None,
         compiled_policy: None,
+        resource_required: false,
     };
     draft.resource_arn = Some(resource_arn);
     pipeline.authorize(&call.principal, &scope, action_name, &resolved, &[], draft)?;

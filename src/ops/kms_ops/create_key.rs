@@ -107,8 +107,9 @@ fn check_enum(
     Ok(())
 }
 
-/// A key policy must be a JSON object of at most 32768 characters.
-fn check_policy(policy: &str) -> Result<(), ApiError> {
+/// A key policy must be a JSON object of at most 32768 characters, in IAM's policy grammar
+/// with a `Principal` in every statement.
+pub fn check_policy(policy: &str) -> Result<(), ApiError> {
     check_len("policy", policy.chars().count(), 1, usize::MAX)?;
     if policy.chars().count() > MAX_POLICY_LEN {
         return Err(ApiError::MalformedPolicyDocument(format!(
@@ -123,11 +124,31 @@ fn check_policy(policy: &str) -> Result<(), ApiError> {
         ));
     }
     match serde_json::from_str::<serde_json::Value>(policy) {
-        Ok(serde_json::Value::Object(_)) => Ok(()),
-        _ => Err(ApiError::MalformedPolicyDocument(
-            "The key policy is not a valid JSON policy document.".into(),
-        )),
+        Ok(serde_json::Value::Object(_)) => {}
+        _ => {
+            return Err(ApiError::MalformedPolicyDocument(
+                "The key policy is not a valid JSON policy document.".into(),
+            ))
+        }
     }
+    crate::policy::Policy::parse(policy, crate::policy::PolicyType::Resource)
+        .map(|_| ())
+        .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))
+}
+
+/// KMS's lockout safety check: the new policy must let the caller change it again.
+pub fn check_lockout(
+    auth: &Authorized,
+    key: &crate::store::rows::KmsKeyRow,
+    policy: &str,
+    bypass: Option<bool>,
+) -> Result<(), ApiError> {
+    if bypass != Some(true) && !auth.would_allow_on_key("kms:PutKeyPolicy", key, policy) {
+        return Err(ApiError::MalformedPolicyDocument(
+            "The new key policy will not allow you to update the key policy in the future.".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Operation for CreateKey {
@@ -202,6 +223,8 @@ impl Operation for CreateKey {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let description = input.description.unwrap_or_default();
         let policy = input.policy;
+        let bypass = input.bypass_policy_lockout_safety_check;
+        let auth = auth.clone();
         let scope = auth.scope.clone();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
@@ -215,8 +238,9 @@ impl Operation for CreateKey {
                     CUSTOMER_MANAGED,
                     now,
                 )?;
-                if policy.is_some() {
-                    key.policy.clone_from(&policy);
+                if let Some(p) = &policy {
+                    check_lockout(&auth, &key, p, bypass)?;
+                    key.policy = Some(p.clone());
                     tx.update_kms_key(&key)?;
                 }
                 Ok(Output {

@@ -15,11 +15,13 @@ pub mod disable_key;
 pub mod disable_key_rotation;
 pub mod enable_key;
 pub mod enable_key_rotation;
+pub mod get_key_policy;
 pub mod get_key_rotation_status;
 pub mod list_aliases;
 pub mod list_key_rotations;
 pub mod list_keys;
 pub mod paging;
+pub mod put_key_policy;
 pub mod rotate_key_on_demand;
 pub mod schedule_key_deletion;
 
@@ -50,6 +52,8 @@ pub async fn dispatch(name: &str, call: ServiceCall<'_, '_>) -> Result<Vec<u8>, 
         }
         "RotateKeyOnDemand" => call.run::<rotate_key_on_demand::RotateKeyOnDemand>().await,
         "ListKeyRotations" => call.run::<list_key_rotations::ListKeyRotations>().await,
+        "GetKeyPolicy" => call.run::<get_key_policy::GetKeyPolicy>().await,
+        "PutKeyPolicy" => call.run::<put_key_policy::PutKeyPolicy>().await,
         n if NOT_BUILT.contains(&n) => Err(crate::pipeline::not_built(n)),
         n => Err(ApiError::UnknownOperation(format!(
             "The operation `{}` is not known to KMS.",
@@ -77,7 +81,6 @@ const NOT_BUILT: &[&str] = &[
     "GenerateMac",
     "GenerateRandom",
     "GetKeyLastUsage",
-    "GetKeyPolicy",
     "GetParametersForImport",
     "GetPublicKey",
     "ImportKeyMaterial",
@@ -85,7 +88,6 @@ const NOT_BUILT: &[&str] = &[
     "ListKeyPolicies",
     "ListResourceTags",
     "ListRetirableGrants",
-    "PutKeyPolicy",
     "ReEncrypt",
     "ReplicateKey",
     "RetireGrant",

@@ -124,6 +124,7 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         keys: Vec::new(),
         resource_policy: None,
         compiled_policy: role.as_ref().and_then(|r| r.trust_policy.compiled.clone()),
+        resource_required: false,
     };
     draft.resource_arn = Some(role_arn.to_owned());
     let mut keys: Vec<(String, Vec<String>)> =

@@ -1,0 +1,53 @@
+//! PutKeyPolicy: replace the key policy of a customer managed KMS key.
+
+use serde::Deserialize;
+
+use super::common::{self, Empty};
+use super::create_key::{check_lockout, check_policy};
+use super::get_key_policy::check_policy_name;
+use crate::error::ApiError;
+use crate::ops::{Authorized, Ctx, Operation, Target};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub key_id: Option<String>,
+    pub policy_name: Option<String>,
+    pub policy: Option<String>,
+    pub bypass_policy_lockout_safety_check: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct PutKeyPolicy;
+
+impl Operation for PutKeyPolicy {
+    type Input = Input;
+    type Output = Empty;
+    const NAME: &'static str = "PutKeyPolicy";
+    const ACTION: &'static str = "kms:PutKeyPolicy";
+    const READ_ONLY: bool = false;
+
+    fn validate(input: &Input) -> Result<(), ApiError> {
+        common::check_key_id("keyId", input.key_id.as_ref())?;
+        check_policy(crate::ops::require_ref("policy", &input.policy)?)?;
+        check_policy_name(input.policy_name.as_ref())
+    }
+
+    fn target(input: &Input) -> Target {
+        Target::KmsKey(input.key_id.clone().unwrap_or_default())
+    }
+
+    async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Empty, ApiError> {
+        let id = crate::ops::required("keyId", input.key_id)?;
+        let policy = crate::ops::required("policy", input.policy)?;
+        let bypass = input.bypass_policy_lockout_safety_check;
+        let checker = auth.clone();
+        common::update_key(ctx, auth, id, move |_, key| {
+            common::ensure_customer_managed(key, Self::NAME)?;
+            check_lockout(&checker, key, &policy, bypass)?;
+            key.policy = Some(policy.clone());
+            Ok(Empty {})
+        })
+        .await
+    }
+}
