@@ -458,7 +458,8 @@ pub async fn run(
     result
 }
 
-/// `strongroom master-key rotate`: add a new master key, re-wrap every row, drop the old key.
+/// `strongroom master-key rotate`: add a new master key, re-wrap every row, retire the old key
+/// (it only opens the STS session tokens it sealed, until the longest session has expired).
 pub fn rotate_master_key(cfg: &StoreConfig) -> Result<usize, String> {
     let mut master = MasterKeyring::load(&cfg.master_key_file).map_err(|e| e.to_string())?;
     master.add_new_active();
@@ -472,8 +473,8 @@ pub fn rotate_master_key(cfg: &StoreConfig) -> Result<usize, String> {
     let n = store
         .write_blocking(|tx| keyring.reseal_all(tx))
         .map_err(|e| format!("{e:?}"))?;
-    // 3. only the new key is needed now.
-    master.retain_active_only();
+    // 3. only the new key is needed by rows; live session tokens keep the old one retired.
+    master.retire_others_for_sessions();
     master
         .save(&cfg.master_key_file)
         .map_err(|e| e.to_string())?;

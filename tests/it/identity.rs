@@ -684,3 +684,155 @@ async fn web_identity_and_bearer_callers() {
         assert!(r.status == 400 || r.status == 403, "{what}: {}", r.body);
     }
 }
+
+/// A second server on `first`'s data directory and policies (after an offline command), built
+/// through the `serve` command line so it follows the configuration's defaults.
+fn restart_on(first: &TestServer, policies: &Path) -> std::net::SocketAddr {
+    use clap::Parser;
+    let data = first.data_dir();
+    let cli = strongroom::config::Cli::try_parse_from([
+        "strongroom".to_owned(),
+        "serve".to_owned(),
+        "--data-dir".to_owned(),
+        data.display().to_string(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--account-id".to_owned(),
+        crate::common::ACCOUNT.to_owned(),
+        "--regions".to_owned(),
+        "us-east-1".to_owned(),
+        "--policies".to_owned(),
+        policies.display().to_string(),
+    ])
+    .unwrap();
+    let strongroom::config::Command::Serve(args) = cli.command else {
+        panic!("not serve");
+    };
+    let cfg = args.resolve().unwrap();
+    assert_eq!(cfg.store.database_url, first.database_url);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        let _ = sys.block_on(strongroom::server::run(cfg, |a| {
+            let _ = tx.send(a);
+        }));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap()
+}
+
+#[tokio::test]
+async fn master_key_rotation_keeps_live_sessions_until_they_expire() {
+    let (_t, dir) = example_policies();
+    let s = TestServer::start_with_policies(&dir);
+    s.client()
+        .create_secret()
+        .name("payments/db")
+        .secret_string("p")
+        .send()
+        .await
+        .unwrap();
+    let (akid, secret) = mint(&s, &dir, "ci-bot");
+    let role = "arn:aws:iam::111122223333:role/service/payments-app";
+    let r = assume(
+        &s,
+        &akid,
+        &secret,
+        &format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=before-rotation",
+            urlenc(role)
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (sk, ss, st) = (
+        xml_field(&r.body, "AccessKeyId"),
+        xml_field(&r.body, "SecretAccessKey"),
+        xml_field(&r.body, "SessionToken"),
+    );
+
+    let cfg = s.store_config();
+    strongroom::server::rotate_master_key(&cfg).unwrap();
+    let ring = strongroom::crypto::master::MasterKeyring::load(&cfg.master_key_file).unwrap();
+    assert_eq!(ring.ids(), vec![2], "rows need only the new key");
+    let retired = ring.retired();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].0, 1);
+
+    // a server started on the rotated keyring still accepts the session minted before
+    let addr = restart_on(&s, &dir);
+    let session = |sk: &str, ss: &str, st: &str| {
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://{addr}"))
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                sk,
+                ss,
+                Some(st.to_owned()),
+                None,
+                "session",
+            ))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    };
+    let v = session(&sk, &ss, &st)
+        .get_secret_value()
+        .secret_id("payments/db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.secret_string(), Some("p"));
+    // and the user's access key (re-sealed by the rotation) mints new sessions there
+    let r = crate::common::send_raw(
+        addr,
+        &signed_query(
+            &format!(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=after-rotation",
+                urlenc(role)
+            ),
+            Signing {
+                akid: akid.clone(),
+                secret: secret.clone(),
+                service: "sts".into(),
+                ..Signing::default()
+            },
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = session(
+        &xml_field(&r.body, "AccessKeyId"),
+        &xml_field(&r.body, "SecretAccessKey"),
+        &xml_field(&r.body, "SessionToken"),
+    )
+    .get_secret_value()
+    .secret_id("payments/db")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(v.secret_string(), Some("p"));
+
+    // ending the retired key (what a rotation did before) ends the old session: refused as
+    // an unknown token, never as a server error
+    let mut ring = ring;
+    ring.retain_active_only();
+    ring.save(&cfg.master_key_file).unwrap();
+    let addr2 = restart_on(&s, &dir);
+    let r = crate::common::send_raw(
+        addr2,
+        &signed_query(
+            "Action=GetCallerIdentity&Version=2011-06-15",
+            Signing {
+                akid: sk.clone(),
+                secret: ss.clone(),
+                service: "sts".into(),
+                session_token: Some(st.clone()),
+                ..Signing::default()
+            },
+        ),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("<Code>InvalidClientTokenId</Code>"),
+        "{}",
+        r.body
+    );
+}

@@ -21,3 +21,4 @@ mod policies;
 mod protocol;
 mod sdk_secrets;
 mod store_backends;
+mod sts_bad_input;
