@@ -239,6 +239,16 @@ pub struct ServeArgs {
     /// `aws:SourceIp` (default: none; the peer address is the source).
     #[arg(long, env = "STRONGROOM_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// Audit retention: records older than this many days are exported (gzip CloudTrail
+    /// JSON) to --audit-export-dir and deleted, under a signed anchor (default: kept forever).
+    #[arg(long, env = "STRONGROOM_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Where retention exports records before deleting them (default: DATA_DIR/audit-export).
+    #[arg(long, env = "STRONGROOM_AUDIT_EXPORT_DIR")]
+    pub audit_export_dir: Option<PathBuf>,
+    /// Seconds between retention runs (default 3600).
+    #[arg(long, env = "STRONGROOM_AUDIT_RETENTION_INTERVAL")]
+    pub audit_retention_interval: Option<u64>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -256,6 +266,9 @@ struct FileConfig {
     purge_interval: Option<u64>,
     policies: Option<PathBuf>,
     trusted_proxies: Option<Vec<String>>,
+    audit_retention_days: Option<u32>,
+    audit_export_dir: Option<PathBuf>,
+    audit_retention_interval: Option<u64>,
 }
 
 /// Resolved store settings.
@@ -279,6 +292,17 @@ pub struct ServeConfig {
     pub policies: Option<PathBuf>,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Audit retention at serve time; `None`: records are kept.
+    pub audit_retention: Option<AuditRetention>,
+}
+
+/// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
+/// and deleted (see `audit::retention`).
+#[derive(Debug, Clone)]
+pub struct AuditRetention {
+    pub max_age: std::time::Duration,
+    pub every: std::time::Duration,
+    pub export_dir: PathBuf,
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
@@ -367,7 +391,26 @@ impl ServeArgs {
         if let Some(bad) = regions.iter().find(|r| !valid_region(r)) {
             return Err(format!("`{bad}` is not a region name"));
         }
+        let audit_retention = match self.audit_retention_days.or(f.audit_retention_days) {
+            None => None,
+            Some(0) => return Err("--audit-retention-days must be at least 1".into()),
+            Some(days) => Some(AuditRetention {
+                max_age: std::time::Duration::from_secs(u64::from(days) * 86_400),
+                every: std::time::Duration::from_secs(
+                    self.audit_retention_interval
+                        .or(f.audit_retention_interval)
+                        .unwrap_or(3600)
+                        .max(1),
+                ),
+                export_dir: self
+                    .audit_export_dir
+                    .clone()
+                    .or(f.audit_export_dir)
+                    .unwrap_or_else(|| store.data_dir.join("audit-export")),
+            }),
+        };
         Ok(ServeConfig {
+            audit_retention,
             store,
             listen,
             tls,
@@ -447,5 +490,35 @@ mod tests {
         assert!(parse(&["--config", f]).resolve().is_err());
         assert!(parse(&["--account-id", "12"]).resolve().is_err());
         assert!(parse(&["--regions", "US EAST"]).resolve().is_err());
+    }
+
+    #[test]
+    fn audit_retention_is_off_by_default_and_set_by_flag_or_file() {
+        assert!(parse(&[]).resolve().unwrap().audit_retention.is_none());
+        let r = parse(&["--data-dir", "/d", "--audit-retention-days", "30"])
+            .resolve()
+            .unwrap()
+            .audit_retention
+            .unwrap();
+        assert_eq!(r.max_age, std::time::Duration::from_secs(30 * 86_400));
+        assert_eq!(r.every, std::time::Duration::from_secs(3600));
+        assert_eq!(r.export_dir, PathBuf::from("/d/audit-export"));
+        assert!(parse(&["--audit-retention-days", "0"]).resolve().is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "audit_retention_days = 7\naudit_export_dir = \"/trail\"\naudit_retention_interval = 60\n",
+        )
+        .unwrap();
+        let r = parse(&["--config", file.to_str().unwrap()])
+            .resolve()
+            .unwrap()
+            .audit_retention
+            .unwrap();
+        assert_eq!(r.max_age, std::time::Duration::from_secs(7 * 86_400));
+        assert_eq!(r.every, std::time::Duration::from_secs(60));
+        assert_eq!(r.export_dir, PathBuf::from("/trail"));
     }
 }

@@ -168,6 +168,46 @@ impl Pipeline {
         }
     }
 
+    /// A request refused before its body was read (too large, unreadable): recorded like
+    /// any other (with what its headers say), then answered with `e` (or
+    /// `InternalServiceError` when the record cannot be written).
+    pub async fn refuse(
+        &self,
+        head: &RequestHead,
+        source_ip: Option<String>,
+        e: ApiError,
+    ) -> Reply {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut draft = Draft {
+            request_id: request_id.clone(),
+            event_time_ms: self.ctx.now_ms(),
+            source_ip,
+            user_agent: head
+                .header("user-agent")
+                .map(|u| u.chars().take(256).collect()),
+            error_code: Some(e.code().to_owned()),
+            error_message: Some(e.message().to_owned()),
+            ..Draft::default()
+        };
+        if let Ok((service, op)) = protocol::decode_target(head.header("x-amz-target")) {
+            draft.event_source = service.event_source().to_owned();
+            draft.event_name = op;
+        }
+        let e = match self.auditor.record(&draft).await {
+            Ok(()) => e,
+            Err(err) => {
+                tracing::error!(request_id = %request_id, "audit write failed, failing closed: {err:?}");
+                ApiError::internal("audit write failed")
+            }
+        };
+        Reply {
+            status: e.status(),
+            body: e.body().into_bytes(),
+            request_id,
+            content_type: "application/x-amz-json-1.1",
+        }
+    }
+
     /// A Query-protocol request (STS, IAM): form body, XML answer.
     async fn run_query(
         &self,

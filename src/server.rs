@@ -279,10 +279,6 @@ fn head_of(req: &HttpRequest) -> RequestHead {
     head
 }
 
-fn reply(status: u16, body: Vec<u8>, request_id: &str) -> HttpResponse {
-    reply_as(status, body, request_id, "application/x-amz-json-1.1")
-}
-
 fn reply_as(status: u16, body: Vec<u8>, request_id: &str, content_type: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(status)
         .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -297,26 +293,6 @@ async fn entry(
     mut payload: web::Payload,
     pipeline: web::Data<Pipeline>,
 ) -> HttpResponse {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(c) => {
-                if body.len() + c.len() > MAX_BODY {
-                    let e = ApiError::RequestEntityTooLarge(format!(
-                        "Request body exceeds the maximum of {MAX_BODY} bytes."
-                    ));
-                    let id = uuid::Uuid::new_v4().to_string();
-                    return reply(e.status(), e.body().into_bytes(), &id);
-                }
-                body.extend_from_slice(&c);
-            }
-            Err(_) => {
-                let e = ApiError::Serialization("The request body could not be read.".into());
-                let id = uuid::Uuid::new_v4().to_string();
-                return reply(e.status(), e.body().into_bytes(), &id);
-            }
-        }
-    }
     let head = head_of(&req);
     let peer = req.peer_addr().map(|a| {
         source_ip(
@@ -326,6 +302,22 @@ async fn entry(
         )
         .to_string()
     });
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let refused = match chunk {
+            Ok(c) if body.len() + c.len() <= MAX_BODY => {
+                body.extend_from_slice(&c);
+                continue;
+            }
+            Ok(_) => ApiError::RequestEntityTooLarge(format!(
+                "Request body exceeds the maximum of {MAX_BODY} bytes."
+            )),
+            Err(_) => ApiError::Serialization("The request body could not be read.".into()),
+        };
+        // Recorded too: every request gets its audit record.
+        let r = pipeline.refuse(&head, peer, refused).await;
+        return reply_as(r.status, r.body, &r.request_id, r.content_type);
+    }
     let r = pipeline.handle(head, peer, &body).await;
     reply_as(r.status, r.body, &r.request_id, r.content_type)
 }
@@ -428,6 +420,16 @@ pub async fn run(
             }
         }
     });
+    if let Some(r) = &cfg.audit_retention {
+        actix_web::rt::spawn(crate::audit::retention::run_forever(
+            pipeline.ctx.store.clone(),
+            pipeline.auditor.clone(),
+            r.export_dir.clone(),
+            r.max_age,
+            r.every,
+            Arc::clone(&pipeline.ctx.clock),
+        ));
+    }
     spawn_policy_watcher(&pipeline);
     let auditor = pipeline.auditor.clone();
     let data = web::Data::new(pipeline);

@@ -48,6 +48,14 @@ pub struct ExportSummary {
     pub warnings: Vec<String>,
 }
 
+/// What one chain's prune transaction removed (its result, for a record made with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Records up to this seq are gone, under an anchor.
+    pub through: i64,
+    pub records: usize,
+}
+
 /// What a prune removed, per chain: `(chain, through_seq, records deleted)`.
 #[derive(Debug, Default)]
 pub struct PruneSummary {
@@ -98,6 +106,15 @@ fn dir_name(chain: &str) -> String {
 
 /// Export every chain's records newer than the last export to `out`.
 pub fn export(store: &Store, out: &Path) -> Result<ExportSummary, String> {
+    export_chains(store, out, None)
+}
+
+/// [`export`], of chain `only` when given.
+pub fn export_chains(
+    store: &Store,
+    out: &Path,
+    only: Option<&str>,
+) -> Result<ExportSummary, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
     let mut state = load_state(out)?;
     let mut summary = ExportSummary::default();
@@ -105,6 +122,9 @@ pub fn export(store: &Store, out: &Path) -> Result<ExportSummary, String> {
         .read_blocking(|tx| Ok(tx.audit_chains()?))
         .map_err(|e| e.to_string())?;
     for chain in chains {
+        if only.is_some_and(|o| o != chain) {
+            continue;
+        }
         let dir = out.join(dir_name(&chain));
         let mut cs = state.chains.get(&chain).cloned().unwrap_or_default();
         loop {
@@ -162,13 +182,29 @@ pub fn prune(
     cutoff_ms: i64,
     now_ms: i64,
 ) -> Result<PruneSummary, String> {
-    let export = export(store, out)?;
+    prune_chains(store, keys, out, cutoff_ms, now_ms, None)
+}
+
+/// [`prune`], of chain `only` when given. Each chain's deletion (and anchor) is one write
+/// transaction through `store`, whose result is `Option<`[`Pruned`]`>`.
+pub fn prune_chains(
+    store: &Store,
+    keys: &AuditKeys,
+    out: &Path,
+    cutoff_ms: i64,
+    now_ms: i64,
+    only: Option<&str>,
+) -> Result<PruneSummary, String> {
+    let export = export_chains(store, out, only)?;
     let state = load_state(out)?;
     let mut summary = PruneSummary {
         export,
         ..PruneSummary::default()
     };
     for (chain, cs) in &state.chains {
+        if only.is_some_and(|o| o != chain) {
+            continue;
+        }
         let c = chain.clone();
         let bounds = store
             .read_blocking(move |tx| {
@@ -206,11 +242,12 @@ pub fn prune(
                 let anchor =
                     signed_statement(keys, &c, ANCHOR, anchored + 1, through, &last.hash, now_ms);
                 tx.insert_audit_digest(&anchor)?;
-                Ok(Some(tx.delete_audit_through(&c, through)?))
+                let records = tx.delete_audit_through(&c, through)?;
+                Ok(Some(Pruned { through, records }))
             })
             .map_err(|e| format!("{e:?}"))?;
         match deleted {
-            Some(n) => summary.pruned.push((chain.clone(), through, n)),
+            Some(p) => summary.pruned.push((chain.clone(), p.through, p.records)),
             None => summary
                 .skipped
                 .push(format!("chain `{chain}`: record {through} not found")),

@@ -29,6 +29,7 @@ pub mod export;
 mod in_tx;
 pub mod keys;
 mod record;
+pub mod retention;
 mod tail;
 pub mod verify;
 mod writer;

@@ -153,7 +153,7 @@ pub struct Draft {
 
 /// Epoch milliseconds as RFC 3339 UTC with exactly three fractional digits (so records'
 /// times sort as text).
-fn rfc3339_ms(ms: i64) -> String {
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );

@@ -190,6 +190,11 @@ impl Auditor {
         self.inner.keys.as_deref()
     }
 
+    /// The signing key, when digests are signed (retention signs its prune anchors).
+    pub fn signing_keys(&self) -> Option<Arc<AuditKeys>> {
+        self.inner.keys.clone().filter(|_| self.inner.signing)
+    }
+
     /// Whether digests are signed.
     pub fn signs_digests(&self) -> bool {
         self.inner.signing

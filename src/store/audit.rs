@@ -159,7 +159,8 @@ impl Tx<'_> {
             q = q.filter(a::principal_arn.eq(v.clone()));
         }
         if f.denied_only {
-            q = q.filter(a::decision.eq("Deny"));
+            // The evaluator says which kind of deny; "Deny" is what older records say.
+            q = q.filter(a::decision.eq_any(["ImplicitDeny", "ExplicitDeny", "Deny"]));
         }
         if let Some(v) = &f.error_code {
             q = q.filter(a::error_code.eq(v.clone()));

@@ -31,8 +31,9 @@ Every response carries x-amzn-RequestId; the audit check reads the audit_events 
 (sqlite3 module for SQLite, psql for PostgreSQL) and requires the request id of every answered
 request (successes and 4xx errors; a 5xx may be the audit write itself failing closed).
 At the end it also compares, per secret, the versions in the store with the successful
-CreateSecret/PutSecretValue audit records: a write that was in flight at a kill and became
-durable without its audit record is reported (a failure with --strict-audit).
+CreateSecret/PutSecretValue audit records: a write's record commits in the write's own
+transaction, so even a write that was in flight at a kill (never answered) cannot be durable
+without its record; one that is fails the run (--lenient-audit only reports it as a NOTE).
 
 Test of the test: --inject-fault (SQLite) damages the stored data after the second kill (drops
 an acknowledged version, its ciphertext, moves AWSCURRENT, or deletes an audit record); each
@@ -541,7 +542,12 @@ def main():
     ap.add_argument(
         "--strict-audit",
         action="store_true",
-        help="fail when a write that was not answered became durable without its audit record",
+        help="(the default) fail when a write that was not answered became durable without its audit record",
+    )
+    ap.add_argument(
+        "--lenient-audit",
+        action="store_true",
+        help="only report (NOTE) writes that became durable without their audit record",
     )
     ap.add_argument(
         "--inject-fault",
@@ -654,8 +660,8 @@ def main():
         server.stop()
         verified = audit_verify(args)
         # Every version in the store was made by one successful CreateSecret/PutSecretValue
-        # (tokens are unique, no retries): fewer such audit records than versions means a
-        # change became durable without its audit record (killed between the two commits).
+        # (tokens are unique): fewer such audit records than versions means a change became
+        # durable without its audit record (they commit in one transaction: must not happen).
         counts = audit_write_counts(args)
         unaudited = {
             s.name: len(s.versions) - counts.get(s.name, 0)
@@ -663,7 +669,7 @@ def main():
             for s in secs
             if len(s.versions) > counts.get(s.name, 0)
         }
-        if unaudited and args.strict_audit:
+        if unaudited and not args.lenient_audit:
             raise Failure(f"durable writes without an audit record: {unaudited}")
     except Failure as e:
         server.kill()
@@ -685,11 +691,13 @@ def main():
         log(
             f"{label}: NOTE {sum(unaudited.values())} versions written by requests that never got an "
             f"answer (in flight at a kill, {resolved['after']} such writes were applied) have no "
-            f"CreateSecret/PutSecretValue audit record: the record is committed apart from the change; "
-            f"--strict-audit fails on this"
+            f"CreateSecret/PutSecretValue audit record (--lenient-audit: not a failure)"
         )
     else:
-        log(f"{label}: every version in the store has its CreateSecret/PutSecretValue audit record")
+        log(
+            f"{label}: every version in the store has its CreateSecret/PutSecretValue audit record "
+            f"(including the {resolved['after']} in-flight writes that were applied)"
+        )
     log(
         f"{label}: acknowledged writes {json.dumps(stats['acked'], sort_keys=True)}; "
         f"in-flight writes resolved as not applied {resolved['before']}, applied {resolved['after']}; "

@@ -1204,3 +1204,628 @@ fn reads_and_writes_share_one_chain_postgres() {
     };
     interleaved_reads_and_writes(&TestServer::start_postgres(&base));
 }
+
+/// Pruning a whole chain, then a restart (a new auditor: nothing cached): the chain goes on
+/// from the signed anchor and verifies.
+#[tokio::test]
+async fn a_fully_pruned_chain_continues_from_its_anchor() {
+    let t = Trail::new();
+    let a = t.auditor(1000);
+    fill(&a, 5, |i| now_ms() - 10_000 + i).await;
+    let keys = AuditKeys::load(&t.key_path()).unwrap();
+    let out = t.dir.path().join("export");
+    let s =
+        strongroom::audit::export::prune(&t.store, &keys, &out, now_ms() + 1, now_ms()).unwrap();
+    assert_eq!(s.pruned, vec![("chain-a".to_owned(), 5, 5)]);
+    assert!(all_records(&t.url).is_empty());
+    drop(a);
+    let b = t.auditor(1000);
+    fill(&b, 3, |i| now_ms() + i).await;
+    assert_eq!(t.verify(), None);
+    let seqs: Vec<i64> = all_records(&t.url).iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [6, 7, 8]);
+    assert_eq!(exported_records(&out).len(), 5);
+}
+
+/// A server with `max_age` retention, run every `every`.
+fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, PathBuf) {
+    use strongroom::config::{AuditRetention, ServeConfig, StoreConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let export_dir = dir.path().join("trail");
+    let database_url = format!("sqlite://{}", data_dir.join("strongroom.db").display());
+    let cfg = ServeConfig {
+        store: StoreConfig {
+            data_dir: data_dir.clone(),
+            database_url: database_url.clone(),
+            master_key_file: data_dir.join("master.key"),
+        },
+        listen: "127.0.0.1:0".into(),
+        tls: None,
+        account_id: ACCOUNT.into(),
+        regions: vec!["us-east-1".into()],
+        purge_interval_secs: 60,
+        policies: None,
+        trusted_proxies: vec![],
+        audit_retention: Some(AuditRetention {
+            max_age,
+            every,
+            export_dir: export_dir.clone(),
+        }),
+    };
+    std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
+    std::env::set_var("STRONGROOM_ROOT_SECRET_ACCESS_KEY", crate::common::SECRET);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sys = actix_web::rt::System::new();
+        let r = sys.block_on(strongroom::server::run(cfg, |a| {
+            let _ = tx.send(Ok(a));
+        }));
+        if let Err(e) = r {
+            let _ = tx.send(Err(e));
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap();
+    (
+        TestServer {
+            addr,
+            dir,
+            database_url,
+        },
+        export_dir,
+    )
+}
+
+/// Retention at serve time: old records go to the export directory and are deleted under a
+/// signed anchor; what remains verifies (also with `strongroom audit verify`), the server
+/// keeps appending, and every run is recorded.
+#[test]
+fn retention_exports_and_prunes_while_serving() {
+    let (s, trail) = start_with_retention(Duration::from_millis(1500), Duration::from_millis(500));
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "ret/one", "SecretString": MARKER}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let early = request_id(&r);
+    let get = s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"ret/one"}"#);
+    assert_eq!(get.status, 200);
+    let early_get = request_id(&get);
+    // wait until both are pruned
+    let store = Store::open(&s.database_url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = all_records(&s.database_url);
+        if records_of(&rows, &early).is_empty() && records_of(&rows, &early_get).is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "records were not pruned");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // exported first, with their contents
+    let exported = exported_records(&trail);
+    let of = |id: &str| {
+        exported
+            .iter()
+            .filter(|r| r["requestID"] == id)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of(&early).len(), 1);
+    assert_eq!(of(&early)[0]["eventName"], "CreateSecret");
+    assert_eq!(of(&early_get).len(), 1);
+    for r in &exported {
+        assert!(!r.to_string().contains(MARKER));
+    }
+    // the server goes on appending; what remains verifies from the anchor
+    for _ in 0..3 {
+        assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
+    }
+    let report = verify_store(
+        &store,
+        &VerifyOptions {
+            trusted_keys: vec![AuditKeys::load(&s.data_dir().join("audit-signing.key"))
+                .unwrap()
+                .public_hex()
+                .to_owned()],
+            chain: None,
+        },
+    )
+    .unwrap();
+    assert!(
+        report.first_finding().is_none(),
+        "{:?}",
+        report.first_finding()
+    );
+    assert!(report.chains[0].pruned_through.is_some_and(|p| p >= 2));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("pruned through"), "{text}");
+    // every run is a background event (exported or still in the store)
+    let runs: Vec<Value> = all_records(&s.database_url)
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.record).unwrap())
+        .chain(exported_records(&trail))
+        .filter(|r| r["eventName"] == "PruneAuditRecords")
+        .collect();
+    assert!(!runs.is_empty());
+    for r in &runs {
+        assert_eq!(r["eventType"], "AwsServiceEvent");
+        assert_eq!(r["eventSource"], "strongroom.local");
+        assert_eq!(r["errorCode"], Value::Null, "{r}");
+    }
+    assert!(
+        runs.iter().any(|r| r["authorization"]["reason"]
+            .as_str()
+            .is_some_and(|m| m.contains("under a signed anchor"))),
+        "{runs:?}"
+    );
+}
+
+/// What one request's record must say.
+struct Want {
+    name: &'static str,
+    source: &'static str,
+    read_only: Option<bool>,
+    /// `None`: the request succeeded.
+    error: Option<String>,
+    /// `Allow` / `Deny`, or `None` when no decision was made.
+    decision: Option<&'static str>,
+    /// A substring of the one resource's ARN, or `None` for no resource.
+    resource: Option<String>,
+    /// The caller's ARN, or `None` when unauthenticated.
+    caller: Option<String>,
+}
+
+/// Check that `r` has exactly one record, and that it says what `w` says.
+fn check_record(
+    rows: &[strongroom::store::rows::AuditRow],
+    r: &crate::common::RawResponse,
+    w: &Want,
+) {
+    let id = request_id(r);
+    let recs = records_of(rows, &id);
+    assert_eq!(recs.len(), 1, "{}: {} records for {id}", w.name, recs.len());
+    let v = &recs[0].1;
+    let ctx = format!("{}: {v}", w.name);
+    assert_eq!(v["eventVersion"], "1.08", "{ctx}");
+    assert_eq!(v["eventName"], w.name, "{ctx}");
+    assert_eq!(v["eventSource"], w.source, "{ctx}");
+    assert_eq!(v["eventType"], "AwsApiCall", "{ctx}");
+    assert_eq!(v["managementEvent"], true, "{ctx}");
+    assert_eq!(v["eventCategory"], "Management", "{ctx}");
+    assert_eq!(v["sourceIPAddress"], "127.0.0.1", "{ctx}");
+    assert!(
+        uuid::Uuid::parse_str(v["eventID"].as_str().unwrap()).is_ok(),
+        "{ctx}"
+    );
+    let t = strongroom::audit::parse_rfc3339_ms(v["eventTime"].as_str().unwrap()).unwrap();
+    assert!((now_ms() - t).abs() < 600_000, "{ctx}");
+    assert_eq!(v["readOnly"], json!(w.read_only), "{ctx}");
+    match &w.error {
+        None => {
+            assert!(r.status < 300, "{ctx}: {}", r.body);
+            assert_eq!(v["errorCode"], Value::Null, "{ctx}");
+            assert_eq!(v["errorMessage"], Value::Null, "{ctx}");
+        }
+        Some(code) => {
+            assert!(r.status >= 400, "{ctx}");
+            assert_eq!(v["errorCode"], code.as_str(), "{ctx}");
+            assert!(v["errorMessage"].is_string(), "{ctx}");
+        }
+    }
+    assert_eq!(v["authorization"]["decision"], json!(w.decision), "{ctx}");
+    if w.decision.is_some() {
+        assert!(v["authorization"]["reason"].is_string(), "{ctx}");
+    }
+    match &w.resource {
+        None => assert_eq!(v["resources"], json!([]), "{ctx}"),
+        Some(part) => {
+            let res = v["resources"].as_array().unwrap();
+            assert_eq!(res.len(), 1, "{ctx}");
+            assert!(
+                res[0]["ARN"].as_str().unwrap().contains(part.as_str()),
+                "{ctx}"
+            );
+            assert!(
+                res[0]["type"].is_string() && res[0]["accountId"].is_string(),
+                "{ctx}"
+            );
+        }
+    }
+    match &w.caller {
+        None => {
+            assert_eq!(v["userIdentity"], Value::Null, "{ctx}");
+            assert_eq!(v["recipientAccountId"], Value::Null, "{ctx}");
+        }
+        Some(arn) => {
+            assert_eq!(v["userIdentity"]["arn"], arn.as_str(), "{ctx}");
+            assert_eq!(v["userIdentity"]["accountId"], ACCOUNT, "{ctx}");
+            assert!(v["userIdentity"]["accessKeyId"].is_string(), "{ctx}");
+            assert!(v["userIdentity"]["type"].is_string(), "{ctx}");
+            assert_eq!(v["recipientAccountId"], ACCOUNT, "{ctx}");
+            assert_eq!(v["awsRegion"], "us-east-1", "{ctx}");
+        }
+    }
+    if ["GetSecretValue", "BatchGetSecretValue", "GetRandomPassword"].contains(&w.name) {
+        assert_eq!(v["responseElements"], Value::Null, "{ctx}");
+    }
+    assert!(!v.to_string().contains(MARKER), "{ctx}");
+}
+
+/// Every operation, failure, unauthenticated and malformed request gets exactly one record
+/// with the right fields (successful writes' records are made in their own transaction,
+/// the rest by the group-commit writer: the fields are the same).
+#[test]
+fn every_request_gets_exactly_one_record_with_its_fields() {
+    let s = TestServer::start();
+    let root = format!("arn:aws:iam::{ACCOUNT}:root");
+    let sm = "secretsmanager.amazonaws.com";
+    let mut seen: Vec<(crate::common::RawResponse, Want)> = Vec::new();
+    let ok = |name: &'static str, read_only: bool, resource: Option<&str>| Want {
+        name,
+        source: sm,
+        read_only: Some(read_only),
+        error: None,
+        decision: Some("Allow"),
+        resource: resource.map(str::to_owned),
+        caller: Some(format!("arn:aws:iam::{ACCOUNT}:root")),
+    };
+    let mut call = |target: &str, body: Value, want: Want| {
+        let r = s.call(target, &body.to_string());
+        seen.push((r, want));
+        seen.last().unwrap().0.json()
+    };
+    let sec = Some(":secret:one/a-");
+    let created = call(
+        "secretsmanager.CreateSecret",
+        json!({"Name": "one/a", "SecretString": MARKER, "Tags": [{"Key": "team", "Value": "x"}]}),
+        ok("CreateSecret", false, sec),
+    );
+    assert!(created["ARN"].is_string(), "{created}");
+    call(
+        "secretsmanager.GetSecretValue",
+        json!({"SecretId": "one/a"}),
+        ok("GetSecretValue", true, sec),
+    );
+    let put = call(
+        "secretsmanager.PutSecretValue",
+        json!({"SecretId": "one/a", "SecretString": MARKER}),
+        ok("PutSecretValue", false, sec),
+    );
+    call(
+        "secretsmanager.DescribeSecret",
+        json!({"SecretId": "one/a"}),
+        ok("DescribeSecret", true, sec),
+    );
+    call(
+        "secretsmanager.UpdateSecret",
+        json!({"SecretId": "one/a", "Description": "d"}),
+        ok("UpdateSecret", false, sec),
+    );
+    call(
+        "secretsmanager.ListSecrets",
+        json!({}),
+        ok("ListSecrets", true, None),
+    );
+    call(
+        "secretsmanager.ListSecretVersionIds",
+        json!({"SecretId": "one/a"}),
+        ok("ListSecretVersionIds", true, sec),
+    );
+    call(
+        "secretsmanager.UpdateSecretVersionStage",
+        json!({"SecretId": "one/a", "VersionStage": "blue", "MoveToVersionId": put["VersionId"]}),
+        ok("UpdateSecretVersionStage", false, sec),
+    );
+    call(
+        "secretsmanager.TagResource",
+        json!({"SecretId": "one/a", "Tags": [{"Key": "k", "Value": "v"}]}),
+        ok("TagResource", false, sec),
+    );
+    call(
+        "secretsmanager.UntagResource",
+        json!({"SecretId": "one/a", "TagKeys": ["k"]}),
+        ok("UntagResource", false, sec),
+    );
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    .to_string();
+    call(
+        "secretsmanager.PutResourcePolicy",
+        json!({"SecretId": "one/a", "ResourcePolicy": policy}),
+        ok("PutResourcePolicy", false, sec),
+    );
+    call(
+        "secretsmanager.GetResourcePolicy",
+        json!({"SecretId": "one/a"}),
+        ok("GetResourcePolicy", true, sec),
+    );
+    call(
+        "secretsmanager.ValidateResourcePolicy",
+        json!({"ResourcePolicy": policy}),
+        ok("ValidateResourcePolicy", true, None),
+    );
+    call(
+        "secretsmanager.DeleteResourcePolicy",
+        json!({"SecretId": "one/a"}),
+        ok("DeleteResourcePolicy", false, sec),
+    );
+    call(
+        "secretsmanager.GetRandomPassword",
+        json!({}),
+        ok("GetRandomPassword", true, None),
+    );
+    call(
+        "secretsmanager.BatchGetSecretValue",
+        json!({"SecretIdList": ["one/a"]}),
+        ok("BatchGetSecretValue", true, None),
+    );
+    call(
+        "secretsmanager.DeleteSecret",
+        json!({"SecretId": "one/a", "RecoveryWindowInDays": 7}),
+        ok("DeleteSecret", false, sec),
+    );
+    call(
+        "secretsmanager.RestoreSecret",
+        json!({"SecretId": "one/a"}),
+        ok("RestoreSecret", false, sec),
+    );
+    // KMS and CloudTrail
+    let kms = |name, read_only, resource: Option<&str>| Want {
+        source: "kms.amazonaws.com",
+        ..ok(name, read_only, resource)
+    };
+    let key = call(
+        "TrentService.CreateKey",
+        json!({"Description": "k"}),
+        kms("CreateKey", false, None),
+    );
+    let key_id = key["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    call(
+        "TrentService.DescribeKey",
+        json!({"KeyId": key_id}),
+        kms("DescribeKey", true, Some(key_id.as_str())),
+    );
+    call(
+        "TrentService.ListKeys",
+        json!({}),
+        kms("ListKeys", true, None),
+    );
+    call(
+        "TrentService.DisableKey",
+        json!({"KeyId": key_id}),
+        kms("DisableKey", false, Some(key_id.as_str())),
+    );
+    call(
+        LOOKUP,
+        json!({"MaxResults": 1}),
+        Want {
+            source: "cloudtrail.amazonaws.com",
+            ..ok("LookupEvents", true, None)
+        },
+    );
+    // failures, after and before authorization
+    let fail = |name, read_only: Option<bool>, code: &str, decision, resource: Option<&str>| Want {
+        name,
+        source: sm,
+        read_only,
+        error: Some(code.to_owned()),
+        decision,
+        resource: resource.map(str::to_owned),
+        caller: Some(root.clone()),
+    };
+    call(
+        "secretsmanager.PutSecretValue",
+        json!({"SecretId": "missing/x", "SecretString": "x"}),
+        fail(
+            "PutSecretValue",
+            Some(false),
+            "ResourceNotFoundException",
+            Some("Allow"),
+            Some(":secret:missing/x"),
+        ),
+    );
+    call(
+        "secretsmanager.CreateSecret",
+        json!({"Name": "one/a", "SecretString": "x"}),
+        fail(
+            "CreateSecret",
+            Some(false),
+            "ResourceExistsException",
+            Some("Allow"),
+            Some(":secret:one/a-"),
+        ),
+    );
+    call(
+        "secretsmanager.CreateSecret",
+        json!({"Name": "bad name!", "SecretString": "x"}),
+        fail(
+            "CreateSecret",
+            Some(false),
+            "InvalidParameterException",
+            None,
+            None,
+        ),
+    );
+    call(
+        "secretsmanager.RotateSecret",
+        json!({"SecretId": "one/a"}),
+        fail("RotateSecret", None, "NotImplementedException", None, None),
+    );
+    // the error codes of these come from the responses
+    let mut raw = |req: Vec<u8>, mut want: Want| {
+        let r = s.raw(&req);
+        assert!(r.status >= 400, "{}: {}", want.name, r.body);
+        want.error = Some(r.error_type());
+        seen.push((r, want));
+    };
+    let unauth = |name: &'static str| Want {
+        name,
+        source: sm,
+        read_only: None,
+        error: None,
+        decision: None,
+        resource: None,
+        caller: None,
+    };
+    // unauthenticated: a wrong secret, an unknown key, no signature at all
+    let bad = Signing {
+        secret: "wrong".into(),
+        ..Signing::default()
+    };
+    raw(
+        signed_request("secretsmanager.ListSecrets", b"{}", bad),
+        unauth("ListSecrets"),
+    );
+    let unknown = Signing {
+        akid: "AKIAUNKNOWNUNKNOWN00".into(),
+        ..Signing::default()
+    };
+    raw(
+        signed_request("secretsmanager.ListSecrets", b"{}", unknown),
+        unauth("ListSecrets"),
+    );
+    raw(
+        b"POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: secretsmanager.ListSecrets\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_vec(),
+        unauth("ListSecrets"),
+    );
+    // malformed: a body that is not JSON (authenticated), an unknown operation, no target,
+    // not a POST, a body over the limit
+    raw(
+        signed_request(
+            "secretsmanager.ListSecrets",
+            b"{not json",
+            Signing::default(),
+        ),
+        Want {
+            read_only: Some(true),
+            caller: Some(root.clone()),
+            ..unauth("ListSecrets")
+        },
+    );
+    raw(
+        signed_request("secretsmanager.Nope", b"{}", Signing::default()),
+        Want {
+            caller: Some(root.clone()),
+            ..unauth("Nope")
+        },
+    );
+    raw(
+        b"POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_vec(),
+        Want { source: "", ..unauth("") },
+    );
+    raw(
+        b"GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n".to_vec(),
+        Want {
+            source: "",
+            ..unauth("")
+        },
+    );
+    let big = vec![b'x'; strongroom::server::MAX_BODY + 1];
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: secretsmanager.PutSecretValue\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        big.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&big);
+    raw(req, unauth("PutSecretValue"));
+
+    let rows = all_records(&s.database_url);
+    for (r, w) in &seen {
+        check_record(&rows, r, w);
+    }
+    // BatchGetSecretValue also made one GetSecretValue event per secret it read
+    let gets = rows
+        .iter()
+        .filter(|r| r.event_name == "GetSecretValue" && r.error_code.is_none())
+        .count();
+    assert_eq!(gets, 2);
+    // a successful write's record carries its response elements (identifiers only)
+    let put_rec = &records_of(&rows, &request_id(&seen[2].0))[0].1;
+    assert_eq!(put_rec["responseElements"]["name"], "one/a");
+    assert!(put_rec["responseElements"].get("versionId").is_none());
+    // nothing else was recorded: one record per request, plus the batch's per-secret one
+    assert_eq!(rows.len(), seen.len() + 1);
+    let store = Store::open(&s.database_url).unwrap();
+    assert!(verify_store(&store, &VerifyOptions::default())
+        .unwrap()
+        .first_finding()
+        .is_none());
+}
+
+/// A denial is recorded once, with the caller, the resource and the deciding policy.
+#[tokio::test]
+async fn denials_are_recorded_with_the_deciding_policy() {
+    let (_d, dir) = crate::common::example_policies();
+    let s = TestServer::start_with_policies(&dir);
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "other/db", "SecretString": "o"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (akid, secret) = crate::common::mint(&s, &dir, "alice");
+    let as_alice = Signing {
+        akid,
+        secret,
+        ..Signing::default()
+    };
+    let denied = s.call_signed(
+        "secretsmanager.PutSecretValue",
+        &json!({"SecretId": "other/db", "SecretString": "x"}).to_string(),
+        as_alice.clone(),
+    );
+    assert_eq!(
+        denied.error_type(),
+        "AccessDeniedException",
+        "{}",
+        denied.body
+    );
+    let rows = all_records(&s.database_url);
+    let alice = format!("arn:aws:iam::{ACCOUNT}:user/engineering/alice");
+    check_record(
+        &rows,
+        &denied,
+        &Want {
+            name: "PutSecretValue",
+            source: "secretsmanager.amazonaws.com",
+            read_only: Some(false),
+            error: Some("AccessDeniedException".into()),
+            decision: Some("ImplicitDeny"),
+            resource: Some(":secret:other/db-".into()),
+            caller: Some(alice),
+        },
+    );
+    let v = &records_of(&rows, &request_id(&denied))[0].1;
+    assert_eq!(v["userIdentity"]["type"], "IAMUser");
+    assert_eq!(v["userIdentity"]["userName"], "alice");
+    assert_eq!(
+        v["authorization"]["reason"], "NotAllowedBy(Identity)",
+        "{v}"
+    );
+    let rows = Store::open(&s.database_url)
+        .unwrap()
+        .read_blocking(|tx| {
+            Ok(tx.query_audit(&AuditFilter {
+                denied_only: true,
+                limit: 100,
+                ..AuditFilter::default()
+            })?)
+        })
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "`audit query --denied` finds the implicit denial"
+    );
+}

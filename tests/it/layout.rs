@@ -136,6 +136,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         purge_interval_secs: 60,
         policies: None,
         trusted_proxies: vec![],
+        audit_retention: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -137,6 +137,7 @@ async fn two_servers_one_postgres() {
             purge_interval_secs: 1,
             policies: None,
             trusted_proxies: vec![],
+            audit_retention: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

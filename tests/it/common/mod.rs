@@ -116,6 +116,7 @@ impl TestServer {
             purge_interval_secs: 1,
             policies,
             trusted_proxies: vec![],
+            audit_retention: None,
         };
         // SAFETY of the env: every test server uses the same bootstrap pair.
         std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
