@@ -322,6 +322,9 @@ impl Pipeline {
         }
         let cred = if parsed.access_key_id.starts_with("ASIA") {
             self.session_credential(head, &parsed.access_key_id)?
+        } else if head.header("x-amz-security-token").is_some() {
+            // A long-term key with a session token is not a credential AWS accepts.
+            return Err(AuthError::UnknownKey.into());
         } else {
             self.credential(&parsed.access_key_id).await?
         };
@@ -1088,7 +1091,11 @@ impl Pipeline {
 
     /// A secret's resource policy, compiled once per distinct text.
     fn compiled_resource_policy(&self, arn: &str, text: &str) -> Option<Arc<policy::Policy>> {
-        self.compiled(text, policy::PolicyType::Resource, (arn, ":resource-policy"))
+        self.compiled(
+            text,
+            policy::PolicyType::Resource,
+            (arn, ":resource-policy"),
+        )
     }
 
     /// `text` compiled as a `kind` policy labelled `label.0 + label.1`, from the cache when

@@ -147,6 +147,28 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
         )
     );
 
+    // the policy simulator sees the same SCPs (and says so in OrganizationsDecisionDetail)
+    let sim = |user: &str, action: &str| {
+        let form = format!(
+            "Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A{MEMBER}%3Auser%2F{user}&ActionNames.member.1=secretsmanager%3A{action}&ResourceArns.member.1={}",
+            arn.replace(':', "%3A").replace('/', "%2F")
+        );
+        s.raw(&crate::common::signed_query(
+            &form,
+            crate::common::Signing {
+                service: "iam".into(),
+                ..crate::common::Signing::default()
+            },
+        ))
+    };
+    let r = sim("dev", "DeleteSecret");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<EvalDecision>explicitDeny</EvalDecision>"), "{}", r.body);
+    assert!(r.body.contains("<AllowedByOrganizations>false</AllowedByOrganizations>"), "{}", r.body);
+    let r = sim("dev", "GetSecretValue");
+    assert!(r.body.contains("<EvalDecision>allowed</EvalDecision>"), "{}", r.body);
+    assert!(r.body.contains("<AllowedByOrganizations>true</AllowedByOrganizations>"), "{}", r.body);
+
     // the management account: SCPs never apply to it
     ops.create_secret()
         .name("mgmt/db")

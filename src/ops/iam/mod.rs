@@ -196,6 +196,10 @@ fn simulate(
         set.boundary = boundaries.into_iter().next();
         (subject, "iam:SimulateCustomPolicy", "*".to_owned())
     };
+    // The principal's organization SCPs take part, as on AWS (OrganizationsDecisionDetail).
+    if principal_mode && dir.management_account.as_deref() != Some(subject.account_id.as_str()) {
+        set.scp = dir.scp_groups.get(&subject.account_id).cloned();
+    }
     if let Some(text) = form.get("ResourcePolicy") {
         set.resource = Some(Arc::new(
             Policy::parse(text, PolicyType::Resource)
@@ -241,6 +245,15 @@ fn simulate(
                 ctx = ctx.with(k, v.iter().map(String::as_str));
             }
             let d = policy::authorize(&ctx, &set);
+            let org = if set.scp.is_some() {
+                let by_scp = d.decided_by() == Some(PolicyType::Scp) && !d.is_allowed();
+                format!(
+                    "        <OrganizationsDecisionDetail>\n          <AllowedByOrganizations>{}</AllowedByOrganizations>\n        </OrganizationsDecisionDetail>\n",
+                    !by_scp
+                )
+            } else {
+                String::new()
+            };
             let mut matched = String::new();
             for m in &d.deciding {
                 matched.push_str(&format!(
@@ -250,7 +263,7 @@ fn simulate(
                 ));
             }
             members.push_str(&format!(
-                "      <member>\n        <EvalActionName>{}</EvalActionName>\n        <EvalResourceName>{}</EvalResourceName>\n        <EvalDecision>{}</EvalDecision>\n        <MatchedStatements>\n{matched}        </MatchedStatements>\n        <MissingContextValues/>\n      </member>\n",
+                "      <member>\n        <EvalActionName>{}</EvalActionName>\n        <EvalResourceName>{}</EvalResourceName>\n        <EvalDecision>{}</EvalDecision>\n        <MatchedStatements>\n{matched}        </MatchedStatements>\n        <MissingContextValues/>\n{org}      </member>\n",
                 xml_escape(action),
                 xml_escape(resource),
                 decision_word(&d),
