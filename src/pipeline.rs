@@ -33,6 +33,9 @@ pub struct Pipeline {
     policies: Arc<Mutex<PolicyCache>>,
     signing_keys: Arc<SigningKeyCache>,
     credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
+    /// A shared lock on the master key file's lock file, held while this server runs so
+    /// that `master-key rotate` refuses to run beside it.
+    pub master_key_lock: Option<Arc<std::fs::File>>,
 }
 
 /// An access key as stored: its secret, owner and status (the principal is built per
@@ -85,6 +88,7 @@ impl Pipeline {
             policies: Arc::new(Mutex::new(HashMap::new())),
             signing_keys: Arc::new(SigningKeyCache::new()),
             credentials: Arc::new(Mutex::new(HashMap::new())),
+            master_key_lock: None,
         }
     }
 
@@ -1139,7 +1143,7 @@ impl Pipeline {
             cache.clear();
         }
         let bucket = cache.entry(key).or_default();
-        if !bucket.iter().any(|e| same(e)) {
+        if !bucket.iter().any(same) {
             bucket.push(CachedPolicy {
                 kind,
                 label,

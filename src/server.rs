@@ -371,7 +371,37 @@ fn bench_audit_off() -> bool {
 }
 
 /// Build the pipeline for a config (opens the store, bootstraps credentials).
+/// The lock file beside the master key: servers hold it shared, a rotation exclusively.
+fn master_key_lock_path(master_key_file: &Path) -> std::path::PathBuf {
+    let mut name = master_key_file.as_os_str().to_owned();
+    name.push(".lock");
+    std::path::PathBuf::from(name)
+}
+
+fn open_master_key_lock(master_key_file: &Path) -> Result<std::fs::File, String> {
+    let path = master_key_lock_path(master_key_file);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))
+}
+
 pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
+    std::fs::create_dir_all(&cfg.store.data_dir).map_err(|e| {
+        format!(
+            "cannot create data dir `{}`: {e}",
+            cfg.store.data_dir.display()
+        )
+    })?;
+    let lock = open_master_key_lock(&cfg.store.master_key_file)?;
+    if let Err(e) = lock.try_lock_shared() {
+        return Err(format!(
+            "a master-key rotation is running on `{}` ({e}); start the server when it has finished",
+            cfg.store.master_key_file.display()
+        ));
+    }
     let (store, keyring) = open(&cfg.store)?;
     bootstrap_root(&store, &keyring, cfg)?;
     let auditor = if bench_audit_off() {
@@ -395,18 +425,23 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         format!("the policies directory has errors:\n{}", lines.join("\n"))
     })?;
-    Ok(Pipeline::new(
-        ctx,
-        auditor,
-        cfg.regions.clone(),
-        Arc::new(identities),
-    ))
+    let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), Arc::new(identities));
+    pipeline.master_key_lock = Some(Arc::new(lock));
+    Ok(pipeline)
 }
 
 /// Run the server until it is stopped. `on_bound` gets the bound address (tests use port 0).
 pub async fn run(
     cfg: ServeConfig,
     on_bound: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), String> {
+    run_with_handle(cfg, |addr, _| on_bound(addr)).await
+}
+
+/// [`run`], also handing out the server's handle (to stop it: tests, embedders).
+pub async fn run_with_handle(
+    cfg: ServeConfig,
+    on_bound: impl FnOnce(std::net::SocketAddr, actix_web::dev::ServerHandle),
 ) -> Result<(), String> {
     let pipeline = build(&cfg)?;
     let purge_pipeline = pipeline.clone();
@@ -448,11 +483,13 @@ pub async fn run(
             .bind(&cfg.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
     };
-    if let Some(addr) = server.addrs().first() {
+    let addr = server.addrs().first().copied();
+    let running = server.run();
+    if let Some(addr) = addr {
         tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");
-        on_bound(*addr);
+        on_bound(addr, running.handle());
     }
-    let result = server.run().await.map_err(|e| e.to_string());
+    let result = running.await.map_err(|e| e.to_string());
     // Commit what is pending and sign a digest of the tail before exiting.
     if let Err(e) = auditor.flush().await {
         tracing::error!("audit flush at shutdown failed: {e:?}");
@@ -463,6 +500,15 @@ pub async fn run(
 /// `strongroom master-key rotate`: add a new master key, re-wrap every row, retire the old key
 /// (it only opens the STS session tokens it sealed, until the longest session has expired).
 pub fn rotate_master_key(cfg: &StoreConfig) -> Result<usize, String> {
+    // A running server keeps sealing with the key it loaded: rotating beside it would leave
+    // rows under a key that is then retired. Its shared lock makes this refuse.
+    let lock = open_master_key_lock(&cfg.master_key_file)?;
+    if let Err(e) = lock.try_lock() {
+        return Err(format!(
+            "the master key `{}` is in use by a running server ({e}); stop every server using it, then rotate",
+            cfg.master_key_file.display()
+        ));
+    }
     let mut master = MasterKeyring::load(&cfg.master_key_file).map_err(|e| e.to_string())?;
     master.add_new_active();
     // 1. the file holds old and new keys: every row stays readable whatever happens next.

@@ -1253,27 +1253,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
             export_dir: export_dir.clone(),
         }),
     };
-    std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
-    std::env::set_var("STRONGROOM_ROOT_SECRET_ACCESS_KEY", crate::common::SECRET);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let sys = actix_web::rt::System::new();
-        let r = sys.block_on(strongroom::server::run(cfg, |a| {
-            let _ = tx.send(Ok(a));
-        }));
-        if let Err(e) = r {
-            let _ = tx.send(Err(e));
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap().unwrap();
-    (
-        TestServer {
-            addr,
-            dir,
-            database_url,
-        },
-        export_dir,
-    )
+    (TestServer::launch(cfg, dir, database_url), export_dir)
 }
 
 /// Retention at serve time: old records go to the export directory and are deleted under a

@@ -723,7 +723,7 @@ fn restart_on(first: &TestServer, policies: &Path) -> std::net::SocketAddr {
 #[tokio::test]
 async fn master_key_rotation_keeps_live_sessions_until_they_expire() {
     let (_t, dir) = example_policies();
-    let s = TestServer::start_with_policies(&dir);
+    let mut s = TestServer::start_with_policies(&dir);
     s.client()
         .create_secret()
         .name("payments/db")
@@ -750,6 +750,10 @@ async fn master_key_rotation_keeps_live_sessions_until_they_expire() {
     );
 
     let cfg = s.store_config();
+    // refused while a server uses the key, then done with the server stopped
+    let e = strongroom::server::rotate_master_key(&cfg).unwrap_err();
+    assert!(e.contains("in use by a running server"), "{e}");
+    s.stop();
     strongroom::server::rotate_master_key(&cfg).unwrap();
     let ring = strongroom::crypto::master::MasterKeyring::load(&cfg.master_key_file).unwrap();
     assert_eq!(ring.ids(), vec![2], "rows need only the new key");

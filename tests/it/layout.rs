@@ -56,7 +56,7 @@ fn module_boundaries_hold() {
 
 #[tokio::test]
 async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
-    let s = TestServer::start();
+    let mut s = TestServer::start();
     let c = s.client();
     c.create_secret()
         .name("marked")
@@ -122,6 +122,8 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         master_key_file: s.data_dir().join("master.key"),
     };
     let before = std::fs::read(&cfg.master_key_file).unwrap();
+    // servers are stopped for a rotation (a running one refuses it: see identity.rs)
+    s.stop();
     let resealed = strongroom::server::rotate_master_key(&cfg).unwrap();
     assert!(resealed >= 2, "{resealed}");
     assert_ne!(before, std::fs::read(&cfg.master_key_file).unwrap());

@@ -25,6 +25,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub database_url: String,
+    /// The server's handle and thread, for [`TestServer::stop`].
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The base PostgreSQL URL from the test command, if any.
@@ -118,20 +121,25 @@ impl TestServer {
             trusted_proxies: vec![],
             audit_retention: None,
         };
+        Self::launch(cfg, dir, database_url)
+    }
+
+    /// Run a server with `cfg` (its data under `dir`) on a thread of its own.
+    pub fn launch(cfg: ServeConfig, dir: tempfile::TempDir, database_url: String) -> Self {
         // SAFETY of the env: every test server uses the same bootstrap pair.
         std::env::set_var("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID);
         std::env::set_var("STRONGROOM_ROOT_SECRET_ACCESS_KEY", SECRET);
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let sys = actix_web::rt::System::new();
-            let r = sys.block_on(strongroom::server::run(cfg, |a| {
-                let _ = tx.send(Ok(a));
+            let r = sys.block_on(strongroom::server::run_with_handle(cfg, |a, h| {
+                let _ = tx.send(Ok((a, h)));
             }));
             if let Err(e) = r {
                 let _ = tx.send(Err(e));
             }
         });
-        let addr = rx
+        let (addr, handle) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("server did not start")
             .expect("server failed to start");
@@ -139,6 +147,17 @@ impl TestServer {
             addr,
             dir,
             database_url,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop the server (its data stays), as an operator stops the process.
+    pub fn stop(&mut self) {
+        // The stop command is sent when `stop` is called; its future only awaits completion.
+        drop(self.handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
         }
     }
 
