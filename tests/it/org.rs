@@ -163,11 +163,29 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
     };
     let r = sim("dev", "DeleteSecret");
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(r.body.contains("<EvalDecision>explicitDeny</EvalDecision>"), "{}", r.body);
-    assert!(r.body.contains("<AllowedByOrganizations>false</AllowedByOrganizations>"), "{}", r.body);
+    assert!(
+        r.body.contains("<EvalDecision>explicitDeny</EvalDecision>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<AllowedByOrganizations>false</AllowedByOrganizations>"),
+        "{}",
+        r.body
+    );
     let r = sim("dev", "GetSecretValue");
-    assert!(r.body.contains("<EvalDecision>allowed</EvalDecision>"), "{}", r.body);
-    assert!(r.body.contains("<AllowedByOrganizations>true</AllowedByOrganizations>"), "{}", r.body);
+    assert!(
+        r.body.contains("<EvalDecision>allowed</EvalDecision>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("<AllowedByOrganizations>true</AllowedByOrganizations>"),
+        "{}",
+        r.body
+    );
 
     // the management account: SCPs never apply to it
     ops.create_secret()
