@@ -289,7 +289,12 @@ async fn tampered_forged_cross_bound_replayed_and_orphaned_sessions_are_refused(
         // session one's key id with session two's secret and token
         ("another session's secret", &ak1, &sk2, Some(st2.clone())),
         // a long-term key with a (valid) session token: AWS refuses the pair
-        ("a long-term key with a session token", &akid, &secret, Some(st1.clone())),
+        (
+            "a long-term key with a session token",
+            &akid,
+            &secret,
+            Some(st1.clone()),
+        ),
     ];
     for (what, a, k, token) in &cases {
         let r = who(a, k, token.clone(), now);
