@@ -912,6 +912,9 @@ impl Pipeline {
             };
             if in_org(&principal.account_id) {
                 rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
+                if let Some(path) = dir.org_paths.get(&principal.account_id) {
+                    rctx = rctx.with("aws:PrincipalOrgPaths", [path.as_str()]);
+                }
             }
             if resolved.arn != "*" && in_org(&resolved.account) {
                 rctx = rctx.with("aws:ResourceOrgID", [org.as_str()]);

@@ -738,6 +738,7 @@ fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
         }
     }
     let mut seen = BTreeSet::new();
+    let mut ids = vec![Some(org.id.clone())];
     walk_org(
         l,
         file,
@@ -745,6 +746,7 @@ fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
         &org.root,
         &scps,
         &mut vec![],
+        &mut ids,
         dir,
         &mut seen,
     );
@@ -789,9 +791,42 @@ fn walk_org(
     node: &OrgUnitFile,
     scps: &BTreeMap<String, Arc<PolicyDoc>>,
     levels: &mut Vec<Vec<Arc<PolicyDoc>>>,
+    ids: &mut Vec<Option<String>>,
     dir: &mut Directory,
     seen: &mut BTreeSet<String>,
 ) {
+    let root = levels.is_empty();
+    if let Some(id) = &node.id {
+        let ok = if root {
+            id.strip_prefix("r-")
+                .is_some_and(|r| (4..=32).contains(&r.len()) && lower_alnum(r))
+        } else {
+            id.strip_prefix("ou-").is_some_and(|r| {
+                r.split_once('-').is_some_and(|(a, b)| {
+                    (4..=32).contains(&a.len())
+                        && (8..=32).contains(&b.len())
+                        && lower_alnum(a)
+                        && lower_alnum(b)
+                })
+            })
+        };
+        if !ok {
+            l.err(
+                file,
+                &format!("{path}.Id"),
+                if root {
+                    "a root id is `r-` and 4-32 lowercase letters or digits"
+                } else {
+                    "an OU id is `ou-`, 4-32 lowercase letters or digits, `-`, and 8-32 more"
+                },
+            );
+        }
+    }
+    ids.push(node.id.clone());
+    let org_path: Option<String> = ids
+        .iter()
+        .map(|i| i.as_deref().map(|i| format!("{i}/")))
+        .collect();
     let mut here = vec![];
     for (i, name) in node.policies.iter().enumerate() {
         match scps.get(name) {
@@ -833,6 +868,9 @@ fn walk_org(
         let mut chain = levels.clone();
         chain.push(own);
         dir.scps.insert(a.account_id.clone(), chain);
+        if let Some(p) = &org_path {
+            dir.org_paths.insert(a.account_id.clone(), p.clone());
+        }
     }
     for (i, ou) in node.organizational_units.iter().enumerate() {
         walk_org(
@@ -842,9 +880,16 @@ fn walk_org(
             ou,
             scps,
             levels,
+            ids,
             dir,
             seen,
         );
     }
     levels.pop();
+    ids.pop();
+}
+
+fn lower_alnum(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }

@@ -130,6 +130,8 @@ pub struct Directory {
     pub managed: BTreeMap<String, Arc<PolicyDoc>>,
     /// Organization id, when an organization is declared.
     pub org_id: Option<String>,
+    /// `aws:PrincipalOrgPaths` of each account placed under nodes that all declare an id.
+    pub org_paths: BTreeMap<String, String>,
     /// SCPs applying to each account, one inner list per level (root → OUs → account).
     pub scps: BTreeMap<String, Vec<Vec<Arc<PolicyDoc>>>>,
     /// The same, compiled and indexed per level.

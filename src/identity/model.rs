@@ -116,6 +116,11 @@ pub struct OrganizationFile {
 pub struct OrgUnitFile {
     #[serde(default)]
     pub name: Option<String>,
+    /// The node's id as AWS Organizations shows it (`r-…` for the root, `ou-…-…` for an
+    /// OU). Optional; when every node above an account has one, its principals carry
+    /// `aws:PrincipalOrgPaths` (`o-…/r-…/ou-…/`).
+    #[serde(default)]
+    pub id: Option<String>,
     /// Names of files under `organization/scps/` (without `.json`) attached here.
     #[serde(default)]
     pub policies: Vec<String>,

@@ -9,6 +9,8 @@ use crate::common::{code, example_policies, message, TestServer};
 const ORG: &str = "o-strongroomtest1";
 const MEMBER: &str = "444455556666";
 const OUTSIDER: &str = "777788889999";
+/// A member account placed at the organization's root, outside every OU.
+const AT_ROOT: &str = "555566667777";
 
 /// A user with full Secrets Manager rights and kms:Decrypt (identity side never the limit).
 fn power_user(dir: &Path, account: &str, name: &str) {
@@ -40,6 +42,7 @@ fn add_org(dir: &Path) {
     power_user(dir, "111122223333", "ops");
     power_user(dir, MEMBER, "dev");
     power_user(dir, OUTSIDER, "stranger");
+    power_user(dir, AT_ROOT, "admin");
     let org = dir.join("organization");
     std::fs::create_dir_all(org.join("scps")).unwrap();
     std::fs::write(
@@ -64,9 +67,9 @@ fn add_org(dir: &Path) {
         org.join("organization.json"),
         format!(
             r#"{{"Id":"{ORG}","ManagementAccount":"111122223333",
-                "Root":{{"Name":"Root","Policies":["FullAWSAccess","deny-delete"],
-                  "Accounts":[{{"AccountId":"111122223333"}}],
-                  "OrganizationalUnits":[{{"Name":"workloads",
+                "Root":{{"Name":"Root","Id":"r-ab12","Policies":["FullAWSAccess","deny-delete"],
+                  "Accounts":[{{"AccountId":"111122223333"}},{{"AccountId":"{AT_ROOT}"}}],
+                  "OrganizationalUnits":[{{"Name":"workloads","Id":"ou-ab12-workload1",
                     "Accounts":[{{"AccountId":"{MEMBER}","Policies":["secrets-read-create"]}}]}}]}}}}"#
         ),
     )
@@ -315,6 +318,41 @@ async fn principal_org_id_shares_a_secret_with_the_organization_only() {
         "{}",
         message(&e)
     );
+
+    // aws:PrincipalOrgPaths: only principals under the `workloads` OU
+    let by_path = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"*"}},
+            "Action":"secretsmanager:GetSecretValue","Resource":"*",
+            "Condition":{{"ForAnyValue:StringLike":{{"aws:PrincipalOrgPaths":"{ORG}/r-ab12/ou-ab12-workload1/*"}}}}}}]}}"#
+    );
+    root.put_resource_policy()
+        .secret_id(&arn)
+        .resource_policy(by_path)
+        .block_public_policy(false)
+        .send()
+        .await
+        .unwrap();
+    assert!(dev.get_secret_value().secret_id(&arn).send().await.is_ok());
+    // a member account at the root, outside the OU: in the organization, not on the path
+    let admin = client_for(&s, &dir, AT_ROOT, "admin");
+    let e = admin
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "AccessDeniedException", "{}", message(&e));
+    assert!(
+        message(&e).contains("because no resource-based policy allows"),
+        "{}",
+        message(&e)
+    );
+    assert!(stranger
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .is_err());
 }
 
 #[test]
@@ -326,7 +364,7 @@ fn organization_files_are_validated() {
         &org,
         format!(
             r#"{{"Id":"o-BAD","ManagementAccount":"12",
-                "Root":{{"Policies":["missing"],
+                "Root":{{"Id":"root-1","Policies":["missing"],
                   "Accounts":[{{"AccountId":"{MEMBER}"}},{{"AccountId":"{MEMBER}"}},{{"AccountId":"x"}}]}}}}"#
         ),
     )
@@ -338,6 +376,7 @@ fn organization_files_are_validated() {
         "organization.json: $.Root.Policies[0]",
         "organization.json: $.Root.Accounts[1]",
         "organization.json: $.Root.Accounts[2].AccountId",
+        "organization.json: $.Root.Id",
     ] {
         assert!(err.contains(want), "{want}: {err}");
     }
