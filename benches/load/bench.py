@@ -15,6 +15,18 @@ Runs, with wrk at the same connection count and duration for every HTTP row:
 RSS: the server's VmRSS (from /proc) sampled during the get run, after seeding SECRETS
 secrets with VERSIONS versions of 1 KB each.
 
+Principals: the server gets a generated policies directory (--policies) declaring one user,
+bench-reader, with an inline identity policy of 10 statements (allows, denies, conditions on
+tags, source IP and KMS's via-service), and every secret gets a 2-statement resource policy
+(PutResourcePolicy at seeding). Root seeds; every measured strongroom request is signed with
+bench-reader's access key (minted with `strongroom access-key create`), so each one runs
+the full evaluation: identity statements, resource policy, tags as condition keys.
+
+Audit: "get" runs with durable audit (every request's record committed before its response);
+"get, audit off" restarts the same server on the same data with the benchmark-only
+environment variable STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1 (records nothing) to measure
+what durable audit costs.
+
 Requests are signed ahead of time with botocore's SigV4Auth (a signature stays valid for 15
 minutes), put into a generated wrk Lua script that picks one at random for every request.
 """
@@ -42,7 +54,13 @@ from botocore.credentials import Credentials
 AKID = "AKIABENCHROOT0000001"
 SECRET = "bench/secret/key/for/benchmarks/0000000"
 REGION = "us-east-1"
+ACCOUNT = "000000000000"
+USER = "bench-reader"
+USER_ARN = f"arn:aws:iam::{ACCOUNT}:user/{USER}"
+NO_AUDIT_ENV = "STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT"
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The measured requests' credentials (bench-reader's key once minted; root until then).
+CALLER = {"akid": AKID, "secret": SECRET}
 
 
 def log(msg):
@@ -89,6 +107,84 @@ def value_of(i, v):
     return head + ("x" * (1024 - len(head) - 2)) + '"}'
 
 
+# ---------------------------------------------------------------------------- principals
+
+SM = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
+
+# bench-reader's inline identity policy: 10 statements, as a real application's might read.
+IDENTITY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "ReadAppSecrets", "Effect": "Allow",
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+         "Resource": f"{SM}bench/*"},
+        {"Sid": "BatchRead", "Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue",
+         "Resource": "*"},
+        {"Sid": "List", "Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"},
+        {"Sid": "RotateOwnTeam", "Effect": "Allow", "Action": "secretsmanager:PutSecretValue",
+         "Resource": f"{SM}bench/*",
+         "Condition": {"StringLike": {"aws:ResourceTag/team": "app*"}}},
+        {"Sid": "SharedProd", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": f"{SM}shared/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}},
+        {"Sid": "DescribeByTag", "Effect": "Allow",
+         "Action": ["secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds"],
+         "Resource": "*", "Condition": {"StringLike": {"aws:ResourceTag/team": "app*"}}},
+        {"Sid": "DecryptViaSecretsManager", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": "*",
+         "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}}},
+        {"Sid": "NoDestruction", "Effect": "Deny",
+         "Action": ["secretsmanager:DeleteSecret", "secretsmanager:PutResourcePolicy",
+                    "secretsmanager:DeleteResourcePolicy"],
+         "Resource": "*"},
+        {"Sid": "WritesFromInside", "Effect": "Deny",
+         "Action": ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret"],
+         "Resource": "*",
+         "Condition": {"NotIpAddress": {"aws:SourceIp": ["127.0.0.0/8", "10.0.0.0/8"]}}},
+        {"Sid": "NoRestricted", "Effect": "Deny", "Action": "secretsmanager:*",
+         "Resource": f"{SM}bench/restricted/*"},
+    ],
+}
+
+
+def resource_policy():
+    """Each secret's resource policy: 2 statements."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AppReads", "Effect": "Allow", "Principal": {"AWS": USER_ARN},
+             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+             "Resource": "*"},
+            {"Sid": "OnlyThisAccount", "Effect": "Deny", "Principal": "*",
+             "Action": "secretsmanager:*", "Resource": "*",
+             "Condition": {"StringNotEquals": {"aws:PrincipalAccount": ACCOUNT}}},
+        ],
+    })
+
+
+def write_policies(root):
+    """The server's principals-as-code directory: one account, one user."""
+    acct = os.path.join(root, "accounts", ACCOUNT)
+    os.makedirs(os.path.join(acct, "users"), exist_ok=True)
+    with open(os.path.join(acct, "account.json"), "w") as f:
+        json.dump({"AccountId": ACCOUNT, "Alias": "bench"}, f)
+    with open(os.path.join(acct, "users", f"{USER}.json"), "w") as f:
+        json.dump({"UserName": USER, "Tags": {"team": "app01"},
+                   "InlinePolicies": {"bench-app": IDENTITY_POLICY}}, f, indent=1)
+    return root
+
+
+def mint_user_key(args, data_dir, database_url=None):
+    """bench-reader's access key, from the CLI (the same data dir / database as the server)."""
+    cmd = [args.bin, "access-key", "create", "--data-dir", data_dir, "--policies", args.policies,
+           "--account", ACCOUNT, "--user", USER]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    k = json.loads(out)
+    return {"akid": k["AccessKeyId"], "secret": k["SecretAccessKey"]}
+
+
 # ----------------------------------------------------------------------------- signing
 
 
@@ -104,8 +200,10 @@ def lua_str(b):
     return '"' + "".join(out) + '"'
 
 
-def signed_raw(port, target, body, service="secretsmanager", akid=AKID, secret=SECRET):
-    """A complete HTTP/1.1 request (bytes), signed now."""
+def signed_raw(port, target, body, service="secretsmanager", akid=None, secret=None):
+    """A complete HTTP/1.1 request (bytes), signed now (as CALLER unless told)."""
+    akid = akid or CALLER["akid"]
+    secret = secret or CALLER["secret"]
     host = f"127.0.0.1:{port}"
     data = json.dumps(body, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target, "Host": host}
@@ -253,15 +351,19 @@ def client(port, pool=16):
     )
 
 
-def seed(port, count, versions, threads=12):
-    """Create `count` secrets with `versions` versions each (1 KB values), in parallel."""
+def seed(port, count, versions, threads=12, policies=True):
+    """Create `count` secrets with `versions` versions each (1 KB values) and (with
+    `policies`) a 2-statement resource policy each, in parallel, as root."""
     c = client(port, pool=threads)
     done = [0]
     lock = threading.Lock()
+    rp = resource_policy()
 
     def one(i):
         c.create_secret(Name=name_of(i), SecretString=value_of(i, 1), Description=f"bench secret {i}",
                         Tags=[{"Key": "team", "Value": f"app{i % 100:02d}"}])
+        if policies:
+            c.put_resource_policy(SecretId=name_of(i), ResourcePolicy=rp)
         for v in range(2, versions + 1):
             c.put_secret_value(SecretId=name_of(i), SecretString=value_of(i, v))
         with lock:
@@ -361,14 +463,18 @@ def profile(pid, port, reqs, args, tmp):
     return top
 
 
-def start_strongroom(args, data_dir, port, database_url=None):
+def start_strongroom(args, data_dir, port, database_url=None, audit=True):
     env = dict(os.environ)
     env.update({
         "STRONGROOM_ROOT_ACCESS_KEY_ID": AKID,
         "STRONGROOM_ROOT_SECRET_ACCESS_KEY": SECRET,
         "STRONGROOM_LOG": "warn",
     })
-    cmd = [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    env.pop(NO_AUDIT_ENV, None)
+    if not audit:
+        env[NO_AUDIT_ENV] = "1"  # benchmark-only: the server records nothing
+    cmd = [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+           "--policies", args.policies]
     if database_url:
         cmd += ["--database-url", database_url]
     logf = open(os.path.join(data_dir, "server.log"), "ab")
@@ -427,12 +533,13 @@ def moto_run(args, tmp):
     proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=logf, stderr=logf)
     try:
         wait_port(port, proc)
-        t = seed(port, args.moto_secrets, 1, threads=8)
+        t = seed(port, args.moto_secrets, 1, threads=8, policies=False)
         log(f"moto: seeded {args.moto_secrets} secrets in {t:.0f}s")
         import random
 
         rng = random.Random(3)
-        reqs = [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(rng.randrange(args.moto_secrets))})
+        reqs = [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(rng.randrange(args.moto_secrets))},
+                           akid=AKID, secret=SECRET)
                 for _ in range(args.distinct)]
         return run_set("moto get", port, reqs, args, tmp, rss_pid=proc.pid)
     finally:
@@ -469,6 +576,7 @@ def main():
     ap.add_argument("--profile", type=int, default=1, help="perf profile of an extra get run (1/0)")
     args = ap.parse_args()
     tmp = args.tmp
+    args.policies = write_policies(os.path.join(tmp, "policies"))
     rows = {}
     load0 = os.getloadavg()
 
@@ -482,7 +590,7 @@ def main():
     finally:
         stop(hello)
 
-    # 2. strongroom on SQLite
+    # 2. strongroom on SQLite: seed as root, then every measured request as bench-reader
     data = os.path.join(tmp, "sqlite")
     os.makedirs(data)
     port = free_port()
@@ -490,11 +598,27 @@ def main():
     try:
         t = seed(port, args.secrets, args.versions)
         idle = rss_mb(sr.pid)
-        log(f"sqlite: seeded {args.secrets} secrets x {args.versions} versions in {t:.0f}s "
-            f"({args.secrets * args.versions / t:.0f} writes/s via boto3); RSS idle {idle:.0f} MB")
+        log(f"sqlite: seeded {args.secrets} secrets x {args.versions} versions (+ a resource policy each) "
+            f"in {t:.0f}s ({args.secrets * (args.versions + 1) / t:.0f} writes/s via boto3); RSS idle {idle:.0f} MB")
         rows["seed"] = {"seconds": t, "rss_idle": idle}
+        CALLER.update(mint_user_key(args, data))
+        log(f"measured requests are signed as {USER_ARN} ({CALLER['akid']})")
         get, batch, put = request_sets(port, args, args.secrets)
         rows["get"] = run_set("get", port, get, args, tmp, rss_pid=sr.pid)
+    finally:
+        stop(sr)
+    # the same data, served with audit writing off (benchmark-only switch)
+    port = free_port()
+    sr = start_strongroom(args, data, port, audit=False)
+    try:
+        get, _, _ = request_sets(port, args, args.secrets)
+        rows["get_noaudit"] = run_set("get, audit off", port, get, args, tmp, rss_pid=sr.pid)
+    finally:
+        stop(sr)
+    port = free_port()
+    sr = start_strongroom(args, data, port)
+    try:
+        get, batch, put = request_sets(port, args, args.secrets)
         rows["batch"] = run_set("batch", port, batch, args, tmp, rss_pid=sr.pid)
         if args.profile:
             rows["profile"] = profile(sr.pid, port, get, args, tmp)
@@ -518,6 +642,7 @@ def main():
         try:
             t = seed(port, args.pg_secrets, args.pg_versions)
             log(f"postgres: seeded {args.pg_secrets} secrets x {args.pg_versions} versions in {t:.0f}s")
+            CALLER.update(mint_user_key(args, data, args.pg_url))
             get, _, put = request_sets(port, args, args.pg_secrets)
             rows["pg_get"] = run_set("pg get", port, get, args, tmp, rss_pid=sr.pid)
             rows["pg_put"] = run_set("pg put", port, put, args, tmp, rss_pid=sr.pid, warmup=False)
@@ -535,28 +660,33 @@ def main():
                  f"{args.secrets} secrets x {args.versions} versions of 1 KB on SQLite; {os.cpu_count()} CPUs; "
                  f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
     lines.append("")
-    lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx | server CPU | fsyncs/s |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx | server CPU | CPU µs/request | fsyncs/s |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
 
     def row(label, r):
         if r is None:
             return
         cpu = "-" if r.get("cpu") is None else f"{100 * r['cpu']:.0f}%"
+        per = "-" if r.get("cpu") is None or not r["rps"] else f"{1e6 * r['cpu'] / r['rps']:.0f}"
         sy = "-" if r.get("syncs_per_s") is None else f"{r['syncs_per_s']:.0f}"
-        lines.append(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} | {cpu} | {sy} |")
+        lines.append(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} | {cpu} | {per} | {sy} |")
 
     row("hello world (actix, same config)", h)
     row("GetSecretValue, SQLite", g)
+    row("GetSecretValue, SQLite, audit off (benchmark only)", rows.get("get_noaudit"))
     row("BatchGetSecretValue x20, SQLite", b)
     row("PutSecretValue, SQLite", p)
     row("GetSecretValue, moto_server", moto)
     row("GetSecretValue, PostgreSQL", rows.get("pg_get"))
     row("PutSecretValue, PostgreSQL", rows.get("pg_put"))
-    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | |")
+    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | | |")
     if rows.get("raw_pg"):
-        lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | |")
+        lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | | |")
     lines.append("")
-    lines.append("server CPU: CPU time of the serving process / wall time (200% = both cores). fsyncs/s: "
+    lines.append(f"Strongroom requests are signed as {USER_ARN}: 10 identity statements, a 2-statement "
+                 "resource policy on every secret, the secret's tags as condition keys.")
+    lines.append("server CPU: CPU time of the serving process / wall time (200% = both cores); CPU µs/request: "
+                 "that CPU time per request served. fsyncs/s: "
                  "fsync + fdatasync calls of that process (perf tracepoints); PostgreSQL's own are not counted.")
     lines.append("")
     lines.append("| target | measured | goal | result |")
@@ -571,6 +701,10 @@ def main():
     if moto:
         rm = g["rps"] / moto["rps"]
         target("GetSecretValue / moto_server", rm, ">= 50", rm >= 50, "{:.1f}")
+    gn = rows.get("get_noaudit")
+    if gn:
+        ra = g["rps"] / gn["rps"]
+        target("GetSecretValue durable audit / audit off", ra, ">= 0.7", ra >= 0.7, "{:.2f}")
     target("GetSecretValue p99 at 32 connections (ms)", g["p99"], "<= 5", g["p99"] <= 5)
     target("GetSecretValue requests/s", g["rps"], ">= 10000", g["rps"] >= 10000, "{:.0f}")
     rp = p["rps"] / rows["raw_sqlite"]

@@ -7,8 +7,10 @@ use super::list_secrets::{subject, validate_paging};
 use super::values::{self, Cursor, SortValue};
 use super::{Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
+use crate::kms::Keyring;
 use crate::secrets::{self, filters};
 use crate::store::rows::SecretRow;
+use crate::store::Tx;
 
 /// Most secrets in one call (SecretIdList length and MaxResults).
 pub const MAX_RESULTS: i64 = 20;
@@ -85,81 +87,87 @@ impl Operation for BatchGetSecretValue {
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let scope = auth.scope.clone();
-        // (the id to report errors under, the secret when it exists)
-        let (wanted, next_token): (Vec<(String, Option<SecretRow>)>, Option<String>) =
-            match input.secret_id_list {
-                Some(ids) => {
-                    let found = ctx
-                        .store
-                        .read(move |tx| {
-                            ids.into_iter()
-                                .map(|id| {
-                                    let s = tx.find_secret(&scope.account, &scope.region, &id)?;
-                                    Ok((id, s))
-                                })
-                                .collect::<Result<Vec<_>, ApiError>>()
-                        })
-                        .await?;
-                    (found, None)
-                }
-                None => {
-                    let compiled = filters::compile(input.filters.as_deref().unwrap_or_default())?;
-                    let mode = "BatchGetSecretValue";
-                    let after = input
-                        .next_token
-                        .as_deref()
-                        .map(|t| values::decode_next_token(mode, t))
-                        .transpose()?;
-                    let max = usize::try_from(input.max_results.unwrap_or(MAX_RESULTS))
-                        .map_err(ApiError::internal)?;
-                    let (page, next) = ctx
-                        .store
-                        .read(move |tx| {
-                            let views: Vec<_> = tx
-                                .list_secret_views(&scope.account, &scope.region)?
-                                .into_iter()
-                                .filter(|v| v.secret.deleted_at.is_none())
-                                .filter(|v| compiled.matches(&subject(v)))
-                                .collect();
-                            Ok(values::keyset_page(
-                                views,
-                                |v| Cursor {
-                                    value: SortValue::Num(v.secret.created_at),
-                                    id: v.secret.secret_id.clone(),
-                                },
-                                false,
-                                after.as_ref(),
-                                max,
-                            ))
-                        })
-                        .await?;
-                    let wanted = page
-                        .into_iter()
-                        .map(|v| (v.secret.arn.clone(), Some(v.secret)))
-                        .collect();
-                    (wanted, next.map(|c| values::encode_next_token(mode, &c)))
-                }
-            };
+        let keyring = ctx.keyring.clone();
+        // One read transaction finds every secret and fetches its AWSCURRENT value, still
+        // sealed: (the id to report errors under, the secret and its fetched value).
+        let (wanted, next_token): (Vec<Wanted>, Option<String>) = match input.secret_id_list {
+            Some(ids) => {
+                let found = ctx
+                    .store
+                    .read_point(move |tx| {
+                        ids.into_iter()
+                            .map(|id| {
+                                let s = tx.find_secret(&scope.account, &scope.region, &id)?;
+                                Ok((id, s.map(|s| fetch(tx, &keyring, s))))
+                            })
+                            .collect::<Result<Vec<_>, ApiError>>()
+                    })
+                    .await?;
+                (found, None)
+            }
+            None => {
+                let compiled = filters::compile(input.filters.as_deref().unwrap_or_default())?;
+                let mode = "BatchGetSecretValue";
+                let after = input
+                    .next_token
+                    .as_deref()
+                    .map(|t| values::decode_next_token(mode, t))
+                    .transpose()?;
+                let max = usize::try_from(input.max_results.unwrap_or(MAX_RESULTS))
+                    .map_err(ApiError::internal)?;
+                let (page, next) = ctx
+                    .store
+                    .read(move |tx| {
+                        let views: Vec<_> = tx
+                            .list_secret_views(&scope.account, &scope.region)?
+                            .into_iter()
+                            .filter(|v| v.secret.deleted_at.is_none())
+                            .filter(|v| compiled.matches(&subject(v)))
+                            .collect();
+                        let (page, next) = values::keyset_page(
+                            views,
+                            |v| Cursor {
+                                value: SortValue::Num(v.secret.created_at),
+                                id: v.secret.secret_id.clone(),
+                            },
+                            false,
+                            after.as_ref(),
+                            max,
+                        );
+                        let page: Vec<_> = page
+                            .into_iter()
+                            .map(|v| (v.secret.arn.clone(), Some(fetch(tx, &keyring, v.secret))))
+                            .collect();
+                        Ok((page, next))
+                    })
+                    .await?;
+                (page, next.map(|c| values::encode_next_token(mode, &c)))
+            }
+        };
 
         let mut out = Output {
             secret_values: Vec::with_capacity(wanted.len()),
             next_token,
             errors: Vec::new(),
         };
-        for (id, secret) in wanted {
+        for (id, found) in wanted {
             // Per-secret authorization: GetSecretValue on each secret's own ARN; a denial is
-            // an `Errors` entry, and each secret gets its own audit event.
-            let result = match secret {
+            // an `Errors` entry, and each secret gets its own audit event. Values are
+            // decrypted only for the secrets allowed.
+            let result = match found {
                 None => Err(ApiError::secret_not_found()),
-                Some(s) => match auth.authorize_secret("secretsmanager:GetSecretValue", &s) {
-                    Err(e) => Err(e),
-                    Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
-                        .and_then(|()| super::ensure_key_shareable(auth, &s))
-                    {
+                Some((s, fetched)) => {
+                    match auth.authorize_secret("secretsmanager:GetSecretValue", &s) {
                         Err(e) => Err(e),
-                        Ok(()) => get_secret_value::get_value(ctx, s, None, None).await,
-                    },
-                },
+                        Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
+                            .and_then(|()| super::ensure_key_shareable(auth, &s))
+                            .and(fetched)
+                        {
+                            Err(e) => Err(e),
+                            Ok(f) => get_secret_value::finish(ctx, &s, &f).await,
+                        },
+                    }
+                }
             };
             match result {
                 Ok(v) => out.secret_values.push(v),
@@ -178,4 +186,16 @@ impl Operation for BatchGetSecretValue {
         }
         Ok(out)
     }
+}
+
+/// A secret's AWSCURRENT value, fetched sealed (decrypted only once authorized), or why not.
+type Fetched = Result<values::FetchedValue, ApiError>;
+
+/// One requested secret: the id to report errors under, the secret (when it exists) and its
+/// fetched value.
+type Wanted = (String, Option<(SecretRow, Fetched)>);
+
+fn fetch(tx: &mut Tx<'_>, keyring: &Keyring, secret: SecretRow) -> (SecretRow, Fetched) {
+    let fetched = values::fetch_value(tx, keyring, &secret, None, None);
+    (secret, fetched)
 }

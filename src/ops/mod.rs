@@ -114,10 +114,6 @@ pub enum KeyUse {
 /// Proof that a request was authenticated and authorized, with what the pipeline resolved.
 /// Only the pipeline can construct it (the field `_sealed` is private to this module tree).
 #[derive(Debug, Clone)]
-#[expect(
-    clippy::manual_non_exhaustive,
-    reason = "the private field also keeps other modules of this crate from minting it"
-)]
 pub struct Authorized {
     pub principal: Principal,
     pub scope: Scope,

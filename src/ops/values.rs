@@ -6,7 +6,7 @@ use base64::Engine;
 use crate::crypto::envelope::SealedValue;
 use crate::crypto::SecretBytes;
 use crate::error::ApiError;
-use crate::kms::Keyring;
+use crate::kms::{Keyring, ValueKey};
 use crate::secrets::{self, labels, ValueKind};
 use crate::store::rows::{KmsKeyRow, SecretRow, VersionRow};
 use crate::store::Tx;
@@ -213,6 +213,13 @@ pub fn open_version(
     secret: &SecretRow,
     v: &VersionRow,
 ) -> Result<SecretBytes, ApiError> {
+    let (sealed, key_id, term) = sealed_parts(v)?;
+    let plain = keyring.open_value(tx, key_id, term, &secret.arn, &v.version_id, &sealed)?;
+    Ok(SecretBytes::new(plain.to_vec()))
+}
+
+/// A version's sealed value and the KMS key (and term) that protects it.
+fn sealed_parts(v: &VersionRow) -> Result<(SealedValue, &str, i32), ApiError> {
     let (Some(ct), Some(dek), Some(key_id), Some(term)) =
         (&v.ciphertext, &v.wrapped_dek, &v.kms_key_id, v.kms_term)
     else {
@@ -222,8 +229,7 @@ pub fn open_version(
         ciphertext: ct.clone(),
         wrapped_dek: dek.clone(),
     };
-    let plain = keyring.open_value(tx, key_id, term, &secret.arn, &v.version_id, &sealed)?;
-    Ok(SecretBytes::new(plain.to_vec()))
+    Ok((sealed, key_id, term))
 }
 
 /// A value read for GetSecretValue.
@@ -235,6 +241,25 @@ pub struct ReadValue {
     pub binary: Option<OutValue>,
 }
 
+/// Which version a read wants: GetSecretValue's `VersionId` and `VersionStage` (neither:
+/// AWSCURRENT).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionSelector {
+    pub version_id: Option<String>,
+    pub stage: Option<String>,
+}
+
+/// Everything a read needs from the store, still sealed: the selected version, its stages
+/// and the key that opens it. Fetched in the same read transaction as the secret itself
+/// (before authorization), opened with [`open_fetched`] only after the request is allowed.
+#[derive(Debug, Clone)]
+pub struct FetchedValue {
+    version: VersionRow,
+    kind: ValueKind,
+    stages: Vec<String>,
+    key: ValueKey,
+}
+
 /// Read the version that `version_id` and/or `stage` select (default AWSCURRENT).
 pub fn read_value(
     tx: &mut Tx<'_>,
@@ -243,6 +268,19 @@ pub fn read_value(
     version_id: Option<&str>,
     stage: Option<&str>,
 ) -> Result<ReadValue, ApiError> {
+    let fetched = fetch_value(tx, keyring, secret, version_id, stage)?;
+    open_fetched(secret, &fetched)
+}
+
+/// The store half of [`read_value`]: find the version, check it has a value and that its
+/// key is usable; decrypt nothing.
+pub fn fetch_value(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    secret: &SecretRow,
+    version_id: Option<&str>,
+    stage: Option<&str>,
+) -> Result<FetchedValue, ApiError> {
     let stage_map = tx.stages(&secret.secret_id)?;
     let vid = match (version_id, stage) {
         (Some(v), Some(s)) => {
@@ -285,8 +323,31 @@ pub fn read_value(
             )),
         });
     };
-    let plain = open_version(tx, keyring, secret, &version)?;
-    let (string, binary) = match kind {
+    let (_, key_id, term) = sealed_parts(&version)?;
+    let key = keyring.value_key(tx, key_id, term)?;
+    let stages = stage_map
+        .into_iter()
+        .filter(|(_, v)| *v == vid)
+        .map(|(s, _)| s)
+        .collect();
+    Ok(FetchedValue {
+        version,
+        kind,
+        stages,
+        key,
+    })
+}
+
+/// The decrypting half of [`read_value`]; needs no transaction. Call only once the request
+/// is authorized.
+pub fn open_fetched(secret: &SecretRow, f: &FetchedValue) -> Result<ReadValue, ApiError> {
+    let (sealed, _, _) = sealed_parts(&f.version)?;
+    let plain = SecretBytes::new(
+        f.key
+            .open(&secret.arn, &f.version.version_id, &sealed)?
+            .to_vec(),
+    );
+    let (string, binary) = match f.kind {
         ValueKind::String => (
             Some(OutValue(
                 String::from_utf8_lossy(plain.expose()).into_owned(),
@@ -300,14 +361,9 @@ pub fn read_value(
             )),
         ),
     };
-    let stages = stage_map
-        .iter()
-        .filter(|(_, v)| **v == vid)
-        .map(|(s, _)| s.clone())
-        .collect();
     Ok(ReadValue {
-        version,
-        stages,
+        version: f.version.clone(),
+        stages: f.stages.clone(),
         string,
         binary,
     })

@@ -35,20 +35,32 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// Per-connection settings for SQLite: WAL, full fsync, a busy timeout, foreign keys.
 #[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
+struct SqlitePragmas {
+    /// `PRAGMA mmap_size` (0: no memory map).
+    mmap_size: u64,
+}
 
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
-            c.batch_execute(
+            c.batch_execute(&format!(
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-            )
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                 PRAGMA mmap_size = {};",
+                self.mmap_size
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
 }
+
+/// Read connections map the database file (up to this many bytes). Every commit by another
+/// connection (the audit writer commits many times a second) empties a connection's page
+/// cache, so each read transaction fetches its pages again: mapped, a page is a pointer into
+/// the OS page cache instead of a `pread` copy. Only the read pool maps: pages the writers
+/// touch (the audit trail's) would otherwise count in the server's RSS as they are mapped in.
+const READ_MMAP_BYTES: u64 = 256 << 20;
 
 /// Turn `sqlite://PATH` / `postgres://...` into (backend, URL diesel understands).
 fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
@@ -78,23 +90,56 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A pool of `max` connections to `conn_url` (SQLite connections set up by `pragmas`).
+fn build_pool(
+    backend: Backend,
+    conn_url: &str,
+    max: u32,
+    pragmas: SqlitePragmas,
+) -> Result<Pool<ConnectionManager<AnyConnection>>, StoreError> {
+    let manager = ConnectionManager::<AnyConnection>::new(conn_url);
+    let builder = Pool::builder()
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .max_size(max);
+    match backend {
+        Backend::Sqlite => builder.connection_customizer(Box::new(pragmas)),
+        Backend::Postgres => builder,
+    }
+    .build(manager)
+    .map_err(|e| StoreError::Pool(e.to_string()))
+}
+
+/// The pool for read transactions, opened after [`open_pool`] migrated the database. SQLite:
+/// its own connections, memory-mapped ([`READ_MMAP_BYTES`]); 4 are plenty on a small machine
+/// (short reads run on the two request threads, scans on the blocking pool). PostgreSQL:
+/// the same pool as writes.
+pub(super) fn open_read_pool(
+    url: &str,
+    write_pool: &Pool<ConnectionManager<AnyConnection>>,
+) -> Result<Pool<ConnectionManager<AnyConnection>>, StoreError> {
+    let (backend, conn_url) = parse_url(url)?;
+    match backend {
+        Backend::Sqlite => build_pool(
+            backend,
+            &conn_url,
+            4,
+            SqlitePragmas {
+                mmap_size: READ_MMAP_BYTES,
+            },
+        ),
+        Backend::Postgres => Ok(write_pool.clone()),
+    }
+}
+
 pub(super) fn open_pool(
     url: &str,
 ) -> Result<(Backend, Pool<ConnectionManager<AnyConnection>>), StoreError> {
     let (backend, conn_url) = parse_url(url)?;
-    let manager = ConnectionManager::<AnyConnection>::new(conn_url);
-    let builder = Pool::builder()
-        .connection_timeout(std::time::Duration::from_secs(10))
-        .max_size(match backend {
-            Backend::Sqlite => 8,
-            Backend::Postgres => 16,
-        });
-    let pool = match backend {
-        Backend::Sqlite => builder.connection_customizer(Box::new(SqlitePragmas)),
-        Backend::Postgres => builder,
-    }
-    .build(manager)
-    .map_err(|e| StoreError::Pool(e.to_string()))?;
+    let max = match backend {
+        Backend::Sqlite => 8,
+        Backend::Postgres => 16,
+    };
+    let pool = build_pool(backend, &conn_url, max, SqlitePragmas { mmap_size: 0 })?;
 
     let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
     let migrations = match backend {

@@ -11,7 +11,7 @@ impl Tx<'_> {
         access_keys::table
             .find(access_key_id)
             .select(AccessKeyRow::as_select())
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()
             .map_err(|e| self.db(e))
     }

@@ -8,12 +8,12 @@ use super::{StoreError, Tx};
 
 impl Tx<'_> {
     pub fn kms_key(&mut self, key_id: &str) -> Result<Option<KmsKeyRow>, StoreError> {
-        kms_keys::table
+        native!(&mut *self.conn, |c| kms_keys::table
             .find(key_id)
             .select(KmsKeyRow::as_select())
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     pub fn insert_kms_key(&mut self, row: &KmsKeyRow) -> Result<(), StoreError> {
@@ -56,12 +56,12 @@ impl Tx<'_> {
         key_id: &str,
         term: i32,
     ) -> Result<Option<KmsMaterialRow>, StoreError> {
-        kms_key_material::table
+        native!(&mut *self.conn, |c| kms_key_material::table
             .find((key_id, term))
             .select(KmsMaterialRow::as_select())
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     pub fn all_kms_material(&mut self) -> Result<Vec<KmsMaterialRow>, StoreError> {
@@ -106,7 +106,7 @@ impl Tx<'_> {
         kms_aliases::table
             .find((account, region, alias))
             .select(KmsAliasRow::as_select())
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()
             .map_err(|e| self.db(e))
     }

@@ -12,6 +12,21 @@
 //! May depend on: `error` (for the closure's error type), `secrets` and `audit` row types.
 //! Never on actix or `policy`.
 
+/// Run a diesel query on the concrete connection behind an [`AnyConnection`]: `native!(conn,
+/// |c| query.get_result(c))`. Through the `MultiConnection` wrapper every execution first
+/// renders the query's SQL text again (even when its prepared statement is cached); on the
+/// concrete connection a query with a static type is looked up in the statement cache by
+/// type and its SQL is never rebuilt. For the hot read path (one request = a handful of
+/// point lookups). The body is expanded once per backend.
+macro_rules! native {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::AnyConnection::Sqlite($c) => $body,
+            $crate::store::AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+
 mod audit;
 mod conn;
 mod keys;
@@ -141,6 +156,8 @@ impl From<DieselError> for TxFail {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<ConnectionManager<AnyConnection>>,
+    /// Connections for read transactions (SQLite: separate, memory-mapped; see `conn`).
+    read_pool: Pool<ConnectionManager<AnyConnection>>,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
     /// Added to every write transaction made through this handle.
@@ -162,8 +179,10 @@ impl Store {
     /// Open (and migrate) the database at `url` (`sqlite://PATH` or `postgres://...`).
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let (backend, pool) = conn::open_pool(url)?;
+        let read_pool = conn::open_read_pool(url, &pool)?;
         Ok(Self {
             pool,
+            read_pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
             hook: None,
@@ -307,7 +326,10 @@ impl Store {
     where
         F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
     {
-        let mut conn = self.conn()?;
+        let mut conn = self
+            .read_pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         let c: &mut AnyConnection = &mut conn;
         let r = c.transaction::<T, TxFail, _>(|c| {
             let mut tx = Tx {

@@ -1,4 +1,9 @@
 //! Secrets, versions, staging labels and tags.
+//!
+//! Point lookups use `get_result` (no LIMIT), never `.first()`: diesel binds `.first()`'s
+//! `LIMIT 1` as a parameter, and SQLite marks a statement whose LIMIT is a bound parameter
+//! as expired on every re-bind, so a cached `.first()` statement is re-prepared (parsed and
+//! planned again) on every execution. Every lookup here is by a primary or unique key.
 
 use std::collections::BTreeMap;
 
@@ -17,14 +22,14 @@ impl Tx<'_> {
         id: &str,
     ) -> Result<Option<SecretRow>, StoreError> {
         let by_arn = if id.starts_with("arn:") {
-            let found = secrets::table
+            let found = native!(&mut *self.conn, |c| secrets::table
                 .filter(secrets::arn.eq(id))
                 .filter(secrets::account_id.eq(account))
                 .filter(secrets::region.eq(region))
                 .select(SecretRow::as_select())
-                .first(self.conn)
-                .optional()
-                .map_err(|e| self.db(e))?;
+                .get_result(c)
+                .optional())
+            .map_err(|e| self.db(e))?;
             if found.is_some() {
                 return Ok(found);
             }
@@ -38,14 +43,14 @@ impl Tx<'_> {
             None
         };
         let name = by_arn.as_deref().unwrap_or(id);
-        let found = secrets::table
+        let found = native!(&mut *self.conn, |c| secrets::table
             .filter(secrets::account_id.eq(account))
             .filter(secrets::region.eq(region))
             .filter(secrets::name.eq(name))
             .select(SecretRow::as_select())
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))?;
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))?;
         Ok(found)
     }
 
@@ -53,7 +58,7 @@ impl Tx<'_> {
         secrets::table
             .find(secret_id)
             .select(SecretRow::as_select())
-            .first(self.conn)
+            .get_result(self.conn)
             .optional()
             .map_err(|e| self.db(e))
     }
@@ -104,12 +109,12 @@ impl Tx<'_> {
         secret_id: &str,
         version_id: &str,
     ) -> Result<Option<VersionRow>, StoreError> {
-        secret_versions::table
+        native!(&mut *self.conn, |c| secret_versions::table
             .find((secret_id, version_id))
             .select(VersionRow::as_select())
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     /// Every version of a secret, oldest first.
@@ -151,11 +156,11 @@ impl Tx<'_> {
 
     /// `stage -> version_id` for a secret.
     pub fn stages(&mut self, secret_id: &str) -> Result<BTreeMap<String, String>, StoreError> {
-        let rows: Vec<(String, String)> = secret_stages::table
+        let rows: Vec<(String, String)> = native!(&mut *self.conn, |c| secret_stages::table
             .filter(secret_stages::secret_id.eq(secret_id))
             .select((secret_stages::stage, secret_stages::version_id))
-            .load(self.conn)
-            .map_err(|e| self.db(e))?;
+            .load(c))
+        .map_err(|e| self.db(e))?;
         Ok(rows.into_iter().collect())
     }
 
@@ -165,12 +170,12 @@ impl Tx<'_> {
         secret_id: &str,
         stage: &str,
     ) -> Result<Option<String>, StoreError> {
-        secret_stages::table
+        native!(&mut *self.conn, |c| secret_stages::table
             .find((secret_id, stage))
             .select(secret_stages::version_id)
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     /// Replace the whole stage map of a secret with `stages` (`stage -> version_id`).
@@ -197,12 +202,12 @@ impl Tx<'_> {
 
     /// Tags in insertion order.
     pub fn tags(&mut self, secret_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        secret_tags::table
+        native!(&mut *self.conn, |c| secret_tags::table
             .filter(secret_tags::secret_id.eq(secret_id))
             .order(secret_tags::position.asc())
             .select((secret_tags::tag_key, secret_tags::tag_value))
-            .load(self.conn)
-            .map_err(|e| self.db(e))
+            .load(c))
+        .map_err(|e| self.db(e))
     }
 
     /// Replace a secret's tags with `tags` (in order).
@@ -343,11 +348,11 @@ impl Tx<'_> {
 impl Tx<'_> {
     /// A secret by its exact full ARN, in any account (cross-account access by ARN).
     pub fn secret_by_arn(&mut self, arn: &str) -> Result<Option<SecretRow>, StoreError> {
-        secrets::table
+        native!(&mut *self.conn, |c| secrets::table
             .filter(secrets::arn.eq(arn))
             .select(SecretRow::as_select())
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 }
