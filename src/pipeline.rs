@@ -778,6 +778,7 @@ impl ops::SecretAuthorizer for PerSecret {
         &self,
         action: &str,
         secret: &crate::store::rows::SecretRow,
+        facts: &ops::SecretFacts,
     ) -> Result<(), ApiError> {
         let mut draft = self.base.clone();
         draft.request_id = uuid::Uuid::new_v4().to_string();
@@ -789,22 +790,32 @@ impl ops::SecretAuthorizer for PerSecret {
             arn: secret.arn.clone(),
             account: secret.account_id.clone(),
             secret: None,
-            keys: vec![(
-                "secretsmanager:SecretId".to_owned(),
-                vec![secret.arn.clone()],
-            )],
+            keys: secret_keys(secret, facts.tags.clone()),
             resource_policy: secret.resource_policy.clone(),
             compiled_policy: None,
             resource_required: false,
         };
-        let result = self.pipeline.authorize(
-            &self.principal,
-            &self.scope,
-            action,
-            &resolved,
-            &[],
-            &mut draft,
-        );
+        let result = self
+            .pipeline
+            .authorize(
+                &self.principal,
+                &self.scope,
+                action,
+                &resolved,
+                &resolved.keys,
+                &mut draft,
+            )
+            .and_then(|()| match (&facts.key, facts.key_action) {
+                (Some(key), Some(key_action)) => self.pipeline.authorize_on_key(
+                    &self.principal,
+                    &self.scope,
+                    key_action,
+                    key,
+                    Some(&secret.arn),
+                    &mut draft,
+                ),
+                _ => Ok(()),
+            });
         if let Err(e) = &result {
             draft.error_code = Some(e.code().to_owned());
             draft.error_message = Some(e.message().to_owned());
@@ -999,46 +1010,63 @@ impl Pipeline {
                 Ok(out)
             })
             .await?;
+        let secret_arn = resolved.secret.as_ref().map(|s| s.arn.as_str());
         for (action, key) in keys {
-            let Some(key) = key.filter(|k| k.key_manager != "AWS") else {
-                continue;
-            };
-            let mut keys = vec![
-                (
-                    "kms:CallerAccount".to_owned(),
-                    vec![principal.account_id.clone()],
-                ),
-                (
-                    "kms:ViaService".to_owned(),
-                    vec![crate::kms::key_policy::via_service(&key.region)],
-                ),
-            ];
-            if resolved.secret.is_some() {
-                keys.push((
-                    "kms:EncryptionContext:SecretARN".to_owned(),
-                    vec![resolved.arn.clone()],
-                ));
-            }
-            let on_key = Resolved {
-                arn: key.arn.clone(),
-                account: key.account_id.clone(),
-                secret: None,
-                keys: Vec::new(),
-                resource_policy: Some(crate::kms::key_policy::effective(&key)),
-                compiled_policy: None,
-                resource_required: true,
-            };
-            let mut scratch = draft.clone();
-            if let Err(e) = self.authorize(principal, scope, action, &on_key, &keys, &mut scratch) {
-                draft.decision = scratch.decision;
-                draft.decision_reason = scratch.decision_reason;
-                return Err(ApiError::AccessDenied(format!(
-                    "{}. Access to KMS is not allowed",
-                    e.message()
-                )));
+            if let Some(key) = key {
+                self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
             }
         }
         Ok(())
+    }
+
+    /// Decide `action` on the KMS key `key` for Secrets Manager acting on the caller's
+    /// behalf (on `secret_arn`), with the key policy required. The AWS managed key is left to
+    /// the operations (any principal of its account, no other account). A denial keeps the
+    /// request's own decision record but for the deciding KMS decision.
+    fn authorize_on_key(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        action: &str,
+        key: &crate::store::rows::KmsKeyRow,
+        secret_arn: Option<&str>,
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        if key.key_manager == "AWS" {
+            return Ok(());
+        }
+        let mut keys = vec![
+            (
+                "kms:CallerAccount".to_owned(),
+                vec![principal.account_id.clone()],
+            ),
+            (
+                "kms:ViaService".to_owned(),
+                vec![crate::kms::key_policy::via_service(&key.region)],
+            ),
+        ];
+        if let Some(arn) = secret_arn {
+            keys.push((
+                "kms:EncryptionContext:SecretARN".to_owned(),
+                vec![arn.to_owned()],
+            ));
+        }
+        let on_key = Resolved {
+            arn: key.arn.clone(),
+            account: key.account_id.clone(),
+            secret: None,
+            keys: Vec::new(),
+            resource_policy: Some(crate::kms::key_policy::effective(key)),
+            compiled_policy: None,
+            resource_required: true,
+        };
+        let mut scratch = draft.clone();
+        self.authorize(principal, scope, action, &on_key, &keys, &mut scratch)
+            .map_err(|e| {
+                draft.decision = scratch.decision.take();
+                draft.decision_reason = scratch.decision_reason.take();
+                ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
+            })
     }
 
     /// Every policy that takes part in a decision for `principal` on `resolved`.
@@ -1228,21 +1256,7 @@ async fn resolve_secret(
         .await?;
     match found {
         Ok((secret, tags, fetched)) => {
-            let mut keys = Vec::with_capacity(2 + 2 * tags.len());
-            keys.push((
-                "secretsmanager:SecretId".to_owned(),
-                vec![secret.arn.clone()],
-            ));
-            for (k, v) in tags {
-                keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
-                keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
-            }
-            if let Some(p) = &secret.primary_region {
-                keys.push((
-                    "secretsmanager:SecretPrimaryRegion".to_owned(),
-                    vec![p.clone()],
-                ));
-            }
+            let keys = secret_keys(&secret, tags);
             let resolved = Resolved {
                 arn: secret.arn.clone(),
                 account: secret.account_id.clone(),
@@ -1316,4 +1330,28 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
             })
         }
     }
+}
+
+/// A secret's own condition keys: `secretsmanager:SecretId`, its tags as
+/// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k`, its primary region.
+fn secret_keys(
+    secret: &crate::store::rows::SecretRow,
+    tags: Vec<(String, String)>,
+) -> Vec<(String, Vec<String>)> {
+    let mut keys = Vec::with_capacity(2 + 2 * tags.len());
+    keys.push((
+        "secretsmanager:SecretId".to_owned(),
+        vec![secret.arn.clone()],
+    ));
+    for (k, v) in tags {
+        keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+        keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
+    }
+    if let Some(p) = &secret.primary_region {
+        keys.push((
+            "secretsmanager:SecretPrimaryRegion".to_owned(),
+            vec![p.clone()],
+        ));
+    }
+    keys
 }

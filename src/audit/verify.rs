@@ -190,7 +190,7 @@ fn verify_chain(store: &Store, chain: &str, opts: &VerifyOptions) -> Result<Chai
             ));
         } else if d.kind == DIGEST {
             digests.push(d);
-        } else if d.kind == ANCHOR && anchor.map_or(true, |a| a.seq_to < d.seq_to) {
+        } else if d.kind == ANCHOR && anchor.is_none_or(|a| a.seq_to < d.seq_to) {
             anchor = Some(d);
         }
     }

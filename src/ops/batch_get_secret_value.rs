@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::get_secret_value::{self, Output as SecretValueEntry};
 use super::list_secrets::{subject, validate_paging};
 use super::values::{self, Cursor, SortValue};
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, Operation, SecretFacts, Target};
 use crate::error::ApiError;
 use crate::kms::Keyring;
 use crate::secrets::{self, filters};
@@ -98,7 +98,7 @@ impl Operation for BatchGetSecretValue {
                         ids.into_iter()
                             .map(|id| {
                                 let s = tx.find_secret(&scope.account, &scope.region, &id)?;
-                                Ok((id, s.map(|s| fetch(tx, &keyring, s))))
+                                Ok((id, s.map(|s| fetch(tx, &keyring, s)).transpose()?))
                             })
                             .collect::<Result<Vec<_>, ApiError>>()
                     })
@@ -134,10 +134,12 @@ impl Operation for BatchGetSecretValue {
                             after.as_ref(),
                             max,
                         );
-                        let page: Vec<_> = page
+                        let page = page
                             .into_iter()
-                            .map(|v| (v.secret.arn.clone(), Some(fetch(tx, &keyring, v.secret))))
-                            .collect();
+                            .map(|v| {
+                                Ok((v.secret.arn.clone(), Some(fetch(tx, &keyring, v.secret)?)))
+                            })
+                            .collect::<Result<Vec<_>, ApiError>>()?;
                         Ok((page, next))
                     })
                     .await?;
@@ -156,8 +158,8 @@ impl Operation for BatchGetSecretValue {
             // decrypted only for the secrets allowed.
             let result = match found {
                 None => Err(ApiError::secret_not_found()),
-                Some((s, fetched)) => {
-                    match auth.authorize_secret("secretsmanager:GetSecretValue", &s) {
+                Some((s, facts, fetched)) => {
+                    match auth.authorize_secret("secretsmanager:GetSecretValue", &s, &facts) {
                         Err(e) => Err(e),
                         Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
                             .and_then(|()| super::ensure_key_shareable(auth, &s))
@@ -191,11 +193,23 @@ impl Operation for BatchGetSecretValue {
 /// A secret's AWSCURRENT value, fetched sealed (decrypted only once authorized), or why not.
 type Fetched = Result<values::FetchedValue, ApiError>;
 
-/// One requested secret: the id to report errors under, the secret (when it exists) and its
-/// fetched value.
-type Wanted = (String, Option<(SecretRow, Fetched)>);
+/// One requested secret: the id to report errors under, the secret (when it exists), what
+/// its authorization needs (tags, customer managed key) and its fetched value.
+type Wanted = (String, Option<(SecretRow, SecretFacts, Fetched)>);
 
-fn fetch(tx: &mut Tx<'_>, keyring: &Keyring, secret: SecretRow) -> (SecretRow, Fetched) {
+fn fetch(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    secret: SecretRow,
+) -> Result<(SecretRow, SecretFacts, Fetched), ApiError> {
+    let facts = SecretFacts {
+        tags: tx.tags(&secret.secret_id)?,
+        key: match &secret.kms_key_id {
+            Some(id) => tx.kms_key(id)?,
+            None => None,
+        },
+        key_action: Some("kms:Decrypt"),
+    };
     let fetched = values::fetch_value(tx, keyring, &secret, None, None);
-    (secret, fetched)
+    Ok((secret, facts, fetched))
 }

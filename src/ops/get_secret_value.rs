@@ -124,7 +124,7 @@ pub async fn finish(
     // LastAccessedDate is kept to the day, as AWS does: write at most once a day per version.
     const DAY_MS: i64 = 86_400_000;
     let day = ctx.now_ms().div_euclid(DAY_MS) * DAY_MS;
-    if read.version.last_accessed_at.map_or(true, |t| t < day) {
+    if read.version.last_accessed_at.is_none_or(|t| t < day) {
         let sid = secret.secret_id.clone();
         let vid = read.version.version_id.clone();
         ctx.store

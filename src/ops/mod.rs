@@ -130,10 +130,25 @@ pub struct Authorized {
     _sealed: (),
 }
 
+/// What a per-secret decision needs besides the secret: its tags (`aws:ResourceTag/k`) and,
+/// for a secret under a customer managed key, the key and the KMS action the operation
+/// performs with it (decided with the key policy).
+#[derive(Debug, Clone, Default)]
+pub struct SecretFacts {
+    pub tags: Vec<(String, String)>,
+    pub key: Option<crate::store::rows::KmsKeyRow>,
+    pub key_action: Option<&'static str>,
+}
+
 /// Authorizes an action on one more secret within an already-authorized request, and
 /// records that decision as its own audit event.
 pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
-    fn authorize_secret(&self, action: &str, secret: &SecretRow) -> Result<(), ApiError>;
+    fn authorize_secret(
+        &self,
+        action: &str,
+        secret: &SecretRow,
+        facts: &SecretFacts,
+    ) -> Result<(), ApiError>;
     /// Whether the caller could perform `action` on the KMS key `key` if its key policy
     /// were `policy` (KMS's key-policy lockout safety check). Records nothing.
     fn would_allow_on_key(
@@ -182,9 +197,14 @@ impl Authorized {
     }
 
     /// Authorize `action` on another secret (denied when no authorizer was attached).
-    pub fn authorize_secret(&self, action: &str, secret: &SecretRow) -> Result<(), ApiError> {
+    pub fn authorize_secret(
+        &self,
+        action: &str,
+        secret: &SecretRow,
+        facts: &SecretFacts,
+    ) -> Result<(), ApiError> {
         match &self.authorizer {
-            Some(a) => a.authorize_secret(action, secret),
+            Some(a) => a.authorize_secret(action, secret, facts),
             None => Err(ApiError::AccessDenied(format!(
                 "User: {} is not authorized to perform: {action} on resource: {}",
                 self.principal.arn, secret.arn

@@ -426,7 +426,7 @@ impl Condition {
     pub(crate) fn eval(&self, ctx: &RequestContext, notes: &mut Vec<Note>) -> bool {
         let present = ctx.get_hashed(self.key_hash, &self.key);
         if let Values::Null(want) = &self.values {
-            let is_null = present.map_or(true, |v| v.values.iter().all(String::is_empty));
+            let is_null = present.is_none_or(|v| v.values.iter().all(String::is_empty));
             return want.contains(&is_null);
         }
         let vals: &[String] = present.map_or(&[], |v| v.values.as_slice());

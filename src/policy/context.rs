@@ -492,7 +492,7 @@ impl RequestContext {
     pub fn is_same_account(&self) -> bool {
         self.resource_account
             .as_deref()
-            .map_or(true, |a| a == self.principal.account)
+            .is_none_or(|a| a == self.principal.account)
     }
 
     /// A key's values (key name case-insensitive).

@@ -217,7 +217,9 @@ fn add_account(dir: &Path) {
         dir.join("accounts/111122223333/users/batcher.json"),
         r#"{"UserName":"batcher","InlinePolicies":{"batch":{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","Action":"secretsmanager:BatchGetSecretValue","Resource":"*"},
-            {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:*:*:secret:payments/*"}]}}}"#,
+            {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"arn:aws:secretsmanager:*:*:secret:payments/*"},
+            {"Sid":"NotFrozen","Effect":"Deny","Action":"secretsmanager:GetSecretValue","Resource":"*",
+             "Condition":{"StringEquals":{"aws:ResourceTag/team":"frozen"}}}]}}}"#,
     )
     .unwrap();
 }
@@ -558,6 +560,56 @@ async fn batch_get_authorizes_each_secret() {
     assert_eq!(out.secret_values()[0].name(), Some("payments/db"));
     assert_eq!(out.errors().len(), 1);
     assert_eq!(out.errors()[0].error_code(), Some("AccessDeniedException"));
+
+    // each secret is decided with its own tags and its own key's policy
+    let root = s.client();
+    root.create_secret()
+        .name("payments/frozen")
+        .secret_string("f")
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("team")
+                .value("frozen")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = s.call("TrentService.CreateKey", r#"{"Description":"batch"}"#);
+    let key = r.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    root.create_secret()
+        .name("payments/cmk")
+        .secret_string("k")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let out = c
+        .batch_get_secret_value()
+        .secret_id_list("payments/db")
+        .secret_id_list("payments/frozen")
+        .secret_id_list("payments/cmk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.secret_values().len(), 1);
+    let errors: std::collections::BTreeMap<&str, &str> = out
+        .errors()
+        .iter()
+        .map(|e| (e.secret_id().unwrap(), e.message().unwrap()))
+        .collect();
+    assert!(
+        errors["payments/frozen"].contains("with an explicit deny in an identity-based policy"),
+        "{errors:?}"
+    );
+    assert!(
+        errors["payments/cmk"].contains("kms:Decrypt")
+            && errors["payments/cmk"].contains("Access to KMS is not allowed"),
+        "{errors:?}"
+    );
 }
 
 #[tokio::test]
