@@ -10,6 +10,12 @@
 # settings: fsync, synchronous_commit, full_page_writes on), then runs benches/load/bench.py,
 # which seeds, drives wrk and prints one table (markdown) on stdout; progress goes to stderr.
 #
+# Strongroom requests are signed as a policy-bound user (bench-reader: 10 identity statements;
+# each secret carries a 2-statement resource policy), never as root. One extra GetSecretValue
+# run restarts the server on the same data with STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1, a
+# switch for benchmarks only (the server then records nothing), to report what durable audit
+# costs: the table shows GetSecretValue with durable audit / with audit off.
+#
 # Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (2 s), BENCH_CONNECTIONS
 # (32), BENCH_THREADS (wrk threads, 2), BENCH_SECRETS (10000), BENCH_VERSIONS (5),
 # BENCH_PG_SECRETS (10000), BENCH_PG_VERSIONS (1), BENCH_MOTO_SECRETS (1000),

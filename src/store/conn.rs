@@ -55,12 +55,11 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
-/// Read connections map the database file (up to this many bytes). Every commit by another
-/// connection (the audit writer commits many times a second) empties a connection's page
-/// cache, so each read transaction fetches its pages again: mapped, a page is a pointer into
-/// the OS page cache instead of a `pread` copy. Only the read pool maps: pages the writers
-/// touch (the audit trail's) would otherwise count in the server's RSS as they are mapped in.
-const READ_MMAP_BYTES: u64 = 256 << 20;
+/// Read connections do not map the database file (`PRAGMA mmap_size = 0`). Measured: every
+/// audit commit grows the file, so each mapped reader re-maps it (munmap + page faults:
+/// more CPU than the `pread`s it saves), and the pages each of the pool's mappings touches
+/// count again in the server's RSS.
+const READ_MMAP_BYTES: u64 = 0;
 
 /// Turn `sqlite://PATH` / `postgres://...` into (backend, URL diesel understands).
 fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
@@ -110,9 +109,9 @@ fn build_pool(
 }
 
 /// The pool for read transactions, opened after [`open_pool`] migrated the database. SQLite:
-/// its own connections, memory-mapped ([`READ_MMAP_BYTES`]); 4 are plenty on a small machine
-/// (short reads run on the two request threads, scans on the blocking pool). PostgreSQL:
-/// the same pool as writes.
+/// its own connections, so reads never wait for a connection behind writers queued on the
+/// write lock; 4 are plenty on a small machine (short reads run on the two request threads,
+/// scans on the blocking pool). PostgreSQL: the same pool as writes.
 pub(super) fn open_read_pool(
     url: &str,
     write_pool: &Pool<ConnectionManager<AnyConnection>>,
