@@ -117,8 +117,10 @@ impl Pipeline {
                 tracing::error!(request_id = %request_id, "internal error: {detail}");
             }
         }
+        // CloudTrail leaves `responseElements` null for reads (and parsing a read's body
+        // would copy its secret value into a JSON tree): only writes record identifiers.
         if let Ok(body) = &result {
-            if !query {
+            if !query && draft.read_only == Some(false) && !draft.recorded_with_change {
                 draft.response_elements = serde_json::from_slice(body).ok();
             }
         }
