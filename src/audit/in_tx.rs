@@ -57,7 +57,7 @@ impl TxRecord {
             keys,
             timeout,
             draft,
-            event_id: uuid::Uuid::new_v4().to_string(),
+            event_id: super::new_event_id(),
             complete,
             written: Arc::new(AtomicBool::new(false)),
         }

@@ -43,3 +43,9 @@ pub use keys::AuditKeys;
 pub use record::{parse_rfc3339_ms, resource_short_name, safe_request_parameters, Draft, Index};
 pub use verify::{verify, verify_store, Finding, Report, TamperKind, VerifyOptions};
 pub use writer::{AuditOptions, Auditor};
+
+/// A record's `eventID`: a UUID, time-ordered (version 7) so that the unique index on it grows
+/// at its right edge (one page per commit) instead of touching a random page per record.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

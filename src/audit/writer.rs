@@ -220,7 +220,7 @@ impl Auditor {
         let Some(tx) = &self.inner.tx else {
             return Ok(());
         };
-        let event_id = uuid::Uuid::new_v4().to_string();
+        let event_id = super::new_event_id();
         let record = match self.keys() {
             Some(k) => draft.to_record_with(&event_id, k),
             None => draft.to_record(&event_id),
@@ -243,7 +243,7 @@ impl Auditor {
         };
         let mut waits = Vec::with_capacity(drafts.len());
         for draft in drafts {
-            let event_id = uuid::Uuid::new_v4().to_string();
+            let event_id = super::new_event_id();
             let record = match self.keys() {
                 Some(k) => draft.to_record_with(&event_id, k),
                 None => draft.to_record(&event_id),
