@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::common::{code, example_policies, mint, signed_query, Signing, TestServer};
+use crate::common::{
+    code, example_policies, mint, now_secs, signed_query, urlenc, xml_field, Signing, TestServer,
+};
 
 fn caller_identity(s: &TestServer, akid: &str, secret: &str) -> crate::common::RawResponse {
     s.raw(&signed_query(
@@ -200,27 +202,8 @@ fn a_broken_change_is_refused_and_the_old_set_stays() {
     }
 }
 
-fn xml_field(body: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = body.find(&open).map(|i| i + open.len()).unwrap_or(0);
-    let end = body[start..]
-        .find(&close)
-        .map(|i| start + i)
-        .unwrap_or(start);
-    body[start..end].to_owned()
-}
-
 fn assume(s: &TestServer, akid: &str, secret: &str, form: &str) -> crate::common::RawResponse {
-    s.raw(&signed_query(
-        form,
-        Signing {
-            akid: akid.into(),
-            secret: secret.into(),
-            service: "sts".into(),
-            ..Signing::default()
-        },
-    ))
+    s.raw(&signed_query(form, crate::common::sts_as(akid, secret)))
 }
 
 #[tokio::test]
@@ -433,10 +416,6 @@ fn expired_session_tokens_are_refused() {
     assert_eq!(r.error_type(), "ExpiredTokenException", "{}", r.body);
 }
 
-fn urlenc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 #[test]
 fn iam_policy_simulator_answers_with_the_live_policies() {
     let (_t, dir) = example_policies();
@@ -523,18 +502,8 @@ fn jwt(claims: serde_json::Value) -> String {
     .unwrap()
 }
 
-fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 fn good_claims() -> serde_json::Value {
-    serde_json::json!({"iss":"https://ci.example.test","aud":"strongroom","sub":"repo:payments/api","repo":"payments/api","exp":now()+600,"iat":now()})
+    serde_json::json!({"iss":"https://ci.example.test","aud":"strongroom","sub":"repo:payments/api","repo":"payments/api","exp":now_secs()+600,"iat":now_secs()})
 }
 
 fn unsigned_query(form: &str) -> Vec<u8> {
@@ -626,9 +595,9 @@ async fn web_identity_and_bearer_callers() {
     assert_eq!(ok.json()["SecretString"], "p");
 
     let mut expired = good_claims();
-    expired["exp"] = serde_json::json!(now() - 3600);
+    expired["exp"] = serde_json::json!(now_secs() - 3600);
     let mut future = good_claims();
-    future["nbf"] = serde_json::json!(now() + 3600);
+    future["nbf"] = serde_json::json!(now_secs() + 3600);
     let mut aud = good_claims();
     aud["aud"] = serde_json::json!("someone-else");
     let mut iss = good_claims();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-use crate::common::{example_policies, TestServer};
+use crate::common::{example_policies, now_secs, urlenc, xml_field, TestServer};
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/jwt-reader";
 const JWKS_ISS: &str = "https://jwks.example.test";
@@ -78,19 +78,9 @@ fn add_providers(dir: &Path) {
     .unwrap();
 }
 
-fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 fn claims(iss: &str) -> serde_json::Value {
     serde_json::json!({"iss": iss, "aud": "strongroom", "sub": "workload",
-                       "exp": now() + 600, "iat": now()})
+                       "exp": now_secs() + 600, "iat": now_secs()})
 }
 
 /// The private key of fixture `name` (`rsa1`, `ec2`, `ed3`, …) for `alg`.
@@ -122,10 +112,6 @@ fn token(iss: &str, key: &str, kid: Option<&str>) -> String {
     jsonwebtoken::encode(&h, &claims(iss), &signing_key(key)).unwrap()
 }
 
-fn urlenc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 fn web_identity(s: &TestServer, token: &str) -> crate::common::RawResponse {
     let form = format!(
         "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=w1&WebIdentityToken={}",
@@ -148,17 +134,6 @@ fn bearer_get(s: &TestServer, token: &str) -> crate::common::RawResponse {
         body.len()
     );
     s.raw(req.as_bytes())
-}
-
-fn xml_field(body: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = body.find(&open).map(|i| i + open.len()).unwrap_or(0);
-    let end = body[start..]
-        .find(&close)
-        .map(|i| start + i)
-        .unwrap_or(start);
-    body[start..end].to_owned()
 }
 
 async fn server() -> (tempfile::TempDir, TestServer) {

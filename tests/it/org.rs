@@ -154,7 +154,7 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
     let sim = |user: &str, action: &str| {
         let form = format!(
             "Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A{MEMBER}%3Auser%2F{user}&ActionNames.member.1=secretsmanager%3A{action}&ResourceArns.member.1={}",
-            arn.replace(':', "%3A").replace('/', "%2F")
+            crate::common::urlenc(&arn)
         );
         s.raw(&crate::common::signed_query(
             &form,

@@ -634,31 +634,17 @@ async fn sessions_carry_multi_factor_auth_present_false() {
             .unwrap();
     }
     let (akid, secret) = mint(&s, &dir, "ci-bot");
-    let role = "arn:aws:iam::111122223333:role/service/payments-app";
-    let form = format!(
-        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=mfa-test",
-        role.replace(':', "%3A").replace('/', "%2F")
+    let (akid, secret, token) = crate::common::assume_role(
+        &s,
+        &akid,
+        &secret,
+        "arn:aws:iam::111122223333:role/service/payments-app",
+        "mfa-test",
     );
-    let r = s.raw(&crate::common::signed_query(
-        &form,
-        Signing {
-            akid: akid.clone(),
-            secret: secret.clone(),
-            service: "sts".into(),
-            ..Signing::default()
-        },
-    ));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let field = |tag: &str| {
-        let open = format!("<{tag}>");
-        let start = r.body.find(&open).unwrap() + open.len();
-        let end = start + r.body[start..].find('<').unwrap();
-        r.body[start..end].to_owned()
-    };
     let session = Signing {
-        akid: field("AccessKeyId"),
-        secret: field("SecretAccessKey"),
-        session_token: Some(field("SessionToken")),
+        akid,
+        secret,
+        session_token: Some(token),
         ..Signing::default()
     };
     let get = |id: &str| {

@@ -4,33 +4,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::{example_policies, mint, send_raw, signed_query, Signing, TestServer};
+use crate::common::{
+    example_policies, mint, send_raw, signed_query, sts_as, urlenc, Signing, TestServer,
+};
 
 const ROLE: &str = "arn:aws:iam::111122223333:role/service/payments-app";
-
-fn urlenc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-fn xml_field(body: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = body.find(&open).map(|i| i + open.len()).unwrap_or(0);
-    let end = body[start..]
-        .find(&close)
-        .map(|i| start + i)
-        .unwrap_or(start);
-    body[start..end].to_owned()
-}
-
-fn sts_as(akid: &str, secret: &str) -> Signing {
-    Signing {
-        akid: akid.into(),
-        secret: secret.into(),
-        service: "sts".into(),
-        ..Signing::default()
-    }
-}
 
 /// A raw Query request with an arbitrary body, signed with `s`.
 fn query_bytes(s: &TestServer, body: &[u8], signing: Signing) -> crate::common::RawResponse {
@@ -211,21 +189,7 @@ async fn tampered_forged_cross_bound_replayed_and_orphaned_sessions_are_refused(
     let (_t, dir) = example_policies();
     let s = TestServer::start_with_policies(&dir);
     let (akid, secret) = mint(&s, &dir, "ci-bot");
-    let assume = |name: &str| {
-        let r = s.raw(&signed_query(
-            &format!(
-                "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={name}",
-                urlenc(ROLE)
-            ),
-            sts_as(&akid, &secret),
-        ));
-        assert_eq!(r.status, 200, "{}", r.body);
-        (
-            xml_field(&r.body, "AccessKeyId"),
-            xml_field(&r.body, "SecretAccessKey"),
-            xml_field(&r.body, "SessionToken"),
-        )
-    };
+    let assume = |name: &str| crate::common::assume_role(&s, &akid, &secret, ROLE, name);
     let (ak1, sk1, st1) = assume("one");
     let (ak2, sk2, st2) = assume("two");
     let who = |akid: &str, secret: &str, token: Option<String>, time: SystemTime| {

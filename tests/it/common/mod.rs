@@ -458,3 +458,65 @@ pub fn mint(s: &TestServer, policies: &std::path::Path, user: &str) -> (String, 
         v["SecretAccessKey"].as_str().unwrap().to_owned(),
     )
 }
+
+/// The text of the first `<tag>…</tag>` in an XML body ("" when absent).
+pub fn xml_field(body: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = body.find(&open).map(|i| i + open.len()).unwrap_or(0);
+    let end = body[start..]
+        .find(&close)
+        .map(|i| start + i)
+        .unwrap_or(start);
+    body[start..end].to_owned()
+}
+
+/// Percent-encode everything but letters and digits (form values).
+pub fn urlenc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Now, in epoch seconds.
+pub fn now_secs() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+/// Signing as `akid`/`secret` for STS.
+pub fn sts_as(akid: &str, secret: &str) -> Signing {
+    Signing {
+        akid: akid.into(),
+        secret: secret.into(),
+        service: "sts".into(),
+        ..Signing::default()
+    }
+}
+
+/// `AssumeRole` of `role` as session `name`, signed by `akid`/`secret`: the session's
+/// (access key id, secret key, session token). Panics unless the call succeeded.
+pub fn assume_role(
+    s: &TestServer,
+    akid: &str,
+    secret: &str,
+    role: &str,
+    name: &str,
+) -> (String, String, String) {
+    let r = s.raw(&signed_query(
+        &format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={name}",
+            urlenc(role)
+        ),
+        sts_as(akid, secret),
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    (
+        xml_field(&r.body, "AccessKeyId"),
+        xml_field(&r.body, "SecretAccessKey"),
+        xml_field(&r.body, "SessionToken"),
+    )
+}
