@@ -1037,16 +1037,11 @@ impl Pipeline {
         if key.key_manager == "AWS" {
             return Ok(());
         }
-        let mut keys = vec![
-            (
-                "kms:CallerAccount".to_owned(),
-                vec![principal.account_id.clone()],
-            ),
-            (
-                "kms:ViaService".to_owned(),
-                vec![crate::kms::key_policy::via_service(&key.region)],
-            ),
-        ];
+        // (`authorize` adds kms:CallerAccount to every kms: action.)
+        let mut keys = vec![(
+            "kms:ViaService".to_owned(),
+            vec![crate::kms::key_policy::via_service(&key.region)],
+        )];
         if let Some(arn) = secret_arn {
             keys.push((
                 "kms:EncryptionContext:SecretARN".to_owned(),
