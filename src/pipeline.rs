@@ -953,8 +953,7 @@ impl Pipeline {
         }
         let set = self.policy_set(principal, resolved, &dir);
         let decision = policy::authorize(&rctx, &set);
-        draft.decision = Some(decision.effect.as_str().to_owned());
-        draft.decision_reason = Some(describe_decision(&decision));
+        record_decision(draft, &decision);
         if decision.is_allowed() {
             return Ok(());
         }
@@ -1062,6 +1061,9 @@ impl Pipeline {
             .map_err(|e| {
                 draft.decision = scratch.decision.take();
                 draft.decision_reason = scratch.decision_reason.take();
+                draft.deciding_policy_type = scratch.deciding_policy_type.take();
+                draft.policy_id = scratch.policy_id.take();
+                draft.statement = scratch.statement.take();
                 ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
             })
     }
@@ -1181,6 +1183,18 @@ impl Pipeline {
         }
         Some(compiled)
     }
+}
+
+/// The decision into the audit record's `authorization` block: the effect, the reason in one
+/// line, and the first deciding statement (its policy's type, id or ARN, and Sid or index).
+/// An implicit deny has no deciding statement; its reason says which policy type was missing.
+fn record_decision(draft: &mut audit::Draft, d: &policy::Decision) {
+    draft.decision = Some(d.effect.as_str().to_owned());
+    draft.decision_reason = Some(describe_decision(d));
+    let first = d.deciding.first();
+    draft.deciding_policy_type = first.map(|m| format!("{:?}", m.policy_type));
+    draft.policy_id = first.map(|m| m.policy_id.to_string());
+    draft.statement = first.map(policy::MatchedStatement::sid_or_index);
 }
 
 /// The decision in one line for the audit record: effect, deciding policy and statement.

@@ -57,7 +57,7 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
                 .and_then(|(s, u)| {
                     let (_, st) = open(&store)?;
                     let f = filter(s, u);
-                    st.read_blocking(move |tx| Ok(tx.query_audit(&f)?))
+                    st.query_audit_blocking(&f)
                         .map_err(|e| e.to_string())
                 })
                 .map(|rows| {

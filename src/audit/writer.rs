@@ -38,6 +38,8 @@ pub struct AuditOptions {
     pub max_batch: usize,
     /// Most records waiting for the writer.
     pub queue: usize,
+    /// How often the chain's new records are added to the lookup index.
+    pub index_every: Duration,
 }
 
 impl Default for AuditOptions {
@@ -48,6 +50,7 @@ impl Default for AuditOptions {
             digest_every: Duration::from_secs(60),
             max_batch: 512,
             queue: 8192,
+            index_every: Duration::from_millis(200),
         }
     }
 }
@@ -80,6 +83,8 @@ struct Inner {
     keys: Option<Arc<AuditKeys>>,
     signing: bool,
     timeout: Duration,
+    /// Dropped with the last handle: tells the lookup indexer to stop.
+    _indexer: Option<SyncSender<()>>,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -142,6 +147,7 @@ impl Auditor {
                 keys: None,
                 signing: false,
                 timeout: Duration::ZERO,
+                _indexer: None,
             }),
         }
     }
@@ -154,6 +160,7 @@ impl Auditor {
         opts: AuditOptions,
     ) -> Self {
         let (tx, rx) = mpsc::sync_channel(opts.queue.max(1));
+        let indexer = start_indexer(store.clone(), chain_id.clone(), opts.index_every);
         let keys = keys.map(Arc::new);
         let tail = Tail::new(chain_id.clone());
         let writer = Writer {
@@ -176,6 +183,7 @@ impl Auditor {
                 keys,
                 signing,
                 timeout: opts.commit_timeout,
+                _indexer: indexer,
             }),
         }
     }
@@ -345,6 +353,38 @@ impl Auditor {
                 tracing::error!(event_id = %what, "audit record not committed within {timeout:?}; failing the request");
                 Err(ApiError::internal("audit commit timed out"))
             }
+        }
+    }
+}
+
+/// The lookup indexer: every `every`, add the chain's new records to the audit lookup index
+/// (`Store::index_audit_blocking`), in one transaction per batch, off the request path. The
+/// group commits then only append to the chain table (whose indexes grow at their right
+/// edge), and the query indexes are written once per batch instead of once per commit.
+/// Queries bring the index up to date themselves, so what this thread has not done yet is
+/// never missing from an answer. Stops (after a last pass) when the sender is dropped.
+fn start_indexer(store: Store, chain_id: String, every: Duration) -> Option<SyncSender<()>> {
+    let (stop, rx) = mpsc::sync_channel::<()>(1);
+    let spawned = std::thread::Builder::new()
+        .name("audit-indexer".into())
+        .spawn(move || loop {
+            let last = match rx.recv_timeout(every) {
+                Err(RecvTimeoutError::Timeout) | Ok(()) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            if let Err(e) = store.index_audit_blocking(Some(&chain_id)) {
+                // Queries index what is missing themselves; nothing is lost.
+                tracing::warn!(chain = %chain_id, "audit lookup index not updated: {e:?}");
+            }
+            if last {
+                return;
+            }
+        });
+    match spawned {
+        Ok(_) => Some(stop),
+        Err(e) => {
+            tracing::warn!("audit: no lookup indexer thread ({e}); queries will index");
+            None
         }
     }
 }

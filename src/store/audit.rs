@@ -5,7 +5,93 @@ use diesel::prelude::*;
 
 use super::conn::AnyConnection;
 use super::rows::{AuditDigestRow, AuditFilter, AuditRow};
-use super::schema::{audit_digests, audit_events};
+use super::schema::{audit_digests, audit_events, audit_lookup};
+
+/// Apply an [`AuditFilter`]'s conditions (all but the event id) to a boxed query on a table
+/// with the audit query columns (`audit_events` or `audit_lookup`, as `$a`).
+macro_rules! audit_filters {
+    ($q:ident, $a:ident, $f:expr, $sqlite:expr) => {{
+        let f: &AuditFilter = $f;
+        if let Some(v) = &f.account_id {
+            $q = if f.resource_name.is_some() {
+                // `account_id || ''` cannot use an index: the planner takes the resource's
+                // index and filters by account (there is no (account, resource) index).
+                $q.filter($a::account_id.concat("").eq(v.clone()))
+            } else {
+                $q.filter($a::account_id.eq(v.clone()))
+            };
+        }
+        if let Some(v) = &f.event_name {
+            $q = $q.filter($a::event_name.eq(v.clone()));
+        }
+        if let Some(v) = &f.event_source {
+            $q = $q.filter($a::event_source.eq(v.clone()));
+        }
+        if let Some(v) = f.read_only {
+            $q = $q.filter($a::read_only.eq(v));
+        }
+        if let Some(v) = &f.user_name {
+            $q = $q.filter($a::user_name.eq(v.clone()));
+        }
+        if let Some(v) = &f.access_key_id {
+            $q = $q.filter($a::access_key_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.resource_type {
+            $q = $q.filter($a::resource_type.eq(v.clone()));
+        }
+        if let Some(v) = &f.resource_name {
+            $q = if v.starts_with("arn:") {
+                $q.filter($a::resource_arn.eq(v.clone()))
+            } else {
+                $q.filter($a::resource_name.eq(v.clone()))
+            };
+        }
+        if let Some(p) = &f.resource_prefix {
+            let arn = p.starts_with("arn:");
+            $q = match ($sqlite, arn) {
+                // BINARY collation: a range is an exact, index-friendly prefix match.
+                (true, true) => $q
+                    .filter($a::resource_arn.ge(p.clone()))
+                    .filter($a::resource_arn.lt(prefix_upper(p))),
+                (true, false) => $q
+                    .filter($a::resource_name.ge(p.clone()))
+                    .filter($a::resource_name.lt(prefix_upper(p))),
+                // PostgreSQL collations need not order by bytes: LIKE is exact there.
+                (false, true) => $q.filter($a::resource_arn.like(like_prefix(p)).escape('\\')),
+                (false, false) => $q.filter($a::resource_name.like(like_prefix(p)).escape('\\')),
+            };
+        }
+        if let Some(v) = &f.principal_arn {
+            $q = $q.filter($a::principal_arn.eq(v.clone()));
+        }
+        if f.denied_only {
+            // The evaluator says which kind of deny; "Deny" is what older records say.
+            $q = $q.filter($a::decision.eq_any(["ImplicitDeny", "ExplicitDeny", "Deny"]));
+        }
+        if let Some(v) = &f.error_code {
+            $q = $q.filter($a::error_code.eq(v.clone()));
+        }
+        if let Some(v) = &f.source_ip {
+            $q = $q.filter($a::source_ip.eq(v.clone()));
+        }
+        if let Some(v) = f.since_ms {
+            $q = $q.filter($a::event_time.ge(v));
+        }
+        if let Some(v) = f.until_ms {
+            $q = $q.filter($a::event_time.le(v));
+        }
+        if let Some((t, c, s)) = &f.before {
+            $q = $q.filter(
+                $a::event_time.le(*t).and(
+                    $a::event_time
+                        .lt(*t)
+                        .or($a::chain_id.lt(c.clone()))
+                        .or($a::chain_id.eq(c.clone()).and($a::seq.lt(*s))),
+                ),
+            );
+        }
+    }};
+}
 use super::{StoreError, Tx};
 
 impl Tx<'_> {
@@ -99,95 +185,131 @@ impl Tx<'_> {
     }
 
     /// Records matching `f`, newest first (`event_time`, then chain, then seq, descending).
-    pub fn query_audit(&mut self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
-        use audit_events as a;
+    /// Reads the lookup index, so bring it up to date first ([`super::Store::query_audit`]);
+    /// an event id is looked up on the chain table itself.
+    pub fn query_audit_index(&mut self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
         let sqlite = matches!(self.conn, AnyConnection::Sqlite(_));
-        let mut q = a::table.select(AuditRow::as_select()).into_boxed();
-        if let Some(v) = &f.account_id {
-            q = if f.resource_name.is_some() {
-                // `account_id || ''` cannot use an index: the planner takes the resource's
-                // index and filters by account (there is no (account, resource) index).
-                q.filter(a::account_id.concat("").eq(v.clone()))
-            } else {
-                q.filter(a::account_id.eq(v.clone()))
-            };
+        if f.event_id.is_some() {
+            use audit_events as a;
+            let mut q = a::table.select(AuditRow::as_select()).into_boxed();
+            audit_filters!(q, a, f, sqlite);
+            if let Some(v) = &f.event_id {
+                q = q.filter(a::event_id.eq(v.clone()));
+            }
+            return q
+                .order((a::event_time.desc(), a::chain_id.desc(), a::seq.desc()))
+                .limit(f.limit.max(0))
+                .load(self.conn)
+                .map_err(|e| self.db(e));
         }
-        if let Some(v) = &f.event_id {
-            q = q.filter(a::event_id.eq(v.clone()));
+        let keys: Vec<(String, i64)> = {
+            use audit_lookup as a;
+            let mut q = a::table.select((a::chain_id, a::seq)).into_boxed();
+            audit_filters!(q, a, f, sqlite);
+            q.order((a::event_time.desc(), a::chain_id.desc(), a::seq.desc()))
+                .limit(f.limit.max(0))
+                .load(self.conn)
+                .map_err(|e| self.db(e))?
+        };
+        self.audit_rows_by_key(&keys)
+    }
+
+    /// The records at `keys`, in that order (keys whose record is gone are skipped: the
+    /// lookup index may still list records retention just deleted).
+    fn audit_rows_by_key(&mut self, keys: &[(String, i64)]) -> Result<Vec<AuditRow>, StoreError> {
+        let mut by_chain: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for (c, s) in keys {
+            by_chain.entry(c.as_str()).or_default().push(*s);
         }
-        if let Some(v) = &f.event_name {
-            q = q.filter(a::event_name.eq(v.clone()));
+        let mut found: std::collections::HashMap<(String, i64), AuditRow> =
+            std::collections::HashMap::with_capacity(keys.len());
+        for (chain, seqs) in by_chain {
+            for part in seqs.chunks(5_000) {
+                let rows: Vec<AuditRow> = audit_events::table
+                    .filter(audit_events::chain_id.eq(chain))
+                    .filter(audit_events::seq.eq_any(part))
+                    .select(AuditRow::as_select())
+                    .load(self.conn)
+                    .map_err(|e| self.db(e))?;
+                for r in rows {
+                    found.insert((r.chain_id.clone(), r.seq), r);
+                }
+            }
         }
-        if let Some(v) = &f.event_source {
-            q = q.filter(a::event_source.eq(v.clone()));
+        Ok(keys.iter().filter_map(|k| found.remove(k)).collect())
+    }
+
+    /// Every chain with records, by an index seek per chain (no scan of the records).
+    pub fn audit_chain_ids(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let mut q = audit_events::table
+                .select(diesel::dsl::min(audit_events::chain_id))
+                .into_boxed();
+            if let Some(last) = out.last() {
+                q = q.filter(audit_events::chain_id.gt(last.clone()));
+            }
+            let next: Option<String> = q.get_result(self.conn).map_err(|e| self.db(e))?;
+            match next {
+                Some(c) => out.push(c),
+                None => return Ok(out),
+            }
         }
-        if let Some(v) = f.read_only {
-            q = q.filter(a::read_only.eq(v));
-        }
-        if let Some(v) = &f.user_name {
-            q = q.filter(a::user_name.eq(v.clone()));
-        }
-        if let Some(v) = &f.access_key_id {
-            q = q.filter(a::access_key_id.eq(v.clone()));
-        }
-        if let Some(v) = &f.resource_type {
-            q = q.filter(a::resource_type.eq(v.clone()));
-        }
-        if let Some(v) = &f.resource_name {
-            q = if v.starts_with("arn:") {
-                q.filter(a::resource_arn.eq(v.clone()))
-            } else {
-                q.filter(a::resource_name.eq(v.clone()))
-            };
-        }
-        if let Some(p) = &f.resource_prefix {
-            let arn = p.starts_with("arn:");
-            q = match (sqlite, arn) {
-                // BINARY collation: a range is an exact, index-friendly prefix match.
-                (true, true) => q
-                    .filter(a::resource_arn.ge(p.clone()))
-                    .filter(a::resource_arn.lt(prefix_upper(p))),
-                (true, false) => q
-                    .filter(a::resource_name.ge(p.clone()))
-                    .filter(a::resource_name.lt(prefix_upper(p))),
-                // PostgreSQL collations need not order by bytes: LIKE is exact there.
-                (false, true) => q.filter(a::resource_arn.like(like_prefix(p)).escape('\\')),
-                (false, false) => q.filter(a::resource_name.like(like_prefix(p)).escape('\\')),
-            };
-        }
-        if let Some(v) = &f.principal_arn {
-            q = q.filter(a::principal_arn.eq(v.clone()));
-        }
-        if f.denied_only {
-            // The evaluator says which kind of deny; "Deny" is what older records say.
-            q = q.filter(a::decision.eq_any(["ImplicitDeny", "ExplicitDeny", "Deny"]));
-        }
-        if let Some(v) = &f.error_code {
-            q = q.filter(a::error_code.eq(v.clone()));
-        }
-        if let Some(v) = &f.source_ip {
-            q = q.filter(a::source_ip.eq(v.clone()));
-        }
-        if let Some(v) = f.since_ms {
-            q = q.filter(a::event_time.ge(v));
-        }
-        if let Some(v) = f.until_ms {
-            q = q.filter(a::event_time.le(v));
-        }
-        if let Some((t, c, s)) = &f.before {
-            q = q.filter(
-                a::event_time.le(*t).and(
-                    a::event_time
-                        .lt(*t)
-                        .or(a::chain_id.lt(c.clone()))
-                        .or(a::chain_id.eq(c.clone()).and(a::seq.lt(*s))),
-                ),
-            );
-        }
-        q.order((a::event_time.desc(), a::chain_id.desc(), a::seq.desc()))
-            .limit(f.limit.max(0))
-            .load(self.conn)
-            .map_err(|e| self.db(e))
+    }
+
+    /// Add up to `max_rows` of `chain_id`'s records that are not yet in the lookup index to
+    /// it, and move the chain's mark. Returns whether records remain to be indexed.
+    ///
+    /// The mark claims the index's write lock first (SQLite: the index file's lock only,
+    /// never the main database's), then reads where the chain ends: records are numbered
+    /// under the chain's tail lock, which is held through their commit, so once a sequence
+    /// number is visible every lower one is too. Idempotent: two indexers (the server, a
+    /// CLI query) may run at once.
+    pub fn index_audit_chain(&mut self, chain_id: &str, max_rows: i64) -> Result<bool, StoreError> {
+        use super::schema::audit_index_state as st;
+        let claimed = native!(self.conn, |c| diesel::insert_into(st::table)
+            .values((st::chain_id.eq(chain_id), st::indexed_through.eq(0_i64)))
+            .on_conflict_do_nothing()
+            .execute(c));
+        claimed.map_err(|e| self.db(e))?;
+        let lo: i64 = st::table
+            .filter(st::chain_id.eq(chain_id))
+            .select(st::indexed_through)
+            .get_result(self.conn)
+            .map_err(|e| self.db(e))?;
+        let end: Option<i64> = audit_events::table
+            .filter(audit_events::chain_id.eq(chain_id))
+            .filter(audit_events::seq.gt(lo))
+            .filter(audit_events::seq.le(lo.saturating_add(max_rows)))
+            .select(diesel::dsl::max(audit_events::seq))
+            .get_result(self.conn)
+            .map_err(|e| self.db(e))?;
+        let Some(hi) = end else {
+            return Ok(false);
+        };
+        let sql = if matches!(self.conn, AnyConnection::Sqlite(_)) {
+            COPY_TO_LOOKUP_SQLITE
+        } else {
+            COPY_TO_LOOKUP_PG
+        };
+        let copied = native!(self.conn, |c| {
+            diesel::sql_query(sql)
+                .bind::<diesel::sql_types::Text, _>(chain_id)
+                .bind::<diesel::sql_types::BigInt, _>(lo)
+                .bind::<diesel::sql_types::BigInt, _>(hi)
+                .execute(c)
+        });
+        copied.map_err(|e| self.db(e))?;
+        // Only forward: a concurrent indexer may have gone further already.
+        diesel::update(
+            st::table
+                .filter(st::chain_id.eq(chain_id))
+                .filter(st::indexed_through.lt(hi)),
+        )
+        .set(st::indexed_through.eq(hi))
+        .execute(self.conn)
+        .map_err(|e| self.db(e))?;
+        Ok(hi >= lo.saturating_add(max_rows))
     }
 
     pub fn insert_audit_digest(&mut self, row: &AuditDigestRow) -> Result<(), StoreError> {
@@ -239,16 +361,50 @@ impl Tx<'_> {
     }
 
     /// Delete a chain's records up to and including `seq`.
+    /// (Their lookup index rows too: derived data, deleted in the same transaction.)
     pub fn delete_audit_through(&mut self, chain_id: &str, seq: i64) -> Result<usize, StoreError> {
-        diesel::delete(
+        let records = diesel::delete(
             audit_events::table
                 .filter(audit_events::chain_id.eq(chain_id))
                 .filter(audit_events::seq.le(seq)),
         )
         .execute(self.conn)
-        .map_err(|e| self.db(e))
+        .map_err(|e| self.db(e))?;
+        diesel::delete(
+            audit_lookup::table
+                .filter(audit_lookup::chain_id.eq(chain_id))
+                .filter(audit_lookup::seq.le(seq)),
+        )
+        .execute(self.conn)
+        .map_err(|e| self.db(e))?;
+        Ok(records)
     }
 }
+
+/// The query columns copied from the chain table into the lookup index.
+macro_rules! lookup_columns {
+    () => {
+        "chain_id, seq, event_time, event_name, principal_arn, access_key_id, source_ip, \
+         resource_arn, error_code, decision, account_id, event_source, read_only, user_name, \
+         resource_type, resource_name"
+    };
+}
+
+const COPY_TO_LOOKUP_SQLITE: &str = concat!(
+    "INSERT INTO audit_lookup (",
+    lookup_columns!(),
+    ") SELECT ",
+    lookup_columns!(),
+    " FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ON CONFLICT DO NOTHING"
+);
+
+const COPY_TO_LOOKUP_PG: &str = concat!(
+    "INSERT INTO audit_lookup (",
+    lookup_columns!(),
+    ") SELECT ",
+    lookup_columns!(),
+    " FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ON CONFLICT DO NOTHING"
+);
 
 /// The smallest string above every string that starts with `p` (in byte order).
 fn prefix_upper(p: &str) -> String {

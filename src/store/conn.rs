@@ -33,11 +33,21 @@ pub enum Backend {
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Per-connection settings for SQLite: WAL, full fsync, a busy timeout, foreign keys.
-#[derive(Debug, Clone, Copy)]
+/// The audit trail's lookup index (`sql/audit_lookup.sql`): a PostgreSQL migration; on
+/// SQLite, the schema of the separate index file.
+const AUDIT_LOOKUP_DDL: &str = include_str!("sql/audit_lookup.sql");
+
+/// The schema name the SQLite audit lookup index file is attached as.
+const SQLITE_INDEX_SCHEMA: &str = "auditidx";
+
+/// Per-connection settings for SQLite: WAL, full fsync, a busy timeout, foreign keys; and
+/// the audit lookup index file attached (see [`audit_index_path`]).
+#[derive(Debug, Clone)]
 struct SqlitePragmas {
     /// `PRAGMA mmap_size` (0: no memory map).
     mmap_size: u64,
+    /// The audit lookup index file to attach.
+    index_path: String,
 }
 
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
@@ -50,9 +60,39 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
                 self.mmap_size
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
+            // Derived data (rebuilt from audit_events when lost): WAL without an fsync per
+            // commit. Its state table lives in the same file, so what it says is indexed
+            // is indexed, whatever a crash took.
+            let schema = SQLITE_INDEX_SCHEMA;
+            c.batch_execute(&format!(
+                "ATTACH DATABASE '{}' AS {schema}; PRAGMA {schema}.journal_mode = WAL; \
+                 PRAGMA {schema}.synchronous = NORMAL;",
+                self.index_path.replace('\'', "''")
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute(&sqlite_index_ddl())
+                .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
+}
+
+/// The lookup index's DDL with every table and index created in the attached index file.
+fn sqlite_index_ddl() -> String {
+    AUDIT_LOOKUP_DDL
+        .replace(
+            "CREATE TABLE IF NOT EXISTS ",
+            &format!("CREATE TABLE IF NOT EXISTS {SQLITE_INDEX_SCHEMA}."),
+        )
+        .replace(
+            "CREATE INDEX IF NOT EXISTS ",
+            &format!("CREATE INDEX IF NOT EXISTS {SQLITE_INDEX_SCHEMA}."),
+        )
+}
+
+/// Where a SQLite database's audit lookup index lives: a file beside it.
+pub fn audit_index_path(db_path: &str) -> String {
+    format!("{db_path}-audit-index")
 }
 
 /// Read connections do not map the database file (`PRAGMA mmap_size = 0`). Measured: every
@@ -124,6 +164,7 @@ pub(super) fn open_read_pool(
             4,
             SqlitePragmas {
                 mmap_size: READ_MMAP_BYTES,
+                index_path: audit_index_path(&conn_url),
             },
         ),
         Backend::Postgres => Ok(write_pool.clone()),
@@ -138,7 +179,11 @@ pub(super) fn open_pool(
         Backend::Sqlite => 8,
         Backend::Postgres => 16,
     };
-    let pool = build_pool(backend, &conn_url, max, SqlitePragmas { mmap_size: 0 })?;
+    let pragmas = SqlitePragmas {
+        mmap_size: 0,
+        index_path: audit_index_path(&conn_url),
+    };
+    let pool = build_pool(backend, &conn_url, max, pragmas)?;
 
     let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
     let migrations = match backend {

@@ -46,6 +46,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 pub use conn::{redact_url, AnyConnection, Backend};
 
 use crate::error::ApiError;
+use rows::{AuditFilter, AuditRow};
 
 /// Why a store call failed. Messages never carry secret values.
 #[derive(Debug, thiserror::Error)]
@@ -344,4 +345,57 @@ impl Store {
             Err(TxFail::Db(e)) => Err(StoreError::Db(e).into()),
         }
     }
+
+    /// Bring the audit lookup index up to date for `chain` (or every chain): see
+    /// [`Tx::index_audit_chain`]. Runs its own transactions, never under the SQLite write
+    /// lock (the index is a separate file there), a bounded number of records each.
+    pub fn index_audit_blocking(&self, chain: Option<&str>) -> Result<(), ApiError> {
+        let chains = match chain {
+            Some(c) => vec![c.to_owned()],
+            None => self.read_blocking(|tx| Ok(tx.audit_chain_ids()?))?,
+        };
+        let mut conn = self.conn()?;
+        for chain in &chains {
+            loop {
+                let c: &mut AnyConnection = &mut conn;
+                let more = c
+                    .transaction::<bool, TxFail, _>(|c| {
+                        let mut tx = Tx {
+                            conn: c,
+                            conflict: false,
+                        };
+                        tx.index_audit_chain(chain, AUDIT_INDEX_BATCH)
+                            .map_err(|e| TxFail::Api(e.into()))
+                    })
+                    .map_err(|e| match e {
+                        TxFail::Api(e) => e,
+                        TxFail::Db(e) => StoreError::Db(e).into(),
+                    })?;
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Audit records matching `f` (newest first), after bringing the lookup index up to
+    /// date, so the answer includes everything committed before the call.
+    pub fn query_audit_blocking(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, ApiError> {
+        if f.event_id.is_none() {
+            self.index_audit_blocking(None)?;
+        }
+        self.read_blocking(|tx| Ok(tx.query_audit_index(f)?))
+    }
+
+    /// [`Store::query_audit_blocking`] on the blocking pool.
+    pub async fn query_audit(&self, f: AuditFilter) -> Result<Vec<AuditRow>, ApiError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.query_audit_blocking(&f))
+            .await
+            .map_err(|e| ApiError::from(StoreError::Join(e.to_string())))?
+    }
 }
+
+/// Most records one lookup-index transaction adds.
+const AUDIT_INDEX_BATCH: i64 = 20_000;

@@ -152,3 +152,33 @@ diesel::table! {
         signature -> Text,
     }
 }
+
+diesel::table! {
+    /// The deferred lookup index of audit_events (`sql/audit_lookup.sql`).
+    audit_lookup (chain_id, seq) {
+        chain_id -> Text,
+        seq -> BigInt,
+        event_time -> BigInt,
+        event_name -> Text,
+        principal_arn -> Nullable<Text>,
+        access_key_id -> Nullable<Text>,
+        source_ip -> Nullable<Text>,
+        resource_arn -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        decision -> Text,
+        account_id -> Nullable<Text>,
+        event_source -> Nullable<Text>,
+        read_only -> Nullable<Bool>,
+        user_name -> Nullable<Text>,
+        resource_type -> Nullable<Text>,
+        resource_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// How far each chain is in audit_lookup: every record with `seq <= indexed_through`.
+    audit_index_state (chain_id) {
+        chain_id -> Text,
+        indexed_through -> BigInt,
+    }
+}

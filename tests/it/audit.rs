@@ -248,11 +248,7 @@ async fn postgres_trail_verifies_queries_and_prunes() {
     })
     .await;
     assert_eq!(t.verify(), None);
-    let q = |f: AuditFilter| {
-        t.store
-            .read_blocking(move |tx| Ok(tx.query_audit(&f)?))
-            .unwrap()
-    };
+    let q = |f: AuditFilter| t.store.query_audit_blocking(&f).unwrap();
     let all = |f: AuditFilter| AuditFilter { limit: 100, ..f };
     // name and ARN prefixes (LIKE on PostgreSQL), `_` and `%` taken literally
     assert_eq!(
@@ -769,11 +765,9 @@ async fn no_secret_material_or_raw_tokens_in_the_trail() {
     let pw = pw.random_password().unwrap().to_owned();
     let store = Store::open(&s.database_url).unwrap();
     let rows = store
-        .read_blocking(|tx| {
-            Ok(tx.query_audit(&AuditFilter {
-                limit: 1000,
-                ..AuditFilter::default()
-            })?)
+        .query_audit_blocking(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
         })
         .unwrap();
     assert!(rows.len() >= 4);
@@ -850,11 +844,9 @@ fn million_records_query_times() {
     }
     let time = |name: &str, f: AuditFilter| {
         let f2 = f.clone();
-        let _ = store.read_blocking(move |tx| Ok(tx.query_audit(&f2)?)); // warm
+        let _ = store.query_audit_blocking(&f2); // warm
         let s = Instant::now();
-        let rows = store
-            .read_blocking(move |tx| Ok(tx.query_audit(&f)?))
-            .unwrap();
+        let rows = store.query_audit_blocking(&f).unwrap();
         let e = s.elapsed();
         println!(
             "{name:<48} {:>5} rows  {:>9.2} ms",
@@ -1795,12 +1787,10 @@ async fn denials_are_recorded_with_the_deciding_policy() {
     );
     let rows = Store::open(&s.database_url)
         .unwrap()
-        .read_blocking(|tx| {
-            Ok(tx.query_audit(&AuditFilter {
-                denied_only: true,
-                limit: 100,
-                ..AuditFilter::default()
-            })?)
+        .query_audit_blocking(&AuditFilter {
+            denied_only: true,
+            limit: 100,
+            ..AuditFilter::default()
         })
         .unwrap();
     assert_eq!(

@@ -276,7 +276,7 @@ impl Operation for LookupEvents {
         if let Some(a) = input.lookup_attributes.first() {
             apply_attribute(&mut f, a)?;
         }
-        let mut rows = ctx.store.read(move |tx| Ok(tx.query_audit(&f)?)).await?;
+        let mut rows = ctx.store.query_audit(f).await?;
         let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(50));
         let next_token = if more {

@@ -1,0 +1,12 @@
+CREATE INDEX audit_events_principal ON audit_events (principal_arn, event_time);
+CREATE INDEX audit_events_resource ON audit_events (resource_arn, event_time);
+CREATE INDEX audit_events_acct_time ON audit_events (account_id, event_time);
+CREATE INDEX audit_events_acct_name ON audit_events (account_id, event_name, event_time);
+CREATE INDEX audit_events_acct_user ON audit_events (account_id, user_name, event_time);
+CREATE INDEX audit_events_acct_akid ON audit_events (account_id, access_key_id, event_time);
+CREATE INDEX audit_events_res_name ON audit_events (resource_name, event_time);
+CREATE INDEX audit_events_decision ON audit_events (decision, event_time);
+CREATE INDEX audit_events_error ON audit_events (error_code, event_time);
+CREATE INDEX audit_events_ip ON audit_events (source_ip, event_time);
+DROP TABLE audit_index_state;
+DROP TABLE audit_lookup;

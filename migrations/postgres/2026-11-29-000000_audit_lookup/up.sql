@@ -1,0 +1,52 @@
+-- The audit trail's query indexes move off the chain table. Every index on audit_events was
+-- updated inside each group commit, and the indexes keyed by resource, principal, key or
+-- address touched a random page per record: most of what a commit wrote. The chain table
+-- keeps its primary key, the unique event id and the time index (all three grow at their
+-- right edge); the query indexes live on audit_lookup, which the server fills in batches
+-- behind the chain (`store::audit`, "deferred lookup index"), and which every query first
+-- brings up to date.
+-- Keep in step with migrations/sqlite and migrations/postgres (same directory name).
+DROP INDEX audit_events_principal;
+DROP INDEX audit_events_resource;
+DROP INDEX audit_events_acct_time;
+DROP INDEX audit_events_acct_name;
+DROP INDEX audit_events_acct_user;
+DROP INDEX audit_events_acct_akid;
+DROP INDEX audit_events_res_name;
+DROP INDEX audit_events_decision;
+DROP INDEX audit_events_error;
+DROP INDEX audit_events_ip;
+CREATE TABLE IF NOT EXISTS audit_lookup (
+    chain_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event_time BIGINT NOT NULL,
+    event_name TEXT NOT NULL,
+    principal_arn TEXT,
+    access_key_id TEXT,
+    source_ip TEXT,
+    resource_arn TEXT,
+    error_code TEXT,
+    decision TEXT NOT NULL,
+    account_id TEXT,
+    event_source TEXT,
+    read_only BOOLEAN,
+    user_name TEXT,
+    resource_type TEXT,
+    resource_name TEXT,
+    PRIMARY KEY (chain_id, seq)
+);
+CREATE TABLE IF NOT EXISTS audit_index_state (
+    chain_id TEXT PRIMARY KEY NOT NULL,
+    indexed_through BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_lookup_time ON audit_lookup (event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_principal ON audit_lookup (principal_arn, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_resource ON audit_lookup (resource_arn, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_acct_time ON audit_lookup (account_id, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_acct_name ON audit_lookup (account_id, event_name, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_acct_user ON audit_lookup (account_id, user_name, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_acct_akid ON audit_lookup (account_id, access_key_id, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_res_name ON audit_lookup (resource_name, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_decision ON audit_lookup (decision, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_error ON audit_lookup (error_code, event_time);
+CREATE INDEX IF NOT EXISTS audit_lookup_ip ON audit_lookup (source_ip, event_time);
