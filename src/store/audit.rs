@@ -65,11 +65,18 @@ macro_rules! audit_filters {
             $q = $q.filter($a::principal_arn.eq(v.clone()));
         }
         if f.denied_only {
-            // The evaluator says which kind of deny; "Deny" is what older records say.
-            $q = $q.filter($a::decision.eq_any(["ImplicitDeny", "ExplicitDeny", "Deny"]));
+            // The evaluator says which kind of deny; "Deny" is what older records say. The
+            // literal condition is the partial index's own (`sql/audit_lookup.sql`).
+            $q = $q
+                .filter($a::decision.eq_any(["ImplicitDeny", "ExplicitDeny", "Deny"]))
+                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                    "decision <> 'Allow'",
+                ));
         }
         if let Some(v) = &f.error_code {
-            $q = $q.filter($a::error_code.eq(v.clone()));
+            $q = $q
+                .filter($a::error_code.eq(v.clone()))
+                .filter($a::error_code.is_not_null());
         }
         if let Some(v) = &f.source_ip {
             $q = $q.filter($a::source_ip.eq(v.clone()));
@@ -118,11 +125,12 @@ impl Tx<'_> {
     }
 
     pub fn insert_audit(&mut self, row: &AuditRow) -> Result<(), StoreError> {
-        diesel::insert_into(audit_events::table)
+        // On the concrete connection: its statement is prepared once and cached (see
+        // `native!`); every request's record comes through here.
+        let r = native!(self.conn, |c| diesel::insert_into(audit_events::table)
             .values(row)
-            .execute(self.conn)
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+            .execute(c));
+        r.map(|_| ()).map_err(|e| self.db(e))
     }
 
     /// Insert many records in order. (Multi-row INSERT is not available through diesel's
@@ -189,7 +197,7 @@ impl Tx<'_> {
     /// an event id is looked up on the chain table itself.
     pub fn query_audit_index(&mut self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
         let sqlite = matches!(self.conn, AnyConnection::Sqlite(_));
-        if f.event_id.is_some() {
+        if f.event_id.is_some() || !f.has_lookup_attribute() {
             use audit_events as a;
             let mut q = a::table.select(AuditRow::as_select()).into_boxed();
             audit_filters!(q, a, f, sqlite);

@@ -160,6 +160,8 @@ pub struct Store {
     /// Connections for read transactions (SQLite: separate, memory-mapped; see `conn`).
     read_pool: Pool<ConnectionManager<AnyConnection>>,
     backend: Backend,
+    /// Write transactions' connections (SQLite: the one writer connection; see `conn`).
+    write_pool: Pool<ConnectionManager<AnyConnection>>,
     write_lock: Arc<Mutex<()>>,
     /// Added to every write transaction made through this handle.
     hook: Option<Arc<dyn CommitHook>>,
@@ -181,9 +183,11 @@ impl Store {
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let (backend, pool) = conn::open_pool(url)?;
         let read_pool = conn::open_read_pool(url, &pool)?;
+        let write_pool = conn::open_write_pool(url, &pool)?;
         Ok(Self {
             pool,
             read_pool,
+            write_pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
             hook: None,
@@ -228,7 +232,6 @@ impl Store {
         T: 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T, ApiError>,
     {
-        let mut conn = self.conn()?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -244,6 +247,11 @@ impl Store {
                     ),
                     Backend::Postgres => None,
                 };
+                // SQLite: the one writer connection, free whenever the lock is held.
+                let mut conn = self
+                    .write_pool
+                    .get()
+                    .map_err(|e| StoreError::Pool(e.to_string()))?;
                 let c: &mut AnyConnection = &mut conn;
                 let result = c.transaction::<T, TxFail, _>(|c| {
                     if self.backend == Backend::Postgres {
@@ -382,7 +390,7 @@ impl Store {
     /// Audit records matching `f` (newest first), after bringing the lookup index up to
     /// date, so the answer includes everything committed before the call.
     pub fn query_audit_blocking(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, ApiError> {
-        if f.event_id.is_none() {
+        if f.event_id.is_none() && f.has_lookup_attribute() {
             self.index_audit_blocking(None)?;
         }
         self.read_blocking(|tx| Ok(tx.query_audit_index(f)?))

@@ -199,3 +199,47 @@ pub struct AuditFilter {
     pub before: Option<(i64, String, i64)>,
     pub limit: i64,
 }
+
+impl AuditFilter {
+    /// Whether the filter names anything besides time, cursor and event id (what the
+    /// chain table's own indexes answer): such queries read the lookup index.
+    pub fn has_lookup_attribute(&self) -> bool {
+        let Self {
+            account_id,
+            event_id: _,
+            event_name,
+            event_source,
+            read_only,
+            user_name,
+            access_key_id,
+            resource_type,
+            resource_name,
+            resource_prefix,
+            principal_arn,
+            denied_only,
+            error_code,
+            source_ip,
+            since_ms: _,
+            until_ms: _,
+            before: _,
+            limit: _,
+        } = self;
+        *denied_only
+            || read_only.is_some()
+            || [
+                account_id,
+                event_name,
+                event_source,
+                user_name,
+                access_key_id,
+                resource_type,
+                resource_name,
+                resource_prefix,
+                principal_arn,
+                error_code,
+                source_ip,
+            ]
+            .iter()
+            .any(|v| v.is_some())
+    }
+}

@@ -1785,6 +1785,27 @@ async fn denials_are_recorded_with_the_deciding_policy() {
         v["authorization"]["reason"], "NotAllowedBy(Identity)",
         "{v}"
     );
+    // an implicit deny has no deciding statement
+    assert!(v["authorization"]["decidingPolicyType"].is_null(), "{v}");
+    assert!(v["authorization"]["statement"].is_null(), "{v}");
+    // an allow names the policy type, the policy and the statement that allowed it
+    let allowed = s.call_signed("secretsmanager.ListSecrets", "{}", as_alice.clone());
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let rows = all_records(&s.database_url);
+    let v = &records_of(&rows, &request_id(&allowed))[0].1;
+    let auth = &v["authorization"];
+    assert_eq!(auth["decision"], "Allow", "{v}");
+    assert_eq!(auth["decidingPolicyType"], "Identity", "{v}");
+    assert!(
+        auth["policyArnOrId"]
+            .as_str()
+            .is_some_and(|p| p.contains("SecretsManagerReadOnly")),
+        "{v}"
+    );
+    assert!(
+        auth["statement"].as_str().is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
     let rows = Store::open(&s.database_url)
         .unwrap()
         .query_audit_blocking(&AuditFilter {

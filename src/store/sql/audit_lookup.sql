@@ -1,8 +1,9 @@
 -- The audit trail's lookup index: one row per record of audit_events, the query columns
 -- only, with the indexes LookupEvents and `strongroom audit query` use. Derived data, filled
 -- in batches behind the chain (see `store::audit`); audit_index_state says how far each
--- chain is indexed. PostgreSQL: created by the migration 2026-11-29-000000_audit_lookup
--- (this file is executed there too, and every statement is idempotent). SQLite: this lives
+-- chain is indexed. Queries with no lookup attribute (time only, or an event id) read the
+-- chain table (its time and event id indexes). PostgreSQL: the migration
+-- 2026-11-29-000000_audit_lookup holds these statements (keep them in step). SQLite: this lives
 -- in its own database file beside the main one (`<database>-audit-index`), attached to every
 -- connection, so that indexing never takes the main database's write lock.
 CREATE TABLE IF NOT EXISTS audit_lookup (
@@ -23,12 +24,11 @@ CREATE TABLE IF NOT EXISTS audit_lookup (
     resource_type TEXT,
     resource_name TEXT,
     PRIMARY KEY (chain_id, seq)
-);
+) /*SQLITE: WITHOUT ROWID*/;
 CREATE TABLE IF NOT EXISTS audit_index_state (
     chain_id TEXT PRIMARY KEY NOT NULL,
     indexed_through BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_lookup_time ON audit_lookup (event_time);
 CREATE INDEX IF NOT EXISTS audit_lookup_principal ON audit_lookup (principal_arn, event_time);
 CREATE INDEX IF NOT EXISTS audit_lookup_resource ON audit_lookup (resource_arn, event_time);
 CREATE INDEX IF NOT EXISTS audit_lookup_acct_time ON audit_lookup (account_id, event_time);
@@ -36,6 +36,8 @@ CREATE INDEX IF NOT EXISTS audit_lookup_acct_name ON audit_lookup (account_id, e
 CREATE INDEX IF NOT EXISTS audit_lookup_acct_user ON audit_lookup (account_id, user_name, event_time);
 CREATE INDEX IF NOT EXISTS audit_lookup_acct_akid ON audit_lookup (account_id, access_key_id, event_time);
 CREATE INDEX IF NOT EXISTS audit_lookup_res_name ON audit_lookup (resource_name, event_time);
-CREATE INDEX IF NOT EXISTS audit_lookup_decision ON audit_lookup (decision, event_time);
-CREATE INDEX IF NOT EXISTS audit_lookup_error ON audit_lookup (error_code, event_time);
+-- Denials and errors are the exception: partial indexes hold only those (a query names the
+-- partial index's condition word for word, see `store::audit`).
+CREATE INDEX IF NOT EXISTS audit_lookup_denied ON audit_lookup (event_time) WHERE decision <> 'Allow';
+CREATE INDEX IF NOT EXISTS audit_lookup_error ON audit_lookup (error_code, event_time) WHERE error_code IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_lookup_ip ON audit_lookup (source_ip, event_time);
