@@ -41,6 +41,10 @@ struct State {
     /// Records committed since the last digest.
     undigested: u64,
     last_digest: Instant,
+    /// The thread holding the lock (`busy`).
+    owner: Option<std::thread::ThreadId>,
+    /// The last record appended under the current lock, committed or not.
+    batch_head: Option<(i64, String)>,
 }
 
 impl Tail {
@@ -52,6 +56,8 @@ impl Tail {
                 head: None,
                 undigested: 0,
                 last_digest: Instant::now(),
+                owner: None,
+                batch_head: None,
             }),
             freed: Condvar::new(),
         })
@@ -74,7 +80,23 @@ impl Tail {
     /// Take the append lock, waiting at most `timeout`.
     pub fn lock(self: &Arc<Self>, timeout: Duration) -> Result<Append, ApiError> {
         let deadline = Instant::now() + timeout;
+        let me = std::thread::current().id();
         let mut s = self.state();
+        if s.busy && s.owner == Some(me) {
+            // A later write of the same group commit (`store::batch` runs the writes of one
+            // transaction on one thread, each in a savepoint): it shares the lock, and
+            // appends after what the earlier ones appended, uncommitted yet.
+            let head = s.batch_head.clone().or_else(|| s.head.clone());
+            drop(s);
+            return Ok(Append {
+                tail: Arc::clone(self),
+                head,
+                staged: None,
+                digested: false,
+                released: false,
+                nested: true,
+            });
+        }
         while s.busy {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -88,6 +110,8 @@ impl Tail {
                 .0;
         }
         s.busy = true;
+        s.owner = Some(me);
+        s.batch_head = None;
         let head = s.head.clone();
         drop(s);
         Ok(Append {
@@ -96,6 +120,7 @@ impl Tail {
             staged: None,
             digested: false,
             released: false,
+            nested: false,
         })
     }
 }
@@ -109,6 +134,9 @@ pub struct Append {
     staged: Option<(i64, String, u64)>,
     digested: bool,
     released: bool,
+    /// Shares the lock of an earlier append on the same thread (see [`Tail::lock`]): its end
+    /// moves the head but leaves the lock to that one.
+    nested: bool,
 }
 
 impl Append {
@@ -147,6 +175,7 @@ impl Append {
         if let Some(last) = rows.last() {
             let n = u64::try_from(rows.len()).unwrap_or(u64::MAX);
             self.staged = Some((last.seq, last.hash.clone(), n));
+            self.tail.state().batch_head = Some((last.seq, last.hash.clone()));
         }
         Ok(())
     }
@@ -176,7 +205,10 @@ impl Append {
         match outcome {
             Outcome::Committed => {
                 if let Some((seq, hash, n)) = self.staged.take() {
-                    s.head = Some((seq, hash));
+                    // Appends sharing one lock end the last first: only forward.
+                    if s.head.as_ref().is_none_or(|h| seq > h.0) {
+                        s.head = Some((seq, hash));
+                    }
                     s.undigested = s.undigested.saturating_add(n);
                 }
                 if self.digested {
@@ -191,7 +223,12 @@ impl Append {
                 }
             }
         }
+        if self.nested {
+            return;
+        }
         s.busy = false;
+        s.owner = None;
+        s.batch_head = None;
         drop(s);
         self.tail.freed.notify_one();
     }
@@ -219,12 +256,44 @@ mod tests {
         let t = Tail::new("c".into());
         let a = t.lock(Duration::from_millis(10)).unwrap();
         let started = Instant::now();
-        assert!(t.lock(Duration::from_millis(50)).is_err());
+        let t2 = Arc::clone(&t);
+        // another thread waits, and gives up at its timeout
+        let other = std::thread::spawn(move || t2.lock(Duration::from_millis(50)).is_err());
+        assert!(other.join().unwrap());
         assert!(started.elapsed() >= Duration::from_millis(50));
         drop(a);
         let b = t.lock(Duration::from_millis(10)).unwrap();
         b.finish(Outcome::RolledBack);
         assert!(t.lock(Duration::from_millis(10)).is_ok());
+    }
+
+    #[test]
+    fn appends_of_one_group_commit_share_the_lock_and_chain_on() {
+        let t = Tail::new("c".into());
+        let mut a = t.lock(Duration::from_millis(10)).unwrap();
+        a.head = Some((4, "h4".into()));
+        a.staged = Some((5, "h5".into(), 1));
+        t.state().batch_head = Some((5, "h5".into()));
+        // the same thread again: nested, sees the uncommitted head
+        let mut b = t.lock(Duration::from_millis(10)).unwrap();
+        assert!(b.nested);
+        assert_eq!(b.head, Some((5, "h5".into())));
+        b.staged = Some((6, "h6".into(), 1));
+        // other threads wait for the whole group
+        let t2 = Arc::clone(&t);
+        assert!(
+            std::thread::spawn(move || t2.lock(Duration::from_millis(20)).is_err())
+                .join()
+                .unwrap()
+        );
+        // ended last first: the head ends at the highest committed seq, then the lock frees
+        b.finish(Outcome::Committed);
+        assert!(t.state().busy);
+        a.finish(Outcome::Committed);
+        let s = t.state();
+        assert!(!s.busy);
+        assert_eq!(s.head, Some((6, "h6".into())));
+        assert_eq!(s.undigested, 2);
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Operation for PutSecretValue {
                     values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
                 if written == values::Written::Created {
                     secret.last_changed_at = now;
-                    tx.update_secret(&secret)?;
+                    tx.set_secret_changed(&secret.secret_id, now)?;
                 }
                 let map = tx.stages(&secret.secret_id)?;
                 let own = map

@@ -189,13 +189,16 @@ fn prune(
     map: &labels::StageMap,
     now_ms: i64,
 ) -> Result<(), ApiError> {
-    let versions: Vec<(String, i64)> = tx
-        .versions(secret_id)?
-        .into_iter()
-        .map(|v| (v.version_id, v.created_at))
-        .collect();
+    // Most writes stop here: counting reads only the primary key index.
+    let total = tx.count_versions(secret_id)?;
+    if total <= secrets::MAX_VERSIONS {
+        return Ok(());
+    }
+    let cutoff = now_ms.saturating_sub(secrets::DEPRECATED_MIN_AGE_MS);
+    let old_enough = tx.version_ids_created_by(secret_id, cutoff)?;
     for id in labels::versions_to_prune(
-        &versions,
+        total,
+        &old_enough,
         map,
         now_ms,
         secrets::MAX_VERSIONS,

@@ -102,9 +102,10 @@ pub fn update_stage(
 }
 
 /// Which versions to drop: unlabelled ones, oldest first, while there are more than
-/// `max_versions`, never one younger than `min_age_ms`. `versions` is `(id, created_at)`
-/// oldest first.
+/// `max_versions` of the secret's `total`, never one younger than `min_age_ms`. `versions`
+/// is `(id, created_at)` oldest first: all of them, or at least every one old enough.
 pub fn versions_to_prune(
+    total: usize,
     versions: &[(String, i64)],
     map: &StageMap,
     now_ms: i64,
@@ -112,7 +113,7 @@ pub fn versions_to_prune(
     min_age_ms: i64,
 ) -> Vec<String> {
     let labelled: std::collections::BTreeSet<&str> = map.values().map(String::as_str).collect();
-    let mut excess = versions.len().saturating_sub(max_versions);
+    let mut excess = total.saturating_sub(max_versions);
     let mut out = Vec::new();
     for (id, created) in versions {
         if excess == 0 {
@@ -203,9 +204,9 @@ mod tests {
         let versions: Vec<(String, i64)> = (0..103).map(|i| (format!("v{i}"), i)).collect();
         let map = m(&[("AWSCURRENT", "v102"), ("AWSPREVIOUS", "v0")]);
         // all young: nothing pruned
-        assert!(versions_to_prune(&versions, &map, 1000, 100, day).is_empty());
+        assert!(versions_to_prune(versions.len(), &versions, &map, 1000, 100, day).is_empty());
         // all old: the three oldest unlabelled go
-        let out = versions_to_prune(&versions, &map, day * 10, 100, day);
+        let out = versions_to_prune(versions.len(), &versions, &map, day * 10, 100, day);
         assert_eq!(out, s(&["v1", "v2", "v3"]));
     }
 

@@ -63,8 +63,12 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
             if let Some(kib) = self.cache_kib {
-                c.batch_execute(&format!("PRAGMA cache_size = -{kib};"))
-                    .map_err(diesel::r2d2::Error::QueryError)?;
+                // The writer also keeps its savepoints' sub-journals in memory (`batch`
+                // runs every write in a savepoint): they never spill to a temporary file.
+                c.batch_execute(&format!(
+                    "PRAGMA cache_size = -{kib}; PRAGMA temp_store = MEMORY;"
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
             }
             // Derived data (rebuilt from audit_events when lost): WAL without an fsync per
             // commit. Its state table lives in the same file, so what it says is indexed

@@ -103,12 +103,12 @@ impl Tx<'_> {
         region: &str,
         alias: &str,
     ) -> Result<Option<KmsAliasRow>, StoreError> {
-        kms_aliases::table
+        native!(&mut *self.conn, |c| kms_aliases::table
             .find((account, region, alias))
             .select(KmsAliasRow::as_select())
-            .get_result(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     pub fn kms_aliases(

@@ -28,6 +28,7 @@ macro_rules! native {
 }
 
 mod audit;
+mod batch;
 mod conn;
 mod keys;
 mod kms;
@@ -163,6 +164,8 @@ pub struct Store {
     /// Write transactions' connections (SQLite: the one writer connection; see `conn`).
     write_pool: Pool<ConnectionManager<AnyConnection>>,
     write_lock: Arc<Mutex<()>>,
+    /// SQLite: the group-commit writer of [`Store::write`] (`batch`), started on first use.
+    queue: Arc<std::sync::OnceLock<batch::Queue>>,
     /// Added to every write transaction made through this handle.
     hook: Option<Arc<dyn CommitHook>>,
 }
@@ -190,6 +193,7 @@ impl Store {
             write_pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            queue: Arc::new(std::sync::OnceLock::new()),
             hook: None,
         })
     }
@@ -215,11 +219,30 @@ impl Store {
     /// Run `f` in one write transaction. Retried on PostgreSQL serialization failures
     /// (so `f` must be repeatable); committed only when `f` returns `Ok`. The handle's
     /// [`CommitHook`], if any, adds its rows to the same transaction (on every attempt).
+    /// SQLite: `f` runs in a savepoint of a transaction shared with the other writes waiting
+    /// at the time, committed once for all of them (`batch`); it sees what they wrote before
+    /// it, and its own failure rolls back only its own changes.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
     {
+        if self.backend == Backend::Sqlite {
+            if self.queue.get().is_none() {
+                // The thread's handle has a queue of its own (never used), so that dropping
+                // the last handle of this store stops it.
+                let detached = Self {
+                    queue: Arc::new(std::sync::OnceLock::new()),
+                    hook: None,
+                    ..self.clone()
+                };
+                // Two first writes at once: one queue wins, the other's thread stops.
+                let _ = self.queue.set(batch::Queue::start(detached)?);
+            }
+            if let Some(q) = self.queue.get() {
+                return q.write(f, self.hook.clone()).await;
+            }
+        }
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.write_blocking(f))
             .await

@@ -55,12 +55,12 @@ impl Tx<'_> {
     }
 
     pub fn secret_by_id(&mut self, secret_id: &str) -> Result<Option<SecretRow>, StoreError> {
-        secrets::table
+        native!(&mut *self.conn, |c| secrets::table
             .find(secret_id)
             .select(SecretRow::as_select())
-            .get_result(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     pub fn insert_secret(&mut self, row: &SecretRow) -> Result<(), StoreError> {
@@ -72,11 +72,13 @@ impl Tx<'_> {
     }
 
     pub fn update_secret(&mut self, row: &SecretRow) -> Result<(), StoreError> {
-        diesel::update(secrets::table.find(&row.secret_id))
-            .set(row)
-            .execute(self.conn)
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+        native!(&mut *self.conn, |c| diesel::update(
+            secrets::table.find(&row.secret_id)
+        )
+        .set(row)
+        .execute(c))
+        .map(|_| ())
+        .map_err(|e| self.db(e))
     }
 
     /// Remove a secret with its versions, stages and tags.
@@ -97,11 +99,13 @@ impl Tx<'_> {
     }
 
     pub fn insert_version(&mut self, row: &VersionRow) -> Result<(), StoreError> {
-        diesel::insert_into(secret_versions::table)
-            .values(row)
-            .execute(self.conn)
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+        native!(&mut *self.conn, |c| diesel::insert_into(
+            secret_versions::table
+        )
+        .values(row)
+        .execute(c))
+        .map(|_| ())
+        .map_err(|e| self.db(e))
     }
 
     pub fn version(
@@ -114,6 +118,46 @@ impl Tx<'_> {
             .select(VersionRow::as_select())
             .get_result(c)
             .optional())
+        .map_err(|e| self.db(e))
+    }
+
+    /// How many versions a secret has.
+    pub fn count_versions(&mut self, secret_id: &str) -> Result<usize, StoreError> {
+        let n: i64 = native!(&mut *self.conn, |c| secret_versions::table
+            .filter(secret_versions::secret_id.eq(secret_id))
+            .count()
+            .get_result(c))
+        .map_err(|e| self.db(e))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// `(version_id, created_at)` of a secret's versions created at or before `at_ms`,
+    /// oldest first: what pruning needs, without reading sealed values.
+    pub fn version_ids_created_by(
+        &mut self,
+        secret_id: &str,
+        at_ms: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        native!(&mut *self.conn, |c| secret_versions::table
+            .filter(secret_versions::secret_id.eq(secret_id))
+            .filter(secret_versions::created_at.le(at_ms))
+            .order((
+                secret_versions::created_at.asc(),
+                secret_versions::version_id.asc(),
+            ))
+            .select((secret_versions::version_id, secret_versions::created_at))
+            .load(c))
+        .map_err(|e| self.db(e))
+    }
+
+    /// Record a change of a secret (a new version) at `at_ms`.
+    pub fn set_secret_changed(&mut self, secret_id: &str, at_ms: i64) -> Result<(), StoreError> {
+        native!(&mut *self.conn, |c| diesel::update(
+            secrets::table.find(secret_id)
+        )
+        .set(secrets::last_changed_at.eq(at_ms))
+        .execute(c))
+        .map(|_| ())
         .map_err(|e| self.db(e))
     }
 
@@ -131,10 +175,12 @@ impl Tx<'_> {
     }
 
     pub fn delete_version(&mut self, secret_id: &str, version_id: &str) -> Result<(), StoreError> {
-        diesel::delete(secret_versions::table.find((secret_id, version_id)))
-            .execute(self.conn)
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+        native!(&mut *self.conn, |c| diesel::delete(
+            secret_versions::table.find((secret_id, version_id))
+        )
+        .execute(c))
+        .map(|_| ())
+        .map_err(|e| self.db(e))
     }
 
     pub fn touch_version(
@@ -184,18 +230,22 @@ impl Tx<'_> {
         secret_id: &str,
         stages: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        diesel::delete(secret_stages::table.filter(secret_stages::secret_id.eq(secret_id)))
-            .execute(self.conn)
-            .map_err(|e| self.db(e))?;
+        native!(&mut *self.conn, |c| diesel::delete(
+            secret_stages::table.filter(secret_stages::secret_id.eq(secret_id))
+        )
+        .execute(c))
+        .map_err(|e| self.db(e))?;
         for (stage, version) in stages {
-            diesel::insert_into(secret_stages::table)
-                .values((
-                    secret_stages::secret_id.eq(secret_id),
-                    secret_stages::stage.eq(stage),
-                    secret_stages::version_id.eq(version),
-                ))
-                .execute(self.conn)
-                .map_err(|e| self.db(e))?;
+            native!(&mut *self.conn, |c| diesel::insert_into(
+                secret_stages::table
+            )
+            .values((
+                secret_stages::secret_id.eq(secret_id),
+                secret_stages::stage.eq(stage),
+                secret_stages::version_id.eq(version),
+            ))
+            .execute(c))
+            .map_err(|e| self.db(e))?;
         }
         Ok(())
     }

@@ -213,3 +213,75 @@ async fn two_servers_one_postgres() {
         .unwrap_err();
     assert_eq!(code(&e), "ResourceExistsException");
 }
+
+/// AWS keeps at most ~100 versions: beyond that, the oldest unlabelled versions older than
+/// 24 hours go when a new version is written (never a younger or labelled one).
+#[tokio::test]
+async fn deprecated_versions_beyond_100_are_pruned_when_a_day_old() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let s = TestServer::start();
+    let c = s.client();
+    c.create_secret()
+        .name("many")
+        .secret_string("v0")
+        .send()
+        .await
+        .unwrap();
+    // 101 deprecated versions from long ago, written straight into the database
+    let path = s.database_url.trim_start_matches("sqlite://");
+    let mut db = diesel::SqliteConnection::establish(path).unwrap();
+    db.batch_execute(
+        "PRAGMA busy_timeout = 5000; \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 101) \
+         INSERT INTO secret_versions (secret_id, version_id, created_at) \
+         SELECT s.secret_id, printf('old-%03d', i), 1000 + i FROM secrets s, n \
+         WHERE s.name = 'many';",
+    )
+    .unwrap();
+    // 103 versions after this put: the three oldest unlabelled ones go
+    c.put_secret_value()
+        .secret_id("many")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    let mut token: Option<String> = None;
+    loop {
+        let page = c
+            .list_secret_version_ids()
+            .secret_id("many")
+            .include_deprecated(true)
+            .max_results(50)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        ids.extend(
+            page.versions()
+                .iter()
+                .filter_map(|v| v.version_id().map(str::to_owned)),
+        );
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(ids.len(), 100, "{ids:?}");
+    for gone in ["old-001", "old-002", "old-003"] {
+        assert!(!ids.iter().any(|i| i == gone), "{gone} kept");
+    }
+    assert!(ids.iter().any(|i| i == "old-004"));
+    // the new version and the previous one (labelled, young) are kept
+    let cur = c.get_secret_value().secret_id("many").send().await.unwrap();
+    assert_eq!(cur.secret_string(), Some("v1"));
+    let prev = c
+        .get_secret_value()
+        .secret_id("many")
+        .version_stage("AWSPREVIOUS")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prev.secret_string(), Some("v0"));
+}

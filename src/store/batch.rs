@@ -1,0 +1,246 @@
+//! Group commit for SQLite write transactions.
+//!
+//! SQLite has one writer, and a write transaction's cost is mostly its COMMIT: the WAL frames
+//! of every page it dirtied and an fsync. Requests' writes ([`Store::write`]) therefore go to
+//! one thread that takes every write waiting and runs them in one transaction, each inside
+//! its own SAVEPOINT, then commits once and answers them all:
+//!
+//! - a write that fails is rolled back to its savepoint and answered with its error; the
+//!   others are unaffected (the same isolation as one transaction each: writes run one after
+//!   the other, each sees the ones before it);
+//! - a write's [`CommitHook`] (its audit record) runs inside its savepoint, so the record
+//!   and the change are still in the same transaction, and the hook is told the batch's
+//!   outcome;
+//! - nothing is answered before the COMMIT returned, so every acknowledged write is durable
+//!   (`synchronous = FULL`); if the COMMIT fails, every write of the batch gets the error;
+//! - the database lock taken by another process ("database is locked") retries the whole
+//!   batch, as it retries a single transaction.
+//!
+//! PostgreSQL keeps one transaction per request (its commits run in parallel already).
+//! Background jobs and the CLI use [`Store::write_blocking`] directly.
+
+use std::any::Any;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::Connection;
+use tokio::sync::oneshot;
+
+use super::{
+    is_retryable, AnyConnection, CommitHook, Outcome, Store, StoreError, Tx, TxEnd, TxFail,
+};
+use crate::error::ApiError;
+
+/// Most writes in one transaction.
+const MAX_BATCH: usize = 64;
+/// Most writes waiting for the writer thread.
+const QUEUE: usize = 4096;
+/// Retries of a batch (the database locked by another process) and of a write that met a
+/// conflict it asked to retry.
+const MAX_RETRIES: u32 = 20;
+
+pub(super) type Boxed = Box<dyn Any + Send>;
+type JobFn = Box<dyn FnMut(&mut Tx<'_>) -> Result<Boxed, ApiError> + Send>;
+
+/// One write waiting for the writer thread.
+pub(super) struct Job {
+    f: JobFn,
+    hook: Option<Arc<dyn CommitHook>>,
+    done: oneshot::Sender<Result<Boxed, ApiError>>,
+}
+
+/// The handle requests enqueue their writes with; the thread stops when it is dropped.
+pub(super) struct Queue {
+    tx: SyncSender<Job>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteQueue")
+    }
+}
+
+impl Queue {
+    /// Start the writer thread for `store` (which must not hold this queue: the thread ends
+    /// when the last handle holding the queue is gone).
+    pub(super) fn start(store: Store) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(&store, &rx))
+            .map_err(|e| StoreError::Pool(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { tx })
+    }
+
+    /// Run `f` (with `hook`) in the next batch and wait for the batch's commit.
+    pub(super) async fn write<T, F>(
+        &self,
+        mut f: F,
+        hook: Option<Arc<dyn CommitHook>>,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let (done, answer) = oneshot::channel();
+        let job = Job {
+            f: Box::new(move |tx| f(tx).map(|v| Box::new(v) as Boxed)),
+            hook,
+            done,
+        };
+        let mut job = Some(job);
+        // The queue is bounded: wait (without blocking the runtime) while it is full.
+        let mut waited = Duration::ZERO;
+        while let Some(j) = job.take() {
+            match self.tx.try_send(j) {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(j)) => {
+                    if waited >= Duration::from_secs(30) {
+                        return Err(ApiError::internal("write queue full"));
+                    }
+                    job = Some(j);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    waited += Duration::from_millis(2);
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(ApiError::internal("the store's writer is not running"));
+                }
+            }
+        }
+        let boxed = answer
+            .await
+            .map_err(|_| ApiError::internal("the store's writer stopped"))??;
+        boxed
+            .downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| ApiError::internal("write result of an unexpected type"))
+    }
+}
+
+fn run(store: &Store, rx: &Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_batch(store, &mut jobs)));
+        let results = match results {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!("a write transaction panicked; its batch is rolled back");
+                Err(ApiError::internal("write failed"))
+            }
+        };
+        match results {
+            Ok(results) => {
+                for (job, r) in jobs.into_iter().zip(results) {
+                    // A request that gave up waiting dropped its receiver.
+                    let _ = job.done.send(r);
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.done.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Run `jobs` in one transaction; the per-write results, or the error every write gets.
+fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiError>>, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let _guard = store
+            .write_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut conn = store
+            .write_pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        // What each write's hook added, in the order they were taken.
+        let mut ends: Vec<Box<dyn TxEnd>> = Vec::new();
+        let mut ran: Vec<Result<Boxed, ApiError>> = Vec::with_capacity(jobs.len());
+        let c: &mut AnyConnection = &mut conn;
+        let outer = c.transaction::<(), TxFail, _>(|c| {
+            for job in jobs.iter_mut() {
+                ran.push(run_one(c, job, &mut ends)?);
+            }
+            Ok(())
+        });
+        // Tell the hooks how it ended, the last taken first: the first holds the chain's
+        // lock that the later ones share (`audit::tail`).
+        let outcome = match &outer {
+            Ok(()) => Outcome::Committed,
+            Err(TxFail::Db(e)) if !is_retryable(e) => Outcome::Unknown,
+            Err(_) => Outcome::RolledBack,
+        };
+        for end in ends.into_iter().rev() {
+            end.ended(outcome);
+        }
+        match outer {
+            Ok(()) => return Ok(ran),
+            Err(TxFail::Db(e)) if is_retryable(&e) && attempt < MAX_RETRIES => {}
+            Err(TxFail::Db(e)) => return Err(StoreError::Db(e).into()),
+            Err(TxFail::Api(e)) => return Err(e),
+        }
+        drop(conn);
+        drop(_guard);
+        std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10)) * 3));
+    }
+}
+
+/// One write in its savepoint (retried when it asks to be). `Err` only for what must fail
+/// the whole batch (the database locked by another process, a broken savepoint).
+fn run_one(
+    c: &mut AnyConnection,
+    job: &mut Job,
+    ends: &mut Vec<Box<dyn TxEnd>>,
+) -> Result<Result<Boxed, ApiError>, TxFail> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut conflict = false;
+        let mut end: Option<Box<dyn TxEnd>> = None;
+        let r = c.transaction::<Boxed, TxFail, _>(|c| {
+            let mut tx = Tx {
+                conn: c,
+                conflict: false,
+            };
+            let mut r = (job.f)(&mut tx);
+            if let (Ok(v), Some(hook)) = (&r, &job.hook) {
+                match hook.before_commit(&mut tx, v.as_ref()) {
+                    Ok(e) => end = e,
+                    Err(e) => r = Err(e),
+                }
+            }
+            conflict = tx.conflict;
+            r.map_err(TxFail::Api)
+        });
+        match r {
+            Ok(v) => {
+                ends.extend(end);
+                return Ok(Ok(v));
+            }
+            Err(fail) => {
+                // Rolled back to the savepoint: what the hook added is gone.
+                if let Some(e) = end.take() {
+                    e.ended(Outcome::RolledBack);
+                }
+                match fail {
+                    TxFail::Db(e) if is_retryable(&e) => return Err(TxFail::Db(e)),
+                    _ if conflict && tries < MAX_RETRIES => continue,
+                    TxFail::Api(e) => return Ok(Err(e)),
+                    TxFail::Db(e) => return Ok(Err(StoreError::Db(e).into())),
+                }
+            }
+        }
+    }
+}
