@@ -72,11 +72,13 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             }
             // Derived data (rebuilt from audit_events when lost): WAL without an fsync per
             // commit. Its state table lives in the same file, so what it says is indexed
-            // is indexed, whatever a crash took.
+            // is indexed, whatever a crash took. A small page cache: every connection has
+            // one for each attached file, and only the indexer and queries read this one
+            // (the operating system's cache holds it between batches).
             let schema = SQLITE_INDEX_SCHEMA;
             c.batch_execute(&format!(
                 "ATTACH DATABASE '{}' AS {schema}; PRAGMA {schema}.journal_mode = WAL; \
-                 PRAGMA {schema}.synchronous = NORMAL;",
+                 PRAGMA {schema}.synchronous = NORMAL; PRAGMA {schema}.cache_size = -{INDEX_CACHE_KIB};",
                 self.index_path.replace('\'', "''")
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
@@ -187,7 +189,8 @@ pub(super) fn open_read_pool(
 /// in-process anyway), so its page cache stays valid from one write to the next: SQLite
 /// empties a connection's cache whenever another connection has committed since its last
 /// transaction, and with writes spread over a pool every write began by re-reading its pages.
-/// A larger cache than the default, since every write and every audit commit goes through it.
+/// A larger cache than the default (8 MiB), since every write and every audit commit goes
+/// through it.
 /// PostgreSQL: the same pool as everything else.
 pub(super) fn open_write_pool(
     url: &str,
@@ -210,7 +213,10 @@ pub(super) fn open_write_pool(
 }
 
 /// The SQLite writer connection's page cache.
-const WRITER_CACHE_KIB: u32 = 16 * 1024;
+const WRITER_CACHE_KIB: u32 = 8 * 1024;
+
+/// Each connection's page cache for the attached audit lookup index file.
+const INDEX_CACHE_KIB: u32 = 512;
 
 pub(super) fn open_pool(
     url: &str,
