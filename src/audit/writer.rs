@@ -372,7 +372,9 @@ fn start_indexer(store: Store, chain_id: String, every: Duration) -> Option<Sync
                 Err(RecvTimeoutError::Timeout) | Ok(()) => false,
                 Err(RecvTimeoutError::Disconnected) => true,
             };
-            if let Err(e) = store.index_audit_blocking(Some(&chain_id)) {
+            // One batch per tick (up to 25,000 records a second): a backlog (after an
+            // upgrade, say) drains without taking the CPU from requests for long.
+            if let Err(e) = store.index_audit_blocking(Some(&chain_id), 1) {
                 // Queries index what is missing themselves; nothing is lost.
                 tracing::warn!(chain = %chain_id, "audit lookup index not updated: {e:?}");
             }

@@ -379,15 +379,21 @@ impl Store {
 
     /// Bring the audit lookup index up to date for `chain` (or every chain): see
     /// [`Tx::index_audit_chain`]. Runs its own transactions, never under the SQLite write
-    /// lock (the index is a separate file there), a bounded number of records each.
-    pub fn index_audit_blocking(&self, chain: Option<&str>) -> Result<(), ApiError> {
+    /// lock (the index is a separate file there), a bounded number of records each, at most
+    /// `max_batches` of them per chain (the background indexer takes one per tick, so a
+    /// backlog, after an upgrade say, drains without starving requests).
+    pub fn index_audit_blocking(
+        &self,
+        chain: Option<&str>,
+        max_batches: usize,
+    ) -> Result<(), ApiError> {
         let chains = match chain {
             Some(c) => vec![c.to_owned()],
             None => self.read_blocking(|tx| Ok(tx.audit_chain_ids()?))?,
         };
         let mut conn = self.conn()?;
         for chain in &chains {
-            loop {
+            for _ in 0..max_batches {
                 let c: &mut AnyConnection = &mut conn;
                 let more = c
                     .transaction::<bool, TxFail, _>(|c| {
@@ -414,7 +420,7 @@ impl Store {
     /// date, so the answer includes everything committed before the call.
     pub fn query_audit_blocking(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, ApiError> {
         if f.event_id.is_none() && f.has_lookup_attribute() {
-            self.index_audit_blocking(None)?;
+            self.index_audit_blocking(None, usize::MAX)?;
         }
         self.read_blocking(|tx| Ok(tx.query_audit_index(f)?))
     }
@@ -429,4 +435,4 @@ impl Store {
 }
 
 /// Most records one lookup-index transaction adds.
-const AUDIT_INDEX_BATCH: i64 = 20_000;
+const AUDIT_INDEX_BATCH: i64 = 5_000;
