@@ -280,11 +280,22 @@ impl Tx<'_> {
             .on_conflict_do_nothing()
             .execute(c));
         claimed.map_err(|e| self.db(e))?;
-        let lo: i64 = st::table
+        let (mut lo, lo_hash): (i64, String) = st::table
             .filter(st::chain_id.eq(chain_id))
-            .select(st::indexed_through)
+            .select((st::indexed_through, st::indexed_hash))
             .get_result(self.conn)
             .map_err(|e| self.db(e))?;
+        if lo > 0 && !self.index_matches_chain(chain_id, lo, &lo_hash)? {
+            tracing::warn!(chain = %chain_id, "the audit lookup index does not match its chain; rebuilding it");
+            diesel::delete(audit_lookup::table.filter(audit_lookup::chain_id.eq(chain_id)))
+                .execute(self.conn)
+                .map_err(|e| self.db(e))?;
+            diesel::update(st::table.filter(st::chain_id.eq(chain_id)))
+                .set((st::indexed_through.eq(0_i64), st::indexed_hash.eq("")))
+                .execute(self.conn)
+                .map_err(|e| self.db(e))?;
+            lo = 0;
+        }
         let end: Option<i64> = audit_events::table
             .filter(audit_events::chain_id.eq(chain_id))
             .filter(audit_events::seq.gt(lo))
@@ -308,16 +319,51 @@ impl Tx<'_> {
                 .execute(c)
         });
         copied.map_err(|e| self.db(e))?;
+        let hi_hash: String = audit_events::table
+            .filter(audit_events::chain_id.eq(chain_id))
+            .filter(audit_events::seq.eq(hi))
+            .select(audit_events::hash)
+            .get_result(self.conn)
+            .map_err(|e| self.db(e))?;
         // Only forward: a concurrent indexer may have gone further already.
         diesel::update(
             st::table
                 .filter(st::chain_id.eq(chain_id))
                 .filter(st::indexed_through.lt(hi)),
         )
-        .set(st::indexed_through.eq(hi))
+        .set((st::indexed_through.eq(hi), st::indexed_hash.eq(hi_hash)))
         .execute(self.conn)
         .map_err(|e| self.db(e))?;
         Ok(hi >= lo.saturating_add(max_rows))
+    }
+
+    /// Whether the lookup index's mark (`seq` with `hash`) still describes the chain: the
+    /// record there has that hash, or it was pruned (the chain goes on past it). A chain that
+    /// ends before the mark, or holds another record there, was replaced (restored from an
+    /// older backup, say) and its index must be rebuilt.
+    fn index_matches_chain(
+        &mut self,
+        chain_id: &str,
+        seq: i64,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
+        let at: Option<String> = audit_events::table
+            .filter(audit_events::chain_id.eq(chain_id))
+            .filter(audit_events::seq.eq(seq))
+            .select(audit_events::hash)
+            .get_result(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))?;
+        if let Some(h) = at {
+            return Ok(h == hash);
+        }
+        let beyond: Option<i64> = audit_events::table
+            .filter(audit_events::chain_id.eq(chain_id))
+            .filter(audit_events::seq.gt(seq))
+            .select(diesel::dsl::min(audit_events::seq))
+            .get_result(self.conn)
+            .map_err(|e| self.db(e))?;
+        Ok(beyond.is_some())
     }
 
     pub fn insert_audit_digest(&mut self, row: &AuditDigestRow) -> Result<(), StoreError> {

@@ -180,5 +180,6 @@ diesel::table! {
     audit_index_state (chain_id) {
         chain_id -> Text,
         indexed_through -> BigInt,
+        indexed_hash -> Text,
     }
 }

@@ -1820,3 +1820,42 @@ async fn denials_are_recorded_with_the_deciding_policy() {
         "`audit query --denied` finds the implicit denial"
     );
 }
+
+/// The lookup index is derived data: when its chain no longer matches it (a database restored
+/// from an older backup beside a newer index file), it is rebuilt, never trusted.
+#[tokio::test]
+async fn a_lookup_index_that_no_longer_matches_its_chain_is_rebuilt() {
+    let t = Trail::new();
+    let by_ip = |ip: &str| {
+        t.store
+            .query_audit_blocking(&AuditFilter {
+                source_ip: Some(ip.into()),
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .unwrap()
+    };
+    {
+        let a = t.auditor(1000);
+        fill(&a, 10, |i| now_ms() + i).await;
+    }
+    // records 1 and 6 came from 10.0.0.1; querying indexes all ten
+    assert_eq!(by_ip("10.0.0.1").len(), 2);
+    // the chain is "restored" to its first five records; five others then take seq 6..=10
+    t.sql("DELETE FROM audit_events WHERE seq > 5");
+    {
+        let a = t.auditor(1000);
+        for i in 1..=5 {
+            let mut d = draft(100 + i, now_ms() + 100 + i);
+            d.source_ip = Some("10.9.9.9".into());
+            a.record(&d).await.unwrap();
+        }
+    }
+    let rows = by_ip("10.9.9.9");
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![10, 9, 8, 7, 6]
+    );
+    let rows = by_ip("10.0.0.1");
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
+}

@@ -25,9 +25,12 @@ CREATE TABLE IF NOT EXISTS audit_lookup (
     resource_name TEXT,
     PRIMARY KEY (chain_id, seq)
 ) /*SQLITE: WITHOUT ROWID*/;
+-- indexed_hash: the hash of record indexed_through, so that an index that no longer matches its
+-- chain (a database restored from an older backup beside a newer index file) is rebuilt.
 CREATE TABLE IF NOT EXISTS audit_index_state (
     chain_id TEXT PRIMARY KEY NOT NULL,
-    indexed_through BIGINT NOT NULL
+    indexed_through BIGINT NOT NULL,
+    indexed_hash TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_lookup_principal ON audit_lookup (principal_arn, event_time);
 CREATE INDEX IF NOT EXISTS audit_lookup_resource ON audit_lookup (resource_arn, event_time);
