@@ -258,6 +258,24 @@ pub(super) fn open_pool(
 mod tests {
     use super::*;
 
+    /// PostgreSQL's migration holds the lookup index's statements verbatim (a migration cannot
+    /// include a file); they must not drift from what SQLite's index file gets.
+    #[test]
+    fn the_postgres_migration_carries_the_lookup_index_ddl() {
+        let migration =
+            include_str!("../../migrations/postgres/2026-11-29-000000_audit_lookup/up.sql");
+        let ddl = AUDIT_LOOKUP_DDL
+            .find("CREATE TABLE")
+            .map(|i| &AUDIT_LOOKUP_DDL[i..])
+            .unwrap();
+        assert!(
+            migration.contains(ddl),
+            "sql/audit_lookup.sql and the migration differ"
+        );
+        assert!(sqlite_index_ddl().contains("CREATE TABLE IF NOT EXISTS auditidx.audit_lookup"));
+        assert!(sqlite_index_ddl().contains("WITHOUT ROWID"));
+    }
+
     #[test]
     fn urls() {
         assert_eq!(parse_url("sqlite:///tmp/x.db").unwrap().0, Backend::Sqlite);
