@@ -52,6 +52,17 @@ struct SqlitePragmas {
     cache_kib: Option<u32>,
 }
 
+impl SqlitePragmas {
+    /// The settings of a connection to the SQLite database at `db_path`.
+    fn new(db_path: &str, mmap_size: u64, cache_kib: Option<u32>) -> Self {
+        Self {
+            mmap_size,
+            index_path: audit_index_path(db_path),
+            cache_kib,
+        }
+    }
+}
+
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
@@ -175,11 +186,7 @@ pub(super) fn open_read_pool(
             backend,
             &conn_url,
             4,
-            SqlitePragmas {
-                mmap_size: READ_MMAP_BYTES,
-                index_path: audit_index_path(&conn_url),
-                cache_kib: None,
-            },
+            SqlitePragmas::new(&conn_url, READ_MMAP_BYTES, None),
         ),
         Backend::Postgres => Ok(write_pool.clone()),
     }
@@ -202,11 +209,7 @@ pub(super) fn open_write_pool(
             backend,
             &conn_url,
             1,
-            SqlitePragmas {
-                mmap_size: 0,
-                index_path: audit_index_path(&conn_url),
-                cache_kib: Some(WRITER_CACHE_KIB),
-            },
+            SqlitePragmas::new(&conn_url, 0, Some(WRITER_CACHE_KIB)),
         ),
         Backend::Postgres => Ok(pool.clone()),
     }
@@ -226,12 +229,12 @@ pub(super) fn open_pool(
         Backend::Sqlite => 8,
         Backend::Postgres => 16,
     };
-    let pragmas = SqlitePragmas {
-        mmap_size: 0,
-        index_path: audit_index_path(&conn_url),
-        cache_kib: None,
-    };
-    let pool = build_pool(backend, &conn_url, max, pragmas)?;
+    let pool = build_pool(
+        backend,
+        &conn_url,
+        max,
+        SqlitePragmas::new(&conn_url, 0, None),
+    )?;
 
     let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
     let migrations = match backend {
