@@ -40,6 +40,11 @@ pub struct AuditOptions {
     pub queue: usize,
     /// How often the chain's new records are added to the lookup index.
     pub index_every: Duration,
+    /// Under concurrency (the previous commit carried more than one record), how long the
+    /// writer gathers records after the first one before it commits: fewer, larger commits
+    /// (each costs an fsync, WAL frames, and every reader's page cache, which SQLite drops
+    /// when the database changed). A lone client never waits: its commits carry one record.
+    pub gather: Duration,
 }
 
 impl Default for AuditOptions {
@@ -51,6 +56,7 @@ impl Default for AuditOptions {
             max_batch: 512,
             queue: 8192,
             index_every: Duration::from_millis(200),
+            gather: Duration::from_millis(2),
         }
     }
 }
@@ -402,6 +408,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        let mut last_batch = 0_usize;
         loop {
             // Records may also be committed by write requests (in their transactions): wake
             // up at least every `digest_every` to sign what is pending.
@@ -427,12 +434,18 @@ impl Writer {
                     return;
                 }
             }
+            if last_batch > 1 && !batch.is_empty() && !self.opts.gather.is_zero() {
+                // Sleep rather than wait on the queue: senders then never wake this thread
+                // one record at a time.
+                std::thread::sleep(self.opts.gather);
+            }
             while batch.len() < self.opts.max_batch {
                 match rx.try_recv() {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
             }
+            last_batch = batch.len();
             self.write_batch(batch);
         }
     }
