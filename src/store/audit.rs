@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::conn::AnyConnection;
 use super::rows::{AuditDigestRow, AuditFilter, AuditRow};
-use super::schema::{audit_digests, audit_events, audit_lookup};
+use super::schema::{audit_digests, audit_events, audit_lookup, audit_lookup_blocks};
 
 /// Apply an [`AuditFilter`]'s conditions (all but the event id) to a boxed query on a table
 /// with the audit query columns (`audit_events` or `audit_lookup`, as `$a`).
@@ -210,7 +210,9 @@ impl Tx<'_> {
                 .load(self.conn)
                 .map_err(|e| self.db(e));
         }
-        let keys: Vec<(String, i64)> = {
+        let keys: Vec<(String, i64)> = if f.resource_name.is_some() || f.resource_prefix.is_some() {
+            self.lookup_by_block(f, sqlite)?
+        } else {
             use audit_lookup as a;
             let mut q = a::table.select((a::chain_id, a::seq)).into_boxed();
             audit_filters!(q, a, f, sqlite);
@@ -220,6 +222,63 @@ impl Tx<'_> {
                 .map_err(|e| self.db(e))?
         };
         self.audit_rows_by_key(&keys)
+    }
+
+    /// The keys of the newest `f.limit` lookup entries matching `f`, block by block (the
+    /// resource indexes begin with the block, see `sql/audit_lookup.sql`): blocks are
+    /// visited from the latest event time down, and the search stops at a block whose
+    /// records are all older than the last of `f.limit` found.
+    fn lookup_by_block(
+        &mut self,
+        f: &AuditFilter,
+        sqlite: bool,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        use audit_lookup as a;
+        use audit_lookup_blocks as b;
+        let limit = usize::try_from(f.limit).unwrap_or(0);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let newest = match (f.until_ms, &f.before) {
+            (Some(u), Some((t, _, _))) => Some(u.min(*t)),
+            (u, t) => u.or(t.as_ref().map(|(t, _, _)| *t)),
+        };
+        let mut q = b::table
+            .select((b::chain_id, b::blk, b::max_time))
+            .into_boxed();
+        if let Some(lo) = f.since_ms {
+            q = q.filter(b::max_time.ge(lo));
+        }
+        if let Some(hi) = newest {
+            q = q.filter(b::min_time.le(hi));
+        }
+        let mut blocks: Vec<(String, i64, i64)> = q.load(self.conn).map_err(|e| self.db(e))?;
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.2));
+        // (event_time, chain_id, seq), newest first.
+        let mut found: Vec<(i64, String, i64)> = Vec::new();
+        for (chain, blk, max_time) in blocks {
+            if found.len() >= limit && found.get(limit - 1).is_some_and(|w| max_time < w.0) {
+                break;
+            }
+            let mut q = a::table
+                .select((a::event_time, a::chain_id, a::seq))
+                .filter(a::chain_id.eq(chain))
+                .filter(a::blk.eq(blk))
+                .into_boxed();
+            audit_filters!(q, a, f, sqlite);
+            let rows: Vec<(i64, String, i64)> = q
+                .order((a::event_time.desc(), a::chain_id.desc(), a::seq.desc()))
+                .limit(f.limit)
+                .load(self.conn)
+                .map_err(|e| self.db(e))?;
+            if rows.is_empty() {
+                continue;
+            }
+            found.extend(rows);
+            found.sort_by(|x, y| y.cmp(x));
+            found.truncate(limit);
+        }
+        Ok(found.into_iter().map(|(_, c, s)| (c, s)).collect())
     }
 
     /// The records at `keys`, in that order (keys whose record is gone are skipped: the
@@ -290,6 +349,11 @@ impl Tx<'_> {
             diesel::delete(audit_lookup::table.filter(audit_lookup::chain_id.eq(chain_id)))
                 .execute(self.conn)
                 .map_err(|e| self.db(e))?;
+            diesel::delete(
+                audit_lookup_blocks::table.filter(audit_lookup_blocks::chain_id.eq(chain_id)),
+            )
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
             diesel::update(st::table.filter(st::chain_id.eq(chain_id)))
                 .set((st::indexed_through.eq(0_i64), st::indexed_hash.eq("")))
                 .execute(self.conn)
@@ -306,19 +370,22 @@ impl Tx<'_> {
         let Some(hi) = end else {
             return Ok(false);
         };
-        let sql = if matches!(self.conn, AnyConnection::Sqlite(_)) {
-            COPY_TO_LOOKUP_SQLITE
+        let sqlite = matches!(self.conn, AnyConnection::Sqlite(_));
+        let statements = if sqlite {
+            [COPY_TO_LOOKUP_SQLITE, BLOCK_BOUNDS_SQLITE]
         } else {
-            COPY_TO_LOOKUP_PG
+            [COPY_TO_LOOKUP_PG, BLOCK_BOUNDS_PG]
         };
-        let copied = native!(self.conn, |c| {
-            diesel::sql_query(sql)
-                .bind::<diesel::sql_types::Text, _>(chain_id)
-                .bind::<diesel::sql_types::BigInt, _>(lo)
-                .bind::<diesel::sql_types::BigInt, _>(hi)
-                .execute(c)
-        });
-        copied.map_err(|e| self.db(e))?;
+        for sql in statements {
+            let done = native!(self.conn, |c| {
+                diesel::sql_query(sql)
+                    .bind::<diesel::sql_types::Text, _>(chain_id)
+                    .bind::<diesel::sql_types::BigInt, _>(lo)
+                    .bind::<diesel::sql_types::BigInt, _>(hi)
+                    .execute(c)
+            });
+            done.map_err(|e| self.db(e))?;
+        }
         let hi_hash: String = audit_events::table
             .filter(audit_events::chain_id.eq(chain_id))
             .filter(audit_events::seq.eq(hi))
@@ -431,6 +498,15 @@ impl Tx<'_> {
         )
         .execute(self.conn)
         .map_err(|e| self.db(e))?;
+        // Blocks all of whose records are gone (a partly pruned block keeps its bounds:
+        // they only ever widen a search).
+        diesel::delete(
+            audit_lookup_blocks::table
+                .filter(audit_lookup_blocks::chain_id.eq(chain_id))
+                .filter(audit_lookup_blocks::blk.lt((seq.saturating_add(1)) / LOOKUP_BLOCK)),
+        )
+        .execute(self.conn)
+        .map_err(|e| self.db(e))?;
         Ok(records)
     }
 }
@@ -444,21 +520,41 @@ macro_rules! lookup_columns {
     };
 }
 
+/// Sequence numbers per lookup-index block (`sql/audit_lookup.sql`): `blk = seq / 4096`.
+const LOOKUP_BLOCK: i64 = 4096;
+
 const COPY_TO_LOOKUP_SQLITE: &str = concat!(
-    "INSERT INTO audit_lookup (",
+    "INSERT INTO audit_lookup (blk, ",
     lookup_columns!(),
-    ") SELECT ",
+    ") SELECT seq / 4096, ",
     lookup_columns!(),
     " FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ON CONFLICT DO NOTHING"
 );
 
 const COPY_TO_LOOKUP_PG: &str = concat!(
-    "INSERT INTO audit_lookup (",
+    "INSERT INTO audit_lookup (blk, ",
     lookup_columns!(),
-    ") SELECT ",
+    ") SELECT seq / 4096, ",
     lookup_columns!(),
     " FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ON CONFLICT DO NOTHING"
 );
+
+/// Widen the time bounds of the blocks that records `seq > lo AND seq <= hi` fall in.
+const BLOCK_BOUNDS_SQLITE: &str =
+    "INSERT INTO audit_lookup_blocks (chain_id, blk, min_time, max_time) \
+     SELECT chain_id, seq / 4096, MIN(event_time), MAX(event_time) FROM audit_events \
+     WHERE chain_id = ? AND seq > ? AND seq <= ? GROUP BY chain_id, seq / 4096 \
+     ON CONFLICT (chain_id, blk) DO UPDATE SET \
+     min_time = MIN(audit_lookup_blocks.min_time, excluded.min_time), \
+     max_time = MAX(audit_lookup_blocks.max_time, excluded.max_time)";
+
+const BLOCK_BOUNDS_PG: &str =
+    "INSERT INTO audit_lookup_blocks (chain_id, blk, min_time, max_time) \
+     SELECT chain_id, seq / 4096, MIN(event_time), MAX(event_time) FROM audit_events \
+     WHERE chain_id = $1 AND seq > $2 AND seq <= $3 GROUP BY chain_id, seq / 4096 \
+     ON CONFLICT (chain_id, blk) DO UPDATE SET \
+     min_time = LEAST(audit_lookup_blocks.min_time, excluded.min_time), \
+     max_time = GREATEST(audit_lookup_blocks.max_time, excluded.max_time)";
 
 /// The smallest string above every string that starts with `p` (in byte order).
 fn prefix_upper(p: &str) -> String {

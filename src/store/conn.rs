@@ -93,11 +93,53 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
                 self.index_path.replace('\'', "''")
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
-            c.batch_execute(&sqlite_index_ddl())
-                .map_err(diesel::r2d2::Error::QueryError)?;
+            sqlite_index_schema(c).map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
+}
+
+/// Which version of `sql/audit_lookup.sql` built an index file (its `user_version`).
+/// 1: the first (no blocks); 2: resource indexes bucketed by block.
+const INDEX_SCHEMA_VERSION: i32 = 2;
+
+#[derive(diesel::QueryableByName)]
+struct UserVersion {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    user_version: i32,
+}
+
+/// Create the attached index file's tables, or rebuild them when an older version built them
+/// (the index is derived data: the indexer refills it from audit_events). Under the file's
+/// write lock, so that connections opening at once do not race.
+fn sqlite_index_schema(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    let schema = SQLITE_INDEX_SCHEMA;
+    let current = |c: &mut diesel::SqliteConnection| {
+        diesel::sql_query(format!("PRAGMA {schema}.user_version"))
+            .get_result::<UserVersion>(c)
+            .map(|v| v.user_version)
+    };
+    if current(c)? == INDEX_SCHEMA_VERSION {
+        return Ok(());
+    }
+    c.immediate_transaction(|c| {
+        let version = current(c)?;
+        if version == INDEX_SCHEMA_VERSION {
+            return Ok(());
+        }
+        // Version 0: a new file, or one built before versions were recorded (1). Another
+        // version (older, or a newer binary's) is rebuilt in this one's layout.
+        c.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {schema}.audit_lookup; \
+             DROP TABLE IF EXISTS {schema}.audit_lookup_blocks; \
+             DROP TABLE IF EXISTS {schema}.audit_index_state;"
+        ))?;
+        c.batch_execute(&sqlite_index_ddl())?;
+        c.batch_execute(&format!(
+            "PRAGMA {schema}.user_version = {INDEX_SCHEMA_VERSION};"
+        ))
+    })
 }
 
 /// The lookup index's DDL with every table and index created in the attached index file.
@@ -266,7 +308,7 @@ mod tests {
     #[test]
     fn the_postgres_migration_carries_the_lookup_index_ddl() {
         let migration =
-            include_str!("../../migrations/postgres/2026-11-29-000000_audit_lookup/up.sql");
+            include_str!("../../migrations/postgres/2026-11-30-000000_audit_lookup_blocks/up.sql");
         let ddl = AUDIT_LOOKUP_DDL
             .find("CREATE TABLE")
             .map(|i| &AUDIT_LOOKUP_DDL[i..])

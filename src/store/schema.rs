@@ -158,6 +158,7 @@ diesel::table! {
     audit_lookup (chain_id, seq) {
         chain_id -> Text,
         seq -> BigInt,
+        blk -> BigInt,
         event_time -> BigInt,
         event_name -> Text,
         principal_arn -> Nullable<Text>,
@@ -172,6 +173,16 @@ diesel::table! {
         user_name -> Nullable<Text>,
         resource_type -> Nullable<Text>,
         resource_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Each lookup-index block's event time bounds (`sql/audit_lookup.sql`).
+    audit_lookup_blocks (chain_id, blk) {
+        chain_id -> Text,
+        blk -> BigInt,
+        min_time -> BigInt,
+        max_time -> BigInt,
     }
 }
 
