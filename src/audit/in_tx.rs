@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::chain::row_for;
 use super::keys::AuditKeys;
-use super::record::{Draft, Index};
+use super::record::Draft;
 use super::tail::Tail;
 use crate::error::ApiError;
 use crate::store::{CommitHook, Outcome, Tx, TxEnd};
@@ -99,12 +99,7 @@ impl CommitHook for TxRecord {
         if !(self.complete)(result, &mut draft) {
             return Ok(None);
         }
-        let record = match &self.keys {
-            Some(k) => draft.to_record_with(&self.event_id, k),
-            None => draft.to_record(&self.event_id),
-        };
-        let index = Index::of(&record);
-        let text = record.to_string();
+        let (text, index) = draft.to_text(&self.event_id, self.keys.as_deref());
         let mut append = self.tail.lock(self.timeout)?;
         let fail = |e: crate::store::StoreError| {
             tracing::error!(request_id = %self.draft.request_id, "audit record not written with its change: {e}");

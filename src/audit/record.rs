@@ -265,6 +265,213 @@ impl Draft {
     }
 }
 
+/// The record as [`Draft::build`] makes it, serialized straight from borrowed fields (no
+/// `Value` tree to build and drop on every request). Members in the order a `Value` object
+/// writes them (sorted by name), so both texts are identical; a test holds them to that.
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct RecordOut<'a> {
+    authorization: AuthorizationOut<'a>,
+    awsRegion: &'a str,
+    errorCode: Option<&'a str>,
+    errorMessage: Option<&'a str>,
+    eventCategory: &'static str,
+    eventID: &'a str,
+    eventName: &'a str,
+    eventSource: &'a str,
+    eventTime: String,
+    eventType: &'a str,
+    eventVersion: &'static str,
+    managementEvent: bool,
+    readOnly: Option<bool>,
+    recipientAccountId: Option<&'a str>,
+    requestID: &'a str,
+    requestParameters: Value,
+    resources: Vec<ResourceOut<'a>>,
+    responseElements: Value,
+    sourceIPAddress: Option<&'a str>,
+    userAgent: Option<&'a str>,
+    userIdentity: Option<IdentityOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct AuthorizationOut<'a> {
+    decidingPolicyType: Option<&'a str>,
+    decision: Option<&'a str>,
+    policyArnOrId: Option<&'a str>,
+    reason: Option<&'a str>,
+    statement: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct ResourceOut<'a> {
+    ARN: &'a str,
+    accountId: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct IdentityOut<'a> {
+    accessKeyId: &'a str,
+    accountId: &'a str,
+    arn: &'a str,
+    principalId: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessionContext: Option<SessionContextOut<'a>>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    userName: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct SessionContextOut<'a> {
+    attributes: Option<SessionAttributesOut>,
+    sessionIssuer: Option<IssuerOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct SessionAttributesOut {
+    creationDate: String,
+    mfaAuthenticated: &'static str,
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct IssuerOut<'a> {
+    accountId: &'a str,
+    arn: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    userName: &'a str,
+}
+
+fn identity_kind(p: &Principal) -> &'static str {
+    match p.kind {
+        PrincipalKind::Root => "Root",
+        PrincipalKind::User => "IAMUser",
+        PrincipalKind::AssumedRole => "AssumedRole",
+    }
+}
+
+impl Draft {
+    /// The record's text and its query columns, as `to_record[_with]` followed by
+    /// `to_string` and [`Index::of`] would give them, without building the `Value` tree:
+    /// the path every request's record takes.
+    pub fn to_text(&self, event_id: &str, keys: Option<&AuditKeys>) -> (String, Index) {
+        let event_time = rfc3339_ms(self.event_time_ms);
+        let resource = self.resource_arn.as_deref().filter(|a| *a != "*");
+        let response = if NO_RESPONSE.contains(&self.event_name.as_str()) {
+            Value::Null
+        } else {
+            self.response_elements
+                .as_ref()
+                .map_or(Value::Null, safe_response_elements)
+        };
+        let identity = self.principal.as_ref().map(|p| IdentityOut {
+            accessKeyId: &p.access_key_id,
+            accountId: &p.account_id,
+            arn: &p.arn,
+            principalId: &p.user_id,
+            sessionContext: (p.kind == PrincipalKind::AssumedRole).then(|| SessionContextOut {
+                attributes: p.session.as_ref().map(|s| SessionAttributesOut {
+                    creationDate: rfc3339_ms(s.created_ms),
+                    mfaAuthenticated: "false",
+                }),
+                sessionIssuer: p.role_arn.as_deref().map(|r| IssuerOut {
+                    accountId: &p.account_id,
+                    arn: r,
+                    kind: "Role",
+                    userName: r.rsplit('/').next().unwrap_or_default(),
+                }),
+            }),
+            kind: identity_kind(p),
+            userName: p
+                .name
+                .as_deref()
+                .filter(|_| p.kind == PrincipalKind::User),
+        });
+        let out = RecordOut {
+            authorization: AuthorizationOut {
+                decidingPolicyType: self.deciding_policy_type.as_deref(),
+                decision: self.decision.as_deref(),
+                policyArnOrId: self.policy_id.as_deref(),
+                reason: self.decision_reason.as_deref(),
+                statement: self.statement.as_deref(),
+            },
+            awsRegion: &self.region,
+            errorCode: self.error_code.as_deref(),
+            errorMessage: self.error_message.as_deref(),
+            eventCategory: "Management",
+            eventID: event_id,
+            eventName: &self.event_name,
+            eventSource: &self.event_source,
+            eventTime: event_time,
+            eventType: self.event_type.as_deref().unwrap_or("AwsApiCall"),
+            eventVersion: "1.08",
+            managementEvent: true,
+            readOnly: self.read_only,
+            recipientAccountId: self.principal.as_ref().map(|p| p.account_id.as_str()),
+            requestID: &self.request_id,
+            requestParameters: camel_keys(scrub(redact_tokens(&self.request_parameters, keys))),
+            resources: resource
+                .map(|arn| ResourceOut {
+                    ARN: arn,
+                    accountId: arn_account(arn),
+                    kind: resource_type_of(arn),
+                })
+                .into_iter()
+                .collect(),
+            responseElements: camel_keys(scrub(response)),
+            sourceIPAddress: self.source_ip.as_deref(),
+            userAgent: self.user_agent.as_deref(),
+            userIdentity: identity,
+        };
+        // Serializing borrowed strings, a bool and `Value`s cannot fail.
+        let text = serde_json::to_string(&out).unwrap_or_default();
+        let ident = out.userIdentity.as_ref();
+        let principal_arn = ident.map(|i| i.arn.to_owned());
+        let last_segment = || {
+            ident
+                .and_then(|i| i.arn.rsplit('/').next())
+                .map(str::to_owned)
+        };
+        let user_name = match ident.map(|i| i.kind) {
+            Some("Root") => Some("root".to_owned()),
+            Some("IAMUser") => ident
+                .and_then(|i| i.userName)
+                .map(str::to_owned)
+                .or_else(last_segment),
+            Some(_) => last_segment(),
+            None => None,
+        };
+        let index = Index {
+            event_id: event_id.to_owned(),
+            event_time: parse_rfc3339_ms(&out.eventTime).unwrap_or_default(),
+            event_name: self.event_name.clone(),
+            principal_arn,
+            access_key_id: ident.map(|i| i.accessKeyId.to_owned()),
+            source_ip: self.source_ip.clone(),
+            resource_arn: resource.map(str::to_owned),
+            error_code: self.error_code.clone(),
+            decision: self.decision.clone().unwrap_or_else(|| "None".to_owned()),
+            account_id: out.recipientAccountId.map(str::to_owned),
+            event_source: Some(self.event_source.clone()),
+            read_only: self.read_only,
+            user_name,
+            resource_type: resource.map(|a| resource_type_of(a).to_owned()),
+            resource_name: resource.map(resource_short_name),
+        };
+        (text, index)
+    }
+}
+
 fn identity(p: &Principal) -> Value {
     let kind = match p.kind {
         PrincipalKind::Root => "Root",
@@ -523,6 +730,90 @@ mod tests {
             ..Draft::default()
         };
         assert!(!t.to_record("e3").to_string().contains("MARK"));
+    }
+
+    /// The request path's record (`to_text`) is the reference record (`build`) to the byte,
+    /// and its index is what `Index::of` derives from it, for every kind of caller.
+    #[test]
+    fn to_text_is_the_record_and_its_index() {
+        let keys = AuditKeys::ephemeral().unwrap();
+        let account = "111122223333";
+        let user = |name: Option<&str>| Principal {
+            kind: PrincipalKind::User,
+            arn: format!("arn:aws:iam::{account}:user/team/alice"),
+            user_id: "AIDAALICE".into(),
+            access_key_id: "AKIAALICE".into(),
+            name: name.map(str::to_owned),
+            ..Principal::root(account, "AKIAROOT")
+        };
+        let role = |session: bool, issuer: bool| Principal {
+            kind: PrincipalKind::AssumedRole,
+            arn: format!("arn:aws:sts::{account}:assumed-role/deploy/ci-42"),
+            user_id: "AROADEPLOY:ci-42".into(),
+            access_key_id: "ASIATEMP".into(),
+            role_arn: issuer.then(|| format!("arn:aws:iam::{account}:role/deploy")),
+            session: session.then(|| crate::auth::SessionContext {
+                issuer: "sts".into(),
+                created_ms: 1_780_000_000_000,
+                expires_ms: 1_780_003_600_000,
+                policy: None,
+            }),
+            ..Principal::root(account, "AKIAROOT")
+        };
+        let principals = [
+            None,
+            Some(Principal::root(account, "AKIAROOT")),
+            Some(user(Some("alice"))),
+            Some(user(None)),
+            Some(role(true, true)),
+            Some(role(false, false)),
+        ];
+        let secret = format!("arn:aws:secretsmanager:us-east-1:{account}:secret:db/pw-AbCdEf");
+        let key = format!("arn:aws:kms:us-east-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+        let resources = [None, Some("*".to_owned()), Some(secret), Some(key)];
+        let mut n = 0;
+        for (i, principal) in principals.iter().enumerate() {
+            for (j, resource) in resources.iter().enumerate() {
+                let failed = (i + j) % 2 == 1;
+                let d = Draft {
+                    request_id: format!("req-{i}-{j}"),
+                    event_time_ms: 1_780_000_000_123 + i64::try_from(i * 7 + j).unwrap(),
+                    event_source: "secretsmanager.amazonaws.com".into(),
+                    event_name: ["PutSecretValue", "GetSecretValue", "DescribeSecret"][j % 3]
+                        .into(),
+                    region: "us-east-1".into(),
+                    source_ip: (j != 1).then(|| "127.0.0.1".to_owned()),
+                    user_agent: (i != 2).then(|| "aws-cli/2 \"quoted\" ünïcode".to_owned()),
+                    principal: principal.clone(),
+                    read_only: [None, Some(true), Some(false)][(i + j) % 3],
+                    resource_arn: resource.clone(),
+                    request_parameters: safe_request_parameters(
+                        br#"{"SecretId":"db/pw","ClientRequestToken":"TOKEN-0123456789abcdef0123456789ab","SecretString":"MARK","Tags":[{"Key":"k","Value":"v"}]}"#,
+                    ),
+                    response_elements: (j != 0).then(|| {
+                        json!({"ARN": "arn:x", "Name": "db/pw", "SecretString": "MARK",
+                               "KeyMetadata": {"KeyId": "k1", "Arn": "arn:k", "Description": "d"}})
+                    }),
+                    decision: (i != 0).then(|| if failed { "ExplicitDeny" } else { "Allow" }.to_owned()),
+                    decision_reason: failed.then(|| "denied by statement Deny1".to_owned()),
+                    deciding_policy_type: (!failed).then(|| "IdentityPolicy".to_owned()),
+                    policy_id: (!failed).then(|| "readers".to_owned()),
+                    statement: (!failed).then(|| "0".to_owned()),
+                    error_code: failed.then(|| "AccessDeniedException".to_owned()),
+                    error_message: failed.then(|| "User: x is not \n authorized".to_owned()),
+                    event_type: (j == 3).then(|| "AwsServiceEvent".to_owned()),
+                    ..Draft::default()
+                };
+                for k in [None, Some(&keys)] {
+                    let reference = d.build("e-1", k);
+                    let (text, index) = d.to_text("e-1", k);
+                    assert_eq!(text, reference.to_string(), "principal {i}, resource {j}");
+                    assert_eq!(index, Index::of(&reference), "principal {i}, resource {j}");
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 48);
     }
 
     #[test]

@@ -235,15 +235,11 @@ impl Auditor {
             return Ok(());
         };
         let event_id = super::new_event_id();
-        let record = match self.keys() {
-            Some(k) => draft.to_record_with(&event_id, k),
-            None => draft.to_record(&event_id),
-        };
-        let index = Box::new(Index::of(&record));
+        let (text, index) = draft.to_text(&event_id, self.keys());
         let (ack, done) = oneshot::channel();
         let msg = Msg::Record {
-            text: record.to_string(),
-            index,
+            text,
+            index: Box::new(index),
             ack,
         };
         self.send(tx, msg, &event_id, done).await
@@ -258,15 +254,11 @@ impl Auditor {
         let mut waits = Vec::with_capacity(drafts.len());
         for draft in drafts {
             let event_id = super::new_event_id();
-            let record = match self.keys() {
-                Some(k) => draft.to_record_with(&event_id, k),
-                None => draft.to_record(&event_id),
-            };
-            let index = Box::new(Index::of(&record));
+            let (text, index) = draft.to_text(&event_id, self.keys());
             let (ack, done) = oneshot::channel();
             let msg = Msg::Record {
-                text: record.to_string(),
-                index,
+                text,
+                index: Box::new(index),
                 ack,
             };
             waits.push((msg, event_id, done));
