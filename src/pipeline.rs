@@ -94,6 +94,7 @@ impl Pipeline {
 
     /// Handle one request.
     pub async fn handle(&self, head: RequestHead, source_ip: Option<String>, body: &[u8]) -> Reply {
+        let _in_flight = self.auditor.begin();
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut draft = Draft {
             request_id: request_id.clone(),

@@ -392,10 +392,7 @@ impl Draft {
                 }),
             }),
             kind: identity_kind(p),
-            userName: p
-                .name
-                .as_deref()
-                .filter(|_| p.kind == PrincipalKind::User),
+            userName: p.name.as_deref().filter(|_| p.kind == PrincipalKind::User),
         });
         let out = RecordOut {
             authorization: AuthorizationOut {
@@ -769,7 +766,8 @@ mod tests {
             Some(role(false, false)),
         ];
         let secret = format!("arn:aws:secretsmanager:us-east-1:{account}:secret:db/pw-AbCdEf");
-        let key = format!("arn:aws:kms:us-east-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+        let key =
+            format!("arn:aws:kms:us-east-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
         let resources = [None, Some("*".to_owned()), Some(secret), Some(key)];
         let mut n = 0;
         for (i, principal) in principals.iter().enumerate() {

@@ -10,6 +10,7 @@
 //! record that their own write transaction appends (`in_tx`). Both append under the chain's
 //! [`Tail`] lock, so the chain stays one sequence in commit order.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,9 @@ impl Default for AuditOptions {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// How often a gathering writer looks whether every request under way has a record waiting.
+const GATHER_STEP: Duration = Duration::from_micros(250);
+
 enum Msg {
     Record {
         text: String,
@@ -91,6 +95,29 @@ struct Inner {
     timeout: Duration,
     /// Dropped with the last handle: tells the lookup indexer to stop.
     _indexer: Option<SyncSender<()>>,
+    /// Requests under way and records handed to the writer but not yet taken: the writer
+    /// stops gathering once every request under way has a record waiting.
+    load: Arc<Load>,
+}
+
+/// See [`Inner::load`].
+#[derive(Debug, Default)]
+struct Load {
+    in_flight: AtomicUsize,
+    queued: AtomicUsize,
+}
+
+/// A request under way (see [`Auditor::begin`]); ends when dropped.
+#[must_use]
+#[derive(Debug)]
+pub struct InFlight(Option<Arc<Load>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(load) = &self.0 {
+            load.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for Auditor {
@@ -154,6 +181,7 @@ impl Auditor {
                 signing: false,
                 timeout: Duration::ZERO,
                 _indexer: None,
+                load: Arc::default(),
             }),
         }
     }
@@ -169,11 +197,13 @@ impl Auditor {
         let indexer = start_indexer(store.clone(), chain_id.clone(), opts.index_every);
         let keys = keys.map(Arc::new);
         let tail = Tail::new(chain_id.clone());
+        let load = Arc::<Load>::default();
         let writer = Writer {
             store,
             tail: Arc::clone(&tail),
             keys: keys.clone().filter(|_| signing),
             opts: opts.clone(),
+            load: Arc::clone(&load),
         };
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -190,8 +220,19 @@ impl Auditor {
                 signing,
                 timeout: opts.commit_timeout,
                 _indexer: indexer,
+                load,
             }),
         }
+    }
+
+    /// Mark a request as under way until the returned guard is dropped (after its record was
+    /// written). The writer uses the count to stop gathering records early.
+    pub fn begin(&self) -> InFlight {
+        if self.inner.tx.is_none() {
+            return InFlight(None);
+        }
+        self.inner.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Some(Arc::clone(&self.inner.load)))
     }
 
     /// This server's chain.
@@ -312,7 +353,10 @@ impl Auditor {
         let timeout = self.inner.timeout;
         loop {
             match tx.try_send(msg) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.inner.load.queued.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(TrySendError::Full(m)) => {
                     if tokio::time::Instant::now() >= deadline {
                         tracing::error!(event_id = %what, "audit queue full for {timeout:?}; failing the request");
@@ -396,6 +440,7 @@ struct Writer {
     /// Set when digests are signed.
     keys: Option<Arc<AuditKeys>>,
     opts: AuditOptions,
+    load: Arc<Load>,
 }
 
 impl Writer {
@@ -426,10 +471,8 @@ impl Writer {
                     return;
                 }
             }
-            if last_batch > 1 && !batch.is_empty() && !self.opts.gather.is_zero() {
-                // Sleep rather than wait on the queue: senders then never wake this thread
-                // one record at a time.
-                std::thread::sleep(self.opts.gather);
+            if last_batch > 1 && !batch.is_empty() {
+                self.gather();
             }
             while batch.len() < self.opts.max_batch {
                 match rx.try_recv() {
@@ -437,8 +480,38 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let taken = batch.len();
+            // Saturating: a message sent just now may be taken before it was counted.
+            let _ = self
+                .load
+                .queued
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                    Some(q.saturating_sub(taken))
+                });
             last_batch = batch.len();
             self.write_batch(batch);
+        }
+    }
+
+    /// Wait up to `opts.gather` for more records, until every request under way has one
+    /// waiting (then nobody else is about to send one). Sleeps in short steps rather than
+    /// waiting on the queue: senders then never wake this thread one record at a time.
+    fn gather(&self) {
+        let deadline = std::time::Instant::now() + self.opts.gather;
+        loop {
+            // `queued` still counts what this batch took so far.
+            let waiting = self.load.queued.load(Ordering::Relaxed);
+            if waiting >= self.load.in_flight.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = std::time::Instant::now();
+            let Some(left) = deadline
+                .checked_duration_since(now)
+                .filter(|d| !d.is_zero())
+            else {
+                return;
+            };
+            std::thread::sleep(left.min(GATHER_STEP));
         }
     }
 

@@ -558,6 +558,47 @@ async fn concurrent_records_are_group_committed() {
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }
 
+/// Under concurrency the writer gathers records before committing, but only while some
+/// request under way has yet to send its record: once every one has, it commits at once.
+/// (With a 5 s gather window and no such check, each round below would wait 5 s.)
+#[tokio::test]
+async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
+    let t = Trail::new();
+    let a = Auditor::with_options(
+        t.store.clone(),
+        "chain-a".into(),
+        &t.key_path(),
+        AuditOptions {
+            gather: Duration::from_secs(5),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap();
+    let start = Instant::now();
+    for round in 0..4_i64 {
+        let guards: Vec<_> = (0..4).map(|_| a.begin()).collect();
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let a = a.clone();
+                tokio::spawn(async move { a.record(&draft(round * 4 + i, now_ms())).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        drop(guards);
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    a.flush().await.unwrap();
+    assert_eq!(
+        verify_store(&t.store, &VerifyOptions::default())
+            .unwrap()
+            .records(),
+        16
+    );
+}
+
 #[test]
 fn requests_fail_closed_and_quickly_when_the_trail_cannot_be_written() {
     let s = TestServer::start();
