@@ -5,7 +5,7 @@
 //! them are replaced by a keyed HMAC; response elements are an allow-list of identifiers;
 //! and a last pass removes any member whose name says it could carry secret material.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::keys::AuditKeys;
 use crate::auth::{Principal, PrincipalKind};
@@ -203,71 +203,26 @@ pub fn resource_short_name(arn: &str) -> String {
 }
 
 impl Draft {
-    /// The CloudTrail-shaped record, with tokens left as given (see [`Draft::to_record_with`]).
+    /// The CloudTrail-shaped record, with tokens left out (see [`Draft::to_record_with`]).
     pub fn to_record(&self, event_id: &str) -> Value {
-        self.build(event_id, None)
+        self.record_value(event_id, None)
     }
 
     /// The CloudTrail-shaped record, tokens HMAC'd with `keys`.
     pub fn to_record_with(&self, event_id: &str, keys: &AuditKeys) -> Value {
-        self.build(event_id, Some(keys))
+        self.record_value(event_id, Some(keys))
     }
 
-    fn build(&self, event_id: &str, keys: Option<&AuditKeys>) -> Value {
-        let identity = match &self.principal {
-            Some(p) => identity(p),
-            None => Value::Null,
-        };
-        let resources = match &self.resource_arn {
-            Some(arn) if arn != "*" => json!([{
-                "ARN": arn,
-                "accountId": arn_account(arn),
-                "type": resource_type_of(arn),
-            }]),
-            _ => json!([]),
-        };
-        let response = if NO_RESPONSE.contains(&self.event_name.as_str()) {
-            Value::Null
-        } else {
-            self.response_elements
-                .as_ref()
-                .map_or(Value::Null, safe_response_elements)
-        };
-        json!({
-            "eventVersion": "1.08",
-            "eventTime": rfc3339_ms(self.event_time_ms),
-            "eventSource": self.event_source,
-            "eventName": self.event_name,
-            "awsRegion": self.region,
-            "sourceIPAddress": self.source_ip,
-            "userAgent": self.user_agent,
-            "userIdentity": identity,
-            "requestParameters": camel_keys(scrub(redact_tokens(&self.request_parameters, keys))),
-            "responseElements": camel_keys(scrub(response)),
-            "errorCode": self.error_code,
-            "errorMessage": self.error_message,
-            "requestID": self.request_id,
-            "eventID": event_id,
-            "readOnly": self.read_only,
-            "resources": resources,
-            "eventType": self.event_type.as_deref().unwrap_or("AwsApiCall"),
-            "managementEvent": true,
-            "recipientAccountId": self.principal.as_ref().map(|p| p.account_id.clone()),
-            "eventCategory": "Management",
-            "authorization": {
-                "decision": self.decision,
-                "reason": self.decision_reason,
-                "decidingPolicyType": self.deciding_policy_type,
-                "policyArnOrId": self.policy_id,
-                "statement": self.statement,
-            },
-        })
+    /// [`Draft::to_text`]'s record as a `Value` (tests, tools).
+    fn record_value(&self, event_id: &str, keys: Option<&AuditKeys>) -> Value {
+        serde_json::from_str(&self.to_text(event_id, keys).0).unwrap_or(Value::Null)
     }
 }
 
-/// The record as [`Draft::build`] makes it, serialized straight from borrowed fields (no
-/// `Value` tree to build and drop on every request). Members in the order a `Value` object
-/// writes them (sorted by name), so both texts are identical; a test holds them to that.
+/// The record, serialized straight from borrowed fields (no `Value` tree to build and drop on
+/// every request). Members sorted by name, the order in which a `serde_json::Value` object
+/// prints them (and in which the records of earlier versions were written); a test holds the
+/// text to a golden record.
 #[derive(serde::Serialize)]
 #[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
 struct RecordOut<'a> {
@@ -361,9 +316,9 @@ fn identity_kind(p: &Principal) -> &'static str {
 }
 
 impl Draft {
-    /// The record's text and its query columns, as `to_record[_with]` followed by
-    /// `to_string` and [`Index::of`] would give them, without building the `Value` tree:
-    /// the path every request's record takes.
+    /// The record's text and its query columns (what [`Index::of`] derives from that text),
+    /// without building a `Value` tree: the path every request's record takes. Tokens are
+    /// HMAC'd with `keys`, or left out without them.
     pub fn to_text(&self, event_id: &str, keys: Option<&AuditKeys>) -> (String, Index) {
         let event_time = rfc3339_ms(self.event_time_ms);
         let resource = self.resource_arn.as_deref().filter(|a| *a != "*");
@@ -467,46 +422,6 @@ impl Draft {
         };
         (text, index)
     }
-}
-
-fn identity(p: &Principal) -> Value {
-    let kind = match p.kind {
-        PrincipalKind::Root => "Root",
-        PrincipalKind::User => "IAMUser",
-        PrincipalKind::AssumedRole => "AssumedRole",
-    };
-    let mut v = json!({
-        "type": kind,
-        "principalId": p.user_id,
-        "arn": p.arn,
-        "accountId": p.account_id,
-        "accessKeyId": p.access_key_id,
-    });
-    if let Value::Object(m) = &mut v {
-        if p.kind == PrincipalKind::User {
-            if let Some(n) = &p.name {
-                m.insert("userName".into(), json!(n));
-            }
-        }
-        if p.kind == PrincipalKind::AssumedRole {
-            let issuer = p.role_arn.as_ref().map(|r| {
-                json!({
-                    "type": "Role",
-                    "arn": r,
-                    "accountId": p.account_id,
-                    "userName": r.rsplit('/').next().unwrap_or_default(),
-                })
-            });
-            let attrs = p.session.as_ref().map(|s| {
-                json!({ "creationDate": rfc3339_ms(s.created_ms), "mfaAuthenticated": "false" })
-            });
-            m.insert(
-                "sessionContext".into(),
-                json!({ "sessionIssuer": issuer, "attributes": attrs }),
-            );
-        }
-    }
-    v
 }
 
 /// Replace tokens (top level of the request parameters) by their HMAC. Without a key the
@@ -671,6 +586,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn unsafe_fields_are_dropped() {
@@ -729,10 +645,10 @@ mod tests {
         assert!(!t.to_record("e3").to_string().contains("MARK"));
     }
 
-    /// The request path's record (`to_text`) is the reference record (`build`) to the byte,
-    /// and its index is what `Index::of` derives from it, for every kind of caller.
+    /// `to_text`'s index is what `Index::of` derives from its text, for every kind of caller,
+    /// resource, decision and error; and its members are in `Value`'s order.
     #[test]
-    fn to_text_is_the_record_and_its_index() {
+    fn to_text_index_is_derived_from_its_text() {
         let keys = AuditKeys::ephemeral().unwrap();
         let account = "111122223333";
         let user = |name: Option<&str>| Principal {
@@ -803,16 +719,73 @@ mod tests {
                     ..Draft::default()
                 };
                 for k in [None, Some(&keys)] {
-                    let reference = d.build("e-1", k);
                     let (text, index) = d.to_text("e-1", k);
-                    assert_eq!(text, reference.to_string(), "principal {i}, resource {j}");
-                    assert_eq!(index, Index::of(&reference), "principal {i}, resource {j}");
+                    let record: Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(index, Index::of(&record), "principal {i}, resource {j}");
+                    assert_eq!(record.to_string(), text, "members out of order");
                     n += 1;
                 }
             }
         }
         assert_eq!(n, 48);
     }
+
+    fn golden_draft() -> Draft {
+        let account = "111122223333";
+        Draft {
+            request_id: "req-1".into(),
+            event_time_ms: 1_780_000_000_123,
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: "PutSecretValue".into(),
+            region: "us-east-1".into(),
+            source_ip: Some("127.0.0.1".into()),
+            user_agent: Some("aws-cli/2 \"q\" \u{fc}".into()),
+            principal: Some(Principal {
+                kind: PrincipalKind::AssumedRole,
+                arn: format!("arn:aws:sts::{account}:assumed-role/deploy/ci-42"),
+                user_id: "AROADEPLOY:ci-42".into(),
+                access_key_id: "ASIATEMP".into(),
+                role_arn: Some(format!("arn:aws:iam::{account}:role/deploy")),
+                session: Some(crate::auth::SessionContext {
+                    issuer: "sts".into(),
+                    created_ms: 1_780_000_000_000,
+                    expires_ms: 1_780_003_600_000,
+                    policy: None,
+                }),
+                ..Principal::root(account, "AKIAROOT")
+            }),
+            read_only: Some(false),
+            resource_arn: Some(format!(
+                "arn:aws:secretsmanager:us-east-1:{account}:secret:db/pw-AbCdEf"
+            )),
+            request_parameters: safe_request_parameters(
+                br#"{"SecretId":"db/pw","SecretString":"MARK","Tags":[{"Key":"k","Value":"v"}]}"#,
+            ),
+            response_elements: Some(
+                json!({"ARN": "arn:x", "Name": "db/pw", "SecretString": "MARK"}),
+            ),
+            decision: Some("ExplicitDeny".into()),
+            decision_reason: Some("denied by statement Deny1".into()),
+            deciding_policy_type: Some("IdentityPolicy".into()),
+            policy_id: Some("readers".into()),
+            statement: Some("Deny1".into()),
+            error_code: Some("AccessDeniedException".into()),
+            error_message: Some("not \n authorized".into()),
+            ..Draft::default()
+        }
+    }
+
+    /// The record's exact text for a draft that fills every member, as the `serde_json::Value`
+    /// builder of earlier versions wrote it: member order, escaping, camelCase parameters,
+    /// scrubbed values, the assumed role's session context.
+    #[test]
+    fn the_record_text_is_stable() {
+        let (text, _) = golden_draft().to_text("e-1", None);
+        assert_eq!(text, GOLDEN);
+        assert!(!text.contains("MARK"));
+    }
+
+    const GOLDEN: &str = r#"{"authorization":{"decidingPolicyType":"IdentityPolicy","decision":"ExplicitDeny","policyArnOrId":"readers","reason":"denied by statement Deny1","statement":"Deny1"},"awsRegion":"us-east-1","errorCode":"AccessDeniedException","errorMessage":"not \n authorized","eventCategory":"Management","eventID":"e-1","eventName":"PutSecretValue","eventSource":"secretsmanager.amazonaws.com","eventTime":"2026-05-28T20:26:40.123Z","eventType":"AwsApiCall","eventVersion":"1.08","managementEvent":true,"readOnly":false,"recipientAccountId":"111122223333","requestID":"req-1","requestParameters":{"secretId":"db/pw","tags":[{"key":"k","value":"v"}]},"resources":[{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:db/pw-AbCdEf","accountId":"111122223333","type":"AWS::SecretsManager::Secret"}],"responseElements":{"aRN":"arn:x","name":"db/pw"},"sourceIPAddress":"127.0.0.1","userAgent":"aws-cli/2 \"q\" ü","userIdentity":{"accessKeyId":"ASIATEMP","accountId":"111122223333","arn":"arn:aws:sts::111122223333:assumed-role/deploy/ci-42","principalId":"AROADEPLOY:ci-42","sessionContext":{"attributes":{"creationDate":"2026-05-28T20:26:40.000Z","mfaAuthenticated":"false"},"sessionIssuer":{"accountId":"111122223333","arn":"arn:aws:iam::111122223333:role/deploy","type":"Role","userName":"deploy"}},"type":"AssumedRole"}}"#;
 
     #[test]
     fn index_is_derived_from_the_record() {
