@@ -15,6 +15,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod policy;
 pub mod protocol;
+pub mod queue;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -11,7 +11,7 @@
 //! [`Tail`] lock, so the chain stays one sequence in commit order.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -342,33 +342,27 @@ impl Auditor {
         self.await_ack(done, what, deadline).await
     }
 
-    /// Hand a message to the writer, waiting (up to the timeout) while its queue is full.
+    /// Hand a message to the writer, waiting (up to the deadline) while its queue is full.
     async fn enqueue(
         &self,
         tx: &SyncSender<Msg>,
-        mut msg: Msg,
+        msg: Msg,
         what: &str,
         deadline: tokio::time::Instant,
     ) -> Result<(), ApiError> {
-        let timeout = self.inner.timeout;
-        loop {
-            match tx.try_send(msg) {
-                Ok(()) => {
-                    self.inner.load.queued.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(TrySendError::Full(m)) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        tracing::error!(event_id = %what, "audit queue full for {timeout:?}; failing the request");
-                        return Err(ApiError::internal("audit queue full"));
-                    }
-                    msg = m;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    tracing::error!(event_id = %what, "audit writer is not running; failing the request");
-                    return Err(ApiError::internal("audit writer not running"));
-                }
+        match crate::queue::send(tx, msg, deadline).await {
+            Ok(()) => {
+                self.inner.load.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(crate::queue::SendError::Full) => {
+                let timeout = self.inner.timeout;
+                tracing::error!(event_id = %what, "audit queue full for {timeout:?}; failing the request");
+                Err(ApiError::internal("audit queue full"))
+            }
+            Err(crate::queue::SendError::Disconnected) => {
+                tracing::error!(event_id = %what, "audit writer is not running; failing the request");
+                Err(ApiError::internal("audit writer not running"))
             }
         }
     }

@@ -89,23 +89,15 @@ impl Queue {
             hook,
             done,
         };
-        let mut job = Some(job);
         // The queue is bounded: wait (without blocking the runtime) while it is full.
-        let mut waited = Duration::ZERO;
-        while let Some(j) = job.take() {
-            match self.tx.try_send(j) {
-                Ok(()) => {}
-                Err(mpsc::TrySendError::Full(j)) => {
-                    if waited >= Duration::from_secs(30) {
-                        return Err(ApiError::internal("write queue full"));
-                    }
-                    job = Some(j);
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                    waited += Duration::from_millis(2);
-                }
-                Err(mpsc::TrySendError::Disconnected(_)) => {
-                    return Err(ApiError::internal("the store's writer is not running"));
-                }
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+        match crate::queue::send(&self.tx, job, deadline).await {
+            Ok(()) => {}
+            Err(crate::queue::SendError::Full) => {
+                return Err(ApiError::internal("write queue full"));
+            }
+            Err(crate::queue::SendError::Disconnected) => {
+                return Err(ApiError::internal("the store's writer is not running"));
             }
         }
         let boxed = answer
@@ -117,6 +109,9 @@ impl Queue {
             .map_err(|_| ApiError::internal("write result of an unexpected type"))
     }
 }
+
+/// How long a write waits for room in the writer's queue before failing.
+const QUEUE_WAIT: Duration = Duration::from_secs(30);
 
 fn run(store: &Store, rx: &Receiver<Job>) {
     while let Ok(first) = rx.recv() {
