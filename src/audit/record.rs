@@ -405,7 +405,12 @@ impl Draft {
         };
         let index = Index {
             event_id: event_id.to_owned(),
-            event_time: parse_rfc3339_ms(&out.eventTime).unwrap_or_default(),
+            // What `Index::of` reads back from `eventTime` (empty when out of range).
+            event_time: if out.eventTime.is_empty() {
+                0
+            } else {
+                self.event_time_ms
+            },
             event_name: self.event_name.clone(),
             principal_arn,
             access_key_id: ident.map(|i| i.accessKeyId.to_owned()),
@@ -728,6 +733,26 @@ mod tests {
             }
         }
         assert_eq!(n, 48);
+        // Times at and past the edges of what RFC 3339 can write: the index still holds what
+        // the text says.
+        for at in [
+            0,
+            -1,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_135_596_800_000,
+            -62_135_596_800_001,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let d = Draft {
+                event_time_ms: at,
+                ..Draft::default()
+            };
+            let (text, index) = d.to_text("e-1", None);
+            let record: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(index, Index::of(&record), "{at}: {text}");
+        }
     }
 
     fn golden_draft() -> Draft {

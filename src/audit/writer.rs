@@ -41,10 +41,10 @@ pub struct AuditOptions {
     pub queue: usize,
     /// How often the chain's new records are added to the lookup index.
     pub index_every: Duration,
-    /// Under concurrency (the previous commit carried more than one record), how long the
-    /// writer gathers records after the first one before it commits: fewer, larger commits
-    /// (each costs an fsync, WAL frames, and every reader's page cache, which SQLite drops
-    /// when the database changed). A lone client never waits: its commits carry one record.
+    /// How long, at most, the writer gathers records after the first one before it commits,
+    /// while some request under way has yet to send its record: fewer, larger commits (each
+    /// costs an fsync, WAL frames, and every reader's page cache, which SQLite drops when the
+    /// database changed). A lone client never waits: its record is the only one expected.
     pub gather: Duration,
 }
 
@@ -439,7 +439,6 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
-        let mut last_batch = 0_usize;
         loop {
             // Records may also be committed by write requests (in their transactions): wake
             // up at least every `digest_every` to sign what is pending.
@@ -465,7 +464,7 @@ impl Writer {
                     return;
                 }
             }
-            if last_batch > 1 && !batch.is_empty() {
+            if !batch.is_empty() {
                 self.gather();
             }
             while batch.len() < self.opts.max_batch {
@@ -482,7 +481,6 @@ impl Writer {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
                     Some(q.saturating_sub(taken))
                 });
-            last_batch = batch.len();
             self.write_batch(batch);
         }
     }
