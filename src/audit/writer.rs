@@ -42,10 +42,9 @@ pub struct AuditOptions {
     /// How often the chain's new records are added to the lookup index.
     pub index_every: Duration,
     /// How long, at most, the writer gathers records after the first one before it commits,
-    /// while fewer than one in [`GATHER_SHARE`] of the requests under way have sent theirs:
-    /// fewer, larger commits (each costs an fsync, WAL frames, and every reader's page cache,
-    /// which SQLite drops when the database changed). A lone client never waits: its record
-    /// is the only one expected.
+    /// while some request under way has yet to send its record: fewer, larger commits (each
+    /// costs an fsync, WAL frames, and every reader's page cache, which SQLite drops when the
+    /// database changed). A lone client never waits: its record is the only one expected.
     pub gather: Duration,
 }
 
@@ -65,16 +64,8 @@ impl Default for AuditOptions {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
-/// How often a gathering writer looks whether enough requests have a record waiting.
+/// How often a gathering writer looks whether every request under way has a record waiting.
 const GATHER_STEP: Duration = Duration::from_micros(250);
-
-/// The writer stops gathering once one in `GATHER_SHARE` of the requests under way has a
-/// record waiting. Waiting for all of them made the server run in lock step: every request
-/// waited on the same commit, and the CPU sat idle through its fsync (22 % idle at 32
-/// connections). Committing a quarter at a time keeps the other requests running while a
-/// batch is synced: idle fell to 13 % and audited GetSecretValue rose by about a tenth,
-/// for somewhat more, smaller commits (measured: `notes/perf-session5.md`).
-const GATHER_SHARE: usize = 4;
 
 enum Msg {
     Record {
@@ -494,17 +485,15 @@ impl Writer {
         }
     }
 
-    /// Wait up to `opts.gather` for more records, until one in [`GATHER_SHARE`] of the
-    /// requests under way has one waiting (with four or fewer under way, that is at once).
-    /// Sleeps in short steps rather than waiting on the queue: senders then never wake this
-    /// thread one record at a time.
+    /// Wait up to `opts.gather` for more records, until every request under way has one
+    /// waiting (then nobody else is about to send one). Sleeps in short steps rather than
+    /// waiting on the queue: senders then never wake this thread one record at a time.
     fn gather(&self) {
         let deadline = std::time::Instant::now() + self.opts.gather;
         loop {
             // `queued` still counts what this batch took so far.
             let waiting = self.load.queued.load(Ordering::Relaxed);
-            let in_flight = self.load.in_flight.load(Ordering::Relaxed);
-            if waiting.saturating_mul(GATHER_SHARE) >= in_flight {
+            if waiting >= self.load.in_flight.load(Ordering::Relaxed) {
                 return;
             }
             let now = std::time::Instant::now();
