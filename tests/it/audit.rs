@@ -2053,6 +2053,73 @@ fn resource_queries_across_blocks_postgres() {
     ))));
 }
 
+/// `insert_audits` sends multi-row INSERTs of up to 64 rows: 150 rows (three statements, the
+/// last one short) come back column for column, with every optional column both set and
+/// unset and text that needs escaping.
+fn audit_rows_round_trip(store: &Store) {
+    use strongroom::store::rows::AuditRow;
+    let opt = |i: i64, k: i64, v: String| (i % k != 0).then_some(v);
+    let rows: Vec<AuditRow> = (1..=150_i64)
+        .map(|i| AuditRow {
+            chain_id: "round-trip".into(),
+            seq: i,
+            event_id: format!("ev-{i}"),
+            event_time: 1_700_000_000_000 + i,
+            event_name: format!("Event{}", i % 5),
+            principal_arn: opt(i, 2, format!("arn:aws:iam::{ACCOUNT}:user/u{i}")),
+            access_key_id: opt(i, 3, format!("AKIA{i:016}")),
+            source_ip: opt(i, 4, format!("10.0.0.{}", i % 250)),
+            resource_arn: opt(
+                i,
+                5,
+                format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:s{i}-AbCdEf"),
+            ),
+            error_code: opt(i, 6, "AccessDeniedException".into()),
+            decision: if i % 7 == 0 { "Deny" } else { "Allow" }.into(),
+            record: format!("{{\"n\":{i},\"text\":\"it's \\\"quoted\\\" – ünïcödé ?, $1\"}}"),
+            prev_hash: format!("{:064x}", i - 1),
+            hash: format!("{i:064x}"),
+            account_id: opt(i, 8, ACCOUNT.into()),
+            event_source: opt(i, 9, "secretsmanager.amazonaws.com".into()),
+            read_only: match i % 3 {
+                0 => None,
+                1 => Some(true),
+                _ => Some(false),
+            },
+            user_name: opt(i, 10, format!("u{i}")),
+            resource_type: opt(i, 11, "AWS::SecretsManager::Secret".into()),
+            resource_name: opt(i, 12, format!("s{i}")),
+        })
+        .collect();
+    let want: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+    store
+        .write_blocking(move |tx| Ok(tx.insert_audits(&rows)?))
+        .unwrap();
+    let have: Vec<String> = store
+        .read_blocking(|tx| Ok(tx.audit_range("round-trip", 0, 1_000)?))
+        .unwrap()
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert_eq!(have.len(), 150);
+    for (h, w) in have.iter().zip(&want) {
+        assert_eq!(h, w);
+    }
+}
+
+#[test]
+fn audit_rows_round_trip_sqlite() {
+    audit_rows_round_trip(&Trail::new().store);
+}
+
+#[test]
+fn audit_rows_round_trip_postgres() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        return;
+    };
+    audit_rows_round_trip(&Trail::new_at(Some(crate::common::fresh_postgres_db(&base))).store);
+}
+
 /// A lookup index file built by the previous layout (no blocks, no recorded version) is
 /// rebuilt in the current one when the store opens it, and queries answer from it.
 #[tokio::test]
