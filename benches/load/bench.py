@@ -255,6 +255,13 @@ def cpu_seconds(pid):
         return float("nan")
 
 
+def machine_ticks():
+    """(idle + iowait, all) clock ticks of the whole machine so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
 SYSCALLS = ["fdatasync", "fsync"]
 
 
@@ -309,9 +316,12 @@ def wrk(port, lua, args, duration, rss_pid=None):
     if rss_pid:
         t = threading.Thread(target=sample, daemon=True)
         t.start()
+    idle0, all0 = machine_ticks()
     t0 = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     wall = time.time() - t0
+    idle1, all1 = machine_ticks()
+    idle = (idle1 - idle0) / (all1 - all0) if all1 > all0 else None
     done.set()
     if t:
         t.join()
@@ -332,6 +342,7 @@ def wrk(port, lua, args, duration, rss_pid=None):
         "rss_max": max(rss) if rss else None,
         "cpu": cpu,
         "syncs_per_s": syncs / duration if syncs is not None else None,
+        "idle": idle,
         "raw": out,
     }
 
@@ -660,8 +671,8 @@ def main():
                  f"{args.secrets} secrets x {args.versions} versions of 1 KB on SQLite; {os.cpu_count()} CPUs; "
                  f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
     lines.append("")
-    lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx | server CPU | CPU µs/request | fsyncs/s |")
-    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx | server CPU | CPU µs/request | fsyncs/s | machine idle |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def row(label, r):
         if r is None:
@@ -669,7 +680,8 @@ def main():
         cpu = "-" if r.get("cpu") is None else f"{100 * r['cpu']:.0f}%"
         per = "-" if r.get("cpu") is None or not r["rps"] else f"{1e6 * r['cpu'] / r['rps']:.0f}"
         sy = "-" if r.get("syncs_per_s") is None else f"{r['syncs_per_s']:.0f}"
-        lines.append(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} | {cpu} | {per} | {sy} |")
+        idle = "-" if r.get("idle") is None else f"{100 * r['idle']:.0f}%"
+        lines.append(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} | {cpu} | {per} | {sy} | {idle} |")
 
     row("hello world (actix, same config)", h)
     row("GetSecretValue, SQLite", g)
@@ -679,15 +691,17 @@ def main():
     row("GetSecretValue, moto_server", moto)
     row("GetSecretValue, PostgreSQL", rows.get("pg_get"))
     row("PutSecretValue, PostgreSQL", rows.get("pg_put"))
-    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | | |")
+    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | | | |")
     if rows.get("raw_pg"):
-        lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | | |")
+        lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | | | |")
     lines.append("")
     lines.append(f"Strongroom requests are signed as {USER_ARN}: 10 identity statements, a 2-statement "
                  "resource policy on every secret, the secret's tags as condition keys.")
     lines.append("server CPU: CPU time of the serving process / wall time (200% = both cores); CPU µs/request: "
                  "that CPU time per request served. fsyncs/s: "
-                 "fsync + fdatasync calls of that process (perf tracepoints); PostgreSQL's own are not counted.")
+                 "fsync + fdatasync calls of that process (perf tracepoints); PostgreSQL's own are not counted. "
+                 "machine idle: the whole machine's idle + iowait time during the run (what neither the server "
+                 "nor wrk used: with durable audit, time when every request waits on a commit).")
     lines.append("")
     lines.append("| target | measured | goal | result |")
     lines.append("|---|---:|---:|---|")
