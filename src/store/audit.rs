@@ -131,25 +131,24 @@ impl Tx<'_> {
     /// the SQL of every record to find the cached statement, ~15 % of the audit writer; a
     /// `sql_query` of any length is never cached.) PostgreSQL also saves a round trip per row.
     pub fn insert_audits(&mut self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        macro_rules! insert {
+            ($conn:expr, $values:expr) => {
+                native!($conn, |c| diesel::insert_into(audit_events::table)
+                    .values($values)
+                    .execute(c))
+            };
+        }
         let mut rest = rows;
-        while !rest.is_empty() {
+        while let Some((first, after_first)) = rest.split_first() {
             let r = if let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
                 rest = tail;
-                native!(self.conn, |c| diesel::insert_into(audit_events::table)
-                    .values(chunk)
-                    .execute(c))
+                insert!(self.conn, chunk)
             } else if let Some((chunk, tail)) = rest.split_first_chunk::<4>() {
                 rest = tail;
-                native!(self.conn, |c| diesel::insert_into(audit_events::table)
-                    .values(chunk)
-                    .execute(c))
-            } else if let Some((row, tail)) = rest.split_first() {
-                rest = tail;
-                native!(self.conn, |c| diesel::insert_into(audit_events::table)
-                    .values(row)
-                    .execute(c))
+                insert!(self.conn, chunk)
             } else {
-                break;
+                rest = after_first;
+                insert!(self.conn, first)
             };
             r.map_err(|e| self.db(e))?;
         }

@@ -113,6 +113,7 @@ impl std::fmt::Debug for VersionRow {
 }
 
 /// One audit record as stored.
+///
 /// `None`s are inserted as NULL (the columns' default anyway), not as DEFAULT: the INSERT
 /// then has one shape whatever the row holds, which diesel prepares once and caches (see
 /// `Tx::insert_audits`).
