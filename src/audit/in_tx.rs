@@ -32,6 +32,8 @@ pub struct TxRecord {
     event_id: String,
     complete: Complete,
     written: Arc<AtomicBool>,
+    /// The request is not one the group-commit writer waits for while this lives.
+    _not_expected: super::writer::NotExpected,
 }
 
 impl std::fmt::Debug for TxRecord {
@@ -51,6 +53,7 @@ impl TxRecord {
         timeout: Duration,
         draft: Draft,
         complete: Complete,
+        not_expected: super::writer::NotExpected,
     ) -> Self {
         Self {
             tail,
@@ -60,6 +63,7 @@ impl TxRecord {
             event_id: super::new_event_id(),
             complete,
             written: Arc::new(AtomicBool::new(false)),
+            _not_expected: not_expected,
         }
     }
 

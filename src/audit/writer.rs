@@ -10,9 +10,10 @@
 //! record that their own write transaction appends (`in_tx`). Both append under the chain's
 //! [`Tail`] lock, so the chain stays one sequence in commit order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -64,9 +65,6 @@ impl Default for AuditOptions {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
-/// How often a gathering writer looks whether every request under way has a record waiting.
-const GATHER_STEP: Duration = Duration::from_micros(250);
-
 enum Msg {
     Record {
         text: String,
@@ -102,9 +100,39 @@ struct Inner {
 
 /// See [`Inner::load`].
 #[derive(Debug, Default)]
-struct Load {
+pub(super) struct Load {
+    /// Requests under way whose record goes through the writer.
     in_flight: AtomicUsize,
     queued: AtomicUsize,
+    /// The gathering writer waits on `complete`; the sender whose record completes the set
+    /// (every request under way has one waiting) wakes it, so that the commit does not wait
+    /// for the writer's next look.
+    complete: Condvar,
+    waiting: Mutex<()>,
+    /// Set while the writer gathers (senders wake it only then).
+    gathering: AtomicBool,
+}
+
+// The counters and `gathering` are sequentially consistent: a sender that completes the set
+// either sees `gathering` (and wakes the writer under its lock) or completed it before the
+// writer set `gathering`, and then the writer's own check sees the set complete.
+impl Load {
+    /// Whether every request under way has its record waiting.
+    fn all_in(&self) -> bool {
+        self.queued.load(SeqCst) >= self.in_flight.load(SeqCst)
+    }
+
+    /// Wake a gathering writer when the set is complete.
+    fn notify_if_complete(&self) {
+        if self.gathering.load(SeqCst) && self.all_in() {
+            // Under the lock: a writer between its check and its wait cannot miss it.
+            let _g = self
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.complete.notify_one();
+        }
+    }
 }
 
 /// A request under way (see [`Auditor::begin`]); ends when dropped.
@@ -115,8 +143,32 @@ pub struct InFlight(Option<Arc<Load>>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(load) = &self.0 {
-            load.in_flight.fetch_sub(1, Ordering::Relaxed);
+            load.in_flight.fetch_sub(1, SeqCst);
+            // Its record went in, or it has none: the others may be all in now.
+            load.notify_if_complete();
         }
+    }
+}
+
+/// A request whose record goes into its own write transaction, not through the writer:
+/// while this lives it does not count as under way for the writer's gathering (a write in
+/// progress would otherwise keep concurrent reads waiting out the whole window).
+#[derive(Debug)]
+pub(super) struct NotExpected(Arc<Load>);
+
+impl NotExpected {
+    fn new(load: &Arc<Load>) -> Self {
+        load.in_flight.fetch_sub(1, SeqCst);
+        load.notify_if_complete();
+        Self(Arc::clone(load))
+    }
+}
+
+impl Drop for NotExpected {
+    fn drop(&mut self) {
+        // Under way again until its `InFlight` ends: a write that failed is recorded
+        // through the writer.
+        self.0.in_flight.fetch_add(1, SeqCst);
     }
 }
 
@@ -231,7 +283,7 @@ impl Auditor {
         if self.inner.tx.is_none() {
             return InFlight(None);
         }
-        self.inner.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.inner.load.in_flight.fetch_add(1, SeqCst);
         InFlight(Some(Arc::clone(&self.inner.load)))
     }
 
@@ -259,6 +311,9 @@ impl Auditor {
     /// handle carrying it (`Store::with_hook`) appends before it commits. `complete` fills in
     /// what the transaction's result tells (response elements), or says not to record.
     /// `None` when audit writing is disabled.
+    ///
+    /// Call it between [`Auditor::begin`] and the end of the request: the request stops
+    /// counting as one whose record the writer waits for while the record lives.
     pub fn in_transaction(&self, draft: Draft, complete: Complete) -> Option<Arc<TxRecord>> {
         self.inner.tx.as_ref()?;
         Some(Arc::new(TxRecord::new(
@@ -267,7 +322,15 @@ impl Auditor {
             self.inner.timeout,
             draft,
             complete,
+            NotExpected::new(&self.inner.load),
         )))
+    }
+
+    /// Requests under way whose record the writer expects, and records waiting for it.
+    #[doc(hidden)]
+    pub fn load_counts(&self) -> (usize, usize) {
+        let l = &self.inner.load;
+        (l.in_flight.load(SeqCst), l.queued.load(SeqCst))
     }
 
     /// Write the event durably. An error means the request must fail closed.
@@ -352,7 +415,8 @@ impl Auditor {
     ) -> Result<(), ApiError> {
         match crate::queue::send(tx, msg, deadline).await {
             Ok(()) => {
-                self.inner.load.queued.fetch_add(1, Ordering::Relaxed);
+                self.inner.load.queued.fetch_add(1, SeqCst);
+                self.inner.load.notify_if_complete();
                 Ok(())
             }
             Err(crate::queue::SendError::Full) => {
@@ -478,33 +542,36 @@ impl Writer {
             let _ = self
                 .load
                 .queued
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
-                    Some(q.saturating_sub(taken))
-                });
+                .fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(taken)));
             self.write_batch(batch);
         }
     }
 
     /// Wait up to `opts.gather` for more records, until every request under way has one
-    /// waiting (then nobody else is about to send one). Sleeps in short steps rather than
-    /// waiting on the queue: senders then never wake this thread one record at a time.
+    /// waiting (then nobody else is about to send one). Waits on `Load::complete`, not on
+    /// the queue: only the sender that completes the set wakes this thread, never each
+    /// record. (`queued` still counts what this batch took so far.)
     fn gather(&self) {
         let deadline = std::time::Instant::now() + self.opts.gather;
-        loop {
-            // `queued` still counts what this batch took so far.
-            let waiting = self.load.queued.load(Ordering::Relaxed);
-            if waiting >= self.load.in_flight.load(Ordering::Relaxed) {
-                return;
-            }
-            let now = std::time::Instant::now();
+        let mut guard = self
+            .load
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.load.gathering.store(true, SeqCst);
+        while !self.load.all_in() {
             let Some(left) = deadline
-                .checked_duration_since(now)
+                .checked_duration_since(std::time::Instant::now())
                 .filter(|d| !d.is_zero())
             else {
-                return;
+                break;
             };
-            std::thread::sleep(left.min(GATHER_STEP));
+            guard = match self.load.complete.wait_timeout(guard, left) {
+                Ok((g, _)) => g,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
         }
+        self.load.gathering.store(false, SeqCst);
     }
 
     fn write_batch(&mut self, batch: Vec<Msg>) {

@@ -599,6 +599,45 @@ async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
     );
 }
 
+/// A write's record goes into its own write transaction, not through the writer: while the
+/// write is under way the writer does not count it, so a concurrent read's record commits at
+/// once instead of waiting out the gather window for a record that never comes.
+#[tokio::test]
+async fn a_write_under_way_does_not_hold_back_the_reads_records() {
+    let t = Trail::new();
+    let a = Auditor::with_options(
+        t.store.clone(),
+        "chain-a".into(),
+        &t.key_path(),
+        AuditOptions {
+            gather: Duration::from_secs(5),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap();
+    let write = a.begin();
+    let read = a.begin();
+    assert_eq!(a.load_counts(), (2, 0));
+    let in_tx = a
+        .in_transaction(draft(0, now_ms()), Box::new(|_, _| true))
+        .unwrap();
+    assert_eq!(
+        a.load_counts(),
+        (1, 0),
+        "the write is not expected to send a record"
+    );
+    let start = Instant::now();
+    a.record(&draft(1, now_ms())).await.unwrap();
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    // A write that failed is recorded through the writer: expected again once its
+    // transaction's record is gone, until the request ends.
+    drop(in_tx);
+    assert_eq!(a.load_counts().0, 2);
+    drop((read, write));
+    assert_eq!(a.load_counts(), (0, 0));
+}
+
 #[test]
 fn requests_fail_closed_and_quickly_when_the_trail_cannot_be_written() {
     let s = TestServer::start();
