@@ -74,6 +74,13 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
             if let Some(kib) = self.cache_kib {
+                // The writer's own checkpoint (SQLite runs it inside the COMMIT that takes
+                // the WAL past this many pages, under the write lock) only finishes what the
+                // store's background checkpointer did not copy yet, and lets the WAL restart.
+                c.batch_execute(&format!(
+                    "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
                 // The writer also keeps its savepoints' sub-journals in memory (`batch`
                 // runs every write in a savepoint): they never spill to a temporary file.
                 c.batch_execute(&format!(
@@ -259,6 +266,38 @@ pub(super) fn open_write_pool(
 
 /// The SQLite writer connection's page cache.
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
+
+/// WAL pages after which the writer connection checkpoints (16 MiB; SQLite's default is
+/// 1,000). See [`checkpoint_passive`]: the background checkpointer copies the WAL into the
+/// database every [`CHECKPOINT_EVERY`], off the write path.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 4000;
+
+/// How often the background checkpointer runs (see [`checkpoint_passive`]).
+pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Copy what the main database's WAL holds into the database file, without waiting for
+/// (or blocking) the writer or readers: SQLite's PASSIVE checkpoint, with the fsyncs of
+/// `synchronous = FULL`. Run by the store's checkpointer thread on its own connection, it
+/// takes most of the checkpoint's copying and its database fsync out of the write path,
+/// where SQLite's automatic checkpoint would run them under the write lock. The WAL file
+/// can only restart (be reused from its start) at a write transaction after a checkpoint
+/// that copied everything, which a checkpoint running beside the writer rarely does: the
+/// writer's own automatic checkpoint, at [`WRITER_AUTOCHECKPOINT_PAGES`], does that part,
+/// with little left to copy.
+pub(super) fn checkpoint_passive(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    match conn {
+        // "database is locked": a checkpoint is already running (the writer's); next time.
+        AnyConnection::Sqlite(c) => match c.batch_execute("PRAGMA main.wal_checkpoint(PASSIVE);") {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("locked") =>
+            {
+                Ok(())
+            }
+            r => r,
+        },
+        AnyConnection::Postgresql(_) => Ok(()),
+    }
+}
 
 /// Each connection's page cache for the attached audit lookup index file.
 const INDEX_CACHE_KIB: u32 = 512;

@@ -168,6 +168,8 @@ pub struct Store {
     queue: Arc<std::sync::OnceLock<batch::Queue>>,
     /// Added to every write transaction made through this handle.
     hook: Option<Arc<dyn CommitHook>>,
+    /// SQLite: the background checkpointer stops when every handle is gone.
+    _checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,7 +189,12 @@ impl Store {
         let (backend, pool) = conn::open_pool(url)?;
         let read_pool = conn::open_read_pool(url, &pool)?;
         let write_pool = conn::open_write_pool(url, &pool)?;
+        let checkpointer = match backend {
+            Backend::Sqlite => Some(start_checkpointer(pool.clone())?),
+            Backend::Postgres => None,
+        };
         Ok(Self {
+            _checkpointer: checkpointer,
             pool,
             read_pool,
             write_pool,
@@ -432,6 +439,33 @@ impl Store {
             .await
             .map_err(|e| ApiError::from(StoreError::Join(e.to_string())))?
     }
+}
+
+/// Run [`conn::checkpoint_passive`] every [`conn::CHECKPOINT_EVERY`] on a connection of `pool`
+/// until the returned sender (held by every store handle) is dropped.
+fn start_checkpointer(
+    pool: Pool<ConnectionManager<AnyConnection>>,
+) -> Result<std::sync::mpsc::SyncSender<()>, StoreError> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let (stop, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("store-checkpointer".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(conn::CHECKPOINT_EVERY) {
+                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            }
+            let done = pool
+                .get()
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| conn::checkpoint_passive(&mut c).map_err(|e| e.to_string()));
+            if let Err(e) = done {
+                // The writer's own checkpoint still runs; nothing is lost.
+                tracing::warn!("background WAL checkpoint failed: {e}");
+            }
+        })
+        .map_err(|e| StoreError::Pool(format!("cannot start the checkpointer thread: {e}")))?;
+    Ok(stop)
 }
 
 /// Most records one lookup-index transaction adds.

@@ -2159,6 +2159,29 @@ fn audit_rows_round_trip_postgres() {
     audit_rows_round_trip(&Trail::new_at(Some(crate::common::fresh_postgres_db(&base))).store);
 }
 
+/// SQLite: the store's background checkpointer copies the WAL into the database file on its
+/// own, long before the writer's automatic checkpoint (16 MiB of WAL) would.
+#[tokio::test]
+async fn the_background_checkpointer_copies_the_wal_into_the_database() {
+    let t = Trail::new();
+    let db = t.url.trim_start_matches("sqlite://").to_owned();
+    let size = || std::fs::metadata(&db).unwrap().len();
+    let before = size();
+    let a = t.auditor(100_000);
+    fill(&a, 200, |i| now_ms() + i).await;
+    let wal = std::fs::metadata(format!("{db}-wal")).unwrap().len();
+    assert!(wal > 1_000_000, "{wal}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while size() < before + 200_000 {
+        assert!(
+            Instant::now() < deadline,
+            "never checkpointed: {} bytes, WAL {wal}",
+            size()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A lookup index file built by the previous layout (no blocks, no recorded version) is
 /// rebuilt in the current one when the store opens it, and queries answer from it.
 #[tokio::test]
