@@ -1797,6 +1797,22 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
     for (r, w) in &seen {
         check_record(&rows, r, w);
     }
+    // A successful write's record carries the identifiers of its response, KMS's too (made
+    // in the write's transaction, from the operation's output).
+    for (r, w) in &seen {
+        if w.error.is_none() && ["CreateSecret", "PutSecretValue", "CreateKey"].contains(&w.name) {
+            let recs = records_of(&rows, &request_id(r));
+            let v = &recs[0].1;
+            let body = r.json();
+            match w.name {
+                "CreateKey" => assert_eq!(
+                    v["responseElements"]["keyMetadata"]["keyId"], body["KeyMetadata"]["KeyId"],
+                    "{v}"
+                ),
+                _ => assert_eq!(v["responseElements"]["aRN"], body["ARN"], "{v}"),
+            }
+        }
+    }
     // BatchGetSecretValue also made one GetSecretValue event per secret it read
     let gets = rows
         .iter()
