@@ -727,7 +727,7 @@ where
     } else {
         pipeline
             .auditor
-            .in_transaction(draft.clone(), Box::new(complete_with::<O>))
+            .in_request_transaction(draft.clone(), Box::new(complete_with::<O>))
     };
     let scoped;
     let ctx = match &in_tx {

@@ -32,8 +32,9 @@ pub struct TxRecord {
     event_id: String,
     complete: Complete,
     written: Arc<AtomicBool>,
-    /// The request is not one the group-commit writer waits for while this lives.
-    _not_expected: super::writer::NotExpected,
+    /// A request's record: the request is not one the group-commit writer waits for while
+    /// this lives.
+    _not_expected: Option<super::writer::NotExpected>,
 }
 
 impl std::fmt::Debug for TxRecord {
@@ -53,7 +54,7 @@ impl TxRecord {
         timeout: Duration,
         draft: Draft,
         complete: Complete,
-        not_expected: super::writer::NotExpected,
+        not_expected: Option<super::writer::NotExpected>,
     ) -> Self {
         Self {
             tail,

@@ -310,11 +310,34 @@ impl Auditor {
     /// A record for `draft` that the next successful write transaction made through a store
     /// handle carrying it (`Store::with_hook`) appends before it commits. `complete` fills in
     /// what the transaction's result tells (response elements), or says not to record.
-    /// `None` when audit writing is disabled.
-    ///
-    /// Call it between [`Auditor::begin`] and the end of the request: the request stops
-    /// counting as one whose record the writer waits for while the record lives.
+    /// `None` when audit writing is disabled. For background events; a request uses
+    /// [`Auditor::in_request_transaction`].
     pub fn in_transaction(&self, draft: Draft, complete: Complete) -> Option<Arc<TxRecord>> {
+        self.tx_record(draft, complete, None)
+    }
+
+    /// [`Auditor::in_transaction`] for a request under way (between its [`Auditor::begin`]
+    /// and the end of its guard): while the record lives, the request does not count as one
+    /// whose record the group-commit writer waits for.
+    pub fn in_request_transaction(
+        &self,
+        draft: Draft,
+        complete: Complete,
+    ) -> Option<Arc<TxRecord>> {
+        let not_expected = self
+            .inner
+            .tx
+            .as_ref()
+            .map(|_| NotExpected::new(&self.inner.load));
+        self.tx_record(draft, complete, not_expected)
+    }
+
+    fn tx_record(
+        &self,
+        draft: Draft,
+        complete: Complete,
+        not_expected: Option<NotExpected>,
+    ) -> Option<Arc<TxRecord>> {
         self.inner.tx.as_ref()?;
         Some(Arc::new(TxRecord::new(
             Arc::clone(&self.inner.tail),
@@ -322,7 +345,7 @@ impl Auditor {
             self.inner.timeout,
             draft,
             complete,
-            NotExpected::new(&self.inner.load),
+            not_expected,
         )))
     }
 

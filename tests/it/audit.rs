@@ -618,8 +618,15 @@ async fn a_write_under_way_does_not_hold_back_the_reads_records() {
     let write = a.begin();
     let read = a.begin();
     assert_eq!(a.load_counts(), (2, 0));
-    let in_tx = a
+    // A background event's record changes nothing (it was never counted).
+    let background = a
         .in_transaction(draft(0, now_ms()), Box::new(|_, _| true))
+        .unwrap();
+    assert_eq!(a.load_counts(), (2, 0));
+    drop(background);
+    assert_eq!(a.load_counts(), (2, 0));
+    let in_tx = a
+        .in_request_transaction(draft(0, now_ms()), Box::new(|_, _| true))
         .unwrap();
     assert_eq!(
         a.load_counts(),
