@@ -558,13 +558,10 @@ async fn concurrent_records_are_group_committed() {
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }
 
-/// Under concurrency the writer gathers records before committing, but only while some
-/// request under way has yet to send its record: once every one has, it commits at once.
-/// (With a 5 s gather window and no such check, each round below would wait 5 s.)
-#[tokio::test]
-async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
-    let t = Trail::new();
-    let a = Auditor::with_options(
+/// An auditor whose writer would gather for 5 s: a test that ends quickly shows that it
+/// stopped gathering early.
+fn slow_gathering_auditor(t: &Trail) -> Auditor {
+    Auditor::with_options(
         t.store.clone(),
         "chain-a".into(),
         &t.key_path(),
@@ -573,7 +570,16 @@ async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
             ..AuditOptions::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Under concurrency the writer gathers records before committing, but only while some
+/// request under way has yet to send its record: once every one has, it commits at once.
+/// (With a 5 s gather window and no such check, each round below would wait 5 s.)
+#[tokio::test]
+async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
+    let t = Trail::new();
+    let a = slow_gathering_auditor(&t);
     let start = Instant::now();
     for round in 0..4_i64 {
         let guards: Vec<_> = (0..4).map(|_| a.begin()).collect();
@@ -605,16 +611,7 @@ async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
 #[tokio::test]
 async fn a_write_under_way_does_not_hold_back_the_reads_records() {
     let t = Trail::new();
-    let a = Auditor::with_options(
-        t.store.clone(),
-        "chain-a".into(),
-        &t.key_path(),
-        AuditOptions {
-            gather: Duration::from_secs(5),
-            ..AuditOptions::default()
-        },
-    )
-    .unwrap();
+    let a = slow_gathering_auditor(&t);
     let write = a.begin();
     let read = a.begin();
     assert_eq!(a.load_counts(), (2, 0));
