@@ -50,6 +50,8 @@ struct SqlitePragmas {
     index_path: String,
     /// `PRAGMA cache_size` in KiB, when not SQLite's default (2 MiB).
     cache_kib: Option<u32>,
+    /// `PRAGMA wal_autocheckpoint` in pages, when not SQLite's default (1,000).
+    autocheckpoint: Option<u32>,
 }
 
 impl SqlitePragmas {
@@ -59,6 +61,7 @@ impl SqlitePragmas {
             mmap_size,
             index_path: audit_index_path(db_path),
             cache_kib,
+            autocheckpoint: None,
         }
     }
 }
@@ -73,14 +76,11 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
                 self.mmap_size
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
+            if let Some(pages) = self.autocheckpoint {
+                c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
             if let Some(kib) = self.cache_kib {
-                // The writer's own checkpoint (SQLite runs it inside the COMMIT that takes
-                // the WAL past this many pages, under the write lock) only finishes what the
-                // store's background checkpointer did not copy yet, and lets the WAL restart.
-                c.batch_execute(&format!(
-                    "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
-                ))
-                .map_err(diesel::r2d2::Error::QueryError)?;
                 // The writer also keeps its savepoints' sub-journals in memory (`batch`
                 // runs every write in a savepoint): they never spill to a temporary file.
                 c.batch_execute(&format!(
@@ -258,7 +258,13 @@ pub(super) fn open_write_pool(
             backend,
             &conn_url,
             1,
-            SqlitePragmas::new(&conn_url, 0, Some(WRITER_CACHE_KIB)),
+            // The writer's own checkpoint (SQLite runs it inside the COMMIT that takes the WAL
+            // past this many pages, under the write lock) only finishes what the store's
+            // background checkpointer did not copy yet, and lets the WAL restart.
+            SqlitePragmas {
+                autocheckpoint: Some(WRITER_AUTOCHECKPOINT_PAGES),
+                ..SqlitePragmas::new(&conn_url, 0, Some(WRITER_CACHE_KIB))
+            },
         ),
         Backend::Postgres => Ok(pool.clone()),
     }
