@@ -633,23 +633,20 @@ def main():
     # The same data, served with audit writing off (benchmark-only switch), in pairs with
     # audited runs: on, off, on, off, ... A run on this kind of machine can move by a quarter
     # from one minute to the next, so the ratio is the median of the pairs' ratios.
+    def get_run(audit):
+        port = free_port()
+        sr = start_strongroom(args, data, port, audit=audit)
+        try:
+            get, _, _ = request_sets(port, args, args.secrets)
+            return run_set("get" if audit else "get, audit off", port, get, args, tmp, rss_pid=sr.pid)
+        finally:
+            stop(sr)
+
     offs = []
     for i in range(args.pairs):
         if i > 0:
-            port = free_port()
-            sr = start_strongroom(args, data, port)
-            try:
-                get, _, _ = request_sets(port, args, args.secrets)
-                gets.append(run_set("get", port, get, args, tmp, rss_pid=sr.pid))
-            finally:
-                stop(sr)
-        port = free_port()
-        sr = start_strongroom(args, data, port, audit=False)
-        try:
-            get, _, _ = request_sets(port, args, args.secrets)
-            offs.append(run_set("get, audit off", port, get, args, tmp, rss_pid=sr.pid))
-        finally:
-            stop(sr)
+            gets.append(get_run(True))
+        offs.append(get_run(False))
     rows["pairs"] = [{"on": a["rps"], "off": b["rps"], "ratio": a["rps"] / b["rps"]} for a, b in zip(gets, offs)]
     rows["get"] = median_run(gets)
     rows["get_noaudit"] = median_run(offs)
