@@ -87,10 +87,12 @@ impl Tail {
             // transaction on one thread, each in a savepoint): it shares the lock, and
             // appends after what the earlier ones appended, uncommitted yet.
             let head = s.batch_head.clone().or_else(|| s.head.clone());
+            let committed = s.head.as_ref().map(|h| h.0);
             drop(s);
             return Ok(Append {
                 tail: Arc::clone(self),
                 head,
+                committed,
                 staged: None,
                 digested: false,
                 released: false,
@@ -116,6 +118,7 @@ impl Tail {
         drop(s);
         Ok(Append {
             tail: Arc::clone(self),
+            committed: head.as_ref().map(|h| h.0),
             head,
             staged: None,
             digested: false,
@@ -130,6 +133,8 @@ impl Tail {
 pub struct Append {
     tail: Arc<Tail>,
     head: Option<(i64, String)>,
+    /// The seq of the last record known committed when the lock was taken.
+    committed: Option<i64>,
     /// The head after this transaction's rows, and how many rows.
     staged: Option<(i64, String, u64)>,
     digested: bool,
@@ -151,6 +156,7 @@ impl Append {
             return Ok(h.clone());
         }
         let chain = self.tail.chain_id.clone();
+        tx.adopt_pending_audits()?;
         let h = match tx.audit_head(&chain)? {
             Some(h) => h,
             None => tx
@@ -178,6 +184,12 @@ impl Append {
             self.tail.state().batch_head = Some((last.seq, last.hash.clone()));
         }
         Ok(())
+    }
+
+    /// The seq of the last record known committed when the lock was taken (unknown after a
+    /// start or a commit of unknown outcome).
+    pub fn committed_seq(&self) -> Option<i64> {
+        self.committed
     }
 
     /// This transaction also writes a digest through the new head.

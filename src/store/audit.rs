@@ -155,6 +155,52 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// SQLite (where the chain is a file of its own): keep in the main database a copy of
+    /// records `from..=to` of `chain`, which this write transaction has just inserted with
+    /// its change (should the chain file's commit not follow the main database's, the copy
+    /// is appended to the chain at the next start, see [`Tx::adopt_pending_audits`]). Also
+    /// drops the copies of records through `committed`, which the chain file holds. A no-op
+    /// on PostgreSQL, where the change and its record are one transaction in one database.
+    pub fn keep_pending_audits(
+        &mut self,
+        chain: &str,
+        from: i64,
+        to: i64,
+        committed: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let AnyConnection::Sqlite(c) = &mut *self.conn else {
+            return Ok(());
+        };
+        use diesel::sql_types::{BigInt, Text};
+        let mut r = diesel::sql_query(super::conn::keep_pending_sql())
+            .bind::<Text, _>(chain)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .execute(c)
+            .map(|_| ());
+        if let (Ok(()), Some(through)) = (&r, committed) {
+            r = diesel::sql_query(super::conn::DROP_PENDING_SQL)
+                .bind::<Text, _>(chain)
+                .bind::<BigInt, _>(through)
+                .execute(c)
+                .map(|_| ());
+        }
+        r.map_err(|e| self.db(e))
+    }
+
+    /// SQLite: append to their chains the write records whose change committed but whose
+    /// chain insert did not (see [`Tx::keep_pending_audits`]); for an appender that does not
+    /// know where its chain ends (after a start, or a commit of unknown outcome). A no-op on
+    /// PostgreSQL.
+    pub fn adopt_pending_audits(&mut self) -> Result<(), StoreError> {
+        let AnyConnection::Sqlite(c) = &mut *self.conn else {
+            return Ok(());
+        };
+        use diesel::connection::SimpleConnection;
+        c.batch_execute(&super::conn::adopt_pending_sql())
+            .map_err(|e| self.db(e))
+    }
+
     /// A chain's records in order, from `after_seq` (exclusive), at most `limit`.
     pub fn audit_range(
         &mut self,

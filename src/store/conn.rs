@@ -40,15 +40,28 @@ const AUDIT_LOOKUP_DDL: &str = include_str!("sql/audit_lookup.sql");
 /// The schema name the SQLite audit lookup index file is attached as.
 const SQLITE_INDEX_SCHEMA: &str = "auditidx";
 
+/// The audit chain's tables on SQLite (`sql/audit_chain.sql`): the schema of the chain file.
+const AUDIT_CHAIN_DDL: &str = include_str!("sql/audit_chain.sql");
+
+/// The schema name the SQLite audit chain file is attached as.
+const SQLITE_CHAIN_SCHEMA: &str = "auditchain";
+
+/// Which version of `sql/audit_chain.sql` built a chain file (its `user_version`).
+const CHAIN_SCHEMA_VERSION: i32 = 1;
+
 /// Per-connection settings for SQLite: WAL, full fsync, a busy timeout, foreign keys; and
-/// the audit lookup index file attached (see [`audit_index_path`]).
+/// the audit chain file and the audit lookup index file attached (see [`audit_chain_path`],
+/// [`audit_index_path`]).
 #[derive(Debug, Clone)]
 struct SqlitePragmas {
     /// `PRAGMA mmap_size` (0: no memory map).
     mmap_size: u64,
+    /// The audit chain file to attach.
+    chain_path: String,
     /// The audit lookup index file to attach.
     index_path: String,
-    /// `PRAGMA cache_size` in KiB, when not SQLite's default (2 MiB).
+    /// `PRAGMA cache_size` in KiB of the main database and of the chain file, when not
+    /// SQLite's default (2 MiB each).
     cache_kib: Option<u32>,
     /// `PRAGMA wal_autocheckpoint` in pages, when not SQLite's default (1,000).
     autocheckpoint: Option<u32>,
@@ -59,6 +72,7 @@ impl SqlitePragmas {
     fn new(db_path: &str, mmap_size: u64, cache_kib: Option<u32>) -> Self {
         Self {
             mmap_size,
+            chain_path: audit_chain_path(db_path),
             index_path: audit_index_path(db_path),
             cache_kib,
             autocheckpoint: None,
@@ -69,13 +83,24 @@ impl SqlitePragmas {
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
+            // The busy timeout first: switching a new file to WAL takes a lock that the pool's
+            // other connections, opening at the same time, may hold.
             c.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                  PRAGMA mmap_size = {};",
                 self.mmap_size
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
+            // The chain: as durable as the main database (every commit fsynced).
+            let chain = SQLITE_CHAIN_SCHEMA;
+            c.batch_execute(&format!(
+                "ATTACH DATABASE '{}' AS {chain}; PRAGMA {chain}.journal_mode = WAL; \
+                 PRAGMA {chain}.synchronous = FULL;",
+                self.chain_path.replace('\'', "''")
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+            sqlite_chain_schema(c).map_err(diesel::r2d2::Error::QueryError)?;
             if let Some(pages) = self.autocheckpoint {
                 c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages};"))
                     .map_err(diesel::r2d2::Error::QueryError)?;
@@ -84,7 +109,8 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
                 // The writer also keeps its savepoints' sub-journals in memory (`batch`
                 // runs every write in a savepoint): they never spill to a temporary file.
                 c.batch_execute(&format!(
-                    "PRAGMA cache_size = -{kib}; PRAGMA temp_store = MEMORY;"
+                    "PRAGMA cache_size = -{kib}; PRAGMA {chain}.cache_size = -{kib}; \
+                     PRAGMA temp_store = MEMORY;"
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
             }
@@ -106,6 +132,53 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
+/// Create the attached chain file's tables when it is new (its `user_version` 0). Unlike the
+/// lookup index, the chain is primary data: a file some other version built is never
+/// rebuilt, only refused.
+fn sqlite_chain_schema(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+    let schema = SQLITE_CHAIN_SCHEMA;
+    let version = user_version(c, schema)?;
+    if version == CHAIN_SCHEMA_VERSION {
+        return Ok(());
+    }
+    c.immediate_transaction(|c| match user_version(c, schema)? {
+        0 => {
+            c.batch_execute(&attached_ddl(AUDIT_CHAIN_DDL, schema))?;
+            c.batch_execute(&format!(
+                "PRAGMA {schema}.user_version = {CHAIN_SCHEMA_VERSION};"
+            ))
+        }
+        CHAIN_SCHEMA_VERSION => Ok(()),
+        other => Err(diesel::result::Error::QueryBuilderError(
+            format!(
+                "the audit chain file was built by another version of strongroom \
+                 (layout {other}, this one reads {CHAIN_SCHEMA_VERSION})"
+            )
+            .into(),
+        )),
+    })
+}
+
+/// The `user_version` of the attached file `schema`.
+fn user_version(c: &mut diesel::SqliteConnection, schema: &str) -> diesel::QueryResult<i32> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query(format!("PRAGMA {schema}.user_version"))
+        .get_result::<UserVersion>(c)
+        .map(|v| v.user_version)
+}
+
+/// `ddl` with every table and index created in the attached file `schema`.
+fn attached_ddl(ddl: &str, schema: &str) -> String {
+    ddl.replace(
+        "CREATE TABLE IF NOT EXISTS ",
+        &format!("CREATE TABLE IF NOT EXISTS {schema}."),
+    )
+    .replace(
+        "CREATE INDEX IF NOT EXISTS ",
+        &format!("CREATE INDEX IF NOT EXISTS {schema}."),
+    )
+}
+
 /// Which version of `sql/audit_lookup.sql` built an index file (its `user_version`).
 /// 1: the first (no blocks); 2: resource indexes bucketed by block.
 const INDEX_SCHEMA_VERSION: i32 = 2;
@@ -120,18 +193,12 @@ struct UserVersion {
 /// (the index is derived data: the indexer refills it from audit_events). Under the file's
 /// write lock, so that connections opening at once do not race.
 fn sqlite_index_schema(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
-    use diesel::RunQueryDsl;
     let schema = SQLITE_INDEX_SCHEMA;
-    let current = |c: &mut diesel::SqliteConnection| {
-        diesel::sql_query(format!("PRAGMA {schema}.user_version"))
-            .get_result::<UserVersion>(c)
-            .map(|v| v.user_version)
-    };
-    if current(c)? == INDEX_SCHEMA_VERSION {
+    if user_version(c, schema)? == INDEX_SCHEMA_VERSION {
         return Ok(());
     }
     c.immediate_transaction(|c| {
-        let version = current(c)?;
+        let version = user_version(c, schema)?;
         if version == INDEX_SCHEMA_VERSION {
             return Ok(());
         }
@@ -151,16 +218,15 @@ fn sqlite_index_schema(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<
 
 /// The lookup index's DDL with every table and index created in the attached index file.
 fn sqlite_index_ddl() -> String {
-    AUDIT_LOOKUP_DDL
-        .replace("/*SQLITE: WITHOUT ROWID*/", "WITHOUT ROWID")
-        .replace(
-            "CREATE TABLE IF NOT EXISTS ",
-            &format!("CREATE TABLE IF NOT EXISTS {SQLITE_INDEX_SCHEMA}."),
-        )
-        .replace(
-            "CREATE INDEX IF NOT EXISTS ",
-            &format!("CREATE INDEX IF NOT EXISTS {SQLITE_INDEX_SCHEMA}."),
-        )
+    attached_ddl(
+        &AUDIT_LOOKUP_DDL.replace("/*SQLITE: WITHOUT ROWID*/", "WITHOUT ROWID"),
+        SQLITE_INDEX_SCHEMA,
+    )
+}
+
+/// Where a SQLite database's audit chain lives: a file beside it (`sql/audit_chain.sql`).
+pub fn audit_chain_path(db_path: &str) -> String {
+    format!("{db_path}-audit")
 }
 
 /// Where a SQLite database's audit lookup index lives: a file beside it.
@@ -281,7 +347,7 @@ const WRITER_AUTOCHECKPOINT_PAGES: u32 = 4000;
 /// How often the background checkpointer runs (see [`checkpoint_passive`]).
 pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Copy what the main database's WAL holds into the database file, without waiting for
+/// Copy what the main database's and the chain file's WALs hold into their database files, without waiting for
 /// (or blocking) the writer or readers: SQLite's PASSIVE checkpoint, with the fsyncs of
 /// `synchronous = FULL`. Run by the store's checkpointer thread on its own connection, it
 /// takes most of the checkpoint's copying and its database fsync out of the write path,
@@ -293,14 +359,16 @@ pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::fr
 pub(super) fn checkpoint_passive(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
     match conn {
         // "database is locked": a checkpoint is already running (the writer's); next time.
-        AnyConnection::Sqlite(c) => match c.batch_execute("PRAGMA main.wal_checkpoint(PASSIVE);") {
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("locked") =>
-            {
-                Ok(())
+        AnyConnection::Sqlite(c) => {
+            for schema in ["main", SQLITE_CHAIN_SCHEMA] {
+                match c.batch_execute(&format!("PRAGMA {schema}.wal_checkpoint(PASSIVE);")) {
+                    Err(diesel::result::Error::DatabaseError(_, info))
+                        if info.message().contains("locked") => {}
+                    r => r?,
+                }
             }
-            r => r,
-        },
+            Ok(())
+        }
         AnyConnection::Postgresql(_) => Ok(()),
     }
 }
@@ -341,8 +409,99 @@ pub(super) fn open_pool(
         let _ = conn.batch_execute("SELECT pg_advisory_unlock(7347201)");
     }
     res?;
+    if let AnyConnection::Sqlite(c) = &mut *conn {
+        move_chain_to_own_file(c).map_err(|e| StoreError::Migration(e.to_string()))?;
+        // Write records whose change committed but whose chain insert did not (the process
+        // died between the two files' commits): into the chain before anything else.
+        c.immediate_transaction(|c| c.batch_execute(&adopt_pending_sql()))
+            .map_err(|e| StoreError::Migration(format!("adopting pending audit records: {e}")))?;
+    }
     Ok((backend, pool))
 }
+
+/// The chain table's columns, in order (`sql/audit_chain.sql`, and main's `audit_pending`).
+const CHAIN_COLUMNS: &str = "chain_id, seq, event_id, event_time, event_name, principal_arn, \
+     access_key_id, source_ip, resource_arn, error_code, decision, record, prev_hash, hash, \
+     account_id, event_source, read_only, user_name, resource_type, resource_name";
+
+/// The digest table's columns, in order.
+const DIGEST_COLUMNS: &str = "chain_id, kind, seq_from, seq_to, last_hash, record_count, \
+     created_at, key_id, public_key, signature";
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A database the migrations (or an older version) left with the chain in the main file:
+/// copy its records and digests into the chain file, then drop them from the main file. Two
+/// transactions, the copy first: a crash between them leaves both copies, and the next
+/// start copies again (ignoring what is there) and drops.
+fn move_chain_to_own_file(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    let in_main = diesel::sql_query(
+        "SELECT count(*) AS n FROM main.sqlite_master \
+         WHERE type = 'table' AND name = 'audit_events'",
+    )
+    .get_result::<Count>(c)?
+    .n;
+    if in_main == 0 {
+        return Ok(());
+    }
+    let chain = SQLITE_CHAIN_SCHEMA;
+    c.immediate_transaction(|c| {
+        c.batch_execute(&format!(
+            "INSERT OR IGNORE INTO {chain}.audit_events ({CHAIN_COLUMNS}) \
+               SELECT {CHAIN_COLUMNS} FROM main.audit_events; \
+             INSERT OR IGNORE INTO {chain}.audit_digests ({DIGEST_COLUMNS}) \
+               SELECT {DIGEST_COLUMNS} FROM main.audit_digests;"
+        ))
+    })?;
+    c.immediate_transaction(|c| {
+        c.batch_execute("DROP TABLE main.audit_events; DROP TABLE main.audit_digests;")
+    })
+}
+
+/// SQLite: append to each chain the write records of `main.audit_pending` past the chain's
+/// end (its last record, else its prune anchor), in order; then drop every pending copy the
+/// chain holds. See the migration `2026-12-01-000000_audit_chain_file`.
+pub(super) fn adopt_pending_sql() -> String {
+    let chain = SQLITE_CHAIN_SCHEMA;
+    let end = |alias: &str| {
+        format!(
+            "max(coalesce((SELECT max(e.seq) FROM {chain}.audit_events e \
+                           WHERE e.chain_id = {alias}.chain_id), 0), \
+                 coalesce((SELECT max(d.seq_to) FROM {chain}.audit_digests d \
+                           WHERE d.chain_id = {alias}.chain_id AND d.kind = 'anchor'), 0))"
+        )
+    };
+    format!(
+        "INSERT INTO {chain}.audit_events ({CHAIN_COLUMNS}) \
+           SELECT {CHAIN_COLUMNS} FROM main.audit_pending p WHERE p.seq > {} \
+           ORDER BY p.chain_id, p.seq; \
+         DELETE FROM main.audit_pending AS q WHERE q.seq <= {};",
+        end("p"),
+        end("q")
+    )
+}
+
+/// SQLite: after a write transaction inserted records `from..=to` of `chain` (bound as
+/// `?1, ?2, ?3`) into the chain file, their copy in the main database (see
+/// [`adopt_pending_sql`]).
+pub(super) fn keep_pending_sql() -> String {
+    let chain = SQLITE_CHAIN_SCHEMA;
+    format!(
+        "INSERT INTO main.audit_pending ({CHAIN_COLUMNS}) \
+           SELECT {CHAIN_COLUMNS} FROM {chain}.audit_events \
+           WHERE chain_id = ?1 AND seq BETWEEN ?2 AND ?3"
+    )
+}
+
+/// SQLite: drop the pending copies of `chain`'s records through `seq` (bound as `?1, ?2`),
+/// which the chain file holds, committed.
+pub(super) const DROP_PENDING_SQL: &str =
+    "DELETE FROM main.audit_pending WHERE chain_id = ?1 AND seq <= ?2";
 
 #[cfg(test)]
 mod tests {

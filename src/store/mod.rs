@@ -44,7 +44,7 @@ use diesel::connection::Connection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-pub use conn::{redact_url, AnyConnection, Backend};
+pub use conn::{audit_chain_path, redact_url, AnyConnection, Backend};
 
 use crate::error::ApiError;
 use rows::{AuditFilter, AuditRow};

@@ -28,12 +28,15 @@ The check of a secret (via the API only):
     versions, and a random sample of older ones; at the end: all of them.
 
 Every response carries x-amzn-RequestId; the audit check reads the audit_events table
-(sqlite3 module for SQLite, psql for PostgreSQL) and requires the request id of every answered
+(sqlite3 module on the chain file `strongroom.db-audit` for SQLite, psql for PostgreSQL),
+always after the store was opened again (a restart, or `audit verify`), and requires the request id of every answered
 request (successes and 4xx errors; a 5xx may be the audit write itself failing closed).
 At the end it also compares, per secret, the versions in the store with the successful
 CreateSecret/PutSecretValue audit records: a write's record commits in the write's own
 transaction, so even a write that was in flight at a kill (never answered) cannot be durable
-without its record; one that is fails the run (--lenient-audit only reports it as a NOTE).
+without its record (on SQLite: with the change in the main file and the record in the chain
+file, the write transaction also keeps a copy of the record in the main file, which the next
+open appends to the chain if the chain file's commit did not happen); one that is fails the run (--lenient-audit only reports it as a NOTE).
 
 Test of the test: --inject-fault (SQLite) damages the stored data after the second kill (drops
 an acknowledged version, its ciphertext, moves AWSCURRENT, or deletes an audit record); each
@@ -426,11 +429,15 @@ def values_to_check(model, rng, sample, everything):
 # ------------------------------------------------------------------------------------ audit
 
 
+def chain_file(args):
+    """SQLite: the audit chain's own database file."""
+    return os.path.join(args.data_dir, "strongroom.db-audit")
+
+
 def audit_request_ids(args):
     """Every requestID recorded in the audit log."""
     if not args.database_url:
-        db = os.path.join(args.data_dir, "strongroom.db")
-        con = sqlite3.connect(db, timeout=30)
+        con = sqlite3.connect(chain_file(args), timeout=30)
         try:
             cols = [r[1] for r in con.execute("PRAGMA table_info(audit_events)")]
             if "request_id" in cols:
@@ -460,7 +467,7 @@ def audit_request_ids(args):
 def audit_write_counts(args):
     """Successful CreateSecret / PutSecretValue audit records per secret name."""
     if not args.database_url:
-        con = sqlite3.connect(os.path.join(args.data_dir, "strongroom.db"), timeout=30)
+        con = sqlite3.connect(chain_file(args), timeout=30)
         try:
             rows = con.execute(
                 "SELECT COALESCE(json_extract(record, '$.requestParameters.secretId'), "
@@ -517,7 +524,8 @@ def inject_fault(args, owned, acks):
         con.execute("UPDATE secret_stages SET version_id = ? WHERE secret_id = ? AND stage = 'AWSCURRENT'", (other, sid))
     elif kind == "audit-gap":
         acked = acks.snapshot()[len(acks.snapshot()) // 2]
-        con.execute("DELETE FROM audit_events WHERE json_extract(record, '$.requestID') = ?", (acked,))
+        con.execute("ATTACH DATABASE ? AS auditchain", (chain_file(args),))
+        con.execute("DELETE FROM auditchain.audit_events WHERE json_extract(record, '$.requestID') = ?", (acked,))
     con.close()
     log(f"injected fault {kind} into {sec.name}")
 

@@ -83,8 +83,9 @@ impl Trail {
             c.batch_execute(sql).unwrap();
             return;
         }
-        let path = self.url.trim_start_matches("sqlite://");
-        let mut c = diesel::SqliteConnection::establish(path).unwrap();
+        // The chain is a file of its own on SQLite.
+        let path = strongroom::store::audit_chain_path(self.url.trim_start_matches("sqlite://"));
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
         c.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
             .unwrap();
     }
@@ -646,8 +647,8 @@ async fn a_write_under_way_does_not_hold_back_the_reads_records() {
 fn requests_fail_closed_and_quickly_when_the_trail_cannot_be_written() {
     let s = TestServer::start();
     assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
-    // Another connection holds the write lock: the record cannot commit.
-    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    // Another connection holds the chain file's write lock: the record cannot commit.
+    let path = strongroom::store::audit_chain_path(s.database_url.trim_start_matches("sqlite://"));
     let mut holder = diesel::SqliteConnection::establish(&path).unwrap();
     holder.batch_execute("BEGIN EXCLUSIVE").unwrap();
     let start = Instant::now();
@@ -1156,7 +1157,7 @@ fn a_write_and_its_record_commit_together() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     // The store refuses successful PutSecretValue records (only those).
-    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    let path = strongroom::store::audit_chain_path(s.database_url.trim_start_matches("sqlite://"));
     let mut c = diesel::SqliteConnection::establish(&path).unwrap();
     c.batch_execute(
         "PRAGMA busy_timeout = 5000;
@@ -2179,12 +2180,12 @@ fn audit_rows_round_trip_postgres() {
     audit_rows_round_trip(&Trail::new_at(Some(crate::common::fresh_postgres_db(&base))).store);
 }
 
-/// SQLite: the store's background checkpointer copies the WAL into the database file on its
-/// own, long before the writer's automatic checkpoint (16 MiB of WAL) would.
+/// SQLite: the store's background checkpointer copies the chain file's WAL into the file on
+/// its own, long before the writer's automatic checkpoint (16 MiB of WAL) would.
 #[tokio::test]
 async fn the_background_checkpointer_copies_the_wal_into_the_database() {
     let t = Trail::new();
-    let db = t.url.trim_start_matches("sqlite://").to_owned();
+    let db = strongroom::store::audit_chain_path(t.url.trim_start_matches("sqlite://"));
     let size = || std::fs::metadata(&db).unwrap().len();
     let before = size();
     let a = t.auditor(100_000);
@@ -2235,5 +2236,105 @@ async fn an_index_file_of_an_older_layout_is_rebuilt() {
     assert_eq!(
         rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
         vec![9, 5, 1]
+    );
+}
+
+/// SQLite keeps the chain in a file of its own; a write's record also goes into the main file
+/// with the change (`audit_pending`). When the chain file's commit is lost (the process died
+/// between the two files' commits), the next open appends that copy to the chain, so the
+/// acknowledged write keeps its record and the chain verifies.
+#[test]
+fn a_write_record_lost_from_the_chain_file_is_recovered_from_the_main_file() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct Rec {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        hash: String,
+    }
+    let mut s = TestServer::start();
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        r#"{"Name":"pending/one","SecretString":"v1"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = s.database_url.clone();
+    s.stop();
+    let db = url.trim_start_matches("sqlite://").to_owned();
+    let chain_path = strongroom::store::audit_chain_path(&db);
+    let last = "SELECT seq, hash FROM audit_events WHERE event_name = 'CreateSecret' \
+                AND seq = (SELECT max(seq) FROM audit_events)";
+    let mut chain = diesel::SqliteConnection::establish(&chain_path).unwrap();
+    let written: Rec = diesel::sql_query(last).get_result(&mut chain).unwrap();
+    // The main file holds the copy, written in the same transaction as the secret.
+    let mut main = diesel::SqliteConnection::establish(&db).unwrap();
+    let copy: Rec = diesel::sql_query("SELECT seq, hash FROM audit_pending ORDER BY seq DESC")
+        .get_result(&mut main)
+        .unwrap();
+    assert_eq!(copy, written);
+    // The chain file's commit "did not happen".
+    chain
+        .batch_execute(&format!(
+            "DELETE FROM audit_events WHERE seq = {}",
+            written.seq
+        ))
+        .unwrap();
+    drop(chain);
+    let store = strongroom::store::Store::open(&url).unwrap();
+    assert!(strongroom::audit::verify(&store).is_ok());
+    let mut chain = diesel::SqliteConnection::establish(&chain_path).unwrap();
+    let back: Rec = diesel::sql_query(last).get_result(&mut chain).unwrap();
+    assert_eq!(back, written);
+    // The copy goes once the chain holds it.
+    let left: Vec<Rec> = diesel::sql_query("SELECT seq, hash FROM audit_pending")
+        .load(&mut main)
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A SQLite database from before the chain had a file of its own: opening it moves the
+/// records and digests out of the main file, and the chain still verifies.
+#[test]
+fn a_chain_in_the_main_file_moves_to_its_own_file_on_open() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count = |c: &mut diesel::SqliteConnection, sql: &str| {
+        diesel::sql_query(sql).get_result::<N>(c).unwrap().n
+    };
+    let mut s = TestServer::start();
+    for _ in 0..3 {
+        assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
+    }
+    let url = s.database_url.clone();
+    s.stop();
+    let db = url.trim_start_matches("sqlite://").to_owned();
+    let chain_path = strongroom::store::audit_chain_path(&db);
+    // The old layout: the chain's tables in the main file, the chain file empty.
+    let mut main = diesel::SqliteConnection::establish(&db).unwrap();
+    main.batch_execute(&format!(
+        "ATTACH DATABASE '{chain_path}' AS c; \
+         CREATE TABLE main.audit_events AS SELECT * FROM c.audit_events; \
+         CREATE TABLE main.audit_digests AS SELECT * FROM c.audit_digests; \
+         DELETE FROM c.audit_events; DELETE FROM c.audit_digests; DETACH DATABASE c;"
+    ))
+    .unwrap();
+    let records = count(&mut main, "SELECT count(*) AS n FROM audit_events");
+    assert!(records >= 3, "{records}");
+    drop(main);
+    let store = strongroom::store::Store::open(&url).unwrap();
+    assert!(strongroom::audit::verify(&store).is_ok());
+    let mut main = diesel::SqliteConnection::establish(&db).unwrap();
+    let left =
+        "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('audit_events', 'audit_digests')";
+    assert_eq!(count(&mut main, left), 0);
+    let mut chain = diesel::SqliteConnection::establish(&chain_path).unwrap();
+    assert_eq!(
+        count(&mut chain, "SELECT count(*) AS n FROM audit_events"),
+        records
     );
 }

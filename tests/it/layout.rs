@@ -180,7 +180,7 @@ fn tampering_with_the_audit_chain_is_detected() {
     }
     let store = strongroom::store::Store::open(&s.database_url).unwrap();
     assert!(strongroom::audit::verify(&store).is_ok());
-    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    let path = strongroom::store::audit_chain_path(s.database_url.trim_start_matches("sqlite://"));
     let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
     conn.batch_execute("PRAGMA busy_timeout = 5000; UPDATE audit_events SET record = replace(record, 'ListSecrets', 'ListSecretz') WHERE seq = 2")
         .unwrap();
