@@ -60,8 +60,8 @@ struct SqlitePragmas {
     chain_path: String,
     /// The audit lookup index file to attach.
     index_path: String,
-    /// `PRAGMA cache_size` in KiB of the main database and of the chain file, when not
-    /// SQLite's default (2 MiB each).
+    /// `PRAGMA cache_size` in KiB of the main database, when not SQLite's default (2 MiB;
+    /// the chain file keeps the default: appends touch its B-trees' right edges only).
     cache_kib: Option<u32>,
     /// `PRAGMA wal_autocheckpoint` in pages, when not SQLite's default (1,000).
     autocheckpoint: Option<u32>,
@@ -109,8 +109,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
                 // The writer also keeps its savepoints' sub-journals in memory (`batch`
                 // runs every write in a savepoint): they never spill to a temporary file.
                 c.batch_execute(&format!(
-                    "PRAGMA cache_size = -{kib}; PRAGMA {chain}.cache_size = -{kib}; \
-                     PRAGMA temp_store = MEMORY;"
+                    "PRAGMA cache_size = -{kib}; PRAGMA temp_store = MEMORY;"
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
             }
