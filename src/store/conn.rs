@@ -346,15 +346,15 @@ const WRITER_AUTOCHECKPOINT_PAGES: u32 = 4000;
 /// How often the background checkpointer runs (see [`checkpoint_passive`]).
 pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Copy what the main database's and the chain file's WALs hold into their database files, without waiting for
-/// (or blocking) the writer or readers: SQLite's PASSIVE checkpoint, with the fsyncs of
-/// `synchronous = FULL`. Run by the store's checkpointer thread on its own connection, it
-/// takes most of the checkpoint's copying and its database fsync out of the write path,
-/// where SQLite's automatic checkpoint would run them under the write lock. The WAL file
-/// can only restart (be reused from its start) at a write transaction after a checkpoint
-/// that copied everything, which a checkpoint running beside the writer rarely does: the
-/// writer's own automatic checkpoint, at [`WRITER_AUTOCHECKPOINT_PAGES`], does that part,
-/// with little left to copy.
+/// Copy what the main database's and the chain file's WALs hold into their database files,
+/// without waiting for (or blocking) the writer or readers: SQLite's PASSIVE checkpoint, with
+/// the fsyncs of `synchronous = FULL`. Run by the store's checkpointer thread on its own
+/// connection, it takes most of the checkpoint's copying and its database fsync out of the
+/// write path, where SQLite's automatic checkpoint would run them under the write lock. A
+/// WAL file can only restart (be reused from its start) at a write transaction after a
+/// checkpoint that copied everything, which a checkpoint running beside the writer rarely
+/// does: the writer's own automatic checkpoint, at [`WRITER_AUTOCHECKPOINT_PAGES`], does that
+/// part, with little left to copy.
 pub(super) fn checkpoint_passive(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
     match conn {
         // "database is locked": a checkpoint is already running (the writer's); next time.
