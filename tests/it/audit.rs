@@ -2239,6 +2239,14 @@ async fn an_index_file_of_an_older_layout_is_rebuilt() {
     );
 }
 
+/// A raw connection to a SQLite file that waits for locks: a stopped server's last
+/// connections may still be checkpointing as they close.
+fn sqlite_at(path: &str) -> diesel::SqliteConnection {
+    let mut c = diesel::SqliteConnection::establish(path).unwrap();
+    c.batch_execute("PRAGMA busy_timeout = 10000").unwrap();
+    c
+}
+
 /// SQLite keeps the chain in a file of its own; a write's record also goes into the main file
 /// with the change (`audit_pending`). When the chain file's commit is lost (the process died
 /// between the two files' commits), the next open appends that copy to the chain, so the
@@ -2265,10 +2273,10 @@ fn a_write_record_lost_from_the_chain_file_is_recovered_from_the_main_file() {
     let chain_path = strongroom::store::audit_chain_path(&db);
     let last = "SELECT seq, hash FROM audit_events WHERE event_name = 'CreateSecret' \
                 AND seq = (SELECT max(seq) FROM audit_events)";
-    let mut chain = diesel::SqliteConnection::establish(&chain_path).unwrap();
+    let mut chain = sqlite_at(&chain_path);
     let written: Rec = diesel::sql_query(last).get_result(&mut chain).unwrap();
     // The main file holds the copy, written in the same transaction as the secret.
-    let mut main = diesel::SqliteConnection::establish(&db).unwrap();
+    let mut main = sqlite_at(&db);
     let copy: Rec = diesel::sql_query("SELECT seq, hash FROM audit_pending ORDER BY seq DESC")
         .get_result(&mut main)
         .unwrap();
@@ -2283,7 +2291,7 @@ fn a_write_record_lost_from_the_chain_file_is_recovered_from_the_main_file() {
     drop(chain);
     let store = strongroom::store::Store::open(&url).unwrap();
     assert!(strongroom::audit::verify(&store).is_ok());
-    let mut chain = diesel::SqliteConnection::establish(&chain_path).unwrap();
+    let mut chain = sqlite_at(&chain_path);
     let back: Rec = diesel::sql_query(last).get_result(&mut chain).unwrap();
     assert_eq!(back, written);
     // The copy goes once the chain holds it.
@@ -2315,7 +2323,7 @@ fn a_chain_in_the_main_file_moves_to_its_own_file_on_open() {
     let db = url.trim_start_matches("sqlite://").to_owned();
     let chain_path = strongroom::store::audit_chain_path(&db);
     // The old layout: the chain's tables in the main file, the chain file empty.
-    let mut main = diesel::SqliteConnection::establish(&db).unwrap();
+    let mut main = sqlite_at(&db);
     main.batch_execute(&format!(
         "ATTACH DATABASE '{chain_path}' AS c; \
          CREATE TABLE main.audit_events AS SELECT * FROM c.audit_events; \
@@ -2328,11 +2336,11 @@ fn a_chain_in_the_main_file_moves_to_its_own_file_on_open() {
     drop(main);
     let store = strongroom::store::Store::open(&url).unwrap();
     assert!(strongroom::audit::verify(&store).is_ok());
-    let mut main = diesel::SqliteConnection::establish(&db).unwrap();
+    let mut main = sqlite_at(&db);
     let left =
         "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('audit_events', 'audit_digests')";
     assert_eq!(count(&mut main, left), 0);
-    let mut chain = diesel::SqliteConnection::establish(&chain_path).unwrap();
+    let mut chain = sqlite_at(&chain_path);
     assert_eq!(
         count(&mut chain, "SELECT count(*) AS n FROM audit_events"),
         records
