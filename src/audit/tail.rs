@@ -167,7 +167,8 @@ impl Append {
         Ok(h)
     }
 
-    /// Insert `rows` (built on [`Append::head`], in order) in `tx`. A seq already taken
+    /// Insert `rows` (built on [`Append::head`], or after the rows inserted before under this
+    /// lock, in order) in `tx`. A seq already taken
     /// means another writer appended to this chain unseen: the cached head is dropped and
     /// the whole transaction is to be retried.
     pub fn insert(&mut self, tx: &mut Tx<'_>, rows: &[AuditRow]) -> Result<(), StoreError> {
@@ -179,7 +180,9 @@ impl Append {
             return Err(e);
         }
         if let Some(last) = rows.last() {
-            let n = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+            // Several inserts under one lock (the writer inserts as it gathers): they add up.
+            let before = self.staged.as_ref().map_or(0, |s| s.2);
+            let n = before.saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
             self.staged = Some((last.seq, last.hash.clone(), n));
             self.tail.state().batch_head = Some((last.seq, last.hash.clone()));
         }

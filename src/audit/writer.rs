@@ -3,6 +3,12 @@
 //! (group commit), writes a signed digest every N records or T seconds, then acknowledges
 //! every waiting request. A record not committed within the timeout fails its request.
 //!
+//! The writer opens its transaction when the first record of a batch arrives and inserts
+//! records as they come while it gathers the rest (see [`AuditOptions::gather`]): every
+//! request of the batch waits for its COMMIT, and inserting a batch's records only after the
+//! last one arrived left the machine idle for that long (one thread working, everyone
+//! waiting).
+//!
 //! A dedicated OS thread (not a tokio task) so the writer does not depend on which runtime,
 //! or how many, the server runs (actix runs one per worker).
 //!
@@ -65,6 +71,11 @@ impl Default for AuditOptions {
 
 type Ack = oneshot::Sender<Result<(), String>>;
 
+/// While gathering, the writer takes waiting records into its open transaction whenever this
+/// many are waiting, so that inserting them overlaps with the requests still under way, and
+/// what is left once the set is complete is the last few inserts and the COMMIT.
+const GATHER_STEP: usize = 8;
+
 enum Msg {
     Record {
         text: String,
@@ -104,9 +115,12 @@ pub(super) struct Load {
     /// Requests under way whose record goes through the writer.
     in_flight: AtomicUsize,
     queued: AtomicUsize,
+    /// Records of the batch being gathered that the writer has already taken (and inserted
+    /// into its open transaction); still counted in `queued` until the gathering ends.
+    taken: AtomicUsize,
     /// The gathering writer waits on `complete`; the sender whose record completes the set
-    /// (every request under way has one waiting) wakes it, so that the commit does not wait
-    /// for the writer's next look.
+    /// (every request under way has one waiting), or brings [`GATHER_STEP`] records to take,
+    /// wakes it, so that the commit does not wait for the writer's next look.
     complete: Condvar,
     waiting: Mutex<()>,
     /// Set while the writer gathers (senders wake it only then).
@@ -122,9 +136,17 @@ impl Load {
         self.queued.load(SeqCst) >= self.in_flight.load(SeqCst)
     }
 
-    /// Wake a gathering writer when the set is complete.
+    /// Whether the gathering writer has work: the set is complete, or [`GATHER_STEP`]
+    /// records wait to be taken.
+    fn writer_has_work(&self) -> bool {
+        let queued = self.queued.load(SeqCst);
+        queued >= self.in_flight.load(SeqCst)
+            || queued.saturating_sub(self.taken.load(SeqCst)) >= GATHER_STEP
+    }
+
+    /// Wake a gathering writer when it has work (see [`Load::writer_has_work`]).
     fn notify_if_complete(&self) {
-        if self.gathering.load(SeqCst) && self.all_in() {
+        if self.gathering.load(SeqCst) && self.writer_has_work() {
             // Under the lock: a writer between its check and its wait cannot miss it.
             let _g = self
                 .waiting
@@ -524,8 +546,107 @@ struct Writer {
     load: Arc<Load>,
 }
 
+/// What one group commit carries: records, the requests to acknowledge, and whether a
+/// digest is forced (a flush).
+#[derive(Default)]
+struct Batch {
+    records: Vec<(String, Box<Index>)>,
+    acks: Vec<Ack>,
+    force: bool,
+    /// Messages taken from the queue (records and flushes).
+    messages: usize,
+}
+
+impl Batch {
+    fn push(&mut self, m: Msg) {
+        self.messages += 1;
+        match m {
+            Msg::Record { text, index, ack } => {
+                self.records.push((text, index));
+                self.acks.push(ack);
+            }
+            Msg::Flush { ack } => {
+                self.force = true;
+                self.acks.push(ack);
+            }
+        }
+    }
+}
+
+/// The gathering of one batch: until every request under way has its record in, or the
+/// window closes, or the batch is full.
+struct Gathering<'a> {
+    load: &'a Load,
+    rx: &'a mpsc::Receiver<Msg>,
+    deadline: std::time::Instant,
+    max_batch: usize,
+    done: bool,
+}
+
+impl Gathering<'_> {
+    /// Wait until the writer has work (see [`Load::writer_has_work`]) or the window closes,
+    /// then take what is waiting into `batch`. Waits on `Load::complete`, not on the queue:
+    /// only a sender that completes the set or brings a step's worth of records wakes this
+    /// thread, never each record.
+    fn step(&mut self, batch: &mut Batch) {
+        if self.done {
+            return;
+        }
+        {
+            let mut guard = self
+                .load
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.load.gathering.store(true, SeqCst);
+            while !self.load.writer_has_work() {
+                let Some(left) = self
+                    .deadline
+                    .checked_duration_since(std::time::Instant::now())
+                    .filter(|d| !d.is_zero())
+                else {
+                    break;
+                };
+                guard = match self.load.complete.wait_timeout(guard, left) {
+                    Ok((g, _)) => g,
+                    Err(poisoned) => poisoned.into_inner().0,
+                };
+            }
+            self.load.gathering.store(false, SeqCst);
+        }
+        // Checked before taking: records sent after this are for the next batch.
+        let complete = self.load.all_in() || std::time::Instant::now() >= self.deadline;
+        self.take(batch);
+        self.done = complete || batch.messages >= self.max_batch;
+    }
+
+    /// Take what is waiting, up to the batch's limit.
+    fn take(&mut self, batch: &mut Batch) {
+        let before = batch.messages;
+        while batch.messages < self.max_batch {
+            match self.rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        self.load.taken.fetch_add(batch.messages - before, SeqCst);
+    }
+}
+
+impl Drop for Gathering<'_> {
+    /// The batch's records no longer count as waiting.
+    fn drop(&mut self) {
+        let taken = self.load.taken.swap(0, SeqCst);
+        // Saturating: a message sent just now may be taken before it was counted.
+        let _ = self
+            .load
+            .queued
+            .fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(taken)));
+    }
+}
+
 impl Writer {
-    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+    fn run(self, rx: &mpsc::Receiver<Msg>) {
         loop {
             // Records may also be committed by write requests (in their transactions): wake
             // up at least every `digest_every` to sign what is pending.
@@ -539,110 +660,67 @@ impl Writer {
             } else {
                 Duration::from_secs(3600)
             };
-            let mut batch = Vec::new();
+            let mut batch = Batch::default();
             match rx.recv_timeout(wait) {
                 Ok(m) => batch.push(m),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     // Every Auditor is gone: sign what is left, then stop.
-                    if let Err(e) = self.commit(&[], true) {
+                    let mut last = Batch {
+                        force: true,
+                        ..Batch::default()
+                    };
+                    if let Err(e) = self.commit(&mut last, None) {
                         tracing::error!("audit: final digest not written: {e}");
                     }
                     return;
                 }
             }
-            if !batch.is_empty() {
-                self.gather();
+            let gathering = (batch.messages > 0).then(|| {
+                let mut g = Gathering {
+                    load: &self.load,
+                    rx,
+                    deadline: std::time::Instant::now() + self.opts.gather,
+                    max_batch: self.opts.max_batch,
+                    done: false,
+                };
+                // The first message counts as taken; what arrived with it goes into the first
+                // insert.
+                self.load.taken.fetch_add(batch.messages, SeqCst);
+                g.take(&mut batch);
+                g
+            });
+            let result = self.commit(&mut batch, gathering);
+            if let Err(e) = &result {
+                tracing::error!(
+                    chain = %self.tail.chain_id(),
+                    records = batch.records.len(),
+                    "audit: writing a batch failed: {e}"
+                );
             }
-            while batch.len() < self.opts.max_batch {
-                match rx.try_recv() {
-                    Ok(m) => batch.push(m),
-                    Err(_) => break,
-                }
+            for ack in batch.acks {
+                // A request that timed out has dropped its receiver; nothing to tell it.
+                let _ = ack.send(result.clone());
             }
-            let taken = batch.len();
-            // Saturating: a message sent just now may be taken before it was counted.
-            let _ = self
-                .load
-                .queued
-                .fetch_update(SeqCst, SeqCst, |q| Some(q.saturating_sub(taken)));
-            self.write_batch(batch);
         }
     }
 
-    /// Wait up to `opts.gather` for more records, until every request under way has one
-    /// waiting (then nobody else is about to send one). Waits on `Load::complete`, not on
-    /// the queue: only the sender that completes the set wakes this thread, never each
-    /// record. (`queued` still counts what this batch took so far.)
-    fn gather(&self) {
-        let deadline = std::time::Instant::now() + self.opts.gather;
-        let mut guard = self
-            .load
-            .waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.load.gathering.store(true, SeqCst);
-        while !self.load.all_in() {
-            let Some(left) = deadline
-                .checked_duration_since(std::time::Instant::now())
-                .filter(|d| !d.is_zero())
-            else {
-                break;
-            };
-            guard = match self.load.complete.wait_timeout(guard, left) {
-                Ok((g, _)) => g,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        self.load.gathering.store(false, SeqCst);
-    }
-
-    fn write_batch(&mut self, batch: Vec<Msg>) {
-        let mut records = Vec::with_capacity(batch.len());
-        let mut acks = Vec::with_capacity(batch.len());
-        let mut force = false;
-        for m in batch {
-            match m {
-                Msg::Record { text, index, ack } => {
-                    records.push((text, index));
-                    acks.push(ack);
-                }
-                Msg::Flush { ack } => {
-                    force = true;
-                    acks.push(ack);
-                }
-            }
-        }
-        let result = self.commit(&records, force);
-        if let Err(e) = &result {
-            tracing::error!(
-                chain = %self.tail.chain_id(),
-                records = records.len(),
-                "audit: writing a batch failed: {e}"
-            );
-        }
-        for ack in acks {
-            // A request that timed out has dropped its receiver; nothing to tell it.
-            let _ = ack.send(result.clone());
-        }
-    }
-
-    /// Append `records` (and a digest when due or `force`d) in one transaction, under the
-    /// chain's tail lock (held until the transaction ended).
-    fn commit(&mut self, records: &[(String, Box<Index>)], force: bool) -> Result<(), String> {
-        let n = u64::try_from(records.len()).unwrap_or(u64::MAX);
-        let keys = self.keys.clone();
-        let opts = self.opts.clone();
-        let due = move |undigested: u64, age: Duration| {
-            let pending = undigested.saturating_add(n);
-            keys.clone().filter(|_| {
-                pending > 0
-                    && (force || pending >= opts.digest_every_records || age >= opts.digest_every)
-            })
-        };
+    /// Append `batch`'s records (and a digest when due or forced) in one transaction, under
+    /// the chain's tail lock (held until the transaction ended). With a `gathering`, the
+    /// transaction is opened at once: the records waiting are inserted, then more are
+    /// gathered into the batch and inserted as they come, and it commits once the gathering
+    /// is done.
+    fn commit(
+        &self,
+        batch: &mut Batch,
+        mut gathering: Option<Gathering<'_>>,
+    ) -> Result<(), String> {
         {
             let (undigested, age) = self.tail.undigested();
-            if records.is_empty() && due(undigested, age).is_none() {
+            if batch.records.is_empty()
+                && gathering.is_none()
+                && self.due(batch, undigested, age).is_none()
+            {
                 return Ok(());
             }
         }
@@ -650,22 +728,34 @@ impl Writer {
         let timeout = self.opts.commit_timeout;
         let mut last_err = String::new();
         // The store retries conflicts itself; a few more tries cover a lock timeout or a
-        // transient failure.
+        // transient failure. A retry inserts again what the batch holds; the gathering goes
+        // on where it was.
         for _ in 0..3 {
             let r = self.store.write_blocking(|tx| {
                 let mut append = tail.lock(timeout)?;
                 let chain = append.chain_id().to_owned();
                 let (mut seq, mut prev) = append.head(tx)?;
-                let mut rows: Vec<AuditRow> = Vec::with_capacity(records.len());
-                for (text, ix) in records {
-                    seq += 1;
-                    let row = row_for(&chain, seq, &prev, text, ix);
-                    prev.clone_from(&row.hash);
-                    rows.push(row);
+                let mut inserted = 0;
+                loop {
+                    if inserted < batch.records.len() {
+                        let mut rows: Vec<AuditRow> =
+                            Vec::with_capacity(batch.records.len() - inserted);
+                        for (text, ix) in &batch.records[inserted..] {
+                            seq += 1;
+                            let row = row_for(&chain, seq, &prev, text, ix);
+                            prev.clone_from(&row.hash);
+                            rows.push(row);
+                        }
+                        append.insert(tx, &rows)?;
+                        inserted = batch.records.len();
+                    }
+                    match gathering.as_mut() {
+                        Some(g) if !g.done => g.step(batch),
+                        _ => break,
+                    }
                 }
-                append.insert(tx, &rows)?;
                 let (undigested, age) = tail.undigested();
-                if let Some(keys) = due(undigested, age) {
+                if let Some(keys) = self.due(batch, undigested, age) {
                     let from = tx
                         .last_audit_digest(&chain, DIGEST)?
                         .map_or(1, |d| d.seq_to + 1);
@@ -696,5 +786,18 @@ impl Writer {
             }
         }
         Err(last_err)
+    }
+
+    /// The signing keys when a digest is due with `batch`: forced, or enough records (the
+    /// chain's undigested ones plus the batch's), or the oldest undigested is old enough.
+    fn due(&self, batch: &Batch, undigested: u64, age: Duration) -> Option<Arc<AuditKeys>> {
+        let n = u64::try_from(batch.records.len()).unwrap_or(u64::MAX);
+        let pending = undigested.saturating_add(n);
+        self.keys.clone().filter(|_| {
+            pending > 0
+                && (batch.force
+                    || pending >= self.opts.digest_every_records
+                    || age >= self.opts.digest_every)
+        })
     }
 }

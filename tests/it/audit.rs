@@ -606,6 +606,55 @@ async fn the_writer_stops_gathering_when_every_request_has_its_record_in() {
     );
 }
 
+/// While it gathers, the writer takes the records already sent into its open transaction
+/// (the chain file's write lock is held), so that only the last few inserts and the COMMIT are
+/// left once the set is complete; then it commits at once, every record in order.
+#[tokio::test]
+async fn the_writer_inserts_records_while_it_gathers() {
+    let t = Trail::new();
+    let a = slow_gathering_auditor(&t);
+    let guards: Vec<_> = (0..20).map(|_| a.begin()).collect();
+    let send = |i: i64| {
+        let a = a.clone();
+        tokio::spawn(async move { a.record(&draft(i, now_ms())).await })
+    };
+    let first: Vec<_> = (1..=19).map(send).collect();
+    // The 20th request has not sent its record: the writer is gathering, in its transaction.
+    let chain = strongroom::store::audit_chain_path(t.url.trim_start_matches("sqlite://"));
+    let mut probe = diesel::SqliteConnection::establish(&chain).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match probe.batch_execute("BEGIN IMMEDIATE") {
+            Err(e) if e.to_string().contains("locked") => break,
+            Err(e) => panic!("{e}"),
+            Ok(()) => {
+                probe.batch_execute("ROLLBACK").unwrap();
+                assert!(
+                    Instant::now() < deadline,
+                    "the writer never opened its transaction"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    let start = Instant::now();
+    let last = send(20);
+    for task in first.into_iter().chain([last]) {
+        task.await.unwrap().unwrap();
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
+    drop(guards);
+    assert_eq!(a.load_counts(), (0, 0));
+    let rows = t
+        .store
+        .read_blocking(|tx| Ok(tx.audit_range("chain-a", 0, 100)?))
+        .unwrap();
+    assert_eq!(rows.len(), 20);
+    assert!(rows.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert_eq!(t.verify(), None);
+}
+
 /// A write's record goes into its own write transaction, not through the writer: while the
 /// write is under way the writer does not count it, so a concurrent read's record commits at
 /// once instead of waiting out the gather window for a record that never comes.
