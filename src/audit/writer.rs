@@ -617,7 +617,7 @@ impl Gathering<'_> {
         // Checked before taking: records sent after this are for the next batch.
         let complete = self.load.all_in() || std::time::Instant::now() >= self.deadline;
         self.take(batch);
-        self.done = complete || batch.messages >= self.max_batch;
+        self.done |= complete;
     }
 
     /// Take what is waiting, up to the batch's limit.
@@ -630,6 +630,9 @@ impl Gathering<'_> {
             }
         }
         self.load.taken.fetch_add(batch.messages - before, SeqCst);
+        if batch.messages >= self.max_batch {
+            self.done = true;
+        }
     }
 }
 
