@@ -115,7 +115,7 @@ impl CommitHook for TxRecord {
         append
             .insert(tx, std::slice::from_ref(&row))
             .map_err(fail)?;
-        tx.keep_pending_audits(append.chain_id(), row.seq, row.seq, append.committed_seq())
+        tx.keep_pending_audits(append.chain_id(), row.seq, append.committed_seq())
             .map_err(fail)?;
         Ok(Some(Box::new(Pending {
             append,

@@ -156,26 +156,24 @@ impl Tx<'_> {
     }
 
     /// SQLite (where the chain is a file of its own): keep in the main database a copy of
-    /// records `from..=to` of `chain`, which this write transaction has just inserted with
-    /// its change (should the chain file's commit not follow the main database's, the copy
+    /// record `seq` of `chain`, which this write transaction has just inserted with its
+    /// change (should the chain file's commit not follow the main database's, the copy
     /// is appended to the chain at the next start, see [`Tx::adopt_pending_audits`]). Also
     /// drops the copies of records through `committed`, which the chain file holds. A no-op
     /// on PostgreSQL, where the change and its record are one transaction in one database.
     pub fn keep_pending_audits(
         &mut self,
         chain: &str,
-        from: i64,
-        to: i64,
+        seq: i64,
         committed: Option<i64>,
     ) -> Result<(), StoreError> {
         let AnyConnection::Sqlite(c) = &mut *self.conn else {
             return Ok(());
         };
         use diesel::sql_types::{BigInt, Text};
-        let mut r = diesel::sql_query(super::conn::keep_pending_sql())
+        let mut r = diesel::sql_query(super::conn::KEEP_PENDING_SQL.as_str())
             .bind::<Text, _>(chain)
-            .bind::<BigInt, _>(from)
-            .bind::<BigInt, _>(to)
+            .bind::<BigInt, _>(seq)
             .execute(c)
             .map(|_| ());
         if let (Ok(()), Some(through)) = (&r, committed) {
@@ -197,7 +195,7 @@ impl Tx<'_> {
             return Ok(());
         };
         use diesel::connection::SimpleConnection;
-        c.batch_execute(&super::conn::adopt_pending_sql())
+        c.batch_execute(&super::conn::ADOPT_PENDING_SQL)
             .map_err(|e| self.db(e))
     }
 

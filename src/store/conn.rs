@@ -412,7 +412,7 @@ pub(super) fn open_pool(
         move_chain_to_own_file(c).map_err(|e| StoreError::Migration(e.to_string()))?;
         // Write records whose change committed but whose chain insert did not (the process
         // died between the two files' commits): into the chain before anything else.
-        c.immediate_transaction(|c| c.batch_execute(&adopt_pending_sql()))
+        c.immediate_transaction(|c| c.batch_execute(&ADOPT_PENDING_SQL))
             .map_err(|e| StoreError::Migration(format!("adopting pending audit records: {e}")))?;
     }
     Ok((backend, pool))
@@ -464,8 +464,8 @@ fn move_chain_to_own_file(c: &mut diesel::SqliteConnection) -> diesel::QueryResu
 
 /// SQLite: append to each chain the write records of `main.audit_pending` past the chain's
 /// end (its last record, else its prune anchor), in order; then drop every pending copy the
-/// chain holds. See the migration `2026-12-01-000000_audit_chain_file`.
-pub(super) fn adopt_pending_sql() -> String {
+/// chain holds. See the migration `2026-12-01-000000_audit_chain_file`. Built once.
+pub(super) static ADOPT_PENDING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let chain = SQLITE_CHAIN_SCHEMA;
     let end = |alias: &str| {
         format!(
@@ -483,19 +483,18 @@ pub(super) fn adopt_pending_sql() -> String {
         end("p"),
         end("q")
     )
-}
+});
 
-/// SQLite: after a write transaction inserted records `from..=to` of `chain` (bound as
-/// `?1, ?2, ?3`) into the chain file, their copy in the main database (see
-/// [`adopt_pending_sql`]).
-pub(super) fn keep_pending_sql() -> String {
-    let chain = SQLITE_CHAIN_SCHEMA;
+/// SQLite: after a write transaction inserted record `seq` of `chain` (bound as `?1, ?2`)
+/// into the chain file, its copy in the main database (see [`ADOPT_PENDING_SQL`]). Built once:
+/// it runs in every write transaction.
+pub(super) static KEEP_PENDING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO main.audit_pending ({CHAIN_COLUMNS}) \
-           SELECT {CHAIN_COLUMNS} FROM {chain}.audit_events \
-           WHERE chain_id = ?1 AND seq BETWEEN ?2 AND ?3"
+           SELECT {CHAIN_COLUMNS} FROM {SQLITE_CHAIN_SCHEMA}.audit_events \
+           WHERE chain_id = ?1 AND seq = ?2"
     )
-}
+});
 
 /// SQLite: drop the pending copies of `chain`'s records through `seq` (bound as `?1, ?2`),
 /// which the chain file holds, committed.
