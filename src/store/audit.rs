@@ -170,16 +170,13 @@ impl Tx<'_> {
         let AnyConnection::Sqlite(c) = &mut *self.conn else {
             return Ok(());
         };
-        use diesel::sql_types::{BigInt, Text};
-        let mut r = diesel::sql_query(super::conn::KEEP_PENDING_SQL.as_str())
-            .bind::<Text, _>(chain)
-            .bind::<BigInt, _>(seq)
+        use super::conn::{DropPending, KeepPending};
+        use super::fixed::{Arg, Fixed};
+        let mut r = Fixed::<KeepPending>::new(&[Arg::Text(chain), Arg::Int(seq)])
             .execute(c)
             .map(|_| ());
         if let (Ok(()), Some(through)) = (&r, committed) {
-            r = diesel::sql_query(super::conn::DROP_PENDING_SQL)
-                .bind::<Text, _>(chain)
-                .bind::<BigInt, _>(through)
+            r = Fixed::<DropPending>::new(&[Arg::Text(chain), Arg::Int(through)])
                 .execute(c)
                 .map(|_| ());
         }

@@ -485,21 +485,31 @@ pub(super) static ADOPT_PENDING_SQL: std::sync::LazyLock<String> = std::sync::La
     )
 });
 
-/// SQLite: after a write transaction inserted record `seq` of `chain` (bound as `?1, ?2`)
-/// into the chain file, its copy in the main database (see [`ADOPT_PENDING_SQL`]). Built once:
-/// it runs in every write transaction.
-pub(super) static KEEP_PENDING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT INTO main.audit_pending ({CHAIN_COLUMNS}) \
-           SELECT {CHAIN_COLUMNS} FROM {SQLITE_CHAIN_SCHEMA}.audit_events \
-           WHERE chain_id = ?1 AND seq = ?2"
-    )
-});
+/// SQLite: after a write transaction inserted record `seq` of `chain` (bound in that order)
+/// into the chain file, its copy in the main database (see [`ADOPT_PENDING_SQL`]). It runs in
+/// every write transaction: built once, and prepared once per connection (`store::fixed`).
+pub(super) struct KeepPending;
 
-/// SQLite: drop the pending copies of `chain`'s records through `seq` (bound as `?1, ?2`),
-/// which the chain file holds, committed.
-pub(super) const DROP_PENDING_SQL: &str =
-    "DELETE FROM main.audit_pending WHERE chain_id = ?1 AND seq <= ?2";
+impl super::fixed::FixedSql for KeepPending {
+    fn pieces() -> &'static [&'static str] {
+        static HEAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "INSERT INTO main.audit_pending ({CHAIN_COLUMNS}) \
+                   SELECT {CHAIN_COLUMNS} FROM {SQLITE_CHAIN_SCHEMA}.audit_events \
+                   WHERE chain_id = "
+            )
+        });
+        static PIECES: std::sync::LazyLock<[&'static str; 3]> =
+            std::sync::LazyLock::new(|| [HEAD.as_str(), " AND seq = ", ""]);
+        &*PIECES
+    }
+}
+
+super::fixed::fixed_sql!(
+    /// SQLite: drop the pending copies of `chain`'s records through `seq` (bound in that
+    /// order), which the chain file holds, committed.
+    DropPending = ["DELETE FROM main.audit_pending WHERE chain_id = ", " AND seq <= ", ""]
+);
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,7 @@ macro_rules! native {
 mod audit;
 mod batch;
 mod conn;
+mod fixed;
 mod keys;
 mod kms;
 pub mod rows;

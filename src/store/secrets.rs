@@ -9,9 +9,30 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 
+use super::fixed::{fixed_sql, Arg, Fixed};
 use super::rows::{SecretRow, SecretView, VersionRow};
 use super::schema::{secret_stages, secret_tags, secret_versions, secrets};
 use super::{StoreError, Tx};
+
+// UPDATEs run on every write or read of a secret, in the text diesel's DSL would build;
+// see `store::fixed` for why they are not built with it.
+fixed_sql!(
+    /// `(at, secret_id)`: a secret's last change (a new version).
+    SetSecretChanged = ["UPDATE secrets SET last_changed_at = ", " WHERE secret_id = ", ""]
+);
+fixed_sql!(
+    /// `(at, secret_id, version_id)`: a version's last access day.
+    TouchVersion = [
+        "UPDATE secret_versions SET last_accessed_at = ",
+        " WHERE secret_id = ",
+        " AND version_id = ",
+        ""
+    ]
+);
+fixed_sql!(
+    /// `(at, secret_id)`: a secret's last access day.
+    TouchSecret = ["UPDATE secrets SET last_accessed_at = ", " WHERE secret_id = ", ""]
+);
 
 impl Tx<'_> {
     /// Find a secret of `account`/`region` by name, full ARN or partial ARN (no suffix).
@@ -152,11 +173,9 @@ impl Tx<'_> {
 
     /// Record a change of a secret (a new version) at `at_ms`.
     pub fn set_secret_changed(&mut self, secret_id: &str, at_ms: i64) -> Result<(), StoreError> {
-        native!(&mut *self.conn, |c| diesel::update(
-            secrets::table.find(secret_id)
-        )
-        .set(secrets::last_changed_at.eq(at_ms))
-        .execute(c))
+        let args = [Arg::Int(at_ms), Arg::Text(secret_id)];
+        native!(&mut *self.conn, |c| Fixed::<SetSecretChanged>::new(&args)
+            .execute(c))
         .map(|_| ())
         .map_err(|e| self.db(e))
     }
@@ -189,15 +208,15 @@ impl Tx<'_> {
         version_id: &str,
         at: i64,
     ) -> Result<(), StoreError> {
-        diesel::update(secret_versions::table.find((secret_id, version_id)))
-            .set(secret_versions::last_accessed_at.eq(at))
-            .execute(self.conn)
-            .map_err(|e| self.db(e))?;
-        diesel::update(secrets::table.find(secret_id))
-            .set(secrets::last_accessed_at.eq(at))
-            .execute(self.conn)
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+        let args = [Arg::Int(at), Arg::Text(secret_id), Arg::Text(version_id)];
+        native!(&mut *self.conn, |c| Fixed::<TouchVersion>::new(&args)
+            .execute(c))
+        .map_err(|e| self.db(e))?;
+        let args = [Arg::Int(at), Arg::Text(secret_id)];
+        native!(&mut *self.conn, |c| Fixed::<TouchSecret>::new(&args)
+            .execute(c))
+        .map(|_| ())
+        .map_err(|e| self.db(e))
     }
 
     /// `stage -> version_id` for a secret.
