@@ -259,6 +259,36 @@ def cpu_seconds(pid):
         return float("nan")
 
 
+def thread_group(comm):
+    """The group a server thread's CPU is reported under (its name without a worker number)."""
+    if comm.startswith("actix"):
+        return "request threads"
+    if comm == "store-checkpoin":  # thread names are cut to 15 bytes
+        return "store-checkpointer"
+    return comm.rstrip("0123456789-") or comm
+
+
+def thread_cpu(pid):
+    """CPU seconds (utime + stime) of each thread group of a process, for the threads alive now."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        g = thread_group(comm)
+        out[g] = out.get(g, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def machine_ticks():
     """(idle + iowait, all) clock ticks of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -316,6 +346,7 @@ def wrk(port, lua, args, duration, rss_pid=None):
 
     t = None
     cpu0 = cpu_seconds(rss_pid) if rss_pid else None
+    threads0 = thread_cpu(rss_pid) if rss_pid else {}
     perf = perf_counter(rss_pid, duration) if rss_pid else None
     if rss_pid:
         t = threading.Thread(target=sample, daemon=True)
@@ -330,12 +361,20 @@ def wrk(port, lua, args, duration, rss_pid=None):
     if t:
         t.join()
     cpu = (cpu_seconds(rss_pid) - cpu0) / wall if rss_pid else None
+    threads1 = thread_cpu(rss_pid) if rss_pid else {}
     syncs = perf_result(perf)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: (.*)", out)
+    # CPU µs per request served, by thread group (threads that ended during the run are not
+    # counted; the server's threads live as long as it does).
+    per_thread = {
+        g: 1e6 * (threads1[g] - threads0.get(g, 0.0)) / total
+        for g in threads1
+        if total and threads1[g] - threads0.get(g, 0.0) > 0
+    }
     return {
         "rps": rps,
         "p50": parse_ms(lat.get("50", "")),
@@ -347,6 +386,7 @@ def wrk(port, lua, args, duration, rss_pid=None):
         "cpu": cpu,
         "syncs_per_s": syncs / duration if syncs is not None else None,
         "idle": idle,
+        "threads": per_thread,
         "raw": out,
     }
 
@@ -727,6 +767,17 @@ def main():
                  "fsync + fdatasync calls of that process (perf tracepoints); PostgreSQL's own are not counted. "
                  "machine idle: the whole machine's idle + iowait time during the run (what neither the server "
                  "nor wrk used: with durable audit, time when every request waits on a commit).")
+    split = []
+    for label, key in [("GetSecretValue (durable audit)", "get"), ("GetSecretValue (audit off)", "get_noaudit"),
+                       ("BatchGetSecretValue x20", "batch"), ("PutSecretValue", "put"),
+                       ("GetSecretValue, PostgreSQL", "pg_get"), ("PutSecretValue, PostgreSQL", "pg_put")]:
+        r = rows.get(key)
+        if r and r.get("threads"):
+            parts = sorted(r["threads"].items(), key=lambda kv: -kv[1])
+            split.append(f"{label}: " + ", ".join(f"{g} {v:.0f}" for g, v in parts if v >= 0.5))
+    if split:
+        lines.append("CPU µs per request by server thread (utime + stime of each thread group / requests served): "
+                     + "; ".join(split) + ".")
     pairs = rows.get("pairs") or []
     if len(pairs) > 1:
         lines.append("GetSecretValue with durable audit / audit off, in the order run: " + "; ".join(
