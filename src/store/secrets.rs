@@ -14,8 +14,8 @@ use super::rows::{SecretRow, SecretView, VersionRow};
 use super::schema::{secret_stages, secret_tags, secret_versions, secrets};
 use super::{StoreError, Tx};
 
-// UPDATEs run on every write or read of a secret, in the text diesel's DSL would build;
-// see `store::fixed` for why they are not built with it.
+// UPDATEs of every new version, and of a version's first read of the day, in the text
+// diesel's DSL would build; see `store::fixed` for why they are not built with it.
 fixed_sql!(
     /// `(at, secret_id)`: a secret's last change (a new version).
     SetSecretChanged = ["UPDATE secrets SET last_changed_at = ", " WHERE secret_id = ", ""]
