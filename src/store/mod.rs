@@ -159,7 +159,7 @@ impl From<DieselError> for TxFail {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<ConnectionManager<AnyConnection>>,
-    /// Connections for read transactions (SQLite: separate, memory-mapped; see `conn`).
+    /// Connections for read transactions (SQLite: separate; see `conn`).
     read_pool: Pool<ConnectionManager<AnyConnection>>,
     backend: Backend,
     /// Write transactions' connections (SQLite: the one writer connection; see `conn`).
@@ -227,9 +227,9 @@ impl Store {
     /// Run `f` in one write transaction. Retried on PostgreSQL serialization failures
     /// (so `f` must be repeatable); committed only when `f` returns `Ok`. The handle's
     /// [`CommitHook`], if any, adds its rows to the same transaction (on every attempt).
-    /// SQLite: `f` runs in a savepoint of a transaction shared with the other writes waiting
-    /// at the time, committed once for all of them (`batch`); it sees what they wrote before
-    /// it, and its own failure rolls back only its own changes.
+    /// SQLite: `f` runs in a transaction shared with the other writes waiting at the time,
+    /// committed once for all of them (`batch`); it sees what they wrote before it, and its
+    /// own failure rolls back only its own changes (so `f` may run more than once).
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
