@@ -31,7 +31,8 @@ pub fn open(cfg: &StoreConfig) -> Result<(Store, Keyring), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create data dir `{}`: {e}", cfg.data_dir.display()))?;
     let master = MasterKeyring::load_or_create(&cfg.master_key_file).map_err(|e| e.to_string())?;
-    let store = Store::open(&cfg.database_url).map_err(|e| e.to_string())?;
+    let store =
+        Store::open_with(&cfg.database_url, cfg.read_mmap_bytes).map_err(|e| e.to_string())?;
     Ok((store, Keyring::new(master)))
 }
 

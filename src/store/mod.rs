@@ -187,8 +187,15 @@ const MAX_RETRIES: u32 = 20;
 impl Store {
     /// Open (and migrate) the database at `url` (`sqlite://PATH` or `postgres://...`).
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, conn::READ_MMAP_BYTES)
+    }
+
+    /// [`Store::open`], with SQLite's read connections mapping up to `read_mmap_bytes` of the
+    /// database (`PRAGMA main.mmap_size`; 0: none, the default): faster reads, more RSS (see
+    /// `conn::READ_MMAP_BYTES`).
+    pub fn open_with(url: &str, read_mmap_bytes: u64) -> Result<Self, StoreError> {
         let (backend, pool) = conn::open_pool(url)?;
-        let read_pool = conn::open_read_pool(url, &pool)?;
+        let read_pool = conn::open_read_pool(url, &pool, read_mmap_bytes)?;
         let write_pool = conn::open_write_pool(url, &pool)?;
         let checkpointer = match backend {
             Backend::Sqlite => Some(start_checkpointer(pool.clone())?),
