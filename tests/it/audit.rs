@@ -1365,6 +1365,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
             data_dir: data_dir.clone(),
             database_url: database_url.clone(),
             master_key_file: data_dir.join("master.key"),
+            read_mmap_bytes: 0,
         },
         listen: "127.0.0.1:0".into(),
         tls: None,

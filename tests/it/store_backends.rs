@@ -155,6 +155,7 @@ async fn two_servers_one_postgres() {
                 data_dir: data.clone(),
                 database_url: url,
                 master_key_file: data.join("master.key"),
+                read_mmap_bytes: 0,
             },
             listen: "127.0.0.1:0".into(),
             tls: None,

@@ -111,6 +111,7 @@ impl TestServer {
                 data_dir: data_dir.clone(),
                 database_url: database_url.clone(),
                 master_key_file: data_dir.join("master.key"),
+                read_mmap_bytes: 0,
             },
             listen: "127.0.0.1:0".into(),
             tls,
@@ -190,6 +191,7 @@ impl TestServer {
             data_dir: self.data_dir(),
             database_url: self.database_url.clone(),
             master_key_file: self.data_dir().join("master.key"),
+            read_mmap_bytes: 0,
         }
     }
 
