@@ -29,12 +29,12 @@ impl PolicyGroup {
     pub fn new(policies: Vec<Arc<Policy>>) -> Self {
         let mut refs = Vec::new();
         for (pi, p) in policies.iter().enumerate() {
-            for si in 0..p.statements.len() {
+            for si in 0..p.statements().len() {
                 refs.push((to_u32(pi), to_u32(si)));
             }
         }
         let index = StatementIndex::build(refs.iter().enumerate().filter_map(|(id, &(pi, si))| {
-            let st = policies.get(pi as usize)?.statements.get(si as usize)?;
+            let st = policies.get(pi as usize)?.statements().get(si as usize)?;
             Some((to_u32(id), st))
         }));
         Self {
@@ -462,7 +462,7 @@ impl Env<'_> {
             let Some(policy) = g.policies.get(pi as usize) else {
                 continue;
             };
-            if let Some(st) = policy.statements.get(si as usize) {
+            if let Some(st) = policy.statements().get(si as usize) {
                 self.statement(policy, pi as usize, st, t, level, &mut out);
             }
         }
@@ -473,9 +473,9 @@ impl Env<'_> {
     fn single(&mut self, p: &Policy, t: PolicyType) -> Outcome {
         let mut out = Outcome::default();
         let mut ids = std::mem::take(&mut self.scratch);
-        p.index.candidates(self.ctx, &mut ids);
+        p.index().candidates(self.ctx, &mut ids);
         for &id in &ids {
-            if let Some(st) = p.statements.get(id as usize) {
+            if let Some(st) = p.statements().get(id as usize) {
                 self.statement(p, 0, st, t, None, &mut out);
             }
         }

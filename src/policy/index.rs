@@ -239,7 +239,10 @@ mod tests {
                 Policy::parse(&text, PolicyType::Identity).unwrap()
             })
             .collect();
-        let all: Vec<&Statement> = policies.iter().flat_map(|p| p.statements.iter()).collect();
+        let all: Vec<&Statement> = policies
+            .iter()
+            .flat_map(|p| p.statements().iter())
+            .collect();
         let index = StatementIndex::build(all.iter().enumerate().map(|(i, s)| (i as u32, *s)));
         let ctx = RequestContext::new(
             PrincipalInfo::root("111111111111"),

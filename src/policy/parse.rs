@@ -155,17 +155,25 @@ impl Statement {
     }
 }
 
-/// A validated, compiled policy. Cheap to share (`Arc<Policy>`).
+/// A validated, compiled policy, and its label. Cheap to clone and to relabel: the compiled
+/// body is shared, so one text compiled once serves every secret or principal it is attached
+/// to (the server's policy cache is keyed by text; a label is per attachment).
 // CAUTION: this type is publicly exported
 #[derive(Debug, Clone)]
 pub struct Policy {
+    label: Arc<str>,
+    body: Arc<Compiled>,
+}
+
+/// What [`Policy`] shares between its labels.
+#[derive(Debug)]
+struct Compiled {
     kind: PolicyType,
     version: Option<String>,
     id: Option<String>,
-    label: Arc<str>,
-    pub(crate) statements: Vec<Statement>,
-    pub(crate) index: StatementIndex,
-    pub(crate) document: PolicyDocument,
+    statements: Vec<Statement>,
+    index: StatementIndex,
+    document: PolicyDocument,
 }
 
 impl Policy {
@@ -221,13 +229,15 @@ impl Policy {
                 .map(|(i, s)| (u32::try_from(i).unwrap_or(u32::MAX), s)),
         );
         Ok(Self {
-            kind,
-            version: doc.version.clone(),
-            id: doc.id.clone(),
             label: Arc::from(doc.id.as_deref().unwrap_or("")),
-            statements,
-            index,
-            document: doc,
+            body: Arc::new(Compiled {
+                kind,
+                version: doc.version.clone(),
+                id: doc.id.clone(),
+                statements,
+                index,
+                document: doc,
+            }),
         })
     }
 
@@ -237,14 +247,23 @@ impl Policy {
         self
     }
 
+    /// This policy under another label, sharing the compiled body.
+    #[must_use]
+    pub fn relabelled(&self, label: &str) -> Self {
+        Self {
+            label: Arc::from(label),
+            body: Arc::clone(&self.body),
+        }
+    }
+
     pub fn kind(&self) -> PolicyType {
-        self.kind
+        self.body.kind
     }
     pub fn version(&self) -> Option<&str> {
-        self.version.as_deref()
+        self.body.version.as_deref()
     }
     pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
+        self.body.id.as_deref()
     }
     /// The label given with [`Policy::with_label`], or the document `Id`, or empty.
     pub fn label(&self) -> &str {
@@ -254,14 +273,17 @@ impl Policy {
         &self.label
     }
     pub fn statements(&self) -> &[Statement] {
-        &self.statements
+        &self.body.statements
+    }
+    pub(crate) fn index(&self) -> &StatementIndex {
+        &self.body.index
     }
     pub fn document(&self) -> &PolicyDocument {
-        &self.document
+        &self.body.document
     }
     /// Whether policy variables are recognised (Version 2012-10-17).
     pub fn variables_enabled(&self) -> bool {
-        self.version.as_deref() == Some("2012-10-17")
+        self.body.version.as_deref() == Some("2012-10-17")
     }
 }
 

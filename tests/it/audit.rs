@@ -1972,6 +1972,64 @@ async fn denials_are_recorded_with_the_deciding_policy() {
     );
 }
 
+/// One resource-policy text on two secrets (compiled and cached once, by text): each
+/// secret's denial names its own secret's policy.
+#[tokio::test]
+async fn a_shared_resource_policy_text_is_named_per_secret() {
+    let (_d, dir) = crate::common::example_policies();
+    let s = TestServer::start_with_policies(&dir);
+    let alice = format!("arn:aws:iam::{ACCOUNT}:user/engineering/alice");
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "NoAlice", "Effect": "Deny", "Principal": {"AWS": alice},
+                       "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]
+    })
+    .to_string();
+    let mut arns = vec![];
+    for name in ["shared/a", "shared/b"] {
+        let r = s.call(
+            "secretsmanager.CreateSecret",
+            &json!({"Name": name, "SecretString": "v"}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        arns.push(r.json()["ARN"].as_str().unwrap().to_owned());
+        let r = s.call(
+            "secretsmanager.PutResourcePolicy",
+            &json!({"SecretId": name, "ResourcePolicy": policy}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let (akid, secret) = crate::common::mint(&s, &dir, "alice");
+    let as_alice = Signing {
+        akid,
+        secret,
+        ..Signing::default()
+    };
+    for arn in &arns {
+        let denied = s.call_signed(
+            "secretsmanager.GetSecretValue",
+            &json!({"SecretId": arn}).to_string(),
+            as_alice.clone(),
+        );
+        assert_eq!(
+            denied.error_type(),
+            "AccessDeniedException",
+            "{}",
+            denied.body
+        );
+        let rows = all_records(&s.database_url);
+        let v = &records_of(&rows, &request_id(&denied))[0].1;
+        let auth = &v["authorization"];
+        assert_eq!(auth["decision"], "ExplicitDeny", "{v}");
+        assert_eq!(auth["statement"], "NoAlice", "{v}");
+        assert_eq!(
+            auth["policyArnOrId"],
+            format!("{arn}:resource-policy"),
+            "{v}"
+        );
+    }
+}
+
 /// The lookup index is derived data: when its chain no longer matches it (a database restored
 /// from an older backup beside a newer index file), it is rebuilt, never trusted.
 #[tokio::test]
