@@ -766,7 +766,8 @@ def main():
                  "that CPU time per request served. fsyncs/s: "
                  "fsync + fdatasync calls of that process (perf tracepoints); PostgreSQL's own are not counted. "
                  "machine idle: the whole machine's idle + iowait time during the run (what neither the server "
-                 "nor wrk used: with durable audit, time when every request waits on a commit).")
+                 "nor wrk used: with durable audit, mostly one CPU waiting while the other runs a "
+                 "group commit's serial part).")
     split = []
     for label, key in [("GetSecretValue (durable audit)", "get"), ("GetSecretValue (audit off)", "get_noaudit"),
                        ("BatchGetSecretValue x20", "batch"), ("PutSecretValue", "put"),
