@@ -1887,6 +1887,28 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
         .is_none());
 }
 
+/// Requests signed as `user` of the example policies (a fresh access key).
+fn signing_as(s: &TestServer, dir: &Path, user: &str) -> Signing {
+    let (akid, secret) = crate::common::mint(s, dir, user);
+    Signing {
+        akid,
+        secret,
+        ..Signing::default()
+    }
+}
+
+/// `target` with `body`, signed by `who`, which must be denied.
+fn call_denied(
+    s: &TestServer,
+    target: &str,
+    body: &Value,
+    who: &Signing,
+) -> crate::common::RawResponse {
+    let r = s.call_signed(target, &body.to_string(), who.clone());
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    r
+}
+
 /// A denial is recorded once, with the caller, the resource and the deciding policy.
 #[tokio::test]
 async fn denials_are_recorded_with_the_deciding_policy() {
@@ -1897,22 +1919,12 @@ async fn denials_are_recorded_with_the_deciding_policy() {
         &json!({"Name": "other/db", "SecretString": "o"}).to_string(),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let (akid, secret) = crate::common::mint(&s, &dir, "alice");
-    let as_alice = Signing {
-        akid,
-        secret,
-        ..Signing::default()
-    };
-    let denied = s.call_signed(
+    let as_alice = signing_as(&s, &dir, "alice");
+    let denied = call_denied(
+        &s,
         "secretsmanager.PutSecretValue",
-        &json!({"SecretId": "other/db", "SecretString": "x"}).to_string(),
-        as_alice.clone(),
-    );
-    assert_eq!(
-        denied.error_type(),
-        "AccessDeniedException",
-        "{}",
-        denied.body
+        &json!({"SecretId": "other/db", "SecretString": "x"}),
+        &as_alice,
     );
     let rows = all_records(&s.database_url);
     let alice = format!("arn:aws:iam::{ACCOUNT}:user/engineering/alice");
@@ -1999,23 +2011,13 @@ async fn a_shared_resource_policy_text_is_named_per_secret() {
         );
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let (akid, secret) = crate::common::mint(&s, &dir, "alice");
-    let as_alice = Signing {
-        akid,
-        secret,
-        ..Signing::default()
-    };
+    let as_alice = signing_as(&s, &dir, "alice");
     for arn in &arns {
-        let denied = s.call_signed(
+        let denied = call_denied(
+            &s,
             "secretsmanager.GetSecretValue",
-            &json!({"SecretId": arn}).to_string(),
-            as_alice.clone(),
-        );
-        assert_eq!(
-            denied.error_type(),
-            "AccessDeniedException",
-            "{}",
-            denied.body
+            &json!({"SecretId": arn}),
+            &as_alice,
         );
         let rows = all_records(&s.database_url);
         let v = &records_of(&rows, &request_id(&denied))[0].1;
