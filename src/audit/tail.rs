@@ -84,7 +84,7 @@ impl Tail {
         let mut s = self.state();
         if s.busy && s.owner == Some(me) {
             // A later write of the same group commit (`store::batch` runs the writes of one
-            // transaction on one thread, each in a savepoint): it shares the lock, and
+            // transaction on one thread): it shares the lock, and
             // appends after what the earlier ones appended, uncommitted yet.
             let head = s.batch_head.clone().or_else(|| s.head.clone());
             let committed = s.head.as_ref().map(|h| h.0);

@@ -108,7 +108,8 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             }
             if let Some(kib) = self.cache_kib {
                 // The writer also keeps its savepoints' sub-journals in memory (`batch`
-                // runs every write in a savepoint): they never spill to a temporary file.
+                // reruns a batch with a failed write in savepoints): they never spill to a
+                // temporary file.
                 c.batch_execute(&format!(
                     "PRAGMA cache_size = -{kib}; PRAGMA temp_store = MEMORY;"
                 ))

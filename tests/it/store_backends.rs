@@ -89,9 +89,9 @@ async fn concurrency_on_sqlite() {
     let server = TestServer::start();
     concurrent_puts(&server).await;
     concurrent_creates(&server).await;
-    // SQLite group-commits concurrent writes, each in a savepoint: the creates that lost were
-    // rolled back alone, and the chain holds one successful CreateSecret per secret, the
-    // losers' failures, and verifies.
+    // SQLite group-commits concurrent writes (a batch with a failed write runs again, each in
+    // a savepoint): the creates that lost were rolled back alone, and the chain holds one
+    // successful CreateSecret per secret, the losers' failures, and verifies.
     let store = strongroom::store::Store::open(&server.database_url).unwrap();
     let creates = store
         .query_audit_blocking(&strongroom::store::rows::AuditFilter {
