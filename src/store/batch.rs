@@ -9,7 +9,7 @@
 //!   unaffected (the same isolation as one transaction each: writes run one after the
 //!   other, each sees the ones before it). The batch first runs without savepoints (a
 //!   savepoint makes SQLite copy every page a write dirties into its statement journal:
-//!   6 % of the writer's time under PutSecretValue load); when a write fails, the batch is
+//!   6–8 % of the writer's time under PutSecretValue load); when a write fails, the batch is
 //!   rolled back and run again with each write inside its own SAVEPOINT, so that only the
 //!   failed one's changes are undone. A batch of one write needs no savepoint at all;
 //! - a write's [`CommitHook`] (its audit record) runs with its write, so the record and the
@@ -168,8 +168,9 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
         // What each write's hook added, in the order they were taken.
         let mut ends: Vec<Box<dyn TxEnd>> = Vec::new();
         let mut ran: Vec<Result<Boxed, ApiError>> = Vec::with_capacity(jobs.len());
-        // Without savepoints: the first write that failed, and how.
-        let mut failed: Option<(TxFail, bool)> = None;
+        // Without savepoints: the first write that failed, its error, and whether it met a
+        // conflict it asks to retry.
+        let mut failed: Option<(ApiError, bool)> = None;
         let c: &mut AnyConnection = &mut conn;
         let outer = c.transaction::<(), TxFail, _>(|c| {
             for job in jobs.iter_mut() {
@@ -179,7 +180,6 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
                 }
                 match run_direct(c, job, &mut ends) {
                     Ok(v) => ran.push(Ok(v)),
-                    Err((TxFail::Db(e), _)) if is_retryable(&e) => return Err(TxFail::Db(e)),
                     Err(f) => {
                         failed = Some(f);
                         // Roll everything back; the batch runs again (or, alone, answers).
@@ -199,14 +199,11 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
         for end in ends.into_iter().rev() {
             end.ended(outcome);
         }
-        if let (Some((fail, conflict)), Err(TxFail::Api(_))) = (failed, &outer) {
+        if let (Some((e, conflict)), Err(TxFail::Api(_))) = (failed, &outer) {
             // Rolled back. A write alone that failed for good gets its error, as it would
             // from its savepoint; otherwise the batch runs again, each write isolated.
             if jobs.len() == 1 && !conflict {
-                return Ok(vec![Err(match fail {
-                    TxFail::Api(e) => e,
-                    TxFail::Db(e) => StoreError::Db(e).into(),
-                })]);
+                return Ok(vec![Err(e)]);
             }
             isolate = true;
             attempt -= 1;
@@ -224,13 +221,13 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
     }
 }
 
-/// One write straight in the batch's transaction: its value, or how it failed (and whether
-/// it met a conflict it asks to retry). What it wrote stays until the batch rolls back.
+/// One write straight in the batch's transaction: its value, or its error and whether it met
+/// a conflict it asks to retry. What it wrote stays until the batch rolls back.
 fn run_direct(
     c: &mut AnyConnection,
     job: &mut Job,
     ends: &mut Vec<Box<dyn TxEnd>>,
-) -> Result<Boxed, (TxFail, bool)> {
+) -> Result<Boxed, (ApiError, bool)> {
     let mut tx = Tx {
         conn: c,
         conflict: false,
@@ -243,7 +240,7 @@ fn run_direct(
             Ok(v)
         }
     });
-    r.map_err(|e| (TxFail::Api(e), tx.conflict))
+    r.map_err(|e| (e, tx.conflict))
 }
 
 /// One write in its savepoint (retried when it asks to be). `Err` only for what must fail
