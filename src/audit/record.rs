@@ -183,24 +183,7 @@ fn arn_account(arn: &str) -> &str {
     arn.split(':').nth(4).unwrap_or_default()
 }
 
-/// The short name of a resource: a secret's name (without AWS's 6-character suffix), a KMS
-/// key id or alias.
-pub fn resource_short_name(arn: &str) -> String {
-    if let Some((_, rest)) = arn.split_once(":secret:") {
-        return match rest.rsplit_once('-') {
-            Some((name, sfx))
-                if sfx.len() == 6 && sfx.chars().all(|c| c.is_ascii_alphanumeric()) =>
-            {
-                name.to_owned()
-            }
-            _ => rest.to_owned(),
-        };
-    }
-    match arn.rsplit_once(":key/") {
-        Some((_, id)) => id.to_owned(),
-        None => arn.rsplit(':').next().unwrap_or(arn).to_owned(),
-    }
-}
+pub use crate::store::rows::resource_short_name;
 
 impl Draft {
     /// The CloudTrail-shaped record, with tokens left out (see [`Draft::to_record_with`]).

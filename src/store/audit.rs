@@ -4,8 +4,10 @@
 use diesel::prelude::*;
 
 use super::conn::AnyConnection;
-use super::rows::{AuditDigestRow, AuditFilter, AuditRow};
-use super::schema::{audit_digests, audit_events, audit_lookup, audit_lookup_blocks};
+use super::rows::{resource_short_name, AuditDigestRow, AuditFilter, AuditRow};
+use super::schema::{
+    audit_digests, audit_events, audit_lookup, audit_lookup_blocks, audit_lookup_terms,
+};
 
 /// Apply an [`AuditFilter`]'s conditions (all but the event id) to a boxed query on a table
 /// with the audit query columns (`audit_events` or `audit_lookup`, as `$a`).
@@ -13,13 +15,7 @@ macro_rules! audit_filters {
     ($q:ident, $a:ident, $f:expr, $sqlite:expr) => {{
         let f: &AuditFilter = $f;
         if let Some(v) = &f.account_id {
-            $q = if f.resource_name.is_some() {
-                // `account_id || ''` cannot use an index: the planner takes the resource's
-                // index and filters by account (there is no (account, resource) index).
-                $q.filter($a::account_id.concat("").eq(v.clone()))
-            } else {
-                $q.filter($a::account_id.eq(v.clone()))
-            };
+            $q = $q.filter($a::account_id.eq(v.clone()));
         }
         if let Some(v) = &f.event_name {
             $q = $q.filter($a::event_name.eq(v.clone()));
@@ -65,18 +61,11 @@ macro_rules! audit_filters {
             $q = $q.filter($a::principal_arn.eq(v.clone()));
         }
         if f.denied_only {
-            // The evaluator says which kind of deny; "Deny" is what older records say. The
-            // literal condition is the partial index's own (`sql/audit_lookup.sql`).
-            $q = $q
-                .filter($a::decision.eq_any(["ImplicitDeny", "ExplicitDeny", "Deny"]))
-                .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                    "decision <> 'Allow'",
-                ));
+            // The evaluator says which kind of deny; "Deny" is what older records say.
+            $q = $q.filter($a::decision.eq_any(DENIALS));
         }
         if let Some(v) = &f.error_code {
-            $q = $q
-                .filter($a::error_code.eq(v.clone()))
-                .filter($a::error_code.is_not_null());
+            $q = $q.filter($a::error_code.eq(v.clone()));
         }
         if let Some(v) = &f.source_ip {
             $q = $q.filter($a::source_ip.eq(v.clone()));
@@ -264,24 +253,15 @@ impl Tx<'_> {
                 .load(self.conn)
                 .map_err(|e| self.db(e));
         }
-        let keys: Vec<(String, i64)> = if f.resource_name.is_some() || f.resource_prefix.is_some() {
-            self.lookup_by_block(f, sqlite)?
-        } else {
-            use audit_lookup as a;
-            let mut q = a::table.select((a::chain_id, a::seq)).into_boxed();
-            audit_filters!(q, a, f, sqlite);
-            q.order((a::event_time.desc(), a::chain_id.desc(), a::seq.desc()))
-                .limit(f.limit.max(0))
-                .load(self.conn)
-                .map_err(|e| self.db(e))?
-        };
+        let keys = self.lookup_by_block(f, sqlite)?;
         self.audit_rows_by_key(&keys)
     }
 
-    /// The keys of the newest `f.limit` lookup entries matching `f`, block by block (the
-    /// resource indexes begin with the block, see `sql/audit_lookup.sql`): blocks are
-    /// visited from the latest event time down, and the search stops at a block whose
-    /// records are all older than the last of `f.limit` found.
+    /// The keys of the newest `f.limit` lookup entries matching `f`, block by block (see
+    /// `sql/audit_lookup.sql`): the blocks that hold every term `f` names (all blocks when it
+    /// names none) are visited from the latest event time down, each one scanned by primary
+    /// key, and the search stops at a block whose records are all older than the last of
+    /// `f.limit` found.
     fn lookup_by_block(
         &mut self,
         f: &AuditFilter,
@@ -307,6 +287,19 @@ impl Tx<'_> {
             q = q.filter(b::min_time.le(hi));
         }
         let mut blocks: Vec<(String, i64, i64)> = q.load(self.conn).map_err(|e| self.db(e))?;
+        for term in filter_terms(f) {
+            let mut holding: std::collections::HashMap<String, std::collections::HashSet<i64>> =
+                std::collections::HashMap::new();
+            let rows: Vec<(String, i64)> = audit_lookup_terms::table
+                .filter(audit_lookup_terms::term.eq(term))
+                .select((audit_lookup_terms::chain_id, audit_lookup_terms::blk))
+                .load(self.conn)
+                .map_err(|e| self.db(e))?;
+            for (chain, blk) in rows {
+                holding.entry(chain).or_default().insert(blk);
+            }
+            blocks.retain(|(c, blk, _)| holding.get(c).is_some_and(|b| b.contains(blk)));
+        }
         blocks.sort_by_key(|b| std::cmp::Reverse(b.2));
         // (event_time, chain_id, seq), newest first.
         let mut found: Vec<(i64, String, i64)> = Vec::new();
@@ -314,10 +307,11 @@ impl Tx<'_> {
             if found.len() >= limit && found.get(limit - 1).is_some_and(|w| max_time < w.0) {
                 break;
             }
+            let first = blk.saturating_mul(LOOKUP_BLOCK);
             let mut q = a::table
                 .select((a::event_time, a::chain_id, a::seq))
                 .filter(a::chain_id.eq(chain))
-                .filter(a::blk.eq(blk))
+                .filter(a::seq.between(first, first.saturating_add(LOOKUP_BLOCK - 1)))
                 .into_boxed();
             audit_filters!(q, a, f, sqlite);
             let rows: Vec<(i64, String, i64)> = q
@@ -408,6 +402,11 @@ impl Tx<'_> {
             )
             .execute(self.conn)
             .map_err(|e| self.db(e))?;
+            diesel::delete(
+                audit_lookup_terms::table.filter(audit_lookup_terms::chain_id.eq(chain_id)),
+            )
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
             diesel::update(st::table.filter(st::chain_id.eq(chain_id)))
                 .set((st::indexed_through.eq(0_i64), st::indexed_hash.eq("")))
                 .execute(self.conn)
@@ -426,9 +425,9 @@ impl Tx<'_> {
         };
         let sqlite = matches!(self.conn, AnyConnection::Sqlite(_));
         let statements = if sqlite {
-            [COPY_TO_LOOKUP_SQLITE, BLOCK_BOUNDS_SQLITE]
+            [COPY_TO_LOOKUP_SQLITE, BLOCK_BOUNDS_SQLITE, TERMS_SQLITE]
         } else {
-            [COPY_TO_LOOKUP_PG, BLOCK_BOUNDS_PG]
+            [COPY_TO_LOOKUP_PG, BLOCK_BOUNDS_PG, TERMS_PG]
         };
         for sql in statements {
             let done = native!(self.conn, |c| {
@@ -552,12 +551,20 @@ impl Tx<'_> {
         )
         .execute(self.conn)
         .map_err(|e| self.db(e))?;
-        // Blocks all of whose records are gone (a partly pruned block keeps its bounds:
-        // they only ever widen a search).
+        // Blocks all of whose records are gone (a partly pruned block keeps its bounds and
+        // terms: they only ever widen a search).
+        let gone = seq.saturating_add(1) / LOOKUP_BLOCK;
         diesel::delete(
             audit_lookup_blocks::table
                 .filter(audit_lookup_blocks::chain_id.eq(chain_id))
-                .filter(audit_lookup_blocks::blk.lt((seq.saturating_add(1)) / LOOKUP_BLOCK)),
+                .filter(audit_lookup_blocks::blk.lt(gone)),
+        )
+        .execute(self.conn)
+        .map_err(|e| self.db(e))?;
+        diesel::delete(
+            audit_lookup_terms::table
+                .filter(audit_lookup_terms::chain_id.eq(chain_id))
+                .filter(audit_lookup_terms::blk.lt(gone)),
         )
         .execute(self.conn)
         .map_err(|e| self.db(e))?;
@@ -574,41 +581,143 @@ macro_rules! lookup_columns {
     };
 }
 
-/// Sequence numbers per lookup-index block (`sql/audit_lookup.sql`): `blk = seq / 4096`.
-const LOOKUP_BLOCK: i64 = 4096;
+/// Sequence numbers per lookup-index block (`sql/audit_lookup.sql`): `blk = seq / 1024`.
+const LOOKUP_BLOCK: i64 = 1024;
+
+/// [`LOOKUP_BLOCK`] as SQL text (a test keeps them equal).
+macro_rules! block {
+    () => {
+        "1024"
+    };
+}
+
+/// The decisions `AuditFilter::denied_only` selects: the evaluator says which kind of deny,
+/// "Deny" is what older records say.
+const DENIALS: [&str; 3] = ["ImplicitDeny", "ExplicitDeny", "Deny"];
+
+/// The terms of the block-level index (`sql/audit_lookup.sql`) that a record with `f`'s
+/// attributes carries; a block without one of them holds no match. Each kind of term is a
+/// letter and a colon before the value (see [`terms_sql!`], which writes them). A resource is
+/// indexed by its short name: a query by ARN looks for the blocks holding the ARN's short name
+/// and filters by the ARN itself.
+fn filter_terms(f: &AuditFilter) -> Vec<String> {
+    let mut t = Vec::new();
+    let mut add = |kind: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            t.push(format!("{kind}:{v}"));
+        }
+    };
+    add("n", &f.event_name);
+    add("u", &f.user_name);
+    add("k", &f.access_key_id);
+    add("p", &f.principal_arn);
+    add("i", &f.source_ip);
+    add("e", &f.error_code);
+    add(
+        "r",
+        &f.resource_name.as_deref().map(|v| {
+            if v.starts_with("arn:") {
+                resource_short_name(v)
+            } else {
+                v.to_owned()
+            }
+        }),
+    );
+    if f.denied_only {
+        t.push("d:".to_owned());
+    }
+    t
+}
 
 const COPY_TO_LOOKUP_SQLITE: &str = concat!(
-    "INSERT INTO audit_lookup (blk, ",
+    "INSERT INTO audit_lookup (",
     lookup_columns!(),
-    ") SELECT seq / 4096, ",
+    ") SELECT ",
     lookup_columns!(),
     " FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ON CONFLICT DO NOTHING"
 );
 
 const COPY_TO_LOOKUP_PG: &str = concat!(
-    "INSERT INTO audit_lookup (blk, ",
+    "INSERT INTO audit_lookup (",
     lookup_columns!(),
-    ") SELECT seq / 4096, ",
+    ") SELECT ",
     lookup_columns!(),
     " FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ON CONFLICT DO NOTHING"
 );
 
 /// Widen the time bounds of the blocks that records `seq > lo AND seq <= hi` fall in.
-const BLOCK_BOUNDS_SQLITE: &str =
+const BLOCK_BOUNDS_SQLITE: &str = concat!(
     "INSERT INTO audit_lookup_blocks (chain_id, blk, min_time, max_time) \
-     SELECT chain_id, seq / 4096, MIN(event_time), MAX(event_time) FROM audit_events \
-     WHERE chain_id = ? AND seq > ? AND seq <= ? GROUP BY chain_id, seq / 4096 \
-     ON CONFLICT (chain_id, blk) DO UPDATE SET \
+     SELECT chain_id, seq / ",
+    block!(),
+    ", MIN(event_time), MAX(event_time) FROM audit_events \
+     WHERE chain_id = ? AND seq > ? AND seq <= ? GROUP BY chain_id, seq / ",
+    block!(),
+    " ON CONFLICT (chain_id, blk) DO UPDATE SET \
      min_time = MIN(audit_lookup_blocks.min_time, excluded.min_time), \
-     max_time = MAX(audit_lookup_blocks.max_time, excluded.max_time)";
+     max_time = MAX(audit_lookup_blocks.max_time, excluded.max_time)"
+);
 
-const BLOCK_BOUNDS_PG: &str =
+const BLOCK_BOUNDS_PG: &str = concat!(
     "INSERT INTO audit_lookup_blocks (chain_id, blk, min_time, max_time) \
-     SELECT chain_id, seq / 4096, MIN(event_time), MAX(event_time) FROM audit_events \
-     WHERE chain_id = $1 AND seq > $2 AND seq <= $3 GROUP BY chain_id, seq / 4096 \
-     ON CONFLICT (chain_id, blk) DO UPDATE SET \
+     SELECT chain_id, seq / ",
+    block!(),
+    ", MIN(event_time), MAX(event_time) FROM audit_events \
+     WHERE chain_id = $1 AND seq > $2 AND seq <= $3 GROUP BY chain_id, seq / ",
+    block!(),
+    " ON CONFLICT (chain_id, blk) DO UPDATE SET \
      min_time = LEAST(audit_lookup_blocks.min_time, excluded.min_time), \
-     max_time = GREATEST(audit_lookup_blocks.max_time, excluded.max_time)";
+     max_time = GREATEST(audit_lookup_blocks.max_time, excluded.max_time)"
+);
+
+/// Record the terms of the lookup rows `seq > lo AND seq <= hi` (just copied) for their
+/// blocks: one entry per distinct term per block. `$range` is the parameters' placeholders.
+macro_rules! terms_sql {
+    ($range:literal) => {
+        concat!(
+            "WITH r AS (SELECT * FROM audit_lookup WHERE chain_id = ",
+            $range,
+            ") INSERT INTO audit_lookup_terms (term, chain_id, blk) \
+             SELECT DISTINCT term, chain_id, blk FROM (",
+            terms_arm!("n", "event_name"),
+            " UNION ALL ",
+            terms_arm!("u", "user_name"),
+            " UNION ALL ",
+            terms_arm!("k", "access_key_id"),
+            " UNION ALL ",
+            terms_arm!("p", "principal_arn"),
+            " UNION ALL ",
+            terms_arm!("i", "source_ip"),
+            " UNION ALL ",
+            terms_arm!("e", "error_code"),
+            " UNION ALL ",
+            terms_arm!("r", "resource_name"),
+            " UNION ALL SELECT 'd:' AS term, chain_id, seq / ",
+            block!(),
+            " AS blk FROM r WHERE decision <> 'Allow'",
+            ") AS t WHERE term IS NOT NULL ON CONFLICT DO NOTHING"
+        )
+    };
+}
+
+/// One kind of term of [`terms_sql!`]: `kind:` and the column's value, where it has one.
+macro_rules! terms_arm {
+    ($kind:literal, $column:literal) => {
+        concat!(
+            "SELECT '",
+            $kind,
+            ":' || ",
+            $column,
+            " AS term, chain_id, seq / ",
+            block!(),
+            " AS blk FROM r"
+        )
+    };
+}
+
+const TERMS_SQLITE: &str = terms_sql!("? AND seq > ? AND seq <= ?");
+
+const TERMS_PG: &str = terms_sql!("$1 AND seq > $2 AND seq <= $3");
 
 /// The smallest string above every string that starts with `p` (in byte order).
 fn prefix_upper(p: &str) -> String {
@@ -626,4 +735,37 @@ fn like_prefix(p: &str) -> String {
     }
     s.push('%');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_size_is_the_same_in_rust_and_sql() {
+        assert_eq!(block!(), LOOKUP_BLOCK.to_string());
+        for sql in [BLOCK_BOUNDS_SQLITE, BLOCK_BOUNDS_PG, TERMS_SQLITE, TERMS_PG] {
+            assert!(sql.contains(&format!("seq / {LOOKUP_BLOCK}")), "{sql}");
+        }
+    }
+
+    /// A query's terms are the ones its matches were indexed under: a resource by its short
+    /// name whether the query names the ARN or the name.
+    #[test]
+    fn a_filter_names_the_terms_its_matches_carry() {
+        let f = AuditFilter {
+            event_name: Some("GetSecretValue".into()),
+            resource_name: Some("arn:aws:secretsmanager:us-east-1:1:secret:db/pw-AbCdEf".into()),
+            denied_only: true,
+            read_only: Some(true),
+            ..AuditFilter::default()
+        };
+        assert_eq!(filter_terms(&f), ["n:GetSecretValue", "r:db/pw", "d:"]);
+        let by_name = AuditFilter {
+            resource_name: Some("db/pw".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(filter_terms(&by_name), ["r:db/pw"]);
+        assert!(filter_terms(&AuditFilter::default()).is_empty());
+    }
 }

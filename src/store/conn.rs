@@ -181,8 +181,9 @@ fn attached_ddl(ddl: &str, schema: &str) -> String {
 }
 
 /// Which version of `sql/audit_lookup.sql` built an index file (its `user_version`).
-/// 1: the first (no blocks); 2: resource indexes bucketed by block.
-const INDEX_SCHEMA_VERSION: i32 = 2;
+/// 1: the first (no blocks); 2: resource indexes bucketed by block; 3: no secondary indexes,
+/// a block-level term index instead.
+const INDEX_SCHEMA_VERSION: i32 = 3;
 
 #[derive(diesel::QueryableByName)]
 struct UserVersion {
@@ -208,6 +209,7 @@ fn sqlite_index_schema(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<
         c.batch_execute(&format!(
             "DROP TABLE IF EXISTS {schema}.audit_lookup; \
              DROP TABLE IF EXISTS {schema}.audit_lookup_blocks; \
+             DROP TABLE IF EXISTS {schema}.audit_lookup_terms; \
              DROP TABLE IF EXISTS {schema}.audit_index_state;"
         ))?;
         c.batch_execute(&sqlite_index_ddl())?;
@@ -527,7 +529,7 @@ mod tests {
     #[test]
     fn the_postgres_migration_carries_the_lookup_index_ddl() {
         let migration =
-            include_str!("../../migrations/postgres/2026-11-30-000000_audit_lookup_blocks/up.sql");
+            include_str!("../../migrations/postgres/2026-12-02-000000_audit_lookup_terms/up.sql");
         let ddl = AUDIT_LOOKUP_DDL
             .find("CREATE TABLE")
             .map(|i| &AUDIT_LOOKUP_DDL[i..])

@@ -247,3 +247,22 @@ impl AuditFilter {
             .any(|v| v.is_some())
     }
 }
+
+/// The short name of a resource: a secret's name (without AWS's 6-character suffix), a KMS
+/// key id or alias.
+pub fn resource_short_name(arn: &str) -> String {
+    if let Some((_, rest)) = arn.split_once(":secret:") {
+        return match rest.rsplit_once('-') {
+            Some((name, sfx))
+                if sfx.len() == 6 && sfx.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                name.to_owned()
+            }
+            _ => rest.to_owned(),
+        };
+    }
+    match arn.rsplit_once(":key/") {
+        Some((_, id)) => id.to_owned(),
+        None => arn.rsplit(':').next().unwrap_or(arn).to_owned(),
+    }
+}

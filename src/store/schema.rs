@@ -158,7 +158,6 @@ diesel::table! {
     audit_lookup (chain_id, seq) {
         chain_id -> Text,
         seq -> BigInt,
-        blk -> BigInt,
         event_time -> BigInt,
         event_name -> Text,
         principal_arn -> Nullable<Text>,
@@ -183,6 +182,15 @@ diesel::table! {
         blk -> BigInt,
         min_time -> BigInt,
         max_time -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Which lookup-index blocks hold a record with a term (`sql/audit_lookup.sql`).
+    audit_lookup_terms (term, chain_id, blk) {
+        chain_id -> Text,
+        term -> Text,
+        blk -> BigInt,
     }
 }
 

@@ -2117,8 +2117,9 @@ fn all_pages(store: &Store, f: &AuditFilter) -> Vec<(i64, String, i64)> {
     }
 }
 
-/// The resource indexes are bucketed by blocks of 4,096 sequence numbers: queries by
-/// resource walk the blocks newest first and must still return exactly the records a scan
+/// The lookup index groups records in blocks of 1,024 sequence numbers, with a term index
+/// of the blocks holding each resource name: queries by resource walk those blocks newest
+/// first (by name prefix, every block) and must still return exactly the records a scan
 /// would, in order (time, then chain, then seq, newest first), across block boundaries,
 /// chains, out-of-order times, time bounds and pages.
 fn resource_queries_across_blocks(t: &Trail) {
