@@ -15,13 +15,13 @@
 # run restarts the server on the same data with STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1, a
 # switch for benchmarks only (the server then records nothing), to report what durable audit
 # costs: the table shows GetSecretValue with durable audit / with audit off, the median of
-# BENCH_PAIRS (3) interleaved pairs of runs.
+# BENCH_PAIRS (5) interleaved pairs of runs.
 #
 # Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (2 s), BENCH_CONNECTIONS
 # (32), BENCH_THREADS (wrk threads, 2), BENCH_SECRETS (10000), BENCH_VERSIONS (5),
 # BENCH_PG_SECRETS (10000), BENCH_PG_VERSIONS (1), BENCH_MOTO_SECRETS (1000),
 # BENCH_DISTINCT (pre-signed requests per run, 400), BENCH_PROFILE (1: perf profile of an
-# extra GetSecretValue run), BENCH_PAIRS (3), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
+# extra GetSecretValue run), BENCH_PAIRS (5), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
 # directory), STRONGROOM_BIN (skip the release build and use this binary).
 #
 # The numbers are only meaningful on an otherwise idle machine: the table's header shows the
@@ -114,5 +114,5 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
     --secrets "${BENCH_SECRETS:-10000}" --versions "${BENCH_VERSIONS:-5}" \
     --pg-secrets "${BENCH_PG_SECRETS:-10000}" --pg-versions "${BENCH_PG_VERSIONS:-1}" \
     --moto-secrets "${BENCH_MOTO_SECRETS:-1000}" --distinct "${BENCH_DISTINCT:-400}" \
-    --profile "${BENCH_PROFILE:-1}" --pairs "${BENCH_PAIRS:-3}" \
+    --profile "${BENCH_PROFILE:-1}" --pairs "${BENCH_PAIRS:-5}" \
     "${pg_args[@]}" "${moto_args[@]}"

@@ -635,7 +635,7 @@ def main():
     ap.add_argument("--distinct", type=int, default=400, help="pre-signed requests per run")
     ap.add_argument("--json", default="")
     ap.add_argument("--profile", type=int, default=1, help="perf profile of an extra get run (1/0)")
-    ap.add_argument("--pairs", type=int, default=3,
+    ap.add_argument("--pairs", type=int, default=5,
                     help="GetSecretValue runs with durable audit and with audit off, interleaved")
     args = ap.parse_args()
     tmp = args.tmp

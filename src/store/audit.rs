@@ -645,12 +645,13 @@ const COPY_TO_LOOKUP_PG: &str = concat!(
     " FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ON CONFLICT DO NOTHING"
 );
 
-/// Widen the time bounds of the blocks that records `seq > lo AND seq <= hi` fall in.
+/// Widen the time bounds of the blocks that records `seq > lo AND seq <= hi` fall in (read
+/// from their lookup rows, just copied: a chain row is ten times as wide).
 const BLOCK_BOUNDS_SQLITE: &str = concat!(
     "INSERT INTO audit_lookup_blocks (chain_id, blk, min_time, max_time) \
      SELECT chain_id, seq / ",
     block!(),
-    ", MIN(event_time), MAX(event_time) FROM audit_events \
+    ", MIN(event_time), MAX(event_time) FROM audit_lookup \
      WHERE chain_id = ? AND seq > ? AND seq <= ? GROUP BY chain_id, seq / ",
     block!(),
     " ON CONFLICT (chain_id, blk) DO UPDATE SET \
@@ -662,7 +663,7 @@ const BLOCK_BOUNDS_PG: &str = concat!(
     "INSERT INTO audit_lookup_blocks (chain_id, blk, min_time, max_time) \
      SELECT chain_id, seq / ",
     block!(),
-    ", MIN(event_time), MAX(event_time) FROM audit_events \
+    ", MIN(event_time), MAX(event_time) FROM audit_lookup \
      WHERE chain_id = $1 AND seq > $2 AND seq <= $3 GROUP BY chain_id, seq / ",
     block!(),
     " ON CONFLICT (chain_id, blk) DO UPDATE SET \
@@ -671,14 +672,19 @@ const BLOCK_BOUNDS_PG: &str = concat!(
 );
 
 /// Record the terms of the lookup rows `seq > lo AND seq <= hi` (just copied) for their
-/// blocks: one entry per distinct term per block. `$range` is the parameters' placeholders.
+/// blocks: one entry per distinct term per block. `$chain` and `$range` are the parameters'
+/// placeholders (the chain is bound once and named twice: it is left out of the DISTINCT,
+/// whose every comparison would otherwise compare its 36 bytes).
 macro_rules! terms_sql {
-    ($range:literal) => {
+    ($chain:literal, $range:literal) => {
         concat!(
-            "WITH r AS (SELECT * FROM audit_lookup WHERE chain_id = ",
+            "WITH r AS (SELECT seq, event_name, user_name, access_key_id, principal_arn, \
+             source_ip, error_code, resource_name, decision FROM audit_lookup WHERE chain_id = ",
+            $chain,
             $range,
-            ") INSERT INTO audit_lookup_terms (term, chain_id, blk) \
-             SELECT DISTINCT term, chain_id, blk FROM (",
+            ") INSERT INTO audit_lookup_terms (term, chain_id, blk) SELECT term, ",
+            $chain,
+            ", blk FROM (SELECT DISTINCT term, blk FROM (",
             terms_arm!("n", "event_name"),
             " UNION ALL ",
             terms_arm!("u", "user_name"),
@@ -692,10 +698,10 @@ macro_rules! terms_sql {
             terms_arm!("e", "error_code"),
             " UNION ALL ",
             terms_arm!("r", "resource_name"),
-            " UNION ALL SELECT 'd:' AS term, chain_id, seq / ",
+            " UNION ALL SELECT 'd:' AS term, seq / ",
             block!(),
             " AS blk FROM r WHERE decision <> 'Allow'",
-            ") AS t WHERE term IS NOT NULL ON CONFLICT DO NOTHING"
+            ") AS t WHERE term IS NOT NULL) AS d WHERE true ON CONFLICT DO NOTHING"
         )
     };
 }
@@ -708,16 +714,16 @@ macro_rules! terms_arm {
             $kind,
             ":' || ",
             $column,
-            " AS term, chain_id, seq / ",
+            " AS term, seq / ",
             block!(),
             " AS blk FROM r"
         )
     };
 }
 
-const TERMS_SQLITE: &str = terms_sql!("? AND seq > ? AND seq <= ?");
+const TERMS_SQLITE: &str = terms_sql!("?1", " AND seq > ?2 AND seq <= ?3");
 
-const TERMS_PG: &str = terms_sql!("$1 AND seq > $2 AND seq <= $3");
+const TERMS_PG: &str = terms_sql!("$1", " AND seq > $2 AND seq <= $3");
 
 /// The smallest string above every string that starts with `p` (in byte order).
 fn prefix_upper(p: &str) -> String {
