@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::AuditKeys;
 use super::record::Index;
-use crate::store::rows::{AuditDigestRow, AuditRow};
+use crate::store::rows::{AuditDigestRow, AuditRow, NewAuditRow};
 
 /// The hash a chain starts from.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -66,6 +66,40 @@ pub fn signed_statement(
 /// Whether a digest's signature is valid under the key it names.
 pub fn statement_signature_ok(d: &AuditDigestRow) -> bool {
     super::keys::signature_ok(&d.public_key, &digest_payload(d), &d.signature)
+}
+
+/// The row of record `text` appended after `(seq - 1, prev_hash)`, whose chain hash is `hash`
+/// ([`chain_hash`] of the two), borrowing every string.
+pub fn new_row<'a>(
+    chain_id: &'a str,
+    seq: i64,
+    prev_hash: &'a str,
+    hash: &'a str,
+    text: &'a str,
+    ix: &'a Index,
+) -> NewAuditRow<'a> {
+    NewAuditRow {
+        chain_id,
+        seq,
+        event_id: &ix.event_id,
+        event_time: ix.event_time,
+        event_name: &ix.event_name,
+        principal_arn: ix.principal_arn.as_deref(),
+        access_key_id: ix.access_key_id.as_deref(),
+        source_ip: ix.source_ip.as_deref(),
+        resource_arn: ix.resource_arn.as_deref(),
+        error_code: ix.error_code.as_deref(),
+        decision: &ix.decision,
+        record: text,
+        prev_hash,
+        hash,
+        account_id: ix.account_id.as_deref(),
+        event_source: ix.event_source.as_deref(),
+        read_only: ix.read_only,
+        user_name: ix.user_name.as_deref(),
+        resource_type: ix.resource_type.as_deref(),
+        resource_name: ix.resource_name.as_deref(),
+    }
 }
 
 /// The stored row of record `text` appended after `(seq - 1, prev_hash)`.

@@ -112,9 +112,7 @@ impl CommitHook for TxRecord {
         };
         let (seq, prev) = append.head(tx).map_err(fail)?;
         let row = row_for(append.chain_id(), seq + 1, &prev, &text, &index);
-        append
-            .insert(tx, std::slice::from_ref(&row))
-            .map_err(fail)?;
+        append.insert(tx, &[row.as_new()]).map_err(fail)?;
         tx.keep_pending_audits(append.chain_id(), row.seq, append.committed_seq())
             .map_err(fail)?;
         Ok(Some(Box::new(Pending {

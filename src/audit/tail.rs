@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::chain::{ANCHOR, GENESIS};
 use crate::error::ApiError;
-use crate::store::rows::AuditRow;
+use crate::store::rows::NewAuditRow;
 use crate::store::{Outcome, StoreError, Tx, TxEnd};
 
 /// The shared tail of one chain.
@@ -171,8 +171,8 @@ impl Append {
     /// lock, in order) in `tx`. A seq already taken
     /// means another writer appended to this chain unseen: the cached head is dropped and
     /// the whole transaction is to be retried.
-    pub fn insert(&mut self, tx: &mut Tx<'_>, rows: &[AuditRow]) -> Result<(), StoreError> {
-        if let Err(e) = tx.insert_audits(rows) {
+    pub fn insert(&mut self, tx: &mut Tx<'_>, rows: &[NewAuditRow<'_>]) -> Result<(), StoreError> {
+        if let Err(e) = tx.insert_new_audits(rows) {
             if e.is_unique_violation() {
                 self.forget_head();
                 tx.retry_on_failure();
@@ -183,8 +183,8 @@ impl Append {
             // Several inserts under one lock (the writer inserts as it gathers): they add up.
             let before = self.staged.as_ref().map_or(0, |s| s.2);
             let n = before.saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
-            self.staged = Some((last.seq, last.hash.clone(), n));
-            self.tail.state().batch_head = Some((last.seq, last.hash.clone()));
+            self.staged = Some((last.seq, last.hash.to_owned(), n));
+            self.tail.state().batch_head = Some((last.seq, last.hash.to_owned()));
         }
         Ok(())
     }

@@ -24,13 +24,13 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::chain::{row_for, signed_statement, DIGEST};
+use super::chain::{chain_hash, new_row, signed_statement, DIGEST};
 use super::in_tx::{Complete, TxRecord};
 use super::keys::AuditKeys;
 use super::record::{Draft, Index};
 use super::tail::Tail;
 use crate::error::ApiError;
-use crate::store::rows::AuditRow;
+use crate::store::rows::NewAuditRow;
 use crate::store::Store;
 
 /// Tunables of the writer.
@@ -740,16 +740,25 @@ impl Writer {
                 let (mut seq, mut prev) = append.head(tx)?;
                 let mut inserted = 0;
                 loop {
-                    if inserted < batch.records.len() {
-                        let mut rows: Vec<AuditRow> =
-                            Vec::with_capacity(batch.records.len() - inserted);
-                        for (text, ix) in &batch.records[inserted..] {
+                    if let Some(new) = batch.records.get(inserted..).filter(|n| !n.is_empty()) {
+                        // The hashes first, then rows that borrow them and the records.
+                        let mut hashes: Vec<String> = Vec::with_capacity(new.len());
+                        for (text, _) in new {
+                            let before = hashes.last().map_or(prev.as_str(), String::as_str);
+                            hashes.push(chain_hash(before, text));
+                        }
+                        let mut rows: Vec<NewAuditRow<'_>> = Vec::with_capacity(new.len());
+                        let mut before = prev.as_str();
+                        for ((text, ix), hash) in new.iter().zip(&hashes) {
                             seq += 1;
-                            let row = row_for(&chain, seq, &prev, text, ix);
-                            prev.clone_from(&row.hash);
-                            rows.push(row);
+                            rows.push(new_row(&chain, seq, before, hash, text, ix));
+                            before = hash;
                         }
                         append.insert(tx, &rows)?;
+                        drop(rows);
+                        if let Some(last) = hashes.pop() {
+                            prev = last;
+                        }
                         inserted = batch.records.len();
                     }
                     match gathering.as_mut() {

@@ -4,7 +4,8 @@
 use diesel::prelude::*;
 
 use super::conn::AnyConnection;
-use super::rows::{resource_short_name, AuditDigestRow, AuditFilter, AuditRow};
+use super::fixed::{Arg, Fixed, FixedSql};
+use super::rows::{resource_short_name, AuditDigestRow, AuditFilter, AuditRow, NewAuditRow};
 use super::schema::{
     audit_digests, audit_events, audit_lookup, audit_lookup_blocks, audit_lookup_terms,
 };
@@ -113,33 +114,43 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
-    /// Insert many records in order, in multi-row INSERTs of 16, then 4, then 1 row. Each
-    /// of the three has a fixed shape, so diesel prepares it once per connection and keys its
-    /// cache by type: the statement is neither rebuilt nor re-prepared per record or per
-    /// commit. (A per-row insert of `AuditRow` with its `None`s as DEFAULT had diesel build
-    /// the SQL of every record to find the cached statement, ~15 % of the audit writer; a
-    /// `sql_query` of any length is never cached.) PostgreSQL also saves a round trip per row.
+    /// Insert many records in order (see [`Tx::insert_new_audits`]).
     pub fn insert_audits(&mut self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        macro_rules! insert {
-            ($conn:expr, $values:expr) => {
-                native!($conn, |c| diesel::insert_into(audit_events::table)
-                    .values($values)
-                    .execute(c))
-            };
-        }
+        let rows: Vec<NewAuditRow<'_>> = rows.iter().map(AuditRow::as_new).collect();
+        self.insert_new_audits(&rows)
+    }
+
+    /// Insert many records in order, in multi-row INSERTs of 16, then 4, then 1 row, from
+    /// rows that borrow their strings. Each of the three is a [`Fixed`] statement: diesel
+    /// prepares it once per connection and keys its cache by type, so it is neither rebuilt
+    /// nor re-prepared per record or per commit. (diesel's own batch insert caches only by a
+    /// `'static` row type, one that owns its strings: the writer copied every record's text
+    /// and columns to build it. A per-row insert with `None`s as DEFAULT had diesel build
+    /// the SQL of every record, ~15 % of the audit writer; a `sql_query` is never cached.)
+    /// PostgreSQL also saves a round trip per row.
+    pub fn insert_new_audits(&mut self, rows: &[NewAuditRow<'_>]) -> Result<(), StoreError> {
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(16 * AUDIT_INSERT_COLUMNS);
         let mut rest = rows;
-        while let Some((first, after_first)) = rest.split_first() {
-            let r = if let Some((chunk, tail)) = rest.split_first_chunk::<16>() {
-                rest = tail;
-                insert!(self.conn, chunk)
-            } else if let Some((chunk, tail)) = rest.split_first_chunk::<4>() {
-                rest = tail;
-                insert!(self.conn, chunk)
+        while !rest.is_empty() {
+            let n = if rest.len() >= 16 {
+                16
+            } else if rest.len() >= 4 {
+                4
             } else {
-                rest = after_first;
-                insert!(self.conn, first)
+                1
             };
-            r.map_err(|e| self.db(e))?;
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            args.clear();
+            for r in chunk {
+                args.extend(audit_insert_args(r));
+            }
+            let done = native!(self.conn, |c| match n {
+                16 => Fixed::<InsertAudits<16>>::new(&args).execute(c),
+                4 => Fixed::<InsertAudits<4>>::new(&args).execute(c),
+                _ => Fixed::<InsertAudits<1>>::new(&args).execute(c),
+            });
+            done.map_err(|e| self.db(e))?;
         }
         Ok(())
     }
@@ -572,6 +583,77 @@ impl Tx<'_> {
     }
 }
 
+/// The columns of [`InsertAudits`], in the order [`audit_insert_args`] binds them.
+const AUDIT_INSERT_HEAD: &str = "INSERT INTO audit_events (chain_id, seq, event_id, event_time, \
+     event_name, principal_arn, access_key_id, source_ip, resource_arn, error_code, decision, \
+     record, prev_hash, hash, account_id, event_source, read_only, user_name, resource_type, \
+     resource_name) VALUES (";
+
+/// How many columns [`AUDIT_INSERT_HEAD`] names.
+const AUDIT_INSERT_COLUMNS: usize = 20;
+
+/// A row's binds, in [`AUDIT_INSERT_HEAD`]'s column order.
+fn audit_insert_args<'a>(r: &NewAuditRow<'a>) -> [Arg<'a>; AUDIT_INSERT_COLUMNS] {
+    [
+        Arg::Text(r.chain_id),
+        Arg::Int(r.seq),
+        Arg::Text(r.event_id),
+        Arg::Int(r.event_time),
+        Arg::Text(r.event_name),
+        Arg::OptText(r.principal_arn),
+        Arg::OptText(r.access_key_id),
+        Arg::OptText(r.source_ip),
+        Arg::OptText(r.resource_arn),
+        Arg::OptText(r.error_code),
+        Arg::Text(r.decision),
+        Arg::Text(r.record),
+        Arg::Text(r.prev_hash),
+        Arg::Text(r.hash),
+        Arg::OptText(r.account_id),
+        Arg::OptText(r.event_source),
+        Arg::OptBool(r.read_only),
+        Arg::OptText(r.user_name),
+        Arg::OptText(r.resource_type),
+        Arg::OptText(r.resource_name),
+    ]
+}
+
+/// The multi-row INSERT of `N` audit rows (`N` is 1, 4 or 16), a [`Fixed`] statement.
+struct InsertAudits<const N: usize>;
+
+impl<const N: usize> FixedSql for InsertAudits<N> {
+    fn pieces() -> &'static [&'static str] {
+        static ONE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        static FOUR: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        static SIXTEEN: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        // Another N gets no pieces, and `Fixed` answers an error (never the wrong text).
+        let cell = match N {
+            1 => &ONE,
+            4 => &FOUR,
+            16 => &SIXTEEN,
+            _ => return &[],
+        };
+        cell.get_or_init(|| audit_insert_pieces(N))
+    }
+}
+
+/// The text of a `rows`-row INSERT around its binds: the head before the first, `), (`
+/// between rows, `, ` between columns, `)` at the end.
+fn audit_insert_pieces(rows: usize) -> Vec<&'static str> {
+    let mut p = Vec::with_capacity(rows * AUDIT_INSERT_COLUMNS + 1);
+    for row in 0..rows {
+        for column in 0..AUDIT_INSERT_COLUMNS {
+            p.push(match (row, column) {
+                (0, 0) => AUDIT_INSERT_HEAD,
+                (_, 0) => "), (",
+                _ => ", ",
+            });
+        }
+    }
+    p.push(")");
+    p
+}
+
 /// The query columns copied from the chain table into the lookup index.
 macro_rules! lookup_columns {
     () => {
@@ -753,6 +835,29 @@ mod tests {
         for sql in [BLOCK_BOUNDS_SQLITE, BLOCK_BOUNDS_PG, TERMS_SQLITE, TERMS_PG] {
             assert!(sql.contains(&format!("seq / {LOOKUP_BLOCK}")), "{sql}");
         }
+    }
+
+    /// The multi-row INSERT has one bind per column per row, rows in parentheses; an
+    /// unexpected row count gets no text (and `Fixed` then refuses it).
+    #[test]
+    fn the_audit_insert_has_a_bind_per_column_per_row() {
+        for n in [1, 4, 16] {
+            let pieces = audit_insert_pieces(n);
+            assert_eq!(pieces.len(), n * AUDIT_INSERT_COLUMNS + 1);
+            let sql = pieces.join("?");
+            assert_eq!(sql.matches("), (").count(), n - 1, "{sql}");
+            assert!(sql.ends_with("?)"), "{sql}");
+        }
+        let columns = AUDIT_INSERT_HEAD
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(cols, _)| cols.split(',').count());
+        assert_eq!(columns, Some(AUDIT_INSERT_COLUMNS));
+        assert_eq!(
+            InsertAudits::<16>::pieces().len(),
+            16 * AUDIT_INSERT_COLUMNS + 1
+        );
+        assert!(InsertAudits::<2>::pieces().is_empty());
     }
 
     /// A query's terms are the ones its matches were indexed under: a resource by its short

@@ -13,13 +13,17 @@ use std::marker::PhantomData;
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// One bind of a [`Fixed`] statement.
 pub(super) enum Arg<'a> {
     Text(&'a str),
     Int(i64),
+    /// A nullable text column (NULL is bound, not written: the text stays fixed).
+    OptText(Option<&'a str>),
+    /// A nullable boolean column.
+    OptBool(Option<bool>),
 }
 
 /// The text of a [`Fixed`] statement: the SQL around its binds, one piece more than
@@ -51,9 +55,12 @@ impl<S: FixedSql> QueryId for Fixed<'_, S> {
 impl<S, DB> QueryFragment<DB> for Fixed<'_, S>
 where
     S: FixedSql,
-    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt>,
+    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Bool>,
     str: ToSql<Text, DB>,
     i64: ToSql<BigInt, DB>,
+    bool: ToSql<Bool, DB>,
+    for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
+    Option<bool>: ToSql<Nullable<Bool>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let pieces = S::pieces();
@@ -72,6 +79,8 @@ where
             match self.args.get(i) {
                 Some(Arg::Text(t)) => out.push_bind_param::<Text, str>(t)?,
                 Some(Arg::Int(n)) => out.push_bind_param::<BigInt, i64>(n)?,
+                Some(Arg::OptText(t)) => out.push_bind_param::<Nullable<Text>, Option<&str>>(t)?,
+                Some(Arg::OptBool(b)) => out.push_bind_param::<Nullable<Bool>, Option<bool>>(b)?,
                 None => {}
             }
         }

@@ -143,6 +143,62 @@ pub struct AuditRow {
     pub resource_name: Option<String>,
 }
 
+impl AuditRow {
+    /// The row as [`NewAuditRow`], borrowing its strings.
+    pub fn as_new(&self) -> NewAuditRow<'_> {
+        NewAuditRow {
+            chain_id: &self.chain_id,
+            seq: self.seq,
+            event_id: &self.event_id,
+            event_time: self.event_time,
+            event_name: &self.event_name,
+            principal_arn: self.principal_arn.as_deref(),
+            access_key_id: self.access_key_id.as_deref(),
+            source_ip: self.source_ip.as_deref(),
+            resource_arn: self.resource_arn.as_deref(),
+            error_code: self.error_code.as_deref(),
+            decision: &self.decision,
+            record: &self.record,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+            account_id: self.account_id.as_deref(),
+            event_source: self.event_source.as_deref(),
+            read_only: self.read_only,
+            user_name: self.user_name.as_deref(),
+            resource_type: self.resource_type.as_deref(),
+            resource_name: self.resource_name.as_deref(),
+        }
+    }
+}
+
+/// An [`AuditRow`] to append, borrowing its strings: the audit writer appends a batch straight
+/// from the records it holds, without copying each record's text and columns into owned
+/// strings (an allocation per string, and the frees after the commit, in the thread every
+/// request of the batch waits for). See `Tx::insert_new_audits`.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAuditRow<'a> {
+    pub chain_id: &'a str,
+    pub seq: i64,
+    pub event_id: &'a str,
+    pub event_time: i64,
+    pub event_name: &'a str,
+    pub principal_arn: Option<&'a str>,
+    pub access_key_id: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub resource_arn: Option<&'a str>,
+    pub error_code: Option<&'a str>,
+    pub decision: &'a str,
+    pub record: &'a str,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+    pub account_id: Option<&'a str>,
+    pub event_source: Option<&'a str>,
+    pub read_only: Option<bool>,
+    pub user_name: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
+    pub resource_name: Option<&'a str>,
+}
+
 /// A secret with everything Describe/List show: stages by version and tags in order.
 #[derive(Debug, Clone)]
 pub struct SecretView {
