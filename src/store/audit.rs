@@ -679,7 +679,7 @@ const DENIALS: [&str; 3] = ["ImplicitDeny", "ExplicitDeny", "Deny"];
 
 /// The terms of the block-level index (`sql/audit_lookup.sql`) that a record with `f`'s
 /// attributes carries; a block without one of them holds no match. Each kind of term is a
-/// letter and a colon before the value (see [`terms_sql!`], which writes them). A resource is
+/// letter and a colon before the value (see [`terms_arms!`], which writes them). A resource is
 /// indexed by its short name: a query by ARN looks for the blocks holding the ARN's short name
 /// and filters by the ARN itself.
 fn filter_terms(f: &AuditFilter) -> Vec<String> {
@@ -767,20 +767,16 @@ macro_rules! terms_sql {
             ") INSERT INTO audit_lookup_terms (term, chain_id, blk) SELECT term, ",
             $chain,
             ", blk FROM (SELECT DISTINCT term, blk FROM (",
-            terms_arm!("n", "event_name"),
-            " UNION ALL ",
-            terms_arm!("u", "user_name"),
-            " UNION ALL ",
-            terms_arm!("k", "access_key_id"),
-            " UNION ALL ",
-            terms_arm!("p", "principal_arn"),
-            " UNION ALL ",
-            terms_arm!("i", "source_ip"),
-            " UNION ALL ",
-            terms_arm!("e", "error_code"),
-            " UNION ALL ",
-            terms_arm!("r", "resource_name"),
-            " UNION ALL SELECT 'd:' AS term, seq / ",
+            terms_arms!(
+                ("n", "event_name"),
+                ("u", "user_name"),
+                ("k", "access_key_id"),
+                ("p", "principal_arn"),
+                ("i", "source_ip"),
+                ("e", "error_code"),
+                ("r", "resource_name")
+            ),
+            "SELECT 'd:' AS term, seq / ",
             block!(),
             " AS blk FROM r WHERE decision <> 'Allow'",
             ") AS t WHERE term IS NOT NULL) AS d WHERE true ON CONFLICT DO NOTHING"
@@ -788,18 +784,19 @@ macro_rules! terms_sql {
     };
 }
 
-/// One kind of term of [`terms_sql!`]: `kind:` and the column's value, where it has one.
-macro_rules! terms_arm {
-    ($kind:literal, $column:literal) => {
-        concat!(
+/// The kinds of term of [`terms_sql!`] that name a column, each followed by `UNION ALL`:
+/// `kind:` and the column's value, where it has one (the letters [`filter_terms`] uses).
+macro_rules! terms_arms {
+    ($(($kind:literal, $column:literal)),+) => {
+        concat!($(
             "SELECT '",
             $kind,
             ":' || ",
             $column,
             " AS term, seq / ",
             block!(),
-            " AS blk FROM r"
-        )
+            " AS blk FROM r UNION ALL ",
+        )+)
     };
 }
 
@@ -834,6 +831,31 @@ mod tests {
         assert_eq!(block!(), LOOKUP_BLOCK.to_string());
         for sql in [BLOCK_BOUNDS_SQLITE, BLOCK_BOUNDS_PG, TERMS_SQLITE, TERMS_PG] {
             assert!(sql.contains(&format!("seq / {LOOKUP_BLOCK}")), "{sql}");
+        }
+    }
+
+    /// Every kind of term a query may look for is one the indexer writes.
+    #[test]
+    fn the_indexer_writes_every_kind_of_term_a_query_names() {
+        let f = AuditFilter {
+            event_name: Some("x".into()),
+            user_name: Some("x".into()),
+            access_key_id: Some("x".into()),
+            principal_arn: Some("x".into()),
+            source_ip: Some("x".into()),
+            error_code: Some("x".into()),
+            resource_name: Some("x".into()),
+            denied_only: true,
+            ..AuditFilter::default()
+        };
+        let kinds = filter_terms(&f);
+        assert_eq!(kinds.len(), 8);
+        for sql in [TERMS_SQLITE, TERMS_PG] {
+            assert_eq!(sql.matches(" UNION ALL ").count(), kinds.len() - 1, "{sql}");
+            for term in &kinds {
+                let kind = term.trim_end_matches('x');
+                assert!(sql.contains(&format!("SELECT '{kind}'")), "{kind}: {sql}");
+            }
         }
     }
 
