@@ -112,13 +112,9 @@ impl std::fmt::Debug for VersionRow {
     }
 }
 
-/// One audit record as stored.
-///
-/// `None`s are inserted as NULL (the columns' default anyway), not as DEFAULT: the INSERT
-/// then has one shape whatever the row holds, which diesel prepares once and caches (see
-/// `Tx::insert_audits`).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
+/// One audit record as stored. Appended as a [`NewAuditRow`] (see `Tx::insert_new_audits`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
 pub struct AuditRow {
     pub chain_id: String,
     pub seq: i64,
