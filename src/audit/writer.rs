@@ -76,6 +76,10 @@ type Ack = oneshot::Sender<Result<(), String>>;
 /// what is left once the set is complete is the last few inserts and the COMMIT.
 const GATHER_STEP: usize = 8;
 
+/// How often, at most, the writer checkpoints the chain file after a group commit
+/// (`Store::checkpoint_chain_blocking`).
+const CHAIN_CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 enum Msg {
     Record {
         text: String,
@@ -650,6 +654,7 @@ impl Drop for Gathering<'_> {
 
 impl Writer {
     fn run(self, rx: &mpsc::Receiver<Msg>) {
+        let mut last_checkpoint = std::time::Instant::now();
         loop {
             // Records may also be committed by write requests (in their transactions): wake
             // up at least every `digest_every` to sign what is pending.
@@ -704,6 +709,14 @@ impl Writer {
             for ack in batch.acks {
                 // A request that timed out has dropped its receiver; nothing to tell it.
                 let _ = ack.send(result.clone());
+            }
+            if last_checkpoint.elapsed() >= CHAIN_CHECKPOINT_EVERY {
+                // After the acknowledgements: the requests of the next group are under way
+                // meanwhile, instead of waiting for a checkpoint inside a COMMIT.
+                last_checkpoint = std::time::Instant::now();
+                if let Err(e) = self.store.checkpoint_chain_blocking() {
+                    tracing::warn!("audit: chain checkpoint failed: {e:?}");
+                }
             }
         }
     }

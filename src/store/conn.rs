@@ -381,6 +381,21 @@ pub(super) fn checkpoint_passive(conn: &mut AnyConnection) -> diesel::QueryResul
     }
 }
 
+/// Checkpoint the audit chain file's WAL on the write connection `conn`, outside any
+/// transaction, while the caller holds the store's write lock. No transaction appends to the
+/// chain meanwhile, so this PASSIVE checkpoint copies what the background checkpointer did not
+/// yet and completes, and the next commit restarts the WAL from its start: the writer
+/// connection's own automatic checkpoint ([`WRITER_AUTOCHECKPOINT_PAGES`]), which SQLite
+/// runs inside a COMMIT while that group's requests wait for it, is not reached.
+pub(super) fn checkpoint_chain_between_writes(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    match conn {
+        AnyConnection::Sqlite(c) => c.batch_execute(&format!(
+            "PRAGMA {SQLITE_CHAIN_SCHEMA}.wal_checkpoint(PASSIVE);"
+        )),
+        AnyConnection::Postgresql(_) => Ok(()),
+    }
+}
+
 /// Each connection's page cache for the attached audit lookup index file.
 const INDEX_CACHE_KIB: u32 = 512;
 
@@ -572,6 +587,34 @@ mod tests {
         drop(mapped);
         let plain = crate::store::Store::open(&url).unwrap();
         assert_eq!(size(&plain, "main"), 0);
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+
+    /// `.cargo/config.toml` builds the bundled SQLite without the shared page cache (one
+    /// global mutex on every page fetch of every connection) and without the allocator's
+    /// statistics mutex. A build that lost the setting (run outside the crate's directory,
+    /// or with `LIBSQLITE3_FLAGS` overridden) fails here instead of quietly running slower.
+    #[test]
+    fn the_bundled_sqlite_has_no_process_wide_page_cache_lock() {
+        use diesel::{Connection, RunQueryDsl};
+        let mut c = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let opts: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(opts.iter().any(|o| o == "THREADSAFE=1"), "{opts:?}");
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{opts:?}"
+        );
+        assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
     }
 
     #[test]

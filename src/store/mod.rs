@@ -449,6 +449,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// SQLite: checkpoint the audit chain file's WAL on the write connection, between write
+    /// transactions (see [`conn::checkpoint_chain_between_writes`]). PostgreSQL: nothing.
+    /// For the audit writer, after it acknowledged a group commit.
+    pub fn checkpoint_chain_blocking(&self) -> Result<(), ApiError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        let _guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut conn = self
+            .write_pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        conn::checkpoint_chain_between_writes(&mut conn).map_err(StoreError::Db)?;
+        Ok(())
+    }
+}
+
 /// Run [`conn::checkpoint_passive`] every [`conn::CHECKPOINT_EVERY`] on a connection of `pool`
 /// until the returned sender (held by every store handle) is dropped.
 fn start_checkpointer(
