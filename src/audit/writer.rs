@@ -285,7 +285,10 @@ impl Auditor {
         };
         let spawned = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer.run(&rx));
+            .spawn(move || {
+                set_this_threads_nice(WRITER_NICE, "writer");
+                writer.run(&rx);
+            });
         if let Err(e) = spawned {
             tracing::error!("audit: cannot start the writer thread ({e}); every request will fail");
         }
@@ -516,26 +519,55 @@ fn start_indexer(store: Store, chain_id: String, every: Duration) -> Option<Sync
     let (stop, rx) = mpsc::sync_channel::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("audit-indexer".into())
-        .spawn(move || loop {
-            let last = match rx.recv_timeout(every) {
-                Err(RecvTimeoutError::Timeout) | Ok(()) => false,
-                Err(RecvTimeoutError::Disconnected) => true,
-            };
-            // One batch per tick (up to 25,000 records a second): a backlog (after an
-            // upgrade, say) drains without taking the CPU from requests for long.
-            if let Err(e) = store.index_audit_blocking(Some(&chain_id), 1) {
-                // Queries index what is missing themselves; nothing is lost.
-                tracing::warn!(chain = %chain_id, "audit lookup index not updated: {e:?}");
-            }
-            if last {
-                return;
-            }
+        .spawn(move || {
+            set_this_threads_nice(INDEXER_NICE, "indexer");
+            indexer_loop(&store, &chain_id, every, &rx);
         });
     match spawned {
         Ok(_) => Some(stop),
         Err(e) => {
             tracing::warn!("audit: no lookup indexer thread ({e}); queries will index");
             None
+        }
+    }
+}
+
+/// The lookup indexer's nice value. It is background work that nothing waits for (queries
+/// index what it has not yet), while every request waits for the request threads and the
+/// writer's group commit; at the default priority its batches compete with them for the CPU.
+/// Measured in notes/perf-session11.md, as is [`WRITER_NICE`].
+const INDEXER_NICE: i32 = 10;
+
+/// The audit writer's nice value, when the process may raise a priority (root or
+/// CAP_SYS_NICE): every request under way waits for the writer's next COMMIT, so a writer
+/// that waits for a CPU behind request threads holds all of them up.
+const WRITER_NICE: i32 = -10;
+
+/// Set the calling thread's nice value: Linux keeps one per thread, and
+/// `setpriority(PRIO_PROCESS, 0)` sets the caller's. Lowering a priority needs no
+/// privilege; raising one needs CAP_SYS_NICE (or an RLIMIT_NICE allowing it). A failure only
+/// leaves the thread at the default priority.
+fn set_this_threads_nice(nice: i32, thread: &str) {
+    if let Err(e) = rustix::process::setpriority_process(None, nice) {
+        tracing::debug!("audit: {thread} left at the default priority (nice {nice}: {e})");
+    }
+}
+
+/// The indexer thread's loop (see [`start_indexer`]).
+fn indexer_loop(store: &Store, chain_id: &str, every: Duration, rx: &mpsc::Receiver<()>) {
+    loop {
+        let last = match rx.recv_timeout(every) {
+            Err(RecvTimeoutError::Timeout) | Ok(()) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        // One batch per tick (up to 25,000 records a second): a backlog (after an
+        // upgrade, say) drains without taking the CPU from requests for long.
+        if let Err(e) = store.index_audit_blocking(Some(chain_id), 1) {
+            // Queries index what is missing themselves; nothing is lost.
+            tracing::warn!(chain = %chain_id, "audit lookup index not updated: {e:?}");
+        }
+        if last {
+            return;
         }
     }
 }
