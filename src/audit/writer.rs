@@ -519,10 +519,7 @@ fn start_indexer(store: Store, chain_id: String, every: Duration) -> Option<Sync
     let (stop, rx) = mpsc::sync_channel::<()>(1);
     let spawned = std::thread::Builder::new()
         .name("audit-indexer".into())
-        .spawn(move || {
-            set_this_threads_nice(INDEXER_NICE, "indexer");
-            indexer_loop(&store, &chain_id, every, &rx);
-        });
+        .spawn(move || indexer_loop(&store, &chain_id, every, &rx));
     match spawned {
         Ok(_) => Some(stop),
         Err(e) => {
@@ -532,21 +529,16 @@ fn start_indexer(store: Store, chain_id: String, every: Duration) -> Option<Sync
     }
 }
 
-/// The lookup indexer's nice value. It is background work that nothing waits for (queries
-/// index what it has not yet), while every request waits for the request threads and the
-/// writer's group commit; at the default priority its batches compete with them for the CPU.
-/// Measured in notes/perf-session11.md, as is [`WRITER_NICE`].
-const INDEXER_NICE: i32 = 10;
-
 /// The audit writer's nice value, when the process may raise a priority (root or
 /// CAP_SYS_NICE): every request under way waits for the writer's next COMMIT, so a writer
-/// that waits for a CPU behind request threads holds all of them up.
+/// that waits for a CPU behind request threads holds all of them up. Measured in
+/// notes/perf-session11.md (as is why the lookup indexer keeps the default priority: lowered,
+/// it fell behind whenever the machine was saturated).
 const WRITER_NICE: i32 = -10;
 
 /// Set the calling thread's nice value: Linux keeps one per thread, and
-/// `setpriority(PRIO_PROCESS, 0)` sets the caller's. Lowering a priority needs no
-/// privilege; raising one needs CAP_SYS_NICE (or an RLIMIT_NICE allowing it). A failure only
-/// leaves the thread at the default priority.
+/// `setpriority(PRIO_PROCESS, 0)` sets the caller's. Raising a priority needs CAP_SYS_NICE
+/// (or an RLIMIT_NICE allowing it); without, the thread keeps the default priority.
 fn set_this_threads_nice(nice: i32, thread: &str) {
     if let Err(e) = rustix::process::setpriority_process(None, nice) {
         tracing::debug!("audit: {thread} left at the default priority (nice {nice}: {e})");
@@ -856,5 +848,57 @@ impl Writer {
                     || pending >= self.opts.digest_every_records
                     || age >= self.opts.digest_every)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nice values of this process's threads named `name`.
+    fn nice_of_threads(name: &str) -> Vec<i32> {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // After the ")" that closes the name: state is field 3, nice field 19.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        out
+    }
+
+    /// Whether this process may raise a priority (CAP_SYS_NICE, bit 23 of CapEff).
+    fn may_raise_priority() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let caps = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap()
+            .trim();
+        u64::from_str_radix(caps, 16).unwrap() & (1 << 23) != 0
+    }
+
+    #[test]
+    fn the_writer_runs_at_a_raised_priority_when_the_process_may() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/w.db", dir.path().display());
+        let store = Store::open(&url).unwrap();
+        let auditor = Auditor::new(store, "nice".into());
+        let want = if may_raise_priority() { WRITER_NICE } else { 0 };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = nice_of_threads("audit-writer");
+        while !seen.contains(&want) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            seen = nice_of_threads("audit-writer");
+        }
+        assert!(seen.contains(&want), "writer threads' nice {seen:?}, want {want}");
+        // The indexer keeps the default priority (lowered, it fell behind under load).
+        assert!(nice_of_threads("audit-indexer").contains(&0));
+        drop(auditor);
     }
 }
