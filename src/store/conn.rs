@@ -387,11 +387,21 @@ pub(super) fn checkpoint_passive(conn: &mut AnyConnection) -> diesel::QueryResul
 /// yet and completes, and the next commit restarts the WAL from its start: the writer
 /// connection's own automatic checkpoint ([`WRITER_AUTOCHECKPOINT_PAGES`]), which SQLite
 /// runs inside a COMMIT while that group's requests wait for it, is not reached.
+/// "Database is locked": the background checkpointer is running one; the next will do.
 pub(super) fn checkpoint_chain_between_writes(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
     match conn {
-        AnyConnection::Sqlite(c) => c.batch_execute(&format!(
-            "PRAGMA {SQLITE_CHAIN_SCHEMA}.wal_checkpoint(PASSIVE);"
-        )),
+        AnyConnection::Sqlite(c) => {
+            match c.batch_execute(&format!(
+                "PRAGMA {SQLITE_CHAIN_SCHEMA}.wal_checkpoint(PASSIVE);"
+            )) {
+                Err(diesel::result::Error::DatabaseError(_, info))
+                    if info.message().contains("locked") =>
+                {
+                    Ok(())
+                }
+                r => r,
+            }
+        }
         AnyConnection::Postgresql(_) => Ok(()),
     }
 }
