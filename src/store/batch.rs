@@ -157,14 +157,7 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
     let mut isolate = false;
     loop {
         attempt += 1;
-        let _guard = store
-            .write_lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut conn = store
-            .write_pool
-            .get()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let (_guard, mut conn) = store.sqlite_writer()?;
         // What each write's hook added, in the order they were taken.
         let mut ends: Vec<Box<dyn TxEnd>> = Vec::new();
         let mut ran: Vec<Result<Boxed, ApiError>> = Vec::with_capacity(jobs.len());

@@ -457,16 +457,30 @@ impl Store {
         if self.backend != Backend::Sqlite {
             return Ok(());
         }
-        let _guard = self
+        let (_guard, mut conn) = self.sqlite_writer()?;
+        conn::checkpoint_chain_between_writes(&mut conn).map_err(StoreError::Db)?;
+        Ok(())
+    }
+
+    /// SQLite: the write lock and, under it, the one write connection.
+    fn sqlite_writer(
+        &self,
+    ) -> Result<
+        (
+            std::sync::MutexGuard<'_, ()>,
+            PooledConnection<ConnectionManager<AnyConnection>>,
+        ),
+        StoreError,
+    > {
+        let guard = self
             .write_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut conn = self
+        let conn = self
             .write_pool
             .get()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        conn::checkpoint_chain_between_writes(&mut conn).map_err(StoreError::Db)?;
-        Ok(())
+        Ok((guard, conn))
     }
 }
 
