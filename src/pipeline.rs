@@ -25,7 +25,8 @@ pub struct Pipeline {
     pub auditor: Auditor,
     pub regions: Arc<Vec<String>>,
     pub identities: Arc<Live>,
-    /// Whether the listener is TLS (`aws:SecureTransport`).
+    /// Whether the listener is TLS (`aws:SecureTransport`, with a trusted proxy's
+    /// `X-Forwarded-Proto`).
     pub secure: bool,
     /// Reverse proxies whose X-Forwarded-For is believed for `aws:SourceIp`.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
@@ -70,6 +71,15 @@ const POLICY_CACHE_MAX: usize = 20_000;
 /// How long a looked-up credential is trusted before it is read again.
 const CREDENTIAL_TTL_MS: i64 = 5_000;
 
+/// What the transport says about a request's caller (see `server::peer_of`).
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// `aws:SourceIp` and the record's `sourceIPAddress`.
+    pub source_ip: Option<String>,
+    /// `aws:SecureTransport`.
+    pub secure: bool,
+}
+
 /// A finished response: status, JSON body, request id.
 #[derive(Debug)]
 pub struct Reply {
@@ -96,13 +106,14 @@ impl Pipeline {
     }
 
     /// Handle one request.
-    pub async fn handle(&self, head: RequestHead, source_ip: Option<String>, body: &[u8]) -> Reply {
+    pub async fn handle(&self, head: RequestHead, peer: Peer, body: &[u8]) -> Reply {
         let _in_flight = self.auditor.begin();
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut draft = Draft {
             request_id: request_id.clone(),
             event_time_ms: self.ctx.now_ms(),
-            source_ip,
+            source_ip: peer.source_ip,
+            secure_transport: peer.secure,
             user_agent: head
                 .header("user-agent")
                 .map(|u| u.chars().take(256).collect()),
@@ -115,7 +126,12 @@ impl Pipeline {
             self.run(&head, body, &mut draft).await
         };
         if let Err(e) = &result {
-            draft.error_code = Some(e.code().to_owned());
+            // The code the caller gets: the Query protocol's (`AccessDenied`) for STS and IAM.
+            draft.error_code = Some(if query {
+                protocol::query::error_code(e).0.to_owned()
+            } else {
+                e.code().to_owned()
+            });
             draft.error_message = Some(e.message().to_owned());
             if let ApiError::Internal(detail) = e {
                 tracing::error!(request_id = %request_id, "internal error: {detail}");
@@ -181,17 +197,13 @@ impl Pipeline {
     /// A request refused before its body was read (too large, unreadable): recorded like
     /// any other (with what its headers say), then answered with `e` (or
     /// `InternalServiceError` when the record cannot be written).
-    pub async fn refuse(
-        &self,
-        head: &RequestHead,
-        source_ip: Option<String>,
-        e: ApiError,
-    ) -> Reply {
+    pub async fn refuse(&self, head: &RequestHead, peer: Peer, e: ApiError) -> Reply {
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut draft = Draft {
             request_id: request_id.clone(),
             event_time_ms: self.ctx.now_ms(),
-            source_ip,
+            source_ip: peer.source_ip,
+            secure_transport: peer.secure,
             user_agent: head
                 .header("user-agent")
                 .map(|u| u.chars().take(256).collect()),
@@ -914,7 +926,7 @@ impl Pipeline {
         let mut rctx =
             policy::RequestContext::new(info, action, &resolved.arn, Some(&resolved.account))
                 .with("aws:RequestedRegion", [scope.region.as_str()])
-                .with_secure_transport(self.secure);
+                .with_secure_transport(draft.secure_transport);
         if let Ok(now) =
             time::OffsetDateTime::from_unix_timestamp(self.ctx.now_ms().div_euclid(1000))
         {

@@ -295,14 +295,12 @@ async fn entry(
     pipeline: web::Data<Pipeline>,
 ) -> HttpResponse {
     let head = head_of(&req);
-    let peer = req.peer_addr().map(|a| {
-        source_ip(
-            a.ip(),
-            head.header("x-forwarded-for"),
-            &pipeline.trusted_proxies,
-        )
-        .to_string()
-    });
+    let peer = peer_of(
+        req.peer_addr().map(|a| a.ip()),
+        &head,
+        &pipeline.trusted_proxies,
+        pipeline.secure,
+    );
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let refused = match chunk {
@@ -321,6 +319,28 @@ async fn entry(
     }
     let r = pipeline.handle(head, peer, &body).await;
     reply_as(r.status, r.body, &r.request_id, r.content_type)
+}
+
+/// The transport facts of a request: its `aws:SourceIp` (see [`source_ip`]) and whether it
+/// came over TLS: the TLS listener, or, from a trusted proxy only, `X-Forwarded-Proto: https`
+/// (the proxy terminated TLS). An untrusted peer's forwarding headers are ignored.
+pub fn peer_of(
+    peer: Option<std::net::IpAddr>,
+    head: &RequestHead,
+    trusted: &[ipnet::IpNet],
+    tls_listener: bool,
+) -> crate::pipeline::Peer {
+    let from_proxy = peer.is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
+    let forwarded_tls = from_proxy
+        && head
+            .header("x-forwarded-proto")
+            .and_then(|p| p.rsplit(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    crate::pipeline::Peer {
+        source_ip: peer
+            .map(|ip| source_ip(ip, head.header("x-forwarded-for"), trusted).to_string()),
+        secure: tls_listener || forwarded_tls,
+    }
 }
 
 /// `aws:SourceIp`: the peer, unless the peer is a trusted proxy; then the rightmost
@@ -428,6 +448,8 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
     })?;
     let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), Arc::new(identities));
     pipeline.master_key_lock = Some(Arc::new(lock));
+    pipeline.secure = cfg.tls.is_some();
+    pipeline.trusted_proxies = Arc::new(cfg.trusted_proxies.clone());
     Ok(pipeline)
 }
 

@@ -146,6 +146,9 @@ pub struct Draft {
     pub error_message: Option<String>,
     /// `AwsApiCall` when `None`; background work uses `AwsServiceEvent`.
     pub event_type: Option<String>,
+    /// Whether the request reached the server over TLS (`aws:SecureTransport`): the TLS
+    /// listener, or a trusted proxy's `X-Forwarded-Proto: https`. Not part of the record.
+    pub secure_transport: bool,
     /// Set by the pipeline when the record was already committed with the request's change
     /// (`Auditor::in_transaction`): it must not be recorded again. Not part of the record.
     pub recorded_with_change: bool,
@@ -173,6 +176,10 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
 fn resource_type_of(arn: &str) -> &'static str {
     if arn.starts_with("arn:aws:kms") {
         "AWS::KMS::Key"
+    } else if arn.starts_with("arn:aws:iam:") && arn.contains(":role/") {
+        "AWS::IAM::Role"
+    } else if arn.starts_with("arn:aws:iam:") && arn.contains(":user/") {
+        "AWS::IAM::User"
     } else {
         "AWS::SecretsManager::Secret"
     }

@@ -10,6 +10,7 @@
 
 mod common;
 
+mod attacker;
 mod audit;
 mod hostile;
 mod identity;

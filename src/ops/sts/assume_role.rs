@@ -1,5 +1,5 @@
-//! AssumeRole: the role's trust policy (as the resource-side policy) and the caller's own
-//! policies decide; the answer is temporary credentials whose session token the server sealed.
+//! AssumeRole: the role's trust policy (a resource-side policy that must allow) and the
+//! caller's own policies decide; the answer is temporary credentials whose session token the server sealed.
 
 use std::collections::BTreeMap;
 
@@ -111,6 +111,13 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         None => None,
     };
 
+    if call.principal.kind == crate::auth::PrincipalKind::Root {
+        draft.decision = Some("ImplicitDeny".into());
+        draft.decision_reason = Some("the root user cannot assume roles".into());
+        return Err(ApiError::AccessDenied(
+            "Roles may not be assumed by root accounts.".into(),
+        ));
+    }
     let pipeline = call.pipeline;
     let dir = pipeline.identities.get();
     let role = dir.role_by_arn(role_arn).cloned();
@@ -124,7 +131,11 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         keys: Vec::new(),
         resource_policy: None,
         compiled_policy: role.as_ref().and_then(|r| r.trust_policy.compiled.clone()),
-        resource_required: false,
+        // A role's trust policy must always allow the caller, in its own account too: naming
+        // the caller (or `*`) suffices there; naming the account only delegates to the
+        // caller's identity policy; across accounts both must allow (IAM.md; the KMS key
+        // policy rule). A missing role has no trust policy, so nothing allows.
+        resource_required: true,
     };
     draft.resource_arn = Some(role_arn.to_owned());
     let mut keys: Vec<(String, Vec<String>)> =
