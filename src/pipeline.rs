@@ -717,7 +717,14 @@ where
     let uses = O::key_uses(&input);
     if !uses.is_empty() {
         pipeline
-            .authorize_key_uses(&call.principal, &call.scope, &resolved, uses, draft)
+            .authorize_key_uses(
+                &call.principal,
+                &call.scope,
+                &resolved,
+                uses,
+                fetched.as_ref(),
+                draft,
+            )
             .await?;
     }
     let per_secret = Arc::new(PerSecret {
@@ -795,24 +802,32 @@ impl ops::SecretAuthorizer for PerSecret {
     fn authorize_secret(
         &self,
         action: &str,
-        secret: &crate::store::rows::SecretRow,
-        facts: &ops::SecretFacts,
-    ) -> Result<(), ApiError> {
+        named: &str,
+        found: Option<(&crate::store::rows::SecretRow, &ops::SecretFacts)>,
+    ) -> Result<(), ops::Refusal> {
         let mut draft = self.base.clone();
         draft.request_id = uuid::Uuid::new_v4().to_string();
         draft.event_name = action.rsplit(':').next().unwrap_or(action).to_owned();
         draft.read_only = Some(true);
-        draft.resource_arn = Some(secret.arn.clone());
-        draft.request_parameters = serde_json::json!({ "secretId": secret.arn });
-        let resolved = Resolved {
-            arn: secret.arn.clone(),
-            account: secret.account_id.clone(),
-            secret: None,
-            keys: secret_keys(secret, facts.tags.clone()),
-            resource_policy: secret.resource_policy.clone(),
-            compiled_policy: None,
-            resource_required: false,
+        let resolved = match found {
+            Some((secret, facts)) => Resolved {
+                arn: secret.arn.clone(),
+                account: secret.account_id.clone(),
+                secret: None,
+                keys: secret_keys(secret, facts.tags.clone()),
+                resource_policy: secret.resource_policy.clone(),
+                compiled_policy: None,
+                resource_required: false,
+                shown: Some(crate::secrets::would_be_arn(
+                    &self.scope.region,
+                    &self.scope.account,
+                    named,
+                )),
+            },
+            None => missing_secret(&self.scope, named),
         };
+        draft.resource_arn = Some(resolved.arn.clone());
+        draft.request_parameters = serde_json::json!({ "secretId": resolved.arn });
         let result = self
             .pipeline
             .authorize(
@@ -823,20 +838,33 @@ impl ops::SecretAuthorizer for PerSecret {
                 &resolved.keys,
                 &mut draft,
             )
-            .and_then(|()| match (&facts.key, facts.key_action) {
-                (Some(key), Some(key_action)) => self.pipeline.authorize_on_key(
-                    &self.principal,
-                    &self.scope,
-                    key_action,
-                    key,
-                    Some(&secret.arn),
-                    &mut draft,
-                ),
-                _ => Ok(()),
+            .map_err(|error| ops::Refusal {
+                error,
+                may_see: false,
+            })
+            .and_then(|()| match found {
+                Some((secret, facts)) => match (&facts.key, facts.key_action) {
+                    (Some(key), Some(key_action)) => self
+                        .pipeline
+                        .authorize_on_key(
+                            &self.principal,
+                            &self.scope,
+                            key_action,
+                            key,
+                            Some(&secret.arn),
+                            &mut draft,
+                        )
+                        .map_err(|error| ops::Refusal {
+                            error,
+                            may_see: true,
+                        }),
+                    _ => Ok(()),
+                },
+                None => Ok(()),
             });
-        if let Err(e) = &result {
-            draft.error_code = Some(e.code().to_owned());
-            draft.error_message = Some(e.message().to_owned());
+        if let Err(r) = &result {
+            draft.error_code = Some(r.error.code().to_owned());
+            draft.error_message = Some(r.error.message().to_owned());
         }
         self.events
             .lock()
@@ -874,6 +902,7 @@ impl PerSecret {
                     .with_label(&format!("{}:key-policy", key.arn)),
             )),
             resource_required: true,
+            shown: None,
         };
         let mut scratch = self.base.clone();
         self.pipeline.authorize(
@@ -901,6 +930,10 @@ pub struct Resolved {
     pub compiled_policy: Option<Arc<policy::Policy>>,
     /// The resource policy must allow even in its own account (a KMS key policy).
     pub resource_required: bool,
+    /// The resource as the caller named it, for a denial's message: a secret's ARN is
+    /// written from the SecretId given (no suffix the caller did not send), so that a
+    /// refusal reads the same whether or not the secret exists. `None`: `arn`.
+    pub shown: Option<String>,
 }
 
 impl Pipeline {
@@ -967,40 +1000,125 @@ impl Pipeline {
         for (k, v) in keys {
             rctx = rctx.with(k, v.iter().map(String::as_str));
         }
-        let set = self.policy_set(principal, resolved, &dir);
+        let set = match self.policy_set(principal, resolved, &dir) {
+            Ok(set) => set,
+            Err(why) => {
+                // A policy that takes part cannot be read: nothing is decided, the request is
+                // refused (its Deny statements may be exactly what should apply).
+                tracing::error!(resource = %resolved.arn, "authorization refused: {why}");
+                draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
+                draft.decision_reason = Some(format!("refused without a decision: {why}"));
+                return Err(denied(principal, action, resolved, None));
+            }
+        };
         let decision = policy::authorize(&rctx, &set);
         record_decision(draft, &decision);
         if decision.is_allowed() {
             return Ok(());
         }
-        Err(ApiError::AccessDenied(
-            policy::denial_message(&rctx, &decision).unwrap_or_else(|| {
-                format!(
-                    "User: {} is not authorized to perform: {action} on resource: {}",
-                    principal.arn, resolved.arn
-                )
-            }),
-        ))
+        let reason = policy::denial_message(&rctx, &decision);
+        Err(denied(principal, action, resolved, reason))
     }
 
     /// Decide the KMS actions an operation performs on the caller's behalf, each with the
-    /// key's key policy (IAM.md §5.7). The AWS managed key allows every principal of its
-    /// account through Secrets Manager and no other account (checked by the operations); a
-    /// key that does not exist is reported by the operation itself.
+    /// key's key policy (IAM.md §5.7). A value read is decided on the key that sealed the
+    /// version read (`fetched`), not on the secret's key of the moment: a secret moved to
+    /// another key keeps its older versions under the old one. A store error or a secret's
+    /// key that cannot be found refuses; a named key that does not exist is reported by the
+    /// operation itself.
     async fn authorize_key_uses(
         &self,
         principal: &Principal,
         scope: &Scope,
         resolved: &Resolved,
         uses: Vec<ops::KeyUse>,
+        fetched: Option<&Fetched>,
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
-        let secret_key = resolved.secret.as_ref().and_then(|s| s.kms_key_id.clone());
-        let wanted: Vec<(&'static str, bool, String)> = uses
+        let Some(secret) = resolved.secret.as_ref() else {
+            // No secret: only a named key (CreateSecret) is used.
+            return self
+                .authorize_named_keys(principal, scope, None, uses, draft)
+                .await;
+        };
+        let read_key = match fetched {
+            Some(Ok(f)) => f.sealing_key_id().map(str::to_owned),
+            _ => None,
+        };
+        let mut wanted: Vec<(&'static str, Option<String>)> = Vec::new();
+        let mut named = Vec::new();
+        for u in uses {
+            match u {
+                ops::KeyUse::SecretKey(action) => {
+                    let key = if action == "kms:Decrypt" && read_key.is_some() {
+                        read_key.clone()
+                    } else {
+                        secret.kms_key_id.clone()
+                    };
+                    wanted.push((action, key));
+                }
+                other @ ops::KeyUse::Named(..) => named.push(other),
+            }
+        }
+        let ids: Vec<String> = wanted.iter().filter_map(|(_, k)| k.clone()).collect();
+        let rows = self
+            .ctx
+            .store
+            .read(move |tx| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    out.push((id.clone(), tx.kms_key(id)?));
+                }
+                Ok(out)
+            })
+            .await?;
+        for (action, key_id) in wanted {
+            match key_id {
+                // The account's AWS managed key (not created until first used).
+                None => ensure_same_account_for_managed_key(principal, &secret.account_id, draft)?,
+                Some(id) => match rows
+                    .iter()
+                    .find(|(k, _)| *k == id)
+                    .and_then(|(_, r)| r.as_ref())
+                {
+                    Some(key) => self.authorize_on_key(
+                        principal,
+                        scope,
+                        action,
+                        key,
+                        Some(&secret.arn),
+                        draft,
+                    )?,
+                    None => {
+                        draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
+                        draft.decision_reason =
+                            Some(format!("the KMS key {id} of {} is not found", secret.arn));
+                        return Err(ApiError::AccessDenied(format!(
+                            "User: {} is not authorized to perform: {action} on the KMS key of resource: {}. Access to KMS is not allowed",
+                            principal.arn, secret.arn
+                        )));
+                    }
+                },
+            }
+        }
+        self.authorize_named_keys(principal, scope, Some(&secret.arn), named, draft)
+            .await
+    }
+
+    /// [`Self::authorize_key_uses`] for the keys a request names (`KmsKeyId`).
+    async fn authorize_named_keys(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        secret_arn: Option<&str>,
+        uses: Vec<ops::KeyUse>,
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        let wanted: Vec<(&'static str, String)> = uses
             .into_iter()
             .filter_map(|u| match u {
-                ops::KeyUse::SecretKey(a) => secret_key.clone().map(|k| (a, true, k)),
-                ops::KeyUse::Named(a, id) => Some((a, false, id)),
+                ops::KeyUse::Named(a, id) => Some((a, id)),
+                ops::KeyUse::SecretKey(_) => None,
             })
             .collect();
         if wanted.is_empty() {
@@ -1012,25 +1130,31 @@ impl Pipeline {
             .store
             .read(move |tx| {
                 let mut out = Vec::with_capacity(wanted.len());
-                for (action, by_id, id) in &wanted {
-                    let key = if *by_id {
-                        tx.kms_key(id)?
+                for (action, id) in &wanted {
+                    let key = if crate::kms::names_default_alias(&account, &region, id) {
+                        NamedKey::Managed
                     } else {
-                        crate::kms::resolve_key(tx, &account, &region, id, |_| {
-                            Err(ApiError::KmsNotFound(String::new()))
-                        })
-                        .ok()
-                        .flatten()
+                        match crate::kms::resolve_key(tx, &account, &region, id, |_| {
+                            Err(ApiError::internal("the default alias is resolved above"))
+                        })? {
+                            Some(k) => NamedKey::Found(Box::new(k)),
+                            None => NamedKey::Missing,
+                        }
                     };
                     out.push((*action, key));
                 }
                 Ok(out)
             })
             .await?;
-        let secret_arn = resolved.secret.as_ref().map(|s| s.arn.as_str());
         for (action, key) in keys {
-            if let Some(key) = key {
-                self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
+            match key {
+                NamedKey::Found(key) => {
+                    self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
+                }
+                // The caller's own account's managed key: usable by its principals.
+                NamedKey::Managed => {}
+                // Reported by the operation (KMS's NotFound wording), before anything is used.
+                NamedKey::Missing => {}
             }
         }
         Ok(())
@@ -1050,7 +1174,9 @@ impl Pipeline {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         if key.key_manager == "AWS" {
-            return Ok(());
+            // An AWS managed key's policy allows its own account's principals, through
+            // Secrets Manager, and can grant no other account.
+            return ensure_same_account_for_managed_key(principal, &key.account_id, draft);
         }
         // (`authorize` adds kms:CallerAccount to every kms: action.)
         let mut keys = vec![(
@@ -1071,6 +1197,7 @@ impl Pipeline {
             resource_policy: Some(crate::kms::key_policy::effective(key)),
             compiled_policy: None,
             resource_required: true,
+            shown: None,
         };
         let mut scratch = draft.clone();
         self.authorize(principal, scope, action, &on_key, &keys, &mut scratch)
@@ -1090,7 +1217,7 @@ impl Pipeline {
         principal: &Principal,
         resolved: &Resolved,
         dir: &crate::identity::Directory,
-    ) -> policy::PolicySet {
+    ) -> Result<policy::PolicySet, String> {
         let mut set = policy::PolicySet::default();
         match principal.kind {
             crate::auth::PrincipalKind::Root => {}
@@ -1114,9 +1241,10 @@ impl Pipeline {
                     set.boundary = r.boundary.as_ref().and_then(|b| b.compiled.clone());
                 }
                 if let Some(text) = principal.session.as_ref().and_then(|s| s.policy.as_deref()) {
-                    set.session = Some(Arc::new(policy::PolicyGroup::new(
-                        self.compiled_session_policy(text).into_iter().collect(),
-                    )));
+                    let compiled = self
+                        .compiled_session_policy(text)
+                        .map_err(|e| format!("the session policy cannot be read: {e}"))?;
+                    set.session = Some(Arc::new(policy::PolicyGroup::new(vec![compiled])));
                 }
             }
         }
@@ -1129,18 +1257,25 @@ impl Pipeline {
         if let Some(p) = &resolved.compiled_policy {
             set.resource = Some(Arc::clone(p));
         } else if let Some(text) = &resolved.resource_policy {
-            set.resource = self.compiled_resource_policy(&resolved.arn, text);
+            let compiled = self
+                .compiled_resource_policy(&resolved.arn, text)
+                .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
+            set.resource = Some(compiled);
         }
-        set
+        Ok(set)
     }
 
     /// A session policy, compiled once per distinct text.
-    pub fn compiled_session_policy(&self, text: &str) -> Option<Arc<policy::Policy>> {
+    pub fn compiled_session_policy(&self, text: &str) -> Result<Arc<policy::Policy>, String> {
         self.compiled(text, policy::PolicyType::Session, ("session-policy", ""))
     }
 
     /// A secret's resource policy, compiled once per distinct text.
-    fn compiled_resource_policy(&self, arn: &str, text: &str) -> Option<Arc<policy::Policy>> {
+    fn compiled_resource_policy(
+        &self,
+        arn: &str,
+        text: &str,
+    ) -> Result<Arc<policy::Policy>, String> {
         self.compiled(
             text,
             policy::PolicyType::Resource,
@@ -1155,7 +1290,7 @@ impl Pipeline {
         text: &str,
         kind: policy::PolicyType,
         label: (&str, &str),
-    ) -> Option<Arc<policy::Policy>> {
+    ) -> Result<Arc<policy::Policy>, String> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         kind.hash(&mut h);
@@ -1169,10 +1304,10 @@ impl Pipeline {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(e) = cache.get(&key).and_then(|v| v.iter().find(|e| same(e))) {
-                return Some(Arc::new(e.policy.relabelled(&label)));
+                return Ok(Arc::new(e.policy.relabelled(&label)));
             }
         }
-        let compiled = policy::Policy::parse(text, kind).ok()?;
+        let compiled = policy::Policy::parse(text, kind).map_err(|e| e.aws_message())?;
         let labelled = Arc::new(compiled.relabelled(&label));
         let mut cache = self
             .policies
@@ -1189,8 +1324,56 @@ impl Pipeline {
                 policy: compiled,
             });
         }
-        Some(labelled)
+        Ok(labelled)
     }
+}
+
+/// A named KMS key, as [`Pipeline::authorize_named_keys`] found it.
+enum NamedKey {
+    Found(Box<crate::store::rows::KmsKeyRow>),
+    /// `alias/aws/secretsmanager`: the caller's account's AWS managed key.
+    Managed,
+    Missing,
+}
+
+/// A secret under the AWS managed key `aws/secretsmanager` of `owner` can be used by `owner`'s
+/// principals only: the managed key's policy cannot grant another account, so AWS refuses
+/// such a read or write with this message (never a write the other account could not read).
+fn ensure_same_account_for_managed_key(
+    principal: &Principal,
+    owner: &str,
+    draft: &mut Draft,
+) -> Result<(), ApiError> {
+    if principal.account_id == owner {
+        return Ok(());
+    }
+    draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
+    draft.decision_reason = Some(format!(
+        "the AWS managed key aws/secretsmanager of account {owner} cannot be used by another account"
+    ));
+    Err(ApiError::InvalidRequest(
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.".into(),
+    ))
+}
+
+/// AWS's AccessDeniedException for a refused `action` on `resolved`. A resource named as the
+/// caller gave it (`Resolved::shown`, a secret) gets the bare form, without the reason: the
+/// reason and the suffixed ARN would tell a caller who may not see the secret that it exists
+/// (a resource policy's deny, a tag condition). Other resources get AWS's full message.
+fn denied(
+    principal: &Principal,
+    action: &str,
+    resolved: &Resolved,
+    full_message: Option<String>,
+) -> ApiError {
+    ApiError::AccessDenied(match (&resolved.shown, full_message) {
+        (None, Some(m)) => m,
+        (shown, _) => format!(
+            "User: {} is not authorized to perform: {action} on resource: {}",
+            principal.arn,
+            shown.as_deref().unwrap_or(&resolved.arn)
+        ),
+    })
 }
 
 /// The decision into the audit record's `authorization` block: the effect, the reason in one
@@ -1247,6 +1430,7 @@ async fn resolve_secret(
 ) -> Result<(Resolved, Option<Fetched>), ApiError> {
     let (account, region) = (scope.account.clone(), scope.region.clone());
     let keyring = ctx.keyring.clone();
+    let shown = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
     let found = ctx
         .store
         .read_point(move |tx| {
@@ -1282,24 +1466,35 @@ async fn resolve_secret(
                 resource_policy: secret.resource_policy.clone(),
                 compiled_policy: None,
                 resource_required: false,
+                shown: Some(shown),
                 secret: Some(secret),
                 keys,
             };
             Ok((resolved, fetched))
         }
-        Err(id) => {
-            let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
-            let resolved = Resolved {
-                arn: arn.clone(),
-                account: scope.account.clone(),
-                secret: None,
-                keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn])],
-                resource_policy: None,
-                compiled_policy: None,
-                resource_required: false,
-            };
-            Ok((resolved, None))
-        }
+        Err(id) => Ok((missing_secret(scope, &id), None)),
+    }
+}
+
+/// What a SecretId that names no secret resolves to: the ARN it would have (authorized like
+/// any other, so that a caller who may not see it learns nothing), no policy, no tags.
+fn missing_secret(scope: &Scope, id: &str) -> Resolved {
+    let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, id);
+    // An ARN names its account: another account's missing secret is decided as across
+    // accounts (needing a resource policy), exactly as one that exists.
+    let account = match arn.split(':').nth(4) {
+        Some(a) if id.starts_with("arn:") && !a.is_empty() => a.to_owned(),
+        _ => scope.account.clone(),
+    };
+    Resolved {
+        arn: arn.clone(),
+        account,
+        secret: None,
+        keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn.clone()])],
+        resource_policy: None,
+        compiled_policy: None,
+        resource_required: false,
+        shown: Some(arn),
     }
 }
 
@@ -1313,6 +1508,7 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
         resource_policy: None,
         compiled_policy: None,
         resource_required: false,
+        shown: None,
     };
     match target {
         Target::Any => Ok(base("*".to_owned())),
@@ -1325,16 +1521,19 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
         Target::Secret(id) => Ok(resolve_secret(ctx, scope, id, None).await?.0),
         Target::KmsKey(id) => {
             let (account, region) = (scope.account.clone(), scope.region.clone());
+            // A key that does not exist (or the managed key, before its first use) is
+            // authorized on the ARN it would have; a store error refuses the request.
             let key = ctx
                 .store
                 .read(move |tx| {
-                    let key = crate::kms::resolve_key(tx, &account, &region, &id, |_| {
-                        Err(ApiError::KmsNotFound("not created yet".into()))
-                    });
-                    Ok(match key {
-                        Ok(Some(k)) => Ok(k),
-                        _ => Err(format!("arn:aws:kms:{region}:{account}:key/{id}")),
-                    })
+                    let found = if crate::kms::names_default_alias(&account, &region, &id) {
+                        crate::kms::default_key_if_created(tx, &account, &region)?
+                    } else {
+                        crate::kms::resolve_key(tx, &account, &region, &id, |_| {
+                            Err(ApiError::internal("the default alias is resolved above"))
+                        })?
+                    };
+                    Ok(found.ok_or_else(|| format!("arn:aws:kms:{region}:{account}:key/{id}")))
                 })
                 .await?;
             Ok(match key {
@@ -1342,6 +1541,7 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
                 Ok(k) => Resolved {
                     resource_policy: Some(crate::kms::key_policy::effective(&k)),
                     resource_required: true,
+                    shown: None,
                     account: k.account_id,
                     ..base(k.arn)
                 },

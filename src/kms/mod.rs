@@ -369,6 +369,25 @@ fn encryption_failure(key: &KmsKeyRow) -> ApiError {
     ))
 }
 
+/// Whether `id` names the AWS managed key `alias/aws/secretsmanager` of `account`/`region`
+/// (by alias name or alias ARN), the key [`resolve_key`] hands to its `default`.
+pub fn names_default_alias(account: &str, region: &str, id: &str) -> bool {
+    let alias_arn_prefix = format!("arn:aws:kms:{region}:{account}:");
+    id.strip_prefix(&alias_arn_prefix).unwrap_or(id) == DEFAULT_ALIAS
+}
+
+/// The AWS managed key of `account`/`region` if it was created (on a first use).
+pub fn default_key_if_created(
+    tx: &mut Tx<'_>,
+    account: &str,
+    region: &str,
+) -> Result<Option<KmsKeyRow>, ApiError> {
+    match tx.kms_alias(account, region, DEFAULT_ALIAS)? {
+        Some(alias) => Ok(tx.kms_key(&alias.target_key_id)?),
+        None => Ok(None),
+    }
+}
+
 /// Resolve a key identifier. `default` creates the managed key when the identifier is the
 /// managed alias and it does not exist yet.
 pub fn resolve_key(

@@ -85,7 +85,18 @@ impl Operation for BatchGetSecretValue {
         Target::Any
     }
 
+    /// With filters the request lists the account's secrets: `secretsmanager:ListSecrets` is
+    /// needed too, as on AWS.
+    fn extra_actions(input: &Input) -> Vec<&'static str> {
+        if has_filters(input) {
+            vec!["secretsmanager:ListSecrets"]
+        } else {
+            Vec::new()
+        }
+    }
+
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
+        let listed = input.secret_id_list.is_none();
         let scope = auth.scope.clone();
         let keyring = ctx.keyring.clone();
         // One read transaction finds every secret and fetches its AWSCURRENT value, still
@@ -153,14 +164,22 @@ impl Operation for BatchGetSecretValue {
             errors: Vec::new(),
         };
         for (id, found) in wanted {
-            // Per-secret authorization: GetSecretValue on each secret's own ARN; a denial is
-            // an `Errors` entry, and each secret gets its own audit event. Values are
-            // decrypted only for the secrets allowed.
+            // Per-secret authorization: GetSecretValue on each secret's own ARN (a missing
+            // one's would-be ARN, so that a caller who may not read it cannot tell whether it
+            // exists); a denial is an `Errors` entry, and each secret gets its own audit
+            // event. Values are decrypted only for the secrets allowed. A secret a filter
+            // found and the caller may not read is left out: `Errors` naming it would list
+            // what the caller may not see.
+            let action = "secretsmanager:GetSecretValue";
             let result = match found {
-                None => Err(ApiError::secret_not_found()),
+                None => match auth.authorize_secret(action, &id, None) {
+                    Ok(()) => Err(ApiError::secret_not_found()),
+                    Err(r) => Err(r.error),
+                },
                 Some((s, facts, fetched)) => {
-                    match auth.authorize_secret("secretsmanager:GetSecretValue", &s, &facts) {
-                        Err(e) => Err(e),
+                    match auth.authorize_secret(action, &id, Some((&s, &facts))) {
+                        Err(r) if listed && !r.may_see => continue,
+                        Err(r) => Err(r.error),
                         Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
                             .and_then(|()| super::ensure_key_shareable(auth, &s))
                             .and(fetched)
@@ -202,14 +221,19 @@ fn fetch(
     keyring: &Keyring,
     secret: SecretRow,
 ) -> Result<(SecretRow, SecretFacts, Fetched), ApiError> {
+    let fetched = values::fetch_value(tx, keyring, &secret, None, None);
+    // kms:Decrypt is decided on the key that sealed the version read.
+    let key_id = match &fetched {
+        Ok(f) => f.sealing_key_id().map(str::to_owned),
+        Err(_) => None,
+    };
     let facts = SecretFacts {
         tags: tx.tags(&secret.secret_id)?,
-        key: match &secret.kms_key_id {
-            Some(id) => tx.kms_key(id)?,
+        key: match key_id.or_else(|| secret.kms_key_id.clone()) {
+            Some(id) => tx.kms_key(&id)?,
             None => None,
         },
         key_action: Some("kms:Decrypt"),
     };
-    let fetched = values::fetch_value(tx, keyring, &secret, None, None);
     Ok((secret, facts, fetched))
 }

@@ -143,12 +143,15 @@ pub struct SecretFacts {
 /// Authorizes an action on one more secret within an already-authorized request, and
 /// records that decision as its own audit event.
 pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
+    /// Decide `action` on the secret the caller named `named` (its SecretId as given, or the
+    /// secret's ARN when a filter found it): `found` when it exists, with what the decision
+    /// needs; a missing secret is decided on the ARN it would have, as for a single request.
     fn authorize_secret(
         &self,
         action: &str,
-        secret: &SecretRow,
-        facts: &SecretFacts,
-    ) -> Result<(), ApiError>;
+        named: &str,
+        found: Option<(&SecretRow, &SecretFacts)>,
+    ) -> Result<(), Refusal>;
     /// Whether the caller could perform `action` on the KMS key `key` if its key policy
     /// were `policy` (KMS's key-policy lockout safety check). Records nothing.
     fn would_allow_on_key(
@@ -157,6 +160,14 @@ pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
         key: &crate::store::rows::KmsKeyRow,
         policy: &str,
     ) -> bool;
+}
+
+/// A per-secret refusal: the error for the caller, and whether the caller may know the
+/// secret exists (its own action was allowed and the refusal came from its KMS key).
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: ApiError,
+    pub may_see: bool,
 }
 
 impl Authorized {
@@ -196,19 +207,23 @@ impl Authorized {
             .map(|r| r.as_ref().map_err(Clone::clone))
     }
 
-    /// Authorize `action` on another secret (denied when no authorizer was attached).
+    /// Authorize `action` on another secret (denied when no authorizer was attached); see
+    /// [`SecretAuthorizer::authorize_secret`].
     pub fn authorize_secret(
         &self,
         action: &str,
-        secret: &SecretRow,
-        facts: &SecretFacts,
-    ) -> Result<(), ApiError> {
+        named: &str,
+        found: Option<(&SecretRow, &SecretFacts)>,
+    ) -> Result<(), Refusal> {
         match &self.authorizer {
-            Some(a) => a.authorize_secret(action, secret, facts),
-            None => Err(ApiError::AccessDenied(format!(
-                "User: {} is not authorized to perform: {action} on resource: {}",
-                self.principal.arn, secret.arn
-            ))),
+            Some(a) => a.authorize_secret(action, named, found),
+            None => Err(Refusal {
+                error: ApiError::AccessDenied(format!(
+                    "User: {} is not authorized to perform: {action} on resource: {named}",
+                    self.principal.arn
+                )),
+                may_see: false,
+            }),
         }
     }
 

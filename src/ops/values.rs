@@ -263,6 +263,13 @@ pub struct FetchedValue {
     key: ValueKey,
 }
 
+impl FetchedValue {
+    /// The KMS key (key id) that sealed this version: the key a read of it is decided on.
+    pub fn sealing_key_id(&self) -> Option<&str> {
+        self.version.kms_key_id.as_deref()
+    }
+}
+
 /// Read the version that `version_id` and/or `stage` select (default AWSCURRENT).
 pub fn read_value(
     tx: &mut Tx<'_>,

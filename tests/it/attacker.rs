@@ -201,6 +201,22 @@ async fn assume_role_needs_the_trust_policy() {
     assert_eq!(r.status, 403, "{}", r.body);
 }
 
+/// `call` until `done` holds for its answer (a policies directory reload reaching the
+/// server), for at most 30 s; the last answer.
+fn eventually(
+    call: impl Fn() -> crate::common::RawResponse,
+    done: impl Fn(&crate::common::RawResponse) -> bool,
+) -> crate::common::RawResponse {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = call();
+        if done(&r) || std::time::Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// A server on embedded SQLite with the principals in `policies`, believing X-Forwarded-For
 /// from `trusted_proxies`, serving HTTPS with the test certificate when `tls`.
 fn start(policies: &Path, trusted_proxies: &[&str], tls: bool) -> TestServer {
@@ -419,5 +435,431 @@ async fn secure_transport_is_true_on_tls_only() {
     let r = send_from("127.0.0.3", plain.addr, &forged);
     assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
     let r = send_from("127.0.0.2", plain.addr, &forged);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// A raw JSON call signed by `akid`/`secret`.
+fn call_as(
+    s: &TestServer,
+    akid: &str,
+    secret: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> crate::common::RawResponse {
+    s.call_signed(
+        target,
+        &body.to_string(),
+        crate::common::Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            ..crate::common::Signing::default()
+        },
+    )
+}
+
+fn new_key(s: &TestServer) -> (String, String) {
+    let r = s.call("TrentService.CreateKey", r#"{"Description":"k"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = &r.json()["KeyMetadata"];
+    (
+        m["KeyId"].as_str().unwrap().to_owned(),
+        m["Arn"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Finding: a version was decrypted with the permissions of the secret's current key: after
+/// the secret moved to another key, a caller allowed only the new key read old versions.
+#[tokio::test]
+async fn a_version_is_read_with_the_key_that_sealed_it() {
+    let (_t, dir) = example_policies();
+    let s = start(&dir, &[], false);
+    let (old_id, _) = new_key(&s);
+    let (new_id, new_arn) = new_key(&s);
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/reader.json"),
+        &format!(
+            r#"{{"UserName":"reader","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:BatchGetSecretValue"],"Resource":"*"}},
+                {{"Effect":"Allow","Action":"kms:Decrypt","Resource":"{new_arn}"}}]}}}}}}"#
+        ),
+    );
+    let c = s.client();
+    let first = c
+        .create_secret()
+        .name("moved")
+        .secret_string("under-old-key")
+        .kms_key_id(&old_id)
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap();
+    // Two more values: the first loses its labels (a version kept by VersionId only).
+    for v in ["second", "third"] {
+        c.put_secret_value()
+            .secret_id("moved")
+            .secret_string(v)
+            .send()
+            .await
+            .unwrap();
+    }
+    // Moving the secret to another key re-encrypts the labelled versions only (as AWS).
+    c.update_secret()
+        .secret_id("moved")
+        .kms_key_id(&new_id)
+        .send()
+        .await
+        .unwrap();
+    let (k, sk) = mint(&s, &dir, "reader");
+    let get =
+        |body: serde_json::Value| call_as(&s, &k, &sk, "secretsmanager.GetSecretValue", &body);
+    // Positive control: the current version, under the key the reader may use (once the
+    // server has loaded the user written after it started).
+    let r = eventually(
+        || get(serde_json::json!({"SecretId": "moved"})),
+        |r| r.status == 200,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["SecretString"], "third");
+    let r = get(serde_json::json!({"SecretId": "moved", "VersionStage": "AWSPREVIOUS"}));
+    assert_eq!(r.json()["SecretString"], "second", "{}", r.body);
+    // The first version is still sealed under the old key: refused.
+    let r = get(serde_json::json!({"SecretId": "moved", "VersionId": first}));
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(r.body.contains("kms:Decrypt"), "{}", r.body);
+    assert!(!r.body.contains("under-old-key"));
+    // The owner (the account root) still reads it.
+    let v = c
+        .get_secret_value()
+        .secret_id("moved")
+        .version_id(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.secret_string(), Some("under-old-key"));
+    // BatchGetSecretValue reads AWSCURRENT, re-encrypted under the new key: allowed.
+    let r = call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.BatchGetSecretValue",
+        &serde_json::json!({"SecretIdList": ["moved"]}),
+    );
+    assert_eq!(
+        r.json()["SecretValues"][0]["SecretString"],
+        "third",
+        "{}",
+        r.body
+    );
+}
+
+/// A user who may read `team=a` secrets (by tag) and run BatchGetSecretValue, with
+/// `secretsmanager:ListSecrets` when `list`.
+fn tagged_reader(dir: &Path, name: &str, list: bool) {
+    let mut actions = vec!["secretsmanager:BatchGetSecretValue"];
+    if list {
+        actions.push("secretsmanager:ListSecrets");
+    }
+    write(
+        dir,
+        &format!("accounts/{HOME}/users/{name}.json"),
+        &format!(
+            r#"{{"UserName":"{name}","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":{},"Resource":"*"}},
+                {{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"*",
+                  "Condition":{{"StringEquals":{{"aws:ResourceTag/team":"a"}}}}}}]}}}}}}"#,
+            serde_json::to_string(&actions).unwrap()
+        ),
+    );
+}
+
+/// Findings: BatchGetSecretValue with Filters did not require `secretsmanager:ListSecrets`,
+/// and its `Errors` named the secrets the caller may not read; a denial named an existing
+/// secret's full ARN and a missing one's bare name (and BatchGet answered ResourceNotFound
+/// for one, AccessDenied for the other): existence oracles.
+#[tokio::test]
+async fn no_listing_or_existence_oracle() {
+    let (_t, dir) = example_policies();
+    tagged_reader(&dir, "lister", true);
+    tagged_reader(&dir, "nolist", false);
+    let s = start(&dir, &[], false);
+    let c = s.client();
+    for (name, team) in [("app/one", "a"), ("app/two", "a"), ("app/hidden", "b")] {
+        c.create_secret()
+            .name(name)
+            .secret_string(format!("value-of-{name}"))
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key("team")
+                    .value(team)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    // A resource policy that denies: its reason must not show through either.
+    c.put_resource_policy()
+        .secret_id("app/hidden")
+        .resource_policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"*"},"Action":"secretsmanager:*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/x":"y"}}},{"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:user/lister"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let filter = serde_json::json!({"Filters": [{"Key": "name", "Values": ["app/"]}]});
+    let (nk, ns) = mint(&s, &dir, "nolist");
+    let r = call_as(&s, &nk, &ns, "secretsmanager.BatchGetSecretValue", &filter);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(r.body.contains("secretsmanager:ListSecrets"), "{}", r.body);
+    assert!(!r.body.contains("value-of"), "{}", r.body);
+
+    let (lk, ls) = mint(&s, &dir, "lister");
+    let r = call_as(&s, &lk, &ls, "secretsmanager.BatchGetSecretValue", &filter);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let names: Vec<&str> = v["SecretValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{v}");
+    assert!(
+        names.contains(&"app/one") && names.contains(&"app/two"),
+        "{v}"
+    );
+    assert_eq!(v["Errors"], serde_json::json!([]), "{v}");
+    assert!(!r.body.contains("hidden"), "{}", r.body);
+
+    // An existing secret the caller may not read and a missing one answer alike.
+    let get = |id: &str| {
+        call_as(
+            &s,
+            &lk,
+            &ls,
+            "secretsmanager.GetSecretValue",
+            &serde_json::json!({ "SecretId": id }),
+        )
+    };
+    let hidden = get("app/hidden");
+    let missing = get("app/missing");
+    assert_eq!(
+        hidden.error_type(),
+        "AccessDeniedException",
+        "{}",
+        hidden.body
+    );
+    assert_eq!(
+        missing.error_type(),
+        "AccessDeniedException",
+        "{}",
+        missing.body
+    );
+    let m = |r: &crate::common::RawResponse| {
+        r.json()["Message"].as_str().unwrap_or("").to_owned()
+            + r.json()["message"].as_str().unwrap_or("")
+    };
+    assert_eq!(
+        m(&hidden).replace("app/hidden", "NAME"),
+        m(&missing).replace("app/missing", "NAME"),
+        "{} / {}",
+        hidden.body,
+        missing.body
+    );
+    assert!(m(&hidden).ends_with("secret:app/hidden"), "{}", hidden.body);
+    // DescribeSecret too.
+    let d = |id: &str| {
+        call_as(
+            &s,
+            &lk,
+            &ls,
+            "secretsmanager.DescribeSecret",
+            &serde_json::json!({ "SecretId": id }),
+        )
+    };
+    let (dh, dm) = (d("app/hidden"), d("app/missing"));
+    assert_eq!(dh.error_type(), "AccessDeniedException", "{}", dh.body);
+    assert_eq!(
+        m(&dh).replace("app/hidden", "NAME"),
+        m(&dm).replace("app/missing", "NAME")
+    );
+    // BatchGet by id: both AccessDenied, same message shape.
+    let r = call_as(
+        &s,
+        &lk,
+        &ls,
+        "secretsmanager.BatchGetSecretValue",
+        &serde_json::json!({"SecretIdList": ["app/hidden", "app/missing", "app/one"]}),
+    );
+    let v = r.json();
+    assert_eq!(v["SecretValues"].as_array().unwrap().len(), 1, "{v}");
+    let errs = v["Errors"].as_array().unwrap();
+    assert_eq!(errs.len(), 2, "{v}");
+    for e in errs {
+        assert_eq!(e["ErrorCode"], "AccessDeniedException", "{v}");
+    }
+    assert_eq!(
+        errs[0]["Message"]
+            .as_str()
+            .unwrap()
+            .replace("app/hidden", "NAME"),
+        errs[1]["Message"]
+            .as_str()
+            .unwrap()
+            .replace("app/missing", "NAME"),
+        "{v}"
+    );
+    // Positive control: a missing secret the caller may read answers ResourceNotFound.
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/lister.json"),
+        r#"{"UserName":"lister","InlinePolicies":{"p":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}]}}}"#,
+    );
+    let r = eventually(
+        || get("app/missing"),
+        |r| r.error_type() == "ResourceNotFoundException",
+    );
+    assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
+    // ... and the resource policy's explicit deny still refuses the existing one.
+    assert_eq!(get("app/hidden").error_type(), "AccessDeniedException");
+}
+
+/// Finding: errors on a decision path ended in allow: a stored resource policy that cannot be
+/// parsed was dropped with its Deny statements.
+#[tokio::test]
+async fn an_unreadable_resource_policy_refuses() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, HOME, "reader", &["secretsmanager:GetSecretValue"]);
+    let s = start(&dir, &[], false);
+    s.client()
+        .create_secret()
+        .name("guarded")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    let (k, sk) = mint(&s, &dir, "reader");
+    let get = || {
+        call_as(
+            &s,
+            &k,
+            &sk,
+            "secretsmanager.GetSecretValue",
+            &serde_json::json!({"SecretId": "guarded"}),
+        )
+    };
+    assert_eq!(get().status, 200, "positive control");
+    // A policy text the evaluator cannot read (as a damaged row, or one written by a
+    // different version) lands in the store.
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+        let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+        diesel::sql_query("PRAGMA busy_timeout = 10000")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query(
+            "UPDATE secrets SET resource_policy = '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"secretsmanager:*\",\"Resource\":\"*\",\"Condition\":{\"NoSuchOperator\":{\"a\":\"b\"}}}]}' WHERE name = 'guarded'",
+        )
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let r = get();
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let recs = recorded(
+        &s,
+        "GetSecretValue",
+        &format!("arn:aws:iam::{HOME}:user/reader"),
+    );
+    let last = recs.last().unwrap();
+    assert!(
+        last["authorization"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("resource policy cannot be read"),
+        "{last}"
+    );
+}
+
+/// AWS refuses another account's use of a secret under the default key
+/// (`aws/secretsmanager`), reads and writes alike: the other account could never decrypt it.
+#[tokio::test]
+async fn another_account_cannot_use_the_default_key() {
+    let (_t, dir) = example_policies();
+    user_allowing(
+        &dir,
+        OTHER,
+        "outsider",
+        &["secretsmanager:*", "kms:Decrypt", "kms:GenerateDataKey"],
+    );
+    let s = start(&dir, &[], false);
+    let c = s.client();
+    let arn = c
+        .create_secret()
+        .name("shared")
+        .secret_string("home-value")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    c.put_resource_policy()
+        .secret_id("shared")
+        .resource_policy(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:root"}},"Action":"secretsmanager:*","Resource":"*"}}]}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (k, sk) = key_for(&s, &dir, OTHER, "outsider");
+    const MSG: &str = "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.";
+    let r = call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({ "SecretId": arn }),
+    );
+    assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
+    assert!(r.body.contains(MSG), "{}", r.body);
+    let r = call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.PutSecretValue",
+        &serde_json::json!({
+            "SecretId": arn,
+            "SecretString": "planted",
+            "ClientRequestToken": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+        }),
+    );
+    assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
+    assert!(r.body.contains(MSG), "{}", r.body);
+    // Nothing was written: the owner still reads its own value, in one version.
+    let v = c
+        .get_secret_value()
+        .secret_id("shared")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.secret_string(), Some("home-value"));
+    let versions = c
+        .list_secret_version_ids()
+        .secret_id("shared")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), 1);
+    // Positive control: the resource policy does let the other account describe it.
+    let r = call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.DescribeSecret",
+        &serde_json::json!({ "SecretId": arn }),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
 }

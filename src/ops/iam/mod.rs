@@ -217,6 +217,7 @@ fn simulate(
         resource_policy: None,
         compiled_policy: None,
         resource_required: false,
+        shown: None,
     };
     draft.resource_arn = Some(resource_arn);
     pipeline.authorize(&call.principal, &scope, action_name, &resolved, &[], draft)?;

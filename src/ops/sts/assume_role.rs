@@ -136,6 +136,7 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         // caller's identity policy; across accounts both must allow (IAM.md; the KMS key
         // policy rule). A missing role has no trust policy, so nothing allows.
         resource_required: true,
+        shown: None,
     };
     draft.resource_arn = Some(role_arn.to_owned());
     let mut keys: Vec<(String, Vec<String>)> =

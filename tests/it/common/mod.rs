@@ -522,3 +522,28 @@ pub fn assume_role(
         xml_field(&r.body, "SessionToken"),
     )
 }
+
+/// The `authorization.reason` of the newest audit record of `event` (LookupEvents, signed by
+/// the root key): which policy type decided a denial whose message does not say (a denial on
+/// a secret names no reason, so that it reads alike whether the secret exists or not).
+pub fn last_reason(s: &TestServer, event: &str) -> String {
+    let r = s.call_signed(
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+        &serde_json::json!({
+            "LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": event}],
+            "MaxResults": 1
+        })
+        .to_string(),
+        Signing {
+            service: "cloudtrail".into(),
+            ..Signing::default()
+        },
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let event = &r.json()["Events"][0]["CloudTrailEvent"];
+    let record: serde_json::Value = serde_json::from_str(event.as_str().unwrap_or("{}")).unwrap();
+    record["authorization"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
