@@ -2,35 +2,16 @@
 
 use std::path::Path;
 
-use rand::Rng;
-
 use crate::config::StoreConfig;
 use crate::crypto::envelope;
 use crate::identity::load_dir;
 use crate::store::rows::AccessKeyRow;
 
-fn random_string(alphabet: &[u8], n: usize) -> String {
-    let mut rng = rand::rngs::OsRng;
-    (0..n)
-        .map(|_| {
-            alphabet
-                .get(rng.gen_range(0..alphabet.len()))
-                .map_or('A', |b| char::from(*b))
-        })
-        .collect()
-}
-
 /// A fresh AKIA-style access key id and a 40-character secret.
 pub fn new_key_pair() -> (String, zeroize::Zeroizing<String>) {
     (
-        format!(
-            "AKIA{}",
-            random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-        ),
-        zeroize::Zeroizing::new(random_string(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            40,
-        )),
+        crate::crypto::random::access_key_id("AKIA"),
+        crate::crypto::random::secret_access_key(),
     )
 }
 

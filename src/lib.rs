@@ -5,6 +5,8 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authn;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -1,21 +1,19 @@
-//! THE request: decode → authenticate → parse → resolve → authorize → execute → audit → encode.
+//! THE request, as a table of contents: decode → authenticate (`authn`) → parse → resolve
+//! and authorize (`authz`) → execute (`ops`) → audit → encode.
 //!
-//! `handle` is the only caller of `Authorized::mint`, after `policy::evaluate` allowed the
-//! request. Every request, whatever happens, gets an audit record before its response; if
-//! the record cannot be written the response is `InternalServiceError`.
+//! Every request, whatever happens, gets an audit record before its response; if the record
+//! cannot be written the response is `InternalServiceError`. Operations run only with the
+//! `Authorized` proof that `authz` alone constructs.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::audit::{self, Auditor, Draft};
-use crate::auth::session;
-use crate::auth::sigv4::{self, SigningKeyCache};
-use crate::auth::{AuthError, Credential, Principal, RequestHead, SecretAccessKey};
-use crate::crypto::envelope;
+use crate::auth::{Principal, RequestHead};
+use crate::authn::{self, Authenticator};
+use crate::authz::Authz;
 use crate::error::ApiError;
 use crate::identity::live::Live;
-use crate::ops::{self, Authorized, Ctx, Operation, Scope, Target};
-use crate::policy;
+use crate::ops::{self, Ctx, Operation, Scope};
 use crate::protocol::{self, Service};
 
 /// Shared server state.
@@ -25,51 +23,17 @@ pub struct Pipeline {
     pub auditor: Auditor,
     pub regions: Arc<Vec<String>>,
     pub identities: Arc<Live>,
+    pub authn: Authenticator,
+    pub authz: Authz,
     /// Whether the listener is TLS (`aws:SecureTransport`, with a trusted proxy's
     /// `X-Forwarded-Proto`).
     pub secure: bool,
     /// Reverse proxies whose X-Forwarded-For is believed for `aws:SourceIp`.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
-    /// Compiled resource and session policies by (kind, label, text).
-    policies: Arc<Mutex<PolicyCache>>,
-    signing_keys: Arc<SigningKeyCache>,
-    credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
     /// A shared lock on the master key file's lock file, held while this server runs so
     /// that `master-key rotate` refuses to run beside it.
     pub master_key_lock: Option<Arc<std::fs::File>>,
 }
-
-/// An access key as stored: its secret, owner and status (the principal is built per
-/// request from the live directory, so a reload takes effect at once).
-#[derive(Debug, Clone)]
-struct StoredKey {
-    secret: SecretAccessKey,
-    account: String,
-    user_name: Option<String>,
-    active: bool,
-}
-
-/// Compiled resource and session policies, by a hash of (kind, text); a hit is confirmed by
-/// comparing the text. Keyed by text, not by secret: a policy text attached to many secrets
-/// (a template) is compiled and kept once, and each use gets it under its own label
-/// (`Policy::relabelled`, which shares the compiled body). Keyed by secret, as it was until
-/// session 9, the benchmark's 10,000 secrets with one policy text each held 10,000 copies,
-/// about 6 KB each: 50-60 MB of the server's RSS after seeding or a BatchGetSecretValue run.
-type PolicyCache = HashMap<u64, Vec<CachedPolicy>>;
-
-/// One compiled policy of the [`PolicyCache`].
-#[derive(Debug)]
-struct CachedPolicy {
-    kind: policy::PolicyType,
-    text: String,
-    policy: policy::Policy,
-}
-
-/// Most compiled policies kept (the cache is emptied when it grows past this).
-const POLICY_CACHE_MAX: usize = 20_000;
-
-/// How long a looked-up credential is trusted before it is read again.
-const CREDENTIAL_TTL_MS: i64 = 5_000;
 
 /// What the transport says about a request's caller (see `server::peer_of`).
 #[derive(Debug, Clone, Default)]
@@ -91,16 +55,17 @@ pub struct Reply {
 
 impl Pipeline {
     pub fn new(ctx: Ctx, auditor: Auditor, regions: Vec<String>, identities: Arc<Live>) -> Self {
+        let regions = Arc::new(regions);
+        let authz = Authz::new(ctx.clone(), Arc::clone(&identities));
         Self {
+            authn: Authenticator::new(ctx.clone(), authz.clone(), Arc::clone(&regions)),
+            authz,
             ctx,
             auditor,
-            regions: Arc::new(regions),
+            regions,
             identities,
             secure: false,
             trusted_proxies: Arc::new(Vec::new()),
-            policies: Arc::new(Mutex::new(HashMap::new())),
-            signing_keys: Arc::new(SigningKeyCache::new()),
-            credentials: Arc::new(Mutex::new(HashMap::new())),
             master_key_lock: None,
         }
     }
@@ -246,7 +211,7 @@ impl Pipeline {
             .ok_or_else(|| ApiError::UnknownOperation("Missing Action parameter.".into()))?
             .to_owned();
         draft.event_name = action.chars().take(64).collect();
-        draft.request_parameters = safe_form_parameters(&form);
+        draft.request_parameters = protocol::query::safe_parameters(&form);
         if action == "AssumeRoleWithWebIdentity" {
             // Unsigned on AWS too: the web identity token is the credential.
             draft.event_source = Service::Sts.event_source().to_owned();
@@ -259,14 +224,19 @@ impl Pipeline {
                 draft,
             );
         }
-        let parsed = sigv4::parse(head)?;
-        let service = protocol::query_service(&parsed.service).ok_or_else(|| {
-            ApiError::InvalidSignature(
-                "Credential should be scoped to correct service: 'sts' or 'iam'. ".into(),
-            )
-        })?;
+        let service = if authn::bearer_token(head).is_some() {
+            // A bearer caller has no credential scope: the action names the service.
+            protocol::query_service_of_action(&action)
+        } else {
+            let parsed = crate::auth::sigv4::parse(head)?;
+            protocol::query_service(&parsed.service).ok_or_else(|| {
+                ApiError::InvalidSignature(
+                    "Credential should be scoped to correct service: 'sts' or 'iam'. ".into(),
+                )
+            })?
+        };
         draft.event_source = service.event_source().to_owned();
-        let principal = self.authenticate(head, body, service, draft).await?;
+        let principal = self.authn.authenticate(head, body, service, draft).await?;
         draft.principal = Some(principal.clone());
         let call = ops::sts::QueryCall {
             pipeline: self,
@@ -299,7 +269,7 @@ impl Pipeline {
         draft.request_parameters = audit::safe_request_parameters(body);
         protocol::check_content_type(head.header("content-type"))?;
 
-        let principal = self.authenticate(head, body, service, draft).await?;
+        let principal = self.authn.authenticate(head, body, service, draft).await?;
         let scope = Scope {
             account: principal.account_id.clone(),
             region: draft.region.clone(),
@@ -312,226 +282,6 @@ impl Pipeline {
             body,
         };
         dispatch(service, &op, call, draft).await
-    }
-
-    async fn authenticate(
-        &self,
-        head: &RequestHead,
-        body: &[u8],
-        service: Service,
-        draft: &mut Draft,
-    ) -> Result<Principal, ApiError> {
-        if let Some(token) = head.header("authorization").and_then(|a| {
-            a.strip_prefix("Bearer ")
-                .or_else(|| a.strip_prefix("bearer "))
-        }) {
-            return self.authenticate_bearer(head, token.trim(), draft);
-        }
-        let parsed = sigv4::parse(head)?;
-        draft.region = parsed.region.clone();
-        if parsed.service != service.signing_name() {
-            return Err(ApiError::InvalidSignature(format!(
-                "Credential should be scoped to correct service: '{}'. ",
-                service.signing_name()
-            )));
-        }
-        if !self.regions.contains(&parsed.region) {
-            let shown: String = parsed.region.chars().take(64).collect();
-            return Err(ApiError::InvalidRequest(format!(
-                "This Strongroom server does not serve region '{shown}'. It serves: {}.",
-                self.regions.join(", ")
-            )));
-        }
-        let cred = if parsed.access_key_id.starts_with("ASIA") {
-            self.session_credential(head, &parsed.access_key_id)?
-        } else if head.header("x-amz-security-token").is_some() {
-            // A long-term key with a session token is not a credential AWS accepts.
-            return Err(AuthError::UnknownKey.into());
-        } else {
-            self.credential(&parsed.access_key_id).await?
-        };
-        if !cred.active {
-            return Err(AuthError::UnknownKey.into());
-        }
-        let now_s = self.ctx.now_ms().div_euclid(1000);
-        sigv4::verify(head, body, &parsed, &cred.secret, now_s, &self.signing_keys)?;
-        Ok(cred.principal)
-    }
-
-    /// `Authorization: Bearer <jwt>`: the call runs as a session of the role the request
-    /// names (`X-Strongroom-Role`, or the provider's role claim), after the trust policy
-    /// allowed the token as for AssumeRoleWithWebIdentity.
-    fn authenticate_bearer(
-        &self,
-        head: &RequestHead,
-        token: &str,
-        draft: &mut Draft,
-    ) -> Result<Principal, ApiError> {
-        let region = head
-            .header("x-strongroom-region")
-            .map(str::to_owned)
-            .or_else(|| self.regions.first().cloned())
-            .unwrap_or_default();
-        if !self.regions.contains(&region) {
-            return Err(ApiError::InvalidRequest(format!(
-                "This Strongroom server does not serve region '{}'. It serves: {}.",
-                region.chars().take(64).collect::<String>(),
-                self.regions.join(", ")
-            )));
-        }
-        draft.region = region;
-        let dir = self.identities.get();
-        // Read (untrusted) only to pick the role and session name; the token is verified in
-        // `session_for_token` before anything is decided.
-        let unverified = crate::identity::jwt::unverified_claims(token)
-            .map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
-        let claim_str = |name: &str| {
-            unverified
-                .get(name)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
-        let role_arn = match head.header("x-strongroom-role") {
-            Some(r) => r.to_owned(),
-            None => {
-                let issuer = claim_str("iss").unwrap_or_default();
-                let claim = dir
-                    .providers_for_issuer(&issuer)
-                    .find_map(|p| p.spec.role_claim.clone())
-                    .ok_or_else(|| {
-                        ApiError::InvalidIdentityToken(
-                            "No role named: send X-Strongroom-Role or configure the provider's RoleClaim.".into(),
-                        )
-                    })?;
-                claim_str(&claim).ok_or_else(|| {
-                    ApiError::InvalidIdentityToken(format!(
-                        "The token has no `{claim}` claim naming a role."
-                    ))
-                })?
-            }
-        };
-        let sub = claim_str("sub").unwrap_or_else(|| "web-identity".to_owned());
-        let name = ops::sts::web_identity::session_name_from(&sub);
-        let (claims, _verified, role) = ops::sts::web_identity::session_for_token(
-            self, token, &role_arn, &name, 900, None, draft,
-        )?;
-        let mut principal = claims.principal(&role.tags);
-        principal.access_key_id = "bearer-token".into();
-        Ok(principal)
-    }
-
-    /// The credential of a temporary (STS) access key: the session token carries it.
-    fn session_credential(&self, head: &RequestHead, akid: &str) -> Result<Credential, ApiError> {
-        let token = head
-            .header("x-amz-security-token")
-            .ok_or(AuthError::UnknownKey)?;
-        let keyring = &self.ctx.keyring;
-        let claims = session::decode_token(token, akid, self.ctx.now_ms(), |id, sealed| {
-            keyring
-                .open_with_master(id, sealed, session::TOKEN_AAD)
-                .ok()
-        })
-        .map_err(|e| match e {
-            session::TokenError::Expired => ApiError::ExpiredToken(
-                "The security token included in the request is expired".into(),
-            ),
-            session::TokenError::Invalid => AuthError::UnknownKey.into(),
-        })?;
-        let dir = self.identities.get();
-        let role = dir
-            .role_by_arn(&claims.role_arn)
-            .ok_or(AuthError::UnknownKey)?;
-        Ok(Credential {
-            secret: claims.secret_key(),
-            principal: claims.principal(&role.tags),
-            active: true,
-        })
-    }
-
-    /// The principal owning a stored key, from the directory in force. A key whose user is
-    /// no longer declared is refused like an unknown key.
-    fn principal_of(&self, key: &StoredKey, access_key_id: &str) -> Option<Principal> {
-        match &key.user_name {
-            None => Some(Principal::root(&key.account, access_key_id)),
-            Some(name) => {
-                let dir = self.identities.get();
-                let u = dir.user(&key.account, name)?;
-                Some(Principal::user(
-                    &u.account,
-                    &u.arn,
-                    &u.user_id,
-                    &u.name,
-                    u.tags.clone(),
-                    access_key_id,
-                ))
-            }
-        }
-    }
-
-    /// The credential of an access key id (the stored key cached for a few seconds).
-    async fn credential(&self, access_key_id: &str) -> Result<Credential, ApiError> {
-        let now = self.ctx.now_ms();
-        let cached = {
-            let cache = self
-                .credentials
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache
-                .get(access_key_id)
-                .filter(|(_, at)| now - at < CREDENTIAL_TTL_MS)
-                .map(|(k, _)| k.clone())
-        };
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                let key = self
-                    .load_key(access_key_id)
-                    .await?
-                    .ok_or(AuthError::UnknownKey)?;
-                let mut cache = self
-                    .credentials
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if cache.len() > 10_000 {
-                    cache.clear();
-                }
-                cache.insert(access_key_id.to_owned(), (key.clone(), now));
-                key
-            }
-        };
-        let principal = self
-            .principal_of(&key, access_key_id)
-            .ok_or(AuthError::UnknownKey)?;
-        Ok(Credential {
-            secret: key.secret,
-            principal,
-            active: key.active,
-        })
-    }
-
-    async fn load_key(&self, access_key_id: &str) -> Result<Option<StoredKey>, ApiError> {
-        let id = access_key_id.to_owned();
-        let keyring = self.ctx.keyring.clone();
-        self.ctx
-            .store
-            .read(move |tx| {
-                let Some(row) = tx.access_key(&id)? else {
-                    return Ok(None);
-                };
-                let secret = keyring.open_with_master(
-                    row.master_key_id,
-                    &row.secret_sealed,
-                    &envelope::access_key_aad(&row.access_key_id),
-                )?;
-                let secret = String::from_utf8(secret.to_vec()).map_err(ApiError::internal)?;
-                Ok(Some(StoredKey {
-                    secret: SecretAccessKey::new(secret),
-                    account: row.account_id,
-                    user_name: row.user_name,
-                    active: row.status == "Active",
-                }))
-            })
-            .await
     }
 }
 
@@ -621,33 +371,6 @@ async fn dispatch(
     }
 }
 
-/// Query parameters that may be recorded as given (never tokens, secrets or policies).
-fn safe_form_parameters(form: &protocol::query::Form) -> serde_json::Value {
-    const SAFE: &[&str] = &[
-        "Action",
-        "Version",
-        "RoleArn",
-        "RoleSessionName",
-        "DurationSeconds",
-        "ExternalId",
-        "PolicySourceArn",
-        "ActionNames.member.1",
-        "ResourceArns.member.1",
-    ];
-    serde_json::Value::Object(
-        form.params
-            .iter()
-            .filter(|(k, _)| SAFE.contains(&k.as_str()))
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    serde_json::Value::String(v.chars().take(512).collect()),
-                )
-            })
-            .collect(),
-    )
-}
-
 /// Secrets Manager operations that exist on AWS but are not built here yet.
 const SM_NOT_BUILT: &[&str] = &[
     "RotateSecret",
@@ -699,50 +422,10 @@ where
     O::validate(&input)?;
     let pipeline = call.pipeline;
     let ctx = &pipeline.ctx;
-    let (resolved, fetched) =
-        resolve(ctx, &call.scope, O::target(&input), O::fetch_value(&input)).await?;
-    draft.resource_arn = Some(resolved.arn.clone());
-    let mut keys = O::context_keys(&input);
-    keys.extend(resolved.keys.iter().cloned());
-    for action in std::iter::once(O::ACTION).chain(O::extra_actions(&input)) {
-        pipeline.authorize(
-            &call.principal,
-            &call.scope,
-            action,
-            &resolved,
-            &keys,
-            draft,
-        )?;
-    }
-    let uses = O::key_uses(&input);
-    if !uses.is_empty() {
-        pipeline
-            .authorize_key_uses(
-                &call.principal,
-                &call.scope,
-                &resolved,
-                uses,
-                fetched.as_ref(),
-                draft,
-            )
-            .await?;
-    }
-    let per_secret = Arc::new(PerSecret {
-        pipeline: pipeline.clone(),
-        principal: call.principal.clone(),
-        scope: call.scope.clone(),
-        base: draft.clone(),
-        events: Mutex::new(Vec::new()),
-    });
-    let authorizer: Arc<dyn ops::SecretAuthorizer> = per_secret.clone();
-    let authorized = Authorized::mint(
-        call.principal,
-        call.scope,
-        resolved.arn,
-        resolved.secret,
-        Some(authorizer),
-    )
-    .with_fetched(fetched);
+    let (authorized, per_secret) = pipeline
+        .authz
+        .authorize_operation::<O>(&call.principal, &call.scope, &input, draft)
+        .await?;
     // A write's record goes into its own write transaction (see `audit::in_tx`).
     let in_tx = if O::READ_ONLY {
         None
@@ -765,13 +448,7 @@ where
     let output = O::handle(ctx, &authorized, input).await;
     draft.recorded_with_change = in_tx.is_some_and(|r| r.written());
     // One audit event per secret the operation authorized on its own (BatchGetSecretValue).
-    let events = std::mem::take(
-        &mut *per_secret
-            .events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    pipeline.auditor.record_all(&events).await?;
+    pipeline.auditor.record_all(&per_secret.take()).await?;
     serde_json::to_vec(&output?).map_err(ApiError::internal)
 }
 
@@ -786,791 +463,4 @@ where
         .downcast_ref::<O::Output>()
         .and_then(|o| serde_json::to_value(o).ok());
     true
-}
-
-/// Per-secret authorization inside an authorized request, with its audit events.
-#[derive(Debug)]
-struct PerSecret {
-    pipeline: Pipeline,
-    principal: Principal,
-    scope: Scope,
-    base: Draft,
-    events: Mutex<Vec<Draft>>,
-}
-
-impl ops::SecretAuthorizer for PerSecret {
-    fn authorize_secret(
-        &self,
-        action: &str,
-        named: &str,
-        found: Option<(&crate::store::rows::SecretRow, &ops::SecretFacts)>,
-    ) -> Result<(), ops::Refusal> {
-        let mut draft = self.base.clone();
-        draft.request_id = uuid::Uuid::new_v4().to_string();
-        draft.event_name = action.rsplit(':').next().unwrap_or(action).to_owned();
-        draft.read_only = Some(true);
-        let resolved = match found {
-            Some((secret, facts)) => Resolved {
-                arn: secret.arn.clone(),
-                account: secret.account_id.clone(),
-                secret: None,
-                keys: secret_keys(secret, facts.tags.clone()),
-                resource_policy: secret.resource_policy.clone(),
-                compiled_policy: None,
-                resource_required: false,
-                shown: Some(crate::secrets::would_be_arn(
-                    &self.scope.region,
-                    &self.scope.account,
-                    named,
-                )),
-            },
-            None => missing_secret(&self.scope, named),
-        };
-        draft.resource_arn = Some(resolved.arn.clone());
-        draft.request_parameters = serde_json::json!({ "secretId": resolved.arn });
-        let result = self
-            .pipeline
-            .authorize(
-                &self.principal,
-                &self.scope,
-                action,
-                &resolved,
-                &resolved.keys,
-                &mut draft,
-            )
-            .map_err(|error| ops::Refusal {
-                error,
-                may_see: false,
-            })
-            .and_then(|()| match found {
-                Some((secret, facts)) => match (&facts.key, facts.key_action) {
-                    (Some(key), Some(key_action)) => self
-                        .pipeline
-                        .authorize_on_key(
-                            &self.principal,
-                            &self.scope,
-                            key_action,
-                            key,
-                            Some(&secret.arn),
-                            &mut draft,
-                        )
-                        .map_err(|error| ops::Refusal {
-                            error,
-                            may_see: true,
-                        }),
-                    _ => Ok(()),
-                },
-                None => Ok(()),
-            });
-        if let Err(r) = &result {
-            draft.error_code = Some(r.error.code().to_owned());
-            draft.error_message = Some(r.error.message().to_owned());
-        }
-        self.events
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(draft);
-        result
-    }
-
-    fn would_allow_on_key(
-        &self,
-        action: &str,
-        key: &crate::store::rows::KmsKeyRow,
-        policy: &str,
-    ) -> bool {
-        self.key_check(action, key, policy).is_ok()
-    }
-}
-
-impl PerSecret {
-    fn key_check(
-        &self,
-        action: &str,
-        key: &crate::store::rows::KmsKeyRow,
-        policy: &str,
-    ) -> Result<(), ApiError> {
-        let on_key = Resolved {
-            arn: key.arn.clone(),
-            account: key.account_id.clone(),
-            secret: None,
-            keys: Vec::new(),
-            resource_policy: None,
-            compiled_policy: Some(Arc::new(
-                policy::Policy::parse(policy, policy::PolicyType::Resource)
-                    .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?
-                    .with_label(&format!("{}:key-policy", key.arn)),
-            )),
-            resource_required: true,
-            shown: None,
-        };
-        let mut scratch = self.base.clone();
-        self.pipeline.authorize(
-            &self.principal,
-            &self.scope,
-            action,
-            &on_key,
-            &[],
-            &mut scratch,
-        )
-    }
-}
-
-/// What a target resolved to: the ARN to authorize on, the secret when it exists, the
-/// resource's condition keys (tags, SecretId) and its resource policy.
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    pub arn: String,
-    pub account: String,
-    pub secret: Option<crate::store::rows::SecretRow>,
-    pub keys: Vec<(String, Vec<String>)>,
-    pub resource_policy: Option<String>,
-    /// An already-compiled resource-side policy (a role's trust policy), used instead of
-    /// `resource_policy`.
-    pub compiled_policy: Option<Arc<policy::Policy>>,
-    /// The resource policy must allow even in its own account (a KMS key policy).
-    pub resource_required: bool,
-    /// The resource as the caller named it, for a denial's message: a secret's ARN is
-    /// written from the SecretId given (no suffix the caller did not send), so that a
-    /// refusal reads the same whether or not the secret exists. `None`: `arn`.
-    pub shown: Option<String>,
-}
-
-impl Pipeline {
-    /// Decide one action on a resolved resource; records the decision in the draft and
-    /// answers AWS's AccessDeniedException wording when denied.
-    pub fn authorize(
-        &self,
-        principal: &Principal,
-        scope: &Scope,
-        action: &str,
-        resolved: &Resolved,
-        keys: &[(String, Vec<String>)],
-        draft: &mut Draft,
-    ) -> Result<(), ApiError> {
-        let dir = self.identities.get();
-        let mut info = policy::PrincipalInfo::from_auth(principal);
-        info.issuer_arn = principal.role_arn.clone().or(info.issuer_arn);
-        info.user_name = principal
-            .name
-            .clone()
-            .filter(|_| principal.kind == crate::auth::PrincipalKind::User);
-        info.tags = principal.tags.clone();
-        let mut rctx =
-            policy::RequestContext::new(info, action, &resolved.arn, Some(&resolved.account))
-                .with("aws:RequestedRegion", [scope.region.as_str()])
-                .with_secure_transport(draft.secure_transport);
-        if let Ok(now) =
-            time::OffsetDateTime::from_unix_timestamp(self.ctx.now_ms().div_euclid(1000))
-        {
-            rctx = rctx.with_time(now);
-        }
-        if let Some(ip) = draft.source_ip.as_deref().and_then(|i| i.parse().ok()) {
-            rctx = rctx.with_source_ip(ip);
-        }
-        if let Some(org) = &dir.org_id {
-            let in_org = |account: &str| {
-                dir.scps.contains_key(account) || dir.management_account.as_deref() == Some(account)
-            };
-            if in_org(&principal.account_id) {
-                rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
-                if let Some(path) = dir.org_paths.get(&principal.account_id) {
-                    rctx = rctx.with("aws:PrincipalOrgPaths", [path.as_str()]);
-                }
-            }
-            if resolved.arn != "*" && in_org(&resolved.account) {
-                rctx = rctx.with("aws:ResourceOrgID", [org.as_str()]);
-            }
-        }
-        // Temporary credentials: issued without MFA (present and false, as AWS sets it);
-        // long-term access keys leave the key absent.
-        if let Some(session) = &principal.session {
-            rctx = rctx.with("aws:MultiFactorAuthPresent", ["false"]);
-            if let Ok(t) =
-                time::OffsetDateTime::from_unix_timestamp(session.created_ms.div_euclid(1000))
-            {
-                if let Ok(text) = t.format(&time::format_description::well_known::Rfc3339) {
-                    rctx = rctx.with("aws:TokenIssueTime", [text.as_str()]);
-                }
-            }
-        }
-        if action.starts_with("kms:") {
-            rctx = rctx.with("kms:CallerAccount", [principal.account_id.as_str()]);
-        }
-        for (k, v) in keys {
-            rctx = rctx.with(k, v.iter().map(String::as_str));
-        }
-        let set = match self.policy_set(principal, resolved, &dir) {
-            Ok(set) => set,
-            Err(why) => {
-                // A policy that takes part cannot be read: nothing is decided, the request is
-                // refused (its Deny statements may be exactly what should apply).
-                tracing::error!(resource = %resolved.arn, "authorization refused: {why}");
-                draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
-                draft.decision_reason = Some(format!("refused without a decision: {why}"));
-                return Err(denied(principal, action, resolved, None));
-            }
-        };
-        let decision = policy::authorize(&rctx, &set);
-        record_decision(draft, &decision);
-        if decision.is_allowed() {
-            return Ok(());
-        }
-        let reason = policy::denial_message(&rctx, &decision);
-        Err(denied(principal, action, resolved, reason))
-    }
-
-    /// Decide the KMS actions an operation performs on the caller's behalf, each with the
-    /// key's key policy (IAM.md §5.7). A value read is decided on the key that sealed the
-    /// version read (`fetched`), not on the secret's key of the moment: a secret moved to
-    /// another key keeps its older versions under the old one. A store error or a secret's
-    /// key that cannot be found refuses; a named key that does not exist is reported by the
-    /// operation itself.
-    async fn authorize_key_uses(
-        &self,
-        principal: &Principal,
-        scope: &Scope,
-        resolved: &Resolved,
-        uses: Vec<ops::KeyUse>,
-        fetched: Option<&Fetched>,
-        draft: &mut Draft,
-    ) -> Result<(), ApiError> {
-        let Some(secret) = resolved.secret.as_ref() else {
-            // No secret: only a named key (CreateSecret) is used.
-            return self
-                .authorize_named_keys(principal, scope, None, uses, draft)
-                .await;
-        };
-        let read_key = match fetched {
-            Some(Ok(f)) => f.sealing_key_id().map(str::to_owned),
-            _ => None,
-        };
-        let mut wanted: Vec<(&'static str, Option<String>)> = Vec::new();
-        let mut named = Vec::new();
-        for u in uses {
-            match u {
-                ops::KeyUse::SecretKey(action) => {
-                    let key = if action == "kms:Decrypt" && read_key.is_some() {
-                        read_key.clone()
-                    } else {
-                        secret.kms_key_id.clone()
-                    };
-                    wanted.push((action, key));
-                }
-                other @ ops::KeyUse::Named(..) => named.push(other),
-            }
-        }
-        let ids: Vec<String> = wanted.iter().filter_map(|(_, k)| k.clone()).collect();
-        let rows = self
-            .ctx
-            .store
-            .read(move |tx| {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    out.push((id.clone(), tx.kms_key(id)?));
-                }
-                Ok(out)
-            })
-            .await?;
-        for (action, key_id) in wanted {
-            match key_id {
-                // The account's AWS managed key (not created until first used).
-                None => ensure_same_account_for_managed_key(principal, &secret.account_id, draft)?,
-                Some(id) => match rows
-                    .iter()
-                    .find(|(k, _)| *k == id)
-                    .and_then(|(_, r)| r.as_ref())
-                {
-                    Some(key) => self.authorize_on_key(
-                        principal,
-                        scope,
-                        action,
-                        key,
-                        Some(&secret.arn),
-                        draft,
-                    )?,
-                    None => {
-                        draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
-                        draft.decision_reason =
-                            Some(format!("the KMS key {id} of {} is not found", secret.arn));
-                        return Err(ApiError::AccessDenied(format!(
-                            "User: {} is not authorized to perform: {action} on the KMS key of resource: {}. Access to KMS is not allowed",
-                            principal.arn, secret.arn
-                        )));
-                    }
-                },
-            }
-        }
-        self.authorize_named_keys(principal, scope, Some(&secret.arn), named, draft)
-            .await
-    }
-
-    /// [`Self::authorize_key_uses`] for the keys a request names (`KmsKeyId`).
-    async fn authorize_named_keys(
-        &self,
-        principal: &Principal,
-        scope: &Scope,
-        secret_arn: Option<&str>,
-        uses: Vec<ops::KeyUse>,
-        draft: &mut Draft,
-    ) -> Result<(), ApiError> {
-        let wanted: Vec<(&'static str, String)> = uses
-            .into_iter()
-            .filter_map(|u| match u {
-                ops::KeyUse::Named(a, id) => Some((a, id)),
-                ops::KeyUse::SecretKey(_) => None,
-            })
-            .collect();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let (account, region) = (scope.account.clone(), scope.region.clone());
-        let keys = self
-            .ctx
-            .store
-            .read(move |tx| {
-                let mut out = Vec::with_capacity(wanted.len());
-                for (action, id) in &wanted {
-                    let key = if crate::kms::names_default_alias(&account, &region, id) {
-                        NamedKey::Managed
-                    } else {
-                        match crate::kms::resolve_key(tx, &account, &region, id, |_| {
-                            Err(ApiError::internal("the default alias is resolved above"))
-                        })? {
-                            Some(k) => NamedKey::Found(Box::new(k)),
-                            None => NamedKey::Missing,
-                        }
-                    };
-                    out.push((*action, key));
-                }
-                Ok(out)
-            })
-            .await?;
-        for (action, key) in keys {
-            match key {
-                NamedKey::Found(key) => {
-                    self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
-                }
-                // The caller's own account's managed key: usable by its principals.
-                NamedKey::Managed => {}
-                // Reported by the operation (KMS's NotFound wording), before anything is used.
-                NamedKey::Missing => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Decide `action` on the KMS key `key` for Secrets Manager acting on the caller's
-    /// behalf (on `secret_arn`), with the key policy required. The AWS managed key is left to
-    /// the operations (any principal of its account, no other account). A denial keeps the
-    /// request's own decision record but for the deciding KMS decision.
-    fn authorize_on_key(
-        &self,
-        principal: &Principal,
-        scope: &Scope,
-        action: &str,
-        key: &crate::store::rows::KmsKeyRow,
-        secret_arn: Option<&str>,
-        draft: &mut Draft,
-    ) -> Result<(), ApiError> {
-        if key.key_manager == "AWS" {
-            // An AWS managed key's policy allows its own account's principals, through
-            // Secrets Manager, and can grant no other account.
-            return ensure_same_account_for_managed_key(principal, &key.account_id, draft);
-        }
-        // (`authorize` adds kms:CallerAccount to every kms: action.)
-        let mut keys = vec![(
-            "kms:ViaService".to_owned(),
-            vec![crate::kms::key_policy::via_service(&key.region)],
-        )];
-        if let Some(arn) = secret_arn {
-            keys.push((
-                "kms:EncryptionContext:SecretARN".to_owned(),
-                vec![arn.to_owned()],
-            ));
-        }
-        let on_key = Resolved {
-            arn: key.arn.clone(),
-            account: key.account_id.clone(),
-            secret: None,
-            keys: Vec::new(),
-            resource_policy: Some(crate::kms::key_policy::effective(key)),
-            compiled_policy: None,
-            resource_required: true,
-            shown: None,
-        };
-        let mut scratch = draft.clone();
-        self.authorize(principal, scope, action, &on_key, &keys, &mut scratch)
-            .map_err(|e| {
-                draft.decision = scratch.decision.take();
-                draft.decision_reason = scratch.decision_reason.take();
-                draft.deciding_policy_type = scratch.deciding_policy_type.take();
-                draft.policy_id = scratch.policy_id.take();
-                draft.statement = scratch.statement.take();
-                ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
-            })
-    }
-
-    /// Every policy that takes part in a decision for `principal` on `resolved`.
-    fn policy_set(
-        &self,
-        principal: &Principal,
-        resolved: &Resolved,
-        dir: &crate::identity::Directory,
-    ) -> Result<policy::PolicySet, String> {
-        let mut set = policy::PolicySet::default();
-        match principal.kind {
-            crate::auth::PrincipalKind::Root => {}
-            crate::auth::PrincipalKind::User => {
-                if let Some(u) = principal
-                    .name
-                    .as_deref()
-                    .and_then(|n| dir.user(&principal.account_id, n))
-                {
-                    set.identity = Arc::clone(&u.identity_group);
-                    set.boundary = u.boundary.as_ref().and_then(|b| b.compiled.clone());
-                }
-            }
-            crate::auth::PrincipalKind::AssumedRole => {
-                if let Some(r) = principal
-                    .role_arn
-                    .as_deref()
-                    .and_then(|a| dir.role_by_arn(a))
-                {
-                    set.identity = Arc::clone(&r.identity_group);
-                    set.boundary = r.boundary.as_ref().and_then(|b| b.compiled.clone());
-                }
-                if let Some(text) = principal.session.as_ref().and_then(|s| s.policy.as_deref()) {
-                    let compiled = self
-                        .compiled_session_policy(text)
-                        .map_err(|e| format!("the session policy cannot be read: {e}"))?;
-                    set.session = Some(Arc::new(policy::PolicyGroup::new(vec![compiled])));
-                }
-            }
-        }
-        if dir.management_account.as_deref() != Some(principal.account_id.as_str()) {
-            if let Some(levels) = dir.scp_groups.get(&principal.account_id) {
-                set.scp = Some(levels.clone());
-            }
-        }
-        set.resource_required = resolved.resource_required;
-        if let Some(p) = &resolved.compiled_policy {
-            set.resource = Some(Arc::clone(p));
-        } else if let Some(text) = &resolved.resource_policy {
-            let compiled = self
-                .compiled_resource_policy(&resolved.arn, text)
-                .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
-            set.resource = Some(compiled);
-        }
-        Ok(set)
-    }
-
-    /// A session policy, compiled once per distinct text.
-    pub fn compiled_session_policy(&self, text: &str) -> Result<Arc<policy::Policy>, String> {
-        self.compiled(text, policy::PolicyType::Session, ("session-policy", ""))
-    }
-
-    /// A secret's resource policy, compiled once per distinct text.
-    fn compiled_resource_policy(
-        &self,
-        arn: &str,
-        text: &str,
-    ) -> Result<Arc<policy::Policy>, String> {
-        self.compiled(
-            text,
-            policy::PolicyType::Resource,
-            (arn, ":resource-policy"),
-        )
-    }
-
-    /// `text` compiled as a `kind` policy labelled `label.0 + label.1`, from the cache when
-    /// it was compiled before (under any label).
-    fn compiled(
-        &self,
-        text: &str,
-        kind: policy::PolicyType,
-        label: (&str, &str),
-    ) -> Result<Arc<policy::Policy>, String> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        kind.hash(&mut h);
-        text.hash(&mut h);
-        let key = h.finish();
-        let same = |e: &CachedPolicy| e.kind == kind && e.text == text;
-        let label = format!("{}{}", label.0, label.1);
-        {
-            let cache = self
-                .policies
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(e) = cache.get(&key).and_then(|v| v.iter().find(|e| same(e))) {
-                return Ok(Arc::new(e.policy.relabelled(&label)));
-            }
-        }
-        let compiled = policy::Policy::parse(text, kind).map_err(|e| e.aws_message())?;
-        let labelled = Arc::new(compiled.relabelled(&label));
-        let mut cache = self
-            .policies
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() > POLICY_CACHE_MAX {
-            cache.clear();
-        }
-        let bucket = cache.entry(key).or_default();
-        if !bucket.iter().any(same) {
-            bucket.push(CachedPolicy {
-                kind,
-                text: text.to_owned(),
-                policy: compiled,
-            });
-        }
-        Ok(labelled)
-    }
-}
-
-/// A named KMS key, as [`Pipeline::authorize_named_keys`] found it.
-enum NamedKey {
-    Found(Box<crate::store::rows::KmsKeyRow>),
-    /// `alias/aws/secretsmanager`: the caller's account's AWS managed key.
-    Managed,
-    Missing,
-}
-
-/// A secret under the AWS managed key `aws/secretsmanager` of `owner` can be used by `owner`'s
-/// principals only: the managed key's policy cannot grant another account, so AWS refuses
-/// such a read or write with this message (never a write the other account could not read).
-fn ensure_same_account_for_managed_key(
-    principal: &Principal,
-    owner: &str,
-    draft: &mut Draft,
-) -> Result<(), ApiError> {
-    if principal.account_id == owner {
-        return Ok(());
-    }
-    draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
-    draft.decision_reason = Some(format!(
-        "the AWS managed key aws/secretsmanager of account {owner} cannot be used by another account"
-    ));
-    Err(ApiError::InvalidRequest(
-        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.".into(),
-    ))
-}
-
-/// AWS's AccessDeniedException for a refused `action` on `resolved`. A resource named as the
-/// caller gave it (`Resolved::shown`, a secret) gets the bare form, without the reason: the
-/// reason and the suffixed ARN would tell a caller who may not see the secret that it exists
-/// (a resource policy's deny, a tag condition). Other resources get AWS's full message.
-fn denied(
-    principal: &Principal,
-    action: &str,
-    resolved: &Resolved,
-    full_message: Option<String>,
-) -> ApiError {
-    ApiError::AccessDenied(match (&resolved.shown, full_message) {
-        (None, Some(m)) => m,
-        (shown, _) => format!(
-            "User: {} is not authorized to perform: {action} on resource: {}",
-            principal.arn,
-            shown.as_deref().unwrap_or(&resolved.arn)
-        ),
-    })
-}
-
-/// The decision into the audit record's `authorization` block: the effect, the reason in one
-/// line, and the first deciding statement (its policy's type, id or ARN, and Sid or index).
-/// An implicit deny has no deciding statement; its reason says which policy type was missing.
-fn record_decision(draft: &mut audit::Draft, d: &policy::Decision) {
-    draft.decision = Some(d.effect.as_str().to_owned());
-    draft.decision_reason = Some(describe_decision(d));
-    let first = d.deciding.first();
-    draft.deciding_policy_type = first.map(|m| format!("{:?}", m.policy_type));
-    draft.policy_id = first.map(|m| m.policy_id.to_string());
-    draft.statement = first.map(policy::MatchedStatement::sid_or_index);
-}
-
-/// The decision in one line for the audit record: effect, deciding policy and statement.
-fn describe_decision(d: &policy::Decision) -> String {
-    let by: Vec<String> = d
-        .deciding
-        .iter()
-        .map(|m| format!("{:?} {} #{}", m.policy_type, m.policy_id, m.sid_or_index()))
-        .collect();
-    if by.is_empty() {
-        format!("{:?}", d.reason)
-    } else {
-        format!("{:?} by {}", d.reason, by.join(", "))
-    }
-}
-
-/// Resolve a target to the ARN to authorize on (and the secret, when it exists). With
-/// `fetch`, a secret's selected version is read (sealed) in the same read transaction; what
-/// that read found, value or error, is for the operation to use once authorized.
-async fn resolve(
-    ctx: &Ctx,
-    scope: &Scope,
-    target: Target,
-    fetch: Option<ops::values::VersionSelector>,
-) -> Result<(Resolved, Option<Fetched>), ApiError> {
-    match target {
-        Target::Secret(id) => resolve_secret(ctx, scope, id, fetch).await,
-        other => Ok((resolve_other(ctx, scope, other).await?, None)),
-    }
-}
-
-/// A value fetched with its secret, or why it could not be.
-type Fetched = Result<ops::values::FetchedValue, ApiError>;
-
-/// [`resolve`] for a SecretId: the secret, its tags and (with `fetch`) the value to read, in
-/// one short read transaction.
-async fn resolve_secret(
-    ctx: &Ctx,
-    scope: &Scope,
-    id: String,
-    fetch: Option<ops::values::VersionSelector>,
-) -> Result<(Resolved, Option<Fetched>), ApiError> {
-    let (account, region) = (scope.account.clone(), scope.region.clone());
-    let keyring = ctx.keyring.clone();
-    let shown = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
-    let found = ctx
-        .store
-        .read_point(move |tx| {
-            let mut found = tx.find_secret(&account, &region, &id)?;
-            // Another account's secret is addressed by its full ARN.
-            if found.is_none() && id.starts_with("arn:") {
-                found = tx.secret_by_arn(&id)?.filter(|s| s.region == region);
-            }
-            match found {
-                Some(secret) => {
-                    let tags = tx.tags(&secret.secret_id)?;
-                    let fetched = fetch.map(|sel| {
-                        ops::values::fetch_value(
-                            tx,
-                            &keyring,
-                            &secret,
-                            sel.version_id.as_deref(),
-                            sel.stage.as_deref(),
-                        )
-                    });
-                    Ok(Ok((secret, tags, fetched)))
-                }
-                None => Ok(Err(id)),
-            }
-        })
-        .await?;
-    match found {
-        Ok((secret, tags, fetched)) => {
-            let keys = secret_keys(&secret, tags);
-            let resolved = Resolved {
-                arn: secret.arn.clone(),
-                account: secret.account_id.clone(),
-                resource_policy: secret.resource_policy.clone(),
-                compiled_policy: None,
-                resource_required: false,
-                shown: Some(shown),
-                secret: Some(secret),
-                keys,
-            };
-            Ok((resolved, fetched))
-        }
-        Err(id) => Ok((missing_secret(scope, &id), None)),
-    }
-}
-
-/// What a SecretId that names no secret resolves to: the ARN it would have (authorized like
-/// any other, so that a caller who may not see it learns nothing), no policy, no tags.
-fn missing_secret(scope: &Scope, id: &str) -> Resolved {
-    let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, id);
-    // An ARN names its account: another account's missing secret is decided as across
-    // accounts (needing a resource policy), exactly as one that exists.
-    let account = match arn.split(':').nth(4) {
-        Some(a) if id.starts_with("arn:") && !a.is_empty() => a.to_owned(),
-        _ => scope.account.clone(),
-    };
-    Resolved {
-        arn: arn.clone(),
-        account,
-        secret: None,
-        keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn.clone()])],
-        resource_policy: None,
-        compiled_policy: None,
-        resource_required: false,
-        shown: Some(arn),
-    }
-}
-
-/// [`resolve`] for targets other than a SecretId.
-async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, ApiError> {
-    let base = |arn: String| Resolved {
-        arn,
-        account: scope.account.clone(),
-        secret: None,
-        keys: Vec::new(),
-        resource_policy: None,
-        compiled_policy: None,
-        resource_required: false,
-        shown: None,
-    };
-    match target {
-        Target::Any => Ok(base("*".to_owned())),
-        Target::NewSecret(name) => Ok(base(crate::secrets::secret_arn(
-            &scope.region,
-            &scope.account,
-            &name,
-            &crate::secrets::arn_suffix(),
-        ))),
-        Target::Secret(id) => Ok(resolve_secret(ctx, scope, id, None).await?.0),
-        Target::KmsKey(id) => {
-            let (account, region) = (scope.account.clone(), scope.region.clone());
-            // A key that does not exist (or the managed key, before its first use) is
-            // authorized on the ARN it would have; a store error refuses the request.
-            let key = ctx
-                .store
-                .read(move |tx| {
-                    let found = if crate::kms::names_default_alias(&account, &region, &id) {
-                        crate::kms::default_key_if_created(tx, &account, &region)?
-                    } else {
-                        crate::kms::resolve_key(tx, &account, &region, &id, |_| {
-                            Err(ApiError::internal("the default alias is resolved above"))
-                        })?
-                    };
-                    Ok(found.ok_or_else(|| format!("arn:aws:kms:{region}:{account}:key/{id}")))
-                })
-                .await?;
-            Ok(match key {
-                // An existing key is decided with its key policy, which must allow.
-                Ok(k) => Resolved {
-                    resource_policy: Some(crate::kms::key_policy::effective(&k)),
-                    resource_required: true,
-                    shown: None,
-                    account: k.account_id,
-                    ..base(k.arn)
-                },
-                Err(arn) => base(arn),
-            })
-        }
-    }
-}
-
-/// A secret's own condition keys: `secretsmanager:SecretId`, its tags as
-/// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k`, its primary region.
-fn secret_keys(
-    secret: &crate::store::rows::SecretRow,
-    tags: Vec<(String, String)>,
-) -> Vec<(String, Vec<String>)> {
-    let mut keys = Vec::with_capacity(2 + 2 * tags.len());
-    keys.push((
-        "secretsmanager:SecretId".to_owned(),
-        vec![secret.arn.clone()],
-    ));
-    for (k, v) in tags {
-        keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
-        keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
-    }
-    if let Some(p) = &secret.primary_region {
-        keys.push((
-            "secretsmanager:SecretPrimaryRegion".to_owned(),
-            vec![p.clone()],
-        ));
-    }
-    keys
 }

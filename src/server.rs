@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt;
-use rand::Rng;
 
 use crate::audit::{Auditor, Draft};
 use crate::auth::RequestHead;
@@ -49,17 +48,6 @@ fn chain_id(data_dir: &Path) -> Result<String, String> {
     }
 }
 
-fn random_string(alphabet: &[u8], n: usize) -> String {
-    let mut rng = rand::rngs::OsRng;
-    (0..n)
-        .map(|_| {
-            alphabet
-                .get(rng.gen_range(0..alphabet.len()))
-                .map_or('A', |b| char::from(*b))
-        })
-        .collect()
-}
-
 /// On an empty store, install the root access key of the default account.
 fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result<(), String> {
     let count = store
@@ -73,17 +61,10 @@ fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result
         std::env::var("STRONGROOM_ROOT_SECRET_ACCESS_KEY"),
     ) {
         (Ok(a), Ok(s)) if !a.is_empty() && !s.is_empty() => (a, zeroize::Zeroizing::new(s), false),
-        _ => (
-            format!(
-                "AKIA{}",
-                random_string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-            ),
-            zeroize::Zeroizing::new(random_string(
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                40,
-            )),
-            true,
-        ),
+        _ => {
+            let (akid, secret) = crate::cli::new_key_pair();
+            (akid, secret, true)
+        }
     };
     let (sealed, mid) = keyring
         .seal_with_master(secret.as_bytes(), &envelope::access_key_aad(&akid))

@@ -9,6 +9,7 @@
 
 pub mod envelope;
 pub mod master;
+pub mod random;
 
 use std::fmt;
 

@@ -31,13 +31,14 @@ pub mod update_secret_version_stage;
 pub mod validate_resource_policy;
 pub mod values;
 
+pub use crate::authz::{Authorized, Refusal, SecretAuthorizer};
+
 use std::future::Future;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::kms::Keyring;
 use crate::store::rows::SecretRow;
@@ -111,25 +112,6 @@ pub enum KeyUse {
     Named(&'static str, String),
 }
 
-/// Proof that a request was authenticated and authorized, with what the pipeline resolved.
-/// Only the pipeline can construct it (the field `_sealed` is private to this module tree).
-#[derive(Debug, Clone)]
-pub struct Authorized {
-    pub principal: Principal,
-    pub scope: Scope,
-    /// The ARN the decision was made on (the full ARN of an existing secret).
-    pub resource_arn: String,
-    /// The secret the target named, when it exists.
-    pub secret: Option<SecretRow>,
-    /// Decides further per-secret actions (BatchGetSecretValue) with the same evaluator.
-    pub authorizer: Option<Arc<dyn SecretAuthorizer>>,
-    /// The target's value, fetched (still sealed) in the resolver's read transaction when
-    /// the operation asked for it (`Operation::fetch_value`); an error is reported only
-    /// after authorization, by the operation.
-    fetched: Option<Arc<Result<values::FetchedValue, ApiError>>>,
-    _sealed: (),
-}
-
 /// What a per-secret decision needs besides the secret: its tags (`aws:ResourceTag/k`) and,
 /// for a secret under a customer managed key, the key and the KMS action the operation
 /// performs with it (decided with the key policy).
@@ -138,111 +120,6 @@ pub struct SecretFacts {
     pub tags: Vec<(String, String)>,
     pub key: Option<crate::store::rows::KmsKeyRow>,
     pub key_action: Option<&'static str>,
-}
-
-/// Authorizes an action on one more secret within an already-authorized request, and
-/// records that decision as its own audit event.
-pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
-    /// Decide `action` on the secret the caller named `named` (its SecretId as given, or the
-    /// secret's ARN when a filter found it): `found` when it exists, with what the decision
-    /// needs; a missing secret is decided on the ARN it would have, as for a single request.
-    fn authorize_secret(
-        &self,
-        action: &str,
-        named: &str,
-        found: Option<(&SecretRow, &SecretFacts)>,
-    ) -> Result<(), Refusal>;
-    /// Whether the caller could perform `action` on the KMS key `key` if its key policy
-    /// were `policy` (KMS's key-policy lockout safety check). Records nothing.
-    fn would_allow_on_key(
-        &self,
-        action: &str,
-        key: &crate::store::rows::KmsKeyRow,
-        policy: &str,
-    ) -> bool;
-}
-
-/// A per-secret refusal: the error for the caller, and whether the caller may know the
-/// secret exists (its own action was allowed and the refusal came from its KMS key).
-#[derive(Debug)]
-pub struct Refusal {
-    pub error: ApiError,
-    pub may_see: bool,
-}
-
-impl Authorized {
-    /// Minted by the pipeline after `policy::evaluate` allowed the request.
-    pub(crate) fn mint(
-        principal: Principal,
-        scope: Scope,
-        resource_arn: String,
-        secret: Option<SecretRow>,
-        authorizer: Option<Arc<dyn SecretAuthorizer>>,
-    ) -> Self {
-        Self {
-            principal,
-            scope,
-            resource_arn,
-            secret,
-            authorizer,
-            fetched: None,
-            _sealed: (),
-        }
-    }
-
-    /// Attach the value the resolver fetched for the operation.
-    pub(crate) fn with_fetched(
-        mut self,
-        fetched: Option<Result<values::FetchedValue, ApiError>>,
-    ) -> Self {
-        self.fetched = fetched.map(Arc::new);
-        self
-    }
-
-    /// The value fetched with the target secret (when the operation asked for one and the
-    /// secret exists), or the error fetching it met.
-    pub fn fetched_value(&self) -> Option<Result<&values::FetchedValue, ApiError>> {
-        self.fetched
-            .as_deref()
-            .map(|r| r.as_ref().map_err(Clone::clone))
-    }
-
-    /// Authorize `action` on another secret (denied when no authorizer was attached); see
-    /// [`SecretAuthorizer::authorize_secret`].
-    pub fn authorize_secret(
-        &self,
-        action: &str,
-        named: &str,
-        found: Option<(&SecretRow, &SecretFacts)>,
-    ) -> Result<(), Refusal> {
-        match &self.authorizer {
-            Some(a) => a.authorize_secret(action, named, found),
-            None => Err(Refusal {
-                error: ApiError::AccessDenied(format!(
-                    "User: {} is not authorized to perform: {action} on resource: {named}",
-                    self.principal.arn
-                )),
-                may_see: false,
-            }),
-        }
-    }
-
-    /// Whether the caller could perform `action` on `key` under key policy `policy`.
-    pub fn would_allow_on_key(
-        &self,
-        action: &str,
-        key: &crate::store::rows::KmsKeyRow,
-        policy: &str,
-    ) -> bool {
-        self.authorizer
-            .as_ref()
-            .is_some_and(|a| a.would_allow_on_key(action, key, policy))
-    }
-
-    /// The target secret, or `ResourceNotFoundException`.
-    pub fn secret(&self) -> Result<&SecretRow, ApiError> {
-        self.secret.as_ref().ok_or_else(ApiError::secret_not_found)
-    }
 }
 
 /// One AWS operation.

@@ -62,6 +62,26 @@ pub fn query_service(signing_name: &str) -> Option<Service> {
     }
 }
 
+/// The Query-protocol service of an action, for a request with no credential scope to say
+/// it (`Authorization: Bearer`): STS's actions, and IAM's for every other.
+pub fn query_service_of_action(action: &str) -> Service {
+    const STS: &[&str] = &[
+        "AssumeRole",
+        "AssumeRoleWithSAML",
+        "AssumeRoleWithWebIdentity",
+        "DecodeAuthorizationMessage",
+        "GetAccessKeyInfo",
+        "GetCallerIdentity",
+        "GetFederationToken",
+        "GetSessionToken",
+    ];
+    if STS.contains(&action) {
+        Service::Sts
+    } else {
+        Service::Iam
+    }
+}
+
 impl Service {
     /// The XML namespace of a Query-protocol service.
     pub fn xml_namespace(self) -> &'static str {

@@ -116,6 +116,33 @@ pub fn error_body(namespace: &str, e: &ApiError, request_id: &str) -> (u16, Vec<
     (status, body.into_bytes())
 }
 
+/// Query parameters that may be recorded as given (never tokens, secrets or policies).
+pub fn safe_parameters(form: &Form) -> serde_json::Value {
+    const SAFE: &[&str] = &[
+        "Action",
+        "Version",
+        "RoleArn",
+        "RoleSessionName",
+        "DurationSeconds",
+        "ExternalId",
+        "PolicySourceArn",
+        "ActionNames.member.1",
+        "ResourceArns.member.1",
+    ];
+    serde_json::Value::Object(
+        form.params
+            .iter()
+            .filter(|(k, _)| SAFE.contains(&k.as_str()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::Value::String(v.chars().take(512).collect()),
+                )
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

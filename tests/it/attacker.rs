@@ -863,3 +863,210 @@ async fn another_account_cannot_use_the_default_key() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+const HMAC: &str = "attacker-test-provider-hmac-0123456789";
+
+/// An OIDC provider `https://ci.attack.test` (HS256) and two roles: `deployer` trusts its
+/// tokens for `repo:payments/*`, `admin-role` trusts only `repo:admin/*`.
+fn web_identity(dir: &Path) {
+    write(
+        dir,
+        &format!("accounts/{HOME}/identity-providers/ci.hmac"),
+        HMAC,
+    );
+    write(
+        dir,
+        &format!("accounts/{HOME}/identity-providers/ci.json"),
+        r#"{"Issuer":"https://ci.attack.test","Audiences":["strongroom"],"HmacSecretFile":"ci.hmac","Algorithms":["HS256"]}"#,
+    );
+    for (role, sub) in [
+        ("deployer", "repo:payments/*"),
+        ("admin-role", "repo:admin/*"),
+    ] {
+        write(
+            dir,
+            &format!("accounts/{HOME}/roles/{role}.json"),
+            &format!(
+                r#"{{"RoleName":"{role}","InlinePolicies":{{"all":{{"Version":"2012-10-17","Statement":[
+                    {{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}}]}}}},
+                  "AssumeRolePolicyDocument":{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow",
+                    "Principal":{{"Federated":"https://ci.attack.test"}},"Action":"sts:AssumeRoleWithWebIdentity",
+                    "Condition":{{"StringEquals":{{"ci.attack.test:aud":"strongroom"}},
+                                 "StringLike":{{"ci.attack.test:sub":"{sub}"}}}}}}]}}}}"#
+            ),
+        );
+    }
+}
+
+fn token(sub: &str) -> String {
+    let now = crate::common::now_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss":"https://ci.attack.test","aud":"strongroom","sub":sub,"exp":now+600,"iat":now}),
+        &jsonwebtoken::EncodingKey::from_secret(HMAC.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A request with `Authorization: Bearer`, naming `role`: form-encoded (Query protocol)
+/// when `target` is `None`, else JSON for `target`.
+fn bearer(
+    s: &TestServer,
+    jwt: &str,
+    role: &str,
+    target: Option<&str>,
+    body: &str,
+) -> crate::common::RawResponse {
+    let (ctype, target) = match target {
+        Some(t) => (
+            "application/x-amz-json-1.1",
+            format!("x-amz-target: {t}\r\n"),
+        ),
+        None => ("application/x-www-form-urlencoded", String::new()),
+    };
+    s.raw(
+        format!(
+            "POST / HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {jwt}\r\nx-strongroom-role: arn:aws:iam::{HOME}:role/{role}\r\ncontent-type: {ctype}\r\n{target}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+/// Bearer callers: the named role's trust policy decides (a token the role does not trust
+/// is refused on every protocol), and the Query protocol (STS, IAM) accepts them too.
+#[tokio::test]
+async fn bearer_callers_on_both_protocols_need_the_role_trust() {
+    let (_t, dir) = example_policies();
+    web_identity(&dir);
+    let s = start(&dir, &[], false);
+    s.client()
+        .create_secret()
+        .name("payments/db")
+        .secret_string("p")
+        .send()
+        .await
+        .unwrap();
+    let ok = token("repo:payments/api");
+    let who = "Action=GetCallerIdentity&Version=2011-06-15";
+    // Positive control: the trusted token, on the Query protocol and on JSON.
+    let r = bearer(&s, &ok, "deployer", None, who);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<Arn>arn:aws:sts::{HOME}:assumed-role/deployer/")),
+        "{}",
+        r.body
+    );
+    let get = r#"{"SecretId":"payments/db"}"#;
+    let r = bearer(
+        &s,
+        &ok,
+        "deployer",
+        Some("secretsmanager.GetSecretValue"),
+        get,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The same token naming a role that does not trust it.
+    let r = bearer(&s, &ok, "admin-role", None, who);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("<Code>AccessDenied</Code>"), "{}", r.body);
+    let r = bearer(
+        &s,
+        &ok,
+        "admin-role",
+        Some("secretsmanager.GetSecretValue"),
+        get,
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    // A role that trusts no web identity at all.
+    let r = bearer(&s, &ok, "service/payments-app", None, who);
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A token signed with another key.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"iss":"https://ci.attack.test","aud":"strongroom","sub":"repo:payments/api","exp":crate::common::now_secs()+600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"not-the-provider-key-000000000000"),
+    )
+    .unwrap();
+    let r = bearer(&s, &forged, "deployer", None, who);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("InvalidIdentityToken"), "{}", r.body);
+}
+
+/// Finding: the IAM simulator answered NoSuchEntity before authorizing, authorized in the
+/// caller's own account (so another account's principals could be simulated), and its
+/// context lacked keys a real request has (region, time, organization).
+#[tokio::test]
+async fn the_simulator_authorizes_first_in_the_subject_account() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, HOME, "simulator", &["iam:SimulatePrincipalPolicy"]);
+    user_allowing(
+        &dir,
+        HOME,
+        "nobody-special",
+        &["secretsmanager:ListSecrets"],
+    );
+    user_allowing(&dir, OTHER, "victim", &["secretsmanager:*"]);
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/regional.json"),
+        r#"{"UserName":"regional","InlinePolicies":{"p":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*",
+             "Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1"},
+                          "DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"}}}]}}}"#,
+    );
+    let s = start(&dir, &[], false);
+    let simulate = |akid: &str, secret: &str, source: &str| {
+        s.raw(&signed_query(
+            &format!(
+                "Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn={}&ActionNames.member.1=secretsmanager%3AGetSecretValue",
+                urlenc(source)
+            ),
+            crate::common::Signing {
+                akid: akid.into(),
+                secret: secret.into(),
+                service: "iam".into(),
+                ..crate::common::Signing::default()
+            },
+        ))
+    };
+    let (k, sk) = mint(&s, &dir, "simulator");
+    // Another account's user: not the caller's to simulate.
+    let r = simulate(&k, &sk, &format!("arn:aws:iam::{OTHER}:user/victim"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.contains("EvalDecision"), "{}", r.body);
+    // A caller without the permission learns nothing about who exists.
+    let (nk, ns) = mint(&s, &dir, "nobody-special");
+    let missing = simulate(&nk, &ns, &format!("arn:aws:iam::{HOME}:user/ghost"));
+    let present = simulate(&nk, &ns, &format!("arn:aws:iam::{HOME}:user/regional"));
+    assert_eq!(missing.status, 403, "{}", missing.body);
+    assert_eq!(present.status, 403, "{}", present.body);
+    // Positive controls: the allowed caller gets NoSuchEntity for a missing user, and the
+    // simulation of a region- and time-conditioned policy matches the real request.
+    let r = simulate(&k, &sk, &format!("arn:aws:iam::{HOME}:user/ghost"));
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = simulate(&k, &sk, &format!("arn:aws:iam::{HOME}:user/regional"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<EvalDecision>allowed</EvalDecision>"),
+        "{}",
+        r.body
+    );
+    s.client()
+        .create_secret()
+        .name("regional/db")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    let (rk, rs) = mint(&s, &dir, "regional");
+    let r = call_as(
+        &s,
+        &rk,
+        &rs,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "regional/db"}),
+    );
+    assert_eq!(r.status, 200, "the real request agrees: {}", r.body);
+}

@@ -41,6 +41,12 @@ fn power_user(dir: &Path, account: &str, name: &str) {
 fn add_org(dir: &Path) {
     power_user(dir, "111122223333", "ops");
     power_user(dir, MEMBER, "dev");
+    std::fs::write(
+        dir.join(format!("accounts/{MEMBER}/users/auditor.json")),
+        r#"{"UserName":"auditor","InlinePolicies":{"sim":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"iam:SimulatePrincipalPolicy","Resource":"*"}]}}}"#,
+    )
+    .unwrap();
     power_user(dir, OUTSIDER, "stranger");
     power_user(dir, AT_ROOT, "admin");
     let org = dir.join("organization");
@@ -60,7 +66,7 @@ fn add_org(dir: &Path) {
         org.join("scps/secrets-read-create.json"),
         r#"{"Version":"2012-10-17","Statement":[{"Sid":"AllowList","Effect":"Allow","Action":[
             "secretsmanager:Get*","secretsmanager:Describe*","secretsmanager:List*",
-            "secretsmanager:CreateSecret","secretsmanager:DeleteSecret","kms:*"],"Resource":"*"}]}"#,
+            "secretsmanager:CreateSecret","secretsmanager:DeleteSecret","kms:*","iam:Simulate*"],"Resource":"*"}]}"#,
     )
     .unwrap();
     std::fs::write(
@@ -150,20 +156,32 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
         )
     );
 
-    // the policy simulator sees the same SCPs (and says so in OrganizationsDecisionDetail)
-    let sim = |user: &str, action: &str| {
+    // the policy simulator sees the same SCPs (and says so in OrganizationsDecisionDetail);
+    // it simulates principals of the caller's own account only (the management account's
+    // root is refused a member's user)
+    let auditor =
+        strongroom::cli::create_access_key(&s.store_config(), &dir, MEMBER, "auditor").unwrap();
+    let auditor: serde_json::Value = serde_json::from_str(&auditor).unwrap();
+    let sim_as = |signing: crate::common::Signing, user: &str, action: &str| {
         let form = format!(
             "Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A{MEMBER}%3Auser%2F{user}&ActionNames.member.1=secretsmanager%3A{action}&ResourceArns.member.1={}",
             crate::common::urlenc(&arn)
         );
-        s.raw(&crate::common::signed_query(
-            &form,
-            crate::common::Signing {
-                service: "iam".into(),
-                ..crate::common::Signing::default()
-            },
-        ))
+        s.raw(&crate::common::signed_query(&form, signing))
     };
+    let root = crate::common::Signing {
+        service: "iam".into(),
+        ..crate::common::Signing::default()
+    };
+    let r = sim_as(root, "dev", "DeleteSecret");
+    assert_eq!(r.status, 403, "{}", r.body);
+    let member = crate::common::Signing {
+        service: "iam".into(),
+        akid: auditor["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: auditor["SecretAccessKey"].as_str().unwrap().to_owned(),
+        ..crate::common::Signing::default()
+    };
+    let sim = |user: &str, action: &str| sim_as(member.clone(), user, action);
     let r = sim("dev", "DeleteSecret");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::audit::Draft;
 use crate::auth::Principal;
+use crate::authz::{request_context, Facts, Resolved};
 use crate::error::ApiError;
 use crate::ops::sts::QueryCall;
 use crate::ops::Scope;
-use crate::pipeline::Resolved;
 use crate::policy::{self, Decision, Effect, Policy, PolicyGroup, PolicySet, PolicyType};
 use crate::protocol::query::{xml_escape, Form};
 use crate::protocol::Service;
@@ -106,6 +106,38 @@ fn simulate(
         region: call.region.clone(),
     };
 
+    // The caller needs permission to simulate, decided before anything is looked up (an
+    // unknown user or role answers NoSuchEntity only to a caller allowed to ask), on the
+    // simulated principal's ARN in its own account: another account's principals are not
+    // the caller's to simulate.
+    let (action_name, resource_arn, resource_account) = if principal_mode {
+        let source = form.get("PolicySourceArn").ok_or_else(|| {
+            ApiError::Validation("1 validation error detected: Value null at 'policySourceArn' failed to satisfy constraint: Member must not be null".into())
+        })?;
+        let account = source.split(':').nth(4).unwrap_or_default().to_owned();
+        ("iam:SimulatePrincipalPolicy", source.to_owned(), account)
+    } else {
+        (
+            "iam:SimulateCustomPolicy",
+            "*".to_owned(),
+            scope.account.clone(),
+        )
+    };
+    let resolved = Resolved {
+        arn: resource_arn.clone(),
+        account: resource_account,
+        secret: None,
+        keys: Vec::new(),
+        resource_policy: None,
+        compiled_policy: None,
+        resource_required: false,
+        shown: None,
+    };
+    draft.resource_arn = Some(resource_arn);
+    pipeline
+        .authz
+        .authorize(&call.principal, &scope, action_name, &resolved, &[], draft)?;
+
     // Who is simulated, with which policies.
     let mut set = PolicySet::default();
     let extra = input_policies(form, "PolicyInputList", PolicyType::Identity)?;
@@ -114,7 +146,7 @@ fn simulate(
         "PermissionsBoundaryPolicyInputList",
         PolicyType::PermissionsBoundary,
     )?;
-    let (subject, action_name, resource_arn): (Principal, &str, String) = if principal_mode {
+    let subject: Principal = if principal_mode {
         let source = form.get("PolicySourceArn").ok_or_else(|| {
             ApiError::Validation("1 validation error detected: Value null at 'policySourceArn' failed to satisfy constraint: Member must not be null".into())
         })?;
@@ -162,7 +194,7 @@ fn simulate(
         policies.extend(extra);
         set.identity = Arc::new(PolicyGroup::new(policies));
         set.boundary = boundaries.into_iter().next().or(boundary);
-        (subject, "iam:SimulatePrincipalPolicy", source.to_owned())
+        subject
     } else {
         let caller = form.get("CallerArn");
         let subject = match caller.and_then(|c| {
@@ -194,7 +226,7 @@ fn simulate(
         };
         set.identity = Arc::new(PolicyGroup::new(extra));
         set.boundary = boundaries.into_iter().next();
-        (subject, "iam:SimulateCustomPolicy", "*".to_owned())
+        subject
     };
     // The principal's organization SCPs take part, as on AWS (OrganizationsDecisionDetail).
     if principal_mode && dir.management_account.as_deref() != Some(subject.account_id.as_str()) {
@@ -208,27 +240,10 @@ fn simulate(
         ));
     }
 
-    // The caller needs permission to simulate.
-    let resolved = Resolved {
-        arn: resource_arn.clone(),
-        account: scope.account.clone(),
-        secret: None,
-        keys: Vec::new(),
-        resource_policy: None,
-        compiled_policy: None,
-        resource_required: false,
-        shown: None,
-    };
-    draft.resource_arn = Some(resource_arn);
-    pipeline.authorize(&call.principal, &scope, action_name, &resolved, &[], draft)?;
-
     let entries = context_entries(form);
     let mut members = String::new();
     for action in &actions {
         for resource in &resources {
-            let mut info = policy::PrincipalInfo::from_auth(&subject);
-            info.issuer_arn = subject.role_arn.clone().or(info.issuer_arn);
-            info.tags = subject.tags.clone();
             let owner = form
                 .get("ResourceOwner")
                 .and_then(|o| o.split(':').nth(4))
@@ -241,7 +256,16 @@ fn simulate(
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| subject.account_id.clone());
-            let mut ctx = policy::RequestContext::new(info, action, resource, Some(&owner));
+            // The context a real request of the subject would have (region, time,
+            // organization, session keys), then the keys the simulation gives; what a
+            // simulation cannot know (source address, transport) only from those.
+            let facts = Facts {
+                region: scope.region.clone(),
+                now_ms: pipeline.ctx.now_ms(),
+                source_ip: None,
+                secure_transport: None,
+            };
+            let mut ctx = request_context(&dir, &subject, &facts, action, resource, &owner);
             for (k, v) in &entries {
                 ctx = ctx.with(k, v.iter().map(String::as_str));
             }

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::audit::Draft;
-use crate::auth::session::{self, SessionClaims};
+use crate::authz::Resolved;
 use crate::error::ApiError;
 use crate::ops::Scope;
-use crate::pipeline::Resolved;
 use crate::protocol::query::{self, Form};
 use crate::protocol::Service;
 
@@ -45,18 +44,6 @@ fn session_tags(form: &Form) -> Result<BTreeMap<String, String>, ApiError> {
         tags.insert(k.to_owned(), v.to_owned());
     }
     Ok(tags)
-}
-
-fn random(alphabet: &[u8], n: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
-    (0..n)
-        .map(|_| {
-            alphabet
-                .get(rng.gen_range(0..alphabet.len()))
-                .map_or('A', |b| char::from(*b))
-        })
-        .collect()
 }
 
 /// Handle AssumeRole.
@@ -154,7 +141,7 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         account: call.principal.account_id.clone(),
         region: call.region.clone(),
     };
-    pipeline.authorize(
+    pipeline.authz.authorize(
         &call.principal,
         &scope,
         "sts:AssumeRole",
@@ -163,7 +150,7 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         draft,
     )?;
     if !tags.is_empty() {
-        pipeline.authorize(
+        pipeline.authz.authorize(
             &call.principal,
             &scope,
             "sts:TagSession",
@@ -186,34 +173,17 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         )));
     }
     let now = pipeline.ctx.now_ms();
-    let claims = SessionClaims {
-        akid: format!("ASIA{}", random(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
-        secret: random(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            40,
-        ),
-        account: role.account.clone(),
-        role_arn: role.arn.clone(),
-        role_name: role.name.clone(),
-        role_id: role.role_id.clone(),
-        session_name: session_name.to_owned(),
+    let claims = super::new_session(super::NewSession {
+        role: &role,
+        session_name,
         issued_ms: now,
         expires_ms: now + duration * 1000,
         issuer: "sts.amazonaws.com".into(),
         tags,
         session_policy,
         source: call.principal.arn.clone(),
-    };
-    let keyring = &pipeline.ctx.keyring;
-    let token =
-        session::encode_token(&claims, |b| keyring.seal_with_master(b, session::TOKEN_AAD))?;
-    let expiration = time::OffsetDateTime::from_unix_timestamp(claims.expires_ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    });
+    let (token, expiration) = super::seal_session(&pipeline.ctx.keyring, &claims)?;
     let principal = claims.principal(&role.tags);
     let result = format!(
         "    <Credentials>\n      <AccessKeyId>{}</AccessKeyId>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <SessionToken>{}</SessionToken>\n      <Expiration>{}</Expiration>\n    </Credentials>\n    <AssumedRoleUser>\n      <AssumedRoleId>{}</AssumedRoleId>\n      <Arn>{}</Arn>\n    </AssumedRoleUser>\n    <PackedPolicySize>0</PackedPolicySize>\n",

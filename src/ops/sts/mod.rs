@@ -10,6 +10,60 @@ use crate::pipeline::Pipeline;
 use crate::protocol::query::{self, Form};
 use crate::protocol::Service;
 
+/// How a new session of a role is made: everything but its keys.
+#[derive(Debug)]
+pub struct NewSession<'a> {
+    pub role: &'a crate::identity::Role,
+    pub session_name: &'a str,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    /// `sts.amazonaws.com`, or the web identity token's issuer.
+    pub issuer: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub session_policy: Option<String>,
+    /// Who assumed the role (for audit).
+    pub source: String,
+}
+
+/// THE credential-minting path of AssumeRole, AssumeRoleWithWebIdentity and `Bearer`
+/// callers: fresh temporary keys and the claims their session token carries.
+pub fn new_session(s: NewSession<'_>) -> crate::auth::session::SessionClaims {
+    crate::auth::session::SessionClaims {
+        akid: crate::crypto::random::access_key_id("ASIA"),
+        secret: crate::crypto::random::secret_access_key().to_string(),
+        account: s.role.account.clone(),
+        role_arn: s.role.arn.clone(),
+        role_name: s.role.name.clone(),
+        role_id: s.role.role_id.clone(),
+        session_name: s.session_name.to_owned(),
+        issued_ms: s.issued_ms,
+        expires_ms: s.expires_ms,
+        issuer: s.issuer,
+        tags: s.tags,
+        session_policy: s.session_policy,
+        source: s.source,
+    }
+}
+
+/// The session token of `claims`, sealed under the master key, and the session's expiration
+/// as the XML answers write it.
+pub fn seal_session(
+    keyring: &crate::kms::Keyring,
+    claims: &crate::auth::session::SessionClaims,
+) -> Result<(String, String), ApiError> {
+    let token = crate::auth::session::encode_token(claims, |b| {
+        keyring.seal_with_master(b, crate::auth::session::TOKEN_AAD)
+    })?;
+    let expiration = time::OffsetDateTime::from_unix_timestamp(claims.expires_ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    Ok((token, expiration))
+}
+
 /// An authenticated Query-protocol call.
 #[derive(Debug)]
 pub struct QueryCall<'a> {

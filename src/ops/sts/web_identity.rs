@@ -6,26 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::audit::Draft;
-use crate::auth::session::{self, SessionClaims};
+use crate::auth::session::SessionClaims;
+use crate::authz::{context, Authz, Facts};
 use crate::error::ApiError;
 use crate::identity::jwt::{self, Verified};
 use crate::identity::Role;
-use crate::pipeline::Pipeline;
 use crate::policy::{self, PolicySet, PrincipalInfo, PrincipalType};
 use crate::protocol::query::{self, Form};
 use crate::protocol::Service;
-
-fn random(alphabet: &[u8], n: usize) -> String {
-    use rand::Rng;
-    let mut rng = rand::rngs::OsRng;
-    (0..n)
-        .map(|_| {
-            alphabet
-                .get(rng.gen_range(0..alphabet.len()))
-                .map_or('A', |b| char::from(*b))
-        })
-        .collect()
-}
 
 /// A session name from a token subject: allowed characters kept, others replaced, 2–64 long.
 pub fn session_name_from(sub: &str) -> String {
@@ -48,7 +36,7 @@ pub fn session_name_from(sub: &str) -> String {
 
 /// Verify `token`, evaluate `role`'s trust policy for it, and mint a session.
 pub fn session_for_token(
-    pipeline: &Pipeline,
+    authz: &Authz,
     token: &str,
     role_arn: &str,
     session_name: &str,
@@ -56,7 +44,7 @@ pub fn session_for_token(
     session_policy: Option<String>,
     draft: &mut Draft,
 ) -> Result<(SessionClaims, Verified, Arc<Role>), ApiError> {
-    let dir = pipeline.identities.get();
+    let dir = authz.identities().get();
     let issuer = jwt::unverified_issuer(token).map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
     let denied =
         || ApiError::AccessDenied("Not authorized to perform sts:AssumeRoleWithWebIdentity".into());
@@ -87,15 +75,20 @@ pub fn session_for_token(
         user_id: None,
         tags: BTreeMap::new(),
     };
-    let mut ctx = policy::RequestContext::new(
-        info,
-        "sts:AssumeRoleWithWebIdentity",
-        &role.arn,
-        Some(&role.account),
-    )
-    .with(&format!("{host}:sub"), [verified.subject.as_str()])
-    .with(&format!("{host}:aud"), [verified.audience.as_str()])
-    .with("aws:FederatedProvider", [verified.issuer.as_str()]);
+    let action = "sts:AssumeRoleWithWebIdentity";
+    let facts = Facts {
+        region: draft.region.clone(),
+        now_ms: authz.now_ms(),
+        source_ip: draft.source_ip.as_deref().and_then(|i| i.parse().ok()),
+        secure_transport: Some(draft.secure_transport),
+    };
+    let ctx = policy::RequestContext::new(info, action, &role.arn, Some(&role.account));
+    // The request's own keys as for any request (the caller has no account: no org keys).
+    let mut ctx =
+        context::with_request_keys(ctx, &dir, None, &facts, action, &role.arn, &role.account)
+            .with(&format!("{host}:sub"), [verified.subject.as_str()])
+            .with(&format!("{host}:aud"), [verified.audience.as_str()])
+            .with("aws:FederatedProvider", [verified.issuer.as_str()]);
     for (claim, v) in &verified.claims {
         if let Some(s) = v.as_str() {
             if !["sub", "aud", "iss"].contains(&claim.as_str()) {
@@ -129,34 +122,26 @@ pub fn session_for_token(
             tags.insert(tag.clone(), v.chars().take(256).collect());
         }
     }
-    let now = pipeline.ctx.now_ms();
+    let now = authz.now_ms();
     // A session never outlives the token that created it... unless asked for less.
     let expires =
         (now + duration_s * 1000).min(verified.expires.saturating_mul(1000).max(now + 900_000));
-    let claims = SessionClaims {
-        akid: format!("ASIA{}", random(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
-        secret: random(
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            40,
-        ),
-        account: role.account.clone(),
-        role_arn: role.arn.clone(),
-        role_name: role.name.clone(),
-        role_id: role.role_id.clone(),
-        session_name: session_name.to_owned(),
+    let claims = super::new_session(super::NewSession {
+        role: &role,
+        session_name,
         issued_ms: now,
         expires_ms: expires,
         issuer: verified.issuer.clone(),
         tags,
         session_policy,
         source: format!("{}:{}", verified.issuer, verified.subject),
-    };
+    });
     Ok((claims, verified, role))
 }
 
 /// AssumeRoleWithWebIdentity (an unsigned request: the token is the credential).
 pub fn assume_role_with_web_identity(
-    pipeline: &Pipeline,
+    pipeline: &crate::pipeline::Pipeline,
     form: &Form,
     request_id: &str,
     draft: &mut Draft,
@@ -189,7 +174,7 @@ pub fn assume_role_with_web_identity(
         None => None,
     };
     let (claims, verified, role) = session_for_token(
-        pipeline,
+        &pipeline.authz,
         token,
         role_arn,
         session_name,
@@ -197,18 +182,9 @@ pub fn assume_role_with_web_identity(
         policy,
         draft,
     )?;
-    let keyring = &pipeline.ctx.keyring;
-    let sealed =
-        session::encode_token(&claims, |b| keyring.seal_with_master(b, session::TOKEN_AAD))?;
+    let (sealed, expiration) = super::seal_session(&pipeline.ctx.keyring, &claims)?;
     let principal = claims.principal(&role.tags);
     draft.principal = Some(principal.clone());
-    let expiration = time::OffsetDateTime::from_unix_timestamp(claims.expires_ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
     let result = format!(
         "    <SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>\n    <Audience>{}</Audience>\n    <AssumedRoleUser>\n      <Arn>{}</Arn>\n      <AssumedRoleId>{}</AssumedRoleId>\n    </AssumedRoleUser>\n    <Credentials>\n      <SessionToken>{}</SessionToken>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <Expiration>{}</Expiration>\n      <AccessKeyId>{}</AccessKeyId>\n    </Credentials>\n    <Provider>{}</Provider>\n",
         query::xml_escape(&verified.subject),

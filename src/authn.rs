@@ -1,0 +1,286 @@
+//! Who is calling, checked against the store and the live principals directory: long-term
+//! access keys (looked up, cached a few seconds), session tokens the server sealed, and
+//! `Authorization: Bearer` JWTs (a web identity session of the role the request names).
+//! The signature checks themselves are `auth::sigv4`'s; the token's trust policy decision is
+//! `ops::sts::web_identity`'s, through `authz`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::audit::Draft;
+use crate::auth::session;
+use crate::auth::sigv4::{self, SigningKeyCache};
+use crate::auth::{AuthError, Credential, Principal, RequestHead, SecretAccessKey};
+use crate::authz::Authz;
+use crate::crypto::envelope;
+use crate::error::ApiError;
+use crate::ops::{self, Ctx};
+use crate::protocol::Service;
+
+/// An access key as stored: its secret, owner and status (the principal is built per
+/// request from the live directory, so a reload takes effect at once).
+#[derive(Debug, Clone)]
+struct StoredKey {
+    secret: SecretAccessKey,
+    account: String,
+    user_name: Option<String>,
+    active: bool,
+}
+
+/// How long a looked-up credential is trusted before it is read again.
+const CREDENTIAL_TTL_MS: i64 = 5_000;
+
+/// Authenticates requests; shared by every request of a server.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    ctx: Ctx,
+    authz: Authz,
+    regions: Arc<Vec<String>>,
+    signing_keys: Arc<SigningKeyCache>,
+    credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
+}
+
+/// The bearer token of `Authorization: Bearer <jwt>`, if the request carries one.
+pub fn bearer_token(head: &RequestHead) -> Option<&str> {
+    head.header("authorization")
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+impl Authenticator {
+    pub fn new(ctx: Ctx, authz: Authz, regions: Arc<Vec<String>>) -> Self {
+        Self {
+            ctx,
+            authz,
+            regions,
+            signing_keys: Arc::new(SigningKeyCache::new()),
+            credentials: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub async fn authenticate(
+        &self,
+        head: &RequestHead,
+        body: &[u8],
+        service: Service,
+        draft: &mut Draft,
+    ) -> Result<Principal, ApiError> {
+        if let Some(token) = bearer_token(head) {
+            return self.authenticate_bearer(head, token, draft);
+        }
+        let parsed = sigv4::parse(head)?;
+        draft.region = parsed.region.clone();
+        if parsed.service != service.signing_name() {
+            return Err(ApiError::InvalidSignature(format!(
+                "Credential should be scoped to correct service: '{}'. ",
+                service.signing_name()
+            )));
+        }
+        if !self.regions.contains(&parsed.region) {
+            let shown: String = parsed.region.chars().take(64).collect();
+            return Err(ApiError::InvalidRequest(format!(
+                "This Strongroom server does not serve region '{shown}'. It serves: {}.",
+                self.regions.join(", ")
+            )));
+        }
+        let cred = if parsed.access_key_id.starts_with("ASIA") {
+            self.session_credential(head, &parsed.access_key_id)?
+        } else if head.header("x-amz-security-token").is_some() {
+            // A long-term key with a session token is not a credential AWS accepts.
+            return Err(AuthError::UnknownKey.into());
+        } else {
+            self.credential(&parsed.access_key_id).await?
+        };
+        if !cred.active {
+            return Err(AuthError::UnknownKey.into());
+        }
+        let now_s = self.ctx.now_ms().div_euclid(1000);
+        sigv4::verify(head, body, &parsed, &cred.secret, now_s, &self.signing_keys)?;
+        Ok(cred.principal)
+    }
+
+    /// `Authorization: Bearer <jwt>`: the call runs as a session of the role the request
+    /// names (`X-Strongroom-Role`, or the provider's role claim), after the trust policy
+    /// allowed the token as for AssumeRoleWithWebIdentity.
+    pub fn authenticate_bearer(
+        &self,
+        head: &RequestHead,
+        token: &str,
+        draft: &mut Draft,
+    ) -> Result<Principal, ApiError> {
+        let region = head
+            .header("x-strongroom-region")
+            .map(str::to_owned)
+            .or_else(|| self.regions.first().cloned())
+            .unwrap_or_default();
+        if !self.regions.contains(&region) {
+            return Err(ApiError::InvalidRequest(format!(
+                "This Strongroom server does not serve region '{}'. It serves: {}.",
+                region.chars().take(64).collect::<String>(),
+                self.regions.join(", ")
+            )));
+        }
+        draft.region = region;
+        let dir = self.authz.identities().get();
+        // Read (untrusted) only to pick the role and session name; the token is verified in
+        // `session_for_token` before anything is decided.
+        let unverified = crate::identity::jwt::unverified_claims(token)
+            .map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
+        let claim_str = |name: &str| {
+            unverified
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        let role_arn = match head.header("x-strongroom-role") {
+            Some(r) => r.to_owned(),
+            None => {
+                let issuer = claim_str("iss").unwrap_or_default();
+                let claim = dir
+                    .providers_for_issuer(&issuer)
+                    .find_map(|p| p.spec.role_claim.clone())
+                    .ok_or_else(|| {
+                        ApiError::InvalidIdentityToken(
+                            "No role named: send X-Strongroom-Role or configure the provider's RoleClaim.".into(),
+                        )
+                    })?;
+                claim_str(&claim).ok_or_else(|| {
+                    ApiError::InvalidIdentityToken(format!(
+                        "The token has no `{claim}` claim naming a role."
+                    ))
+                })?
+            }
+        };
+        let sub = claim_str("sub").unwrap_or_else(|| "web-identity".to_owned());
+        let name = ops::sts::web_identity::session_name_from(&sub);
+        let (claims, _verified, role) = ops::sts::web_identity::session_for_token(
+            &self.authz,
+            token,
+            &role_arn,
+            &name,
+            900,
+            None,
+            draft,
+        )?;
+        let mut principal = claims.principal(&role.tags);
+        principal.access_key_id = "bearer-token".into();
+        Ok(principal)
+    }
+
+    /// The credential of a temporary (STS) access key: the session token carries it.
+    fn session_credential(&self, head: &RequestHead, akid: &str) -> Result<Credential, ApiError> {
+        let token = head
+            .header("x-amz-security-token")
+            .ok_or(AuthError::UnknownKey)?;
+        let keyring = &self.ctx.keyring;
+        let claims = session::decode_token(token, akid, self.ctx.now_ms(), |id, sealed| {
+            keyring
+                .open_with_master(id, sealed, session::TOKEN_AAD)
+                .ok()
+        })
+        .map_err(|e| match e {
+            session::TokenError::Expired => ApiError::ExpiredToken(
+                "The security token included in the request is expired".into(),
+            ),
+            session::TokenError::Invalid => AuthError::UnknownKey.into(),
+        })?;
+        let dir = self.authz.identities().get();
+        let role = dir
+            .role_by_arn(&claims.role_arn)
+            .ok_or(AuthError::UnknownKey)?;
+        Ok(Credential {
+            secret: claims.secret_key(),
+            principal: claims.principal(&role.tags),
+            active: true,
+        })
+    }
+
+    /// The principal owning a stored key, from the directory in force. A key whose user is
+    /// no longer declared is refused like an unknown key.
+    fn principal_of(&self, key: &StoredKey, access_key_id: &str) -> Option<Principal> {
+        match &key.user_name {
+            None => Some(Principal::root(&key.account, access_key_id)),
+            Some(name) => {
+                let dir = self.authz.identities().get();
+                let u = dir.user(&key.account, name)?;
+                Some(Principal::user(
+                    &u.account,
+                    &u.arn,
+                    &u.user_id,
+                    &u.name,
+                    u.tags.clone(),
+                    access_key_id,
+                ))
+            }
+        }
+    }
+
+    /// The credential of an access key id (the stored key cached for a few seconds).
+    async fn credential(&self, access_key_id: &str) -> Result<Credential, ApiError> {
+        let now = self.ctx.now_ms();
+        let cached = {
+            let cache = self
+                .credentials
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache
+                .get(access_key_id)
+                .filter(|(_, at)| now - at < CREDENTIAL_TTL_MS)
+                .map(|(k, _)| k.clone())
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let key = self
+                    .load_key(access_key_id)
+                    .await?
+                    .ok_or(AuthError::UnknownKey)?;
+                let mut cache = self
+                    .credentials
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(access_key_id.to_owned(), (key.clone(), now));
+                key
+            }
+        };
+        let principal = self
+            .principal_of(&key, access_key_id)
+            .ok_or(AuthError::UnknownKey)?;
+        Ok(Credential {
+            secret: key.secret,
+            principal,
+            active: key.active,
+        })
+    }
+
+    async fn load_key(&self, access_key_id: &str) -> Result<Option<StoredKey>, ApiError> {
+        let id = access_key_id.to_owned();
+        let keyring = self.ctx.keyring.clone();
+        self.ctx
+            .store
+            .read(move |tx| {
+                let Some(row) = tx.access_key(&id)? else {
+                    return Ok(None);
+                };
+                let secret = keyring.open_with_master(
+                    row.master_key_id,
+                    &row.secret_sealed,
+                    &envelope::access_key_aad(&row.access_key_id),
+                )?;
+                let secret = String::from_utf8(secret.to_vec()).map_err(ApiError::internal)?;
+                Ok(Some(StoredKey {
+                    secret: SecretAccessKey::new(secret),
+                    account: row.account_id,
+                    user_name: row.user_name,
+                    active: row.status == "Active",
+                }))
+            })
+            .await
+    }
+}

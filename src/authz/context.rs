@@ -1,0 +1,121 @@
+//! THE request context: every decision, a real request's or a simulation's, starts from
+//! [`request_context`], so that a simulated answer is the answer a real request gets.
+
+use std::net::IpAddr;
+
+use crate::auth::{Principal, PrincipalKind};
+use crate::identity::Directory;
+use crate::policy::{PrincipalInfo, RequestContext};
+
+/// What a decision knows about the request besides who, what and on which resource.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The region the request acts in (`aws:RequestedRegion`).
+    pub region: String,
+    /// The server's clock (`aws:CurrentTime`, `aws:EpochTime`), epoch milliseconds.
+    pub now_ms: i64,
+    /// `aws:SourceIp`: the peer, or what a trusted proxy forwarded. `None`: not known
+    /// (a simulation that did not give it).
+    pub source_ip: Option<IpAddr>,
+    /// `aws:SecureTransport`. `None`: not known (a simulation that did not give it).
+    pub secure_transport: Option<bool>,
+}
+
+/// The principal's side of the context: ARN, kind, account, user name, tags, and for a
+/// role session the role as issuer.
+pub fn principal_info(principal: &Principal) -> PrincipalInfo {
+    let mut info = PrincipalInfo::from_auth(principal);
+    info.issuer_arn = principal.role_arn.clone().or(info.issuer_arn);
+    info.user_name = principal
+        .name
+        .clone()
+        .filter(|_| principal.kind == PrincipalKind::User);
+    info.tags = principal.tags.clone();
+    info
+}
+
+/// The context of `principal` performing `action` on `resource` (owned by
+/// `resource_account`): the principal's keys, the request's global keys
+/// ([`with_request_keys`]) and the session's (`aws:MultiFactorAuthPresent`,
+/// `aws:TokenIssueTime`). The caller adds the resource's and the operation's own keys.
+pub fn request_context(
+    dir: &Directory,
+    principal: &Principal,
+    facts: &Facts,
+    action: &str,
+    resource: &str,
+    resource_account: &str,
+) -> RequestContext {
+    let rctx = RequestContext::new(
+        principal_info(principal),
+        action,
+        resource,
+        Some(resource_account),
+    );
+    let mut rctx = with_request_keys(
+        rctx,
+        dir,
+        Some(&principal.account_id),
+        facts,
+        action,
+        resource,
+        resource_account,
+    );
+    // Temporary credentials: issued without MFA (present and false, as AWS sets it);
+    // long-term access keys leave the key absent.
+    if let Some(session) = &principal.session {
+        rctx = rctx.with("aws:MultiFactorAuthPresent", ["false"]);
+        if let Ok(t) =
+            time::OffsetDateTime::from_unix_timestamp(session.created_ms.div_euclid(1000))
+        {
+            if let Ok(text) = t.format(&time::format_description::well_known::Rfc3339) {
+                rctx = rctx.with("aws:TokenIssueTime", [text.as_str()]);
+            }
+        }
+    }
+    rctx
+}
+
+/// The keys every request has whoever makes it: region, time, source address, transport,
+/// the organization's (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths` for a principal of
+/// `principal_account` in it, `aws:ResourceOrgID`) and `kms:CallerAccount`.
+pub fn with_request_keys(
+    mut rctx: RequestContext,
+    dir: &Directory,
+    principal_account: Option<&str>,
+    facts: &Facts,
+    action: &str,
+    resource: &str,
+    resource_account: &str,
+) -> RequestContext {
+    rctx = rctx.with("aws:RequestedRegion", [facts.region.as_str()]);
+    if let Some(tls) = facts.secure_transport {
+        rctx = rctx.with_secure_transport(tls);
+    }
+    if let Ok(now) = time::OffsetDateTime::from_unix_timestamp(facts.now_ms.div_euclid(1000)) {
+        rctx = rctx.with_time(now);
+    }
+    if let Some(ip) = facts.source_ip {
+        rctx = rctx.with_source_ip(ip);
+    }
+    if let Some(org) = &dir.org_id {
+        let in_org = |account: &str| {
+            dir.scps.contains_key(account) || dir.management_account.as_deref() == Some(account)
+        };
+        if let Some(account) = principal_account.filter(|a| in_org(a)) {
+            rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
+            if let Some(path) = dir.org_paths.get(account) {
+                rctx = rctx.with("aws:PrincipalOrgPaths", [path.as_str()]);
+            }
+        }
+        if resource != "*" && in_org(resource_account) {
+            rctx = rctx.with("aws:ResourceOrgID", [org.as_str()]);
+        }
+    }
+    if action.starts_with("kms:") {
+        if let Some(account) = principal_account {
+            rctx = rctx.with("kms:CallerAccount", [account]);
+        }
+    }
+    rctx
+}

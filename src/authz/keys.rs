@@ -1,0 +1,232 @@
+//! The KMS actions Secrets Manager performs on a caller's behalf, decided with each key's key
+//! policy (IAM.md §5.7), and the AWS managed key's one-account rule.
+
+use crate::audit::Draft;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::ops::{self, Scope};
+use crate::policy;
+
+use super::resolve::{Fetched, Resolved};
+use super::Authz;
+
+impl Authz {
+    /// Decide the KMS actions an operation performs on the caller's behalf, each with the
+    /// key's key policy (IAM.md §5.7). A value read is decided on the key that sealed the
+    /// version read (`fetched`), not on the secret's key of the moment: a secret moved to
+    /// another key keeps its older versions under the old one. A store error or a secret's
+    /// key that cannot be found refuses; a named key that does not exist is reported by the
+    /// operation itself.
+    pub(super) async fn authorize_key_uses(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        resolved: &Resolved,
+        uses: Vec<ops::KeyUse>,
+        fetched: Option<&Fetched>,
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        let Some(secret) = resolved.secret.as_ref() else {
+            // No secret: only a named key (CreateSecret) is used.
+            return self
+                .authorize_named_keys(principal, scope, None, uses, draft)
+                .await;
+        };
+        let read_key = match fetched {
+            Some(Ok(f)) => f.sealing_key_id().map(str::to_owned),
+            _ => None,
+        };
+        let mut wanted: Vec<(&'static str, Option<String>)> = Vec::new();
+        let mut named = Vec::new();
+        for u in uses {
+            match u {
+                ops::KeyUse::SecretKey(action) => {
+                    let key = if action == "kms:Decrypt" && read_key.is_some() {
+                        read_key.clone()
+                    } else {
+                        secret.kms_key_id.clone()
+                    };
+                    wanted.push((action, key));
+                }
+                other @ ops::KeyUse::Named(..) => named.push(other),
+            }
+        }
+        let ids: Vec<String> = wanted.iter().filter_map(|(_, k)| k.clone()).collect();
+        let rows = self
+            .ctx
+            .store
+            .read(move |tx| {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    out.push((id.clone(), tx.kms_key(id)?));
+                }
+                Ok(out)
+            })
+            .await?;
+        for (action, key_id) in wanted {
+            match key_id {
+                // The account's AWS managed key (not created until first used).
+                None => ensure_same_account_for_managed_key(principal, &secret.account_id, draft)?,
+                Some(id) => match rows
+                    .iter()
+                    .find(|(k, _)| *k == id)
+                    .and_then(|(_, r)| r.as_ref())
+                {
+                    Some(key) => self.authorize_on_key(
+                        principal,
+                        scope,
+                        action,
+                        key,
+                        Some(&secret.arn),
+                        draft,
+                    )?,
+                    None => {
+                        draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
+                        draft.decision_reason =
+                            Some(format!("the KMS key {id} of {} is not found", secret.arn));
+                        return Err(ApiError::AccessDenied(format!(
+                            "User: {} is not authorized to perform: {action} on the KMS key of resource: {}. Access to KMS is not allowed",
+                            principal.arn, secret.arn
+                        )));
+                    }
+                },
+            }
+        }
+        self.authorize_named_keys(principal, scope, Some(&secret.arn), named, draft)
+            .await
+    }
+
+    /// [`Self::authorize_key_uses`] for the keys a request names (`KmsKeyId`).
+    async fn authorize_named_keys(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        secret_arn: Option<&str>,
+        uses: Vec<ops::KeyUse>,
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        let wanted: Vec<(&'static str, String)> = uses
+            .into_iter()
+            .filter_map(|u| match u {
+                ops::KeyUse::Named(a, id) => Some((a, id)),
+                ops::KeyUse::SecretKey(_) => None,
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let (account, region) = (scope.account.clone(), scope.region.clone());
+        let keys = self
+            .ctx
+            .store
+            .read(move |tx| {
+                let mut out = Vec::with_capacity(wanted.len());
+                for (action, id) in &wanted {
+                    let key = if crate::kms::names_default_alias(&account, &region, id) {
+                        NamedKey::Managed
+                    } else {
+                        match crate::kms::resolve_key(tx, &account, &region, id, |_| {
+                            Err(ApiError::internal("the default alias is resolved above"))
+                        })? {
+                            Some(k) => NamedKey::Found(Box::new(k)),
+                            None => NamedKey::Missing,
+                        }
+                    };
+                    out.push((*action, key));
+                }
+                Ok(out)
+            })
+            .await?;
+        for (action, key) in keys {
+            match key {
+                NamedKey::Found(key) => {
+                    self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
+                }
+                // The caller's own account's managed key: usable by its principals.
+                NamedKey::Managed => {}
+                // Reported by the operation (KMS's NotFound wording), before anything is used.
+                NamedKey::Missing => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide `action` on the KMS key `key` for Secrets Manager acting on the caller's
+    /// behalf (on `secret_arn`), with the key policy required. The AWS managed key is left to
+    /// the operations (any principal of its account, no other account). A denial keeps the
+    /// request's own decision record but for the deciding KMS decision.
+    pub(super) fn authorize_on_key(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        action: &str,
+        key: &crate::store::rows::KmsKeyRow,
+        secret_arn: Option<&str>,
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        if key.key_manager == "AWS" {
+            // An AWS managed key's policy allows its own account's principals, through
+            // Secrets Manager, and can grant no other account.
+            return ensure_same_account_for_managed_key(principal, &key.account_id, draft);
+        }
+        // (`authorize` adds kms:CallerAccount to every kms: action.)
+        let mut keys = vec![(
+            "kms:ViaService".to_owned(),
+            vec![crate::kms::key_policy::via_service(&key.region)],
+        )];
+        if let Some(arn) = secret_arn {
+            keys.push((
+                "kms:EncryptionContext:SecretARN".to_owned(),
+                vec![arn.to_owned()],
+            ));
+        }
+        let on_key = Resolved {
+            arn: key.arn.clone(),
+            account: key.account_id.clone(),
+            secret: None,
+            keys: Vec::new(),
+            resource_policy: Some(crate::kms::key_policy::effective(key)),
+            compiled_policy: None,
+            resource_required: true,
+            shown: None,
+        };
+        let mut scratch = draft.clone();
+        self.authorize(principal, scope, action, &on_key, &keys, &mut scratch)
+            .map_err(|e| {
+                draft.decision = scratch.decision.take();
+                draft.decision_reason = scratch.decision_reason.take();
+                draft.deciding_policy_type = scratch.deciding_policy_type.take();
+                draft.policy_id = scratch.policy_id.take();
+                draft.statement = scratch.statement.take();
+                ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
+            })
+    }
+}
+
+/// A named KMS key, as [`Authz::authorize_named_keys`] found it.
+enum NamedKey {
+    Found(Box<crate::store::rows::KmsKeyRow>),
+    /// `alias/aws/secretsmanager`: the caller's account's AWS managed key.
+    Managed,
+    Missing,
+}
+
+/// A secret under the AWS managed key `aws/secretsmanager` of `owner` can be used by `owner`'s
+/// principals only: the managed key's policy cannot grant another account, so AWS refuses
+/// such a read or write with this message (never a write the other account could not read).
+fn ensure_same_account_for_managed_key(
+    principal: &Principal,
+    owner: &str,
+    draft: &mut Draft,
+) -> Result<(), ApiError> {
+    if principal.account_id == owner {
+        return Ok(());
+    }
+    draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
+    draft.decision_reason = Some(format!(
+        "the AWS managed key aws/secretsmanager of account {owner} cannot be used by another account"
+    ));
+    Err(ApiError::InvalidRequest(
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.".into(),
+    ))
+}

@@ -1,0 +1,249 @@
+//! Authorization, in one place: what a request's target resolves to ([`resolve`]), the
+//! policies that take part and their cache, THE request context ([`context`]), the KMS key
+//! policy checks ([`keys`]), per-secret decisions inside a request ([`per_secret`]) and the
+//! proof an operation runs with ([`Authorized`], which only this module can construct).
+//!
+//! Every decision is made by the pure evaluator (`policy::authorize`); this module gathers
+//! its inputs and fails closed: a policy that cannot be read, a store error or a key that
+//! cannot be found refuses the request, and the refusal is recorded with why.
+
+mod authorized;
+mod cache;
+pub mod context;
+mod keys;
+mod per_secret;
+pub mod resolve;
+
+use std::sync::{Arc, Mutex};
+
+pub use authorized::{Authorized, Refusal, SecretAuthorizer};
+pub use context::{request_context, Facts};
+pub use resolve::Resolved;
+
+use crate::audit::{self, Draft};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::identity::live::Live;
+use crate::ops::{Ctx, Operation, Scope};
+use crate::policy;
+
+/// The authorization state a server shares between requests: the live principals directory,
+/// the compiled-policy cache, the store (for resolution and key lookups) and the clock.
+#[derive(Debug, Clone)]
+pub struct Authz {
+    ctx: Ctx,
+    identities: Arc<Live>,
+    policies: Arc<Mutex<cache::PolicyCache>>,
+}
+
+impl Authz {
+    pub fn new(ctx: Ctx, identities: Arc<Live>) -> Self {
+        Self {
+            ctx,
+            identities,
+            policies: Arc::new(Mutex::new(cache::PolicyCache::default())),
+        }
+    }
+
+    /// The live principals directory.
+    pub fn identities(&self) -> &Arc<Live> {
+        &self.identities
+    }
+
+    /// The server's clock, epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.ctx.now_ms()
+    }
+
+    /// Resolve operation `O`'s target, decide its actions and the KMS keys it uses, and hand
+    /// out the proof it runs with, with a recorder of the per-secret decisions it makes
+    /// later (BatchGetSecretValue). `base` is the request's audit draft so far; the decision
+    /// is recorded in `draft`.
+    pub async fn authorize_operation<O: Operation>(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        input: &O::Input,
+        draft: &mut Draft,
+    ) -> Result<(Authorized, per_secret::Events), ApiError> {
+        let (resolved, fetched) =
+            resolve::resolve(&self.ctx, scope, O::target(input), O::fetch_value(input)).await?;
+        draft.resource_arn = Some(resolved.arn.clone());
+        let mut keys = O::context_keys(input);
+        keys.extend(resolved.keys.iter().cloned());
+        for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
+            self.authorize(principal, scope, action, &resolved, &keys, draft)?;
+        }
+        let uses = O::key_uses(input);
+        if !uses.is_empty() {
+            self.authorize_key_uses(principal, scope, &resolved, uses, fetched.as_ref(), draft)
+                .await?;
+        }
+        let per_secret = Arc::new(per_secret::PerSecret::new(
+            self.clone(),
+            principal.clone(),
+            scope.clone(),
+            draft.clone(),
+        ));
+        let events = per_secret::Events(Arc::clone(&per_secret));
+        let authorizer: Arc<dyn SecretAuthorizer> = per_secret;
+        let authorized = Authorized::mint(
+            principal.clone(),
+            scope.clone(),
+            resolved.arn,
+            resolved.secret,
+            Some(authorizer),
+        )
+        .with_fetched(fetched);
+        Ok((authorized, events))
+    }
+
+    /// Decide one action on a resolved resource; records the decision in the draft and
+    /// answers AWS's AccessDeniedException wording when denied.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        scope: &Scope,
+        action: &str,
+        resolved: &Resolved,
+        keys: &[(String, Vec<String>)],
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
+        let dir = self.identities.get();
+        let facts = Facts {
+            region: scope.region.clone(),
+            now_ms: self.ctx.now_ms(),
+            source_ip: draft.source_ip.as_deref().and_then(|i| i.parse().ok()),
+            secure_transport: Some(draft.secure_transport),
+        };
+        let mut rctx = context::request_context(
+            &dir,
+            principal,
+            &facts,
+            action,
+            &resolved.arn,
+            &resolved.account,
+        );
+        for (k, v) in keys {
+            rctx = rctx.with(k, v.iter().map(String::as_str));
+        }
+        let set = match self.policy_set(principal, resolved, &dir) {
+            Ok(set) => set,
+            Err(why) => {
+                // A policy that takes part cannot be read: nothing is decided, the request is
+                // refused (its Deny statements may be exactly what should apply).
+                tracing::error!(resource = %resolved.arn, "authorization refused: {why}");
+                draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
+                draft.decision_reason = Some(format!("refused without a decision: {why}"));
+                return Err(denied(principal, action, resolved, None));
+            }
+        };
+        let decision = policy::authorize(&rctx, &set);
+        record_decision(draft, &decision);
+        if decision.is_allowed() {
+            return Ok(());
+        }
+        let reason = policy::denial_message(&rctx, &decision);
+        Err(denied(principal, action, resolved, reason))
+    }
+
+    /// Every policy that takes part in a decision for `principal` on `resolved`.
+    pub(crate) fn policy_set(
+        &self,
+        principal: &Principal,
+        resolved: &Resolved,
+        dir: &crate::identity::Directory,
+    ) -> Result<policy::PolicySet, String> {
+        let mut set = policy::PolicySet::default();
+        match principal.kind {
+            crate::auth::PrincipalKind::Root => {}
+            crate::auth::PrincipalKind::User => {
+                if let Some(u) = principal
+                    .name
+                    .as_deref()
+                    .and_then(|n| dir.user(&principal.account_id, n))
+                {
+                    set.identity = Arc::clone(&u.identity_group);
+                    set.boundary = u.boundary.as_ref().and_then(|b| b.compiled.clone());
+                }
+            }
+            crate::auth::PrincipalKind::AssumedRole => {
+                if let Some(r) = principal
+                    .role_arn
+                    .as_deref()
+                    .and_then(|a| dir.role_by_arn(a))
+                {
+                    set.identity = Arc::clone(&r.identity_group);
+                    set.boundary = r.boundary.as_ref().and_then(|b| b.compiled.clone());
+                }
+                if let Some(text) = principal.session.as_ref().and_then(|s| s.policy.as_deref()) {
+                    let compiled = self
+                        .compiled_session_policy(text)
+                        .map_err(|e| format!("the session policy cannot be read: {e}"))?;
+                    set.session = Some(Arc::new(policy::PolicyGroup::new(vec![compiled])));
+                }
+            }
+        }
+        if dir.management_account.as_deref() != Some(principal.account_id.as_str()) {
+            if let Some(levels) = dir.scp_groups.get(&principal.account_id) {
+                set.scp = Some(levels.clone());
+            }
+        }
+        set.resource_required = resolved.resource_required;
+        if let Some(p) = &resolved.compiled_policy {
+            set.resource = Some(Arc::clone(p));
+        } else if let Some(text) = &resolved.resource_policy {
+            let compiled = self
+                .compiled_resource_policy(&resolved.arn, text)
+                .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
+            set.resource = Some(compiled);
+        }
+        Ok(set)
+    }
+}
+
+/// AWS's AccessDeniedException for a refused `action` on `resolved`. A resource named as the
+/// caller gave it (`Resolved::shown`, a secret) gets the bare form, without the reason: the
+/// reason and the suffixed ARN would tell a caller who may not see the secret that it exists
+/// (a resource policy's deny, a tag condition). Other resources get AWS's full message.
+fn denied(
+    principal: &Principal,
+    action: &str,
+    resolved: &Resolved,
+    full_message: Option<String>,
+) -> ApiError {
+    ApiError::AccessDenied(match (&resolved.shown, full_message) {
+        (None, Some(m)) => m,
+        (shown, _) => format!(
+            "User: {} is not authorized to perform: {action} on resource: {}",
+            principal.arn,
+            shown.as_deref().unwrap_or(&resolved.arn)
+        ),
+    })
+}
+
+/// The decision into the audit record's `authorization` block: the effect, the reason in one
+/// line, and the first deciding statement (its policy's type, id or ARN, and Sid or index).
+/// An implicit deny has no deciding statement; its reason says which policy type was missing.
+fn record_decision(draft: &mut audit::Draft, d: &policy::Decision) {
+    draft.decision = Some(d.effect.as_str().to_owned());
+    draft.decision_reason = Some(describe_decision(d));
+    let first = d.deciding.first();
+    draft.deciding_policy_type = first.map(|m| format!("{:?}", m.policy_type));
+    draft.policy_id = first.map(|m| m.policy_id.to_string());
+    draft.statement = first.map(policy::MatchedStatement::sid_or_index);
+}
+
+/// The decision in one line for the audit record: effect, deciding policy and statement.
+fn describe_decision(d: &policy::Decision) -> String {
+    let by: Vec<String> = d
+        .deciding
+        .iter()
+        .map(|m| format!("{:?} {} #{}", m.policy_type, m.policy_id, m.sid_or_index()))
+        .collect();
+    if by.is_empty() {
+        format!("{:?}", d.reason)
+    } else {
+        format!("{:?} by {}", d.reason, by.join(", "))
+    }
+}

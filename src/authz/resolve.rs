@@ -1,0 +1,202 @@
+//! What a request's target is: the secret a SecretId names (with its tags, resource policy
+//! and, for a read, its sealed value), the ARN a missing secret would have, a new secret's
+//! ARN, a KMS key with its key policy.
+
+use std::sync::Arc;
+
+use crate::error::ApiError;
+use crate::ops::{self, Ctx, Scope, Target};
+use crate::policy;
+
+/// What a target resolved to: the ARN to authorize on, the secret when it exists, the
+/// resource's condition keys (tags, SecretId) and its resource policy.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub arn: String,
+    pub account: String,
+    pub secret: Option<crate::store::rows::SecretRow>,
+    pub keys: Vec<(String, Vec<String>)>,
+    pub resource_policy: Option<String>,
+    /// An already-compiled resource-side policy (a role's trust policy), used instead of
+    /// `resource_policy`.
+    pub compiled_policy: Option<Arc<policy::Policy>>,
+    /// The resource policy must allow even in its own account (a KMS key policy).
+    pub resource_required: bool,
+    /// The resource as the caller named it, for a denial's message: a secret's ARN is
+    /// written from the SecretId given (no suffix the caller did not send), so that a
+    /// refusal reads the same whether or not the secret exists. `None`: `arn`.
+    pub shown: Option<String>,
+}
+
+/// Resolve a target to the ARN to authorize on (and the secret, when it exists). With
+/// `fetch`, a secret's selected version is read (sealed) in the same read transaction; what
+/// that read found, value or error, is for the operation to use once authorized.
+pub(super) async fn resolve(
+    ctx: &Ctx,
+    scope: &Scope,
+    target: Target,
+    fetch: Option<ops::values::VersionSelector>,
+) -> Result<(Resolved, Option<Fetched>), ApiError> {
+    match target {
+        Target::Secret(id) => resolve_secret(ctx, scope, id, fetch).await,
+        other => Ok((resolve_other(ctx, scope, other).await?, None)),
+    }
+}
+
+/// A value fetched with its secret, or why it could not be.
+pub(super) type Fetched = Result<ops::values::FetchedValue, ApiError>;
+
+/// [`resolve`] for a SecretId: the secret, its tags and (with `fetch`) the value to read, in
+/// one short read transaction.
+async fn resolve_secret(
+    ctx: &Ctx,
+    scope: &Scope,
+    id: String,
+    fetch: Option<ops::values::VersionSelector>,
+) -> Result<(Resolved, Option<Fetched>), ApiError> {
+    let (account, region) = (scope.account.clone(), scope.region.clone());
+    let keyring = ctx.keyring.clone();
+    let shown = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
+    let found = ctx
+        .store
+        .read_point(move |tx| {
+            let mut found = tx.find_secret(&account, &region, &id)?;
+            // Another account's secret is addressed by its full ARN.
+            if found.is_none() && id.starts_with("arn:") {
+                found = tx.secret_by_arn(&id)?.filter(|s| s.region == region);
+            }
+            match found {
+                Some(secret) => {
+                    let tags = tx.tags(&secret.secret_id)?;
+                    let fetched = fetch.map(|sel| {
+                        ops::values::fetch_value(
+                            tx,
+                            &keyring,
+                            &secret,
+                            sel.version_id.as_deref(),
+                            sel.stage.as_deref(),
+                        )
+                    });
+                    Ok(Ok((secret, tags, fetched)))
+                }
+                None => Ok(Err(id)),
+            }
+        })
+        .await?;
+    match found {
+        Ok((secret, tags, fetched)) => {
+            let keys = secret_keys(&secret, tags);
+            let resolved = Resolved {
+                arn: secret.arn.clone(),
+                account: secret.account_id.clone(),
+                resource_policy: secret.resource_policy.clone(),
+                compiled_policy: None,
+                resource_required: false,
+                shown: Some(shown),
+                secret: Some(secret),
+                keys,
+            };
+            Ok((resolved, fetched))
+        }
+        Err(id) => Ok((missing_secret(scope, &id), None)),
+    }
+}
+
+/// What a SecretId that names no secret resolves to: the ARN it would have (authorized like
+/// any other, so that a caller who may not see it learns nothing), no policy, no tags.
+pub(super) fn missing_secret(scope: &Scope, id: &str) -> Resolved {
+    let arn = crate::secrets::would_be_arn(&scope.region, &scope.account, id);
+    // An ARN names its account: another account's missing secret is decided as across
+    // accounts (needing a resource policy), exactly as one that exists.
+    let account = match arn.split(':').nth(4) {
+        Some(a) if id.starts_with("arn:") && !a.is_empty() => a.to_owned(),
+        _ => scope.account.clone(),
+    };
+    Resolved {
+        arn: arn.clone(),
+        account,
+        secret: None,
+        keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn.clone()])],
+        resource_policy: None,
+        compiled_policy: None,
+        resource_required: false,
+        shown: Some(arn),
+    }
+}
+
+/// [`resolve`] for targets other than a SecretId.
+async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resolved, ApiError> {
+    let base = |arn: String| Resolved {
+        arn,
+        account: scope.account.clone(),
+        secret: None,
+        keys: Vec::new(),
+        resource_policy: None,
+        compiled_policy: None,
+        resource_required: false,
+        shown: None,
+    };
+    match target {
+        Target::Any => Ok(base("*".to_owned())),
+        Target::NewSecret(name) => Ok(base(crate::secrets::secret_arn(
+            &scope.region,
+            &scope.account,
+            &name,
+            &crate::secrets::arn_suffix(),
+        ))),
+        Target::Secret(id) => Ok(resolve_secret(ctx, scope, id, None).await?.0),
+        Target::KmsKey(id) => {
+            let (account, region) = (scope.account.clone(), scope.region.clone());
+            // A key that does not exist (or the managed key, before its first use) is
+            // authorized on the ARN it would have; a store error refuses the request.
+            let key = ctx
+                .store
+                .read(move |tx| {
+                    let found = if crate::kms::names_default_alias(&account, &region, &id) {
+                        crate::kms::default_key_if_created(tx, &account, &region)?
+                    } else {
+                        crate::kms::resolve_key(tx, &account, &region, &id, |_| {
+                            Err(ApiError::internal("the default alias is resolved above"))
+                        })?
+                    };
+                    Ok(found.ok_or_else(|| format!("arn:aws:kms:{region}:{account}:key/{id}")))
+                })
+                .await?;
+            Ok(match key {
+                // An existing key is decided with its key policy, which must allow.
+                Ok(k) => Resolved {
+                    resource_policy: Some(crate::kms::key_policy::effective(&k)),
+                    resource_required: true,
+                    shown: None,
+                    account: k.account_id,
+                    ..base(k.arn)
+                },
+                Err(arn) => base(arn),
+            })
+        }
+    }
+}
+
+/// A secret's own condition keys: `secretsmanager:SecretId`, its tags as
+/// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k`, its primary region.
+pub(super) fn secret_keys(
+    secret: &crate::store::rows::SecretRow,
+    tags: Vec<(String, String)>,
+) -> Vec<(String, Vec<String>)> {
+    let mut keys = Vec::with_capacity(2 + 2 * tags.len());
+    keys.push((
+        "secretsmanager:SecretId".to_owned(),
+        vec![secret.arn.clone()],
+    ));
+    for (k, v) in tags {
+        keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+        keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
+    }
+    if let Some(p) = &secret.primary_region {
+        keys.push((
+            "secretsmanager:SecretPrimaryRegion".to_owned(),
+            vec![p.clone()],
+        ));
+    }
+    keys
+}
