@@ -12,6 +12,7 @@ mod common;
 
 mod audit;
 mod hostile;
+mod ident_review;
 mod identity;
 mod jwt_algs;
 mod kms;

@@ -87,22 +87,17 @@ pub fn session_for_token(
         user_id: None,
         tags: BTreeMap::new(),
     };
-    let mut ctx = policy::RequestContext::new(
-        info,
-        "sts:AssumeRoleWithWebIdentity",
-        &role.arn,
-        Some(&role.account),
-    )
-    .with(&format!("{host}:sub"), [verified.subject.as_str()])
-    .with(&format!("{host}:aud"), [verified.audience.as_str()])
-    .with("aws:FederatedProvider", [verified.issuer.as_str()]);
-    for (claim, v) in &verified.claims {
-        if let Some(s) = v.as_str() {
-            if !["sub", "aud", "iss"].contains(&claim.as_str()) {
-                ctx = ctx.with(&format!("{host}:{claim}"), [s]);
-            }
-        }
-    }
+    let ctx = jwt::with_condition_keys(
+        policy::RequestContext::new(
+            info,
+            "sts:AssumeRoleWithWebIdentity",
+            &role.arn,
+            Some(&role.account),
+        )
+        .with("aws:FederatedProvider", [verified.issuer.as_str()]),
+        &verified,
+        &provider.spec,
+    );
     let set = PolicySet {
         resource: role.trust_policy.compiled.clone(),
         ..PolicySet::default()
