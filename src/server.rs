@@ -422,13 +422,33 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         keyring,
         clock: Arc::new(system_now_ms),
     };
-    let identities = Live::open(cfg.policies.as_deref()).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        format!("the policies directory has errors:\n{}", lines.join("\n"))
-    })?;
+    let role_ids: Arc<dyn crate::identity::RoleIds> = Arc::new(StoredRoleIds(ctx.store.clone()));
+    let identities =
+        Live::open_with(cfg.policies.as_deref(), Some(role_ids)).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            format!("the policies directory has errors:\n{}", lines.join("\n"))
+        })?;
     let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), Arc::new(identities));
     pipeline.master_key_lock = Some(Arc::new(lock));
     Ok(pipeline)
+}
+
+/// Role ids kept in the database (see [`crate::identity::RoleIds`]): every server sharing it
+/// gives a role the same id.
+#[derive(Debug)]
+struct StoredRoleIds(Store);
+
+impl crate::identity::RoleIds for StoredRoleIds {
+    fn sync(
+        &self,
+        roles: &[(String, String)],
+    ) -> Result<std::collections::BTreeMap<(String, String), String>, String> {
+        self.0
+            .write_blocking(|tx| {
+                Ok(tx.sync_role_ids(roles, system_now_ms(), crate::identity::new_role_id)?)
+            })
+            .map_err(|e| e.message().to_owned())
+    }
 }
 
 /// Run the server until it is stopped. `on_bound` gets the bound address (tests use port 0).

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use super::{load_dir, Directory, LoadError};
+use super::{load_dir, Directory, LoadError, RoleIds};
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct Live {
     current: RwLock<Arc<Directory>>,
     /// Fingerprint of the files last looked at (accepted or refused).
     seen: RwLock<String>,
+    /// Where role ids are kept (`None`: derived from account and name).
+    role_ids: Option<Arc<dyn RoleIds>>,
 }
 
 /// A cheap fingerprint of every file under `root` (paths and contents).
@@ -52,15 +54,30 @@ pub fn fingerprint(root: &Path) -> String {
 impl Live {
     /// Load `root` (None or a missing directory: an empty set, root credentials only).
     pub fn open(root: Option<&Path>) -> Result<Self, Vec<LoadError>> {
+        Self::open_with(root, None)
+    }
+
+    /// Load `root`, with role ids kept in `role_ids` (see [`RoleIds`]).
+    pub fn open_with(
+        root: Option<&Path>,
+        role_ids: Option<Arc<dyn RoleIds>>,
+    ) -> Result<Self, Vec<LoadError>> {
         let root = root.filter(|r| r.exists()).map(Path::to_path_buf);
         let (dir, seen) = match &root {
             Some(r) => (load_dir(r)?, fingerprint(r)),
             None => (Directory::default(), String::new()),
         };
+        let dir = match &role_ids {
+            Some(ids) => dir
+                .with_role_ids(ids.as_ref())
+                .map_err(|e| vec![role_id_error(root.as_deref().unwrap_or(Path::new(".")), e)])?,
+            None => dir,
+        };
         Ok(Self {
             root,
             current: RwLock::new(Arc::new(dir)),
             seen: RwLock::new(seen),
+            role_ids,
         })
     }
 
@@ -70,6 +87,7 @@ impl Live {
             root: None,
             current: RwLock::new(Arc::new(dir)),
             seen: RwLock::new(String::new()),
+            role_ids: None,
         }
     }
 
@@ -102,11 +120,25 @@ impl Live {
                 return Reload::Unchanged;
             }
         }
-        *self
-            .seen
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fp;
-        match load_dir(root) {
+        let previous = std::mem::replace(
+            &mut *self
+                .seen
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            fp,
+        );
+        let loaded = load_dir(root).and_then(|dir| match &self.role_ids {
+            Some(ids) => dir.with_role_ids(ids.as_ref()).map_err(|e| {
+                // Not the files' fault: look again at the next poll.
+                *self
+                    .seen
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
+                vec![role_id_error(root, e)]
+            }),
+            None => Ok(dir),
+        });
+        match loaded {
             Ok(dir) => {
                 let fingerprint = dir.fingerprint.clone();
                 *self
@@ -117,5 +149,14 @@ impl Live {
             }
             Err(errors) => Reload::Refused { errors },
         }
+    }
+}
+
+/// A set whose role ids could not be kept (a store error), as a load error.
+fn role_id_error(root: &Path, e: String) -> LoadError {
+    LoadError {
+        file: root.to_path_buf(),
+        path: "$".into(),
+        message: format!("cannot keep the roles' ids in the database: {e}"),
     }
 }

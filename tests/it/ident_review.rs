@@ -2,11 +2,12 @@
 //! roles re-created under an old name, database file modes, root keys of member accounts,
 //! and KMS key policies as the simulator and the server decide them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{
-    example_policies, mint, now_secs, signed_query, sts_as, urlenc, xml_field, TestServer, ACCOUNT,
+    example_policies, mint, now_secs, signed_query, sts_as, urlenc, xml_field, Signing, TestServer,
+    ACCOUNT,
 };
 
 const HMAC: &str = "review-provider-hmac-secret-0123456789abcdef";
@@ -186,6 +187,152 @@ fn declared_condition_claims_are_checked_when_loading() {
             "{claims}: {errors:?}"
         );
     }
+}
+
+/// GetCallerIdentity with session credentials.
+fn whoami(s: &TestServer, creds: &(String, String, String)) -> crate::common::RawResponse {
+    s.raw(&signed_query(
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Signing {
+            session_token: Some(creds.2.clone()),
+            ..sts_as(&creds.0, &creds.1)
+        },
+    ))
+}
+
+fn assume_payments(s: &TestServer, akid: &str, secret: &str) -> crate::common::RawResponse {
+    s.raw(&signed_query(
+        &format!(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=s1",
+            urlenc("arn:aws:iam::111122223333:role/service/payments-app")
+        ),
+        sts_as(akid, secret),
+    ))
+}
+
+fn session_of(r: &crate::common::RawResponse) -> (String, String, String) {
+    assert_eq!(r.status, 200, "{}", r.body);
+    (
+        xml_field(&r.body, "AccessKeyId"),
+        xml_field(&r.body, "SecretAccessKey"),
+        xml_field(&r.body, "SessionToken"),
+    )
+}
+
+/// The role id part of an AssumeRole answer's `AssumedRoleId` (`AROA…:session`).
+fn role_id_of(r: &crate::common::RawResponse) -> String {
+    let id = xml_field(&r.body, "AssumedRoleId");
+    id.split(':').next().unwrap().to_owned()
+}
+
+/// Poll `check` (each try a request to the server) until it holds: the server's policy
+/// watcher applies a change to the files within a few seconds.
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A server on `data_dir` (kept from a stopped one) with `policies`.
+fn restart(dir: tempfile::TempDir, url: String, policies: &Path) -> TestServer {
+    let data_dir: PathBuf = dir.path().join("data");
+    let cfg = strongroom::config::ServeConfig {
+        store: strongroom::config::StoreConfig {
+            data_dir: data_dir.clone(),
+            database_url: url.clone(),
+            master_key_file: data_dir.join("master.key"),
+            read_mmap_bytes: 0,
+        },
+        listen: "127.0.0.1:0".into(),
+        tls: None,
+        account_id: ACCOUNT.into(),
+        regions: vec!["us-east-1".into()],
+        purge_interval_secs: 1,
+        policies: Some(policies.to_path_buf()),
+        trusted_proxies: vec![],
+        audit_retention: None,
+    };
+    TestServer::launch(cfg, dir, url)
+}
+
+/// Finding 12: a role removed and declared again is a new role (a new RoleId); sessions of the
+/// old one stay refused. While the role exists its id survives restarts and reloads.
+#[tokio::test]
+async fn a_role_declared_again_does_not_revive_old_sessions() {
+    let (_t, dir) = example_policies();
+    let mut s = TestServer::start_with_policies(&dir);
+    let (akid, secret) = mint(&s, &dir, "ci-bot");
+    let first = assume_payments(&s, &akid, &secret);
+    let old = session_of(&first);
+    let old_id = role_id_of(&first);
+    assert!(old_id.starts_with("AROA") && old_id.len() == 21, "{old_id}");
+    assert_eq!(whoami(&s, &old).status, 200);
+
+    // positive control: a restart keeps the role, its id and its sessions
+    let url = s.database_url.clone();
+    let data = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    s.stop();
+    let s = restart(data, url, &dir);
+    assert_eq!(whoami(&s, &old).status, 200, "session lost on restart");
+    assert_eq!(role_id_of(&assume_payments(&s, &akid, &secret)), old_id);
+    // an unrelated change to the files (a reload) keeps it too
+    let marker = "arn:aws:iam::111122223333:role/service/reloaded";
+    std::fs::write(
+        dir.join("accounts/111122223333/roles/reloaded.json"),
+        r#"{"RoleName":"reloaded","Path":"/service/","AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/ci-bot"},"Action":"sts:AssumeRole"}]}}"#,
+    )
+    .unwrap();
+    until("the new role is in force", || {
+        let r = s.raw(&signed_query(
+            &format!(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=s2",
+                urlenc(marker)
+            ),
+            sts_as(&akid, &secret),
+        ));
+        r.status == 200
+    });
+    assert_eq!(whoami(&s, &old).status, 200, "session lost on reload");
+    assert_eq!(role_id_of(&assume_payments(&s, &akid, &secret)), old_id);
+
+    // the role is removed: its sessions stop working
+    let file = dir.join("accounts/111122223333/roles/payments-app.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    until("the removal is in force", || whoami(&s, &old).status != 200);
+
+    // ... and declared again, identical: a new role
+    std::fs::write(&file, &text).unwrap();
+    let mut again = None;
+    until("the role is back", || {
+        let r = assume_payments(&s, &akid, &secret);
+        let ok = r.status == 200;
+        again = Some(r);
+        ok
+    });
+    let again = again.unwrap();
+    let new_id = role_id_of(&again);
+    assert_ne!(new_id, old_id, "a re-created role kept its RoleId");
+    assert!(new_id.starts_with("AROA") && new_id.len() == 21, "{new_id}");
+    let old_after = whoami(&s, &old);
+    assert_ne!(
+        old_after.status, 200,
+        "a session of the deleted role works again: {}",
+        old_after.body
+    );
+    assert_eq!(
+        code_of(&old_after),
+        "InvalidClientTokenId",
+        "{}",
+        old_after.body
+    );
+    let new = session_of(&again);
+    assert_eq!(whoami(&s, &new).status, 200);
 }
 
 /// Finding 12: the database files are readable by their owner only.
