@@ -447,7 +447,11 @@ impl crate::identity::RoleIds for StoredRoleIds {
             .write_blocking(|tx| {
                 Ok(tx.sync_role_ids(roles, system_now_ms(), crate::identity::new_role_id)?)
             })
-            .map_err(|e| e.message().to_owned())
+            .map_err(|e| match e {
+                // The operator reads this in the reload's log and audit record: the cause.
+                ApiError::Internal(detail) => detail,
+                other => other.message().to_owned(),
+            })
     }
 }
 
