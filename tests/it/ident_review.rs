@@ -360,6 +360,20 @@ async fn database_files_are_created_owner_only() {
     }
     // the database, the audit chain and its index, each with a WAL and shared memory
     assert!(checked >= 6, "only {checked} database files");
+    // and everything else the server keeps there but the audit signing key's public half
+    for f in crate::common::files_under(&s.data_dir()) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        if !name.ends_with(".pub") {
+            assert_eq!(mode & 0o077, 0, "{name} is {mode:o}");
+        }
+    }
+    let mode = std::fs::metadata(s.data_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the data dir is {mode:o}");
 
     // a database created 0644 by an older version is made owner-only when opened
     let dir = tempfile::tempdir().unwrap();
