@@ -491,3 +491,108 @@ pub fn check_condition_claims(spec: &IdentityProviderFile) -> Vec<(String, Strin
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn spec(condition_claims: &[&str]) -> IdentityProviderFile {
+        serde_json::from_value(serde_json::json!({
+            "Issuer": "https://ci.example.test", "Audiences": ["strongroom"],
+            "HmacSecretFile": "x.hmac", "Algorithms": ["HS256"],
+            "ConditionClaims": condition_claims,
+        }))
+        .unwrap()
+    }
+
+    fn verified(claims: serde_json::Value) -> Verified {
+        let Value::Object(claims) = claims else {
+            panic!("not an object")
+        };
+        Verified {
+            issuer: "https://ci.example.test".into(),
+            subject: claims["sub"].as_str().unwrap().into(),
+            audience: "strongroom".into(),
+            expires: 0,
+            claims,
+        }
+    }
+
+    #[test]
+    fn only_standard_and_declared_claims_become_keys() {
+        let v = verified(serde_json::json!({
+            "iss": "https://ci.example.test", "sub": "repo:a", "aud": ["strongroom", "other"],
+            "amr": ["pwd", "mfa"], "email": "a@example.test", "azp": "client",
+            "repo": "a/b", "run": 42, "groups": ["x", "y"], "nested": {"k": "v"}, "Team": "t",
+        }));
+        let keys: BTreeMap<String, (KeyType, Vec<String>)> =
+            condition_keys(&v, &spec(&["repo", "run", "groups", "nested"]))
+                .into_iter()
+                .map(|(k, t, vs)| (k, (t, vs)))
+                .collect();
+        let get = |k: &str| keys.get(&format!("ci.example.test:{k}")).cloned();
+        assert_eq!(get("sub"), Some((KeyType::String, vec!["repo:a".into()])));
+        assert_eq!(
+            get("aud"),
+            Some((KeyType::String, vec!["strongroom".into()]))
+        );
+        assert_eq!(
+            get("oaud"),
+            Some((
+                KeyType::ArrayOfString,
+                vec!["strongroom".into(), "other".into()]
+            ))
+        );
+        assert_eq!(
+            get("amr"),
+            Some((KeyType::ArrayOfString, vec!["pwd".into(), "mfa".into()]))
+        );
+        assert_eq!(get("email").unwrap().1, vec!["a@example.test".to_owned()]);
+        assert_eq!(get("azp").unwrap().1, vec!["client".to_owned()]);
+        assert_eq!(get("repo").unwrap().1, vec!["a/b".to_owned()]);
+        assert_eq!(get("run").unwrap().1, vec!["42".to_owned()]);
+        assert_eq!(get("groups").unwrap().0, KeyType::ArrayOfString);
+        assert_eq!(get("nested"), None);
+        assert_eq!(get("Team"), None);
+        assert_eq!(get("iss"), None);
+        assert_eq!(keys.len(), 9, "{keys:?}");
+    }
+
+    #[test]
+    fn case_twins_of_mapped_claims_are_refused() {
+        let claims = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "s", "aud": "strongroom"});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c.as_object().unwrap().clone()
+        };
+        let s = spec(&["repo"]);
+        assert!(check_claim_names(&claims(serde_json::json!({})), &s).is_ok());
+        for twin in [
+            serde_json::json!({"SUB": "x"}),
+            serde_json::json!({"Aud": "x"}),
+            serde_json::json!({"email": "a", "EMAIL": "b"}),
+            serde_json::json!({"repo": "a", "REPO": "b"}),
+        ] {
+            assert!(
+                check_claim_names(&claims(twin.clone()), &s).is_err(),
+                "{twin}"
+            );
+        }
+        // twins of a claim that feeds no key do not matter
+        assert!(
+            check_claim_names(&claims(serde_json::json!({"team": "a", "TEAM": "b"})), &s).is_ok()
+        );
+    }
+
+    #[test]
+    fn declared_claims_are_checked() {
+        assert!(check_condition_claims(&spec(&["repo", "ref"])).is_empty());
+        for bad in [&["AUD"][..], &["repo", "Repo"], &["iat"], &[""]] {
+            assert_eq!(check_condition_claims(&spec(bad)).len(), 1, "{bad:?}");
+        }
+    }
+}
