@@ -264,8 +264,22 @@ fn restart(dir: tempfile::TempDir, url: String, policies: &Path) -> TestServer {
 /// old one stay refused. While the role exists its id survives restarts and reloads.
 #[tokio::test]
 async fn a_role_declared_again_does_not_revive_old_sessions() {
+    role_declared_again(None);
+}
+
+/// The same on PostgreSQL, where several servers share the role ids.
+#[tokio::test]
+async fn a_role_declared_again_does_not_revive_old_sessions_on_postgres() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        eprintln!("skipped: STRONGROOM_TEST_DATABASE_URL is not set");
+        return;
+    };
+    role_declared_again(Some(crate::common::fresh_postgres_db(&base)));
+}
+
+fn role_declared_again(database_url: Option<String>) {
     let (_t, dir) = example_policies();
-    let mut s = TestServer::start_with_policies(&dir);
+    let mut s = TestServer::start_configured(database_url, &["us-east-1"], None, Some(dir.clone()));
     let (akid, secret) = mint(&s, &dir, "ci-bot");
     let first = assume_payments(&s, &akid, &secret);
     let old = session_of(&first);
