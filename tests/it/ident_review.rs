@@ -465,8 +465,40 @@ async fn root_keys_of_member_accounts_and_undeclared_users() {
         format!("arn:aws:iam::{member}:root")
     );
     assert_eq!(xml_field(&r.body, "Account"), member);
-    // the member's root acts in its own account only: the default account's secrets are
-    // another account's
+    // the member's root acts in its own account: its secrets are the member's, and the
+    // default account's are not in its list
+    s.client()
+        .create_secret()
+        .name("default/only")
+        .secret_string("d")
+        .send()
+        .await
+        .unwrap();
+    let m = s.client_in("us-east-1", akid, secret);
+    let created = m
+        .create_secret()
+        .name("member/own")
+        .secret_string("m")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.arn().unwrap().starts_with(&format!(
+            "arn:aws:secretsmanager:us-east-1:{member}:secret:member/own-"
+        )),
+        "{created:?}"
+    );
+    let names: Vec<String> = m
+        .list_secrets()
+        .send()
+        .await
+        .unwrap()
+        .secret_list()
+        .iter()
+        .filter_map(|e| e.name().map(str::to_owned))
+        .collect();
+    assert_eq!(names, vec!["member/own".to_owned()]);
+    // the key is listed as a root key of the member
     let list = strongroom_bin(&[
         "access-key",
         "list",
