@@ -343,18 +343,20 @@ pub fn issuer_key_prefix(issuer: &str) -> String {
 pub const STANDARD_CONDITION_CLAIMS: [&str; 6] = ["sub", "aud", "oaud", "amr", "email", "azp"];
 
 /// Whether a claim name feeds a condition key of `spec`'s issuer (`aud` feeds `aud` and
-/// `oaud`). Compared without case, as IAM compares condition key names.
+/// `oaud`) or a session tag (`aws:PrincipalTag/…`). Compared without case, as IAM compares
+/// condition key names.
 fn feeds_condition_key(name_lc: &str, spec: &IdentityProviderFile) -> bool {
     STANDARD_CONDITION_CLAIMS.contains(&name_lc)
         || spec
             .condition_claims
             .iter()
+            .chain(spec.session_tag_claims.keys())
             .any(|c| c.to_lowercase() == name_lc)
 }
 
 /// Refuse a token with two claims whose names differ only in case when one of them feeds a
-/// condition key: IAM compares key names without case, so `SUB` beside `sub` could only be
-/// an attempt to stand in for the subject.
+/// condition key or a session tag: IAM compares key names without case, so `SUB` beside
+/// `sub` could only be an attempt to stand in for the subject.
 fn check_claim_names(
     claims: &Map<String, Value>,
     spec: &IdentityProviderFile,
@@ -503,6 +505,7 @@ mod tests {
             "Issuer": "https://ci.example.test", "Audiences": ["strongroom"],
             "HmacSecretFile": "x.hmac", "Algorithms": ["HS256"],
             "ConditionClaims": condition_claims,
+            "SessionTagClaims": {"namespace": "ns"},
         }))
         .unwrap()
     }
@@ -576,6 +579,7 @@ mod tests {
             serde_json::json!({"Aud": "x"}),
             serde_json::json!({"email": "a", "EMAIL": "b"}),
             serde_json::json!({"repo": "a", "REPO": "b"}),
+            serde_json::json!({"namespace": "a", "Namespace": "b"}),
         ] {
             assert!(
                 check_claim_names(&claims(twin.clone()), &s).is_err(),
