@@ -189,7 +189,7 @@ impl Authenticator {
         })?;
         let dir = self.authz.identities().get();
         let role = dir
-            .role_by_arn(&claims.role_arn)
+            .role_for_session(&claims.role_arn, &claims.role_id)
             .ok_or(AuthError::UnknownKey)?;
         Ok(Credential {
             secret: claims.secret_key(),

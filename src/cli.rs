@@ -35,17 +35,22 @@ pub fn validate_policies(dir: &Path) -> Result<String, String> {
     }
 }
 
-/// `strongroom access-key create`: mint a key for a declared user; prints the pair as JSON.
+fn load_for_keys(policies: &Path) -> Result<crate::identity::Directory, String> {
+    load_dir(policies).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("the policies directory has errors:\n{}", lines.join("\n"))
+    })
+}
+
+/// `strongroom access-key create --user`: mint a key for a declared user; prints the pair as
+/// JSON.
 pub fn create_access_key(
     store_cfg: &StoreConfig,
     policies: &Path,
     account: &str,
     user: &str,
 ) -> Result<String, String> {
-    let dir = load_dir(policies).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        format!("the policies directory has errors:\n{}", lines.join("\n"))
-    })?;
+    let dir = load_for_keys(policies)?;
     if dir.user(account, user).is_none() {
         return Err(format!(
             "no user `{user}` is declared in account {account} under {}",
@@ -53,6 +58,50 @@ pub fn create_access_key(
         ));
     }
     let (store, keyring) = crate::server::open(store_cfg)?;
+    insert_key(&store, &keyring, account, Some(user))
+}
+
+/// `strongroom access-key create --root`: mint a root key of `account`, which is declared in
+/// the policies directory (a member account) or already has a root key in the store (the
+/// default account, whose first root key the server installs). Prints the pair as JSON.
+pub fn create_root_access_key(
+    store_cfg: &StoreConfig,
+    policies: &Path,
+    account: &str,
+) -> Result<String, String> {
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("account id `{account}` must be 12 digits"));
+    }
+    let dir = load_for_keys(policies)?;
+    let (store, keyring) = crate::server::open(store_cfg)?;
+    if !dir.accounts.contains_key(account) {
+        let acct = account.to_owned();
+        let has_root = store
+            .read_blocking(move |tx| {
+                Ok(tx
+                    .access_keys()?
+                    .iter()
+                    .any(|k| k.account_id == acct && k.user_name.is_none()))
+            })
+            .map_err(|e| format!("{e:?}"))?;
+        if !has_root {
+            return Err(format!(
+                "account {account} is not declared under {} (accounts/{account}/account.json) \
+                 and is not the server's default account",
+                policies.display()
+            ));
+        }
+    }
+    insert_key(&store, &keyring, account, None)
+}
+
+/// Store a new active key of `account` (`user`, or its root user) and answer it as JSON.
+fn insert_key(
+    store: &crate::store::Store,
+    keyring: &crate::kms::Keyring,
+    account: &str,
+    user: Option<&str>,
+) -> Result<String, String> {
     let (akid, secret) = new_key_pair();
     let (sealed, mid) = keyring
         .seal_with_master(secret.as_bytes(), &envelope::access_key_aad(&akid))
@@ -60,7 +109,7 @@ pub fn create_access_key(
     let row = AccessKeyRow {
         access_key_id: akid.clone(),
         account_id: account.to_owned(),
-        user_name: Some(user.to_owned()),
+        user_name: user.map(str::to_owned),
         secret_sealed: sealed,
         master_key_id: mid,
         status: "Active".into(),
@@ -69,14 +118,16 @@ pub fn create_access_key(
     store
         .write_blocking(|tx| Ok(tx.insert_access_key(&row)?))
         .map_err(|e| format!("{e:?}"))?;
-    Ok(serde_json::json!({
+    let mut out = serde_json::json!({
         "AccessKeyId": akid,
         "SecretAccessKey": secret.as_str(),
-        "UserName": user,
         "AccountId": account,
         "Status": "Active",
-    })
-    .to_string())
+    });
+    if let Some(u) = user {
+        out["UserName"] = serde_json::Value::String(u.to_owned());
+    }
+    Ok(out.to_string())
 }
 
 /// `strongroom access-key list`: one JSON object per line (never the secret).

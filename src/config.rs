@@ -53,7 +53,8 @@ pub enum MasterKeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AccessKeyCommand {
-    /// Mint a key for a user declared in the policies directory; prints it as JSON once.
+    /// Mint a key for a user declared in the policies directory, or (`--root`) for the root
+    /// user of an account; prints it as JSON once.
     Create {
         #[command(flatten)]
         store: StoreArgs,
@@ -62,8 +63,13 @@ pub enum AccessKeyCommand {
         policies: PathBuf,
         #[arg(long)]
         account: String,
+        /// A user declared in the account.
+        #[arg(long, required_unless_present = "root", conflicts_with = "root")]
+        user: Option<String>,
+        /// The account's root user (an account declared in the policies directory, or the one
+        /// whose bootstrap root key the store holds).
         #[arg(long)]
-        user: String,
+        root: bool,
     },
     /// List keys (never their secrets), one JSON object per line.
     List {

@@ -51,8 +51,15 @@ fn main() -> std::process::ExitCode {
                     policies,
                     account,
                     user,
-                } => store.resolve().and_then(|c| {
-                    strongroom::cli::create_access_key(&c, &policies, &account, &user)
+                    root,
+                } => store.resolve().and_then(|c| match (&user, root) {
+                    (Some(user), false) => {
+                        strongroom::cli::create_access_key(&c, &policies, &account, user)
+                    }
+                    (None, true) => {
+                        strongroom::cli::create_root_access_key(&c, &policies, &account)
+                    }
+                    _ => Err("give either --user USER or --root".into()),
                 }),
                 AccessKeyCommand::List {
                     store,

@@ -25,10 +25,37 @@ use crate::store::Store;
 /// Largest request body accepted (a 64 KiB secret in base64 plus everything else fits).
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Create the data dir (and missing parents) when it does not exist: owner-only (0700), like
+/// the files the server keeps in it. An existing directory keeps its mode.
+fn create_data_dir(dir: &Path) -> Result<(), String> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create data dir `{}`: {e}", dir.display()))
+}
+
+/// A new file readable and writable by its owner only (0600 on Unix); an existing one is
+/// truncated when `truncate`.
+fn owner_only(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
 /// Open the store and the master keyring for a command.
 pub fn open(cfg: &StoreConfig) -> Result<(Store, Keyring), String> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("cannot create data dir `{}`: {e}", cfg.data_dir.display()))?;
+    create_data_dir(&cfg.data_dir)?;
     let master = MasterKeyring::load_or_create(&cfg.master_key_file).map_err(|e| e.to_string())?;
     let store =
         Store::open_with(&cfg.database_url, cfg.read_mmap_bytes).map_err(|e| e.to_string())?;
@@ -42,7 +69,9 @@ fn chain_id(data_dir: &Path) -> Result<String, String> {
         Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
         _ => {
             let id = uuid::Uuid::new_v4().to_string();
-            std::fs::write(&p, &id).map_err(|e| format!("cannot write `{}`: {e}", p.display()))?;
+            owner_only(&p, true)
+                .and_then(|mut f| f.write_all(id.as_bytes()))
+                .map_err(|e| format!("cannot write `{}`: {e}", p.display()))?;
             Ok(id)
         }
     }
@@ -91,15 +120,7 @@ fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result
             .to_string(),
         );
         let path = cfg.store.data_dir.join("root-credentials.json");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&path)
+        let mut f = owner_only(&path, true)
             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
         f.write_all(json.as_bytes())
             .and_then(|()| f.sync_all())
@@ -382,21 +403,11 @@ fn master_key_lock_path(master_key_file: &Path) -> std::path::PathBuf {
 
 fn open_master_key_lock(master_key_file: &Path) -> Result<std::fs::File, String> {
     let path = master_key_lock_path(master_key_file);
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))
+    owner_only(&path, false).map_err(|e| format!("cannot open `{}`: {e}", path.display()))
 }
 
 pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
-    std::fs::create_dir_all(&cfg.store.data_dir).map_err(|e| {
-        format!(
-            "cannot create data dir `{}`: {e}",
-            cfg.store.data_dir.display()
-        )
-    })?;
+    create_data_dir(&cfg.store.data_dir)?;
     let lock = open_master_key_lock(&cfg.store.master_key_file)?;
     if let Err(e) = lock.try_lock_shared() {
         return Err(format!(
@@ -423,15 +434,39 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         keyring,
         clock: Arc::new(system_now_ms),
     };
-    let identities = Live::open(cfg.policies.as_deref()).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        format!("the policies directory has errors:\n{}", lines.join("\n"))
-    })?;
+    let role_ids: Arc<dyn crate::identity::RoleIds> = Arc::new(StoredRoleIds(ctx.store.clone()));
+    let identities =
+        Live::open_with(cfg.policies.as_deref(), Some(role_ids)).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            format!("the policies directory has errors:\n{}", lines.join("\n"))
+        })?;
     let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), Arc::new(identities));
     pipeline.master_key_lock = Some(Arc::new(lock));
     pipeline.secure = cfg.tls.is_some();
     pipeline.trusted_proxies = Arc::new(cfg.trusted_proxies.clone());
     Ok(pipeline)
+}
+
+/// Role ids kept in the database (see [`crate::identity::RoleIds`]): every server sharing it
+/// gives a role the same id.
+#[derive(Debug)]
+struct StoredRoleIds(Store);
+
+impl crate::identity::RoleIds for StoredRoleIds {
+    fn sync(
+        &self,
+        roles: &[(String, String)],
+    ) -> Result<std::collections::BTreeMap<(String, String), String>, String> {
+        self.0
+            .write_blocking(|tx| {
+                Ok(tx.sync_role_ids(roles, system_now_ms(), crate::identity::new_role_id)?)
+            })
+            .map_err(|e| match e {
+                // The operator reads this in the reload's log and audit record: the cause.
+                ApiError::Internal(detail) => detail,
+                other => other.message().to_owned(),
+            })
+    }
 }
 
 /// Run the server until it is stopped. `on_bound` gets the bound address (tests use port 0).

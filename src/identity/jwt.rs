@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::model::IdentityProviderFile;
+use crate::policy::{KeyType, RequestContext};
 
 /// The kind of a verification key, which decides the one algorithm it verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +274,7 @@ pub fn verify(
         match jsonwebtoken::decode::<Map<String, Value>>(token, &k.key, &validation) {
             Ok(data) => {
                 let claims = data.claims;
+                check_claim_names(&claims, spec)?;
                 let subject = claims
                     .get("sub")
                     .and_then(Value::as_str)
@@ -332,4 +334,269 @@ pub fn issuer_key_prefix(issuer: &str) -> String {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// The claims every provider offers as condition keys, by exact (case-sensitive) name: those
+/// AWS maps for OIDC web identity (IAM's "Available keys for AWS OIDC federation": `sub`,
+/// `aud`, `oaud`, `amr`, `email`), and `azp`. `aud` is the audience the provider accepted,
+/// `oaud` every value of the token's `aud` claim.
+pub const STANDARD_CONDITION_CLAIMS: [&str; 6] = ["sub", "aud", "oaud", "amr", "email", "azp"];
+
+/// Whether a claim name feeds a condition key of `spec`'s issuer (`aud` feeds `aud` and
+/// `oaud`) or a session tag (`aws:PrincipalTag/…`). Compared without case, as IAM compares
+/// condition key names.
+fn feeds_condition_key(name_lc: &str, spec: &IdentityProviderFile) -> bool {
+    STANDARD_CONDITION_CLAIMS.contains(&name_lc)
+        || spec
+            .condition_claims
+            .iter()
+            .chain(spec.session_tag_claims.keys())
+            .any(|c| c.to_lowercase() == name_lc)
+}
+
+/// Refuse a token with two claims whose names differ only in case when one of them feeds a
+/// condition key or a session tag: IAM compares key names without case, so `SUB` beside
+/// `sub` could only be an attempt to stand in for the subject.
+fn check_claim_names(
+    claims: &Map<String, Value>,
+    spec: &IdentityProviderFile,
+) -> Result<(), TokenRefused> {
+    let mut seen: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for name in claims.keys() {
+        *seen.entry(name.to_lowercase()).or_default() += 1;
+    }
+    match seen
+        .iter()
+        .find(|(lc, n)| **n > 1 && feeds_condition_key(lc, spec))
+    {
+        Some((lc, _)) => Err(TokenRefused(format!(
+            "The token has several claims named `{}` (in different cases).",
+            lc.chars().take(64).collect::<String>()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A claim's values as condition key values: a string, number or boolean is one value; an
+/// array gives each of its scalar elements; objects and null give none.
+fn claim_values(v: &Value) -> Vec<String> {
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+    match v {
+        Value::Array(a) => a.iter().filter_map(scalar).collect(),
+        other => scalar(other).into_iter().collect(),
+    }
+}
+
+/// The `ISSUER:<key>` condition keys of a verified token: [`STANDARD_CONDITION_CLAIMS`] and
+/// the claims its provider declares in `ConditionClaims`, each under its exact claim name;
+/// no other claim becomes a key. `(key, type, values)`; a claim the token lacks gives no key.
+pub fn condition_keys(
+    verified: &Verified,
+    spec: &IdentityProviderFile,
+) -> Vec<(String, KeyType, Vec<String>)> {
+    let host = issuer_key_prefix(&verified.issuer);
+    let mut out = vec![
+        (
+            format!("{host}:sub"),
+            KeyType::String,
+            vec![verified.subject.clone()],
+        ),
+        (
+            format!("{host}:aud"),
+            KeyType::String,
+            vec![verified.audience.clone()],
+        ),
+    ];
+    if let Some(aud) = verified.claims.get("aud") {
+        let values = claim_values(aud);
+        let ty = if matches!(aud, Value::Array(_)) {
+            KeyType::ArrayOfString
+        } else {
+            KeyType::String
+        };
+        out.push((format!("{host}:oaud"), ty, values));
+    }
+    if let Some(amr) = verified.claims.get("amr") {
+        out.push((
+            format!("{host}:amr"),
+            KeyType::ArrayOfString,
+            claim_values(amr),
+        ));
+    }
+    for name in ["email", "azp"]
+        .into_iter()
+        .chain(spec.condition_claims.iter().map(String::as_str))
+    {
+        let Some(v) = verified.claims.get(name) else {
+            continue;
+        };
+        let values = claim_values(v);
+        if values.is_empty() {
+            continue;
+        }
+        let ty = if matches!(v, Value::Array(_)) {
+            KeyType::ArrayOfString
+        } else {
+            KeyType::String
+        };
+        out.push((format!("{host}:{name}"), ty, values));
+    }
+    out
+}
+
+/// `ctx` with the condition keys of a verified token (see [`condition_keys`]).
+pub fn with_condition_keys(
+    mut ctx: RequestContext,
+    verified: &Verified,
+    spec: &IdentityProviderFile,
+) -> RequestContext {
+    for (key, ty, values) in condition_keys(verified, spec) {
+        ctx = ctx.with_typed(&key, ty, values);
+    }
+    ctx
+}
+
+/// Problems with a provider's `ConditionClaims` (`(json path, message)`): every name must be
+/// a claim name that no standard key and no other declared claim has, ignoring case.
+pub fn check_condition_claims(spec: &IdentityProviderFile) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut seen: Vec<String> = vec![];
+    for (i, c) in spec.condition_claims.iter().enumerate() {
+        let lc = c.to_lowercase();
+        let path = format!("$.ConditionClaims[{i}]");
+        if c.is_empty() || c.len() > 128 || c.chars().any(|ch| ch.is_control()) {
+            out.push((path, "a claim name is 1-128 printable characters".into()));
+        } else if STANDARD_CONDITION_CLAIMS.contains(&lc.as_str()) {
+            out.push((
+                path,
+                format!("`{c}` is a condition key every provider has; list only further claims"),
+            ));
+        } else if ["iss", "exp", "nbf", "iat", "jti"].contains(&lc.as_str()) {
+            out.push((
+                path,
+                format!("`{c}` is checked when the token is verified; it is not a condition key"),
+            ));
+        } else if seen.contains(&lc) {
+            out.push((
+                path,
+                format!("`{c}` is listed twice (condition key names are compared without case)"),
+            ));
+        }
+        seen.push(lc);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn spec(condition_claims: &[&str]) -> IdentityProviderFile {
+        serde_json::from_value(serde_json::json!({
+            "Issuer": "https://ci.example.test", "Audiences": ["strongroom"],
+            "HmacSecretFile": "x.hmac", "Algorithms": ["HS256"],
+            "ConditionClaims": condition_claims,
+            "SessionTagClaims": {"namespace": "ns"},
+        }))
+        .unwrap()
+    }
+
+    fn verified(claims: serde_json::Value) -> Verified {
+        let Value::Object(claims) = claims else {
+            panic!("not an object")
+        };
+        Verified {
+            issuer: "https://ci.example.test".into(),
+            subject: claims["sub"].as_str().unwrap().into(),
+            audience: "strongroom".into(),
+            expires: 0,
+            claims,
+        }
+    }
+
+    #[test]
+    fn only_standard_and_declared_claims_become_keys() {
+        let v = verified(serde_json::json!({
+            "iss": "https://ci.example.test", "sub": "repo:a", "aud": ["strongroom", "other"],
+            "amr": ["pwd", "mfa"], "email": "a@example.test", "azp": "client",
+            "repo": "a/b", "run": 42, "groups": ["x", "y"], "nested": {"k": "v"}, "Team": "t",
+        }));
+        let keys: BTreeMap<String, (KeyType, Vec<String>)> =
+            condition_keys(&v, &spec(&["repo", "run", "groups", "nested"]))
+                .into_iter()
+                .map(|(k, t, vs)| (k, (t, vs)))
+                .collect();
+        let get = |k: &str| keys.get(&format!("ci.example.test:{k}")).cloned();
+        assert_eq!(get("sub"), Some((KeyType::String, vec!["repo:a".into()])));
+        assert_eq!(
+            get("aud"),
+            Some((KeyType::String, vec!["strongroom".into()]))
+        );
+        assert_eq!(
+            get("oaud"),
+            Some((
+                KeyType::ArrayOfString,
+                vec!["strongroom".into(), "other".into()]
+            ))
+        );
+        assert_eq!(
+            get("amr"),
+            Some((KeyType::ArrayOfString, vec!["pwd".into(), "mfa".into()]))
+        );
+        assert_eq!(get("email").unwrap().1, vec!["a@example.test".to_owned()]);
+        assert_eq!(get("azp").unwrap().1, vec!["client".to_owned()]);
+        assert_eq!(get("repo").unwrap().1, vec!["a/b".to_owned()]);
+        assert_eq!(get("run").unwrap().1, vec!["42".to_owned()]);
+        assert_eq!(get("groups").unwrap().0, KeyType::ArrayOfString);
+        assert_eq!(get("nested"), None);
+        assert_eq!(get("Team"), None);
+        assert_eq!(get("iss"), None);
+        assert_eq!(keys.len(), 9, "{keys:?}");
+    }
+
+    #[test]
+    fn case_twins_of_mapped_claims_are_refused() {
+        let claims = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "s", "aud": "strongroom"});
+            for (k, v) in extra.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            c.as_object().unwrap().clone()
+        };
+        let s = spec(&["repo"]);
+        assert!(check_claim_names(&claims(serde_json::json!({})), &s).is_ok());
+        for twin in [
+            serde_json::json!({"SUB": "x"}),
+            serde_json::json!({"Aud": "x"}),
+            serde_json::json!({"email": "a", "EMAIL": "b"}),
+            serde_json::json!({"repo": "a", "REPO": "b"}),
+            serde_json::json!({"namespace": "a", "Namespace": "b"}),
+        ] {
+            assert!(
+                check_claim_names(&claims(twin.clone()), &s).is_err(),
+                "{twin}"
+            );
+        }
+        // twins of a claim that feeds no key do not matter
+        assert!(
+            check_claim_names(&claims(serde_json::json!({"team": "a", "TEAM": "b"})), &s).is_ok()
+        );
+    }
+
+    #[test]
+    fn declared_claims_are_checked() {
+        assert!(check_condition_claims(&spec(&["repo", "ref"])).is_empty());
+        for bad in [&["AUD"][..], &["repo", "Repo"], &["iat"], &[""]] {
+            assert_eq!(check_condition_claims(&spec(bad)).len(), 1, "{bad:?}");
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use super::{load_dir, Directory, LoadError};
+use super::{load_dir, Directory, LoadError, RoleIds};
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct Live {
     current: RwLock<Arc<Directory>>,
     /// Fingerprint of the files last looked at (accepted or refused).
     seen: RwLock<String>,
+    /// Where role ids are kept (`None`: derived from account and name).
+    role_ids: Option<Arc<dyn RoleIds>>,
 }
 
 /// A cheap fingerprint of every file under `root` (paths and contents).
@@ -52,15 +54,30 @@ pub fn fingerprint(root: &Path) -> String {
 impl Live {
     /// Load `root` (None or a missing directory: an empty set, root credentials only).
     pub fn open(root: Option<&Path>) -> Result<Self, Vec<LoadError>> {
+        Self::open_with(root, None)
+    }
+
+    /// Load `root`, with role ids kept in `role_ids` (see [`RoleIds`]).
+    pub fn open_with(
+        root: Option<&Path>,
+        role_ids: Option<Arc<dyn RoleIds>>,
+    ) -> Result<Self, Vec<LoadError>> {
         let root = root.filter(|r| r.exists()).map(Path::to_path_buf);
         let (dir, seen) = match &root {
             Some(r) => (load_dir(r)?, fingerprint(r)),
             None => (Directory::default(), String::new()),
         };
+        let dir = match &role_ids {
+            Some(ids) => dir
+                .with_role_ids(ids.as_ref())
+                .map_err(|e| vec![role_id_error(root.as_deref().unwrap_or(Path::new(".")), e)])?,
+            None => dir,
+        };
         Ok(Self {
             root,
             current: RwLock::new(Arc::new(dir)),
             seen: RwLock::new(seen),
+            role_ids,
         })
     }
 
@@ -70,6 +87,7 @@ impl Live {
             root: None,
             current: RwLock::new(Arc::new(dir)),
             seen: RwLock::new(String::new()),
+            role_ids: None,
         }
     }
 
@@ -102,11 +120,25 @@ impl Live {
                 return Reload::Unchanged;
             }
         }
-        *self
-            .seen
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fp;
-        match load_dir(root) {
+        let previous = std::mem::replace(
+            &mut *self
+                .seen
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            fp,
+        );
+        let loaded = load_dir(root).and_then(|dir| match &self.role_ids {
+            Some(ids) => dir.with_role_ids(ids.as_ref()).map_err(|e| {
+                // Not the files' fault: look again at the next poll.
+                *self
+                    .seen
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
+                vec![role_id_error(root, e)]
+            }),
+            None => Ok(dir),
+        });
+        match loaded {
             Ok(dir) => {
                 let fingerprint = dir.fingerprint.clone();
                 *self
@@ -117,5 +149,106 @@ impl Live {
             }
             Err(errors) => Reload::Refused { errors },
         }
+    }
+}
+
+/// A set whose role ids could not be kept (a store error), as a load error.
+fn role_id_error(root: &Path, e: String) -> LoadError {
+    LoadError {
+        file: root.to_path_buf(),
+        path: "$".into(),
+        message: format!("cannot keep the roles' ids in the database: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Role ids in memory, as the database keeps them; `fail` makes the store unavailable.
+    #[derive(Debug, Default)]
+    struct Ids {
+        known: Mutex<BTreeMap<(String, String), String>>,
+        next: AtomicUsize,
+        fail: AtomicBool,
+    }
+
+    impl RoleIds for Ids {
+        fn sync(
+            &self,
+            roles: &[(String, String)],
+        ) -> Result<BTreeMap<(String, String), String>, String> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err("database unavailable".into());
+            }
+            let mut known = self.known.lock().unwrap();
+            known.retain(|k, _| roles.contains(k));
+            for r in roles {
+                known.entry(r.clone()).or_insert_with(|| {
+                    format!("AROATEST{}", self.next.fetch_add(1, Ordering::SeqCst))
+                });
+            }
+            Ok(known.clone())
+        }
+    }
+
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn role_ids_follow_the_files_and_a_store_error_keeps_the_set_in_force() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("policies");
+        copy(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+            &root,
+        );
+        let ids = Arc::new(Ids::default());
+        let live = Live::open_with(Some(&root), Some(ids.clone() as Arc<dyn RoleIds>)).unwrap();
+        let arn = "arn:aws:iam::111122223333:role/service/payments-app";
+        let first = live.get().role_by_arn(arn).unwrap().role_id.clone();
+        assert!(first.starts_with("AROATEST"), "{first}");
+        assert!(live.get().role_for_session(arn, &first).is_some());
+        assert!(live.get().role_for_session(arn, "AROAOTHER").is_none());
+        assert_eq!(
+            live.reload(true),
+            Reload::Accepted {
+                fingerprint: live.get().fingerprint.clone()
+            }
+        );
+        assert_eq!(live.get().role_by_arn(arn).unwrap().role_id, first);
+
+        // removed while the store is down: refused, the set in force stays
+        let file = root.join("accounts/111122223333/roles/payments-app.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        ids.fail.store(true, Ordering::SeqCst);
+        assert!(matches!(live.reload(false), Reload::Refused { .. }));
+        assert!(live.get().role_for_session(arn, &first).is_some());
+        // the next look (the files unchanged) tries again
+        ids.fail.store(false, Ordering::SeqCst);
+        assert!(matches!(live.reload(false), Reload::Accepted { .. }));
+        assert!(live.get().role_by_arn(arn).is_none());
+
+        // declared again: a new role
+        std::fs::write(&file, text).unwrap();
+        assert!(matches!(live.reload(false), Reload::Accepted { .. }));
+        let second = live.get().role_by_arn(arn).unwrap().role_id.clone();
+        assert_ne!(second, first);
+        assert!(live.get().role_for_session(arn, &first).is_none());
+        assert!(live.get().role_for_session(arn, &second).is_some());
     }
 }

@@ -693,6 +693,9 @@ fn check_provider(l: &mut Loader, f: &Path, p: &IdentityProviderFile) {
             );
         }
     }
+    for (path, message) in super::jwt::check_condition_claims(p) {
+        l.err(f, &path, message);
+    }
     if p.algorithms.is_empty() {
         l.err(f, "$.Algorithms", "at least one algorithm is required");
     }

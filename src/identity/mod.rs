@@ -159,6 +159,38 @@ impl Directory {
         self.role(account, name).filter(|r| r.arn == arn)
     }
 
+    /// The role a session was issued for: the role named by the session's ARN, if it is still
+    /// the same role (a role removed and declared again has a new RoleId, and the sessions of
+    /// the old one are not its sessions).
+    pub fn role_for_session(&self, arn: &str, role_id: &str) -> Option<&Arc<Role>> {
+        self.role_by_arn(arn).filter(|r| r.role_id == role_id)
+    }
+
+    /// This set with each role's RoleId from `ids` (see [`RoleIds`]).
+    pub fn with_role_ids(mut self, ids: &dyn RoleIds) -> Result<Self, String> {
+        let roles: Vec<(String, String)> = self
+            .accounts
+            .values()
+            .flat_map(|a| a.roles.keys().map(|n| (a.id.clone(), n.clone())))
+            .collect();
+        let assigned = ids.sync(&roles)?;
+        for account in self.accounts.values_mut() {
+            for role in account.roles.values_mut() {
+                let key = (role.account.clone(), role.name.clone());
+                let id = assigned
+                    .get(&key)
+                    .ok_or_else(|| format!("no RoleId for role {} of {}", key.1, key.0))?;
+                if *id != role.role_id {
+                    *role = Arc::new(Role {
+                        role_id: id.clone(),
+                        ..Role::clone(role)
+                    });
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// The identity providers declared for `issuer` in any account.
     pub fn providers_for_issuer<'a>(
         &'a self,
@@ -169,6 +201,35 @@ impl Directory {
             .flat_map(|a| a.identity_providers.iter())
             .filter(move |p| p.spec.issuer == issuer)
     }
+}
+
+/// Where the RoleIds of declared roles are kept, so that a role keeps its id while it is
+/// declared (across reloads and restarts, and on every server sharing the database) and a
+/// role removed and declared again gets a new one, as a role deleted and re-created on AWS
+/// does. Without one (a set loaded for validation or simulation), a role's id is derived from
+/// its account and name.
+pub trait RoleIds: Send + Sync + std::fmt::Debug {
+    /// The ids of the `(account, role name)` pairs a newly loaded set declares: the kept id of
+    /// a role already known, a new one for a role not known yet; the ids of roles the set no
+    /// longer declares are forgotten.
+    fn sync(
+        &self,
+        roles: &[(String, String)],
+    ) -> Result<BTreeMap<(String, String), String>, String>;
+}
+
+/// A new random RoleId (`AROA` and 17 characters of base32, as AWS's).
+pub fn new_role_id() -> String {
+    use rand::Rng;
+    const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rngs::OsRng;
+    let tail: String = (0..17)
+        .map(|_| {
+            B32.get(rng.gen_range(0..B32.len()))
+                .map_or('A', |c| char::from(*c))
+        })
+        .collect();
+    format!("AROA{tail}")
 }
 
 /// A stable AWS-style unique id (`AIDA…`, `AROA…`) for a principal.

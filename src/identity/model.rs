@@ -98,6 +98,11 @@ pub struct IdentityProviderFile {
     /// A claim naming the role to act as for Bearer calls (else the `X-Strongroom-Role` header).
     #[serde(default)]
     pub role_claim: Option<String>,
+    /// Further claims offered to trust policies as `ISSUER:<claim>` condition keys (exact,
+    /// case-sensitive claim names), beside the ones AWS maps for every OIDC provider
+    /// (`sub`, `aud`, `oaud`, `amr`, `email`; see [`super::jwt::condition_keys`]).
+    #[serde(default)]
+    pub condition_claims: Vec<String>,
 }
 
 /// `organization/organization.json`.

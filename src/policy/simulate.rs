@@ -253,6 +253,11 @@ fn context(req: &CaseRequest) -> Result<RequestContext, String> {
         &req.resource.arn,
         req.resource.account.as_deref(),
     );
+    // As the server does for every KMS action: the calling principal's account (a case may
+    // still set it, to simulate what it would not be).
+    if req.action.to_ascii_lowercase().starts_with("kms:") && !p.account.is_empty() {
+        ctx = ctx.with("kms:CallerAccount", [p.account.as_str()]);
+    }
     for (k, v) in &req.context {
         let values: Vec<String> = match v {
             serde_json::Value::Array(a) => a.iter().map(scalar).collect::<Result<_, _>>()?,

@@ -409,10 +409,65 @@ pub(super) fn checkpoint_chain_between_writes(conn: &mut AnyConnection) -> diese
 /// Each connection's page cache for the attached audit lookup index file.
 const INDEX_CACHE_KIB: u32 = 512;
 
+/// SQLite: make the database files of `db_path` (the database, the audit chain file and the
+/// lookup index file, each with its WAL, shared-memory and journal files) readable and
+/// writable by their owner only, like the master key. Files that do not exist yet are created
+/// empty with mode 0600 (an empty file is a new SQLite database); SQLite creates a database's
+/// WAL and shared-memory files with the database file's mode. Files an older version created
+/// with group or other permissions lose them.
+#[cfg(unix)]
+fn restrict_sqlite_files(db_path: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // In-memory and URI databases have no files of their own to protect here.
+    if db_path.starts_with(':') || db_path.starts_with("file:") {
+        return Ok(());
+    }
+    let fail = |p: &str, e: std::io::Error| {
+        StoreError::Pool(format!("cannot restrict the permissions of `{p}`: {e}"))
+    };
+    for base in [
+        db_path.to_owned(),
+        audit_chain_path(db_path),
+        audit_index_path(db_path),
+    ] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&base)
+            .map_err(|e| fail(&base, e))?;
+        for file in [
+            base.clone(),
+            format!("{base}-wal"),
+            format!("{base}-shm"),
+            format!("{base}-journal"),
+        ] {
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                    .map_err(|e| fail(&file, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_sqlite_files(_db_path: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
 pub(super) fn open_pool(
     url: &str,
 ) -> Result<(Backend, Pool<ConnectionManager<AnyConnection>>), StoreError> {
     let (backend, conn_url) = parse_url(url)?;
+    if backend == Backend::Sqlite {
+        restrict_sqlite_files(&conn_url)?;
+    }
     let max = match backend {
         Backend::Sqlite => 8,
         Backend::Postgres => 16,

@@ -13,6 +13,7 @@ mod common;
 mod attacker;
 mod audit;
 mod hostile;
+mod ident_review;
 mod identity;
 mod jwt_algs;
 mod kms;

@@ -83,19 +83,14 @@ pub fn session_for_token(
         secure_transport: Some(draft.secure_transport),
     };
     let ctx = policy::RequestContext::new(info, action, &role.arn, Some(&role.account));
-    // The request's own keys as for any request (the caller has no account: no org keys).
-    let mut ctx =
+    // The request's own keys as for any request (the caller has no account: no org keys),
+    // then the token's.
+    let ctx = jwt::with_condition_keys(
         context::with_request_keys(ctx, &dir, None, &facts, action, &role.arn, &role.account)
-            .with(&format!("{host}:sub"), [verified.subject.as_str()])
-            .with(&format!("{host}:aud"), [verified.audience.as_str()])
-            .with("aws:FederatedProvider", [verified.issuer.as_str()]);
-    for (claim, v) in &verified.claims {
-        if let Some(s) = v.as_str() {
-            if !["sub", "aud", "iss"].contains(&claim.as_str()) {
-                ctx = ctx.with(&format!("{host}:{claim}"), [s]);
-            }
-        }
-    }
+            .with("aws:FederatedProvider", [verified.issuer.as_str()]),
+        &verified,
+        &provider.spec,
+    );
     let set = PolicySet {
         resource: role.trust_policy.compiled.clone(),
         ..PolicySet::default()
