@@ -381,12 +381,17 @@ fn bench_auditor(cfg: &ServeConfig) -> Result<Option<Auditor>, String> {
     Ok(Some(Auditor::disabled(chain_id(&cfg.store.data_dir)?)))
 }
 
-/// The server's auditor: its chain, digests signed with the key beside the master key.
+/// The server's auditor: its chain, digests signed with the key beside the master key (and
+/// written to the digest directory, if one is set).
 fn signing_auditor(store: &Store, cfg: &ServeConfig) -> Result<Auditor, String> {
-    Auditor::with_signing_key(
+    Auditor::with_options(
         store.clone(),
         chain_id(&cfg.store.data_dir)?,
         &crate::audit::keys::key_path_beside(&cfg.store.master_key_file),
+        crate::audit::AuditOptions {
+            digest_dir: cfg.audit_digest_dir.clone(),
+            ..crate::audit::AuditOptions::default()
+        },
     )
 }
 

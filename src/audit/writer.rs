@@ -53,6 +53,9 @@ pub struct AuditOptions {
     /// costs an fsync, WAL frames, and every reader's page cache, which SQLite drops when the
     /// database changed). A lone client never waits: its record is the only one expected.
     pub gather: Duration,
+    /// A directory outside the database where each signed digest is also written, once
+    /// committed (`anchor::write_digest_file`), for `audit verify --anchor`.
+    pub digest_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AuditOptions {
@@ -65,6 +68,7 @@ impl Default for AuditOptions {
             queue: 8192,
             index_every: Duration::from_millis(200),
             gather: Duration::from_millis(2),
+            digest_dir: None,
         }
     }
 }
@@ -793,11 +797,14 @@ impl Writer {
         let tail = Arc::clone(&self.tail);
         let timeout = self.opts.commit_timeout;
         let mut last_err = String::new();
+        // The digest this transaction writes, if any (for the digest directory, after COMMIT).
+        let mut signed: Option<crate::store::rows::AuditDigestRow> = None;
         // The store retries conflicts itself; a few more tries cover a lock timeout or a
         // transient failure. A retry inserts again what the batch holds; the gathering goes
         // on where it was.
         for _ in 0..3 {
             let r = self.store.write_blocking(|tx| {
+                signed = None;
                 let mut append = tail.lock(timeout)?;
                 let chain = append.chain_id().to_owned();
                 let (mut seq, mut prev) = append.head(tx)?;
@@ -845,6 +852,7 @@ impl Writer {
                             crate::ops::system_now_ms(),
                         );
                         tx.insert_audit_digest(&d)?;
+                        signed = Some(d);
                     }
                     append.mark_digested();
                 }
@@ -855,6 +863,14 @@ impl Writer {
             match r {
                 Ok(append) => {
                     append.finish(crate::store::Outcome::Committed);
+                    if let (Some(dir), Some(d)) = (&self.opts.digest_dir, &signed) {
+                        // The digest is committed: the request's record is durable whatever
+                        // happens here. A digest missing from the directory is found by
+                        // `audit verify --anchor` only as less coverage, never as tampering.
+                        if let Err(e) = super::anchor::write_digest_file(dir, d) {
+                            tracing::error!(chain = %d.chain_id, seq_to = d.seq_to, "audit: digest not written to the digest directory: {e}");
+                        }
+                    }
                     return Ok(());
                 }
                 Err(e) => last_err = format!("{e:?}"),
