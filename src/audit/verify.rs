@@ -413,13 +413,15 @@ struct Walk<'a> {
 }
 
 /// The chain's lookup index, as far as it goes (`mark`): entries of the buffered records,
-/// and every block's time bounds and terms.
+/// and every block's time bounds; the terms the records of the current block need (checked
+/// against the block's terms when the walk leaves it: one look-up of those terms per block).
 #[derive(Default)]
 struct Lookup {
     mark: i64,
     entries: HashMap<i64, AuditLookupRow>,
     blocks: HashMap<i64, (i64, i64)>,
-    terms: HashSet<(String, i64)>,
+    /// The current block, and each term its records carry with the first record carrying it.
+    needed: Option<(i64, BTreeMap<String, i64>)>,
 }
 
 type Problem = (i64, TamperKind, String);
@@ -437,12 +439,11 @@ impl<'a> Walk<'a> {
                     .into_iter()
                     .map(|(blk, lo, hi)| (blk, (lo, hi)))
                     .collect();
-                let terms = tx.audit_lookup_terms(&c)?.into_iter().collect();
                 Ok(Lookup {
                     mark,
                     entries: HashMap::new(),
                     blocks,
-                    terms,
+                    needed: None,
                 })
             })
             .map_err(|e| e.to_string())?;
@@ -491,7 +492,52 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
+    /// Walk from `start` (whose predecessor has hash `prev`) to the end of the chain or its
+    /// first problem.
     fn run(
+        &mut self,
+        start: i64,
+        prev: String,
+        digests: &BTreeMap<i64, &AuditDigestRow>,
+    ) -> Result<Option<Problem>, String> {
+        let found = self.walk(start, prev, digests)?;
+        // The terms of the block the walk ended in: a problem there may come first.
+        let terms = self.check_terms()?;
+        Ok(match (found, terms) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Check the terms the current block's records need against the block's terms.
+    fn check_terms(&mut self) -> Result<Option<Problem>, String> {
+        let Some((blk, needed)) = self.lookup.needed.take() else {
+            return Ok(None);
+        };
+        let (c, names): (String, Vec<String>) =
+            (self.chain.clone(), needed.keys().cloned().collect());
+        let present: HashSet<String> = self
+            .store
+            .read_blocking(move |tx| Ok(tx.audit_lookup_terms_in(&c, blk, &names)?))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .collect();
+        Ok(needed
+            .into_iter()
+            .filter(|(t, _)| !present.contains(t))
+            .min_by_key(|(_, seq)| *seq)
+            .map(|(t, seq)| {
+                (
+                    seq,
+                    TamperKind::IndexAltered,
+                    format!(
+                        "is hidden from or misfiled in LookupEvents: its lookup block {blk} lacks the term `{t}`"
+                    ),
+                )
+            }))
+    }
+
+    fn walk(
         &mut self,
         start: i64,
         mut prev: String,
@@ -503,6 +549,12 @@ impl<'a> Walk<'a> {
             let Some(r) = self.buf.pop_front() else {
                 return Ok(None);
             };
+            let blk = lookup_block(r.seq);
+            if self.lookup.needed.as_ref().is_some_and(|(b, _)| *b != blk) {
+                if let Some(p) = self.check_terms()? {
+                    return Ok(Some(p));
+                }
+            }
             let expect = self.next_seq;
             if r.seq != expect {
                 let n = r.seq - expect;
@@ -618,8 +670,9 @@ impl<'a> Walk<'a> {
 
 impl Lookup {
     /// Why the lookup index does not find `r` where a search for its attributes looks (its
-    /// columns already match its record), if it does not.
-    fn mismatch(&self, r: &AuditRow, entry: Option<&AuditLookupRow>) -> Option<String> {
+    /// columns already match its record), if it does not; the terms `r` needs in its block are
+    /// noted for [`Walk::check_terms`].
+    fn mismatch(&mut self, r: &AuditRow, entry: Option<&AuditLookupRow>) -> Option<String> {
         let want = AuditLookupRow::of(r);
         let Some(have) = entry else {
             return Some(format!(
@@ -659,10 +712,11 @@ impl Lookup {
             }
             None => return Some(format!("its lookup block {blk} is missing")),
         }
-        record_terms(&want)
-            .into_iter()
-            .find(|t| !self.terms.contains(&(t.clone(), blk)))
-            .map(|t| format!("its lookup block {blk} lacks the term `{t}`"))
+        let (_, needed) = self.needed.get_or_insert_with(|| (blk, BTreeMap::new()));
+        for t in record_terms(&want) {
+            needed.entry(t).or_insert(r.seq);
+        }
+        None
     }
 }
 

@@ -542,14 +542,27 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
-    /// A chain's block terms: `(term, blk)`.
-    pub fn audit_lookup_terms(&mut self, chain_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    /// Which of `terms` block `blk` of a chain's lookup index holds (a point look-up per
+    /// term, by primary key).
+    pub fn audit_lookup_terms_in(
+        &mut self,
+        chain_id: &str,
+        blk: i64,
+        terms: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         use audit_lookup_terms as t;
-        t::table
-            .filter(t::chain_id.eq(chain_id))
-            .select((t::term, t::blk))
-            .load(self.conn)
-            .map_err(|e| self.db(e))
+        let mut out = Vec::with_capacity(terms.len());
+        for part in terms.chunks(500) {
+            let found: Vec<String> = t::table
+                .filter(t::chain_id.eq(chain_id))
+                .filter(t::blk.eq(blk))
+                .filter(t::term.eq_any(part))
+                .select(t::term)
+                .load(self.conn)
+                .map_err(|e| self.db(e))?;
+            out.extend(found);
+        }
+        Ok(out)
     }
 
     /// Drop a chain's lookup index (entries, blocks, terms, mark): the next query or indexer

@@ -2645,6 +2645,27 @@ async fn an_untampered_trail_verifies_against_its_lookup_index() {
     assert_eq!(r.chains[0].records, 2500);
     // unsigned: no digest covers these records (append_rows signs none)
     assert_eq!(r.chains[0].unsigned, 2500);
+    // A term missing from an early block is found there, with later blocks intact.
+    let t_index = |sql: &str| {
+        let path = strongroom::store::audit_index_path(t.url.trim_start_matches("sqlite://"));
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute(sql).unwrap();
+    };
+    t_index("DELETE FROM audit_lookup_terms WHERE term = 'r:app/rare' AND blk = 0");
+    let f = verify_store(&t.store, &VerifyOptions::default())
+        .unwrap()
+        .first_finding()
+        .cloned()
+        .unwrap();
+    assert_eq!((f.kind, f.seq), (TamperKind::IndexAltered, 7), "{f}");
+    assert!(f.message.contains("lacks the term `r:app/rare`"), "{f}");
+    t.store
+        .write_blocking(|tx| Ok(tx.reset_audit_index("chain-a")?))
+        .unwrap();
+    t.store.index_audit_blocking(None, usize::MAX).unwrap();
+    let r = verify_store(&t.store, &VerifyOptions::default()).unwrap();
+    assert!(r.first_finding().is_none(), "{:?}", r.first_finding());
+    assert_eq!(r.chains[0].indexed, 2500);
 }
 
 /// Digests anchored outside the database (the auditor's digest directory) catch what the
