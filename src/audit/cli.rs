@@ -292,6 +292,21 @@ fn run_verify(
             );
         }
     }
+    if !anchor_paths.is_empty() {
+        for c in report.chains.iter().filter(|c| c.finding.is_none()) {
+            let anchored = c
+                .anchored_through
+                .unwrap_or(0)
+                .max(c.pruned_through.unwrap_or(0));
+            if let Some(last) = c.last_seq.filter(|l| *l > anchored) {
+                eprintln!(
+                    "note: chain {}: records {}..={last} are newer than the newest anchored digest: only the database vouches for them",
+                    printable(&c.chain_id),
+                    anchored.max(c.first_seq.unwrap_or(1) - 1) + 1
+                );
+            }
+        }
+    }
     if anchor_paths.is_empty() && report.first_finding().is_none() {
         eprintln!(
             "note: without --anchor, records cut from the end of a chain together with the digests that cover them are not noticed; anchor digests outside the database (serve --audit-digest-dir, or audit digests export) and pass them with --anchor"
@@ -424,4 +439,24 @@ fn table(rows: &[AuditRow]) -> String {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_what_a_terminal_would_act_on() {
+        assert_eq!(
+            printable("a\nb\r\t\u{1b}[2J\u{7f}\u{9b}\u{202e}\u{2066}é\\n"),
+            "a\\nb\\r\\t\\u{1b}[2J\\u{7f}\\u{9b}\\u{202e}\\u{2066}é\\\\n"
+        );
+        assert_eq!(printable("arn:aws:iam::1:user/x"), "arn:aws:iam::1:user/x");
+        let json = json_for_terminal("{\"a\":\"x\u{9b}y\u{202e}\"}");
+        assert_eq!(json, "{\"a\":\"x\\u009by\\u202e\"}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()["a"],
+            "x\u{9b}y\u{202e}"
+        );
+    }
 }

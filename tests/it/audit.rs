@@ -2447,7 +2447,11 @@ fn a_write_record_lost_from_the_chain_file_is_recovered_from_the_main_file() {
         .unwrap();
     drop(chain);
     let store = strongroom::store::Store::open(&url).unwrap();
-    assert!(strongroom::audit::verify(&store).is_ok());
+    // Every record, the recovered one the last.
+    assert_eq!(
+        strongroom::audit::verify(&store),
+        Ok(u64::try_from(written.seq).unwrap())
+    );
     let mut chain = sqlite_at(&chain_path);
     let back: Rec = diesel::sql_query(last).get_result(&mut chain).unwrap();
     assert_eq!(back, written);
@@ -2492,7 +2496,10 @@ fn a_chain_in_the_main_file_moves_to_its_own_file_on_open() {
     assert!(records >= 3, "{records}");
     drop(main);
     let store = strongroom::store::Store::open(&url).unwrap();
-    assert!(strongroom::audit::verify(&store).is_ok());
+    assert_eq!(
+        strongroom::audit::verify(&store),
+        Ok(u64::try_from(records).unwrap())
+    );
     let mut main = sqlite_at(&db);
     let left =
         "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('audit_events', 'audit_digests')";
@@ -2783,7 +2790,22 @@ async fn cli_digests_export_and_verify_against_anchors() {
         );
         assert!(ok, "{out}{err}");
         assert!(out.contains("anchored through 25"), "{out}");
+        assert!(
+            !err.contains("newer than the newest anchored digest"),
+            "{err}"
+        );
     }
+    // records after the newest anchor are named
+    fill(&a, 2, |i| now_ms() + 100 + i).await;
+    let (ok, _, err) = cli(
+        &data,
+        &["audit", "verify", "--anchor", file.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("records 26..=27 are newer than the newest anchored digest"),
+        "{err}"
+    );
     // without anchors, the output says what is not covered
     let (ok, _, err) = cli(&data, &["audit", "verify"]);
     assert!(ok);
