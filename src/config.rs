@@ -589,4 +589,20 @@ mod tests {
         assert_eq!(r.every, std::time::Duration::from_secs(60));
         assert_eq!(r.export_dir, PathBuf::from("/trail"));
     }
+
+    #[test]
+    fn the_audit_digest_dir_is_off_by_default_and_set_by_flag_or_file() {
+        assert_eq!(parse(&[]).resolve().unwrap().audit_digest_dir, None);
+        let r = parse(&["--audit-digest-dir", "/digests"])
+            .resolve()
+            .unwrap();
+        assert_eq!(r.audit_digest_dir, Some(PathBuf::from("/digests")));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "audit_digest_dir = \"/from-file\"\n").unwrap();
+        let r = parse(&["--config", file.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        assert_eq!(r.audit_digest_dir, Some(PathBuf::from("/from-file")));
+    }
 }
