@@ -145,7 +145,8 @@ pub struct VerifyOptions {
     pub chain: Option<String>,
     /// Digests kept outside the database (a digest directory, shipped copies): each must
     /// still be in the database, and the records it vouches for with the hash it signed.
-    /// Their signatures are checked by [`load_anchors`] (or by the caller).
+    /// [`load_anchors`] reads them (refusing a bad signature); one that does not verify under
+    /// a trusted key is reported as forged here too.
     pub anchors: Vec<AuditDigestRow>,
 }
 
@@ -314,6 +315,18 @@ fn verify_chain(store: &Store, chain: &str, opts: &VerifyOptions) -> Result<Chai
         .iter()
         .filter(|a| a.chain_id == chain && a.kind == DIGEST && a.seq_to > pruned)
     {
+        let trusted = opts.trusted_keys.is_empty() || opts.trusted_keys.contains(&a.public_key);
+        if !trusted || !statement_signature_ok(a) || a.record_count != a.seq_to - a.seq_from + 1 {
+            findings.push(found(
+                a.seq_from,
+                TamperKind::Forged,
+                format!(
+                    "is covered by an anchored digest (records {}..={}) whose signature does not verify under a trusted key",
+                    a.seq_from, a.seq_to
+                ),
+            ));
+            continue;
+        }
         rep.anchored_through = rep.anchored_through.max(Some(a.seq_to));
         match by_end.get(&a.seq_to) {
             Some(d) if d.seq_from == a.seq_from && d.last_hash == a.last_hash => {}

@@ -3308,3 +3308,44 @@ fn records_have_cloudtrails_documented_shape() {
     bad["secretValue"] = json!("x");
     assert!(cloudtrail_shape(&bad).is_err_and(|e| e.contains("secretValue")));
 }
+
+/// An anchor handed to `verify_store` directly is held to the same trust as the database's
+/// digests: one signed by a key not trusted, or altered after signing, is reported as forged.
+#[tokio::test]
+async fn an_anchor_that_does_not_verify_is_reported() {
+    let t = Trail::new();
+    let anchors = t.dir.path().join("digests");
+    let a = t.auditor_anchored(10, &anchors);
+    fill(&a, 12, |i| now_ms() + i).await;
+    let good = strongroom::audit::load_anchors(&anchors, &[t.public_key()]).unwrap();
+    assert_eq!(good.len(), 2);
+    let other = AuditKeys::ephemeral().unwrap();
+    let foreign = strongroom::audit::signed_statement(
+        &other,
+        "chain-a",
+        strongroom::audit::DIGEST,
+        13,
+        20,
+        &"ab".repeat(32),
+        now_ms(),
+    );
+    let altered = strongroom::store::rows::AuditDigestRow {
+        seq_to: 30,
+        record_count: 20,
+        ..good[1].clone()
+    };
+    for bad in [foreign, altered] {
+        let r = verify_store(
+            &t.store,
+            &VerifyOptions {
+                trusted_keys: vec![t.public_key()],
+                chain: None,
+                anchors: vec![good[0].clone(), bad],
+            },
+        )
+        .unwrap();
+        let f = r.first_finding().cloned().unwrap();
+        assert_eq!(f.kind, TamperKind::Forged, "{f}");
+    }
+    drop(a);
+}
