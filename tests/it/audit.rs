@@ -2547,6 +2547,20 @@ fn cli(data: &Path, args: &[&str]) -> (bool, String, String) {
 /// search. The index is derived data: `audit reindex` rebuilds it, and the trail verifies.
 #[tokio::test]
 async fn hiding_a_record_from_lookup_is_caught() {
+    hiding_a_record_from_lookup(None).await;
+}
+
+/// [`hiding_a_record_from_lookup_is_caught`] on PostgreSQL (when the test command provides
+/// one), where the lookup index lives in the main database.
+#[tokio::test]
+async fn hiding_a_record_from_lookup_is_caught_postgres() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        return;
+    };
+    hiding_a_record_from_lookup(Some(base)).await;
+}
+
+async fn hiding_a_record_from_lookup(postgres: Option<String>) {
     /// (name, on the lookup index (else the chain), SQL, kind, first record reported)
     type Case = (&'static str, bool, &'static str, TamperKind, i64);
     let cases: &[Case] = &[
@@ -2595,7 +2609,8 @@ async fn hiding_a_record_from_lookup_is_caught() {
         ),
     ];
     for (name, on_index, sql, kind, seq) in cases {
-        let t = Trail::new();
+        let t = Trail::new_at(postgres.as_deref().map(crate::common::fresh_postgres_db));
+        let db = ["--database-url", t.url.as_str()];
         let a = auditor_indexed_by_hand(&t, 10);
         let t0 = now_ms();
         fill(&a, 12, |i| t0 + i).await;
@@ -2627,11 +2642,11 @@ async fn hiding_a_record_from_lookup_is_caught() {
         let f = t.verify().unwrap_or_else(|| panic!("{name}: not detected"));
         assert_eq!((f.kind, f.seq), (*kind, *seq), "{name}: {f}");
         if *on_index {
-            let (ok, out, err) = cli(&t.data_dir(), &["audit", "verify"]);
+            let (ok, out, err) = cli(&t.data_dir(), &[&["audit", "verify"][..], &db].concat());
             assert!(!ok, "{name}: {out}");
             assert!(err.contains("[index-altered]"), "{name}: {err}");
             assert!(err.contains("audit reindex"), "{name}: {err}");
-            let (ok, out, err) = cli(&t.data_dir(), &["audit", "reindex"]);
+            let (ok, out, err) = cli(&t.data_dir(), &[&["audit", "reindex"][..], &db].concat());
             assert!(ok && out.contains("rebuilt the lookup index"), "{out}{err}");
             assert_eq!(t.verify(), None, "{name}: after reindex");
             assert_eq!(alices(), [3, 6, 9, 12], "{name}: after reindex");
