@@ -11,18 +11,21 @@
 # which seeds, drives wrk and prints one table (markdown) on stdout; progress goes to stderr.
 #
 # Strongroom requests are signed as a policy-bound user (bench-reader: 10 identity statements;
-# each secret carries a 2-statement resource policy), never as root. One extra GetSecretValue
-# run restarts the server on the same data with STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1, a
-# switch for benchmarks only (the server then records nothing), to report what durable audit
-# costs: the table shows GetSecretValue with durable audit / with audit off, the median of
-# BENCH_PAIRS (5) interleaved pairs of runs.
+# each secret carries a 2-statement resource policy), never as root. To report what durable
+# audit costs, GetSecretValue also runs on a second binary, built with the cargo feature
+# `bench-audit-off` into a target directory of its own (<target>/bench-audit-off, so the
+# release binary is never replaced by it) and started on the same data with
+# STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1 (it then records nothing). That binary serves only
+# the audit-off runs; the default build has no off switch. The table shows GetSecretValue with
+# durable audit / with audit off, the median of BENCH_PAIRS (5) interleaved pairs of runs.
 #
 # Knobs (environment): BENCH_DURATION (10 s per run), BENCH_WARMUP (2 s), BENCH_CONNECTIONS
 # (32), BENCH_THREADS (wrk threads, 2), BENCH_SECRETS (10000), BENCH_VERSIONS (5),
 # BENCH_PG_SECRETS (10000), BENCH_PG_VERSIONS (1), BENCH_MOTO_SECRETS (1000),
 # BENCH_DISTINCT (pre-signed requests per run, 400), BENCH_PROFILE (1: perf profile of an
 # extra GetSecretValue run), BENCH_PAIRS (5), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
-# directory), STRONGROOM_BIN (skip the release build and use this binary).
+# directory), STRONGROOM_BIN (skip the release build and use this binary),
+# STRONGROOM_BIN_AUDIT_OFF (skip the bench-audit-off build and use this binary).
 #
 # The numbers are only meaningful on an otherwise idle machine: the table's header shows the
 # load average at the start and at the end of the run.
@@ -64,6 +67,15 @@ else
     say "cargo build --release --bins"
     cargo build --release --bins >&2
     BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/strongroom"
+fi
+if [[ -n "${STRONGROOM_BIN_AUDIT_OFF:-}" ]]; then
+    BIN_AUDIT_OFF="$STRONGROOM_BIN_AUDIT_OFF"
+else
+    # Its own target directory: the audit-off binary never takes the release binary's place.
+    OFF_TARGET="${CARGO_TARGET_DIR:-$ROOT/target}/bench-audit-off"
+    say "cargo build --release --bins --features bench-audit-off (into $OFF_TARGET)"
+    cargo build --release --bins --features bench-audit-off --target-dir "$OFF_TARGET" >&2
+    BIN_AUDIT_OFF="$OFF_TARGET/release/strongroom"
 fi
 say "building the hello-world server (benches/load/hello)"
 cargo build --release --manifest-path "$ROOT/benches/load/hello/Cargo.toml" >&2
@@ -108,7 +120,7 @@ moto_args=()
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
 "$ROOT/.venv/bin/python" "$ROOT/benches/load/bench.py" \
-    --bin "$BIN" --hello "$HELLO" --tmp "$WORK" --json "$WORK/results.json" \
+    --bin "$BIN" --bin-audit-off "$BIN_AUDIT_OFF" --hello "$HELLO" --tmp "$WORK" --json "$WORK/results.json" \
     --duration "${BENCH_DURATION:-10}" --warmup "${BENCH_WARMUP:-2}" \
     --connections "${BENCH_CONNECTIONS:-32}" --threads "${BENCH_THREADS:-2}" \
     --secrets "${BENCH_SECRETS:-10000}" --versions "${BENCH_VERSIONS:-5}" \

@@ -145,6 +145,26 @@ pub enum AuditCommand {
         /// Only this chain (a server id).
         #[arg(long)]
         chain: Option<String>,
+        /// Digests kept outside the database: a digest directory (`serve
+        /// --audit-digest-dir`) or a file of `audit digests export` lines; repeatable. The
+        /// database must still hold each one, and the records it vouches for (a cut tail is
+        /// reported).
+        #[arg(long = "anchor")]
+        anchors: Vec<PathBuf>,
+    },
+    /// The signed digests, to keep outside the database.
+    Digests {
+        #[command(subcommand)]
+        command: AuditDigestsCommand,
+    },
+    /// Rebuild the lookup index that LookupEvents and `audit query` search, from the chain
+    /// (after `audit verify` reported it altered).
+    Reindex {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only this chain (a server id).
+        #[arg(long)]
+        chain: Option<String>,
     },
     /// Search the records, newest first.
     Query {
@@ -196,6 +216,26 @@ pub enum AuditCommand {
         /// The export directory records go to before deletion.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditDigestsCommand {
+    /// Print the signed digests (not the prune anchors), one JSON object per line, oldest
+    /// first; or write them as digest files into a directory (`--out`), as `serve
+    /// --audit-digest-dir` does.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only this chain (a server id).
+        #[arg(long)]
+        chain: Option<String>,
+        /// Only digests ending after this seq.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Write digest files into this directory instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -260,6 +300,11 @@ pub struct ServeArgs {
     /// Seconds between retention runs (default 3600).
     #[arg(long, env = "STRONGROOM_AUDIT_RETENTION_INTERVAL")]
     pub audit_retention_interval: Option<u64>,
+    /// A directory outside the database where each signed audit digest is also written
+    /// (`<chain>/<seq>-digest.json`), to ship off the host; `audit verify --anchor DIR`
+    /// then detects a chain cut short with its digests (default: none).
+    #[arg(long, env = "STRONGROOM_AUDIT_DIGEST_DIR")]
+    pub audit_digest_dir: Option<PathBuf>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -281,6 +326,7 @@ struct FileConfig {
     audit_retention_days: Option<u32>,
     audit_export_dir: Option<PathBuf>,
     audit_retention_interval: Option<u64>,
+    audit_digest_dir: Option<PathBuf>,
 }
 
 /// Resolved store settings.
@@ -308,6 +354,8 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Audit retention at serve time; `None`: records are kept.
     pub audit_retention: Option<AuditRetention>,
+    /// Where each signed audit digest is also written (outside the database), if anywhere.
+    pub audit_digest_dir: Option<PathBuf>,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -430,6 +478,7 @@ impl ServeArgs {
         };
         Ok(ServeConfig {
             audit_retention,
+            audit_digest_dir: self.audit_digest_dir.clone().or(f.audit_digest_dir),
             store,
             listen,
             tls,
@@ -545,5 +594,21 @@ mod tests {
         assert_eq!(r.max_age, std::time::Duration::from_secs(7 * 86_400));
         assert_eq!(r.every, std::time::Duration::from_secs(60));
         assert_eq!(r.export_dir, PathBuf::from("/trail"));
+    }
+
+    #[test]
+    fn the_audit_digest_dir_is_off_by_default_and_set_by_flag_or_file() {
+        assert_eq!(parse(&[]).resolve().unwrap().audit_digest_dir, None);
+        let r = parse(&["--audit-digest-dir", "/digests"])
+            .resolve()
+            .unwrap();
+        assert_eq!(r.audit_digest_dir, Some(PathBuf::from("/digests")));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "audit_digest_dir = \"/from-file\"\n").unwrap();
+        let r = parse(&["--config", file.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        assert_eq!(r.audit_digest_dir, Some(PathBuf::from("/from-file")));
     }
 }

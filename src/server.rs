@@ -384,13 +384,37 @@ fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
         .map_err(|e| format!("TLS setup: {e}"))
 }
 
-/// **Benchmark-only** switch (scripts/bench.sh's audit-off run, which measures what durable
-/// audit costs): with this environment variable set to `1`, `serve` records nothing. Not a
-/// flag or config key on purpose; never set it on a server that guards real secrets.
+/// The environment variable that switches audit writing off in the **benchmark-only** build
+/// (`cargo build --features bench-audit-off`, which scripts/bench.sh makes for its audit-off
+/// runs and uses for nothing else). The default build has no off switch: it neither reads
+/// this variable nor contains the code that would stop recording.
+#[cfg(feature = "bench-audit-off")]
 pub const BENCH_NO_AUDIT: &str = "STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT";
 
-fn bench_audit_off() -> bool {
-    std::env::var(BENCH_NO_AUDIT).is_ok_and(|v| v == "1")
+/// The benchmark build's auditor when [`BENCH_NO_AUDIT`] is `1`: one that records nothing.
+#[cfg(feature = "bench-audit-off")]
+fn bench_auditor(cfg: &ServeConfig) -> Result<Option<Auditor>, String> {
+    if !std::env::var(BENCH_NO_AUDIT).is_ok_and(|v| v == "1") {
+        return Ok(None);
+    }
+    tracing::warn!(
+        "{BENCH_NO_AUDIT}=1 in a bench-audit-off build: audit writing is OFF. Benchmarks only: requests are not recorded."
+    );
+    Ok(Some(Auditor::disabled(chain_id(&cfg.store.data_dir)?)))
+}
+
+/// The server's auditor: its chain, digests signed with the key beside the master key (and
+/// written to the digest directory, if one is set).
+fn signing_auditor(store: &Store, cfg: &ServeConfig) -> Result<Auditor, String> {
+    Auditor::with_options(
+        store.clone(),
+        chain_id(&cfg.store.data_dir)?,
+        &crate::audit::keys::key_path_beside(&cfg.store.master_key_file),
+        crate::audit::AuditOptions {
+            digest_dir: cfg.audit_digest_dir.clone(),
+            ..crate::audit::AuditOptions::default()
+        },
+    )
 }
 
 /// Build the pipeline for a config (opens the store, bootstraps credentials).
@@ -417,18 +441,13 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
     }
     let (store, keyring) = open(&cfg.store)?;
     bootstrap_root(&store, &keyring, cfg)?;
-    let auditor = if bench_audit_off() {
-        tracing::warn!(
-            "{BENCH_NO_AUDIT}=1: audit writing is OFF. Benchmarks only: requests are not recorded."
-        );
-        Auditor::disabled(chain_id(&cfg.store.data_dir)?)
-    } else {
-        Auditor::with_signing_key(
-            store.clone(),
-            chain_id(&cfg.store.data_dir)?,
-            &crate::audit::keys::key_path_beside(&cfg.store.master_key_file),
-        )?
+    #[cfg(feature = "bench-audit-off")]
+    let auditor = match bench_auditor(cfg)? {
+        Some(disabled) => disabled,
+        None => signing_auditor(&store, cfg)?,
     };
+    #[cfg(not(feature = "bench-audit-off"))]
+    let auditor = signing_auditor(&store, cfg)?;
     let ctx = Ctx {
         store,
         keyring,

@@ -23,9 +23,10 @@ bench-reader's access key (minted with `strongroom access-key create`), so each 
 the full evaluation: identity statements, resource policy, tags as condition keys.
 
 Audit: "get" runs with durable audit (every request's record committed before its response);
-"get, audit off" restarts the same server on the same data with the benchmark-only
-environment variable STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1 (records nothing) to measure
-what durable audit costs. The two alternate, --pairs times (on, off, on, off, ...), each
+"get, audit off" serves the same data with the benchmark-only build (--bin-audit-off: cargo
+feature `bench-audit-off`) and its environment variable STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT=1
+(it records nothing) to measure what durable audit costs; the default build (--bin) has no
+off switch. The two alternate, --pairs times (on, off, on, off, ...), each
 on a fresh server over the same data, and the ratio reported is the median of the pairs'
 ratios; the table's get rows are the median runs. (On a shared 2-core VM one run can move by
 a quarter from one minute to the next; the pairs are printed too.)
@@ -532,9 +533,12 @@ def start_strongroom(args, data_dir, port, database_url=None, audit=True):
         "STRONGROOM_LOG": "warn",
     })
     env.pop(NO_AUDIT_ENV, None)
+    binary = args.bin
     if not audit:
-        env[NO_AUDIT_ENV] = "1"  # benchmark-only: the server records nothing
-    cmd = [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+        # The bench-audit-off build, for these runs only: with the variable it records nothing.
+        binary = args.bin_audit_off
+        env[NO_AUDIT_ENV] = "1"
+    cmd = [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
            "--policies", args.policies]
     if database_url:
         cmd += ["--database-url", database_url]
@@ -617,6 +621,8 @@ def fmt(v, spec="{:.0f}"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--bin-audit-off", required=True,
+                    help="the bench-audit-off build (cargo feature), used for the audit-off runs only")
     ap.add_argument("--hello", required=True)
     ap.add_argument("--moto-server", default="")
     ap.add_argument("--pg-url", default="")
@@ -670,7 +676,7 @@ def main():
         gets = [run_set("get", port, get, args, tmp, rss_pid=sr.pid)]
     finally:
         stop(sr)
-    # The same data, served with audit writing off (benchmark-only switch), in pairs with
+    # The same data, served with audit writing off (the bench-audit-off build), in pairs with
     # audited runs: on, off, on, off, ... A run on this kind of machine can move by a quarter
     # from one minute to the next, so the ratio is the median of the pairs' ratios.
     def get_run(audit):

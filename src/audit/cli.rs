@@ -1,12 +1,12 @@
-//! `strongroom audit verify | query | export | prune`.
+//! `strongroom audit verify | query | export | prune | digests export | reindex`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::export::{export, prune};
 use super::keys::{key_path_beside, pub_path_for, read_public, AuditKeys};
-use super::verify::{verify_store, VerifyOptions};
-use crate::config::{AuditCommand, StoreArgs, StoreConfig};
+use super::verify::{load_anchors, verify_store, VerifyOptions};
+use crate::config::{AuditCommand, AuditDigestsCommand, StoreArgs, StoreConfig};
 use crate::store::rows::{AuditFilter, AuditRow};
 use crate::store::Store;
 
@@ -28,7 +28,36 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
             store,
             public_keys,
             chain,
-        } => return run_verify(&store, &public_keys, chain),
+            anchors,
+        } => return run_verify(&store, &public_keys, chain, &anchors),
+        AuditCommand::Digests {
+            command:
+                AuditDigestsCommand::Export {
+                    store,
+                    chain,
+                    after,
+                    out,
+                },
+        } => open(&store).and_then(|(_, st)| export_digests(&st, chain, after, out.as_deref())),
+        AuditCommand::Reindex { store, chain } => open(&store).and_then(|(_, st)| {
+            let chains = match chain {
+                Some(c) => vec![c],
+                None => st
+                    .read_blocking(|tx| Ok(tx.audit_chains()?))
+                    .map_err(|e| e.to_string())?,
+            };
+            for c in &chains {
+                let id = c.clone();
+                st.write_blocking(move |tx| Ok(tx.reset_audit_index(&id)?))
+                    .map_err(|e| e.to_string())?;
+                st.index_audit_blocking(Some(c), usize::MAX)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(format!(
+                "rebuilt the lookup index of {} chain(s)",
+                chains.len()
+            ))
+        }),
         AuditCommand::Query {
             store,
             principal,
@@ -126,10 +155,55 @@ fn parse_time(s: Option<&str>, flag: &str) -> Result<Option<i64>, String> {
     .transpose()
 }
 
+/// The signed digests (prune anchors left out), oldest first: printed one JSON object per
+/// line, or written as digest files into `out`.
+fn export_digests(
+    store: &Store,
+    chain: Option<String>,
+    after: i64,
+    out: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let digests = store
+        .read_blocking(move |tx| {
+            let chains = match chain {
+                Some(c) => vec![c],
+                None => tx.audit_chains()?,
+            };
+            let mut all = Vec::new();
+            for c in chains {
+                all.extend(
+                    tx.audit_digests(&c)?
+                        .into_iter()
+                        .filter(|d| d.kind == super::chain::DIGEST && d.seq_to > after),
+                );
+            }
+            Ok(all)
+        })
+        .map_err(|e| e.to_string())?;
+    match out {
+        Some(dir) => {
+            for d in &digests {
+                super::anchor::write_digest_file(dir, d)?;
+            }
+            Ok(format!(
+                "wrote {} digest file(s) to {}",
+                digests.len(),
+                dir.display()
+            ))
+        }
+        None => Ok(digests
+            .iter()
+            .map(super::anchor::digest_to_json)
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
 fn run_verify(
     args: &StoreArgs,
     public_keys: &[std::path::PathBuf],
     chain: Option<String>,
+    anchor_paths: &[std::path::PathBuf],
 ) -> ExitCode {
     let (cfg, store) = match open(args) {
         Ok(v) => v,
@@ -156,16 +230,25 @@ fn run_verify(
             "warning: no audit public key found; digests are checked against the key they name only"
         );
     }
+    let mut anchors = Vec::new();
+    for p in anchor_paths {
+        match load_anchors(p, &trusted) {
+            Ok(a) => anchors.extend(a),
+            Err(e) => return fail(&format!("--anchor: {e}")),
+        }
+    }
     let report = match verify_store(
         &store,
         &VerifyOptions {
             trusted_keys: trusted,
             chain,
+            anchors,
         },
     ) {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    let mut unsigned_total = 0;
     for c in &report.chains {
         let range = match (c.first_seq, c.last_seq) {
             (Some(a), Some(b)) => format!("seq {a}..={b}"),
@@ -173,7 +256,9 @@ fn run_verify(
         };
         let mut line = format!(
             "chain {}: {} records ({range}), {} digests",
-            c.chain_id, c.records, c.digests
+            printable(&c.chain_id),
+            c.records,
+            c.digests
         );
         if let Some(s) = c.signed_through {
             let _ = write!(line, ", signed through {s}");
@@ -181,32 +266,71 @@ fn run_verify(
         if let Some(p) = c.pruned_through {
             let _ = write!(line, ", pruned through {p}");
         }
+        if let Some(a) = c.anchored_through {
+            let _ = write!(line, ", anchored through {a}");
+        }
+        let _ = write!(line, ", {} checked against the lookup index", c.indexed);
         line.push_str(if c.finding.is_some() {
             ": FAILED"
         } else {
             ": ok"
         });
         println!("{line}");
-        if c.finding.is_none() {
-            match (c.last_seq, c.signed_through) {
-                (Some(l), Some(s)) if l > s => println!(
-                    "  note: records {}..={l} are not yet covered by a signed digest",
-                    s + 1
-                ),
-                (Some(_), None) => {
-                    println!("  note: no signed digest; a cut tail would not be noticed");
+        if c.finding.is_none() && c.unsigned > 0 {
+            unsigned_total += c.unsigned;
+            let last = c.last_seq.unwrap_or(0);
+            let first = last - i64::try_from(c.unsigned).unwrap_or(0) + 1;
+            eprintln!(
+                "warning: chain {}: {} record(s) (seq {first}..={last}) are not yet covered by a signed digest: deleting them would not be noticed{}",
+                printable(&c.chain_id),
+                c.unsigned,
+                if anchor_paths.is_empty() {
+                    ""
+                } else {
+                    " (nor by the anchored digests, which end before them)"
                 }
-                _ => {}
+            );
+        }
+    }
+    if !anchor_paths.is_empty() {
+        for c in report.chains.iter().filter(|c| c.finding.is_none()) {
+            let anchored = c
+                .anchored_through
+                .unwrap_or(0)
+                .max(c.pruned_through.unwrap_or(0));
+            if let Some(last) = c.last_seq.filter(|l| *l > anchored) {
+                eprintln!(
+                    "note: chain {}: records {}..={last} are newer than the newest anchored digest: only the database vouches for them",
+                    printable(&c.chain_id),
+                    anchored.max(c.first_seq.unwrap_or(1) - 1) + 1
+                );
             }
         }
     }
+    if anchor_paths.is_empty() && report.first_finding().is_none() {
+        eprintln!(
+            "note: without --anchor, records cut from the end of a chain together with the digests that cover them are not noticed; anchor digests outside the database (serve --audit-digest-dir, or audit digests export) and pass them with --anchor"
+        );
+    }
     match report.first_finding() {
         Some(f) => {
-            eprintln!("audit verification FAILED: {f}");
+            eprintln!("audit verification FAILED: {}", printable(&f.to_string()));
+            if f.kind == super::TamperKind::IndexAltered {
+                eprintln!(
+                    "the lookup index is derived from the chain: `strongroom audit reindex` rebuilds it"
+                );
+            }
             ExitCode::FAILURE
         }
         None => {
-            println!("audit verified: {} records", report.records());
+            let mut done = format!("audit verified: {} records", report.records());
+            if unsigned_total > 0 {
+                let _ = write!(
+                    done,
+                    " ({unsigned_total} not yet covered by a signed digest)"
+                );
+            }
+            println!("{done}");
             ExitCode::SUCCESS
         }
     }
@@ -214,9 +338,52 @@ fn run_verify(
 
 fn jsonl(rows: &[AuditRow]) -> String {
     rows.iter()
-        .map(|r| r.record.as_str())
+        .map(|r| json_for_terminal(&r.record))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether a terminal could act on `c` rather than print it: C0 and C1 controls (ESC, CSI,
+/// newline, ...), DEL, and the bidirectional overrides and isolates that reorder what
+/// follows on the line.
+fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A table cell as text that cannot move the cursor, start a line, or send the terminal an
+/// escape sequence: every character a terminal could act on is shown escaped (`\n`, `\t`,
+/// `\u{1b}`), and a backslash is doubled so that an escape shown cannot be forged either.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if unsafe_for_terminal(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A record's JSON text for a terminal: the JSON escapes controls below U+0020 already;
+/// DEL, the C1 controls and the bidirectional controls, which JSON may carry raw, are written
+/// as `\uXXXX` escapes too (the same JSON value).
+fn json_for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if unsafe_for_terminal(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn table(rows: &[AuditRow]) -> String {
@@ -235,18 +402,20 @@ fn table(rows: &[AuditRow]) -> String {
             [
                 serde_json::from_str::<serde_json::Value>(&r.record)
                     .ok()
-                    .and_then(|v| {
-                        v.get("eventTime")
-                            .and_then(|t| t.as_str())
-                            .map(str::to_owned)
-                    })
+                    .and_then(|v| v.get("eventTime").and_then(|t| t.as_str()).map(printable))
                     .unwrap_or_default(),
-                r.event_name.clone(),
-                r.decision.clone(),
-                r.error_code.clone().unwrap_or_else(|| "-".into()),
-                r.source_ip.clone().unwrap_or_else(|| "-".into()),
-                r.principal_arn.clone().unwrap_or_else(|| "-".into()),
-                r.resource_arn.clone().unwrap_or_else(|| "-".into()),
+                printable(&r.event_name),
+                printable(&r.decision),
+                r.error_code
+                    .as_deref()
+                    .map_or_else(|| "-".into(), printable),
+                r.source_ip.as_deref().map_or_else(|| "-".into(), printable),
+                r.principal_arn
+                    .as_deref()
+                    .map_or_else(|| "-".into(), printable),
+                r.resource_arn
+                    .as_deref()
+                    .map_or_else(|| "-".into(), printable),
             ]
         })
         .collect();
@@ -270,4 +439,24 @@ fn table(rows: &[AuditRow]) -> String {
         out.push_str(&line(&mut row.iter().map(String::as_str)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_what_a_terminal_would_act_on() {
+        assert_eq!(
+            printable("a\nb\r\t\u{1b}[2J\u{7f}\u{9b}\u{202e}\u{2066}é\\n"),
+            "a\\nb\\r\\t\\u{1b}[2J\\u{7f}\\u{9b}\\u{202e}\\u{2066}é\\\\n"
+        );
+        assert_eq!(printable("arn:aws:iam::1:user/x"), "arn:aws:iam::1:user/x");
+        let json = json_for_terminal("{\"a\":\"x\u{9b}y\u{202e}\"}");
+        assert_eq!(json, "{\"a\":\"x\\u009by\\u202e\"}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()["a"],
+            "x\u{9b}y\u{202e}"
+        );
+    }
 }

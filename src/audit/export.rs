@@ -225,6 +225,7 @@ pub fn prune_chains(
         let opts = VerifyOptions {
             trusted_keys: vec![keys.public_hex().to_owned()],
             chain: Some(chain.clone()),
+            anchors: Vec::new(),
         };
         let report = verify_store(store, &opts)?;
         if let Some(f) = report.first_finding().filter(|f| f.seq <= through) {

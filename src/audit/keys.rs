@@ -223,6 +223,10 @@ mod tests {
         assert!(!signature_ok(a.public_hex(), b"n", &sig));
         // a .pub naming another key is refused
         std::fs::write(pub_path_for(&path), format!("{}\n", "00".repeat(32))).unwrap();
-        assert!(AuditKeys::load_or_create(&path).is_err());
+        let err = AuditKeys::load_or_create(&path).unwrap_err();
+        assert!(
+            err.contains("does not match the audit signing key beside it"),
+            "{err}"
+        );
     }
 }

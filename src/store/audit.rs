@@ -5,7 +5,9 @@ use diesel::prelude::*;
 
 use super::conn::AnyConnection;
 use super::fixed::{Arg, Fixed, FixedSql};
-use super::rows::{resource_short_name, AuditDigestRow, AuditFilter, AuditRow, NewAuditRow};
+use super::rows::{
+    resource_short_name, AuditDigestRow, AuditFilter, AuditLookupRow, AuditRow, NewAuditRow,
+};
 use super::schema::{
     audit_digests, audit_events, audit_lookup, audit_lookup_blocks, audit_lookup_terms,
 };
@@ -497,6 +499,93 @@ impl Tx<'_> {
         Ok(beyond.is_some())
     }
 
+    /// A chain's lookup index entries `after_seq < seq <= through_seq`, in seq order (what
+    /// `audit verify` compares with the chain).
+    pub fn audit_lookup_range(
+        &mut self,
+        chain_id: &str,
+        after_seq: i64,
+        through_seq: i64,
+    ) -> Result<Vec<AuditLookupRow>, StoreError> {
+        audit_lookup::table
+            .filter(audit_lookup::chain_id.eq(chain_id))
+            .filter(audit_lookup::seq.gt(after_seq))
+            .filter(audit_lookup::seq.le(through_seq))
+            .order(audit_lookup::seq.asc())
+            .select(AuditLookupRow::as_select())
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
+    /// How far a chain is in the lookup index (every record with `seq <=` it is in it), if
+    /// it was ever indexed.
+    pub fn audit_index_mark(&mut self, chain_id: &str) -> Result<Option<i64>, StoreError> {
+        use super::schema::audit_index_state as st;
+        st::table
+            .filter(st::chain_id.eq(chain_id))
+            .select(st::indexed_through)
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    /// A chain's lookup blocks: `(blk, min_time, max_time)`.
+    pub fn audit_lookup_blocks(
+        &mut self,
+        chain_id: &str,
+    ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        use audit_lookup_blocks as b;
+        b::table
+            .filter(b::chain_id.eq(chain_id))
+            .select((b::blk, b::min_time, b::max_time))
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
+    /// Which of `terms` block `blk` of a chain's lookup index holds (a point look-up per
+    /// term, by primary key).
+    pub fn audit_lookup_terms_in(
+        &mut self,
+        chain_id: &str,
+        blk: i64,
+        terms: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        use audit_lookup_terms as t;
+        let mut out = Vec::with_capacity(terms.len());
+        for part in terms.chunks(500) {
+            let found: Vec<String> = t::table
+                .filter(t::chain_id.eq(chain_id))
+                .filter(t::blk.eq(blk))
+                .filter(t::term.eq_any(part))
+                .select(t::term)
+                .load(self.conn)
+                .map_err(|e| self.db(e))?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// Drop a chain's lookup index (entries, blocks, terms, mark): the next query or indexer
+    /// pass rebuilds it from the chain.
+    pub fn reset_audit_index(&mut self, chain_id: &str) -> Result<(), StoreError> {
+        use super::schema::audit_index_state as st;
+        diesel::delete(audit_lookup::table.filter(audit_lookup::chain_id.eq(chain_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::delete(
+            audit_lookup_blocks::table.filter(audit_lookup_blocks::chain_id.eq(chain_id)),
+        )
+        .execute(self.conn)
+        .map_err(|e| self.db(e))?;
+        diesel::delete(audit_lookup_terms::table.filter(audit_lookup_terms::chain_id.eq(chain_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::delete(st::table.filter(st::chain_id.eq(chain_id)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
     pub fn insert_audit_digest(&mut self, row: &AuditDigestRow) -> Result<(), StoreError> {
         diesel::insert_into(audit_digests::table)
             .values(row)
@@ -676,6 +765,36 @@ macro_rules! block {
 /// The decisions `AuditFilter::denied_only` selects: the evaluator says which kind of deny,
 /// "Deny" is what older records say.
 const DENIALS: [&str; 3] = ["ImplicitDeny", "ExplicitDeny", "Deny"];
+
+/// The lookup block a record's `seq` falls in.
+pub fn lookup_block(seq: i64) -> i64 {
+    seq / LOOKUP_BLOCK
+}
+
+/// The terms the indexer (`TERMS_SQLITE`, `TERMS_PG`) writes for one lookup entry's block:
+/// `kind:value` for each column it indexes that has a value, and `d:` for a decision other
+/// than `Allow`.
+pub fn record_terms(r: &AuditLookupRow) -> Vec<String> {
+    let mut t = Vec::with_capacity(8);
+    let columns: [(&str, Option<&str>); 7] = [
+        ("n", Some(r.event_name.as_str())),
+        ("u", r.user_name.as_deref()),
+        ("k", r.access_key_id.as_deref()),
+        ("p", r.principal_arn.as_deref()),
+        ("i", r.source_ip.as_deref()),
+        ("e", r.error_code.as_deref()),
+        ("r", r.resource_name.as_deref()),
+    ];
+    for (kind, v) in columns {
+        if let Some(v) = v {
+            t.push(format!("{kind}:{v}"));
+        }
+    }
+    if r.decision != "Allow" {
+        t.push("d:".to_owned());
+    }
+    t
+}
 
 /// The terms of the block-level index (`sql/audit_lookup.sql`) that a record with `f`'s
 /// attributes carries; a block without one of them holds no match. Each kind of term is a

@@ -46,7 +46,8 @@ use diesel::connection::Connection;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-pub use conn::{audit_chain_path, redact_url, AnyConnection, Backend};
+pub use audit::{lookup_block, record_terms};
+pub use conn::{audit_chain_path, audit_index_path, redact_url, AnyConnection, Backend};
 
 use crate::error::ApiError;
 use rows::{AuditFilter, AuditRow};

@@ -226,6 +226,53 @@ pub struct AuditDigestRow {
     pub signature: String,
 }
 
+/// One entry of the audit lookup index (`sql/audit_lookup.sql`): a copy of a record's query
+/// columns, which LookupEvents searches (`audit verify` checks it against the chain).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = super::schema::audit_lookup)]
+pub struct AuditLookupRow {
+    pub chain_id: String,
+    pub seq: i64,
+    pub event_time: i64,
+    pub event_name: String,
+    pub principal_arn: Option<String>,
+    pub access_key_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub resource_arn: Option<String>,
+    pub error_code: Option<String>,
+    pub decision: String,
+    pub account_id: Option<String>,
+    pub event_source: Option<String>,
+    pub read_only: Option<bool>,
+    pub user_name: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_name: Option<String>,
+}
+
+impl AuditLookupRow {
+    /// The lookup entry a chain row should have: its query columns.
+    pub fn of(r: &AuditRow) -> Self {
+        Self {
+            chain_id: r.chain_id.clone(),
+            seq: r.seq,
+            event_time: r.event_time,
+            event_name: r.event_name.clone(),
+            principal_arn: r.principal_arn.clone(),
+            access_key_id: r.access_key_id.clone(),
+            source_ip: r.source_ip.clone(),
+            resource_arn: r.resource_arn.clone(),
+            error_code: r.error_code.clone(),
+            decision: r.decision.clone(),
+            account_id: r.account_id.clone(),
+            event_source: r.event_source.clone(),
+            read_only: r.read_only,
+            user_name: r.user_name.clone(),
+            resource_type: r.resource_type.clone(),
+            resource_name: r.resource_name.clone(),
+        }
+    }
+}
+
 /// Which audit records to read, newest first. Every `Some` field must match.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

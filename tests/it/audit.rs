@@ -89,10 +89,51 @@ impl Trail {
         c.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
             .unwrap();
     }
+    /// Run `sql` on the lookup index (SQLite: its own file; PostgreSQL: the database).
+    fn sql_index(&self, sql: &str) {
+        if self.url.starts_with("postgres") {
+            return self.sql(sql);
+        }
+        let path = strongroom::store::audit_index_path(self.url.trim_start_matches("sqlite://"));
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+            .unwrap();
+    }
+    /// An auditor that also writes each digest into `digest_dir`.
+    fn auditor_anchored(&self, digest_every_records: u64, digest_dir: &Path) -> Auditor {
+        Auditor::with_options(
+            self.store.clone(),
+            "chain-a".into(),
+            &self.key_path(),
+            AuditOptions {
+                digest_every_records,
+                digest_dir: Some(digest_dir.to_path_buf()),
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap()
+    }
+    /// The full report, with digests anchored at `anchors` (if any).
+    fn report(&self, anchors: Option<&Path>) -> strongroom::audit::Report {
+        let trusted = vec![self.public_key()];
+        let anchors = anchors
+            .map(|p| strongroom::audit::load_anchors(p, &trusted).unwrap())
+            .unwrap_or_default();
+        verify_store(
+            &self.store,
+            &VerifyOptions {
+                trusted_keys: trusted,
+                chain: None,
+                anchors,
+            },
+        )
+        .unwrap()
+    }
     fn verify(&self) -> Option<strongroom::audit::Finding> {
         let opts = VerifyOptions {
             trusted_keys: vec![self.public_key()],
             chain: None,
+            anchors: Vec::new(),
         };
         verify_store(&self.store, &opts)
             .unwrap()
@@ -1244,7 +1285,7 @@ fn a_write_and_its_record_commit_together() {
         v["responseElements"]["versionStages"],
         json!(["AWSCURRENT"])
     );
-    assert!(v["responseElements"]["aRN"]
+    assert!(v["responseElements"]["arn"]
         .as_str()
         .unwrap()
         .contains(":secret:tx/one-"));
@@ -1379,6 +1420,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
             every,
             export_dir: export_dir.clone(),
         }),
+        audit_digest_dir: None,
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }
@@ -1436,6 +1478,7 @@ fn retention_exports_and_prunes_while_serving() {
                 .public_hex()
                 .to_owned()],
             chain: None,
+            anchors: Vec::new(),
         },
     )
     .unwrap();
@@ -1567,6 +1610,9 @@ fn check_record(
         assert_eq!(v["responseElements"], Value::Null, "{ctx}");
     }
     assert!(!v.to_string().contains(MARKER), "{ctx}");
+    if let Err(e) = cloudtrail_shape(v) {
+        panic!("{ctx}: not CloudTrail's documented shape: {e}");
+    }
 }
 
 /// Every operation, failure, unauthenticated and malformed request gets exactly one record
@@ -1864,7 +1910,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
                     v["responseElements"]["keyMetadata"]["keyId"], body["KeyMetadata"]["KeyId"],
                     "{v}"
                 ),
-                _ => assert_eq!(v["responseElements"]["aRN"], body["ARN"], "{v}"),
+                _ => assert_eq!(v["responseElements"]["arn"], body["ARN"], "{v}"),
             }
         }
     }
@@ -2401,7 +2447,11 @@ fn a_write_record_lost_from_the_chain_file_is_recovered_from_the_main_file() {
         .unwrap();
     drop(chain);
     let store = strongroom::store::Store::open(&url).unwrap();
-    assert!(strongroom::audit::verify(&store).is_ok());
+    // Every record, the recovered one the last.
+    assert_eq!(
+        strongroom::audit::verify(&store),
+        Ok(u64::try_from(written.seq).unwrap())
+    );
     let mut chain = sqlite_at(&chain_path);
     let back: Rec = diesel::sql_query(last).get_result(&mut chain).unwrap();
     assert_eq!(back, written);
@@ -2446,7 +2496,10 @@ fn a_chain_in_the_main_file_moves_to_its_own_file_on_open() {
     assert!(records >= 3, "{records}");
     drop(main);
     let store = strongroom::store::Store::open(&url).unwrap();
-    assert!(strongroom::audit::verify(&store).is_ok());
+    assert_eq!(
+        strongroom::audit::verify(&store),
+        Ok(u64::try_from(records).unwrap())
+    );
     let mut main = sqlite_at(&db);
     let left =
         "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('audit_events', 'audit_digests')";
@@ -2456,4 +2509,858 @@ fn a_chain_in_the_main_file_moves_to_its_own_file_on_open() {
         count(&mut chain, "SELECT count(*) AS n FROM audit_events"),
         records
     );
+}
+
+/// An auditor of `t` whose lookup indexer does not run on its own (the test indexes).
+fn auditor_indexed_by_hand(t: &Trail, digest_every_records: u64) -> Auditor {
+    Auditor::with_options(
+        t.store.clone(),
+        "chain-a".into(),
+        &t.key_path(),
+        AuditOptions {
+            digest_every_records,
+            index_every: Duration::from_secs(3600),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Run the `strongroom` binary on `data`: (success, stdout, stderr).
+fn cli(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Hiding a record from LookupEvents by editing what a search reads (the chain's query
+/// columns, or the lookup index: an entry, a block's time bounds, a block's terms) fails
+/// verification, naming the record; each edit is first shown to hide the record from a
+/// search. The index is derived data: `audit reindex` rebuilds it, and the trail verifies.
+#[tokio::test]
+async fn hiding_a_record_from_lookup_is_caught() {
+    hiding_a_record_from_lookup(None).await;
+}
+
+/// [`hiding_a_record_from_lookup_is_caught`] on PostgreSQL (when the test command provides
+/// one), where the lookup index lives in the main database.
+#[tokio::test]
+async fn hiding_a_record_from_lookup_is_caught_postgres() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        return;
+    };
+    hiding_a_record_from_lookup(Some(base)).await;
+}
+
+async fn hiding_a_record_from_lookup(postgres: Option<String>) {
+    /// (name, on the lookup index (else the chain), SQL, kind, first record reported)
+    type Case = (&'static str, bool, &'static str, TamperKind, i64);
+    let cases: &[Case] = &[
+        (
+            "null the chain's query columns",
+            false,
+            "UPDATE audit_events SET account_id = NULL, event_source = NULL, read_only = NULL, \
+             user_name = NULL, resource_type = NULL, resource_name = NULL WHERE seq = 6",
+            TamperKind::Modified,
+            6,
+        ),
+        (
+            "null a lookup entry's user",
+            true,
+            "UPDATE audit_lookup SET user_name = NULL WHERE seq = 6",
+            TamperKind::IndexAltered,
+            6,
+        ),
+        (
+            "change a lookup entry's principal",
+            true,
+            "UPDATE audit_lookup SET principal_arn = 'arn:aws:iam::1:user/x', user_name = 'x' WHERE seq = 6",
+            TamperKind::IndexAltered,
+            6,
+        ),
+        (
+            "delete a lookup entry",
+            true,
+            "DELETE FROM audit_lookup WHERE seq = 6",
+            TamperKind::IndexAltered,
+            6,
+        ),
+        (
+            "shrink a block's time bounds",
+            true,
+            "UPDATE audit_lookup_blocks SET max_time = min_time",
+            TamperKind::IndexAltered,
+            2,
+        ),
+        (
+            "delete a block's term",
+            true,
+            "DELETE FROM audit_lookup_terms WHERE term = 'u:alice'",
+            TamperKind::IndexAltered,
+            3,
+        ),
+    ];
+    for (name, on_index, sql, kind, seq) in cases {
+        let t = Trail::new_at(postgres.as_deref().map(crate::common::fresh_postgres_db));
+        let db = ["--database-url", t.url.as_str()];
+        let a = auditor_indexed_by_hand(&t, 10);
+        let t0 = now_ms();
+        fill(&a, 12, |i| t0 + i).await;
+        // Records 3, 6, 9 and 12 are alice's.
+        let alices = || -> Vec<i64> {
+            let f = AuditFilter {
+                user_name: Some("alice".into()),
+                since_ms: Some(t0 + 2),
+                limit: 100,
+                ..AuditFilter::default()
+            };
+            let mut seqs: Vec<i64> = t
+                .store
+                .query_audit_blocking(&f)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            seqs.sort_unstable();
+            seqs
+        };
+        if *on_index {
+            assert_eq!(alices(), [3, 6, 9, 12], "{name}");
+            t.sql_index(sql);
+        } else {
+            t.sql(sql);
+        }
+        assert!(!alices().contains(&6), "{name}: record 6 is not hidden");
+        let f = t.verify().unwrap_or_else(|| panic!("{name}: not detected"));
+        assert_eq!((f.kind, f.seq), (*kind, *seq), "{name}: {f}");
+        if *on_index {
+            let (ok, out, err) = cli(&t.data_dir(), &[&["audit", "verify"][..], &db].concat());
+            assert!(!ok, "{name}: {out}");
+            assert!(err.contains("[index-altered]"), "{name}: {err}");
+            assert!(err.contains("audit reindex"), "{name}: {err}");
+            let (ok, out, err) = cli(&t.data_dir(), &[&["audit", "reindex"][..], &db].concat());
+            assert!(ok && out.contains("rebuilt the lookup index"), "{out}{err}");
+            assert_eq!(t.verify(), None, "{name}: after reindex");
+            assert_eq!(alices(), [3, 6, 9, 12], "{name}: after reindex");
+        }
+    }
+}
+
+/// The positive control of the lookup checks: a trail spanning several lookup blocks, fully
+/// indexed (and then partly pruned), verifies with every record checked against the index.
+#[tokio::test]
+async fn an_untampered_trail_verifies_against_its_lookup_index() {
+    let t = Trail::new();
+    append_rows(&t.store, "chain-a", 2500, now_ms() - 10_000, &[7, 2049]);
+    t.store.index_audit_blocking(None, usize::MAX).unwrap();
+    let r = verify_store(&t.store, &VerifyOptions::default()).unwrap();
+    assert!(r.first_finding().is_none(), "{:?}", r.first_finding());
+    assert_eq!(r.chains[0].indexed, 2500);
+    assert_eq!(r.chains[0].records, 2500);
+    // unsigned: no digest covers these records (append_rows signs none)
+    assert_eq!(r.chains[0].unsigned, 2500);
+    // A term missing from an early block is found there, with later blocks intact.
+    let t_index = |sql: &str| {
+        let path = strongroom::store::audit_index_path(t.url.trim_start_matches("sqlite://"));
+        let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+        c.batch_execute(sql).unwrap();
+    };
+    t_index("DELETE FROM audit_lookup_terms WHERE term = 'r:app/rare' AND blk = 0");
+    let f = verify_store(&t.store, &VerifyOptions::default())
+        .unwrap()
+        .first_finding()
+        .cloned()
+        .unwrap();
+    assert_eq!((f.kind, f.seq), (TamperKind::IndexAltered, 7), "{f}");
+    assert!(f.message.contains("lacks the term `r:app/rare`"), "{f}");
+    t.store
+        .write_blocking(|tx| Ok(tx.reset_audit_index("chain-a")?))
+        .unwrap();
+    t.store.index_audit_blocking(None, usize::MAX).unwrap();
+    let r = verify_store(&t.store, &VerifyOptions::default()).unwrap();
+    assert!(r.first_finding().is_none(), "{:?}", r.first_finding());
+    assert_eq!(r.chains[0].indexed, 2500);
+}
+
+/// Digests anchored outside the database (the auditor's digest directory) catch what the
+/// database alone cannot: the newest records cut together with the digests that cover
+/// them, the newest digest deleted, the whole chain deleted. Without the anchors each
+/// passes; with them, each is reported. The untampered trail verifies with the anchors.
+#[tokio::test]
+async fn a_cut_tail_is_caught_against_anchored_digests() {
+    type Case = (&'static str, &'static str, TamperKind, i64);
+    let cases: &[Case] = &[
+        (
+            "cut the tail with the digests that cover it",
+            "DELETE FROM audit_events WHERE seq > 20; DELETE FROM audit_digests WHERE seq_to > 20",
+            TamperKind::Truncated,
+            21,
+        ),
+        (
+            "delete the newest digest",
+            "DELETE FROM audit_digests WHERE seq_to = 25",
+            TamperKind::DigestMissing,
+            21,
+        ),
+        (
+            "delete the whole chain",
+            "DELETE FROM audit_events; DELETE FROM audit_digests",
+            TamperKind::Truncated,
+            1,
+        ),
+    ];
+    for (name, sql, kind, seq) in cases {
+        let t = Trail::new();
+        let anchors = t.dir.path().join("digests");
+        let a = t.auditor_anchored(10, &anchors);
+        fill(&a, 25, |i| now_ms() + i).await;
+        let files = crate::common::files_under(&anchors);
+        assert_eq!(files.len(), 3, "{name}: {files:?}");
+        let clean = t.report(Some(&anchors));
+        assert!(clean.first_finding().is_none(), "{name}: {clean:?}");
+        assert_eq!(clean.chains[0].anchored_through, Some(25));
+        assert_eq!(clean.chains[0].unsigned, 0);
+        t.sql(sql);
+        assert_eq!(
+            t.verify(),
+            None,
+            "{name}: the database alone should not tell"
+        );
+        let r = t.report(Some(&anchors));
+        let f = r
+            .first_finding()
+            .unwrap_or_else(|| panic!("{name}: not detected"));
+        assert_eq!((f.kind, f.seq), (*kind, *seq), "{name}: {f}");
+    }
+}
+
+/// Records after the last signed digest are counted (nothing outside the database vouches
+/// for them), and `audit verify` warns about them; deleting some of them goes unnoticed,
+/// which is what the warning says.
+#[tokio::test]
+async fn records_not_covered_by_a_digest_are_reported() {
+    let t = Trail::new();
+    let a = t.auditor(10);
+    for i in 1..=25 {
+        a.record(&draft(i, now_ms() + i)).await.unwrap();
+    }
+    let r = t.report(None);
+    assert!(r.first_finding().is_none(), "{:?}", r.first_finding());
+    assert_eq!(r.chains[0].signed_through, Some(20));
+    assert_eq!(r.chains[0].unsigned, 5);
+    let (ok, out, err) = cli(&t.data_dir(), &["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("5 record(s) (seq 21..=25) are not yet covered by a signed digest"),
+        "{err}"
+    );
+    assert!(
+        out.contains("(5 not yet covered by a signed digest)"),
+        "{out}"
+    );
+    t.sql("DELETE FROM audit_events WHERE seq > 23");
+    assert_eq!(t.verify(), None);
+    assert_eq!(t.report(None).chains[0].unsigned, 3);
+    drop(a);
+}
+
+/// `audit digests export` prints the signed digests (or writes digest files), and
+/// `audit verify --anchor` holds the database to them; an anchor whose signature does not
+/// verify is refused.
+#[tokio::test]
+async fn cli_digests_export_and_verify_against_anchors() {
+    let t = Trail::new();
+    let a = t.auditor(10);
+    fill(&a, 25, |i| now_ms() + i).await;
+    let data = t.data_dir();
+    let (ok, out, err) = cli(&data, &["audit", "digests", "export"]);
+    assert!(ok, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[2]["seqTo"], 25);
+    assert_eq!(lines[2]["kind"], "digest");
+    let file = t.dir.path().join("anchors.jsonl");
+    std::fs::write(&file, &out).unwrap();
+    let dir = t.dir.path().join("anchor-dir");
+    let (ok, out, err) = cli(
+        &data,
+        &["audit", "digests", "export", "--out", dir.to_str().unwrap()],
+    );
+    assert!(ok && out.contains("wrote 3 digest file(s)"), "{out}{err}");
+    for anchor in [&file, &dir] {
+        let (ok, out, err) = cli(
+            &data,
+            &["audit", "verify", "--anchor", anchor.to_str().unwrap()],
+        );
+        assert!(ok, "{out}{err}");
+        assert!(out.contains("anchored through 25"), "{out}");
+        assert!(
+            !err.contains("newer than the newest anchored digest"),
+            "{err}"
+        );
+    }
+    // records after the newest anchor are named
+    fill(&a, 2, |i| now_ms() + 100 + i).await;
+    let (ok, _, err) = cli(
+        &data,
+        &["audit", "verify", "--anchor", file.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("records 26..=27 are newer than the newest anchored digest"),
+        "{err}"
+    );
+    // without anchors, the output says what is not covered
+    let (ok, _, err) = cli(&data, &["audit", "verify"]);
+    assert!(ok);
+    assert!(err.contains("--anchor"), "{err}");
+    // the tail and its digests cut: only the anchors tell
+    t.sql("DELETE FROM audit_events WHERE seq > 20; DELETE FROM audit_digests WHERE seq_to > 20");
+    let (ok, out, err) = cli(&data, &["audit", "verify"]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = cli(
+        &data,
+        &["audit", "verify", "--anchor", file.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("record 21 ") && err.contains("[truncated]"),
+        "{err}"
+    );
+    // a forged anchor is refused
+    let forged = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\"seqTo\":25", "\"seqTo\":26");
+    std::fs::write(&file, forged).unwrap();
+    let (ok, _, err) = cli(
+        &data,
+        &["audit", "verify", "--anchor", file.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(err.contains("signature does not verify"), "{err}");
+    drop(a);
+}
+
+/// `serve --audit-digest-dir`: the server writes each signed digest there (the last one at
+/// shutdown), and `audit verify --anchor` accepts the directory.
+#[test]
+fn the_server_writes_its_digests_to_the_digest_directory() {
+    use strongroom::config::{ServeConfig, StoreConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let digests = dir.path().join("digests");
+    let database_url = format!("sqlite://{}", data_dir.join("strongroom.db").display());
+    let cfg = ServeConfig {
+        store: StoreConfig {
+            data_dir: data_dir.clone(),
+            database_url: database_url.clone(),
+            master_key_file: data_dir.join("master.key"),
+            read_mmap_bytes: 0,
+        },
+        listen: "127.0.0.1:0".into(),
+        tls: None,
+        account_id: ACCOUNT.into(),
+        regions: vec!["us-east-1".into()],
+        purge_interval_secs: 60,
+        policies: None,
+        trusted_proxies: vec![],
+        audit_retention: None,
+        audit_digest_dir: Some(digests.clone()),
+    };
+    let mut s = TestServer::launch(cfg, dir, database_url);
+    for _ in 0..3 {
+        assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
+    }
+    s.stop();
+    let files = crate::common::files_under(&digests);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (ok, out, err) = cli(
+        &data_dir,
+        &["audit", "verify", "--anchor", digests.to_str().unwrap()],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("anchored through 3"), "{out}");
+}
+
+/// `audit query --format table` shows what a caller put in a column (here the Query
+/// protocol's Action, recorded as the event name) with its control characters escaped: no
+/// forged line, no terminal escape sequence reaches the terminal. JSON lines escape them too.
+#[test]
+fn audit_query_escapes_control_characters() {
+    let s = TestServer::start();
+    let forged = "Forged\n2026-01-01T00:00:00.000Z  DeleteSecret  Allow\u{1b}[2J\u{9b}31m\u{202e}x";
+    let form = format!(
+        "Action={}&Version=2011-06-15",
+        crate::common::urlenc(forged)
+    );
+    let sign = Signing {
+        service: "sts".into(),
+        ..Signing::default()
+    };
+    let r = s.raw(&crate::common::signed_query(&form, sign));
+    assert!(r.status >= 400, "{}", r.body);
+    let (ok, out, err) = cli(&s.data_dir(), &["audit", "query", "--format", "table"]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    assert_eq!(out.lines().count(), 2, "one header, one record: {out:?}");
+    assert!(
+        out.contains(
+            "Forged\\n2026-01-01T00:00:00.000Z  DeleteSecret  Allow\\u{1b}[2J\\u{9b}31m\\u{202e}x"
+        ),
+        "{out:?}"
+    );
+    let (ok, out, err) = cli(&s.data_dir(), &["audit", "query", "--format", "jsonl"]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["eventName"], forged);
+}
+
+/// Start the `strongroom` binary this test run built, with the benchmark build's audit-off
+/// variable set, send it one request, stop it: how many records that request got.
+fn records_with_the_bench_audit_variable() -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
+            .arg(&data)
+            .env("STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT", "1")
+            .env("STRONGROOM_ROOT_ACCESS_KEY_ID", AKID)
+            .env("STRONGROOM_ROOT_SECRET_ACCESS_KEY", crate::common::SECRET)
+            .env("STRONGROOM_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = crate::common::send_raw(
+        addr,
+        &signed_request("secretsmanager.ListSecrets", b"{}", Signing::default()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = request_id(&r);
+    drop(server);
+    let url = format!("sqlite://{}", data.join("strongroom.db").display());
+    records_of(&all_records(&url), &id).len()
+}
+
+/// The default build has no way to switch audit off: a server started with the benchmark
+/// build's variable set records every request all the same.
+#[cfg(not(feature = "bench-audit-off"))]
+#[test]
+fn the_default_build_ignores_the_benchmark_audit_switch() {
+    assert_eq!(records_with_the_bench_audit_variable(), 1);
+    // Compiled out, not merely unused: the binary does not even name the variable.
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_strongroom")).unwrap();
+    let name = b"STRONGROOM_BENCHMARK_ONLY_DISABLE_AUDIT";
+    assert!(!bin.windows(name.len()).any(|w| w == name));
+}
+
+/// The benchmark build (`--features bench-audit-off`, what scripts/bench.sh runs for its
+/// audit-off rows) records nothing with the variable set.
+#[cfg(feature = "bench-audit-off")]
+#[test]
+fn the_bench_build_switches_audit_off_with_its_variable() {
+    assert_eq!(records_with_the_bench_audit_variable(), 0);
+}
+
+/// Check a record against CloudTrail's documented record contents ("CloudTrail record
+/// contents for management, data, and network activity events" and "CloudTrail userIdentity
+/// element", AWS CloudTrail User Guide), written out here independently of the code that
+/// writes records: each member's name and JSON type. Optional members may be absent or null;
+/// `authorization` is Strongroom's own member (the README's audit section).
+fn cloudtrail_shape(v: &Value) -> Result<(), String> {
+    let obj = v.as_object().ok_or("a record is a JSON object")?;
+    let string = |x: &Value| x.is_string();
+    let opt =
+        |x: Option<&Value>, ok: &dyn Fn(&Value) -> bool| x.is_none_or(|x| x.is_null() || ok(x));
+    let need = |name: &str, ok: &dyn Fn(&Value) -> bool| -> Result<(), String> {
+        match obj.get(name) {
+            Some(x) if ok(x) => Ok(()),
+            other => Err(format!("`{name}`: {other:?}")),
+        }
+    };
+    // Documented as always present (Optional: False).
+    need("eventVersion", &|x| {
+        // `major.minor` (records say "1.08": the minor is read as a number).
+        x.as_str()
+            .and_then(|s| s.split_once('.'))
+            .is_some_and(|(a, b)| a == "1" && b.parse::<u32>().is_ok())
+    })?;
+    need("eventTime", &|x| {
+        x.as_str().is_some_and(|s| {
+            s.ends_with('Z')
+                && time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .is_ok()
+        })
+    })?;
+    need("eventSource", &string)?;
+    need("eventName", &string)?;
+    need("awsRegion", &string)?;
+    need("requestID", &string)?;
+    need("eventID", &|x| {
+        x.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok())
+    })?;
+    need("eventType", &|x| {
+        matches!(
+            x.as_str(),
+            Some("AwsApiCall" | "AwsServiceEvent" | "AwsConsoleAction" | "AwsConsoleSignIn")
+        )
+    })?;
+    need("managementEvent", &Value::is_boolean)?;
+    need("eventCategory", &|x| {
+        matches!(x.as_str(), Some("Management" | "Data" | "NetworkActivity"))
+    })?;
+    need("requestParameters", &|x| x.is_object() || x.is_null())?;
+    need("responseElements", &|x| x.is_object() || x.is_null())?;
+    // Present, but null where Strongroom cannot say (no caller, a background event).
+    for name in ["sourceIPAddress", "userAgent", "recipientAccountId"] {
+        need(name, &|x| x.is_string() || x.is_null())?;
+    }
+    need("readOnly", &|x| x.is_boolean() || x.is_null())?;
+    need("userIdentity", &|x| x.is_object() || x.is_null())?;
+    // Optional.
+    for name in [
+        "errorCode",
+        "errorMessage",
+        "apiVersion",
+        "sharedEventID",
+        "vpcEndpointId",
+    ] {
+        if !opt(obj.get(name), &string) {
+            return Err(format!("`{name}`: {:?}", obj.get(name)));
+        }
+    }
+    let resource = |r: &Value| {
+        r.as_object().is_some_and(|r| {
+            r.keys()
+                .all(|k| ["ARN", "accountId", "type"].contains(&k.as_str()))
+                && r.values().all(Value::is_string)
+        })
+    };
+    if !opt(obj.get("resources"), &|x| {
+        x.as_array().is_some_and(|a| a.iter().all(resource))
+    }) {
+        return Err(format!("`resources`: {:?}", obj.get("resources")));
+    }
+    if let Some(account) = obj.get("recipientAccountId").and_then(Value::as_str) {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("`recipientAccountId`: {account}"));
+        }
+    }
+    const DOCUMENTED: &[&str] = &[
+        "eventTime",
+        "eventVersion",
+        "userIdentity",
+        "eventSource",
+        "eventName",
+        "awsRegion",
+        "sourceIPAddress",
+        "userAgent",
+        "errorCode",
+        "errorMessage",
+        "requestParameters",
+        "responseElements",
+        "additionalEventData",
+        "requestID",
+        "eventID",
+        "eventType",
+        "apiVersion",
+        "managementEvent",
+        "readOnly",
+        "resources",
+        "recipientAccountId",
+        "serviceEventDetails",
+        "sharedEventID",
+        "vpcEndpointId",
+        "vpcEndpointAccountId",
+        "eventCategory",
+        "addendum",
+        "sessionCredentialFromConsole",
+        "edgeDeviceDetails",
+        "tlsDetails",
+        "insightDetails",
+    ];
+    for k in obj.keys() {
+        if !DOCUMENTED.contains(&k.as_str()) && k != "authorization" {
+            return Err(format!("`{k}` is not a CloudTrail record member"));
+        }
+    }
+    // userIdentity
+    if let Some(id) = obj.get("userIdentity").and_then(Value::as_object) {
+        let kinds = [
+            "Root",
+            "IAMUser",
+            "AssumedRole",
+            "Role",
+            "FederatedUser",
+            "Directory",
+            "AWSAccount",
+            "AWSService",
+            "IdentityCenterUser",
+            "Unknown",
+        ];
+        if !id
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| kinds.contains(&t))
+        {
+            return Err(format!("userIdentity.type: {:?}", id.get("type")));
+        }
+        for name in ["principalId", "arn", "accountId", "accessKeyId"] {
+            if !id.get(name).is_some_and(Value::is_string) {
+                return Err(format!("userIdentity.{name}: {:?}", id.get(name)));
+            }
+        }
+        for k in id.keys() {
+            let known = [
+                "type",
+                "principalId",
+                "arn",
+                "accountId",
+                "accessKeyId",
+                "userName",
+                "sessionContext",
+                "invokedBy",
+                "identityProvider",
+                "credentialId",
+                "onBehalfOf",
+                "inScopeOf",
+            ];
+            if !known.contains(&k.as_str()) {
+                return Err(format!("userIdentity.{k} is not documented"));
+            }
+        }
+        if !opt(id.get("userName"), &string) {
+            return Err("userIdentity.userName".into());
+        }
+        if let Some(sc) = id.get("sessionContext").filter(|x| !x.is_null()) {
+            let sc = sc.as_object().ok_or("sessionContext is an object")?;
+            if let Some(issuer) = sc.get("sessionIssuer").filter(|x| !x.is_null()) {
+                let issuer = issuer.as_object().ok_or("sessionIssuer is an object")?;
+                for name in ["type", "principalId", "arn", "accountId", "userName"] {
+                    if !issuer.get(name).is_some_and(Value::is_string) {
+                        return Err(format!("sessionIssuer.{name}: {:?}", issuer.get(name)));
+                    }
+                }
+            }
+            if let Some(at) = sc.get("attributes").filter(|x| !x.is_null()) {
+                if !at["creationDate"].is_string()
+                    || !matches!(at["mfaAuthenticated"].as_str(), Some("true" | "false"))
+                {
+                    return Err(format!("sessionContext.attributes: {at}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A record, written for an assumed-role session's denied call, is exactly what CloudTrail's
+/// documented record contents say (member names, types, lowerCamelCase parameters, `arn`
+/// in the response elements as Secrets Manager writes it since 2024), plus Strongroom's
+/// `authorization` member; records of other callers have the documented shape too.
+#[test]
+fn records_have_cloudtrails_documented_shape() {
+    let session = Principal {
+        kind: PrincipalKind::AssumedRole,
+        arn: format!("arn:aws:sts::{ACCOUNT}:assumed-role/deploy/ci-42"),
+        user_id: "AROADEPLOYEXAMPLE:ci-42".into(),
+        access_key_id: "ASIATEMPEXAMPLE".into(),
+        role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/deploy")),
+        session: Some(strongroom::auth::SessionContext {
+            issuer: "sts".into(),
+            created_ms: 1_780_000_000_000,
+            expires_ms: 1_780_003_600_000,
+            policy: None,
+        }),
+        ..Principal::root(ACCOUNT, AKID)
+    };
+    let secret = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db/pw-AbCdEf");
+    let d = Draft {
+        request_id: "0b7f6c1e-0000-4000-8000-000000000001".into(),
+        event_time_ms: 1_780_000_000_123,
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_name: "PutSecretValue".into(),
+        region: "us-east-1".into(),
+        source_ip: Some("192.0.2.10".into()),
+        user_agent: Some("aws-cli/2.15.0".into()),
+        principal: Some(session),
+        read_only: Some(false),
+        resource_arn: Some(secret.clone()),
+        request_parameters: strongroom::audit::safe_request_parameters(
+            br#"{"SecretId":"db/pw","SecretString":"MARK","Tags":[{"Key":"k","Value":"v"}]}"#,
+        ),
+        response_elements: Some(json!({"ARN": secret, "Name": "db/pw", "VersionId": "v1"})),
+        decision: Some("Allow".into()),
+        decision_reason: Some("allowed by statement Put".into()),
+        deciding_policy_type: Some("IdentityPolicy".into()),
+        policy_id: Some("writers".into()),
+        statement: Some("Put".into()),
+        ..Draft::default()
+    };
+    let event_id = "0190f3a2-7b1c-7d2e-8f00-000000000001";
+    let (text, _) = d.to_text(event_id, None);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let expected = json!({
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROADEPLOYEXAMPLE:ci-42",
+            "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/deploy/ci-42"),
+            "accountId": ACCOUNT,
+            "accessKeyId": "ASIATEMPEXAMPLE",
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": "AROADEPLOYEXAMPLE",
+                    "arn": format!("arn:aws:iam::{ACCOUNT}:role/deploy"),
+                    "accountId": ACCOUNT,
+                    "userName": "deploy"
+                },
+                "attributes": {
+                    "creationDate": "2026-05-28T20:26:40.000Z",
+                    "mfaAuthenticated": "false"
+                }
+            }
+        },
+        "eventTime": "2026-05-28T20:26:40.123Z",
+        "eventSource": "secretsmanager.amazonaws.com",
+        "eventName": "PutSecretValue",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "192.0.2.10",
+        "userAgent": "aws-cli/2.15.0",
+        "errorCode": null,
+        "errorMessage": null,
+        "requestParameters": {"secretId": "db/pw", "tags": [{"key": "k", "value": "v"}]},
+        "responseElements": {"arn": secret, "name": "db/pw"},
+        "requestID": "0b7f6c1e-0000-4000-8000-000000000001",
+        "eventID": event_id,
+        "readOnly": false,
+        "resources": [{"ARN": secret, "accountId": ACCOUNT, "type": "AWS::SecretsManager::Secret"}],
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+        "authorization": {
+            "decision": "Allow",
+            "reason": "allowed by statement Put",
+            "decidingPolicyType": "IdentityPolicy",
+            "policyArnOrId": "writers",
+            "statement": "Put"
+        }
+    });
+    assert_eq!(v, expected);
+    cloudtrail_shape(&v).unwrap();
+    // Other callers: an IAM user, root, no caller, a background event.
+    let others = [
+        Draft {
+            principal: Some(user("alice")),
+            error_code: Some("AccessDeniedException".into()),
+            error_message: Some("denied".into()),
+            ..d.clone()
+        },
+        Draft {
+            principal: Some(Principal::root(ACCOUNT, AKID)),
+            ..d.clone()
+        },
+        Draft {
+            principal: None,
+            read_only: None,
+            resource_arn: None,
+            ..d.clone()
+        },
+        Draft {
+            event_type: Some("AwsServiceEvent".into()),
+            source_ip: None,
+            user_agent: None,
+            ..d.clone()
+        },
+    ];
+    for o in &others {
+        let v: Value = serde_json::from_str(&o.to_text(event_id, None).0).unwrap();
+        cloudtrail_shape(&v).unwrap_or_else(|e| panic!("{e}: {v}"));
+    }
+    // A member CloudTrail does not document is refused by the check itself.
+    let mut bad = expected.clone();
+    bad["secretValue"] = json!("x");
+    assert!(cloudtrail_shape(&bad).is_err_and(|e| e.contains("secretValue")));
+}
+
+/// An anchor handed to `verify_store` directly is held to the same trust as the database's
+/// digests: one signed by a key not trusted, or altered after signing, is reported as forged.
+#[tokio::test]
+async fn an_anchor_that_does_not_verify_is_reported() {
+    let t = Trail::new();
+    let anchors = t.dir.path().join("digests");
+    let a = t.auditor_anchored(10, &anchors);
+    fill(&a, 12, |i| now_ms() + i).await;
+    let good = strongroom::audit::load_anchors(&anchors, &[t.public_key()]).unwrap();
+    assert_eq!(good.len(), 2);
+    let other = AuditKeys::ephemeral().unwrap();
+    let foreign = strongroom::audit::signed_statement(
+        &other,
+        "chain-a",
+        strongroom::audit::DIGEST,
+        13,
+        20,
+        &"ab".repeat(32),
+        now_ms(),
+    );
+    let altered = strongroom::store::rows::AuditDigestRow {
+        seq_to: 30,
+        record_count: 20,
+        ..good[1].clone()
+    };
+    for bad in [foreign, altered] {
+        let r = verify_store(
+            &t.store,
+            &VerifyOptions {
+                trusted_keys: vec![t.public_key()],
+                chain: None,
+                anchors: vec![good[0].clone(), bad],
+            },
+        )
+        .unwrap();
+        let f = r.first_finding().cloned().unwrap();
+        assert_eq!(f.kind, TamperKind::Forged, "{f}");
+    }
+    drop(a);
 }

@@ -140,6 +140,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         policies: None,
         trusted_proxies: vec![],
         audit_retention: None,
+        audit_digest_dir: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -165,6 +165,7 @@ async fn two_servers_one_postgres() {
             policies: None,
             trusted_proxies: vec![],
             audit_retention: None,
+            audit_digest_dir: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

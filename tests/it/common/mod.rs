@@ -121,6 +121,7 @@ impl TestServer {
             policies,
             trusted_proxies: vec![],
             audit_retention: None,
+            audit_digest_dir: None,
         };
         Self::launch(cfg, dir, database_url)
     }
