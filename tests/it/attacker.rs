@@ -239,6 +239,7 @@ fn start(policies: &Path, trusted_proxies: &[&str], tls: bool) -> TestServer {
         policies: Some(policies.to_path_buf()),
         trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
         audit_retention: None,
+        audit_digest_dir: None,
     };
     TestServer::launch(cfg, dir, database_url)
 }

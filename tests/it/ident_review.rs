@@ -256,6 +256,7 @@ fn restart(dir: tempfile::TempDir, url: String, policies: &Path) -> TestServer {
         policies: Some(policies.to_path_buf()),
         trusted_proxies: vec![],
         audit_retention: None,
+        audit_digest_dir: None,
     };
     TestServer::launch(cfg, dir, url)
 }
