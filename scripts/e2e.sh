@@ -132,6 +132,27 @@ cat > "$POLICIES/accounts/111122223333/roles/e2e-web.json" <<'JSON'
    "Condition": {"StringEquals": {"e2e.strongroom.test:aud": "strongroom", "e2e.strongroom.test:sub": "system:serviceaccount:payments:api"}}}]}}
 JSON
 export E2E_JWT_SECRET_FILE="$POLICIES/accounts/111122223333/identity-providers/e2e.hmac"
+# The attacker walkthrough's principals: mallory, a limited user of the example account
+# (tests/e2e/attacker.py extends her policy at run time), and a user of another account.
+cat > "$POLICIES/accounts/111122223333/users/mallory.json" <<'JSON'
+{"UserName": "mallory", "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": ["sts:AssumeRole", "secretsmanager:BatchGetSecretValue"], "Resource": "*"},
+  {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+   "Condition": {"StringEquals": {"aws:ResourceTag/team": "a"}}},
+  {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+   "Resource": "arn:aws:secretsmanager:*:111122223333:secret:office/*",
+   "Condition": {"IpAddress": {"aws:SourceIp": "198.51.100.0/24"}}},
+  {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+   "Resource": "arn:aws:secretsmanager:*:111122223333:secret:tls/*",
+   "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}}}
+JSON
+mkdir -p "$POLICIES/accounts/444455556666/users"
+echo '{"AccountId": "444455556666"}' > "$POLICIES/accounts/444455556666/account.json"
+cat > "$POLICIES/accounts/444455556666/users/outsider.json" <<'JSON'
+{"UserName": "outsider", "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": ["secretsmanager:*", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}]}}}
+JSON
+export E2E_BIN="$BIN" E2E_DATA_DIR="$DATA_DIR" E2E_POLICIES="$POLICIES" E2E_DATABASE_URL="$DATABASE_URL"
 
 server_args=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" --policies "$POLICIES")
 if [[ -n "$DATABASE_URL" ]]; then
@@ -179,6 +200,8 @@ echo "e2e ($BACKEND): AWS CLI walkthrough"
 bash "$ROOT/tests/e2e/walkthrough_cli.sh"
 echo "e2e ($BACKEND): boto3 walkthrough"
 "$PYTHON" "$ROOT/tests/e2e/walkthrough_boto3.py"
+echo "e2e ($BACKEND): attacker (boto3: each authorization hole tried and refused, and recorded)"
+"$PYTHON" "$ROOT/tests/e2e/attacker.py"
 echo "e2e ($BACKEND): web identity (boto3 with AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)"
 "$PYTHON" "$ROOT/tests/e2e/web_identity.py"
 
