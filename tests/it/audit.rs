@@ -1760,7 +1760,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
         fail(
             "CreateSecret",
             Some(false),
-            "InvalidParameterException",
+            "ValidationException",
             None,
             None,
         ),

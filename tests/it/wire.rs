@@ -68,3 +68,131 @@ async fn sdk_reads_the_modeled_message() {
         Some("Secrets Manager can't find the specified secret.")
     );
 }
+
+const INVALID_NAME: &str = "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!";
+
+/// Every operation that takes a Name or SecretId refuses a name with a character outside
+/// AWS's set before looking anything up; a force delete of such a name is no success.
+#[test]
+fn invalid_names_are_validation_errors_on_every_operation() {
+    let s = TestServer::start();
+    let ok = s.call(
+        "secretsmanager.CreateSecret",
+        r#"{"Name":"wire/ok","SecretString":"v","ClientRequestToken":"00000000-0000-4000-8000-000000000001"}"#,
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let arn = ok.json()["ARN"].as_str().unwrap().to_owned();
+    let bad_ids = [
+        "bad name".to_owned(),
+        "wire/ok ".to_owned(),
+        "tab\there".to_owned(),
+        "semi;colon".to_owned(),
+        "ünïcode".to_owned(),
+        // a valid ARN form whose name part is invalid
+        arn.replace("wire/ok", "wire ok"),
+        format!("{arn}:extra"),
+    ];
+    let token = r#""ClientRequestToken":"00000000-0000-4000-8000-000000000002""#;
+    for id in &bad_ids {
+        let id = serde_json::to_string(id).unwrap();
+        for (op, body) in [
+            (
+                "CreateSecret",
+                format!(r#"{{"Name":{id},"SecretString":"v",{token}}}"#),
+            ),
+            ("DescribeSecret", format!(r#"{{"SecretId":{id}}}"#)),
+            ("GetSecretValue", format!(r#"{{"SecretId":{id}}}"#)),
+            (
+                "PutSecretValue",
+                format!(r#"{{"SecretId":{id},"SecretString":"v",{token}}}"#),
+            ),
+            (
+                "UpdateSecret",
+                format!(r#"{{"SecretId":{id},"Description":"d"}}"#),
+            ),
+            ("DeleteSecret", format!(r#"{{"SecretId":{id}}}"#)),
+            (
+                "DeleteSecret",
+                format!(r#"{{"SecretId":{id},"ForceDeleteWithoutRecovery":true}}"#),
+            ),
+            ("RestoreSecret", format!(r#"{{"SecretId":{id}}}"#)),
+            (
+                "TagResource",
+                format!(r#"{{"SecretId":{id},"Tags":[{{"Key":"k","Value":"v"}}]}}"#),
+            ),
+            (
+                "UntagResource",
+                format!(r#"{{"SecretId":{id},"TagKeys":["k"]}}"#),
+            ),
+            ("ListSecretVersionIds", format!(r#"{{"SecretId":{id}}}"#)),
+            (
+                "UpdateSecretVersionStage",
+                format!(r#"{{"SecretId":{id},"VersionStage":"X"}}"#),
+            ),
+            ("GetResourcePolicy", format!(r#"{{"SecretId":{id}}}"#)),
+            (
+                "PutResourcePolicy",
+                format!(r#"{{"SecretId":{id},"ResourcePolicy":"{{}}"}}"#),
+            ),
+            ("DeleteResourcePolicy", format!(r#"{{"SecretId":{id}}}"#)),
+            (
+                "ValidateResourcePolicy",
+                format!(r#"{{"SecretId":{id},"ResourcePolicy":"{{}}"}}"#),
+            ),
+            (
+                "BatchGetSecretValue",
+                format!(r#"{{"SecretIdList":[{id}]}}"#),
+            ),
+        ] {
+            let r = s.call(&format!("secretsmanager.{op}"), &body);
+            assert_eq!(r.status, 400, "{op} {id}: {}", r.body);
+            assert_eq!(
+                r.error_type(),
+                "ValidationException",
+                "{op} {id}: {}",
+                r.body
+            );
+            assert_eq!(r.json()["Message"], INVALID_NAME, "{op} {id}: {}", r.body);
+        }
+    }
+    // Positive controls: the full ARN (with its ':' fields), a partial ARN and the name.
+    let partial = &arn[..arn.len() - 7];
+    for id in [arn.as_str(), partial, "wire/ok"] {
+        let r = s.call(
+            "secretsmanager.GetSecretValue",
+            &format!(r#"{{"SecretId":"{id}"}}"#),
+        );
+        assert_eq!(r.status, 200, "{id}: {}", r.body);
+        assert_eq!(r.json()["SecretString"], "v");
+    }
+    // A well-formed name that does not exist is still not found.
+    let r = s.call(
+        "secretsmanager.DescribeSecret",
+        r#"{"SecretId":"wire/missing"}"#,
+    );
+    assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
+}
+
+/// The same through the SDK: CreateSecret and GetSecretValue.
+#[tokio::test]
+async fn invalid_names_through_the_sdk() {
+    let s = TestServer::start();
+    let c = s.client();
+    let e = c
+        .create_secret()
+        .name("has space")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "ValidationException");
+    assert_eq!(crate::common::message(&e), INVALID_NAME);
+    let e = c
+        .get_secret_value()
+        .secret_id("has space")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "ValidationException");
+    assert_eq!(crate::common::message(&e), INVALID_NAME);
+}
