@@ -59,6 +59,7 @@ impl Operation for PutSecretValue {
                 "You must provide either SecretString or SecretBinary.".into(),
             ));
         }
+        secrets::require_token(input.client_request_token.as_deref())?;
         Ok(())
     }
 
@@ -81,9 +82,7 @@ impl Operation for PutSecretValue {
         let stages = input
             .version_stages
             .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
-        let vid = input
-            .client_request_token
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let vid = secrets::require_token(input.client_request_token.as_deref())?.to_owned();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store

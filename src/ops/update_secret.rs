@@ -54,6 +54,10 @@ impl Operation for UpdateSecret {
                 "You can't specify both a binary secret value and a string secret value in the same secret.".into(),
             ));
         }
+        // A new value makes a version, which needs the token.
+        if input.secret_string.is_some() || input.secret_binary.is_some() {
+            secrets::require_token(input.client_request_token.as_deref())?;
+        }
         Ok(())
     }
 
@@ -79,10 +83,7 @@ impl Operation for UpdateSecret {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
         let value = values::take_value(input.secret_string, input.secret_binary)?;
-        // The CLI and SDKs always send a token; it only matters when a version is created.
-        let vid = input
-            .client_request_token
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let token = input.client_request_token;
         let description = input.description;
         let kms_key_id = input.kms_key_id;
         let keyring = ctx.keyring.clone();
@@ -129,6 +130,7 @@ impl Operation for UpdateSecret {
                 }
                 let version_id = match &value {
                     Some(v) => {
+                        let vid = secrets::require_token(token.as_deref())?.to_owned();
                         let written = values::write_version(
                             tx,
                             &keyring,

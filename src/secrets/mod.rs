@@ -132,6 +132,16 @@ pub fn validate_token(token: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The token of a write that creates a version. The SDKs and the CLI generate one; a raw
+/// request without one is refused (before any lookup), as AWS does.
+pub fn require_token(token: Option<&str>) -> Result<&str, ApiError> {
+    token.ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "You must provide a ClientRequestToken value. We recommend a UUID-type value.".into(),
+        )
+    })
+}
+
 /// Validate a VersionId given to a read (same 32–64 rule, AWS's validation wording).
 pub fn validate_version_id(field: &str, id: &str) -> Result<(), ApiError> {
     check_len(field, id.chars().count(), 32, 64)

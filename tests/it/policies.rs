@@ -163,7 +163,7 @@ async fn source_ip_conditions_with_an_explicit_deny() {
     let s = TestServer::start_with_policies(&dir);
     seed(&s).await;
     let (akid, secret) = mint(&s, &dir, "alice");
-    let body = br#"{"SecretId":"payments/db","SecretString":"from-elsewhere"}"#;
+    let body = br#"{"SecretId":"payments/db","SecretString":"from-elsewhere","ClientRequestToken":"00000000-0000-4000-8000-0000000000ff"}"#;
     let sign = || {
         signed_request(
             "secretsmanager.PutSecretValue",

@@ -196,3 +196,105 @@ async fn invalid_names_through_the_sdk() {
     assert_eq!(crate::common::code(&e), "ValidationException");
     assert_eq!(crate::common::message(&e), INVALID_NAME);
 }
+
+const MISSING_TOKEN: &str =
+    "You must provide a ClientRequestToken value. We recommend a UUID-type value.";
+
+/// A raw write that creates a version without a ClientRequestToken is refused, before the
+/// secret is looked up; writes that create no version need none.
+#[test]
+fn writes_that_make_a_version_need_a_client_request_token() {
+    let s = TestServer::start();
+    let sm = |op: &str, body: &str| s.call(&format!("secretsmanager.{op}"), body);
+    // CreateSecret with a value: refused, and nothing is created.
+    let r = sm("CreateSecret", r#"{"Name":"tok/a","SecretString":"v"}"#);
+    assert_aws_error(&r, "InvalidRequestException", MISSING_TOKEN);
+    let r = sm("CreateSecret", r#"{"Name":"tok/a","SecretBinary":"AAE="}"#);
+    assert_aws_error(&r, "InvalidRequestException", MISSING_TOKEN);
+    let r = sm("DescribeSecret", r#"{"SecretId":"tok/a"}"#);
+    assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
+    // Without a value no version is made: no token needed.
+    let r = sm("CreateSecret", r#"{"Name":"tok/empty"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // With a token: created.
+    let r = sm(
+        "CreateSecret",
+        r#"{"Name":"tok/a","SecretString":"v1","ClientRequestToken":"11111111-1111-4111-8111-111111111111"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["VersionId"],
+        "11111111-1111-4111-8111-111111111111"
+    );
+    // Checked before existence: an existing name and a missing secret answer the same.
+    let r = sm("CreateSecret", r#"{"Name":"tok/a","SecretString":"v"}"#);
+    assert_aws_error(&r, "InvalidRequestException", MISSING_TOKEN);
+    for id in ["tok/a", "tok/missing"] {
+        let r = sm(
+            "PutSecretValue",
+            &format!(r#"{{"SecretId":"{id}","SecretString":"v2"}}"#),
+        );
+        assert_aws_error(&r, "InvalidRequestException", MISSING_TOKEN);
+        let r = sm(
+            "UpdateSecret",
+            &format!(r#"{{"SecretId":"{id}","SecretString":"v2"}}"#),
+        );
+        assert_aws_error(&r, "InvalidRequestException", MISSING_TOKEN);
+    }
+    // No version was added by the refused writes.
+    let r = sm("ListSecretVersionIds", r#"{"SecretId":"tok/a"}"#);
+    assert_eq!(
+        r.json()["Versions"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    // UpdateSecret without a value makes no version: no token needed.
+    let r = sm("UpdateSecret", r#"{"SecretId":"tok/a","Description":"d"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Positive controls: with a token, Put and Update write versions.
+    let r = sm(
+        "PutSecretValue",
+        r#"{"SecretId":"tok/a","SecretString":"v2","ClientRequestToken":"22222222-2222-4222-8222-222222222222"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = sm(
+        "UpdateSecret",
+        r#"{"SecretId":"tok/a","SecretString":"v3","ClientRequestToken":"33333333-3333-4333-8333-333333333333"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = sm("GetSecretValue", r#"{"SecretId":"tok/a"}"#);
+    assert_eq!(r.json()["SecretString"], "v3", "{}", r.body);
+}
+
+/// The SDK fills the token in: the same writes succeed through it.
+#[tokio::test]
+async fn the_sdk_sends_the_token_itself() {
+    let s = TestServer::start();
+    let c = s.client();
+    c.create_secret()
+        .name("tok/sdk")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap();
+    c.put_secret_value()
+        .secret_id("tok/sdk")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    c.update_secret()
+        .secret_id("tok/sdk")
+        .secret_string("v3")
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_secret_value()
+        .secret_id("tok/sdk")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("v3"));
+}
