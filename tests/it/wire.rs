@@ -298,3 +298,104 @@ async fn the_sdk_sends_the_token_itself() {
         .unwrap();
     assert_eq!(got.secret_string(), Some("v3"));
 }
+
+/// Every audit record the server wrote, as text.
+fn audit_text(s: &TestServer) -> String {
+    let store = strongroom::store::Store::open(&s.database_url).unwrap();
+    let rows = store
+        .read_blocking(|tx| {
+            let mut out = Vec::new();
+            for c in tx.audit_chains()? {
+                out.extend(tx.audit_range(&c, 0, 1_000_000)?);
+            }
+            Ok(out)
+        })
+        .unwrap();
+    rows.into_iter().map(|r| r.record + "\n").collect()
+}
+
+/// A value sent with the wrong JSON type is named by its type, never echoed: not in the
+/// error and not in the audit record.
+#[test]
+fn a_value_of_the_wrong_type_is_not_echoed() {
+    let s = TestServer::start();
+    let token = r#""ClientRequestToken":"44444444-4444-4444-8444-444444444444""#;
+    for (op, body) in [
+        (
+            "CreateSecret",
+            format!(r#"{{"Name":"w/a","SecretString":918273645,{token}}}"#),
+        ),
+        (
+            "CreateSecret",
+            format!(r#"{{"Name":"w/a","SecretString":918273.645,{token}}}"#),
+        ),
+        (
+            "CreateSecret",
+            format!(r#"{{"Name":"w/a","SecretBinary":-918273645,{token}}}"#),
+        ),
+        (
+            "PutSecretValue",
+            format!(r#"{{"SecretId":"w/a","SecretString":918273645,{token}}}"#),
+        ),
+        (
+            "UpdateSecret",
+            format!(r#"{{"SecretId":"w/a","SecretString":918273645,{token}}}"#),
+        ),
+        (
+            "PutSecretValue",
+            format!(r#"{{"SecretId":"w/a","SecretString":{{"918273645":1}},{token}}}"#),
+        ),
+    ] {
+        let r = s.call(&format!("secretsmanager.{op}"), &body);
+        assert_eq!(r.error_type(), "SerializationException", "{op}: {}", r.body);
+        assert!(!r.body.contains("918273"), "{op}: {}", r.body);
+        assert!(!r.body.contains("645"), "{op}: {}", r.body);
+        assert!(
+            r.json()["Message"]
+                .as_str()
+                .unwrap()
+                .contains("line 1 column"),
+            "{}",
+            r.body
+        );
+    }
+    let audit = audit_text(&s);
+    assert!(audit.contains("SerializationException"), "{audit}");
+    assert!(!audit.contains("918273"), "{audit}");
+}
+
+/// A token already used for a version with another value: AWS's wording, without the token.
+#[test]
+fn a_reused_token_is_not_repeated_in_the_message() {
+    let s = TestServer::start();
+    let tok = "55555555-5555-4555-8555-555555555555";
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &format!(r#"{{"Name":"w/tok","SecretString":"v1","ClientRequestToken":"{tok}"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // the same token and value again: idempotent
+    let r = s.call(
+        "secretsmanager.PutSecretValue",
+        &format!(r#"{{"SecretId":"w/tok","SecretString":"v1","ClientRequestToken":"{tok}"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for op in ["PutSecretValue", "UpdateSecret"] {
+        let r = s.call(
+            &format!("secretsmanager.{op}"),
+            &format!(r#"{{"SecretId":"w/tok","SecretString":"v2","ClientRequestToken":"{tok}"}}"#),
+        );
+        assert_aws_error(
+            &r,
+            "ResourceExistsException",
+            "You can't modify an existing version, you can only create a new version.",
+        );
+    }
+    let audit = audit_text(&s);
+    let refusals: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("ResourceExistsException"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{audit}");
+    assert!(refusals.iter().all(|l| !l.contains(tok)), "{refusals:?}");
+}
