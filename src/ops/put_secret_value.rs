@@ -83,6 +83,7 @@ impl Operation for PutSecretValue {
             .version_stages
             .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
         let vid = secrets::require_token(input.client_request_token.as_deref())?.to_owned();
+        let caller_account = auth.principal.account_id.clone();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -91,6 +92,8 @@ impl Operation for PutSecretValue {
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
                 super::ensure_not_deleted(&secret, "PutSecretValue")?;
+                // The new version would be sealed under the secret's account's default key.
+                super::ensure_key_shareable_with(&caller_account, &secret)?;
                 let written =
                     values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
                 if written == values::Written::Created {

@@ -86,6 +86,7 @@ impl Operation for UpdateSecret {
         let token = input.client_request_token;
         let description = input.description;
         let kms_key_id = input.kms_key_id;
+        let cross_account = auth.principal.account_id != auth.secret()?.account_id;
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -94,6 +95,7 @@ impl Operation for UpdateSecret {
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
                 super::ensure_not_deleted(&secret, "UpdateSecret")?;
+                let was_default = secret.kms_key_id.is_none();
                 let mut changed = false;
                 if let Some(d) = &description {
                     secret.description = Some(d.clone());
@@ -124,6 +126,15 @@ impl Operation for UpdateSecret {
                         differs
                     }
                 };
+                // Another account can use neither the default key that seals the new value
+                // nor the one that opens the versions re-encrypted under a new key.
+                let is_default = secret.kms_key_id.is_none();
+                if cross_account
+                    && ((value.is_some() && is_default)
+                        || (key_changed && (was_default || is_default)))
+                {
+                    return Err(super::default_key_not_shareable());
+                }
                 if changed {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;

@@ -334,11 +334,10 @@ async fn cross_account_reads_need_a_resource_policy_and_a_customer_key() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&e), "AccessDeniedException");
-    assert!(
-        message(&e).contains("Access to KMS is not allowed"),
-        "{}",
-        message(&e)
+    assert_eq!(code(&e), "InvalidRequestException");
+    assert_eq!(
+        message(&e),
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key."
     );
 
     // resource policy management

@@ -399,3 +399,241 @@ fn a_reused_token_is_not_repeated_in_the_message() {
     assert_eq!(refusals.len(), 2, "{audit}");
     assert!(refusals.iter().all(|l| !l.contains(tok)), "{refusals:?}");
 }
+
+const DEFAULT_KEY_REFUSAL: &str = "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.";
+const OTHER: &str = "444455556666";
+
+/// A server whose principals add account 444455556666 with `writer`, allowed every Secrets
+/// Manager and KMS action on any resource by its identity policy (never the limit here).
+fn cross_account_server() -> (tempfile::TempDir, std::path::PathBuf, TestServer) {
+    let (t, dir) = crate::common::example_policies();
+    let acct = dir.join(format!("accounts/{OTHER}"));
+    std::fs::create_dir_all(acct.join("users")).unwrap();
+    std::fs::write(
+        acct.join("account.json"),
+        format!(r#"{{"AccountId":"{OTHER}"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        acct.join("users/writer.json"),
+        r#"{"UserName":"writer","InlinePolicies":{"all":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["secretsmanager:*","kms:*"],"Resource":"*"}]}}}"#,
+    )
+    .unwrap();
+    let s = TestServer::start_with_policies(&dir);
+    (t, dir, s)
+}
+
+/// A resource policy letting the other account's writer read, write and describe.
+fn share_with_writer(s: &TestServer, secret: &str) {
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:user/writer"}},"Action":["secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","secretsmanager:UpdateSecret","secretsmanager:DescribeSecret","secretsmanager:ListSecretVersionIds"],"Resource":"*"}}]}}"#
+    );
+    let r = s.call(
+        "secretsmanager.PutResourcePolicy",
+        &serde_json::json!({"SecretId": secret, "ResourcePolicy": policy}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Another account may be allowed a secret by its resource policy, but a secret under the
+/// default key (`aws/secretsmanager`) can be neither read nor written from there: AWS's
+/// InvalidRequestException, and nothing is written. Under a customer managed key whose
+/// policy allows the account, the same calls work; in the secret's own account they work.
+#[tokio::test]
+async fn the_default_key_is_not_usable_from_another_account() {
+    let (_t, dir, s) = cross_account_server();
+    let root = s.client();
+    let default = root
+        .create_secret()
+        .name("xacct/default")
+        .secret_string("d1")
+        .send()
+        .await
+        .unwrap();
+    let default = default.arn().unwrap().to_owned();
+    let r = s.call("TrentService.CreateKey", r#"{"Description":"shared"}"#);
+    let key = r.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::111122223333:root"}},"Action":"kms:*","Resource":"*"}},
+        {{"Sid":"Share","Effect":"Allow","Principal":{{"AWS":"{OTHER}"}},"Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*",
+         "Condition":{{"StringEquals":{{"kms:ViaService":"secretsmanager.us-east-1.amazonaws.com"}}}}}}]}}"#
+    );
+    let r = s.call(
+        "TrentService.PutKeyPolicy",
+        &serde_json::json!({"KeyId": key, "Policy": key_policy}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cmk = root
+        .create_secret()
+        .name("xacct/cmk")
+        .secret_string("c1")
+        .kms_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    let cmk = cmk.arn().unwrap().to_owned();
+    share_with_writer(&s, &default);
+    share_with_writer(&s, &cmk);
+
+    let out = strongroom::cli::create_access_key(&s.store_config(), &dir, OTHER, "writer").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (akid, secret) = (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    );
+    let writer = s.client_in("us-east-1", &akid, &secret);
+    let as_writer = || crate::common::Signing {
+        akid: akid.clone(),
+        secret: secret.clone(),
+        ..crate::common::Signing::default()
+    };
+
+    // The attacker: allowed by the resource policy, refused for every use of the value.
+    let r = s.call_signed(
+        "secretsmanager.GetSecretValue",
+        &format!(r#"{{"SecretId":"{default}"}}"#),
+        as_writer(),
+    );
+    assert_aws_error(&r, "InvalidRequestException", DEFAULT_KEY_REFUSAL);
+    assert!(!r.body.contains("d1"));
+    let r = s.call_signed(
+        "secretsmanager.PutSecretValue",
+        &format!(
+            r#"{{"SecretId":"{default}","SecretString":"planted","ClientRequestToken":"66666666-6666-4666-8666-666666666666"}}"#
+        ),
+        as_writer(),
+    );
+    assert_aws_error(&r, "InvalidRequestException", DEFAULT_KEY_REFUSAL);
+    let e = writer
+        .put_secret_value()
+        .secret_id(&default)
+        .secret_string("planted")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "InvalidRequestException");
+    assert_eq!(crate::common::message(&e), DEFAULT_KEY_REFUSAL);
+    let e = writer
+        .update_secret()
+        .secret_id(&default)
+        .secret_string("planted")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::message(&e), DEFAULT_KEY_REFUSAL);
+    // moving it to a key the attacker may use would re-encrypt under the default key
+    let e = writer
+        .update_secret()
+        .secret_id(&default)
+        .kms_key_id(format!("arn:aws:kms:us-east-1:111122223333:key/{key}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::message(&e), DEFAULT_KEY_REFUSAL);
+    // and moving the customer-key secret onto the default key is refused the same way
+    let e = writer
+        .update_secret()
+        .secret_id(&cmk)
+        .kms_key_id("")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::message(&e), DEFAULT_KEY_REFUSAL);
+    let batch = writer
+        .batch_get_secret_value()
+        .secret_id_list(&default)
+        .send()
+        .await
+        .unwrap();
+    // (BatchGetSecretValue looks ids up in the caller's account: another account's ARN is
+    // reported as not found there, before the key would refuse it.)
+    assert!(batch.secret_values().is_empty());
+    assert_eq!(batch.errors().len(), 1, "{:?}", batch.errors());
+    // Nothing was written: one version, the original value, the original key.
+    let versions = root
+        .list_secret_version_ids()
+        .secret_id(&default)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), 1);
+    let got = root
+        .get_secret_value()
+        .secret_id(&default)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("d1"));
+    let d = root
+        .describe_secret()
+        .secret_id(&default)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.kms_key_id(), None);
+    let d = root.describe_secret().secret_id(&cmk).send().await.unwrap();
+    assert!(d.kms_key_id().is_some_and(|k| k.contains(&key)), "{d:?}");
+    // What needs no key still works across accounts (the resource policy allows it).
+    writer
+        .describe_secret()
+        .secret_id(&default)
+        .send()
+        .await
+        .unwrap();
+    writer
+        .update_secret()
+        .secret_id(&default)
+        .description("metadata only")
+        .send()
+        .await
+        .unwrap();
+
+    // Positive control: a customer managed key whose policy allows the account.
+    let got = writer
+        .get_secret_value()
+        .secret_id(&cmk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("c1"));
+    writer
+        .put_secret_value()
+        .secret_id(&cmk)
+        .secret_string("c2")
+        .send()
+        .await
+        .unwrap();
+    writer
+        .update_secret()
+        .secret_id(&cmk)
+        .secret_string("c3")
+        .send()
+        .await
+        .unwrap();
+    let got = writer
+        .get_secret_value()
+        .secret_id(&cmk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("c3"));
+    // Positive control: the secret's own account uses the default key.
+    root.put_secret_value()
+        .secret_id(&default)
+        .secret_string("d2")
+        .send()
+        .await
+        .unwrap();
+    let got = root
+        .get_secret_value()
+        .secret_id(&default)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("d2"));
+}
