@@ -637,3 +637,55 @@ async fn the_default_key_is_not_usable_from_another_account() {
         .unwrap();
     assert_eq!(got.secret_string(), Some("d2"));
 }
+
+/// PutSecretValue moving AWSCURRENT off a version that also holds AWSPENDING leaves that
+/// version with AWSPREVIOUS only.
+#[tokio::test]
+async fn a_new_current_takes_pending_off_the_old_current() {
+    let s = TestServer::start();
+    let c = s.client();
+    let v1 = c
+        .create_secret()
+        .name("labels/a")
+        .secret_string("v1")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned();
+    c.update_secret_version_stage()
+        .secret_id("labels/a")
+        .version_stage("AWSPENDING")
+        .move_to_version_id(&v1)
+        .send()
+        .await
+        .unwrap();
+    let put = c
+        .put_secret_value()
+        .secret_id("labels/a")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.version_stages(), ["AWSCURRENT"]);
+    let v2 = put.version_id().unwrap().to_owned();
+    let d = c
+        .describe_secret()
+        .secret_id("labels/a")
+        .send()
+        .await
+        .unwrap();
+    let stages = d.version_ids_to_stages().unwrap();
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    assert_eq!(stages[&v1], ["AWSPREVIOUS"]);
+    assert_eq!(stages[&v2], ["AWSCURRENT"]);
+    let e = c
+        .get_secret_value()
+        .secret_id("labels/a")
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "ResourceNotFoundException");
+}
