@@ -161,7 +161,7 @@ impl Operation for BatchGetSecretValue {
                 Some((s, facts, fetched)) => {
                     match auth.authorize_secret("secretsmanager:GetSecretValue", &s, &facts) {
                         Err(e) => Err(e),
-                        Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
+                        Ok(()) => match super::ensure_not_deleted(&s)
                             .and_then(|()| super::ensure_key_shareable(auth, &s))
                             .and(fetched)
                         {

@@ -317,9 +317,9 @@ pub fn default_key_not_shareable() -> ApiError {
 }
 
 /// A secret scheduled for deletion answers `InvalidRequestException` to reads and writes.
-pub fn ensure_not_deleted(secret: &SecretRow, op: &str) -> Result<(), ApiError> {
+pub fn ensure_not_deleted(secret: &SecretRow) -> Result<(), ApiError> {
     if secret.deleted_at.is_some() {
-        return Err(crate::secrets::marked_for_deletion(op));
+        return Err(crate::secrets::marked_for_deletion());
     }
     Ok(())
 }

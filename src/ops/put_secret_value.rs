@@ -91,7 +91,7 @@ impl Operation for PutSecretValue {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "PutSecretValue")?;
+                super::ensure_not_deleted(&secret)?;
                 // The new version would be sealed under the secret's account's default key.
                 super::ensure_key_shareable_with(&caller_account, &secret)?;
                 let written =

@@ -94,7 +94,7 @@ impl Operation for UpdateSecret {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "UpdateSecret")?;
+                super::ensure_not_deleted(&secret)?;
                 let was_default = secret.kms_key_id.is_none();
                 let mut changed = false;
                 if let Some(d) = &description {

@@ -261,11 +261,12 @@ pub fn validate_recovery_window(days: Option<i64>, force: Option<bool>) -> Resul
     Ok(d)
 }
 
-/// The error for an operation on a secret scheduled for deletion.
-pub fn marked_for_deletion(op: &str) -> ApiError {
-    ApiError::InvalidRequest(format!(
-        "You can't perform this operation on the secret because it was marked for deletion. ({op})"
-    ))
+/// The error for an operation on a secret scheduled for deletion, in AWS's wording (which
+/// names no operation).
+pub fn marked_for_deletion() -> ApiError {
+    ApiError::InvalidRequest(
+        "You can't perform this operation on the secret because it was marked for deletion.".into(),
+    )
 }
 
 #[cfg(test)]

@@ -689,3 +689,35 @@ async fn a_new_current_takes_pending_off_the_old_current() {
         .unwrap_err();
     assert_eq!(crate::common::code(&e), "ResourceNotFoundException");
 }
+
+/// "Marked for deletion" in AWS's words, with no operation name appended.
+#[test]
+fn messages_name_no_operation() {
+    let s = TestServer::start();
+    let r = s.call("secretsmanager.CreateSecret", r#"{"Name":"gone/a"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.call(
+        "secretsmanager.DeleteSecret",
+        r#"{"SecretId":"gone/a","RecoveryWindowInDays":7}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (op, body) in [
+        ("GetSecretValue", r#"{"SecretId":"gone/a"}"#),
+        (
+            "PutSecretValue",
+            r#"{"SecretId":"gone/a","SecretString":"v","ClientRequestToken":"88888888-8888-4888-8888-888888888888"}"#,
+        ),
+        ("UpdateSecret", r#"{"SecretId":"gone/a","Description":"d"}"#),
+        (
+            "TagResource",
+            r#"{"SecretId":"gone/a","Tags":[{"Key":"k","Value":"v"}]}"#,
+        ),
+    ] {
+        let r = s.call(&format!("secretsmanager.{op}"), body);
+        assert_aws_error(
+            &r,
+            "InvalidRequestException",
+            "You can't perform this operation on the secret because it was marked for deletion.",
+        );
+    }
+}
