@@ -116,6 +116,7 @@ impl Operation for CreateSecret {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let name = super::required("name", input.name)?;
         let value = values::take_value(input.secret_string, input.secret_binary)?;
+        let tag_list = input.tags.is_some();
         let tags = tag_pairs(&input.tags.unwrap_or_default())?;
         let token = input.client_request_token;
         let description = input.description;
@@ -189,6 +190,7 @@ impl Operation for CreateSecret {
                     owning_service: None,
                     primary_region: None,
                     resource_policy: None,
+                    tag_list,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {

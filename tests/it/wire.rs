@@ -690,6 +690,65 @@ async fn a_new_current_takes_pending_off_the_old_current() {
     assert_eq!(crate::common::code(&e), "ResourceNotFoundException");
 }
 
+/// DescribeSecret's members as AWS shows them: no `VersionIdsToStages` without versions, no
+/// `Description` when it is empty, `Tags` absent on a secret never tagged and `[]` once its
+/// tags were all removed (ListSecrets entries alike).
+#[test]
+fn describe_secret_shapes() {
+    let s = TestServer::start();
+    let sm = |op: &str, body: &str| {
+        let r = s.call(&format!("secretsmanager.{op}"), body);
+        assert_eq!(r.status, 200, "{op}: {}", r.body);
+        r.json()
+    };
+    sm("CreateSecret", r#"{"Name":"shape/a","Description":""}"#);
+    let d = sm("DescribeSecret", r#"{"SecretId":"shape/a"}"#);
+    for absent in ["VersionIdsToStages", "Description", "Tags"] {
+        assert!(d.get(absent).is_none(), "{absent}: {d}");
+    }
+    let listed = sm("ListSecrets", "{}");
+    let entry = &listed["SecretList"][0];
+    for absent in ["SecretVersionsToStages", "Description", "Tags"] {
+        assert!(entry.get(absent).is_none(), "{absent}: {entry}");
+    }
+    sm(
+        "TagResource",
+        r#"{"SecretId":"shape/a","Tags":[{"Key":"team","Value":"x"}]}"#,
+    );
+    let d = sm("DescribeSecret", r#"{"SecretId":"shape/a"}"#);
+    assert_eq!(
+        d["Tags"],
+        serde_json::json!([{"Key": "team", "Value": "x"}])
+    );
+    sm(
+        "UntagResource",
+        r#"{"SecretId":"shape/a","TagKeys":["team"]}"#,
+    );
+    let d = sm("DescribeSecret", r#"{"SecretId":"shape/a"}"#);
+    assert_eq!(d["Tags"], serde_json::json!([]), "{d}");
+    let listed = sm("ListSecrets", "{}");
+    assert_eq!(
+        listed["SecretList"][0]["Tags"],
+        serde_json::json!([]),
+        "{listed}"
+    );
+    // With a value and a description: both shown.
+    sm(
+        "PutSecretValue",
+        r#"{"SecretId":"shape/a","SecretString":"v","ClientRequestToken":"77777777-7777-4777-8777-777777777777"}"#,
+    );
+    sm(
+        "UpdateSecret",
+        r#"{"SecretId":"shape/a","Description":"d"}"#,
+    );
+    let d = sm("DescribeSecret", r#"{"SecretId":"shape/a"}"#);
+    assert_eq!(d["Description"], "d");
+    assert_eq!(
+        d["VersionIdsToStages"],
+        serde_json::json!({"77777777-7777-4777-8777-777777777777": ["AWSCURRENT"]})
+    );
+}
+
 /// "Marked for deletion" in AWS's words, with no operation name appended.
 #[test]
 fn messages_name_no_operation() {
