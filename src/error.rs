@@ -206,9 +206,10 @@ impl ApiError {
         Self::ResourceNotFound("Secrets Manager can't find the specified secret.".into())
     }
 
-    /// The JSON body `{"__type": ..., "message": ...}`.
+    /// The JSON 1.1 body `{"__type": ..., "Message": ...}`: the member is `Message`, as in
+    /// every error shape of AWS's service models (the SDKs read `Message` or `message`).
     pub fn body(&self) -> String {
-        serde_json::json!({ "__type": self.code(), "message": self.message() }).to_string()
+        serde_json::json!({ "__type": self.code(), "Message": self.message() }).to_string()
     }
 }
 
@@ -242,9 +243,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e.body()).unwrap();
         assert_eq!(v["__type"], "ResourceNotFoundException");
         assert_eq!(
-            v["message"],
+            v["Message"],
             "Secrets Manager can't find the specified secret."
         );
+        assert!(v.get("message").is_none());
         assert_eq!(e.status(), 400);
     }
 

@@ -180,7 +180,7 @@ impl Operation for BatchGetSecretValue {
                     match auth.authorize_secret(action, &id, Some((&s, &facts))) {
                         Err(r) if listed && !r.may_see => continue,
                         Err(r) => Err(r.error),
-                        Ok(()) => match super::ensure_not_deleted(&s, "GetSecretValue")
+                        Ok(()) => match super::ensure_not_deleted(&s)
                             .and_then(|()| super::ensure_key_shareable(auth, &s))
                             .and(fetched)
                         {

@@ -48,6 +48,10 @@ impl Operation for CreateSecret {
         if let Some(t) = &input.client_request_token {
             secrets::validate_token(t)?;
         }
+        // Only a value makes a version, and only a version needs the token.
+        if input.secret_string.is_some() || input.secret_binary.is_some() {
+            secrets::require_token(input.client_request_token.as_deref())?;
+        }
         if let Some(d) = &input.description {
             secrets::validate_description(d)?;
         }
@@ -112,6 +116,7 @@ impl Operation for CreateSecret {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let name = super::required("name", input.name)?;
         let value = values::take_value(input.secret_string, input.secret_binary)?;
+        let tag_list = input.tags.is_some();
         let tags = tag_pairs(&input.tags.unwrap_or_default())?;
         let token = input.client_request_token;
         let description = input.description;
@@ -185,6 +190,7 @@ impl Operation for CreateSecret {
                     owning_service: None,
                     primary_region: None,
                     resource_policy: None,
+                    tag_list,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {
@@ -198,9 +204,7 @@ impl Operation for CreateSecret {
                 tx.replace_tags(&row.secret_id, &tags)?;
                 let version_id = match &value {
                     Some(v) => {
-                        let vid = token
-                            .clone()
-                            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                        let vid = secrets::require_token(token.as_deref())?.to_owned();
                         values::write_version(tx, &keyring, &row, &vid, Some(v), &[AWSCURRENT.to_owned()], now)?;
                         Some(vid)
                     }

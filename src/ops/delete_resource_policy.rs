@@ -46,7 +46,7 @@ impl Operation for DeleteResourcePolicy {
                 let mut s = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&s, "DeleteResourcePolicy")?;
+                super::ensure_not_deleted(&s)?;
                 if s.resource_policy.take().is_some() {
                     s.last_changed_at = now;
                     tx.update_secret(&s)?;

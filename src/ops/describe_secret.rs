@@ -32,8 +32,9 @@ pub struct Output {
     pub last_accessed_date: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_date: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<Tag>,
+    /// Present once the secret has a tag list, even empty (as AWS shows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_ids_to_stages: Option<BTreeMap<String, Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,20 +56,20 @@ impl Output {
             .into_iter()
             .map(|(v, st)| (v, super::values::ordered_stages(st)))
             .collect();
-        let (version_ids_to_stages, secret_versions_to_stages) = if list {
-            (None, Some(stages))
-        } else {
-            (Some(stages), None)
-        };
+        // A secret with no versions has no stage map at all (AWS omits the member).
+        let stages = Some(stages).filter(|m| !m.is_empty());
+        let (version_ids_to_stages, secret_versions_to_stages) =
+            if list { (None, stages) } else { (stages, None) };
         Self {
             arn: s.arn,
             name: s.name,
-            description: s.description,
+            // An empty description is shown as none, as AWS does.
+            description: s.description.filter(|d| !d.is_empty()),
             kms_key_id: kms_arn,
             last_changed_date: Some(epoch_seconds(s.last_changed_at)),
             last_accessed_date: s.last_accessed_at.map(epoch_seconds),
             deleted_date: s.deleted_at.map(epoch_seconds),
-            tags: wire_tags(&view.tags),
+            tags: (s.tag_list || !view.tags.is_empty()).then(|| wire_tags(&view.tags)),
             version_ids_to_stages,
             secret_versions_to_stages,
             owning_service: s.owning_service,

@@ -77,7 +77,7 @@ impl Operation for GetSecretValue {
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let secret = auth.secret()?;
-        super::ensure_not_deleted(secret, "GetSecretValue")?;
+        super::ensure_not_deleted(secret)?;
         super::ensure_key_shareable(auth, secret)?;
         match auth.fetched_value() {
             // Fetched with the secret in the resolver's transaction: decrypt (now that the

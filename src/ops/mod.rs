@@ -185,22 +185,33 @@ pub fn require_ref<'a, T>(field: &str, v: &'a Option<T>) -> Result<&'a T, ApiErr
     })
 }
 
-/// A secret under the account's AWS-managed key cannot be read from another account (the
-/// managed key's policy cannot be shared), as on AWS.
+/// A secret under its account's AWS managed key (`aws/secretsmanager`) can be neither read
+/// nor written from another account: that key's policy cannot be shared. AWS refuses with
+/// `InvalidRequestException` once the request itself was allowed (a resource policy may
+/// well allow the caller).
 pub fn ensure_key_shareable(auth: &Authorized, secret: &SecretRow) -> Result<(), ApiError> {
-    if auth.principal.account_id != secret.account_id && secret.kms_key_id.is_none() {
-        return Err(ApiError::AccessDenied(format!(
-            "User: {} is not authorized to perform: kms:Decrypt on resource: the AWS managed key aws/secretsmanager of account {} because the key policy of an AWS managed key cannot grant access to another account. Access to KMS is not allowed",
-            auth.principal.arn, secret.account_id
-        )));
+    ensure_key_shareable_with(&auth.principal.account_id, secret)
+}
+
+/// [`ensure_key_shareable`] for a caller of `caller_account` (inside a write transaction).
+pub fn ensure_key_shareable_with(caller_account: &str, secret: &SecretRow) -> Result<(), ApiError> {
+    if caller_account != secret.account_id && secret.kms_key_id.is_none() {
+        return Err(default_key_not_shareable());
     }
     Ok(())
 }
 
+/// AWS's refusal of another account's use of a secret under the default key.
+pub fn default_key_not_shareable() -> ApiError {
+    ApiError::InvalidRequest(
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.".into(),
+    )
+}
+
 /// A secret scheduled for deletion answers `InvalidRequestException` to reads and writes.
-pub fn ensure_not_deleted(secret: &SecretRow, op: &str) -> Result<(), ApiError> {
+pub fn ensure_not_deleted(secret: &SecretRow) -> Result<(), ApiError> {
     if secret.deleted_at.is_some() {
-        return Err(crate::secrets::marked_for_deletion(op));
+        return Err(crate::secrets::marked_for_deletion());
     }
     Ok(())
 }

@@ -76,7 +76,7 @@ impl Operation for PutResourcePolicy {
                 let mut s = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&s, "PutResourcePolicy")?;
+                super::ensure_not_deleted(&s)?;
                 s.resource_policy = Some(text.clone());
                 s.last_changed_at = now;
                 tx.update_secret(&s)?;

@@ -59,6 +59,7 @@ impl Operation for PutSecretValue {
                 "You must provide either SecretString or SecretBinary.".into(),
             ));
         }
+        secrets::require_token(input.client_request_token.as_deref())?;
         Ok(())
     }
 
@@ -81,9 +82,8 @@ impl Operation for PutSecretValue {
         let stages = input
             .version_stages
             .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
-        let vid = input
-            .client_request_token
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let vid = secrets::require_token(input.client_request_token.as_deref())?.to_owned();
+        let caller_account = auth.principal.account_id.clone();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -91,7 +91,9 @@ impl Operation for PutSecretValue {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "PutSecretValue")?;
+                super::ensure_not_deleted(&secret)?;
+                // The new version would be sealed under the secret's account's default key.
+                super::ensure_key_shareable_with(&caller_account, &secret)?;
                 let written =
                     values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
                 if written == values::Written::Created {

@@ -45,7 +45,7 @@ impl Operation for TagResource {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "TagResource")?;
+                super::ensure_not_deleted(&secret)?;
                 let existing = tx.tags(&secret.secret_id)?;
                 let merged = secrets::merge_tags(&existing, &new);
                 if merged.len() > secrets::MAX_TAGS {
@@ -54,9 +54,10 @@ impl Operation for TagResource {
                         secrets::MAX_TAGS
                     )));
                 }
-                if merged != existing {
+                if merged != existing || !secret.tag_list {
                     tx.replace_tags(&secret.secret_id, &merged)?;
                     secret.last_changed_at = now;
+                    secret.tag_list = true;
                     tx.update_secret(&secret)?;
                 }
                 Ok(Output {})

@@ -54,7 +54,7 @@ impl Operation for UntagResource {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "UntagResource")?;
+                super::ensure_not_deleted(&secret)?;
                 let existing = tx.tags(&secret.secret_id)?;
                 let kept: Vec<(String, String)> = existing
                     .iter()

@@ -54,6 +54,10 @@ impl Operation for UpdateSecret {
                 "You can't specify both a binary secret value and a string secret value in the same secret.".into(),
             ));
         }
+        // A new value makes a version, which needs the token.
+        if input.secret_string.is_some() || input.secret_binary.is_some() {
+            secrets::require_token(input.client_request_token.as_deref())?;
+        }
         Ok(())
     }
 
@@ -79,12 +83,10 @@ impl Operation for UpdateSecret {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
         let value = values::take_value(input.secret_string, input.secret_binary)?;
-        // The CLI and SDKs always send a token; it only matters when a version is created.
-        let vid = input
-            .client_request_token
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let token = input.client_request_token;
         let description = input.description;
         let kms_key_id = input.kms_key_id;
+        let cross_account = auth.principal.account_id != auth.secret()?.account_id;
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -92,7 +94,8 @@ impl Operation for UpdateSecret {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "UpdateSecret")?;
+                super::ensure_not_deleted(&secret)?;
+                let was_default = secret.kms_key_id.is_none();
                 let mut changed = false;
                 if let Some(d) = &description {
                     secret.description = Some(d.clone());
@@ -123,12 +126,22 @@ impl Operation for UpdateSecret {
                         differs
                     }
                 };
+                // Another account can use neither the default key that seals the new value
+                // nor the one that opens the versions re-encrypted under a new key.
+                let is_default = secret.kms_key_id.is_none();
+                if cross_account
+                    && ((value.is_some() && is_default)
+                        || (key_changed && (was_default || is_default)))
+                {
+                    return Err(super::default_key_not_shareable());
+                }
                 if changed {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;
                 }
                 let version_id = match &value {
                     Some(v) => {
+                        let vid = secrets::require_token(token.as_deref())?.to_owned();
                         let written = values::write_version(
                             tx,
                             &keyring,

@@ -63,7 +63,7 @@ impl Operation for UpdateSecretVersionStage {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
-                super::ensure_not_deleted(&secret, "UpdateSecretVersionStage")?;
+                super::ensure_not_deleted(&secret)?;
                 for id in [&remove_from, &move_to].into_iter().flatten() {
                     if tx.version(&secret.secret_id, id)?.is_none() {
                         return Err(ApiError::InvalidParameter(format!(

@@ -142,10 +142,10 @@ pub fn write_version(
         if same {
             return Ok(Written::Idempotent);
         }
-        return Err(ApiError::ResourceExists(format!(
-            "You can't use ClientRequestToken {version_id} because that value is already in use for a version of secret {}.",
-            secret.arn
-        )));
+        // AWS's wording; the token is not repeated (it is the caller's idempotency secret).
+        return Err(ApiError::ResourceExists(
+            "You can't modify an existing version, you can only create a new version.".into(),
+        ));
     }
     let (kind, sealed, key_id, term) = match value {
         Some(v) => {

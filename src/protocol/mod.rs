@@ -191,24 +191,30 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        // serde's message names the field and the expected type, never the value given.
-        let msg = e.to_string();
-        let shown: String = msg.chars().take(200).collect();
-        ApiError::Serialization(format!(
-            "Failed to read the request body: {}",
-            redact_serde(&shown)
-        ))
+        let shown: String = redact_serde(&e).chars().take(200).collect();
+        ApiError::Serialization(format!("Failed to read the request body: {shown}"))
     })
 }
 
-/// serde_json messages may quote string values (`invalid value: string "..."`); cut them.
-fn redact_serde(msg: &str) -> String {
-    match msg.find('"') {
-        Some(i) => {
-            let (head, _) = msg.split_at(i);
-            format!("{head}(value hidden)")
-        }
-        None => msg.to_owned(),
+/// serde_json's message without any value the request carried: it quotes strings (`"..."`)
+/// and back-quotes numbers, booleans, variants and field names (`` `...` ``), so the text
+/// is cut at the first quote of either kind and the position is added from the error
+/// itself. The message is sent to the client and stored in the audit record: a secret value
+/// sent with the wrong JSON type must appear in neither.
+fn redact_serde(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let Some(i) = msg.find(['"', '`']) else {
+        return msg;
+    };
+    let (head, _) = msg.split_at(i);
+    if e.line() == 0 {
+        format!("{head}(value hidden)")
+    } else {
+        format!(
+            "{head}(value hidden) at line {} column {}",
+            e.line(),
+            e.column()
+        )
     }
 }
 
@@ -270,5 +276,19 @@ mod tests {
         );
         let e = parse_body::<In>(b"{\"SecretId\":[\"MARKER\"]}").unwrap_err();
         assert!(!e.message().contains("MARKER"));
+        for body in [
+            &b"{\"SecretId\":987654321}"[..],
+            b"{\"SecretId\":98765.4321}",
+            b"{\"SecretId\":-987654321}",
+            b"{\"SecretId\":true}",
+            b"{\"SecretId\":{\"MARKER\":1}}",
+        ] {
+            let e = parse_body::<In>(body).unwrap_err();
+            let m = e.message();
+            for leaked in ["987654321", "98765", "4321", "true", "MARKER", "`", "\""] {
+                assert!(!m.contains(leaked), "{m}");
+            }
+            assert!(m.contains(" at line 1 column "), "{m}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{AWSCURRENT, AWSPREVIOUS};
+use super::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::error::ApiError;
 
 pub type StageMap = BTreeMap<String, String>;
@@ -37,7 +37,8 @@ fn attach(map: &mut StageMap, stage: &str, version: &str) {
 
 /// The stage map after a new version `version` is added with `requested` labels
 /// (PutSecretValue / CreateSecret / UpdateSecret). The first version of a secret always
-/// gets AWSCURRENT.
+/// gets AWSCURRENT. When the new version takes AWSCURRENT from a version that also held
+/// AWSPENDING, that version keeps AWSPREVIOUS only, as on AWS.
 pub fn after_new_version(
     current: &StageMap,
     version: &str,
@@ -50,6 +51,13 @@ pub fn after_new_version(
         attach(&mut map, stage, version);
     }
     if first || requested.iter().any(|s| s == AWSCURRENT) {
+        let old = map
+            .get(AWSCURRENT)
+            .filter(|o| o.as_str() != version)
+            .cloned();
+        if old.is_some() && map.get(AWSPENDING) == old.as_ref() {
+            map.remove(AWSPENDING);
+        }
         attach(&mut map, AWSCURRENT, version);
     }
     check_limit(&map)?;
@@ -154,6 +162,28 @@ mod tests {
         assert_eq!(map, m(&[("AWSCURRENT", "v2"), ("AWSPREVIOUS", "v1")]));
         let map = after_new_version(&map, "v3", &s(&["AWSCURRENT"])).unwrap();
         assert_eq!(map, m(&[("AWSCURRENT", "v3"), ("AWSPREVIOUS", "v2")]));
+    }
+
+    #[test]
+    fn new_current_takes_pending_off_the_old_current() {
+        let cur = m(&[("AWSCURRENT", "v1"), ("AWSPENDING", "v1")]);
+        let next = after_new_version(&cur, "v2", &s(&["AWSCURRENT"])).unwrap();
+        assert_eq!(next, m(&[("AWSCURRENT", "v2"), ("AWSPREVIOUS", "v1")]));
+        // AWSPENDING elsewhere stays where it is
+        let cur = m(&[("AWSCURRENT", "v1"), ("AWSPENDING", "v0")]);
+        let next = after_new_version(&cur, "v2", &s(&["AWSCURRENT"])).unwrap();
+        assert_eq!(
+            next,
+            m(&[
+                ("AWSCURRENT", "v2"),
+                ("AWSPENDING", "v0"),
+                ("AWSPREVIOUS", "v1")
+            ])
+        );
+        // a new version that asks for AWSPENDING only moves it, AWSCURRENT stays
+        let cur = m(&[("AWSCURRENT", "v1"), ("AWSPENDING", "v1")]);
+        let next = after_new_version(&cur, "v2", &s(&["AWSPENDING"])).unwrap();
+        assert_eq!(next, m(&[("AWSCURRENT", "v1"), ("AWSPENDING", "v2")]));
     }
 
     #[test]

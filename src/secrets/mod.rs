@@ -48,24 +48,50 @@ pub fn check_len(field: &str, len: usize, min: usize, max: usize) -> Result<(), 
     Ok(())
 }
 
+/// AWS's answer to a name or SecretId with a character outside its set.
+pub const INVALID_NAME: &str = "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!";
+
+/// The characters of a secret name, as AWS documents them for CreateSecret.
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)
+}
+
+/// The characters AWS's SecretId check accepts: a name's, plus `!` (its message lists it).
+fn is_secret_id_char(c: char) -> bool {
+    is_name_char(c) || c == '!'
 }
 
 /// Validate a secret name (1–512 of `[A-Za-z0-9/_+=.@-]`).
 pub fn validate_name(name: &str) -> Result<(), ApiError> {
     check_len("name", name.chars().count(), 1, MAX_NAME_LEN)?;
     if !name.chars().all(is_name_char) {
-        return Err(ApiError::InvalidParameter(
-            "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!".into(),
-        ));
+        return Err(ApiError::Validation(INVALID_NAME.into()));
     }
     Ok(())
 }
 
-/// Validate a SecretId (name or ARN, 1–2048 chars).
+/// The name part of a SecretId: what follows `:secret:` in a Secrets Manager ARN (full or
+/// partial, whose other fields may hold `:`-free text of any kind), else the id itself.
+pub fn secret_id_name(id: &str) -> &str {
+    if let Some(rest) = id.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(6, ':').collect();
+        if let [_partition, "secretsmanager", _region, _account, "secret", name] = parts.as_slice()
+        {
+            return name;
+        }
+    }
+    id
+}
+
+/// Validate a SecretId (name or ARN, 1–2048 chars; the name it carries of
+/// `[A-Za-z0-9/_+=.@!-]`), before any lookup, as AWS does.
 pub fn validate_secret_id(id: &str) -> Result<(), ApiError> {
-    check_len("secretId", id.chars().count(), 1, MAX_SECRET_ID_LEN)
+    check_len("secretId", id.chars().count(), 1, MAX_SECRET_ID_LEN)?;
+    let name = secret_id_name(id);
+    if name.is_empty() || !name.chars().all(is_secret_id_char) {
+        return Err(ApiError::Validation(INVALID_NAME.into()));
+    }
+    Ok(())
 }
 
 /// A fresh 6-character ARN suffix.
@@ -104,6 +130,16 @@ pub fn validate_token(token: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The token of a write that creates a version. The SDKs and the CLI generate one; a raw
+/// request without one is refused (before any lookup), as AWS does.
+pub fn require_token(token: Option<&str>) -> Result<&str, ApiError> {
+    token.ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "You must provide a ClientRequestToken value. We recommend a UUID-type value.".into(),
+        )
+    })
 }
 
 /// Validate a VersionId given to a read (same 32–64 rule, AWS's validation wording).
@@ -225,11 +261,12 @@ pub fn validate_recovery_window(days: Option<i64>, force: Option<bool>) -> Resul
     Ok(d)
 }
 
-/// The error for an operation on a secret scheduled for deletion.
-pub fn marked_for_deletion(op: &str) -> ApiError {
-    ApiError::InvalidRequest(format!(
-        "You can't perform this operation on the secret because it was marked for deletion. ({op})"
-    ))
+/// The error for an operation on a secret scheduled for deletion, in AWS's wording (which
+/// names no operation).
+pub fn marked_for_deletion() -> ApiError {
+    ApiError::InvalidRequest(
+        "You can't perform this operation on the secret because it was marked for deletion.".into(),
+    )
 }
 
 #[cfg(test)]
@@ -243,11 +280,46 @@ mod tests {
         assert!(validate_name("").is_err());
         assert!(validate_name(&"a".repeat(512)).is_ok());
         assert!(validate_name(&"a".repeat(513)).is_err());
-        assert!(matches!(
+        assert_eq!(
             validate_name("bad name"),
-            Err(ApiError::InvalidParameter(_))
-        ));
+            Err(ApiError::Validation(INVALID_NAME.into()))
+        );
         assert!(validate_name("ünïcode").is_err());
+        assert!(validate_name("a:b").is_err());
+    }
+
+    #[test]
+    fn secret_ids() {
+        let invalid = Err(ApiError::Validation(INVALID_NAME.into()));
+        for ok in [
+            "prod/db",
+            "a!b",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db",
+            "arn:aws-cn:secretsmanager:cn-north-1:111122223333:secret:x",
+        ] {
+            assert_eq!(validate_secret_id(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "bad name",
+            "tab\there",
+            "ünïcode",
+            "a:b",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:bad name-AbCdEf",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:a:b",
+            "arn:aws:kms:us-east-1:111122223333:key/abc",
+        ] {
+            assert_eq!(validate_secret_id(bad), invalid, "{bad}");
+        }
+        assert_eq!(
+            validate_secret_id("").unwrap_err().code(),
+            "ValidationException"
+        );
+        assert!(validate_secret_id(&"a".repeat(2049))
+            .unwrap_err()
+            .message()
+            .contains("less than or equal to 2048"));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct SecretRow {
     pub owning_service: Option<String>,
     pub primary_region: Option<String>,
     pub resource_policy: Option<String>,
+    /// Whether the secret has a tag list (created with `Tags`, or tagged since): it is then
+    /// shown, empty once every tag was removed.
+    pub tag_list: bool,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

@@ -69,6 +69,7 @@ diesel::table! {
         owning_service -> Nullable<Text>,
         primary_region -> Nullable<Text>,
         resource_policy -> Nullable<Text>,
+        tag_list -> Bool,
     }
 }
 

@@ -1238,12 +1238,12 @@ fn a_write_and_its_record_commit_together() {
     let put = |v: &str| {
         s.call(
             "secretsmanager.PutSecretValue",
-            &json!({"SecretId": "tx/one", "SecretString": v}).to_string(),
+            &json!({"SecretId": "tx/one", "SecretString": v, "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
         )
     };
     let r = s.call(
         "secretsmanager.CreateSecret",
-        &json!({"Name": "tx/one", "SecretString": "v1"}).to_string(),
+        &json!({"Name": "tx/one", "SecretString": "v1", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     // The store refuses successful PutSecretValue records (only those).
@@ -1310,7 +1310,7 @@ fn a_write_and_its_record_commit_together() {
 fn interleaved_reads_and_writes(s: &TestServer) {
     let r = s.call(
         "secretsmanager.CreateSecret",
-        &json!({"Name": "mix", "SecretString": "v0"}).to_string(),
+        &json!({"Name": "mix", "SecretString": "v0", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let ids = std::sync::Mutex::new(vec![request_id(&r)]);
@@ -1322,7 +1322,7 @@ fn interleaved_reads_and_writes(s: &TestServer) {
                     let r = if w % 2 == 0 {
                         s.call(
                             "secretsmanager.PutSecretValue",
-                            &json!({"SecretId": "mix", "SecretString": format!("v{w}-{i}")})
+                            &json!({"SecretId": "mix", "SecretString": format!("v{w}-{i}"), "ClientRequestToken": uuid::Uuid::new_v4().to_string()})
                                 .to_string(),
                         )
                     } else {
@@ -1433,7 +1433,7 @@ fn retention_exports_and_prunes_while_serving() {
     let (s, trail) = start_with_retention(Duration::from_millis(1500), Duration::from_millis(500));
     let r = s.call(
         "secretsmanager.CreateSecret",
-        &json!({"Name": "ret/one", "SecretString": MARKER}).to_string(),
+        &json!({"Name": "ret/one", "SecretString": MARKER, "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let early = request_id(&r);
@@ -1641,7 +1641,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
     let sec = Some(":secret:one/a-");
     let created = call(
         "secretsmanager.CreateSecret",
-        json!({"Name": "one/a", "SecretString": MARKER, "Tags": [{"Key": "team", "Value": "x"}]}),
+        json!({"Name": "one/a", "SecretString": MARKER, "Tags": [{"Key": "team", "Value": "x"}], "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
         ok("CreateSecret", false, sec),
     );
     assert!(created["ARN"].is_string(), "{created}");
@@ -1652,7 +1652,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
     );
     let put = call(
         "secretsmanager.PutSecretValue",
-        json!({"SecretId": "one/a", "SecretString": MARKER}),
+        json!({"SecretId": "one/a", "SecretString": MARKER, "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
         ok("PutSecretValue", false, sec),
     );
     call(
@@ -1780,7 +1780,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
     };
     call(
         "secretsmanager.PutSecretValue",
-        json!({"SecretId": "missing/x", "SecretString": "x"}),
+        json!({"SecretId": "missing/x", "SecretString": "x", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
         fail(
             "PutSecretValue",
             Some(false),
@@ -1791,7 +1791,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
     );
     call(
         "secretsmanager.CreateSecret",
-        json!({"Name": "one/a", "SecretString": "x"}),
+        json!({"Name": "one/a", "SecretString": "x", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
         fail(
             "CreateSecret",
             Some(false),
@@ -1806,7 +1806,7 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
         fail(
             "CreateSecret",
             Some(false),
-            "InvalidParameterException",
+            "ValidationException",
             None,
             None,
         ),
@@ -1962,14 +1962,14 @@ async fn denials_are_recorded_with_the_deciding_policy() {
     let s = TestServer::start_with_policies(&dir);
     let r = s.call(
         "secretsmanager.CreateSecret",
-        &json!({"Name": "other/db", "SecretString": "o"}).to_string(),
+        &json!({"Name": "other/db", "SecretString": "o", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let as_alice = signing_as(&s, &dir, "alice");
     let denied = call_denied(
         &s,
         "secretsmanager.PutSecretValue",
-        &json!({"SecretId": "other/db", "SecretString": "x"}),
+        &json!({"SecretId": "other/db", "SecretString": "x", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
         &as_alice,
     );
     let rows = all_records(&s.database_url);
@@ -2047,7 +2047,7 @@ async fn a_shared_resource_policy_text_is_named_per_secret() {
     for name in ["shared/a", "shared/b"] {
         let r = s.call(
             "secretsmanager.CreateSecret",
-            &json!({"Name": name, "SecretString": "v"}).to_string(),
+            &json!({"Name": name, "SecretString": "v", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
         );
         assert_eq!(r.status, 200, "{}", r.body);
         arns.push(r.json()["ARN"].as_str().unwrap().to_owned());
@@ -2421,7 +2421,7 @@ fn a_write_record_lost_from_the_chain_file_is_recovered_from_the_main_file() {
     let mut s = TestServer::start();
     let r = s.call(
         "secretsmanager.CreateSecret",
-        r#"{"Name":"pending/one","SecretString":"v1"}"#,
+        r#"{"Name":"pending/one","SecretString":"v1","ClientRequestToken":"00000000-0000-4000-8000-00000000000a"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let url = s.database_url.clone();

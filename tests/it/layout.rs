@@ -196,7 +196,7 @@ fn purge_job_removes_secrets_after_their_window() {
     let s = TestServer::start();
     let r = s.call(
         "secretsmanager.CreateSecret",
-        r#"{"Name":"to-purge","SecretString":"x"}"#,
+        r#"{"Name":"to-purge","SecretString":"x","ClientRequestToken":"00000000-0000-4000-8000-000000000001"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let r = s.call(
@@ -232,7 +232,7 @@ fn purge_job_removes_secrets_after_their_window() {
     }
     let r = s.call(
         "secretsmanager.CreateSecret",
-        r#"{"Name":"to-purge","SecretString":"y"}"#,
+        r#"{"Name":"to-purge","SecretString":"y","ClientRequestToken":"00000000-0000-4000-8000-000000000002"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -24,3 +24,4 @@ mod protocol;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;
+mod wire;

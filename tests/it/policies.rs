@@ -168,7 +168,7 @@ async fn source_ip_conditions_with_an_explicit_deny() {
     let s = TestServer::start_with_policies(&dir);
     seed(&s).await;
     let (akid, secret) = mint(&s, &dir, "alice");
-    let body = br#"{"SecretId":"payments/db","SecretString":"from-elsewhere"}"#;
+    let body = br#"{"SecretId":"payments/db","SecretString":"from-elsewhere","ClientRequestToken":"00000000-0000-4000-8000-0000000000ff"}"#;
     let sign = || {
         signed_request(
             "secretsmanager.PutSecretValue",
@@ -339,10 +339,9 @@ async fn cross_account_reads_need_a_resource_policy_and_a_customer_key() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "InvalidRequestException");
-    assert!(
-        message(&e).contains("You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key."),
-        "{}",
-        message(&e)
+    assert_eq!(
+        message(&e),
+        "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key."
     );
 
     // resource policy management

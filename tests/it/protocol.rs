@@ -12,7 +12,7 @@ fn request_id_and_error_shape() {
     assert!(r.header("x-amzn-RequestId").is_some_and(|v| v.len() >= 32));
     assert_eq!(r.error_type(), "ResourceNotFoundException");
     assert_eq!(
-        r.json()["message"],
+        r.json()["Message"],
         "Secrets Manager can't find the specified secret."
     );
     let ok = s.call("secretsmanager.ListSecrets", "{}");
@@ -30,7 +30,7 @@ fn unknown_and_unbuilt_operations() {
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = s.call("secretsmanager.RotateSecret", r#"{"SecretId":"x"}"#);
     assert_eq!(r.error_type(), "NotImplementedException");
-    assert!(r.json()["message"]
+    assert!(r.json()["Message"]
         .as_str()
         .unwrap()
         .contains("RotateSecret"));
@@ -123,7 +123,7 @@ fn tampered_and_expired_requests() {
     let r = s.raw(&signed_request("secretsmanager.ListSecrets", b"{}", old));
     assert_eq!(r.error_type(), "InvalidSignatureException");
     assert!(
-        r.json()["message"]
+        r.json()["Message"]
             .as_str()
             .unwrap()
             .starts_with("Signature expired:"),
@@ -162,7 +162,7 @@ fn tampered_and_expired_requests() {
     ));
     assert_eq!(r.error_type(), "UnrecognizedClientException");
     assert_eq!(
-        r.json()["message"],
+        r.json()["Message"],
         "The security token included in the request is invalid."
     );
 }

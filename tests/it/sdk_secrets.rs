@@ -568,7 +568,7 @@ async fn validation_errors() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(code(&e), "InvalidParameterException");
+    assert_eq!(code(&e), "ValidationException");
     let e = c
         .create_secret()
         .name("both")
