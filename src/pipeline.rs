@@ -212,44 +212,36 @@ impl Pipeline {
             .to_owned();
         draft.event_name = action.chars().take(64).collect();
         draft.request_parameters = protocol::query::safe_parameters(&form);
-        if action == "AssumeRoleWithWebIdentity" {
-            // Unsigned on AWS too: the web identity token is the credential.
-            draft.event_source = Service::Sts.event_source().to_owned();
-            draft.read_only = Some(false);
-            let request_id = draft.request_id.clone();
-            return ops::sts::web_identity::assume_role_with_web_identity(
-                self,
-                &form,
-                &request_id,
-                draft,
-            );
-        }
-        let service = if authn::bearer_token(head).is_some() {
+        // AssumeRoleWithWebIdentity is unsigned (on AWS too): its token is the credential.
+        let (service, principal) = if action == "AssumeRoleWithWebIdentity" {
+            (Service::Sts, None)
+        } else if authn::bearer_token(head).is_some() {
             // A bearer caller has no credential scope: the action names the service.
-            protocol::query_service_of_action(&action)
+            let service = protocol::query_service_of_action(&action);
+            draft.event_source = service.event_source().to_owned();
+            let principal = self.authn.authenticate(head, body, service, draft).await?;
+            (service, Some(principal))
         } else {
             let parsed = crate::auth::sigv4::parse(head)?;
-            protocol::query_service(&parsed.service).ok_or_else(|| {
+            let service = protocol::query_service(&parsed.service).ok_or_else(|| {
                 ApiError::InvalidSignature(
                     "Credential should be scoped to correct service: 'sts' or 'iam'. ".into(),
                 )
-            })?
+            })?;
+            draft.event_source = service.event_source().to_owned();
+            let principal = self.authn.authenticate(head, body, service, draft).await?;
+            (service, Some(principal))
         };
         draft.event_source = service.event_source().to_owned();
-        let principal = self.authn.authenticate(head, body, service, draft).await?;
-        draft.principal = Some(principal.clone());
-        let call = ops::sts::QueryCall {
+        draft.principal.clone_from(&principal);
+        let request_id = draft.request_id.clone();
+        let call = ops::query::QueryCall {
             pipeline: self,
             principal,
             region: draft.region.clone(),
-            form: &form,
-            request_id: &draft.request_id.clone(),
+            request_id: &request_id,
         };
-        match service {
-            Service::Sts => ops::sts::dispatch(&action, call, draft).await,
-            Service::Iam => ops::iam::dispatch(&action, &call, draft),
-            _ => Err(not_built(&action)),
-        }
+        ops::query::dispatch(service, &action, call, &form, draft).await
     }
 
     async fn run(

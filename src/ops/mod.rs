@@ -22,6 +22,7 @@ pub mod list_secret_version_ids;
 pub mod list_secrets;
 pub mod put_resource_policy;
 pub mod put_secret_value;
+pub mod query;
 pub mod restore_secret;
 pub mod sts;
 pub mod tag_resource;

@@ -82,6 +82,55 @@ pub fn response(namespace: &str, action: &str, result_xml: &str, request_id: &st
     .into_bytes()
 }
 
+/// A Query-protocol answer from an operation's output: `<{action}Response>` with the output as
+/// `<{action}Result>`, each member an element named as the output serializes it (PascalCase),
+/// a nested structure as nested elements, a list as `<member>` elements, a missing (`None`)
+/// member left out; then `ResponseMetadata`.
+pub fn encode<T: serde::Serialize>(
+    namespace: &str,
+    action: &str,
+    output: &T,
+    request_id: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let value = serde_json::to_value(output).map_err(ApiError::internal)?;
+    let mut result = String::new();
+    if let serde_json::Value::Object(members) = &value {
+        for (name, v) in members {
+            element(&mut result, name, v, 2);
+        }
+    }
+    Ok(response(namespace, action, &result, request_id))
+}
+
+/// One member as XML, indented `depth` levels.
+fn element(out: &mut String, name: &str, v: &serde_json::Value, depth: usize) {
+    use serde_json::Value;
+    let pad = "  ".repeat(depth);
+    match v {
+        Value::Null => {}
+        Value::Object(members) => {
+            out.push_str(&format!("{pad}<{name}>\n"));
+            for (n, m) in members {
+                element(out, n, m, depth + 1);
+            }
+            out.push_str(&format!("{pad}</{name}>\n"));
+        }
+        Value::Array(items) if items.is_empty() => out.push_str(&format!("{pad}<{name}/>\n")),
+        Value::Array(items) => {
+            out.push_str(&format!("{pad}<{name}>\n"));
+            for item in items {
+                element(out, "member", item, depth + 1);
+            }
+            out.push_str(&format!("{pad}</{name}>\n"));
+        }
+        Value::String(text) => {
+            out.push_str(&format!("{pad}<{name}>{}</{name}>\n", xml_escape(text)))
+        }
+        Value::Bool(b) => out.push_str(&format!("{pad}<{name}>{b}</{name}>\n")),
+        Value::Number(n) => out.push_str(&format!("{pad}<{name}>{n}</{name}>\n")),
+    }
+}
+
 /// The Query protocol's code and status for an error.
 pub fn error_code(e: &ApiError) -> (&'static str, u16) {
     match e {
@@ -157,6 +206,55 @@ mod tests {
         assert!(parse_form(b"a=%ff").is_err());
         let f = parse_form(b"PolicyArns.member.1=x&PolicyArns.member.2=y").unwrap();
         assert_eq!(f.members("PolicyArns"), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn encoded_outputs() {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Inner {
+            arn: String,
+            gone: Option<String>,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Out {
+            user: Inner,
+            names: Vec<String>,
+            none: Vec<String>,
+            truncated: bool,
+            size: u32,
+        }
+        let out = Out {
+            user: Inner {
+                arn: "a<b".into(),
+                gone: None,
+            },
+            names: vec!["x".into(), "y".into()],
+            none: vec![],
+            truncated: false,
+            size: 0,
+        };
+        let body = String::from_utf8(encode("ns", "Op", &out, "r1").unwrap()).unwrap();
+        assert!(
+            body.starts_with("<OpResponse xmlns=\"ns\">\n  <OpResult>\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("    <User>\n      <Arn>a&lt;b</Arn>\n    </User>\n"),
+            "{body}"
+        );
+        assert!(!body.contains("Gone"), "{body}");
+        assert!(
+            body.contains(
+                "    <Names>\n      <member>x</member>\n      <member>y</member>\n    </Names>\n"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("    <None/>\n"), "{body}");
+        assert!(body.contains("<Truncated>false</Truncated>"), "{body}");
+        assert!(body.contains("<Size>0</Size>"), "{body}");
+        assert!(body.contains("<RequestId>r1</RequestId>"), "{body}");
     }
 
     #[test]

@@ -107,6 +107,11 @@ class Secret:
             if s != "AWSCURRENT":
                 self.attach(s, vid)
         if first or "AWSCURRENT" in stages:
+            # A new version taking AWSCURRENT from one that also held AWSPENDING leaves that
+            # one AWSPREVIOUS only (AWS's PutSecretValue; not UpdateSecretVersionStage).
+            old = self.labels.get("AWSCURRENT")
+            if old is not None and old != vid and self.labels.get("AWSPENDING") == old:
+                del self.labels["AWSPENDING"]
             self.attach("AWSCURRENT", vid)
 
     def stages_of(self, vid):

@@ -7,24 +7,152 @@ use crate::audit::Draft;
 use crate::auth::Principal;
 use crate::authz::{request_context, Facts, Resolved};
 use crate::error::ApiError;
-use crate::ops::sts::QueryCall;
+use crate::ops::query::{QueryCall, QueryOperation};
 use crate::ops::Scope;
 use crate::policy::{self, Decision, Effect, Policy, PolicyGroup, PolicySet, PolicyType};
-use crate::protocol::query::{xml_escape, Form};
+use crate::protocol::query::Form;
 use crate::protocol::Service;
 
-/// Pick the IAM action and run it.
-pub fn dispatch(
-    action: &str,
-    call: &QueryCall<'_>,
-    draft: &mut Draft,
-) -> Result<Vec<u8>, ApiError> {
-    draft.read_only = Some(true);
-    match action {
-        "SimulatePrincipalPolicy" => simulate(call, draft, true),
-        "SimulateCustomPolicy" => simulate(call, draft, false),
-        other => Err(crate::pipeline::not_built(other)),
+/// A simulation's input, validated: the policies compiled, the lists read.
+#[derive(Debug)]
+pub struct Input {
+    /// SimulatePrincipalPolicy's user or role.
+    policy_source_arn: Option<String>,
+    /// SimulateCustomPolicy's simulated caller.
+    caller_arn: Option<String>,
+    action_names: Vec<String>,
+    resource_arns: Vec<String>,
+    policy_input: Vec<Arc<Policy>>,
+    boundaries: Vec<Arc<Policy>>,
+    resource_policy: Option<Arc<Policy>>,
+    resource_owner: Option<String>,
+    context_entries: Vec<(String, Vec<String>)>,
+}
+
+/// A simulation's answer.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    evaluation_results: Vec<EvaluationResult>,
+    is_truncated: bool,
+}
+
+/// One (action, resource) pair's decision.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EvaluationResult {
+    eval_action_name: String,
+    eval_resource_name: String,
+    eval_decision: &'static str,
+    matched_statements: Vec<Statement>,
+    missing_context_values: Vec<String>,
+    organizations_decision_detail: Option<OrganizationsDecisionDetail>,
+}
+
+/// A statement that decided.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    source_policy_id: String,
+    source_policy_type: &'static str,
+}
+
+/// Whether the organization's SCPs allowed.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OrganizationsDecisionDetail {
+    allowed_by_organizations: bool,
+}
+
+/// SimulatePrincipalPolicy: a user's or role's own policies (and its organization's SCPs).
+#[derive(Debug)]
+pub struct SimulatePrincipalPolicy;
+
+/// SimulateCustomPolicy: the policies given.
+#[derive(Debug)]
+pub struct SimulateCustomPolicy;
+
+impl QueryOperation for SimulatePrincipalPolicy {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "SimulatePrincipalPolicy";
+    const SERVICE: Service = Service::Iam;
+    const READ_ONLY: bool = true;
+
+    fn parse(form: &Form) -> Result<Input, ApiError> {
+        let input = parse(form)?;
+        if input.policy_source_arn.is_none() {
+            return Err(ApiError::Validation("1 validation error detected: Value null at 'policySourceArn' failed to satisfy constraint: Member must not be null".into()));
+        }
+        Ok(input)
     }
+
+    async fn handle(
+        call: &QueryCall<'_>,
+        input: Input,
+        draft: &mut Draft,
+    ) -> Result<Output, ApiError> {
+        simulate(call, input, draft, true)
+    }
+}
+
+impl QueryOperation for SimulateCustomPolicy {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "SimulateCustomPolicy";
+    const SERVICE: Service = Service::Iam;
+    const READ_ONLY: bool = true;
+
+    fn parse(form: &Form) -> Result<Input, ApiError> {
+        parse(form)
+    }
+
+    async fn handle(
+        call: &QueryCall<'_>,
+        input: Input,
+        draft: &mut Draft,
+    ) -> Result<Output, ApiError> {
+        simulate(call, input, draft, false)
+    }
+}
+
+fn parse(form: &Form) -> Result<Input, ApiError> {
+    let action_names: Vec<String> = list_of(form, "ActionNames")
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if action_names.is_empty() {
+        return Err(ApiError::Validation(
+            "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null".into(),
+        ));
+    }
+    let resource_arns = match list_of(form, "ResourceArns") {
+        r if r.is_empty() => vec!["*".to_owned()],
+        r => r.into_iter().map(str::to_owned).collect(),
+    };
+    let resource_policy = match form.get("ResourcePolicy") {
+        Some(text) => Some(Arc::new(
+            Policy::parse(text, PolicyType::Resource)
+                .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?
+                .with_label("ResourcePolicy"),
+        )),
+        None => None,
+    };
+    Ok(Input {
+        policy_source_arn: form.get("PolicySourceArn").map(str::to_owned),
+        caller_arn: form.get("CallerArn").map(str::to_owned),
+        action_names,
+        resource_arns,
+        policy_input: input_policies(form, "PolicyInputList", PolicyType::Identity)?,
+        boundaries: input_policies(
+            form,
+            "PermissionsBoundaryPolicyInputList",
+            PolicyType::PermissionsBoundary,
+        )?,
+        resource_policy,
+        resource_owner: form.get("ResourceOwner").map(str::to_owned),
+        context_entries: context_entries(form),
+    })
 }
 
 fn list_of<'f>(form: &'f Form, name: &str) -> Vec<&'f str> {
@@ -81,28 +209,15 @@ fn source_type(t: PolicyType) -> &'static str {
 
 fn simulate(
     call: &QueryCall<'_>,
+    input: Input,
     draft: &mut Draft,
     principal_mode: bool,
-) -> Result<Vec<u8>, ApiError> {
-    let form = call.form;
+) -> Result<Output, ApiError> {
+    let caller = call.caller()?;
     let pipeline = call.pipeline;
     let dir = pipeline.identities.get();
-    let actions = list_of(form, "ActionNames");
-    if actions.is_empty() {
-        return Err(ApiError::Validation(
-            "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null".into(),
-        ));
-    }
-    let resources: Vec<&str> = {
-        let r = list_of(form, "ResourceArns");
-        if r.is_empty() {
-            vec!["*"]
-        } else {
-            r
-        }
-    };
     let scope = Scope {
-        account: call.principal.account_id.clone(),
+        account: caller.account_id.clone(),
         region: call.region.clone(),
     };
 
@@ -110,10 +225,8 @@ fn simulate(
     // unknown user or role answers NoSuchEntity only to a caller allowed to ask), on the
     // simulated principal's ARN in its own account: another account's principals are not
     // the caller's to simulate.
+    let source = input.policy_source_arn.as_deref().unwrap_or_default();
     let (action_name, resource_arn, resource_account) = if principal_mode {
-        let source = form.get("PolicySourceArn").ok_or_else(|| {
-            ApiError::Validation("1 validation error detected: Value null at 'policySourceArn' failed to satisfy constraint: Member must not be null".into())
-        })?;
         let account = source.split(':').nth(4).unwrap_or_default().to_owned();
         ("iam:SimulatePrincipalPolicy", source.to_owned(), account)
     } else {
@@ -136,20 +249,13 @@ fn simulate(
     draft.resource_arn = Some(resource_arn);
     pipeline
         .authz
-        .authorize(&call.principal, &scope, action_name, &resolved, &[], draft)?;
+        .authorize(caller, &scope, action_name, &resolved, &[], draft)?;
 
     // Who is simulated, with which policies.
     let mut set = PolicySet::default();
-    let extra = input_policies(form, "PolicyInputList", PolicyType::Identity)?;
-    let boundaries = input_policies(
-        form,
-        "PermissionsBoundaryPolicyInputList",
-        PolicyType::PermissionsBoundary,
-    )?;
+    let extra = input.policy_input;
+    let boundaries = input.boundaries;
     let subject: Principal = if principal_mode {
-        let source = form.get("PolicySourceArn").ok_or_else(|| {
-            ApiError::Validation("1 validation error detected: Value null at 'policySourceArn' failed to satisfy constraint: Member must not be null".into())
-        })?;
         let account = source.split(':').nth(4).unwrap_or_default().to_owned();
         let name = source.rsplit('/').next().unwrap_or_default();
         let (subject, mut policies, boundary) = if source.contains(":user/") {
@@ -196,8 +302,8 @@ fn simulate(
         set.boundary = boundaries.into_iter().next().or(boundary);
         subject
     } else {
-        let caller = form.get("CallerArn");
-        let subject = match caller.and_then(|c| {
+        let simulated = input.caller_arn.as_deref();
+        let subject = match simulated.and_then(|c| {
             let account = c.split(':').nth(4)?;
             dir.user(account, c.rsplit('/').next()?)
         }) {
@@ -218,7 +324,7 @@ fn simulate(
                     Default::default(),
                     "simulation",
                 );
-                if let Some(c) = caller {
+                if let Some(c) = simulated {
                     p.arn = c.to_owned();
                 }
                 p
@@ -232,20 +338,15 @@ fn simulate(
     if principal_mode && dir.management_account.as_deref() != Some(subject.account_id.as_str()) {
         set.scp = dir.scp_groups.get(&subject.account_id).cloned();
     }
-    if let Some(text) = form.get("ResourcePolicy") {
-        set.resource = Some(Arc::new(
-            Policy::parse(text, PolicyType::Resource)
-                .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?
-                .with_label("ResourcePolicy"),
-        ));
-    }
+    set.resource = input.resource_policy;
 
-    let entries = context_entries(form);
-    let mut members = String::new();
-    for action in &actions {
-        for resource in &resources {
-            let owner = form
-                .get("ResourceOwner")
+    let entries = &input.context_entries;
+    let mut results = Vec::new();
+    for action in &input.action_names {
+        for resource in &input.resource_arns {
+            let owner = input
+                .resource_owner
+                .as_deref()
                 .and_then(|o| o.split(':').nth(4))
                 .map(str::to_owned)
                 .or_else(|| {
@@ -266,47 +367,35 @@ fn simulate(
                 secure_transport: None,
             };
             let mut ctx = request_context(&dir, &subject, &facts, action, resource, &owner);
-            for (k, v) in &entries {
+            for (k, v) in entries {
                 ctx = ctx.with(k, v.iter().map(String::as_str));
             }
             let d = policy::authorize(&ctx, &set);
-            let org = if set.scp.is_some() {
+            let organizations_decision_detail = set.scp.is_some().then(|| {
                 let by_scp = d.decided_by() == Some(PolicyType::Scp) && !d.is_allowed();
-                format!(
-                    "        <OrganizationsDecisionDetail>\n          <AllowedByOrganizations>{}</AllowedByOrganizations>\n        </OrganizationsDecisionDetail>\n",
-                    !by_scp
-                )
-            } else {
-                String::new()
-            };
-            let mut matched = String::new();
-            for m in &d.deciding {
-                matched.push_str(&format!(
-                    "          <member>\n            <SourcePolicyId>{}</SourcePolicyId>\n            <SourcePolicyType>{}</SourcePolicyType>\n          </member>\n",
-                    xml_escape(&m.policy_id),
-                    source_type(m.policy_type)
-                ));
-            }
-            members.push_str(&format!(
-                "      <member>\n        <EvalActionName>{}</EvalActionName>\n        <EvalResourceName>{}</EvalResourceName>\n        <EvalDecision>{}</EvalDecision>\n        <MatchedStatements>\n{matched}        </MatchedStatements>\n        <MissingContextValues/>\n{org}      </member>\n",
-                xml_escape(action),
-                xml_escape(resource),
-                decision_word(&d),
-            ));
+                OrganizationsDecisionDetail {
+                    allowed_by_organizations: !by_scp,
+                }
+            });
+            results.push(EvaluationResult {
+                eval_action_name: action.clone(),
+                eval_resource_name: resource.clone(),
+                eval_decision: decision_word(&d),
+                matched_statements: d
+                    .deciding
+                    .iter()
+                    .map(|m| Statement {
+                        source_policy_id: m.policy_id.to_string(),
+                        source_policy_type: source_type(m.policy_type),
+                    })
+                    .collect(),
+                missing_context_values: Vec::new(),
+                organizations_decision_detail,
+            });
         }
     }
-    let op = if principal_mode {
-        "SimulatePrincipalPolicy"
-    } else {
-        "SimulateCustomPolicy"
-    };
-    let result = format!(
-        "    <IsTruncated>false</IsTruncated>\n    <EvaluationResults>\n{members}    </EvaluationResults>\n"
-    );
-    Ok(crate::protocol::query::response(
-        Service::Iam.xml_namespace(),
-        op,
-        &result,
-        call.request_id,
-    ))
+    Ok(Output {
+        evaluation_results: results,
+        is_truncated: false,
+    })
 }

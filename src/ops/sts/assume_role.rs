@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use crate::audit::Draft;
 use crate::authz::Resolved;
 use crate::error::ApiError;
+use crate::ops::query::{QueryCall, QueryOperation};
 use crate::ops::Scope;
-use crate::protocol::query::{self, Form};
+use crate::protocol::query::Form;
 use crate::protocol::Service;
-
-use super::QueryCall;
 
 fn validation(msg: impl Into<String>) -> ApiError {
     ApiError::Validation(msg.into())
@@ -46,9 +45,51 @@ fn session_tags(form: &Form) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(tags)
 }
 
-/// Handle AssumeRole.
-pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, ApiError> {
-    let form = call.form;
+/// AssumeRole's input, validated.
+#[derive(Debug)]
+pub struct Input {
+    role_arn: String,
+    session_name: String,
+    duration: i64,
+    external_id: Option<String>,
+    tags: BTreeMap<String, String>,
+    session_policy: Option<String>,
+}
+
+/// AssumeRole's answer.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    credentials: super::Credentials,
+    assumed_role_user: super::AssumedRoleUser,
+    packed_policy_size: u32,
+}
+
+/// AssumeRole.
+#[derive(Debug)]
+pub struct AssumeRole;
+
+impl QueryOperation for AssumeRole {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "AssumeRole";
+    const SERVICE: Service = Service::Sts;
+    const READ_ONLY: bool = false;
+
+    fn parse(form: &Form) -> Result<Input, ApiError> {
+        parse(form)
+    }
+
+    async fn handle(
+        call: &QueryCall<'_>,
+        input: Input,
+        draft: &mut Draft,
+    ) -> Result<Output, ApiError> {
+        assume_role(call, input, draft)
+    }
+}
+
+fn parse(form: &Form) -> Result<Input, ApiError> {
     let role_arn = form
         .get("RoleArn")
         .ok_or_else(|| validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null"))?;
@@ -97,8 +138,29 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         }
         None => None,
     };
+    Ok(Input {
+        role_arn: role_arn.to_owned(),
+        session_name: session_name.to_owned(),
+        duration,
+        external_id: form.get("ExternalId").map(str::to_owned),
+        tags,
+        session_policy,
+    })
+}
 
-    if call.principal.kind == crate::auth::PrincipalKind::Root {
+/// Decide and mint.
+fn assume_role(call: &QueryCall<'_>, input: Input, draft: &mut Draft) -> Result<Output, ApiError> {
+    let caller = call.caller()?;
+    let Input {
+        role_arn,
+        session_name,
+        duration,
+        external_id,
+        tags,
+        session_policy,
+    } = input;
+    let (role_arn, session_name) = (role_arn.as_str(), session_name.as_str());
+    if caller.kind == crate::auth::PrincipalKind::Root {
         draft.decision = Some("ImplicitDeny".into());
         draft.decision_reason = Some("the root user cannot assume roles".into());
         return Err(ApiError::AccessDenied(
@@ -128,8 +190,8 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
     draft.resource_arn = Some(role_arn.to_owned());
     let mut keys: Vec<(String, Vec<String>)> =
         vec![("sts:RoleSessionName".into(), vec![session_name.to_owned()])];
-    if let Some(e) = form.get("ExternalId") {
-        keys.push(("sts:ExternalId".into(), vec![e.to_owned()]));
+    if let Some(e) = external_id {
+        keys.push(("sts:ExternalId".into(), vec![e]));
     }
     for (k, v) in &tags {
         keys.push((format!("aws:RequestTag/{k}"), vec![v.clone()]));
@@ -138,32 +200,22 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         keys.push(("aws:TagKeys".into(), tags.keys().cloned().collect()));
     }
     let scope = Scope {
-        account: call.principal.account_id.clone(),
+        account: caller.account_id.clone(),
         region: call.region.clone(),
     };
-    pipeline.authz.authorize(
-        &call.principal,
-        &scope,
-        "sts:AssumeRole",
-        &resolved,
-        &keys,
-        draft,
-    )?;
+    pipeline
+        .authz
+        .authorize(caller, &scope, "sts:AssumeRole", &resolved, &keys, draft)?;
     if !tags.is_empty() {
-        pipeline.authz.authorize(
-            &call.principal,
-            &scope,
-            "sts:TagSession",
-            &resolved,
-            &keys,
-            draft,
-        )?;
+        pipeline
+            .authz
+            .authorize(caller, &scope, "sts:TagSession", &resolved, &keys, draft)?;
     }
     // Authorized: the role must exist (a missing role never has a trust policy that allows).
     let role = role.ok_or_else(|| {
         ApiError::AccessDenied(format!(
             "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
-            call.principal.arn
+            caller.arn
         ))
     })?;
     if duration > role.max_session_duration {
@@ -181,23 +233,12 @@ pub fn assume_role(call: &QueryCall<'_>, draft: &mut Draft) -> Result<Vec<u8>, A
         issuer: "sts.amazonaws.com".into(),
         tags,
         session_policy,
-        source: call.principal.arn.clone(),
+        source: caller.arn.clone(),
     });
-    let (token, expiration) = super::seal_session(&pipeline.ctx.keyring, &claims)?;
-    let principal = claims.principal(&role.tags);
-    let result = format!(
-        "    <Credentials>\n      <AccessKeyId>{}</AccessKeyId>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <SessionToken>{}</SessionToken>\n      <Expiration>{}</Expiration>\n    </Credentials>\n    <AssumedRoleUser>\n      <AssumedRoleId>{}</AssumedRoleId>\n      <Arn>{}</Arn>\n    </AssumedRoleUser>\n    <PackedPolicySize>0</PackedPolicySize>\n",
-        query::xml_escape(&claims.akid),
-        query::xml_escape(&claims.secret),
-        query::xml_escape(&token),
-        query::xml_escape(&expiration),
-        query::xml_escape(&principal.user_id),
-        query::xml_escape(&principal.arn),
-    );
-    Ok(query::response(
-        Service::Sts.xml_namespace(),
-        "AssumeRole",
-        &result,
-        call.request_id,
-    ))
+    let (credentials, assumed_role_user) = super::answer(&pipeline.ctx.keyring, &claims, &role)?;
+    Ok(Output {
+        credentials,
+        assumed_role_user,
+        packed_policy_size: 0,
+    })
 }

@@ -4,10 +4,10 @@ pub mod assume_role;
 pub mod web_identity;
 
 use crate::audit::Draft;
-use crate::auth::{Principal, PrincipalKind};
+use crate::auth::PrincipalKind;
 use crate::error::ApiError;
-use crate::pipeline::Pipeline;
-use crate::protocol::query::{self, Form};
+use crate::ops::query::{QueryCall, QueryOperation};
+use crate::protocol::query::Form;
 use crate::protocol::Service;
 
 /// How a new session of a role is made: everything but its keys.
@@ -64,62 +64,84 @@ pub fn seal_session(
     Ok((token, expiration))
 }
 
-/// An authenticated Query-protocol call.
-#[derive(Debug)]
-pub struct QueryCall<'a> {
-    pub pipeline: &'a Pipeline,
-    pub principal: Principal,
-    pub region: String,
-    pub form: &'a Form,
-    pub request_id: &'a str,
+/// Temporary credentials as STS answers them.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: String,
 }
 
-/// Pick the STS action and run it.
-pub async fn dispatch(
-    action: &str,
-    call: QueryCall<'_>,
-    draft: &mut Draft,
-) -> Result<Vec<u8>, ApiError> {
-    match action {
-        "GetCallerIdentity" => {
-            draft.read_only = Some(true);
-            draft.decision = Some("Allow".into());
-            draft.decision_reason = Some("GetCallerIdentity needs no permission".into());
-            Ok(get_caller_identity(&call))
-        }
-        "AssumeRole" => {
-            draft.read_only = Some(false);
-            assume_role::assume_role(&call, draft)
-        }
-        "GetSessionToken"
-        | "AssumeRoleWithSAML"
-        | "GetFederationToken"
-        | "DecodeAuthorizationMessage"
-        | "GetAccessKeyInfo" => Err(crate::pipeline::not_built(action)),
-        other => Err(ApiError::UnknownOperation(format!(
-            "Could not find operation {} for version 2011-06-15",
-            other.chars().take(64).collect::<String>()
-        ))),
-    }
+/// The session's identity as STS answers it.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssumedRoleUser {
+    pub assumed_role_id: String,
+    pub arn: String,
+}
+
+/// A minted session's answer parts: its credentials (token sealed) and its identity.
+pub fn answer(
+    keyring: &crate::kms::Keyring,
+    claims: &crate::auth::session::SessionClaims,
+    role: &crate::identity::Role,
+) -> Result<(Credentials, AssumedRoleUser), ApiError> {
+    let (session_token, expiration) = seal_session(keyring, claims)?;
+    let principal = claims.principal(&role.tags);
+    Ok((
+        Credentials {
+            access_key_id: claims.akid.clone(),
+            secret_access_key: claims.secret.clone(),
+            session_token,
+            expiration,
+        },
+        AssumedRoleUser {
+            assumed_role_id: principal.user_id,
+            arn: principal.arn,
+        },
+    ))
 }
 
 /// GetCallerIdentity: who the credentials belong to (no permission needed, as on AWS).
-fn get_caller_identity(call: &QueryCall<'_>) -> Vec<u8> {
-    let p = &call.principal;
-    let user_id = match p.kind {
-        PrincipalKind::Root => p.account_id.clone(),
-        _ => p.user_id.clone(),
-    };
-    let result = format!(
-        "    <Arn>{}</Arn>\n    <UserId>{}</UserId>\n    <Account>{}</Account>\n",
-        query::xml_escape(&p.arn),
-        query::xml_escape(&user_id),
-        query::xml_escape(&p.account_id)
-    );
-    query::response(
-        Service::Sts.xml_namespace(),
-        "GetCallerIdentity",
-        &result,
-        call.request_id,
-    )
+#[derive(Debug)]
+pub struct GetCallerIdentity;
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CallerIdentity {
+    pub arn: String,
+    pub user_id: String,
+    pub account: String,
+}
+
+impl QueryOperation for GetCallerIdentity {
+    type Input = ();
+    type Output = CallerIdentity;
+    const NAME: &'static str = "GetCallerIdentity";
+    const SERVICE: Service = Service::Sts;
+    const READ_ONLY: bool = true;
+
+    fn parse(_form: &Form) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    async fn handle(
+        call: &QueryCall<'_>,
+        _input: (),
+        draft: &mut Draft,
+    ) -> Result<CallerIdentity, ApiError> {
+        let p = call.caller()?;
+        draft.decision = Some("Allow".into());
+        draft.decision_reason = Some("GetCallerIdentity needs no permission".into());
+        Ok(CallerIdentity {
+            arn: p.arn.clone(),
+            user_id: match p.kind {
+                PrincipalKind::Root => p.account_id.clone(),
+                _ => p.user_id.clone(),
+            },
+            account: p.account_id.clone(),
+        })
+    }
 }

@@ -11,8 +11,9 @@ use crate::authz::{context, Authz, Facts};
 use crate::error::ApiError;
 use crate::identity::jwt::{self, Verified};
 use crate::identity::Role;
+use crate::ops::query::{QueryCall, QueryOperation};
 use crate::policy::{self, PolicySet, PrincipalInfo, PrincipalType};
-use crate::protocol::query::{self, Form};
+use crate::protocol::query::Form;
 use crate::protocol::Service;
 
 /// A session name from a token subject: allowed characters kept, others replaced, 2–64 long.
@@ -134,68 +135,99 @@ pub fn session_for_token(
     Ok((claims, verified, role))
 }
 
+/// AssumeRoleWithWebIdentity's input, validated.
+#[derive(Debug)]
+pub struct Input {
+    role_arn: String,
+    session_name: String,
+    token: String,
+    duration: i64,
+    policy: Option<String>,
+}
+
+/// AssumeRoleWithWebIdentity's answer.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    subject_from_web_identity_token: String,
+    audience: String,
+    assumed_role_user: super::AssumedRoleUser,
+    credentials: super::Credentials,
+    provider: String,
+}
+
 /// AssumeRoleWithWebIdentity (an unsigned request: the token is the credential).
-pub fn assume_role_with_web_identity(
-    pipeline: &crate::pipeline::Pipeline,
-    form: &Form,
-    request_id: &str,
-    draft: &mut Draft,
-) -> Result<Vec<u8>, ApiError> {
-    let need = |k: &str, field: &str| {
-        form.get(k).ok_or_else(|| {
-            ApiError::Validation(format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"))
-        })
-    };
-    let role_arn = need("RoleArn", "roleArn")?;
-    let session_name = need("RoleSessionName", "roleSessionName")?;
-    let token = need("WebIdentityToken", "webIdentityToken")?;
-    if session_name_from(session_name) != session_name {
-        return Err(ApiError::Validation(
-            "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*".into(),
-        ));
-    }
-    let duration: i64 = match form.get("DurationSeconds") {
-        Some(d) => d
-            .parse()
-            .map_err(|_| ApiError::Validation("DurationSeconds must be a number.".into()))?,
-        None => 3600,
-    };
-    let policy = match form.get("Policy") {
-        Some(text) => {
-            policy::Policy::parse(text, policy::PolicyType::Session)
-                .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?;
-            Some(text.to_owned())
+#[derive(Debug)]
+pub struct AssumeRoleWithWebIdentity;
+
+impl QueryOperation for AssumeRoleWithWebIdentity {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "AssumeRoleWithWebIdentity";
+    const SERVICE: Service = Service::Sts;
+    const READ_ONLY: bool = false;
+
+    fn parse(form: &Form) -> Result<Input, ApiError> {
+        let need = |k: &str, field: &str| {
+            form.get(k).map(str::to_owned).ok_or_else(|| {
+                ApiError::Validation(format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"))
+            })
+        };
+        let role_arn = need("RoleArn", "roleArn")?;
+        let session_name = need("RoleSessionName", "roleSessionName")?;
+        let token = need("WebIdentityToken", "webIdentityToken")?;
+        if session_name_from(&session_name) != session_name {
+            return Err(ApiError::Validation(
+                "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*".into(),
+            ));
         }
-        None => None,
-    };
-    let (claims, verified, role) = session_for_token(
-        &pipeline.authz,
-        token,
-        role_arn,
-        session_name,
-        duration,
-        policy,
-        draft,
-    )?;
-    let (sealed, expiration) = super::seal_session(&pipeline.ctx.keyring, &claims)?;
-    let principal = claims.principal(&role.tags);
-    draft.principal = Some(principal.clone());
-    let result = format!(
-        "    <SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>\n    <Audience>{}</Audience>\n    <AssumedRoleUser>\n      <Arn>{}</Arn>\n      <AssumedRoleId>{}</AssumedRoleId>\n    </AssumedRoleUser>\n    <Credentials>\n      <SessionToken>{}</SessionToken>\n      <SecretAccessKey>{}</SecretAccessKey>\n      <Expiration>{}</Expiration>\n      <AccessKeyId>{}</AccessKeyId>\n    </Credentials>\n    <Provider>{}</Provider>\n",
-        query::xml_escape(&verified.subject),
-        query::xml_escape(&verified.audience),
-        query::xml_escape(&principal.arn),
-        query::xml_escape(&principal.user_id),
-        query::xml_escape(&sealed),
-        query::xml_escape(&claims.secret),
-        query::xml_escape(&expiration),
-        query::xml_escape(&claims.akid),
-        query::xml_escape(&verified.issuer),
-    );
-    Ok(query::response(
-        Service::Sts.xml_namespace(),
-        "AssumeRoleWithWebIdentity",
-        &result,
-        request_id,
-    ))
+        let duration: i64 = match form.get("DurationSeconds") {
+            Some(d) => d
+                .parse()
+                .map_err(|_| ApiError::Validation("DurationSeconds must be a number.".into()))?,
+            None => 3600,
+        };
+        let policy = match form.get("Policy") {
+            Some(text) => {
+                policy::Policy::parse(text, policy::PolicyType::Session)
+                    .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?;
+                Some(text.to_owned())
+            }
+            None => None,
+        };
+        Ok(Input {
+            role_arn,
+            session_name,
+            token,
+            duration,
+            policy,
+        })
+    }
+
+    async fn handle(
+        call: &QueryCall<'_>,
+        input: Input,
+        draft: &mut Draft,
+    ) -> Result<Output, ApiError> {
+        let pipeline = call.pipeline;
+        let (claims, verified, role) = session_for_token(
+            &pipeline.authz,
+            &input.token,
+            &input.role_arn,
+            &input.session_name,
+            input.duration,
+            input.policy,
+            draft,
+        )?;
+        draft.principal = Some(claims.principal(&role.tags));
+        let (credentials, assumed_role_user) =
+            super::answer(&pipeline.ctx.keyring, &claims, &role)?;
+        Ok(Output {
+            subject_from_web_identity_token: verified.subject,
+            audience: verified.audience,
+            assumed_role_user,
+            credentials,
+            provider: verified.issuer,
+        })
+    }
 }
