@@ -26,6 +26,11 @@ pub fn access_key_id(prefix: &str) -> String {
     format!("{prefix}{}", string(KEY_ID_ALPHABET, 16))
 }
 
+/// An AWS-style unique id: `prefix` (`AROA` for a role) and 17 base32 characters.
+pub fn unique_id(prefix: &str) -> String {
+    format!("{prefix}{}", string(KEY_ID_ALPHABET, 17))
+}
+
 /// A 40-character secret access key.
 pub fn secret_access_key() -> Zeroizing<String> {
     Zeroizing::new(string(SECRET_ALPHABET, 40))

@@ -220,16 +220,7 @@ pub trait RoleIds: Send + Sync + std::fmt::Debug {
 
 /// A new random RoleId (`AROA` and 17 characters of base32, as AWS's).
 pub fn new_role_id() -> String {
-    use rand::Rng;
-    const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut rng = rand::rngs::OsRng;
-    let tail: String = (0..17)
-        .map(|_| {
-            B32.get(rng.gen_range(0..B32.len()))
-                .map_or('A', |c| char::from(*c))
-        })
-        .collect();
-    format!("AROA{tail}")
+    crate::crypto::random::unique_id("AROA")
 }
 
 /// A stable AWS-style unique id (`AIDA…`, `AROA…`) for a principal.

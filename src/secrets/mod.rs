@@ -6,8 +6,6 @@ pub mod filters;
 pub mod labels;
 pub mod password;
 
-use rand::Rng;
-
 use crate::error::ApiError;
 
 pub const AWSCURRENT: &str = "AWSCURRENT";
@@ -97,13 +95,7 @@ pub fn validate_secret_id(id: &str) -> Result<(), ApiError> {
 /// A fresh 6-character ARN suffix.
 pub fn arn_suffix() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..6)
-        .map(|_| {
-            let i = rng.gen_range(0..ALPHABET.len());
-            ALPHABET.get(i).map_or('a', |b| char::from(*b))
-        })
-        .collect()
+    crate::crypto::random::string(ALPHABET, 6)
 }
 
 /// `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX`.
