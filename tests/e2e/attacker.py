@@ -6,9 +6,6 @@ audit trail (LookupEvents) records every refusal.
 Needs AWS_ENDPOINT_URL, E2E_BIN, E2E_DATA_DIR,
 E2E_POLICIES, E2E_JWT_SECRET_FILE and, on PostgreSQL, E2E_DATABASE_URL."""
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -18,6 +15,8 @@ import time
 import boto3
 import botocore.config
 import botocore.exceptions
+
+from web_identity import make_jwt
 
 HOME = "111122223333"
 OTHER = "444455556666"
@@ -63,17 +62,6 @@ def with_headers(client, headers: dict):
             request.headers[k] = v
     client.meta.events.register_first("before-sign.*.*", add)
     return client
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def make_jwt(claims: dict, key: bytes) -> str:
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(sig)}"
 
 
 def eventually(check, what: str):

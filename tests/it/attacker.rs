@@ -221,27 +221,12 @@ fn eventually(
 /// from `trusted_proxies`, serving HTTPS with the test certificate when `tls`.
 fn start(policies: &Path, trusted_proxies: &[&str], tls: bool) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let database_url = format!("sqlite://{}", data_dir.join("strongroom.db").display());
     let fixtures = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
-    let cfg = strongroom::config::ServeConfig {
-        store: strongroom::config::StoreConfig {
-            data_dir: data_dir.clone(),
-            database_url: database_url.clone(),
-            master_key_file: data_dir.join("master.key"),
-            read_mmap_bytes: 0,
-        },
-        listen: "127.0.0.1:0".into(),
-        tls: tls.then(|| (fixtures.join("cert.pem"), fixtures.join("key.pem"))),
-        account_id: HOME.into(),
-        regions: vec!["us-east-1".into()],
-        purge_interval_secs: 1,
-        policies: Some(policies.to_path_buf()),
-        trusted_proxies: trusted_proxies.iter().map(|p| p.parse().unwrap()).collect(),
-        audit_retention: None,
-        audit_digest_dir: None,
-    };
-    TestServer::launch(cfg, dir, database_url)
+    let mut cfg = crate::common::config_in(dir.path(), None);
+    cfg.tls = tls.then(|| (fixtures.join("cert.pem"), fixtures.join("key.pem")));
+    cfg.policies = Some(policies.to_path_buf());
+    cfg.trusted_proxies = trusted_proxies.iter().map(|p| p.parse().unwrap()).collect();
+    TestServer::launch_config(cfg, dir)
 }
 
 /// Send `request` from the local address `from` (127.0.0.x) over plain TCP.
@@ -271,35 +256,6 @@ fn send_from(from: &str, to: std::net::SocketAddr, request: &[u8]) -> crate::com
     stream.write_all(request).unwrap();
     let mut buf = Vec::new();
     let _ = stream.read_to_end(&mut buf);
-    crate::common::parse_response(&buf)
-}
-
-/// Send `request` over TLS (the test CA) to `to`.
-fn send_tls(to: std::net::SocketAddr, request: &[u8]) -> crate::common::RawResponse {
-    use std::io::{Read, Write};
-    let pem = std::fs::read(format!(
-        "{}/tests/fixtures/tls/ca.pem",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect(to).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(request).unwrap();
-    let mut buf = Vec::new();
-    let _ = tls.read_to_end(&mut buf);
     crate::common::parse_response(&buf)
 }
 
@@ -413,9 +369,9 @@ async fn secure_transport_is_true_on_tls_only() {
         br#"{"Name":"t/db","SecretString":"v","ClientRequestToken":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
         crate::common::Signing::default(),
     );
-    assert_eq!(send_tls(tls.addr, &create).status, 200);
+    assert_eq!(crate::common::send_tls(tls.addr, &create).status, 200);
     // Positive control: over TLS the request is allowed.
-    let r = send_tls(tls.addr, &get_request(&k, &sk, "t/db", &[]));
+    let r = crate::common::send_tls(tls.addr, &get_request(&k, &sk, "t/db", &[]));
     assert_eq!(r.status, 200, "{}", r.body);
 
     // Plain HTTP: denied, and a forged X-Forwarded-Proto from an untrusted peer changes

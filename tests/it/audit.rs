@@ -2856,29 +2856,13 @@ async fn cli_digests_export_and_verify_against_anchors() {
 /// shutdown), and `audit verify --anchor` accepts the directory.
 #[test]
 fn the_server_writes_its_digests_to_the_digest_directory() {
-    use strongroom::config::{ServeConfig, StoreConfig};
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let digests = dir.path().join("digests");
-    let database_url = format!("sqlite://{}", data_dir.join("strongroom.db").display());
-    let cfg = ServeConfig {
-        store: StoreConfig {
-            data_dir: data_dir.clone(),
-            database_url: database_url.clone(),
-            master_key_file: data_dir.join("master.key"),
-            read_mmap_bytes: 0,
-        },
-        listen: "127.0.0.1:0".into(),
-        tls: None,
-        account_id: ACCOUNT.into(),
-        regions: vec!["us-east-1".into()],
-        purge_interval_secs: 60,
-        policies: None,
-        trusted_proxies: vec![],
-        audit_retention: None,
-        audit_digest_dir: Some(digests.clone()),
-    };
-    let mut s = TestServer::launch(cfg, dir, database_url);
+    let mut cfg = crate::common::config_in(dir.path(), None);
+    cfg.purge_interval_secs = 60;
+    cfg.audit_digest_dir = Some(digests.clone());
+    let mut s = TestServer::launch_config(cfg, dir);
     for _ in 0..3 {
         assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
     }

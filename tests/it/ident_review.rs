@@ -2,7 +2,7 @@
 //! roles re-created under an old name, database file modes, root keys of member accounts,
 //! and KMS key policies as the simulator and the server decide them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::common::{
@@ -240,25 +240,9 @@ fn until(what: &str, mut check: impl FnMut() -> bool) {
 
 /// A server on `data_dir` (kept from a stopped one) with `policies`.
 fn restart(dir: tempfile::TempDir, url: String, policies: &Path) -> TestServer {
-    let data_dir: PathBuf = dir.path().join("data");
-    let cfg = strongroom::config::ServeConfig {
-        store: strongroom::config::StoreConfig {
-            data_dir: data_dir.clone(),
-            database_url: url.clone(),
-            master_key_file: data_dir.join("master.key"),
-            read_mmap_bytes: 0,
-        },
-        listen: "127.0.0.1:0".into(),
-        tls: None,
-        account_id: ACCOUNT.into(),
-        regions: vec!["us-east-1".into()],
-        purge_interval_secs: 1,
-        policies: Some(policies.to_path_buf()),
-        trusted_proxies: vec![],
-        audit_retention: None,
-        audit_digest_dir: None,
-    };
-    TestServer::launch(cfg, dir, url)
+    let mut cfg = crate::common::config_in(dir.path(), Some(url));
+    cfg.policies = Some(policies.to_path_buf());
+    TestServer::launch_config(cfg, dir)
 }
 
 /// Finding 12: a role removed and declared again is a new role (a new RoleId); sessions of the

@@ -176,35 +176,9 @@ fn only_post_is_served() {
 
 #[test]
 fn tls_serves_signed_requests() {
-    use std::io::{Read, Write};
-    use std::sync::Arc;
-
     let s = TestServer::start_tls();
-    let pem = std::fs::read(format!(
-        "{}/tests/fixtures/tls/ca.pem",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let tcp = std::net::TcpStream::connect(s.addr).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
     let req = signed_request("secretsmanager.ListSecrets", b"{}", Signing::default());
-    tls.write_all(&req).unwrap();
-    let mut buf = Vec::new();
-    let _ = tls.read_to_end(&mut buf);
-    let r = crate::common::parse_response(&buf);
+    let r = crate::common::send_tls(s.addr, &req);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("SecretList"));
 

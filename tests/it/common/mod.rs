@@ -107,26 +107,16 @@ impl TestServer {
         policies: Option<PathBuf>,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let data_dir: PathBuf = dir.path().join("data");
-        let database_url = database_url
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("strongroom.db").display()));
-        let cfg = ServeConfig {
-            store: StoreConfig {
-                data_dir: data_dir.clone(),
-                database_url: database_url.clone(),
-                master_key_file: data_dir.join("master.key"),
-                read_mmap_bytes: 0,
-            },
-            listen: "127.0.0.1:0".into(),
-            tls,
-            account_id: ACCOUNT.into(),
-            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
-            purge_interval_secs: 1,
-            policies,
-            trusted_proxies: vec![],
-            audit_retention: None,
-            audit_digest_dir: None,
-        };
+        let mut cfg = config_in(dir.path(), database_url);
+        cfg.tls = tls;
+        cfg.regions = regions.iter().map(|r| (*r).to_owned()).collect();
+        cfg.policies = policies;
+        Self::launch_config(cfg, dir)
+    }
+
+    /// Run a server with `cfg` (made by [`config_in`] under `dir`, then changed as needed).
+    pub fn launch_config(cfg: ServeConfig, dir: tempfile::TempDir) -> Self {
+        let database_url = cfg.store.database_url.clone();
         Self::launch(cfg, dir, database_url)
     }
 
@@ -551,4 +541,56 @@ pub fn last_reason(s: &TestServer, event: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A test server's configuration for data under `dir` (SQLite in `dir/data` unless
+/// `database_url`): us-east-1, the integration root key's account, no principals directory,
+/// no TLS, no trusted proxies; change what a test needs, then [`TestServer::launch_config`].
+pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeConfig {
+    let data_dir: PathBuf = dir.join("data");
+    let database_url = database_url
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("strongroom.db").display()));
+    ServeConfig {
+        store: StoreConfig {
+            data_dir: data_dir.clone(),
+            database_url,
+            master_key_file: data_dir.join("master.key"),
+            read_mmap_bytes: 0,
+        },
+        listen: "127.0.0.1:0".into(),
+        tls: None,
+        account_id: ACCOUNT.into(),
+        regions: vec!["us-east-1".into()],
+        purge_interval_secs: 1,
+        policies: None,
+        trusted_proxies: vec![],
+        audit_retention: None,
+        audit_digest_dir: None,
+    }
+}
+
+/// Send `request` over TLS to `addr`, trusting the test CA (`tests/fixtures/tls/ca.pem`).
+pub fn send_tls(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let pem =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem"))
+            .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(addr).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf);
+    parse_response(&buf)
 }
