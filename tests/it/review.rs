@@ -1,0 +1,238 @@
+//! A second attacker's pass over authorization: each test is a request that must be refused,
+//! next to a positive control (the caller who must still succeed).
+
+use std::path::Path;
+
+use crate::common::{example_policies, RawResponse, Signing, TestServer};
+
+const HOME: &str = "111122223333";
+const OTHER: &str = "444455556666";
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A user of `account` whose only identity policy allows `actions` on every resource.
+fn user_allowing(dir: &Path, account: &str, name: &str, actions: &[&str]) {
+    if !dir
+        .join(format!("accounts/{account}/account.json"))
+        .exists()
+    {
+        write(
+            dir,
+            &format!("accounts/{account}/account.json"),
+            &format!(r#"{{"AccountId":"{account}"}}"#),
+        );
+    }
+    let actions = serde_json::to_string(actions).unwrap();
+    write(
+        dir,
+        &format!("accounts/{account}/users/{name}.json"),
+        &format!(
+            r#"{{"UserName":"{name}","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}}}}}"#
+        ),
+    );
+}
+
+/// An access key for `user` of `account`.
+fn key_for(s: &TestServer, policies: &Path, account: &str, user: &str) -> (String, String) {
+    let out =
+        strongroom::cli::create_access_key(&s.store_config(), policies, account, user).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn start(policies: &Path) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_url = format!("sqlite://{}", data_dir.join("strongroom.db").display());
+    let cfg = strongroom::config::ServeConfig {
+        store: strongroom::config::StoreConfig {
+            data_dir: data_dir.clone(),
+            database_url: database_url.clone(),
+            master_key_file: data_dir.join("master.key"),
+            read_mmap_bytes: 0,
+        },
+        listen: "127.0.0.1:0".into(),
+        tls: None,
+        account_id: HOME.into(),
+        regions: vec!["us-east-1".into()],
+        purge_interval_secs: 1,
+        policies: Some(policies.to_path_buf()),
+        trusted_proxies: vec![],
+        audit_retention: None,
+        audit_digest_dir: None,
+    };
+    TestServer::launch(cfg, dir, database_url)
+}
+
+fn call_as(
+    s: &TestServer,
+    akid: &str,
+    secret: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> RawResponse {
+    s.call_signed(
+        target,
+        &body.to_string(),
+        Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            ..Signing::default()
+        },
+    )
+}
+
+fn ok(r: RawResponse) -> serde_json::Value {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+/// A customer managed key of the home account with `policy` (the account's default policy
+/// when `None`); returns its ARN.
+fn key_with_policy(s: &TestServer, policy: Option<String>) -> String {
+    let mut body = serde_json::json!({"Description": "k"});
+    if let Some(p) = policy {
+        body["Policy"] = p.into();
+    }
+    let v = ok(s.call("TrentService.CreateKey", &body.to_string()));
+    v["KeyMetadata"]["Arn"].as_str().unwrap().to_owned()
+}
+
+/// A key policy: the home account administers, `OTHER` may use the key.
+fn shared_key_policy() -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "home", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{HOME}:root")},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "other", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{OTHER}:root")},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"], "Resource": "*"}
+        ]
+    })
+    .to_string()
+}
+
+/// UpdateSecret's `KmsKeyId` from another account: the key named is the one the secret's
+/// account resolves and will use, so it must be the key the KMS check decided on. A key of
+/// the owner's account whose policy does not share it with the caller is refused, by ARN
+/// and by bare key id alike.
+#[tokio::test]
+async fn cross_account_update_secret_cannot_move_to_an_unshared_key() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, OTHER, "outsider", &["secretsmanager:*", "kms:*"]);
+    let s = start(&dir);
+    let shared = key_with_policy(&s, Some(shared_key_policy()));
+    let shared2 = key_with_policy(&s, Some(shared_key_policy()));
+    let private = key_with_policy(&s, None);
+    let private_id = private.rsplit('/').next().unwrap().to_owned();
+    let arn = ok(s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({
+            "Name": "shared", "SecretString": "home-value", "KmsKeyId": shared,
+            "ClientRequestToken": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        })
+        .to_string(),
+    ))["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(s.call(
+        "secretsmanager.PutResourcePolicy",
+        &serde_json::json!({
+            "SecretId": "shared",
+            "ResourcePolicy": serde_json::json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OTHER}:root")},
+                "Action": "secretsmanager:*", "Resource": "*"}]}).to_string()
+        })
+        .to_string(),
+    ));
+    let (k, sk) = key_for(&s, &dir, OTHER, "outsider");
+    for named in [private.as_str(), private_id.as_str()] {
+        let r = call_as(
+            &s,
+            &k,
+            &sk,
+            "secretsmanager.UpdateSecret",
+            &serde_json::json!({"SecretId": arn, "KmsKeyId": named}),
+        );
+        assert_eq!(
+            r.error_type(),
+            "AccessDeniedException",
+            "{named}: {}",
+            r.body
+        );
+    }
+    let d = ok(s.call(
+        "secretsmanager.DescribeSecret",
+        &serde_json::json!({"SecretId": "shared"}).to_string(),
+    ));
+    assert_eq!(d["KmsKeyId"], shared.as_str(), "{d}");
+    // Positive control: a key of the owner that is shared with the caller.
+    ok(call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.UpdateSecret",
+        &serde_json::json!({"SecretId": arn, "KmsKeyId": shared2}),
+    ));
+    let v = ok(call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": arn}),
+    ));
+    assert_eq!(v["SecretString"], "home-value");
+}
+
+/// CreateSecret retried on an existing name with an existing version's token compares the
+/// value sent with the stored one: a caller allowed only to create secrets must not get
+/// that comparison (a guess confirmed is a value read), nor decrypt with the secret's key.
+#[tokio::test]
+async fn create_secret_retry_is_no_value_oracle_for_other_callers() {
+    let (_t, dir) = example_policies();
+    user_allowing(
+        &dir,
+        HOME,
+        "creator",
+        &["secretsmanager:CreateSecret", "kms:*"],
+    );
+    let s = start(&dir);
+    const TOKEN: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    let create = |value: &str| serde_json::json!({"Name": "pin", "SecretString": value, "ClientRequestToken": TOKEN});
+    let arn = ok(s.call("secretsmanager.CreateSecret", &create("4711").to_string()))["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (k, sk) = key_for(&s, &dir, HOME, "creator");
+    let right = call_as(&s, &k, &sk, "secretsmanager.CreateSecret", &create("4711"));
+    let wrong = call_as(&s, &k, &sk, "secretsmanager.CreateSecret", &create("0000"));
+    assert_eq!(
+        right.error_type(),
+        "ResourceExistsException",
+        "{}",
+        right.body
+    );
+    assert_eq!(
+        wrong.error_type(),
+        "ResourceExistsException",
+        "{}",
+        wrong.body
+    );
+    assert_eq!(right.json()["Message"], wrong.json()["Message"]);
+    assert!(!right.body.contains(&arn), "{}", right.body);
+    // Positive control: the owner's retry of its own creation is idempotent.
+    let again = ok(s.call("secretsmanager.CreateSecret", &create("4711").to_string()));
+    assert_eq!(again["ARN"], arn.as_str());
+    assert_eq!(again["VersionId"], TOKEN);
+}
