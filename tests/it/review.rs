@@ -236,3 +236,34 @@ async fn create_secret_retry_is_no_value_oracle_for_other_callers() {
     assert_eq!(again["ARN"], arn.as_str());
     assert_eq!(again["VersionId"], TOKEN);
 }
+
+/// The operation a JSON request runs is named by `X-Amz-Target`: a signature that does not
+/// cover it would let whoever holds a signed request (a log, a proxy) run another operation
+/// with it (a read turned into a force delete). Every SDK signs it; unsigned, it is refused.
+#[tokio::test]
+async fn the_operation_header_must_be_signed() {
+    let s = TestServer::start();
+    ok(s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({
+            "Name": "kept", "SecretString": "v",
+            "ClientRequestToken": "cccccccccccccccccccccccccccccccccccc"
+        })
+        .to_string(),
+    ));
+    let body = serde_json::json!({"SecretId": "kept", "ForceDeleteWithoutRecovery": true});
+    let signed =
+        crate::common::signed_json_without_target(body.to_string().as_bytes(), Signing::default());
+    let text = String::from_utf8(signed).unwrap();
+    let (line, rest) = text.split_once("\r\n").unwrap();
+    let retargeted = format!("{line}\r\nx-amz-target: secretsmanager.DeleteSecret\r\n{rest}");
+    let r = s.raw(retargeted.as_bytes());
+    assert_eq!(r.error_type(), "InvalidSignatureException", "{}", r.body);
+    assert!(r.body.contains("X-Amz-Target"), "{}", r.body);
+    // Still there; positive control: the same request signed with its target runs.
+    ok(s.call(
+        "secretsmanager.DescribeSecret",
+        &serde_json::json!({"SecretId": "kept"}).to_string(),
+    ));
+    ok(s.call("secretsmanager.DeleteSecret", &body.to_string()));
+}
