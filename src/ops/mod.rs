@@ -159,6 +159,12 @@ pub trait Operation {
     }
     /// The resource to authorize.
     fn target(input: &Self::Input) -> Target;
+    /// Further resources (ARNs) the operation acts on, on which `ACTION` must be allowed too,
+    /// by the caller's identity policies (they have no policy of their own): the alias of
+    /// KMS's CreateAlias and DeleteAlias, besides the key.
+    fn also_on(_input: &Self::Input, _scope: &Scope) -> Vec<String> {
+        Vec::new()
+    }
     /// Do it.
     fn handle(
         ctx: &Ctx,

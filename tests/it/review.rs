@@ -267,3 +267,69 @@ async fn the_operation_header_must_be_signed() {
     ));
     ok(s.call("secretsmanager.DeleteSecret", &body.to_string()));
 }
+
+/// CreateAlias and DeleteAlias act on two resources, as on AWS: the alias (decided by the
+/// caller's identity policies) and the key (with its key policy). A user allowed to manage
+/// `alias/app-*` on any key must not create or delete `alias/prod-*`: an alias name others
+/// trust (`KmsKeyId: alias/prod-db`) would then point at a key of the attacker's choosing.
+#[tokio::test]
+async fn alias_operations_are_authorized_on_the_alias_too() {
+    let (_t, dir) = example_policies();
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/aliaser.json"),
+        &format!(
+            r#"{{"UserName":"aliaser","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":["kms:CreateAlias","kms:DeleteAlias"],"Resource":[
+                  "arn:aws:kms:us-east-1:{HOME}:key/*","arn:aws:kms:us-east-1:{HOME}:alias/app-*"]}}]}}}}}}"#
+        ),
+    );
+    let s = start(&dir);
+    let key = key_with_policy(&s, None);
+    ok(s.call(
+        "TrentService.CreateAlias",
+        &serde_json::json!({"AliasName": "alias/prod-x", "TargetKeyId": key}).to_string(),
+    ));
+    let (k, sk) = key_for(&s, &dir, HOME, "aliaser");
+    let as_user = |target: &str, body: serde_json::Value| {
+        s.call_signed(
+            target,
+            &body.to_string(),
+            Signing {
+                akid: k.clone(),
+                secret: sk.clone(),
+                service: "kms".into(),
+                ..Signing::default()
+            },
+        )
+    };
+    let r = as_user(
+        "TrentService.CreateAlias",
+        serde_json::json!({"AliasName": "alias/prod-db", "TargetKeyId": key}),
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(r.body.contains("alias/prod-db"), "{}", r.body);
+    let r = as_user(
+        "TrentService.DeleteAlias",
+        serde_json::json!({"AliasName": "alias/prod-x"}),
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let aliases = ok(s.call("TrentService.ListAliases", "{}"));
+    let names: Vec<&str> = aliases["Aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["AliasName"].as_str())
+        .collect();
+    assert!(names.contains(&"alias/prod-x"), "{names:?}");
+    assert!(!names.contains(&"alias/prod-db"), "{names:?}");
+    // Positive control: the aliases the user may manage.
+    ok(as_user(
+        "TrentService.CreateAlias",
+        serde_json::json!({"AliasName": "alias/app-db", "TargetKeyId": key}),
+    ));
+    ok(as_user(
+        "TrentService.DeleteAlias",
+        serde_json::json!({"AliasName": "alias/app-db"}),
+    ));
+}
