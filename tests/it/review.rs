@@ -333,3 +333,78 @@ async fn alias_operations_are_authorized_on_the_alias_too() {
         serde_json::json!({"AliasName": "alias/app-db"}),
     ));
 }
+
+/// The AWS managed key `aws/secretsmanager` cannot be disabled, scheduled for deletion,
+/// re-policied or re-aliased by anyone, a user allowed `kms:*` included: every secret of the
+/// account under the default key depends on it.
+#[tokio::test]
+async fn the_managed_key_cannot_be_tampered_with() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, HOME, "keyadmin", &["kms:*"]);
+    let s = start(&dir);
+    ok(s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({
+            "Name": "under-default", "SecretString": "v",
+            "ClientRequestToken": "dddddddddddddddddddddddddddddddddddd"
+        })
+        .to_string(),
+    ));
+    let (k, sk) = key_for(&s, &dir, HOME, "keyadmin");
+    let as_user = |target: &str, body: serde_json::Value| {
+        s.call_signed(
+            target,
+            &body.to_string(),
+            Signing {
+                akid: k.clone(),
+                secret: sk.clone(),
+                service: "kms".into(),
+                ..Signing::default()
+            },
+        )
+    };
+    // Positive control: the user reads the key's metadata.
+    let meta = ok(as_user(
+        "TrentService.DescribeKey",
+        serde_json::json!({"KeyId": "alias/aws/secretsmanager"}),
+    ));
+    assert_eq!(meta["KeyMetadata"]["KeyManager"], "AWS", "{meta}");
+    let id = meta["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let own = ok(as_user("TrentService.CreateKey", serde_json::json!({})));
+    let own_id = own["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    for (target, body) in [
+        ("TrentService.DisableKey", serde_json::json!({"KeyId": id})),
+        (
+            "TrentService.ScheduleKeyDeletion",
+            serde_json::json!({"KeyId": id, "PendingWindowInDays": 7}),
+        ),
+        (
+            "TrentService.PutKeyPolicy",
+            serde_json::json!({"KeyId": id, "PolicyName": "default",
+                "Policy": shared_key_policy(),
+                "BypassPolicyLockoutSafetyCheck": true}),
+        ),
+        (
+            "TrentService.DeleteAlias",
+            serde_json::json!({"AliasName": "alias/aws/secretsmanager"}),
+        ),
+        (
+            "TrentService.CreateAlias",
+            serde_json::json!({"AliasName": "alias/aws/secretsmanager", "TargetKeyId": own_id}),
+        ),
+    ] {
+        let r = as_user(target, body);
+        assert_ne!(r.status, 200, "{target}: {}", r.body);
+    }
+    let after = ok(as_user(
+        "TrentService.DescribeKey",
+        serde_json::json!({"KeyId": "alias/aws/secretsmanager"}),
+    ));
+    assert_eq!(after["KeyMetadata"]["KeyId"], id.as_str());
+    assert_eq!(after["KeyMetadata"]["KeyState"], "Enabled");
+    let v = ok(s.call(
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "under-default"}).to_string(),
+    ));
+    assert_eq!(v["SecretString"], "v");
+}
