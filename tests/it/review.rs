@@ -408,3 +408,55 @@ async fn the_managed_key_cannot_be_tampered_with() {
     ));
     assert_eq!(v["SecretString"], "v");
 }
+
+const LOOKUP: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+
+fn lookup_as(s: &TestServer, akid: &str, secret: &str) -> RawResponse {
+    s.call_signed(
+        LOOKUP,
+        &serde_json::json!({"MaxResults": 50}).to_string(),
+        Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            service: "cloudtrail".into(),
+            ..Signing::default()
+        },
+    )
+}
+
+/// LookupEvents shows an account its own events only, needs `cloudtrail:LookupEvents`, and no
+/// record carries a secret value or a ClientRequestToken in clear.
+#[tokio::test]
+async fn lookup_events_is_scoped_and_carries_no_values() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, HOME, "no-trail", &["secretsmanager:ListSecrets"]);
+    user_allowing(&dir, OTHER, "auditor", &["cloudtrail:LookupEvents"]);
+    user_allowing(&dir, HOME, "home-auditor", &["cloudtrail:LookupEvents"]);
+    let s = start(&dir);
+    const TOKEN: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    ok(s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({
+            "Name": "audited", "SecretString": "value-never-logged", "ClientRequestToken": TOKEN
+        })
+        .to_string(),
+    ));
+    ok(s.call(
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "audited"}).to_string(),
+    ));
+    let (nk, ns) = key_for(&s, &dir, HOME, "no-trail");
+    let r = lookup_as(&s, &nk, &ns);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let (ok_k, ok_s) = key_for(&s, &dir, OTHER, "auditor");
+    let theirs = ok(lookup_as(&s, &ok_k, &ok_s));
+    let text = theirs.to_string();
+    assert!(!text.contains("audited"), "{text}");
+    assert!(!text.contains(HOME), "{text}");
+    // Positive control: the home account sees its events, without the value or the token.
+    let (hk, hs) = key_for(&s, &dir, HOME, "home-auditor");
+    let mine = ok(lookup_as(&s, &hk, &hs)).to_string();
+    assert!(mine.contains("CreateSecret") && mine.contains("GetSecretValue"), "{mine}");
+    assert!(!mine.contains("value-never-logged"), "{mine}");
+    assert!(!mine.contains(TOKEN), "{mine}");
+}
