@@ -456,7 +456,93 @@ async fn lookup_events_is_scoped_and_carries_no_values() {
     // Positive control: the home account sees its events, without the value or the token.
     let (hk, hs) = key_for(&s, &dir, HOME, "home-auditor");
     let mine = ok(lookup_as(&s, &hk, &hs)).to_string();
-    assert!(mine.contains("CreateSecret") && mine.contains("GetSecretValue"), "{mine}");
+    assert!(
+        mine.contains("CreateSecret") && mine.contains("GetSecretValue"),
+        "{mine}"
+    );
     assert!(!mine.contains("value-never-logged"), "{mine}");
     assert!(!mine.contains(TOKEN), "{mine}");
+}
+
+/// Condition keys are case-insensitive (`aws:ResourceTag/Team` is `aws:resourcetag/team`),
+/// tag keys are not: a second tag `team` next to `Team` would decide what
+/// `aws:ResourceTag/Team` holds. A user kept off the `Team` tag by a (case-sensitive)
+/// `aws:TagKeys` guardrail, allowed to read `Team=blue` secrets, must not turn a `Team=red`
+/// secret readable by adding `team=blue`: keys differing only in case are refused.
+#[tokio::test]
+async fn tag_keys_differing_only_in_case_cannot_shadow_an_abac_tag() {
+    let (_t, dir) = example_policies();
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/blue.json"),
+        r#"{"UserName":"blue","InlinePolicies":{"p":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*",
+             "Condition":{"StringEquals":{"aws:ResourceTag/Team":"blue"}}},
+            {"Effect":"Allow","Action":"secretsmanager:TagResource","Resource":"*"},
+            {"Effect":"Deny","Action":"secretsmanager:TagResource","Resource":"*",
+             "Condition":{"ForAnyValue:StringEquals":{"aws:TagKeys":["Team"]}}}]}}}"#,
+    );
+    let s = start(&dir);
+    for (name, team, token) in [
+        ("red-db", "red", "ffffffffffffffffffffffffffffffffffff"),
+        ("blue-db", "blue", "abababababababababababababababababab"),
+    ] {
+        ok(s.call(
+            "secretsmanager.CreateSecret",
+            &serde_json::json!({
+                "Name": name, "SecretString": format!("{team}-value"),
+                "ClientRequestToken": token, "Tags": [{"Key": "Team", "Value": team}]
+            })
+            .to_string(),
+        ));
+    }
+    let (k, sk) = key_for(&s, &dir, HOME, "blue");
+    let r = call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.TagResource",
+        &serde_json::json!({"SecretId": "red-db", "Tags": [{"Key": "team", "Value": "blue"}]}),
+    );
+    assert_eq!(r.error_type(), "InvalidParameterException", "{}", r.body);
+    let r = call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "red-db"}),
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(!r.body.contains("red-value"));
+    // Two keys differing in case in one request are refused too.
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({
+            "Name": "twice", "Tags": [{"Key": "Team", "Value": "red"}, {"Key": "TEAM", "Value": "blue"}]
+        })
+        .to_string(),
+    );
+    assert_eq!(r.error_type(), "InvalidParameterException", "{}", r.body);
+    // Positive controls: another tag key, a tag's value replaced under its own key, and the
+    // secret the user may read.
+    ok(call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.TagResource",
+        &serde_json::json!({"SecretId": "red-db", "Tags": [{"Key": "owner", "Value": "x"}]}),
+    ));
+    ok(s.call(
+        "secretsmanager.TagResource",
+        &serde_json::json!({"SecretId": "red-db", "Tags": [{"Key": "Team", "Value": "red"}]})
+            .to_string(),
+    ));
+    let v = ok(call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "blue-db"}),
+    ));
+    assert_eq!(v["SecretString"], "blue-value");
 }
