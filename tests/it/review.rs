@@ -546,3 +546,55 @@ async fn tag_keys_differing_only_in_case_cannot_shadow_an_abac_tag() {
     ));
     assert_eq!(v["SecretString"], "blue-value");
 }
+
+/// Poll `f` until it holds (the server reloads the principals files on its own schedule).
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A user removed from the files and declared again is a new user (as a user deleted and
+/// re-created on AWS, whose access keys went with the old one): the old user's access keys,
+/// still held by whoever had them, must not come back to life with the new user's rights.
+#[tokio::test]
+async fn a_user_declared_again_does_not_revive_old_access_keys() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, HOME, "leaver", &["secretsmanager:ListSecrets"]);
+    let s = start(&dir);
+    let list = |k: &str, sk: &str| {
+        call_as(
+            &s,
+            k,
+            sk,
+            "secretsmanager.ListSecrets",
+            &serde_json::json!({}),
+        )
+        .status
+    };
+    let (old_k, old_sk) = key_for(&s, &dir, HOME, "leaver");
+    assert_eq!(list(&old_k, &old_sk), 200);
+    let file = dir.join(format!("accounts/{HOME}/users/leaver.json"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    until("the removal is in force", || list(&old_k, &old_sk) != 200);
+    // Declared again (the same file), with a marker user to see the reload in force.
+    std::fs::write(&file, &text).unwrap();
+    user_allowing(&dir, HOME, "marker", &["secretsmanager:ListSecrets"]);
+    let (mk, msk) = key_for(&s, &dir, HOME, "marker");
+    until("the new files are in force", || list(&mk, &msk) == 200);
+    std::thread::sleep(std::time::Duration::from_millis(5200)); // past the key cache
+    let r = call_as(
+        &s,
+        &old_k,
+        &old_sk,
+        "secretsmanager.ListSecrets",
+        &serde_json::json!({}),
+    );
+    assert_ne!(r.status, 200, "the old key works again: {}", r.body);
+    // Positive control: a key made for the user declared again works.
+    let (new_k, new_sk) = key_for(&s, &dir, HOME, "leaver");
+    assert_eq!(list(&new_k, &new_sk), 200);
+}
