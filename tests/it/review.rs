@@ -598,3 +598,72 @@ async fn a_user_declared_again_does_not_revive_old_access_keys() {
     let (new_k, new_sk) = key_for(&s, &dir, HOME, "leaver");
     assert_eq!(list(&new_k, &new_sk), 200);
 }
+
+/// Another account's KMS key cannot be managed from this account, even when its key policy
+/// shares it (KMS never allows key management across accounts), by ARN or by bare key id;
+/// nor can an alias here point at it.
+#[tokio::test]
+async fn another_accounts_key_cannot_be_managed_or_aliased() {
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, OTHER, "kms-admin", &["kms:*"]);
+    let s = start(&dir);
+    let key = key_with_policy(&s, Some(shared_key_policy()));
+    let id = key.rsplit('/').next().unwrap().to_owned();
+    let (k, sk) = key_for(&s, &dir, OTHER, "kms-admin");
+    let as_other = |target: &str, body: serde_json::Value| {
+        s.call_signed(
+            target,
+            &body.to_string(),
+            Signing {
+                akid: k.clone(),
+                secret: sk.clone(),
+                service: "kms".into(),
+                ..Signing::default()
+            },
+        )
+    };
+    for named in [key.as_str(), id.as_str()] {
+        for (target, body) in [
+            (
+                "TrentService.DisableKey",
+                serde_json::json!({"KeyId": named}),
+            ),
+            (
+                "TrentService.ScheduleKeyDeletion",
+                serde_json::json!({"KeyId": named, "PendingWindowInDays": 7}),
+            ),
+            (
+                "TrentService.PutKeyPolicy",
+                serde_json::json!({"KeyId": named, "PolicyName": "default",
+                    "Policy": shared_key_policy(), "BypassPolicyLockoutSafetyCheck": true}),
+            ),
+            (
+                "TrentService.GetKeyPolicy",
+                serde_json::json!({"KeyId": named, "PolicyName": "default"}),
+            ),
+            (
+                "TrentService.CreateAlias",
+                serde_json::json!({"AliasName": "alias/borrowed", "TargetKeyId": named}),
+            ),
+        ] {
+            let r = as_other(target, body);
+            assert_ne!(r.status, 200, "{target} {named}: {}", r.body);
+        }
+    }
+    let meta = ok(s.call(
+        "TrentService.DescribeKey",
+        &serde_json::json!({"KeyId": key}).to_string(),
+    ));
+    assert_eq!(meta["KeyMetadata"]["KeyState"], "Enabled");
+    // Positive control: the other account manages a key of its own.
+    let own = ok(as_other("TrentService.CreateKey", serde_json::json!({})));
+    let own_id = own["KeyMetadata"]["KeyId"].as_str().unwrap();
+    ok(as_other(
+        "TrentService.CreateAlias",
+        serde_json::json!({"AliasName": "alias/mine", "TargetKeyId": own_id}),
+    ));
+    ok(as_other(
+        "TrentService.DisableKey",
+        serde_json::json!({"KeyId": own_id}),
+    ));
+}
