@@ -667,3 +667,91 @@ async fn another_accounts_key_cannot_be_managed_or_aliased() {
         serde_json::json!({"KeyId": own_id}),
     ));
 }
+
+/// Moving a secret to another key re-encrypts its labelled versions, which decrypts each
+/// with the key that sealed it. A caller without `kms:Decrypt` on an old key must not get an
+/// old version re-encrypted under a key it may use (label it, move the secret, read it):
+/// every key that seals a labelled version is decided.
+#[tokio::test]
+async fn a_key_move_does_not_launder_a_version_sealed_under_a_key_the_caller_may_not_use() {
+    let (_t, dir) = example_policies();
+    let s = start(&dir);
+    let k0 = key_with_policy(&s, None);
+    let k1 = key_with_policy(&s, None);
+    let k2 = key_with_policy(&s, None);
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/operator.json"),
+        &format!(
+            r#"{{"UserName":"operator","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}},
+                {{"Effect":"Allow","Action":["kms:Decrypt","kms:GenerateDataKey","kms:Encrypt"],
+                  "Resource":["{k1}","{k2}"]}}]}}}}}}"#
+        ),
+    );
+    let tokens = [
+        "11111111111111111111111111111111aaaa",
+        "22222222222222222222222222222222aaaa",
+        "33333333333333333333333333333333aaaa",
+    ];
+    ok(s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({"Name": "laundry", "SecretString": "under-k0", "KmsKeyId": k0,
+            "ClientRequestToken": tokens[0]})
+        .to_string(),
+    ));
+    for (v, t) in [("second", tokens[1]), ("third", tokens[2])] {
+        ok(s.call(
+            "secretsmanager.PutSecretValue",
+            &serde_json::json!({"SecretId": "laundry", "SecretString": v, "ClientRequestToken": t})
+                .to_string(),
+        ));
+    }
+    ok(s.call(
+        "secretsmanager.UpdateSecret",
+        &serde_json::json!({"SecretId": "laundry", "KmsKeyId": k1}).to_string(),
+    ));
+    let (k, sk) = key_for(&s, &dir, HOME, "operator");
+    let call = |target: &str, body: serde_json::Value| call_as(&s, &k, &sk, target, &body);
+    let first = serde_json::json!({"SecretId": "laundry", "VersionId": tokens[0]});
+    until("the operator is known", || {
+        call(
+            "secretsmanager.GetSecretValue",
+            serde_json::json!({"SecretId": "laundry"}),
+        )
+        .status
+            == 200
+    });
+    let r = call("secretsmanager.GetSecretValue", first.clone());
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    // Label the old version, then move the secret to a key the operator may use.
+    ok(call(
+        "secretsmanager.UpdateSecretVersionStage",
+        serde_json::json!({"SecretId": "laundry", "VersionStage": "AWSPENDING",
+            "MoveToVersionId": tokens[0]}),
+    ));
+    let r = call(
+        "secretsmanager.UpdateSecret",
+        serde_json::json!({"SecretId": "laundry", "KmsKeyId": k2}),
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(r.body.contains("kms:Decrypt"), "{}", r.body);
+    let r = call("secretsmanager.GetSecretValue", first);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(!r.body.contains("under-k0"));
+    // Positive control: with the old version unlabelled again, the move is the operator's.
+    ok(call(
+        "secretsmanager.UpdateSecretVersionStage",
+        serde_json::json!({"SecretId": "laundry", "VersionStage": "AWSPENDING",
+            "RemoveFromVersionId": tokens[0]}),
+    ));
+    ok(call(
+        "secretsmanager.UpdateSecret",
+        serde_json::json!({"SecretId": "laundry", "KmsKeyId": k2}),
+    ));
+    let v = ok(call(
+        "secretsmanager.GetSecretValue",
+        serde_json::json!({"SecretId": "laundry"}),
+    ));
+    assert_eq!(v["SecretString"], "third");
+}
