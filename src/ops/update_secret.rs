@@ -149,6 +149,13 @@ impl Operation for UpdateSecret {
                 let version_id = match &value {
                     Some(v) => {
                         let vid = secrets::require_token(token.as_deref())?.to_owned();
+                        super::authorize_value_comparison(
+                            tx,
+                            &decider,
+                            UpdateSecret::ACTION,
+                            &secret,
+                            &vid,
+                        )?;
                         let written = values::write_version(
                             tx,
                             &keyring,

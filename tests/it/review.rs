@@ -755,3 +755,74 @@ async fn a_key_move_does_not_launder_a_version_sealed_under_a_key_the_caller_may
     ));
     assert_eq!(v["SecretString"], "third");
 }
+
+/// PutSecretValue with the token of an existing version compares the value sent with the
+/// stored one, which decrypts it: a write-only caller (`kms:GenerateDataKey`, no
+/// `kms:Decrypt`) must not get that comparison, a guess confirmed being a value read.
+#[tokio::test]
+async fn a_reused_token_is_no_value_oracle_for_a_write_only_caller() {
+    let (_t, dir) = example_policies();
+    let s = start(&dir);
+    let key = key_with_policy(&s, None);
+    write(
+        &dir,
+        &format!("accounts/{HOME}/users/writer.json"),
+        &format!(
+            r#"{{"UserName":"writer","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":["secretsmanager:PutSecretValue","secretsmanager:UpdateSecret"],"Resource":"*"}},
+                {{"Effect":"Allow","Action":"kms:GenerateDataKey","Resource":"{key}"}}]}}}}}}"#
+        ),
+    );
+    const TOKEN: &str = "44444444444444444444444444444444aaaa";
+    ok(s.call(
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({"Name": "pin", "SecretString": "4711", "KmsKeyId": key,
+            "ClientRequestToken": TOKEN})
+        .to_string(),
+    ));
+    let (k, sk) = key_for(&s, &dir, HOME, "writer");
+    let put = |value: &str, token: &str| {
+        call_as(
+            &s,
+            &k,
+            &sk,
+            "secretsmanager.PutSecretValue",
+            &serde_json::json!({"SecretId": "pin", "SecretString": value,
+                "ClientRequestToken": token}),
+        )
+    };
+    // Positive control (also: the writer is known to the server): a new version.
+    until("the writer is known", || {
+        put("1234", "55555555555555555555555555555555aaaa").status == 200
+    });
+    for guess in ["4711", "0000"] {
+        let r = put(guess, TOKEN);
+        assert_eq!(
+            r.error_type(),
+            "AccessDeniedException",
+            "{guess}: {}",
+            r.body
+        );
+        assert!(r.body.contains("kms:Decrypt"), "{}", r.body);
+        let r = call_as(
+            &s,
+            &k,
+            &sk,
+            "secretsmanager.UpdateSecret",
+            &serde_json::json!({"SecretId": "pin", "SecretString": guess,
+                "ClientRequestToken": TOKEN}),
+        );
+        assert_eq!(
+            r.error_type(),
+            "AccessDeniedException",
+            "{guess}: {}",
+            r.body
+        );
+    }
+    // The owner's retry is idempotent.
+    ok(s.call(
+        "secretsmanager.PutSecretValue",
+        &serde_json::json!({"SecretId": "pin", "SecretString": "4711", "ClientRequestToken": TOKEN})
+            .to_string(),
+    ));
+}
