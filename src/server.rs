@@ -486,6 +486,38 @@ impl crate::identity::RoleIds for StoredRoleIds {
                 other => other.message().to_owned(),
             })
     }
+
+    fn retire_user_keys(
+        &self,
+        users: &[(String, String)],
+        loaded_at_ms: i64,
+    ) -> Result<(), String> {
+        let declared: std::collections::BTreeSet<(String, String)> =
+            users.iter().cloned().collect();
+        self.0
+            .write_blocking(move |tx| {
+                for key in tx.access_keys()? {
+                    let Some(user) = &key.user_name else { continue };
+                    if key.status == "Active"
+                        && key.created_at < loaded_at_ms
+                        && !declared.contains(&(key.account_id.clone(), user.clone()))
+                    {
+                        tx.set_access_key_status(&key.access_key_id, "Inactive")?;
+                        tracing::warn!(
+                            access_key_id = %key.access_key_id,
+                            account = %key.account_id,
+                            user = %user,
+                            "access key deactivated: its user is no longer declared"
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
+                ApiError::Internal(detail) => detail,
+                other => other.message().to_owned(),
+            })
+    }
 }
 
 /// Run the server until it is stopped. `on_bound` gets the bound address (tests use port 0).

@@ -29,6 +29,8 @@ const NO_DATE: &str =
     "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ";
 const HOST_NOT_SIGNED: &str =
     "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.";
+const TARGET_NOT_SIGNED: &str =
+    "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization, and sent once.";
 const CONTENT_SHA_MISMATCH: &str =
     "The provided 'x-amz-content-sha256' header does not match what was computed.";
 
@@ -221,6 +223,20 @@ pub fn verify(
         .any(|h| h.eq_ignore_ascii_case("host"))
     {
         return Err(AuthError::InvalidSignature(HOST_NOT_SIGNED.to_owned()));
+    }
+    // The header naming the operation: a signature that does not cover it (or covers two
+    // values of which the server reads one) would run another operation than the one signed.
+    let targets = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("x-amz-target"))
+        .count();
+    let target_signed = auth
+        .signed_headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case("x-amz-target"));
+    if targets > 1 || (targets == 1 && !target_signed) {
+        return Err(AuthError::InvalidSignature(TARGET_NOT_SIGNED.to_owned()));
     }
     let body_hash = hex::encode(Sha256::digest(body));
     if let Some(declared) = head.header("x-amz-content-sha256").map(str::trim) {
@@ -637,6 +653,8 @@ mod tests {
         );
         let auth = head.header("authorization").unwrap();
         let (no_host, bad_sig) = (auth.replace(";host;", ";"), format!("{auth}0000"));
+        let no_target = auth.replace(";x-amz-target", "");
+        assert_ne!(no_target, auth);
         let body_hash = hex::encode(Sha256::digest(BODY)).to_uppercase();
         let zeros = "0".repeat(64);
         type Tamper<'a> = Box<dyn Fn(&mut RequestHead) + 'a>;
@@ -656,6 +674,13 @@ mod tests {
             (Box::new(|h| h.method = "PUT".into()), Err(mismatch())),
             (Box::new(|h| h.query = "a=b".into()), Err(mismatch())),
             (hdr("x-unsigned", "anything"), Ok(())),
+            (
+                Box::new(|h| {
+                    h.headers
+                        .push(("x-amz-target".into(), "secretsmanager.DeleteSecret".into()));
+                }),
+                invalid(TARGET_NOT_SIGNED),
+            ),
             (hdr("x-amz-content-sha256", "UNSIGNED-PAYLOAD"), Ok(())),
             (hdr("x-amz-content-sha256", &body_hash), Ok(())),
             (
@@ -663,6 +688,7 @@ mod tests {
                 invalid(CONTENT_SHA_MISMATCH),
             ),
             (hdr("authorization", &no_host), invalid(HOST_NOT_SIGNED)),
+            (hdr("authorization", &no_target), invalid(TARGET_NOT_SIGNED)),
             (hdr("authorization", &bad_sig), Err(mismatch())),
         ];
         for (i, (tamper, expected)) in cases.into_iter().enumerate() {

@@ -27,9 +27,9 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let Some(secret) = resolved.secret.as_ref() else {
-            // No secret: only a named key (CreateSecret) is used.
+            // No secret: only a named key (CreateSecret, in the caller's account) is used.
             return self
-                .authorize_named_keys(principal, scope, None, uses, draft)
+                .authorize_named_keys(principal, scope, scope, None, uses, draft)
                 .await;
         };
         let read_key = match fetched {
@@ -92,15 +92,24 @@ impl Authz {
                 },
             }
         }
-        self.authorize_named_keys(principal, scope, Some(&secret.arn), named, draft)
+        // A named key is the secret's account's (that is where the operation resolves it and
+        // what it will seal with), whoever calls.
+        let owner = Scope {
+            account: secret.account_id.clone(),
+            region: secret.region.clone(),
+        };
+        self.authorize_named_keys(principal, scope, &owner, Some(&secret.arn), named, draft)
             .await
     }
 
-    /// [`Self::authorize_key_uses`] for the keys a request names (`KmsKeyId`).
+    /// [`Self::authorize_key_uses`] for the keys a request names (`KmsKeyId`), resolved in
+    /// `owner`'s account and region: the account whose secret will be sealed with the key
+    /// (the operation resolves the name there too).
     async fn authorize_named_keys(
         &self,
         principal: &Principal,
         scope: &Scope,
+        owner: &Scope,
         secret_arn: Option<&str>,
         uses: Vec<ops::KeyUse>,
         draft: &mut Draft,
@@ -115,7 +124,7 @@ impl Authz {
         if wanted.is_empty() {
             return Ok(());
         }
-        let (account, region) = (scope.account.clone(), scope.region.clone());
+        let (account, region) = (owner.account.clone(), owner.region.clone());
         let keys = self
             .ctx
             .store
@@ -142,8 +151,10 @@ impl Authz {
                 NamedKey::Found(key) => {
                     self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
                 }
-                // The caller's own account's managed key: usable by its principals.
-                NamedKey::Managed => {}
+                // The owner's account's managed key: usable by that account's principals only.
+                NamedKey::Managed => {
+                    ensure_same_account_for_managed_key(principal, &owner.account, draft)?;
+                }
                 // Reported by the operation (KMS's NotFound wording), before anything is used.
                 NamedKey::Missing => {}
             }

@@ -74,6 +74,26 @@ impl Authz {
         for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
             self.authorize(principal, scope, action, &resolved, &keys, draft)?;
         }
+        for arn in O::also_on(input, scope) {
+            let also = Resolved {
+                arn,
+                account: scope.account.clone(),
+                secret: None,
+                keys: Vec::new(),
+                resource_policy: None,
+                compiled_policy: None,
+                resource_required: false,
+                shown: None,
+            };
+            self.authorize(
+                principal,
+                scope,
+                O::ACTION,
+                &also,
+                &O::context_keys(input),
+                draft,
+            )?;
+        }
         let uses = O::key_uses(input);
         if !uses.is_empty() {
             self.authorize_key_uses(principal, scope, &resolved, uses, fetched.as_ref(), draft)

@@ -63,13 +63,14 @@ impl Live {
         role_ids: Option<Arc<dyn RoleIds>>,
     ) -> Result<Self, Vec<LoadError>> {
         let root = root.filter(|r| r.exists()).map(Path::to_path_buf);
+        let loaded_at = crate::ops::system_now_ms();
         let (dir, seen) = match &root {
             Some(r) => (load_dir(r)?, fingerprint(r)),
             None => (Directory::default(), String::new()),
         };
         let dir = match &role_ids {
             Some(ids) => dir
-                .with_role_ids(ids.as_ref())
+                .with_role_ids(ids.as_ref(), root.is_some().then_some(loaded_at))
                 .map_err(|e| vec![role_id_error(root.as_deref().unwrap_or(Path::new(".")), e)])?,
             None => dir,
         };
@@ -127,15 +128,18 @@ impl Live {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
             fp,
         );
+        let loaded_at = crate::ops::system_now_ms();
         let loaded = load_dir(root).and_then(|dir| match &self.role_ids {
-            Some(ids) => dir.with_role_ids(ids.as_ref()).map_err(|e| {
-                // Not the files' fault: look again at the next poll.
-                *self
-                    .seen
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
-                vec![role_id_error(root, e)]
-            }),
+            Some(ids) => dir
+                .with_role_ids(ids.as_ref(), Some(loaded_at))
+                .map_err(|e| {
+                    // Not the files' fault: look again at the next poll.
+                    *self
+                        .seen
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
+                    vec![role_id_error(root, e)]
+                }),
             None => Ok(dir),
         });
         match loaded {

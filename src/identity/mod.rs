@@ -166,8 +166,23 @@ impl Directory {
         self.role_by_arn(arn).filter(|r| r.role_id == role_id)
     }
 
-    /// This set with each role's RoleId from `ids` (see [`RoleIds`]).
-    pub fn with_role_ids(mut self, ids: &dyn RoleIds) -> Result<Self, String> {
+    /// This set with each role's RoleId from `ids` (see [`RoleIds`]). With `loaded_at_ms` (a
+    /// set read from a policies directory at that time), the access keys of users it does not
+    /// declare, created before then, are retired ([`RoleIds::retire_user_keys`]); a server
+    /// without a policies directory retires nothing.
+    pub fn with_role_ids(
+        mut self,
+        ids: &dyn RoleIds,
+        loaded_at_ms: Option<i64>,
+    ) -> Result<Self, String> {
+        if let Some(at) = loaded_at_ms {
+            let users: Vec<(String, String)> = self
+                .accounts
+                .values()
+                .flat_map(|a| a.users.keys().map(|n| (a.id.clone(), n.clone())))
+                .collect();
+            ids.retire_user_keys(&users, at)?;
+        }
         let roles: Vec<(String, String)> = self
             .accounts
             .values()
@@ -216,6 +231,19 @@ pub trait RoleIds: Send + Sync + std::fmt::Debug {
         &self,
         roles: &[(String, String)],
     ) -> Result<BTreeMap<(String, String), String>, String>;
+    /// Deactivate the access keys of users that the `(account, user name)` pairs `users` (a
+    /// newly loaded set) do not declare, among the keys created before `loaded_at_ms`: a user
+    /// removed is gone with its keys (on AWS its keys are deleted first), so a user declared
+    /// again under the same name does not inherit them. An operator may activate one again
+    /// (`strongroom access-key activate`). Keys created after the files were read belong to
+    /// users the next set will show.
+    fn retire_user_keys(
+        &self,
+        _users: &[(String, String)],
+        _loaded_at_ms: i64,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A new random RoleId (`AROA` and 17 characters of base32, as AWS's).

@@ -6,7 +6,8 @@ use super::values::{self, SecretString};
 use super::{tag_pairs, Authorized, Ctx, Operation, Tag, Target};
 use crate::error::ApiError;
 use crate::secrets::{self, AWSCURRENT};
-use crate::store::rows::SecretRow;
+use crate::store::rows::{SecretRow, VersionRow};
+use crate::store::Tx;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -124,6 +125,7 @@ impl Operation for CreateSecret {
         let scope = auth.scope.clone();
         let new_arn = auth.resource_arn.clone();
         let keyring = ctx.keyring.clone();
+        let retrier = auth.clone();
         let now = ctx.now_ms();
         ctx.store
             .write(move |tx| {
@@ -135,7 +137,15 @@ impl Operation for CreateSecret {
                             ));
                         }
                         if let Some(tok) = &token {
-                            if tx.version(&existing.secret_id, tok)?.is_some() {
+                            if let Some(version) = tx.version(&existing.secret_id, tok)? {
+                                // Answering a retry compares the value sent with the stored
+                                // one: only a caller who may create this very secret and read
+                                // that version gets the comparison.
+                                if !may_retry(tx, &retrier, &existing, &version)? {
+                                    return Err(ApiError::ResourceExists(format!(
+                                        "The operation failed because the secret {name} already exists."
+                                    )));
+                                }
                                 let w = values::write_version(
                                     tx, &keyring, &existing, tok, value.as_ref(), &[AWSCURRENT.to_owned()], now,
                                 )?;
@@ -218,4 +228,44 @@ impl Operation for CreateSecret {
             })
             .await
     }
+}
+
+/// Whether the caller of a CreateSecret retried on the existing secret `existing` (its token
+/// names `version`) may have its value compared: `secretsmanager:CreateSecret` and
+/// `secretsmanager:GetSecretValue` on that secret (its resource policy and tags take part),
+/// and `kms:Decrypt` on the key that sealed the version. Each decision is audited.
+fn may_retry(
+    tx: &mut Tx<'_>,
+    auth: &Authorized,
+    existing: &SecretRow,
+    version: &VersionRow,
+) -> Result<bool, ApiError> {
+    let key = match &version.kms_key_id {
+        Some(id) => tx.kms_key(id)?,
+        None => None,
+    };
+    let mut facts = super::SecretFacts {
+        tags: tx.tags(&existing.secret_id)?,
+        key: None,
+        key_action: None,
+    };
+    if auth
+        .authorize_secret(
+            CreateSecret::ACTION,
+            &existing.arn,
+            Some((existing, &facts)),
+        )
+        .is_err()
+    {
+        return Ok(false);
+    }
+    facts.key = key;
+    facts.key_action = Some("kms:Decrypt");
+    Ok(auth
+        .authorize_secret(
+            "secretsmanager:GetSecretValue",
+            &existing.arn,
+            Some((existing, &facts)),
+        )
+        .is_ok())
 }

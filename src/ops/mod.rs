@@ -160,6 +160,12 @@ pub trait Operation {
     }
     /// The resource to authorize.
     fn target(input: &Self::Input) -> Target;
+    /// Further resources (ARNs) the operation acts on, on which `ACTION` must be allowed too,
+    /// by the caller's identity policies (they have no policy of their own): the alias of
+    /// KMS's CreateAlias and DeleteAlias, besides the key.
+    fn also_on(_input: &Self::Input, _scope: &Scope) -> Vec<String> {
+        Vec::new()
+    }
     /// Do it.
     fn handle(
         ctx: &Ctx,
@@ -200,6 +206,43 @@ pub fn ensure_key_shareable_with(caller_account: &str, secret: &SecretRow) -> Re
         return Err(default_key_not_shareable());
     }
     Ok(())
+}
+
+/// Before a write reusing the token (VersionId) of an existing version with a value: that
+/// write compares the value sent with the stored one, which decrypts it, so `kms:Decrypt` on
+/// the key that sealed the version is decided (a write-only caller, `kms:GenerateDataKey`
+/// only, would otherwise confirm guesses of a value it may not read). `action` is the
+/// operation's own (already allowed), decided again with the key as the per-secret decision.
+pub fn authorize_value_comparison(
+    tx: &mut crate::store::Tx<'_>,
+    auth: &Authorized,
+    action: &str,
+    secret: &SecretRow,
+    version_id: &str,
+) -> Result<(), ApiError> {
+    let Some(version) = tx.version(&secret.secret_id, version_id)? else {
+        return Ok(());
+    };
+    if version.value_kind.is_none() {
+        return Ok(());
+    }
+    let key = match &version.kms_key_id {
+        Some(id) => tx.kms_key(id)?,
+        None => None,
+    };
+    let Some(key) = key else {
+        return Err(ApiError::AccessDenied(format!(
+            "User: {} is not authorized to perform: kms:Decrypt on the KMS key of resource: {}. Access to KMS is not allowed",
+            auth.principal.arn, secret.arn
+        )));
+    };
+    let facts = SecretFacts {
+        tags: tx.tags(&secret.secret_id)?,
+        key: Some(key),
+        key_action: Some("kms:Decrypt"),
+    };
+    auth.authorize_secret(action, &secret.arn, Some((secret, &facts)))
+        .map_err(|r| r.error)
 }
 
 /// AWS's refusal of another account's use of a secret under the default key.

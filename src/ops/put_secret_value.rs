@@ -84,6 +84,7 @@ impl Operation for PutSecretValue {
             .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
         let vid = secrets::require_token(input.client_request_token.as_deref())?.to_owned();
         let caller_account = auth.principal.account_id.clone();
+        let decider = auth.clone();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -94,6 +95,7 @@ impl Operation for PutSecretValue {
                 super::ensure_not_deleted(&secret)?;
                 // The new version would be sealed under the secret's account's default key.
                 super::ensure_key_shareable_with(&caller_account, &secret)?;
+                super::authorize_value_comparison(tx, &decider, Self::ACTION, &secret, &vid)?;
                 let written =
                     values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
                 if written == values::Written::Created {

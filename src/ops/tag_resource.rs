@@ -47,6 +47,7 @@ impl Operation for TagResource {
                     .ok_or_else(ApiError::secret_not_found)?;
                 super::ensure_not_deleted(&secret)?;
                 let existing = tx.tags(&secret.secret_id)?;
+                secrets::check_tag_key_case(&existing, &new)?;
                 let merged = secrets::merge_tags(&existing, &new);
                 if merged.len() > secrets::MAX_TAGS {
                     return Err(ApiError::InvalidParameter(format!(

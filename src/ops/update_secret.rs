@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::values::{self, SecretString};
 use super::{Authorized, Ctx, Operation, Target};
 use crate::error::ApiError;
-use crate::secrets::{self, AWSCURRENT};
+use crate::secrets::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::store::rows::SecretRow;
+use crate::store::Tx;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -87,6 +89,8 @@ impl Operation for UpdateSecret {
         let description = input.description;
         let kms_key_id = input.kms_key_id;
         let cross_account = auth.principal.account_id != auth.secret()?.account_id;
+        let decided_key = auth.secret()?.kms_key_id.clone();
+        let decider = auth.clone();
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         ctx.store
@@ -135,6 +139,9 @@ impl Operation for UpdateSecret {
                 {
                     return Err(super::default_key_not_shareable());
                 }
+                if key_changed {
+                    authorize_labelled_keys(tx, &decider, &secret, decided_key.as_deref())?;
+                }
                 if changed {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;
@@ -142,6 +149,13 @@ impl Operation for UpdateSecret {
                 let version_id = match &value {
                     Some(v) => {
                         let vid = secrets::require_token(token.as_deref())?.to_owned();
+                        super::authorize_value_comparison(
+                            tx,
+                            &decider,
+                            UpdateSecret::ACTION,
+                            &secret,
+                            &vid,
+                        )?;
                         let written = values::write_version(
                             tx,
                             &keyring,
@@ -170,4 +184,60 @@ impl Operation for UpdateSecret {
             })
             .await
     }
+}
+
+/// A key change re-encrypts the labelled versions ([`values::reencrypt_labelled`]), which
+/// decrypts each with the key that sealed it: `kms:Decrypt` is decided on every such key, not
+/// only on the secret's key (`decided_key`, decided before the operation ran). A version
+/// sealed under an older key and labelled again would otherwise be re-encrypted under a key
+/// the caller may use, and read with it.
+fn authorize_labelled_keys(
+    tx: &mut Tx<'_>,
+    auth: &Authorized,
+    secret: &SecretRow,
+    decided_key: Option<&str>,
+) -> Result<(), ApiError> {
+    let stages = tx.stages(&secret.secret_id)?;
+    let mut keys: Vec<String> = Vec::new();
+    for stage in [AWSCURRENT, AWSPENDING, AWSPREVIOUS] {
+        let Some(id) = stages.get(stage) else {
+            continue;
+        };
+        let Some(version) = tx.version(&secret.secret_id, id)? else {
+            continue;
+        };
+        if version.value_kind.is_none() {
+            continue;
+        }
+        if let Some(k) = version.kms_key_id {
+            if Some(k.as_str()) != decided_key && !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tags = tx.tags(&secret.secret_id)?;
+    for id in keys {
+        let Some(key) = tx.kms_key(&id)? else {
+            return Err(ApiError::AccessDenied(format!(
+                "User: {} is not authorized to perform: kms:Decrypt on the KMS key of resource: {}. Access to KMS is not allowed",
+                auth.principal.arn, secret.arn
+            )));
+        };
+        // The secret's account's managed key (a secret that was under the default key) was
+        // decided with the request: usable by its own account's principals.
+        if decided_key.is_none() && key.key_manager == "AWS" {
+            continue;
+        }
+        let facts = super::SecretFacts {
+            tags: tags.clone(),
+            key: Some(key),
+            key_action: Some("kms:Decrypt"),
+        };
+        auth.authorize_secret(UpdateSecret::ACTION, &secret.arn, Some((secret, &facts)))
+            .map_err(|r| r.error)?;
+    }
+    Ok(())
 }

@@ -174,6 +174,29 @@ pub fn validate_tags(tags: &[(String, String)]) -> Result<(), ApiError> {
             ));
         }
     }
+    check_tag_key_case(&[], tags)
+}
+
+/// Refuse a tag key that differs only in case from another one of `existing` or `new`.
+/// Condition keys are case-insensitive (`aws:ResourceTag/Team` is `aws:ResourceTag/team`): two
+/// such tags on one secret would leave a policy's tag condition deciding on either value, and
+/// adding `team` next to `Team` would change what `Team`'s conditions see. (IAM refuses such
+/// tags for the same reason.)
+pub fn check_tag_key_case(
+    existing: &[(String, String)],
+    new: &[(String, String)],
+) -> Result<(), ApiError> {
+    for (i, (k, _)) in new.iter().enumerate() {
+        let clash = existing
+            .iter()
+            .chain(&new[..i])
+            .find(|(other, _)| other != k && other.to_lowercase() == k.to_lowercase());
+        if let Some((other, _)) = clash {
+            return Err(ApiError::InvalidParameter(format!(
+                "You can't use the tag key {k}: it differs only in case from the tag key {other}, and tag keys in policy conditions are case-insensitive."
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -349,6 +372,10 @@ mod tests {
         assert!(validate_tags(&[t("k", &"v".repeat(257))]).is_err());
         let many: Vec<_> = (0..51).map(|i| t(&format!("k{i}"), "v")).collect();
         assert!(validate_tags(&many).is_err());
+        assert!(validate_tags(&[t("Team", "red"), t("team", "blue")]).is_err());
+        assert!(validate_tags(&[t("Team", "red"), t("Team", "blue")]).is_ok());
+        assert!(check_tag_key_case(&[t("Team", "red")], &[t("TEAM", "blue")]).is_err());
+        assert!(check_tag_key_case(&[t("Team", "red")], &[t("Team", "blue")]).is_ok());
         let merged = merge_tags(&[t("a", "1"), t("b", "2")], &[t("b", "3"), t("c", "4")]);
         assert_eq!(merged, vec![t("a", "1"), t("b", "3"), t("c", "4")]);
     }

@@ -21,6 +21,7 @@ mod layout;
 mod org;
 mod policies;
 mod protocol;
+mod review;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::common::{self, Empty};
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, Operation, Scope, Target};
 use crate::store::rows::KmsAliasRow;
 
 /// How many aliases one key may have (KMS's quota).
@@ -39,6 +39,15 @@ impl Operation for CreateAlias {
 
     fn target(input: &Input) -> Target {
         Target::KmsKey(input.target_key_id.clone().unwrap_or_default())
+    }
+
+    /// The alias is authorized besides the key (AWS: `kms:CreateAlias` on both).
+    fn also_on(input: &Input, scope: &Scope) -> Vec<String> {
+        input
+            .alias_name
+            .iter()
+            .map(|name| common::alias_arn(scope, name))
+            .collect()
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Empty, ApiError> {

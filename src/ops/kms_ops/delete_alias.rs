@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::common::{self, Empty};
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, Operation, Scope, Target};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -29,6 +29,15 @@ impl Operation for DeleteAlias {
 
     fn target(input: &Input) -> Target {
         Target::KmsKey(input.alias_name.clone().unwrap_or_default())
+    }
+
+    /// The alias is authorized besides the key (AWS: `kms:DeleteAlias` on both).
+    fn also_on(input: &Input, scope: &Scope) -> Vec<String> {
+        input
+            .alias_name
+            .iter()
+            .map(|name| common::alias_arn(scope, name))
+            .collect()
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Empty, ApiError> {

@@ -320,6 +320,11 @@ pub fn signed_request(target: &str, body: &[u8], s: Signing) -> Vec<u8> {
     signed_any(Some(target), "application/x-amz-json-1.1", body, s)
 }
 
+/// A JSON request signed without any `X-Amz-Target` (the caller adds one, unsigned).
+pub fn signed_json_without_target(body: &[u8], s: Signing) -> Vec<u8> {
+    signed_any(None, "application/x-amz-json-1.1", body, s)
+}
+
 fn signed_any(target: Option<&str>, content_type: &str, body: &[u8], s: Signing) -> Vec<u8> {
     let service = match target {
         Some(t) if t.starts_with("TrentService.") && s.service == "secretsmanager" => {
