@@ -10,9 +10,9 @@ use super::Authz;
 /// Compiled resource and session policies, by a hash of (kind, text); a hit is confirmed by
 /// comparing the text. Keyed by text, not by secret: a policy text attached to many secrets
 /// (a template) is compiled and kept once, and each use gets it under its own label
-/// (`Policy::relabelled`, which shares the compiled body). Keyed by secret, as it was until
-/// session 9, the benchmark's 10,000 secrets with one policy text each held 10,000 copies,
-/// about 6 KB each: 50-60 MB of the server's RSS after seeding or a BatchGetSecretValue run.
+/// (`Policy::relabelled`, which shares the compiled body). Keyed by secret instead, the
+/// benchmark's 10,000 secrets with one policy text each would hold 10,000 copies of about
+/// 6 KB each: 50-60 MB of the server's RSS after seeding or a BatchGetSecretValue run.
 pub(super) type PolicyCache = HashMap<u64, Vec<CachedPolicy>>;
 
 /// One compiled policy of the [`PolicyCache`].
