@@ -1027,3 +1027,36 @@ async fn the_simulator_authorizes_first_in_the_subject_account() {
     );
     assert_eq!(r.status, 200, "the real request agrees: {}", r.body);
 }
+
+/// Session tags whose keys differ only in case would both feed `aws:PrincipalTag/k`, one
+/// shadowing the other (an ABAC guardrail on `Team` bypassed with `team`): refused, as IAM
+/// treats tag keys case-insensitively. A session with distinct keys still gets them.
+#[tokio::test]
+async fn session_tags_differing_only_in_case_are_refused() {
+    let (_t, dir) = example_policies();
+    let s = start(&dir, &[], false);
+    let (ck, cs) = mint(&s, &dir, "ci-bot");
+    let role = urlenc("arn:aws:iam::111122223333:role/service/payments-app");
+    let tagged = |tags: &str| {
+        s.raw(&signed_query(
+            &format!(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn={role}&RoleSessionName=tags{tags}"
+            ),
+            sts_as(&ck, &cs),
+        ))
+    };
+    let r = tagged("&Tags.member.1.Key=Team&Tags.member.1.Value=red&Tags.member.2.Key=team&Tags.member.2.Value=blue");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("<Code>ValidationError</Code>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("Tag keys are case insensitive"),
+        "{}",
+        r.body
+    );
+    let r = tagged("&Tags.member.1.Key=team&Tags.member.1.Value=red&Tags.member.2.Key=env&Tags.member.2.Value=prod");
+    assert_eq!(r.status, 200, "{}", r.body);
+}

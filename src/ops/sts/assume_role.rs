@@ -40,6 +40,13 @@ fn session_tags(form: &Form) -> Result<BTreeMap<String, String>, ApiError> {
         if k.to_ascii_lowercase().starts_with("aws:") {
             return Err(validation("Session tag keys can't start with aws:."));
         }
+        // Tag keys are case-insensitive in IAM: `Team` and `team` would both feed
+        // `aws:PrincipalTag/team`, one shadowing the other.
+        if tags.keys().any(|t: &String| t.eq_ignore_ascii_case(k)) {
+            return Err(validation(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+            ));
+        }
         tags.insert(k.to_owned(), v.to_owned());
     }
     Ok(tags)
