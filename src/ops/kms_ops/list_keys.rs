@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::paging;
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, Operation, Target, Targeted};
 use crate::store::rows::KmsKeyRow;
 
 /// Page size when `Limit` is absent.
@@ -15,6 +15,12 @@ const DEFAULT_LIMIT: usize = 100;
 pub struct Input {
     pub limit: Option<i64>,
     pub marker: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -62,10 +68,6 @@ impl Operation for ListKeys {
     fn validate(input: &Input) -> Result<(), ApiError> {
         paging::check_limit(input.limit)?;
         paging::check_marker(input.marker.as_deref())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
