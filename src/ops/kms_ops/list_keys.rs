@@ -110,7 +110,14 @@ mod tests {
             "1234abcd-12ab-34cd-56ef-1234567890ab".to_owned(),
         );
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
-        assert!(decode_cursor(&paging::encode_marker("nocolon")).is_err());
-        assert!(decode_cursor(&paging::encode_marker("x:y")).is_err());
+        for garbage in ["nocolon", "x:y"] {
+            assert_eq!(
+                decode_cursor(&paging::encode_marker(garbage))
+                    .unwrap_err()
+                    .code(),
+                "InvalidMarkerException",
+                "{garbage}"
+            );
+        }
     }
 }
