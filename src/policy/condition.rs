@@ -715,7 +715,7 @@ mod tests {
                 PolicyError::InvalidConditionValue {
                     operator: op.into(),
                     value: value.into(),
-                    reason: reason.into(),
+                    reason,
                 }
             );
         }

@@ -681,7 +681,7 @@ mod tests {
             p(r#""AWS":"arn:aws:iam::111111111111:group/g""#),
             PolicyError::NotPrincipalWithAllow,
             p(r#""Federated":"cognito-identity.amazonaws.com""#),
-            PolicyError::Conflicting("Action".into()),
+            PolicyError::Conflicting("Action"),
             PolicyError::DuplicateSid("x".into()),
             PolicyError::InvalidSid("has space".into()),
             PolicyError::IdNotAllowed,
