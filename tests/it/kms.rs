@@ -170,5 +170,10 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
         .send()
         .await
         .unwrap_err();
-    assert!(!code(&e).is_empty());
+    // (AWS answers an unknown KmsKeyId with InvalidParameterException: boto/boto3#1533)
+    assert_eq!(code(&e), "InvalidParameterException");
+    assert_eq!(
+        crate::common::message(&e),
+        "Secrets Manager can't find the specified KMS key: alias/nope"
+    );
 }
