@@ -137,8 +137,9 @@ impl IdMember for SecretId {
 }
 
 /// An input whose operation acts on the one resource a required member names: `By` says
-/// which member, `target_id` reads it. The input's [`Target`] follows (a missing member
-/// never reaches authorization: [`NamesTarget::checked_target_id`] refuses it first).
+/// which member, `target_id` reads it. The input's [`Target`] follows; its operation's
+/// `validate` calls [`NamesTarget::checked_target_id`] first, so a missing or malformed
+/// member is refused before authorization.
 pub trait NamesTarget {
     type By: IdMember;
     /// The member's value as the request sent it.
