@@ -284,3 +284,72 @@ impl Authenticator {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+    use crate::crypto::master::MasterKeyring;
+    use crate::identity::live::Live;
+    use crate::kms::Keyring;
+    use crate::store::rows::AccessKeyRow;
+    use crate::store::Store;
+
+    const AKID: &str = "AKIACACHETEST0000001";
+
+    /// An authenticator over a fresh store holding one active root key, on a clock the test
+    /// moves.
+    fn authenticator(dir: &std::path::Path) -> (Authenticator, Store, Arc<AtomicI64>) {
+        let store = Store::open(&format!("sqlite://{}/a.db", dir.display())).unwrap();
+        let keyring = Keyring::new(MasterKeyring::generate());
+        let (sealed, mid) = keyring
+            .seal_with_master(b"secret", &envelope::access_key_aad(AKID))
+            .unwrap();
+        let row = AccessKeyRow {
+            access_key_id: AKID.into(),
+            account_id: "111122223333".into(),
+            user_name: None,
+            secret_sealed: sealed,
+            master_key_id: mid,
+            status: "Active".into(),
+            created_at: 0,
+        };
+        store
+            .write_blocking(|tx| Ok(tx.insert_access_key(&row)?))
+            .unwrap();
+        let now = Arc::new(AtomicI64::new(1_000_000));
+        let clock = Arc::clone(&now);
+        let ctx = Ctx {
+            store: store.clone(),
+            keyring,
+            clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+        };
+        let authz = Authz::new(ctx.clone(), Arc::new(Live::open(None).unwrap()));
+        let a = Authenticator::new(ctx, authz, Arc::new(vec!["us-east-1".into()]));
+        (a, store, now)
+    }
+
+    #[tokio::test]
+    async fn a_looked_up_key_is_trusted_for_the_ttl_then_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, store, now) = authenticator(dir.path());
+        assert!(a.credential(AKID).await.unwrap().active);
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Inactive")?))
+            .unwrap();
+        // Within the TTL the cached key answers (the change is not read yet)...
+        now.fetch_add(CREDENTIAL_TTL_MS - 1, Ordering::SeqCst);
+        assert!(a.credential(AKID).await.unwrap().active);
+        // ...and once it has passed, the stored key is read again.
+        now.fetch_add(1, Ordering::SeqCst);
+        assert!(!a.credential(AKID).await.unwrap().active);
+        // A deleted key is unknown once the entry has expired.
+        store
+            .write_blocking(|tx| Ok(tx.delete_access_key(AKID)?))
+            .unwrap();
+        now.fetch_add(CREDENTIAL_TTL_MS, Ordering::SeqCst);
+        let e = a.credential(AKID).await.unwrap_err();
+        assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
+    }
+}

@@ -561,9 +561,16 @@ mod tests {
         assert_eq!(mmap(&["--config", f, "--sqlite-read-mmap-mib", "0"]), 0);
 
         std::fs::write(&file, "bogus = 1\n").unwrap();
-        assert!(parse(&["--config", f]).resolve().is_err());
-        assert!(parse(&["--account-id", "12"]).resolve().is_err());
-        assert!(parse(&["--regions", "US EAST"]).resolve().is_err());
+        let e = parse(&["--config", f]).resolve().unwrap_err();
+        assert!(e.contains("unknown field `bogus`"), "{e}");
+        assert_eq!(
+            parse(&["--account-id", "12"]).resolve().unwrap_err(),
+            "account id `12` must be 12 digits"
+        );
+        assert_eq!(
+            parse(&["--regions", "US EAST"]).resolve().unwrap_err(),
+            "`US EAST` is not a region name"
+        );
     }
 
     #[test]
@@ -577,7 +584,12 @@ mod tests {
         assert_eq!(r.max_age, std::time::Duration::from_secs(30 * 86_400));
         assert_eq!(r.every, std::time::Duration::from_secs(3600));
         assert_eq!(r.export_dir, PathBuf::from("/d/audit-export"));
-        assert!(parse(&["--audit-retention-days", "0"]).resolve().is_err());
+        assert_eq!(
+            parse(&["--audit-retention-days", "0"])
+                .resolve()
+                .unwrap_err(),
+            "--audit-retention-days must be at least 1"
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");

@@ -56,6 +56,7 @@ pub enum ApiError {
     KmsInvalidAliasName(String),
     KmsUnsupportedOperation(String),
     KmsLimitExceeded(String),
+    KmsInvalidMarker(String),
     // --- server side (log-only detail; client sees a generic message) ---
     Internal(String),
 }
@@ -102,6 +103,7 @@ impl ApiError {
             Self::KmsInvalidAliasName(_) => "InvalidAliasNameException",
             Self::KmsUnsupportedOperation(_) => "UnsupportedOperationException",
             Self::KmsLimitExceeded(_) => "LimitExceededException",
+            Self::KmsInvalidMarker(_) => "InvalidMarkerException",
             Self::Internal(_) => "InternalServiceError",
         }
     }
@@ -144,7 +146,8 @@ impl ApiError {
             | Self::KmsInvalidArn(_)
             | Self::KmsInvalidAliasName(_)
             | Self::KmsUnsupportedOperation(_)
-            | Self::KmsLimitExceeded(_) => 400,
+            | Self::KmsLimitExceeded(_)
+            | Self::KmsInvalidMarker(_) => 400,
             Self::NotImplemented(_) => 501,
             Self::RequestEntityTooLarge(_) => 413,
             Self::Internal(_) => 500,
@@ -192,7 +195,8 @@ impl ApiError {
             | Self::KmsInvalidArn(m)
             | Self::KmsInvalidAliasName(m)
             | Self::KmsUnsupportedOperation(m)
-            | Self::KmsLimitExceeded(m) => m,
+            | Self::KmsLimitExceeded(m)
+            | Self::KmsInvalidMarker(m) => m,
         }
     }
 

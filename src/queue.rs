@@ -45,22 +45,27 @@ mod tests {
     #[tokio::test]
     async fn waits_for_room_then_gives_up_at_the_deadline() {
         let (tx, rx) = std::sync::mpsc::sync_channel::<u32>(1);
-        let soon = || tokio::time::Instant::now() + Duration::from_millis(50);
-        assert_eq!(send(&tx, 1, soon()).await, Ok(()));
-        // full: a receiver takes the first message after 10 ms, making room
-        let taker = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(10));
-            let first = rx.recv().unwrap();
-            (first, rx)
-        });
-        assert_eq!(send(&tx, 2, soon()).await, Ok(()));
-        let (first, rx) = taker.join().unwrap();
-        assert_eq!(first, 1);
-        // full again and nobody takes: gives up at the deadline
-        let start = std::time::Instant::now();
-        assert_eq!(send(&tx, 3, soon()).await, Err(SendError::Full));
-        assert!(start.elapsed() >= Duration::from_millis(40));
+        let later = || tokio::time::Instant::now() + Duration::from_secs(30);
+        assert_eq!(send(&tx, 1, later()).await, Ok(()));
+        // full: the send waits (nobody takes, so it cannot have finished)...
+        let sending = send(&tx, 2, later());
+        tokio::pin!(sending);
+        let waited = tokio::time::timeout(Duration::from_millis(20), &mut sending).await;
+        assert!(
+            waited.is_err(),
+            "a send to a full queue finished: {waited:?}"
+        );
+        // ...until a receiver takes the first message, making room
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(sending.await, Ok(()));
+        assert_eq!(rx.try_recv(), Ok(2));
+        // full again and nobody takes: gives up at the deadline, not before
+        assert_eq!(send(&tx, 3, later()).await, Ok(()));
+        let start = tokio::time::Instant::now();
+        let deadline = start + Duration::from_millis(50);
+        assert_eq!(send(&tx, 4, deadline).await, Err(SendError::Full));
+        assert!(tokio::time::Instant::now() >= deadline);
         drop(rx);
-        assert_eq!(send(&tx, 4, soon()).await, Err(SendError::Disconnected));
+        assert_eq!(send(&tx, 5, later()).await, Err(SendError::Disconnected));
     }
 }

@@ -307,7 +307,7 @@ mod tests {
         let mut e = d.clone();
         e.retain_active_only();
         assert_eq!(e.ids(), vec![2]);
-        assert!(e.get(1).is_err());
+        assert!(matches!(e.get(1), Err(CryptoError::UnknownMasterKey(1))));
     }
 
     #[test]
@@ -333,7 +333,10 @@ mod tests {
         expired
             .retired
             .insert(1, (Key256::from_slice(&old).unwrap(), now_ms() - 1));
-        assert!(expired.get(1).is_err());
+        assert!(matches!(
+            expired.get(1),
+            Err(CryptoError::UnknownMasterKey(1))
+        ));
         expired.save(&p).unwrap();
         let pruned = MasterKeyring::load_or_create(&p).unwrap();
         assert!(pruned.retired().is_empty());
@@ -342,14 +345,23 @@ mod tests {
         // retain_active_only ends retired keys at once
         let mut now = back.clone();
         now.retain_active_only();
-        assert!(now.get(1).is_err());
+        assert!(matches!(now.get(1), Err(CryptoError::UnknownMasterKey(1))));
         assert!(now.retired().is_empty());
     }
 
     #[test]
     fn rejects_garbage() {
-        assert!(MasterKeyring::parse(b"nope").is_err());
-        assert!(MasterKeyring::parse(br#"{"active":3,"keys":{}}"#).is_err());
-        assert!(MasterKeyring::parse(br#"{"active":1,"keys":{"1":"AAAA"}}"#).is_err());
+        assert!(matches!(
+            MasterKeyring::parse(b"nope"),
+            Err(CryptoError::MasterKey(_))
+        ));
+        assert!(matches!(
+            MasterKeyring::parse(br#"{"active":3,"keys":{}}"#),
+            Err(CryptoError::MasterKey(_))
+        ));
+        assert!(matches!(
+            MasterKeyring::parse(br#"{"active":1,"keys":{"1":"AAAA"}}"#),
+            Err(CryptoError::MasterKey(_))
+        ));
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::get_secret_value::{self, Output as SecretValueEntry};
 use super::list_secrets::{subject, validate_paging};
 use super::values::{self, Cursor, SortValue};
-use super::{Authorized, Ctx, Operation, SecretFacts, Target};
+use super::{Authorized, Ctx, Operation, SecretFacts, Target, Targeted};
 use crate::error::ApiError;
 use crate::kms::Keyring;
 use crate::secrets::{self, filters};
@@ -26,6 +26,12 @@ pub struct Input {
     pub filters: Option<Vec<filters::Filter>>,
     pub max_results: Option<i64>,
     pub next_token: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 /// One secret that could not be read.
@@ -79,10 +85,6 @@ impl Operation for BatchGetSecretValue {
             return Err(ApiError::InvalidParameter(MAX_NEEDS_FILTERS.into()));
         }
         Ok(())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     /// With filters the request lists the account's secrets: `secretsmanager:ListSecrets` is

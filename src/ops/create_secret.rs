@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::values::{self, SecretString};
-use super::{tag_pairs, Authorized, Ctx, Operation, Tag, Target};
+use super::{tag_pairs, Authorized, Ctx, Operation, Tag, Target, Targeted};
 use crate::error::ApiError;
 use crate::secrets::{self, AWSCURRENT};
 use crate::store::rows::{SecretRow, VersionRow};
@@ -21,6 +21,12 @@ pub struct Input {
     pub tags: Option<Vec<Tag>>,
     pub add_replica_regions: Option<Vec<serde_json::Value>>,
     pub force_overwrite_replica_secret: Option<bool>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::NewSecret(self.name.clone().unwrap_or_default())
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -81,10 +87,6 @@ impl Operation for CreateSecret {
             Some(id) if has_value => vec![super::KeyUse::Named("kms:GenerateDataKey", id.clone())],
             _ => Vec::new(),
         }
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::NewSecret(input.name.clone().unwrap_or_default())
     }
 
     fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {

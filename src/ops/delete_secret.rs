@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use super::{epoch_seconds, Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::secrets;
 
@@ -14,6 +14,13 @@ pub struct Input {
     pub secret_id: Option<String>,
     pub recovery_window_in_days: Option<i64>,
     pub force_delete_without_recovery: Option<bool>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,16 +43,12 @@ impl Operation for DeleteSecret {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         secrets::validate_recovery_window(
             input.recovery_window_in_days,
             input.force_delete_without_recovery,
         )?;
         Ok(())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -4,15 +4,21 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{epoch_seconds, wire_tags, Authorized, Ctx, Operation, Tag, Target};
+use super::{epoch_seconds, wire_tags, Authorized, Ctx, NamesTarget, Operation, SecretId, Tag};
 use crate::error::ApiError;
-use crate::secrets;
 use crate::store::rows::SecretView;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 /// The secret metadata shape shared by DescribeSecret and ListSecrets entries.
@@ -90,11 +96,8 @@ impl Operation for DescribeSecret {
     const READ_ONLY: bool = true;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::values::OutValue;
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, Operation, Target, Targeted};
 use crate::error::ApiError;
 use crate::secrets::password::{self, PasswordSpec};
 
@@ -19,6 +19,12 @@ pub struct Input {
     pub exclude_lowercase: Option<bool>,
     pub include_space: Option<bool>,
     pub require_each_included_type: Option<bool>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 impl From<Input> for PasswordSpec {
@@ -56,10 +62,6 @@ impl Operation for GetRandomPassword {
         // The model limits (length 1..=4096, ExcludeCharacters ≤ 4096) are checked by
         // `password::generate`, with AWS's aggregated wording.
         Ok(())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     async fn handle(_ctx: &Ctx, _auth: &Authorized, input: Input) -> Result<Output, ApiError> {

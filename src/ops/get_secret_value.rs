@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::values::{self, OutValue};
-use super::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use super::{epoch_seconds, Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::secrets;
 use crate::store::rows::SecretRow;
@@ -14,6 +14,13 @@ pub struct Input {
     pub secret_id: Option<String>,
     pub version_id: Option<String>,
     pub version_stage: Option<String>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -34,12 +41,11 @@ pub struct Output {
 #[derive(Debug)]
 pub struct GetSecretValue;
 
-pub fn validate_ids(
-    secret_id: &Option<String>,
+/// Check the optional VersionId and VersionStage that pick a version.
+pub fn validate_version_selector(
     version_id: &Option<String>,
     stage: &Option<String>,
 ) -> Result<(), ApiError> {
-    secrets::validate_secret_id(super::require_ref("secretId", secret_id)?)?;
     if let Some(v) = version_id {
         secrets::validate_version_id("versionId", v)?;
     }
@@ -57,15 +63,12 @@ impl Operation for GetSecretValue {
     const READ_ONLY: bool = true;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        validate_ids(&input.secret_id, &input.version_id, &input.version_stage)
+        input.checked_target_id()?;
+        validate_version_selector(&input.version_id, &input.version_stage)
     }
 
     fn key_uses(_input: &Input) -> Vec<super::KeyUse> {
         vec![super::KeyUse::SecretKey("kms:Decrypt")]
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     fn fetch_value(input: &Input) -> Option<values::VersionSelector> {

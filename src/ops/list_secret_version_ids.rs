@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::list_secrets::validate_paging;
 use super::values::{self, Cursor, SortValue};
-use super::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use super::{epoch_seconds, Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
-use crate::secrets;
 
 /// Default and largest page.
 pub const MAX_RESULTS: i64 = 100;
@@ -23,6 +22,13 @@ pub struct Input {
     pub max_results: Option<i64>,
     pub next_token: Option<String>,
     pub include_deprecated: Option<bool>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -60,12 +66,8 @@ impl Operation for ListSecretVersionIds {
     const READ_ONLY: bool = true;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         validate_paging(input.max_results, input.next_token.as_deref(), MAX_RESULTS)
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

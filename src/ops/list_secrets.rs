@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::describe_secret::Output as SecretListEntry;
 use super::values::{self, Cursor, SortValue};
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, Operation, Target, Targeted};
 use crate::error::ApiError;
 use crate::secrets::{self, filters};
 use crate::store::rows::SecretView;
@@ -23,6 +23,12 @@ pub struct Input {
     pub filters: Option<Vec<filters::Filter>>,
     pub sort_order: Option<String>,
     pub sort_by: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -148,10 +154,6 @@ impl Operation for ListSecrets {
         parse_sort_order(input.sort_order.as_deref())?;
         parse_sort_by(input.sort_by.as_deref())?;
         Ok(())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -1,8 +1,10 @@
 //! One file per AWS operation: its `Input`, its `Output` and its `handle`.
 //!
-//! The [`Operation`] trait says what an operation reads (`Input`), which resource it must be
-//! authorized on (`target`), and what it does once authorized (`handle`, which only gets an
-//! [`Authorized`] value that the pipeline alone can mint).
+//! The [`Operation`] trait says what an operation reads (`Input`), and what it does once
+//! authorized (`handle`, which only gets an [`Authorized`] value that the pipeline alone can
+//! mint). Which resource it must be authorized on is the input's to say ([`Targeted`]): an
+//! input naming one resource by a required member (`SecretId`, `KeyId`) says which member
+//! once ([`NamesTarget`]), and its target and that member's validation follow.
 //!
 //! May depend on: `store` (through `Tx` closures), `kms`, `crypto`, `secrets`, `error`,
 //! `auth::Principal`. Never on actix or diesel.
@@ -104,6 +106,60 @@ pub enum Target {
     KmsKey(String),
 }
 
+/// What an operation's input names as the resource to authorize.
+pub trait Targeted {
+    /// The resource to authorize.
+    fn target(&self) -> Target;
+}
+
+/// A required member that names a resource (`SecretId`, `KeyId`): its name in validation
+/// messages, its checks, and the kind of target it names.
+pub trait IdMember {
+    /// The member's name as AWS's validation messages spell it (`secretId`).
+    const FIELD: &'static str;
+    /// Check a present value's shape and limits.
+    fn check(id: &str) -> Result<(), ApiError>;
+    /// The target a value names.
+    fn target(id: String) -> Target;
+}
+
+/// `SecretId`: an existing secret, by name or full or partial ARN.
+#[derive(Debug)]
+pub enum SecretId {}
+
+impl IdMember for SecretId {
+    const FIELD: &'static str = "secretId";
+    fn check(id: &str) -> Result<(), ApiError> {
+        crate::secrets::validate_secret_id(id)
+    }
+    fn target(id: String) -> Target {
+        Target::Secret(id)
+    }
+}
+
+/// An input whose operation acts on the one resource a required member names: `By` says
+/// which member, `target_id` reads it. The input's [`Target`] follows; its operation's
+/// `validate` calls [`NamesTarget::checked_target_id`] first, so a missing or malformed
+/// member is refused before authorization.
+pub trait NamesTarget {
+    type By: IdMember;
+    /// The member's value as the request sent it.
+    fn target_id(&self) -> Option<&str>;
+    /// The member, present and well-formed. Operations check it first in `validate`, as AWS
+    /// reports it before the other members.
+    fn checked_target_id(&self) -> Result<&str, ApiError> {
+        let id = required(Self::By::FIELD, self.target_id())?;
+        Self::By::check(id)?;
+        Ok(id)
+    }
+}
+
+impl<T: NamesTarget> Targeted for T {
+    fn target(&self) -> Target {
+        T::By::target(self.target_id().unwrap_or_default().to_owned())
+    }
+}
+
 /// A KMS key an operation uses on the caller's behalf, and the KMS action that needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyUse {
@@ -125,7 +181,7 @@ pub struct SecretFacts {
 
 /// One AWS operation.
 pub trait Operation {
-    type Input: DeserializeOwned + Send + 'static;
+    type Input: DeserializeOwned + Targeted + Send + 'static;
     type Output: Serialize;
     /// The operation's AWS name (`GetSecretValue`).
     const NAME: &'static str;
@@ -158,8 +214,11 @@ pub trait Operation {
     fn fetch_value(_input: &Self::Input) -> Option<values::VersionSelector> {
         None
     }
-    /// The resource to authorize.
-    fn target(input: &Self::Input) -> Target;
+    /// The resource to authorize: the one its input names ([`Targeted`]; operations say it
+    /// on their input rather than here).
+    fn target(input: &Self::Input) -> Target {
+        input.target()
+    }
     /// Further resources (ARNs) the operation acts on, on which `ACTION` must be allowed too,
     /// by the caller's identity policies (they have no policy of their own): the alias of
     /// KMS's CreateAlias and DeleteAlias, besides the key.
@@ -315,4 +374,47 @@ pub fn wire_tags(tags: &[(String, String)]) -> Vec<Tag> {
             value: Some(v.clone()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<T: DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn an_input_naming_its_target_by_a_member_is_authorized_on_what_the_member_names() {
+        let get: get_secret_value::Input = input(r#"{"SecretId":"app/db"}"#);
+        assert_eq!(get.target(), Target::Secret("app/db".into()));
+        assert_eq!(get.checked_target_id().unwrap(), "app/db");
+        let key: kms_ops::common::KeyIdInput = input(r#"{"KeyId":"alias/app"}"#);
+        assert_eq!(key.target(), Target::KmsKey("alias/app".into()));
+        let list: list_secrets::Input = input("{}");
+        assert_eq!(list.target(), Target::Any);
+        let check: validate_resource_policy::Input = input(r#"{"SecretId":"app/db"}"#);
+        assert_eq!(check.target(), Target::Secret("app/db".into()));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_member_is_refused_in_its_own_name() {
+        let none: describe_secret::Input = input("{}");
+        let e = none.checked_target_id().unwrap_err();
+        assert_eq!(e.code(), "ValidationException");
+        assert!(e.message().contains("Value null at 'secretId'"), "{e:?}");
+        let bad: describe_secret::Input = input(r#"{"SecretId":"no spaces"}"#);
+        assert_eq!(
+            bad.checked_target_id().unwrap_err().code(),
+            "ValidationException"
+        );
+        let none: kms_ops::common::KeyIdInput = input("{}");
+        let e = none.checked_target_id().unwrap_err();
+        assert!(e.message().contains("Value null at 'keyId'"), "{e:?}");
+        let long = format!(r#"{{"KeyId":"{}"}}"#, "k".repeat(2049));
+        let e = input::<kms_ops::common::KeyIdInput>(&long)
+            .checked_target_id()
+            .unwrap_err();
+        assert!(e.message().contains("'keyId'"), "{e:?}");
+    }
 }

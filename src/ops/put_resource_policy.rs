@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::policy::{broad_access, Policy, PolicyType, PublicPolicyOptions};
 use crate::secrets;
@@ -13,6 +13,13 @@ pub struct Input {
     pub secret_id: Option<String>,
     pub resource_policy: Option<String>,
     pub block_public_policy: Option<bool>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -41,13 +48,9 @@ impl Operation for PutResourcePolicy {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         let text = super::require_ref("resourcePolicy", &input.resource_policy)?;
         secrets::check_len("resourcePolicy", text.chars().count(), 1, 20_480)
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::values::{self, SecretString};
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::secrets::{self, AWSCURRENT};
 
@@ -16,6 +16,13 @@ pub struct Input {
     pub secret_string: Option<SecretString>,
     pub version_stages: Option<Vec<String>>,
     pub rotation_token: Option<SecretString>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -47,7 +54,7 @@ impl Operation for PutSecretValue {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         if let Some(t) = &input.client_request_token {
             secrets::validate_token(t)?;
         }
@@ -65,10 +72,6 @@ impl Operation for PutSecretValue {
 
     fn key_uses(_input: &Input) -> Vec<super::KeyUse> {
         vec![super::KeyUse::SecretKey("kms:GenerateDataKey")]
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -2,14 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
-use crate::secrets;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -31,11 +37,8 @@ impl Operation for RestoreSecret {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {

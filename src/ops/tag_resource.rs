@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{tag_pairs, Authorized, Ctx, Operation, Tag, Target};
+use super::{tag_pairs, Authorized, Ctx, NamesTarget, Operation, SecretId, Tag};
 use crate::error::ApiError;
 use crate::secrets;
 
@@ -11,6 +11,13 @@ use crate::secrets;
 pub struct Input {
     pub secret_id: Option<String>,
     pub tags: Option<Vec<Tag>>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 /// TagResource answers an empty object.
@@ -28,12 +35,8 @@ impl Operation for TagResource {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         secrets::validate_tags(&tag_pairs(super::require_ref("tags", &input.tags)?)?)
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

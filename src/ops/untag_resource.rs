@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::secrets;
 
@@ -11,6 +11,13 @@ use crate::secrets;
 pub struct Input {
     pub secret_id: Option<String>,
     pub tag_keys: Option<Vec<String>>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 /// UntagResource answers an empty object.
@@ -28,7 +35,7 @@ impl Operation for UntagResource {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         let keys = super::require_ref("tagKeys", &input.tag_keys)?;
         for (i, k) in keys.iter().enumerate() {
             secrets::check_len(
@@ -39,10 +46,6 @@ impl Operation for UntagResource {
             )?;
         }
         Ok(())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::values::{self, SecretString};
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::secrets::{self, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::store::rows::SecretRow;
@@ -18,6 +18,13 @@ pub struct Input {
     pub kms_key_id: Option<String>,
     pub secret_binary: Option<SecretString>,
     pub secret_string: Option<SecretString>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -41,7 +48,7 @@ impl Operation for UpdateSecret {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         if let Some(t) = &input.client_request_token {
             secrets::validate_token(t)?;
         }
@@ -76,10 +83,6 @@ impl Operation for UpdateSecret {
             None if has_value => vec![super::KeyUse::SecretKey("kms:GenerateDataKey")],
             None => Vec::new(),
         }
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, NamesTarget, Operation, SecretId};
 use crate::error::ApiError;
 use crate::secrets::{self, labels};
 
@@ -13,6 +13,13 @@ pub struct Input {
     pub version_stage: Option<String>,
     pub remove_from_version_id: Option<String>,
     pub move_to_version_id: Option<String>,
+}
+
+impl NamesTarget for Input {
+    type By = SecretId;
+    fn target_id(&self) -> Option<&str> {
+        self.secret_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -34,7 +41,7 @@ impl Operation for UpdateSecretVersionStage {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        secrets::validate_secret_id(super::require_ref("secretId", &input.secret_id)?)?;
+        input.checked_target_id()?;
         secrets::validate_stage(
             "versionStage",
             super::require_ref("versionStage", &input.version_stage)?,
@@ -46,10 +53,6 @@ impl Operation for UpdateSecretVersionStage {
             secrets::validate_version_id("moveToVersionId", v)?;
         }
         Ok(())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::Secret(input.secret_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Authorized, Ctx, Operation, Target};
+use super::{Authorized, Ctx, Operation, Target, Targeted};
 use crate::error::ApiError;
 use crate::policy::{broad_access, lint, Policy, PolicyType, PublicPolicyOptions};
 use crate::secrets;
@@ -12,6 +12,15 @@ use crate::secrets;
 pub struct Input {
     pub secret_id: Option<String>,
     pub resource_policy: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        match &self.secret_id {
+            Some(id) => Target::Secret(id.clone()),
+            None => Target::Any,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -44,13 +53,6 @@ impl Operation for ValidateResourcePolicy {
         }
         let text = super::require_ref("resourcePolicy", &input.resource_policy)?;
         secrets::check_len("resourcePolicy", text.chars().count(), 1, 20_480)
-    }
-
-    fn target(input: &Input) -> Target {
-        match &input.secret_id {
-            Some(id) => Target::Secret(id.clone()),
-            None => Target::Any,
-        }
     }
 
     fn extra_actions(_input: &Input) -> Vec<&'static str> {

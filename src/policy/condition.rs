@@ -702,15 +702,38 @@ mod tests {
     #[test]
     fn invalid_policy_values_are_rejected() {
         let c = |op: &str, v: &str| Condition::compile(op, "k:x", vec![v.to_owned()], true);
-        assert!(c("NumericEquals", "abc").is_err());
-        assert!(c("DateEquals", "soon").is_err());
-        assert!(c("IpAddress", "10.0.0.0/33").is_err());
-        assert!(c("Bool", "yes").is_err());
-        assert!(c("Null", "maybe").is_err());
-        assert!(c("BinaryEquals", "***").is_err());
-        assert!(c("NumericEquals", "${aws:username}").is_err());
-        assert!(Condition::compile("StringEquals", "nokey", vec!["x".into()], true).is_err());
-        assert!(Condition::compile("StringEquals", "k:x", vec![], true).is_err());
+        for (op, value, reason) in [
+            ("NumericEquals", "abc", "not a number"),
+            ("DateEquals", "soon", "not a date"),
+            ("IpAddress", "10.0.0.0/33", "not an ip address or cidr"),
+            ("Bool", "yes", "not a boolean"),
+            ("Null", "maybe", "must be `true` or `false`"),
+            ("BinaryEquals", "***", "not base64"),
+        ] {
+            assert_eq!(
+                c(op, value).unwrap_err(),
+                PolicyError::InvalidConditionValue {
+                    operator: op.into(),
+                    value: value.into(),
+                    reason,
+                }
+            );
+        }
+        assert_eq!(
+            c("NumericEquals", "${aws:username}").unwrap_err(),
+            PolicyError::VariableNotAllowed("NumericEquals".into())
+        );
+        assert_eq!(
+            Condition::compile("StringEquals", "nokey", vec!["x".into()], true).unwrap_err(),
+            PolicyError::ConditionKeyVendor("nokey".into())
+        );
+        assert_eq!(
+            Condition::compile("StringEquals", "k:x", vec![], true).unwrap_err(),
+            PolicyError::EmptyConditionValues {
+                operator: "StringEquals".into(),
+                key: "k:x".into(),
+            }
+        );
     }
 
     #[test]

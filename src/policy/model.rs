@@ -313,8 +313,14 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_rejected_anywhere() {
-        assert!(Json::parse(r#"{"a":1,"a":2}"#).is_err());
-        assert!(Json::parse(r#"{"a":{"b":1,"b":1}}"#).is_err());
+        assert_eq!(
+            Json::parse(r#"{"a":1,"a":2}"#).unwrap_err(),
+            PolicyError::Json("duplicate key `a` at line 1 column 10".into())
+        );
+        assert_eq!(
+            Json::parse(r#"{"a":{"b":1,"b":1}}"#).unwrap_err(),
+            PolicyError::Json("duplicate key `b` at line 1 column 15".into())
+        );
         assert!(Json::parse(r#"[{"a":1},{"a":1}]"#).is_ok());
     }
 

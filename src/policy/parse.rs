@@ -667,8 +667,35 @@ mod tests {
                 Identity,
             ),
         ];
+        let mut errors = Vec::new();
         for (text, kind) in cases {
-            assert!(Policy::parse(text, *kind).is_err(), "{text}");
+            errors.push(err(text, *kind));
+        }
+        let p = |s: &str| PolicyError::InvalidPrincipal(s.to_owned());
+        let want = [
+            PolicyError::UnsupportedVersion("2012-10-18".into()),
+            PolicyError::MissingStatement,
+            PolicyError::InvalidEffect("allow".into()),
+            PolicyError::PrincipalRequired,
+            p(r#""AWS":"arn:aws:iam::*:root""#),
+            p(r#""AWS":"arn:aws:iam::111111111111:group/g""#),
+            PolicyError::NotPrincipalWithAllow,
+            p(r#""Federated":"cognito-identity.amazonaws.com""#),
+            PolicyError::Conflicting("Action"),
+            PolicyError::DuplicateSid("x".into()),
+            PolicyError::InvalidSid("has space".into()),
+            PolicyError::IdNotAllowed,
+            PolicyError::VariableOutsideResourcePart(
+                "arn:aws:secretsmanager:us-east-1:${aws:PrincipalAccount}:secret:x".into(),
+            ),
+            PolicyError::UnknownOperator("StringEqualz".into()),
+            PolicyError::PrincipalNotAllowed,
+            p(r#""AWS":"111111111111""#),
+            PolicyError::Json("duplicate key `Effect` at line 1 column 93".into()),
+        ];
+        assert_eq!(errors.len(), want.len());
+        for ((text, _), (got, want)) in cases.iter().zip(errors.iter().zip(want)) {
+            assert_eq!(*got, want, "{text}");
         }
     }
 
@@ -679,7 +706,11 @@ mod tests {
             r#"{"Version":"2008-10-17","Statement":[{"Sid":"any sid!","Effect":"Allow","Principal":{"AWS":["111111111111","arn:aws:iam::222222222222:root","arn:aws:sts::1:assumed-role/r/s"]},"Action":"secretsmanager:*","Resource":"*"}]}"#,
             PolicyType::Resource,
         );
-        assert!(p.is_err()); // `arn:aws:sts::1:…` has a short account id
+        // `arn:aws:sts::1:…` has a short account id
+        assert_eq!(
+            p.unwrap_err().errors()[0].error,
+            PolicyError::InvalidPrincipal(r#""AWS":"arn:aws:sts::1:assumed-role/r/s""#.into())
+        );
         let p = Policy::parse(
             r#"{"Statement":[{"Sid":"any sid!","Effect":"Allow","Principal":{"AWS":["111111111111","arn:aws:iam::222222222222:root","arn:aws:sts::333333333333:assumed-role/r/s"]},"Action":"secretsmanager:*","Resource":"*"}]}"#,
             PolicyType::Resource,
@@ -706,13 +737,22 @@ mod tests {
             " ".repeat(7_000)
         );
         assert!(Policy::parse(&spaced, PolicyType::Identity).is_ok());
-        assert!(Policy::parse(&spaced, PolicyType::Scp).is_err());
+        assert_eq!(
+            err(&spaced, PolicyType::Scp),
+            PolicyError::TooLarge {
+                limit: 5_120,
+                actual: 7_087
+            }
+        );
         assert!(matches!(
             err("  ", PolicyType::Resource),
             PolicyError::Empty
         ));
         let unicode = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"a:b","Resource":"*","Condition":{"StringEquals":{"a:b":"€"}}}]}"#;
-        assert!(Policy::parse(unicode, PolicyType::Identity).is_err());
+        assert_eq!(
+            err(unicode, PolicyType::Identity),
+            PolicyError::InvalidCharacter('€')
+        );
     }
 
     #[test]

@@ -214,8 +214,9 @@ mod tests {
             ]
         );
         assert!(Template::parse("plain").unwrap().is_none());
-        assert!(Template::parse("${nocolon}").is_err());
-        assert!(Template::parse("${aws:x, noquote}").is_err());
+        for bad in ["${nocolon}", "${aws:x, noquote}"] {
+            assert_eq!(Template::parse(bad).unwrap_err(), BadVariable(bad.into()));
+        }
         let open = Template::parse("a${aws:x").unwrap().unwrap();
         assert_eq!(open.static_text().as_deref(), Some("a${aws:x"));
     }

@@ -245,7 +245,10 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(decode_target(None).is_err());
+        assert_eq!(
+            decode_target(None).unwrap_err().code(),
+            "UnknownOperationException"
+        );
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -214,7 +214,13 @@ mod tests {
         );
         let removed = update_stage(&moved, "AWSPENDING", Some("v2"), None).unwrap();
         assert_eq!(removed, m(&[("AWSCURRENT", "v2"), ("AWSPREVIOUS", "v1")]));
-        assert!(update_stage(&removed, "AWSCURRENT", Some("v2"), None).is_err());
+        let e = update_stage(&removed, "AWSCURRENT", Some("v2"), None).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameterException", "{e:?}");
+        assert!(
+            e.message()
+                .contains("You can't remove the staging label AWSCURRENT"),
+            "{e:?}"
+        );
         let custom = update_stage(&removed, "blue", None, Some("v1")).unwrap();
         assert_eq!(custom.get("blue").map(String::as_str), Some("v1"));
     }
@@ -225,7 +231,9 @@ mod tests {
         for i in 0..19 {
             map = after_new_version(&map, "v2", &s(&[&format!("l{i}")])).unwrap();
         }
-        assert!(after_new_version(&map, "v3", &s(&["one-too-many"])).is_err());
+        let e = after_new_version(&map, "v3", &s(&["one-too-many"])).unwrap_err();
+        assert_eq!(e.code(), "LimitExceededException", "{e:?}");
+        assert!(e.message().contains("at most 20 staging labels"), "{e:?}");
     }
 
     #[test]

@@ -288,19 +288,40 @@ pub fn marked_for_deletion() -> ApiError {
 mod tests {
     use super::*;
 
+    /// `r` is refused with `code`, in a message containing `part`.
+    #[track_caller]
+    fn refused<T: std::fmt::Debug>(r: Result<T, ApiError>, code: &str, part: &str) {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().contains(part), "{e:?} lacks {part:?}");
+    }
+
     #[test]
     fn names() {
         assert!(validate_name("prod/db/password").is_ok());
         assert!(validate_name("a.b@c+d=e_f-g").is_ok());
-        assert!(validate_name("").is_err());
+        refused(
+            validate_name(""),
+            "ValidationException",
+            "Value at 'name' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        );
         assert!(validate_name(&"a".repeat(512)).is_ok());
-        assert!(validate_name(&"a".repeat(513)).is_err());
+        refused(
+            validate_name(&"a".repeat(513)),
+            "ValidationException",
+            "Member must have length less than or equal to 512",
+        );
         assert_eq!(
             validate_name("bad name"),
             Err(ApiError::Validation(INVALID_NAME.into()))
         );
-        assert!(validate_name("ünïcode").is_err());
-        assert!(validate_name("a:b").is_err());
+        for bad in ["ünïcode", "a:b"] {
+            assert_eq!(
+                validate_name(bad),
+                Err(ApiError::Validation(INVALID_NAME.into())),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -351,14 +372,33 @@ mod tests {
 
     #[test]
     fn tokens_and_windows() {
-        assert!(validate_token(&"x".repeat(31)).is_err());
+        let token_length = "ClientRequestToken must be 32-64 characters long.";
+        refused(
+            validate_token(&"x".repeat(31)),
+            "InvalidParameterException",
+            token_length,
+        );
         assert!(validate_token(&"x".repeat(32)).is_ok());
         assert!(validate_token(&"x".repeat(64)).is_ok());
-        assert!(validate_token(&"x".repeat(65)).is_err());
+        refused(
+            validate_token(&"x".repeat(65)),
+            "InvalidParameterException",
+            token_length,
+        );
         assert_eq!(validate_recovery_window(None, None).unwrap(), 30);
-        assert!(validate_recovery_window(Some(6), None).is_err());
-        assert!(validate_recovery_window(Some(31), None).is_err());
-        assert!(validate_recovery_window(Some(7), Some(true)).is_err());
+        let window = "RecoveryWindowInDays value must be between 7 and 30 days (inclusive)";
+        for days in [6, 31] {
+            refused(
+                validate_recovery_window(Some(days), None),
+                "InvalidParameterException",
+                window,
+            );
+        }
+        refused(
+            validate_recovery_window(Some(7), Some(true)),
+            "InvalidParameterException",
+            "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
+        );
         assert_eq!(validate_recovery_window(None, Some(true)).unwrap(), 30);
     }
 
@@ -366,12 +406,32 @@ mod tests {
     fn tags() {
         let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         assert!(validate_tags(&[t("team", "payments")]).is_ok());
-        assert!(validate_tags(&[t("aws:x", "y")]).is_err());
-        assert!(validate_tags(&[t("", "y")]).is_err());
-        assert!(validate_tags(&[t(&"k".repeat(129), "y")]).is_err());
-        assert!(validate_tags(&[t("k", &"v".repeat(257))]).is_err());
+        refused(
+            validate_tags(&[t("aws:x", "y")]),
+            "InvalidParameterException",
+            "The aws: prefix is reserved",
+        );
+        refused(
+            validate_tags(&[t("", "y")]),
+            "ValidationException",
+            "'tags.member.key' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        );
+        refused(
+            validate_tags(&[t(&"k".repeat(129), "y")]),
+            "ValidationException",
+            "'tags.member.key' failed to satisfy constraint: Member must have length less than or equal to 128",
+        );
+        refused(
+            validate_tags(&[t("k", &"v".repeat(257))]),
+            "ValidationException",
+            "'tags.member.value' failed to satisfy constraint: Member must have length less than or equal to 256",
+        );
         let many: Vec<_> = (0..51).map(|i| t(&format!("k{i}"), "v")).collect();
-        assert!(validate_tags(&many).is_err());
+        refused(
+            validate_tags(&many),
+            "ValidationException",
+            "'tags' failed to satisfy constraint: Member must have length less than or equal to 50",
+        );
         assert!(validate_tags(&[t("Team", "red"), t("team", "blue")]).is_err());
         assert!(validate_tags(&[t("Team", "red"), t("Team", "blue")]).is_ok());
         assert!(check_tag_key_case(&[t("Team", "red")], &[t("TEAM", "blue")]).is_err());
@@ -383,7 +443,15 @@ mod tests {
     #[test]
     fn values() {
         assert!(validate_value(ValueKind::String, &vec![b'a'; 65_536]).is_ok());
-        assert!(validate_value(ValueKind::String, &vec![b'a'; 65_537]).is_err());
-        assert!(validate_value(ValueKind::Binary, &[]).is_err());
+        refused(
+            validate_value(ValueKind::String, &vec![b'a'; 65_537]),
+            "ValidationException",
+            "'secretString' failed to satisfy constraint: Member must have length less than or equal to 65536",
+        );
+        refused(
+            validate_value(ValueKind::Binary, &[]),
+            "ValidationException",
+            "'secretBinary' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        );
     }
 }

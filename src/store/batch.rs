@@ -332,15 +332,35 @@ mod tests {
         out
     }
 
+    /// Put a write straight into the writer's queue: it is queued once this returns.
+    fn enqueue(
+        store: &Store,
+        key: &'static str,
+        fail: bool,
+    ) -> oneshot::Receiver<Result<Boxed, ApiError>> {
+        let (done, answer) = oneshot::channel();
+        let mut f = insert(key, fail);
+        let job = Job {
+            f: Box::new(move |tx| f(tx).map(|v| Box::new(v) as Boxed)),
+            hook: None,
+            done,
+        };
+        store.queue.get().unwrap().tx.send(job).unwrap();
+        answer
+    }
+
+    /// The answer to an enqueued write.
+    async fn answer(r: oneshot::Receiver<Result<Boxed, ApiError>>) -> Result<&'static str, String> {
+        r.await
+            .unwrap()
+            .map(|b| *b.downcast::<&'static str>().unwrap())
+            .map_err(|e| e.message().to_owned())
+    }
+
     /// A write that fails after writing is undone alone, whether it shares its batch (which
     /// then runs again with savepoints) or is alone in it (no savepoint at all); the others
     /// commit and get their results.
-    #[allow(
-        clippy::await_holding_lock,
-        reason = "the guard keeps the writer thread (not a task of this runtime) from starting \
-                  the next batch while writes queue up"
-    )]
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn a_failed_write_is_undone_alone() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
@@ -352,30 +372,24 @@ mod tests {
                     .map_err(|e| ApiError::from(StoreError::Db(e)))
             })
             .unwrap();
-        // A batch of one that fails.
+        // A batch of one that fails (this first write also starts the writer thread).
         let e = store.write(insert("e", true)).await.unwrap_err();
         assert!(e.message().contains("e fails"), "{e:?}");
         assert!(keys(&store).is_empty());
 
-        // Hold the writer while b, c and d queue up, so that c shares a batch.
+        // With the writer held, b, c and d are all in its queue before it may take the
+        // next batch: c shares a batch with b and d (and a, if the writer had not taken it).
         let guard = store.write_lock.lock().unwrap();
-        let a = tokio::spawn({
-            let s = store.clone();
-            async move { s.write(insert("a", false)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut rest = vec![];
-        for (k, fail) in [("b", false), ("c", true), ("d", false)] {
-            let s = store.clone();
-            rest.push(tokio::spawn(async move { s.write(insert(k, fail)).await }));
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let a = enqueue(&store, "a", false);
+        let rest: Vec<_> = [("b", false), ("c", true), ("d", false)]
+            .into_iter()
+            .map(|(k, fail)| enqueue(&store, k, fail))
+            .collect();
         drop(guard);
-        assert_eq!(a.await.unwrap().unwrap(), "a");
+        assert_eq!(answer(a).await, Ok("a"));
         let mut got = vec![];
-        for t in rest {
-            got.push(t.await.unwrap().map_err(|e| e.message().to_owned()));
+        for r in rest {
+            got.push(answer(r).await);
         }
         assert_eq!(got, vec![Ok("b"), Err("c fails".to_owned()), Ok("d")]);
         assert_eq!(keys(&store), vec!["a", "b", "d"]);

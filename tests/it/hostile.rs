@@ -64,11 +64,25 @@ fn very_long_names_and_arns() {
         &format!("{{\"SecretId\":\"{arn}\"}}"),
     );
     assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    assert!(
+        r.body
+            .contains("Member must have length less than or equal to 2048"),
+        "{}",
+        r.body
+    );
     let r = s.call(
         "secretsmanager.CreateSecret",
         &format!("{{\"Name\":\"{}\"}}", "n".repeat(513)),
     );
     assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    assert!(
+        r.body
+            .contains("Member must have length less than or equal to 512"),
+        "{}",
+        r.body
+    );
     healthy(&s);
 }
 
@@ -131,9 +145,12 @@ fn invalid_base64_binary() {
     let s = TestServer::start();
     let r = s.call(
         "secretsmanager.CreateSecret",
-        r#"{"Name":"b","SecretBinary":"***"}"#,
+        r#"{"Name":"b","SecretBinary":"***","ClientRequestToken":"00000000-0000-4000-8000-000000000001"}"#,
     );
     assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "SerializationException", "{}", r.body);
+    let d = s.call("secretsmanager.DescribeSecret", r#"{"SecretId":"b"}"#);
+    assert_eq!(d.error_type(), "ResourceNotFoundException", "{}", d.body);
     healthy(&s);
 }
 

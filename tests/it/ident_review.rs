@@ -154,6 +154,7 @@ async fn only_declared_claims_become_condition_keys() {
     c["repo"] = serde_json::json!("payments/api");
     let r = web_identity(&s, &jwt(&c));
     assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(code_of(&r), "AccessDenied", "{}", r.body);
 
     // declared in ConditionClaims: it does
     let (_t2, dir2) = example_policies();
@@ -163,7 +164,9 @@ async fn only_declared_claims_become_condition_keys() {
     assert_eq!(r.status, 200, "{}", r.body);
     // and a wrong value does not match
     c["repo"] = serde_json::json!("other/api");
-    assert_eq!(web_identity(&s2, &jwt(&c)).status, 403);
+    let r = web_identity(&s2, &jwt(&c));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(code_of(&r), "AccessDenied", "{}", r.body);
     // a declared claim with a twin in another case is refused
     c["repo"] = serde_json::json!("other/api");
     c["Repo"] = serde_json::json!("payments/api");
@@ -303,7 +306,15 @@ fn role_declared_again(database_url: Option<String>) {
     let file = dir.join("accounts/111122223333/roles/payments-app.json");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::remove_file(&file).unwrap();
-    until("the removal is in force", || whoami(&s, &old).status != 200);
+    until("the removal is in force", || {
+        let r = whoami(&s, &old);
+        assert!(
+            r.status == 200 || code_of(&r) == "InvalidClientTokenId",
+            "{}",
+            r.body
+        );
+        r.status != 200
+    });
 
     // ... and declared again, identical: a new role
     std::fs::write(&file, &text).unwrap();

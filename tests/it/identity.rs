@@ -18,6 +18,36 @@ fn caller_identity(s: &TestServer, akid: &str, secret: &str) -> crate::common::R
     ))
 }
 
+/// Poll `check` until it holds, failing with `what` after `within`.
+fn until(what: &str, within: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: never happened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The `errorCode`s of the server's `ReloadPolicies` audit records, oldest first.
+fn reload_outcomes(s: &TestServer) -> Vec<Option<String>> {
+    let store = strongroom::store::Store::open(&s.store_config().database_url).unwrap();
+    let rows = store
+        .read_blocking(|tx| {
+            let mut out = Vec::new();
+            for c in tx.audit_chains()? {
+                out.extend(tx.audit_range(&c, 0, 1_000_000)?);
+            }
+            Ok(out)
+        })
+        .unwrap();
+    rows.into_iter()
+        .filter(|r| r.event_name == "ReloadPolicies")
+        .map(|r| r.error_code)
+        .collect()
+}
+
 #[test]
 fn the_example_directory_validates() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -112,12 +142,22 @@ async fn deactivated_deleted_and_orphaned_keys_are_refused() {
 
     strongroom::cli::change_access_key(&cfg, &akid, strongroom::cli::KeyChange::Deactivate)
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5200)); // past the key cache
-    let r = caller_identity(&s, &akid, &secret);
-    assert!(r.body.contains("InvalidClientTokenId"), "{}", r.body);
+    // The server trusts a looked-up key for a few seconds (the cache's expiry itself is
+    // `authn`'s unit test, on an injected clock): the change takes effect once it has passed.
+    let within = std::time::Duration::from_secs(15);
+    until("the deactivated key refused", within, || {
+        let r = caller_identity(&s, &akid, &secret);
+        assert!(
+            r.status == 200 || r.body.contains("<Code>InvalidClientTokenId</Code>"),
+            "{}",
+            r.body
+        );
+        r.status != 200
+    });
     strongroom::cli::change_access_key(&cfg, &akid, strongroom::cli::KeyChange::Activate).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5200));
-    assert_eq!(caller_identity(&s, &akid, &secret).status, 200);
+    until("the reactivated key accepted", within, || {
+        caller_identity(&s, &akid, &secret).status == 200
+    });
 
     // the user disappears from the files: the key is orphaned and refused after the reload
     std::fs::remove_file(dir.join("accounts/111122223333/users/ci-bot.json")).unwrap();
@@ -158,7 +198,12 @@ fn a_broken_change_is_refused_and_the_old_set_stays() {
         "{ not json",
     )
     .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(5));
+    // the watcher tries the change and refuses it, which it records
+    until(
+        "a refused reload in the audit trail",
+        std::time::Duration::from_secs(15),
+        || reload_outcomes(&s).contains(&Some("PolicySetRefused".to_owned())),
+    );
     let r = caller_identity(&s, &akid, &secret);
     assert_eq!(
         r.status, 200,

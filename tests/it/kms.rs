@@ -113,6 +113,20 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
     assert!(r.body.contains(&key_id));
     let r = s.call("TrentService.ListAliases", "{}");
     assert!(r.body.contains("alias/it-key"));
+    // a marker this server did not issue is KMS's InvalidMarkerException
+    for (target, marker) in [
+        ("TrentService.ListKeys", "***"),
+        ("TrentService.ListKeys", "bm9jb2xvbg"), // "nocolon": not a cursor of ours
+        ("TrentService.ListAliases", "***"),
+    ] {
+        let r = s.call(target, &format!(r#"{{"Marker":"{marker}"}}"#));
+        assert_eq!(
+            r.error_type(),
+            "InvalidMarkerException",
+            "{target} {marker}: {}",
+            r.body
+        );
+    }
     // the managed key exists after a secret used the default
     c.create_secret()
         .name("default-key")
@@ -156,5 +170,10 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
         .send()
         .await
         .unwrap_err();
-    assert!(!code(&e).is_empty());
+    // (AWS answers an unknown KmsKeyId with InvalidParameterException: boto/boto3#1533)
+    assert_eq!(code(&e), "InvalidParameterException");
+    assert_eq!(
+        crate::common::message(&e),
+        "Secrets Manager can't find the specified KMS key: alias/nope"
+    );
 }

@@ -175,6 +175,7 @@ async fn service_control_policies_bind_member_accounts_not_the_management_accoun
     };
     let r = sim_as(root, "dev", "DeleteSecret");
     assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("<Code>AccessDenied</Code>"), "{}", r.body);
     let member = crate::common::Signing {
         service: "iam".into(),
         akid: auditor["AccessKeyId"].as_str().unwrap().to_owned(),

@@ -369,7 +369,14 @@ async fn cross_account_reads_need_a_resource_policy_and_a_customer_key() {
         .await
         .unwrap();
     assert!(!v.policy_validation_passed());
-    assert!(!v.validation_errors().is_empty());
+    // refused as broad access (AWS's check name), not for some other reason
+    assert!(
+        v.validation_errors()
+            .iter()
+            .any(|e| e.check_name() == Some("BROAD_ACCESS_CHECK")),
+        "{:?}",
+        v.validation_errors()
+    );
     let e = root
         .put_resource_policy()
         .secret_id(&x)

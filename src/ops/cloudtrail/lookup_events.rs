@@ -10,7 +10,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::super::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use super::super::{epoch_seconds, Authorized, Ctx, Operation, Target, Targeted};
 use crate::error::ApiError;
 use crate::store::rows::{AuditFilter, AuditRow};
 
@@ -32,6 +32,12 @@ pub struct Input {
     pub event_category: Option<String>,
     pub max_results: Option<i64>,
     pub next_token: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -240,10 +246,6 @@ impl Operation for LookupEvents {
         ms(input.start_time.unwrap_or(0.0))?;
         ms(input.end_time.unwrap_or(0.0))?;
         Ok(())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::common::{self, KeyIdInput};
 use crate::error::ApiError;
 use crate::kms::{DISABLED, PENDING_DELETION};
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -24,11 +24,8 @@ impl Operation for CancelKeyDeletion {
     const READ_ONLY: bool = false;
 
     fn validate(input: &KeyIdInput) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())
-    }
-
-    fn target(input: &KeyIdInput) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: KeyIdInput) -> Result<Output, ApiError> {

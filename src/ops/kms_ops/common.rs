@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::kms::{Keyring, DEFAULT_ALIAS, DISABLED, ENABLED, PENDING_DELETION};
-use crate::ops::{epoch_seconds, Authorized, Ctx, Scope};
+use crate::ops::{epoch_seconds, Authorized, Ctx, IdMember, NamesTarget, Scope, Target};
 use crate::secrets::check_len;
 use crate::store::rows::KmsKeyRow;
 use crate::store::Tx;
@@ -305,11 +305,32 @@ pub fn check_alias_name(name: &str, action: &str) -> Result<(), ApiError> {
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// `KeyId`: a KMS key, by key id, key ARN, alias name or alias ARN.
+#[derive(Debug)]
+pub enum KeyId {}
+
+impl IdMember for KeyId {
+    const FIELD: &'static str = "keyId";
+    fn check(id: &str) -> Result<(), ApiError> {
+        check_len(Self::FIELD, id.chars().count(), 1, MAX_KEY_ID_LEN)
+    }
+    fn target(id: String) -> Target {
+        Target::KmsKey(id)
+    }
+}
+
 /// The input of the operations that name one key by `KeyId` only.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KeyIdInput {
     pub key_id: Option<String>,
+}
+
+impl NamesTarget for KeyIdInput {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
 }
 
 /// In one write transaction: find the key `id` names (key id or key ARN), let `f` check and

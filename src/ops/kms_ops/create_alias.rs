@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::common::{self, Empty};
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Scope, Target};
+use crate::ops::{Authorized, Ctx, Operation, Scope, Target, Targeted};
 use crate::store::rows::KmsAliasRow;
 
 /// How many aliases one key may have (KMS's quota).
@@ -15,6 +15,12 @@ const MAX_ALIASES_PER_KEY: usize = 50;
 pub struct Input {
     pub alias_name: Option<String>,
     pub target_key_id: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::KmsKey(self.target_key_id.clone().unwrap_or_default())
+    }
 }
 
 #[derive(Debug)]
@@ -35,10 +41,6 @@ impl Operation for CreateAlias {
         let name = crate::ops::require_ref("aliasName", &input.alias_name)?;
         common::check_key_id("targetKeyId", input.target_key_id.as_ref())?;
         common::check_alias_name(name, "created")
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.target_key_id.clone().unwrap_or_default())
     }
 
     /// The alias is authorized besides the key (AWS: `kms:CreateAlias` on both).

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{KeyMetadata, CUSTOMER_MANAGED};
 use super::paging::validation_value;
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, Operation, Target, Targeted};
 use crate::secrets::check_len;
 
 /// The longest key description KMS accepts.
@@ -69,6 +69,12 @@ pub struct Input {
     pub tags: Option<Vec<serde_json::Value>>,
     pub multi_region: Option<bool>,
     pub xks_key_id: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -214,10 +220,6 @@ impl Operation for CreateKey {
             ));
         }
         Ok(())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -4,12 +4,18 @@ use serde::Deserialize;
 
 use super::common::{self, Empty};
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Scope, Target};
+use crate::ops::{Authorized, Ctx, Operation, Scope, Target, Targeted};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub alias_name: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::KmsKey(self.alias_name.clone().unwrap_or_default())
+    }
 }
 
 #[derive(Debug)]
@@ -25,10 +31,6 @@ impl Operation for DeleteAlias {
     fn validate(input: &Input) -> Result<(), ApiError> {
         let name = crate::ops::require_ref("aliasName", &input.alias_name)?;
         common::check_alias_name(name, "deleted")
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.alias_name.clone().unwrap_or_default())
     }
 
     /// The alias is authorized besides the key (AWS: `kms:DeleteAlias` on both).

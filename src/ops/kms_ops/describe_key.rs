@@ -2,16 +2,23 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{self, KeyMetadata, KeyRef};
+use super::common::{self, KeyId, KeyMetadata, KeyRef};
 use crate::error::ApiError;
 use crate::kms::DEFAULT_ALIAS;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub key_id: Option<String>,
     pub grant_tokens: Option<Vec<String>>,
+}
+
+impl NamesTarget for Input {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -31,7 +38,7 @@ impl Operation for DescribeKey {
     const READ_ONLY: bool = true;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())?;
+        input.checked_target_id()?;
         if input.grant_tokens.as_ref().is_some_and(|g| g.len() > 10) {
             return Err(crate::secrets::validation(
                 "grantTokens",
@@ -39,10 +46,6 @@ impl Operation for DescribeKey {
             ));
         }
         Ok(())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

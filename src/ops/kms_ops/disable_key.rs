@@ -3,7 +3,7 @@
 use super::common::{self, Empty, KeyIdInput};
 use crate::error::ApiError;
 use crate::kms::DISABLED;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug)]
 pub struct DisableKey;
@@ -16,11 +16,8 @@ impl Operation for DisableKey {
     const READ_ONLY: bool = false;
 
     fn validate(input: &KeyIdInput) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())
-    }
-
-    fn target(input: &KeyIdInput) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: KeyIdInput) -> Result<Empty, ApiError> {

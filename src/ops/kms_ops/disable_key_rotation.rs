@@ -2,7 +2,7 @@
 
 use super::common::{self, Empty, KeyIdInput};
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug)]
 pub struct DisableKeyRotation;
@@ -15,11 +15,8 @@ impl Operation for DisableKeyRotation {
     const READ_ONLY: bool = false;
 
     fn validate(input: &KeyIdInput) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())
-    }
-
-    fn target(input: &KeyIdInput) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: KeyIdInput) -> Result<Empty, ApiError> {

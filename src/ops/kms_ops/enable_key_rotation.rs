@@ -3,10 +3,10 @@
 
 use serde::Deserialize;
 
-use super::common::{self, Empty, DAY_MS};
+use super::common::{self, Empty, KeyId, DAY_MS};
 use super::paging::validation_value;
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 /// The rotation periods KMS allows, in days, and its default.
 const MIN_PERIOD: i64 = 90;
@@ -20,6 +20,13 @@ pub struct Input {
     pub rotation_period_in_days: Option<i64>,
 }
 
+impl NamesTarget for Input {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+}
+
 #[derive(Debug)]
 pub struct EnableKeyRotation;
 
@@ -31,7 +38,7 @@ impl Operation for EnableKeyRotation {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())?;
+        input.checked_target_id()?;
         match input.rotation_period_in_days {
             Some(d) if d < MIN_PERIOD => Err(validation_value(
                 &d.to_string(),
@@ -45,10 +52,6 @@ impl Operation for EnableKeyRotation {
             )),
             _ => Ok(()),
         }
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Empty, ApiError> {

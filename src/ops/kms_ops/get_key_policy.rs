@@ -2,16 +2,23 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common;
+use super::common::{self, KeyId};
 use crate::error::ApiError;
 use crate::kms::key_policy::{self, POLICY_NAME};
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub key_id: Option<String>,
     pub policy_name: Option<String>,
+}
+
+impl NamesTarget for Input {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -52,12 +59,8 @@ impl Operation for GetKeyPolicy {
     const READ_ONLY: bool = true;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())?;
+        input.checked_target_id()?;
         check_policy_name(input.policy_name.as_ref())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

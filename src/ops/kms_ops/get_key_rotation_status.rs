@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::common::{self, KeyIdInput};
 use crate::error::ApiError;
 use crate::kms::PENDING_DELETION;
-use crate::ops::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use crate::ops::{epoch_seconds, Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -29,11 +29,8 @@ impl Operation for GetKeyRotationStatus {
     const READ_ONLY: bool = true;
 
     fn validate(input: &KeyIdInput) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())
-    }
-
-    fn target(input: &KeyIdInput) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: KeyIdInput) -> Result<Output, ApiError> {

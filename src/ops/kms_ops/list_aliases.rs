@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{common, paging};
 use crate::error::ApiError;
-use crate::ops::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use crate::ops::{epoch_seconds, Authorized, Ctx, Operation, Target, Targeted};
 use crate::store::rows::KmsAliasRow;
 
 /// Page size when `Limit` is absent, and the most one page holds (KMS's documented values).
@@ -17,6 +17,12 @@ pub struct Input {
     pub key_id: Option<String>,
     pub limit: Option<i64>,
     pub marker: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -58,10 +64,6 @@ impl Operation for ListAliases {
         }
         paging::check_limit(input.limit)?;
         paging::check_marker(input.marker.as_deref())
-    }
-
-    fn target(_input: &Input) -> Target {
-        Target::Any
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{common, paging};
+use super::common::{self, KeyId};
+use super::paging;
 use crate::error::ApiError;
-use crate::ops::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use crate::ops::{epoch_seconds, Authorized, Ctx, NamesTarget, Operation};
 
 /// Page size when `Limit` is absent.
 const DEFAULT_LIMIT: usize = 100;
@@ -16,6 +17,13 @@ pub struct Input {
     pub include_key_material: Option<String>,
     pub limit: Option<i64>,
     pub marker: Option<String>,
+}
+
+impl NamesTarget for Input {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -46,7 +54,7 @@ impl Operation for ListKeyRotations {
     const READ_ONLY: bool = true;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())?;
+        input.checked_target_id()?;
         match input.include_key_material.as_deref() {
             None | Some("ROTATIONS_ONLY") => {}
             Some("ALL_KEY_MATERIAL") => {
@@ -64,10 +72,6 @@ impl Operation for ListKeyRotations {
         }
         paging::check_limit(input.limit)?;
         paging::check_marker(input.marker.as_deref())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {

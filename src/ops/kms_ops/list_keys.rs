@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::paging;
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, Operation, Target, Targeted};
 use crate::store::rows::KmsKeyRow;
 
 /// Page size when `Limit` is absent.
@@ -15,6 +15,12 @@ const DEFAULT_LIMIT: usize = 100;
 pub struct Input {
     pub limit: Option<i64>,
     pub marker: Option<String>,
+}
+
+impl Targeted for Input {
+    fn target(&self) -> Target {
+        Target::Any
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -64,10 +70,6 @@ impl Operation for ListKeys {
         paging::check_marker(input.marker.as_deref())
     }
 
-    fn target(_input: &Input) -> Target {
-        Target::Any
-    }
-
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let after = input.marker.as_deref().map(decode_cursor).transpose()?;
         let limit = paging::page_size(input.limit, DEFAULT_LIMIT, 1000);
@@ -108,7 +110,14 @@ mod tests {
             "1234abcd-12ab-34cd-56ef-1234567890ab".to_owned(),
         );
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
-        assert!(decode_cursor(&paging::encode_marker("nocolon")).is_err());
-        assert!(decode_cursor(&paging::encode_marker("x:y")).is_err());
+        for garbage in ["nocolon", "x:y"] {
+            assert_eq!(
+                decode_cursor(&paging::encode_marker(garbage))
+                    .unwrap_err()
+                    .code(),
+                "InvalidMarkerException",
+                "{garbage}"
+            );
+        }
     }
 }

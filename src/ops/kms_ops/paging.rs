@@ -64,7 +64,7 @@ pub fn decode_marker(marker: &str) -> Result<String, ApiError> {
 
 /// The error for a marker this server did not issue (KMS's `InvalidMarkerException`).
 pub fn invalid_marker() -> ApiError {
-    ApiError::Validation(
+    ApiError::KmsInvalidMarker(
         "Invalid marker: pass the NextMarker value of a previous response unchanged.".into(),
     )
 }
@@ -123,9 +123,24 @@ mod tests {
         assert!(m
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert!(decode_marker("***").is_err());
-        assert!(check_marker(Some("")).is_err());
-        assert!(check_marker(Some(&"a".repeat(1025))).is_err());
+        assert_eq!(
+            decode_marker("***").unwrap_err().code(),
+            "InvalidMarkerException"
+        );
+        let e = check_marker(Some("")).unwrap_err();
+        assert_eq!(e.code(), "ValidationException");
+        assert!(
+            e.message()
+                .contains("'marker' failed to satisfy constraint: Member must have length greater than or equal to 1"),
+            "{e:?}"
+        );
+        let e = check_marker(Some(&"a".repeat(1025))).unwrap_err();
+        assert_eq!(e.code(), "ValidationException");
+        assert!(
+            e.message()
+                .contains("Member must have length less than or equal to 1024"),
+            "{e:?}"
+        );
     }
 
     #[test]

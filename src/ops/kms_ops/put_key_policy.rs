@@ -2,11 +2,11 @@
 
 use serde::Deserialize;
 
-use super::common::{self, Empty};
+use super::common::{self, Empty, KeyId};
 use super::create_key::{check_lockout, check_policy};
 use super::get_key_policy::check_policy_name;
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -15,6 +15,13 @@ pub struct Input {
     pub policy_name: Option<String>,
     pub policy: Option<String>,
     pub bypass_policy_lockout_safety_check: Option<bool>,
+}
+
+impl NamesTarget for Input {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
 }
 
 #[derive(Debug)]
@@ -28,13 +35,9 @@ impl Operation for PutKeyPolicy {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())?;
+        input.checked_target_id()?;
         check_policy(crate::ops::require_ref("policy", &input.policy)?)?;
         check_policy_name(input.policy_name.as_ref())
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Empty, ApiError> {

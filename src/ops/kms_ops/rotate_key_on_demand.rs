@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::common::{self, KeyIdInput};
 use crate::error::ApiError;
-use crate::ops::{Authorized, Ctx, Operation, Target};
+use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
 
 /// How many on-demand rotations one key may have (KMS's quota).
 pub const MAX_ON_DEMAND_ROTATIONS: i32 = 25;
@@ -28,11 +28,8 @@ impl Operation for RotateKeyOnDemand {
     const READ_ONLY: bool = false;
 
     fn validate(input: &KeyIdInput) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())
-    }
-
-    fn target(input: &KeyIdInput) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
+        input.checked_target_id()?;
+        Ok(())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: KeyIdInput) -> Result<Output, ApiError> {

@@ -4,11 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{self, DAY_MS};
+use super::common::{self, KeyId, DAY_MS};
 use super::paging::validation_value;
 use crate::error::ApiError;
 use crate::kms::PENDING_DELETION;
-use crate::ops::{epoch_seconds, Authorized, Ctx, Operation, Target};
+use crate::ops::{epoch_seconds, Authorized, Ctx, NamesTarget, Operation};
 
 /// The waiting period KMS allows, in days, and its default.
 const MIN_WINDOW: i64 = 7;
@@ -20,6 +20,13 @@ const DEFAULT_WINDOW: i64 = 30;
 pub struct Input {
     pub key_id: Option<String>,
     pub pending_window_in_days: Option<i64>,
+}
+
+impl NamesTarget for Input {
+    type By = KeyId;
+    fn target_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -42,7 +49,7 @@ impl Operation for ScheduleKeyDeletion {
     const READ_ONLY: bool = false;
 
     fn validate(input: &Input) -> Result<(), ApiError> {
-        common::check_key_id("keyId", input.key_id.as_ref())?;
+        input.checked_target_id()?;
         match input.pending_window_in_days {
             Some(d) if d < MIN_WINDOW => Err(validation_value(
                 &d.to_string(),
@@ -56,10 +63,6 @@ impl Operation for ScheduleKeyDeletion {
             )),
             _ => Ok(()),
         }
-    }
-
-    fn target(input: &Input) -> Target {
-        Target::KmsKey(input.key_id.clone().unwrap_or_default())
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
