@@ -342,7 +342,14 @@ async fn readyz(pipeline: web::Data<Pipeline>) -> HttpResponse {
     )
     .await
     .is_ok_and(|r| r.is_ok());
-    let audit = pipeline.auditor.accepting();
+    let mut audit = pipeline.auditor.accepting();
+    if !audit {
+        // After a failed group commit the writer commits again only when records come, and
+        // a server out of the load balancer gets none: a flush retries, so that a recovered
+        // store makes the server ready again.
+        let _ = tokio::time::timeout(Duration::from_secs(2), pipeline.auditor.flush()).await;
+        audit = pipeline.auditor.accepting();
+    }
     let directory = pipeline.identities.get();
     // With a policies directory, loading it yields at least one account; without one, only
     // the root credentials in the store are served.

@@ -173,6 +173,7 @@ impl Pipeline {
     /// any other (with what its headers say), then answered with `e` (or
     /// `InternalServiceError` when the record cannot be written).
     pub async fn refuse(&self, head: &RequestHead, peer: Peer, e: ApiError) -> Reply {
+        let started = std::time::Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut draft = Draft {
             request_id: request_id.clone(),
@@ -197,6 +198,9 @@ impl Pipeline {
                 ApiError::internal("audit write failed")
             }
         };
+        if let Some(m) = &self.metrics {
+            m.observe(started, &draft, &Err(e.clone()));
+        }
         Reply {
             status: e.status(),
             body: e.body().into_bytes(),
