@@ -11,7 +11,8 @@
 # (tests/e2e/walkthrough_boto3.py) against it, stops it, and then checks that
 # the marker the walkthroughs put into every secret value never appears in
 # plaintext at rest: not in the data directory (SQLite files, server.log),
-# and not in a pg_dump of the PostgreSQL database.
+# and not in a pg_dump of the PostgreSQL database. On SQLite it then runs
+# scripts/e2e-ops.sh (metrics, health, quotas with boto3 and Prometheus).
 #
 # Needs .venv/ with awscli and boto3 (scripts/test.sh creates it).
 # E2E_KEEP=1 keeps the data directory afterwards (it is always kept, and its
@@ -37,7 +38,7 @@ while (($# > 0)); do
             shift
             ;;
         -h | --help)
-            sed -n '3,18p' "${BASH_SOURCE[0]}"
+            sed -n '3,19p' "${BASH_SOURCE[0]}"
             exit 0
             ;;
         *)
@@ -272,6 +273,12 @@ if files == 0:
     sys.exit(1)
 print(f"no plaintext marker in {files} file(s): {', '.join(scanned)}")
 PY
+
+# Metrics, health and quotas (a server of their own; embedded SQLite only).
+if [[ -z "$DATABASE_URL" ]]; then
+    echo "e2e ($BACKEND): operating (metrics, health, quotas; boto3 and Prometheus)"
+    STRONGROOM_BIN="$BIN" bash "$ROOT/scripts/e2e-ops.sh"
+fi
 
 OK=1
 echo "e2e ($BACKEND): OK"

@@ -3,13 +3,14 @@
 # scripts/test.sh — the one test command for strongroom (CI runs it via .ci/run).
 #
 # Phases, in order; the first failure stops the run with a non-zero exit:
-#   1. prerequisites   PostgreSQL server binaries + libpq-dev (apt-get if missing)
+#   1. prerequisites   PostgreSQL server binaries + libpq-dev, Prometheus (apt-get if missing)
 #   2. python venv     .venv/ with awscli (v1) and boto3 for the walkthroughs
 #   3. postgresql      throwaway server under .pgtest/, database strongroom_test
 #   4. lint            cargo fmt --check, cargo clippy -D warnings
 #   5. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
 #   6. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
-#                      on embedded SQLite and on PostgreSQL
+#                      on embedded SQLite and on PostgreSQL; metrics, health and
+#                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping)
 #   7. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL
 #   8. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
 #
@@ -96,9 +97,25 @@ require_cmd() {
 }
 
 # --------------------------------------------------------------------------
-step "prerequisites (PostgreSQL server, libpq-dev)"
+step "prerequisites (PostgreSQL server, libpq-dev, Prometheus)"
 require_cmd cargo python3
 pg_ensure_installed
+# Prometheus (Debian's package) scrapes the metrics listener in scripts/e2e-ops.sh.
+if command -v prometheus >/dev/null 2>&1; then
+    echo "prometheus already present ($(command -v prometheus))"
+else
+    sudo_apt=()
+    ((EUID == 0)) || sudo_apt=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_apt[@]}" apt-get update -q >/dev/null
+    if ! apt-cache policy prometheus | grep -q 'Candidate: [0-9]'; then
+        echo "error: no prometheus package in the apt sources" >&2
+        exit 1
+    fi
+    echo "installing prometheus with apt-get"
+    "${sudo_apt[@]}" apt-get install -y -q --no-install-recommends prometheus >/dev/null
+    command -v prometheus >/dev/null 2>&1 || { echo "error: prometheus not on PATH after install" >&2; exit 1; }
+fi
 step_ok
 
 # --------------------------------------------------------------------------
@@ -159,8 +176,8 @@ step_ok
 
 # --------------------------------------------------------------------------
 step "end-to-end (AWS CLI + boto3 walkthroughs; SQLite, then PostgreSQL)"
-echo "--- e2e on embedded SQLite"
-bash "$ROOT/scripts/e2e.sh"
+echo "--- e2e on embedded SQLite (and metrics, health, quotas: scripts/e2e-ops.sh)"
+E2E_REQUIRE_PROMETHEUS=1 bash "$ROOT/scripts/e2e.sh"
 echo "--- e2e on PostgreSQL"
 pg_createdb strongroom_e2e
 bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)"

@@ -305,6 +305,15 @@ pub struct ServeArgs {
     /// then detects a chain cut short with its digests (default: none).
     #[arg(long, env = "STRONGROOM_AUDIT_DIGEST_DIR")]
     pub audit_digest_dir: Option<PathBuf>,
+    /// Address of the metrics and health listener (`/metrics`, `/healthz`, `/readyz`);
+    /// must differ from --listen (default: none, no metrics).
+    #[arg(long, env = "STRONGROOM_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Request-rate quotas per account and region: `aws` (AWS's published numbers) or `off`
+    /// (default); the config file's `[quota_groups]` and `[quota_accounts.ID]` tables
+    /// override them per operation group and per account.
+    #[arg(long, env = "STRONGROOM_QUOTAS")]
+    pub quotas: Option<String>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -327,6 +336,13 @@ struct FileConfig {
     audit_export_dir: Option<PathBuf>,
     audit_retention_interval: Option<u64>,
     audit_digest_dir: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    quotas: Option<String>,
+    /// Requests per second per account and region, by quota group.
+    quota_groups: Option<std::collections::HashMap<String, f64>>,
+    /// One account's own rates, by quota group.
+    quota_accounts:
+        Option<std::collections::HashMap<String, std::collections::HashMap<String, f64>>>,
 }
 
 /// Resolved store settings.
@@ -356,6 +372,10 @@ pub struct ServeConfig {
     pub audit_retention: Option<AuditRetention>,
     /// Where each signed audit digest is also written (outside the database), if anywhere.
     pub audit_digest_dir: Option<PathBuf>,
+    /// The metrics and health listener's address, if any.
+    pub metrics_listen: Option<String>,
+    /// Request-rate quotas; `None`: no limit.
+    pub quotas: Option<crate::quota::QuotaConfig>,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -476,7 +496,18 @@ impl ServeArgs {
                     .unwrap_or_else(|| store.data_dir.join("audit-export")),
             }),
         };
+        let metrics_listen = self.metrics_listen.clone().or(f.metrics_listen);
+        if metrics_listen.as_deref() == Some(listen.as_str()) {
+            return Err("--metrics-listen must differ from --listen (metrics are never served on the API port)".into());
+        }
+        let quotas = crate::quota::QuotaConfig::resolve(
+            self.quotas.as_deref().or(f.quotas.as_deref()),
+            &f.quota_groups.unwrap_or_default(),
+            &f.quota_accounts.unwrap_or_default(),
+        )?;
         Ok(ServeConfig {
+            metrics_listen,
+            quotas,
             audit_retention,
             audit_digest_dir: self.audit_digest_dir.clone().or(f.audit_digest_dir),
             store,
@@ -606,6 +637,40 @@ mod tests {
         assert_eq!(r.max_age, std::time::Duration::from_secs(7 * 86_400));
         assert_eq!(r.every, std::time::Duration::from_secs(60));
         assert_eq!(r.export_dir, PathBuf::from("/trail"));
+    }
+
+    #[test]
+    fn metrics_and_quotas_are_off_by_default_and_set_by_flag_or_file() {
+        let c = parse(&[]).resolve().unwrap();
+        assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.quotas, None);
+        let c = parse(&["--metrics-listen", "127.0.0.1:9599", "--quotas", "aws"])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9599"));
+        assert!(c.quotas.is_some());
+        assert!(parse(&["--metrics-listen", "127.0.0.1:4599"])
+            .resolve()
+            .is_err());
+        assert!(parse(&["--quotas", "many"]).resolve().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "metrics_listen = \"127.0.0.1:9\"\n[quota_groups]\nwrite = 5\n[quota_accounts.111122223333]\nread = 2.5\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", file.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9"));
+        let q = c.quotas.unwrap();
+        let write = crate::quota::group_of("PutSecretValue").unwrap();
+        let read = crate::quota::group_of("GetSecretValue").unwrap();
+        assert_eq!(q.rates[write], Some(5.0));
+        assert_eq!(q.rates[read], None);
+        assert_eq!(q.accounts["111122223333"][read], Some(2.5));
+        assert_eq!(q.accounts["111122223333"][write], Some(5.0));
     }
 
     #[test]

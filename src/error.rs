@@ -31,6 +31,8 @@ pub enum ApiError {
     AccessDenied(String),
     NotImplemented(String),
     RequestEntityTooLarge(String),
+    /// Over the account's request-rate quota (`quota`): AWS's `ThrottlingException`.
+    Throttling(String),
     // --- authentication ---
     MissingAuthenticationToken(String),
     IncompleteSignature(String),
@@ -83,6 +85,7 @@ impl ApiError {
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::NotImplemented(_) => "NotImplementedException",
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
+            Self::Throttling(_) => "ThrottlingException",
             Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
@@ -127,6 +130,7 @@ impl ApiError {
             | Self::Serialization(_)
             | Self::UnknownOperation(_)
             | Self::AccessDenied(_)
+            | Self::Throttling(_)
             | Self::MissingAuthenticationToken(_)
             | Self::IncompleteSignature(_)
             | Self::InvalidSignature(_)
@@ -176,6 +180,7 @@ impl ApiError {
             | Self::AccessDenied(m)
             | Self::NotImplemented(m)
             | Self::RequestEntityTooLarge(m)
+            | Self::Throttling(m)
             | Self::MissingAuthenticationToken(m)
             | Self::IncompleteSignature(m)
             | Self::InvalidSignature(m)

@@ -33,6 +33,10 @@ pub struct Pipeline {
     /// A shared lock on the master key file's lock file, held while this server runs so
     /// that `master-key rotate` refuses to run beside it.
     pub master_key_lock: Option<Arc<std::fs::File>>,
+    /// Prometheus metrics, when `--metrics-listen` is set.
+    pub metrics: crate::metrics::Shared,
+    /// Request-rate quotas, when configured (`--quotas`).
+    pub quotas: Option<Arc<crate::quota::Quotas>>,
 }
 
 /// What the transport says about a request's caller (see `server::peer_of`).
@@ -67,11 +71,14 @@ impl Pipeline {
             secure: false,
             trusted_proxies: Arc::new(Vec::new()),
             master_key_lock: None,
+            metrics: None,
+            quotas: None,
         }
     }
 
     /// Handle one request.
     pub async fn handle(&self, head: RequestHead, peer: Peer, body: &[u8]) -> Reply {
+        let started = std::time::Instant::now();
         let _in_flight = self.auditor.begin();
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut draft = Draft {
@@ -124,6 +131,9 @@ impl Pipeline {
                 }
             }
         };
+        if let Some(m) = &self.metrics {
+            m.observe(started, &draft, &result);
+        }
         let content_type = if query {
             "text/xml"
         } else {
@@ -163,6 +173,7 @@ impl Pipeline {
     /// any other (with what its headers say), then answered with `e` (or
     /// `InternalServiceError` when the record cannot be written).
     pub async fn refuse(&self, head: &RequestHead, peer: Peer, e: ApiError) -> Reply {
+        let started = std::time::Instant::now();
         let request_id = uuid::Uuid::new_v4().to_string();
         let mut draft = Draft {
             request_id: request_id.clone(),
@@ -187,6 +198,9 @@ impl Pipeline {
                 ApiError::internal("audit write failed")
             }
         };
+        if let Some(m) = &self.metrics {
+            m.observe(started, &draft, &Err(e.clone()));
+        }
         Reply {
             status: e.status(),
             body: e.body().into_bytes(),
@@ -267,6 +281,9 @@ impl Pipeline {
             region: draft.region.clone(),
         };
         draft.principal = Some(principal.clone());
+        if let (Some(q), Service::SecretsManager) = (&self.quotas, service) {
+            q.check(&scope.account, &scope.region, &op)?;
+        }
         let call = Call {
             pipeline: self,
             principal,

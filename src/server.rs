@@ -187,6 +187,11 @@ async fn purge_once(ctx: &Ctx, auditor: &Auditor) -> Result<usize, ApiError> {
 
 /// Record a policy-set reload (accepted or refused) in the log and the audit trail.
 async fn record_reload(pipeline: &Pipeline, outcome: Reload, trigger: &str) {
+    if let (Some(m), Reload::Accepted { .. } | Reload::Refused { .. }) =
+        (&pipeline.metrics, &outcome)
+    {
+        m.reload(matches!(outcome, Reload::Accepted { .. }));
+    }
     let (decision, message) = match &outcome {
         Reload::Unchanged => return,
         Reload::Accepted { fingerprint } => {
@@ -463,6 +468,17 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
     pipeline.master_key_lock = Some(Arc::new(lock));
     pipeline.secure = cfg.tls.is_some();
     pipeline.trusted_proxies = Arc::new(cfg.trusted_proxies.clone());
+    if cfg.metrics_listen.is_some() {
+        let metrics = crate::metrics::Metrics::new()?;
+        pipeline
+            .auditor
+            .observe_commits(metrics.audit_commit_histogram());
+        pipeline.metrics = Some(Arc::new(metrics));
+    }
+    pipeline.quotas = cfg
+        .quotas
+        .clone()
+        .map(|q| Arc::new(crate::quota::Quotas::new(q)));
     Ok(pipeline)
 }
 
@@ -556,6 +572,14 @@ pub async fn run_with_handle(
         ));
     }
     spawn_policy_watcher(&pipeline);
+    let metrics_server = match &cfg.metrics_listen {
+        Some(addr) => Some(crate::metrics::bind(addr, pipeline.clone())?),
+        None => None,
+    };
+    let metrics_handle = metrics_server.as_ref().map(actix_web::dev::Server::handle);
+    if let Some(server) = metrics_server {
+        actix_web::rt::spawn(server);
+    }
     let auditor = pipeline.auditor.clone();
     let data = web::Data::new(pipeline);
     let server = HttpServer::new(move || {
@@ -580,6 +604,9 @@ pub async fn run_with_handle(
         on_bound(addr, running.handle());
     }
     let result = running.await.map_err(|e| e.to_string());
+    if let Some(h) = metrics_handle {
+        h.stop(true).await;
+    }
     // Commit what is pending and sign a digest of the tail before exiting.
     if let Err(e) = auditor.flush().await {
         tracing::error!("audit flush at shutdown failed: {e:?}");

@@ -113,6 +113,8 @@ struct Inner {
     keys: Option<Arc<AuditKeys>>,
     signing: bool,
     timeout: Duration,
+    /// The writer's queue length (records waiting beyond it make senders wait).
+    queue_capacity: usize,
     /// Dropped with the last handle: tells the lookup indexer to stop.
     _indexer: Option<SyncSender<()>>,
     /// Requests under way and records handed to the writer but not yet taken: the writer
@@ -136,6 +138,12 @@ pub(super) struct Load {
     waiting: Mutex<()>,
     /// Set while the writer gathers (senders wake it only then).
     gathering: AtomicBool,
+    /// Set when the writer thread has ended (or never started): nothing is recorded any more.
+    stopped: AtomicBool,
+    /// Whether the writer's last group commit failed.
+    last_failed: AtomicBool,
+    /// Each group commit's duration, observed when the operator turned metrics on.
+    commit_seconds: std::sync::OnceLock<prometheus::Histogram>,
 }
 
 // The counters and `gathering` are sequentially consistent: a sender that completes the set
@@ -271,6 +279,7 @@ impl Auditor {
                 keys: None,
                 signing: false,
                 timeout: Duration::ZERO,
+                queue_capacity: 0,
                 _indexer: None,
                 load: Arc::default(),
             }),
@@ -300,9 +309,12 @@ impl Auditor {
             .name("audit-writer".into())
             .spawn(move || {
                 set_this_threads_nice(WRITER_NICE, "writer");
+                // Marks the writer stopped however it ends (returning or unwinding).
+                let _stopped = Stopped(Arc::clone(&writer.load));
                 writer.run(&rx);
             });
         if let Err(e) = spawned {
+            load.stopped.store(true, SeqCst);
             tracing::error!("audit: cannot start the writer thread ({e}); every request will fail");
         }
         Self {
@@ -315,6 +327,7 @@ impl Auditor {
                 keys,
                 signing,
                 timeout: opts.commit_timeout,
+                queue_capacity: opts.queue.max(1),
                 _indexer: indexer,
                 load,
             }),
@@ -410,6 +423,23 @@ impl Auditor {
     pub fn load_counts(&self) -> (usize, usize) {
         let l = &self.inner.load;
         (l.in_flight.load(SeqCst), l.queued.load(SeqCst))
+    }
+
+    /// Whether the writer takes records: its thread runs, its last group commit succeeded
+    /// and its queue has room (the readiness probe's "audit writable").
+    pub fn accepting(&self) -> bool {
+        if !self.enabled() {
+            return true;
+        }
+        let l = &self.inner.load;
+        !l.stopped.load(SeqCst)
+            && !l.last_failed.load(SeqCst)
+            && l.queued.load(SeqCst) < self.inner.queue_capacity
+    }
+
+    /// Observe each group commit's duration (seconds) into `h` (metrics; set once).
+    pub fn observe_commits(&self, h: prometheus::Histogram) {
+        let _ = self.inner.load.commit_seconds.set(h);
     }
 
     /// Write the event durably. An error means the request must fail closed.
@@ -694,6 +724,15 @@ impl Gathering<'_> {
     }
 }
 
+/// Marks the writer stopped when dropped (see [`Load::stopped`]).
+struct Stopped(Arc<Load>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, SeqCst);
+    }
+}
+
 impl Drop for Gathering<'_> {
     /// The batch's records no longer count as waiting.
     fn drop(&mut self) {
@@ -752,7 +791,12 @@ impl Writer {
                 g.take(&mut batch);
                 g
             });
+            let started = std::time::Instant::now();
             let result = self.commit(&mut batch, gathering);
+            if let Some(h) = self.load.commit_seconds.get() {
+                h.observe(started.elapsed().as_secs_f64());
+            }
+            self.load.last_failed.store(result.is_err(), SeqCst);
             if let Err(e) = &result {
                 tracing::error!(
                     chain = %self.tail.chain_id(),

@@ -229,6 +229,18 @@ impl Store {
         self.backend
     }
 
+    /// Each connection pool's (name, connections open, connections idle), for metrics.
+    pub fn pool_use(&self) -> [(&'static str, u32, u32); 3] {
+        let state = |p: &Pool<ConnectionManager<AnyConnection>>| {
+            let s = p.state();
+            (s.connections, s.idle_connections)
+        };
+        let (a, b) = state(&self.pool);
+        let (c, d) = state(&self.read_pool);
+        let (e, f) = state(&self.write_pool);
+        [("main", a, b), ("read", c, d), ("write", e, f)]
+    }
+
     fn conn(&self) -> Result<PooledConnection<ConnectionManager<AnyConnection>>, StoreError> {
         self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
     }

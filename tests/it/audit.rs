@@ -1421,6 +1421,8 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
             export_dir: export_dir.clone(),
         }),
         audit_digest_dir: None,
+        metrics_listen: None,
+        quotas: None,
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }

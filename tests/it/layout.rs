@@ -141,6 +141,8 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         trusted_proxies: vec![],
         audit_retention: None,
         audit_digest_dir: None,
+        metrics_listen: None,
+        quotas: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -18,6 +18,7 @@ mod identity;
 mod jwt_algs;
 mod kms;
 mod layout;
+mod ops;
 mod org;
 mod policies;
 mod protocol;

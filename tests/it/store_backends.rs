@@ -166,6 +166,8 @@ async fn two_servers_one_postgres() {
             trusted_proxies: vec![],
             audit_retention: None,
             audit_digest_dir: None,
+            metrics_listen: None,
+            quotas: None,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -571,6 +571,8 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
         trusted_proxies: vec![],
         audit_retention: None,
         audit_digest_dir: None,
+        metrics_listen: None,
+        quotas: None,
     }
 }
 
