@@ -50,26 +50,10 @@ fn key_for(s: &TestServer, policies: &Path, account: &str, user: &str) -> (Strin
 
 fn start(policies: &Path) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let database_url = format!("sqlite://{}", data_dir.join("strongroom.db").display());
-    let cfg = strongroom::config::ServeConfig {
-        store: strongroom::config::StoreConfig {
-            data_dir: data_dir.clone(),
-            database_url: database_url.clone(),
-            master_key_file: data_dir.join("master.key"),
-            read_mmap_bytes: 0,
-        },
-        listen: "127.0.0.1:0".into(),
-        tls: None,
-        account_id: HOME.into(),
-        regions: vec!["us-east-1".into()],
-        purge_interval_secs: 1,
-        policies: Some(policies.to_path_buf()),
-        trusted_proxies: vec![],
-        audit_retention: None,
-        audit_digest_dir: None,
-    };
-    TestServer::launch(cfg, dir, database_url)
+    let mut cfg = crate::common::config_in(dir.path(), None);
+    cfg.account_id = HOME.into();
+    cfg.policies = Some(policies.to_path_buf());
+    TestServer::launch_config(cfg, dir)
 }
 
 fn call_as(
