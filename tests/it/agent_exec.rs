@@ -1,0 +1,360 @@
+//! `strongroom agent` and `strongroom exec` end to end: the built binary, with the standard
+//! credential chain's environment variables, against a test server.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{send_raw, RawResponse, TestServer, AKID, MARKER, SECRET};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+const TOKEN: &str = "agent-ssrf-token-it";
+
+/// A command for the binary with only the credential chain's environment: the test's
+/// credentials, region and endpoint, and no shared config or credentials files.
+fn strongroom(server: &TestServer) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", AKID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", server.endpoint())
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+/// A running agent, killed when dropped; its standard error goes to a file.
+struct Agent {
+    child: Child,
+    addr: SocketAddr,
+    stderr: std::path::PathBuf,
+}
+
+impl Agent {
+    fn start(server: &TestServer, dir: &Path, config: &str) -> Self {
+        let cfg = dir.join("agent.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let stderr = dir.join("agent.stderr");
+        let mut child = strongroom(server)
+            .env("AWS_TOKEN", TOKEN)
+            .env("STRONGROOM_LOG", "debug")
+            .args(["agent", "--config"])
+            .arg(&cfg)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "agent did not start: {line:?} {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            });
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> RawResponse {
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        send_raw(self.addr, req.as_bytes())
+    }
+
+    fn get_with_token(&self, path: &str) -> RawResponse {
+        self.get(path, &[("X-Aws-Parameters-Secrets-Token", TOKEN)])
+    }
+
+    fn value(&self, path: &str) -> String {
+        let r = self.get_with_token(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.json()["SecretString"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn put(server: &TestServer, id: &str, value: &str) {
+    server
+        .client()
+        .put_secret_value()
+        .secret_id(id)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn agent_caches_refreshes_expires_and_requires_the_token() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = format!("{MARKER}-v1");
+    server
+        .client()
+        .create_secret()
+        .name("app/agent")
+        .secret_string(&v1)
+        .send()
+        .await
+        .unwrap();
+    let agent = Agent::start(
+        &server,
+        dir.path(),
+        "ttl_seconds = 2\ncache_size = \"10\"\nvalidate_credentials = true\n",
+    );
+    let q = "/secretsmanager/get?secretId=app%2Fagent";
+
+    // The SSRF token: missing, wrong, then forwarded requests are refused.
+    let r = agent.get(q, &[]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.contains(MARKER));
+    let r = agent.get(q, &[("X-Aws-Parameters-Secrets-Token", "wrong")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = agent.get(
+        q,
+        &[
+            ("X-Aws-Parameters-Secrets-Token", TOKEN),
+            ("X-Forwarded-For", "203.0.113.9"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // The health check needs no token.
+    let r = agent.get("/ping", &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "healthy"));
+
+    // First read: GetSecretValue's JSON.
+    let r = agent.get_with_token(q);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["Name"], "app/agent");
+    assert_eq!(j["SecretString"], v1.as_str());
+    assert_eq!(j["VersionStages"], serde_json::json!(["AWSCURRENT"]));
+    assert!(j["ARN"].as_str().unwrap().contains(":secret:app/agent-"));
+    assert!(j["VersionId"].is_string() && j["CreatedDate"].is_number());
+    // The second header AWS's agent accepts by default works too.
+    let r = agent.get(q, &[("X-Vault-Token", TOKEN)]);
+    assert_eq!(r.status, 200);
+
+    // A new value on the server: the agent answers from its cache (query and path forms).
+    let v2 = format!("{MARKER}-v2");
+    put(&server, "app/agent", &v2).await;
+    assert_eq!(agent.value(q), v1, "a cache hit");
+    assert_eq!(
+        agent.value("/v1/app/agent"),
+        v1,
+        "the path form, same entry"
+    );
+    // refreshNow bypasses the cache and refreshes it.
+    assert_eq!(agent.value(&format!("{q}&refreshNow=true")), v2);
+    assert_eq!(agent.value(q), v2, "the refreshed entry is cached");
+    // After the TTL, the next read fetches again.
+    let v3 = format!("{MARKER}-v3");
+    put(&server, "app/agent", &v3).await;
+    assert_eq!(agent.value(q), v2);
+    std::thread::sleep(Duration::from_millis(2300));
+    assert_eq!(agent.value(q), v3, "the TTL expired");
+    // A version stage is a request of its own.
+    assert_eq!(
+        agent.value("/v1/app/agent?versionStage=AWSPREVIOUS"),
+        v2,
+        "AWSPREVIOUS"
+    );
+
+    // A missing secret: the server's status and error, as AWS's agent answers them.
+    let r = agent.get_with_token("/secretsmanager/get?secretId=no/such");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_type(), "ResourceNotFoundException");
+    assert!(r.json()["message"].is_string());
+    // Bad requests.
+    assert_eq!(agent.get_with_token("/secretsmanager/get").status, 400);
+    assert_eq!(
+        agent
+            .get_with_token("/secretsmanager/get?secretId=a&refreshNow=maybe")
+            .status,
+        400
+    );
+    assert_eq!(agent.get_with_token("/elsewhere").status, 404);
+
+    // Nothing the agent logged (at debug level) holds a value.
+    let log = std::fs::read_to_string(&agent.stderr).unwrap();
+    assert!(!log.contains(MARKER), "{log}");
+}
+
+#[test]
+fn agent_refuses_a_non_loopback_address_and_a_missing_token() {
+    let server = TestServer::start();
+    let out = strongroom(&server)
+        .env("AWS_TOKEN", TOKEN)
+        .args(["agent", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a loopback address"), "{err}");
+
+    let out = strongroom(&server)
+        .args(["agent", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no SSRF token") && err.contains("AWS_TOKEN"),
+        "{err}"
+    );
+}
+
+async fn exec_secret(server: &TestServer) -> String {
+    let value = format!("{{\"password\":\"{MARKER}-pw\",\"port\":5432}}");
+    server
+        .client()
+        .create_secret()
+        .name("app/exec")
+        .secret_string(&value)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn exec_sets_the_variables_and_runs_the_command() {
+    let server = TestServer::start();
+    let arn = exec_secret(&server).await;
+    let out = strongroom(&server)
+        .args([
+            "exec",
+            "--env",
+            "DB_PASSWORD=app/exec:password",
+            "--env",
+            &format!("DB_PORT={arn}:port:AWSCURRENT"),
+            "--env",
+            &format!("WHOLE={arn}"),
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s|%s' \"$DB_PASSWORD\" \"$DB_PORT\" \"$WHOLE\"",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{MARKER}-pw|5432|{{\"password\":\"{MARKER}-pw\",\"port\":5432}}")
+    );
+    assert!(!stderr.contains(MARKER), "{stderr}");
+}
+
+#[tokio::test]
+async fn exec_fails_before_the_command_on_a_missing_key_or_secret() {
+    let server = TestServer::start();
+    exec_secret(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let touch = format!("touch {}", started.display());
+    for (reference, expect) in [
+        ("app/exec:user", "has no JSON key `user`"),
+        ("no/such/secret", "ResourceNotFoundException"),
+    ] {
+        let out = strongroom(&server)
+            .args([
+                "exec",
+                "--env",
+                "OK=app/exec:password",
+                "--env",
+                &format!("BAD={reference}"),
+                "--",
+                "sh",
+                "-c",
+                &touch,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{reference}");
+        assert!(
+            stderr.contains("BAD") && stderr.contains(expect),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(MARKER) && out.stdout.is_empty(),
+            "{stderr}"
+        );
+        assert!(!started.exists(), "the command started for {reference}");
+    }
+}
+
+#[tokio::test]
+async fn exec_replaces_itself_so_signals_reach_the_command() {
+    let server = TestServer::start();
+    exec_secret(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let marker = dir.path().join("got-term");
+    let script = format!(
+        "trap 'echo \"$DB_PASSWORD\" > {m}; exit 0' TERM; touch {r}; \
+         while :; do sleep 0.1; done",
+        m = marker.display(),
+        r = ready.display()
+    );
+    let mut child = strongroom(&server)
+        .args([
+            "exec",
+            "--env",
+            "DB_PASSWORD=app/exec:password",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the command did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The pid we started is now the shell itself, not a parent of it.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
+    assert_eq!(comm.trim(), "sh");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        format!("{MARKER}-pw")
+    );
+}
