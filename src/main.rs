@@ -43,9 +43,9 @@ fn main() -> std::process::ExitCode {
         Command::Exec(args) => {
             // Quiet by default: the command's own output is what the caller reads.
             init_logging("warn");
-            let e = strongroom::client::exec::run(&args);
+            let (e, status) = strongroom::client::exec::run(&args);
             eprintln!("strongroom exec: {e}");
-            std::process::ExitCode::from(127)
+            std::process::ExitCode::from(status)
         }
         command => {
             init_logging("info");

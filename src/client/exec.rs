@@ -139,36 +139,47 @@ pub fn select(r: &Reference, fetched: &super::Fetched) -> Result<Zeroizing<Strin
 }
 
 /// Resolve every variable (each secret version fetched once), then exec the command. Returns
-/// only on failure, with the message to print.
-pub fn run(args: &ExecArgs) -> String {
-    let vars = match parse_env(&args.env) {
-        Ok(v) => v,
-        Err(e) => return e,
+/// only on failure: the message to print and the exit status (1 when a reference did not
+/// resolve, 126 when the command could not be run, 127 when it was not found, as shells do).
+pub fn run(args: &ExecArgs) -> (String, u8) {
+    match prepare(args) {
+        Ok(mut cmd) => {
+            // `exec` returns only when the command could not be started.
+            let err = cmd.exec();
+            let status = if err.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            (
+                format!("cannot run `{}`: {err}", args.command.join(" ")),
+                status,
+            )
+        }
+        Err(e) => (e, 1),
+    }
+}
+
+/// Resolve the variables into the command to exec.
+fn prepare(args: &ExecArgs) -> Result<std::process::Command, String> {
+    let vars = parse_env(&args.env)?;
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err("no command given (put it after --)".into());
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return format!("cannot start the client runtime: {e}"),
-    };
+        .map_err(|e| format!("cannot start the client runtime: {e}"))?;
     let resolved = rt.block_on(resolve(&args.endpoint, &vars));
+    // No thread of the runtime outlives it into the exec.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    let values = match resolved {
-        Ok(v) => v,
-        Err(e) => return e,
-    };
-    let Some((program, rest)) = args.command.split_first() else {
-        return "no command given (put it after --)".into();
-    };
+    let values = resolved?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
     for (name, value) in &values {
         cmd.env(name, value.as_str());
     }
-    // `exec` returns only when the command could not be started.
-    let err = cmd.exec();
-    format!("cannot run `{program}`: {err}")
+    Ok(cmd)
 }
 
 async fn resolve(

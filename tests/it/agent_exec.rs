@@ -249,9 +249,13 @@ async fn exec_secret(server: &TestServer) -> String {
 async fn exec_sets_the_variables_and_runs_the_command() {
     let server = TestServer::start();
     let arn = exec_secret(&server).await;
+    // The endpoint from the flag this time (the other tests use AWS_ENDPOINT_URL).
     let out = strongroom(&server)
+        .env_remove("AWS_ENDPOINT_URL")
         .args([
             "exec",
+            "--endpoint-url",
+            &server.endpoint(),
             "--env",
             "DB_PASSWORD=app/exec:password",
             "--env",
@@ -300,7 +304,7 @@ async fn exec_fails_before_the_command_on_a_missing_key_or_secret() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{reference}");
+        assert_eq!(out.status.code(), Some(1), "{reference}");
         assert!(
             stderr.contains("BAD") && stderr.contains(expect),
             "{stderr}"
@@ -311,6 +315,19 @@ async fn exec_fails_before_the_command_on_a_missing_key_or_secret() {
         );
         assert!(!started.exists(), "the command started for {reference}");
     }
+    // A command that does not exist: the shell's status.
+    let out = strongroom(&server)
+        .args([
+            "exec",
+            "--env",
+            "OK=app/exec:password",
+            "--",
+            "/nonexistent/strongroom-it-command",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(MARKER));
 }
 
 #[tokio::test]
