@@ -375,3 +375,66 @@ async fn exec_replaces_itself_so_signals_reach_the_command() {
         format!("{MARKER}-pw")
     );
 }
+
+/// The other links of the credential chain: a shared credentials file (a profile), and a web
+/// identity token file exchanged with Strongroom's STS for a role's session.
+#[tokio::test]
+async fn exec_signs_with_a_profile_and_with_a_web_identity_token_file() {
+    use crate::jwt_algs::{add_providers, token, JWKS_ISS, ROLE};
+    let (_t, policies) = crate::common::example_policies();
+    add_providers(&policies);
+    let server = TestServer::start_with_policies(&policies);
+    server
+        .client()
+        .create_secret()
+        .name("payments/db")
+        .secret_string(format!("{{\"password\":\"{MARKER}-wi\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let print = ["--", "sh", "-c", "printf '%s' \"$P\""];
+
+    // A profile in the shared files, no key in the environment.
+    let creds = dir.path().join("credentials");
+    std::fs::write(
+        &creds,
+        format!("[ops]\naws_access_key_id = {AKID}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    let out = strongroom(&server)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_PROFILE", "ops")
+        .args(["exec", "--env", "P=payments/db:password"])
+        .args(print)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{MARKER}-wi"));
+
+    // A web identity token file: the role's session reads the secret.
+    let jwt = dir.path().join("token");
+    std::fs::write(&jwt, token(JWKS_ISS, "rsa1", Some("rsa1"))).unwrap();
+    let out = strongroom(&server)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ROLE_ARN", ROLE)
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &jwt)
+        .env("AWS_ROLE_SESSION_NAME", "exec-it")
+        .args(["exec", "--env", "P=payments/db:password"])
+        .args(print)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{MARKER}-wi"));
+}
