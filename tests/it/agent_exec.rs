@@ -438,3 +438,28 @@ async fn exec_signs_with_a_profile_and_with_a_web_identity_token_file() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{MARKER}-wi"));
 }
+
+/// When Strongroom cannot be reached, an expired entry is served (AWS's
+/// `ignore_transient_errors`, on by default) and an uncached secret is a 502.
+#[tokio::test]
+async fn agent_serves_a_stale_entry_when_the_server_is_unreachable() {
+    let mut server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    server
+        .client()
+        .create_secret()
+        .name("app/stale")
+        .secret_string(MARKER)
+        .send()
+        .await
+        .unwrap();
+    let agent = Agent::start(&server, dir.path(), "ttl_seconds = 1\n");
+    let q = "/secretsmanager/get?secretId=app/stale";
+    assert_eq!(agent.value(q), MARKER);
+    server.stop();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(agent.value(q), MARKER, "the stale entry");
+    let r = agent.get_with_token("/secretsmanager/get?secretId=app/never-cached");
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.error_type(), "ConnectionError");
+}
