@@ -321,6 +321,9 @@ async fn handle(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let in_flight = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
     let _slot = Slot(&state.in_flight);
     if path == "/ping" {
+        if req.method() != actix_web::http::Method::GET {
+            return plain(405, "Not allowed");
+        }
         return plain(200, "healthy");
     }
     if in_flight > state.max_conn {

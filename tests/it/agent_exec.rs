@@ -147,6 +147,12 @@ async fn agent_caches_refreshes_expires_and_requires_the_token() {
     // The health check needs no token.
     let r = agent.get("/ping", &[]);
     assert_eq!((r.status, r.body.as_str()), (200, "healthy"));
+    // Only GET is served.
+    let post = format!(
+        "POST {q} HTTP/1.1\r\nHost: localhost\r\nX-Aws-Parameters-Secrets-Token: {TOKEN}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(send_raw(agent.addr, post.as_bytes()).status, 405);
 
     // First read: GetSecretValue's JSON.
     let r = agent.get_with_token(q);
