@@ -469,3 +469,49 @@ async fn agent_serves_a_stale_entry_when_the_server_is_unreachable() {
     assert_eq!(r.status, 502, "{}", r.body);
     assert_eq!(r.error_type(), "ConnectionError");
 }
+
+/// An HTTPS endpoint, trusted through `SSL_CERT_FILE` (the test CA).
+#[tokio::test]
+async fn exec_reads_over_https() {
+    let server = TestServer::start_tls();
+    let ca = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem");
+    let tls = crate::common::send_tls(
+        server.addr,
+        &crate::common::signed_request(
+            "secretsmanager.CreateSecret",
+            format!(
+                r#"{{"Name":"app/tls","SecretString":"{MARKER}-tls","ClientRequestToken":"{}"}}"#,
+                uuid::Uuid::new_v4()
+            )
+            .as_bytes(),
+            crate::common::Signing::default(),
+        ),
+    );
+    assert_eq!(tls.status, 200, "{}", tls.body);
+    let out = strongroom(&server)
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("https://localhost:{}", server.addr.port()),
+        )
+        .env("SSL_CERT_FILE", &ca)
+        .args([
+            "exec",
+            "--env",
+            "V=app/tls",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s' \"$V\"",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{MARKER}-tls")
+    );
+}
