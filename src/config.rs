@@ -43,6 +43,10 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// A local caching agent compatible with the AWS Secrets Manager Agent.
+    Agent(crate::client::agent::AgentArgs),
+    /// Run a command with secrets in its environment (ECS `valueFrom` references).
+    Exec(crate::client::exec::ExecArgs),
 }
 
 #[derive(Debug, Subcommand)]

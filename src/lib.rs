@@ -8,6 +8,7 @@ pub mod auth;
 pub mod authn;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod crypto;
 pub mod error;

@@ -11,15 +11,51 @@ fn fail(msg: &str) -> std::process::ExitCode {
     std::process::ExitCode::FAILURE
 }
 
-fn main() -> std::process::ExitCode {
+/// Log to standard error at `STRONGROOM_LOG`'s level, or `default`.
+fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Agent(args) => {
+            let cfg = match &args.config {
+                Some(path) => strongroom::client::agent::AgentConfig::load(path),
+                None => Ok(strongroom::client::agent::AgentConfig::default()),
+            };
+            let cfg = match cfg {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            init_logging(cfg.log_filter());
+            match strongroom::client::agent::run(&args, &cfg) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Exec(args) => {
+            // Quiet by default: the command's own output is what the caller reads.
+            init_logging("warn");
+            let (e, status) = strongroom::client::exec::run(&args);
+            eprintln!("strongroom exec: {e}");
+            std::process::ExitCode::from(status)
+        }
+        command => {
+            init_logging("info");
+            run(command)
+        }
+    }
+}
+
+fn run(command: Command) -> std::process::ExitCode {
+    match command {
         Command::Serve(args) => {
             let cfg = match args.resolve() {
                 Ok(c) => c,
@@ -139,5 +175,6 @@ fn main() -> std::process::ExitCode {
             Err(e) => fail(&e),
         },
         Command::Audit { command } => strongroom::audit::cli::run(command),
+        Command::Agent(_) | Command::Exec(_) => fail("handled in main"),
     }
 }

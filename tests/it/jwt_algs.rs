@@ -9,8 +9,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::common::{example_policies, now_secs, urlenc, xml_field, TestServer};
 
-const ROLE: &str = "arn:aws:iam::111122223333:role/jwt-reader";
-const JWKS_ISS: &str = "https://jwks.example.test";
+pub(crate) const ROLE: &str = "arn:aws:iam::111122223333:role/jwt-reader";
+pub(crate) const JWKS_ISS: &str = "https://jwks.example.test";
 const PEM_ISS: &str = "https://pem.example.test";
 /// Same JWKS as `JWKS_ISS`, but only RS256 accepted.
 const RS_ONLY_ISS: &str = "https://rs-only.example.test";
@@ -24,7 +24,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// The example directory plus three providers and a role trusting them.
-fn add_providers(dir: &Path) {
+pub(crate) fn add_providers(dir: &Path) {
     let acct = dir.join("accounts/111122223333");
     let idp = acct.join("identity-providers");
     std::fs::create_dir_all(&idp).unwrap();
@@ -106,7 +106,7 @@ fn alg_of(name: &str) -> Algorithm {
 }
 
 /// A token for `iss` signed by fixture key `key`, with header `kid`.
-fn token(iss: &str, key: &str, kid: Option<&str>) -> String {
+pub(crate) fn token(iss: &str, key: &str, kid: Option<&str>) -> String {
     let mut h = Header::new(alg_of(key));
     h.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&h, &claims(iss), &signing_key(key)).unwrap()

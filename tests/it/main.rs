@@ -10,6 +10,7 @@
 
 mod common;
 
+mod agent_exec;
 mod attacker;
 mod audit;
 mod hostile;
