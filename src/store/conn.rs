@@ -243,8 +243,9 @@ pub fn audit_index_path(db_path: &str) -> String {
 /// mapped reads are faster (GetSecretValue +15 %, audit off +19 %, BatchGetSecretValue
 /// +25 %), but the pages each of the pool's mappings touches count again in the server's
 /// RSS (+50 to +125 MB in the benchmark's GetSecretValue run, +130 MB in its
-/// BatchGetSecretValue run, against a 150 MB target). Before session 7 the chain shared the main file, every
-/// audit commit grew it, and mapping cost more CPU (munmap + page faults) than it saved.
+/// BatchGetSecretValue run, against a 150 MB target). With the chain in the main file, every
+/// audit commit would grow it, and mapping would cost more CPU (munmap + page faults) than it
+/// saved.
 pub(super) const READ_MMAP_BYTES: u64 = 0;
 
 /// Turn `sqlite://PATH` / `postgres://...` into (backend, URL diesel understands).
