@@ -5,40 +5,12 @@
 use std::path::Path;
 
 use crate::common::{
-    assume_role, example_policies, mint, signed_query, sts_as, urlenc, TestServer,
+    assume_role, call_as, example_policies, key_for, mint, signed_query, sts_as, urlenc,
+    user_allowing, write, TestServer,
 };
 
 const HOME: &str = "111122223333";
 const OTHER: &str = "444455556666";
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-/// A user of `account` whose only identity policy allows `actions` on every resource.
-fn user_allowing(dir: &Path, account: &str, name: &str, actions: &[&str]) {
-    if !dir
-        .join(format!("accounts/{account}/account.json"))
-        .exists()
-    {
-        write(
-            dir,
-            &format!("accounts/{account}/account.json"),
-            &format!(r#"{{"AccountId":"{account}"}}"#),
-        );
-    }
-    let actions = serde_json::to_string(actions).unwrap();
-    write(
-        dir,
-        &format!("accounts/{account}/users/{name}.json"),
-        &format!(
-            r#"{{"UserName":"{name}","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
-                {{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}}}}}"#
-        ),
-    );
-}
 
 /// A role of `account` trusting `principal` (an AWS principal ARN), with full Secrets Manager
 /// rights.
@@ -53,17 +25,6 @@ fn role_trusting(dir: &Path, account: &str, name: &str, principal: &str) {
                 {{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}}]}}}}}}"#
         ),
     );
-}
-
-/// An access key for `user` of `account`.
-fn key_for(s: &TestServer, policies: &Path, account: &str, user: &str) -> (String, String) {
-    let out =
-        strongroom::cli::create_access_key(&s.store_config(), policies, account, user).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    (
-        v["AccessKeyId"].as_str().unwrap().to_owned(),
-        v["SecretAccessKey"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn try_assume(s: &TestServer, akid: &str, secret: &str, role: &str) -> crate::common::RawResponse {
@@ -393,25 +354,6 @@ async fn secure_transport_is_true_on_tls_only() {
     assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
     let r = send_from("127.0.0.2", plain.addr, &forged);
     assert_eq!(r.status, 200, "{}", r.body);
-}
-
-/// A raw JSON call signed by `akid`/`secret`.
-fn call_as(
-    s: &TestServer,
-    akid: &str,
-    secret: &str,
-    target: &str,
-    body: &serde_json::Value,
-) -> crate::common::RawResponse {
-    s.call_signed(
-        target,
-        &body.to_string(),
-        crate::common::Signing {
-            akid: akid.into(),
-            secret: secret.into(),
-            ..crate::common::Signing::default()
-        },
-    )
 }
 
 fn new_key(s: &TestServer) -> (String, String) {

@@ -3,50 +3,12 @@
 
 use std::path::Path;
 
-use crate::common::{example_policies, RawResponse, Signing, TestServer};
+use crate::common::{
+    call_as, example_policies, key_for, user_allowing, write, RawResponse, Signing, TestServer,
+};
 
 const HOME: &str = "111122223333";
 const OTHER: &str = "444455556666";
-
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-/// A user of `account` whose only identity policy allows `actions` on every resource.
-fn user_allowing(dir: &Path, account: &str, name: &str, actions: &[&str]) {
-    if !dir
-        .join(format!("accounts/{account}/account.json"))
-        .exists()
-    {
-        write(
-            dir,
-            &format!("accounts/{account}/account.json"),
-            &format!(r#"{{"AccountId":"{account}"}}"#),
-        );
-    }
-    let actions = serde_json::to_string(actions).unwrap();
-    write(
-        dir,
-        &format!("accounts/{account}/users/{name}.json"),
-        &format!(
-            r#"{{"UserName":"{name}","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
-                {{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}}}}}"#
-        ),
-    );
-}
-
-/// An access key for `user` of `account`.
-fn key_for(s: &TestServer, policies: &Path, account: &str, user: &str) -> (String, String) {
-    let out =
-        strongroom::cli::create_access_key(&s.store_config(), policies, account, user).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    (
-        v["AccessKeyId"].as_str().unwrap().to_owned(),
-        v["SecretAccessKey"].as_str().unwrap().to_owned(),
-    )
-}
 
 fn start(policies: &Path) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
@@ -54,24 +16,6 @@ fn start(policies: &Path) -> TestServer {
     cfg.account_id = HOME.into();
     cfg.policies = Some(policies.to_path_buf());
     TestServer::launch_config(cfg, dir)
-}
-
-fn call_as(
-    s: &TestServer,
-    akid: &str,
-    secret: &str,
-    target: &str,
-    body: &serde_json::Value,
-) -> RawResponse {
-    s.call_signed(
-        target,
-        &body.to_string(),
-        Signing {
-            akid: akid.into(),
-            secret: secret.into(),
-            ..Signing::default()
-        },
-    )
 }
 
 fn ok(r: RawResponse) -> serde_json::Value {

@@ -620,3 +620,67 @@ pub fn rotate_after_stop(cfg: &StoreConfig) -> usize {
         }
     }
 }
+
+/// Write `text` to `dir/rel`, creating its directories (principals files in tests).
+pub fn write(dir: &std::path::Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A user of `account` whose only identity policy allows `actions` on every resource.
+pub fn user_allowing(dir: &std::path::Path, account: &str, name: &str, actions: &[&str]) {
+    if !dir
+        .join(format!("accounts/{account}/account.json"))
+        .exists()
+    {
+        write(
+            dir,
+            &format!("accounts/{account}/account.json"),
+            &format!(r#"{{"AccountId":"{account}"}}"#),
+        );
+    }
+    let actions = serde_json::to_string(actions).unwrap();
+    write(
+        dir,
+        &format!("accounts/{account}/users/{name}.json"),
+        &format!(
+            r#"{{"UserName":"{name}","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":{actions},"Resource":"*"}}]}}}}}}"#
+        ),
+    );
+}
+
+/// An access key for `user` of `account`.
+pub fn key_for(
+    s: &TestServer,
+    policies: &std::path::Path,
+    account: &str,
+    user: &str,
+) -> (String, String) {
+    let out =
+        strongroom::cli::create_access_key(&s.store_config(), policies, account, user).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+pub fn call_as(
+    s: &TestServer,
+    akid: &str,
+    secret: &str,
+    target: &str,
+    body: &serde_json::Value,
+) -> RawResponse {
+    s.call_signed(
+        target,
+        &body.to_string(),
+        Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            ..Signing::default()
+        },
+    )
+}
