@@ -80,7 +80,8 @@ else
 fi
 say "building the hello-world server (benches/load/hello)"
 cargo build --release --manifest-path "$ROOT/benches/load/hello/Cargo.toml" >&2
-HELLO="$ROOT/benches/load/hello/target/release/strongroom-bench-hello"
+# The hello crate is a workspace of its own: its target is CARGO_TARGET_DIR when set.
+HELLO="${CARGO_TARGET_DIR:-$ROOT/benches/load/hello/target}/release/strongroom-bench-hello"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench.XXXXXX")"
 STARTED_PG=0
