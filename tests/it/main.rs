@@ -11,6 +11,7 @@
 mod common;
 
 mod agent_exec;
+mod api_ops;
 mod api_parity;
 mod attacker;
 mod audit;
