@@ -259,6 +259,11 @@ pub fn validate_value(kind: ValueKind, bytes: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `Type` (`MedeaTypeType`: at most 256 characters).
+pub fn validate_secret_type(t: &str) -> Result<(), ApiError> {
+    check_len("type", t.chars().count(), 0, 256)
+}
+
 /// A recovery window: `None` means the default of 30 days. Its range is checked before its
 /// conflict with `ForceDeleteWithoutRecovery`, as AWS does.
 pub fn validate_recovery_window(days: Option<i64>, force: Option<bool>) -> Result<i64, ApiError> {

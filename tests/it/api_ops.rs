@@ -189,3 +189,79 @@ fn list_resource_policies_is_authorized_by_its_own_action() {
         "{records:?}"
     );
 }
+
+/// `Type` (managed external secrets, botocore 1.44.18) is taken by CreateSecret and
+/// UpdateSecret (at most 256 characters) and returned by DescribeSecret and ListSecrets.
+#[test]
+fn type_is_accepted_and_returned() {
+    let s = TestServer::start();
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "partner/app", "SecretString": "{}", "Type": "PartnerA"}),
+    );
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "plain", "SecretString": "v"}),
+    );
+    let d = ok(
+        &s,
+        "secretsmanager.DescribeSecret",
+        &json!({"SecretId": "partner/app"}),
+    );
+    assert_eq!(d["Type"], "PartnerA", "{d}");
+    let d = ok(
+        &s,
+        "secretsmanager.DescribeSecret",
+        &json!({"SecretId": "plain"}),
+    );
+    assert!(d.get("Type").is_none(), "{d}");
+    ok(
+        &s,
+        "secretsmanager.UpdateSecret",
+        &json!({"SecretId": "partner/app", "Type": "PartnerB"}),
+    );
+    let l = ok(
+        &s,
+        "secretsmanager.ListSecrets",
+        &json!({"Filters": [{"Key": "name", "Values": ["partner/"]}]}),
+    );
+    assert_eq!(l["SecretList"][0]["Type"], "PartnerB", "{l}");
+    let long = "t".repeat(257);
+    for (target, body) in [
+        (
+            "secretsmanager.CreateSecret",
+            json!({"Name": "x", "Type": long}),
+        ),
+        (
+            "secretsmanager.UpdateSecret",
+            json!({"SecretId": "plain", "Type": long}),
+        ),
+    ] {
+        let r = s.call(target, &body.to_string());
+        assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+        assert!(r.body.contains("'type'"), "{}", r.body);
+    }
+}
+
+/// CrossAccountPrimaryARN is refused, saying so, rather than ignored (which would create an
+/// ordinary secret the caller believes to be a replica).
+#[test]
+fn create_secret_refuses_a_cross_account_primary() {
+    let s = TestServer::start();
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "replica", "KmsKeyId": "alias/x",
+                "CrossAccountPrimaryARN":
+                    "arn:aws:secretsmanager:us-east-1:444455556666:secret:p-AbCdEf"})
+        .to_string(),
+    );
+    assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
+    assert!(r.body.contains("Cross-account replication"), "{}", r.body);
+    let r = s.call(
+        "secretsmanager.DescribeSecret",
+        &json!({"SecretId": "replica"}).to_string(),
+    );
+    assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
+}
