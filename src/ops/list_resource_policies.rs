@@ -2,8 +2,10 @@
 //!
 //! A secret here has at most one resource policy, the one PutResourcePolicy writes: AWS calls
 //! it `default` ("Secrets Manager lists `default` first, followed by any other policies in
-//! alphabetical order ... You can modify only the `default` policy"). The policy's text is
-//! GetResourcePolicy's to give; this answers names only.
+//! alphabetical order ... You can modify only the `default` policy"). AWS's other policies
+//! are system-managed ones such as `cross-account-replication`, which AWS attaches to a
+//! cross-account replica; CreateSecret refuses `CrossAccountPrimaryARN` here, so no secret has
+//! one. The policy's text is GetResourcePolicy's to give; this answers names only.
 
 use serde::{Deserialize, Serialize};
 
