@@ -408,3 +408,22 @@ fn batch_get_of_a_secret_without_value_reports_it_in_errors() {
     );
     assert_eq!(b["SecretValues"], json!([]), "{b}");
 }
+
+/// An unknown filter key is refused with every key of the current model (botocore 1.44.18:
+/// `all`, `name`, `tag-key`, `description`, `tag-value`, `primary-region`, `owning-service`),
+/// in the order AWS's recorded message lists the first five.
+#[test]
+fn unknown_filter_key_lists_the_models_keys() {
+    let s = TestServer::start();
+    let r = s.call(
+        "secretsmanager.ListSecrets",
+        &json!({"Filters": [{"Key": "invalid", "Values": ["foo"]}]}).to_string(),
+    );
+    assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    assert_eq!(
+        r.json()["Message"],
+        "1 validation error detected: Value 'invalid' at 'filters.1.member.key' failed to \
+         satisfy constraint: Member must satisfy enum value set: [all, name, tag-key, \
+         description, tag-value, primary-region, owning-service]"
+    );
+}
