@@ -364,6 +364,9 @@ async fn dispatch(
         (Service::SecretsManager, "ValidateResourcePolicy") => {
             run::<validate_resource_policy::ValidateResourcePolicy>(call, draft).await
         }
+        (Service::SecretsManager, "ListResourcePolicies") => {
+            run::<list_resource_policies::ListResourcePolicies>(call, draft).await
+        }
         (Service::SecretsManager, name) if SM_NOT_BUILT.contains(&name) => Err(not_built(name)),
         (Service::Kms, name) => kms_ops::dispatch(name, ServiceCall { call, draft }).await,
         (Service::CloudTrail, name) => {
@@ -387,7 +390,6 @@ const SM_NOT_BUILT: &[&str] = &[
     "ReplicateSecretToRegions",
     "RemoveRegionsFromReplication",
     "StopReplicationToReplica",
-    "ListResourcePolicies",
     "AssociateCrossAccountReplica",
     "DisassociateCrossAccountReplica",
 ];

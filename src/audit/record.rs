@@ -16,6 +16,7 @@ const SAFE_FIELDS: &[&str] = &[
     "Name",
     "Description",
     "KmsKeyId",
+    "Type",
     "VersionId",
     "VersionStage",
     "VersionStages",

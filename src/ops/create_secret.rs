@@ -21,6 +21,12 @@ pub struct Input {
     pub tags: Option<Vec<Tag>>,
     pub add_replica_regions: Option<Vec<serde_json::Value>>,
     pub force_overwrite_replica_secret: Option<bool>,
+    /// A managed external secret's partner type.
+    #[serde(rename = "Type")]
+    pub secret_type: Option<String>,
+    /// A cross-account replica's primary (not built: refused rather than ignored).
+    #[serde(rename = "CrossAccountPrimaryARN")]
+    pub cross_account_primary_arn: Option<String>,
 }
 
 impl Targeted for Input {
@@ -67,6 +73,15 @@ impl Operation for CreateSecret {
         }
         if let Some(tags) = &input.tags {
             secrets::validate_tags(&tag_pairs(tags)?)?;
+        }
+        if let Some(t) = &input.secret_type {
+            secrets::validate_secret_type(t)?;
+        }
+        if let Some(arn) = &input.cross_account_primary_arn {
+            secrets::check_len("crossAccountPrimaryARN", arn.chars().count(), 20, 2048)?;
+            return Err(ApiError::InvalidRequest(
+                "Cross-account replication is not supported by this Strongroom server yet.".into(),
+            ));
         }
         if input
             .add_replica_regions
@@ -124,6 +139,7 @@ impl Operation for CreateSecret {
         let token = input.client_request_token;
         let description = input.description;
         let kms_key_id = input.kms_key_id;
+        let secret_type = input.secret_type;
         let scope = auth.scope.clone();
         let new_arn = auth.resource_arn.clone();
         let keyring = ctx.keyring.clone();
@@ -203,6 +219,9 @@ impl Operation for CreateSecret {
                     primary_region: None,
                     resource_policy: None,
                     tag_list,
+                    secret_type: secret_type.clone(),
+                    external_rotation_metadata: None,
+                    external_rotation_role_arn: None,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {

@@ -93,9 +93,7 @@ impl Operation for DeleteSecret {
                     });
                 }
                 if secret.deleted_at.is_some() {
-                    return Err(ApiError::InvalidRequest(
-                        "You tried to perform the operation on a secret that's currently marked deleted.".into(),
-                    ));
+                    return Err(secrets::currently_marked_deleted());
                 }
                 let purge_at = now.saturating_add(days.saturating_mul(DAY_MS));
                 secret.deleted_at = Some(now);

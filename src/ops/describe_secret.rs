@@ -28,10 +28,17 @@ pub struct Output {
     #[serde(rename = "ARN")]
     pub arn: String,
     pub name: String,
+    /// A managed external secret's partner type.
+    #[serde(rename = "Type", skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_secret_rotation_metadata: Option<Vec<ExternalRotationItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_secret_rotation_role_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_changed_date: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +59,63 @@ pub struct Output {
     pub primary_region: Option<String>,
 }
 
+/// One item of a managed external secret's rotation metadata
+/// (`ExternalSecretRotationMetadataItem`), as RotateSecret takes it and DescribeSecret and
+/// ListSecrets return it; stored as the JSON list in `external_rotation_metadata`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExternalRotationItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl ExternalRotationItem {
+    /// Check RotateSecret's `ExternalSecretRotationMetadata` against the model (Key 1–256,
+    /// Value 1–2048 characters) and `ExternalSecretRotationRoleArn` (`RoleARNType`, 20–2048).
+    pub fn validate(items: &[Self], role_arn: Option<&str>) -> Result<(), ApiError> {
+        for (i, item) in items.iter().enumerate() {
+            let n = i.saturating_add(1);
+            if let Some(k) = &item.key {
+                crate::secrets::check_len(
+                    &format!("externalSecretRotationMetadata.{n}.member.key"),
+                    k.chars().count(),
+                    1,
+                    256,
+                )?;
+            }
+            if let Some(v) = &item.value {
+                crate::secrets::check_len(
+                    &format!("externalSecretRotationMetadata.{n}.member.value"),
+                    v.chars().count(),
+                    1,
+                    2048,
+                )?;
+            }
+        }
+        if let Some(r) = role_arn {
+            crate::secrets::check_len(
+                "externalSecretRotationRoleArn",
+                r.chars().count(),
+                20,
+                2048,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The column text for `items`.
+    pub fn to_column(items: &[Self]) -> Result<String, ApiError> {
+        serde_json::to_string(items).map_err(ApiError::internal)
+    }
+
+    /// The items a column holds (none when it holds something else).
+    pub fn from_column(text: Option<&str>) -> Option<Vec<Self>> {
+        serde_json::from_str(text?).ok()
+    }
+}
+
 impl Output {
     /// Build from a view; `kms_arn` is the customer key's ARN (None for the default key).
     /// `list` selects ListSecrets' member name for the stage map.
@@ -66,9 +130,14 @@ impl Output {
         let stages = Some(stages).filter(|m| !m.is_empty());
         let (version_ids_to_stages, secret_versions_to_stages) =
             if list { (None, stages) } else { (stages, None) };
+        let external_secret_rotation_metadata =
+            ExternalRotationItem::from_column(s.external_rotation_metadata.as_deref());
         Self {
             arn: s.arn,
             name: s.name,
+            secret_type: s.secret_type,
+            external_secret_rotation_metadata,
+            external_secret_rotation_role_arn: s.external_rotation_role_arn,
             // An empty description is shown as none, as AWS does.
             description: s.description.filter(|d| !d.is_empty()),
             kms_key_id: kms_arn,
@@ -112,5 +181,99 @@ impl Operation for DescribeSecret {
                 Ok(Output::from_view(view, kms_arn, false))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::rows::SecretRow;
+
+    fn row() -> SecretRow {
+        SecretRow {
+            secret_id: "id".into(),
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            name: "partner/app".into(),
+            arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:partner/app-AbCdEf".into(),
+            description: None,
+            kms_key_id: None,
+            created_at: 1_000,
+            last_changed_at: 2_000,
+            last_accessed_at: None,
+            deleted_at: None,
+            purge_at: None,
+            owning_service: None,
+            primary_region: None,
+            resource_policy: None,
+            tag_list: false,
+            secret_type: None,
+            external_rotation_metadata: None,
+            external_rotation_role_arn: None,
+        }
+    }
+
+    fn view(secret: SecretRow) -> SecretView {
+        SecretView {
+            secret,
+            stages: Vec::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn managed_external_fields_appear_only_when_set() {
+        let plain = serde_json::to_value(Output::from_view(view(row()), None, false)).unwrap();
+        for member in [
+            "Type",
+            "ExternalSecretRotationMetadata",
+            "ExternalSecretRotationRoleArn",
+        ] {
+            assert!(plain.get(member).is_none(), "{plain}");
+        }
+        let items = vec![ExternalRotationItem {
+            key: Some("TenantId".into()),
+            value: Some("t-1".into()),
+        }];
+        let mut r = row();
+        r.secret_type = Some("SalesforceClientCredentials".into());
+        r.external_rotation_metadata = Some(ExternalRotationItem::to_column(&items).unwrap());
+        r.external_rotation_role_arn = Some("arn:aws:iam::111122223333:role/rotator".into());
+        for list in [false, true] {
+            let out = serde_json::to_value(Output::from_view(view(r.clone()), None, list)).unwrap();
+            assert_eq!(out["Type"], "SalesforceClientCredentials", "{out}");
+            assert_eq!(
+                out["ExternalSecretRotationMetadata"],
+                serde_json::json!([{"Key": "TenantId", "Value": "t-1"}])
+            );
+            assert_eq!(
+                out["ExternalSecretRotationRoleArn"],
+                "arn:aws:iam::111122223333:role/rotator"
+            );
+        }
+    }
+
+    #[test]
+    fn external_rotation_items_are_checked_against_the_model() {
+        let item = |k: &str, v: &str| ExternalRotationItem {
+            key: Some(k.into()),
+            value: Some(v.into()),
+        };
+        assert!(ExternalRotationItem::validate(&[item("k", "v")], None).is_ok());
+        let e = ExternalRotationItem::validate(&[item("", "v")], None).unwrap_err();
+        assert_eq!(e.code(), "ValidationException");
+        assert!(
+            e.message()
+                .contains("'externalSecretRotationMetadata.1.member.key'"),
+            "{e:?}"
+        );
+        let long = "v".repeat(2049);
+        let e = ExternalRotationItem::validate(&[item("k", &long)], None).unwrap_err();
+        assert!(e.message().contains("member.value"), "{e:?}");
+        let e = ExternalRotationItem::validate(&[], Some("arn:short")).unwrap_err();
+        assert!(
+            e.message().contains("'externalSecretRotationRoleArn'"),
+            "{e:?}"
+        );
     }
 }

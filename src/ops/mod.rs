@@ -20,6 +20,7 @@ pub mod get_resource_policy;
 pub mod get_secret_value;
 pub mod iam;
 pub mod kms_ops;
+pub mod list_resource_policies;
 pub mod list_secret_version_ids;
 pub mod list_secrets;
 pub mod put_resource_policy;

@@ -84,6 +84,13 @@ pub struct SecretRow {
     /// Whether the secret has a tag list (created with `Tags`, or tagged since): it is then
     /// shown, empty once every tag was removed.
     pub tag_list: bool,
+    /// A managed external secret's partner type (`Type`).
+    pub secret_type: Option<String>,
+    /// A managed external secret's rotation metadata: the JSON list of `{Key, Value}`
+    /// RotateSecret took as `ExternalSecretRotationMetadata`.
+    pub external_rotation_metadata: Option<String>,
+    /// The role RotateSecret took as `ExternalSecretRotationRoleArn`.
+    pub external_rotation_role_arn: Option<String>,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

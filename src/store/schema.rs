@@ -70,6 +70,9 @@ diesel::table! {
         primary_region -> Nullable<Text>,
         resource_policy -> Nullable<Text>,
         tag_list -> Bool,
+        secret_type -> Nullable<Text>,
+        external_rotation_metadata -> Nullable<Text>,
+        external_rotation_role_arn -> Nullable<Text>,
     }
 }
 

@@ -11,6 +11,8 @@
 mod common;
 
 mod agent_exec;
+mod api_ops;
+mod api_parity;
 mod attacker;
 mod audit;
 mod hostile;
