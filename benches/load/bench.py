@@ -587,6 +587,11 @@ def rss_mb(pid):
     return float("nan")
 
 
+def cpu_us(r):
+    """The server's CPU µs per request served in run `r`, or None."""
+    return None if r.get("cpu") is None or not r["rps"] else 1e6 * r["cpu"] / r["rps"]
+
+
 def metrics_get_count(port):
     """GetSecretValue's request count on the metrics listener (all outcomes), or None."""
     import urllib.request
@@ -836,8 +841,10 @@ def main():
     for _ in range(args.metrics_pairs):
         off = metrics_run(False)
         on = metrics_run(True)
+        # CPU per request is the steadier measure on a shared machine: other processes slow
+        # a run's throughput but add little to the server's own CPU time per request.
         mpairs.append({"on": on["rps"], "off": off["rps"], "ratio": on["rps"] / off["rps"],
-                       "on_run": on, "off_run": off})
+                       "cpu_on": cpu_us(on), "cpu_off": cpu_us(off), "on_run": on, "off_run": off})
     if mpairs:
         rows["metrics_pairs"] = [{k: v for k, v in x.items() if not k.endswith("_run")} for x in mpairs]
         rows["metrics_on"] = median_run([x["on_run"] for x in mpairs])
@@ -949,7 +956,8 @@ def main():
     if mp:
         lines.append("GetSecretValue with metrics on / off, in the order run: " + "; ".join(
             f"{x['on']:.0f} / {x['off']:.0f} = {x['ratio']:.2f}" for x in mp)
-            + f" (median ratio {rows['metrics_ratio']:.2f}).")
+            + f" (median ratio {rows['metrics_ratio']:.2f}); server CPU µs per request on / off: " + "; ".join(
+            f"{fmt(x['cpu_on'])} / {fmt(x['cpu_off'])}" for x in mp) + ".")
     if rows.get("agent"):
         lines.append("agent rows: `strongroom agent` (AWS SDK for Rust client, signed as the same user) in front of "
                      "the SQLite server, every request a cache hit; server CPU and RSS columns are the agent "
