@@ -203,6 +203,11 @@ impl Operation for CreateSecret {
                     primary_region: None,
                     resource_policy: None,
                     tag_list,
+                    rotation_enabled: None,
+                    rotation_lambda_arn: None,
+                    rotation_rules: None,
+                    last_rotated_at: None,
+                    next_rotation_at: None,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {

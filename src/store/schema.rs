@@ -70,6 +70,11 @@ diesel::table! {
         primary_region -> Nullable<Text>,
         resource_policy -> Nullable<Text>,
         tag_list -> Bool,
+        rotation_enabled -> Nullable<Bool>,
+        rotation_lambda_arn -> Nullable<Text>,
+        rotation_rules -> Nullable<Text>,
+        last_rotated_at -> Nullable<BigInt>,
+        next_rotation_at -> Nullable<BigInt>,
     }
 }
 

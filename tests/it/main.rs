@@ -24,6 +24,7 @@ mod org;
 mod policies;
 mod protocol;
 mod review;
+mod rotation;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;
