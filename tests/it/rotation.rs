@@ -339,6 +339,16 @@ fn a_command_function_rotates_end_to_end() {
     // The end of the UTC day 30 days after the rotation.
     let day = 86_400.0;
     assert_eq!(next, ((last / day).floor() + 31.0) * day - 1.0, "{d}");
+    let sdk = rt
+        .block_on(s.client().describe_secret().secret_id("app/db").send())
+        .unwrap();
+    assert_eq!(sdk.rotation_enabled(), Some(true));
+    assert_eq!(
+        sdk.rotation_rules()
+            .and_then(|r| r.automatically_after_days()),
+        Some(30)
+    );
+    assert!(sdk.last_rotated_date().is_some() && sdk.next_rotation_date().is_some());
     let value: Value = serde_json::from_str(&current_value(&s, "app/db")).unwrap();
     assert_ne!(value["password"], "original-password-1");
     assert_eq!(value["username"], "app");
@@ -428,6 +438,14 @@ fn a_failing_function_leaves_awscurrent_is_retried_then_failed_and_rotates_once_
         "the function's output is redacted: {error}"
     );
     assert!(current_value(&s, "app/fail").contains("original-password-1"));
+    // The SDK reads the answer (and ignores the member AWS does not have).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sdk = rt
+        .block_on(s.client().describe_secret().secret_id("app/fail").send())
+        .unwrap();
+    assert_eq!(sdk.rotation_enabled(), Some(true));
+    assert_eq!(sdk.rotation_lambda_arn(), Some(FN_ARN));
+    assert!(sdk.last_rotated_date().is_none());
     let failed = events(&s, "RotationFailed");
     assert_eq!(failed.len(), 2, "one per attempt");
     assert_eq!(failed[0]["eventType"], "AwsServiceEvent");
