@@ -767,3 +767,66 @@ fn a_function_file_of_another_kind_or_without_its_role_is_refused_at_load() {
     );
     assert!(text.contains("$.Command"), "{text}");
 }
+
+/// Make `name`'s scheduled rotation due now, as if its window had come (the test cannot wait
+/// 4 hours): what the scheduler finds through its index.
+fn make_due(rig: &Rig, name: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let db = rig.tmp.path().join("data/strongroom.db");
+    let mut c = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    c.batch_execute(&format!(
+        "PRAGMA busy_timeout = 10000; UPDATE secrets SET next_rotation_at = 0 WHERE name = '{name}'"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn the_scheduler_starts_due_rotations_and_retries_a_failed_one_at_the_next_window() {
+    let rig = rig(10);
+    let s = rig.start();
+    let first = create(&s, "app/sched");
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/sched", "ClientRequestToken": token(), "RotationLambdaARN": FN_ARN,
+                "RotateImmediately": false, "RotationRules": {"ScheduleExpression": "rate(4 hours)"}}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events(&s, "TestRotationSucceeded").is_empty() {
+        assert!(Instant::now() < deadline, "testSecret ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Not due yet: nothing starts.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(events(&s, "RotationStarted").is_empty());
+    // The window comes, and the function fails twice: the rotation is marked failed.
+    rig.control("fail", "testSecret");
+    make_due(&rig, "app/sched");
+    let d = wait_for(&s, "app/sched", "the scheduled rotation to fail", |d| {
+        d["StrongroomRotation"]["Status"] == "Failed"
+    });
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"]);
+    let next = d["NextRotationDate"].as_f64().unwrap();
+    assert!(
+        next > crate::common::now_secs() as f64,
+        "the next window is ahead: {d}"
+    );
+    // Fixed; at the next window the failed rotation (same version) is tried again.
+    let pending = d["StrongroomRotation"]["VersionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rig.clear("fail");
+    make_due(&rig, "app/sched");
+    let d = wait_for(&s, "app/sched", "the retried rotation", |d| {
+        d.get("LastRotatedDate").is_some()
+    });
+    assert_eq!(stages_of(&d, &pending), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &first), ["AWSPREVIOUS"], "{d}");
+    assert!(!has_pending(&d));
+    let last = d["LastRotatedDate"].as_f64().unwrap();
+    let next = d["NextRotationDate"].as_f64().unwrap();
+    assert!(next > last && next - last <= 5.0 * 3600.0, "{d}");
+    assert_eq!(events(&s, "RotationSucceeded").len(), 1);
+}
