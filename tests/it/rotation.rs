@@ -72,7 +72,11 @@ fn rig(timeout: u64) -> Rig {
 
 impl Rig {
     fn start(&self) -> TestServer {
-        let mut cfg = config_in(self.tmp.path(), None);
+        self.start_on(None)
+    }
+
+    fn start_on(&self, database_url: Option<String>) -> TestServer {
+        let mut cfg = config_in(self.tmp.path(), database_url);
         cfg.policies = Some(self.policies.clone());
         TestServer::launch_config(cfg, tempfile::tempdir().unwrap())
     }
@@ -829,4 +833,99 @@ fn the_scheduler_starts_due_rotations_and_retries_a_failed_one_at_the_next_windo
     let next = d["NextRotationDate"].as_f64().unwrap();
     assert!(next > last && next - last <= 5.0 * 3600.0, "{d}");
     assert_eq!(events(&s, "RotationSucceeded").len(), 1);
+}
+
+#[test]
+fn a_command_function_rotates_on_postgresql() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        return;
+    };
+    let rig = rig(10);
+    let s = rig.start_on(Some(crate::common::fresh_postgres_db(&base)));
+    let first = create(&s, "app/pg");
+    rig.control("fail", "setSecret");
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/pg", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN,
+                "RotationRules": {"ScheduleExpression": "cron(0 */6 * * ? *)", "Duration": "2h"}}),
+    );
+    wait_for(&s, "app/pg", "the rotation to fail", |d| {
+        d["StrongroomRotation"]["Status"] == "Failed"
+    });
+    rig.clear("fail");
+    ok(
+        &s,
+        "UpdateSecretVersionStage",
+        &json!({"SecretId": "app/pg", "VersionStage": "AWSPENDING", "RemoveFromVersionId": t}),
+    );
+    let t2 = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/pg", "ClientRequestToken": t2}),
+    );
+    let d = wait_for(&s, "app/pg", "the rotation", |d| {
+        d.get("LastRotatedDate").is_some()
+    });
+    assert_eq!(stages_of(&d, &t2), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &first), ["AWSPREVIOUS"], "{d}");
+    assert!(!has_pending(&d));
+    assert_eq!(events(&s, "RotationFailed").len(), 2);
+    assert_eq!(events(&s, "RotationSucceeded").len(), 1);
+}
+
+#[test]
+fn two_servers_on_one_postgresql_run_each_rotation_once() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        return;
+    };
+    let rig = rig(10);
+    let url = crate::common::fresh_postgres_db(&base);
+    let a = rig.start_on(Some(url.clone()));
+    // A second server on the same database, with the same master key.
+    let other = tempfile::tempdir().unwrap();
+    let data = other.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(
+        rig.tmp.path().join("data/master.key"),
+        data.join("master.key"),
+    )
+    .unwrap();
+    let mut cfg = config_in(other.path(), Some(url));
+    cfg.policies = Some(rig.policies.clone());
+    let b = TestServer::launch_config(cfg, tempfile::tempdir().unwrap());
+    let names: Vec<String> = (0..6).map(|i| format!("app/two-{i}")).collect();
+    let mut tokens = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        create(&a, n);
+        let t = token();
+        let server = if i % 2 == 0 { &a } else { &b };
+        ok(
+            server,
+            "RotateSecret",
+            &json!({"SecretId": n, "ClientRequestToken": t, "RotationLambdaARN": FN_ARN}),
+        );
+        tokens.push(t);
+    }
+    for n in &names {
+        wait_for(&a, n, "every rotation", |d| {
+            d.get("LastRotatedDate").is_some()
+        });
+    }
+    let log = rig.log();
+    for t in &tokens {
+        let steps: Vec<&str> = log
+            .iter()
+            .filter(|l| l.ends_with(t.as_str()))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            ["createSecret", "setSecret", "testSecret", "finishSecret"],
+            "each step of {t} ran once, on one server"
+        );
+    }
+    assert_eq!(events(&a, "RotationStarted").len(), names.len());
 }
