@@ -63,6 +63,16 @@ impl Operation for PutSecretValue {
         }
         if let Some(t) = &input.rotation_token {
             secrets::check_len("rotationToken", t.expose().chars().count(), 36, 256)?;
+            if !t
+                .expose()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(secrets::validation(
+                    "rotationToken",
+                    "Member must satisfy regular expression pattern: ^[a-zA-Z0-9\\-]+$",
+                ));
+            }
         }
         if input.secret_string.is_none() && input.secret_binary.is_none() {
             return Err(ApiError::InvalidRequest(

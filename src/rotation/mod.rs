@@ -234,15 +234,32 @@ pub fn stored_schedule(secret: &SecretRow) -> Option<schedule::Schedule> {
     schedule::Schedule::parse(&rules).ok().flatten()
 }
 
-/// A new AWSCURRENT version `version` written while a rotation is in progress (or failed)
-/// abandons it, as on AWS: AWSPENDING leaves the rotation's version and the engine records
-/// `RotationAbandoned`. The rotation's own version (its token) abandons nothing.
+/// A new AWSCURRENT version `version` written by PutSecretValue or UpdateSecret. It counts
+/// as a rotation for `AutomaticallyAfterDays` (the next one is that many days after it, as
+/// AWS's RotationRulesType says). Written while a rotation is in progress (or failed), it
+/// abandons that rotation, as on AWS: AWSPENDING leaves the rotation's version and the
+/// engine records `RotationAbandoned`. The rotation's own version (its token) abandons
+/// nothing.
 pub fn abandon_for_new_current(
     tx: &mut Tx<'_>,
     secret_id: &str,
     version: &str,
     now: i64,
 ) -> Result<(), ApiError> {
+    if let Some(mut secret) = tx.secret_by_id(secret_id)? {
+        let by_days = secret
+            .rotation_rules
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<schedule::RotationRules>(r).ok())
+            .is_some_and(|r| r.automatically_after_days.is_some());
+        if secret.rotation_enabled == Some(true) && by_days {
+            let next = stored_schedule(&secret).map(|s| s.next_start(now));
+            if next != secret.next_rotation_at {
+                secret.next_rotation_at = next;
+                tx.update_secret(&secret)?;
+            }
+        }
+    }
     let Some(mut job) = tx.rotation_job(secret_id)? else {
         return Ok(());
     };

@@ -303,6 +303,18 @@ fn rotate_secret_validation_errors_are_aws_s() {
         &json!({"SecretId": "app/v", "ClientRequestToken": token(), "SecretString": "x", "RotationToken": "short"}),
     );
     assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    let r = sm(
+        &s,
+        "PutSecretValue",
+        &json!({"SecretId": "app/v", "ClientRequestToken": token(), "SecretString": "x",
+                "RotationToken": "not a token: it has spaces and a colon, and is long"}),
+    );
+    assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    assert!(
+        r.body.contains("'rotationToken'") && !r.body.contains("spaces"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -392,6 +404,21 @@ fn a_command_function_rotates_end_to_end() {
     for e in started.iter().chain(&succeeded).chain(&puts) {
         assert!(!e.to_string().contains(value["password"].as_str().unwrap()));
     }
+    // A value written by hand counts as a rotation for AutomaticallyAfterDays.
+    set_next_rotation(&rig, "app/db", 4_102_444_800_000);
+    assert_eq!(
+        describe(&s, "app/db")["NextRotationDate"],
+        4_102_444_800.0 + 86_399.0
+    );
+    ok(
+        &s,
+        "PutSecretValue",
+        &json!({"SecretId": "app/db", "ClientRequestToken": token(), "SecretString": "{}"}),
+    );
+    assert_eq!(
+        describe(&s, "app/db")["NextRotationDate"],
+        d["NextRotationDate"]
+    );
 }
 
 #[test]
@@ -775,12 +802,16 @@ fn a_function_file_of_another_kind_or_without_its_role_is_refused_at_load() {
 /// Make `name`'s scheduled rotation due now, as if its window had come (the test cannot wait
 /// 4 hours): what the scheduler finds through its index.
 fn make_due(rig: &Rig, name: &str) {
+    set_next_rotation(rig, name, 0);
+}
+
+fn set_next_rotation(rig: &Rig, name: &str, at_ms: i64) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let db = rig.tmp.path().join("data/strongroom.db");
     let mut c = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
     c.batch_execute(&format!(
-        "PRAGMA busy_timeout = 10000; UPDATE secrets SET next_rotation_at = 0 WHERE name = '{name}'"
+        "PRAGMA busy_timeout = 10000; UPDATE secrets SET next_rotation_at = {at_ms} WHERE name = '{name}'"
     ))
     .unwrap();
 }
