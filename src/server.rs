@@ -620,6 +620,7 @@ pub async fn run_with_handle(
                 rotation_pipeline.auditor.clone(),
                 endpoint,
             )
+            .with_metrics(rotation_pipeline.metrics.clone())
             .run(),
         );
         tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");

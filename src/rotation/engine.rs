@@ -37,6 +37,7 @@ pub struct Engine {
     auditor: Auditor,
     endpoint: String,
     slots: Arc<tokio::sync::Semaphore>,
+    metrics: crate::metrics::Shared,
 }
 
 impl std::fmt::Debug for Engine {
@@ -65,7 +66,15 @@ impl Engine {
             auditor,
             endpoint,
             slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENCY)),
+            metrics: None,
         }
+    }
+
+    /// Count rotation events in `metrics` too.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::metrics::Shared) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn wiring(&self) -> &Wiring {
@@ -146,7 +155,8 @@ impl Engine {
                 .await?;
             if let Some(secret) = refused {
                 let msg = "A previous rotation isn't complete. That rotation will be reattempted.";
-                self.event(&secret, "RotationFailed", Some(msg)).await;
+                self.event(&secret, "RotationFailed", Some(msg), false)
+                    .await;
             }
         }
         Ok(())
@@ -217,15 +227,15 @@ impl Engine {
             return;
         };
         if job.state == "abandoned" {
-            self.event(&secret, "RotationAbandoned", None).await;
+            self.event(&secret, "RotationAbandoned", None, false).await;
             return;
         }
-        let (started, prefix) = if job.test_only {
-            ("TestRotationStarted", "TestRotation")
+        let (started, succeeded) = if job.test_only {
+            ("TestRotationStarted", "TestRotationSucceeded")
         } else {
-            ("RotationStarted", "Rotation")
+            ("RotationStarted", "RotationSucceeded")
         };
-        self.event(&secret, started, None).await;
+        self.event(&secret, started, None, false).await;
         let function = self.wiring().function(&job.function_arn, &secret.region);
         let ended = match &function {
             Ok(f) => self.attempt(&secret, &job, f).await,
@@ -237,8 +247,7 @@ impl Engine {
         match ended {
             Ended::Succeeded => match self.finish(&secret, &job).await {
                 Ok(true) => {
-                    self.event(&secret, &format!("{prefix}Succeeded"), None)
-                        .await;
+                    self.event(&secret, succeeded, None, false).await;
                 }
                 Ok(false) => {}
                 Err(reason) => {
@@ -539,7 +548,13 @@ impl Engine {
         } else {
             format!("{aws} (attempt {} of {max}; retrying)", job.attempt)
         };
-        self.event(secret, name, Some(&message)).await;
+        self.event(
+            secret,
+            name,
+            Some(&message),
+            final_attempt && !job.test_only,
+        )
+        .await;
     }
 
     /// The values a failure message must never show: every labelled version's value and,
@@ -577,7 +592,16 @@ impl Engine {
     }
 
     /// A service event of `secret`'s rotation (CloudTrail's `AwsServiceEvent`).
-    async fn event(&self, secret: &SecretRow, name: &str, error: Option<&str>) {
+    async fn event(
+        &self,
+        secret: &SecretRow,
+        name: &'static str,
+        error: Option<&str>,
+        final_failure: bool,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.rotation(name, final_failure);
+        }
         let draft = Draft {
             request_id: format!("Rotation-{}-{}", secret.arn, uuid::Uuid::new_v4()),
             event_time_ms: self.ctx.now_ms(),
