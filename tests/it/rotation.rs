@@ -960,3 +960,92 @@ fn two_servers_on_one_postgresql_run_each_rotation_once() {
     }
     assert_eq!(events(&a, "RotationStarted").len(), names.len());
 }
+
+/// A Python interpreter with boto3: `STRONGROOM_TEST_PYTHON`, the repository's `.venv` (which
+/// the test command builds), or `python3`; `None` when none imports boto3.
+fn python_with_boto3() -> Option<String> {
+    let candidates = [
+        std::env::var("STRONGROOM_TEST_PYTHON").ok(),
+        Some(format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR"))),
+        Some("python3".to_owned()),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import boto3"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn a_boto3_function_in_the_style_of_aws_s_template_runs_unchanged() {
+    let Some(python) = python_with_boto3() else {
+        eprintln!("skipped: no Python with boto3 (set STRONGROOM_TEST_PYTHON)");
+        return;
+    };
+    let rig = rig(30);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rotation/boto3");
+    write(
+        &rig.policies,
+        &format!("accounts/{ACCOUNT}/roles/template.json"),
+        &json!({
+            "RoleName": "template",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                 "Action": "sts:AssumeRole"}]},
+            "InlinePolicies": {"rotation": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": [
+                    "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
+                 "Resource": "*"},
+                {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"}]}}
+        })
+        .to_string(),
+    );
+    write(
+        &rig.policies,
+        &format!("accounts/{ACCOUNT}/functions/template-rotation.json"),
+        &json!({
+            "FunctionName": "template-rotation",
+            "Role": format!("arn:aws:iam::{ACCOUNT}:role/template"),
+            "Kind": "command",
+            "Command": [python, dir.join("handler.py")],
+            "TimeoutSeconds": 30,
+            "Environment": {"CONTROL_DIR": rig.control}
+        })
+        .to_string(),
+    );
+    let s = rig.start();
+    let first = ok(
+        &s,
+        "CreateSecret",
+        &json!({"Name": "app/template", "ClientRequestToken": token(), "SecretString": "first-password"}),
+    )["VersionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/template", "ClientRequestToken": t,
+                "RotationLambdaARN": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:template-rotation")}),
+    );
+    let d = wait_for(&s, "app/template", "the template's rotation", |d| {
+        d.get("LastRotatedDate").is_some() || d["StrongroomRotation"]["Status"] == "Failed"
+    });
+    assert!(d.get("StrongroomRotation").is_none(), "{d}");
+    assert_eq!(stages_of(&d, &t), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &first), ["AWSPREVIOUS"], "{d}");
+    assert!(!has_pending(&d));
+    let value = current_value(&s, "app/template");
+    assert_eq!(
+        value.chars().count(),
+        32,
+        "GetRandomPassword's default length"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rig.control.join("db")).unwrap(),
+        value
+    );
+}
