@@ -7,7 +7,8 @@
 //! once ([`NamesTarget`]), and its target and that member's validation follow.
 //!
 //! May depend on: `store` (through `Tx` closures), `kms`, `crypto`, `secrets`, `error`,
-//! `auth::Principal`. Never on actix or diesel.
+//! `auth::Principal`, and `rotation`'s schedules, wiring and in-transaction helpers (its
+//! engine, which calls into `ops`, is never used here). Never on actix or diesel.
 
 pub mod batch_get_secret_value;
 pub mod cancel_rotate_secret;
