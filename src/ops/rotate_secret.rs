@@ -154,7 +154,7 @@ impl Operation for RotateSecret {
                                 .into(),
                         )
                     })?;
-                wiring.function(&arn, &secret.region)?;
+                wiring.function(&arn, &secret.region, &secret.account_id)?;
                 if let Some(r) = &rules {
                     secret.rotation_rules =
                         Some(serde_json::to_string(r).map_err(ApiError::internal)?);

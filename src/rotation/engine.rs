@@ -236,7 +236,9 @@ impl Engine {
             ("RotationStarted", "RotationSucceeded")
         };
         self.event(&secret, started, None, false).await;
-        let function = self.wiring().function(&job.function_arn, &secret.region);
+        let function =
+            self.wiring()
+                .function(&job.function_arn, &secret.region, &secret.account_id);
         let ended = match &function {
             Ok(f) => self.attempt(&secret, &job, f).await,
             Err(_) => Ended::Failed {

@@ -81,12 +81,19 @@ impl Wiring {
         let _ = self.inner.identities.set(identities);
     }
 
-    /// The declared function a Lambda ARN names in `region`.
-    pub fn function(&self, arn: &str, region: &str) -> Result<Arc<RotationFunction>, ApiError> {
-        let in_region = arn
+    /// The declared function a Lambda ARN names for a secret of `account` in `region`: the
+    /// function must be of the secret's account and serve its region.
+    pub fn function(
+        &self,
+        arn: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<Arc<RotationFunction>, ApiError> {
+        let mut parts = arn
             .strip_prefix("arn:aws:lambda:")
-            .and_then(|r| r.split(':').next())
-            == Some(region);
+            .unwrap_or_default()
+            .split(':');
+        let in_region = parts.next() == Some(region) && parts.next() == Some(account);
         let found = self
             .inner
             .identities

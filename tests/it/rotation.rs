@@ -205,6 +205,26 @@ fn events(s: &TestServer, event: &str) -> Vec<Value> {
 #[test]
 fn rotate_secret_validation_errors_are_aws_s() {
     let rig = rig(5);
+    let other = "444455556666";
+    write(
+        &rig.policies,
+        &format!("accounts/{other}/account.json"),
+        &format!(r#"{{"AccountId":"{other}"}}"#),
+    );
+    write(
+        &rig.policies,
+        &format!("accounts/{other}/roles/rotator.json"),
+        &json!({"RoleName": "rotator", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{other}:root")}, "Action": "sts:AssumeRole"}]}})
+        .to_string(),
+    );
+    write(
+        &rig.policies,
+        &format!("accounts/{other}/functions/rotate-app.json"),
+        &json!({"FunctionName": "rotate-app", "Role": format!("arn:aws:iam::{other}:role/rotator"),
+                "Kind": "command", "Command": ["true"]})
+        .to_string(),
+    );
     let s = rig.start();
     create(&s, "app/v");
     let t = token();
@@ -266,6 +286,14 @@ fn rotate_secret_validation_errors_are_aws_s() {
                    "RotationLambdaARN": "arn:aws:lambda:eu-west-1:111122223333:function:rotate-app"}),
             "AccessDeniedException",
             "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com.",
+        ),
+        (
+            // Another account's function (declared there): invoking it across accounts needs a
+            // function policy, which a declared function does not have.
+            json!({"SecretId": "app/v", "ClientRequestToken": t,
+                   "RotationLambdaARN": "arn:aws:lambda:us-east-1:444455556666:function:rotate-app"}),
+            "AccessDeniedException",
+            "User: arn:aws:iam::111122223333:root is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:444455556666:function:rotate-app because no resource-based policy allows the lambda:InvokeFunction action",
         ),
         (
             json!({"SecretId": "app/missing", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN}),
