@@ -361,6 +361,12 @@ async fn dispatch(
         (Service::SecretsManager, "DeleteResourcePolicy") => {
             run::<delete_resource_policy::DeleteResourcePolicy>(call, draft).await
         }
+        (Service::SecretsManager, "RotateSecret") => {
+            run::<rotate_secret::RotateSecret>(call, draft).await
+        }
+        (Service::SecretsManager, "CancelRotateSecret") => {
+            run::<cancel_rotate_secret::CancelRotateSecret>(call, draft).await
+        }
         (Service::SecretsManager, "ValidateResourcePolicy") => {
             run::<validate_resource_policy::ValidateResourcePolicy>(call, draft).await
         }
@@ -385,8 +391,6 @@ async fn dispatch(
 
 /// Secrets Manager operations that exist on AWS but are not built here yet.
 const SM_NOT_BUILT: &[&str] = &[
-    "RotateSecret",
-    "CancelRotateSecret",
     "ReplicateSecretToRegions",
     "RemoveRegionsFromReplication",
     "StopReplicationToReplica",

@@ -222,6 +222,11 @@ impl Operation for CreateSecret {
                     secret_type: secret_type.clone(),
                     external_rotation_metadata: None,
                     external_rotation_role_arn: None,
+                    rotation_enabled: None,
+                    rotation_lambda_arn: None,
+                    rotation_rules: None,
+                    last_rotated_at: None,
+                    next_rotation_at: None,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {

@@ -35,6 +35,18 @@ pub struct Output {
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
+    /// Absent until rotation is first configured; `false` after CancelRotateSecret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_enabled: Option<bool>,
+    #[serde(rename = "RotationLambdaARN", skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_rules: Option<crate::rotation::schedule::RotationRules>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotated_date: Option<f64>,
+    /// The end of the next rotation window ("on or before").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_date: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_secret_rotation_metadata: Option<Vec<ExternalRotationItem>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +69,39 @@ pub struct Output {
     pub created_date: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_region: Option<String>,
+    /// Not an AWS member (AWS shows a failed rotation only in CloudTrail): the rotation in
+    /// progress or failed, in DescribeSecret only. SDKs ignore members they do not know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strongroom_rotation: Option<RotationStatus>,
+}
+
+/// A rotation in progress or failed, as DescribeSecret shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationStatus {
+    /// `InProgress` or `Failed`.
+    pub status: &'static str,
+    pub version_id: String,
+    pub step: String,
+    pub attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl RotationStatus {
+    pub fn of(job: crate::store::RotationJobRow) -> Self {
+        Self {
+            status: if job.state == "failed" {
+                "Failed"
+            } else {
+                "InProgress"
+            },
+            version_id: job.token,
+            step: job.step,
+            attempts: job.attempt,
+            last_error: job.last_error,
+        }
+    }
 }
 
 /// One item of a managed external secret's rotation metadata
@@ -132,7 +177,22 @@ impl Output {
             if list { (None, stages) } else { (stages, None) };
         let external_secret_rotation_metadata =
             ExternalRotationItem::from_column(s.external_rotation_metadata.as_deref());
+        let schedule = crate::rotation::stored_schedule(&s);
+        let next_rotation_date = match (&schedule, s.next_rotation_at, s.rotation_enabled) {
+            (Some(sch), Some(at), Some(true)) => Some(epoch_seconds(sch.window_end(at))),
+            _ => None,
+        };
+        let rotation_rules = s
+            .rotation_rules
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok());
         Self {
+            rotation_enabled: s.rotation_enabled,
+            rotation_lambda_arn: s.rotation_lambda_arn,
+            rotation_rules,
+            last_rotated_date: s.last_rotated_at.map(epoch_seconds),
+            next_rotation_date,
+            strongroom_rotation: None,
             arn: s.arn,
             name: s.name,
             secret_type: s.secret_type,
@@ -177,8 +237,11 @@ impl Operation for DescribeSecret {
                     Some(id) => tx.kms_key(id)?.map(|k| k.arn),
                     None => None,
                 };
+                let job = tx.rotation_job(&secret.secret_id)?;
                 let view = tx.secret_view(secret)?;
-                Ok(Output::from_view(view, kms_arn, false))
+                let mut out = Output::from_view(view, kms_arn, false);
+                out.strongroom_rotation = job.map(RotationStatus::of);
+                Ok(out)
             })
             .await
     }
@@ -210,6 +273,11 @@ mod tests {
             secret_type: None,
             external_rotation_metadata: None,
             external_rotation_role_arn: None,
+            rotation_enabled: None,
+            rotation_lambda_arn: None,
+            rotation_rules: None,
+            last_rotated_at: None,
+            next_rotation_at: None,
         }
     }
 

@@ -7,9 +7,11 @@
 //! once ([`NamesTarget`]), and its target and that member's validation follow.
 //!
 //! May depend on: `store` (through `Tx` closures), `kms`, `crypto`, `secrets`, `error`,
-//! `auth::Principal`. Never on actix or diesel.
+//! `auth::Principal`, and `rotation`'s schedules, wiring and in-transaction helpers (its
+//! engine, which calls into `ops`, is never used here). Never on actix or diesel.
 
 pub mod batch_get_secret_value;
+pub mod cancel_rotate_secret;
 pub mod cloudtrail;
 pub mod create_secret;
 pub mod delete_resource_policy;
@@ -27,6 +29,7 @@ pub mod put_resource_policy;
 pub mod put_secret_value;
 pub mod query;
 pub mod restore_secret;
+pub mod rotate_secret;
 pub mod sts;
 pub mod tag_resource;
 pub mod untag_resource;
@@ -55,6 +58,8 @@ pub struct Ctx {
     pub keyring: Keyring,
     /// The server's clock, injectable for tests (epoch milliseconds).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// What operations share with the rotation engine (declared functions, its wake-up).
+    pub rotation: crate::rotation::Wiring,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -224,6 +229,15 @@ pub trait Operation {
     /// by the caller's identity policies (they have no policy of their own): the alias of
     /// KMS's CreateAlias and DeleteAlias, besides the key.
     fn also_on(_input: &Self::Input, _scope: &Scope) -> Vec<String> {
+        Vec::new()
+    }
+    /// Actions on resources of other services the request needs, `(action, ARN)`, decided
+    /// by the caller's identity policies: RotateSecret's `lambda:InvokeFunction` on its
+    /// rotation function. `secret` is the resolved target secret, if any.
+    fn other_actions(
+        _input: &Self::Input,
+        _secret: Option<&SecretRow>,
+    ) -> Vec<(&'static str, String)> {
         Vec::new()
     }
     /// Do it.

@@ -183,6 +183,14 @@ impl Operation for UpdateSecret {
                             secret.last_changed_at = now;
                             tx.update_secret(&secret)?;
                         }
+                        if written == values::Written::Created {
+                            crate::rotation::abandon_for_new_current(
+                                tx,
+                                &secret.secret_id,
+                                &vid,
+                                now,
+                            )?;
+                        }
                         Some(vid.clone())
                     }
                     None => None,

@@ -91,6 +91,15 @@ pub struct SecretRow {
     pub external_rotation_metadata: Option<String>,
     /// The role RotateSecret took as `ExternalSecretRotationRoleArn`.
     pub external_rotation_role_arn: Option<String>,
+    /// `None` until rotation is first configured; `false` after CancelRotateSecret.
+    pub rotation_enabled: Option<bool>,
+    pub rotation_lambda_arn: Option<String>,
+    /// The RotationRules as JSON (`AutomaticallyAfterDays`, `ScheduleExpression`, `Duration`).
+    pub rotation_rules: Option<String>,
+    /// The last successful rotation.
+    pub last_rotated_at: Option<i64>,
+    /// When the scheduler next starts a rotation (the start of the schedule's window).
+    pub next_rotation_at: Option<i64>,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

@@ -73,6 +73,11 @@ diesel::table! {
         secret_type -> Nullable<Text>,
         external_rotation_metadata -> Nullable<Text>,
         external_rotation_role_arn -> Nullable<Text>,
+        rotation_enabled -> Nullable<Bool>,
+        rotation_lambda_arn -> Nullable<Text>,
+        rotation_rules -> Nullable<Text>,
+        last_rotated_at -> Nullable<BigInt>,
+        next_rotation_at -> Nullable<BigInt>,
     }
 }
 

@@ -26,6 +26,7 @@ mod org;
 mod policies;
 mod protocol;
 mod review;
+mod rotation;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;
