@@ -457,6 +457,7 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         store,
         keyring,
         clock: Arc::new(system_now_ms),
+        regions: Arc::new(cfg.regions.clone()),
     };
     let role_ids: Arc<dyn crate::identity::RoleIds> = Arc::new(StoredRoleIds(ctx.store.clone()));
     let identities =

@@ -57,6 +57,9 @@ pub struct Output {
     pub created_date: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_region: Option<String>,
+    /// A primary's replicas (DescribeSecret only; ListSecrets entries have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<super::replicas::ReplicationStatus>>,
 }
 
 /// One item of a managed external secret's rotation metadata
@@ -150,6 +153,7 @@ impl Output {
             owning_service: s.owning_service,
             created_date: epoch_seconds(s.created_at),
             primary_region: s.primary_region,
+            replication_status: None,
         }
     }
 }
@@ -177,8 +181,15 @@ impl Operation for DescribeSecret {
                     Some(id) => tx.kms_key(id)?.map(|k| k.arn),
                     None => None,
                 };
+                let replication = if super::replicas::is_replicated_primary(&secret) {
+                    Some(super::replicas::statuses(tx, &secret)?)
+                } else {
+                    None
+                };
                 let view = tx.secret_view(secret)?;
-                Ok(Output::from_view(view, kms_arn, false))
+                let mut out = Output::from_view(view, kms_arn, false);
+                out.replication_status = replication;
+                Ok(out)
             })
             .await
     }

@@ -33,6 +33,7 @@ mod conn;
 mod fixed;
 mod keys;
 mod kms;
+mod replicas;
 mod role_ids;
 pub mod rows;
 mod schema;
