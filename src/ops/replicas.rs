@@ -373,27 +373,10 @@ fn copy_into(
     replica: &mut SecretRow,
     now_ms: i64,
 ) -> Result<(), ApiError> {
-    let mine = SecretRow {
-        secret_id: replica.secret_id.clone(),
-        region: replica.region.clone(),
-        arn: replica.arn.clone(),
-        kms_key_id: replica.kms_key_id.clone(),
-        created_at: replica.created_at,
-        last_accessed_at: replica.last_accessed_at,
-        primary_region: replica.primary_region.clone(),
-        ..primary.clone()
-    };
-    *replica = mine;
-    tx.update_secret(replica)?;
-    let tags = tx.tags(&primary.secret_id)?;
-    tx.replace_tags(&replica.secret_id, &tags)?;
+    // New versions first: when one cannot be sealed under the replica's key, the replica
+    // is left as it was (its labels still name versions it has).
     let want = tx.version_ids_created_by(&primary.secret_id, i64::MAX)?;
     let have = tx.version_ids_created_by(&replica.secret_id, i64::MAX)?;
-    for (vid, _) in &have {
-        if !want.iter().any(|(w, _)| w == vid) {
-            tx.delete_version(&replica.secret_id, vid)?;
-        }
-    }
     let mut key = None;
     for (vid, _) in &want {
         if have.iter().any(|(h, _)| h == vid) {
@@ -427,6 +410,25 @@ fn copy_into(
     }
     let stages = tx.stages(&primary.secret_id)?;
     tx.replace_stages(&replica.secret_id, &stages)?;
+    for (vid, _) in &have {
+        if !want.iter().any(|(w, _)| w == vid) {
+            tx.delete_version(&replica.secret_id, vid)?;
+        }
+    }
+    let mine = SecretRow {
+        secret_id: replica.secret_id.clone(),
+        region: replica.region.clone(),
+        arn: replica.arn.clone(),
+        kms_key_id: replica.kms_key_id.clone(),
+        created_at: replica.created_at,
+        last_accessed_at: replica.last_accessed_at,
+        primary_region: replica.primary_region.clone(),
+        ..primary.clone()
+    };
+    *replica = mine;
+    tx.update_secret(replica)?;
+    let tags = tx.tags(&primary.secret_id)?;
+    tx.replace_tags(&replica.secret_id, &tags)?;
     Ok(())
 }
 

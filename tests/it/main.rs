@@ -25,6 +25,7 @@ mod ops;
 mod org;
 mod policies;
 mod protocol;
+mod replication;
 mod review;
 mod sdk_secrets;
 mod store_backends;
