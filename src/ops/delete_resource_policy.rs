@@ -55,7 +55,7 @@ impl Operation for DeleteResourcePolicy {
                     s.last_changed_at = now;
                     tx.update_secret(&s)?;
                 }
-                super::replicas::sync(tx, &replicas_keyring, &secret_id, now)?;
+                super::replicas::sync(tx, &replicas_keyring, &s, now)?;
                 Ok(Output {
                     arn: s.arn,
                     name: s.name,

@@ -105,7 +105,7 @@ impl Operation for PutSecretValue {
                     secret.last_changed_at = now;
                     tx.set_secret_changed(&secret.secret_id, now)?;
                 }
-                super::replicas::sync(tx, &keyring, &secret_id, now)?;
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 let map = tx.stages(&secret.secret_id)?;
                 let own = map
                     .iter()

@@ -310,20 +310,17 @@ pub fn add_replicas(
     Ok(())
 }
 
-/// Bring every replica of `primary_id` up to date with it, after a write on the primary in
-/// the same transaction. A secret without replicas costs one lookup by key. A replica that
+/// Bring every replica of `primary` (as the write left it) up to date with it, after a
+/// write on the primary in the same transaction. A secret without replicas costs nothing. A replica that
 /// cannot be written (its key disabled, say) is marked `Failed` with the reason, and marked
 /// `InSync` again once a later write reaches it; the primary's write stands either way.
 pub fn sync(
     tx: &mut Tx<'_>,
     keyring: &Keyring,
-    primary_id: &str,
+    primary: &SecretRow,
     now_ms: i64,
 ) -> Result<(), ApiError> {
-    let Some(primary) = tx.secret_by_id(primary_id)? else {
-        return Ok(());
-    };
-    if !is_replicated_primary(&primary) {
+    if !is_replicated_primary(primary) {
         return Ok(());
     }
     for mut entry in tx.replicas_of(&primary.secret_id)? {
@@ -333,7 +330,7 @@ pub fn sync(
         let Some(mut replica) = tx.secret_by_id(&rid)? else {
             continue;
         };
-        let (status, message) = match copy_into(tx, keyring, &primary, &mut replica, now_ms) {
+        let (status, message) = match copy_into(tx, keyring, primary, &mut replica, now_ms) {
             Ok(()) => (IN_SYNC.to_owned(), None),
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => (

@@ -65,7 +65,7 @@ impl Operation for TagResource {
                     secret.tag_list = true;
                     tx.update_secret(&secret)?;
                 }
-                super::replicas::sync(tx, &replicas_keyring, &secret_id, now)?;
+                super::replicas::sync(tx, &replicas_keyring, &secret, now)?;
                 Ok(Output {})
             })
             .await

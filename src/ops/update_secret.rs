@@ -190,7 +190,7 @@ impl Operation for UpdateSecret {
                 if key_changed {
                     values::reencrypt_labelled(tx, &keyring, &secret, now)?;
                 }
-                super::replicas::sync(tx, &keyring, &secret_id, now)?;
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 Ok(Output {
                     arn: secret.arn,
                     name: secret.name,

@@ -87,7 +87,7 @@ impl Operation for UpdateSecretVersionStage {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;
                 }
-                super::replicas::sync(tx, &replicas_keyring, &secret_id, now)?;
+                super::replicas::sync(tx, &replicas_keyring, &secret, now)?;
                 Ok(Output {
                     arn: secret.arn,
                     name: secret.name,
