@@ -448,7 +448,7 @@ where
         .authorize_operation::<O>(&call.principal, &call.scope, &input, draft)
         .await?;
     // A replica changes only through its primary (or its promotion).
-    if !O::ON_REPLICA {
+    if !O::on_replica(&input) {
         if let Some(secret) = &authorized.secret {
             ops::replicas::ensure_not_replica(secret)?;
         }

@@ -199,6 +199,11 @@ pub trait Operation {
     /// Whether it may act on a replica secret (reads, and StopReplicationToReplica); any
     /// other operation on a replica is refused with AWS's message (`replicas::NOT_ON_REPLICA`).
     const ON_REPLICA: bool = Self::READ_ONLY;
+    /// Whether this request may act on a replica secret (`ON_REPLICA` unless the operation
+    /// says otherwise for some inputs: UpdateSecret changing only the replica's key).
+    fn on_replica(_input: &Self::Input) -> bool {
+        Self::ON_REPLICA
+    }
 
     /// Check the input's shape and limits (before authorization, as AWS does).
     fn validate(input: &Self::Input) -> Result<(), ApiError>;

@@ -429,6 +429,23 @@ fn copy_into(
     Ok(())
 }
 
+/// After UpdateSecret changed a replica's own key: its primary's `ReplicationStatus` shows
+/// the new one. Nothing for a secret that is not a replica.
+pub fn replica_key_changed(tx: &mut Tx<'_>, replica: &SecretRow) -> Result<(), ApiError> {
+    if !is_replica(replica) {
+        return Ok(());
+    }
+    let Some(mut entry) = tx.replica_entry(&replica.secret_id)? else {
+        return Ok(());
+    };
+    entry.kms_key_id = match &replica.kms_key_id {
+        Some(id) => tx.kms_key(id)?.map_or_else(|| id.clone(), |k| k.arn),
+        None => DEFAULT_KEY_ALIAS.to_owned(),
+    };
+    tx.put_replica(&entry)?;
+    Ok(())
+}
+
 /// Remove `region`'s replica of `primary` (its secret and its entry); nothing when the
 /// region is not replicated.
 pub fn remove(tx: &mut Tx<'_>, primary: &SecretRow, region: &str) -> Result<(), ApiError> {

@@ -787,4 +787,64 @@ async fn a_replica_is_sealed_under_its_own_regions_key() {
         .await
         .unwrap();
     assert_eq!(versions.versions().len(), 3);
+
+    // The replica's own key is the one thing that may change in its region: labelled
+    // versions move to the new key, later writes are sealed under it, and the primary's
+    // ReplicationStatus shows it. Anything more in the same request is refused.
+    let other_key = key_in(&s, "eu-west-1");
+    let e = eu1
+        .update_secret()
+        .secret_id("sealed")
+        .kms_key_id(&other_key)
+        .description("not here")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(message(&e), NOT_ON_REPLICA);
+    eu1.update_secret()
+        .secret_id("sealed")
+        .kms_key_id(&other_key)
+        .send()
+        .await
+        .unwrap();
+    let d = eu1
+        .describe_secret()
+        .secret_id("sealed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.kms_key_id(), Some(other_key.as_str()));
+    let d = primary
+        .describe_secret()
+        .secret_id("sealed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.replication_status()[0].kms_key_id(),
+        Some(other_key.as_str())
+    );
+    in_eu1(
+        "TrentService.DisableKey",
+        format!(r#"{{"KeyId":"{eu1_key}"}}"#),
+    );
+    assert_eq!(value(&eu1, "sealed").await, "three");
+    primary
+        .put_secret_value()
+        .secret_id("sealed")
+        .secret_string("four")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(value(&eu1, "sealed").await, "four");
+    let d = primary
+        .describe_secret()
+        .secret_id("sealed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.replication_status()[0].status(),
+        Some(&StatusType::InSync)
+    );
 }
