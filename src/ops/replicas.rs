@@ -406,12 +406,16 @@ fn copy_into(
         tx.insert_version(&copy)?;
     }
     let stages = tx.stages(&primary.secret_id)?;
-    tx.replace_stages(&replica.secret_id, &stages)?;
+    if tx.stages(&replica.secret_id)? != stages {
+        tx.replace_stages(&replica.secret_id, &stages)?;
+    }
     for (vid, _) in &have {
         if !want.iter().any(|(w, _)| w == vid) {
             tx.delete_version(&replica.secret_id, vid)?;
         }
     }
+    // What the replica keeps of its own: identity, region, key, dates of its own, its
+    // primary, and its deletion state (a primary with replicas is never deleted).
     let mine = SecretRow {
         secret_id: replica.secret_id.clone(),
         region: replica.region.clone(),
@@ -420,13 +424,43 @@ fn copy_into(
         created_at: replica.created_at,
         last_accessed_at: replica.last_accessed_at,
         primary_region: replica.primary_region.clone(),
+        deleted_at: replica.deleted_at,
+        purge_at: replica.purge_at,
         ..primary.clone()
     };
+    let same_but_date = SecretRow {
+        last_changed_at: replica.last_changed_at,
+        ..mine.clone()
+    };
+    if !same_metadata(&same_but_date, replica) {
+        tx.update_secret(&mine)?;
+    } else if mine.last_changed_at != replica.last_changed_at {
+        tx.set_secret_changed(&mine.secret_id, mine.last_changed_at)?;
+    }
     *replica = mine;
-    tx.update_secret(replica)?;
     let tags = tx.tags(&primary.secret_id)?;
-    tx.replace_tags(&replica.secret_id, &tags)?;
+    if tx.tags(&replica.secret_id)? != tags {
+        tx.replace_tags(&replica.secret_id, &tags)?;
+    }
     Ok(())
+}
+
+/// Whether two rows of the same secret hold the same metadata.
+fn same_metadata(a: &SecretRow, b: &SecretRow) -> bool {
+    a.name == b.name
+        && a.description == b.description
+        && a.kms_key_id == b.kms_key_id
+        && a.last_changed_at == b.last_changed_at
+        && a.last_accessed_at == b.last_accessed_at
+        && a.deleted_at == b.deleted_at
+        && a.purge_at == b.purge_at
+        && a.owning_service == b.owning_service
+        && a.primary_region == b.primary_region
+        && a.resource_policy == b.resource_policy
+        && a.tag_list == b.tag_list
+        && a.secret_type == b.secret_type
+        && a.external_rotation_metadata == b.external_rotation_metadata
+        && a.external_rotation_role_arn == b.external_rotation_role_arn
 }
 
 /// After UpdateSecret changed a replica's own key: its primary's `ReplicationStatus` shows
