@@ -372,13 +372,10 @@ fn copy_into(
 ) -> Result<(), ApiError> {
     // New versions first: when one cannot be sealed under the replica's key, the replica
     // is left as it was (its labels still name versions it has).
-    let want = tx.version_ids_created_by(&primary.secret_id, i64::MAX)?;
-    let have = tx.version_ids_created_by(&replica.secret_id, i64::MAX)?;
+    let missing = tx.versions_missing(&primary.secret_id, &replica.secret_id)?;
+    let extra = tx.versions_missing(&replica.secret_id, &primary.secret_id)?;
     let mut key = None;
-    for (vid, _) in &want {
-        if have.iter().any(|(h, _)| h == vid) {
-            continue;
-        }
+    for vid in &missing {
         let Some(source) = tx.version(&primary.secret_id, vid)? else {
             continue;
         };
@@ -409,10 +406,8 @@ fn copy_into(
     if tx.stages(&replica.secret_id)? != stages {
         tx.replace_stages(&replica.secret_id, &stages)?;
     }
-    for (vid, _) in &have {
-        if !want.iter().any(|(w, _)| w == vid) {
-            tx.delete_version(&replica.secret_id, vid)?;
-        }
+    for vid in &extra {
+        tx.delete_version(&replica.secret_id, vid)?;
     }
     // What the replica keeps of its own: identity, region, key, dates of its own, its
     // primary, and its deletion state (a primary with replicas is never deleted).

@@ -52,3 +52,23 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 }
+
+impl Tx<'_> {
+    /// The versions of secret `from` that secret `to` has no version of the same id of
+    /// (one anti-join: no row of either secret's version list is read back).
+    pub fn versions_missing(&mut self, from: &str, to: &str) -> Result<Vec<String>, StoreError> {
+        use super::schema::secret_versions as v;
+        let other = diesel::alias!(v as other);
+        v::table
+            .filter(v::secret_id.eq(from))
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                other
+                    .filter(other.field(v::secret_id).eq(to))
+                    .filter(other.field(v::version_id).eq(v::version_id)),
+            )))
+            .order((v::created_at.asc(), v::version_id.asc()))
+            .select(v::version_id)
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+}
