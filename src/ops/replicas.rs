@@ -290,7 +290,8 @@ pub fn add_replicas(
             ..primary.clone()
         };
         tx.insert_secret(&replica)?;
-        match copy_into(tx, req.keyring, primary, &mut replica, req.now_ms) {
+        let source = Source::of(tx, primary)?;
+        match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms) {
             Ok(()) => tx.put_replica(&entry(Some(replica.secret_id.clone()), None))?,
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => {
@@ -323,6 +324,7 @@ pub fn sync(
     if !is_replicated_primary(primary) {
         return Ok(());
     }
+    let source = Source::of(tx, primary)?;
     for mut entry in tx.replicas_of(&primary.secret_id)? {
         let Some(rid) = entry.replica_secret_id.clone() else {
             continue;
@@ -330,7 +332,7 @@ pub fn sync(
         let Some(mut replica) = tx.secret_by_id(&rid)? else {
             continue;
         };
-        let (status, message) = match copy_into(tx, keyring, primary, &mut replica, now_ms) {
+        let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms) {
             Ok(()) => (IN_SYNC.to_owned(), None),
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => (
@@ -363,20 +365,39 @@ fn kms_refusal(e: &ApiError) -> bool {
 
 /// Make `replica` a copy of `primary`: metadata, tags, versions (sealed again under the
 /// replica's key) and staging labels.
+/// What every replica is made a copy of: the primary as the write left it, with its labels
+/// and tags (read once for all its replicas).
+struct Source<'a> {
+    primary: &'a SecretRow,
+    stages: std::collections::BTreeMap<String, String>,
+    tags: Vec<(String, String)>,
+}
+
+impl<'a> Source<'a> {
+    fn of(tx: &mut Tx<'_>, primary: &'a SecretRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            primary,
+            stages: tx.stages(&primary.secret_id)?,
+            tags: tx.tags(&primary.secret_id)?,
+        })
+    }
+}
+
 fn copy_into(
     tx: &mut Tx<'_>,
     keyring: &Keyring,
-    primary: &SecretRow,
+    source: &Source<'_>,
     replica: &mut SecretRow,
     now_ms: i64,
 ) -> Result<(), ApiError> {
+    let primary = source.primary;
     // New versions first: when one cannot be sealed under the replica's key, the replica
     // is left as it was (its labels still name versions it has).
     let missing = tx.versions_missing(&primary.secret_id, &replica.secret_id)?;
     let extra = tx.versions_missing(&replica.secret_id, &primary.secret_id)?;
     let mut key = None;
     for vid in &missing {
-        let Some(source) = tx.version(&primary.secret_id, vid)? else {
+        let Some(version) = tx.version(&primary.secret_id, vid)? else {
             continue;
         };
         let mut copy = VersionRow {
@@ -386,14 +407,14 @@ fn copy_into(
             wrapped_dek: None,
             kms_key_id: None,
             kms_term: None,
-            ..source.clone()
+            ..version.clone()
         };
-        if source.value_kind.is_some() {
+        if version.value_kind.is_some() {
             let k = match &key {
                 Some(k) => k,
                 None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
             };
-            let plain = values::open_version(tx, keyring, primary, &source)?;
+            let plain = values::open_version(tx, keyring, primary, &version)?;
             let sealed = keyring.seal_value(tx, k, &replica.arn, vid, plain.expose())?;
             copy.ciphertext = Some(sealed.ciphertext);
             copy.wrapped_dek = Some(sealed.wrapped_dek);
@@ -402,9 +423,8 @@ fn copy_into(
         }
         tx.insert_version(&copy)?;
     }
-    let stages = tx.stages(&primary.secret_id)?;
-    if tx.stages(&replica.secret_id)? != stages {
-        tx.replace_stages(&replica.secret_id, &stages)?;
+    if tx.stages(&replica.secret_id)? != source.stages {
+        tx.replace_stages(&replica.secret_id, &source.stages)?;
     }
     for vid in &extra {
         tx.delete_version(&replica.secret_id, vid)?;
@@ -433,9 +453,8 @@ fn copy_into(
         tx.set_secret_changed(&mine.secret_id, mine.last_changed_at)?;
     }
     *replica = mine;
-    let tags = tx.tags(&primary.secret_id)?;
-    if tx.tags(&replica.secret_id)? != tags {
-        tx.replace_tags(&replica.secret_id, &tags)?;
+    if tx.tags(&replica.secret_id)? != source.tags {
+        tx.replace_tags(&replica.secret_id, &source.tags)?;
     }
     Ok(())
 }
