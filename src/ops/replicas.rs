@@ -258,6 +258,33 @@ pub fn add_replicas(
             status_message: message,
             created_at: req.now_ms,
         };
+        // A failed replica that exists (a write could not reach it): tried again in place.
+        let failed = existing
+            .iter()
+            .find(|e| e.region == region)
+            .and_then(|e| e.replica_secret_id.clone());
+        if let Some(mut replica) = match failed {
+            Some(id) => tx.secret_by_id(&id)?,
+            None => None,
+        } {
+            let source = Source::of(tx, primary)?;
+            let mut row = tx
+                .replica_entry(&replica.secret_id)?
+                .ok_or_else(|| ApiError::internal("replica without its entry"))?;
+            match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms) {
+                Ok(()) => {
+                    row.status = IN_SYNC.to_owned();
+                    row.status_message = None;
+                }
+                Err(e) if !kms_refusal(&e) => return Err(e),
+                Err(e) => {
+                    row.status = FAILED.to_owned();
+                    row.status_message = Some(format!("Replication failed: {}", e.message()));
+                }
+            }
+            tx.put_replica(&row)?;
+            continue;
+        }
         if let Some(taken) = tx.find_secret(&primary.account_id, &region, &primary.name)? {
             let holds_replicas = !tx.replicas_of(&taken.secret_id)?.is_empty();
             if !req.force || holds_replicas || is_replica(&taken) {

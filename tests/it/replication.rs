@@ -754,12 +754,39 @@ async fn a_replica_is_sealed_under_its_own_regions_key() {
         "{st:?}"
     );
 
+    // Replicating to the region again retries that replica in place (still failing).
+    let out = primary
+        .replicate_secret_to_regions()
+        .secret_id("sealed")
+        .add_replica_regions(region("eu-west-1", Some(&eu1_key)))
+        .send()
+        .await
+        .unwrap();
+    let st = &out.replication_status()[0];
+    assert_eq!(st.status(), Some(&StatusType::Failed), "{st:?}");
+    assert!(
+        !st.status_message().unwrap().contains("already exists"),
+        "{st:?}"
+    );
+
     in_eu1(
         "TrentService.EnableKey",
         format!(r#"{{"KeyId":"{eu1_key}"}}"#),
     );
     // The replica kept what it had.
     assert_eq!(value(&eu1, "sealed").await, "one");
+    let out = primary
+        .replicate_secret_to_regions()
+        .secret_id("sealed")
+        .add_replica_regions(region("eu-west-1", Some(&eu1_key)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.replication_status()[0].status(),
+        Some(&StatusType::InSync)
+    );
+    assert_eq!(value(&eu1, "sealed").await, "two");
     primary
         .put_secret_value()
         .secret_id("sealed")
