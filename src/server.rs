@@ -458,6 +458,7 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         keyring,
         clock: Arc::new(system_now_ms),
         rotation: crate::rotation::Wiring::default(),
+        regions: Arc::new(cfg.regions.clone()),
     };
     let role_ids: Arc<dyn crate::identity::RoleIds> = Arc::new(StoredRoleIds(ctx.store.clone()));
     let identities =

@@ -48,6 +48,8 @@ impl Operation for CancelRotateSecret {
 
     async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
+        let keyring = ctx.keyring.clone();
+        let now = ctx.now_ms();
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -59,6 +61,7 @@ impl Operation for CancelRotateSecret {
                 }
                 secret.next_rotation_at = None;
                 tx.update_secret(&secret)?;
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 tx.delete_rotation_job(&secret.secret_id)?;
                 let pending = tx.stage_version(&secret.secret_id, AWSPENDING)?;
                 Ok(Output {

@@ -19,7 +19,7 @@ pub struct Input {
     pub secret_binary: Option<SecretString>,
     pub secret_string: Option<SecretString>,
     pub tags: Option<Vec<Tag>>,
-    pub add_replica_regions: Option<Vec<serde_json::Value>>,
+    pub add_replica_regions: Option<Vec<super::replicas::ReplicaRegion>>,
     pub force_overwrite_replica_secret: Option<bool>,
     /// A managed external secret's partner type.
     #[serde(rename = "Type")]
@@ -43,10 +43,16 @@ pub struct Output {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// The replicas `AddReplicaRegions` asked for, and their status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<super::replicas::ReplicationStatus>>,
 }
 
 #[derive(Debug)]
 pub struct CreateSecret;
+
+/// The further action `AddReplicaRegions` needs.
+const REPLICATE: &str = "secretsmanager:ReplicateSecretToRegions";
 
 impl Operation for CreateSecret {
     type Input = Input;
@@ -83,15 +89,8 @@ impl Operation for CreateSecret {
                 "Cross-account replication is not supported by this Strongroom server yet.".into(),
             ));
         }
-        if input
-            .add_replica_regions
-            .as_ref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return Err(ApiError::InvalidRequest(
-                "Replication to other regions is not supported by this Strongroom server yet."
-                    .into(),
-            ));
+        if let Some(r) = &input.add_replica_regions {
+            super::replicas::validate_add_regions(r)?;
         }
         Ok(())
     }
@@ -120,15 +119,21 @@ impl Operation for CreateSecret {
         if let Some(tags) = &input.tags {
             keys.extend(super::request_tag_keys(tags));
         }
+        if let Some(r) = &input.add_replica_regions {
+            keys.push(super::replicas::add_regions_key(r));
+        }
         keys
     }
 
     fn extra_actions(input: &Input) -> Vec<&'static str> {
+        let mut actions = Vec::new();
         if input.tags.as_ref().is_some_and(|t| !t.is_empty()) {
-            vec!["secretsmanager:TagResource"]
-        } else {
-            Vec::new()
+            actions.push("secretsmanager:TagResource");
         }
+        if input.add_replica_regions.is_some() {
+            actions.push(REPLICATE);
+        }
+        actions
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
@@ -141,6 +146,12 @@ impl Operation for CreateSecret {
         let kms_key_id = input.kms_key_id;
         let secret_type = input.secret_type;
         let scope = auth.scope.clone();
+        let replica_regions = input.add_replica_regions;
+        if let Some(r) = &replica_regions {
+            let names: Vec<&str> = r.iter().filter_map(|r| r.region.as_deref()).collect();
+            super::replicas::check_served(ctx, &scope.region, &names)?;
+        }
+        let force = input.force_overwrite_replica_secret == Some(true);
         let new_arn = auth.resource_arn.clone();
         let keyring = ctx.keyring.clone();
         let retrier = auth.clone();
@@ -172,6 +183,7 @@ impl Operation for CreateSecret {
                                     arn: existing.arn,
                                     name: existing.name,
                                     version_id: value.as_ref().map(|_| tok.clone()),
+                                    replication_status: None,
                                 });
                             }
                             return Err(ApiError::ResourceExists(format!(
@@ -246,10 +258,27 @@ impl Operation for CreateSecret {
                     }
                     None => None,
                 };
+                let replication_status = match &replica_regions {
+                    Some(regions) => {
+                        let mut row = row.clone();
+                        let req = super::replicas::AddRequest {
+                            keyring: &keyring,
+                            auth: &retrier,
+                            action: REPLICATE,
+                            regions,
+                            force,
+                            now_ms: now,
+                        };
+                        super::replicas::add_replicas(tx, &req, &mut row)?;
+                        Some(super::replicas::statuses(tx, &row)?)
+                    }
+                    None => None,
+                };
                 Ok(Output {
                     arn,
                     name: name.clone(),
                     version_id,
+                    replication_status,
                 })
             })
             .await

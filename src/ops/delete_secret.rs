@@ -84,6 +84,7 @@ impl Operation for DeleteSecret {
                         Err(ApiError::secret_not_found())
                     };
                 };
+                super::replicas::ensure_no_replicas(tx, &secret)?;
                 if force {
                     tx.delete_secret(&secret.secret_id)?;
                     return Ok(Output {

@@ -69,6 +69,9 @@ pub struct Output {
     pub created_date: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub primary_region: Option<String>,
+    /// A primary's replicas (DescribeSecret only; ListSecrets entries have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<super::replicas::ReplicationStatus>>,
     /// Not an AWS member (AWS shows a failed rotation only in CloudTrail): the rotation in
     /// progress or failed, in DescribeSecret only. SDKs ignore members they do not know.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,6 +213,7 @@ impl Output {
             owning_service: s.owning_service,
             created_date: epoch_seconds(s.created_at),
             primary_region: s.primary_region,
+            replication_status: None,
         }
     }
 }
@@ -238,9 +242,15 @@ impl Operation for DescribeSecret {
                     None => None,
                 };
                 let job = tx.rotation_job(&secret.secret_id)?;
+                let replication = if super::replicas::is_replicated_primary(&secret) {
+                    Some(super::replicas::statuses(tx, &secret)?)
+                } else {
+                    None
+                };
                 let view = tx.secret_view(secret)?;
                 let mut out = Output::from_view(view, kms_arn, false);
                 out.strongroom_rotation = job.map(RotationStatus::of);
+                out.replication_status = replication;
                 Ok(out)
             })
             .await

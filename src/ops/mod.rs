@@ -28,8 +28,12 @@ pub mod list_secrets;
 pub mod put_resource_policy;
 pub mod put_secret_value;
 pub mod query;
+pub mod remove_regions_from_replication;
+pub mod replicas;
+pub mod replicate_secret_to_regions;
 pub mod restore_secret;
 pub mod rotate_secret;
+pub mod stop_replication_to_replica;
 pub mod sts;
 pub mod tag_resource;
 pub mod untag_resource;
@@ -60,6 +64,8 @@ pub struct Ctx {
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// What operations share with the rotation engine (declared functions, its wake-up).
     pub rotation: crate::rotation::Wiring,
+    /// The regions this server serves (replication targets).
+    pub regions: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -195,6 +201,14 @@ pub trait Operation {
     const ACTION: &'static str;
     /// Whether it only reads (CloudTrail's `readOnly`).
     const READ_ONLY: bool;
+    /// Whether it may act on a replica secret (reads, and StopReplicationToReplica); any
+    /// other operation on a replica is refused with AWS's message (`replicas::NOT_ON_REPLICA`).
+    const ON_REPLICA: bool = Self::READ_ONLY;
+    /// Whether this request may act on a replica secret (`ON_REPLICA` unless the operation
+    /// says otherwise for some inputs: UpdateSecret changing only the replica's key).
+    fn on_replica(_input: &Self::Input) -> bool {
+        Self::ON_REPLICA
+    }
 
     /// Check the input's shape and limits (before authorization, as AWS does).
     fn validate(input: &Self::Input) -> Result<(), ApiError>;

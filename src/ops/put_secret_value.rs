@@ -121,6 +121,7 @@ impl Operation for PutSecretValue {
                         crate::rotation::abandon_for_new_current(tx, &secret.secret_id, &vid, now)?;
                     }
                 }
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 let map = tx.stages(&secret.secret_id)?;
                 let own = map
                     .iter()

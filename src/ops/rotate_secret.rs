@@ -170,6 +170,7 @@ impl Operation for RotateSecret {
                     crate::rotation::stored_schedule(&secret).map(|s| s.next_start(after));
                 tx.update_secret(&secret)?;
                 crate::rotation::start(tx, &keyring, &secret, &token, &arn, !immediately, now)?;
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 Ok(output)
             })
             .await?;

@@ -76,6 +76,17 @@ impl Operation for UpdateSecret {
         Ok(())
     }
 
+    /// A replica's own encryption key is the one thing that may change on a replica (AWS:
+    /// "can't be updated independently from its primary secret, except for its encryption
+    /// key").
+    fn on_replica(input: &Input) -> bool {
+        input.kms_key_id.is_some()
+            && input.description.is_none()
+            && input.secret_string.is_none()
+            && input.secret_binary.is_none()
+            && input.secret_type.is_none()
+    }
+
     /// A new value is encrypted under the new key (or the secret's); changing the key
     /// re-encrypts the labelled versions, which decrypts them with the old one.
     fn key_uses(input: &Input) -> Vec<super::KeyUse> {
@@ -197,7 +208,9 @@ impl Operation for UpdateSecret {
                 };
                 if key_changed {
                     values::reencrypt_labelled(tx, &keyring, &secret, now)?;
+                    super::replicas::replica_key_changed(tx, &secret)?;
                 }
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 Ok(Output {
                     arn: secret.arn,
                     name: secret.name,

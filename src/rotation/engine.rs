@@ -150,6 +150,7 @@ impl Engine {
                     }
                     let token = uuid::Uuid::new_v4().to_string();
                     super::start(tx, &keyring, &secret, &token, &arn, false, now)?;
+                    crate::ops::replicas::sync(tx, &keyring, &secret, now)?;
                     Ok(None)
                 })
                 .await?;
@@ -427,6 +428,7 @@ impl Engine {
             job.attempt,
             job.test_only,
         );
+        let keyring = self.ctx.keyring.clone();
         let r = self
             .ctx
             .store
@@ -459,6 +461,7 @@ impl Engine {
                     }
                     tx.update_secret(&secret)?;
                 }
+                crate::ops::replicas::sync(tx, &keyring, &secret, now)?;
                 tx.delete_rotation_job(&sid)?;
                 Ok(Ok(true))
             })
@@ -501,6 +504,7 @@ impl Engine {
             detail.clone(),
         );
         let step_owned = step.to_owned();
+        let keyring = self.ctx.keyring.clone();
         let recorded = self
             .ctx
             .store
@@ -516,6 +520,9 @@ impl Engine {
                     if stages.get(AWSPENDING) == Some(&token) {
                         stages.remove(AWSPENDING);
                         tx.replace_stages(&sid, &stages)?;
+                    }
+                    if let Some(secret) = tx.secret_by_id(&sid)? {
+                        crate::ops::replicas::sync(tx, &keyring, &secret, now)?;
                     }
                     tx.delete_rotation_job(&sid)?;
                     return Ok(true);

@@ -3,7 +3,8 @@
 use diesel::prelude::*;
 
 use super::schema::{
-    access_keys, audit_events, kms_aliases, kms_key_material, kms_keys, secret_versions, secrets,
+    access_keys, audit_events, kms_aliases, kms_key_material, kms_keys, secret_replicas,
+    secret_versions, secrets,
 };
 
 /// A stored access key. `secret_sealed` is the secret key sealed under a master key.
@@ -100,6 +101,22 @@ pub struct SecretRow {
     pub last_rotated_at: Option<i64>,
     /// When the scheduler next starts a rotation (the start of the schedule's window).
     pub next_rotation_at: Option<i64>,
+}
+
+/// One replica region of a primary secret (see `store::replicas`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = secret_replicas, treat_none_as_null = true)]
+pub struct ReplicaRow {
+    pub primary_secret_id: String,
+    pub region: String,
+    /// The replica's own secret (in `region`); `None` when it could not be created.
+    pub replica_secret_id: Option<String>,
+    /// The key as `ReplicationStatus` shows it (a key ARN, or `alias/aws/secretsmanager`).
+    pub kms_key_id: String,
+    /// `InSync`, `InProgress` or `Failed`.
+    pub status: String,
+    pub status_message: Option<String>,
+    pub created_at: i64,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

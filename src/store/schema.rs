@@ -137,7 +137,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A primary secret's replicas in other regions (`2026-12-06-000003_secret_replicas`).
+    secret_replicas (primary_secret_id, region) {
+        primary_secret_id -> Text,
+        region -> Text,
+        replica_secret_id -> Nullable<Text>,
+        kms_key_id -> Text,
+        status -> Text,
+        status_message -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    secret_replicas,
     secrets,
     secret_versions,
     secret_stages,

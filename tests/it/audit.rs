@@ -1814,10 +1814,10 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
         ),
     );
     call(
-        "secretsmanager.ReplicateSecretToRegions",
+        "secretsmanager.AssociateCrossAccountReplica",
         json!({"SecretId": "one/a"}),
         fail(
-            "ReplicateSecretToRegions",
+            "AssociateCrossAccountReplica",
             None,
             "NotImplementedException",
             None,

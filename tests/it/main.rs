@@ -25,6 +25,7 @@ mod ops;
 mod org;
 mod policies;
 mod protocol;
+mod replication;
 mod review;
 mod rotation;
 mod sdk_secrets;

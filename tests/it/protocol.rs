@@ -29,14 +29,14 @@ fn unknown_and_unbuilt_operations() {
     let r = s.call("dynamodb.GetItem", "{}");
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = s.call(
-        "secretsmanager.ReplicateSecretToRegions",
+        "secretsmanager.AssociateCrossAccountReplica",
         r#"{"SecretId":"x"}"#,
     );
     assert_eq!(r.error_type(), "NotImplementedException");
     assert!(r.json()["Message"]
         .as_str()
         .unwrap()
-        .contains("ReplicateSecretToRegions"));
+        .contains("AssociateCrossAccountReplica"));
 }
 
 #[test]

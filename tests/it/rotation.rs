@@ -1077,3 +1077,63 @@ fn a_boto3_function_in_the_style_of_aws_s_template_runs_unchanged() {
         value
     );
 }
+
+/// Rotation runs on the primary only and its result reaches the replica: the rotated value,
+/// the labels (AWSPENDING gone) and LastRotatedDate; the replica itself is never scheduled.
+#[test]
+fn a_rotation_of_a_replicated_primary_reaches_its_replica() {
+    let rig = rig(10);
+    let mut cfg = config_in(rig.tmp.path(), None);
+    cfg.policies = Some(rig.policies.clone());
+    cfg.regions = vec!["us-east-1".into(), "eu-west-1".into()];
+    let s = TestServer::launch_config(cfg, tempfile::tempdir().unwrap());
+    let first = create(&s, "app/replicated");
+    ok(
+        &s,
+        "ReplicateSecretToRegions",
+        &json!({"SecretId": "app/replicated", "AddReplicaRegions": [{"Region": "eu-west-1"}]}),
+    );
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/replicated", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN,
+                "RotationRules": {"AutomaticallyAfterDays": 1}}),
+    );
+    let d = wait_for(&s, "app/replicated", "the rotation to finish", |d| {
+        d.get("LastRotatedDate").is_some() && d.get("StrongroomRotation").is_none()
+    });
+    assert_eq!(stages_of(&d, &t), ["AWSCURRENT"], "{d}");
+    let rotated = current_value(&s, "app/replicated");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let eu = s.client_in("eu-west-1", crate::common::AKID, crate::common::SECRET);
+    let replica = rt
+        .block_on(eu.get_secret_value().secret_id("app/replicated").send())
+        .unwrap();
+    assert_eq!(replica.secret_string(), Some(rotated.as_str()));
+    assert_eq!(replica.version_id(), Some(t.as_str()));
+    let rd = rt
+        .block_on(eu.describe_secret().secret_id("app/replicated").send())
+        .unwrap();
+    let stages = rd.version_ids_to_stages().unwrap();
+    assert_eq!(stages[&t], ["AWSCURRENT"]);
+    assert_eq!(stages[&first], ["AWSPREVIOUS"]);
+    assert!(stages.values().all(|s| !s.iter().any(|l| l == "AWSPENDING")));
+    assert!(rd.last_rotated_date().is_some());
+    // The replica refuses rotation requests of its own (writes on a replica are refused).
+    let e = rt
+        .block_on(
+            eu.rotate_secret()
+                .secret_id("app/replicated")
+                .rotation_lambda_arn(FN_ARN)
+                .send(),
+        )
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "InvalidParameterException");
+    assert!(
+        crate::common::message(&e).contains("Operation not permitted on a replica secret"),
+        "{e:?}"
+    );
+    // Only the primary's four steps ran: the replica was never rotated on its own.
+    assert_eq!(rig.log().len(), 4, "{:?}", rig.log());
+}
