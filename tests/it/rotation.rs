@@ -1118,7 +1118,9 @@ fn a_rotation_of_a_replicated_primary_reaches_its_replica() {
     let stages = rd.version_ids_to_stages().unwrap();
     assert_eq!(stages[&t], ["AWSCURRENT"]);
     assert_eq!(stages[&first], ["AWSPREVIOUS"]);
-    assert!(stages.values().all(|s| !s.iter().any(|l| l == "AWSPENDING")));
+    assert!(stages
+        .values()
+        .all(|s| !s.iter().any(|l| l == "AWSPENDING")));
     assert!(rd.last_rotated_date().is_some());
     // The replica refuses rotation requests of its own (writes on a replica are refused).
     let e = rt
