@@ -7,7 +7,10 @@
 # For each backend, runs tests/crash/crash_test.py: CRASH_CYCLES (default 20) cycles of
 # start server → check everything acknowledged so far → concurrent boto3 writers →
 # SIGKILL at a random moment → `strongroom audit verify` on the crashed data; then a final
-# restart and a full check (see the docstring of tests/crash/crash_test.py).
+# restart and a full check (see the docstring of tests/crash/crash_test.py). Then
+# tests/crash/rotation_crash.py: a rotation killed (SIGKILL, server and function) in each of
+# its four steps ends, after a restart, completed or cleanly failed, AWSCURRENT always readable
+# (on PostgreSQL in a database of its own: CRASH_ROTATION_DATABASE_URL, or one it creates).
 #
 # Uses target/debug/strongroom (override with STRONGROOM_BIN) and .venv/ (boto3), both made
 # by scripts/test.sh. The PostgreSQL run starts a throwaway server with scripts/pg.sh, or uses
@@ -79,6 +82,9 @@ run_sqlite() {
     dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-sqlite.XXXXXX")"
     DIRS+=("$dir")
     "$PYTHON" "$ROOT/tests/crash/crash_test.py" "${args[@]}" --data-dir "$dir"
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-rotation-sqlite.XXXXXX")"
+    DIRS+=("$dir")
+    "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir"
 }
 
 run_postgres() {
@@ -108,6 +114,17 @@ run_postgres() {
     fi
     "$PYTHON" "$ROOT/tests/crash/crash_test.py" "${args[@]}" --data-dir "$dir" \
         --database-url "$url" --psql "$psql"
+    # Rotation under SIGKILL, on a database of its own (its data directory holds another
+    # master key than the run above).
+    if [[ -n "${CRASH_ROTATION_DATABASE_URL:-}" ]]; then
+        url="$CRASH_ROTATION_DATABASE_URL"
+    else
+        pg_createdb strongroom_crash_rotation
+        url="$(pg_url strongroom_crash_rotation)"
+    fi
+    dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-rotation-pg.XXXXXX")"
+    DIRS+=("$dir")
+    "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir" --database-url "$url"
 }
 
 case "$MODE" in

@@ -11,7 +11,8 @@
 #   6. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
 #                      on embedded SQLite and on PostgreSQL; metrics, health and
 #                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping)
-#   7. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL
+#   7. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL,
+#                      and a rotation killed in each of its four steps
 #   8. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
 #
 # The last line printed is "N passed, 0 failed" (N = phases that passed), or
@@ -187,7 +188,9 @@ step_ok
 step "crash safety (20 SIGKILL cycles each on SQLite and PostgreSQL)"
 CRASH_CYCLES="${CRASH_CYCLES:-20}" bash "$ROOT/scripts/crash.sh" sqlite
 pg_createdb strongroom_crash
+pg_createdb strongroom_crash_rotation
 CRASH_CYCLES="${CRASH_CYCLES:-20}" CRASH_DATABASE_URL="$(pg_url strongroom_crash)" \
+    CRASH_ROTATION_DATABASE_URL="$(pg_url strongroom_crash_rotation)" \
     bash "$ROOT/scripts/crash.sh" postgres
 step_ok
 
