@@ -102,6 +102,46 @@ impl Authenticator {
         Ok(cred.principal)
     }
 
+    /// The web console's sign-in with an access key pair: the principal of the long-term key
+    /// `access_key_id` when it is active and `secret` is its secret (compared in constant
+    /// time). Every failure is the same `UnrecognizedClientException`, so the form tells
+    /// nobody which keys exist.
+    pub async fn verify_key_pair(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+    ) -> Result<Principal, ApiError> {
+        use subtle::ConstantTimeEq;
+        if !access_key_id.starts_with("AKIA") {
+            return Err(AuthError::UnknownKey.into());
+        }
+        let cred = self.credential(access_key_id).await?;
+        let matches: bool = cred
+            .secret
+            .expose()
+            .as_bytes()
+            .ct_eq(secret.as_bytes())
+            .into();
+        if !matches || !cred.active {
+            return Err(AuthError::UnknownKey.into());
+        }
+        Ok(cred.principal)
+    }
+
+    /// The principal of the long-term key `access_key_id` if it is still active and its user
+    /// still declared: a console session signed in with that key is re-derived from it on
+    /// every request, so deactivating the key or removing the user ends the session.
+    pub async fn principal_of_active_key(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Principal, ApiError> {
+        let cred = self.credential(access_key_id).await?;
+        if !cred.active {
+            return Err(AuthError::UnknownKey.into());
+        }
+        Ok(cred.principal)
+    }
+
     /// `Authorization: Bearer <jwt>`: the call runs as a session of the role the request
     /// names (`X-Strongroom-Role`, or the provider's role claim), after the trust policy
     /// allowed the token as for AssumeRoleWithWebIdentity.

@@ -318,6 +318,10 @@ pub struct ServeArgs {
     /// override them per operation group and per account.
     #[arg(long, env = "STRONGROOM_QUOTAS")]
     pub quotas: Option<String>,
+    /// Serve the web console at `/console/` on the API listener (sign-in with an access key
+    /// pair; every action runs as that principal). Off by default.
+    #[arg(long, env = "STRONGROOM_CONSOLE")]
+    pub console: bool,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -342,6 +346,7 @@ struct FileConfig {
     audit_digest_dir: Option<PathBuf>,
     metrics_listen: Option<String>,
     quotas: Option<String>,
+    console: Option<bool>,
     /// Requests per second per account and region, by quota group.
     quota_groups: Option<std::collections::HashMap<String, f64>>,
     /// One account's own rates, by quota group.
@@ -380,6 +385,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<String>,
     /// Request-rate quotas; `None`: no limit.
     pub quotas: Option<crate::quota::QuotaConfig>,
+    /// Whether the web console is served at `/console/`.
+    pub console: bool,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -510,6 +517,7 @@ impl ServeArgs {
             &f.quota_accounts.unwrap_or_default(),
         )?;
         Ok(ServeConfig {
+            console: self.console || f.console.unwrap_or(false),
             metrics_listen,
             quotas,
             audit_retention,

@@ -13,6 +13,7 @@ mod common;
 mod agent_exec;
 mod attacker;
 mod audit;
+mod console;
 mod hostile;
 mod ident_review;
 mod identity;
