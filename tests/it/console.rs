@@ -128,17 +128,17 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A console server with users `reader` (may read secrets and the trail) and `limited`
-/// (may list and describe, not read values), and one secret holding [`MARKER`].
-struct Fixture {
-    s: TestServer,
+/// A console server with users `reader` (may read secrets and the trail, and simulate) and
+/// `limited` (may list and describe, not read values), and one secret holding [`MARKER`].
+pub(crate) struct Fixture {
+    pub s: TestServer,
     _policies: tempfile::TempDir,
-    reader: (String, String),
-    limited: (String, String),
-    arn: String,
+    pub reader: (String, String),
+    pub limited: (String, String),
+    pub arn: String,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let policies = tempfile::tempdir().unwrap();
     let p = policies.path();
     user_allowing(
@@ -151,6 +151,7 @@ fn fixture() -> Fixture {
             "secretsmanager:ListSecretVersionIds",
             "secretsmanager:GetSecretValue",
             "cloudtrail:LookupEvents",
+            "iam:SimulatePrincipalPolicy",
         ],
     );
     user_allowing(

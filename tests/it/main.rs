@@ -14,6 +14,7 @@ mod agent_exec;
 mod attacker;
 mod audit;
 mod console;
+mod console_e2e;
 mod hostile;
 mod ident_review;
 mod identity;
