@@ -189,6 +189,30 @@ pub enum AuditCommand {
         /// Only requests on secrets whose ARN (if it starts with `arn:`) or name starts so.
         #[arg(long)]
         secret: Option<String>,
+        /// Only events with this name (`GetSecretValue`), as LookupEvents' `EventName`.
+        #[arg(long)]
+        event_name: Option<String>,
+        /// Only events from this service (`secretsmanager.amazonaws.com`), as `EventSource`.
+        #[arg(long)]
+        event_source: Option<String>,
+        /// Only calls by this user name (an IAM user's name, a role session's name), as
+        /// `Username`.
+        #[arg(long)]
+        user_name: Option<String>,
+        /// Only calls signed with this access key id, as `AccessKeyId`.
+        #[arg(long)]
+        access_key_id: Option<String>,
+        /// Only reads (`true`) or only writes (`false`), as `ReadOnly`.
+        #[arg(long, value_parser = ["true", "false"])]
+        read_only: Option<String>,
+        /// Only events on resources of this type (`AWS::SecretsManager::Secret`), as
+        /// `ResourceType`.
+        #[arg(long)]
+        resource_type: Option<String>,
+        /// Only events recorded for this account (`recipientAccountId`, what LookupEvents
+        /// shows an account).
+        #[arg(long)]
+        account: Option<String>,
         /// Not before this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,

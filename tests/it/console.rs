@@ -633,3 +633,140 @@ fn the_cookie_is_secure_over_tls_and_behind_a_trusted_tls_proxy() {
             && v.starts_with(session::COOKIE_TLS)
             && v.contains("; Secure")));
 }
+
+/// `strongroom audit query` with the data dir of `s`.
+fn audit_query(s: &TestServer, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["audit", "query", "--format", "jsonl"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ids(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| r["eventID"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The CLI's query takes the LookupEvents attributes as filters (together), and answers as
+/// the console's export of the same filter does.
+#[test]
+fn audit_query_the_api_and_the_console_answer_alike() {
+    let f = fixture();
+    for (akid, secret) in [&f.reader, &f.limited] {
+        let mut b = Browser::new(&f.s);
+        assert_eq!(b.sign_in(akid, secret).status, 303);
+        let csrf = field(&b.get(&path_of(&f)).body, "csrf");
+        b.post("/console/secret/reveal", &[("csrf", &csrf), ("id", &f.arn)]);
+    }
+    let reader_akid = f.reader.0.as_str();
+    let filters = [
+        "--event-name",
+        "GetSecretValue",
+        "--user-name",
+        "reader",
+        "--access-key-id",
+        reader_akid,
+        "--read-only",
+        "true",
+        "--event-source",
+        "secretsmanager.amazonaws.com",
+        "--resource-type",
+        "AWS::SecretsManager::Secret",
+        "--account",
+        ACCOUNT,
+    ];
+    let cli = audit_query(&f.s, &filters);
+    assert_eq!(cli.len(), 1, "{cli:?}");
+    assert_eq!(cli[0]["userIdentity"]["userName"], "reader");
+    assert!(cli[0]["errorCode"].is_null());
+
+    // The console's export of the same filter.
+    let mut b = Browser::new(&f.s);
+    assert_eq!(b.sign_in(&f.reader.0, &f.reader.1).status, 303);
+    let export = b.get(&format!(
+        "/console/audit/export?event_name=GetSecretValue&user=reader&access_key={}&read_only=true&event_source=secretsmanager.amazonaws.com&resource_type={}",
+        urlenc(reader_akid),
+        urlenc("AWS::SecretsManager::Secret")
+    ));
+    let console: Vec<serde_json::Value> = export
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ids(&console), ids(&cli));
+    // And LookupEvents, by one attribute at a time, agrees.
+    let api: Vec<serde_json::Value> = events(&f.s, "GetSecretValue")
+        .into_iter()
+        .filter(|r| r["userIdentity"]["userName"] == "reader")
+        .collect();
+    assert_eq!(ids(&api), ids(&cli));
+
+    // Each filter narrows: another user, writes only, another source, another key.
+    let limited = audit_query(
+        &f.s,
+        &["--event-name", "GetSecretValue", "--user-name", "limited"],
+    );
+    assert_eq!(limited.len(), 1, "{limited:?}");
+    assert_eq!(limited[0]["errorCode"], "AccessDeniedException");
+    assert!(audit_query(
+        &f.s,
+        &["--event-name", "GetSecretValue", "--read-only", "false"]
+    )
+    .is_empty());
+    assert!(audit_query(
+        &f.s,
+        &[
+            "--event-name",
+            "GetSecretValue",
+            "--event-source",
+            "kms.amazonaws.com"
+        ]
+    )
+    .is_empty());
+    assert!(audit_query(
+        &f.s,
+        &[
+            "--event-name",
+            "GetSecretValue",
+            "--access-key-id",
+            &f.limited.0,
+            "--user-name",
+            "reader"
+        ]
+    )
+    .is_empty());
+    assert!(audit_query(
+        &f.s,
+        &[
+            "--event-name",
+            "GetSecretValue",
+            "--account",
+            "999999999999"
+        ]
+    )
+    .is_empty());
+    let logins = audit_query(
+        &f.s,
+        &[
+            "--event-name",
+            "ConsoleLogin",
+            "--event-source",
+            "signin.amazonaws.com",
+        ],
+    );
+    assert_eq!(logins.len(), 3, "{logins:?}");
+}
