@@ -142,6 +142,30 @@ impl Authenticator {
         Ok(cred.principal)
     }
 
+    /// The web console's sign-in with a JWT (and how a console session signed in so is
+    /// checked again on every request): the principal of a web identity session of
+    /// `role_arn` (or of the role the provider's role claim names), after that role's trust
+    /// policy allowed the token, exactly as for an `Authorization: Bearer` request.
+    pub fn principal_of_web_identity(
+        &self,
+        token: &str,
+        role_arn: Option<&str>,
+        region: &str,
+        draft: &mut Draft,
+    ) -> Result<Principal, ApiError> {
+        let mut headers = vec![("x-strongroom-region".to_owned(), region.to_owned())];
+        if let Some(role) = role_arn.filter(|r| !r.is_empty()) {
+            headers.push(("x-strongroom-role".to_owned(), role.to_owned()));
+        }
+        let head = RequestHead {
+            method: "POST".to_owned(),
+            path: "/".to_owned(),
+            query: String::new(),
+            headers,
+        };
+        self.authenticate_bearer(&head, token, draft)
+    }
+
     /// `Authorization: Bearer <jwt>`: the call runs as a session of the role the request
     /// names (`X-Strongroom-Role`, or the provider's role claim), after the trust policy
     /// allowed the token as for AssumeRoleWithWebIdentity.

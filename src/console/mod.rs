@@ -113,6 +113,7 @@ impl Console {
                 .route("/", web::get().to(index))
                 .route("/console.css", web::get().to(css))
                 .route("/signin", web::post().to(signin))
+                .route("/signin/jwt", web::post().to(signin_jwt))
                 .route("/signout", web::post().to(signout))
                 .route("/secrets", web::get().to(secrets::list))
                 .route("/secret", web::get().to(secrets::show))
@@ -157,12 +158,21 @@ impl Console {
         if self.is_revoked(&claims.sid, now) {
             return Err(to_signin());
         }
-        let Ok(principal) = self
-            .pipeline
-            .authn
-            .principal_of_active_key(&claims.akid)
-            .await
-        else {
+        let principal = match &claims.web_identity {
+            Some(w) => self.pipeline.authn.principal_of_web_identity(
+                &w.token,
+                w.role_arn.as_deref(),
+                &claims.region,
+                &mut Draft::default(),
+            ),
+            None => {
+                self.pipeline
+                    .authn
+                    .principal_of_active_key(&claims.akid)
+                    .await
+            }
+        };
+        let Ok(principal) = principal else {
             return Err(to_signin());
         };
         Ok(Signed {
@@ -467,89 +477,81 @@ impl Drop for SigninForm {
     }
 }
 
-async fn signin(
-    req: HttpRequest,
-    c: web::Data<Console>,
-    form: web::Form<SigninForm>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let (peer, user_agent) = c.peer(&req);
-    let expected = cookie(&req, session::PRE_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !bool::from(expected.as_bytes().ct_eq(form.signin_token.as_bytes())) {
-        return signin_page(
-            &c,
-            403,
-            Some("The sign-in form expired. Sign in again.".into()),
-            peer.secure,
-        );
-    }
+/// Whether the sign-in form's token matches its cookie (against login CSRF).
+fn signin_token_ok(req: &HttpRequest, token: &str) -> bool {
+    let expected = cookie(req, session::PRE_COOKIE).unwrap_or_default();
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// The region a sign-in asks for, if this server serves it.
+fn signin_region(c: &Console, asked: Option<&String>) -> Option<String> {
     let regions = &c.pipeline.regions;
-    let region = match &form.region {
-        Some(r) if regions.contains(r) => r.clone(),
-        Some(_) => {
-            return signin_page(
-                &c,
-                400,
-                Some("That region is not served here.".into()),
-                peer.secure,
-            )
-        }
-        None => regions.first().cloned().unwrap_or_default(),
-    };
-    let akid = form.access_key_id.trim().to_owned();
-    let secret = Zeroizing::new(form.secret_access_key.clone());
-    let verified = c.pipeline.authn.verify_key_pair(&akid, &secret).await;
-    let mut draft = Draft {
+    match asked {
+        Some(r) if regions.contains(r) => Some(r.clone()),
+        Some(_) => None,
+        None => regions.first().cloned(),
+    }
+}
+
+/// Record a `ConsoleLogin` (CloudTrail's sign-in event): `principal` is who signed in, or on
+/// failure the owner of the credential presented when known. Never the credential.
+async fn record_login(
+    c: &Console,
+    peer: &Peer,
+    user_agent: Option<String>,
+    region: &str,
+    principal: Option<Principal>,
+    success: bool,
+) -> Result<(), HttpResponse> {
+    let draft = Draft {
         request_id: uuid::Uuid::new_v4().to_string(),
         event_time_ms: c.pipeline.ctx.now_ms(),
         event_source: "signin.amazonaws.com".into(),
         event_name: "ConsoleLogin".into(),
-        region: region.clone(),
+        region: region.to_owned(),
         source_ip: peer.source_ip.clone(),
         secure_transport: peer.secure,
         user_agent: user_agent.map(|u| u.chars().take(256).collect()),
         read_only: Some(false),
         event_type: Some("AwsConsoleSignIn".into()),
+        principal,
+        response_elements: Some(serde_json::json!({
+            "ConsoleLogin": if success { "Success" } else { "Failure" }
+        })),
+        error_message: (!success).then(|| "Failed authentication".to_owned()),
         ..Draft::default()
     };
-    match &verified {
-        Ok(p) => {
-            draft.principal = Some(p.clone());
-            draft.response_elements = Some(serde_json::json!({ "ConsoleLogin": "Success" }));
+    c.pipeline.auditor.record(&draft).await.map_err(|e| {
+        tracing::error!(request_id = %draft.request_id, "audit write failed, failing closed: {e:?}");
+        message(500, None, "Sign-in failed", "The sign-in could not be recorded.")
+    })
+}
+
+/// Start the session `claims` for `principal`: the cookie, and on to the secrets.
+fn start_session(
+    c: &Console,
+    peer: &Peer,
+    principal: &Principal,
+    claims: &SessionClaims,
+) -> HttpResponse {
+    let value = match session::seal(&c.pipeline.ctx.keyring, claims) {
+        Ok(v) if v.len() <= session::MAX_COOKIE => v,
+        Ok(_) => {
+            return signin_page(
+                c,
+                400,
+                Some("The token is too large to hold in a console session cookie.".into()),
+                peer.secure,
+            )
         }
         Err(_) => {
-            // The key's owner, when the key exists and is active (a wrong secret): the
-            // failure shows in that account's trail. An unknown key has no account.
-            draft.principal = c.pipeline.authn.principal_of_active_key(&akid).await.ok();
-            draft.response_elements = Some(serde_json::json!({ "ConsoleLogin": "Failure" }));
-            draft.error_message = Some("Failed authentication".into());
+            return message(
+                500,
+                None,
+                "Sign-in failed",
+                "The session could not be created.",
+            )
         }
-    }
-    if let Err(e) = c.pipeline.auditor.record(&draft).await {
-        tracing::error!(request_id = %draft.request_id, "audit write failed, failing closed: {e:?}");
-        return message(
-            500,
-            None,
-            "Sign-in failed",
-            "The sign-in could not be recorded.",
-        );
-    }
-    let Ok(principal) = verified else {
-        return signin_page(
-            &c,
-            401,
-            Some("Sign-in failed: the access key ID or the secret access key is not valid.".into()),
-            peer.secure,
-        );
-    };
-    let claims = SessionClaims::new(&akid, &region, c.pipeline.ctx.now_ms());
-    let Ok(value) = session::seal(&c.pipeline.ctx.keyring, &claims) else {
-        return message(
-            500,
-            None,
-            "Sign-in failed",
-            "The session could not be created.",
-        );
     };
     tracing::info!(principal = %principal.arn, "console sign-in");
     let mut r = redirect("/console/secrets");
@@ -562,6 +564,127 @@ async fn signin(
         ),
     );
     r
+}
+
+/// The refusal of a sign-in form without its token.
+fn signin_expired(c: &Console, peer: &Peer) -> HttpResponse {
+    signin_page(
+        c,
+        403,
+        Some("The sign-in form expired. Sign in again.".into()),
+        peer.secure,
+    )
+}
+
+async fn signin(
+    req: HttpRequest,
+    c: web::Data<Console>,
+    form: web::Form<SigninForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (peer, user_agent) = c.peer(&req);
+    if !signin_token_ok(&req, &form.signin_token) {
+        return signin_expired(&c, &peer);
+    }
+    let Some(region) = signin_region(&c, form.region.as_ref()) else {
+        return signin_page(
+            &c,
+            400,
+            Some("That region is not served here.".into()),
+            peer.secure,
+        );
+    };
+    let akid = form.access_key_id.trim().to_owned();
+    let secret = Zeroizing::new(form.secret_access_key.clone());
+    let verified = c.pipeline.authn.verify_key_pair(&akid, &secret).await;
+    let shown = match &verified {
+        Ok(p) => Some(p.clone()),
+        // The key's owner, when the key exists and is active (a wrong secret): the failure
+        // shows in that account's trail. An unknown key has no account.
+        Err(_) => c.pipeline.authn.principal_of_active_key(&akid).await.ok(),
+    };
+    if let Err(r) = record_login(&c, &peer, user_agent, &region, shown, verified.is_ok()).await {
+        return r;
+    }
+    let Ok(principal) = verified else {
+        return signin_page(
+            &c,
+            401,
+            Some("Sign-in failed: the access key ID or the secret access key is not valid.".into()),
+            peer.secure,
+        );
+    };
+    let claims = SessionClaims::new(&akid, &region, c.pipeline.ctx.now_ms());
+    start_session(&c, &peer, &principal, &claims)
+}
+
+#[derive(Deserialize)]
+struct JwtSigninForm {
+    #[serde(default)]
+    web_identity_token: String,
+    #[serde(default)]
+    role_arn: String,
+    #[serde(default)]
+    signin_token: String,
+    region: Option<String>,
+}
+
+impl Drop for JwtSigninForm {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.web_identity_token);
+    }
+}
+
+/// Sign-in with a JWT of a declared identity provider: a web identity session of the role
+/// named (or of the provider's role claim), allowed by that role's trust policy.
+async fn signin_jwt(
+    req: HttpRequest,
+    c: web::Data<Console>,
+    form: web::Form<JwtSigninForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let (peer, user_agent) = c.peer(&req);
+    if !signin_token_ok(&req, &form.signin_token) {
+        return signin_expired(&c, &peer);
+    }
+    let Some(region) = signin_region(&c, form.region.as_ref()) else {
+        return signin_page(
+            &c,
+            400,
+            Some("That region is not served here.".into()),
+            peer.secure,
+        );
+    };
+    let token = Zeroizing::new(form.web_identity_token.trim().to_owned());
+    let role = Some(form.role_arn.trim().to_owned()).filter(|r| !r.is_empty());
+    let verified = c.pipeline.authn.principal_of_web_identity(
+        &token,
+        role.as_deref(),
+        &region,
+        &mut Draft::default(),
+    );
+    let shown = verified.as_ref().ok().cloned();
+    if let Err(r) = record_login(&c, &peer, user_agent, &region, shown, verified.is_ok()).await {
+        return r;
+    }
+    let principal = match verified {
+        Ok(p) => p,
+        Err(e) => {
+            return signin_page(
+                &c,
+                401,
+                Some(format!("Sign-in failed: {}: {}", e.code(), e.message())),
+                peer.secure,
+            )
+        }
+    };
+    // The token is verified again on every request: its expiry ends the session too.
+    let mut claims = SessionClaims::new("", &region, c.pipeline.ctx.now_ms());
+    claims.web_identity = Some(session::WebIdentity {
+        token: token.to_string(),
+        role_arn: role,
+    });
+    start_session(&c, &peer, &principal, &claims)
 }
 
 /// A form carrying only the CSRF token.

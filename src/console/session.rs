@@ -19,6 +19,9 @@ pub const COOKIE_TLS: &str = "__Host-strongroom_console";
 /// attacker's account).
 pub const PRE_COOKIE: &str = "strongroom_console_signin";
 
+/// The longest cookie value sent: browsers keep cookies of up to about 4096 bytes.
+pub const MAX_COOKIE: usize = 3900;
+
 /// How long a console session lasts.
 pub const SESSION_MS: i64 = 30 * 60 * 1000;
 
@@ -40,6 +43,32 @@ pub struct SessionClaims {
     pub expires_ms: i64,
     /// The CSRF token of this session's forms.
     pub csrf: String,
+    /// For a sign-in with a JWT: the token and the role named (the session is that role's
+    /// web identity session, the token verified again on every request). `akid` is empty.
+    #[serde(default)]
+    pub web_identity: Option<WebIdentity>,
+}
+
+/// A console session's web identity: a JWT and the role it signs in to.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct WebIdentity {
+    pub token: String,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+impl std::fmt::Debug for WebIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebIdentity")
+            .field("role_arn", &self.role_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for WebIdentity {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+    }
 }
 
 impl std::fmt::Debug for SessionClaims {
@@ -69,6 +98,7 @@ impl SessionClaims {
             issued_ms: now_ms,
             expires_ms: now_ms.saturating_add(SESSION_MS),
             csrf: random_token(),
+            web_identity: None,
         }
     }
 
@@ -101,7 +131,7 @@ pub enum CookieError {
 /// Open a cookie value; refuses anything not sealed by this server's master key, and an
 /// expired session.
 pub fn open(keyring: &Keyring, value: &str, now_ms: i64) -> Result<SessionClaims, CookieError> {
-    if value.len() > 4096 {
+    if value.len() > MAX_COOKIE {
         return Err(CookieError::Invalid);
     }
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -770,3 +770,128 @@ fn audit_query_the_api_and_the_console_answer_alike() {
     );
     assert_eq!(logins.len(), 3, "{logins:?}");
 }
+
+const JWT_HMAC: &str = "console-provider-hmac-secret-0123456789abcdef";
+
+fn console_jwt(sub: &str, exp: i64) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": "https://idp.example.test", "aud": "strongroom-console", "sub": sub,
+                "exp": exp, "iat": crate::common::now_secs()}),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_HMAC.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Sign-in with a JWT of a declared provider: a web identity session of the role the trust
+/// policy lets the token assume, with that role's permissions only; a token the trust policy
+/// refuses, a token of another key, and an expired token are refused.
+#[test]
+fn sign_in_with_a_web_identity_token() {
+    let f = fixture();
+    let p = f._policies.path();
+    crate::common::write(
+        p,
+        &format!("accounts/{ACCOUNT}/identity-providers/idp.hmac"),
+        JWT_HMAC,
+    );
+    crate::common::write(
+        p,
+        &format!("accounts/{ACCOUNT}/identity-providers/idp.json"),
+        r#"{"Issuer":"https://idp.example.test","Audiences":["strongroom-console"],
+            "HmacSecretFile":"idp.hmac","Algorithms":["HS256"]}"#,
+    );
+    crate::common::write(
+        p,
+        &format!("accounts/{ACCOUNT}/roles/auditor.json"),
+        r#"{"RoleName":"auditor",
+            "InlinePolicies":{"p":{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+              "Action":["secretsmanager:ListSecrets","secretsmanager:DescribeSecret","cloudtrail:LookupEvents"],
+              "Resource":"*"}]}},
+            "AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+              "Principal":{"Federated":"https://idp.example.test"},"Action":"sts:AssumeRoleWithWebIdentity",
+              "Condition":{"StringEquals":{"idp.example.test:sub":"auditor@example.test"}}}]}}"#,
+    );
+    // The server reloads the directory on its own; wait for the role to be known.
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/auditor");
+    let now = crate::common::now_secs();
+    let good = console_jwt("auditor@example.test", now + 600);
+    let sign_in = |b: &mut Browser, token: &str| {
+        let page = b.get("/console/");
+        let t = field(&page.body, "signin_token");
+        b.post(
+            "/console/signin/jwt",
+            &[
+                ("signin_token", &t),
+                ("web_identity_token", token),
+                ("role_arn", &role),
+            ],
+        )
+    };
+    let mut b = Browser::new(&f.s);
+    let mut r = sign_in(&mut b, &good);
+    for _ in 0..100 {
+        if r.status == 303 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        r = sign_in(&mut b, &good);
+    }
+    assert_eq!(r.status, 303, "{}", r.body);
+    let list = b.get("/console/secrets");
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("prod/db"));
+    assert!(list.body.contains("assumed-role/auditor/"), "{}", list.body);
+    // The role's permissions only: no GetSecretValue.
+    let csrf = field(&b.get(&path_of(&f)).body, "csrf");
+    let shown = b.post("/console/secret/reveal", &[("csrf", &csrf), ("id", &f.arn)]);
+    assert!(!shown.body.contains(MARKER));
+    assert!(
+        shown.body.contains("AccessDeniedException"),
+        "{}",
+        shown.body
+    );
+    let logins = events(&f.s, "ConsoleLogin");
+    let ok = logins
+        .iter()
+        .find(|l| l["responseElements"]["consoleLogin"] == "Success")
+        .unwrap();
+    assert_eq!(ok["userIdentity"]["type"], "AssumedRole");
+    assert!(!ok.to_string().contains(&good));
+
+    // Refused: a subject the trust policy does not name, another key, an expired token.
+    let other_sub = console_jwt("mallory@example.test", now + 600);
+    let other_key = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": "https://idp.example.test", "aud": "strongroom-console",
+                "sub": "auditor@example.test", "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"another-key-0123456789abcdef0123456789"),
+    )
+    .unwrap();
+    let expired = console_jwt("auditor@example.test", now - 120);
+    for bad in [other_sub, other_key, expired.clone()] {
+        let mut m = Browser::new(&f.s);
+        let r = sign_in(&mut m, &bad);
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(m.session_cookie().is_none());
+        assert_eq!(m.get("/console/secrets").status, 303);
+    }
+
+    // A session whose token has expired since is over, though the session itself is not.
+    let (_store, keyring) = strongroom::server::open(&f.s.store_config()).unwrap();
+    let with_token = |token: &str| {
+        let mut c = SessionClaims::new("", "us-east-1", now * 1000);
+        c.web_identity = Some(session::WebIdentity {
+            token: token.to_owned(),
+            role_arn: Some(role.clone()),
+        });
+        let mut m = Browser::new(&f.s);
+        m.cookies.insert(
+            session::COOKIE.to_owned(),
+            session::seal(&keyring, &c).unwrap(),
+        );
+        m.get("/console/secrets").status
+    };
+    assert_eq!(with_token(&expired), 303);
+    assert_eq!(with_token(&good), 200);
+}
