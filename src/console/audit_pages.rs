@@ -198,6 +198,44 @@ async fn scan(
     Ok((out, read, token))
 }
 
+/// One change of a secret, from the audit trail.
+#[derive(Debug)]
+pub(crate) struct Change {
+    pub id: String,
+    pub time: String,
+    pub name: String,
+    pub user: String,
+    pub error: String,
+}
+
+/// The recorded writes on the secret `arn` (rotation, new values, label moves, ...), newest
+/// first, read through LookupEvents as the signed-in principal.
+pub(crate) async fn history(
+    c: &Console,
+    s: &Signed,
+    arn: &str,
+) -> Result<Vec<Change>, super::CallError> {
+    let q = AuditQuery {
+        resource: arn.to_owned(),
+        read_only: "false".to_owned(),
+        ..AuditQuery::default()
+    };
+    let (events, _, _) = scan(c, s, &q, 20, 4).await?;
+    Ok(events
+        .iter()
+        .map(|(e, r)| {
+            let row = row_of(e, r);
+            Change {
+                id: row.id,
+                time: row.time,
+                name: row.name,
+                user: row.user,
+                error: row.error,
+            }
+        })
+        .collect())
+}
+
 #[derive(Debug)]
 struct Choice {
     value: &'static str,
@@ -399,7 +437,7 @@ fn explain(r: &Value) -> (&'static str, &'static str, String) {
     );
     let on = r["resources"][0]["ARN"]
         .as_str()
-        .map(|arn| format!(" on `{arn}`"))
+        .map(|arn| format!(" on {arn}"))
         .unwrap_or_default();
     let statement = a["statement"].as_str();
     let policy = a["policyArnOrId"].as_str();
@@ -407,10 +445,15 @@ fn explain(r: &Value) -> (&'static str, &'static str, String) {
         .as_str()
         .map(|k| format!("{} policy", k.to_lowercase()))
         .unwrap_or_else(|| "policy".to_owned());
+    // A statement without a Sid is named by its index (`#0`).
+    let statement = statement.map(|st| match st.strip_prefix('#') {
+        Some(i) => format!("statement {i} (no Sid)"),
+        None => format!("statement \u{201c}{st}\u{201d}"),
+    });
     let which = match (statement, policy) {
-        (Some(st), Some(p)) => format!("statement `{st}` of the {kind} `{p}`"),
-        (None, Some(p)) => format!("the {kind} `{p}`"),
-        (Some(st), None) => format!("statement `{st}`"),
+        (Some(st), Some(p)) => format!("{st} of the {kind} {p}"),
+        (None, Some(p)) => format!("the {kind} {p}"),
+        (Some(st), None) => st,
         (None, None) => String::new(),
     };
     let reason = a["reason"]

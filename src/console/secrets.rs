@@ -207,6 +207,8 @@ struct SecretPage {
     versions: Vec<Version>,
     versions_error: Option<String>,
     revealed: Option<Revealed>,
+    history: Vec<super::audit_pages::Change>,
+    history_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,6 +367,10 @@ async fn secret_page(
             (versions, Some(e.text))
         }
     };
+    let (history, history_error) = match super::audit_pages::history(c, s, &arn).await {
+        Ok(h) => (h, None),
+        Err(e) => (vec![], Some(e.text)),
+    };
     if let Some(e) = reveal_error {
         status = e.status;
         error = Some(e.text);
@@ -383,6 +389,8 @@ async fn secret_page(
             versions,
             versions_error,
             revealed,
+            history,
+            history_error,
         },
     )
 }

@@ -274,6 +274,8 @@ fn sign_in_find_reveal_and_see_the_read_in_the_audit_explorer() {
         !page.body.contains(MARKER),
         "the value is shown before it is asked for"
     );
+    // Its history, from the audit trail: the creation, by root.
+    assert!(page.body.contains("CreateSecret"), "{}", page.body);
     assert!(events(&f.s, "GetSecretValue").is_empty());
 
     // Reveal: a POST with the session's CSRF token, a GetSecretValue by the reader.
@@ -317,7 +319,14 @@ fn sign_in_find_reveal_and_see_the_read_in_the_audit_explorer() {
     assert!(audit.body.contains(id), "{}", audit.body);
     let event = b.get(&format!("/console/audit/event?id={}", urlenc(id)));
     assert_eq!(event.status, 200, "{}", event.body);
-    assert!(event.body.contains("Allowed: "), "{}", event.body);
+    assert!(
+        event.body.contains(&html_escape(&format!(
+            "Allowed: statement 0 (no Sid) of the identity policy arn:aws:iam::{ACCOUNT}:user/reader:inline/p allows secretsmanager:GetSecretValue on {}",
+            f.arn
+        ))),
+        "{}",
+        event.body
+    );
     assert!(!event.body.contains(MARKER));
     // Filters the one LookupEvents attribute cannot express are applied too.
     let denied_only = b.get("/console/audit?event_name=GetSecretValue&decision=ExplicitDeny");
@@ -503,6 +512,12 @@ fn a_limited_user_is_refused_with_the_apis_denial_message() {
     let page = b.get(&path_of(&f));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("the database"));
+    // Its history needs cloudtrail:LookupEvents, which it does not have.
+    assert!(
+        page.body.contains("Not shown: AccessDeniedException"),
+        "{}",
+        page.body
+    );
     let csrf = field(&page.body, "csrf");
     let r = b.post("/console/secret/reveal", &[("csrf", &csrf), ("id", &f.arn)]);
     assert!(!r.body.contains(MARKER), "{}", r.body);

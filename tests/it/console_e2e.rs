@@ -321,7 +321,7 @@ fn the_console_in_a_real_browser() {
         crate::common::urlenc(&f.arn)
     ));
     d.click(".reveal-button");
-    d.wait_for("AccessDeniedException");
+    d.wait_for("is not authorized to perform: secretsmanager:GetSecretValue");
     let refused = d.text("main .error");
     assert!(
         refused.starts_with("AccessDeniedException: User: arn:aws:iam::")
