@@ -10,9 +10,11 @@
 //! (sealing the cookie), `server` (transport facts). Never on `store` or `policy`.
 
 mod audit_pages;
+mod principals;
 mod secrets;
 pub mod session;
 mod simulate;
+mod xml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -121,6 +123,7 @@ impl Console {
                 .route("/audit", web::get().to(audit_pages::list))
                 .route("/audit/event", web::get().to(audit_pages::event))
                 .route("/audit/export", web::get().to(audit_pages::export))
+                .route("/principals", web::get().to(principals::list))
                 .route("/simulate", web::get().to(simulate::form))
                 .route("/simulate", web::post().to(simulate::run))
                 .default_service(web::to(not_found)),

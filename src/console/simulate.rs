@@ -126,7 +126,17 @@ fn results_of(xml: &str) -> Vec<ResultRow> {
         .collect()
 }
 
-pub(crate) async fn form(req: HttpRequest, c: web::Data<Console>) -> HttpResponse {
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Prefill {
+    #[serde(default)]
+    principal: String,
+}
+
+pub(crate) async fn form(
+    req: HttpRequest,
+    c: web::Data<Console>,
+    q: web::Query<Prefill>,
+) -> HttpResponse {
     let s = match c.signed_in(&req).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -137,7 +147,7 @@ pub(crate) async fn form(req: HttpRequest, c: web::Data<Console>) -> HttpRespons
             nav: s.nav(),
             section: "simulate",
             csrf: s.claims.csrf.clone(),
-            principal: String::new(),
+            principal: q.into_inner().principal,
             actions: String::new(),
             resources: String::new(),
             context: String::new(),

@@ -128,7 +128,8 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A console server with users `reader` (may read secrets and the trail, and simulate) and
+/// A console server with users `reader` (may read secrets, the trail and the directory, and
+/// simulate) and
 /// `limited` (may list and describe, not read values), and one secret holding [`MARKER`].
 pub(crate) struct Fixture {
     pub s: TestServer,
@@ -152,6 +153,7 @@ pub(crate) fn fixture() -> Fixture {
             "secretsmanager:GetSecretValue",
             "cloudtrail:LookupEvents",
             "iam:SimulatePrincipalPolicy",
+            "iam:GetAccountAuthorizationDetails",
         ],
     );
     user_allowing(
@@ -909,4 +911,114 @@ fn sign_in_with_a_web_identity_token() {
     };
     assert_eq!(with_token(&expired), 303);
     assert_eq!(with_token(&good), 200);
+}
+
+/// GetAccountAuthorizationDetails answered as `akid`.
+fn account_details(s: &TestServer, akid: &str, secret: &str) -> RawResponse {
+    s.raw(&crate::common::signed_query(
+        "Action=GetAccountAuthorizationDetails&Version=2010-05-08",
+        crate::common::Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            service: "iam".into(),
+            ..crate::common::Signing::default()
+        },
+    ))
+}
+
+/// The principals directory, read-only, through IAM's GetAccountAuthorizationDetails: the
+/// API needs `iam:GetAccountAuthorizationDetails`, and the console page is that call.
+#[test]
+fn the_principals_directory_is_read_through_get_account_authorization_details() {
+    let f = fixture();
+    let p = f._policies.path();
+    crate::common::write(
+        p,
+        &format!("accounts/{ACCOUNT}/groups/auditors.json"),
+        r#"{"GroupName":"auditors","InlinePolicies":{"trail":{"Version":"2012-10-17",
+            "Statement":[{"Sid":"ReadTrail","Effect":"Allow","Action":"cloudtrail:LookupEvents","Resource":"*"}]}}}"#,
+    );
+    crate::common::write(
+        p,
+        &format!("accounts/{ACCOUNT}/users/carol.json"),
+        r#"{"UserName":"carol","Groups":["auditors"],"InlinePolicies":{"own":{"Version":"2012-10-17",
+            "Statement":[{"Effect":"Allow","Action":"secretsmanager:ListSecrets","Resource":"*"}]}}}"#,
+    );
+    // The server reloads the directory on its own: wait for carol.
+    let mut r = account_details(&f.s, AKID, SECRET);
+    for _ in 0..100 {
+        if r.body.contains("<UserName>carol</UserName>") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        r = account_details(&f.s, AKID, SECRET);
+    }
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<UserName>reader</UserName>"), "{}", r.body);
+    // carol's own inline policy is hers; the group's is the group's.
+    // carol's member, from its ARN (its first element) to its inline policies (its last).
+    let from = r
+        .body
+        .find(&format!("<Arn>arn:aws:iam::{ACCOUNT}:user/carol</Arn>"))
+        .unwrap();
+    let to = from + r.body[from..].find("</UserPolicyList>").unwrap();
+    let carol = r.body[from..to].to_owned();
+    assert!(carol.contains("<PolicyName>own</PolicyName>"), "{carol}");
+    assert!(!carol.contains("<PolicyName>trail</PolicyName>"), "{carol}");
+    assert!(carol.contains("<member>auditors</member>"), "{carol}");
+    assert!(
+        r.body.contains("<GroupName>auditors</GroupName>"),
+        "{}",
+        r.body
+    );
+    // Documents are URL-encoded, as IAM answers them.
+    assert!(r.body.contains("%22ReadTrail%22"), "{}", r.body);
+
+    // Without iam:GetAccountAuthorizationDetails: refused, and recorded.
+    let denied = account_details(&f.s, &f.limited.0, &f.limited.1);
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert!(
+        denied.body.contains("iam:GetAccountAuthorizationDetails"),
+        "{}",
+        denied.body
+    );
+
+    // The console page is the same call.
+    let mut b = Browser::new(&f.s);
+    assert_eq!(b.sign_in(AKID, SECRET).status, 303);
+    let page = b.get("/console/principals");
+    assert_eq!(page.status, 200, "{}", page.body);
+    for want in [
+        "carol",
+        "auditors",
+        "reader",
+        "Inline policy trail",
+        "ReadTrail",
+    ] {
+        assert!(page.body.contains(want), "{want}: {}", page.body);
+    }
+    assert!(
+        page.body.contains("/console/simulate?principal=arn"),
+        "{}",
+        page.body
+    );
+    let mut l = Browser::new(&f.s);
+    assert_eq!(l.sign_in(&f.limited.0, &f.limited.1).status, 303);
+    let refused = l.get("/console/principals");
+    assert!(
+        refused.body.contains("AccessDenied: User: "),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("carol"), "{}", refused.body);
+    let events: Vec<serde_json::Value> = events(&f.s, "GetAccountAuthorizationDetails");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["userIdentity"]["type"] == "Root" && e["errorCode"].is_null()),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["errorCode"] == "AccessDenied" && e["userIdentity"]["userName"] == "limited"));
 }

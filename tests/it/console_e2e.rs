@@ -286,13 +286,16 @@ fn the_console_in_a_real_browser() {
     assert!(why.starts_with("Allowed: "), "{why}");
     d.screenshot("06-audit-event");
 
-    // Simulate a policy.
-    d.click("nav a[href='/console/simulate']");
-    d.wait_for_url("/console/simulate");
-    d.type_into(
-        "#principal",
-        &format!("arn:aws:iam::{ACCOUNT}:user/limited"),
-    );
+    // Browse the principals and simulate one of them.
+    d.click("nav a[href='/console/principals']");
+    d.wait_for_url("/console/principals");
+    d.wait_for("Inline policy p");
+    d.screenshot("07-principals");
+    d.click("#user-limited a.small");
+    d.wait_for("id=\"simulate\"");
+    assert!(d
+        .source()
+        .contains(&format!("value=\"arn:aws:iam::{ACCOUNT}:user/limited\"")));
     d.type_into("#actions", "secretsmanager:GetSecretValue");
     d.type_into("#resources", &f.arn);
     d.click("#simulate");
@@ -302,12 +305,12 @@ fn the_console_in_a_real_browser() {
         page.contains("id=\"results\"") && page.contains(">implicitDeny<"),
         "{page}"
     );
-    d.screenshot("07-simulator");
+    d.screenshot("08-simulator");
 
     // At phone width.
     d.resize(390, 844);
     d.goto(&format!("{base}/console/secrets"));
-    d.screenshot("08-secrets-phone");
+    d.screenshot("09-secrets-phone");
     d.resize(1280, 1100);
 
     // A limited user sees what its policies allow and is refused the rest with the API's
@@ -329,7 +332,7 @@ fn the_console_in_a_real_browser() {
         "{refused}"
     );
     assert!(!d.source().contains(MARKER));
-    d.screenshot("09-limited-refused");
+    d.screenshot("10-limited-refused");
 
     // A forged cookie is no session.
     d.cmd("DELETE", "/cookie", None);
