@@ -239,10 +239,14 @@ fn facts_of(d: &Value) -> Vec<(String, String)> {
     };
     time("Created", &d["CreatedDate"]);
     time("Last changed", &d["LastChangedDate"]);
-    time("Last accessed", &d["LastAccessedDate"]);
     time("Last rotated", &d["LastRotatedDate"]);
     time("Next rotation", &d["NextRotationDate"]);
     time("Scheduled for deletion", &d["DeletedDate"]);
+    // Secrets Manager keeps the day of the last access only.
+    let accessed = api_time(&d["LastAccessedDate"]);
+    if let Some(day) = accessed.get(..10) {
+        facts.push(("Last accessed (day)".to_owned(), day.to_owned()));
+    }
     facts.push((
         "Rotation".to_owned(),
         if d["RotationEnabled"].as_bool() == Some(true) {
@@ -334,7 +338,10 @@ async fn secret_page(
                                 })
                                 .unwrap_or_default(),
                             created: api_time(&e["CreatedDate"]),
-                            accessed: api_time(&e["LastAccessedDate"]),
+                            accessed: api_time(&e["LastAccessedDate"])
+                                .get(..10)
+                                .unwrap_or_default()
+                                .to_owned(),
                         })
                         .collect()
                 })
