@@ -23,7 +23,8 @@
 # (32), BENCH_THREADS (wrk threads, 2), BENCH_SECRETS (10000), BENCH_VERSIONS (5),
 # BENCH_PG_SECRETS (10000), BENCH_PG_VERSIONS (1), BENCH_MOTO_SECRETS (1000),
 # BENCH_DISTINCT (pre-signed requests per run, 400), BENCH_PROFILE (1: perf profile of an
-# extra GetSecretValue run), BENCH_PAIRS (5), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
+# extra GetSecretValue run), BENCH_PAIRS (5), BENCH_METRICS_PAIRS (3: GetSecretValue with the
+# metrics listener off and on, interleaved), BENCH_AGENT (1: the caching agent's rows), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
 # directory), STRONGROOM_BIN (skip the release build and use this binary),
 # STRONGROOM_BIN_AUDIT_OFF (skip the bench-audit-off build and use this binary).
 #
@@ -79,7 +80,8 @@ else
 fi
 say "building the hello-world server (benches/load/hello)"
 cargo build --release --manifest-path "$ROOT/benches/load/hello/Cargo.toml" >&2
-HELLO="$ROOT/benches/load/hello/target/release/strongroom-bench-hello"
+# The hello crate is a workspace of its own: its target is CARGO_TARGET_DIR when set.
+HELLO="${CARGO_TARGET_DIR:-$ROOT/benches/load/hello/target}/release/strongroom-bench-hello"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench.XXXXXX")"
 STARTED_PG=0
@@ -127,4 +129,5 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
     --pg-secrets "${BENCH_PG_SECRETS:-10000}" --pg-versions "${BENCH_PG_VERSIONS:-1}" \
     --moto-secrets "${BENCH_MOTO_SECRETS:-1000}" --distinct "${BENCH_DISTINCT:-400}" \
     --profile "${BENCH_PROFILE:-1}" --pairs "${BENCH_PAIRS:-5}" \
+    --metrics-pairs "${BENCH_METRICS_PAIRS:-3}" --agent "${BENCH_AGENT:-1}" \
     "${pg_args[@]}" "${moto_args[@]}"

@@ -87,6 +87,7 @@ on_exit() {
     local rc=$?
     set +e
     stop_server
+    [[ -n "${ROTATION_DB_DIR:-}" ]] && rm -rf "$ROTATION_DB_DIR"
     if ((rc != 0 || OK != 1)); then
         echo "e2e ($BACKEND): FAILED; last lines of the server log ($LOG):" >&2
         tail -n 40 "$LOG" >&2 2>/dev/null
@@ -153,6 +154,32 @@ cat > "$POLICIES/accounts/444455556666/users/outsider.json" <<'JSON'
 {"UserName": "outsider", "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": ["secretsmanager:*", "kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}]}}}
 JSON
+# The rotation walkthrough's functions (AWS's rotation template's shape, tests/fixtures/rotation/
+# boto3, under its three-line wrapper) and their execution role, in the default account, where
+# the root key creates its secrets. The function's "database" is a file outside the data
+# directory (the at-rest scan below looks at the data directory only).
+ROTATION_DB_DIR="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-e2e-rotation.XXXXXX")"
+export E2E_ROTATION_DB_DIR="$ROTATION_DB_DIR" E2E_ROTATION_ACCOUNT="000000000000"
+mkdir -p "$POLICIES/accounts/000000000000/roles" "$POLICIES/accounts/000000000000/functions"
+[[ -f "$POLICIES/accounts/000000000000/account.json" ]] ||
+    echo '{"AccountId": "000000000000"}' >"$POLICIES/accounts/000000000000/account.json"
+cat >"$POLICIES/accounts/000000000000/roles/e2e-rotator.json" <<'JSON'
+{"RoleName": "e2e-rotator",
+ "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+   "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]},
+ "InlinePolicies": {"rotation": {"Version": "2012-10-17", "Statement": [
+   {"Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+     "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
+    "Resource": "arn:aws:secretsmanager:*:000000000000:secret:e2e/rotation/*"},
+   {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"}]}}}
+JSON
+for fn in e2e-rotation e2e-rotation-v2; do
+    cat >"$POLICIES/accounts/000000000000/functions/$fn.json" <<JSON
+{"FunctionName": "$fn", "Role": "arn:aws:iam::000000000000:role/e2e-rotator", "Kind": "command",
+ "Command": ["$PYTHON", "$ROOT/tests/fixtures/rotation/boto3/handler.py"], "TimeoutSeconds": 60,
+ "MaxAttempts": 1, "Environment": {"CONTROL_DIR": "$ROTATION_DB_DIR"}}
+JSON
+done
 export E2E_BIN="$BIN" E2E_DATA_DIR="$DATA_DIR" E2E_POLICIES="$POLICIES" E2E_DATABASE_URL="$DATABASE_URL"
 
 server_args=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" --policies "$POLICIES")
@@ -203,6 +230,8 @@ echo "e2e ($BACKEND): boto3 walkthrough"
 "$PYTHON" "$ROOT/tests/e2e/walkthrough_boto3.py"
 echo "e2e ($BACKEND): attacker (boto3: each authorization hole tried and refused, and recorded)"
 "$PYTHON" "$ROOT/tests/e2e/attacker.py"
+echo "e2e ($BACKEND): rotation (AWS CLI: rotate-secret, --no-rotate-immediately, cancel-rotate-secret)"
+bash "$ROOT/tests/e2e/rotation_cli.sh"
 echo "e2e ($BACKEND): web identity (boto3 with AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)"
 "$PYTHON" "$ROOT/tests/e2e/web_identity.py"
 

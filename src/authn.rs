@@ -388,6 +388,8 @@ mod tests {
             store: store.clone(),
             keyring,
             clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+            rotation: crate::rotation::Wiring::default(),
+            regions: Arc::new(vec!["us-east-1".into()]),
         };
         let authz = Authz::new(ctx.clone(), Arc::new(Live::open(None).unwrap()));
         let a = Authenticator::new(ctx, authz, Arc::new(vec!["us-east-1".into()]));

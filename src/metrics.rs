@@ -131,6 +131,8 @@ pub struct Metrics {
     throttled: IntCounterVec,
     decisions: IntCounterVec,
     reloads: IntCounterVec,
+    rotation_events: IntCounterVec,
+    rotations_failed: prometheus::IntCounter,
     audit_queue: IntGauge,
     audit_in_flight: IntGauge,
     audit_commit: Histogram,
@@ -179,6 +181,16 @@ impl Metrics {
             "Reloads of the policies directory, by result (accepted, refused).",
             &["result"],
         )?;
+        let rotation_events = counter(
+            "strongroom_rotation_events_total",
+            "Rotation service events (RotationStarted, RotationSucceeded, RotationFailed, RotationAbandoned, TestRotation*), by event.",
+            &["event"],
+        )?;
+        let rotations_failed = prometheus::IntCounter::new(
+            "strongroom_rotations_failed_total",
+            "Rotations marked failed after their last attempt (AWSPENDING left in place; DescribeSecret shows why).",
+        )
+        .map_err(e)?;
         let audit_queue = IntGauge::new(
             "strongroom_audit_queue_depth",
             "Audit records handed to the writer and not yet committed.",
@@ -219,6 +231,8 @@ impl Metrics {
         r.register(Box::new(throttled.clone())).map_err(e)?;
         r.register(Box::new(decisions.clone())).map_err(e)?;
         r.register(Box::new(reloads.clone())).map_err(e)?;
+        r.register(Box::new(rotation_events.clone())).map_err(e)?;
+        r.register(Box::new(rotations_failed.clone())).map_err(e)?;
         r.register(Box::new(audit_queue.clone())).map_err(e)?;
         r.register(Box::new(audit_in_flight.clone())).map_err(e)?;
         r.register(Box::new(audit_commit.clone())).map_err(e)?;
@@ -232,6 +246,8 @@ impl Metrics {
             throttled,
             decisions,
             reloads,
+            rotation_events,
+            rotations_failed,
             audit_queue,
             audit_in_flight,
             audit_commit,
@@ -283,6 +299,15 @@ impl Metrics {
     pub fn reload(&self, accepted: bool) {
         let result = if accepted { "accepted" } else { "refused" };
         self.reloads.with_label_values(&[result]).inc();
+    }
+
+    /// Count a rotation service event (`event` is one of the engine's static names); `final`
+    /// when a rotation was marked failed after its last attempt.
+    pub fn rotation(&self, event: &'static str, final_failure: bool) {
+        self.rotation_events.with_label_values(&[event]).inc();
+        if final_failure {
+            self.rotations_failed.inc();
+        }
     }
 
     /// The group-commit histogram, for the audit writer to observe into.

@@ -73,6 +73,10 @@ pub struct Reply {
 impl Pipeline {
     pub fn new(ctx: Ctx, auditor: Auditor, regions: Vec<String>, identities: Arc<Live>) -> Self {
         let regions = Arc::new(regions);
+        let ctx = Ctx {
+            regions: Arc::clone(&regions),
+            ..ctx
+        };
         let authz = Authz::new(ctx.clone(), Arc::clone(&identities));
         Self {
             authn: Authenticator::new(ctx.clone(), authz.clone(), Arc::clone(&regions)),
@@ -469,8 +473,26 @@ async fn dispatch(
         (Service::SecretsManager, "DeleteResourcePolicy") => {
             run::<delete_resource_policy::DeleteResourcePolicy>(call, draft).await
         }
+        (Service::SecretsManager, "RotateSecret") => {
+            run::<rotate_secret::RotateSecret>(call, draft).await
+        }
+        (Service::SecretsManager, "CancelRotateSecret") => {
+            run::<cancel_rotate_secret::CancelRotateSecret>(call, draft).await
+        }
         (Service::SecretsManager, "ValidateResourcePolicy") => {
             run::<validate_resource_policy::ValidateResourcePolicy>(call, draft).await
+        }
+        (Service::SecretsManager, "ListResourcePolicies") => {
+            run::<list_resource_policies::ListResourcePolicies>(call, draft).await
+        }
+        (Service::SecretsManager, "ReplicateSecretToRegions") => {
+            run::<replicate_secret_to_regions::ReplicateSecretToRegions>(call, draft).await
+        }
+        (Service::SecretsManager, "RemoveRegionsFromReplication") => {
+            run::<remove_regions_from_replication::RemoveRegionsFromReplication>(call, draft).await
+        }
+        (Service::SecretsManager, "StopReplicationToReplica") => {
+            run::<stop_replication_to_replica::StopReplicationToReplica>(call, draft).await
         }
         (Service::SecretsManager, name) if SM_NOT_BUILT.contains(&name) => Err(not_built(name)),
         (Service::Kms, name) => kms_ops::dispatch(name, ServiceCall { call, draft }).await,
@@ -490,12 +512,6 @@ async fn dispatch(
 
 /// Secrets Manager operations that exist on AWS but are not built here yet.
 const SM_NOT_BUILT: &[&str] = &[
-    "RotateSecret",
-    "CancelRotateSecret",
-    "ReplicateSecretToRegions",
-    "RemoveRegionsFromReplication",
-    "StopReplicationToReplica",
-    "ListResourcePolicies",
     "AssociateCrossAccountReplica",
     "DisassociateCrossAccountReplica",
 ];
@@ -543,6 +559,12 @@ where
         .authz
         .authorize_operation::<O>(&call.principal, &call.scope, &input, draft)
         .await?;
+    // A replica changes only through its primary (or its promotion).
+    if !O::on_replica(&input) {
+        if let Some(secret) = &authorized.secret {
+            ops::replicas::ensure_not_replica(secret)?;
+        }
+    }
     // A write's record goes into its own write transaction (see `audit::in_tx`).
     let in_tx = if O::READ_ONLY {
         None

@@ -457,6 +457,8 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         store,
         keyring,
         clock: Arc::new(system_now_ms),
+        rotation: crate::rotation::Wiring::default(),
+        regions: Arc::new(cfg.regions.clone()),
     };
     let role_ids: Arc<dyn crate::identity::RoleIds> = Arc::new(StoredRoleIds(ctx.store.clone()));
     let identities =
@@ -464,7 +466,9 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
             format!("the policies directory has errors:\n{}", lines.join("\n"))
         })?;
-    let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), Arc::new(identities));
+    let identities = Arc::new(identities);
+    ctx.rotation.set_identities(Arc::clone(&identities));
+    let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), identities);
     pipeline.master_key_lock = Some(Arc::new(lock));
     pipeline.secure = cfg.tls.is_some();
     pipeline.trusted_proxies = Arc::new(cfg.trusted_proxies.clone());
@@ -581,6 +585,7 @@ pub async fn run_with_handle(
         actix_web::rt::spawn(server);
     }
     let auditor = pipeline.auditor.clone();
+    let rotation_pipeline = pipeline.clone();
     let console = cfg
         .console
         .then(|| crate::console::Console::new(pipeline.clone()));
@@ -609,6 +614,25 @@ pub async fn run_with_handle(
     let addr = server.addrs().first().copied();
     let running = server.run();
     if let Some(addr) = addr {
+        let host = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        let endpoint = format!(
+            "{scheme}://{}",
+            std::net::SocketAddr::new(host, addr.port())
+        );
+        actix_web::rt::spawn(
+            crate::rotation::engine::Engine::new(
+                rotation_pipeline.ctx.clone(),
+                rotation_pipeline.auditor.clone(),
+                endpoint,
+            )
+            .with_metrics(rotation_pipeline.metrics.clone())
+            .run(),
+        );
         tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");
         on_bound(addr, running.handle());
     }

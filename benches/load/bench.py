@@ -13,6 +13,12 @@ Runs, with wrk at the same connection count and duration for every HTTP row:
   moto         moto_server serving GetSecretValue (the peer people run today)
   pg get/put   the same get and put runs with the store on PostgreSQL
   pg raw       pgbench, one INSERT per transaction, one client (when pgbench is available)
+  metrics      GetSecretValue with the Prometheus listener on (--metrics-listen, scraped every
+               second during the run) and off, interleaved --metrics-pairs times, same data
+  agent        `strongroom agent` in front of the server (bench-reader's key through the SDK's
+               environment credentials): GET /secretsmanager/get?secretId=... for the get
+               run's secrets, every request a cache hit, at 1 connection and at --connections;
+               direct GetSecretValue at 1 connection beside it (the unloaded p50 of each)
 RSS: the server's VmRSS (from /proc) sampled during the get run, after seeding SECRETS
 secrets with VERSIONS versions of 1 KB each.
 
@@ -341,9 +347,10 @@ def perf_result(proc):
     return total if found else None
 
 
-def wrk(port, lua, args, duration, rss_pid=None):
+def wrk(port, lua, args, duration, rss_pid=None, connections=None):
+    conns = connections or args.connections
     cmd = [
-        "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency",
+        "wrk", f"-t{min(args.threads, conns)}", f"-c{conns}", f"-d{duration}s", "--latency",
         "--timeout", "10s", "-s", lua, f"http://127.0.0.1:{port}/",
     ]
     rss = []
@@ -490,7 +497,7 @@ def check_one(port, raw):
         return status, rest[:n]
 
 
-def run_set(name, port, reqs, args, tmp, rss_pid=None, warmup=True, ordered=False):
+def run_set(name, port, reqs, args, tmp, rss_pid=None, warmup=True, ordered=False, connections=None):
     lua = os.path.join(tmp, f"{name}.lua")
     write_lua(lua, reqs, ordered=ordered)
     # (An ordered set's check uses its last request, which the run reaches last, if at all.)
@@ -498,8 +505,8 @@ def run_set(name, port, reqs, args, tmp, rss_pid=None, warmup=True, ordered=Fals
     if status != 200:
         raise SystemExit(f"{name}: a pre-signed request answers {status}: {body[:300]!r}")
     if warmup and args.warmup > 0:
-        wrk(port, lua, args, args.warmup)
-    r = wrk(port, lua, args, args.duration, rss_pid=rss_pid)
+        wrk(port, lua, args, args.warmup, connections=connections)
+    r = wrk(port, lua, args, args.duration, rss_pid=rss_pid, connections=connections)
     extra = ""
     if r["rss_max"]:
         extra += f", RSS max {r['rss_max']:.0f} MB"
@@ -547,7 +554,7 @@ def median_run(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def start_strongroom(args, data_dir, port, database_url=None, audit=True):
+def start_strongroom(args, data_dir, port, database_url=None, audit=True, metrics_port=None):
     env = dict(os.environ)
     env.update({
         "STRONGROOM_ROOT_ACCESS_KEY_ID": AKID,
@@ -564,6 +571,8 @@ def start_strongroom(args, data_dir, port, database_url=None, audit=True):
            "--policies", args.policies]
     if database_url:
         cmd += ["--database-url", database_url]
+    if metrics_port:
+        cmd += ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
     logf = open(os.path.join(data_dir, "server.log"), "ab")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, env=env)
     wait_port(port, proc)
@@ -576,6 +585,81 @@ def rss_mb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_us(r):
+    """The server's CPU µs per request served in run `r`, or None."""
+    return None if r.get("cpu") is None or not r["rps"] else 1e6 * r["cpu"] / r["rps"]
+
+
+def metrics_get_count(port):
+    """GetSecretValue's request count on the metrics listener (all outcomes), or None."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    total = None
+    for line in text.splitlines():
+        if line.startswith("strongroom_request_duration_seconds_count{") and 'operation="GetSecretValue"' in line:
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+AGENT_TOKEN = "bench-agent-ssrf-token"
+
+
+def agent_get(port, secret_id):
+    from urllib.parse import quote
+
+    return (f"GET /secretsmanager/get?secretId={quote(secret_id, safe='')} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\nX-Aws-Parameters-Secrets-Token: {AGENT_TOKEN}\r\n\r\n").encode()
+
+
+def agent_runs(args, data, tmp):
+    """Direct GetSecretValue at 1 connection, then the caching agent in front of the same
+    server at 1 connection and at --connections, every agent request a cache hit."""
+    import random
+
+    rows = {}
+    port = free_port()
+    sr = start_strongroom(args, data, port)
+    agent = None
+    try:
+        get, _, _ = request_sets(port, args, args.secrets)
+        rows["direct_1"] = run_set("get, 1 connection", port, get, args, tmp, rss_pid=sr.pid, connections=1)
+        aport = free_port()
+        env = dict(os.environ)
+        for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            env.pop(k, None)
+        env.update({
+            "AWS_ACCESS_KEY_ID": CALLER["akid"],
+            "AWS_SECRET_ACCESS_KEY": CALLER["secret"],
+            "AWS_TOKEN": AGENT_TOKEN,
+            "STRONGROOM_LOG": "warn",
+            "RUST_LOG": "warn",
+        })
+        logf = open(os.path.join(data, "agent.log"), "ab")
+        agent = subprocess.Popen(
+            [args.bin, "agent", "--listen", f"127.0.0.1:{aport}",
+             "--endpoint-url", f"http://127.0.0.1:{port}", "--region", REGION],
+            stdout=logf, stderr=logf, env=env)
+        wait_port(aport, agent)
+        rng = random.Random(7)
+        names = sorted({name_of(rng.randrange(args.secrets)) for _ in range(args.distinct)})
+        reqs = [agent_get(aport, n) for n in names]
+        for r in reqs:  # fill the cache: every measured request is then a hit
+            status, body = check_one(aport, r)
+            if status != 200:
+                raise SystemExit(f"agent: {status}: {body[:300]!r}")
+        rows["agent_1"] = run_set("agent, 1 connection", aport, reqs, args, tmp, rss_pid=agent.pid, connections=1)
+        rows["agent"] = run_set("agent", aport, reqs, args, tmp, rss_pid=agent.pid)
+    finally:
+        stop(agent)
+        stop(sr)
+    return rows
 
 
 def raw_sqlite(tmp, seconds):
@@ -665,6 +749,9 @@ def main():
                     help="pre-signed PutSecretValue requests (each sent once; more than a run sends)")
     ap.add_argument("--json", default="")
     ap.add_argument("--profile", type=int, default=1, help="perf profile of an extra get run (1/0)")
+    ap.add_argument("--metrics-pairs", type=int, default=3,
+                    help="GetSecretValue runs with the metrics listener off and on, interleaved")
+    ap.add_argument("--agent", type=int, default=1, help="caching agent runs (1/0)")
     ap.add_argument("--pairs", type=int, default=5,
                     help="GetSecretValue runs with durable audit and with audit off, interleaved")
     args = ap.parse_args()
@@ -721,6 +808,50 @@ def main():
     rows["get"] = median_run(gets)
     rows["get_noaudit"] = median_run(offs)
     rows["audit_ratio"] = statistics.median(x["ratio"] for x in rows["pairs"])
+
+    # Metrics off and on, in pairs over the same data (off, on, off, on, ...); during an "on"
+    # run a scraper reads /metrics every second, as a Prometheus with a 1 s interval would.
+    def metrics_run(on):
+        port = free_port()
+        mport = free_port() if on else None
+        sr = start_strongroom(args, data, port, metrics_port=mport)
+        stop_scrape = threading.Event()
+        scraper = None
+        try:
+            if on:
+                def scrape():
+                    while not stop_scrape.wait(1.0):
+                        metrics_get_count(mport)
+                scraper = threading.Thread(target=scrape, daemon=True)
+                scraper.start()
+            get, _, _ = request_sets(port, args, args.secrets)
+            r = run_set("get, metrics on" if on else "get, metrics off", port, get, args, tmp, rss_pid=sr.pid)
+            if on:
+                n = metrics_get_count(mport)
+                if not n or n < r["requests"]:
+                    raise SystemExit(f"metrics: GetSecretValue count {n} below the {r['requests']} requests served")
+            return r
+        finally:
+            stop_scrape.set()
+            if scraper:
+                scraper.join()
+            stop(sr)
+
+    mpairs = []
+    for _ in range(args.metrics_pairs):
+        off = metrics_run(False)
+        on = metrics_run(True)
+        # CPU per request is the steadier measure on a shared machine: other processes slow
+        # a run's throughput but add little to the server's own CPU time per request.
+        mpairs.append({"on": on["rps"], "off": off["rps"], "ratio": on["rps"] / off["rps"],
+                       "cpu_on": cpu_us(on), "cpu_off": cpu_us(off), "on_run": on, "off_run": off})
+    if mpairs:
+        rows["metrics_pairs"] = [{k: v for k, v in x.items() if not k.endswith("_run")} for x in mpairs]
+        rows["metrics_on"] = median_run([x["on_run"] for x in mpairs])
+        rows["metrics_off"] = median_run([x["off_run"] for x in mpairs])
+        rows["metrics_ratio"] = statistics.median(x["ratio"] for x in mpairs)
+    if args.agent:
+        rows.update(agent_runs(args, data, tmp))
     port = free_port()
     sr = start_strongroom(args, data, port)
     try:
@@ -783,6 +914,11 @@ def main():
     row("hello world (actix, same config)", h)
     row("GetSecretValue, SQLite (median of the audited runs)", g)
     row("GetSecretValue, SQLite, audit off (benchmark only; median)", rows.get("get_noaudit"))
+    row("GetSecretValue, SQLite, metrics off (median of the pairs)", rows.get("metrics_off"))
+    row("GetSecretValue, SQLite, metrics on, scraped every 1 s (median of the pairs)", rows.get("metrics_on"))
+    row("GetSecretValue, SQLite, 1 connection", rows.get("direct_1"))
+    row("agent cache hit, 1 connection", rows.get("agent_1"))
+    row(f"agent cache hit, {args.connections} connections", rows.get("agent"))
     row("BatchGetSecretValue x20, SQLite", b)
     row("PutSecretValue, SQLite", p)
     row("GetSecretValue, moto_server", moto)
@@ -816,6 +952,16 @@ def main():
         lines.append("GetSecretValue with durable audit / audit off, in the order run: " + "; ".join(
             f"{x['on']:.0f} / {x['off']:.0f} = {x['ratio']:.2f}" for x in pairs)
             + f" (median ratio {rows['audit_ratio']:.2f}).")
+    mp = rows.get("metrics_pairs") or []
+    if mp:
+        lines.append("GetSecretValue with metrics on / off, in the order run: " + "; ".join(
+            f"{x['on']:.0f} / {x['off']:.0f} = {x['ratio']:.2f}" for x in mp)
+            + f" (median ratio {rows['metrics_ratio']:.2f}); server CPU µs per request on / off: " + "; ".join(
+            f"{fmt(x['cpu_on'])} / {fmt(x['cpu_off'])}" for x in mp) + ".")
+    if rows.get("agent"):
+        lines.append("agent rows: `strongroom agent` (AWS SDK for Rust client, signed as the same user) in front of "
+                     "the SQLite server, every request a cache hit; server CPU and RSS columns are the agent "
+                     "process's. The agent and wrk share the two cores.")
     lines.append("")
     lines.append("| target | measured | goal | result |")
     lines.append("|---|---:|---:|---|")
@@ -840,6 +986,14 @@ def main():
     rss = max(x for x in [*(r.get("rss_max") for r in gets + offs), b.get("rss_max"),
                           p.get("rss_max"), rows.get("rss_end")] if x)
     target("RSS under load (MB)", rss, "<= 150", rss <= 150, "{:.0f}")
+    if rows.get("metrics_ratio"):
+        target("GetSecretValue metrics on / off (median of the pairs)", rows["metrics_ratio"],
+               "not measurable (within noise)", None)
+    if rows.get("agent_1") and rows.get("direct_1"):
+        target("agent cache hit p50 / direct p50, 1 connection", rows["agent_1"]["p50"] / rows["direct_1"]["p50"],
+               "(report)", None, "{:.3f}")
+        target(f"agent cache hit / direct GetSecretValue requests/s, {args.connections} connections",
+               rows["agent"]["rps"] / g["rps"], "(report)", None, "{:.1f}")
     rb = (b["rps"] * 20) / g["rps"]
     target("BatchGet secrets/s / GetSecretValue secrets/s", rb, ">= 2", rb >= 2, "{:.2f}")
     if rows.get("pg_get"):

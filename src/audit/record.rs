@@ -16,6 +16,7 @@ const SAFE_FIELDS: &[&str] = &[
     "Name",
     "Description",
     "KmsKeyId",
+    "Type",
     "VersionId",
     "VersionStage",
     "VersionStages",
@@ -459,7 +460,16 @@ impl Draft {
             eventVersion: "1.08",
             managementEvent: true,
             readOnly: self.read_only,
-            recipientAccountId: self.principal.as_ref().map(|p| p.account_id.as_str()),
+            // A service event (no caller) belongs to the account of the resource it concerns.
+            recipientAccountId: self.principal.as_ref().map_or_else(
+                || {
+                    resource
+                        .filter(|_| self.event_type.as_deref() == Some("AwsServiceEvent"))
+                        .map(arn_account)
+                        .filter(|a| !a.is_empty())
+                },
+                |p| Some(p.account_id.as_str()),
+            ),
             requestID: &self.request_id,
             requestParameters: camel_keys(scrub(redact_tokens(&self.request_parameters, keys))),
             resources: resource

@@ -74,6 +74,19 @@ impl Authz {
         for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
             self.authorize(principal, scope, action, &resolved, &keys, draft)?;
         }
+        for (action, arn) in O::other_actions(input, resolved.secret.as_ref()) {
+            let other = Resolved {
+                account: arn.split(':').nth(4).unwrap_or_default().to_owned(),
+                arn,
+                secret: None,
+                keys: Vec::new(),
+                resource_policy: None,
+                compiled_policy: None,
+                resource_required: false,
+                shown: None,
+            };
+            self.authorize(principal, scope, action, &other, &[], draft)?;
+        }
         for arn in O::also_on(input, scope) {
             let also = Resolved {
                 arn,

@@ -192,6 +192,12 @@ pub(super) fn secret_keys(
         keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
         keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
     }
+    if let Some(a) = &secret.rotation_lambda_arn {
+        keys.push((
+            "secretsmanager:resource/AllowRotationLambdaArn".to_owned(),
+            vec![a.clone()],
+        ));
+    }
     if let Some(p) = &secret.primary_region {
         keys.push((
             "secretsmanager:SecretPrimaryRegion".to_owned(),

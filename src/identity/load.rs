@@ -11,7 +11,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    AccountFile, GroupFile, IdentityProviderFile, OrgUnitFile, OrganizationFile, RoleFile, UserFile,
+    AccountFile, FunctionFile, GroupFile, IdentityProviderFile, OrgUnitFile, OrganizationFile,
+    RoleFile, UserFile,
 };
 use super::{unique_id, Account, Directory, IdentityProvider, PolicyDoc, Role, User};
 
@@ -635,6 +636,15 @@ fn load_account(
         acct.roles.insert(r.role_name, Arc::new(role));
     }
 
+    for f in l.json_files(&adir.join("functions")) {
+        let Some(func) = l.read::<FunctionFile>(&f) else {
+            continue;
+        };
+        if let Some(loaded) = load_function(l, &f, &id, &acct, func) {
+            acct.functions.insert(loaded.name.clone(), Arc::new(loaded));
+        }
+    }
+
     for f in l.json_files(&adir.join("identity-providers")) {
         let Some(p) = l.read::<IdentityProviderFile>(&f) else {
             continue;
@@ -656,6 +666,93 @@ fn load_account(
         });
     }
     Some(acct)
+}
+
+/// Check a rotation function's file; its role must be declared in the same account.
+fn load_function(
+    l: &mut Loader,
+    f: &Path,
+    account: &str,
+    acct: &Account,
+    func: FunctionFile,
+) -> Option<super::RotationFunction> {
+    let ok_name = !func.function_name.is_empty()
+        && func.function_name.len() <= 64
+        && func
+            .function_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if Loader::stem(f) != func.function_name || !ok_name {
+        l.err(
+            f,
+            "$.FunctionName",
+            "must be a valid name (1-64 of [A-Za-z0-9-_]) equal to the file name",
+        );
+    }
+    if func.kind != "command" {
+        l.err(
+            f,
+            "$.Kind",
+            format!(
+                "kind `{}` is not supported by this server: only `command` functions run here",
+                func.kind
+            ),
+        );
+    }
+    let role_declared = acct.roles.values().any(|r| r.arn == func.role);
+    if !role_declared {
+        l.err(
+            f,
+            "$.Role",
+            format!("no role `{}` declared in account {account}", func.role),
+        );
+    }
+    if func.command.is_empty() {
+        l.err(
+            f,
+            "$.Command",
+            "the executable and its arguments are required",
+        );
+    }
+    let timeout = func.timeout_seconds.unwrap_or(30);
+    if !(1..=900).contains(&timeout) {
+        l.err(f, "$.TimeoutSeconds", "must be between 1 and 900");
+    }
+    let attempts = func.max_attempts.unwrap_or(5);
+    if !(1..=20).contains(&attempts) {
+        l.err(f, "$.MaxAttempts", "must be between 1 and 20");
+    }
+    let delay = func.retry_delay_seconds.unwrap_or(60);
+    if !(1..=86_400).contains(&delay) {
+        l.err(f, "$.RetryDelaySeconds", "must be between 1 and 86400");
+    }
+    for k in func.environment.keys() {
+        if k.to_ascii_uppercase().starts_with("AWS_") || k == "SECRETS_MANAGER_ENDPOINT" {
+            l.err(
+                f,
+                &format!("$.Environment.{k}"),
+                "reserved: the server sets it for each invocation",
+            );
+        }
+    }
+    let base = f.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut command = func.command;
+    if let Some(exe) = command.first_mut() {
+        if !Path::new(exe.as_str()).is_absolute() && exe.contains('/') {
+            *exe = base.join(exe.as_str()).to_string_lossy().into_owned();
+        }
+    }
+    Some(super::RotationFunction {
+        account: account.to_owned(),
+        name: func.function_name,
+        region: func.region,
+        role_arn: func.role,
+        command,
+        timeout: std::time::Duration::from_secs(timeout),
+        environment: func.environment,
+        max_attempts: attempts,
+        retry_delay: std::time::Duration::from_secs(delay),
+    })
 }
 
 fn check_provider(l: &mut Loader, f: &Path, p: &IdentityProviderFile) {

@@ -12,6 +12,7 @@
 //!   accounts/<ACCOUNT_ID>/roles/<RoleName>.json
 //!   accounts/<ACCOUNT_ID>/policies/<Name>.json        customer managed: arn:aws:iam::<ACCOUNT_ID>:policy/<Name>
 //!   accounts/<ACCOUNT_ID>/identity-providers/<name>.json
+//!   accounts/<ACCOUNT_ID>/functions/<FunctionName>.json  rotation functions: arn:aws:lambda:REGION:<ACCOUNT_ID>:function:<FunctionName>
 //!   organization/organization.json            optional: the OU tree and where SCPs attach
 //!   organization/scps/<Name>.json
 //! ```
@@ -124,6 +125,23 @@ pub struct IdentityProvider {
     pub keys: Vec<jwt::VerifyKey>,
 }
 
+/// A rotation function (`functions/<FunctionName>.json`), of kind `command`.
+#[derive(Debug, Clone)]
+pub struct RotationFunction {
+    pub account: String,
+    pub name: String,
+    /// The one region it serves, or every region.
+    pub region: Option<String>,
+    /// The execution role's ARN (declared in the same account).
+    pub role_arn: String,
+    /// The executable (resolved against the file's directory) and its arguments.
+    pub command: Vec<String>,
+    pub timeout: std::time::Duration,
+    pub environment: BTreeMap<String, String>,
+    pub max_attempts: u32,
+    pub retry_delay: std::time::Duration,
+}
+
 /// One account's principals.
 #[derive(Debug, Clone, Default)]
 pub struct Account {
@@ -134,6 +152,7 @@ pub struct Account {
     pub roles: BTreeMap<String, Arc<Role>>,
     pub policies: BTreeMap<String, Arc<PolicyDoc>>,
     pub identity_providers: Vec<IdentityProvider>,
+    pub functions: BTreeMap<String, Arc<RotationFunction>>,
 }
 
 /// A loaded, validated set of principals and policies. Immutable; reloads replace it whole.
@@ -217,6 +236,23 @@ impl Directory {
             }
         }
         Ok(self)
+    }
+
+    /// The rotation function a Lambda ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`)
+    /// names, when it is declared for that region.
+    pub fn rotation_function(&self, arn: &str) -> Option<&Arc<RotationFunction>> {
+        let rest = arn.strip_prefix("arn:aws:lambda:")?;
+        let mut parts = rest.split(':');
+        let (region, account, kind, name) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if kind != "function" || parts.next().is_some() {
+            return None;
+        }
+        self.accounts
+            .get(account)?
+            .functions
+            .get(name)
+            .filter(|f| f.region.as_deref().is_none_or(|r| r == region))
     }
 
     /// The identity providers declared for `issuer` in any account.

@@ -144,3 +144,35 @@ pub struct OrgAccountFile {
     #[serde(default)]
     pub policies: Vec<String>,
 }
+
+/// `accounts/<ACCOUNT_ID>/functions/<FunctionName>.json`: a rotation function, addressed as
+/// `arn:aws:lambda:REGION:ACCOUNT_ID:function:FunctionName`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct FunctionFile {
+    pub function_name: String,
+    /// The one region it serves; every region of the server when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The execution role (a role of the same account): the function's calls are made with
+    /// a session of it.
+    pub role: String,
+    /// `command` (a local executable). Other kinds are refused at load.
+    pub kind: String,
+    /// The executable and its arguments. A relative path with a `/` is relative to this file.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Per invocation (one step), 1–900 (default 30).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    /// Further environment variables for the executable (not `AWS_*`).
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// Attempts of the whole rotation before it is marked failed, 1–20 (default 5).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// The delay before the second attempt, doubled for each further one, 1–86400 seconds
+    /// (default 60).
+    #[serde(default)]
+    pub retry_delay_seconds: Option<u64>,
+}

@@ -182,7 +182,9 @@ impl Operation for BatchGetSecretValue {
                     match auth.authorize_secret(action, &id, Some((&s, &facts))) {
                         Err(r) if listed && !r.may_see => continue,
                         Err(r) => Err(r.error),
-                        Ok(()) => match super::ensure_not_deleted(&s)
+                        // AWS words a deleted secret's entry as DeleteSecret does, not
+                        // as GetSecretValue does.
+                        Ok(()) => match not_deleted(&s)
                             .and_then(|()| super::ensure_key_shareable(auth, &s))
                             .and(fetched)
                         {
@@ -209,6 +211,14 @@ impl Operation for BatchGetSecretValue {
         }
         Ok(out)
     }
+}
+
+/// A secret scheduled for deletion is an `Errors` entry in AWS's BatchGetSecretValue wording.
+fn not_deleted(secret: &SecretRow) -> Result<(), ApiError> {
+    if secret.deleted_at.is_some() {
+        return Err(secrets::currently_marked_deleted());
+    }
+    Ok(())
 }
 
 /// A secret's AWSCURRENT value, fetched sealed (decrypted only once authorized), or why not.

@@ -19,8 +19,14 @@ pub struct Input {
     pub secret_binary: Option<SecretString>,
     pub secret_string: Option<SecretString>,
     pub tags: Option<Vec<Tag>>,
-    pub add_replica_regions: Option<Vec<serde_json::Value>>,
+    pub add_replica_regions: Option<Vec<super::replicas::ReplicaRegion>>,
     pub force_overwrite_replica_secret: Option<bool>,
+    /// A managed external secret's partner type.
+    #[serde(rename = "Type")]
+    pub secret_type: Option<String>,
+    /// A cross-account replica's primary (not built: refused rather than ignored).
+    #[serde(rename = "CrossAccountPrimaryARN")]
+    pub cross_account_primary_arn: Option<String>,
 }
 
 impl Targeted for Input {
@@ -37,10 +43,16 @@ pub struct Output {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// The replicas `AddReplicaRegions` asked for, and their status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<super::replicas::ReplicationStatus>>,
 }
 
 #[derive(Debug)]
 pub struct CreateSecret;
+
+/// The further action `AddReplicaRegions` needs.
+const REPLICATE: &str = "secretsmanager:ReplicateSecretToRegions";
 
 impl Operation for CreateSecret {
     type Input = Input;
@@ -68,15 +80,17 @@ impl Operation for CreateSecret {
         if let Some(tags) = &input.tags {
             secrets::validate_tags(&tag_pairs(tags)?)?;
         }
-        if input
-            .add_replica_regions
-            .as_ref()
-            .is_some_and(|r| !r.is_empty())
-        {
+        if let Some(t) = &input.secret_type {
+            secrets::validate_secret_type(t)?;
+        }
+        if let Some(arn) = &input.cross_account_primary_arn {
+            secrets::check_len("crossAccountPrimaryARN", arn.chars().count(), 20, 2048)?;
             return Err(ApiError::InvalidRequest(
-                "Replication to other regions is not supported by this Strongroom server yet."
-                    .into(),
+                "Cross-account replication is not supported by this Strongroom server yet.".into(),
             ));
+        }
+        if let Some(r) = &input.add_replica_regions {
+            super::replicas::validate_add_regions(r)?;
         }
         Ok(())
     }
@@ -105,15 +119,21 @@ impl Operation for CreateSecret {
         if let Some(tags) = &input.tags {
             keys.extend(super::request_tag_keys(tags));
         }
+        if let Some(r) = &input.add_replica_regions {
+            keys.push(super::replicas::add_regions_key(r));
+        }
         keys
     }
 
     fn extra_actions(input: &Input) -> Vec<&'static str> {
+        let mut actions = Vec::new();
         if input.tags.as_ref().is_some_and(|t| !t.is_empty()) {
-            vec!["secretsmanager:TagResource"]
-        } else {
-            Vec::new()
+            actions.push("secretsmanager:TagResource");
         }
+        if input.add_replica_regions.is_some() {
+            actions.push(REPLICATE);
+        }
+        actions
     }
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
@@ -124,7 +144,14 @@ impl Operation for CreateSecret {
         let token = input.client_request_token;
         let description = input.description;
         let kms_key_id = input.kms_key_id;
+        let secret_type = input.secret_type;
         let scope = auth.scope.clone();
+        let replica_regions = input.add_replica_regions;
+        if let Some(r) = &replica_regions {
+            let names: Vec<&str> = r.iter().filter_map(|r| r.region.as_deref()).collect();
+            super::replicas::check_served(ctx, &scope.region, &names)?;
+        }
+        let force = input.force_overwrite_replica_secret == Some(true);
         let new_arn = auth.resource_arn.clone();
         let keyring = ctx.keyring.clone();
         let retrier = auth.clone();
@@ -156,6 +183,7 @@ impl Operation for CreateSecret {
                                     arn: existing.arn,
                                     name: existing.name,
                                     version_id: value.as_ref().map(|_| tok.clone()),
+                                    replication_status: None,
                                 });
                             }
                             return Err(ApiError::ResourceExists(format!(
@@ -203,6 +231,14 @@ impl Operation for CreateSecret {
                     primary_region: None,
                     resource_policy: None,
                     tag_list,
+                    secret_type: secret_type.clone(),
+                    external_rotation_metadata: None,
+                    external_rotation_role_arn: None,
+                    rotation_enabled: None,
+                    rotation_lambda_arn: None,
+                    rotation_rules: None,
+                    last_rotated_at: None,
+                    next_rotation_at: None,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {
@@ -222,10 +258,27 @@ impl Operation for CreateSecret {
                     }
                     None => None,
                 };
+                let replication_status = match &replica_regions {
+                    Some(regions) => {
+                        let mut row = row.clone();
+                        let req = super::replicas::AddRequest {
+                            keyring: &keyring,
+                            auth: &retrier,
+                            action: REPLICATE,
+                            regions,
+                            force,
+                            now_ms: now,
+                        };
+                        super::replicas::add_replicas(tx, &req, &mut row)?;
+                        Some(super::replicas::statuses(tx, &row)?)
+                    }
+                    None => None,
+                };
                 Ok(Output {
                     arn,
                     name: name.clone(),
                     version_id,
+                    replication_status,
                 })
             })
             .await

@@ -44,6 +44,7 @@ impl Operation for DeleteResourcePolicy {
     async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
         let now = ctx.now_ms();
+        let replicas_keyring = ctx.keyring.clone();
         ctx.store
             .write(move |tx| {
                 let mut s = tx
@@ -54,6 +55,7 @@ impl Operation for DeleteResourcePolicy {
                     s.last_changed_at = now;
                     tx.update_secret(&s)?;
                 }
+                super::replicas::sync(tx, &replicas_keyring, &s, now)?;
                 Ok(Output {
                     arn: s.arn,
                     name: s.name,

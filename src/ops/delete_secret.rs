@@ -84,6 +84,7 @@ impl Operation for DeleteSecret {
                         Err(ApiError::secret_not_found())
                     };
                 };
+                super::replicas::ensure_no_replicas(tx, &secret)?;
                 if force {
                     tx.delete_secret(&secret.secret_id)?;
                     return Ok(Output {
@@ -93,9 +94,7 @@ impl Operation for DeleteSecret {
                     });
                 }
                 if secret.deleted_at.is_some() {
-                    return Err(ApiError::InvalidRequest(
-                        "You tried to perform the operation on a secret that's currently marked deleted.".into(),
-                    ));
+                    return Err(secrets::currently_marked_deleted());
                 }
                 let purge_at = now.saturating_add(days.saturating_mul(DAY_MS));
                 secret.deleted_at = Some(now);

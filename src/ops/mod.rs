@@ -7,9 +7,11 @@
 //! once ([`NamesTarget`]), and its target and that member's validation follow.
 //!
 //! May depend on: `store` (through `Tx` closures), `kms`, `crypto`, `secrets`, `error`,
-//! `auth::Principal`. Never on actix or diesel.
+//! `auth::Principal`, and `rotation`'s schedules, wiring and in-transaction helpers (its
+//! engine, which calls into `ops`, is never used here). Never on actix or diesel.
 
 pub mod batch_get_secret_value;
+pub mod cancel_rotate_secret;
 pub mod cloudtrail;
 pub mod create_secret;
 pub mod delete_resource_policy;
@@ -20,12 +22,18 @@ pub mod get_resource_policy;
 pub mod get_secret_value;
 pub mod iam;
 pub mod kms_ops;
+pub mod list_resource_policies;
 pub mod list_secret_version_ids;
 pub mod list_secrets;
 pub mod put_resource_policy;
 pub mod put_secret_value;
 pub mod query;
+pub mod remove_regions_from_replication;
+pub mod replicas;
+pub mod replicate_secret_to_regions;
 pub mod restore_secret;
+pub mod rotate_secret;
+pub mod stop_replication_to_replica;
 pub mod sts;
 pub mod tag_resource;
 pub mod untag_resource;
@@ -54,6 +62,10 @@ pub struct Ctx {
     pub keyring: Keyring,
     /// The server's clock, injectable for tests (epoch milliseconds).
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// What operations share with the rotation engine (declared functions, its wake-up).
+    pub rotation: crate::rotation::Wiring,
+    /// The regions this server serves (replication targets).
+    pub regions: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -189,6 +201,14 @@ pub trait Operation {
     const ACTION: &'static str;
     /// Whether it only reads (CloudTrail's `readOnly`).
     const READ_ONLY: bool;
+    /// Whether it may act on a replica secret (reads, and StopReplicationToReplica); any
+    /// other operation on a replica is refused with AWS's message (`replicas::NOT_ON_REPLICA`).
+    const ON_REPLICA: bool = Self::READ_ONLY;
+    /// Whether this request may act on a replica secret (`ON_REPLICA` unless the operation
+    /// says otherwise for some inputs: UpdateSecret changing only the replica's key).
+    fn on_replica(_input: &Self::Input) -> bool {
+        Self::ON_REPLICA
+    }
 
     /// Check the input's shape and limits (before authorization, as AWS does).
     fn validate(input: &Self::Input) -> Result<(), ApiError>;
@@ -223,6 +243,15 @@ pub trait Operation {
     /// by the caller's identity policies (they have no policy of their own): the alias of
     /// KMS's CreateAlias and DeleteAlias, besides the key.
     fn also_on(_input: &Self::Input, _scope: &Scope) -> Vec<String> {
+        Vec::new()
+    }
+    /// Actions on resources of other services the request needs, `(action, ARN)`, decided
+    /// by the caller's identity policies: RotateSecret's `lambda:InvokeFunction` on its
+    /// rotation function. `secret` is the resolved target secret, if any.
+    fn other_actions(
+        _input: &Self::Input,
+        _secret: Option<&SecretRow>,
+    ) -> Vec<(&'static str, String)> {
         Vec::new()
     }
     /// Do it.

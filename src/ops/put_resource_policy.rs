@@ -74,6 +74,7 @@ impl Operation for PutResourcePolicy {
             ));
         }
         let now = ctx.now_ms();
+        let replicas_keyring = ctx.keyring.clone();
         ctx.store
             .write(move |tx| {
                 let mut s = tx
@@ -83,6 +84,7 @@ impl Operation for PutResourcePolicy {
                 s.resource_policy = Some(text.clone());
                 s.last_changed_at = now;
                 tx.update_secret(&s)?;
+                super::replicas::sync(tx, &replicas_keyring, &s, now)?;
                 Ok(Output {
                     arn: s.arn,
                     name: s.name,

@@ -61,6 +61,19 @@ impl Operation for PutSecretValue {
         if let Some(s) = &input.version_stages {
             validate_stages("versionStages", s)?;
         }
+        if let Some(t) = &input.rotation_token {
+            secrets::check_len("rotationToken", t.expose().chars().count(), 36, 256)?;
+            if !t
+                .expose()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(secrets::validation(
+                    "rotationToken",
+                    "Member must satisfy regular expression pattern: ^[a-zA-Z0-9\\-]+$",
+                ));
+            }
+        }
         if input.secret_string.is_none() && input.secret_binary.is_none() {
             return Err(ApiError::InvalidRequest(
                 "You must provide either SecretString or SecretBinary.".into(),
@@ -104,7 +117,11 @@ impl Operation for PutSecretValue {
                 if written == values::Written::Created {
                     secret.last_changed_at = now;
                     tx.set_secret_changed(&secret.secret_id, now)?;
+                    if stages.iter().any(|s| s == AWSCURRENT) {
+                        crate::rotation::abandon_for_new_current(tx, &secret.secret_id, &vid, now)?;
+                    }
                 }
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 let map = tx.stages(&secret.secret_id)?;
                 let own = map
                     .iter()

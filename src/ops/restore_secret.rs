@@ -44,6 +44,7 @@ impl Operation for RestoreSecret {
     async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
         let now = ctx.now_ms();
+        let replicas_keyring = ctx.keyring.clone();
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -56,6 +57,7 @@ impl Operation for RestoreSecret {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;
                 }
+                super::replicas::sync(tx, &replicas_keyring, &secret, now)?;
                 Ok(Output {
                     arn: secret.arn,
                     name: secret.name,

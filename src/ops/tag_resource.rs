@@ -43,6 +43,7 @@ impl Operation for TagResource {
         let secret_id = auth.secret()?.secret_id.clone();
         let new = tag_pairs(&super::required("tags", input.tags)?)?;
         let now = ctx.now_ms();
+        let replicas_keyring = ctx.keyring.clone();
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -64,6 +65,7 @@ impl Operation for TagResource {
                     secret.tag_list = true;
                     tx.update_secret(&secret)?;
                 }
+                super::replicas::sync(tx, &replicas_keyring, &secret, now)?;
                 Ok(Output {})
             })
             .await

@@ -52,6 +52,7 @@ impl Operation for UntagResource {
         let secret_id = auth.secret()?.secret_id.clone();
         let keys = super::required("tagKeys", input.tag_keys)?;
         let now = ctx.now_ms();
+        let replicas_keyring = ctx.keyring.clone();
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -70,6 +71,7 @@ impl Operation for UntagResource {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;
                 }
+                super::replicas::sync(tx, &replicas_keyring, &secret, now)?;
                 Ok(Output {})
             })
             .await

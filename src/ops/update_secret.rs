@@ -18,6 +18,9 @@ pub struct Input {
     pub kms_key_id: Option<String>,
     pub secret_binary: Option<SecretString>,
     pub secret_string: Option<SecretString>,
+    /// A managed external secret's partner type.
+    #[serde(rename = "Type")]
+    pub secret_type: Option<String>,
 }
 
 impl NamesTarget for Input {
@@ -58,6 +61,9 @@ impl Operation for UpdateSecret {
         if let Some(k) = &input.kms_key_id {
             secrets::check_len("kmsKeyId", k.chars().count(), 0, 2048)?;
         }
+        if let Some(t) = &input.secret_type {
+            secrets::validate_secret_type(t)?;
+        }
         if input.secret_string.is_some() && input.secret_binary.is_some() {
             return Err(ApiError::InvalidParameter(
                 "You can't specify both a binary secret value and a string secret value in the same secret.".into(),
@@ -68,6 +74,17 @@ impl Operation for UpdateSecret {
             secrets::require_token(input.client_request_token.as_deref())?;
         }
         Ok(())
+    }
+
+    /// A replica's own encryption key is the one thing that may change on a replica (AWS:
+    /// "can't be updated independently from its primary secret, except for its encryption
+    /// key").
+    fn on_replica(input: &Input) -> bool {
+        input.kms_key_id.is_some()
+            && input.description.is_none()
+            && input.secret_string.is_none()
+            && input.secret_binary.is_none()
+            && input.secret_type.is_none()
     }
 
     /// A new value is encrypted under the new key (or the secret's); changing the key
@@ -91,6 +108,7 @@ impl Operation for UpdateSecret {
         let token = input.client_request_token;
         let description = input.description;
         let kms_key_id = input.kms_key_id;
+        let secret_type = input.secret_type;
         let cross_account = auth.principal.account_id != auth.secret()?.account_id;
         let decided_key = auth.secret()?.kms_key_id.clone();
         let decider = auth.clone();
@@ -106,6 +124,10 @@ impl Operation for UpdateSecret {
                 let mut changed = false;
                 if let Some(d) = &description {
                     secret.description = Some(d.clone());
+                    changed = true;
+                }
+                if let Some(t) = &secret_type {
+                    secret.secret_type = Some(t.clone());
                     changed = true;
                 }
                 let key_changed = match &kms_key_id {
@@ -172,13 +194,23 @@ impl Operation for UpdateSecret {
                             secret.last_changed_at = now;
                             tx.update_secret(&secret)?;
                         }
+                        if written == values::Written::Created {
+                            crate::rotation::abandon_for_new_current(
+                                tx,
+                                &secret.secret_id,
+                                &vid,
+                                now,
+                            )?;
+                        }
                         Some(vid.clone())
                     }
                     None => None,
                 };
                 if key_changed {
                     values::reencrypt_labelled(tx, &keyring, &secret, now)?;
+                    super::replicas::replica_key_changed(tx, &secret)?;
                 }
+                super::replicas::sync(tx, &keyring, &secret, now)?;
                 Ok(Output {
                     arn: secret.arn,
                     name: secret.name,

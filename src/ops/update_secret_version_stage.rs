@@ -61,6 +61,7 @@ impl Operation for UpdateSecretVersionStage {
         let remove_from = input.remove_from_version_id;
         let move_to = input.move_to_version_id;
         let now = ctx.now_ms();
+        let replicas_keyring = ctx.keyring.clone();
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -86,6 +87,7 @@ impl Operation for UpdateSecretVersionStage {
                     secret.last_changed_at = now;
                     tx.update_secret(&secret)?;
                 }
+                super::replicas::sync(tx, &replicas_keyring, &secret, now)?;
                 Ok(Output {
                     arn: secret.arn,
                     name: secret.name,

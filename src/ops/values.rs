@@ -131,6 +131,28 @@ pub fn write_version(
     now_ms: i64,
 ) -> Result<Written, ApiError> {
     if let Some(existing) = tx.version(&secret.secret_id, version_id)? {
+        // A rotation's AWSPENDING placeholder (created without a value before the function's
+        // first step) is filled by the function's PutSecretValue with its token, as on AWS.
+        if let (Some(v), None) = (value, existing.value_kind.as_deref()) {
+            let current = tx.stages(&secret.secret_id)?;
+            if current.get(secrets::AWSPENDING).map(String::as_str) == Some(version_id) {
+                let key = secret_key(tx, keyring, secret, now_ms)?;
+                let sealed =
+                    keyring.seal_value(tx, &key, &secret.arn, version_id, v.bytes.expose())?;
+                tx.fill_version(
+                    &secret.secret_id,
+                    version_id,
+                    v.kind.code(),
+                    &sealed.ciphertext,
+                    &sealed.wrapped_dek,
+                    &key.key_id,
+                    key.current_term,
+                )?;
+                let next = labels::after_new_version(&current, version_id, stages)?;
+                tx.replace_stages(&secret.secret_id, &next)?;
+                return Ok(Written::Created);
+            }
+        }
         let same = match (value, existing.value_kind.as_deref()) {
             (None, None) => true,
             (Some(v), Some(kind)) if ValueKind::from_code(kind) == Some(v.kind) => {

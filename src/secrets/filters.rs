@@ -12,13 +12,16 @@
 //! - `name`, `tag-key`, `tag-value`: case-sensitive prefix of the name / of any tag key / of
 //!   any tag value.
 //! - `description`, `all` (case-insensitive) and `primary-region`, `owning-service`
-//!   (case-sensitive): word matching. The field is split into words (whitespace, the
-//!   characters `/-_+=.@`, and lower→Upper CamelCase boundaries); the value matches when it
-//!   is a prefix of the whole field, a prefix of any word, or, when the value itself splits
-//!   into several words, when each of its words is a prefix of some word of the field (AWS:
-//!   "breaks the filter value string into words").
-//! - `all` searches the name, description, tag keys, tag values, primary region and owning
-//!   service.
+//!   (case-sensitive): word matching. The field and the value are split into words: at
+//!   whitespace and the characters `/-_+=.@`, before a character that is not lowercase and
+//!   follows a lowercase one (`myTest`: `my`, `Test`), and before a character that is not
+//!   lowercase and starts a lowercase run (`SecretFTag`: `Secret`, `F`, `Tag`;
+//!   `COMPANYthings`: `COMPAN`, `Ythings`). The value matches when it is a prefix of the
+//!   whole field, or when each of its words is a prefix of some word of the field (AWS:
+//!   "breaks the filter value string into words"). A value that is only separators has no
+//!   words and matches nothing but a field it prefixes. These rules reproduce the cases moto
+//!   verified against AWS (`tests/test_secretsmanager/test_list_secrets.py`).
+//! - `all` searches the name, the description, the tag keys and the tag values.
 
 use crate::error::ApiError;
 
@@ -94,10 +97,19 @@ impl FilterKey {
 #[derive(Debug, Clone)]
 struct CompiledFilter {
     key: FilterKey,
-    /// Values without `!`; lowercased for case-insensitive keys.
-    positive: Vec<String>,
-    /// Negated values with the `!` removed; lowercased for case-insensitive keys.
-    negative: Vec<String>,
+    /// Values without `!`.
+    positive: Vec<Pattern>,
+    /// Negated values with the `!` removed.
+    negative: Vec<Pattern>,
+}
+
+/// One filter value, lowercased for case-insensitive keys.
+#[derive(Debug, Clone)]
+struct Pattern {
+    /// The whole value.
+    whole: String,
+    /// Its words (split before lowercasing, so that `AppBeta` is `app`, `beta`).
+    words: Vec<String>,
 }
 
 /// Validates filters as AWS does and compiles them for [`CompiledFilters::matches`].
@@ -126,12 +138,16 @@ pub fn compile(filters: &[Filter]) -> Result<CompiledFilters, ApiError> {
         };
         let ci = key.case_insensitive();
         let norm = |s: &str| if ci { s.to_lowercase() } else { s.to_owned() };
+        let pattern = |v: &str| Pattern {
+            whole: norm(v),
+            words: split_words(v).into_iter().map(norm).collect(),
+        };
         let mut positive = Vec::new();
         let mut negative = Vec::new();
         for value in values {
             match value.strip_prefix('!') {
-                Some(rest) => negative.push(norm(rest)),
-                None => positive.push(norm(value)),
+                Some(rest) => negative.push(pattern(rest)),
+                None => positive.push(pattern(value)),
             }
         }
         compiled.push(CompiledFilter {
@@ -237,14 +253,15 @@ impl CompiledFilter {
         hit && !self.negative.iter().any(|v| self.value_hits(v, s))
     }
 
-    /// Whether one (normalised) value matches the subject under this filter's key.
-    fn value_hits(&self, value: &str, s: &FilterSubject<'_>) -> bool {
+    /// Whether one value matches the subject under this filter's key.
+    fn value_hits(&self, value: &Pattern, s: &FilterSubject<'_>) -> bool {
         let ci = self.key.case_insensitive();
         let words = |field: &str| word_match(field, value, ci);
+        let prefix = value.whole.as_str();
         match self.key {
-            FilterKey::Name => s.name.starts_with(value),
-            FilterKey::TagKey => s.tags.iter().any(|(k, _)| k.starts_with(value)),
-            FilterKey::TagValue => s.tags.iter().any(|(_, v)| v.starts_with(value)),
+            FilterKey::Name => s.name.starts_with(prefix),
+            FilterKey::TagKey => s.tags.iter().any(|(k, _)| k.starts_with(prefix)),
+            FilterKey::TagValue => s.tags.iter().any(|(_, v)| v.starts_with(prefix)),
             FilterKey::Description => s.description.is_some_and(words),
             FilterKey::PrimaryRegion => s.primary_region.is_some_and(words),
             FilterKey::OwningService => s.owning_service.is_some_and(words),
@@ -252,27 +269,24 @@ impl CompiledFilter {
                 words(s.name)
                     || s.description.is_some_and(words)
                     || s.tags.iter().any(|(k, v)| words(k) || words(v))
-                    || s.primary_region.is_some_and(words)
-                    || s.owning_service.is_some_and(words)
             }
         }
     }
 }
 
 /// Word matching of `value` (already lowercased when `ci`) against `field`.
-fn word_match(field: &str, value: &str, ci: bool) -> bool {
-    if starts_with(field, value, ci) {
+fn word_match(field: &str, value: &Pattern, ci: bool) -> bool {
+    if starts_with(field, &value.whole, ci) {
         return true;
+    }
+    if value.words.is_empty() {
+        return false;
     }
     let field_words = split_words(field);
-    if field_words.iter().any(|w| starts_with(w, value, ci)) {
-        return true;
-    }
-    let value_words = split_words(value);
-    value_words.len() > 1
-        && value_words
-            .iter()
-            .all(|vw| field_words.iter().any(|fw| starts_with(fw, vw, ci)))
+    value
+        .words
+        .iter()
+        .all(|vw| field_words.iter().any(|fw| starts_with(fw, vw, ci)))
 }
 
 /// Whether `hay` starts with `prefix`; with `ci`, `hay` is lowercased on the fly (`prefix` is
@@ -285,12 +299,14 @@ fn starts_with(hay: &str, prefix: &str, ci: bool) -> bool {
     prefix.chars().all(|p| hay_chars.next() == Some(p))
 }
 
-/// Splits on whitespace and [`SEPARATORS`], and at lower→Upper CamelCase boundaries.
+/// Splits on whitespace and [`SEPARATORS`]; a word also starts at a character that is not
+/// lowercase when it follows a lowercase character or starts a lowercase run.
 fn split_words(s: &str) -> Vec<&str> {
     let mut words = Vec::new();
     let mut start: Option<usize> = None;
     let mut prev: Option<char> = None;
-    for (i, c) in s.char_indices() {
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         if c.is_whitespace() || SEPARATORS.contains(&c) {
             if let Some(st) = start.take() {
                 words.extend(s.get(st..i));
@@ -298,14 +314,15 @@ fn split_words(s: &str) -> Vec<&str> {
             prev = None;
             continue;
         }
+        let starts_run = chars.peek().is_some_and(|(_, n)| n.is_lowercase());
+        let boundary = !c.is_lowercase() && (starts_run || prev.is_some_and(char::is_lowercase));
         match start {
             None => start = Some(i),
-            Some(st) => {
-                if prev.is_some_and(char::is_lowercase) && c.is_uppercase() {
-                    words.extend(s.get(st..i));
-                    start = Some(i);
-                }
+            Some(st) if boundary => {
+                words.extend(s.get(st..i));
+                start = Some(i);
             }
+            Some(_) => {}
         }
         prev = Some(c);
     }
@@ -562,7 +579,7 @@ mod tests {
     }
 
     #[test]
-    fn all_searches_every_attribute_case_insensitively() {
+    fn all_searches_name_description_and_tags_case_insensitively() {
         let t = tags(&[("CostCenter", "Finance-Ops")]);
         let s = FilterSubject {
             name: "e2e/cli/MySecretValue",
@@ -585,9 +602,6 @@ mod tests {
             "center",
             "finance",
             "ops",
-            "ap-south",
-            "south",
-            "appflow",
             "e2e cli",
         ] {
             assert!(hits(&[f("all", &[v])], &s), "{v:?} should match");
@@ -599,6 +613,10 @@ mod tests {
             "zzz",
             "cli/e2e/x",
             "my e2e zzz",
+            // The primary region and the owning service are not searched by `all`.
+            "ap-south",
+            "south",
+            "appflow",
         ] {
             assert!(!hits(&[f("all", &[v])], &s), "{v:?} should not match");
         }
@@ -678,8 +696,16 @@ mod tests {
     fn camel_case_and_separator_splitting() {
         assert_eq!(split_words("MySecretValue"), ["My", "Secret", "Value"]);
         assert_eq!(split_words("mySecret"), ["my", "Secret"]);
-        assert_eq!(split_words("HTTPServer"), ["HTTPServer"]);
-        assert_eq!(split_words("dbPassword2Rotate"), ["db", "Password2Rotate"]);
+        assert_eq!(split_words("HTTPServer"), ["HTTP", "Server"]);
+        assert_eq!(
+            split_words("dbPassword2Rotate"),
+            ["db", "Password", "2", "Rotate"]
+        );
+        // AWS (moto's verified cases): a capital before a lowercase run starts a word.
+        assert_eq!(split_words("SecretFTag"), ["Secret", "F", "Tag"]);
+        assert_eq!(split_words("COMPANYthings"), ["COMPAN", "Ythings"]);
+        assert_eq!(split_words("COMPANY"), ["COMPANY"]);
+        assert_eq!(split_words("Thirdsecret"), ["Thirdsecret"]);
         assert_eq!(
             split_words("a/b-c_d+e=f.g@h i\tj"),
             ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
@@ -689,6 +715,24 @@ mod tests {
         assert!(split_words("/-_").is_empty());
         assert!(split_words("").is_empty());
         assert_eq!(split_words("ünïcodeWörd"), ["ünïcode", "Wörd"]);
+    }
+
+    #[test]
+    fn a_camel_case_value_is_split_before_it_is_lowercased() {
+        let s = subject("prod/AppBeta/u1x2y3", None, &[]);
+        assert!(hits(&[f("all", &["AppBeta"])], &s));
+        assert!(hits(&[f("all", &["appBeta"])], &s));
+        assert!(hits(&[f("all", &["Beta"])], &s));
+        assert!(!hits(&[f("all", &["+"])], &s));
+        assert!(!hits(
+            &[f("all", &["company"])],
+            &subject("uat/COMPANYthings/x", None, &[])
+        ));
+        assert!(hits(
+            &[f("all", &["Ythings"])],
+            &subject("uat/COMPANYthings/x", None, &[])
+        ));
+        assert!(hits(&[f("all", &["t"])], &subject("SecretFTag", None, &[])));
     }
 
     #[test]

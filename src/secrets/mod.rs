@@ -259,18 +259,24 @@ pub fn validate_value(kind: ValueKind, bytes: &[u8]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A recovery window: `None` means the default of 30 days.
+/// `Type` (`MedeaTypeType`: at most 256 characters).
+pub fn validate_secret_type(t: &str) -> Result<(), ApiError> {
+    check_len("type", t.chars().count(), 0, 256)
+}
+
+/// A recovery window: `None` means the default of 30 days. Its range is checked before its
+/// conflict with `ForceDeleteWithoutRecovery`, as AWS does.
 pub fn validate_recovery_window(days: Option<i64>, force: Option<bool>) -> Result<i64, ApiError> {
-    if force == Some(true) && days.is_some() {
-        return Err(ApiError::InvalidParameter(
-            "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
-                .into(),
-        ));
-    }
     let d = days.unwrap_or(30);
     if !(7..=30).contains(&d) {
         return Err(ApiError::InvalidParameter(
             "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).".into(),
+        ));
+    }
+    if force == Some(true) && days.is_some() {
+        return Err(ApiError::InvalidParameter(
+            "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays."
+                .into(),
         ));
     }
     Ok(d)
@@ -281,6 +287,14 @@ pub fn validate_recovery_window(days: Option<i64>, force: Option<bool>) -> Resul
 pub fn marked_for_deletion() -> ApiError {
     ApiError::InvalidRequest(
         "You can't perform this operation on the secret because it was marked for deletion.".into(),
+    )
+}
+
+/// The other wording AWS uses for a secret scheduled for deletion: DeleteSecret (without
+/// force) and BatchGetSecretValue's `Errors` entries.
+pub fn currently_marked_deleted() -> ApiError {
+    ApiError::InvalidRequest(
+        "You tried to perform the operation on a secret that's currently marked deleted.".into(),
     )
 }
 
@@ -400,6 +414,12 @@ mod tests {
             "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.",
         );
         assert_eq!(validate_recovery_window(None, Some(true)).unwrap(), 30);
+        // The range is checked first, as AWS does.
+        refused(
+            validate_recovery_window(Some(3), Some(true)),
+            "InvalidParameterException",
+            window,
+        );
     }
 
     #[test]

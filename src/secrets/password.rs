@@ -8,10 +8,10 @@
 //!   printable ASCII punctuation characters ``!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~``; the space
 //!   is added only with `IncludeSpace`;
 //! - `RequireEachIncludedType` (default true) puts at least one character of each included
-//!   class (lowercase, uppercase, digits, punctuation) into the password. A class emptied by
-//!   `ExcludeCharacters` is not required. The space is never a required type: AWS documents
-//!   the requirement as "at least one upper and lowercase letter, one number, and one
-//!   punctuation".
+//!   type (lowercase, uppercase, digits, punctuation, and the space with `IncludeSpace`) into
+//!   the password: AWS's model documents it as "must include at least one of every allowed
+//!   character type", and a client asking for spaces expects one. A type emptied by
+//!   `ExcludeCharacters` is not required.
 //!
 //! Every draw uses the operating system's CSPRNG ([`OsRng`]) with uniform sampling, and the
 //! required characters end up at uniformly random positions (fill, then shuffle). The
@@ -95,10 +95,10 @@ pub fn generate(spec: &PasswordSpec) -> Result<Zeroizing<String>, ApiError> {
     }
     classes.retain(|c| !c.is_empty());
 
-    let mut pool: Vec<u8> = classes.iter().flatten().copied().collect();
     if spec.include_space.unwrap_or(false) && !excluded.contains(&char::from(SPACE)) {
-        pool.push(SPACE);
+        classes.push(vec![SPACE]);
     }
+    let pool: Vec<u8> = classes.iter().flatten().copied().collect();
     if pool.is_empty() {
         return Err(ApiError::InvalidParameter(
             "The password must contain at least one character type.".into(),
@@ -354,7 +354,28 @@ mod tests {
         };
         let p = generate(&s).unwrap();
         assert!(p.contains(' '));
-        // Only the space can be left: allowed, and it is not a required type.
+        // With RequireEachIncludedType (the default) the space is a required type.
+        let five = PasswordSpec {
+            include_space: Some(true),
+            password_length: Some(5),
+            ..spec()
+        };
+        for _ in 0..50 {
+            let p = generate(&five).unwrap();
+            assert!(p.contains(' ') && has(&p, LOWERCASE) && has(&p, UPPERCASE));
+            assert!(has(&p, DIGITS) && has(&p, PUNCTUATION));
+        }
+        let four = PasswordSpec {
+            password_length: Some(4),
+            ..five
+        };
+        assert_eq!(
+            generate(&four).unwrap_err(),
+            ApiError::InvalidParameter(
+                "Password length is too short based on the required types.".into()
+            )
+        );
+        // Only the space can be left: allowed.
         let s = PasswordSpec {
             include_space: Some(true),
             exclude_lowercase: Some(true),

@@ -33,7 +33,9 @@ mod conn;
 mod fixed;
 mod keys;
 mod kms;
+mod replicas;
 mod role_ids;
+mod rotation;
 pub mod rows;
 mod schema;
 mod secrets;
@@ -48,6 +50,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use audit::{lookup_block, record_terms};
 pub use conn::{audit_chain_path, audit_index_path, redact_url, AnyConnection, Backend};
+pub use rotation::RotationJobRow;
 
 use crate::error::ApiError;
 use rows::{AuditFilter, AuditRow};

@@ -3,7 +3,8 @@
 use diesel::prelude::*;
 
 use super::schema::{
-    access_keys, audit_events, kms_aliases, kms_key_material, kms_keys, secret_versions, secrets,
+    access_keys, audit_events, kms_aliases, kms_key_material, kms_keys, secret_replicas,
+    secret_versions, secrets,
 };
 
 /// A stored access key. `secret_sealed` is the secret key sealed under a master key.
@@ -84,6 +85,38 @@ pub struct SecretRow {
     /// Whether the secret has a tag list (created with `Tags`, or tagged since): it is then
     /// shown, empty once every tag was removed.
     pub tag_list: bool,
+    /// A managed external secret's partner type (`Type`).
+    pub secret_type: Option<String>,
+    /// A managed external secret's rotation metadata: the JSON list of `{Key, Value}`
+    /// RotateSecret took as `ExternalSecretRotationMetadata`.
+    pub external_rotation_metadata: Option<String>,
+    /// The role RotateSecret took as `ExternalSecretRotationRoleArn`.
+    pub external_rotation_role_arn: Option<String>,
+    /// `None` until rotation is first configured; `false` after CancelRotateSecret.
+    pub rotation_enabled: Option<bool>,
+    pub rotation_lambda_arn: Option<String>,
+    /// The RotationRules as JSON (`AutomaticallyAfterDays`, `ScheduleExpression`, `Duration`).
+    pub rotation_rules: Option<String>,
+    /// The last successful rotation.
+    pub last_rotated_at: Option<i64>,
+    /// When the scheduler next starts a rotation (the start of the schedule's window).
+    pub next_rotation_at: Option<i64>,
+}
+
+/// One replica region of a primary secret (see `store::replicas`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = secret_replicas, treat_none_as_null = true)]
+pub struct ReplicaRow {
+    pub primary_secret_id: String,
+    pub region: String,
+    /// The replica's own secret (in `region`); `None` when it could not be created.
+    pub replica_secret_id: Option<String>,
+    /// The key as `ReplicationStatus` shows it (a key ARN, or `alias/aws/secretsmanager`).
+    pub kms_key_id: String,
+    /// `InSync`, `InProgress` or `Failed`.
+    pub status: String,
+    pub status_message: Option<String>,
+    pub created_at: i64,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

@@ -70,6 +70,14 @@ diesel::table! {
         primary_region -> Nullable<Text>,
         resource_policy -> Nullable<Text>,
         tag_list -> Bool,
+        secret_type -> Nullable<Text>,
+        external_rotation_metadata -> Nullable<Text>,
+        external_rotation_role_arn -> Nullable<Text>,
+        rotation_enabled -> Nullable<Bool>,
+        rotation_lambda_arn -> Nullable<Text>,
+        rotation_rules -> Nullable<Text>,
+        last_rotated_at -> Nullable<BigInt>,
+        next_rotation_at -> Nullable<BigInt>,
     }
 }
 
@@ -129,7 +137,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// A primary secret's replicas in other regions (`2026-12-06-000003_secret_replicas`).
+    secret_replicas (primary_secret_id, region) {
+        primary_secret_id -> Text,
+        region -> Text,
+        replica_secret_id -> Nullable<Text>,
+        kms_key_id -> Text,
+        status -> Text,
+        status_message -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    secret_replicas,
     secrets,
     secret_versions,
     secret_stages,

@@ -102,8 +102,9 @@ impl Tx<'_> {
         .map_err(|e| self.db(e))
     }
 
-    /// Remove a secret with its versions, stages and tags.
+    /// Remove a secret with its versions, stages, tags and rotation job.
     pub fn delete_secret(&mut self, secret_id: &str) -> Result<(), StoreError> {
+        self.delete_rotation_job(secret_id)?;
         diesel::delete(secret_stages::table.filter(secret_stages::secret_id.eq(secret_id)))
             .execute(self.conn)
             .map_err(|e| self.db(e))?;

@@ -1815,9 +1815,15 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
         ),
     );
     call(
-        "secretsmanager.RotateSecret",
+        "secretsmanager.AssociateCrossAccountReplica",
         json!({"SecretId": "one/a"}),
-        fail("RotateSecret", None, "NotImplementedException", None, None),
+        fail(
+            "AssociateCrossAccountReplica",
+            None,
+            "NotImplementedException",
+            None,
+            None,
+        ),
     );
     // the error codes of these come from the responses
     let mut raw = |req: Vec<u8>, mut want: Want| {

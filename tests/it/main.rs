@@ -11,6 +11,8 @@
 mod common;
 
 mod agent_exec;
+mod api_ops;
+mod api_parity;
 mod attacker;
 mod audit;
 mod console;
@@ -25,7 +27,9 @@ mod ops;
 mod org;
 mod policies;
 mod protocol;
+mod replication;
 mod review;
+mod rotation;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;

@@ -206,3 +206,71 @@ fn an_over_quota_call_is_throttled_audited_and_counted() {
     let r = s.call("secretsmanager.CreateSecret", &body("q/two"));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// A rotation's service events are counted, and a rotation marked failed after its last
+/// attempt too (the alert an operator sets: `increase(strongroom_rotations_failed_total[1h]) > 0`).
+#[test]
+fn rotation_events_and_failed_rotations_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policies = tmp.path().join("policies");
+    let account = crate::common::ACCOUNT;
+    crate::common::write(
+        &policies,
+        &format!("accounts/{account}/account.json"),
+        &format!(r#"{{"AccountId":"{account}"}}"#),
+    );
+    crate::common::write(
+        &policies,
+        &format!("accounts/{account}/roles/rotator.json"),
+        &json!({"RoleName": "rotator", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "sts:AssumeRole"}]}})
+        .to_string(),
+    );
+    crate::common::write(
+        &policies,
+        &format!("accounts/{account}/functions/broken.json"),
+        &json!({"FunctionName": "broken", "Role": format!("arn:aws:iam::{account}:role/rotator"),
+                "Kind": "command", "Command": ["false"], "MaxAttempts": 1})
+        .to_string(),
+    );
+    let maddr = free_addr();
+    let mut cfg = config_in(tmp.path(), None);
+    cfg.metrics_listen = Some(maddr.to_string());
+    cfg.policies = Some(policies);
+    let s = TestServer::launch_config(cfg, tempfile::tempdir().unwrap());
+    let r = s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "m/rot", "SecretString": "v", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.call(
+        "secretsmanager.RotateSecret",
+        &json!({"SecretId": "m/rot", "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
+                "RotationLambdaARN": format!("arn:aws:lambda:us-east-1:{account}:function:broken")})
+        .to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let m = get(maddr, "/metrics");
+        if sample(&m.body, "strongroom_rotations_failed_total") >= 1.0 {
+            assert_eq!(
+                sample(
+                    &m.body,
+                    "strongroom_rotation_events_total{event=\"RotationStarted\"}"
+                ),
+                1.0
+            );
+            assert_eq!(
+                sample(
+                    &m.body,
+                    "strongroom_rotation_events_total{event=\"RotationFailed\"}"
+                ),
+                1.0
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", m.body);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -28,12 +28,15 @@ fn unknown_and_unbuilt_operations() {
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = s.call("dynamodb.GetItem", "{}");
     assert_eq!(r.error_type(), "UnknownOperationException");
-    let r = s.call("secretsmanager.RotateSecret", r#"{"SecretId":"x"}"#);
+    let r = s.call(
+        "secretsmanager.AssociateCrossAccountReplica",
+        r#"{"SecretId":"x"}"#,
+    );
     assert_eq!(r.error_type(), "NotImplementedException");
     assert!(r.json()["Message"]
         .as_str()
         .unwrap()
-        .contains("RotateSecret"));
+        .contains("AssociateCrossAccountReplica"));
 }
 
 #[test]

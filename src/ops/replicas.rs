@@ -1,0 +1,651 @@
+//! Replication of a primary secret to other regions served by this server: shared by
+//! CreateSecret (`AddReplicaRegions`), ReplicateSecretToRegions, RemoveRegionsFromReplication,
+//! StopReplicationToReplica, DescribeSecret and every write on a primary.
+//!
+//! A replica is a secret of its own in the replica region (same account, same name, the
+//! primary's ARN with the region swapped, `primary_region` set to the primary's region),
+//! written in the primary's write transaction: it is `InSync` as soon as that commits. Its
+//! versions are the primary's, each decrypted under the primary's key and sealed again under
+//! the replica's own key (in the replica region), bound to the replica's ARN. Description,
+//! tags, resource policy, staging labels and dates follow the primary. A primary with
+//! replicas has `primary_region` set to its own region (AWS shows `PrimaryRegion` only on
+//! replicated secrets).
+//!
+//! Runs inside a store transaction. Regions served by other servers (`--peer`) are not
+//! replicated to: such a region is refused before anything is written.
+
+use serde::{Deserialize, Serialize};
+
+use super::values;
+use super::{Authorized, Ctx, SecretFacts};
+use crate::error::ApiError;
+use crate::kms::Keyring;
+use crate::store::rows::{ReplicaRow, SecretRow, VersionRow};
+use crate::store::Tx;
+
+/// `ReplicationStatusType`.
+pub const IN_SYNC: &str = "InSync";
+/// `ReplicationStatusType`.
+pub const FAILED: &str = "Failed";
+
+/// How `ReplicationStatus` names the replica region's AWS managed key.
+pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
+
+/// AWS's refusal of a write made on a replica.
+pub const NOT_ON_REPLICA: &str =
+    "Operation not permitted on a replica secret. Call must be made in primary secret's region.";
+
+/// One `ReplicaRegionType` of `AddReplicaRegions`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicaRegion {
+    pub region: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+/// One `ReplicationStatusType`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicationStatus {
+    pub region: String,
+    pub kms_key_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<f64>,
+}
+
+/// Whether `secret` is a replica (its primary lives in another region).
+pub fn is_replica(secret: &SecretRow) -> bool {
+    secret
+        .primary_region
+        .as_deref()
+        .is_some_and(|p| p != secret.region)
+}
+
+/// Whether `secret` is a primary with replica regions.
+pub fn is_replicated_primary(secret: &SecretRow) -> bool {
+    secret.primary_region.as_deref() == Some(secret.region.as_str())
+}
+
+/// Refuse a write on a replica, in AWS's words.
+pub fn ensure_not_replica(secret: &SecretRow) -> Result<(), ApiError> {
+    if is_replica(secret) {
+        return Err(ApiError::InvalidParameter(NOT_ON_REPLICA.into()));
+    }
+    Ok(())
+}
+
+/// `arn` with its region replaced by `region` (the replica's ARN: same name, same suffix).
+pub fn replica_arn(arn: &str, region: &str) -> String {
+    let mut parts: Vec<&str> = arn.splitn(5, ':').collect();
+    if let Some(r) = parts.get_mut(3) {
+        *r = region;
+    }
+    parts.join(":")
+}
+
+/// Check one `RegionType` value (1–128 characters, `^([a-z]+-)+\d+$`).
+pub fn validate_region(field: &str, region: &str) -> Result<(), ApiError> {
+    crate::secrets::check_len(field, region.chars().count(), 1, 128)?;
+    if !region_shaped(region) {
+        return Err(ApiError::Validation(format!(
+            "1 validation error detected: Value '{region}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^([a-z]+-)+\\d+$"
+        )));
+    }
+    Ok(())
+}
+
+fn region_shaped(region: &str) -> bool {
+    let Some((head, digits)) = region.rsplit_once('-') else {
+        return false;
+    };
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && head
+            .split('-')
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
+}
+
+/// Check `AddReplicaRegions` (at least one, each with a well-formed `Region`, `KmsKeyId` at
+/// most 2048 characters, no region twice).
+pub fn validate_add_regions(list: &[ReplicaRegion]) -> Result<(), ApiError> {
+    crate::secrets::check_len("addReplicaRegions", list.len(), 1, usize::MAX)?;
+    let mut seen: Vec<&str> = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let n = i.saturating_add(1);
+        let region = super::required(
+            &format!("addReplicaRegions.{n}.member.region"),
+            r.region.as_deref(),
+        )?;
+        validate_region(&format!("addReplicaRegions.{n}.member.region"), region)?;
+        if let Some(k) = &r.kms_key_id {
+            crate::secrets::check_len(
+                &format!("addReplicaRegions.{n}.member.kmsKeyId"),
+                k.chars().count(),
+                0,
+                2048,
+            )?;
+        }
+        if seen.contains(&region) {
+            return Err(ApiError::InvalidParameter(format!(
+                "The region {region} is listed more than once in AddReplicaRegions."
+            )));
+        }
+        seen.push(region);
+    }
+    Ok(())
+}
+
+/// `secretsmanager:AddReplicaRegions`: the regions requested.
+pub fn add_regions_key(list: &[ReplicaRegion]) -> (String, Vec<String>) {
+    (
+        "secretsmanager:AddReplicaRegions".to_owned(),
+        list.iter().filter_map(|r| r.region.clone()).collect(),
+    )
+}
+
+/// Refuse a replica region that is the secret's own, or that this server does not serve
+/// (replication to peer servers is not built): nothing is written.
+pub fn check_served(ctx: &Ctx, own_region: &str, regions: &[&str]) -> Result<(), ApiError> {
+    for r in regions {
+        if *r == own_region {
+            return Err(ApiError::InvalidParameter("Invalid replica region.".into()));
+        }
+        if !ctx.regions.iter().any(|s| s == r) {
+            return Err(ApiError::InvalidParameter(format!(
+                "Invalid replica region. This Strongroom server does not serve region {r} (it serves {}); replication to regions served by other servers is not supported.",
+                ctx.regions.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The replication status of a primary's replicas, by region.
+pub fn statuses(tx: &mut Tx<'_>, primary: &SecretRow) -> Result<Vec<ReplicationStatus>, ApiError> {
+    let mut out = Vec::new();
+    for r in tx.replicas_of(&primary.secret_id)? {
+        let last_accessed = match &r.replica_secret_id {
+            Some(id) => tx.secret_by_id(id)?.and_then(|s| s.last_accessed_at),
+            None => None,
+        };
+        out.push(ReplicationStatus {
+            region: r.region,
+            kms_key_id: r.kms_key_id,
+            status: r.status,
+            status_message: r.status_message,
+            last_accessed_date: last_accessed.map(super::epoch_seconds),
+        });
+    }
+    Ok(out)
+}
+
+/// What [`add_replicas`] needs besides the transaction.
+#[derive(Debug)]
+pub struct AddRequest<'a> {
+    pub keyring: &'a Keyring,
+    pub auth: &'a Authorized,
+    /// The operation's IAM action, decided again with each replica region's key.
+    pub action: &'static str,
+    pub regions: &'a [ReplicaRegion],
+    pub force: bool,
+    pub now_ms: i64,
+}
+
+/// Create the replicas `req` asks for (regions already checked with [`check_served`]).
+/// A region already replicated in sync is left as it is; a failed one is tried again.
+/// The caller's use of each replica region's customer managed key (`kms:GenerateDataKey`,
+/// decided with that key's key policy) is decided first: a refusal fails the whole request.
+/// A name taken in the replica region leaves that replica `Failed` (or, with `force`, the
+/// secret holding the name is deleted and replaced by the replica).
+pub fn add_replicas(
+    tx: &mut Tx<'_>,
+    req: &AddRequest<'_>,
+    primary: &mut SecretRow,
+) -> Result<(), ApiError> {
+    let existing = tx.replicas_of(&primary.secret_id)?;
+    let tags = tx.tags(&primary.secret_id)?;
+    let mut wanted = Vec::new();
+    for r in req.regions {
+        let region = super::required("region", r.region.clone())?;
+        if existing
+            .iter()
+            .any(|e| e.region == region && e.status == IN_SYNC)
+        {
+            continue;
+        }
+        // The replica region's key, resolved there.
+        let key = match &r.kms_key_id {
+            None => None,
+            Some(id) => {
+                let key = req
+                    .keyring
+                    .resolve(tx, &primary.account_id, &region, id, req.now_ms)?
+                    .ok_or_else(|| {
+                        ApiError::InvalidParameter(format!(
+                            "Secrets Manager can't find the specified KMS key: {id} in region {region}"
+                        ))
+                    })?;
+                (key.key_manager != "AWS").then_some(key)
+            }
+        };
+        if let Some(k) = &key {
+            let facts = SecretFacts {
+                tags: tags.clone(),
+                key: Some(k.clone()),
+                key_action: Some("kms:GenerateDataKey"),
+            };
+            req.auth
+                .authorize_secret(req.action, &primary.arn, Some((primary, &facts)))
+                .map_err(|r| r.error)?;
+        } else if req.auth.principal.account_id != primary.account_id {
+            return Err(super::default_key_not_shareable());
+        }
+        wanted.push((region, key));
+    }
+    for (region, key) in wanted {
+        let shown = key
+            .as_ref()
+            .map_or_else(|| DEFAULT_KEY_ALIAS.to_owned(), |k| k.arn.clone());
+        let entry = |replica: Option<String>, message: Option<String>| ReplicaRow {
+            primary_secret_id: primary.secret_id.clone(),
+            region: region.clone(),
+            status: if replica.is_some() { IN_SYNC } else { FAILED }.to_owned(),
+            replica_secret_id: replica,
+            kms_key_id: shown.clone(),
+            status_message: message,
+            created_at: req.now_ms,
+        };
+        // A failed replica that exists (a write could not reach it): tried again in place.
+        let failed = existing
+            .iter()
+            .find(|e| e.region == region)
+            .and_then(|e| e.replica_secret_id.clone());
+        if let Some(mut replica) = match failed {
+            Some(id) => tx.secret_by_id(&id)?,
+            None => None,
+        } {
+            let source = Source::of(tx, primary)?;
+            let mut row = tx
+                .replica_entry(&replica.secret_id)?
+                .ok_or_else(|| ApiError::internal("replica without its entry"))?;
+            match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms) {
+                Ok(()) => {
+                    row.status = IN_SYNC.to_owned();
+                    row.status_message = None;
+                }
+                Err(e) if !kms_refusal(&e) => return Err(e),
+                Err(e) => {
+                    row.status = FAILED.to_owned();
+                    row.status_message = Some(format!("Replication failed: {}", e.message()));
+                }
+            }
+            tx.put_replica(&row)?;
+            continue;
+        }
+        if let Some(taken) = tx.find_secret(&primary.account_id, &region, &primary.name)? {
+            let holds_replicas = !tx.replicas_of(&taken.secret_id)?.is_empty();
+            if !req.force || holds_replicas || is_replica(&taken) {
+                let why = if req.force {
+                    format!(
+                        "Replication failed: Secret name {} already exists in region {region} and is itself replicated; it can't be overwritten.",
+                        primary.name
+                    )
+                } else {
+                    format!(
+                        "Replication failed: Secret name {} already exists in region {region}.",
+                        primary.name
+                    )
+                };
+                tx.put_replica(&entry(None, Some(why)))?;
+                continue;
+            }
+            tx.delete_secret(&taken.secret_id)?;
+        }
+        let mut replica = SecretRow {
+            secret_id: uuid::Uuid::new_v4().to_string(),
+            account_id: primary.account_id.clone(),
+            region: region.clone(),
+            name: primary.name.clone(),
+            arn: replica_arn(&primary.arn, &region),
+            kms_key_id: key.as_ref().map(|k| k.key_id.clone()),
+            created_at: req.now_ms,
+            last_accessed_at: None,
+            primary_region: Some(primary.region.clone()),
+            ..primary.clone()
+        };
+        tx.insert_secret(&replica)?;
+        let source = Source::of(tx, primary)?;
+        match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms) {
+            Ok(()) => tx.put_replica(&entry(Some(replica.secret_id.clone()), None))?,
+            Err(e) if !kms_refusal(&e) => return Err(e),
+            Err(e) => {
+                // Nothing usable was replicated: the replica is removed, its entry says why.
+                tx.delete_secret(&replica.secret_id)?;
+                tx.put_replica(&entry(
+                    None,
+                    Some(format!("Replication failed: {}", e.message())),
+                ))?;
+            }
+        }
+    }
+    if !tx.replicas_of(&primary.secret_id)?.is_empty() && !is_replicated_primary(primary) {
+        primary.primary_region = Some(primary.region.clone());
+        tx.update_secret(primary)?;
+    }
+    Ok(())
+}
+
+/// Bring every replica of `primary` (as the write left it) up to date with it, after a
+/// write on the primary in the same transaction. A secret without replicas costs nothing. A replica that
+/// cannot be written (its key disabled, say) is marked `Failed` with the reason, and marked
+/// `InSync` again once a later write reaches it; the primary's write stands either way.
+pub fn sync(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    primary: &SecretRow,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    if !is_replicated_primary(primary) {
+        return Ok(());
+    }
+    let source = Source::of(tx, primary)?;
+    for mut entry in tx.replicas_of(&primary.secret_id)? {
+        let Some(rid) = entry.replica_secret_id.clone() else {
+            continue;
+        };
+        let Some(mut replica) = tx.secret_by_id(&rid)? else {
+            continue;
+        };
+        let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms) {
+            Ok(()) => (IN_SYNC.to_owned(), None),
+            Err(e) if !kms_refusal(&e) => return Err(e),
+            Err(e) => (
+                FAILED.to_owned(),
+                Some(format!("Replication failed: {}", e.message())),
+            ),
+        };
+        if entry.status != status || entry.status_message != message {
+            entry.status = status;
+            entry.status_message = message;
+            tx.put_replica(&entry)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a replica write failed because a KMS key could not be used (disabled, pending
+/// deletion, gone): the replica is then `Failed`, the primary's write stands. Any other
+/// error fails the whole transaction.
+fn kms_refusal(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::EncryptionFailure(_)
+            | ApiError::DecryptionFailure(_)
+            | ApiError::KmsDisabled(_)
+            | ApiError::KmsInvalidState(_)
+            | ApiError::KmsNotFound(_)
+    )
+}
+
+/// Make `replica` a copy of `primary`: metadata, tags, versions (sealed again under the
+/// replica's key) and staging labels.
+/// What every replica is made a copy of: the primary as the write left it, with its labels
+/// and tags (read once for all its replicas).
+struct Source<'a> {
+    primary: &'a SecretRow,
+    stages: std::collections::BTreeMap<String, String>,
+    tags: Vec<(String, String)>,
+}
+
+impl<'a> Source<'a> {
+    fn of(tx: &mut Tx<'_>, primary: &'a SecretRow) -> Result<Self, ApiError> {
+        Ok(Self {
+            primary,
+            stages: tx.stages(&primary.secret_id)?,
+            tags: tx.tags(&primary.secret_id)?,
+        })
+    }
+}
+
+fn copy_into(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    source: &Source<'_>,
+    replica: &mut SecretRow,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let primary = source.primary;
+    // New versions first: when one cannot be sealed under the replica's key, the replica
+    // is left as it was (its labels still name versions it has).
+    let missing = tx.versions_missing(&primary.secret_id, &replica.secret_id)?;
+    let extra = tx.versions_missing(&replica.secret_id, &primary.secret_id)?;
+    let mut key = None;
+    for vid in &missing {
+        let Some(version) = tx.version(&primary.secret_id, vid)? else {
+            continue;
+        };
+        let mut copy = VersionRow {
+            secret_id: replica.secret_id.clone(),
+            last_accessed_at: None,
+            ciphertext: None,
+            wrapped_dek: None,
+            kms_key_id: None,
+            kms_term: None,
+            ..version.clone()
+        };
+        if version.value_kind.is_some() {
+            let k = match &key {
+                Some(k) => k,
+                None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
+            };
+            let plain = values::open_version(tx, keyring, primary, &version)?;
+            let sealed = keyring.seal_value(tx, k, &replica.arn, vid, plain.expose())?;
+            copy.ciphertext = Some(sealed.ciphertext);
+            copy.wrapped_dek = Some(sealed.wrapped_dek);
+            copy.kms_key_id = Some(k.key_id.clone());
+            copy.kms_term = Some(k.current_term);
+        }
+        tx.insert_version(&copy)?;
+    }
+    // A placeholder copied while empty, filled on the primary since: seal its value here too.
+    for vid in tx.versions_filled_since_copy(&primary.secret_id, &replica.secret_id)? {
+        let Some(version) = tx.version(&primary.secret_id, &vid)? else {
+            continue;
+        };
+        let Some(kind) = version.value_kind.clone() else {
+            continue;
+        };
+        let k = match &key {
+            Some(k) => k,
+            None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
+        };
+        let plain = values::open_version(tx, keyring, primary, &version)?;
+        let sealed = keyring.seal_value(tx, k, &replica.arn, &vid, plain.expose())?;
+        tx.fill_version(
+            &replica.secret_id,
+            &vid,
+            &kind,
+            &sealed.ciphertext,
+            &sealed.wrapped_dek,
+            &k.key_id,
+            k.current_term,
+        )?;
+    }
+    if tx.stages(&replica.secret_id)? != source.stages {
+        tx.replace_stages(&replica.secret_id, &source.stages)?;
+    }
+    for vid in &extra {
+        tx.delete_version(&replica.secret_id, vid)?;
+    }
+    // What the replica keeps of its own: identity, region, key, dates of its own, its
+    // primary, and its deletion state (a primary with replicas is never deleted).
+    let mine = SecretRow {
+        secret_id: replica.secret_id.clone(),
+        region: replica.region.clone(),
+        arn: replica.arn.clone(),
+        kms_key_id: replica.kms_key_id.clone(),
+        created_at: replica.created_at,
+        last_accessed_at: replica.last_accessed_at,
+        primary_region: replica.primary_region.clone(),
+        deleted_at: replica.deleted_at,
+        purge_at: replica.purge_at,
+        // Rotation runs on the primary only; its results reach the replica through this
+        // copy. A replica is never due itself (the scheduler looks only at this column).
+        next_rotation_at: None,
+        ..primary.clone()
+    };
+    let same_but_date = SecretRow {
+        last_changed_at: replica.last_changed_at,
+        ..mine.clone()
+    };
+    if !same_metadata(&same_but_date, replica) {
+        tx.update_secret(&mine)?;
+    } else if mine.last_changed_at != replica.last_changed_at {
+        tx.set_secret_changed(&mine.secret_id, mine.last_changed_at)?;
+    }
+    *replica = mine;
+    if tx.tags(&replica.secret_id)? != source.tags {
+        tx.replace_tags(&replica.secret_id, &source.tags)?;
+    }
+    Ok(())
+}
+
+/// Whether two rows of the same secret hold the same metadata.
+fn same_metadata(a: &SecretRow, b: &SecretRow) -> bool {
+    a.name == b.name
+        && a.description == b.description
+        && a.kms_key_id == b.kms_key_id
+        && a.last_changed_at == b.last_changed_at
+        && a.last_accessed_at == b.last_accessed_at
+        && a.deleted_at == b.deleted_at
+        && a.purge_at == b.purge_at
+        && a.owning_service == b.owning_service
+        && a.primary_region == b.primary_region
+        && a.resource_policy == b.resource_policy
+        && a.tag_list == b.tag_list
+        && a.secret_type == b.secret_type
+        && a.external_rotation_metadata == b.external_rotation_metadata
+        && a.external_rotation_role_arn == b.external_rotation_role_arn
+        && a.rotation_enabled == b.rotation_enabled
+        && a.rotation_lambda_arn == b.rotation_lambda_arn
+        && a.rotation_rules == b.rotation_rules
+        && a.last_rotated_at == b.last_rotated_at
+        && a.next_rotation_at == b.next_rotation_at
+}
+
+/// After UpdateSecret changed a replica's own key: its primary's `ReplicationStatus` shows
+/// the new one. Nothing for a secret that is not a replica.
+pub fn replica_key_changed(tx: &mut Tx<'_>, replica: &SecretRow) -> Result<(), ApiError> {
+    if !is_replica(replica) {
+        return Ok(());
+    }
+    let Some(mut entry) = tx.replica_entry(&replica.secret_id)? else {
+        return Ok(());
+    };
+    entry.kms_key_id = match &replica.kms_key_id {
+        Some(id) => tx.kms_key(id)?.map_or_else(|| id.clone(), |k| k.arn),
+        None => DEFAULT_KEY_ALIAS.to_owned(),
+    };
+    tx.put_replica(&entry)?;
+    Ok(())
+}
+
+/// Remove `region`'s replica of `primary` (its secret and its entry); nothing when the
+/// region is not replicated.
+pub fn remove(tx: &mut Tx<'_>, primary: &SecretRow, region: &str) -> Result<(), ApiError> {
+    let entries = tx.replicas_of(&primary.secret_id)?;
+    let Some(entry) = entries.into_iter().find(|e| e.region == region) else {
+        return Ok(());
+    };
+    if let Some(id) = &entry.replica_secret_id {
+        tx.delete_secret(id)?;
+    }
+    tx.delete_replica(&primary.secret_id, region)?;
+    Ok(())
+}
+
+/// After replicas were removed: a primary with none left is a standalone secret again.
+pub fn settle_primary(tx: &mut Tx<'_>, primary: &mut SecretRow) -> Result<(), ApiError> {
+    if is_replicated_primary(primary) && tx.replicas_of(&primary.secret_id)?.is_empty() {
+        primary.primary_region = None;
+        tx.update_secret(primary)?;
+    }
+    Ok(())
+}
+
+/// AWS's refusal to delete a primary that still has replicas.
+pub fn ensure_no_replicas(tx: &mut Tx<'_>, secret: &SecretRow) -> Result<(), ApiError> {
+    let regions: Vec<String> = tx
+        .replicas_of(&secret.secret_id)?
+        .into_iter()
+        .map(|r| r.region)
+        .collect();
+    if regions.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::InvalidParameter(format!(
+        "You can't delete secret {} that still has replica regions [{}].",
+        secret.arn,
+        regions.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_arn_is_the_primary_arn_with_the_region_swapped() {
+        assert_eq!(
+            replica_arn(
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db:x-AbCdEf",
+                "eu-west-1"
+            ),
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/db:x-AbCdEf"
+        );
+    }
+
+    #[test]
+    fn regions_follow_the_model_pattern() {
+        for ok in ["us-east-1", "eu-west-3", "us-gov-west-1", "a-1"] {
+            assert!(validate_region("region", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "useast1",
+            "us-east-",
+            "US-east-1",
+            "us--east-1",
+            "-1",
+            "us-east-1a",
+        ] {
+            let e = validate_region("region", bad).unwrap_err();
+            assert_eq!(e.code(), "ValidationException", "{bad}");
+        }
+    }
+
+    #[test]
+    fn add_replica_regions_are_checked() {
+        let r = |region: Option<&str>| ReplicaRegion {
+            region: region.map(str::to_owned),
+            kms_key_id: None,
+        };
+        assert!(validate_add_regions(&[r(Some("eu-west-1"))]).is_ok());
+        let e = validate_add_regions(&[]).unwrap_err();
+        assert!(
+            e.message().contains("'addReplicaRegions'")
+                && e.message().contains("greater than or equal to 1"),
+            "{e:?}"
+        );
+        let e = validate_add_regions(&[r(None)]).unwrap_err();
+        assert!(
+            e.message().contains("addReplicaRegions.1.member.region"),
+            "{e:?}"
+        );
+        let e = validate_add_regions(&[r(Some("eu-west-1")), r(Some("eu-west-1"))]).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameterException");
+    }
+}

@@ -1,0 +1,664 @@
+//! The rotation engine: a scheduler that starts the rotations whose time has come (found by
+//! the `secrets_next_rotation` index) and workers that run due jobs (by `rotation_jobs_due`),
+//! at most [`CONCURRENCY`] at once. A job is claimed with a lease (its `next_attempt_at`
+//! while `running`), renewed at each step: a job whose server stopped is taken up again once
+//! its lease ends, and its whole sequence is retried. Every start, success, failure and
+//! abandonment is a service event in the audit trail (no value, no output of the function).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{Auditor, Draft};
+use crate::error::ApiError;
+use crate::identity::RotationFunction;
+use crate::ops::Ctx;
+use crate::secrets::{AWSCURRENT, AWSPENDING};
+use crate::store::rows::SecretRow;
+use crate::store::RotationJobRow;
+
+use super::{command, Wiring, STEPS};
+
+/// Rotations run at once by one server.
+pub const CONCURRENCY: usize = 4;
+/// How often the engine looks for due work when nothing wakes it.
+const TICK: Duration = Duration::from_secs(1);
+/// A claimed job's lease before its first step sets one from the function's timeout.
+const CLAIM_LEASE_MS: i64 = 60_000;
+/// The longest delay between attempts.
+const MAX_DELAY_MS: i64 = 6 * 3_600_000;
+/// How much of a function's output a failure message keeps.
+const OUTPUT_TAIL: usize = 600;
+
+/// The engine's state: the operations' context, the auditor, and the endpoint the functions
+/// call back.
+#[derive(Clone)]
+pub struct Engine {
+    ctx: Ctx,
+    auditor: Auditor,
+    endpoint: String,
+    slots: Arc<tokio::sync::Semaphore>,
+    metrics: crate::metrics::Shared,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an attempt ended.
+enum Ended {
+    Succeeded,
+    /// The job is gone or no longer this attempt's (cancelled, replaced, abandoned).
+    Stopped,
+    Failed {
+        step: String,
+        reason: String,
+    },
+}
+
+impl Engine {
+    pub fn new(ctx: Ctx, auditor: Auditor, endpoint: String) -> Self {
+        Self {
+            ctx,
+            auditor,
+            endpoint,
+            slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENCY)),
+            metrics: None,
+        }
+    }
+
+    /// Count rotation events in `metrics` too.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::metrics::Shared) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn wiring(&self) -> &Wiring {
+        &self.ctx.rotation
+    }
+
+    /// Run forever (on the server's local task set).
+    pub async fn run(self) {
+        loop {
+            if let Err(e) = self.schedule_due().await {
+                tracing::error!("rotation scheduler failed: {e:?}");
+            }
+            if let Err(e) = self.start_due_jobs().await {
+                tracing::error!("rotation worker failed: {e:?}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(TICK) => {}
+                () = self.wiring().woken() => {}
+            }
+        }
+    }
+
+    /// Start the scheduled rotations whose window has come.
+    async fn schedule_due(&self) -> Result<(), ApiError> {
+        let now = self.ctx.now_ms();
+        let due = self
+            .ctx
+            .store
+            .read(move |tx| Ok(tx.secrets_due_for_rotation(now, 100)?))
+            .await?;
+        for s in due {
+            let keyring = self.ctx.keyring.clone();
+            let sid = s.secret_id.clone();
+            let refused = self
+                .ctx
+                .store
+                .write(move |tx| {
+                    let Some(mut secret) = tx.secret_by_id(&sid)? else {
+                        return Ok(None);
+                    };
+                    if secret.next_rotation_at.is_none_or(|t| t > now) {
+                        return Ok(None);
+                    }
+                    let schedule = super::stored_schedule(&secret);
+                    let active = secret.rotation_enabled == Some(true)
+                        && secret.deleted_at.is_none()
+                        && schedule.is_some();
+                    secret.next_rotation_at = match (&schedule, active) {
+                        (Some(s), true) => Some(s.next_start(now)),
+                        _ => None,
+                    };
+                    tx.update_secret(&secret)?;
+                    if !active {
+                        return Ok(None);
+                    }
+                    let Some(arn) = secret.rotation_lambda_arn.clone() else {
+                        return Ok(None);
+                    };
+                    if let Some(mut job) = tx.rotation_job(&secret.secret_id)? {
+                        // A failed rotation is tried again at the next window.
+                        if job.state == "failed" {
+                            job.state = "pending".into();
+                            job.attempt = 0;
+                            job.next_attempt_at = now;
+                            job.updated_at = now;
+                            tx.update_rotation_job(&job)?;
+                        }
+                        return Ok(None);
+                    }
+                    let stages = tx.stages(&secret.secret_id)?;
+                    if super::stuck(&stages) {
+                        return Ok(Some(secret));
+                    }
+                    let token = uuid::Uuid::new_v4().to_string();
+                    super::start(tx, &keyring, &secret, &token, &arn, false, now)?;
+                    crate::ops::replicas::sync(tx, &keyring, &secret, now)?;
+                    Ok(None)
+                })
+                .await?;
+            if let Some(secret) = refused {
+                let msg = "A previous rotation isn't complete. That rotation will be reattempted.";
+                self.event(&secret, "RotationFailed", Some(msg), false)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Claim due jobs while slots are free and run each on its own task.
+    async fn start_due_jobs(&self) -> Result<(), ApiError> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Ok(());
+        }
+        let now = self.ctx.now_ms();
+        let limit = i64::try_from(free).unwrap_or(1);
+        let due = self
+            .ctx
+            .store
+            .read(move |tx| Ok(tx.due_rotation_jobs(now, limit)?))
+            .await?;
+        for job in due {
+            let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+                break;
+            };
+            let sid = job.secret_id.clone();
+            let claimed = self
+                .ctx
+                .store
+                .write(move |tx| {
+                    let Some(mut job) = tx.rotation_job(&sid)? else {
+                        return Ok(None);
+                    };
+                    if job.next_attempt_at > now || job.state == "failed" {
+                        return Ok(None);
+                    }
+                    if job.state == "abandoned" {
+                        tx.delete_rotation_job(&sid)?;
+                        return Ok(Some(job));
+                    }
+                    job.state = "running".into();
+                    job.attempt += 1;
+                    job.next_attempt_at = now + CLAIM_LEASE_MS;
+                    job.updated_at = now;
+                    tx.update_rotation_job(&job)?;
+                    Ok(Some(job))
+                })
+                .await?;
+            let Some(job) = claimed else { continue };
+            let engine = self.clone();
+            tokio::task::spawn_local(async move {
+                let _permit = permit;
+                engine.run_job(job).await;
+            });
+        }
+        Ok(())
+    }
+
+    async fn secret(&self, secret_id: &str) -> Option<SecretRow> {
+        let sid = secret_id.to_owned();
+        self.ctx
+            .store
+            .read(move |tx| Ok(tx.secret_by_id(&sid)?))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn run_job(&self, job: RotationJobRow) {
+        let Some(secret) = self.secret(&job.secret_id).await else {
+            return;
+        };
+        if job.state == "abandoned" {
+            self.event(&secret, "RotationAbandoned", None, false).await;
+            return;
+        }
+        let (started, succeeded) = if job.test_only {
+            ("TestRotationStarted", "TestRotationSucceeded")
+        } else {
+            ("RotationStarted", "RotationSucceeded")
+        };
+        self.event(&secret, started, None, false).await;
+        let function =
+            self.wiring()
+                .function(&job.function_arn, &secret.region, &secret.account_id);
+        let ended = match &function {
+            Ok(f) => self.attempt(&secret, &job, f).await,
+            Err(_) => Ended::Failed {
+                step: job.step.clone(),
+                reason: "the function is not declared (or not for this region)".into(),
+            },
+        };
+        match ended {
+            Ended::Succeeded => match self.finish(&secret, &job).await {
+                Ok(true) => {
+                    self.event(&secret, succeeded, None, false).await;
+                }
+                Ok(false) => {}
+                Err(reason) => {
+                    self.fail(
+                        &secret,
+                        &job,
+                        function.ok().as_deref(),
+                        "finishSecret",
+                        &reason,
+                    )
+                    .await;
+                }
+            },
+            Ended::Stopped => {}
+            Ended::Failed { step, reason } => {
+                self.fail(&secret, &job, function.ok().as_deref(), &step, &reason)
+                    .await;
+            }
+        }
+    }
+
+    /// Call the steps in order with a fresh session of the execution role.
+    async fn attempt(
+        &self,
+        secret: &SecretRow,
+        job: &RotationJobRow,
+        function: &RotationFunction,
+    ) -> Ended {
+        let creds = match self.session(function) {
+            Ok(c) => c,
+            Err(reason) => {
+                return Ended::Failed {
+                    step: job.step.clone(),
+                    reason,
+                }
+            }
+        };
+        let steps: &[&str] = if job.test_only {
+            &["testSecret"]
+        } else {
+            &STEPS
+        };
+        let rotation_token = uuid::Uuid::new_v4().to_string();
+        for step in steps {
+            match self.begin_step(job, step, function).await {
+                Ok(true) => {}
+                Ok(false) => return Ended::Stopped,
+                Err(e) => {
+                    return Ended::Failed {
+                        step: (*step).to_owned(),
+                        reason: format!("the job could not be updated: {}", e.message()),
+                    }
+                }
+            }
+            let event = serde_json::json!({
+                "SecretId": secret.arn,
+                "ClientRequestToken": job.token,
+                "Step": step,
+                "RotationToken": rotation_token,
+            })
+            .to_string();
+            let env = vec![
+                ("AWS_ACCESS_KEY_ID".to_owned(), creds.access_key_id.clone()),
+                (
+                    "AWS_SECRET_ACCESS_KEY".to_owned(),
+                    creds.secret_access_key.clone(),
+                ),
+                ("AWS_SESSION_TOKEN".to_owned(), creds.session_token.clone()),
+                ("AWS_REGION".to_owned(), secret.region.clone()),
+                ("AWS_DEFAULT_REGION".to_owned(), secret.region.clone()),
+                ("AWS_ENDPOINT_URL".to_owned(), self.endpoint.clone()),
+                ("SECRETS_MANAGER_ENDPOINT".to_owned(), self.endpoint.clone()),
+                ("AWS_LAMBDA_FUNCTION_NAME".to_owned(), function.name.clone()),
+                ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+            ];
+            let outcome = command::invoke(function, event, env).await;
+            if let Some(why) = outcome.failure {
+                let mut known = vec![
+                    creds.secret_access_key.clone(),
+                    creds.session_token.clone(),
+                    rotation_token.clone(),
+                ];
+                known.extend(self.values_of(secret).await);
+                let output = redact(&outcome.output, &known);
+                let reason = if output.is_empty() {
+                    why
+                } else {
+                    format!("{why}; output (last lines, redacted): {output}")
+                };
+                return Ended::Failed {
+                    step: (*step).to_owned(),
+                    reason,
+                };
+            }
+        }
+        Ended::Succeeded
+    }
+
+    /// A session of the function's execution role for one attempt.
+    fn session(&self, function: &RotationFunction) -> Result<crate::ops::sts::Credentials, String> {
+        let dir = self
+            .wiring()
+            .identities()
+            .map(|l| l.get())
+            .ok_or("no principals directory")?;
+        let role = dir
+            .role_by_arn(&function.role_arn)
+            .cloned()
+            .ok_or_else(|| format!("the execution role {} is not declared", function.role_arn))?;
+        let now = self.ctx.now_ms();
+        let lasting = i64::try_from(function.timeout.as_millis())
+            .unwrap_or(i64::MAX / 8)
+            .saturating_mul(4)
+            .max(900_000);
+        let claims = crate::ops::sts::new_session(crate::ops::sts::NewSession {
+            role: &role,
+            session_name: &function.name,
+            issued_ms: now,
+            expires_ms: now.saturating_add(lasting),
+            issuer: "sts.amazonaws.com".into(),
+            tags: std::collections::BTreeMap::new(),
+            session_policy: None,
+            source: "secretsmanager.amazonaws.com".into(),
+        });
+        crate::ops::sts::answer(&self.ctx.keyring, &claims, &role)
+            .map(|(c, _)| c)
+            .map_err(|e| format!("no session for the execution role: {}", e.message()))
+    }
+
+    /// Before a step: the job must still be this attempt's and its version still pending;
+    /// records the step and renews the lease. `Ok(false)`: stop (cancelled or abandoned).
+    async fn begin_step(
+        &self,
+        job: &RotationJobRow,
+        step: &str,
+        function: &RotationFunction,
+    ) -> Result<bool, ApiError> {
+        let now = self.ctx.now_ms();
+        let lease = i64::try_from(function.timeout.as_millis()).unwrap_or(CLAIM_LEASE_MS) + 10_000;
+        let (sid, token, attempt, step) = (
+            job.secret_id.clone(),
+            job.token.clone(),
+            job.attempt,
+            step.to_owned(),
+        );
+        self.ctx
+            .store
+            .write(move |tx| {
+                let Some(mut cur) = tx.rotation_job(&sid)? else {
+                    return Ok(false);
+                };
+                if cur.token != token || cur.state != "running" || cur.attempt != attempt {
+                    return Ok(false);
+                }
+                let pending = tx.stage_version(&sid, AWSPENDING)?;
+                if pending.as_deref() != Some(token.as_str()) {
+                    return Ok(false);
+                }
+                cur.step.clone_from(&step);
+                cur.next_attempt_at = now + lease;
+                cur.updated_at = now;
+                tx.update_rotation_job(&cur)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// After the last step: the service removes AWSPENDING and records the rotation.
+    /// `Ok(false)`: the job was no longer this attempt's.
+    async fn finish(&self, secret: &SecretRow, job: &RotationJobRow) -> Result<bool, String> {
+        let now = self.ctx.now_ms();
+        let (sid, token, attempt, test_only) = (
+            secret.secret_id.clone(),
+            job.token.clone(),
+            job.attempt,
+            job.test_only,
+        );
+        let keyring = self.ctx.keyring.clone();
+        let r = self
+            .ctx
+            .store
+            .write(move |tx| {
+                let Some(cur) = tx.rotation_job(&sid)? else {
+                    return Ok(Ok(false));
+                };
+                if cur.token != token || cur.attempt != attempt || cur.state != "running" {
+                    return Ok(Ok(false));
+                }
+                let Some(mut secret) = tx.secret_by_id(&sid)? else {
+                    return Ok(Ok(false));
+                };
+                let mut stages = tx.stages(&sid)?;
+                if !test_only && stages.get(AWSCURRENT) != Some(&token) {
+                    return Ok(Err(
+                        "the finishSecret step returned without moving AWSCURRENT to the new version"
+                            .to_owned(),
+                    ));
+                }
+                if stages.get(AWSPENDING) == Some(&token) {
+                    stages.remove(AWSPENDING);
+                    tx.replace_stages(&sid, &stages)?;
+                }
+                if !test_only {
+                    secret.last_rotated_at = Some(now);
+                    if secret.rotation_enabled == Some(true) {
+                        secret.next_rotation_at =
+                            super::stored_schedule(&secret).map(|s| s.next_start(now));
+                    }
+                    tx.update_secret(&secret)?;
+                }
+                crate::ops::replicas::sync(tx, &keyring, &secret, now)?;
+                tx.delete_rotation_job(&sid)?;
+                Ok(Ok(true))
+            })
+            .await;
+        match r {
+            Ok(inner) => inner,
+            Err(e) => Err(format!(
+                "the rotation could not be recorded: {}",
+                e.message()
+            )),
+        }
+    }
+
+    /// Record a failed attempt: retried after a back-off, or marked failed after the last.
+    async fn fail(
+        &self,
+        secret: &SecretRow,
+        job: &RotationJobRow,
+        function: Option<&RotationFunction>,
+        step: &str,
+        reason: &str,
+    ) {
+        let now = self.ctx.now_ms();
+        let max = function.map_or(1, |f| f.max_attempts);
+        let base = function.map_or(60_000, |f| {
+            i64::try_from(f.retry_delay.as_millis()).unwrap_or(60_000)
+        });
+        let final_attempt = job.test_only || u32::try_from(job.attempt).unwrap_or(u32::MAX) >= max;
+        let aws = format!(
+            "Error when executing lambda {} during {step} step",
+            job.function_arn
+        );
+        let detail = format!("{aws}: {reason}");
+        tracing::warn!(secret = %secret.arn, attempt = job.attempt, "rotation attempt failed: {detail}");
+        let (sid, token, attempt, test_only, stored) = (
+            job.secret_id.clone(),
+            job.token.clone(),
+            job.attempt,
+            job.test_only,
+            detail.clone(),
+        );
+        let step_owned = step.to_owned();
+        let keyring = self.ctx.keyring.clone();
+        let recorded = self
+            .ctx
+            .store
+            .write(move |tx| {
+                let Some(mut cur) = tx.rotation_job(&sid)? else {
+                    return Ok(false);
+                };
+                if cur.token != token || cur.attempt != attempt {
+                    return Ok(false);
+                }
+                if test_only {
+                    let mut stages = tx.stages(&sid)?;
+                    if stages.get(AWSPENDING) == Some(&token) {
+                        stages.remove(AWSPENDING);
+                        tx.replace_stages(&sid, &stages)?;
+                    }
+                    if let Some(secret) = tx.secret_by_id(&sid)? {
+                        crate::ops::replicas::sync(tx, &keyring, &secret, now)?;
+                    }
+                    tx.delete_rotation_job(&sid)?;
+                    return Ok(true);
+                }
+                cur.step.clone_from(&step_owned);
+                cur.last_error = Some(stored.clone());
+                cur.updated_at = now;
+                if final_attempt {
+                    cur.state = "failed".into();
+                } else {
+                    let factor = 1_i64 << (attempt - 1).clamp(0, 20);
+                    cur.state = "pending".into();
+                    cur.next_attempt_at = now + base.saturating_mul(factor).min(MAX_DELAY_MS);
+                }
+                tx.update_rotation_job(&cur)?;
+                Ok(true)
+            })
+            .await;
+        if !matches!(recorded, Ok(true)) {
+            return;
+        }
+        let name = if job.test_only {
+            "TestRotationFailed"
+        } else {
+            "RotationFailed"
+        };
+        let message = if final_attempt {
+            format!(
+                "{aws} (attempt {} of {max}; no further attempts)",
+                job.attempt
+            )
+        } else {
+            format!("{aws} (attempt {} of {max}; retrying)", job.attempt)
+        };
+        self.event(
+            secret,
+            name,
+            Some(&message),
+            final_attempt && !job.test_only,
+        )
+        .await;
+    }
+
+    /// The values a failure message must never show: every labelled version's value and,
+    /// for JSON values, their string members.
+    async fn values_of(&self, secret: &SecretRow) -> Vec<String> {
+        let keyring = self.ctx.keyring.clone();
+        let secret = secret.clone();
+        self.ctx
+            .store
+            .read(move |tx| {
+                let mut out = Vec::new();
+                let stages = tx.stages(&secret.secret_id)?;
+                let versions: std::collections::BTreeSet<String> = stages.into_values().collect();
+                for vid in versions {
+                    let Some(v) = tx.version(&secret.secret_id, &vid)? else {
+                        continue;
+                    };
+                    if v.value_kind.is_none() {
+                        continue;
+                    }
+                    let Ok(plain) = crate::ops::values::open_version(tx, &keyring, &secret, &v)
+                    else {
+                        continue;
+                    };
+                    let text = String::from_utf8_lossy(plain.expose()).into_owned();
+                    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
+                        out.extend(m.values().filter_map(|v| v.as_str().map(str::to_owned)));
+                    }
+                    out.push(text);
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// A service event of `secret`'s rotation (CloudTrail's `AwsServiceEvent`).
+    async fn event(
+        &self,
+        secret: &SecretRow,
+        name: &'static str,
+        error: Option<&str>,
+        final_failure: bool,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.rotation(name, final_failure);
+        }
+        let draft = Draft {
+            request_id: format!("Rotation-{}-{}", secret.arn, uuid::Uuid::new_v4()),
+            event_time_ms: self.ctx.now_ms(),
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: name.to_owned(),
+            region: secret.region.clone(),
+            source_ip: Some("secretsmanager.amazonaws.com".into()),
+            user_agent: Some("secretsmanager.amazonaws.com".into()),
+            read_only: Some(false),
+            resource_arn: Some(secret.arn.clone()),
+            decision: Some("Service".into()),
+            error_message: error.map(str::to_owned),
+            event_type: Some("AwsServiceEvent".into()),
+            ..Draft::default()
+        };
+        if let Err(e) = self.auditor.record(&draft).await {
+            tracing::error!(secret = %secret.arn, "could not audit {name}: {e:?}");
+        }
+    }
+}
+
+/// `output` with every known sensitive string (4 characters or more) replaced, and only its
+/// last [`OUTPUT_TAIL`] characters kept.
+pub fn redact(output: &str, known: &[String]) -> String {
+    let mut text = output.to_owned();
+    let mut known: Vec<&String> = known.iter().filter(|k| k.chars().count() >= 4).collect();
+    known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    for k in known {
+        text = text.replace(k.as_str(), "[REDACTED]");
+    }
+    let n = text.chars().count();
+    let tail: String = text.chars().skip(n.saturating_sub(OUTPUT_TAIL)).collect();
+    tail.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn known_values_never_survive_redaction() {
+        let out = redact(
+            "Traceback: password hunter22 rejected for {\"password\":\"hunter22\"} key AKIA",
+            &["hunter22".into(), "ab".into()],
+        );
+        assert!(!out.contains("hunter22"), "{out}");
+        assert!(out.contains("[REDACTED]"));
+        let long = "x".repeat(5000);
+        assert!(redact(&long, &[]).len() <= 600);
+    }
+}
