@@ -102,6 +102,70 @@ impl Authenticator {
         Ok(cred.principal)
     }
 
+    /// The web console's sign-in with an access key pair: the principal of the long-term key
+    /// `access_key_id` when it is active and `secret` is its secret (compared in constant
+    /// time). Every failure is the same `UnrecognizedClientException`, so the form tells
+    /// nobody which keys exist.
+    pub async fn verify_key_pair(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+    ) -> Result<Principal, ApiError> {
+        use subtle::ConstantTimeEq;
+        if !access_key_id.starts_with("AKIA") {
+            return Err(AuthError::UnknownKey.into());
+        }
+        let cred = self.credential(access_key_id).await?;
+        let matches: bool = cred
+            .secret
+            .expose()
+            .as_bytes()
+            .ct_eq(secret.as_bytes())
+            .into();
+        if !matches || !cred.active {
+            return Err(AuthError::UnknownKey.into());
+        }
+        Ok(cred.principal)
+    }
+
+    /// The principal of the long-term key `access_key_id` if it is still active and its user
+    /// still declared: a console session signed in with that key is re-derived from it on
+    /// every request, so deactivating the key or removing the user ends the session.
+    pub async fn principal_of_active_key(
+        &self,
+        access_key_id: &str,
+    ) -> Result<Principal, ApiError> {
+        let cred = self.credential(access_key_id).await?;
+        if !cred.active {
+            return Err(AuthError::UnknownKey.into());
+        }
+        Ok(cred.principal)
+    }
+
+    /// The web console's sign-in with a JWT (and how a console session signed in so is
+    /// checked again on every request): the principal of a web identity session of
+    /// `role_arn` (or of the role the provider's role claim names), after that role's trust
+    /// policy allowed the token, exactly as for an `Authorization: Bearer` request.
+    pub fn principal_of_web_identity(
+        &self,
+        token: &str,
+        role_arn: Option<&str>,
+        region: &str,
+        draft: &mut Draft,
+    ) -> Result<Principal, ApiError> {
+        let mut headers = vec![("x-strongroom-region".to_owned(), region.to_owned())];
+        if let Some(role) = role_arn.filter(|r| !r.is_empty()) {
+            headers.push(("x-strongroom-role".to_owned(), role.to_owned()));
+        }
+        let head = RequestHead {
+            method: "POST".to_owned(),
+            path: "/".to_owned(),
+            query: String::new(),
+            headers,
+        };
+        self.authenticate_bearer(&head, token, draft)
+    }
+
     /// `Authorization: Bearer <jwt>`: the call runs as a session of the role the request
     /// names (`X-Strongroom-Role`, or the provider's role claim), after the trust policy
     /// allowed the token as for AssumeRoleWithWebIdentity.

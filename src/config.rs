@@ -136,6 +136,10 @@ pub enum PoliciesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a command line, parsed once per process: the size of its largest variant is no cost"
+)]
 pub enum AuditCommand {
     /// Check the hash chains and signed digests; report the first record modified, deleted,
     /// inserted or reordered (and truncation or forged digests); exit non-zero if any.
@@ -189,6 +193,30 @@ pub enum AuditCommand {
         /// Only requests on secrets whose ARN (if it starts with `arn:`) or name starts so.
         #[arg(long)]
         secret: Option<String>,
+        /// Only events with this name (`GetSecretValue`), as LookupEvents' `EventName`.
+        #[arg(long)]
+        event_name: Option<String>,
+        /// Only events from this service (`secretsmanager.amazonaws.com`), as `EventSource`.
+        #[arg(long)]
+        event_source: Option<String>,
+        /// Only calls by this user name (an IAM user's name, a role session's name), as
+        /// `Username`.
+        #[arg(long)]
+        user_name: Option<String>,
+        /// Only calls signed with this access key id, as `AccessKeyId`.
+        #[arg(long)]
+        access_key_id: Option<String>,
+        /// Only reads (`true`) or only writes (`false`), as `ReadOnly`.
+        #[arg(long, value_parser = ["true", "false"])]
+        read_only: Option<String>,
+        /// Only events on resources of this type (`AWS::SecretsManager::Secret`), as
+        /// `ResourceType`.
+        #[arg(long)]
+        resource_type: Option<String>,
+        /// Only events recorded for this account (`recipientAccountId`, what LookupEvents
+        /// shows an account).
+        #[arg(long)]
+        account: Option<String>,
         /// Not before this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -318,6 +346,10 @@ pub struct ServeArgs {
     /// override them per operation group and per account.
     #[arg(long, env = "STRONGROOM_QUOTAS")]
     pub quotas: Option<String>,
+    /// Serve the web console at `/console/` on the API listener (sign-in with an access key
+    /// pair; every action runs as that principal). Off by default.
+    #[arg(long, env = "STRONGROOM_CONSOLE")]
+    pub console: bool,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -342,6 +374,7 @@ struct FileConfig {
     audit_digest_dir: Option<PathBuf>,
     metrics_listen: Option<String>,
     quotas: Option<String>,
+    console: Option<bool>,
     /// Requests per second per account and region, by quota group.
     quota_groups: Option<std::collections::HashMap<String, f64>>,
     /// One account's own rates, by quota group.
@@ -380,6 +413,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<String>,
     /// Request-rate quotas; `None`: no limit.
     pub quotas: Option<crate::quota::QuotaConfig>,
+    /// Whether the web console is served at `/console/`.
+    pub console: bool,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -510,6 +545,7 @@ impl ServeArgs {
             &f.quota_accounts.unwrap_or_default(),
         )?;
         Ok(ServeConfig {
+            console: self.console || f.console.unwrap_or(false),
             metrics_listen,
             quotas,
             audit_retention,

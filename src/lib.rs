@@ -10,6 +10,7 @@ pub mod authz;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod error;
 pub mod identity;

@@ -72,6 +72,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetCallerIdentity",
     "SimulatePrincipalPolicy",
     "SimulateCustomPolicy",
+    "GetAccountAuthorizationDetails",
 ];
 
 fn operation_label(name: &str) -> &'static str {

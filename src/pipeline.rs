@@ -48,6 +48,19 @@ pub struct Peer {
     pub secure: bool,
 }
 
+/// What the web console asks of [`Pipeline::handle_as`].
+#[derive(Debug)]
+pub struct ConsoleCall<'a> {
+    pub service: Service,
+    /// The operation, as `X-Amz-Target` would name it.
+    pub op: &'a str,
+    pub region: &'a str,
+    /// The operation's JSON input.
+    pub body: &'a [u8],
+    pub peer: &'a Peer,
+    pub user_agent: Option<&'a str>,
+}
+
 /// A finished response: status, JSON body, request id.
 #[derive(Debug)]
 pub struct Reply {
@@ -101,6 +114,101 @@ impl Pipeline {
         } else {
             self.run(&head, body, &mut draft).await
         };
+        self.finish(started, draft, result, query).await
+    }
+
+    /// A JSON-protocol call made by the web console (`console`) for the principal of its
+    /// session: the same parse, authorization, operation and audit as a signed request, the
+    /// console session standing in for the signature.
+    pub async fn handle_as(&self, principal: &Principal, call: ConsoleCall<'_>) -> Reply {
+        let started = std::time::Instant::now();
+        let _in_flight = self.auditor.begin();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut draft = Draft {
+            request_id,
+            event_time_ms: self.ctx.now_ms(),
+            source_ip: call.peer.source_ip.clone(),
+            secure_transport: call.peer.secure,
+            user_agent: call.user_agent.map(|u| u.chars().take(256).collect()),
+            event_source: call.service.event_source().to_owned(),
+            event_name: call.op.to_owned(),
+            region: call.region.to_owned(),
+            request_parameters: audit::safe_request_parameters(call.body),
+            principal: Some(principal.clone()),
+            ..Draft::default()
+        };
+        let scope = Scope {
+            account: principal.account_id.clone(),
+            region: call.region.to_owned(),
+        };
+        let quota = match (&self.quotas, call.service) {
+            (Some(q), Service::SecretsManager) => q.check(&scope.account, &scope.region, call.op),
+            _ => Ok(()),
+        };
+        let result = match quota {
+            Ok(()) => {
+                let c = Call {
+                    pipeline: self,
+                    principal: principal.clone(),
+                    scope,
+                    body: call.body,
+                };
+                dispatch(call.service, call.op, c, &mut draft).await
+            }
+            Err(e) => Err(e),
+        };
+        self.finish(started, draft, result, false).await
+    }
+
+    /// An IAM Query-protocol call (the policy simulator) made by the web console for the
+    /// principal of its session, like [`Pipeline::handle_as`].
+    pub async fn handle_query_as(
+        &self,
+        principal: &Principal,
+        params: &[(String, String)],
+        region: &str,
+        peer: &Peer,
+        user_agent: Option<&str>,
+    ) -> Reply {
+        let started = std::time::Instant::now();
+        let _in_flight = self.auditor.begin();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let form = protocol::query::Form {
+            params: params.to_vec(),
+        };
+        let action = form.get("Action").unwrap_or_default().to_owned();
+        let mut draft = Draft {
+            request_id: request_id.clone(),
+            event_time_ms: self.ctx.now_ms(),
+            source_ip: peer.source_ip.clone(),
+            secure_transport: peer.secure,
+            user_agent: user_agent.map(|u| u.chars().take(256).collect()),
+            event_source: Service::Iam.event_source().to_owned(),
+            event_name: action.chars().take(64).collect(),
+            region: region.to_owned(),
+            request_parameters: protocol::query::safe_parameters(&form),
+            principal: Some(principal.clone()),
+            ..Draft::default()
+        };
+        let call = ops::query::QueryCall {
+            pipeline: self,
+            principal: Some(principal.clone()),
+            region: region.to_owned(),
+            request_id: &request_id,
+        };
+        let result = ops::query::dispatch(Service::Iam, &action, call, &form, &mut draft).await;
+        self.finish(started, draft, result, true).await
+    }
+
+    /// Record the request (fail closed) and encode its answer.
+    async fn finish(
+        &self,
+        started: std::time::Instant,
+        mut draft: Draft,
+        result: Result<Vec<u8>, ApiError>,
+        query: bool,
+    ) -> Reply {
+        let request_id = draft.request_id.clone();
         if let Err(e) = &result {
             // The code the caller gets: the Query protocol's (`AccessDenied`) for STS and IAM.
             draft.error_code = Some(if query {

@@ -262,7 +262,7 @@ fn spawn_policy_watcher(pipeline: &Pipeline) {
 }
 
 /// Turn an actix request into the pipeline's head.
-fn head_of(req: &HttpRequest) -> RequestHead {
+pub(crate) fn head_of(req: &HttpRequest) -> RequestHead {
     let mut head = RequestHead {
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
@@ -586,10 +586,19 @@ pub async fn run_with_handle(
     }
     let auditor = pipeline.auditor.clone();
     let rotation_pipeline = pipeline.clone();
+    let console = cfg
+        .console
+        .then(|| crate::console::Console::new(pipeline.clone()));
     let data = web::Data::new(pipeline);
     let server = HttpServer::new(move || {
+        let console = console.clone();
         App::new()
             .app_data(data.clone())
+            .configure(move |c| {
+                if let Some(console) = console {
+                    console.register(c);
+                }
+            })
             .default_service(web::to(entry))
     })
     .client_request_timeout(std::time::Duration::from_secs(10))

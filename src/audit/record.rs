@@ -94,6 +94,8 @@ const RESPONSE_FIELDS: &[&str] = &[
     "KeyId",
     "AliasName",
     "DeletionDate",
+    // ConsoleLogin's outcome (`Success` or `Failure`; recorded as `consoleLogin`).
+    "ConsoleLogin",
 ];
 
 /// Operations whose response is never recorded (AWS writes `responseElements: null` for

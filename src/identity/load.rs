@@ -492,6 +492,17 @@ fn load_account(
             managed,
         );
         pols.extend(inline(l, &f, &arn, &g.inline_policies, 5120));
+        acct.groups.insert(
+            g.group_name.clone(),
+            Arc::new(super::Group {
+                account: id.clone(),
+                group_id: unique_id("AGPA", &format!("{id}/{}", g.group_name)),
+                name: g.group_name.clone(),
+                path,
+                arn,
+                policies: pols.clone(),
+            }),
+        );
         groups.insert(g.group_name, pols);
     }
 

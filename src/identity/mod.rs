@@ -86,6 +86,18 @@ pub fn group_of(policies: &[Arc<PolicyDoc>]) -> Arc<crate::policy::PolicyGroup> 
     ))
 }
 
+/// A group (its policies apply to its users, which hold them in [`User::policies`]).
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub account: String,
+    pub name: String,
+    pub path: String,
+    pub arn: String,
+    pub group_id: String,
+    /// Its attached and inline identity policies.
+    pub policies: Vec<Arc<PolicyDoc>>,
+}
+
 /// A role.
 #[derive(Debug, Clone)]
 pub struct Role {
@@ -136,6 +148,7 @@ pub struct Account {
     pub id: String,
     pub alias: Option<String>,
     pub users: BTreeMap<String, Arc<User>>,
+    pub groups: BTreeMap<String, Arc<Group>>,
     pub roles: BTreeMap<String, Arc<Role>>,
     pub policies: BTreeMap<String, Arc<PolicyDoc>>,
     pub identity_providers: Vec<IdentityProvider>,

@@ -80,6 +80,9 @@ pub async fn dispatch(
         (Service::Iam, "SimulateCustomPolicy") => {
             run::<iam::SimulateCustomPolicy>(&call, form, draft).await
         }
+        (Service::Iam, "GetAccountAuthorizationDetails") => {
+            run::<iam::account_details::GetAccountAuthorizationDetails>(&call, form, draft).await
+        }
         (
             Service::Sts,
             "GetSessionToken"

@@ -15,6 +15,8 @@ mod api_ops;
 mod api_parity;
 mod attacker;
 mod audit;
+mod console;
+mod console_e2e;
 mod hostile;
 mod ident_review;
 mod identity;

@@ -1,7 +1,10 @@
 //! IAM's policy simulator on the same endpoint (Query protocol): SimulatePrincipalPolicy and
-//! SimulateCustomPolicy, answered by the same evaluator that decides real requests.
+//! SimulateCustomPolicy, answered by the same evaluator that decides real requests; and the
+//! principals directory read back (`account_details`: GetAccountAuthorizationDetails).
 
 use std::sync::Arc;
+
+pub mod account_details;
 
 use crate::audit::Draft;
 use crate::auth::Principal;
