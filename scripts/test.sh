@@ -10,7 +10,9 @@
 #   5. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
 #   6. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
 #                      on embedded SQLite and on PostgreSQL; metrics, health and
-#                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping)
+#                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping);
+#                      the web console in headless Chromium through WebDriver
+#                      (scripts/e2e-console.sh: Debian's chromium + chromium-driver)
 #   7. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL,
 #                      and a rotation killed in each of its four steps
 #   8. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
@@ -176,12 +178,14 @@ STRONGROOM_REQUIRE_POSTGRES=1 cargo test --all-targets
 step_ok
 
 # --------------------------------------------------------------------------
-step "end-to-end (AWS CLI + boto3 walkthroughs; SQLite, then PostgreSQL)"
+step "end-to-end (AWS CLI + boto3 walkthroughs; SQLite, then PostgreSQL; console in Chromium)"
 echo "--- e2e on embedded SQLite (and metrics, health, quotas: scripts/e2e-ops.sh)"
 E2E_REQUIRE_PROMETHEUS=1 bash "$ROOT/scripts/e2e.sh"
 echo "--- e2e on PostgreSQL"
 pg_createdb strongroom_e2e
 bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)"
+echo "--- web console in headless Chromium (scripts/e2e-console.sh)"
+bash "$ROOT/scripts/e2e-console.sh"
 step_ok
 
 # --------------------------------------------------------------------------
