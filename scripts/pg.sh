@@ -13,13 +13,18 @@
 #
 # After pg_start these are exported: PG_BIN (server binaries), PG_USER,
 # PG_HOST (always 127.0.0.1), PG_PORT, PG_DIR (run directory, holding
-# data/ and postgres.log) and PG_LOG.
+# data/ and postgres.log) and PG_LOG; and, when openssl is present,
+# STRONGROOM_TEST_PG_CA: the self-signed certificate (CN and SAN 127.0.0.1)
+# of the server's TLS, generated at each start.
 #
 # PostgreSQL refuses to run as root, so as root the server runs as the
 # unprivileged system user "strongroom-pg" (created if missing) via runuser;
 # as any other user it simply runs as that user. Authentication is "trust"
-# for everything, which is fine because the server listens on loopback only
-# and has no Unix socket at all.
+# for PG_USER (the tests' own user), which is fine because the server listens
+# on loopback only and has no Unix socket at all. Other roles (those the
+# rotation tests create) log in with a password over TLS only, except members
+# of the role "strongroom_plaintext_ok", who may also log in without TLS (the
+# rotation tests' explicit plaintext opt-out).
 #
 # Everything here is idempotent: pg_start on an already running server (same
 # DIR) is a no-op, pg_stop without a running server is a no-op.
@@ -217,6 +222,28 @@ pg_start() {
 
     # The port is probed then bound by postgres a moment later; another
     # process could grab it in between, so retry with a new port a few times.
+    # pg_hba.conf: trust for PG_USER; passwords (over TLS only) for the other roles.
+    {
+        echo "host    all $PG_USER 127.0.0.1/32 trust"
+        echo "host    all +strongroom_plaintext_ok 127.0.0.1/32 scram-sha-256"
+        echo "hostssl all all 127.0.0.1/32 scram-sha-256"
+    } >"$dir/data/pg_hba.conf"
+    unset STRONGROOM_TEST_PG_CA
+    if command -v openssl >/dev/null 2>&1 &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=127.0.0.1" \
+            -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >"$dir/openssl.log" 2>&1; then
+        chmod 600 "$dir/data/server.key"
+        if ((EUID == 0)); then
+            chown "$PG_USER" "$dir/data/server.key" "$dir/data/server.crt"
+        fi
+        printf '\nssl = on\n' >>"$dir/data/postgresql.conf"
+        STRONGROOM_TEST_PG_CA="$dir/data/server.crt"
+        export STRONGROOM_TEST_PG_CA
+    else
+        echo "warning: openssl missing or failed: PostgreSQL runs without TLS" >&2
+    fi
+
     local attempt
     for attempt in 1 2 3; do
         PG_PORT="$(pg_free_port)"

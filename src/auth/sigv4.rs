@@ -271,6 +271,61 @@ pub fn verify(
     Ok(())
 }
 
+/// Sign `head` (method, path, query and headers already set, `host` among them) for `body`
+/// with SigV4: adds `x-amz-date` and `authorization`, signing every header present. For the
+/// server's own in-process callers (the built-in rotators), which call the pipeline as a
+/// role's session.
+pub fn sign(
+    head: &mut RequestHead,
+    body: &[u8],
+    access_key_id: &str,
+    secret: &SecretAccessKey,
+    region: &str,
+    service: &str,
+    now_unix: i64,
+) -> Option<()> {
+    let amz_date = format_iso_basic(now_unix);
+    let date = amz_date.get(..8)?.to_owned();
+    head.headers
+        .retain(|(n, _)| n != "authorization" && n != "x-amz-date");
+    head.headers.push(("x-amz-date".into(), amz_date.clone()));
+    let mut signed: Vec<String> = head
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    signed.sort();
+    signed.dedup();
+    let mut auth = ParsedAuthorization {
+        access_key_id: access_key_id.to_owned(),
+        date,
+        region: region.to_owned(),
+        service: service.to_owned(),
+        signed_headers: signed,
+        signature: String::new(),
+    };
+    let body_hash = hex::encode(Sha256::digest(body));
+    let creq = canonical_request(head, &auth, &body_hash, false)?;
+    let scope = format!(
+        "{}/{}/{}/{TERMINATOR}",
+        auth.date, auth.region, auth.service
+    );
+    let creq_hash = hex::encode(Sha256::digest(creq.as_bytes()));
+    let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{creq_hash}");
+    let key = derive_signing_key(secret, &auth)?;
+    auth.signature = hex::encode(hmac(&key.0, string_to_sign.as_bytes())?);
+    head.headers.push((
+        "authorization".into(),
+        format!(
+            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={}",
+            auth.access_key_id,
+            auth.signed_headers.join(";"),
+            auth.signature
+        ),
+    ));
+    Some(())
+}
+
 fn check_scope_date(scope_date: &str, amz_date: &str) -> Result<(), AuthError> {
     let day = amz_date.get(..8).unwrap_or(amz_date);
     if scope_date == day {

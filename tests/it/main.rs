@@ -27,6 +27,7 @@ mod policies;
 mod protocol;
 mod review;
 mod rotation;
+mod rotation_pg;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;
