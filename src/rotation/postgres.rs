@@ -33,7 +33,6 @@ const MAX_IDENT: usize = 63;
 const CLONE_SUFFIX: &str = "_clone";
 
 /// One step's invocation.
-#[derive(Debug)]
 pub struct Invocation<'a> {
     pub pipeline: &'a Pipeline,
     pub creds: &'a Credentials,
@@ -44,6 +43,17 @@ pub struct Invocation<'a> {
     pub token: &'a str,
     pub rotation_token: &'a str,
     pub step: &'a str,
+}
+
+impl std::fmt::Debug for Invocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the session's keys.
+        f.debug_struct("Invocation")
+            .field("function", &self.function.name)
+            .field("secret_arn", &self.secret_arn)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Run one step; `Err` is the reason (never a value).

@@ -289,6 +289,19 @@ fn single_user_rotates_over_verified_tls_and_the_old_password_stops_working() {
         .unwrap()
         .to_owned();
     assert!(pg.logs_in(&user, &newer) && !pg.logs_in(&user, &new_password));
+    // The current password no longer works (the database restored to the previous one):
+    // the rotator logs in with AWSPREVIOUS, as AWS's template does.
+    pg.sql(&format!(
+        "ALTER ROLE {} PASSWORD '{new_password}'",
+        ident(&user)
+    ));
+    let t3 = rotate(&s, "db/single", None);
+    rotated(&s, "db/single", &t3);
+    let newest = value_of(&s, "db/single")["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(pg.logs_in(&user, &newest) && !pg.logs_in(&user, &new_password));
     pg.sql(&format!("DROP ROLE {}", ident(&user)));
 }
 
@@ -302,7 +315,7 @@ fn multi_user_by_bare_template_name_alternates_keeps_previous_and_grants_in_step
         "CREATE ROLE {master} LOGIN CREATEROLE PASSWORD 'master-password-1';
          CREATE ROLE {app} LOGIN PASSWORD 'app-password-0';
          CREATE TABLE t1_{n} (x int); INSERT INTO t1_{n} VALUES (1);
-         GRANT SELECT ON t1_{n} TO {app};
+         GRANT SELECT ON t1_{n} TO {app}; GRANT CREATE ON SCHEMA public TO {app};
          GRANT {app} TO {master} WITH ADMIN OPTION;"
     ));
     // No function file: the bare template name runs the built-in as the role of that name.
@@ -341,6 +354,11 @@ fn multi_user_by_bare_template_name_alternates_keeps_previous_and_grants_in_step
     ));
     pg.query_as(&clone, &p1, &format!("SELECT * FROM t2_{n}"))
         .unwrap();
+    // What the clone creates belongs to the original user (its sessions run as it).
+    pg.query_as(&clone, &p1, &format!("CREATE TABLE t3_{n} (x int)"))
+        .unwrap();
+    pg.query_as(&app, "app-password-0", &format!("SELECT * FROM t3_{n}"))
+        .unwrap();
     // The next rotation flips back to the original user; the clone's password stays valid.
     let t2 = rotate(&s, "db/app", None);
     rotated(&s, "db/app", &t2);
@@ -358,7 +376,7 @@ fn multi_user_by_bare_template_name_alternates_keeps_previous_and_grants_in_step
         assert!(!trail.contains(secret));
     }
     pg.sql(&format!(
-        "DROP TABLE t1_{n}; DROP TABLE t2_{n}; DROP ROLE {clone}; DROP ROLE {app}; DROP ROLE {master};"
+        "DROP TABLE t1_{n}; DROP TABLE t2_{n}; DROP TABLE t3_{n}; REVOKE CREATE ON SCHEMA public FROM {app}; DROP ROLE {clone}; DROP ROLE {app}; DROP ROLE {master};"
     ));
 }
 
@@ -520,6 +538,35 @@ fn a_server_without_tls_is_refused_unless_the_function_allows_plaintext() {
     while let Ok(got) = seen_rx.try_recv() {
         assert_eq!(got, 0, "a startup message followed the refusal of TLS");
     }
+    // A certificate that does not chain to the configured CA is refused (verify-full).
+    let other_ca = rig.tmp.path().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(rig.tmp.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if made {
+        std::fs::write(
+            rig.policies.join(format!("accounts/{ACCOUNT}/functions/pg-wrong-ca.json")),
+            json!({"FunctionName": "pg-wrong-ca", "Role": format!("arn:aws:iam::{ACCOUNT}:role/pg-rotator"),
+                   "Kind": "builtin", "Builtin": SINGLE, "TlsCaFile": other_ca, "MaxAttempts": 1})
+            .to_string(),
+        )
+        .unwrap();
+    }
     // `"ssl": false` without the function file's permission fails, naming the setting.
     let mut v = pg.secret(&plain, "plain-password-0");
     v["ssl"] = json!(false);
@@ -560,6 +607,24 @@ fn a_server_without_tls_is_refused_unless_the_function_allows_plaintext() {
         err.contains("no `host` key") && !err.contains("plain-password-0"),
         "{err}"
     );
+    if made {
+        let role = format!("rv_{n}");
+        pg.sql(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'verify-password-0'"
+        ));
+        create_secret(&s, "db/wrong-ca", &pg.secret(&role, "verify-password-0"));
+        // Function files are read at start: the same data, a server that has it.
+        drop(s);
+        let s = rig.start();
+        rotate(&s, "db/wrong-ca", Some(&fn_arn("pg-wrong-ca")));
+        let err = failed(&s, "db/wrong-ca")["StrongroomRotation"]["LastError"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(err.contains("certificate verify failed"), "{err}");
+        assert!(pg.logs_in(&role, "verify-password-0"));
+        pg.sql(&format!("DROP ROLE {role}"));
+    }
     pg.sql(&format!("DROP ROLE {plain}"));
 }
 
