@@ -535,9 +535,12 @@ fn a_server_without_tls_is_refused_unless_the_function_allows_plaintext() {
     let err = d["StrongroomRotation"]["LastError"].as_str().unwrap();
     assert!(err.contains("SSL"), "{err}");
     // libpq closed the connection after 'N': nothing was sent in plaintext.
-    while let Ok(got) = seen_rx.try_recv() {
-        assert_eq!(got, 0, "a startup message followed the refusal of TLS");
-    }
+    let seen: Vec<usize> = seen_rx.try_iter().collect();
+    assert!(!seen.is_empty(), "the rotator reached the server");
+    assert!(
+        seen.iter().all(|&got| got == 0),
+        "a startup message followed the refusal of TLS: {seen:?}"
+    );
     // A certificate that does not chain to the configured CA is refused (verify-full).
     let other_ca = rig.tmp.path().join("other-ca.pem");
     let made = std::process::Command::new("openssl")
@@ -676,4 +679,113 @@ fn builtin_function_files_are_checked_at_load() {
         text.contains("a built-in function has no command"),
         "{text}"
     );
+}
+
+#[test]
+fn a_retry_succeeds_once_fixed_and_the_master_secret_is_read_with_the_role_s_permissions() {
+    let Some(pg) = pg() else { return };
+    let n = suffix();
+    let (master, app) = (format!("rr_master_{n}"), format!("rr_app_{n}"));
+    pg.sql(&format!(
+        "CREATE ROLE {master} LOGIN CREATEROLE PASSWORD 'master-password-1';
+         CREATE ROLE {app} LOGIN PASSWORD 'app-password-0';
+         GRANT {app} TO {master} WITH ADMIN OPTION;"
+    ));
+    let rig = rig(
+        "pg-rotator",
+        &[(
+            "pg-retry",
+            json!({"Builtin": MULTI, "MaxAttempts": 3, "RetryDelaySeconds": 2}),
+        )],
+    );
+    // A second function whose role may use only the `db/app*` secrets, not the master's.
+    write(
+        &rig.policies,
+        &format!("accounts/{ACCOUNT}/roles/pg-narrow.json"),
+        &json!({
+            "RoleName": "pg-narrow",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                 "Action": "sts:AssumeRole"}]},
+            "InlinePolicies": {"rotation": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "secretsmanager:*",
+                 "Resource": format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db/app*")}]}}
+        })
+        .to_string(),
+    );
+    write(
+        &rig.policies,
+        &format!("accounts/{ACCOUNT}/functions/pg-narrow.json"),
+        &json!({"FunctionName": "pg-narrow", "Role": format!("arn:aws:iam::{ACCOUNT}:role/pg-narrow"),
+                "Kind": "builtin", "Builtin": MULTI, "MaxAttempts": 1})
+        .to_string(),
+    );
+    let s = rig.start();
+    let master_arn = ok(
+        &s,
+        "CreateSecret",
+        &json!({"Name": "db/master", "ClientRequestToken": token(),
+                "SecretString": pg.secret(&master, "wrong-master-pw").to_string()}),
+    )["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut v = pg.secret(&app, "app-password-0");
+    v["masterarn"] = json!(master_arn);
+    // The narrow role cannot read the master secret: AccessDenied, nothing changed.
+    let first = create_secret(&s, "db/app-narrow", &v);
+    rotate(&s, "db/app-narrow", Some(&fn_arn("pg-narrow")));
+    let d = failed(&s, "db/app-narrow");
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
+    let err = d["StrongroomRotation"]["LastError"].as_str().unwrap();
+    assert!(err.contains("AccessDeniedException"), "{err}");
+    assert!(pg.logs_in(&app, "app-password-0"));
+    // The rotator role: the first attempt fails (wrong master password), the master secret
+    // is fixed, and the engine's next attempt succeeds on its own.
+    create_secret(&s, "db/app", &v);
+    let t = rotate(&s, "db/app", Some(&fn_arn("pg-retry")));
+    wait_for(&s, "db/app", "a failed attempt", |d| {
+        d["StrongroomRotation"]["Attempts"].as_i64().unwrap_or(0) >= 1
+            && d["StrongroomRotation"]["LastError"].is_string()
+    });
+    ok(
+        &s,
+        "PutSecretValue",
+        &json!({"SecretId": "db/master", "ClientRequestToken": token(),
+                "SecretString": pg.secret(&master, "master-password-1").to_string()}),
+    );
+    rotated(&s, "db/app", &t);
+    let now = value_of(&s, "db/app");
+    assert!(pg.logs_in(
+        now["username"].as_str().unwrap(),
+        now["password"].as_str().unwrap()
+    ));
+    assert!(!events(&s, "RotationFailed").is_empty());
+    pg.sql(&format!(
+        "DROP ROLE IF EXISTS {app}_clone; DROP ROLE {app}; DROP ROLE {master};"
+    ));
+}
+
+#[test]
+fn rotate_immediately_false_tests_the_current_credentials_only() {
+    let Some(pg) = pg() else { return };
+    let n = suffix();
+    let user = format!("ri_{n}");
+    pg.sql(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'keep-password-0'"
+    ));
+    let rig = rig("pg-rotator", &[("pg-single", json!({"Builtin": SINGLE}))]);
+    let s = rig.start();
+    let first = create_secret(&s, "db/ri", &pg.secret(&user, "keep-password-0"));
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "db/ri", "ClientRequestToken": token(), "RotationLambdaARN": fn_arn("pg-single"),
+                "RotateImmediately": false, "RotationRules": {"AutomaticallyAfterDays": 30}}),
+    );
+    let d = wait_for(&s, "db/ri", "the test rotation", |d| !has_pending(d));
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
+    assert_eq!(events(&s, "TestRotationSucceeded").len(), 1);
+    assert!(pg.logs_in(&user, "keep-password-0"));
+    pg.sql(&format!("DROP ROLE {user}"));
 }
