@@ -589,6 +589,41 @@ mod tests {
     use aws_smithy_runtime_api::client::identity::Identity;
     use std::time::{Duration, UNIX_EPOCH};
 
+    #[test]
+    fn the_in_process_signer_is_verified_and_any_change_breaks_it() {
+        let secret = SecretAccessKey::new(SECRET.into());
+        let body = br#"{"SecretId":"a"}"#;
+        let mut head = RequestHead {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: JSON
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .chain([(
+                    "host".to_owned(),
+                    "secretsmanager.us-east-1.amazonaws.com".to_owned(),
+                )])
+                .collect(),
+        };
+        super::sign(
+            &mut head,
+            body,
+            AKID,
+            &secret,
+            "us-east-1",
+            "secretsmanager",
+            T0,
+        )
+        .unwrap();
+        let auth = parse(&head).unwrap();
+        let cache = SigningKeyCache::new();
+        verify(&head, body, &auth, &secret, T0, &cache).unwrap();
+        assert!(verify(&head, b"{}", &auth, &secret, T0, &cache).is_err());
+        let other = SecretAccessKey::new("x".repeat(40));
+        assert!(verify(&head, body, &auth, &other, T0, &SigningKeyCache::new()).is_err());
+    }
+
     const AKID: &str = "AKIDEXAMPLE";
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
     const T0: i64 = 1_440_938_160; // 2015-08-30T12:36:00Z

@@ -195,9 +195,16 @@ impl Dict {
             None => None,
             Some(_) => Some(string("masterarn")?),
         };
+        let host = string("host")?;
+        if host.starts_with('/') || host.starts_with('@') {
+            // libpq would take it for a Unix socket, where TLS does not apply.
+            return Err(format!(
+                "the `host` key of the {label} JSON must be a host name or address (not a Unix socket: TLS is required)"
+            ));
+        }
         Ok(Self {
             label: label.to_owned(),
-            host: string("host")?,
+            host,
             port,
             username: string("username")?,
             password: Zeroizing::new(string("password")?),
@@ -739,5 +746,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!((d.port, d.dbname.as_str(), d.ssl), (5433, "postgres", None));
+        let e = Dict::parse(
+            "AWSCURRENT",
+            r#"{"engine":"postgres","host":"/var/run/postgresql","username":"u","password":"p"}"#,
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("Unix socket"), "{e}");
     }
 }
