@@ -10,7 +10,8 @@
 //!
 //! May depend on: `store` (through `Tx` closures), `ops` (values, STS sessions), `audit`,
 //! `identity`, `secrets`, `pipeline` (the built-ins call the API in process, as their role).
-//! Never on actix; diesel only in [`postgres`], for the rotated database (never the store).
+//! Never on actix or diesel (the built-ins reach the rotated database through
+//! `store::rotated_pg`).
 
 pub mod command;
 pub mod engine;

@@ -11,10 +11,6 @@
 //! (the templates grant membership only when creating the clone); errors name the JSON key
 //! that is missing or wrong, never a value.
 
-use std::path::PathBuf;
-
-use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
@@ -23,14 +19,13 @@ use crate::identity::{Builtin, RotationFunction};
 use crate::ops::sts::Credentials;
 use crate::pipeline::{Peer, Pipeline};
 use crate::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::store::rotated_pg::{self, Login, Tls, CLONE_SUFFIX};
 
 /// What AWS's templates exclude from generated passwords by default.
 const EXCLUDE_CHARACTERS: &str = " :/@\"'\\";
 const PASSWORD_LENGTH: i64 = 32;
-const CONNECT_TIMEOUT_SECS: u32 = 5;
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
 const MAX_IDENT: usize = 63;
-const CLONE_SUFFIX: &str = "_clone";
 
 /// One step's invocation.
 pub struct Invocation<'a> {
@@ -97,9 +92,8 @@ pub async fn step(inv: &Invocation<'_>) -> Result<(), String> {
             let pending = inv.dict(AWSPENDING, Some(inv.token)).await?;
             let tls = inv.tls(&pending)?;
             blocking(move || {
-                let mut c = connect(&pending, &tls)?;
-                c.batch_execute("SELECT NOW()")
-                    .map_err(|e| format!("SELECT NOW() failed: {}", db_error(&e)))
+                let mut c = rotated_pg::connect(&pending.login(&tls))?;
+                c.select_now()
             })
             .await
         }
@@ -134,6 +128,17 @@ impl std::fmt::Debug for Dict {
 }
 
 impl Dict {
+    fn login<'a>(&'a self, tls: &'a Tls) -> Login<'a> {
+        Login {
+            host: &self.host,
+            port: self.port,
+            dbname: &self.dbname,
+            user: &self.username,
+            password: &self.password,
+            tls,
+        }
+    }
+
     /// Parse `text` (the value of the version `label` describes); `master`: the master
     /// secret, whose `engine` is not checked.
     fn parse(label: &str, text: &str, master: bool) -> Result<Self, String> {
@@ -214,14 +219,6 @@ impl Dict {
             whole,
         })
     }
-}
-
-/// How a connection protects itself.
-#[derive(Debug, Clone)]
-struct Tls {
-    /// `None`: plaintext (opted out explicitly).
-    mode: Option<&'static str>,
-    ca_file: Option<PathBuf>,
 }
 
 impl Invocation<'_> {
@@ -328,20 +325,11 @@ impl Invocation<'_> {
                     d.label
                 ));
             }
-            return Ok(Tls {
-                mode: None,
-                ca_file: None,
-            });
+            return Ok(Tls::Disable);
         }
         Ok(match &self.function.tls_ca_file {
-            Some(ca) => Tls {
-                mode: Some("verify-full"),
-                ca_file: Some(ca.clone()),
-            },
-            None => Tls {
-                mode: Some("require"),
-                ca_file: None,
-            },
+            Some(ca) => Tls::VerifyFull(ca.clone()),
+            None => Tls::Require,
         })
     }
 
@@ -415,10 +403,10 @@ impl Invocation<'_> {
         let tls_current = self.tls(&current)?;
         let tls_pending = self.tls(&pending)?;
         blocking(move || {
-            if connect(&pending, &tls_pending).is_ok() {
+            if rotated_pg::connect(&pending.login(&tls_pending)).is_ok() {
                 return Ok(());
             }
-            let mut conn = match connect(&current, &tls_current) {
+            let mut conn = match rotated_pg::connect(&current.login(&tls_current)) {
                 Ok(c) => c,
                 Err(first) => {
                     // The previous password, with the current version's host and settings
@@ -430,12 +418,12 @@ impl Invocation<'_> {
                     prev.port = current.port;
                     prev.dbname.clone_from(&current.dbname);
                     prev.username.clone_from(&current.username);
-                    connect(&prev, &tls_current).map_err(|second| {
+                    rotated_pg::connect(&prev.login(&tls_current)).map_err(|second| {
                         format!("could not log in with the AWSCURRENT credentials ({first}) nor with the AWSPREVIOUS ones ({second})")
                     })?
                 }
             };
-            alter_password(&mut conn, &pending.username, &pending.password)
+            conn.alter_password(&pending.username, &pending.password)
         })
         .await
     }
@@ -468,20 +456,20 @@ impl Invocation<'_> {
         master.dbname.clone_from(&current.dbname);
         let tls_master = self.tls(&master)?;
         blocking(move || {
-            if connect(&pending, &tls_pending).is_ok() {
+            if rotated_pg::connect(&pending.login(&tls_pending)).is_ok() {
                 return Ok(());
             }
             // The current credentials must work: a secret pointing elsewhere is not rotated.
-            connect(&current, &tls_current)
+            rotated_pg::connect(&current.login(&tls_current))
                 .map_err(|e| format!("could not log in with the AWSCURRENT credentials: {e}"))?;
-            let mut conn = connect(&master, &tls_master)
+            let mut conn = rotated_pg::connect(&master.login(&tls_master))
                 .map_err(|e| format!("could not log in as the master user: {e}"))?;
             let base = current
                 .username
                 .strip_suffix(CLONE_SUFFIX)
                 .unwrap_or(&current.username)
                 .to_owned();
-            sync_clone(&mut conn, &base, &pending.username, &pending.password)
+            conn.sync_clone(&base, &pending.username, &pending.password)
         })
         .await
     }
@@ -552,171 +540,15 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|_| Err("the database worker stopped".into()))
 }
 
-/// A libpq connection-string value, quoted.
-fn conninfo_value(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// Connect with `d`'s credentials. The error is libpq's (it names the host and the user,
-/// never the password).
-fn connect(d: &Dict, tls: &Tls) -> Result<PgConnection, String> {
-    let mut info = Zeroizing::new(format!(
-        "host={} port={} dbname={} user={} password={} connect_timeout={CONNECT_TIMEOUT_SECS} application_name=strongroom-rotation",
-        conninfo_value(&d.host),
-        d.port,
-        conninfo_value(&d.dbname),
-        conninfo_value(&d.username),
-        conninfo_value(&d.password),
-    ));
-    match (&tls.mode, &tls.ca_file) {
-        (None, _) => info.push_str(" sslmode=disable"),
-        (Some(mode), None) => info.push_str(&format!(" sslmode={mode}")),
-        (Some(mode), Some(ca)) => info.push_str(&format!(
-            " sslmode={mode} sslrootcert={}",
-            conninfo_value(&ca.to_string_lossy())
-        )),
-    }
-    PgConnection::establish(&info).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.replace(d.password.as_str(), "[REDACTED]");
-        let one: Vec<&str> = msg.split_whitespace().collect();
-        format!(
-            "{} (as user `{}` on {}:{})",
-            one.join(" "),
-            d.username,
-            d.host,
-            d.port
-        )
-    })
-}
-
-fn db_error(e: &diesel::result::Error) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[derive(diesel::QueryableByName)]
-struct Quoted {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    q: String,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Found {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    found: bool,
-}
-
-/// `s` quoted by the server as an identifier (`quote_ident`) or a literal (`quote_literal`).
-fn quote(conn: &mut PgConnection, function: &str, s: &str) -> Result<Zeroizing<String>, String> {
-    let sql = match function {
-        "ident" => "SELECT quote_ident($1) AS q",
-        _ => "SELECT quote_literal($1) AS q",
-    };
-    let row: Quoted = diesel::sql_query(sql)
-        .bind::<diesel::sql_types::Text, _>(s)
-        .get_result(conn)
-        .map_err(|e| format!("quoting failed: {}", db_error(&e)))?;
-    Ok(Zeroizing::new(row.q))
-}
-
-/// A statement that may carry a password: its error never echoes the statement.
-fn execute(conn: &mut PgConnection, what: &str, sql: &str) -> Result<(), String> {
-    conn.batch_execute(sql)
-        .map_err(|e| format!("{what} failed: {}", db_error(&e)))
-}
-
-fn alter_password(conn: &mut PgConnection, user: &str, password: &str) -> Result<(), String> {
-    let ident = quote(conn, "ident", user)?;
-    let lit = quote(conn, "literal", password)?;
-    let sql = Zeroizing::new(format!("ALTER USER {} WITH PASSWORD {}", *ident, *lit));
-    execute(conn, "ALTER USER ... WITH PASSWORD", &sql)
-}
-
-fn role_exists(conn: &mut PgConnection, name: &str) -> Result<bool, String> {
-    let row: Found =
-        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS found")
-            .bind::<diesel::sql_types::Text, _>(name)
-            .get_result(conn)
-            .map_err(|e| format!("reading pg_roles failed: {}", db_error(&e)))?;
-    Ok(row.found)
-}
-
-fn member_of(conn: &mut PgConnection, member: &str, role: &str) -> Result<bool, String> {
-    let row: Found = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM pg_auth_members m \
-         JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member \
-         WHERE r.rolname = $1 AND u.rolname = $2) AS found",
-    )
-    .bind::<diesel::sql_types::Text, _>(role)
-    .bind::<diesel::sql_types::Text, _>(member)
-    .get_result(conn)
-    .map_err(|e| format!("reading pg_auth_members failed: {}", db_error(&e)))?;
-    Ok(row.found)
-}
-
-/// As the master: give `pending` the new password, creating it if it is the clone and does
-/// not exist, and keep the clone in step with the base user at every rotation: a member of
-/// it (every privilege granted to the base, before or after, is the clone's too) whose
-/// sessions run as the base role (objects it creates belong to the base).
-fn sync_clone(
-    conn: &mut PgConnection,
-    base: &str,
-    pending: &str,
-    password: &str,
-) -> Result<(), String> {
-    let pending_ident = quote(conn, "ident", pending)?;
-    let lit = quote(conn, "literal", password)?;
-    if role_exists(conn, pending)? {
-        let sql = Zeroizing::new(format!(
-            "ALTER USER {} WITH LOGIN PASSWORD {}",
-            *pending_ident, *lit
-        ));
-        execute(conn, "ALTER USER ... WITH PASSWORD", &sql)?;
-    } else {
-        let sql = Zeroizing::new(format!(
-            "CREATE ROLE {} WITH LOGIN INHERIT PASSWORD {}",
-            *pending_ident, *lit
-        ));
-        execute(conn, "CREATE ROLE", &sql)?;
-    }
-    let clone = format!("{base}{CLONE_SUFFIX}");
-    if !role_exists(conn, &clone)? || !role_exists(conn, base)? {
-        return Ok(());
-    }
-    let base_ident = quote(conn, "ident", base)?;
-    let clone_ident = quote(conn, "ident", &clone)?;
-    if !member_of(conn, &clone, base)? {
-        execute(
-            conn,
-            "GRANT (the base user to the clone)",
-            &format!("GRANT {} TO {}", *base_ident, *clone_ident),
-        )?;
-    }
-    let base_lit = quote(conn, "literal", base)?;
-    execute(
-        conn,
-        "ALTER ROLE ... SET role",
-        &format!("ALTER ROLE {} SET role = {}", *clone_ident, *base_lit),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{alternate, conninfo_value, Dict};
+    use super::{alternate, Dict};
 
     #[test]
     fn alternates_and_limits() {
         assert_eq!(alternate("app").unwrap(), "app_clone");
         assert_eq!(alternate("app_clone").unwrap(), "app");
         assert!(alternate(&"a".repeat(60)).is_err());
-    }
-
-    #[test]
-    fn conninfo_values_are_quoted() {
-        assert_eq!(conninfo_value(r"a'b\c d"), r"'a\'b\\c d'");
     }
 
     #[test]

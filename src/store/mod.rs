@@ -34,6 +34,7 @@ mod fixed;
 mod keys;
 mod kms;
 mod role_ids;
+pub mod rotated_pg;
 mod rotation;
 pub mod rows;
 mod schema;
