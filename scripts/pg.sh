@@ -4,7 +4,7 @@
 #
 # Source this file, then:
 #
-#   pg_ensure_installed        # apt-get install postgresql / libpq-dev if missing
+#   pg_ensure_installed        # apt-get install postgresql / libpq-dev / openssl if missing
 #   pg_start DIR               # fresh initdb in DIR, start on 127.0.0.1:<free port>
 #   pg_createdb NAME           # (re)create database NAME (dropped first if present)
 #   pg_url NAME                # print postgres://USER@127.0.0.1:PORT/NAME
@@ -59,8 +59,11 @@ pg_ensure_installed() {
     if [[ ! -f /usr/include/postgresql/libpq-fe.h ]]; then
         pkgs+=(libpq-dev)
     fi
+    if ! command -v openssl >/dev/null 2>&1; then
+        pkgs+=(openssl) # the test server's TLS certificate (pg_start)
+    fi
     if ((${#pkgs[@]} == 0)); then
-        echo "postgresql server binaries and libpq-dev already present ($(pg_find_bin))"
+        echo "postgresql server binaries, libpq-dev and openssl already present ($(pg_find_bin))"
         return 0
     fi
 
