@@ -59,10 +59,12 @@ fn conninfo_value(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Log in. The error is libpq's (it names the host and the user, never the password).
+/// Log in (5 s to connect; each statement at most 15 s, so that a statement waiting on a
+/// lock cannot hold a rotation's thread). The error is libpq's (it names the host and the
+/// user, never the password).
 pub fn connect(d: &Login<'_>) -> Result<Target, String> {
     let mut info = Zeroizing::new(format!(
-        "host={} port={} dbname={} user={} password={} connect_timeout={CONNECT_TIMEOUT_SECS} application_name=strongroom-rotation",
+        "host={} port={} dbname={} user={} password={} connect_timeout={CONNECT_TIMEOUT_SECS} application_name=strongroom-rotation options='-c statement_timeout=15000'",
         conninfo_value(d.host),
         d.port,
         conninfo_value(d.dbname),
