@@ -151,9 +151,57 @@ fn execute(conn: &mut PgConnection, what: &str, sql: &str) -> Result<(), String>
         .map_err(|e| format!("{what} failed: {}", db_error(&e)))
 }
 
+/// The SQL literal to give as a role's password: for a printable ASCII password (which
+/// SASLprep leaves unchanged) its SCRAM-SHA-256 verifier, computed here, as psql's
+/// `\password` and libpq's `PQencryptPasswordConn` do, so that the password itself never
+/// reaches the server's statement log; for any other, the password quoted by the server.
+fn password_literal(conn: &mut PgConnection, password: &str) -> Result<Zeroizing<String>, String> {
+    if !password.is_empty() && password.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if let Some(v) = scram_verifier(password) {
+            // Base64, digits, `$` and `:` only: nothing to escape.
+            return Ok(Zeroizing::new(format!("'{}'", *v)));
+        }
+    }
+    quote(conn, "literal", password)
+}
+
+/// `SCRAM-SHA-256$4096:salt$StoredKey:ServerKey` (RFC 5802, PostgreSQL's stored form).
+fn scram_verifier(password: &str) -> Option<Zeroizing<String>> {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use rand::RngCore as _;
+    use sha2::{Digest, Sha256};
+    const ITERATIONS: u32 = 4096;
+    let hmac = |key: &[u8], data: &[u8]| -> Option<[u8; 32]> {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?;
+        m.update(data);
+        Some(m.finalize().into_bytes().into())
+    };
+    let mut salt = [0_u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let mut salted = Zeroizing::new([0_u8; 32]);
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(ITERATIONS)?,
+        &salt,
+        password.as_bytes(),
+        salted.as_mut(),
+    );
+    let client_key = Zeroizing::new(hmac(salted.as_ref(), b"Client Key")?);
+    let stored_key: [u8; 32] = Sha256::digest(client_key.as_ref()).into();
+    let server_key = hmac(salted.as_ref(), b"Server Key")?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Some(Zeroizing::new(format!(
+        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
+        b64.encode(salt),
+        b64.encode(stored_key),
+        b64.encode(server_key)
+    )))
+}
+
 fn alter_password(conn: &mut PgConnection, user: &str, password: &str) -> Result<(), String> {
     let ident = quote(conn, "ident", user)?;
-    let lit = quote(conn, "literal", password)?;
+    let lit = password_literal(conn, password)?;
     let sql = Zeroizing::new(format!("ALTER USER {} WITH PASSWORD {}", *ident, *lit));
     execute(conn, "ALTER USER ... WITH PASSWORD", &sql)
 }
@@ -191,7 +239,7 @@ fn sync_clone(
     password: &str,
 ) -> Result<(), String> {
     let pending_ident = quote(conn, "ident", pending)?;
-    let lit = quote(conn, "literal", password)?;
+    let lit = password_literal(conn, password)?;
     if role_exists(conn, pending)? {
         let sql = Zeroizing::new(format!(
             "ALTER USER {} WITH LOGIN PASSWORD {}",
@@ -228,7 +276,21 @@ fn sync_clone(
 
 #[cfg(test)]
 mod tests {
-    use super::conninfo_value;
+    use super::{conninfo_value, scram_verifier};
+
+    #[test]
+    fn a_scram_verifier_has_postgresql_s_form_and_not_the_password() {
+        let v = scram_verifier("hunter22-hunter22").unwrap();
+        let parts: Vec<&str> = v.split(['$', ':']).collect();
+        assert_eq!(parts.len(), 5, "{}", *v);
+        assert_eq!((parts[0], parts[1]), ("SCRAM-SHA-256", "4096"));
+        assert!(!v.contains("hunter22") && !v.contains('\'') && !v.contains('\\'));
+        assert_ne!(
+            *v,
+            *scram_verifier("hunter22-hunter22").unwrap(),
+            "a fresh salt"
+        );
+    }
 
     #[test]
     fn conninfo_values_are_quoted() {

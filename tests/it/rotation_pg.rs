@@ -316,7 +316,9 @@ fn multi_user_by_bare_template_name_alternates_keeps_previous_and_grants_in_step
          CREATE ROLE {app} LOGIN PASSWORD 'app-password-0';
          CREATE TABLE t1_{n} (x int); INSERT INTO t1_{n} VALUES (1);
          GRANT SELECT ON t1_{n} TO {app}; GRANT CREATE ON SCHEMA public TO {app};
-         GRANT {app} TO {master} WITH ADMIN OPTION;"
+         GRANT {app} TO {master} WITH ADMIN OPTION;
+         ALTER ROLE {master} SET log_statement = 'all';
+         ALTER ROLE {app} SET log_statement = 'all';"
     ));
     // No function file: the bare template name runs the built-in as the role of that name.
     let rig = rig(MULTI, &[]);
@@ -374,6 +376,14 @@ fn multi_user_by_bare_template_name_alternates_keeps_previous_and_grants_in_step
     let trail = audit_text(&s);
     for secret in [&p1, &p2, "master-password-1", "app-password-0"] {
         assert!(!trail.contains(secret));
+    }
+    // The database's statement log (every statement of these roles) has the SCRAM
+    // verifiers, never the new passwords.
+    if let Some(log) = std::env::var_os("PG_LOG") {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(text.contains(&format!("CREATE ROLE {clone}")), "statements are logged");
+        assert!(text.contains("SCRAM-SHA-256$4096:"));
+        assert!(!text.contains(&p1) && !text.contains(&p2));
     }
     pg.sql(&format!(
         "DROP TABLE t1_{n}; DROP TABLE t2_{n}; DROP TABLE t3_{n}; REVOKE CREATE ON SCHEMA public FROM {app}; DROP ROLE {clone}; DROP ROLE {app}; DROP ROLE {master};"
