@@ -4,7 +4,7 @@
 #
 # Source this file, then:
 #
-#   pg_ensure_installed        # apt-get install postgresql / libpq-dev if missing
+#   pg_ensure_installed        # apt-get install postgresql / libpq-dev / openssl if missing
 #   pg_start DIR               # fresh initdb in DIR, start on 127.0.0.1:<free port>
 #   pg_createdb NAME           # (re)create database NAME (dropped first if present)
 #   pg_url NAME                # print postgres://USER@127.0.0.1:PORT/NAME
@@ -13,13 +13,18 @@
 #
 # After pg_start these are exported: PG_BIN (server binaries), PG_USER,
 # PG_HOST (always 127.0.0.1), PG_PORT, PG_DIR (run directory, holding
-# data/ and postgres.log) and PG_LOG.
+# data/ and postgres.log) and PG_LOG; and, when openssl is present,
+# STRONGROOM_TEST_PG_CA: the self-signed certificate (CN and SAN 127.0.0.1)
+# of the server's TLS, generated at each start.
 #
 # PostgreSQL refuses to run as root, so as root the server runs as the
 # unprivileged system user "strongroom-pg" (created if missing) via runuser;
 # as any other user it simply runs as that user. Authentication is "trust"
-# for everything, which is fine because the server listens on loopback only
-# and has no Unix socket at all.
+# for PG_USER (the tests' own user), which is fine because the server listens
+# on loopback only and has no Unix socket at all. Other roles (those the
+# rotation tests create) log in with a password over TLS only, except members
+# of the role "strongroom_plaintext_ok", who may also log in without TLS (the
+# rotation tests' explicit plaintext opt-out).
 #
 # Everything here is idempotent: pg_start on an already running server (same
 # DIR) is a no-op, pg_stop without a running server is a no-op.
@@ -54,8 +59,11 @@ pg_ensure_installed() {
     if [[ ! -f /usr/include/postgresql/libpq-fe.h ]]; then
         pkgs+=(libpq-dev)
     fi
+    if ! command -v openssl >/dev/null 2>&1; then
+        pkgs+=(openssl) # the test server's TLS certificate (pg_start)
+    fi
     if ((${#pkgs[@]} == 0)); then
-        echo "postgresql server binaries and libpq-dev already present ($(pg_find_bin))"
+        echo "postgresql server binaries, libpq-dev and openssl already present ($(pg_find_bin))"
         return 0
     fi
 
@@ -217,6 +225,28 @@ pg_start() {
 
     # The port is probed then bound by postgres a moment later; another
     # process could grab it in between, so retry with a new port a few times.
+    # pg_hba.conf: trust for PG_USER; passwords (over TLS only) for the other roles.
+    {
+        echo "host    all $PG_USER 127.0.0.1/32 trust"
+        echo "host    all +strongroom_plaintext_ok 127.0.0.1/32 scram-sha-256"
+        echo "hostssl all all 127.0.0.1/32 scram-sha-256"
+    } >"$dir/data/pg_hba.conf"
+    unset STRONGROOM_TEST_PG_CA
+    if command -v openssl >/dev/null 2>&1 &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=127.0.0.1" \
+            -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+            -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >"$dir/openssl.log" 2>&1; then
+        chmod 600 "$dir/data/server.key"
+        if ((EUID == 0)); then
+            chown "$PG_USER" "$dir/data/server.key" "$dir/data/server.crt"
+        fi
+        printf '\nssl = on\n' >>"$dir/data/postgresql.conf"
+        STRONGROOM_TEST_PG_CA="$dir/data/server.crt"
+        export STRONGROOM_TEST_PG_CA
+    else
+        echo "warning: openssl missing or failed: PostgreSQL runs without TLS" >&2
+    fi
+
     local attempt
     for attempt in 1 2 3; do
         PG_PORT="$(pg_free_port)"

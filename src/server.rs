@@ -631,6 +631,7 @@ pub async fn run_with_handle(
                 endpoint,
             )
             .with_metrics(rotation_pipeline.metrics.clone())
+            .with_pipeline(rotation_pipeline.clone())
             .run(),
         );
         tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");

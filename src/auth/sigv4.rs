@@ -271,6 +271,61 @@ pub fn verify(
     Ok(())
 }
 
+/// Sign `head` (method, path, query and headers already set, `host` among them) for `body`
+/// with SigV4: adds `x-amz-date` and `authorization`, signing every header present. For the
+/// server's own in-process callers (the built-in rotators), which call the pipeline as a
+/// role's session.
+pub fn sign(
+    head: &mut RequestHead,
+    body: &[u8],
+    access_key_id: &str,
+    secret: &SecretAccessKey,
+    region: &str,
+    service: &str,
+    now_unix: i64,
+) -> Option<()> {
+    let amz_date = format_iso_basic(now_unix);
+    let date = amz_date.get(..8)?.to_owned();
+    head.headers
+        .retain(|(n, _)| n != "authorization" && n != "x-amz-date");
+    head.headers.push(("x-amz-date".into(), amz_date.clone()));
+    let mut signed: Vec<String> = head
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    signed.sort();
+    signed.dedup();
+    let mut auth = ParsedAuthorization {
+        access_key_id: access_key_id.to_owned(),
+        date,
+        region: region.to_owned(),
+        service: service.to_owned(),
+        signed_headers: signed,
+        signature: String::new(),
+    };
+    let body_hash = hex::encode(Sha256::digest(body));
+    let creq = canonical_request(head, &auth, &body_hash, false)?;
+    let scope = format!(
+        "{}/{}/{}/{TERMINATOR}",
+        auth.date, auth.region, auth.service
+    );
+    let creq_hash = hex::encode(Sha256::digest(creq.as_bytes()));
+    let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{creq_hash}");
+    let key = derive_signing_key(secret, &auth)?;
+    auth.signature = hex::encode(hmac(&key.0, string_to_sign.as_bytes())?);
+    head.headers.push((
+        "authorization".into(),
+        format!(
+            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={}",
+            auth.access_key_id,
+            auth.signed_headers.join(";"),
+            auth.signature
+        ),
+    ));
+    Some(())
+}
+
 fn check_scope_date(scope_date: &str, amz_date: &str) -> Result<(), AuthError> {
     let day = amz_date.get(..8).unwrap_or(amz_date);
     if scope_date == day {
@@ -533,6 +588,41 @@ mod tests {
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_smithy_runtime_api::client::identity::Identity;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn the_in_process_signer_is_verified_and_any_change_breaks_it() {
+        let secret = SecretAccessKey::new(SECRET.into());
+        let body = br#"{"SecretId":"a"}"#;
+        let mut head = RequestHead {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: JSON
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .chain([(
+                    "host".to_owned(),
+                    "secretsmanager.us-east-1.amazonaws.com".to_owned(),
+                )])
+                .collect(),
+        };
+        super::sign(
+            &mut head,
+            body,
+            AKID,
+            &secret,
+            "us-east-1",
+            "secretsmanager",
+            T0,
+        )
+        .unwrap();
+        let auth = parse(&head).unwrap();
+        let cache = SigningKeyCache::new();
+        verify(&head, body, &auth, &secret, T0, &cache).unwrap();
+        assert!(verify(&head, b"{}", &auth, &secret, T0, &cache).is_err());
+        let other = SecretAccessKey::new("x".repeat(40));
+        assert!(verify(&head, body, &auth, &other, T0, &SigningKeyCache::new()).is_err());
+    }
 
     const AKID: &str = "AKIDEXAMPLE";
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

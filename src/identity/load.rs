@@ -689,15 +689,40 @@ fn load_function(
             "must be a valid name (1-64 of [A-Za-z0-9-_]) equal to the file name",
         );
     }
-    if func.kind != "command" {
-        l.err(
+    let builtin = func
+        .builtin
+        .as_deref()
+        .and_then(super::Builtin::from_template);
+    match func.kind.as_str() {
+        "command" => {
+            if func.builtin.is_some() || func.tls_ca_file.is_some() || func.allow_plaintext.is_some()
+            {
+                l.err(
+                    f,
+                    "$.Kind",
+                    "`Builtin`, `TlsCaFile` and `AllowPlaintext` belong to kind `builtin`",
+                );
+            }
+        }
+        "builtin" => {
+            if builtin.is_none() {
+                l.err(
+                    f,
+                    "$.Builtin",
+                    "must name a built-in rotator of this server: SecretsManagerRDSPostgreSQLRotationSingleUser or SecretsManagerRDSPostgreSQLRotationMultiUser",
+                );
+            }
+            if !func.command.is_empty() {
+                l.err(f, "$.Command", "a built-in function has no command");
+            }
+        }
+        other => l.err(
             f,
             "$.Kind",
             format!(
-                "kind `{}` is not supported by this server: only `command` functions run here",
-                func.kind
+                "kind `{other}` is not supported by this server: only `command` and `builtin` functions run here"
             ),
-        );
+        ),
     }
     let role_declared = acct.roles.values().any(|r| r.arn == func.role);
     if !role_declared {
@@ -707,7 +732,7 @@ fn load_function(
             format!("no role `{}` declared in account {account}", func.role),
         );
     }
-    if func.command.is_empty() {
+    if func.command.is_empty() && func.kind != "builtin" {
         l.err(
             f,
             "$.Command",
@@ -752,6 +777,15 @@ fn load_function(
         environment: func.environment,
         max_attempts: attempts,
         retry_delay: std::time::Duration::from_secs(delay),
+        builtin,
+        tls_ca_file: func.tls_ca_file.map(|c| {
+            if Path::new(&c).is_absolute() {
+                PathBuf::from(c)
+            } else {
+                base.join(c)
+            }
+        }),
+        allow_plaintext: func.allow_plaintext.unwrap_or(false),
     })
 }
 

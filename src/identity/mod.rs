@@ -125,7 +125,28 @@ pub struct IdentityProvider {
     pub keys: Vec<jwt::VerifyKey>,
 }
 
-/// A rotation function (`functions/<FunctionName>.json`), of kind `command`.
+/// A built-in rotator: one of AWS's rotation templates, run in the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `SecretsManagerRDSPostgreSQLRotationSingleUser`: the user changes its own password.
+    PostgresSingleUser,
+    /// `SecretsManagerRDSPostgreSQLRotationMultiUser`: alternating users `name` and
+    /// `name_clone`, changed by the master user of `masterarn`.
+    PostgresMultiUser,
+}
+
+impl Builtin {
+    /// The built-in a template name stands for (only the PostgreSQL ones run here).
+    pub fn from_template(name: &str) -> Option<Self> {
+        match name {
+            "SecretsManagerRDSPostgreSQLRotationSingleUser" => Some(Self::PostgresSingleUser),
+            "SecretsManagerRDSPostgreSQLRotationMultiUser" => Some(Self::PostgresMultiUser),
+            _ => None,
+        }
+    }
+}
+
+/// A rotation function (`functions/<FunctionName>.json`), of kind `command` or `builtin`.
 #[derive(Debug, Clone)]
 pub struct RotationFunction {
     pub account: String,
@@ -140,6 +161,13 @@ pub struct RotationFunction {
     pub environment: BTreeMap<String, String>,
     pub max_attempts: u32,
     pub retry_delay: std::time::Duration,
+    /// For kind `builtin`: which one (`command` is then empty).
+    pub builtin: Option<Builtin>,
+    /// Built-ins: the CA certificate file that database servers' certificates must chain to
+    /// (with it, `sslmode=verify-full`; without it, `sslmode=require`).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Built-ins: whether a secret whose JSON sets `"ssl": false` may connect in plaintext.
+    pub allow_plaintext: bool,
 }
 
 /// One account's principals.

@@ -157,8 +157,21 @@ pub struct FunctionFile {
     /// The execution role (a role of the same account): the function's calls are made with
     /// a session of it.
     pub role: String,
-    /// `command` (a local executable). Other kinds are refused at load.
+    /// `command` (a local executable) or `builtin` (one of AWS's PostgreSQL rotation
+    /// templates, named by `Builtin`). Other kinds are refused at load.
     pub kind: String,
+    /// For kind `builtin`: the template name (`SecretsManagerRDSPostgreSQLRotationSingleUser`
+    /// or `SecretsManagerRDSPostgreSQLRotationMultiUser`).
+    #[serde(default)]
+    pub builtin: Option<String>,
+    /// For kind `builtin`: a PEM CA file (relative to this file) that database certificates
+    /// must chain to; the connection then verifies the certificate and the host name.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+    /// For kind `builtin`: allow plaintext connections for secrets whose JSON sets
+    /// `"ssl": false` (default false: such a secret fails to rotate).
+    #[serde(default)]
+    pub allow_plaintext: Option<bool>,
     /// The executable and its arguments. A relative path with a `/` is relative to this file.
     #[serde(default)]
     pub command: Vec<String>,

@@ -38,6 +38,9 @@ pub struct Engine {
     endpoint: String,
     slots: Arc<tokio::sync::Semaphore>,
     metrics: crate::metrics::Shared,
+    /// The request pipeline, through which the built-in rotators call the API as their
+    /// execution role.
+    pipeline: Option<crate::pipeline::Pipeline>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -67,7 +70,15 @@ impl Engine {
             endpoint,
             slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENCY)),
             metrics: None,
+            pipeline: None,
         }
+    }
+
+    /// Let built-in rotators call the API through `pipeline`.
+    #[must_use]
+    pub fn with_pipeline(mut self, pipeline: crate::pipeline::Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// Count rotation events in `metrics` too.
@@ -326,15 +337,35 @@ impl Engine {
                 ("AWS_LAMBDA_FUNCTION_NAME".to_owned(), function.name.clone()),
                 ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
             ];
-            let outcome = command::invoke(function, event, env).await;
+            let outcome = match function.builtin {
+                Some(builtin) => {
+                    self.builtin_step(
+                        secret,
+                        job,
+                        function,
+                        builtin,
+                        &creds,
+                        &rotation_token,
+                        step,
+                    )
+                    .await
+                }
+                None => command::invoke(function, event, env).await,
+            };
             if let Some(why) = outcome.failure {
                 let mut known = vec![
                     creds.secret_access_key.clone(),
                     creds.session_token.clone(),
                     rotation_token.clone(),
                 ];
-                known.extend(self.values_of(secret).await);
+                // A built-in's reasons name hosts and users: only passwords are hidden.
+                known.extend(self.values_of(secret, function.builtin.is_some()).await);
                 let output = redact(&outcome.output, &known);
+                let why = if function.builtin.is_some() {
+                    redact(&why, &known)
+                } else {
+                    why
+                };
                 let reason = if output.is_empty() {
                     why
                 } else {
@@ -347,6 +378,51 @@ impl Engine {
             }
         }
         Ended::Succeeded
+    }
+
+    /// One step of a built-in rotator; its failure is the reason (no output to add).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one step's inputs, passed through"
+    )]
+    async fn builtin_step(
+        &self,
+        secret: &SecretRow,
+        job: &RotationJobRow,
+        function: &RotationFunction,
+        builtin: crate::identity::Builtin,
+        creds: &crate::ops::sts::Credentials,
+        rotation_token: &str,
+        step: &str,
+    ) -> command::Outcome {
+        let Some(pipeline) = &self.pipeline else {
+            return command::Outcome {
+                failure: Some("built-in rotators are not available in this server".into()),
+                output: String::new(),
+            };
+        };
+        let inv = super::postgres::Invocation {
+            pipeline,
+            creds,
+            region: &secret.region,
+            function,
+            builtin,
+            secret_arn: &secret.arn,
+            token: &job.token,
+            rotation_token,
+            step,
+        };
+        let run = super::postgres::step(&inv);
+        let limit = function.timeout;
+        let failure = match tokio::time::timeout(limit, run).await {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(_) => Some(format!("timed out after {} seconds", limit.as_secs())),
+        };
+        command::Outcome {
+            failure,
+            output: String::new(),
+        }
     }
 
     /// A session of the function's execution role for one attempt.
@@ -567,8 +643,8 @@ impl Engine {
     }
 
     /// The values a failure message must never show: every labelled version's value and,
-    /// for JSON values, their string members.
-    async fn values_of(&self, secret: &SecretRow) -> Vec<String> {
+    /// for JSON values, their string members (or, `passwords_only`, their `password`).
+    async fn values_of(&self, secret: &SecretRow, passwords_only: bool) -> Vec<String> {
         let keyring = self.ctx.keyring.clone();
         let secret = secret.clone();
         self.ctx
@@ -590,7 +666,11 @@ impl Engine {
                     };
                     let text = String::from_utf8_lossy(plain.expose()).into_owned();
                     if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
-                        out.extend(m.values().filter_map(|v| v.as_str().map(str::to_owned)));
+                        out.extend(
+                            m.iter()
+                                .filter(|(k, _)| !passwords_only || k.as_str() == "password")
+                                .filter_map(|(_, v)| v.as_str().map(str::to_owned)),
+                        );
                     }
                     out.push(text);
                 }

@@ -9,10 +9,13 @@
 //! back-off a bounded number of times, then the job is marked failed.
 //!
 //! May depend on: `store` (through `Tx` closures), `ops` (values, STS sessions), `audit`,
-//! `identity`, `secrets`. Never on actix or diesel.
+//! `identity`, `secrets`, `pipeline` (the built-ins call the API in process, as their role).
+//! Never on actix or diesel (the built-ins reach the rotated database through
+//! `store::rotated_pg`).
 
 pub mod command;
 pub mod engine;
+pub mod postgres;
 pub mod schedule;
 
 use std::collections::BTreeMap;
@@ -45,8 +48,9 @@ pub fn cannot_invoke() -> ApiError {
     )
 }
 
-/// AWS's rotation-template names, which AWS resolves to its own functions. This server has no
-/// built-in rotators: such an ARN must be declared as a function file.
+/// AWS's rotation-template names, which AWS resolves to its own functions. The PostgreSQL
+/// ones run as built-ins ([`postgres`]) when no file declares the name; the MySQL and MariaDB
+/// ones must be declared as function files.
 const TEMPLATE_NAMES: &[&str] = &[
     "SecretsManagerRDSPostgreSQLRotationSingleUser",
     "SecretsManagerRDSPostgreSQLRotationMultiUser",
@@ -55,6 +59,14 @@ const TEMPLATE_NAMES: &[&str] = &[
     "SecretsManagerRDSMariaDBRotationSingleUser",
     "SecretsManagerRDSMariaDBRotationMultiUser",
 ];
+
+/// The execution role of a built-in named by its bare template name (no function file):
+/// the role of the same name in the secret's account, which the operator declares with the
+/// permissions the built-in needs on the secrets it may rotate (least privilege: no role,
+/// no rotation).
+pub fn builtin_default_role(account: &str, template: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{template}")
+}
 
 /// What the operations and the engine share: the principals directory (where rotation
 /// functions are declared), a wake-up for the engine, and the pending rotations' count.
@@ -100,18 +112,57 @@ impl Wiring {
             .get()
             .and_then(|l| l.get().rotation_function(arn).cloned())
             .filter(|_| in_region);
+        let name = arn.rsplit(':').next().unwrap_or_default();
         match found {
             Some(f) => Ok(f),
+            None if in_region && crate::identity::Builtin::from_template(name).is_some() => {
+                self.builtin_by_template(arn, name, account)
+            }
             None if TEMPLATE_NAMES
                 .iter()
                 .any(|t| arn.rsplit(':').next() == Some(*t)) =>
             {
                 Err(ApiError::InvalidRequest(format!(
-                    "{arn} names one of AWS's rotation templates; this server has no built-in rotators: declare a command function with this ARN in the policies directory."
+                    "{arn} names one of AWS's MySQL/MariaDB rotation templates; this server's built-in rotators are the PostgreSQL ones: declare a command function with this ARN in the policies directory."
                 )))
             }
             None => Err(cannot_invoke()),
         }
+    }
+
+    /// A bare PostgreSQL template name: the built-in, run as the role of the same name in the
+    /// secret's account (which must be declared).
+    fn builtin_by_template(
+        &self,
+        arn: &str,
+        name: &str,
+        account: &str,
+    ) -> Result<Arc<RotationFunction>, ApiError> {
+        let role = builtin_default_role(account, name);
+        let declared = self
+            .inner
+            .identities
+            .get()
+            .is_some_and(|l| l.get().role_by_arn(&role).is_some());
+        if !declared {
+            return Err(ApiError::InvalidRequest(format!(
+                "{arn} names a built-in rotator, which runs with the execution role {role}: that role is not declared. Declare it, or a function file of kind builtin naming another role."
+            )));
+        }
+        Ok(Arc::new(RotationFunction {
+            account: account.to_owned(),
+            name: name.to_owned(),
+            region: None,
+            role_arn: role,
+            command: Vec::new(),
+            timeout: std::time::Duration::from_secs(30),
+            environment: BTreeMap::new(),
+            max_attempts: 5,
+            retry_delay: std::time::Duration::from_secs(60),
+            builtin: crate::identity::Builtin::from_template(name),
+            tls_ca_file: None,
+            allow_plaintext: false,
+        }))
     }
 
     /// The live principals directory, once attached.

@@ -115,21 +115,21 @@ impl Rig {
     }
 }
 
-fn sm(s: &TestServer, op: &str, body: &Value) -> crate::common::RawResponse {
+pub(crate) fn sm(s: &TestServer, op: &str, body: &Value) -> crate::common::RawResponse {
     s.call(&format!("secretsmanager.{op}"), &body.to_string())
 }
 
-fn ok(s: &TestServer, op: &str, body: &Value) -> Value {
+pub(crate) fn ok(s: &TestServer, op: &str, body: &Value) -> Value {
     let r = sm(s, op, body);
     assert_eq!(r.status, 200, "{op}: {}", r.body);
     r.json()
 }
 
-fn describe(s: &TestServer, id: &str) -> Value {
+pub(crate) fn describe(s: &TestServer, id: &str) -> Value {
     ok(s, "DescribeSecret", &json!({"SecretId": id}))
 }
 
-fn current_value(s: &TestServer, id: &str) -> String {
+pub(crate) fn current_value(s: &TestServer, id: &str) -> String {
     ok(s, "GetSecretValue", &json!({"SecretId": id}))["SecretString"]
         .as_str()
         .unwrap()
@@ -148,12 +148,17 @@ fn create(s: &TestServer, name: &str) -> String {
         .to_owned()
 }
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 /// Wait (30 s at most) until `pred` holds for the secret's DescribeSecret.
-fn wait_for(s: &TestServer, id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(
+    s: &TestServer,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let d = describe(s, id);
@@ -168,21 +173,21 @@ fn wait_for(s: &TestServer, id: &str, what: &str, pred: impl Fn(&Value) -> bool)
     }
 }
 
-fn stages_of(d: &Value, version: &str) -> Vec<String> {
+pub(crate) fn stages_of(d: &Value, version: &str) -> Vec<String> {
     d["VersionIdsToStages"][version]
         .as_array()
         .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
         .unwrap_or_default()
 }
 
-fn has_pending(d: &Value) -> bool {
+pub(crate) fn has_pending(d: &Value) -> bool {
     d["VersionIdsToStages"]
         .as_object()
         .is_some_and(|m| m.values().any(|v| v.to_string().contains("AWSPENDING")))
 }
 
 /// The audit records of `event` (newest first).
-fn events(s: &TestServer, event: &str) -> Vec<Value> {
+pub(crate) fn events(s: &TestServer, event: &str) -> Vec<Value> {
     let r = s.call_signed(
         "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
         &json!({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": event}],
@@ -319,7 +324,7 @@ fn rotate_secret_validation_errors_are_aws_s() {
                 "RotationLambdaARN": "arn:aws:lambda:us-east-1:111122223333:function:SecretsManagerRDSMySQLRotationSingleUser"}),
     );
     assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
-    assert!(r.body.contains("no built-in rotators"), "{}", r.body);
+    assert!(r.body.contains("MySQL/MariaDB"), "{}", r.body);
     // A refused request stores nothing.
     let d = describe(&s, "app/v");
     assert!(d.get("RotationEnabled").is_none(), "{d}");
