@@ -381,7 +381,10 @@ fn multi_user_by_bare_template_name_alternates_keeps_previous_and_grants_in_step
     // verifiers, never the new passwords.
     if let Some(log) = std::env::var_os("PG_LOG") {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        assert!(text.contains(&format!("CREATE ROLE {clone}")), "statements are logged");
+        assert!(
+            text.contains(&format!("CREATE ROLE {clone}")),
+            "statements are logged"
+        );
         assert!(text.contains("SCRAM-SHA-256$4096:"));
         assert!(!text.contains(&p1) && !text.contains(&p2));
     }
