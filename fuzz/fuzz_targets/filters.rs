@@ -93,17 +93,22 @@ fn lower(s: &str) -> String {
     s.chars().flat_map(char::to_lowercase).collect()
 }
 
-/// Words: split at whitespace, `/-_+=.@`, and between a lowercase and an uppercase letter.
+/// Words: split at whitespace and `/-_+=.@`; a character that is not lowercase also starts a
+/// word after a lowercase one (`AppBeta`: `App`, `Beta`) or when a lowercase run follows it
+/// (`SecretFTag`: `Secret`, `F`, `Tag`; `COMPANYthings`: `COMPAN`, `Ythings`).
 fn words(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
     let mut out = vec![String::new()];
     let mut prev: Option<char> = None;
-    for c in s.chars() {
+    for (i, &c) in chars.iter().enumerate() {
         if c.is_whitespace() || "/-_+=.@".contains(c) {
             out.push(String::new());
             prev = None;
             continue;
         }
-        if prev.is_some_and(char::is_lowercase) && c.is_uppercase() {
+        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        let current_open = out.last().is_some_and(|w| !w.is_empty());
+        if current_open && !c.is_lowercase() && (next_lower || prev.is_some_and(char::is_lowercase)) {
             out.push(String::new());
         }
         out.last_mut().expect("non-empty").push(c);
@@ -112,18 +117,19 @@ fn words(s: &str) -> Vec<String> {
     out.into_iter().filter(|w| !w.is_empty()).collect()
 }
 
+/// A value hits a field when the field starts with it, or when each of the value's words
+/// (split before lowercasing) starts some word of the field.
 fn word_hit(field: &str, value: &str, ci: bool) -> bool {
     let norm = |s: &str| if ci { lower(s) } else { s.to_owned() };
-    let value = norm(value);
-    let field_words: Vec<String> = words(field).iter().map(|w| norm(w)).collect();
-    if norm(field).starts_with(&value) || field_words.iter().any(|w| w.starts_with(&value)) {
+    if norm(field).starts_with(&norm(value)) {
         return true;
     }
-    let value_words = words(&value);
-    value_words.len() > 1
+    let field_words: Vec<String> = words(field).iter().map(|w| norm(w)).collect();
+    let value_words: Vec<String> = words(value).iter().map(|w| norm(w)).collect();
+    !value_words.is_empty()
         && value_words
             .iter()
-            .all(|vw| field_words.iter().any(|fw| fw.starts_with(vw)))
+            .all(|vw| field_words.iter().any(|fw| fw.starts_with(vw.as_str())))
 }
 
 /// Whether one value (without `!`) hits the subject under `key`.
@@ -136,12 +142,11 @@ fn reference_hit(key: &str, value: &str, s: &Input) -> bool {
         "description" => s.description.as_deref().is_some_and(|d| w(d, true)),
         "primary-region" => s.primary_region.as_deref().is_some_and(|d| w(d, false)),
         "owning-service" => s.owning_service.as_deref().is_some_and(|d| w(d, false)),
+        // `all` searches the name, the description, tag keys and tag values.
         "all" => {
             w(&s.name, true)
                 || s.description.as_deref().is_some_and(|d| w(d, true))
                 || s.tags.iter().any(|(k, v)| w(k, true) || w(v, true))
-                || s.primary_region.as_deref().is_some_and(|d| w(d, true))
-                || s.owning_service.as_deref().is_some_and(|d| w(d, true))
         }
         _ => unreachable!("known keys only"),
     }

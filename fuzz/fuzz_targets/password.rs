@@ -81,8 +81,9 @@ fuzz_target!(|inp: Input| {
     .filter(|c| !c.is_empty())
     .collect();
     let space = inp.include_space.unwrap_or(false) && !excluded.contains(' ');
+    // With RequireEachIncludedType the space (IncludeSpace) is one of the required types.
     let required = if inp.require_each_included_type.unwrap_or(true) {
-        classes.len()
+        classes.len() + usize::from(space)
     } else {
         0
     };
@@ -106,6 +107,9 @@ fuzz_target!(|inp: Input| {
                 p.chars().any(|c| cl.contains(&c)),
                 "a required class is missing from {p:?}"
             );
+        }
+        if space {
+            assert!(p.contains(' '), "the required space is missing from {p:?}");
         }
     }
 });
