@@ -33,6 +33,7 @@ mod conn;
 mod fixed;
 mod keys;
 mod kms;
+pub mod outbox;
 mod replicas;
 mod role_ids;
 mod rotation;

@@ -1423,6 +1423,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         audit_digest_dir: None,
         metrics_listen: None,
         quotas: None,
+        peers: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }

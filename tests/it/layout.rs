@@ -143,6 +143,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         audit_digest_dir: None,
         metrics_listen: None,
         quotas: None,
+        peers: Default::default(),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

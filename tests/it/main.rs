@@ -26,6 +26,7 @@ mod org;
 mod policies;
 mod protocol;
 mod replication;
+mod replication_peer;
 mod review;
 mod rotation;
 mod sdk_secrets;

@@ -168,6 +168,7 @@ async fn two_servers_one_postgres() {
             audit_digest_dir: None,
             metrics_listen: None,
             quotas: None,
+            peers: Default::default(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

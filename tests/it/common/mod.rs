@@ -573,6 +573,7 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
         audit_digest_dir: None,
         metrics_listen: None,
         quotas: None,
+        peers: Default::default(),
     }
 }
 

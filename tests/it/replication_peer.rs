@@ -1,0 +1,499 @@
+//! Replication to a region served by a peer server: two servers (us-east-1 with
+//! `--peer eu-west-1=http://127.0.0.1:PORT`, and eu-west-1), the outbox delivering through
+//! stops and restarts of either side, promotion on the peer, removal, the lag shown, and the
+//! peer's apply operation open only to the declared replication principal.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::types::ReplicaRegionType;
+use strongroom::replication::{Peer, PeerConfig, PeerCredentials};
+
+use crate::common::{config_in, Signing, TestServer, ACCOUNT};
+
+const PEER_REGION: &str = "eu-west-1";
+
+/// The peer's principals: `replicator` may only apply replica changes; `ops` has every
+/// Secrets Manager right (which does not include applying replica changes).
+fn peer_policies(dir: &Path) {
+    let acct = dir.join(format!("accounts/{ACCOUNT}"));
+    std::fs::create_dir_all(acct.join("users")).unwrap();
+    std::fs::write(
+        acct.join("account.json"),
+        format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        acct.join("users/replicator.json"),
+        r#"{"UserName":"replicator","InlinePolicies":{"apply":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"strongroom:ApplyReplicaChange","Resource":"*"}]}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        acct.join("users/ops.json"),
+        r#"{"UserName":"ops","InlinePolicies":{"all":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":["secretsmanager:*","kms:*"],"Resource":"*"}]}}}"#,
+    )
+    .unwrap();
+}
+
+fn key_of(s: &TestServer, policies: &Path, user: &str) -> (String, String) {
+    let out =
+        strongroom::cli::create_access_key(&s.store_config(), policies, ACCOUNT, user).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn start_peer(dir: tempfile::TempDir, policies: &Path, port: u16) -> TestServer {
+    let mut cfg = config_in(dir.path(), None);
+    cfg.regions = vec![PEER_REGION.into()];
+    cfg.policies = Some(policies.to_path_buf());
+    cfg.listen = format!("127.0.0.1:{port}");
+    TestServer::launch_config(cfg, dir)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_primary(
+    dir: tempfile::TempDir,
+    peer_url: &str,
+    key: &(String, String),
+    metrics_port: u16,
+    ca: Option<PathBuf>,
+) -> TestServer {
+    let mut cfg = config_in(dir.path(), None);
+    cfg.regions = vec!["us-east-1".into()];
+    cfg.metrics_listen = Some(format!("127.0.0.1:{metrics_port}"));
+    cfg.peers = PeerConfig {
+        peers: vec![Peer::new(PEER_REGION, peer_url, true).unwrap()],
+        ca_file: ca,
+        credentials: Some(PeerCredentials {
+            access_key_id: key.0.clone(),
+            secret_access_key: zeroize::Zeroizing::new(key.1.clone()),
+        }),
+    };
+    TestServer::launch_config(cfg, dir)
+}
+
+/// The primary's replication status of `name` in the peer region: (Status, StatusMessage).
+async fn status(c: &aws_sdk_secretsmanager::Client, name: &str) -> (String, String) {
+    let d = c.describe_secret().secret_id(name).send().await.unwrap();
+    let r = d
+        .replication_status()
+        .iter()
+        .find(|r| r.region() == Some(PEER_REGION))
+        .expect("the peer region's status");
+    (
+        r.status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default(),
+        r.status_message().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn wait_status(c: &aws_sdk_secretsmanager::Client, name: &str, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (s, m) = status(c, name).await;
+        if s == want {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status of {name} stayed {s} ({m}), wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn value_on(c: &aws_sdk_secretsmanager::Client, name: &str) -> Option<String> {
+    match c.get_secret_value().secret_id(name).send().await {
+        Ok(v) => v.secret_string().map(str::to_owned),
+        Err(e) => {
+            assert_eq!(
+                crate::common::code(&e),
+                "ResourceNotFoundException",
+                "{e:?}"
+            );
+            None
+        }
+    }
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let r = crate::common::send_raw(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    r.body.lines().find_map(|l| {
+        l.strip_prefix(&format!("{name}{{peer=\"{PEER_REGION}\"}} "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+fn take_dir(s: &mut TestServer) -> tempfile::TempDir {
+    std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_region_follows_its_primary_through_restarts_until_promoted() {
+    let policies_dir = tempfile::tempdir().unwrap();
+    let policies = policies_dir.path().to_path_buf();
+    peer_policies(&policies);
+    let peer_port = free_port();
+    let mut peer = start_peer(tempfile::tempdir().unwrap(), &policies, peer_port);
+    let key = key_of(&peer, &policies, "replicator");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let metrics_port = free_port();
+    let mut primary = start_primary(
+        tempfile::tempdir().unwrap(),
+        &peer_url,
+        &key,
+        metrics_port,
+        None,
+    );
+    let p = primary.client();
+    let mut r = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+
+    // Replicate: InProgress at once, InSync once the peer applied it.
+    let created = p
+        .create_secret()
+        .name("app/db")
+        .secret_string("v1")
+        .description("the database")
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_owned();
+    let out = p
+        .replicate_secret_to_regions()
+        .secret_id("app/db")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.replication_status()[0].status().unwrap().as_str(),
+        "InProgress"
+    );
+    wait_status(&p, "app/db", "InSync").await;
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("v1"));
+    let d = r
+        .describe_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.primary_region(), Some("us-east-1"));
+    assert_eq!(
+        d.arn(),
+        Some(arn.replace("us-east-1", PEER_REGION).as_str())
+    );
+    assert_eq!(d.description(), Some("the database"));
+    // A replica refuses writes made on it.
+    let e = r
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "InvalidParameterException");
+
+    // Writes on the primary reach the peer: value, tags.
+    p.put_secret_value()
+        .secret_id("app/db")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    p.tag_resource()
+        .secret_id("app/db")
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("team")
+                .value("db")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_status(&p, "app/db", "InSync").await;
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("v2"));
+    let d = r
+        .describe_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.tags().len(), 1);
+    assert_eq!(
+        r.list_secret_version_ids()
+            .secret_id("app/db")
+            .send()
+            .await
+            .unwrap()
+            .versions()
+            .len(),
+        2
+    );
+
+    // The peer down: the write stands, the replica is InProgress, the lag is shown.
+    peer.stop();
+    p.put_secret_value()
+        .secret_id("app/db")
+        .secret_string("v3")
+        .send()
+        .await
+        .unwrap();
+    let (s, m) = status(&p, "app/db").await;
+    assert_eq!(s, "InProgress", "{m}");
+    assert!(m.contains("seconds behind"), "{m}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(metrics_port, "strongroom_replication_outbox_depth").unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "the outbox depth never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metric(metrics_port, "strongroom_replication_lag_seconds").is_some());
+    // After the bounded attempts, Failed with the error; delivery goes on.
+    let m = wait_status(&p, "app/db", "Failed").await;
+    assert!(
+        m.contains("failed 5 times") && m.contains("retrying"),
+        "{m}"
+    );
+    assert!(!m.contains("v3"), "{m}");
+
+    // The peer back: delivered, InSync again.
+    let peer_dir = take_dir(&mut peer);
+    peer = start_peer(peer_dir, &policies, peer_port);
+    r = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+    wait_status(&p, "app/db", "InSync").await;
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("v3"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(metrics_port, "strongroom_replication_outbox_depth") != Some(0.0) {
+        assert!(Instant::now() < deadline, "the outbox never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The primary stopped with a change undelivered: delivery resumes when it restarts.
+    peer.stop();
+    p.put_secret_value()
+        .secret_id("app/db")
+        .secret_string("v4")
+        .send()
+        .await
+        .unwrap();
+    primary.stop();
+    let peer_dir = take_dir(&mut peer);
+    peer = start_peer(peer_dir, &policies, peer_port);
+    r = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+    let primary_dir = take_dir(&mut primary);
+    primary = start_primary(primary_dir, &peer_url, &key, metrics_port, None);
+    let p = primary.client();
+    wait_status(&p, "app/db", "InSync").await;
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("v4"));
+
+    // Promotion on the peer: it stops following; the primary sees the refusal as Failed.
+    r.stop_replication_to_replica()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
+    r.put_secret_value()
+        .secret_id("app/db")
+        .secret_string("peer-own")
+        .send()
+        .await
+        .unwrap();
+    p.put_secret_value()
+        .secret_id("app/db")
+        .secret_string("v5")
+        .send()
+        .await
+        .unwrap();
+    let m = wait_status(&p, "app/db", "Failed").await;
+    assert!(m.contains("promoted"), "{m}");
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("peer-own"));
+
+    // A name taken on the peer: Failed with a clear message, nothing overwritten.
+    r.create_secret()
+        .name("app/taken")
+        .secret_string("peer")
+        .send()
+        .await
+        .unwrap();
+    p.create_secret()
+        .name("app/taken")
+        .secret_string("primary")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .send()
+        .await
+        .unwrap();
+    let m = wait_status(&p, "app/taken", "Failed").await;
+    assert!(m.contains("already exists in region eu-west-1"), "{m}");
+    assert_eq!(value_on(&r, "app/taken").await.as_deref(), Some("peer"));
+    // ... replaced with ForceOverwriteReplicaSecret.
+    p.replicate_secret_to_regions()
+        .secret_id("app/taken")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .force_overwrite_replica_secret(true)
+        .send()
+        .await
+        .unwrap();
+    wait_status(&p, "app/taken", "InSync").await;
+    assert_eq!(value_on(&r, "app/taken").await.as_deref(), Some("primary"));
+
+    // RemoveRegionsFromReplication deletes the peer's replica.
+    p.remove_regions_from_replication()
+        .secret_id("app/taken")
+        .remove_replica_regions(PEER_REGION)
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while value_on(&r, "app/taken").await.is_some() {
+        assert!(Instant::now() < deadline, "the replica was not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    primary.stop();
+    peer.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_replication_principal_applies_changes_and_it_reads_nothing() {
+    let policies_dir = tempfile::tempdir().unwrap();
+    let policies = policies_dir.path().to_path_buf();
+    peer_policies(&policies);
+    let peer = start_peer(tempfile::tempdir().unwrap(), &policies, 0);
+    let replicator = key_of(&peer, &policies, "replicator");
+    let ops = key_of(&peer, &policies, "ops");
+    let change = |seq: i64| {
+        serde_json::json!({
+            "PrimaryArn": format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:forged-AbCdEf"),
+            "Seq": seq,
+            "Secret": {
+                "Name": "forged", "LastChangedAt": 1, "TagList": false, "Tags": [],
+                "Stages": {"AWSCURRENT": "11111111-1111-4111-8111-111111111111"},
+                "Versions": [{"VersionId": "11111111-1111-4111-8111-111111111111",
+                    "CreatedAt": 1, "ValueKind": "S", "Value": "c2VjcmV0"}]
+            }
+        })
+        .to_string()
+    };
+    let signing = |k: &(String, String)| Signing {
+        akid: k.0.clone(),
+        secret: k.1.clone(),
+        region: PEER_REGION.into(),
+        ..Signing::default()
+    };
+    let target = "secretsmanager.StrongroomApplyReplicaChange";
+    // A principal with every Secrets Manager right is not the replication principal.
+    let res = peer.call_signed(target, &change(1), signing(&ops));
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.error_type(), "AccessDeniedException", "{}", res.body);
+    assert!(
+        res.body.contains("strongroom:ApplyReplicaChange"),
+        "{}",
+        res.body
+    );
+    let root = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+    assert!(value_on(&root, "forged").await.is_none());
+    // The replication principal applies it (positive control) ...
+    let res = peer.call_signed(target, &change(1), signing(&replicator));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["Applied"], true, "{}", res.body);
+    assert_eq!(value_on(&root, "forged").await.as_deref(), Some("secret"));
+    // ... once: a change already applied is acknowledged and ignored.
+    let res = peer.call_signed(target, &change(1), signing(&replicator));
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["Applied"], false, "{}", res.body);
+    // ... and it can read nothing on the peer.
+    let rc = peer.client_in(PEER_REGION, &replicator.0, &replicator.1);
+    let e = rc
+        .get_secret_value()
+        .secret_id("forged")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(crate::common::code(&e), "AccessDeniedException");
+    let e = rc.list_secrets().send().await.unwrap_err();
+    assert_eq!(crate::common::code(&e), "AccessDeniedException");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_to_a_tls_peer_trusts_the_configured_ca() {
+    let policies_dir = tempfile::tempdir().unwrap();
+    let policies = policies_dir.path().to_path_buf();
+    peer_policies(&policies);
+    let tls = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.regions = vec![PEER_REGION.into()];
+    cfg.policies = Some(policies.clone());
+    cfg.tls = Some((tls.join("cert.pem"), tls.join("key.pem")));
+    let peer = TestServer::launch_config(cfg, dir);
+    let key = key_of(&peer, &policies, "replicator");
+    let url = format!("https://localhost:{}", peer.addr.port());
+    // Without the CA the peer's certificate is not trusted: the change waits.
+    let mut primary = start_primary(tempfile::tempdir().unwrap(), &url, &key, free_port(), None);
+    let p = primary.client();
+    p.create_secret()
+        .name("tls/one")
+        .secret_string("over-tls")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, m) = status(&p, "tls/one").await;
+        assert_ne!(s, "InSync", "{m}");
+        if m.contains("certificate") || m.contains("TLS") || m.contains("UnknownIssuer") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no TLS error shown: {s} {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    primary.stop();
+    // With --peer-ca: delivered.
+    let mut primary = start_primary(
+        tempfile::tempdir().unwrap(),
+        &url,
+        &key,
+        free_port(),
+        Some(tls.join("ca.pem")),
+    );
+    let p = primary.client();
+    p.create_secret()
+        .name("tls/two")
+        .secret_string("over-tls")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .send()
+        .await
+        .unwrap();
+    wait_status(&p, "tls/two", "InSync").await;
+    let mut raw = crate::common::send_tls(
+        peer.addr,
+        &crate::common::signed_request(
+            "secretsmanager.GetSecretValue",
+            br#"{"SecretId":"tls/two"}"#,
+            Signing {
+                region: PEER_REGION.into(),
+                ..Signing::default()
+            },
+        ),
+    );
+    assert_eq!(raw.status, 200, "{}", raw.body);
+    assert_eq!(raw.json()["SecretString"], "over-tls");
+    raw.body.clear();
+    primary.stop();
+}
