@@ -775,4 +775,75 @@ mod tests {
             .unwrap();
         assert_eq!(r.audit_digest_dir, Some(PathBuf::from("/from-file")));
     }
+
+    #[test]
+    fn peers_come_from_flags_or_the_file_and_need_credentials() {
+        std::env::set_var(
+            "STRONGROOM_PEER_SECRET_ACCESS_KEY",
+            "peer-secret-for-config-test",
+        );
+        let c = parse(&[
+            "--peer",
+            "eu-west-1=https://peer.example:8443",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap();
+        assert_eq!(c.peers.regions(), vec!["eu-west-1"]);
+        assert_eq!(
+            c.peers.credentials.as_ref().unwrap().access_key_id,
+            "AKIAREPLICATOR000001"
+        );
+        assert!(!format!("{:?}", c.peers).contains("peer-secret-for-config-test"));
+        let e = parse(&["--peer", "eu-west-1=https://peer.example"])
+            .resolve()
+            .unwrap_err();
+        assert!(e.contains("--peer-access-key-id"), "{e}");
+        let e = parse(&[
+            "--peer",
+            "us-east-1=https://peer.example",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert!(e.contains("serves us-east-1 itself"), "{e}");
+        let e = parse(&[
+            "--peer",
+            "eu-west-1=http://127.0.0.1:9",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert!(e.contains("not https"), "{e}");
+        let c = parse(&[
+            "--peer",
+            "eu-west-1=http://127.0.0.1:9",
+            "--peer-allow-plain-http-loopback",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap();
+        assert!(!c.peers.peers[0].tls);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "peer_access_key_id = \"AKIAREPLICATOR000002\"\npeer_ca = \"/etc/peer-ca.pem\"\n[peers]\n\"eu-west-1\" = \"https://eu.example\"\n\"ap-south-1\" = \"https://ap.example:9443\"\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", file.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.peers.regions(), vec!["ap-south-1", "eu-west-1"]);
+        assert_eq!(c.peers.ca_file, Some(PathBuf::from("/etc/peer-ca.pem")));
+        assert_eq!(
+            c.peers.credentials.unwrap().access_key_id,
+            "AKIAREPLICATOR000002"
+        );
+    }
 }

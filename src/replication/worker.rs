@@ -59,22 +59,15 @@ pub async fn run(
     tls: Arc<rustls::ClientConfig>,
     stats: SharedStats,
 ) {
+    for peer in &cfg.peers {
+        actix_web::rt::spawn(deliver_loop(
+            ctx.clone(),
+            Arc::clone(&cfg),
+            Arc::clone(&tls),
+            peer.region.clone(),
+        ));
+    }
     loop {
-        let now = ctx.now_ms();
-        let due = ctx
-            .store
-            .read(move |tx| Ok(tx.outbox_due(now, BATCH)?))
-            .await;
-        let mut worked = false;
-        match due {
-            Ok(rows) => {
-                for row in rows {
-                    worked = true;
-                    deliver(&ctx, &cfg, &tls, row).await;
-                }
-            }
-            Err(e) => tracing::warn!("replication outbox: cannot read: {}", e.message()),
-        }
         if let Ok(depths) = ctx.store.read(|tx| Ok(tx.outbox_depths()?)).await {
             let mut all: Vec<(String, i64, Option<i64>)> = cfg
                 .peers
@@ -84,13 +77,58 @@ pub async fn run(
             for (region, depth, oldest) in depths {
                 match all.iter_mut().find(|(r, _, _)| *r == region) {
                     Some(e) => *e = (region, depth, oldest),
-                    None => all.push((region, depth, oldest)),
+                    None => {
+                        // Changes for a region no peer serves any more (the configuration
+                        // changed): their replicas show why they wait.
+                        deliver_round(&ctx, &cfg, &tls, &region).await;
+                        all.push((region, depth, oldest));
+                    }
                 }
             }
             stats.set(all);
         }
-        if !worked {
+        tokio::time::sleep(IDLE).await;
+    }
+}
+
+/// Deliver the changes for one peer region, oldest first, until the server stops.
+async fn deliver_loop(
+    ctx: Ctx,
+    cfg: Arc<PeerConfig>,
+    tls: Arc<rustls::ClientConfig>,
+    region: String,
+) {
+    loop {
+        if !deliver_round(&ctx, &cfg, &tls, &region).await {
             tokio::time::sleep(IDLE).await;
+        }
+    }
+}
+
+/// One round of deliveries for `region`; whether there was anything due.
+async fn deliver_round(
+    ctx: &Ctx,
+    cfg: &PeerConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    region: &str,
+) -> bool {
+    let now = ctx.now_ms();
+    let r = region.to_owned();
+    let due = ctx
+        .store
+        .read(move |tx| Ok(tx.outbox_due(&r, now, BATCH)?))
+        .await;
+    match due {
+        Ok(rows) => {
+            let worked = !rows.is_empty();
+            for row in rows {
+                deliver(ctx, cfg, tls, row).await;
+            }
+            worked
+        }
+        Err(e) => {
+            tracing::warn!(%region, "replication outbox: cannot read: {}", e.message());
+            false
         }
     }
 }

@@ -50,11 +50,17 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
-    /// The latest change of each (secret, region) whose oldest change is due at `now_ms` (at
+    /// For one peer region: the latest change of each secret whose oldest change is due at `now_ms` (at
     /// most `limit` of them, oldest first), with the oldest's attempt count and whether any
     /// of the group's changes allows overwriting.
-    pub fn outbox_due(&mut self, now_ms: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    pub fn outbox_due(
+        &mut self,
+        region: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let due: Vec<(String, String)> = replication_outbox::table
+            .filter(replication_outbox::region.eq(region))
             .filter(replication_outbox::next_attempt_at.le(now_ms))
             .order(replication_outbox::seq.asc())
             .select((

@@ -427,6 +427,39 @@ async fn only_the_replication_principal_applies_changes_and_it_reads_nothing() {
     assert_eq!(crate::common::code(&e), "AccessDeniedException");
     let e = rc.list_secrets().send().await.unwrap_err();
     assert_eq!(crate::common::code(&e), "AccessDeniedException");
+    // The peer's audit trail records each attempt, with its principal, never the value.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = peer.call_signed(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            &serde_json::json!({"LookupAttributes": [{"AttributeKey": "EventName",
+                "AttributeValue": "StrongroomApplyReplicaChange"}]})
+            .to_string(),
+            Signing {
+                service: "cloudtrail".into(),
+                region: PEER_REGION.into(),
+                ..Signing::default()
+            },
+        );
+        assert_eq!(res.status, 200, "{}", res.body);
+        assert!(!res.body.contains("c2VjcmV0"), "{}", res.body);
+        let events = res.json()["Events"].as_array().cloned().unwrap_or_default();
+        if events.len() >= 3 {
+            let text = res.body;
+            assert!(
+                text.contains("user/replicator") && text.contains("user/ops"),
+                "{text}"
+            );
+            assert!(text.contains("AccessDenied"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} events recorded",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
