@@ -6,9 +6,9 @@
 //! replica's own key (the requested `KmsKeyId`, resolved in this region, or this region's
 //! `aws/secretsmanager`). A change whose `Seq` is not above the last one applied for the
 //! primary and region is already applied: it is acknowledged and ignored. A replica promoted
-//! with StopReplicationToReplica refuses every later change of its old primary; a name
-//! taken by another secret is refused unless `ForceOverwrite` (the primary's
-//! `ForceOverwriteReplicaSecret`) allows replacing it.
+//! with StopReplicationToReplica refuses every later change of its old primary, and a name
+//! taken by another secret is refused, unless `ForceOverwrite` (the primary's
+//! `ForceOverwriteReplicaSecret`) allows replacing that secret.
 
 use std::collections::BTreeMap;
 
@@ -197,17 +197,28 @@ fn apply(
 ) -> Result<Output, ApiError> {
     let seq = super::required("seq", input.seq)?;
     let arn = replicas::replica_arn(primary_arn, region);
-    let existing = tx.secret_by_arn(&arn)?;
+    let mut existing = tx.secret_by_arn(&arn)?;
     let shown_key = |tx: &mut Tx<'_>, s: &SecretRow| -> Result<Option<String>, ApiError> {
         Ok(Some(match &s.kms_key_id {
             Some(id) => tx.kms_key(id)?.map_or_else(|| id.clone(), |k| k.arn),
             None => replicas::DEFAULT_KEY_ALIAS.to_owned(),
         }))
     };
-    // A replica promoted since refuses its old primary, before anything else.
-    if let Some(s) = &existing {
-        if s.primary_region.as_deref() != Some(primary_region) {
-            return Err(ApiError::InvalidRequest(promoted_message(&arn, region)));
+    // A replica promoted since refuses its old primary, before anything else, unless the
+    // primary's owner replicates again with ForceOverwriteReplicaSecret (the promoted
+    // secret, if it has no replicas of its own, is then replaced).
+    if let Some(s) = existing.take() {
+        if s.primary_region.as_deref() == Some(primary_region) {
+            existing = Some(s);
+        } else {
+            let replaceable = input.force_overwrite == Some(true)
+                && input.delete != Some(true)
+                && !replicas::is_replica(&s)
+                && tx.replicas_of(&s.secret_id)?.is_empty();
+            if !replaceable {
+                return Err(ApiError::InvalidRequest(promoted_message(&arn, region)));
+            }
+            tx.delete_secret(&s.secret_id)?;
         }
     }
     if tx

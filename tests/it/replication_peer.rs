@@ -323,6 +323,26 @@ async fn a_peer_region_follows_its_primary_through_restarts_until_promoted() {
     let m = wait_status(&p, "app/db", "Failed").await;
     assert!(m.contains("promoted"), "{m}");
     assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("peer-own"));
+    // Replicating again without force does not merge anything either ...
+    p.replicate_secret_to_regions()
+        .secret_id("app/db")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .send()
+        .await
+        .unwrap();
+    let m = wait_status(&p, "app/db", "Failed").await;
+    assert!(m.contains("promoted"), "{m}");
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("peer-own"));
+    // ... the owner's explicit ForceOverwriteReplicaSecret replaces the promoted secret.
+    p.replicate_secret_to_regions()
+        .secret_id("app/db")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .force_overwrite_replica_secret(true)
+        .send()
+        .await
+        .unwrap();
+    wait_status(&p, "app/db", "InSync").await;
+    assert_eq!(value_on(&r, "app/db").await.as_deref(), Some("v5"));
 
     // A name taken on the peer: Failed with a clear message, nothing overwritten.
     r.create_secret()
