@@ -550,3 +550,271 @@ async fn delivery_to_a_tls_peer_trusts_the_configured_ca() {
     raw.body.clear();
     primary.stop();
 }
+
+fn client_at(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    use aws_sdk_secretsmanager as sm;
+    let conf = sm::Config::builder()
+        .behavior_version(sm::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(sm::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            crate::common::AKID,
+            crate::common::SECRET,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    sm::Client::from_conf(conf)
+}
+
+/// The primary as a process of its own (so that it can be killed with SIGKILL).
+struct PrimaryProcess {
+    child: std::process::Child,
+}
+
+impl PrimaryProcess {
+    fn spawn(data: &Path, port: u16, metrics: u16, peer_url: &str, key: &(String, String)) -> Self {
+        let policies = data.join("no-policies");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args(["--policies"])
+            .arg(&policies)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--metrics-listen",
+                &format!("127.0.0.1:{metrics}"),
+                "--regions",
+                "us-east-1",
+                "--account-id",
+                ACCOUNT,
+                "--peer",
+                &format!("{PEER_REGION}={peer_url}"),
+                "--peer-allow-plain-http-loopback",
+                "--peer-access-key-id",
+                &key.0,
+            ])
+            .env("STRONGROOM_PEER_SECRET_ACCESS_KEY", &key.1)
+            .env("STRONGROOM_ROOT_ACCESS_KEY_ID", crate::common::AKID)
+            .env("STRONGROOM_ROOT_SECRET_ACCESS_KEY", crate::common::SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the primary did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child }
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for PrimaryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_drained(metrics_port: u16, secs: u64) -> Duration {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if metric(metrics_port, "strongroom_replication_outbox_depth") == Some(0.0) {
+            return started.elapsed();
+        }
+        assert!(Instant::now() < deadline, "the outbox did not drain");
+    }
+}
+
+/// Issue 21, item 3: 1,000 secrets replicated to a peer; the primary killed with SIGKILL
+/// while a round of writes is being delivered; the peer serves what was delivered, a
+/// promoted secret accepts writes there; the restarted primary finishes delivering the rest
+/// and sees the promoted one refuse it. The lag under a steady write load is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn disaster_recovery_with_a_thousand_secrets_and_kill_9() {
+    const N: usize = 1000;
+    let policies_dir = tempfile::tempdir().unwrap();
+    let policies = policies_dir.path().to_path_buf();
+    peer_policies(&policies);
+    let peer_port = free_port();
+    let peer = start_peer(tempfile::tempdir().unwrap(), &policies, peer_port);
+    let key = key_of(&peer, &policies, "replicator");
+    let r = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let metrics_port = free_port();
+    let mut primary = PrimaryProcess::spawn(data.path(), port, metrics_port, &peer_url, &key);
+    let p = client_at(&format!("http://127.0.0.1:{port}"));
+
+    // 1,000 replicated secrets.
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..16 {
+        let p = p.clone();
+        tasks.spawn(async move {
+            for i in (w..N).step_by(16) {
+                p.create_secret()
+                    .name(format!("dr/{i}"))
+                    .secret_string(format!("dr-{i}-v1"))
+                    .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    let created = started.elapsed();
+    let drained = wait_drained(metrics_port, 120).await;
+    eprintln!("1000 secrets created in {created:?}; all delivered {drained:?} later");
+
+    // Lag under a steady PutSecretValue load (about 100 writes/s for 5 s).
+    let mut samples = Vec::new();
+    let load_end = Instant::now() + Duration::from_secs(5);
+    let mut i = 0usize;
+    while Instant::now() < load_end {
+        p.put_secret_value()
+            .secret_id(format!("dr/{}", i % N))
+            .secret_string(format!("dr-{}-load-{i}", i % N))
+            .send()
+            .await
+            .unwrap();
+        i += 1;
+        if i % 10 == 0 {
+            samples.push(metric(metrics_port, "strongroom_replication_lag_seconds").unwrap_or(0.0));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_drained(metrics_port, 60).await;
+    samples.sort_by(f64::total_cmp);
+    let p99 = samples
+        .get(samples.len().saturating_mul(99) / 100)
+        .copied()
+        .unwrap_or(0.0);
+    eprintln!(
+        "steady load: {i} writes in 5 s; replication lag p99 {p99:.3} s, max {:.3} s",
+        samples.last().copied().unwrap_or(0.0)
+    );
+
+    // A round of writes v2 to every secret; SIGKILL the primary midway.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let p = p.clone();
+        let acked = std::sync::Arc::clone(&acknowledged);
+        tasks.spawn(async move {
+            for i in (w..N).step_by(8) {
+                let ok = p
+                    .put_secret_value()
+                    .secret_id(format!("dr/{i}"))
+                    .secret_string(format!("dr-{i}-v2"))
+                    .send()
+                    .await
+                    .is_ok();
+                if !ok {
+                    return;
+                }
+                acked.lock().unwrap().push(i);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < N / 2 {
+        assert!(Instant::now() < deadline, "writes too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    primary.kill9();
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    let acked: std::collections::BTreeSet<usize> =
+        acknowledged.lock().unwrap().iter().copied().collect();
+    assert!(
+        acked.len() >= N / 2 && acked.len() < N,
+        "{} acknowledged",
+        acked.len()
+    );
+
+    // The peer serves, for every secret, a value the primary held: v2 only where it was
+    // written (acknowledged, or in flight at the kill), never anything else.
+    let mut on_peer_v2 = 0;
+    for i in 0..N {
+        let v = value_on(&r, &format!("dr/{i}")).await.unwrap();
+        if v == format!("dr-{i}-v2") {
+            on_peer_v2 += 1;
+        } else {
+            assert!(v.starts_with(&format!("dr-{i}-")), "dr/{i}: {v}");
+        }
+    }
+    eprintln!(
+        "killed with {} of {N} writes acknowledged; {on_peer_v2} delivered to the peer",
+        acked.len()
+    );
+
+    // Fail-over: promote one secret on the peer, which then accepts writes.
+    let promoted = *acked.iter().next().unwrap();
+    r.stop_replication_to_replica()
+        .secret_id(format!("dr/{promoted}"))
+        .send()
+        .await
+        .unwrap();
+    r.put_secret_value()
+        .secret_id(format!("dr/{promoted}"))
+        .secret_string("written-after-fail-over")
+        .send()
+        .await
+        .unwrap();
+
+    // The old primary restarts: it delivers what was left; the promoted secret refuses its
+    // old primary's changes (Failed, nothing merged).
+    let _primary = PrimaryProcess::spawn(data.path(), port, metrics_port, &peer_url, &key);
+    let p = client_at(&format!("http://127.0.0.1:{port}"));
+    wait_drained(metrics_port, 120).await;
+    for &i in &acked {
+        if i == promoted {
+            continue;
+        }
+        assert_eq!(
+            value_on(&r, &format!("dr/{i}")).await.as_deref(),
+            Some(format!("dr-{i}-v2").as_str()),
+            "dr/{i} acknowledged but not on the peer after the restart"
+        );
+    }
+    for i in 0..N {
+        let primary_value = value_on(&p, &format!("dr/{i}")).await.unwrap();
+        let peer_value = value_on(&r, &format!("dr/{i}")).await.unwrap();
+        if i == promoted {
+            assert_eq!(peer_value, "written-after-fail-over");
+        } else {
+            assert_eq!(peer_value, primary_value, "dr/{i}");
+        }
+    }
+    // The old primary's next write to the promoted secret is refused by the peer.
+    p.put_secret_value()
+        .secret_id(format!("dr/{promoted}"))
+        .secret_string("old-primary-after-fail-over")
+        .send()
+        .await
+        .unwrap();
+    let m = wait_status(&p, &format!("dr/{promoted}"), "Failed").await;
+    assert!(m.contains("promoted"), "{m}");
+    assert_eq!(
+        value_on(&r, &format!("dr/{promoted}")).await.as_deref(),
+        Some("written-after-fail-over")
+    );
+    drop(peer);
+}
