@@ -694,7 +694,7 @@ async fn disaster_recovery_with_a_thousand_secrets_and_kill_9() {
             .await
             .unwrap();
         i += 1;
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             samples.push(metric(metrics_port, "strongroom_replication_lag_seconds").unwrap_or(0.0));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
