@@ -29,6 +29,8 @@ const FIRST_BACKOFF_MS: i64 = 250;
 const MAX_BACKOFF_MS: i64 = 10_000;
 /// Changes (secret, region) handled per round.
 const BATCH: i64 = 32;
+/// Deliveries to one peer at once (each of a different secret).
+const IN_FLIGHT: usize = 8;
 const IDLE: Duration = Duration::from_millis(100);
 
 /// The error types with which a peer refuses the change itself (not retried).
@@ -108,7 +110,7 @@ async fn deliver_loop(
 /// One round of deliveries for `region`; whether there was anything due.
 async fn deliver_round(
     ctx: &Ctx,
-    cfg: &PeerConfig,
+    cfg: &Arc<PeerConfig>,
     tls: &Arc<rustls::ClientConfig>,
     region: &str,
 ) -> bool {
@@ -121,8 +123,20 @@ async fn deliver_round(
     match due {
         Ok(rows) => {
             let worked = !rows.is_empty();
-            for row in rows {
-                deliver(ctx, cfg, tls, row).await;
+            // Each row is a different secret: up to IN_FLIGHT of them are delivered at
+            // once, while each secret's changes stay in order (one delivery per round).
+            for chunk in rows.chunks(IN_FLIGHT) {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|row| {
+                        let (ctx, cfg, tls, row) =
+                            (ctx.clone(), Arc::clone(cfg), Arc::clone(tls), row.clone());
+                        actix_web::rt::spawn(async move { deliver(&ctx, &cfg, &tls, row).await })
+                    })
+                    .collect();
+                for h in handles {
+                    let _ = h.await;
+                }
             }
             worked
         }
