@@ -551,6 +551,59 @@ async fn delivery_to_a_tls_peer_trusts_the_configured_ca() {
     primary.stop();
 }
 
+/// The outbox on PostgreSQL (primary) delivering to a peer on SQLite; a peer on PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_outbox_and_the_apply_operation_on_postgresql() {
+    let Some(base) = crate::common::postgres_base_url() else {
+        return;
+    };
+    let policies_dir = tempfile::tempdir().unwrap();
+    let policies = policies_dir.path().to_path_buf();
+    peer_policies(&policies);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), Some(crate::common::fresh_postgres_db(&base)));
+    cfg.regions = vec![PEER_REGION.into()];
+    cfg.policies = Some(policies.clone());
+    let mut peer = TestServer::launch_config(cfg, dir);
+    let key = key_of(&peer, &policies, "replicator");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), Some(crate::common::fresh_postgres_db(&base)));
+    cfg.peers = PeerConfig {
+        peers: vec![Peer::new(
+            PEER_REGION,
+            &format!("http://127.0.0.1:{}", peer.addr.port()),
+            true,
+        )
+        .unwrap()],
+        ca_file: None,
+        credentials: Some(PeerCredentials {
+            access_key_id: key.0.clone(),
+            secret_access_key: zeroize::Zeroizing::new(key.1.clone()),
+        }),
+    };
+    let mut primary = TestServer::launch_config(cfg, dir);
+    let p = primary.client();
+    let r = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+    p.create_secret()
+        .name("pg/one")
+        .secret_string("pg-v1")
+        .add_replica_regions(ReplicaRegionType::builder().region(PEER_REGION).build())
+        .send()
+        .await
+        .unwrap();
+    wait_status(&p, "pg/one", "InSync").await;
+    p.put_secret_value()
+        .secret_id("pg/one")
+        .secret_string("pg-v2")
+        .send()
+        .await
+        .unwrap();
+    wait_status(&p, "pg/one", "InSync").await;
+    assert_eq!(value_on(&r, "pg/one").await.as_deref(), Some("pg-v2"));
+    primary.stop();
+    peer.stop();
+}
+
 fn client_at(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     use aws_sdk_secretsmanager as sm;
     let conf = sm::Config::builder()
