@@ -627,11 +627,21 @@ struct PrimaryProcess {
 }
 
 impl PrimaryProcess {
-    fn spawn(data: &Path, port: u16, metrics: u16, peer_url: &str, key: &(String, String)) -> Self {
+    fn spawn(
+        data: &Path,
+        database_url: Option<&str>,
+        port: u16,
+        metrics: u16,
+        peer_url: &str,
+        key: &(String, String),
+    ) -> Self {
         let policies = data.join("no-policies");
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
-            .args(["serve", "--data-dir"])
-            .arg(data)
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"));
+        command.args(["serve", "--data-dir"]).arg(data);
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let child = command
             .args(["--policies"])
             .arg(&policies)
             .args([
@@ -696,19 +706,47 @@ async fn wait_drained(metrics_port: u16, secs: u64) -> Duration {
 /// and sees the promoted one refuse it. The lag under a steady write load is printed.
 #[tokio::test(flavor = "multi_thread")]
 async fn disaster_recovery_with_a_thousand_secrets_and_kill_9() {
+    disaster_recovery(None).await;
+}
+
+/// The same with each server on a PostgreSQL database of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn disaster_recovery_on_postgresql() {
+    if let Some(base) = crate::common::postgres_base_url() {
+        disaster_recovery(Some(base)).await;
+    }
+}
+
+async fn disaster_recovery(postgres: Option<String>) {
     const N: usize = 1000;
     let policies_dir = tempfile::tempdir().unwrap();
     let policies = policies_dir.path().to_path_buf();
     peer_policies(&policies);
     let peer_port = free_port();
-    let peer = start_peer(tempfile::tempdir().unwrap(), &policies, peer_port);
+    let peer_dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(
+        peer_dir.path(),
+        postgres.as_deref().map(crate::common::fresh_postgres_db),
+    );
+    cfg.regions = vec![PEER_REGION.into()];
+    cfg.policies = Some(policies.clone());
+    cfg.listen = format!("127.0.0.1:{peer_port}");
+    let peer = TestServer::launch_config(cfg, peer_dir);
+    let primary_db = postgres.as_deref().map(crate::common::fresh_postgres_db);
     let key = key_of(&peer, &policies, "replicator");
     let r = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
     let peer_url = format!("http://127.0.0.1:{peer_port}");
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let metrics_port = free_port();
-    let mut primary = PrimaryProcess::spawn(data.path(), port, metrics_port, &peer_url, &key);
+    let mut primary = PrimaryProcess::spawn(
+        data.path(),
+        primary_db.as_deref(),
+        port,
+        metrics_port,
+        &peer_url,
+        &key,
+    );
     let p = client_at(&format!("http://127.0.0.1:{port}"));
 
     // 1,000 replicated secrets.
@@ -834,7 +872,14 @@ async fn disaster_recovery_with_a_thousand_secrets_and_kill_9() {
 
     // The old primary restarts: it delivers what was left; the promoted secret refuses its
     // old primary's changes (Failed, nothing merged).
-    let _primary = PrimaryProcess::spawn(data.path(), port, metrics_port, &peer_url, &key);
+    let _primary = PrimaryProcess::spawn(
+        data.path(),
+        primary_db.as_deref(),
+        port,
+        metrics_port,
+        &peer_url,
+        &key,
+    );
     let p = client_at(&format!("http://127.0.0.1:{port}"));
     wait_drained(metrics_port, 120).await;
     for &i in &acked {
