@@ -124,6 +124,20 @@ impl Operation for ApplyReplicaChange {
     const ACTION: &'static str = crate::replication::APPLY_ACTION;
     const READ_ONLY: bool = false;
 
+    /// `strongroom:PrimaryArn` and `strongroom:PrimaryRegion`: a peer's policy may narrow
+    /// what its replication principal applies (the resource is `*`, as the replica may not
+    /// exist yet).
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        let Some(arn) = input.primary_arn.clone() else {
+            return Vec::new();
+        };
+        let region = parse_primary_arn(&arn).map(|(r, _)| r).unwrap_or_default();
+        vec![
+            ("strongroom:PrimaryArn".to_owned(), vec![arn]),
+            ("strongroom:PrimaryRegion".to_owned(), vec![region]),
+        ]
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         let arn = super::required("primaryArn", input.primary_arn.as_deref())?;
         parse_primary_arn(arn)?;

@@ -30,6 +30,13 @@ fn peer_policies(dir: &Path) {
     )
     .unwrap();
     std::fs::write(
+        acct.join("users/app-replicator.json"),
+        r#"{"UserName":"app-replicator","InlinePolicies":{"apply":{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"strongroom:ApplyReplicaChange","Resource":"*",
+             "Condition":{"StringLike":{"strongroom:PrimaryArn":"arn:aws:secretsmanager:us-east-1:*:secret:app/*"}}}]}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
         acct.join("users/ops.json"),
         r#"{"UserName":"ops","InlinePolicies":{"all":{"Version":"2012-10-17","Statement":[
             {"Effect":"Allow","Action":["secretsmanager:*","kms:*"],"Resource":"*"}]}}}"#,
@@ -416,6 +423,16 @@ async fn only_the_replication_principal_applies_changes_and_it_reads_nothing() {
         ..Signing::default()
     };
     let target = "secretsmanager.StrongroomApplyReplicaChange";
+    // A replication principal narrowed to app/* by `strongroom:PrimaryArn`.
+    let narrow = key_of(&peer, &policies, "app-replicator");
+    let res = peer.call_signed(target, &change(1), signing(&narrow));
+    assert_eq!(res.error_type(), "AccessDeniedException", "{}", res.body);
+    let app_change = change(1)
+        .replace("secret:forged-", "secret:app/x-")
+        .replace("\"Name\":\"forged\"", "\"Name\":\"app/x\"");
+    assert!(app_change.contains("app/x-"), "{app_change}");
+    let res = peer.call_signed(target, &app_change, signing(&narrow));
+    assert_eq!(res.status, 200, "{}", res.body);
     // A principal with every Secrets Manager right is not the replication principal.
     let res = peer.call_signed(target, &change(1), signing(&ops));
     assert_eq!(res.status, 400, "{}", res.body);
