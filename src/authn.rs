@@ -390,6 +390,7 @@ mod tests {
             clock: Arc::new(move || clock.load(Ordering::SeqCst)),
             rotation: crate::rotation::Wiring::default(),
             regions: Arc::new(vec!["us-east-1".into()]),
+            peers: Arc::new(Vec::new()),
         };
         let authz = Authz::new(ctx.clone(), Arc::new(Live::open(None).unwrap()));
         let a = Authenticator::new(ctx, authz, Arc::new(vec!["us-east-1".into()]));

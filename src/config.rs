@@ -350,6 +350,20 @@ pub struct ServeArgs {
     /// pair; every action runs as that principal). Off by default.
     #[arg(long, env = "STRONGROOM_CONSOLE")]
     pub console: bool,
+    /// A region served by a peer server, as `REGION=https://host:port` (repeatable):
+    /// replication to that region goes through the outbox to the peer.
+    #[arg(long = "peer", env = "STRONGROOM_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// PEM CA certificates trusted for the peers' TLS certificates (default: the system's).
+    #[arg(long, env = "STRONGROOM_PEER_CA")]
+    pub peer_ca: Option<PathBuf>,
+    /// Accept `http://127.0.0.1:PORT` peers (tests only; the values travel in clear).
+    #[arg(long)]
+    pub peer_allow_plain_http_loopback: bool,
+    /// The access key id of the replication principal declared on the peers (its secret:
+    /// STRONGROOM_PEER_SECRET_ACCESS_KEY in the environment).
+    #[arg(long, env = "STRONGROOM_PEER_ACCESS_KEY_ID")]
+    pub peer_access_key_id: Option<String>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -380,6 +394,11 @@ struct FileConfig {
     /// One account's own rates, by quota group.
     quota_accounts:
         Option<std::collections::HashMap<String, std::collections::HashMap<String, f64>>>,
+    /// Peer servers by region (`[peers]` table: `eu-west-1 = "https://..."`).
+    peers: Option<std::collections::BTreeMap<String, String>>,
+    peer_ca: Option<PathBuf>,
+    peer_allow_plain_http_loopback: Option<bool>,
+    peer_access_key_id: Option<String>,
 }
 
 /// Resolved store settings.
@@ -415,6 +434,8 @@ pub struct ServeConfig {
     pub quotas: Option<crate::quota::QuotaConfig>,
     /// Whether the web console is served at `/console/`.
     pub console: bool,
+    /// Peer servers serving other regions (replication through the outbox).
+    pub peers: crate::replication::PeerConfig,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -478,6 +499,60 @@ fn valid_region(r: &str) -> bool {
 }
 
 impl ServeArgs {
+    fn resolve_peers(
+        &self,
+        file_peers: &Option<std::collections::BTreeMap<String, String>>,
+        file_ca: Option<PathBuf>,
+        file_allow: Option<bool>,
+        file_akid: Option<String>,
+        regions: &[String],
+    ) -> Result<crate::replication::PeerConfig, String> {
+        let allow = self.peer_allow_plain_http_loopback || file_allow == Some(true);
+        let mut peers = Vec::new();
+        if self.peers.is_empty() {
+            for (region, url) in file_peers.iter().flatten() {
+                peers.push(crate::replication::Peer::new(region, url, allow)?);
+            }
+        } else {
+            for spec in &self.peers {
+                peers.push(crate::replication::Peer::parse(spec, allow)?);
+            }
+        }
+        for (i, p) in peers.iter().enumerate() {
+            if !valid_region(&p.region) {
+                return Err(format!("`{}` is not a region name", p.region));
+            }
+            if regions.contains(&p.region) {
+                return Err(format!(
+                    "--peer {}: this server serves {} itself",
+                    p.region, p.region
+                ));
+            }
+            if peers.iter().take(i).any(|q| q.region == p.region) {
+                return Err(format!("--peer {} is given more than once", p.region));
+            }
+        }
+        let credentials = if peers.is_empty() {
+            None
+        } else {
+            let akid = self.peer_access_key_id.clone().or(file_akid).ok_or(
+                "--peer needs the replication principal's access key: --peer-access-key-id (or STRONGROOM_PEER_ACCESS_KEY_ID) and STRONGROOM_PEER_SECRET_ACCESS_KEY",
+            )?;
+            let secret = std::env::var("STRONGROOM_PEER_SECRET_ACCESS_KEY").map_err(|_| {
+                "--peer needs STRONGROOM_PEER_SECRET_ACCESS_KEY (the replication principal's secret access key) in the environment".to_owned()
+            })?;
+            Some(crate::replication::PeerCredentials {
+                access_key_id: akid,
+                secret_access_key: zeroize::Zeroizing::new(secret),
+            })
+        };
+        Ok(crate::replication::PeerConfig {
+            peers,
+            ca_file: self.peer_ca.clone().or(file_ca),
+            credentials,
+        })
+    }
+
     pub fn resolve(&self) -> Result<ServeConfig, String> {
         let f = load_file(self.store.config.as_deref())?;
         let store = resolve_store(&self.store, &f);
@@ -544,8 +619,16 @@ impl ServeArgs {
             &f.quota_groups.unwrap_or_default(),
             &f.quota_accounts.unwrap_or_default(),
         )?;
+        let peers = self.resolve_peers(
+            &f.peers,
+            f.peer_ca.clone(),
+            f.peer_allow_plain_http_loopback,
+            f.peer_access_key_id.clone(),
+            &regions,
+        )?;
         Ok(ServeConfig {
             console: self.console || f.console.unwrap_or(false),
+            peers,
             metrics_listen,
             quotas,
             audit_retention,
@@ -727,5 +810,76 @@ mod tests {
             .resolve()
             .unwrap();
         assert_eq!(r.audit_digest_dir, Some(PathBuf::from("/from-file")));
+    }
+
+    #[test]
+    fn peers_come_from_flags_or_the_file_and_need_credentials() {
+        std::env::set_var(
+            "STRONGROOM_PEER_SECRET_ACCESS_KEY",
+            "peer-secret-for-config-test",
+        );
+        let c = parse(&[
+            "--peer",
+            "eu-west-1=https://peer.example:8443",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap();
+        assert_eq!(c.peers.regions(), vec!["eu-west-1"]);
+        assert_eq!(
+            c.peers.credentials.as_ref().unwrap().access_key_id,
+            "AKIAREPLICATOR000001"
+        );
+        assert!(!format!("{:?}", c.peers).contains("peer-secret-for-config-test"));
+        let e = parse(&["--peer", "eu-west-1=https://peer.example"])
+            .resolve()
+            .unwrap_err();
+        assert!(e.contains("--peer-access-key-id"), "{e}");
+        let e = parse(&[
+            "--peer",
+            "us-east-1=https://peer.example",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert!(e.contains("serves us-east-1 itself"), "{e}");
+        let e = parse(&[
+            "--peer",
+            "eu-west-1=http://127.0.0.1:9",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap_err();
+        assert!(e.contains("not https"), "{e}");
+        let c = parse(&[
+            "--peer",
+            "eu-west-1=http://127.0.0.1:9",
+            "--peer-allow-plain-http-loopback",
+            "--peer-access-key-id",
+            "AKIAREPLICATOR000001",
+        ])
+        .resolve()
+        .unwrap();
+        assert!(!c.peers.peers[0].tls);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "peer_access_key_id = \"AKIAREPLICATOR000002\"\npeer_ca = \"/etc/peer-ca.pem\"\n[peers]\n\"eu-west-1\" = \"https://eu.example\"\n\"ap-south-1\" = \"https://ap.example:9443\"\n",
+        )
+        .unwrap();
+        let c = parse(&["--config", file.to_str().unwrap()])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.peers.regions(), vec!["ap-south-1", "eu-west-1"]);
+        assert_eq!(c.peers.ca_file, Some(PathBuf::from("/etc/peer-ca.pem")));
+        assert_eq!(
+            c.peers.credentials.unwrap().access_key_id,
+            "AKIAREPLICATOR000002"
+        );
     }
 }

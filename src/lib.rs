@@ -22,6 +22,7 @@ pub mod policy;
 pub mod protocol;
 pub mod queue;
 pub mod quota;
+pub mod replication;
 pub mod rotation;
 pub mod secrets;
 pub mod server;

@@ -138,6 +138,8 @@ pub struct Metrics {
     audit_commit: Histogram,
     pool_open: IntGaugeVec,
     pool_idle: IntGaugeVec,
+    outbox_depth: IntGaugeVec,
+    replication_lag: prometheus::GaugeVec,
 }
 
 impl Metrics {
@@ -225,6 +227,24 @@ impl Metrics {
             &["pool"],
         )
         .map_err(e)?;
+        let outbox_depth = IntGaugeVec::new(
+            Opts::new(
+                "strongroom_replication_outbox_depth",
+                "Changes of replicated secrets not yet delivered, by peer region.",
+            ),
+            &["peer"],
+        )
+        .map_err(e)?;
+        let replication_lag = prometheus::GaugeVec::new(
+            Opts::new(
+                "strongroom_replication_lag_seconds",
+                "Age of the oldest undelivered change, by peer region (0: none waiting).",
+            ),
+            &["peer"],
+        )
+        .map_err(e)?;
+        r.register(Box::new(outbox_depth.clone())).map_err(e)?;
+        r.register(Box::new(replication_lag.clone())).map_err(e)?;
         r.register(Box::new(latency.clone())).map_err(e)?;
         r.register(Box::new(user_errors.clone())).map_err(e)?;
         r.register(Box::new(system_errors.clone())).map_err(e)?;
@@ -253,6 +273,8 @@ impl Metrics {
             audit_commit,
             pool_open,
             pool_idle,
+            outbox_depth,
+            replication_lag,
         })
     }
 
@@ -329,6 +351,13 @@ impl Metrics {
             self.pool_idle
                 .with_label_values(&[pool])
                 .set(i64::from(idle));
+        }
+        let now = crate::ops::system_now_ms();
+        for (region, depth, oldest) in pipeline.replication.get() {
+            self.outbox_depth.with_label_values(&[&region]).set(depth);
+            #[expect(clippy::cast_precision_loss, reason = "milliseconds of lag")]
+            let lag = oldest.map_or(0.0, |t| now.saturating_sub(t).max(0) as f64 / 1000.0);
+            self.replication_lag.with_label_values(&[&region]).set(lag);
         }
         let mut out = Vec::new();
         TextEncoder::new()

@@ -37,6 +37,8 @@ pub struct Pipeline {
     pub metrics: crate::metrics::Shared,
     /// Request-rate quotas, when configured (`--quotas`).
     pub quotas: Option<Arc<crate::quota::Quotas>>,
+    /// The replication outbox's depth and lag per peer region (the metrics' gauges).
+    pub replication: crate::replication::SharedStats,
 }
 
 /// What the transport says about a request's caller (see `server::peer_of`).
@@ -90,6 +92,7 @@ impl Pipeline {
             master_key_lock: None,
             metrics: None,
             quotas: None,
+            replication: Arc::default(),
         }
     }
 
@@ -493,6 +496,9 @@ async fn dispatch(
         }
         (Service::SecretsManager, "StopReplicationToReplica") => {
             run::<stop_replication_to_replica::StopReplicationToReplica>(call, draft).await
+        }
+        (Service::SecretsManager, crate::replication::APPLY_OPERATION) => {
+            run::<apply_replica_change::ApplyReplicaChange>(call, draft).await
         }
         (Service::SecretsManager, name) if SM_NOT_BUILT.contains(&name) => Err(not_built(name)),
         (Service::Kms, name) => kms_ops::dispatch(name, ServiceCall { call, draft }).await,

@@ -459,6 +459,7 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         clock: Arc::new(system_now_ms),
         rotation: crate::rotation::Wiring::default(),
         regions: Arc::new(cfg.regions.clone()),
+        peers: Arc::new(cfg.peers.regions()),
     };
     let role_ids: Arc<dyn crate::identity::RoleIds> = Arc::new(StoredRoleIds(ctx.store.clone()));
     let identities =
@@ -583,6 +584,15 @@ pub async fn run_with_handle(
     let metrics_handle = metrics_server.as_ref().map(actix_web::dev::Server::handle);
     if let Some(server) = metrics_server {
         actix_web::rt::spawn(server);
+    }
+    if !cfg.peers.peers.is_empty() {
+        let tls = crate::replication::client::tls_config(cfg.peers.ca_file.as_deref())?;
+        actix_web::rt::spawn(crate::replication::worker::run(
+            pipeline.ctx.clone(),
+            Arc::new(cfg.peers.clone()),
+            tls,
+            Arc::clone(&pipeline.replication),
+        ));
     }
     let auditor = pipeline.auditor.clone();
     let rotation_pipeline = pipeline.clone();

@@ -156,6 +156,7 @@ impl Operation for CreateSecret {
         let keyring = ctx.keyring.clone();
         let retrier = auth.clone();
         let now = ctx.now_ms();
+        let peers = std::sync::Arc::clone(&ctx.peers);
         ctx.store
             .write(move |tx| {
                 if let Some(existing) = tx.find_secret(&scope.account, &scope.region, &name)? {
@@ -266,6 +267,7 @@ impl Operation for CreateSecret {
                             auth: &retrier,
                             action: REPLICATE,
                             regions,
+                            peers: &peers,
                             force,
                             now_ms: now,
                         };

@@ -10,6 +10,7 @@
 //! `auth::Principal`, and `rotation`'s schedules, wiring and in-transaction helpers (its
 //! engine, which calls into `ops`, is never used here). Never on actix or diesel.
 
+pub mod apply_replica_change;
 pub mod batch_get_secret_value;
 pub mod cancel_rotate_secret;
 pub mod cloudtrail;
@@ -66,6 +67,9 @@ pub struct Ctx {
     pub rotation: crate::rotation::Wiring,
     /// The regions this server serves (replication targets).
     pub regions: Arc<Vec<String>>,
+    /// The regions served by peer servers (`--peer REGION=URL`): replication targets
+    /// reached through the outbox.
+    pub peers: Arc<Vec<String>>,
 }
 
 impl std::fmt::Debug for Ctx {

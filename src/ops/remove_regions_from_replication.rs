@@ -57,6 +57,7 @@ impl Operation for RemoveRegionsFromReplication {
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
         let regions = super::required("removeReplicaRegions", input.remove_replica_regions)?;
+        let now = ctx.now_ms();
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -64,7 +65,7 @@ impl Operation for RemoveRegionsFromReplication {
                     .ok_or_else(ApiError::secret_not_found)?;
                 replicas::ensure_not_replica(&secret)?;
                 for r in &regions {
-                    replicas::remove(tx, &secret, r)?;
+                    replicas::remove(tx, &secret, r, now)?;
                 }
                 replicas::settle_primary(tx, &mut secret)?;
                 Ok(Output {

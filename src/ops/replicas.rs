@@ -11,8 +11,10 @@
 //! replicas has `primary_region` set to its own region (AWS shows `PrimaryRegion` only on
 //! replicated secrets).
 //!
-//! Runs inside a store transaction. Regions served by other servers (`--peer`) are not
-//! replicated to: such a region is refused before anything is written.
+//! Runs inside a store transaction. A region served by a peer server (`--peer REGION=URL`)
+//! has an entry marked `peer` and no replica secret here: each change of the primary leaves
+//! a row in the replication outbox in the same transaction, and the entry is `InProgress`
+//! until the delivery worker (`crate::replication`) has applied it on the peer.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +29,8 @@ use crate::store::Tx;
 pub const IN_SYNC: &str = "InSync";
 /// `ReplicationStatusType`.
 pub const FAILED: &str = "Failed";
+/// `ReplicationStatusType`.
+pub const IN_PROGRESS: &str = "InProgress";
 
 /// How `ReplicationStatus` names the replica region's AWS managed key.
 pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
@@ -146,16 +150,21 @@ pub fn add_regions_key(list: &[ReplicaRegion]) -> (String, Vec<String>) {
     )
 }
 
-/// Refuse a replica region that is the secret's own, or that this server does not serve
-/// (replication to peer servers is not built): nothing is written.
+/// Refuse a replica region that is the secret's own, or that neither this server nor a
+/// configured peer serves: nothing is written.
 pub fn check_served(ctx: &Ctx, own_region: &str, regions: &[&str]) -> Result<(), ApiError> {
     for r in regions {
         if *r == own_region {
             return Err(ApiError::InvalidParameter("Invalid replica region.".into()));
         }
-        if !ctx.regions.iter().any(|s| s == r) {
+        if !ctx.regions.iter().any(|s| s == r) && !ctx.peers.iter().any(|s| s == r) {
+            let peers = if ctx.peers.is_empty() {
+                "no peer server is configured (--peer REGION=URL)".to_owned()
+            } else {
+                format!("its peers serve {}", ctx.peers.join(", "))
+            };
             return Err(ApiError::InvalidParameter(format!(
-                "Invalid replica region. This Strongroom server does not serve region {r} (it serves {}); replication to regions served by other servers is not supported.",
+                "Invalid replica region. This Strongroom server does not serve region {r} (it serves {}; {peers}).",
                 ctx.regions.join(", ")
             )));
         }
@@ -163,19 +172,74 @@ pub fn check_served(ctx: &Ctx, own_region: &str, regions: &[&str]) -> Result<(),
     Ok(())
 }
 
+/// Enqueue the delivery of `primary`'s state (or, with `delete`, of its replica's removal)
+/// to the peer serving `entry`'s region, in the caller's transaction.
+fn enqueue_peer(
+    tx: &mut Tx<'_>,
+    primary: &SecretRow,
+    entry: &ReplicaRow,
+    delete: bool,
+    force: bool,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    tx.enqueue_outbox(&crate::store::outbox::NewOutboxRow {
+        primary_secret_id: primary.secret_id.clone(),
+        primary_arn: primary.arn.clone(),
+        region: entry.region.clone(),
+        kind: if delete { "delete" } else { "sync" }.to_owned(),
+        force_overwrite: force,
+        replica_kms_key_id: (entry.kms_key_id != DEFAULT_KEY_ALIAS)
+            .then(|| entry.kms_key_id.clone()),
+        created_at: now_ms,
+        attempts: 0,
+        next_attempt_at: now_ms,
+        last_error: None,
+    })?;
+    Ok(())
+}
+
+/// A peer replica's `StatusMessage` while changes wait in the outbox: how far behind it is,
+/// the oldest undelivered change, and the last delivery error.
+fn lag_message(
+    tx: &mut Tx<'_>,
+    entry: &ReplicaRow,
+    now_ms: i64,
+) -> Result<Option<String>, ApiError> {
+    let Some(oldest) = tx.outbox_oldest(&entry.primary_secret_id, &entry.region)? else {
+        return Ok(entry.status_message.clone());
+    };
+    let behind = now_ms.saturating_sub(oldest.created_at).max(0) / 1000;
+    let when = super::epoch_seconds(oldest.created_at);
+    let mut msg = format!(
+        "Replication lag: {behind} seconds behind; oldest undelivered change {when} (epoch seconds), {} delivery attempt(s) so far.",
+        oldest.attempts
+    );
+    if let Some(e) = entry.status_message.as_ref().or(oldest.last_error.as_ref()) {
+        msg.push(' ');
+        msg.push_str(e);
+    }
+    Ok(Some(msg.chars().take(4096).collect()))
+}
+
 /// The replication status of a primary's replicas, by region.
 pub fn statuses(tx: &mut Tx<'_>, primary: &SecretRow) -> Result<Vec<ReplicationStatus>, ApiError> {
     let mut out = Vec::new();
+    let now = super::system_now_ms();
     for r in tx.replicas_of(&primary.secret_id)? {
         let last_accessed = match &r.replica_secret_id {
             Some(id) => tx.secret_by_id(id)?.and_then(|s| s.last_accessed_at),
             None => None,
         };
+        let status_message = if r.peer {
+            lag_message(tx, &r, now)?
+        } else {
+            r.status_message.clone()
+        };
         out.push(ReplicationStatus {
             region: r.region,
             kms_key_id: r.kms_key_id,
             status: r.status,
-            status_message: r.status_message,
+            status_message,
             last_accessed_date: last_accessed.map(super::epoch_seconds),
         });
     }
@@ -190,6 +254,8 @@ pub struct AddRequest<'a> {
     /// The operation's IAM action, decided again with each replica region's key.
     pub action: &'static str,
     pub regions: &'a [ReplicaRegion],
+    /// The regions served by peer servers.
+    pub peers: &'a [String],
     pub force: bool,
     pub now_ms: i64,
 }
@@ -214,6 +280,26 @@ pub fn add_replicas(
             .iter()
             .any(|e| e.region == region && e.status == IN_SYNC)
         {
+            continue;
+        }
+        if req.peers.contains(&region) {
+            // The peer resolves the key in its region and decides its use with its own
+            // key policies; the caller's own use of it is not decided here.
+            let entry = ReplicaRow {
+                primary_secret_id: primary.secret_id.clone(),
+                region: region.clone(),
+                replica_secret_id: None,
+                kms_key_id: r
+                    .kms_key_id
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_KEY_ALIAS.to_owned()),
+                status: IN_PROGRESS.to_owned(),
+                status_message: None,
+                created_at: req.now_ms,
+                peer: true,
+            };
+            tx.put_replica(&entry)?;
+            enqueue_peer(tx, primary, &entry, false, req.force, req.now_ms)?;
             continue;
         }
         // The replica region's key, resolved there.
@@ -257,6 +343,7 @@ pub fn add_replicas(
             kms_key_id: shown.clone(),
             status_message: message,
             created_at: req.now_ms,
+            peer: false,
         };
         // A failed replica that exists (a write could not reach it): tried again in place.
         let failed = existing
@@ -353,6 +440,14 @@ pub fn sync(
     }
     let source = Source::of(tx, primary)?;
     for mut entry in tx.replicas_of(&primary.secret_id)? {
+        if entry.peer {
+            enqueue_peer(tx, primary, &entry, false, false, now_ms)?;
+            if entry.status == IN_SYNC {
+                entry.status = IN_PROGRESS.to_owned();
+                tx.put_replica(&entry)?;
+            }
+            continue;
+        }
         let Some(rid) = entry.replica_secret_id.clone() else {
             continue;
         };
@@ -553,13 +648,21 @@ pub fn replica_key_changed(tx: &mut Tx<'_>, replica: &SecretRow) -> Result<(), A
     Ok(())
 }
 
-/// Remove `region`'s replica of `primary` (its secret and its entry); nothing when the
-/// region is not replicated.
-pub fn remove(tx: &mut Tx<'_>, primary: &SecretRow, region: &str) -> Result<(), ApiError> {
+/// Remove `region`'s replica of `primary` (its secret and its entry; on a peer, through
+/// the outbox); nothing when the region is not replicated.
+pub fn remove(
+    tx: &mut Tx<'_>,
+    primary: &SecretRow,
+    region: &str,
+    now_ms: i64,
+) -> Result<(), ApiError> {
     let entries = tx.replicas_of(&primary.secret_id)?;
     let Some(entry) = entries.into_iter().find(|e| e.region == region) else {
         return Ok(());
     };
+    if entry.peer {
+        enqueue_peer(tx, primary, &entry, true, false, now_ms)?;
+    }
     if let Some(id) = &entry.replica_secret_id {
         tx.delete_secret(id)?;
     }

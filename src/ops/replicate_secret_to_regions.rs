@@ -75,6 +75,7 @@ impl Operation for ReplicateSecretToRegions {
         let keyring = ctx.keyring.clone();
         let auth = auth.clone();
         let now = ctx.now_ms();
+        let peers = std::sync::Arc::clone(&ctx.peers);
         ctx.store
             .write(move |tx| {
                 let mut secret = tx
@@ -87,6 +88,7 @@ impl Operation for ReplicateSecretToRegions {
                     auth: &auth,
                     action: Self::ACTION,
                     regions: &regions,
+                    peers: &peers,
                     force,
                     now_ms: now,
                 };

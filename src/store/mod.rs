@@ -33,6 +33,7 @@ mod conn;
 mod fixed;
 mod keys;
 mod kms;
+pub mod outbox;
 mod replicas;
 mod role_ids;
 pub mod rotated_pg;

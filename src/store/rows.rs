@@ -117,6 +117,8 @@ pub struct ReplicaRow {
     pub status: String,
     pub status_message: Option<String>,
     pub created_at: i64,
+    /// Whether the region is served by a peer server (the replica lives in its store).
+    pub peer: bool,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

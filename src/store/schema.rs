@@ -147,6 +147,35 @@ diesel::table! {
         status -> Text,
         status_message -> Nullable<Text>,
         created_at -> BigInt,
+        peer -> Bool,
+    }
+}
+
+diesel::table! {
+    /// Changes of replicated primaries still to deliver to peer servers
+    /// (`2026-12-06-000004_replication_outbox`).
+    replication_outbox (seq) {
+        seq -> BigInt,
+        primary_secret_id -> Text,
+        primary_arn -> Text,
+        region -> Text,
+        kind -> Text,
+        force_overwrite -> Bool,
+        replica_kms_key_id -> Nullable<Text>,
+        created_at -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// On a peer: the last change applied per primary and replica region.
+    replication_applied (primary_arn, region) {
+        primary_arn -> Text,
+        region -> Text,
+        last_seq -> BigInt,
+        applied_at -> BigInt,
     }
 }
 

@@ -1424,6 +1424,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         metrics_listen: None,
         quotas: None,
         console: false,
+        peers: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }

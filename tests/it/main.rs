@@ -28,6 +28,7 @@ mod org;
 mod policies;
 mod protocol;
 mod replication;
+mod replication_peer;
 mod review;
 mod rotation;
 mod rotation_pg;

@@ -169,6 +169,7 @@ async fn two_servers_one_postgres() {
             metrics_listen: None,
             quotas: None,
             console: false,
+            peers: Default::default(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

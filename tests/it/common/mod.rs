@@ -574,6 +574,7 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
         metrics_listen: None,
         quotas: None,
         console: false,
+        peers: Default::default(),
     }
 }
 

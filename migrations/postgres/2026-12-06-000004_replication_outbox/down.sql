@@ -1,0 +1,3 @@
+DROP TABLE replication_applied;
+DROP TABLE replication_outbox;
+ALTER TABLE secret_replicas DROP COLUMN peer;

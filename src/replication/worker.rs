@@ -1,0 +1,386 @@
+//! The delivery worker: ships the outbox's changes to the peers, retrying with back-off
+//! (the outbox is in the store: a restart of either side resumes where delivery stopped).
+//!
+//! Per (secret, peer region) it delivers the state of the secret as it is at delivery, with
+//! the sequence number of the latest change enqueued, then deletes the changes delivered.
+//! A peer's refusal of the change itself (a promoted replica, a name collision) leaves the
+//! replica `Failed` with the peer's message and drops the changes (the next write, or
+//! ReplicateSecretToRegions with ForceOverwriteReplicaSecret, enqueues again); any other
+//! failure (unreachable, TLS, authentication, 5xx) is retried with exponential back-off,
+//! and after [`MAX_ATTEMPTS`] the replica is `Failed` with the last error while retries go on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::client::{self, Answer, Transport};
+use super::{PeerConfig, SharedStats};
+use crate::error::ApiError;
+use crate::ops::apply_replica_change::{Input, Output, ShippedSecret, ShippedVersion};
+use crate::ops::{replicas, values, Ctx};
+use crate::store::outbox::OutboxRow;
+use crate::store::Tx;
+
+/// Failed attempts after which a replica shows `Failed` (delivery goes on).
+pub const MAX_ATTEMPTS: i32 = 5;
+/// The first retry's delay; doubled each attempt up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: i64 = 250;
+const MAX_BACKOFF_MS: i64 = 10_000;
+/// Changes (secret, region) handled per round.
+const BATCH: i64 = 32;
+/// Deliveries to one peer at once (each of a different secret).
+const IN_FLIGHT: usize = 8;
+const IDLE: Duration = Duration::from_millis(100);
+
+/// The error types with which a peer refuses the change itself (not retried).
+const REFUSALS: &[&str] = &[
+    "InvalidRequestException",
+    "ResourceExistsException",
+    "InvalidParameterException",
+];
+
+/// The delay before attempt `attempts + 1`.
+pub fn backoff_ms(attempts: i32) -> i64 {
+    let shift = u32::try_from(attempts.clamp(1, 16).saturating_sub(1)).unwrap_or(0);
+    FIRST_BACKOFF_MS
+        .saturating_mul(1_i64 << shift)
+        .min(MAX_BACKOFF_MS)
+}
+
+enum Outcome {
+    Delivered(Option<String>),
+    Refused(String),
+    Retry(String),
+}
+
+/// Run the worker until the server stops.
+pub async fn run(
+    ctx: Ctx,
+    cfg: Arc<PeerConfig>,
+    tls: Arc<rustls::ClientConfig>,
+    stats: SharedStats,
+) {
+    for peer in &cfg.peers {
+        actix_web::rt::spawn(deliver_loop(
+            ctx.clone(),
+            Arc::clone(&cfg),
+            Arc::clone(&tls),
+            peer.region.clone(),
+        ));
+    }
+    loop {
+        if let Ok(depths) = ctx.store.read(|tx| Ok(tx.outbox_depths()?)).await {
+            let mut all: Vec<(String, i64, Option<i64>)> = cfg
+                .peers
+                .iter()
+                .map(|p| (p.region.clone(), 0, None))
+                .collect();
+            for (region, depth, oldest) in depths {
+                match all.iter_mut().find(|(r, _, _)| *r == region) {
+                    Some(e) => *e = (region, depth, oldest),
+                    None => {
+                        // Changes for a region no peer serves any more (the configuration
+                        // changed): their replicas show why they wait.
+                        deliver_round(&ctx, &cfg, &tls, &region).await;
+                        all.push((region, depth, oldest));
+                    }
+                }
+            }
+            stats.set(all);
+        }
+        tokio::time::sleep(IDLE).await;
+    }
+}
+
+/// Deliver the changes for one peer region, oldest first, until the server stops.
+async fn deliver_loop(
+    ctx: Ctx,
+    cfg: Arc<PeerConfig>,
+    tls: Arc<rustls::ClientConfig>,
+    region: String,
+) {
+    loop {
+        if !deliver_round(&ctx, &cfg, &tls, &region).await {
+            tokio::time::sleep(IDLE).await;
+        }
+    }
+}
+
+/// One round of deliveries for `region`; whether there was anything due.
+async fn deliver_round(
+    ctx: &Ctx,
+    cfg: &Arc<PeerConfig>,
+    tls: &Arc<rustls::ClientConfig>,
+    region: &str,
+) -> bool {
+    let now = ctx.now_ms();
+    let r = region.to_owned();
+    let due = ctx
+        .store
+        .read(move |tx| Ok(tx.outbox_due(&r, now, BATCH)?))
+        .await;
+    match due {
+        Ok(rows) => {
+            let worked = !rows.is_empty();
+            // Each row is a different secret: up to IN_FLIGHT of them are delivered at
+            // once, while each secret's changes stay in order (one delivery per round).
+            for chunk in rows.chunks(IN_FLIGHT) {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|row| {
+                        let (ctx, cfg, tls, row) =
+                            (ctx.clone(), Arc::clone(cfg), Arc::clone(tls), row.clone());
+                        actix_web::rt::spawn(async move { deliver(&ctx, &cfg, &tls, row).await })
+                    })
+                    .collect();
+                for h in handles {
+                    let _ = h.await;
+                }
+            }
+            worked
+        }
+        Err(e) => {
+            tracing::warn!(%region, "replication outbox: cannot read: {}", e.message());
+            false
+        }
+    }
+}
+
+async fn deliver(ctx: &Ctx, cfg: &PeerConfig, tls: &Arc<rustls::ClientConfig>, row: OutboxRow) {
+    let outcome = match (cfg.peer(&row.region).cloned(), cfg.credentials.clone()) {
+        (None, _) => Outcome::Retry(format!(
+            "no peer server is configured for region {} (--peer {}=URL)",
+            row.region, row.region
+        )),
+        (Some(_), None) => Outcome::Retry(
+            "no replication access key is configured (STRONGROOM_PEER_ACCESS_KEY_ID)".into(),
+        ),
+        (Some(peer), Some(creds)) => {
+            let keyring = ctx.keyring.clone();
+            let r = row.clone();
+            match ctx.store.read(move |tx| build(tx, &keyring, &r)).await {
+                Ok(None) => {
+                    // The primary or its peer entry is gone: nothing to deliver.
+                    let r = row.clone();
+                    let _ = ctx
+                        .store
+                        .write(move |tx| {
+                            Ok(tx.outbox_delivered(&r.primary_secret_id, &r.region, r.seq)?)
+                        })
+                        .await;
+                    return;
+                }
+                Err(e) => Outcome::Retry(format!("cannot read the primary: {}", e.message())),
+                Ok(Some(body)) => {
+                    let tls = Arc::clone(tls);
+                    let url = peer.url();
+                    let sent = tokio::task::spawn_blocking(move || {
+                        client::post(&peer, &tls, &creds, &body, time::OffsetDateTime::now_utc())
+                    })
+                    .await;
+                    match sent {
+                        Ok(Ok(answer)) => classify(&answer),
+                        Ok(Err(Transport(m))) => Outcome::Retry(m),
+                        Err(_) => Outcome::Retry(format!("delivery to {url} was interrupted")),
+                    }
+                }
+            }
+        }
+    };
+    let now = ctx.now_ms();
+    let r = row.clone();
+    let result = ctx
+        .store
+        .write(move |tx| record(tx, &r, &outcome, now))
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(
+            region = %row.region,
+            "replication outbox: cannot record a delivery: {}",
+            e.message()
+        );
+    }
+}
+
+fn classify(answer: &Answer) -> Outcome {
+    let v: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+    if answer.status == 200 {
+        let out: Option<Output> = serde_json::from_value(v).ok();
+        return Outcome::Delivered(out.and_then(|o| o.kms_key_id));
+    }
+    let kind = v["__type"].as_str().unwrap_or("").to_owned();
+    let kind = kind.rsplit('#').next().unwrap_or("").to_owned();
+    let message = v["message"]
+        .as_str()
+        .or_else(|| v["Message"].as_str())
+        .unwrap_or("")
+        .chars()
+        .take(1024)
+        .collect::<String>();
+    let text = format!("HTTP {} {kind}: {message}", answer.status);
+    if REFUSALS.contains(&kind.as_str()) {
+        Outcome::Refused(format!("{kind}: {message}"))
+    } else {
+        Outcome::Retry(text)
+    }
+}
+
+fn record(tx: &mut Tx<'_>, row: &OutboxRow, outcome: &Outcome, now: i64) -> Result<(), ApiError> {
+    let entry = tx
+        .replicas_of(&row.primary_secret_id)?
+        .into_iter()
+        .find(|e| e.region == row.region && e.peer);
+    match outcome {
+        Outcome::Delivered(key) => {
+            tx.outbox_delivered(&row.primary_secret_id, &row.region, row.seq)?;
+            if let Some(mut e) = entry {
+                let pending = tx.outbox_oldest(&row.primary_secret_id, &row.region)?;
+                e.status = if pending.is_some() {
+                    replicas::IN_PROGRESS
+                } else {
+                    replicas::IN_SYNC
+                }
+                .to_owned();
+                e.status_message = None;
+                if let Some(k) = key {
+                    e.kms_key_id = k.clone();
+                }
+                tx.put_replica(&e)?;
+            }
+        }
+        Outcome::Refused(m) => {
+            tx.outbox_delivered(&row.primary_secret_id, &row.region, row.seq)?;
+            if let Some(mut e) = entry {
+                e.status = replicas::FAILED.to_owned();
+                e.status_message = Some(cap(format!(
+                    "Replication failed: the peer server of region {} refused the change: {m}",
+                    row.region
+                )));
+                tx.put_replica(&e)?;
+            }
+        }
+        Outcome::Retry(m) => {
+            let attempts = row.attempts.saturating_add(1);
+            tx.outbox_failed(
+                &row.primary_secret_id,
+                &row.region,
+                row.seq,
+                attempts,
+                now.saturating_add(backoff_ms(attempts)),
+                &cap(m.clone()),
+            )?;
+            if let Some(mut e) = entry {
+                if attempts >= MAX_ATTEMPTS {
+                    e.status = replicas::FAILED.to_owned();
+                    e.status_message = Some(cap(format!(
+                        "Replication failed: delivery to the peer server of region {} failed {attempts} times (last error: {m}); retrying.",
+                        row.region
+                    )));
+                } else {
+                    e.status = replicas::IN_PROGRESS.to_owned();
+                    e.status_message = Some(cap(format!(
+                        "Delivery to the peer server of region {} failed {attempts} time(s) (last error: {m}); retrying.",
+                        row.region
+                    )));
+                }
+                tx.put_replica(&e)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cap(s: String) -> String {
+    if s.chars().count() <= 2048 {
+        s
+    } else {
+        s.chars().take(2048).collect()
+    }
+}
+
+/// The request body delivering `row` (with the secret's current state, values decrypted),
+/// or `None` when there is nothing to deliver any more.
+fn build(
+    tx: &mut Tx<'_>,
+    keyring: &crate::kms::Keyring,
+    row: &OutboxRow,
+) -> Result<Option<Zeroizing<Vec<u8>>>, ApiError> {
+    let mut input = Input {
+        primary_arn: Some(row.primary_arn.clone()),
+        seq: Some(row.seq),
+        force_overwrite: Some(row.force_overwrite),
+        ..Input::default()
+    };
+    if row.kind == "delete" {
+        input.delete = Some(true);
+    } else {
+        let Some(primary) = tx.secret_by_id(&row.primary_secret_id)? else {
+            return Ok(None);
+        };
+        let Some(entry) = tx
+            .replicas_of(&primary.secret_id)?
+            .into_iter()
+            .find(|e| e.region == row.region && e.peer)
+        else {
+            return Ok(None);
+        };
+        input.kms_key_id =
+            (entry.kms_key_id != replicas::DEFAULT_KEY_ALIAS).then_some(entry.kms_key_id);
+        let mut versions = Vec::new();
+        for v in tx.versions(&primary.secret_id)? {
+            let value = match &v.value_kind {
+                Some(_) => {
+                    let plain = values::open_version(tx, keyring, &primary, &v)?;
+                    Some(base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        plain.expose(),
+                    ))
+                }
+                None => None,
+            };
+            versions.push(ShippedVersion {
+                version_id: v.version_id.clone(),
+                created_at: v.created_at,
+                value_kind: v.value_kind.clone(),
+                value,
+            });
+        }
+        input.secret = Some(ShippedSecret {
+            name: primary.name.clone(),
+            description: primary.description.clone(),
+            last_changed_at: primary.last_changed_at,
+            owning_service: primary.owning_service.clone(),
+            resource_policy: primary.resource_policy.clone(),
+            tag_list: primary.tag_list,
+            secret_type: primary.secret_type.clone(),
+            external_rotation_metadata: primary.external_rotation_metadata.clone(),
+            external_rotation_role_arn: primary.external_rotation_role_arn.clone(),
+            rotation_enabled: primary.rotation_enabled,
+            rotation_lambda_arn: primary.rotation_lambda_arn.clone(),
+            rotation_rules: primary.rotation_rules.clone(),
+            last_rotated_at: primary.last_rotated_at,
+            tags: tx.tags(&primary.secret_id)?,
+            stages: tx.stages(&primary.secret_id)?,
+            versions,
+        });
+    }
+    serde_json::to_vec(&input)
+        .map(|v| Some(Zeroizing::new(v)))
+        .map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff_ms(1), 250);
+        assert_eq!(backoff_ms(2), 500);
+        assert_eq!(backoff_ms(5), 4000);
+        assert_eq!(backoff_ms(6), 8000);
+        assert_eq!(backoff_ms(7), 10_000);
+        assert_eq!(backoff_ms(1000), 10_000);
+    }
+}

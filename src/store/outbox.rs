@@ -1,0 +1,224 @@
+//! The replication outbox (`replication_outbox`, on a primary's server) and the applied
+//! changes (`replication_applied`, on a peer): see `replication`.
+
+use diesel::prelude::*;
+
+use super::schema::{replication_applied, replication_outbox};
+use super::{StoreError, Tx};
+
+/// A change to deliver to a peer, as enqueued.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = replication_outbox)]
+pub struct NewOutboxRow {
+    pub primary_secret_id: String,
+    pub primary_arn: String,
+    pub region: String,
+    /// `sync` or `delete`.
+    pub kind: String,
+    pub force_overwrite: bool,
+    pub replica_kms_key_id: Option<String>,
+    pub created_at: i64,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// A change to deliver to a peer.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = replication_outbox)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub primary_secret_id: String,
+    pub primary_arn: String,
+    pub region: String,
+    pub kind: String,
+    pub force_overwrite: bool,
+    pub replica_kms_key_id: Option<String>,
+    pub created_at: i64,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}
+
+impl Tx<'_> {
+    /// Enqueue a change.
+    pub fn enqueue_outbox(&mut self, row: &NewOutboxRow) -> Result<(), StoreError> {
+        diesel::insert_into(replication_outbox::table)
+            .values(row)
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// For one peer region: the latest change of each secret whose oldest change is due at `now_ms` (at
+    /// most `limit` of them, oldest first), with the oldest's attempt count and whether any
+    /// of the group's changes allows overwriting.
+    pub fn outbox_due(
+        &mut self,
+        region: &str,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let due: Vec<(String, String)> = replication_outbox::table
+            .filter(replication_outbox::region.eq(region))
+            .filter(replication_outbox::next_attempt_at.le(now_ms))
+            .order(replication_outbox::seq.asc())
+            .select((
+                replication_outbox::primary_secret_id,
+                replication_outbox::region,
+            ))
+            .limit(limit.saturating_mul(8))
+            .load(self.conn)
+            .map_err(|e| self.db(e))?;
+        let mut out: Vec<OutboxRow> = Vec::new();
+        for (sid, region) in due {
+            if out
+                .iter()
+                .any(|r| r.primary_secret_id == sid && r.region == region)
+            {
+                continue;
+            }
+            if i64::try_from(out.len()).unwrap_or(i64::MAX) >= limit {
+                break;
+            }
+            // The group is due when its oldest change is (a failed delivery's back-off holds
+            // the changes enqueued since too).
+            let Some(oldest) = self.outbox_oldest(&sid, &region)? else {
+                continue;
+            };
+            if oldest.next_attempt_at > now_ms {
+                continue;
+            }
+            let mut latest: OutboxRow = replication_outbox::table
+                .filter(replication_outbox::primary_secret_id.eq(&sid))
+                .filter(replication_outbox::region.eq(&region))
+                .order(replication_outbox::seq.desc())
+                .select(OutboxRow::as_select())
+                .first(self.conn)
+                .map_err(|e| self.db(e))?;
+            let forced: i64 = replication_outbox::table
+                .filter(replication_outbox::primary_secret_id.eq(&sid))
+                .filter(replication_outbox::region.eq(&region))
+                .filter(replication_outbox::force_overwrite.eq(true))
+                .count()
+                .get_result(self.conn)
+                .map_err(|e| self.db(e))?;
+            latest.force_overwrite = forced > 0;
+            latest.attempts = oldest.attempts;
+            out.push(latest);
+        }
+        Ok(out)
+    }
+
+    /// Remove the delivered changes of a (secret, region), up to `seq`.
+    pub fn outbox_delivered(
+        &mut self,
+        primary_secret_id: &str,
+        region: &str,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        diesel::delete(
+            replication_outbox::table
+                .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
+                .filter(replication_outbox::region.eq(region))
+                .filter(replication_outbox::seq.le(seq)),
+        )
+        .execute(self.conn)
+        .map(|_| ())
+        .map_err(|e| self.db(e))
+    }
+
+    /// Record a failed delivery of a (secret, region)'s changes up to `seq`: the attempt
+    /// count, the next attempt's time and the error.
+    pub fn outbox_failed(
+        &mut self,
+        primary_secret_id: &str,
+        region: &str,
+        seq: i64,
+        attempts: i32,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        diesel::update(
+            replication_outbox::table
+                .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
+                .filter(replication_outbox::region.eq(region))
+                .filter(replication_outbox::seq.le(seq)),
+        )
+        .set((
+            replication_outbox::attempts.eq(attempts),
+            replication_outbox::next_attempt_at.eq(next_attempt_at),
+            replication_outbox::last_error.eq(error),
+        ))
+        .execute(self.conn)
+        .map(|_| ())
+        .map_err(|e| self.db(e))
+    }
+
+    /// Per region: the number of undelivered changes and the oldest one's time.
+    pub fn outbox_depths(&mut self) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
+        use diesel::dsl::{count_star, min};
+        replication_outbox::table
+            .group_by(replication_outbox::region)
+            .select((
+                replication_outbox::region,
+                count_star(),
+                min(replication_outbox::created_at),
+            ))
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
+    /// The oldest undelivered change of a (secret, region): its time, attempts and last error.
+    pub fn outbox_oldest(
+        &mut self,
+        primary_secret_id: &str,
+        region: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        replication_outbox::table
+            .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
+            .filter(replication_outbox::region.eq(region))
+            .order(replication_outbox::seq.asc())
+            .select(OutboxRow::as_select())
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    /// On a peer: the last change applied of a primary in `region`.
+    pub fn applied_seq(
+        &mut self,
+        primary_arn: &str,
+        region: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        replication_applied::table
+            .find((primary_arn, region))
+            .select(replication_applied::last_seq)
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    /// On a peer: record the last change applied of a primary in `region`.
+    pub fn set_applied_seq(
+        &mut self,
+        primary_arn: &str,
+        region: &str,
+        seq: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        diesel::delete(replication_applied::table.find((primary_arn, region)))
+            .execute(self.conn)
+            .map_err(|e| self.db(e))?;
+        diesel::insert_into(replication_applied::table)
+            .values((
+                replication_applied::primary_arn.eq(primary_arn),
+                replication_applied::region.eq(region),
+                replication_applied::last_seq.eq(seq),
+                replication_applied::applied_at.eq(now_ms),
+            ))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+}
