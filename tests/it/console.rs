@@ -370,6 +370,64 @@ fn a_wrong_secret_is_refused_and_recorded_as_a_failed_console_login() {
 }
 
 #[test]
+fn an_address_hammering_sign_in_is_throttled_and_the_owner_still_signs_in_elsewhere() {
+    let policies = tempfile::tempdir().unwrap();
+    user_allowing(
+        policies.path(),
+        ACCOUNT,
+        "reader",
+        &["secretsmanager:ListSecrets"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.console = true;
+    cfg.policies = Some(policies.path().to_path_buf());
+    // Behind a trusted proxy, so each browser has its own source address.
+    cfg.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let s = TestServer::launch_config(cfg, dir);
+    let (akid, secret) = key_for(&s, policies.path(), ACCOUNT, "reader");
+
+    let mut attacker = Browser::new(&s);
+    attacker.extra = "X-Forwarded-For: 203.0.113.9\r\n".into();
+    let wrong = "not-the-secret-0123456789";
+    for _ in 0..10 {
+        assert_eq!(attacker.sign_in(&akid, wrong).status, 401);
+    }
+    // Refused without checking the credential: even the right secret does not get in.
+    let r = attacker.sign_in(&akid, &secret);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("too many failed sign-ins"), "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert!(attacker.session_cookie().is_none());
+    assert_eq!(attacker.sign_in("AKIAOTHERKEY00000000", wrong).status, 429);
+
+    // Positive control: the key's owner, from another address, signs in.
+    let mut owner = Browser::new(&s);
+    owner.extra = "X-Forwarded-For: 198.51.100.7\r\n".into();
+    let r = owner.sign_in(&akid, &secret);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(owner.get("/console/secrets").status, 200);
+
+    // The refusal is a failed ConsoleLogin in the key owner's trail.
+    let logins = events(&s, "ConsoleLogin");
+    let refused: Vec<_> = logins
+        .iter()
+        .filter(|e| e["errorMessage"] == "Too many failed sign-in attempts")
+        .collect();
+    assert_eq!(refused.len(), 1, "{logins:?}");
+    assert_eq!(refused[0]["responseElements"]["consoleLogin"], "Failure");
+    assert_eq!(refused[0]["sourceIPAddress"], "203.0.113.9");
+    assert!(!refused[0].to_string().contains(&secret));
+    assert_eq!(
+        logins
+            .iter()
+            .filter(|e| e["responseElements"]["consoleLogin"] == "Success")
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn a_sign_in_without_the_forms_token_is_refused() {
     let f = fixture();
     let mut b = Browser::new(&f.s);
