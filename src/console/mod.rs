@@ -10,6 +10,7 @@
 //! (sealing the cookie), `server` (transport facts). Never on `store` or `policy`.
 
 mod audit_pages;
+mod integrity;
 mod principals;
 mod secrets;
 pub mod session;
@@ -60,6 +61,7 @@ pub struct Console {
     pipeline: Pipeline,
     revoked: Arc<Mutex<HashMap<String, i64>>>,
     throttle: Arc<throttle::Throttle>,
+    integrity: integrity::Cache,
 }
 
 /// The signed-in user shown in the header.
@@ -102,6 +104,7 @@ impl Console {
             pipeline,
             revoked: Arc::new(Mutex::new(HashMap::new())),
             throttle: Arc::new(throttle::Throttle::default()),
+            integrity: integrity::Cache::default(),
         }
     }
 
@@ -126,6 +129,7 @@ impl Console {
                 .route("/audit", web::get().to(audit_pages::list))
                 .route("/audit/event", web::get().to(audit_pages::event))
                 .route("/audit/export", web::get().to(audit_pages::export))
+                .route("/audit/integrity", web::get().to(integrity::show))
                 .route("/principals", web::get().to(principals::list))
                 .route("/simulate", web::get().to(simulate::form))
                 .route("/simulate", web::post().to(simulate::run))

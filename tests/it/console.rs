@@ -428,6 +428,63 @@ fn an_address_hammering_sign_in_is_throttled_and_the_owner_still_signs_in_elsewh
 }
 
 #[test]
+fn the_integrity_page_needs_get_trail_status_and_shows_only_what_was_checked() {
+    let policies = tempfile::tempdir().unwrap();
+    let p = policies.path();
+    user_allowing(p, ACCOUNT, "auditor", &["cloudtrail:GetTrailStatus"]);
+    user_allowing(p, ACCOUNT, "looker", &["cloudtrail:LookupEvents"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.console = true;
+    cfg.policies = Some(p.to_path_buf());
+    let s = TestServer::launch_config(cfg, dir);
+    let auditor = key_for(&s, p, ACCOUNT, "auditor");
+    let looker = key_for(&s, p, ACCOUNT, "looker");
+
+    // Attacker: may look up events, not read the trail's status: the API's denial.
+    let mut b = Browser::new(&s);
+    assert_eq!(b.sign_in(&looker.0, &looker.1).status, 303);
+    let r = b.get("/console/audit/integrity");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("AccessDeniedException"), "{}", r.body);
+    assert!(r.body.contains("cloudtrail:GetTrailStatus"), "{}", r.body);
+    assert!(!r.body.contains("Verified at"), "{}", r.body);
+    assert!(!r.body.contains("Latest signed digest"), "{}", r.body);
+
+    // Positive control.
+    let mut b = Browser::new(&s);
+    assert_eq!(b.sign_in(&auditor.0, &auditor.1).status, 303);
+    let r = b.get("/console/audit/integrity");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Verified at"), "{}", r.body);
+    assert!(
+        r.body.contains("every record checked is intact"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("not checked yet"), "{}", r.body);
+    assert!(r.body.contains("Latest signed digest"), "{}", r.body);
+    // A second view within the minute shows the same (cached) verification time.
+    let again = b.get("/console/audit/integrity");
+    let at = |b: &str| b.split("Verified at ").nth(1).unwrap()[..20].to_owned();
+    assert_eq!(at(&r.body), at(&again.body));
+
+    // Each view is a GetTrailStatus of the principal, allowed or denied.
+    let calls = events(&s, "GetTrailStatus");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(
+                |e| e["errorCode"] == "AccessDenied" || e["errorCode"] == "AccessDeniedException"
+            )
+            .count(),
+        1,
+        "{calls:?}"
+    );
+}
+
+#[test]
 fn a_sign_in_without_the_forms_token_is_refused() {
     let f = fixture();
     let mut b = Browser::new(&f.s);
