@@ -66,6 +66,7 @@ pub const OPERATIONS: &[&str] = &[
     "ListKeyRotations",
     // CloudTrail
     "LookupEvents",
+    "GetTrailStatus",
     // STS, IAM
     "AssumeRole",
     "AssumeRoleWithWebIdentity",

@@ -213,6 +213,24 @@ pub fn verify(store: &Store) -> Result<u64, String> {
     }
 }
 
+/// The newest digest of each chain (by the last seq it vouches for).
+pub fn latest_digests(store: &Store) -> Result<Vec<AuditDigestRow>, String> {
+    store
+        .read_blocking(|tx| {
+            let mut out = Vec::new();
+            for chain in tx.audit_chains()? {
+                let newest = tx
+                    .audit_digests(&chain)?
+                    .into_iter()
+                    .filter(|d| d.kind == DIGEST)
+                    .max_by_key(|d| d.seq_to);
+                out.extend(newest);
+            }
+            Ok(out)
+        })
+        .map_err(|e| e.to_string())
+}
+
 /// Verify the chains of a store.
 pub fn verify_store(store: &Store, opts: &VerifyOptions) -> Result<Report, String> {
     let mut chains = store

@@ -10,10 +10,12 @@
 //! (sealing the cookie), `server` (transport facts). Never on `store` or `policy`.
 
 mod audit_pages;
+mod integrity;
 mod principals;
 mod secrets;
 pub mod session;
 mod simulate;
+mod throttle;
 mod xml;
 
 use std::collections::HashMap;
@@ -58,6 +60,8 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 pub struct Console {
     pipeline: Pipeline,
     revoked: Arc<Mutex<HashMap<String, i64>>>,
+    throttle: Arc<throttle::Throttle>,
+    integrity: integrity::Cache,
 }
 
 /// The signed-in user shown in the header.
@@ -99,6 +103,8 @@ impl Console {
         Self {
             pipeline,
             revoked: Arc::new(Mutex::new(HashMap::new())),
+            throttle: Arc::new(throttle::Throttle::default()),
+            integrity: integrity::Cache::default(),
         }
     }
 
@@ -123,6 +129,7 @@ impl Console {
                 .route("/audit", web::get().to(audit_pages::list))
                 .route("/audit/event", web::get().to(audit_pages::event))
                 .route("/audit/export", web::get().to(audit_pages::export))
+                .route("/audit/integrity", web::get().to(integrity::show))
                 .route("/principals", web::get().to(principals::list))
                 .route("/simulate", web::get().to(simulate::form))
                 .route("/simulate", web::post().to(simulate::run))
@@ -504,8 +511,9 @@ async fn record_login(
     user_agent: Option<String>,
     region: &str,
     principal: Option<Principal>,
-    success: bool,
+    failure: Option<&str>,
 ) -> Result<(), HttpResponse> {
+    let success = failure.is_none();
     let draft = Draft {
         request_id: uuid::Uuid::new_v4().to_string(),
         event_time_ms: c.pipeline.ctx.now_ms(),
@@ -521,7 +529,7 @@ async fn record_login(
         response_elements: Some(serde_json::json!({
             "ConsoleLogin": if success { "Success" } else { "Failure" }
         })),
-        error_message: (!success).then(|| "Failed authentication".to_owned()),
+        error_message: failure.map(str::to_owned),
         ..Draft::default()
     };
     c.pipeline.auditor.record(&draft).await.map_err(|e| {
@@ -579,6 +587,44 @@ fn signin_expired(c: &Console, peer: &Peer) -> HttpResponse {
     )
 }
 
+/// The `errorMessage` of a failed `ConsoleLogin` (CloudTrail's).
+const FAILED_AUTHENTICATION: &str = "Failed authentication";
+/// The `errorMessage` of a sign-in refused by the failed sign-in throttle.
+const TOO_MANY_FAILURES: &str = "Too many failed sign-in attempts";
+
+/// The refusal of a sign-in while its address or key has too many recent failures
+/// ([`throttle`]): recorded as a failed `ConsoleLogin`, the credential not checked.
+async fn throttled(
+    c: &Console,
+    peer: &Peer,
+    user_agent: Option<String>,
+    region: &str,
+    shown: Option<Principal>,
+    wait_ms: i64,
+) -> HttpResponse {
+    if let Err(r) = record_login(c, peer, user_agent, region, shown, Some(TOO_MANY_FAILURES)).await
+    {
+        return r;
+    }
+    let minutes = (wait_ms + 59_999) / 60_000;
+    let mut r = signin_page(
+        c,
+        429,
+        Some(format!(
+            "Sign-in refused: too many failed sign-ins from this address or with this access key. \
+             Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )),
+        peer.secure,
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&(wait_ms / 1000 + 1).to_string())
+    {
+        r.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
 async fn signin(
     req: HttpRequest,
     c: web::Data<Console>,
@@ -598,6 +644,13 @@ async fn signin(
         );
     };
     let akid = form.access_key_id.trim().to_owned();
+    let ip = peer.source_ip.clone().unwrap_or_default();
+    let now = c.pipeline.ctx.now_ms();
+    if let Some(wait_ms) = c.throttle.refused(&ip, Some(&akid), now) {
+        // The key's owner sees the refusals in their trail, as they see failures.
+        let shown = c.pipeline.authn.principal_of_active_key(&akid).await.ok();
+        return throttled(&c, &peer, user_agent, &region, shown, wait_ms).await;
+    }
     let secret = Zeroizing::new(form.secret_access_key.clone());
     let verified = c.pipeline.authn.verify_key_pair(&akid, &secret).await;
     let shown = match &verified {
@@ -606,10 +659,12 @@ async fn signin(
         // shows in that account's trail. An unknown key has no account.
         Err(_) => c.pipeline.authn.principal_of_active_key(&akid).await.ok(),
     };
-    if let Err(r) = record_login(&c, &peer, user_agent, &region, shown, verified.is_ok()).await {
+    let failure = verified.is_err().then_some(FAILED_AUTHENTICATION);
+    if let Err(r) = record_login(&c, &peer, user_agent, &region, shown, failure).await {
         return r;
     }
     let Ok(principal) = verified else {
+        c.throttle.failed(&ip, Some(&akid), now);
         return signin_page(
             &c,
             401,
@@ -658,6 +713,11 @@ async fn signin_jwt(
             peer.secure,
         );
     };
+    let ip = peer.source_ip.clone().unwrap_or_default();
+    let now = c.pipeline.ctx.now_ms();
+    if let Some(wait_ms) = c.throttle.refused(&ip, None, now) {
+        return throttled(&c, &peer, user_agent, &region, None, wait_ms).await;
+    }
     let token = Zeroizing::new(form.web_identity_token.trim().to_owned());
     let role = Some(form.role_arn.trim().to_owned()).filter(|r| !r.is_empty());
     let verified = c.pipeline.authn.principal_of_web_identity(
@@ -667,18 +727,20 @@ async fn signin_jwt(
         &mut Draft::default(),
     );
     let shown = verified.as_ref().ok().cloned();
-    if let Err(r) = record_login(&c, &peer, user_agent, &region, shown, verified.is_ok()).await {
+    let failure = verified.is_err().then_some(FAILED_AUTHENTICATION);
+    if let Err(r) = record_login(&c, &peer, user_agent, &region, shown, failure).await {
         return r;
     }
     let principal = match verified {
         Ok(p) => p,
         Err(e) => {
+            c.throttle.failed(&ip, None, now);
             return signin_page(
                 &c,
                 401,
                 Some(format!("Sign-in failed: {}: {}", e.code(), e.message())),
                 peer.secure,
-            )
+            );
         }
     };
     // The token is verified again on every request: its expiry ends the session too.

@@ -128,8 +128,8 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A console server with users `reader` (may read secrets, the trail and the directory, and
-/// simulate) and
+/// A console server with users `reader` (may read secrets, the trail and its integrity, the
+/// directory, and simulate) and
 /// `limited` (may list and describe, not read values), and one secret holding [`MARKER`].
 pub(crate) struct Fixture {
     pub s: TestServer,
@@ -152,6 +152,7 @@ pub(crate) fn fixture() -> Fixture {
             "secretsmanager:ListSecretVersionIds",
             "secretsmanager:GetSecretValue",
             "cloudtrail:LookupEvents",
+            "cloudtrail:GetTrailStatus",
             "iam:SimulatePrincipalPolicy",
             "iam:GetAccountAuthorizationDetails",
         ],
@@ -367,6 +368,121 @@ fn a_wrong_secret_is_refused_and_recorded_as_a_failed_console_login() {
         format!("arn:aws:iam::{ACCOUNT}:user/reader")
     );
     assert!(!logins[0].to_string().contains(wrong));
+}
+
+#[test]
+fn an_address_hammering_sign_in_is_throttled_and_the_owner_still_signs_in_elsewhere() {
+    let policies = tempfile::tempdir().unwrap();
+    user_allowing(
+        policies.path(),
+        ACCOUNT,
+        "reader",
+        &["secretsmanager:ListSecrets"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.console = true;
+    cfg.policies = Some(policies.path().to_path_buf());
+    // Behind a trusted proxy, so each browser has its own source address.
+    cfg.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let s = TestServer::launch_config(cfg, dir);
+    let (akid, secret) = key_for(&s, policies.path(), ACCOUNT, "reader");
+
+    let mut attacker = Browser::new(&s);
+    attacker.extra = "X-Forwarded-For: 203.0.113.9\r\n".into();
+    let wrong = "not-the-secret-0123456789";
+    for _ in 0..10 {
+        assert_eq!(attacker.sign_in(&akid, wrong).status, 401);
+    }
+    // Refused without checking the credential: even the right secret does not get in.
+    let r = attacker.sign_in(&akid, &secret);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("too many failed sign-ins"), "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert!(attacker.session_cookie().is_none());
+    assert_eq!(attacker.sign_in("AKIAOTHERKEY00000000", wrong).status, 429);
+
+    // Positive control: the key's owner, from another address, signs in.
+    let mut owner = Browser::new(&s);
+    owner.extra = "X-Forwarded-For: 198.51.100.7\r\n".into();
+    let r = owner.sign_in(&akid, &secret);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(owner.get("/console/secrets").status, 200);
+
+    // The refusal is a failed ConsoleLogin in the key owner's trail.
+    let logins = events(&s, "ConsoleLogin");
+    let refused: Vec<_> = logins
+        .iter()
+        .filter(|e| e["errorMessage"] == "Too many failed sign-in attempts")
+        .collect();
+    assert_eq!(refused.len(), 1, "{logins:?}");
+    assert_eq!(refused[0]["responseElements"]["consoleLogin"], "Failure");
+    assert_eq!(refused[0]["sourceIPAddress"], "203.0.113.9");
+    assert!(!refused[0].to_string().contains(&secret));
+    assert_eq!(
+        logins
+            .iter()
+            .filter(|e| e["responseElements"]["consoleLogin"] == "Success")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn the_integrity_page_needs_get_trail_status_and_shows_only_what_was_checked() {
+    let policies = tempfile::tempdir().unwrap();
+    let p = policies.path();
+    user_allowing(p, ACCOUNT, "auditor", &["cloudtrail:GetTrailStatus"]);
+    user_allowing(p, ACCOUNT, "looker", &["cloudtrail:LookupEvents"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.console = true;
+    cfg.policies = Some(p.to_path_buf());
+    let s = TestServer::launch_config(cfg, dir);
+    let auditor = key_for(&s, p, ACCOUNT, "auditor");
+    let looker = key_for(&s, p, ACCOUNT, "looker");
+
+    // Attacker: may look up events, not read the trail's status: the API's denial.
+    let mut b = Browser::new(&s);
+    assert_eq!(b.sign_in(&looker.0, &looker.1).status, 303);
+    let r = b.get("/console/audit/integrity");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("AccessDeniedException"), "{}", r.body);
+    assert!(r.body.contains("cloudtrail:GetTrailStatus"), "{}", r.body);
+    assert!(!r.body.contains("Verified at"), "{}", r.body);
+    assert!(!r.body.contains("Latest signed digest"), "{}", r.body);
+
+    // Positive control.
+    let mut b = Browser::new(&s);
+    assert_eq!(b.sign_in(&auditor.0, &auditor.1).status, 303);
+    let r = b.get("/console/audit/integrity");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Verified at"), "{}", r.body);
+    assert!(
+        r.body.contains("every record checked is intact"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("not checked yet"), "{}", r.body);
+    assert!(r.body.contains("Latest signed digest"), "{}", r.body);
+    // A second view within the minute shows the same (cached) verification time.
+    let again = b.get("/console/audit/integrity");
+    let at = |b: &str| b.split("Verified at ").nth(1).unwrap()[..20].to_owned();
+    assert_eq!(at(&r.body), at(&again.body));
+
+    // Each view is a GetTrailStatus of the principal, allowed or denied.
+    let calls = events(&s, "GetTrailStatus");
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(
+                |e| e["errorCode"] == "AccessDenied" || e["errorCode"] == "AccessDeniedException"
+            )
+            .count(),
+        1,
+        "{calls:?}"
+    );
 }
 
 #[test]
@@ -845,15 +961,18 @@ fn sign_in_with_a_web_identity_token() {
             ],
         )
     };
-    let mut b = Browser::new(&f.s);
-    let mut r = sign_in(&mut b, &good);
+    // Waited for through the API, not by failing console sign-ins (which are throttled).
     for _ in 0..100 {
-        if r.status == 303 {
+        if account_details(&f.s, AKID, SECRET)
+            .body
+            .contains("role/auditor")
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-        r = sign_in(&mut b, &good);
     }
+    let mut b = Browser::new(&f.s);
+    let r = sign_in(&mut b, &good);
     assert_eq!(r.status, 303, "{}", r.body);
     let list = b.get("/console/secrets");
     assert_eq!(list.status, 200, "{}", list.body);

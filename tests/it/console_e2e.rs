@@ -286,6 +286,11 @@ fn the_console_in_a_real_browser() {
     assert!(why.starts_with("Allowed: "), "{why}");
     d.screenshot("06-audit-event");
 
+    // The trail's integrity: the verification status and the latest signed digest.
+    d.goto(&format!("{base}/console/audit/integrity"));
+    d.wait_for("every record checked is intact");
+    d.screenshot("06b-audit-integrity");
+
     // Browse the principals and simulate one of them.
     d.click("nav a[href='/console/principals']");
     d.wait_for_url("/console/principals");

@@ -1,0 +1,142 @@
+//! Failed sign-in throttling: a fixed window per source IP and per access key ID, counting
+//! failed console sign-ins. When a window holds its limit of failures, further sign-ins from
+//! that address (or with that key) are refused without checking the credential until the
+//! window ends. Refused attempts do not extend the window.
+//!
+//! The per-key limit is higher than the per-address one so that one address hammering a
+//! key is stopped by its own address limit long before the key is, and the key's owner can
+//! still sign in from elsewhere; many addresses together (a distributed guess) are stopped
+//! by the key's limit. The throttle covers console sign-in only: the API's signatures are
+//! not guessable and are not throttled here.
+//!
+//! Memory is bounded: each map holds at most [`MAX_ENTRIES`] windows; when full, ended
+//! windows are dropped first, then the oldest.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Failed sign-ins allowed per source IP per window.
+pub const PER_IP: u32 = 10;
+/// Failed sign-ins allowed per access key ID (from all addresses) per window.
+pub const PER_KEY: u32 = 50;
+/// The window's length.
+pub const WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Windows kept per map.
+pub const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start_ms: i64,
+    failures: u32,
+}
+
+#[derive(Debug, Default)]
+struct Windows(HashMap<String, Window>);
+
+impl Windows {
+    /// When `key`'s window is full, the milliseconds until it ends.
+    fn blocked(&self, key: &str, limit: u32, now: i64) -> Option<i64> {
+        let w = self.0.get(key)?;
+        let ends = w.start_ms.saturating_add(WINDOW_MS);
+        (ends > now && w.failures >= limit).then(|| ends - now)
+    }
+
+    fn fail(&mut self, key: &str, now: i64) {
+        if let Some(w) = self.0.get_mut(key) {
+            if w.start_ms.saturating_add(WINDOW_MS) > now {
+                w.failures = w.failures.saturating_add(1);
+                return;
+            }
+        }
+        if self.0.len() >= MAX_ENTRIES && !self.0.contains_key(key) {
+            self.0
+                .retain(|_, w| w.start_ms.saturating_add(WINDOW_MS) > now);
+            if self.0.len() >= MAX_ENTRIES {
+                let oldest = self
+                    .0
+                    .iter()
+                    .min_by_key(|(_, w)| w.start_ms)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    self.0.remove(&k);
+                }
+            }
+        }
+        self.0.insert(
+            key.to_owned(),
+            Window {
+                start_ms: now,
+                failures: 1,
+            },
+        );
+    }
+}
+
+/// The console's failed sign-in counters.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    inner: Mutex<(Windows, Windows)>,
+}
+
+impl Throttle {
+    /// Whether a sign-in from `ip` (with access key `akid`, when one is given) is refused:
+    /// the milliseconds until it may be tried again.
+    pub fn refused(&self, ip: &str, akid: Option<&str>, now: i64) -> Option<i64> {
+        let g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let by_ip = g.0.blocked(ip, PER_IP, now);
+        let by_key = akid.and_then(|k| g.1.blocked(k, PER_KEY, now));
+        by_ip.max(by_key)
+    }
+
+    /// Count a failed sign-in from `ip` (with `akid`, when one was given).
+    pub fn failed(&self, ip: &str, akid: Option<&str>, now: i64) {
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.0.fail(ip, now);
+        if let Some(k) = akid.filter(|k| !k.is_empty()) {
+            g.1.fail(k, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_refused_after_its_limit_until_the_window_ends() {
+        let t = Throttle::default();
+        for _ in 0..PER_IP {
+            assert!(t.refused("1.1.1.1", Some("AKIA1"), 0).is_none());
+            t.failed("1.1.1.1", Some("AKIA1"), 0);
+        }
+        assert_eq!(t.refused("1.1.1.1", Some("AKIA2"), 1), Some(WINDOW_MS - 1));
+        assert!(t.refused("2.2.2.2", Some("AKIA1"), 1).is_none());
+        assert!(t.refused("1.1.1.1", None, WINDOW_MS).is_none());
+    }
+
+    #[test]
+    fn a_key_is_refused_after_failures_from_many_addresses() {
+        let t = Throttle::default();
+        for i in 0..PER_KEY {
+            t.failed(&format!("10.0.0.{i}"), Some("AKIA1"), 0);
+        }
+        assert!(t.refused("9.9.9.9", Some("AKIA1"), 1).is_some());
+        assert!(t.refused("9.9.9.9", Some("AKIA2"), 1).is_none());
+    }
+
+    #[test]
+    fn the_maps_stay_bounded() {
+        let t = Throttle::default();
+        for i in 0..(MAX_ENTRIES + 10) {
+            t.failed(&format!("ip{i}"), None, i64::try_from(i).unwrap_or(0));
+        }
+        let g = t.inner.lock().unwrap();
+        assert!(g.0 .0.len() <= MAX_ENTRIES);
+    }
+}
