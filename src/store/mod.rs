@@ -35,6 +35,7 @@ mod keys;
 mod kms;
 mod replicas;
 mod role_ids;
+pub mod rotated_mysql;
 pub mod rotated_pg;
 mod rotation;
 pub mod rows;

@@ -30,6 +30,7 @@ mod protocol;
 mod replication;
 mod review;
 mod rotation;
+mod rotation_mysql;
 mod rotation_pg;
 mod sdk_secrets;
 mod store_backends;
