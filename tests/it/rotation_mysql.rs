@@ -154,18 +154,22 @@ fn single_user_rotates_over_verified_tls_and_an_injected_name_stays_one_name() {
 }
 
 #[test]
-fn multi_user_alternates_keeps_previous_and_copies_grants() {
+fn multi_user_alternates_keeps_previous_and_copies_grants_and_quotes_names() {
     let Some(my) = my() else { return };
-    let n = &suffix()[..8];
-    let (master, app) = (format!("mm_{n}"), format!("ma_{n}"));
+    let n = &suffix()[..4];
+    // A user name built to break out of a badly quoted statement (the master runs
+    // CREATE USER, ALTER USER and GRANT with it); `r{n}` is its would-be victim.
+    let (master, app) = (format!("mm_{n}"), format!("q{n}';DROP USER r{n};#"));
     let clone = format!("{app}_clone");
+    let (app_a, clone_a) = (format!("{}@'%'", lit(&app)), format!("{}@'%'", lit(&clone)));
     my.sql(&format!(
         "CREATE USER '{master}'@'%' IDENTIFIED BY 'master-password-1';
          GRANT CREATE USER, SELECT ON *.* TO '{master}'@'%' WITH GRANT OPTION;
          GRANT ALL ON `{0}`.* TO '{master}'@'%' WITH GRANT OPTION;
-         CREATE USER '{app}'@'%' IDENTIFIED BY 'app-password-0';
+         CREATE USER {app_a} IDENTIFIED BY 'app-password-0';
+         CREATE USER 'r{n}'@'%' IDENTIFIED BY 'victim-password-0';
          CREATE TABLE `{0}`.t1_{n} (x int);
-         GRANT SELECT ON `{0}`.t1_{n} TO '{app}'@'%'",
+         GRANT SELECT ON `{0}`.t1_{n} TO {app_a}",
         my.db
     ));
     // No function file: the bare template name runs the built-in as the role of that name.
@@ -207,7 +211,7 @@ fn multi_user_alternates_keeps_previous_and_copies_grants() {
     // A grant made to the original later reaches the clone at the next rotations.
     my.sql(&format!(
         "CREATE TABLE `{0}`.t2_{n} (x int);
-         GRANT SELECT ON `{0}`.t2_{n} TO '{app}'@'%'",
+         GRANT SELECT ON `{0}`.t2_{n} TO {app_a}",
         my.db
     ));
     let t2 = rotate(&s, "db/app", None);
@@ -230,6 +234,10 @@ fn multi_user_alternates_keeps_previous_and_copies_grants() {
     assert!(my.logs_in(&app, &p2), "the previous credentials still work");
     my.query_as(&clone, &p3, &format!("SELECT * FROM `{}`.t2_{n}", my.db))
         .unwrap();
+    assert!(
+        my.logs_in(&format!("r{n}"), "victim-password-0"),
+        "nothing else ran"
+    );
     let trail = audit_text(&s);
     for secret in [&p1, &p2, &p3, "master-password-1", "app-password-0"] {
         assert!(!trail.contains(secret));
@@ -237,8 +245,9 @@ fn multi_user_alternates_keeps_previous_and_copies_grants() {
     my.sql(&format!(
         "DROP TABLE `{0}`.t1_{n};
          DROP TABLE `{0}`.t2_{n};
-         DROP USER '{clone}'@'%';
-         DROP USER '{app}'@'%';
+         DROP USER {clone_a};
+         DROP USER {app_a};
+         DROP USER 'r{n}'@'%';
          DROP USER '{master}'@'%'",
         my.db
     ));
@@ -346,7 +355,7 @@ fn plaintext_is_refused_unless_the_function_allows_it() {
     let d = failed(&s, "db/notls");
     assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
     let err = d["StrongroomRotation"]["LastError"].as_str().unwrap();
-    assert!(err.to_lowercase().contains("tls"), "{err}");
+    assert!(err.contains("secure connection"), "{err}");
     let seen: Vec<Vec<u8>> = seen_rx.try_iter().collect();
     assert!(!seen.is_empty(), "the rotator reached the server");
     // Nothing but, at most, COM_QUIT (a 1-byte packet: 0x01): no handshake response, so
