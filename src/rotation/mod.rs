@@ -110,8 +110,8 @@ impl Wiring {
         }
     }
 
-    /// A bare template name (AWS's PostgreSQL, MySQL and MariaDB ones): the built-in, run as the role of the same name in the
-    /// secret's account (which must be declared).
+    /// A bare template name (AWS's PostgreSQL, MySQL and MariaDB ones): the built-in, run as
+    /// the role of the same name in the secret's account (which must be declared).
     fn builtin_by_template(
         &self,
         arn: &str,
