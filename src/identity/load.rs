@@ -709,7 +709,7 @@ fn load_function(
                 l.err(
                     f,
                     "$.Builtin",
-                    "must name a built-in rotator of this server: SecretsManagerRDSPostgreSQLRotationSingleUser or SecretsManagerRDSPostgreSQLRotationMultiUser",
+                    "must name a built-in rotator of this server: one of AWS's PostgreSQL, MySQL or MariaDB single-user or multi-user template names (e.g. SecretsManagerRDSPostgreSQLRotationSingleUser)",
                 );
             }
             if !func.command.is_empty() {

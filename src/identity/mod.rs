@@ -133,16 +133,37 @@ pub enum Builtin {
     /// `SecretsManagerRDSPostgreSQLRotationMultiUser`: alternating users `name` and
     /// `name_clone`, changed by the master user of `masterarn`.
     PostgresMultiUser,
+    /// `SecretsManagerRDSMySQLRotationSingleUser` and
+    /// `SecretsManagerRDSMariaDBRotationSingleUser`: the user changes its own password.
+    MysqlSingleUser,
+    /// `SecretsManagerRDSMySQLRotationMultiUser` and
+    /// `SecretsManagerRDSMariaDBRotationMultiUser`: alternating users `name` and
+    /// `name_clone`, changed (and the grants copied) by the master user of `masterarn`.
+    MysqlMultiUser,
 }
 
 impl Builtin {
-    /// The built-in a template name stands for (only the PostgreSQL ones run here).
+    /// The built-in a template name stands for.
     pub fn from_template(name: &str) -> Option<Self> {
         match name {
             "SecretsManagerRDSPostgreSQLRotationSingleUser" => Some(Self::PostgresSingleUser),
             "SecretsManagerRDSPostgreSQLRotationMultiUser" => Some(Self::PostgresMultiUser),
+            "SecretsManagerRDSMySQLRotationSingleUser"
+            | "SecretsManagerRDSMariaDBRotationSingleUser" => Some(Self::MysqlSingleUser),
+            "SecretsManagerRDSMySQLRotationMultiUser"
+            | "SecretsManagerRDSMariaDBRotationMultiUser" => Some(Self::MysqlMultiUser),
             _ => None,
         }
+    }
+
+    /// Whether it rotates MySQL or MariaDB users (else PostgreSQL roles).
+    pub fn is_mysql(self) -> bool {
+        matches!(self, Self::MysqlSingleUser | Self::MysqlMultiUser)
+    }
+
+    /// Whether it alternates users (with a master secret).
+    pub fn is_multi_user(self) -> bool {
+        matches!(self, Self::PostgresMultiUser | Self::MysqlMultiUser)
     }
 }
 

@@ -11,7 +11,7 @@
 //! May depend on: `store` (through `Tx` closures), `ops` (values, STS sessions), `audit`,
 //! `identity`, `secrets`, `pipeline` (the built-ins call the API in process, as their role).
 //! Never on actix or diesel (the built-ins reach the rotated database through
-//! `store::rotated_pg`).
+//! `store::rotated_pg` and `store::rotated_mysql`).
 
 pub mod command;
 pub mod engine;
@@ -47,18 +47,6 @@ pub fn cannot_invoke() -> ApiError {
         "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com.".into(),
     )
 }
-
-/// AWS's rotation-template names, which AWS resolves to its own functions. The PostgreSQL
-/// ones run as built-ins ([`postgres`]) when no file declares the name; the MySQL and MariaDB
-/// ones must be declared as function files.
-const TEMPLATE_NAMES: &[&str] = &[
-    "SecretsManagerRDSPostgreSQLRotationSingleUser",
-    "SecretsManagerRDSPostgreSQLRotationMultiUser",
-    "SecretsManagerRDSMySQLRotationSingleUser",
-    "SecretsManagerRDSMySQLRotationMultiUser",
-    "SecretsManagerRDSMariaDBRotationSingleUser",
-    "SecretsManagerRDSMariaDBRotationMultiUser",
-];
 
 /// The execution role of a built-in named by its bare template name (no function file):
 /// the role of the same name in the secret's account, which the operator declares with the
@@ -118,20 +106,12 @@ impl Wiring {
             None if in_region && crate::identity::Builtin::from_template(name).is_some() => {
                 self.builtin_by_template(arn, name, account)
             }
-            None if TEMPLATE_NAMES
-                .iter()
-                .any(|t| arn.rsplit(':').next() == Some(*t)) =>
-            {
-                Err(ApiError::InvalidRequest(format!(
-                    "{arn} names one of AWS's MySQL/MariaDB rotation templates; this server's built-in rotators are the PostgreSQL ones: declare a command function with this ARN in the policies directory."
-                )))
-            }
             None => Err(cannot_invoke()),
         }
     }
 
-    /// A bare PostgreSQL template name: the built-in, run as the role of the same name in the
-    /// secret's account (which must be declared).
+    /// A bare template name (AWS's PostgreSQL, MySQL and MariaDB ones): the built-in, run as
+    /// the role of the same name in the secret's account (which must be declared).
     fn builtin_by_template(
         &self,
         arn: &str,

@@ -1,8 +1,14 @@
-//! The built-in PostgreSQL rotators, in the shape of AWS's templates
-//! (`SecretsManagerRDSPostgreSQLRotationSingleUser` and `...MultiUser`): the same secret JSON
-//! (`engine`, `host`, `port`, `username`, `password`, `dbname`, `ssl`, `masterarn`), the same
-//! four steps, the same Secrets Manager calls made as the function's execution role (in
-//! process, through the request pipeline: authorized and audited as that role's calls).
+//! The built-in rotators, in the shape of AWS's templates
+//! (`SecretsManagerRDSPostgreSQLRotationSingleUser` and `...MultiUser`, and the MySQL and
+//! MariaDB ones): the same secret JSON (`engine`, `host`, `port`, `username`, `password`,
+//! `dbname`, `ssl`, `masterarn`), the same four steps, the same Secrets Manager calls made as
+//! the function's execution role (in process, through the request pipeline: authorized and
+//! audited as that role's calls). The steps are shared; the database work is
+//! `store::rotated_pg`'s or `store::rotated_mysql`'s.
+//!
+//! MySQL/MariaDB multi-user, as AWS's template: the alternating user is `'name_clone'@'%'`,
+//! created by the master user, and at every rotation the grants of the current user
+//! (`SHOW GRANTS`) are replayed onto the pending one (grants only added, never revoked).
 //!
 //! Differences from the templates, on purpose: TLS is required unless the secret says
 //! `"ssl": false` *and* the function file allows plaintext (the templates fall back to
@@ -19,6 +25,7 @@ use crate::identity::{Builtin, RotationFunction};
 use crate::ops::sts::Credentials;
 use crate::pipeline::{Peer, Pipeline};
 use crate::secrets::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::store::rotated_mysql;
 use crate::store::rotated_pg::{self, Login, Tls, CLONE_SUFFIX};
 
 /// What AWS's templates exclude from generated passwords by default.
@@ -26,6 +33,39 @@ const EXCLUDE_CHARACTERS: &str = " :/@\"'\\";
 const PASSWORD_LENGTH: i64 = 32;
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
 const MAX_IDENT: usize = 63;
+/// MySQL's user name limit (MariaDB's is 80).
+const MAX_MYSQL_USER: usize = 32;
+
+/// A connection to the rotated database, of either kind.
+enum Db {
+    Pg(rotated_pg::Target),
+    My(rotated_mysql::Target),
+}
+
+impl Db {
+    fn connect(mysql: bool, login: &Login<'_>) -> Result<Self, String> {
+        if mysql {
+            rotated_mysql::connect(login).map(Self::My)
+        } else {
+            rotated_pg::connect(login).map(Self::Pg)
+        }
+    }
+
+    fn select_now(&mut self) -> Result<(), String> {
+        match self {
+            Self::Pg(c) => c.select_now(),
+            Self::My(c) => c.select_now(),
+        }
+    }
+
+    fn alter_password(&mut self, user: &str, password: &str) -> Result<(), String> {
+        match self {
+            Self::Pg(c) => c.alter_password(user, password),
+            // The logged-in account: the user itself.
+            Self::My(c) => c.alter_password(password),
+        }
+    }
+}
 
 /// One step's invocation.
 pub struct Invocation<'a> {
@@ -85,14 +125,15 @@ pub async fn step(inv: &Invocation<'_>) -> Result<(), String> {
     match inv.step {
         "createSecret" => inv.create().await,
         "setSecret" => match inv.builtin {
-            Builtin::PostgresSingleUser => inv.set_single().await,
-            Builtin::PostgresMultiUser => inv.set_multi().await,
+            Builtin::PostgresSingleUser | Builtin::MysqlSingleUser => inv.set_single().await,
+            Builtin::PostgresMultiUser | Builtin::MysqlMultiUser => inv.set_multi().await,
         },
         "testSecret" => {
             let pending = inv.dict(AWSPENDING, Some(inv.token)).await?;
             let tls = inv.tls(&pending)?;
+            let mysql = inv.builtin.is_mysql();
             blocking(move || {
-                let mut c = rotated_pg::connect(&pending.login(&tls))?;
+                let mut c = Db::connect(mysql, &pending.login(&tls))?;
                 c.select_now()
             })
             .await
@@ -141,7 +182,7 @@ impl Dict {
 
     /// Parse `text` (the value of the version `label` describes); `master`: the master
     /// secret, whose `engine` is not checked.
-    fn parse(label: &str, text: &str, master: bool) -> Result<Self, String> {
+    fn parse(label: &str, text: &str, master: bool, mysql: bool) -> Result<Self, String> {
         let whole = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(m)) => m,
             _ => return Err(format!("the {label} value is not a JSON object")),
@@ -157,13 +198,20 @@ impl Dict {
         };
         if !master {
             let engine = string("engine")?;
-            if engine != "postgres" && engine != "aurora-postgresql" {
+            if mysql {
+                if !["mysql", "mariadb", "aurora-mysql", "aurora"].contains(&engine.as_str()) {
+                    return Err(format!(
+                        "the `engine` key of the {label} JSON must be `mysql` or `mariadb` (or `aurora-mysql`) for this rotator"
+                    ));
+                }
+            } else if engine != "postgres" && engine != "aurora-postgresql" {
                 return Err(format!(
                     "the `engine` key of the {label} JSON must be `postgres` (or `aurora-postgresql`) for this rotator"
                 ));
             }
         }
         let port = match whole.get("port") {
+            None | Some(Value::Null) if mysql => 3306,
             None | Some(Value::Null) => 5432,
             Some(Value::Number(n)) => {
                 n.as_u64()
@@ -193,6 +241,8 @@ impl Dict {
             }
         };
         let dbname = match whole.get("dbname") {
+            // MySQL: no default database.
+            None | Some(Value::Null) if mysql => String::new(),
             None | Some(Value::Null) => "postgres".to_owned(),
             Some(_) => string("dbname")?,
         };
@@ -202,7 +252,8 @@ impl Dict {
         };
         let host = string("host")?;
         if host.starts_with('/') || host.starts_with('@') {
-            // libpq would take it for a Unix socket, where TLS does not apply.
+            // libpq would take it for a Unix socket, where TLS does not apply (the MySQL
+            // client connects over TCP only; the same rule for both).
             return Err(format!(
                 "the `host` key of the {label} JSON must be a host name or address (not a Unix socket: TLS is required)"
             ));
@@ -222,6 +273,15 @@ impl Dict {
 }
 
 impl Invocation<'_> {
+    /// The longest user name of the rotated database.
+    fn max_user(&self) -> usize {
+        if self.builtin.is_mysql() {
+            MAX_MYSQL_USER
+        } else {
+            MAX_IDENT
+        }
+    }
+
     /// Call a Secrets Manager operation as the execution role's session, in process.
     async fn call(&self, op: &str, body: Value) -> Result<Value, String> {
         let body = body.to_string().into_bytes();
@@ -314,7 +374,7 @@ impl Invocation<'_> {
             .value(self.secret_arn, stage, version)
             .await?
             .ok_or_else(|| format!("the secret has no {stage} value"))?;
-        Dict::parse(stage, &text, false)
+        Dict::parse(stage, &text, false, self.builtin.is_mysql())
     }
 
     fn tls(&self, d: &Dict) -> Result<Tls, String> {
@@ -343,11 +403,14 @@ impl Invocation<'_> {
             return Ok(());
         }
         let mut whole = current.whole.clone();
-        if self.builtin == Builtin::PostgresMultiUser {
+        if self.builtin.is_multi_user() {
             if current.masterarn.is_none() {
                 return Err("the AWSCURRENT JSON has no `masterarn` key".into());
             }
-            whole.insert("username".into(), json!(alternate(&current.username)?));
+            whole.insert(
+                "username".into(),
+                json!(alternate(&current.username, self.max_user())?),
+            );
         }
         let exclude = self
             .function
@@ -393,7 +456,7 @@ impl Invocation<'_> {
         let current = self.dict(AWSCURRENT, None).await?;
         let pending = self.dict(AWSPENDING, Some(self.token)).await?;
         let previous = match self.value(self.secret_arn, AWSPREVIOUS, None).await? {
-            Some(t) => Dict::parse(AWSPREVIOUS, &t, false).ok(),
+            Some(t) => Dict::parse(AWSPREVIOUS, &t, false, self.builtin.is_mysql()).ok(),
             None => None,
         };
         same_target(&current, &pending)?;
@@ -402,11 +465,12 @@ impl Invocation<'_> {
         }
         let tls_current = self.tls(&current)?;
         let tls_pending = self.tls(&pending)?;
+        let mysql = self.builtin.is_mysql();
         blocking(move || {
-            if rotated_pg::connect(&pending.login(&tls_pending)).is_ok() {
+            if Db::connect(mysql, &pending.login(&tls_pending)).is_ok() {
                 return Ok(());
             }
-            let mut conn = match rotated_pg::connect(&current.login(&tls_current)) {
+            let mut conn = match Db::connect(mysql, &current.login(&tls_current)) {
                 Ok(c) => c,
                 Err(first) => {
                     // The previous password, with the current version's host and settings
@@ -418,7 +482,7 @@ impl Invocation<'_> {
                     prev.port = current.port;
                     prev.dbname.clone_from(&current.dbname);
                     prev.username.clone_from(&current.username);
-                    rotated_pg::connect(&prev.login(&tls_current)).map_err(|second| {
+                    Db::connect(mysql, &prev.login(&tls_current)).map_err(|second| {
                         format!("could not log in with the AWSCURRENT credentials ({first}) nor with the AWSPREVIOUS ones ({second})")
                     })?
                 }
@@ -432,7 +496,7 @@ impl Invocation<'_> {
         let current = self.dict(AWSCURRENT, None).await?;
         let pending = self.dict(AWSPENDING, Some(self.token)).await?;
         same_target(&current, &pending)?;
-        if pending.username != alternate(&current.username)? {
+        if pending.username != alternate(&current.username, self.max_user())? {
             return Err(
                 "the AWSPENDING `username` is not the alternate of the AWSCURRENT one".into(),
             );
@@ -447,7 +511,8 @@ impl Invocation<'_> {
             .value(&masterarn, AWSCURRENT, None)
             .await?
             .ok_or("the master secret (`masterarn`) has no AWSCURRENT value")?;
-        let mut master = Dict::parse("master secret's AWSCURRENT", &master_text, true)?;
+        let mysql = self.builtin.is_mysql();
+        let mut master = Dict::parse("master secret's AWSCURRENT", &master_text, true, mysql)?;
         if master.host != current.host {
             return Err(
                 "the master secret's `host` differs from this secret's: the master password is sent only to its own host".into(),
@@ -456,14 +521,21 @@ impl Invocation<'_> {
         master.dbname.clone_from(&current.dbname);
         let tls_master = self.tls(&master)?;
         blocking(move || {
-            if rotated_pg::connect(&pending.login(&tls_pending)).is_ok() {
+            if Db::connect(mysql, &pending.login(&tls_pending)).is_ok() {
                 return Ok(());
             }
             // The current credentials must work: a secret pointing elsewhere is not rotated.
-            rotated_pg::connect(&current.login(&tls_current))
+            Db::connect(mysql, &current.login(&tls_current))
                 .map_err(|e| format!("could not log in with the AWSCURRENT credentials: {e}"))?;
-            let mut conn = rotated_pg::connect(&master.login(&tls_master))
+            let conn = Db::connect(mysql, &master.login(&tls_master))
                 .map_err(|e| format!("could not log in as the master user: {e}"))?;
+            let mut conn = match conn {
+                Db::Pg(c) => c,
+                Db::My(mut c) => {
+                    // AWS's template: the current user's grants, replayed onto the pending one.
+                    return c.sync_clone(&current.username, &pending.username, &pending.password);
+                }
+            };
             let base = current
                 .username
                 .strip_suffix(CLONE_SUFFIX)
@@ -511,15 +583,15 @@ fn same_target(current: &Dict, pending: &Dict) -> Result<(), String> {
     Ok(())
 }
 
-/// The alternating user's name: `name` ↔ `name_clone`.
-fn alternate(username: &str) -> Result<String, String> {
+/// The alternating user's name: `name` ↔ `name_clone`, at most `max` bytes long.
+fn alternate(username: &str, max: usize) -> Result<String, String> {
     let next = match username.strip_suffix(CLONE_SUFFIX) {
         Some(base) => base.to_owned(),
         None => format!("{username}{CLONE_SUFFIX}"),
     };
-    if next.len() > MAX_IDENT {
+    if next.len() > max {
         return Err(format!(
-            "the alternate of the `username` would be longer than {MAX_IDENT} bytes"
+            "the alternate of the `username` would be longer than {max} bytes"
         ));
     }
     Ok(next)
@@ -531,7 +603,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name("rotation-postgres".into())
+        .name("rotation-database".into())
         .spawn(move || {
             let _ = tx.send(f());
         })
@@ -546,9 +618,10 @@ mod tests {
 
     #[test]
     fn alternates_and_limits() {
-        assert_eq!(alternate("app").unwrap(), "app_clone");
-        assert_eq!(alternate("app_clone").unwrap(), "app");
-        assert!(alternate(&"a".repeat(60)).is_err());
+        assert_eq!(alternate("app", 63).unwrap(), "app_clone");
+        assert_eq!(alternate("app_clone", 63).unwrap(), "app");
+        assert!(alternate(&"a".repeat(60), 63).is_err());
+        assert!(alternate(&"a".repeat(27), 32).is_err());
     }
 
     #[test]
@@ -557,6 +630,7 @@ mod tests {
             "AWSCURRENT",
             r#"{"engine":"postgres","username":"u","password":"hunter22"}"#,
             false,
+            false,
         )
         .unwrap_err();
         assert!(e.contains("`host`"), "{e}");
@@ -564,6 +638,7 @@ mod tests {
         let e = Dict::parse(
             "AWSCURRENT",
             r#"{"engine":"mysql","host":"h","username":"u","password":"hunter22"}"#,
+            false,
             false,
         )
         .unwrap_err();
@@ -575,12 +650,14 @@ mod tests {
             "AWSCURRENT",
             r#"{"engine":"postgres","host":"h","port":"5433","username":"u","password":"p"}"#,
             false,
+            false,
         )
         .unwrap();
         assert_eq!((d.port, d.dbname.as_str(), d.ssl), (5433, "postgres", None));
         let e = Dict::parse(
             "AWSCURRENT",
             r#"{"engine":"postgres","host":"/var/run/postgresql","username":"u","password":"p"}"#,
+            false,
             false,
         )
         .unwrap_err();

@@ -36,6 +36,7 @@ mod kms;
 pub mod outbox;
 mod replicas;
 mod role_ids;
+pub mod rotated_mysql;
 pub mod rotated_pg;
 mod rotation;
 pub mod rows;

@@ -31,6 +31,7 @@ mod replication;
 mod replication_peer;
 mod review;
 mod rotation;
+mod rotation_mysql;
 mod rotation_pg;
 mod sdk_secrets;
 mod store_backends;

@@ -18,7 +18,7 @@ use crate::rotation::{
 const SINGLE: &str = "SecretsManagerRDSPostgreSQLRotationSingleUser";
 const MULTI: &str = "SecretsManagerRDSPostgreSQLRotationMultiUser";
 
-fn fn_arn(name: &str) -> String {
+pub(crate) fn fn_arn(name: &str) -> String {
     format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}")
 }
 
@@ -91,18 +91,18 @@ fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn suffix() -> String {
+pub(crate) fn suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
 }
 
 /// A principals directory with the role `role` (allowed the rotation calls on every secret)
 /// and `functions` (name → extra members of a `builtin` function file).
-struct Rig {
-    tmp: tempfile::TempDir,
-    policies: PathBuf,
+pub(crate) struct Rig {
+    pub(crate) tmp: tempfile::TempDir,
+    pub(crate) policies: PathBuf,
 }
 
-fn rig(role: &str, functions: &[(&str, Value)]) -> Rig {
+pub(crate) fn rig(role: &str, functions: &[(&str, Value)]) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let policies = tmp.path().join("policies");
     write(
@@ -148,14 +148,14 @@ fn rig(role: &str, functions: &[(&str, Value)]) -> Rig {
 }
 
 impl Rig {
-    fn start(&self) -> TestServer {
+    pub(crate) fn start(&self) -> TestServer {
         let mut cfg = config_in(self.tmp.path(), None);
         cfg.policies = Some(self.policies.clone());
         TestServer::launch_config(cfg, tempfile::tempdir().unwrap())
     }
 }
 
-fn create_secret(s: &TestServer, name: &str, value: &Value) -> String {
+pub(crate) fn create_secret(s: &TestServer, name: &str, value: &Value) -> String {
     ok(
         s,
         "CreateSecret",
@@ -166,7 +166,7 @@ fn create_secret(s: &TestServer, name: &str, value: &Value) -> String {
         .to_owned()
 }
 
-fn rotate(s: &TestServer, name: &str, arn: Option<&str>) -> String {
+pub(crate) fn rotate(s: &TestServer, name: &str, arn: Option<&str>) -> String {
     let t = token();
     let mut body = json!({"SecretId": name, "ClientRequestToken": t});
     if let Some(a) = arn {
@@ -176,7 +176,7 @@ fn rotate(s: &TestServer, name: &str, arn: Option<&str>) -> String {
     t
 }
 
-fn rotated(s: &TestServer, name: &str, t: &str) -> Value {
+pub(crate) fn rotated(s: &TestServer, name: &str, t: &str) -> Value {
     let d = wait_for(s, name, "the rotation", |d| {
         stages_of(d, t) == ["AWSCURRENT"] || d["StrongroomRotation"]["Status"] == "Failed"
     });
@@ -185,17 +185,17 @@ fn rotated(s: &TestServer, name: &str, t: &str) -> Value {
     d
 }
 
-fn failed(s: &TestServer, name: &str) -> Value {
+pub(crate) fn failed(s: &TestServer, name: &str) -> Value {
     wait_for(s, name, "the rotation to fail", |d| {
         d["StrongroomRotation"]["Status"] == "Failed"
     })
 }
 
-fn value_of(s: &TestServer, name: &str) -> Value {
+pub(crate) fn value_of(s: &TestServer, name: &str) -> Value {
     serde_json::from_str(&current_value(s, name)).unwrap()
 }
 
-fn value_at(s: &TestServer, name: &str, stage: &str) -> Value {
+pub(crate) fn value_at(s: &TestServer, name: &str, stage: &str) -> Value {
     let v = ok(
         s,
         "GetSecretValue",
@@ -205,7 +205,7 @@ fn value_at(s: &TestServer, name: &str, stage: &str) -> Value {
 }
 
 /// Every audit record of the rotation's calls and events, as text.
-fn audit_text(s: &TestServer) -> String {
+pub(crate) fn audit_text(s: &TestServer) -> String {
     [
         "RotationStarted",
         "RotationSucceeded",
@@ -645,7 +645,7 @@ fn a_server_without_tls_is_refused_unless_the_function_allows_plaintext() {
 }
 
 #[test]
-fn a_bare_template_name_needs_its_role_and_mysql_names_stay_refused() {
+fn a_bare_template_name_needs_its_role_for_postgresql_and_mariadb_alike() {
     // No PostgreSQL needed: RotateSecret refuses before anything is stored.
     let rig = rig("other", &[]);
     let s = rig.start();
@@ -669,6 +669,12 @@ fn a_bare_template_name_needs_its_role_and_mysql_names_stay_refused() {
                 "RotationLambdaARN": fn_arn("SecretsManagerRDSMariaDBRotationMultiUser")}),
     );
     assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
+    assert!(
+        r.body
+            .contains("role/SecretsManagerRDSMariaDBRotationMultiUser"),
+        "{}",
+        r.body
+    );
     assert!(!has_pending(&describe(&s, "db/x")));
 }
 
@@ -679,7 +685,7 @@ fn builtin_function_files_are_checked_at_load() {
         &[
             (
                 "bad-name",
-                json!({"Builtin": "SecretsManagerRDSMySQLRotationSingleUser"}),
+                json!({"Builtin": "SecretsManagerRDSOracleRotationSingleUser"}),
             ),
             ("with-cmd", json!({"Builtin": SINGLE, "Command": ["true"]})),
         ],
