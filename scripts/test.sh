@@ -6,16 +6,17 @@
 #   1. prerequisites   PostgreSQL server binaries + libpq-dev, Prometheus (apt-get if missing)
 #   2. python venv     .venv/ with awscli (v1) and boto3 for the walkthroughs
 #   3. postgresql      throwaway server under .pgtest/, database strongroom_test
-#   4. lint            cargo fmt --check, cargo clippy -D warnings
-#   5. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
-#   6. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
+#   4. mariadb         throwaway server under .mariadbtest/ (TLS), for the rotation tests
+#   5. lint            cargo fmt --check, cargo clippy -D warnings
+#   6. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
+#   7. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
 #                      on embedded SQLite and on PostgreSQL; metrics, health and
 #                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping);
 #                      the web console in headless Chromium through WebDriver
 #                      (scripts/e2e-console.sh: Debian's chromium + chromium-driver)
-#   7. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL,
+#   8. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL,
 #                      and a rotation killed in each of its four steps
-#   8. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
+#   9. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
 #
 # The last line printed is "N passed, 0 failed" (N = phases that passed), or
 # "N passed, 1 failed" when a phase failed.
@@ -31,6 +32,8 @@ cd "$ROOT"
 
 # shellcheck source=scripts/pg.sh
 source "$ROOT/scripts/pg.sh"
+# shellcheck source=scripts/mariadb.sh
+source "$ROOT/scripts/mariadb.sh"
 
 # Never wait for a terminal: CI has no stdin.
 exec </dev/null
@@ -48,7 +51,7 @@ step() {
     CURRENT_STEP="$1"
     STEP_START=$SECONDS
     echo
-    echo "==> [$((PASSED + ${#SKIPPED[@]} + 1))/8] $CURRENT_STEP"
+    echo "==> [$((PASSED + ${#SKIPPED[@]} + 1))/9] $CURRENT_STEP"
 }
 
 # Finish the current phase successfully.
@@ -70,6 +73,7 @@ on_exit() {
     local rc=$?
     set +e
     pg_stop
+    mariadb_stop
     echo
     if ((${#SKIPPED[@]} > 0)); then
         printf 'skipped: %s\n' "${SKIPPED[@]}"
@@ -164,6 +168,14 @@ echo "STRONGROOM_TEST_DATABASE_URL=$STRONGROOM_TEST_DATABASE_URL"
 step_ok
 
 # --------------------------------------------------------------------------
+step "mariadb (throwaway server with TLS, for the MySQL/MariaDB rotators)"
+mariadb_start "$ROOT/.mariadbtest/run-$$"
+export STRONGROOM_TEST_MARIADB_URL STRONGROOM_TEST_MARIADB_CA
+# (the URL holds the server's root password: only its host and port are printed)
+echo "STRONGROOM_TEST_MARIADB_URL=mysql://...@127.0.0.1:$MARIADB_PORT"
+step_ok
+
+# --------------------------------------------------------------------------
 step "lint (cargo fmt --check, cargo clippy -D warnings)"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
@@ -174,7 +186,7 @@ step "build + tests (cargo build --bins, cargo test --all-targets)"
 cargo build --bins
 # The store suite also runs on PostgreSQL via STRONGROOM_TEST_DATABASE_URL;
 # REQUIRE makes those tests fail instead of skipping if it were missing.
-STRONGROOM_REQUIRE_POSTGRES=1 cargo test --all-targets
+STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_MARIADB=1 cargo test --all-targets
 step_ok
 
 # --------------------------------------------------------------------------
