@@ -134,6 +134,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     rotation_events: IntCounterVec,
     rotations_failed: prometheus::IntCounter,
+    rotation_oldest_overdue: prometheus::Gauge,
     audit_queue: IntGauge,
     audit_in_flight: IntGauge,
     audit_commit: Histogram,
@@ -192,6 +193,11 @@ impl Metrics {
         let rotations_failed = prometheus::IntCounter::new(
             "strongroom_rotations_failed_total",
             "Rotations marked failed after their last attempt (AWSPENDING left in place; DescribeSecret shows why).",
+        )
+        .map_err(e)?;
+        let rotation_oldest_overdue = prometheus::Gauge::new(
+            "strongroom_rotation_oldest_overdue_seconds",
+            "Age of the oldest rotation started and not completed (running, waiting for a retry, or failed), 0 when none.",
         )
         .map_err(e)?;
         let audit_queue = IntGauge::new(
@@ -254,6 +260,8 @@ impl Metrics {
         r.register(Box::new(reloads.clone())).map_err(e)?;
         r.register(Box::new(rotation_events.clone())).map_err(e)?;
         r.register(Box::new(rotations_failed.clone())).map_err(e)?;
+        r.register(Box::new(rotation_oldest_overdue.clone()))
+            .map_err(e)?;
         r.register(Box::new(audit_queue.clone())).map_err(e)?;
         r.register(Box::new(audit_in_flight.clone())).map_err(e)?;
         r.register(Box::new(audit_commit.clone())).map_err(e)?;
@@ -269,6 +277,7 @@ impl Metrics {
             reloads,
             rotation_events,
             rotations_failed,
+            rotation_oldest_overdue,
             audit_queue,
             audit_in_flight,
             audit_commit,
@@ -331,6 +340,11 @@ impl Metrics {
         if final_failure {
             self.rotations_failed.inc();
         }
+    }
+
+    /// The age (seconds) of the oldest rotation started and not completed; 0 when none.
+    pub fn rotation_oldest_overdue(&self, seconds: f64) {
+        self.rotation_oldest_overdue.set(seconds);
     }
 
     /// The group-commit histogram, for the audit writer to observe into.

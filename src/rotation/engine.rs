@@ -101,10 +101,33 @@ impl Engine {
             if let Err(e) = self.start_due_jobs().await {
                 tracing::error!("rotation worker failed: {e:?}");
             }
+            self.gauge_overdue().await;
             tokio::select! {
                 () = tokio::time::sleep(TICK) => {}
                 () = self.wiring().woken() => {}
             }
+        }
+    }
+
+    /// Set the oldest-overdue-rotation gauge (with metrics only). A failed read leaves the
+    /// gauge as it was: the gauge is a report, never a decision.
+    async fn gauge_overdue(&self) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let now = self.ctx.now_ms();
+        match self
+            .ctx
+            .store
+            .read(move |tx| Ok(tx.oldest_unfinished_rotation()?))
+            .await
+        {
+            Ok(oldest) => {
+                let age_ms = oldest.map_or(0, |t| now.saturating_sub(t).max(0));
+                #[expect(clippy::cast_precision_loss, reason = "an age in seconds")]
+                m.rotation_oldest_overdue(age_ms as f64 / 1000.0);
+            }
+            Err(e) => tracing::debug!("rotation gauge not updated: {e:?}"),
         }
     }
 

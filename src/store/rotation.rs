@@ -49,6 +49,17 @@ pub struct RotationJobRow {
 }
 
 impl Tx<'_> {
+    /// When the oldest rotation not completed (running, waiting for a retry, or failed) was
+    /// started; `None` when there is none. The table holds only rotations in progress or
+    /// failed, one per secret.
+    pub fn oldest_unfinished_rotation(&mut self) -> Result<Option<i64>, StoreError> {
+        rotation_jobs::table
+            .filter(rotation_jobs::state.eq_any(["pending", "running", "failed"]))
+            .select(diesel::dsl::min(rotation_jobs::created_at))
+            .first(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
     /// Record a new rotation of a secret, replacing any earlier (failed) one.
     pub fn insert_rotation_job(&mut self, row: &RotationJobRow) -> Result<(), StoreError> {
         self.delete_rotation_job(&row.secret_id)?;

@@ -273,4 +273,24 @@ fn rotation_events_and_failed_rotations_are_counted() {
         assert!(std::time::Instant::now() < deadline, "{}", m.body);
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // The failed rotation is the oldest one not completed: its age shows until it is cleared.
+    let overdue = |want_positive: bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let m = get(maddr, "/metrics");
+            let v = sample(&m.body, "strongroom_rotation_oldest_overdue_seconds");
+            if (v > 0.0) == want_positive {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", m.body);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert!(overdue(true) > 0.0);
+    let r = s.call(
+        "secretsmanager.CancelRotateSecret",
+        &json!({"SecretId": "m/rot"}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(overdue(false), 0.0);
 }
