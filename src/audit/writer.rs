@@ -592,8 +592,8 @@ fn start_indexer(store: Store, chain_id: String, every: Duration) -> Option<Sync
 /// The audit writer's nice value, when the process may raise a priority (root or
 /// CAP_SYS_NICE): every request under way waits for the writer's next COMMIT, so a writer
 /// that waits for a CPU behind request threads holds all of them up. Measured in
-/// notes/perf-session11.md (as is why the lookup indexer keeps the default priority: lowered,
-/// it fell behind whenever the machine was saturated).
+/// docs/performance.md (as is why the lookup indexer keeps the default priority: lowered,
+/// it falls behind whenever the machine is saturated).
 const WRITER_NICE: i32 = -10;
 
 /// Set the calling thread's nice value: Linux keeps one per thread, and

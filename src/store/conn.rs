@@ -238,7 +238,7 @@ pub fn audit_index_path(db_path: &str) -> String {
 }
 
 /// By default read connections do not map the database file (`PRAGMA mmap_size = 0`;
-/// `--sqlite-read-mmap-mib` changes it). Measured (notes/perf-session9.md) with the audit chain in a
+/// `--sqlite-read-mmap-mib` changes it). Measured (docs/performance.md) with the audit chain in a
 /// file of its own (a mapped reader re-maps only when a secret write grew the main file):
 /// mapped reads are faster (GetSecretValue +15 %, audit off +19 %, BatchGetSecretValue
 /// +25 %), but the pages each of the pool's mappings touches count again in the server's
