@@ -75,7 +75,8 @@ fn print_str(s: &str, out: &mut String) {
 
 /// Tree equality. Numbers must survive print/parse exactly: `Json::Number` keeps a float as
 /// `f64::to_string` (the shortest text that reads back to the same value) and serde_json reads
-/// with its `float_roundtrip` feature, so nothing drifts (an earlier finding of this target).
+/// with its `float_roundtrip` feature, so nothing drifts (without both, this target finds
+/// numbers that change in the round trip).
 fn same_tree(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::Array(x), Json::Array(y)) => {

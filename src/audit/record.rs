@@ -309,8 +309,8 @@ impl Draft {
 
 /// The record, serialized straight from borrowed fields (no `Value` tree to build and drop on
 /// every request). Members sorted by name, the order in which a `serde_json::Value` object
-/// prints them (and in which the records of earlier versions were written); a test holds the
-/// text to a golden record.
+/// prints them, so that every record of a chain has one format; a test holds the text to a
+/// golden record.
 #[derive(serde::Serialize)]
 #[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
 struct RecordOut<'a> {

@@ -6,7 +6,7 @@
 //! The writer opens its transaction when the first record of a batch arrives and inserts
 //! records as they come while it gathers the rest (see [`AuditOptions::gather`]): every
 //! request of the batch waits for its COMMIT, and inserting a batch's records only after the
-//! last one arrived left the machine idle for that long (one thread working, everyone
+//! last one arrived would leave the machine idle for that long (one thread working, everyone
 //! waiting).
 //!
 //! A dedicated OS thread (not a tokio task) so the writer does not depend on which runtime,

@@ -319,7 +319,8 @@ pub(super) fn open_read_pool(
 /// The connection write transactions run on. SQLite: one connection (writes are serialised
 /// in-process anyway), so its page cache stays valid from one write to the next: SQLite
 /// empties a connection's cache whenever another connection has committed since its last
-/// transaction, and with writes spread over a pool every write began by re-reading its pages.
+/// transaction, so with writes spread over a pool every write would begin by re-reading its
+/// pages.
 /// A larger cache than the default (8 MiB), since every write and every audit commit goes
 /// through it.
 /// PostgreSQL: the same pool as everything else.

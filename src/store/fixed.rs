@@ -3,9 +3,9 @@
 //! diesel reuses a prepared statement only when its query says it is safe to cache: a
 //! `sql_query` never is, and neither is an UPDATE built with the DSL (its `walk_ast` marks
 //! every UPDATE unsafe to cache, whatever its SET clause). SQLite then parses and plans such
-//! a statement on every execution. Under PutSecretValue load that was 11 % of the store
-//! writer's time, measured (the two statements of a write's pending audit copy, 8 %, and the
-//! UPDATE of the secret's change date). A [`Fixed`] statement is the same SQL every time,
+//! a statement on every execution: under PutSecretValue load, 11 % of the store writer's
+//! time as measured (the two statements of a write's pending audit copy, 8 %, and the UPDATE
+//! of the secret's change date). A [`Fixed`] statement is the same SQL every time,
 //! so diesel may key its cache by the statement's marker type.
 
 use std::marker::PhantomData;

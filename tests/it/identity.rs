@@ -828,8 +828,8 @@ async fn master_key_rotation_keeps_live_sessions_until_they_expire() {
     .unwrap();
     assert_eq!(v.secret_string(), Some("p"));
 
-    // ending the retired key (what a rotation did before) ends the old session: refused as
-    // an unknown token, never as a server error
+    // ending the retired key before its lifetime is over (dropping it from the ring) ends the
+    // old session: refused as an unknown token, never as a server error
     let mut ring = ring;
     ring.retain_active_only();
     ring.save(&cfg.master_key_file).unwrap();
