@@ -299,7 +299,8 @@ impl Auditor {
         let tail = Tail::new(chain_id.clone());
         let load = Arc::<Load>::default();
         let writer = Writer {
-            store,
+            // Its transactions write the audit chain only: the read cache stays.
+            store: store.audit_writer(),
             tail: Arc::clone(&tail),
             keys: keys.clone().filter(|_| signing),
             opts: opts.clone(),

@@ -54,9 +54,64 @@ async fn resolve_secret(
     id: String,
     fetch: Option<ops::values::VersionSelector>,
 ) -> Result<(Resolved, Option<Fetched>), ApiError> {
+    let shown = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
+    let found = find_secret(ctx, scope, id, fetch).await?;
+    match found {
+        Ok(found) => {
+            let (secret, tags, fetched) = (found.0.clone(), found.1.clone(), found.2.clone());
+            let keys = secret_keys(&secret, tags);
+            let resolved = Resolved {
+                arn: secret.arn.clone(),
+                account: secret.account_id.clone(),
+                resource_policy: secret.resource_policy.clone(),
+                compiled_policy: None,
+                resource_required: false,
+                shown: Some(shown),
+                secret: Some(secret),
+                keys,
+            };
+            Ok((resolved, fetched))
+        }
+        Err(id) => Ok((missing_secret(scope, &id), None)),
+    }
+}
+
+/// A secret found by [`find_secret`]: the row, its tags and (when asked) the selected
+/// version, sealed, or why it could not be read.
+type Found = (
+    crate::store::rows::SecretRow,
+    Vec<(String, String)>,
+    Option<Fetched>,
+);
+
+/// The secret `id` names in the scope, with its tags and (with `fetch`) the selected version,
+/// in one short read transaction; `Err(id)` when there is none. A found secret is kept in the
+/// store's read cache (exact: any write empties it) under everything that chose it; what
+/// the caller may do with it is decided on every request.
+async fn find_secret(
+    ctx: &Ctx,
+    scope: &Scope,
+    id: String,
+    fetch: Option<ops::values::VersionSelector>,
+) -> Result<Result<Arc<Found>, String>, ApiError> {
+    let key = ctx.store.cache_generation().map(|generation| {
+        let sel = fetch.as_ref().map(|s| {
+            (
+                s.version_id.as_deref().unwrap_or(""),
+                s.stage.as_deref().unwrap_or(""),
+            )
+        });
+        // Debug-quoted fields: no two choices give the same key.
+        let key = format!("secret{:?}", (&scope.account, &scope.region, &id, sel));
+        (key, generation)
+    });
+    if let Some((key, _)) = &key {
+        if let Some(hit) = ctx.store.cached::<Found>(key) {
+            return Ok(Ok(hit));
+        }
+    }
     let (account, region) = (scope.account.clone(), scope.region.clone());
     let keyring = ctx.keyring.clone();
-    let shown = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
     let found = ctx
         .store
         .read_point(move |tx| {
@@ -83,23 +138,16 @@ async fn resolve_secret(
             }
         })
         .await?;
-    match found {
-        Ok((secret, tags, fetched)) => {
-            let keys = secret_keys(&secret, tags);
-            let resolved = Resolved {
-                arn: secret.arn.clone(),
-                account: secret.account_id.clone(),
-                resource_policy: secret.resource_policy.clone(),
-                compiled_policy: None,
-                resource_required: false,
-                shown: Some(shown),
-                secret: Some(secret),
-                keys,
-            };
-            Ok((resolved, fetched))
+    Ok(match found {
+        Ok(found) => {
+            let found = Arc::new(found);
+            if let Some((key, generation)) = key {
+                ctx.store.keep(key, Arc::clone(&found), generation);
+            }
+            Ok(found)
         }
-        Err(id) => Ok((missing_secret(scope, &id), None)),
-    }
+        Err(id) => Err(id),
+    })
 }
 
 /// What a SecretId that names no secret resolves to: the ARN it would have (authorized like

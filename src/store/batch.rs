@@ -192,6 +192,8 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
         for end in ends.into_iter().rev() {
             end.ended(outcome);
         }
+        // Before any write of the batch is answered (see `cache`).
+        store.data_written();
         if let (Some((e, conflict)), Err(TxFail::Api(_))) = (failed, &outer) {
             // Rolled back. A write alone that failed for good gets its error, as it would
             // from its savepoint; otherwise the batch runs again, each write isolated.

@@ -29,6 +29,7 @@ macro_rules! native {
 
 mod audit;
 mod batch;
+mod cache;
 mod conn;
 mod fixed;
 mod keys;
@@ -179,6 +180,11 @@ pub struct Store {
     hook: Option<Arc<dyn CommitHook>>,
     /// SQLite: the background checkpointer stops when every handle is gone.
     _checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
+    /// What short reads found, while nothing was written since (see `cache`).
+    cache: Arc<cache::ReadCache>,
+    /// Whether this handle's write transactions may change cached data (every handle but
+    /// the audit writer's: [`Store::audit_writer`]).
+    changes_data: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -218,7 +224,49 @@ impl Store {
             write_lock: Arc::new(Mutex::new(())),
             queue: Arc::new(std::sync::OnceLock::new()),
             hook: None,
+            cache: Arc::new(cache::ReadCache::default()),
+            changes_data: true,
         })
+    }
+
+    /// This store for the audit writer, whose write transactions write only the audit files
+    /// (the chain and its digests): they leave the read cache as it is, so that a group
+    /// commit of audit records does not empty it. Nothing else may write through it.
+    #[must_use]
+    pub fn audit_writer(&self) -> Self {
+        Self {
+            changes_data: false,
+            ..self.clone()
+        }
+    }
+
+    /// The data generation to read a cacheable result under (see `cache`); `None` when
+    /// reads are not cached (PostgreSQL: other servers write the same database).
+    pub fn cache_generation(&self) -> Option<u64> {
+        (self.backend == Backend::Sqlite).then(|| self.cache.generation())
+    }
+
+    /// What [`Store::keep`] kept under `key`, while no write has ended since it was read.
+    pub fn cached<T: std::any::Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        self.cache.get(key)
+    }
+
+    /// Keep `value`, read in a transaction that started at `generation`
+    /// ([`Store::cache_generation`]), unless a write has ended since.
+    pub fn keep<T: std::any::Any + Send + Sync>(&self, key: String, value: Arc<T>, generation: u64) {
+        if self.backend == Backend::Sqlite {
+            self.cache.put(key, value, generation);
+        }
+    }
+
+    /// A write transaction through this handle ended: what is cached may be stale.
+    fn data_written(&self) {
+        if self.changes_data {
+            self.cache.advance();
+        }
     }
 
     /// This store with `hook` added to every write transaction made through the handle
@@ -341,6 +389,8 @@ impl Store {
                 }
                 result
             };
+            // Before the caller is answered (see `cache`).
+            self.data_written();
             match result {
                 Ok(v) => return Ok(v),
                 Err(TxFail::Db(e)) if is_retryable(&e) || conflict => {

@@ -27,6 +27,7 @@ mod ops;
 mod org;
 mod policies;
 mod protocol;
+mod read_cache;
 mod replication;
 mod replication_peer;
 mod review;
