@@ -258,7 +258,11 @@ fn create_secret_refuses_a_cross_account_primary() {
         .to_string(),
     );
     assert_eq!(r.error_type(), "InvalidParameterException", "{}", r.body);
-    assert!(r.body.contains("can't find the specified KMS key"), "{}", r.body);
+    assert!(
+        r.body.contains("can't find the specified KMS key"),
+        "{}",
+        r.body
+    );
     let r = s.call(
         "secretsmanager.DescribeSecret",
         &json!({"SecretId": "replica"}).to_string(),

@@ -313,6 +313,32 @@ fn associate_replicate_disassociate_and_promote() {
         );
     }
     assert_eq!(r.value(&replica), "xacct-value-4");
+    // except its own key, which stays a customer managed one
+    assert_error(
+        &r.call(
+            "UpdateSecret",
+            json!({"SecretId": replica, "KmsKeyId": "alias/aws/secretsmanager"}),
+        ),
+        "InvalidParameterException",
+        "customer managed KMS key",
+    );
+    let rkey2 = r.key_shared_with(REPLICA, PRIMARY);
+    r.ok(
+        "UpdateSecret",
+        json!({"SecretId": replica, "KmsKeyId": rkey2}),
+    );
+    assert_eq!(r.value(&replica), "xacct-value-4");
+    r.ok("TrentService.DisableKey", json!({"KeyId": rkey}));
+    p.ok(
+        "PutSecretValue",
+        json!({"SecretId": primary, "SecretString": "xacct-value-4b"}),
+    );
+    assert_eq!(r.value(&replica), "xacct-value-4b");
+    r.ok("TrentService.EnableKey", json!({"KeyId": rkey}));
+    p.ok(
+        "PutSecretValue",
+        json!({"SecretId": primary, "SecretString": "xacct-value-4"}),
+    );
 
     // the associated primary can't be deleted
     assert_error(
@@ -621,6 +647,18 @@ fn association_refusals_leave_both_secrets_unchanged() {
         json!({"SecretId": other_primary, "SecretString": "after-stop"}),
     );
     assert_eq!(o.value(&outside), "xacct-primary");
+    // a detached entry holds neither a new association nor the primary's deletion
+    let next = new_replica(&r, &rkey, "for/two", &other_primary);
+    let out = p.ok(
+        "AssociateCrossAccountReplica",
+        json!({"SecretId": other_primary, "CrossAccountReplicaARN": next}),
+    );
+    assert_eq!(out["ReplicationStatus"], "InSync");
+    assert_eq!(r.value(&next), "after-stop");
+    p.ok(
+        "DisassociateCrossAccountReplica",
+        json!({"SecretId": other_primary, "CrossAccountReplicaARN": next}),
+    );
     p.ok(
         "DeleteSecret",
         json!({"SecretId": other_primary, "ForceDeleteWithoutRecovery": true}),
