@@ -64,6 +64,17 @@ fn setup(dir: &Path) {
             "kms:*",
         ],
     );
+    // everything but GetSecretValue on the primary
+    user_allowing(
+        dir,
+        PRIMARY,
+        "noget",
+        &[
+            "secretsmanager:AssociateCrossAccountReplica",
+            "secretsmanager:AcceptCrossAccountReplication",
+            "kms:*",
+        ],
+    );
     user_allowing(dir, REPLICA, "radmin", &["secretsmanager:*", "kms:*"]);
     // may stop replication, but not delete the replica's resource policy
     user_allowing(
@@ -586,6 +597,37 @@ fn association_refusals_leave_both_secrets_unchanged() {
     assert_eq!(replica_status(&r, &mine)["ReplicationStatus"], "Pending");
     assert_eq!(
         replica_status(&r, &for_other)["ReplicationStatus"],
+        "Pending"
+    );
+    assert!(p
+        .ok("DescribeSecret", json!({"SecretId": primary}))
+        .get("CrossAccountReplicas")
+        .is_none());
+
+    // the primary's value must be readable by the caller
+    let noget = user(&s, &dir, PRIMARY, "noget");
+    assert_error(
+        &noget.call(
+            "AssociateCrossAccountReplica",
+            json!({"SecretId": primary, "CrossAccountReplicaARN": mine}),
+        ),
+        "AccessDeniedException",
+        "secretsmanager:GetSecretValue",
+    );
+    // the replica's key must let the primary's account encrypt (its key policy decides)
+    let private = r.ok("TrentService.CreateKey", json!({"Description": "own only"}))["KeyMetadata"]
+        ["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unshared = new_replica(&r, &private, "for/one-unshared", &primary);
+    let e = p.call(
+        "AssociateCrossAccountReplica",
+        json!({"SecretId": primary, "CrossAccountReplicaARN": unshared}),
+    );
+    assert_error(&e, "AccessDeniedException", "kms:Encrypt");
+    assert_eq!(
+        replica_status(&r, &unshared)["ReplicationStatus"],
         "Pending"
     );
     assert!(p
