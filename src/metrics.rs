@@ -46,6 +46,8 @@ pub const OPERATIONS: &[&str] = &[
     "RemoveRegionsFromReplication",
     "StopReplicationToReplica",
     "ListResourcePolicies",
+    "AssociateCrossAccountReplica",
+    "DisassociateCrossAccountReplica",
     // KMS
     "CreateKey",
     "DescribeKey",

@@ -497,10 +497,16 @@ async fn dispatch(
         (Service::SecretsManager, "StopReplicationToReplica") => {
             run::<stop_replication_to_replica::StopReplicationToReplica>(call, draft).await
         }
+        (Service::SecretsManager, "AssociateCrossAccountReplica") => {
+            run::<associate_cross_account_replica::AssociateCrossAccountReplica>(call, draft).await
+        }
+        (Service::SecretsManager, "DisassociateCrossAccountReplica") => {
+            run::<disassociate_cross_account_replica::DisassociateCrossAccountReplica>(call, draft)
+                .await
+        }
         (Service::SecretsManager, crate::replication::APPLY_OPERATION) => {
             run::<apply_replica_change::ApplyReplicaChange>(call, draft).await
         }
-        (Service::SecretsManager, name) if SM_NOT_BUILT.contains(&name) => Err(not_built(name)),
         (Service::Kms, name) => kms_ops::dispatch(name, ServiceCall { call, draft }).await,
         (Service::CloudTrail, name) => {
             cloudtrail::dispatch(name, ServiceCall { call, draft }).await
@@ -515,12 +521,6 @@ async fn dispatch(
         ))),
     }
 }
-
-/// Secrets Manager operations that exist on AWS but are not built here yet.
-const SM_NOT_BUILT: &[&str] = &[
-    "AssociateCrossAccountReplica",
-    "DisassociateCrossAccountReplica",
-];
 
 pub(crate) fn not_built(name: &str) -> ApiError {
     ApiError::NotImplemented(format!(

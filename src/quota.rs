@@ -31,6 +31,8 @@ pub const GROUPS: &[(&str, f64, &[&str])] = &[
             "RemoveRegionsFromReplication",
             "ReplicateSecretToRegions",
             "StopReplicationToReplica",
+            "AssociateCrossAccountReplica",
+            "DisassociateCrossAccountReplica",
         ],
     ),
     (

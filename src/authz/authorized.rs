@@ -49,6 +49,9 @@ pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
         key: &crate::store::rows::KmsKeyRow,
         policy: &str,
     ) -> bool;
+    /// Whether accounts `a` and `b` are both in the organization the principals directory
+    /// declares (AssociateCrossAccountReplica's `ReplicaRestriction` `SameOrg`).
+    fn same_organization(&self, a: &str, b: &str) -> bool;
 }
 
 /// A per-secret refusal: the error for the caller, and whether the caller may know the
@@ -126,6 +129,14 @@ impl Authorized {
         self.authorizer
             .as_ref()
             .is_some_and(|a| a.would_allow_on_key(action, key, policy))
+    }
+
+    /// Whether accounts `a` and `b` are in the same organization (false without an
+    /// authorizer, or without a declared organization).
+    pub fn same_organization(&self, a: &str, b: &str) -> bool {
+        self.authorizer
+            .as_ref()
+            .is_some_and(|x| x.same_organization(a, b))
     }
 
     /// The target secret, or `ResourceNotFoundException`.

@@ -99,9 +99,7 @@ pub fn with_request_keys(
         rctx = rctx.with_source_ip(ip);
     }
     if let Some(org) = &dir.org_id {
-        let in_org = |account: &str| {
-            dir.scps.contains_key(account) || dir.management_account.as_deref() == Some(account)
-        };
+        let in_org = |account: &str| dir.in_organization(account);
         if let Some(account) = principal_account.filter(|a| in_org(a)) {
             rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
             if let Some(path) = dir.org_paths.get(account) {

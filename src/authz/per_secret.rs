@@ -106,6 +106,11 @@ impl SecretAuthorizer for PerSecret {
     ) -> bool {
         self.key_check(action, key, policy).is_ok()
     }
+
+    fn same_organization(&self, a: &str, b: &str) -> bool {
+        let dir = self.authz.identities().get();
+        dir.org_id.is_some() && dir.in_organization(a) && dir.in_organization(b)
+    }
 }
 
 impl PerSecret {

@@ -224,6 +224,14 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// Whether `account` is in the declared organization (placed in its tree, or its
+    /// management account).
+    pub fn in_organization(&self, account: &str) -> bool {
+        self.org_id.is_some()
+            && (self.scps.contains_key(account)
+                || self.management_account.as_deref() == Some(account))
+    }
+
     pub fn user(&self, account: &str, name: &str) -> Option<&Arc<User>> {
         self.accounts.get(account).and_then(|a| a.users.get(name))
     }

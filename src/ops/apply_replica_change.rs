@@ -446,6 +446,9 @@ fn create(
         rotation_rules: shipped.rotation_rules.clone(),
         last_rotated_at: shipped.last_rotated_at,
         next_rotation_at: None,
+        cross_account_primary_arn: None,
+        cross_account_status: None,
+        cross_account_replica: false,
     };
     tx.insert_secret(&row)?;
     Ok(row)

@@ -24,7 +24,8 @@ pub struct Input {
     /// A managed external secret's partner type.
     #[serde(rename = "Type")]
     pub secret_type: Option<String>,
-    /// A cross-account replica's primary (not built: refused rather than ignored).
+    /// Makes the new secret a cross-account replica of this primary (in another account of
+    /// the same region and partition); see `replicas`.
     #[serde(rename = "CrossAccountPrimaryARN")]
     pub cross_account_primary_arn: Option<String>,
 }
@@ -85,9 +86,7 @@ impl Operation for CreateSecret {
         }
         if let Some(arn) = &input.cross_account_primary_arn {
             secrets::check_len("crossAccountPrimaryARN", arn.chars().count(), 20, 2048)?;
-            return Err(ApiError::InvalidRequest(
-                "Cross-account replication is not supported by this Strongroom server yet.".into(),
-            ));
+            super::replicas::validate_cross_account_create(input)?;
         }
         if let Some(r) = &input.add_replica_regions {
             super::replicas::validate_add_regions(r)?;
@@ -133,6 +132,10 @@ impl Operation for CreateSecret {
         if input.add_replica_regions.is_some() {
             actions.push(REPLICATE);
         }
+        // The replica gets its managed resource policy (`replicas::cross_account_policy`).
+        if input.cross_account_primary_arn.is_some() {
+            actions.push("secretsmanager:PutResourcePolicy");
+        }
         actions
     }
 
@@ -146,6 +149,10 @@ impl Operation for CreateSecret {
         let kms_key_id = input.kms_key_id;
         let secret_type = input.secret_type;
         let scope = auth.scope.clone();
+        let cross_account_primary = match input.cross_account_primary_arn {
+            Some(arn) => Some(super::replicas::check_cross_account_primary(&scope, &arn)?),
+            None => None,
+        };
         let replica_regions = input.add_replica_regions;
         if let Some(r) = &replica_regions {
             let names: Vec<&str> = r.iter().filter_map(|r| r.region.as_deref()).collect();
@@ -213,6 +220,11 @@ impl Operation for CreateSecret {
                         }
                     }
                 };
+                if cross_account_primary.is_some() && kms.is_none() {
+                    return Err(ApiError::InvalidParameter(
+                        super::replicas::XACCT_NEEDS_CMK.into(),
+                    ));
+                }
                 // The ARN (with its fresh suffix) the request was authorized on.
                 let arn = new_arn.clone();
                 let row = SecretRow {
@@ -230,7 +242,9 @@ impl Operation for CreateSecret {
                     purge_at: None,
                     owning_service: None,
                     primary_region: None,
-                    resource_policy: None,
+                    resource_policy: cross_account_primary
+                        .as_ref()
+                        .map(|p| super::replicas::cross_account_policy(&p.account)),
                     tag_list,
                     secret_type: secret_type.clone(),
                     external_rotation_metadata: None,
@@ -240,6 +254,11 @@ impl Operation for CreateSecret {
                     rotation_rules: None,
                     last_rotated_at: None,
                     next_rotation_at: None,
+                    cross_account_status: cross_account_primary
+                        .as_ref()
+                        .map(|_| super::replicas::PENDING.to_owned()),
+                    cross_account_primary_arn: cross_account_primary.as_ref().map(|p| p.arn.clone()),
+                    cross_account_replica: false,
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {

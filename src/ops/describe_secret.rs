@@ -72,6 +72,12 @@ pub struct Output {
     /// A primary's replicas (DescribeSecret only; ListSecrets entries have none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_status: Option<Vec<super::replicas::ReplicationStatus>>,
+    /// A cross-account replica's primary and status (DescribeSecret only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_account_primary: Option<super::replicas::CrossAccountPrimary>,
+    /// A primary's cross-account replica and its status (DescribeSecret only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cross_account_replicas: Option<Vec<super::replicas::CrossAccountReplicaEntry>>,
     /// Not an AWS member (AWS shows a failed rotation only in CloudTrail): the rotation in
     /// progress or failed, in DescribeSecret only. SDKs ignore members they do not know.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -214,6 +220,8 @@ impl Output {
             created_date: epoch_seconds(s.created_at),
             primary_region: s.primary_region,
             replication_status: None,
+            cross_account_primary: None,
+            cross_account_replicas: None,
         }
     }
 }
@@ -247,10 +255,13 @@ impl Operation for DescribeSecret {
                 } else {
                     None
                 };
+                let (xa_primary, xa_replicas) = super::replicas::cross_account_view(tx, &secret)?;
                 let view = tx.secret_view(secret)?;
                 let mut out = Output::from_view(view, kms_arn, false);
                 out.strongroom_rotation = job.map(RotationStatus::of);
                 out.replication_status = replication;
+                out.cross_account_primary = xa_primary;
+                out.cross_account_replicas = xa_replicas;
                 Ok(out)
             })
             .await
@@ -288,6 +299,9 @@ mod tests {
             rotation_rules: None,
             last_rotated_at: None,
             next_rotation_at: None,
+            cross_account_primary_arn: None,
+            cross_account_status: None,
+            cross_account_replica: false,
         }
     }
 

@@ -11,6 +11,7 @@
 //! engine, which calls into `ops`, is never used here). Never on actix or diesel.
 
 pub mod apply_replica_change;
+pub mod associate_cross_account_replica;
 pub mod batch_get_secret_value;
 pub mod cancel_rotate_secret;
 pub mod cloudtrail;
@@ -18,6 +19,7 @@ pub mod create_secret;
 pub mod delete_resource_policy;
 pub mod delete_secret;
 pub mod describe_secret;
+pub mod disassociate_cross_account_replica;
 pub mod get_random_password;
 pub mod get_resource_policy;
 pub mod get_secret_value;

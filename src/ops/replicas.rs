@@ -11,6 +11,17 @@
 //! replicas has `primary_region` set to its own region (AWS shows `PrimaryRegion` only on
 //! replicated secrets).
 //!
+//! A cross-account replica is a secret in another account of the primary's region, created
+//! by its own account with `CrossAccountPrimaryARN` (`Pending`, no value, a managed resource
+//! policy letting the primary's account accept replication) and associated by the primary's
+//! account (AssociateCrossAccountReplica). The association is an entry of the primary marked
+//! `cross_account`, in the primary's own region (so at most one per primary), brought up to
+//! date by the same [`sync`] in the primary's write transactions. Only versions and their
+//! staging labels are copied (sealed again under the replica's own key): the replica keeps
+//! its own description, tags, resource policy and lifecycle, as AWS's cross-account replicas
+//! do. Its account cannot write it (as a region replica) until StopReplicationToReplica
+//! makes it standalone.
+//!
 //! Runs inside a store transaction. A region served by a peer server (`--peer REGION=URL`)
 //! has an entry marked `peer` and no replica secret here: each change of the primary leaves
 //! a row in the replication outbox in the same transaction, and the entry is `InProgress`
@@ -19,7 +30,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::values;
-use super::{Authorized, Ctx, SecretFacts};
+use super::{Authorized, Ctx, Scope, SecretFacts};
 use crate::error::ApiError;
 use crate::kms::Keyring;
 use crate::store::rows::{ReplicaRow, SecretRow, VersionRow};
@@ -31,6 +42,14 @@ pub const IN_SYNC: &str = "InSync";
 pub const FAILED: &str = "Failed";
 /// `ReplicationStatusType`.
 pub const IN_PROGRESS: &str = "InProgress";
+
+/// `StatusType`: a cross-account replica not associated yet.
+pub const PENDING: &str = "Pending";
+/// `StatusType`: a cross-account replication stopped by the other side.
+pub const DETACHED: &str = "Detached";
+
+/// The refusal of a cross-account replica without a customer managed key.
+pub const XACCT_NEEDS_CMK: &str = "A cross-account replica secret must be encrypted with a customer managed KMS key: specify one in KmsKeyId (the AWS managed key aws/secretsmanager can't be used across accounts).";
 
 /// How `ReplicationStatus` names the replica region's AWS managed key.
 pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
@@ -60,8 +79,14 @@ pub struct ReplicationStatus {
     pub last_accessed_date: Option<f64>,
 }
 
-/// Whether `secret` is a replica (its primary lives in another region).
+/// Whether `secret` is a replica: its primary lives in another region, or it is a
+/// cross-account replica (until StopReplicationToReplica).
 pub fn is_replica(secret: &SecretRow) -> bool {
+    is_region_replica(secret) || secret.cross_account_primary_arn.is_some()
+}
+
+/// Whether `secret` is a replica of a primary in another region.
+pub fn is_region_replica(secret: &SecretRow) -> bool {
     secret
         .primary_region
         .as_deref()
@@ -73,8 +98,14 @@ pub fn is_replicated_primary(secret: &SecretRow) -> bool {
     secret.primary_region.as_deref() == Some(secret.region.as_str())
 }
 
-/// Refuse a write on a replica, in AWS's words.
+/// Refuse a write on a replica, in AWS's words (a cross-account replica's refusal says
+/// how it becomes writable).
 pub fn ensure_not_replica(secret: &SecretRow) -> Result<(), ApiError> {
+    if let Some(primary) = &secret.cross_account_primary_arn {
+        return Err(ApiError::InvalidParameter(format!(
+            "Operation not permitted on a cross-account replica secret. It receives its value from primary secret {primary}; call StopReplicationToReplica on the replica to make it a standalone secret."
+        )));
+    }
     if is_replica(secret) {
         return Err(ApiError::InvalidParameter(NOT_ON_REPLICA.into()));
     }
@@ -297,6 +328,9 @@ pub fn add_replicas(
                 status_message: None,
                 created_at: req.now_ms,
                 peer: true,
+                cross_account: false,
+                replica_arn: None,
+                replication_role_arn: None,
             };
             tx.put_replica(&entry)?;
             enqueue_peer(tx, primary, &entry, false, req.force, req.now_ms)?;
@@ -344,6 +378,9 @@ pub fn add_replicas(
             status_message: message,
             created_at: req.now_ms,
             peer: false,
+            cross_account: false,
+            replica_arn: None,
+            replication_role_arn: None,
         };
         // A failed replica that exists (a write could not reach it): tried again in place.
         let failed = existing
@@ -358,7 +395,7 @@ pub fn add_replicas(
             let mut row = tx
                 .replica_entry(&replica.secret_id)?
                 .ok_or_else(|| ApiError::internal("replica without its entry"))?;
-            match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms) {
+            match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms, false) {
                 Ok(()) => {
                     row.status = IN_SYNC.to_owned();
                     row.status_message = None;
@@ -401,11 +438,14 @@ pub fn add_replicas(
             created_at: req.now_ms,
             last_accessed_at: None,
             primary_region: Some(primary.region.clone()),
+            cross_account_primary_arn: None,
+            cross_account_status: None,
+            cross_account_replica: false,
             ..primary.clone()
         };
         tx.insert_secret(&replica)?;
         let source = Source::of(tx, primary)?;
-        match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms) {
+        match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms, false) {
             Ok(()) => tx.put_replica(&entry(Some(replica.secret_id.clone()), None))?,
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => {
@@ -435,6 +475,9 @@ pub fn sync(
     primary: &SecretRow,
     now_ms: i64,
 ) -> Result<(), ApiError> {
+    if primary.cross_account_replica {
+        sync_cross_account(tx, keyring, primary, now_ms)?;
+    }
     if !is_replicated_primary(primary) {
         return Ok(());
     }
@@ -454,7 +497,7 @@ pub fn sync(
         let Some(mut replica) = tx.secret_by_id(&rid)? else {
             continue;
         };
-        let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms) {
+        let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms, false) {
             Ok(()) => (IN_SYNC.to_owned(), None),
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => (
@@ -505,12 +548,15 @@ impl<'a> Source<'a> {
     }
 }
 
+/// With `values_only` (a cross-account replica), only versions and staging labels are
+/// copied; the replica's own metadata stays, its last-changed date moves when they changed.
 fn copy_into(
     tx: &mut Tx<'_>,
     keyring: &Keyring,
     source: &Source<'_>,
     replica: &mut SecretRow,
     now_ms: i64,
+    values_only: bool,
 ) -> Result<(), ApiError> {
     let primary = source.primary;
     // New versions first: when one cannot be sealed under the replica's key, the replica
@@ -569,11 +615,20 @@ fn copy_into(
             k.current_term,
         )?;
     }
+    let mut changed = !missing.is_empty() || !extra.is_empty() || key.is_some();
     if tx.stages(&replica.secret_id)? != source.stages {
         tx.replace_stages(&replica.secret_id, &source.stages)?;
+        changed = true;
     }
     for vid in &extra {
         tx.delete_version(&replica.secret_id, vid)?;
+    }
+    if values_only {
+        if changed {
+            tx.set_secret_changed(&replica.secret_id, now_ms)?;
+            replica.last_changed_at = now_ms;
+        }
+        return Ok(());
     }
     // What the replica keeps of its own: identity, region, key, dates of its own, its
     // primary, and its deletion state (a primary with replicas is never deleted).
@@ -590,6 +645,9 @@ fn copy_into(
         // Rotation runs on the primary only; its results reach the replica through this
         // copy. A replica is never due itself (the scheduler looks only at this column).
         next_rotation_at: None,
+        cross_account_primary_arn: None,
+        cross_account_status: None,
+        cross_account_replica: false,
         ..primary.clone()
     };
     let same_but_date = SecretRow {
@@ -679,8 +737,20 @@ pub fn settle_primary(tx: &mut Tx<'_>, primary: &mut SecretRow) -> Result<(), Ap
     Ok(())
 }
 
-/// AWS's refusal to delete a primary that still has replicas.
+/// AWS's refusal to delete a primary that still has replicas (region replicas, or an
+/// associated cross-account replica: a detached one does not hold it).
 pub fn ensure_no_replicas(tx: &mut Tx<'_>, secret: &SecretRow) -> Result<(), ApiError> {
+    if secret.cross_account_replica {
+        if let Some(entry) = tx.cross_account_entry(&secret.secret_id)? {
+            if entry.status != DETACHED {
+                return Err(ApiError::InvalidParameter(format!(
+                    "You can't delete secret {} that is associated with cross-account replica {}. Call DisassociateCrossAccountReplica first.",
+                    secret.arn,
+                    entry.replica_arn.unwrap_or_default()
+                )));
+            }
+        }
+    }
     let regions: Vec<String> = tx
         .replicas_of(&secret.secret_id)?
         .into_iter()
@@ -696,6 +766,432 @@ pub fn ensure_no_replicas(tx: &mut Tx<'_>, secret: &SecretRow) -> Result<(), Api
     )))
 }
 
+// ---- Cross-account replicas --------------------------------------------------------------
+
+/// `CrossAccountPrimaryType`: what a cross-account replica's DescribeSecret shows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CrossAccountPrimary {
+    #[serde(rename = "PrimarySecretARN")]
+    pub primary_secret_arn: String,
+    pub replication_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+}
+
+/// `CrossAccountReplicaEntry`: what a cross-account primary's DescribeSecret shows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CrossAccountReplicaEntry {
+    #[serde(rename = "ReplicaSecretARN")]
+    pub replica_secret_arn: String,
+    #[serde(rename = "ReplicationRoleARN", skip_serializing_if = "Option::is_none")]
+    pub replication_role_arn: Option<String>,
+    pub replication_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+}
+
+/// The partition of every ARN this server makes.
+const PARTITION: &str = "aws";
+
+/// The parts of a secret ARN that cross-account replication compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretArnParts {
+    pub arn: String,
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+/// Split `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`; `None` for anything else.
+pub fn secret_arn_parts(arn: &str) -> Option<SecretArnParts> {
+    let mut it = arn.splitn(7, ':');
+    let (Some("arn"), Some(partition), Some("secretsmanager"), Some(region), Some(account)) =
+        (it.next(), it.next(), it.next(), it.next(), it.next())
+    else {
+        return None;
+    };
+    let (Some("secret"), Some(name)) = (it.next(), it.next()) else {
+        return None;
+    };
+    let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+    if partition.is_empty() || region.is_empty() || !account_ok || name.is_empty() {
+        return None;
+    }
+    Some(SecretArnParts {
+        arn: arn.to_owned(),
+        partition: partition.to_owned(),
+        region: region.to_owned(),
+        account: account.to_owned(),
+    })
+}
+
+/// CreateSecret with `CrossAccountPrimaryARN`: the members a cross-account replica can't
+/// have (its value and description come from its primary), and its required key.
+pub fn validate_cross_account_create(input: &super::create_secret::Input) -> Result<(), ApiError> {
+    let refused = [
+        ("SecretString", input.secret_string.is_some()),
+        ("SecretBinary", input.secret_binary.is_some()),
+        ("Description", input.description.is_some()),
+        ("AddReplicaRegions", input.add_replica_regions.is_some()),
+        ("Type", input.secret_type.is_some()),
+    ];
+    if let Some((name, _)) = refused.iter().find(|(_, present)| *present) {
+        return Err(ApiError::InvalidParameter(format!(
+            "You can't include {name} when you create a cross-account replica secret (CrossAccountPrimaryARN)."
+        )));
+    }
+    if input.kms_key_id.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::InvalidParameter(XACCT_NEEDS_CMK.into()));
+    }
+    Ok(())
+}
+
+/// The primary a new cross-account replica names: a secret ARN of another account in the
+/// request's own region and partition.
+pub fn check_cross_account_primary(scope: &Scope, arn: &str) -> Result<SecretArnParts, ApiError> {
+    let parts = secret_arn_parts(arn).ok_or_else(|| {
+        ApiError::InvalidParameter(format!(
+            "CrossAccountPrimaryARN {arn} isn't the full ARN of a secret (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)."
+        ))
+    })?;
+    if parts.region != scope.region || parts.partition != PARTITION {
+        return Err(ApiError::InvalidParameter(format!(
+            "The primary secret {arn} must be in the same Region and partition as the replica secret ({})."
+        , scope.region)));
+    }
+    if parts.account == scope.account {
+        return Err(ApiError::InvalidParameter(format!(
+            "The primary secret {arn} must be in a different AWS account than the replica secret."
+        )));
+    }
+    Ok(parts)
+}
+
+/// The managed resource policy (`cross-account-replication`) a new cross-account replica
+/// gets: the primary's account may accept replication into it. StopReplicationToReplica
+/// removes it.
+pub fn cross_account_policy(primary_account: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Id": "cross-account-replication",
+        "Statement": [{
+            "Sid": "CrossAccountReplication",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:{}:iam::{primary_account}:root", PARTITION)},
+            "Action": ACCEPT_ACTION,
+            "Resource": "*"
+        }]
+    })
+    .to_string()
+}
+
+/// The action AssociateCrossAccountReplica needs on the replica secret, decided with the
+/// replica's resource policy (Secrets Manager "calls AcceptCrossAccountReplication on the
+/// replica secret on your behalf").
+pub const ACCEPT_ACTION: &str = "secretsmanager:AcceptCrossAccountReplication";
+
+/// DescribeSecret's `CrossAccountPrimary` (on a cross-account replica) and
+/// `CrossAccountReplicas` (on a primary with a cross-account entry).
+pub fn cross_account_view(
+    tx: &mut Tx<'_>,
+    secret: &SecretRow,
+) -> Result<
+    (
+        Option<CrossAccountPrimary>,
+        Option<Vec<CrossAccountReplicaEntry>>,
+    ),
+    ApiError,
+> {
+    let primary = match &secret.cross_account_primary_arn {
+        Some(arn) => {
+            let entry = tx
+                .replica_entry(&secret.secret_id)?
+                .filter(|e| e.cross_account);
+            let (status, message) = match entry {
+                Some(e) => (e.status, e.status_message),
+                None => {
+                    let status = secret
+                        .cross_account_status
+                        .clone()
+                        .unwrap_or_else(|| PENDING.to_owned());
+                    let message = (status == DETACHED).then(|| {
+                        "The primary secret's account disassociated this replica (DisassociateCrossAccountReplica); it no longer receives changes. Call StopReplicationToReplica to make it a standalone secret.".to_owned()
+                    });
+                    (status, message)
+                }
+            };
+            Some(CrossAccountPrimary {
+                primary_secret_arn: arn.clone(),
+                replication_status: status,
+                status_message: message,
+            })
+        }
+        None => None,
+    };
+    let replicas = if secret.cross_account_replica {
+        tx.cross_account_entry(&secret.secret_id)?.map(|e| {
+            vec![CrossAccountReplicaEntry {
+                replica_secret_arn: e.replica_arn.unwrap_or_default(),
+                replication_role_arn: e.replication_role_arn,
+                replication_status: e.status,
+                status_message: e.status_message,
+            }]
+        })
+    } else {
+        None
+    };
+    Ok((primary, replicas))
+}
+
+/// Bring `primary`'s associated cross-account replica up to date (versions and labels
+/// only); a KMS refusal leaves it `Failed` with the reason, a later write retries.
+fn sync_cross_account(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    primary: &SecretRow,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let Some(mut entry) = tx.cross_account_entry(&primary.secret_id)? else {
+        return Ok(());
+    };
+    if entry.status == DETACHED {
+        return Ok(());
+    }
+    let replica = match &entry.replica_secret_id {
+        Some(id) => tx.secret_by_id(id)?,
+        None => None,
+    };
+    let Some(mut replica) =
+        replica.filter(|r| r.cross_account_primary_arn.as_deref() == Some(primary.arn.as_str()))
+    else {
+        return Ok(());
+    };
+    let source = Source::of(tx, primary)?;
+    let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms, true) {
+        Ok(()) => (IN_SYNC.to_owned(), None),
+        Err(e) if !kms_refusal(&e) => return Err(e),
+        Err(e) => (
+            FAILED.to_owned(),
+            Some(format!("Replication failed: {}", e.message())),
+        ),
+    };
+    if entry.status != status || entry.status_message != message {
+        entry.status = status;
+        entry.status_message = message;
+        tx.put_replica(&entry)?;
+    }
+    Ok(())
+}
+
+/// What AssociateCrossAccountReplica asks for, once its input was checked.
+#[derive(Debug)]
+pub struct Association<'a> {
+    pub keyring: &'a Keyring,
+    pub auth: &'a Authorized,
+    pub replica_arn: &'a str,
+    pub role_arn: Option<String>,
+    /// `ReplicaRestriction` is `SameOrg` (the default).
+    pub same_org: bool,
+    pub now_ms: i64,
+}
+
+/// Associate `primary` with the cross-account replica `req` names, and copy its versions
+/// into it, in the caller's transaction: any refusal or failure returns an error and the
+/// transaction leaves both secrets as they were. Again for the same replica, repairs it.
+pub fn associate(
+    tx: &mut Tx<'_>,
+    req: &Association<'_>,
+    primary: &mut SecretRow,
+) -> Result<ReplicaRow, ApiError> {
+    super::ensure_not_deleted(primary)?;
+    if req.auth.principal.account_id != primary.account_id {
+        return Err(ApiError::InvalidRequest(format!(
+            "You must call AssociateCrossAccountReplica from the account that owns the primary secret ({})."
+        , primary.account_id)));
+    }
+    let parts = secret_arn_parts(req.replica_arn).ok_or_else(|| {
+        ApiError::InvalidParameter(format!(
+            "CrossAccountReplicaARN {} isn't the full ARN of a secret (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME).",
+            req.replica_arn
+        ))
+    })?;
+    let own = secret_arn_parts(&primary.arn)
+        .ok_or_else(|| ApiError::internal("a stored secret ARN that does not parse"))?;
+    if parts.region != own.region || parts.partition != own.partition {
+        return Err(ApiError::InvalidParameter(format!(
+            "The replica secret {} must be in the same Region and partition as the primary secret ({}).",
+            req.replica_arn, own.region
+        )));
+    }
+    if parts.account == own.account {
+        return Err(ApiError::InvalidParameter(format!(
+            "The replica secret {} must be in a different AWS account than the primary secret.",
+            req.replica_arn
+        )));
+    }
+    if let Some(role) = &req.role_arn {
+        let role_account = role
+            .strip_prefix(&format!("arn:{}:iam::", own.partition))
+            .and_then(|r| r.split_once(":role/"))
+            .map(|(a, _)| a);
+        if role_account != Some(own.account.as_str()) {
+            return Err(ApiError::InvalidParameter(format!(
+                "ReplicationRoleARN {role} isn't the ARN of an IAM role in the primary secret's account ({}).",
+                own.account
+            )));
+        }
+    }
+    // The replica's account decides (its resource policy, the caller's identity policies,
+    // with the replica's tags and its key's policy for kms:Encrypt) before anything about
+    // the replica is told: a missing secret is decided on the ARN named, as for any request.
+    let replica = tx
+        .secret_by_arn(req.replica_arn)?
+        .filter(|r| r.region == own.region);
+    let replica_key = match replica.as_ref().and_then(|r| r.kms_key_id.clone()) {
+        Some(id) => tx.kms_key(&id)?,
+        None => None,
+    };
+    let facts = SecretFacts {
+        tags: match &replica {
+            Some(r) => tx.tags(&r.secret_id)?,
+            None => Vec::new(),
+        },
+        key: replica_key.clone(),
+        key_action: replica_key.as_ref().map(|_| "kms:Encrypt"),
+    };
+    req.auth
+        .authorize_secret(
+            ACCEPT_ACTION,
+            req.replica_arn,
+            replica.as_ref().map(|r| (r, &facts)),
+        )
+        .map_err(|r| r.error)?;
+    let mut replica = replica.ok_or_else(ApiError::secret_not_found)?;
+    if replica.cross_account_primary_arn.as_deref() != Some(primary.arn.as_str()) {
+        return Err(ApiError::InvalidRequest(format!(
+            "The secret {} isn't a cross-account replica of secret {}: the replica account must create it with CreateSecret and CrossAccountPrimaryARN set to the primary secret's ARN.",
+            replica.arn, primary.arn
+        )));
+    }
+    if replica.deleted_at.is_some() {
+        return Err(ApiError::InvalidRequest(format!(
+            "The replica secret {} is scheduled for deletion.",
+            replica.arn
+        )));
+    }
+    if replica_key.is_none() {
+        return Err(ApiError::InvalidRequest(format!(
+            "The replica secret {} isn't encrypted with a customer managed KMS key.",
+            replica.arn
+        )));
+    }
+    if req.same_org
+        && !req
+            .auth
+            .same_organization(&primary.account_id, &replica.account_id)
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "The replica account {} isn't in the same organization as the primary account {}. Set ReplicaRestriction to NoRestriction to replicate outside the organization.",
+            replica.account_id, primary.account_id
+        )));
+    }
+    if let Some(existing) = tx.cross_account_entry(&primary.secret_id)? {
+        let same = existing.replica_secret_id.as_deref() == Some(replica.secret_id.as_str());
+        if !same && existing.status != DETACHED {
+            return Err(ApiError::LimitExceeded(format!(
+                "Secret {} already has cross-account replica {}; a primary secret can have at most one. Call DisassociateCrossAccountReplica first.",
+                primary.arn,
+                existing.replica_arn.unwrap_or_default()
+            )));
+        }
+    }
+    let source = Source::of(tx, primary)?;
+    copy_into(tx, req.keyring, &source, &mut replica, req.now_ms, true)?;
+    if replica.cross_account_status.is_some() {
+        replica.cross_account_status = None;
+        tx.update_secret(&replica)?;
+    }
+    let entry = ReplicaRow {
+        primary_secret_id: primary.secret_id.clone(),
+        region: primary.region.clone(),
+        replica_secret_id: Some(replica.secret_id.clone()),
+        kms_key_id: replica_key.map_or_else(|| DEFAULT_KEY_ALIAS.to_owned(), |k| k.arn),
+        status: IN_SYNC.to_owned(),
+        status_message: None,
+        created_at: req.now_ms,
+        peer: false,
+        cross_account: true,
+        replica_arn: Some(replica.arn.clone()),
+        replication_role_arn: req.role_arn.clone(),
+    };
+    tx.put_replica(&entry)?;
+    if !primary.cross_account_replica {
+        primary.cross_account_replica = true;
+        tx.update_secret(primary)?;
+    }
+    Ok(entry)
+}
+
+/// Remove `primary`'s cross-account entry for `replica_arn`: the replica (if it is still
+/// this primary's) stays a replica, `Detached`, until its account promotes it.
+pub fn disassociate(
+    tx: &mut Tx<'_>,
+    auth: &Authorized,
+    primary: &mut SecretRow,
+    replica_arn: &str,
+) -> Result<(), ApiError> {
+    if auth.principal.account_id != primary.account_id {
+        return Err(ApiError::InvalidRequest(format!(
+            "You must call DisassociateCrossAccountReplica from the account that owns the primary secret ({}).",
+            primary.account_id
+        )));
+    }
+    let entry = tx
+        .cross_account_entry(&primary.secret_id)?
+        .filter(|e| e.replica_arn.as_deref() == Some(replica_arn))
+        .ok_or_else(|| {
+            ApiError::ResourceNotFound(format!(
+                "Secrets Manager can't find cross-account replica {replica_arn} of secret {}.",
+                primary.arn
+            ))
+        })?;
+    tx.delete_replica(&entry.primary_secret_id, &entry.region)?;
+    if let Some(id) = &entry.replica_secret_id {
+        if let Some(mut replica) = tx.secret_by_id(id)? {
+            if replica.cross_account_primary_arn.as_deref() == Some(primary.arn.as_str()) {
+                replica.cross_account_status = Some(DETACHED.to_owned());
+                tx.update_secret(&replica)?;
+            }
+        }
+    }
+    primary.cross_account_replica = false;
+    tx.update_secret(primary)?;
+    Ok(())
+}
+
+/// StopReplicationToReplica on a cross-account replica: it becomes a standalone secret of
+/// its account (its managed resource policy removed); its primary's entry, if it still
+/// stands, shows `Detached`.
+pub fn promote_cross_account(tx: &mut Tx<'_>, replica: &mut SecretRow) -> Result<(), ApiError> {
+    if let Some(mut entry) = tx
+        .replica_entry(&replica.secret_id)?
+        .filter(|e| e.cross_account)
+    {
+        entry.status = DETACHED.to_owned();
+        entry.status_message = Some(
+            "The replica's account stopped replication (StopReplicationToReplica); the replica is a standalone secret.".to_owned(),
+        );
+        tx.put_replica(&entry)?;
+    }
+    replica.cross_account_primary_arn = None;
+    replica.cross_account_status = None;
+    replica.resource_policy = None;
+    tx.update_secret(replica)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -709,6 +1205,39 @@ mod tests {
             ),
             "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/db:x-AbCdEf"
         );
+    }
+
+    #[test]
+    fn secret_arns_are_split_for_cross_account_checks() {
+        let p = secret_arn_parts(
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db:x-AbCdEf",
+        )
+        .unwrap();
+        assert_eq!(
+            (p.partition.as_str(), p.region.as_str(), p.account.as_str()),
+            ("aws", "us-east-1", "111122223333")
+        );
+        for bad in [
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:",
+            "arn:aws:secretsmanager:us-east-1:1111:secret:x",
+            "arn:aws:kms:us-east-1:111122223333:key/x",
+            "arn:aws:secretsmanager::111122223333:secret:x",
+            "app/db",
+        ] {
+            assert!(secret_arn_parts(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_managed_policy_lets_the_primary_account_accept_only() {
+        let text = cross_account_policy("111122223333");
+        let policy =
+            crate::policy::Policy::parse(&text, crate::policy::PolicyType::Resource).unwrap();
+        drop(policy);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let st = &v["Statement"][0];
+        assert_eq!(st["Action"], ACCEPT_ACTION);
+        assert_eq!(st["Principal"]["AWS"], "arn:aws:iam::111122223333:root");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! StopReplicationToReplica: called in a replica's region, promotes the replica to a
-//! standalone secret that no longer follows its primary (see `replicas`).
+//! StopReplicationToReplica: called in a replica's region (or, for a cross-account replica,
+//! by the replica's account), promotes the replica to a standalone secret that no longer
+//! follows its primary (see `replicas`).
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,20 @@ impl Operation for StopReplicationToReplica {
         Ok(())
     }
 
+    /// A cross-account replica loses its managed resource policy: AWS asks for
+    /// `secretsmanager:DeleteResourcePolicy` on it too.
+    fn other_actions(
+        _input: &Input,
+        secret: Option<&crate::store::rows::SecretRow>,
+    ) -> Vec<(&'static str, String)> {
+        match secret {
+            Some(s) if s.cross_account_primary_arn.is_some() => {
+                vec![("secretsmanager:DeleteResourcePolicy", s.arn.clone())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     async fn handle(ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
         ctx.store
@@ -57,6 +72,10 @@ impl Operation for StopReplicationToReplica {
                     .ok_or_else(ApiError::secret_not_found)?;
                 if !replicas::is_replica(&replica) {
                     return Err(ApiError::InvalidRequest(NOT_A_REPLICA.into()));
+                }
+                if replica.cross_account_primary_arn.is_some() {
+                    replicas::promote_cross_account(tx, &mut replica)?;
+                    return Ok(Output { arn: replica.arn });
                 }
                 if let Some(entry) = tx.replica_entry(&replica.secret_id)? {
                     tx.delete_replica(&entry.primary_secret_id, &entry.region)?;

@@ -149,6 +149,11 @@ impl Operation for UpdateSecret {
                                 Some(key.key_id)
                             }
                         };
+                        if new_key.is_none() && secret.cross_account_primary_arn.is_some() {
+                            return Err(ApiError::InvalidParameter(
+                                super::replicas::XACCT_NEEDS_CMK.into(),
+                            ));
+                        }
                         changed = true;
                         let differs = new_key != secret.kms_key_id;
                         secret.kms_key_id = new_key;

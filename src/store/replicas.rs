@@ -1,4 +1,5 @@
-//! Replicas of primary secrets in other regions of the same store (`secret_replicas`).
+//! Replicas of primary secrets in other regions of the same store, and cross-account
+//! replicas in other accounts of the same region (`secret_replicas`).
 
 use diesel::prelude::*;
 
@@ -7,14 +8,45 @@ use super::schema::secret_replicas;
 use super::{StoreError, Tx};
 
 impl Tx<'_> {
-    /// A primary secret's replica regions, ordered by region.
+    /// A primary secret's replica regions, ordered by region (not its cross-account entry).
     pub fn replicas_of(&mut self, primary_secret_id: &str) -> Result<Vec<ReplicaRow>, StoreError> {
         secret_replicas::table
             .filter(secret_replicas::primary_secret_id.eq(primary_secret_id))
+            .filter(secret_replicas::cross_account.eq(false))
             .order(secret_replicas::region.asc())
             .select(ReplicaRow::as_select())
             .load(self.conn)
             .map_err(|e| self.db(e))
+    }
+
+    /// A primary secret's cross-account entry, if it has one (at most one: its region is the
+    /// primary's own).
+    pub fn cross_account_entry(
+        &mut self,
+        primary_secret_id: &str,
+    ) -> Result<Option<ReplicaRow>, StoreError> {
+        secret_replicas::table
+            .filter(secret_replicas::primary_secret_id.eq(primary_secret_id))
+            .filter(secret_replicas::cross_account.eq(true))
+            .select(ReplicaRow::as_select())
+            .first(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
+    /// Remove every cross-account entry of a primary (when the primary itself is deleted).
+    pub fn delete_cross_account_entries(
+        &mut self,
+        primary_secret_id: &str,
+    ) -> Result<(), StoreError> {
+        diesel::delete(
+            secret_replicas::table
+                .filter(secret_replicas::primary_secret_id.eq(primary_secret_id))
+                .filter(secret_replicas::cross_account.eq(true)),
+        )
+        .execute(self.conn)
+        .map(|_| ())
+        .map_err(|e| self.db(e))
     }
 
     /// The replica entry whose replica secret is `replica_secret_id`, if any.

@@ -101,6 +101,14 @@ pub struct SecretRow {
     pub last_rotated_at: Option<i64>,
     /// When the scheduler next starts a rotation (the start of the schedule's window).
     pub next_rotation_at: Option<i64>,
+    /// A cross-account replica's primary (`CrossAccountPrimaryARN`), until
+    /// StopReplicationToReplica makes it standalone.
+    pub cross_account_primary_arn: Option<String>,
+    /// A cross-account replica's status while it has no association: `Pending` (never
+    /// associated) or `Detached` (disassociated by its primary).
+    pub cross_account_status: Option<String>,
+    /// Whether the secret is the primary of a cross-account entry (`secret_replicas`).
+    pub cross_account_replica: bool,
 }
 
 /// One replica region of a primary secret (see `store::replicas`).
@@ -119,6 +127,13 @@ pub struct ReplicaRow {
     pub created_at: i64,
     /// Whether the region is served by a peer server (the replica lives in its store).
     pub peer: bool,
+    /// A cross-account replica in another account of the primary's region (`region` is the
+    /// primary's own), not a region replica.
+    pub cross_account: bool,
+    /// A cross-account replica's ARN.
+    pub replica_arn: Option<String>,
+    /// A cross-account entry's `ReplicationRoleARN`.
+    pub replication_role_arn: Option<String>,
 }
 
 /// One version of a secret: ciphertext and wrapped data key (no plaintext, ever).

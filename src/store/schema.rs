@@ -78,6 +78,9 @@ diesel::table! {
         rotation_rules -> Nullable<Text>,
         last_rotated_at -> Nullable<BigInt>,
         next_rotation_at -> Nullable<BigInt>,
+        cross_account_primary_arn -> Nullable<Text>,
+        cross_account_status -> Nullable<Text>,
+        cross_account_replica -> Bool,
     }
 }
 
@@ -148,6 +151,9 @@ diesel::table! {
         status_message -> Nullable<Text>,
         created_at -> BigInt,
         peer -> Bool,
+        cross_account -> Bool,
+        replica_arn -> Nullable<Text>,
+        replication_role_arn -> Nullable<Text>,
     }
 }
 

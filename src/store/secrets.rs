@@ -105,6 +105,9 @@ impl Tx<'_> {
     /// Remove a secret with its versions, stages, tags and rotation job.
     pub fn delete_secret(&mut self, secret_id: &str) -> Result<(), StoreError> {
         self.delete_rotation_job(secret_id)?;
+        // A primary is deleted only without an associated cross-account replica; a detached
+        // entry goes with it.
+        self.delete_cross_account_entries(secret_id)?;
         diesel::delete(secret_stages::table.filter(secret_stages::secret_id.eq(secret_id)))
             .execute(self.conn)
             .map_err(|e| self.db(e))?;

@@ -245,8 +245,8 @@ fn type_is_accepted_and_returned() {
     }
 }
 
-/// CrossAccountPrimaryARN is refused, saying so, rather than ignored (which would create an
-/// ordinary secret the caller believes to be a replica).
+/// CrossAccountPrimaryARN makes a cross-account replica or nothing: never an ordinary secret
+/// the caller believes to be a replica (here its key does not exist).
 #[test]
 fn create_secret_refuses_a_cross_account_primary() {
     let s = TestServer::start();
@@ -257,8 +257,12 @@ fn create_secret_refuses_a_cross_account_primary() {
                     "arn:aws:secretsmanager:us-east-1:444455556666:secret:p-AbCdEf"})
         .to_string(),
     );
-    assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
-    assert!(r.body.contains("Cross-account replication"), "{}", r.body);
+    assert_eq!(r.error_type(), "InvalidParameterException", "{}", r.body);
+    assert!(
+        r.body.contains("can't find the specified KMS key"),
+        "{}",
+        r.body
+    );
     let r = s.call(
         "secretsmanager.DescribeSecret",
         &json!({"SecretId": "replica"}).to_string(),

@@ -1820,8 +1820,8 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
         json!({"SecretId": "one/a"}),
         fail(
             "AssociateCrossAccountReplica",
-            None,
-            "NotImplementedException",
+            Some(false),
+            "ValidationException",
             None,
             None,
         ),

@@ -17,6 +17,7 @@ mod attacker;
 mod audit;
 mod console;
 mod console_e2e;
+mod cross_account_replica;
 mod hostile;
 mod ident_review;
 mod identity;

@@ -28,15 +28,22 @@ fn unknown_and_unbuilt_operations() {
     assert_eq!(r.error_type(), "UnknownOperationException");
     let r = s.call("dynamodb.GetItem", "{}");
     assert_eq!(r.error_type(), "UnknownOperationException");
-    let r = s.call(
-        "secretsmanager.AssociateCrossAccountReplica",
-        r#"{"SecretId":"x"}"#,
-    );
+    let r = s.call("TrentService.CreateGrant", r#"{"KeyId":"x"}"#);
     assert_eq!(r.error_type(), "NotImplementedException");
     assert!(r.json()["Message"]
         .as_str()
         .unwrap()
-        .contains("AssociateCrossAccountReplica"));
+        .contains("CreateGrant"));
+    // every Secrets Manager operation of the model is served
+    let r = s.call(
+        "secretsmanager.AssociateCrossAccountReplica",
+        r#"{"SecretId":"x"}"#,
+    );
+    assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    assert!(r.json()["Message"]
+        .as_str()
+        .unwrap()
+        .contains("crossAccountReplicaARN"));
 }
 
 #[test]
