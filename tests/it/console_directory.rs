@@ -356,6 +356,7 @@ fn identity_providers_are_shown_without_their_keys() {
         "<RoleClaim>role</RoleClaim>",
         "<LeewaySeconds>30</LeewaySeconds>",
         "<TagKey>Team</TagKey>",
+        "<member>azp</member>",
     ] {
         assert!(got.body.contains(want), "{want}: {}", got.body);
     }
@@ -397,6 +398,7 @@ fn identity_providers_are_shown_without_their_keys() {
         "HS256",
         "claim team → tag Team",
         "the secret is not shown",
+        "<code>idp.example.test:sub</code>",
     ] {
         assert!(page.body.contains(want), "{want}: {}", page.body);
     }

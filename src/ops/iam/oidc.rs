@@ -7,7 +7,8 @@
 //! `ThumbprintList` empty: keys are files, not fetched over TLS) and, beside them, how tokens
 //! are verified and mapped: `Algorithms`, `KeySource` and `KeyFiles` (the files' names, never
 //! their contents), `KeyCount`, `LeewaySeconds`, `SessionTagClaims`, `RoleClaim`,
-//! `ConditionClaims`. SDKs ignore members they do not model.
+//! `ConditionClaims` (every claim offered to trust policies as `<Url>:<claim>`: the standard
+//! ones, then the declared ones). SDKs ignore members they do not model.
 
 use crate::audit::Draft;
 use crate::authz::Resolved;
@@ -199,7 +200,11 @@ impl QueryOperation for GetOpenIDConnectProvider {
                 })
                 .collect(),
             role_claim: s.role_claim.clone(),
-            condition_claims: s.condition_claims.clone(),
+            condition_claims: crate::identity::jwt::STANDARD_CONDITION_CLAIMS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .chain(s.condition_claims.iter().cloned())
+                .collect(),
         })
     }
 }
