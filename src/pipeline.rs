@@ -506,13 +506,13 @@ async fn dispatch(
             cloudtrail::dispatch(name, ServiceCall { call, draft }).await
         }
         (Service::Organizations, "ListAccounts") => {
-            run_directory::<organizations::ListAccounts>(call, draft).await
+            run_directory::<organizations::list_accounts::ListAccounts>(call, draft).await
         }
         (Service::Organizations, "ListPolicies") => {
-            run_directory::<organizations::ListPolicies>(call, draft).await
+            run_directory::<organizations::list_policies::ListPolicies>(call, draft).await
         }
         (Service::Organizations, "DescribePolicy") => {
-            run_directory::<organizations::DescribePolicy>(call, draft).await
+            run_directory::<organizations::describe_policy::DescribePolicy>(call, draft).await
         }
         (Service::Organizations, name) => Err(not_built(name)),
         (Service::Strongroom, "GetPrincipalsReloadStatus") => {
