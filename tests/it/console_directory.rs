@@ -387,6 +387,20 @@ fn identity_providers_are_shown_without_their_keys() {
     assert_eq!(refused_get.status, 403, "{}", refused_get.body);
     assert!(!refused_get.body.contains("strongroom-console"));
     let denial = xml_message(&refused_list.body);
+    // Another account's principal, allowed everything, sees only its own account's (none).
+    let theirs = iam(&d.s, &d.member_admin, "Action=ListOpenIDConnectProviders");
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert!(!theirs.body.contains("idp.example.test"), "{}", theirs.body);
+    let across = iam(
+        &d.s,
+        &d.member_admin,
+        &format!(
+            "Action=GetOpenIDConnectProvider&OpenIDConnectProviderArn={}",
+            crate::common::urlenc(&arn)
+        ),
+    );
+    assert_eq!(across.status, 404, "{}", across.body);
+    assert!(!across.body.contains("strongroom-console"));
 
     let mut b = signed_in(&d.s, &d.auditor);
     let page = b.get("/console/providers");
@@ -481,6 +495,14 @@ fn a_refused_reload_is_shown_with_its_errors_until_the_files_are_fixed() {
     assert!(!refused.to_string().contains("Secretive"));
     assert_eq!(refused["Fingerprint"], first["Fingerprint"]);
     assert_eq!(refused["InForceSince"], first["InForceSince"]);
+    // The member account's principal (allowed everything) sees its own file's error only.
+    let theirs = reload_status(&d.s, &d.member_admin);
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    let theirs = theirs.json();
+    assert_eq!(theirs["Errors"][0]["File"], other.as_str(), "{theirs}");
+    assert_eq!(theirs["Errors"].as_array().unwrap().len(), 1, "{theirs}");
+    assert_eq!(theirs["ErrorsNotShown"], 1);
+    assert!(!theirs.to_string().contains("Bogus"));
     assert!(refused["LastAttempt"].as_f64() > first["LastAttempt"].as_f64());
     // The last good set is in force: the auditor still signs in and reads.
     let mut b = signed_in(&d.s, &d.auditor);
@@ -524,4 +546,49 @@ fn a_refused_reload_is_shown_with_its_errors_until_the_files_are_fixed() {
         .any(|e| e["eventSource"] == "strongroom.local"
             && e["userIdentity"]["userName"] == "iam-admin"
             && e["errorCode"] == "AccessDeniedException"));
+}
+
+/// Without an organization, Organizations answers `AWSOrganizationsNotInUseException` (after
+/// the IAM decision), and the page says so with the caller's own account.
+#[test]
+fn without_an_organization_the_accounts_page_says_so() {
+    let f = super::console::fixture();
+    let r = call_as(
+        &f.s,
+        AKID,
+        SECRET,
+        "AWSOrganizationsV20161128.ListAccounts",
+        &json!({}),
+    );
+    assert_eq!(
+        r.error_type(),
+        "AWSOrganizationsNotInUseException",
+        "{}",
+        r.body
+    );
+    let limited = call_as(
+        &f.s,
+        &f.limited.0,
+        &f.limited.1,
+        "AWSOrganizationsV20161128.ListAccounts",
+        &json!({}),
+    );
+    assert_eq!(
+        limited.error_type(),
+        "AccessDeniedException",
+        "{}",
+        limited.body
+    );
+    let mut b = signed_in(&f.s, &f.reader);
+    let page = b.get("/console/organization");
+    assert!(
+        page.body.contains(
+            "AWSOrganizationsNotInUseException: Your account is not a member of an organization."
+        ),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains(&format!("signed in to account {ACCOUNT}")));
 }
