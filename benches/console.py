@@ -127,6 +127,9 @@ def main():
             "secret details": "/console/secret?id=" + urllib.parse.quote(arn, safe=""),
             "audit explorer": "/console/audit",
             "principals": "/console/principals",
+            "accounts and SCPs": "/console/organization",
+            "identity providers": "/console/providers",
+            "reload status": "/console/reload",
             "simulator (form)": "/console/simulate",
         }
         if nxt:

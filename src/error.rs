@@ -45,6 +45,12 @@ pub enum ApiError {
     PackedPolicyTooLarge(String),
     // --- IAM ---
     NoSuchEntity(String),
+    // --- Organizations ---
+    /// `AWSOrganizationsNotInUseException`: the caller's account is in no organization.
+    OrganizationsNotInUse(String),
+    PolicyNotFound(String),
+    /// Organizations' `InvalidInputException`.
+    InvalidInput(String),
     // --- CloudTrail ---
     InvalidLookupAttributes(String),
     InvalidTimeRange(String),
@@ -95,6 +101,9 @@ impl ApiError {
             Self::IdpRejectedClaim(_) => "IDPRejectedClaimException",
             Self::PackedPolicyTooLarge(_) => "PackedPolicyTooLargeException",
             Self::NoSuchEntity(_) => "NoSuchEntityException",
+            Self::OrganizationsNotInUse(_) => "AWSOrganizationsNotInUseException",
+            Self::PolicyNotFound(_) => "PolicyNotFoundException",
+            Self::InvalidInput(_) => "InvalidInputException",
             Self::InvalidLookupAttributes(_) => "InvalidLookupAttributesException",
             Self::InvalidTimeRange(_) => "InvalidTimeRangeException",
             Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
@@ -140,6 +149,9 @@ impl ApiError {
             | Self::IdpRejectedClaim(_)
             | Self::PackedPolicyTooLarge(_)
             | Self::NoSuchEntity(_)
+            | Self::OrganizationsNotInUse(_)
+            | Self::PolicyNotFound(_)
+            | Self::InvalidInput(_)
             | Self::InvalidLookupAttributes(_)
             | Self::InvalidTimeRange(_)
             | Self::InvalidMaxResults(_)
@@ -190,6 +202,9 @@ impl ApiError {
             | Self::IdpRejectedClaim(m)
             | Self::PackedPolicyTooLarge(m)
             | Self::NoSuchEntity(m)
+            | Self::OrganizationsNotInUse(m)
+            | Self::PolicyNotFound(m)
+            | Self::InvalidInput(m)
             | Self::InvalidLookupAttributes(m)
             | Self::InvalidTimeRange(m)
             | Self::InvalidMaxResults(m)

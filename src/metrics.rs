@@ -76,6 +76,13 @@ pub const OPERATIONS: &[&str] = &[
     "SimulatePrincipalPolicy",
     "SimulateCustomPolicy",
     "GetAccountAuthorizationDetails",
+    "ListOpenIDConnectProviders",
+    "GetOpenIDConnectProvider",
+    // Organizations, Strongroom
+    "ListAccounts",
+    "ListPolicies",
+    "DescribePolicy",
+    "GetPrincipalsReloadStatus",
 ];
 
 fn operation_label(name: &str) -> &'static str {
@@ -93,6 +100,8 @@ fn service_label(event_source: &str) -> &'static str {
         "cloudtrail.amazonaws.com" => "cloudtrail",
         "sts.amazonaws.com" => "sts",
         "iam.amazonaws.com" => "iam",
+        "organizations.amazonaws.com" => "organizations",
+        "strongroom.local" => "strongroom",
         _ => "unknown",
     }
 }
@@ -479,5 +488,11 @@ mod tests {
         assert_eq!(operation_label("MadeUp123"), "other");
         assert_eq!(policy_type_label(Some("Scp")), "Scp");
         assert_eq!(policy_type_label(Some("whatever")), "other");
+        assert_eq!(operation_label("ListAccounts"), "ListAccounts");
+        assert_eq!(
+            service_label("organizations.amazonaws.com"),
+            "organizations"
+        );
+        assert_eq!(service_label("strongroom.local"), "strongroom");
     }
 }

@@ -511,6 +511,23 @@ async fn dispatch(
         (Service::CloudTrail, name) => {
             cloudtrail::dispatch(name, ServiceCall { call, draft }).await
         }
+        (Service::Organizations, "ListAccounts") => {
+            run_directory::<organizations::list_accounts::ListAccounts>(call, draft).await
+        }
+        (Service::Organizations, "ListPolicies") => {
+            run_directory::<organizations::list_policies::ListPolicies>(call, draft).await
+        }
+        (Service::Organizations, "DescribePolicy") => {
+            run_directory::<organizations::describe_policy::DescribePolicy>(call, draft).await
+        }
+        (Service::Organizations, name) => Err(not_built(name)),
+        (Service::Strongroom, "GetPrincipalsReloadStatus") => {
+            run_directory::<strongroom::GetPrincipalsReloadStatus>(call, draft).await
+        }
+        (Service::Strongroom, name) => Err(ApiError::UnknownOperation(format!(
+            "The operation `{}` is not known to Strongroom.",
+            name.chars().take(64).collect::<String>()
+        ))),
         (Service::Sts | Service::Iam, name) => Err(ApiError::UnknownOperation(format!(
             "`{}` is a Query-protocol operation; send it form-encoded.",
             name.chars().take(64).collect::<String>()
@@ -549,6 +566,23 @@ impl ServiceCall<'_, '_> {
     {
         run::<O>(self.call, self.draft).await
     }
+}
+
+/// Parse, validate, then the operation (which decides through `authz`), encode.
+async fn run_directory<O: ops::directory::DirectoryOperation>(
+    call: Call<'_>,
+    draft: &mut Draft,
+) -> Result<Vec<u8>, ApiError> {
+    draft.read_only = Some(O::READ_ONLY);
+    let input: O::Input = protocol::parse_body(call.body)?;
+    O::validate(&input)?;
+    let dcall = ops::directory::DirectoryCall {
+        pipeline: call.pipeline,
+        caller: &call.principal,
+        scope: &call.scope,
+    };
+    let output = O::handle(&dcall, input, draft).await?;
+    serde_json::to_vec(&output).map_err(ApiError::internal)
 }
 
 /// Parse, validate, resolve, authorize, execute, encode.

@@ -1,5 +1,6 @@
 //! The web console (`serve --console`): server-rendered pages at `/console/` for the people
-//! who audit and author policies: sign-in, secrets, the audit trail, the policy simulator.
+//! who audit and author policies: sign-in, secrets, the audit trail, the principals directory
+//! (read-only), the policy simulator.
 //!
 //! Every action runs as the signed-in principal through [`Pipeline::handle_as`]: the same
 //! parsing, authorization, operation and audit record as a signed API call (revealing a value
@@ -10,6 +11,7 @@
 //! (sealing the cookie), `server` (transport facts). Never on `store` or `policy`.
 
 mod audit_pages;
+mod directory;
 mod integrity;
 mod principals;
 mod secrets;
@@ -131,6 +133,9 @@ impl Console {
                 .route("/audit/export", web::get().to(audit_pages::export))
                 .route("/audit/integrity", web::get().to(integrity::show))
                 .route("/principals", web::get().to(principals::list))
+                .route("/organization", web::get().to(directory::organization))
+                .route("/providers", web::get().to(directory::providers))
+                .route("/reload", web::get().to(directory::reload))
                 .route("/simulate", web::get().to(simulate::form))
                 .route("/simulate", web::post().to(simulate::run))
                 .default_service(web::to(not_found)),

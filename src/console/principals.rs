@@ -33,6 +33,7 @@ struct Entity {
 struct PrincipalsPage {
     nav: Option<Nav>,
     section: &'static str,
+    tab: &'static str,
     account: String,
     error: Option<String>,
     sections: Vec<Section>,
@@ -181,6 +182,7 @@ pub(crate) async fn list(req: HttpRequest, c: web::Data<Console>) -> HttpRespons
         &PrincipalsPage {
             nav: s.nav(),
             section: "principals",
+            tab: "principals",
             account: s.principal.account_id.clone(),
             error,
             sections: vec![

@@ -18,11 +18,29 @@ pub enum Reload {
     Refused { errors: Vec<LoadError> },
 }
 
+/// What the last reload did, for `strongroom:GetPrincipalsReloadStatus`: when the files
+/// were last read (at startup, on a change, on SIGHUP), whether that set was accepted, and the
+/// errors of a refused one; and when the set in force was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// When the set in force was loaded (epoch milliseconds).
+    pub in_force_since_ms: i64,
+    /// When the files were last read, accepted or refused.
+    pub attempted_ms: i64,
+    /// Whether that read was accepted (and is the set in force).
+    pub accepted: bool,
+    /// The errors of a refused read (empty when accepted).
+    pub errors: Vec<LoadError>,
+    /// When the files were last looked at for changes (a poll finding none included).
+    pub checked_ms: i64,
+}
+
 /// The live directory.
 #[derive(Debug)]
 pub struct Live {
     root: Option<PathBuf>,
     current: RwLock<Arc<Directory>>,
+    status: RwLock<ReloadStatus>,
     /// Fingerprint of the files last looked at (accepted or refused).
     seen: RwLock<String>,
     /// Where role ids are kept (`None`: derived from account and name).
@@ -77,6 +95,7 @@ impl Live {
         Ok(Self {
             root,
             current: RwLock::new(Arc::new(dir)),
+            status: RwLock::new(ReloadStatus::accepted_at(loaded_at)),
             seen: RwLock::new(seen),
             role_ids,
         })
@@ -87,6 +106,7 @@ impl Live {
         Self {
             root: None,
             current: RwLock::new(Arc::new(dir)),
+            status: RwLock::new(ReloadStatus::accepted_at(crate::ops::system_now_ms())),
             seen: RwLock::new(String::new()),
             role_ids: None,
         }
@@ -106,11 +126,39 @@ impl Live {
         )
     }
 
+    /// What the last reload did.
+    pub fn status(&self) -> ReloadStatus {
+        self.status
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Re-read the files if they changed (or always, with `force`).
     pub fn reload(&self, force: bool) -> Reload {
         let Some(root) = &self.root else {
             return Reload::Unchanged;
         };
+        let outcome = self.reload_from(root, force);
+        let now = crate::ops::system_now_ms();
+        let mut status = self
+            .status
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status.checked_ms = now;
+        match &outcome {
+            Reload::Unchanged => {}
+            Reload::Accepted { .. } => *status = ReloadStatus::accepted_at(now),
+            Reload::Refused { errors } => {
+                status.attempted_ms = now;
+                status.accepted = false;
+                status.errors.clone_from(errors);
+            }
+        }
+        outcome
+    }
+
+    fn reload_from(&self, root: &Path, force: bool) -> Reload {
         let fp = fingerprint(root);
         {
             let seen = self
@@ -152,6 +200,19 @@ impl Live {
                 Reload::Accepted { fingerprint }
             }
             Err(errors) => Reload::Refused { errors },
+        }
+    }
+}
+
+impl ReloadStatus {
+    /// A set accepted at `ms` (and in force since).
+    fn accepted_at(ms: i64) -> Self {
+        Self {
+            in_force_since_ms: ms,
+            attempted_ms: ms,
+            accepted: true,
+            errors: Vec::new(),
+            checked_ms: ms,
         }
     }
 }
@@ -210,6 +271,38 @@ mod tests {
                 std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn the_status_tells_the_last_reload_and_a_refused_ones_errors() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("policies");
+        copy(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+            &root,
+        );
+        let live = Live::open(Some(&root)).unwrap();
+        let start = live.status();
+        assert!(start.accepted && start.errors.is_empty());
+        assert_eq!(start.in_force_since_ms, start.attempted_ms);
+        let bad = root.join("accounts/111122223333/users/bad.json");
+        std::fs::write(&bad, r#"{"UserName":"bad","Unknown":1}"#).unwrap();
+        assert!(matches!(live.reload(false), Reload::Refused { .. }));
+        let refused = live.status();
+        assert!(!refused.accepted);
+        assert_eq!(refused.errors.len(), 1, "{refused:?}");
+        assert_eq!(refused.errors[0].file, bad);
+        assert_eq!(refused.in_force_since_ms, start.in_force_since_ms);
+        // Unchanged files: looked at, not read again.
+        assert_eq!(live.reload(false), Reload::Unchanged);
+        let again = live.status();
+        assert_eq!(again.attempted_ms, refused.attempted_ms);
+        assert!(again.checked_ms >= refused.checked_ms && !again.accepted);
+        std::fs::remove_file(&bad).unwrap();
+        assert!(matches!(live.reload(false), Reload::Accepted { .. }));
+        let fixed = live.status();
+        assert!(fixed.accepted && fixed.errors.is_empty());
+        assert!(fixed.in_force_since_ms >= refused.attempted_ms);
     }
 
     #[test]

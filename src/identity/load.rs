@@ -919,6 +919,7 @@ fn load_org(l: &mut Loader, file: &Path, dir: &mut Directory) {
         .collect();
     dir.management_account = Some(org.management_account);
     dir.org_id = Some(org.id);
+    dir.scp_policies = scps;
 }
 
 fn is_account_id(s: &str) -> bool {

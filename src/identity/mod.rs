@@ -219,6 +219,8 @@ pub struct Directory {
     pub scp_groups: BTreeMap<String, Vec<Arc<crate::policy::PolicyGroup>>>,
     /// The organization's management account (SCPs do not apply to it).
     pub management_account: Option<String>,
+    /// Every SCP declared under `organization/scps/`, by name (its file name), attached or not.
+    pub scp_policies: BTreeMap<String, Arc<PolicyDoc>>,
     /// A fingerprint of the files this set was loaded from.
     pub fingerprint: String,
 }

@@ -83,6 +83,12 @@ pub async fn dispatch(
         (Service::Iam, "GetAccountAuthorizationDetails") => {
             run::<iam::account_details::GetAccountAuthorizationDetails>(&call, form, draft).await
         }
+        (Service::Iam, "ListOpenIDConnectProviders") => {
+            run::<iam::oidc::ListOpenIDConnectProviders>(&call, form, draft).await
+        }
+        (Service::Iam, "GetOpenIDConnectProvider") => {
+            run::<iam::oidc::GetOpenIDConnectProvider>(&call, form, draft).await
+        }
         (
             Service::Sts,
             "GetSessionToken"

@@ -17,6 +17,10 @@ pub enum Service {
     CloudTrail,
     Sts,
     Iam,
+    /// AWS Organizations' reads of the organization declared in the principals directory.
+    Organizations,
+    /// Strongroom's own operations (`Strongroom.<Operation>`, actions `strongroom:*`).
+    Strongroom,
 }
 
 impl Service {
@@ -28,6 +32,8 @@ impl Service {
             Self::CloudTrail => "cloudtrail",
             Self::Sts => "sts",
             Self::Iam => "iam",
+            Self::Organizations => "organizations",
+            Self::Strongroom => "strongroom",
         }
     }
 
@@ -39,6 +45,9 @@ impl Service {
             Self::CloudTrail => "cloudtrail.amazonaws.com",
             Self::Sts => "sts.amazonaws.com",
             Self::Iam => "iam.amazonaws.com",
+            Self::Organizations => "organizations.amazonaws.com",
+            // The source of the server's own events (policy reloads, retention) too.
+            Self::Strongroom => "strongroom.local",
         }
     }
 }
@@ -102,6 +111,8 @@ pub fn decode_target(target: Option<&str>) -> Result<(Service, String), ApiError
         "secretsmanager" => Service::SecretsManager,
         "TrentService" => Service::Kms,
         "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101" => Service::CloudTrail,
+        "AWSOrganizationsV20161128" => Service::Organizations,
+        "Strongroom" => Service::Strongroom,
         _ => return Err(unknown(t)),
     };
     if op.is_empty() || op.len() > 64 || !op.chars().all(|c| c.is_ascii_alphanumeric()) {

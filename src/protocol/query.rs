@@ -175,6 +175,7 @@ pub fn safe_parameters(form: &Form) -> serde_json::Value {
         "DurationSeconds",
         "ExternalId",
         "PolicySourceArn",
+        "OpenIDConnectProviderArn",
         "ActionNames.member.1",
         "ResourceArns.member.1",
     ];

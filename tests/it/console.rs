@@ -14,7 +14,7 @@ use crate::common::{
 };
 
 /// A browser over raw HTTP: keeps the cookies the console sets.
-struct Browser {
+pub(crate) struct Browser {
     addr: SocketAddr,
     tls: bool,
     cookies: BTreeMap<String, String>,
@@ -23,7 +23,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn new(s: &TestServer) -> Self {
+    pub(crate) fn new(s: &TestServer) -> Self {
         Self {
             addr: s.addr,
             tls: false,
@@ -64,7 +64,7 @@ impl Browser {
         format!("Cookie: {}\r\n", all.join("; "))
     }
 
-    fn get(&mut self, path: &str) -> RawResponse {
+    pub(crate) fn get(&mut self, path: &str) -> RawResponse {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: console-test\r\n{}{}Connection: close\r\n\r\n",
             self.cookie_header(),
@@ -89,7 +89,7 @@ impl Browser {
     }
 
     /// Sign in with an access key pair; returns the sign-in answer.
-    fn sign_in(&mut self, akid: &str, secret: &str) -> RawResponse {
+    pub(crate) fn sign_in(&mut self, akid: &str, secret: &str) -> RawResponse {
         let page = self.get("/console/");
         assert_eq!(page.status, 200, "{}", page.body);
         let token = field(&page.body, "signin_token");
@@ -120,7 +120,7 @@ fn field(html: &str, name: &str) -> String {
     rest.split('"').next().unwrap().to_owned()
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -129,11 +129,11 @@ fn html_escape(s: &str) -> String {
 }
 
 /// A console server with users `reader` (may read secrets, the trail and its integrity, the
-/// directory, and simulate) and
+/// directory with its accounts, SCPs, identity providers and reload status, and simulate) and
 /// `limited` (may list and describe, not read values), and one secret holding [`MARKER`].
 pub(crate) struct Fixture {
     pub s: TestServer,
-    _policies: tempfile::TempDir,
+    pub(crate) _policies: tempfile::TempDir,
     pub reader: (String, String),
     pub limited: (String, String),
     pub arn: String,
@@ -155,6 +155,12 @@ pub(crate) fn fixture() -> Fixture {
             "cloudtrail:GetTrailStatus",
             "iam:SimulatePrincipalPolicy",
             "iam:GetAccountAuthorizationDetails",
+            "organizations:ListAccounts",
+            "organizations:ListPolicies",
+            "organizations:DescribePolicy",
+            "iam:ListOpenIDConnectProviders",
+            "iam:GetOpenIDConnectProvider",
+            "strongroom:GetPrincipalsReloadStatus",
         ],
     );
     user_allowing(
@@ -195,7 +201,7 @@ pub(crate) fn fixture() -> Fixture {
 }
 
 /// The account's events named `name`, as root reads them through LookupEvents.
-fn events(s: &TestServer, name: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(s: &TestServer, name: &str) -> Vec<serde_json::Value> {
     let r = call_as(
         s,
         AKID,

@@ -151,6 +151,19 @@ impl Driver {
         panic!("no `{needle}` at {}:\n{}", self.url(), self.source());
     }
 
+    /// Load `url` again until its page contains `needle` (up to 20 s): for what the server
+    /// changes on its own, such as a reload of the principals directory.
+    fn reload_until(&self, url: &str, needle: &str) {
+        for _ in 0..100 {
+            self.goto(url);
+            if self.source().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("no `{needle}` at {url}:\n{}", self.source());
+    }
+
     fn source(&self) -> String {
         self.cmd("GET", "/source", None)
             .as_str()
@@ -311,6 +324,31 @@ fn the_console_in_a_real_browser() {
         "{page}"
     );
     d.screenshot("08-simulator");
+
+    // The rest of the directory: the organization's accounts and SCPs, the identity
+    // providers, and the last reload's status, a refused reload with its error included.
+    let p = f._policies.path();
+    super::console_directory::declare_directory(p);
+    d.reload_until(&format!("{base}/console/organization"), "payments-prod");
+    d.wait_for("DenyLeavingTheOrganization");
+    d.screenshot("07a-organization");
+    d.click("nav.tabs a[href='/console/providers']");
+    d.wait_for_url("/console/providers");
+    d.wait_for("strongroom-console");
+    d.screenshot("07b-providers");
+    let broken = p.join(format!("accounts/{ACCOUNT}/users/broken.json"));
+    std::fs::write(
+        &broken,
+        r#"{"UserName":"broken","Groups":["no-such-group"]}"#,
+    )
+    .unwrap();
+    d.reload_until(&format!("{base}/console/reload"), "badge bad");
+    assert!(d
+        .text("#reload-errors")
+        .contains("no group `no-such-group`"));
+    d.screenshot("07c-reload-refused");
+    std::fs::remove_file(&broken).unwrap();
+    d.reload_until(&format!("{base}/console/reload"), "badge ok");
 
     // At phone width.
     d.resize(390, 844);

@@ -16,6 +16,7 @@ mod api_parity;
 mod attacker;
 mod audit;
 mod console;
+mod console_directory;
 mod console_e2e;
 mod cross_account_replica;
 mod hostile;

@@ -1,10 +1,12 @@
 //! IAM's policy simulator on the same endpoint (Query protocol): SimulatePrincipalPolicy and
 //! SimulateCustomPolicy, answered by the same evaluator that decides real requests; and the
-//! principals directory read back (`account_details`: GetAccountAuthorizationDetails).
+//! principals directory read back (`account_details`: GetAccountAuthorizationDetails; `oidc`:
+//! its identity providers, ListOpenIDConnectProviders and GetOpenIDConnectProvider).
 
 use std::sync::Arc;
 
 pub mod account_details;
+pub mod oidc;
 
 use crate::audit::Draft;
 use crate::auth::Principal;

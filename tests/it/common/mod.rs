@@ -333,6 +333,12 @@ fn signed_any(target: Option<&str>, content_type: &str, body: &[u8], s: Signing)
         Some(t) if t.starts_with("com.amazonaws.cloudtrail") && s.service == "secretsmanager" => {
             "cloudtrail".to_owned()
         }
+        Some(t) if t.starts_with("AWSOrganizationsV20161128.") && s.service == "secretsmanager" => {
+            "organizations".to_owned()
+        }
+        Some(t) if t.starts_with("Strongroom.") && s.service == "secretsmanager" => {
+            "strongroom".to_owned()
+        }
         _ => s.service.clone(),
     };
     let identity: Identity =
