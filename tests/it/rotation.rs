@@ -431,6 +431,10 @@ fn a_command_function_rotates_end_to_end() {
     let started = events(&s, "RotationStarted");
     assert_eq!(started.len(), 1);
     assert_eq!(started[0]["eventType"], "AwsServiceEvent");
+    assert_eq!(
+        started[0]["userIdentity"],
+        json!({"accountId": ACCOUNT, "invokedBy": "secretsmanager.amazonaws.com"})
+    );
     let succeeded = events(&s, "RotationSucceeded");
     assert_eq!(succeeded.len(), 1);
     assert!(succeeded[0]["resources"].to_string().contains("app/db"));
