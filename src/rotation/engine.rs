@@ -1,6 +1,6 @@
 //! The rotation engine: a scheduler that starts the rotations whose time has come (found by
 //! the `secrets_next_rotation` index) and workers that run due jobs (by `rotation_jobs_due`),
-//! at most [`CONCURRENCY`] at once. A job is claimed with a lease (its `next_attempt_at`
+//! at most [`Settings::concurrency`] at once. A job is claimed with a lease (its `next_attempt_at`
 //! while `running`), renewed at each step: a job whose server stopped is taken up again once
 //! its lease ends, and its whole sequence is retried. Every start, success, failure and
 //! abandonment is a service event in the audit trail (no value, no output of the function).
@@ -18,10 +18,54 @@ use crate::store::RotationJobRow;
 
 use super::{command, Wiring, STEPS};
 
-/// Rotations run at once by one server.
+/// Rotations run at once by one server, by default.
 pub const CONCURRENCY: usize = 4;
-/// How often the engine looks for due work when nothing wakes it.
+/// How often the engine looks for due work when nothing wakes it, by default.
 const TICK: Duration = Duration::from_secs(1);
+
+/// The engine's settings (`serve --rotation-concurrency`, `--rotation-tick-ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Rotations run at once by this server (each holds at most one connection to the
+    /// rotated database).
+    pub concurrency: usize,
+    /// How often the engine looks for due work when nothing wakes it.
+    pub tick: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            concurrency: CONCURRENCY,
+            tick: TICK,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings from their configured values (flag or file), checked.
+    pub fn resolve(concurrency: Option<u64>, tick_ms: Option<u64>) -> Result<Self, String> {
+        let mut s = Self::default();
+        if let Some(n) = concurrency {
+            if !(1..=256).contains(&n) {
+                return Err(format!(
+                    "--rotation-concurrency (rotation_concurrency) must be between 1 and 256, not {n}"
+                ));
+            }
+            s.concurrency = usize::try_from(n).unwrap_or(CONCURRENCY);
+        }
+        if let Some(ms) = tick_ms {
+            if !(100..=600_000).contains(&ms) {
+                return Err(format!(
+                    "--rotation-tick-ms (rotation_tick_ms) must be between 100 and 600000 milliseconds, not {ms}"
+                ));
+            }
+            s.tick = Duration::from_millis(ms);
+        }
+        Ok(s)
+    }
+}
+
 /// A claimed job's lease before its first step sets one from the function's timeout.
 const CLAIM_LEASE_MS: i64 = 60_000;
 /// The longest delay between attempts.
@@ -37,6 +81,7 @@ pub struct Engine {
     auditor: Auditor,
     endpoint: String,
     slots: Arc<tokio::sync::Semaphore>,
+    tick: Duration,
     metrics: crate::metrics::Shared,
     /// The request pipeline, through which the built-in rotators call the API as their
     /// execution role.
@@ -69,9 +114,19 @@ impl Engine {
             auditor,
             endpoint,
             slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENCY)),
+            tick: TICK,
             metrics: None,
             pipeline: None,
         }
+    }
+
+    /// Run at most `settings.concurrency` rotations at once, looking for work every
+    /// `settings.tick`.
+    #[must_use]
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
+        self.tick = settings.tick;
+        self
     }
 
     /// Let built-in rotators call the API through `pipeline`.
@@ -103,7 +158,7 @@ impl Engine {
             }
             self.gauge_overdue().await;
             tokio::select! {
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(self.tick) => {}
                 () = self.wiring().woken() => {}
             }
         }

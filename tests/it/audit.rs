@@ -1425,6 +1425,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         quotas: None,
         console: false,
         peers: Default::default(),
+        rotation: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }
