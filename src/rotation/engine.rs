@@ -270,6 +270,7 @@ impl Engine {
                 break;
             };
             let sid = job.secret_id.clone();
+            let (rotation_token, token_hash) = super::new_rotation_token();
             let claimed = self
                 .ctx
                 .store
@@ -288,6 +289,7 @@ impl Engine {
                     job.attempt += 1;
                     job.next_attempt_at = now + CLAIM_LEASE_MS;
                     job.updated_at = now;
+                    job.rotation_token_hash = Some(token_hash.clone());
                     tx.update_rotation_job(&job)?;
                     Ok(Some(job))
                 })
@@ -296,7 +298,7 @@ impl Engine {
             let engine = self.clone();
             tokio::task::spawn_local(async move {
                 let _permit = permit;
-                engine.run_job(job).await;
+                engine.run_job(job, rotation_token).await;
             });
         }
         Ok(())
@@ -312,7 +314,9 @@ impl Engine {
             .flatten()
     }
 
-    async fn run_job(&self, job: RotationJobRow) {
+    /// Run one claimed attempt; `rotation_token` is the attempt's RotationToken (the job
+    /// holds its hash).
+    async fn run_job(&self, job: RotationJobRow, rotation_token: String) {
         let Some(secret) = self.secret(&job.secret_id).await else {
             return;
         };
@@ -330,7 +334,7 @@ impl Engine {
             self.wiring()
                 .function(&job.function_arn, &secret.region, &secret.account_id);
         let ended = match &function {
-            Ok(f) => self.attempt(&secret, &job, f).await,
+            Ok(f) => self.attempt(&secret, &job, f, &rotation_token).await,
             Err(_) => Ended::Failed {
                 step: job.step.clone(),
                 reason: "the function is not declared (or not for this region)".into(),
@@ -367,6 +371,7 @@ impl Engine {
         secret: &SecretRow,
         job: &RotationJobRow,
         function: &RotationFunction,
+        rotation_token: &str,
     ) -> Ended {
         let creds = match self.session(function) {
             Ok(c) => c,
@@ -382,7 +387,6 @@ impl Engine {
         } else {
             &STEPS
         };
-        let rotation_token = uuid::Uuid::new_v4().to_string();
         for step in steps {
             match self.begin_step(job, step, function).await {
                 Ok(true) => {}
@@ -417,16 +421,8 @@ impl Engine {
             ];
             let outcome = match function.builtin {
                 Some(builtin) => {
-                    self.builtin_step(
-                        secret,
-                        job,
-                        function,
-                        builtin,
-                        &creds,
-                        &rotation_token,
-                        step,
-                    )
-                    .await
+                    self.builtin_step(secret, job, function, builtin, &creds, rotation_token, step)
+                        .await
                 }
                 None => command::invoke(function, event, env).await,
             };
@@ -434,7 +430,7 @@ impl Engine {
                 let mut known = vec![
                     creds.secret_access_key.clone(),
                     creds.session_token.clone(),
-                    rotation_token.clone(),
+                    rotation_token.to_owned(),
                 ];
                 // A built-in's reasons name hosts and users: only passwords are hidden.
                 known.extend(self.values_of(secret, function.builtin.is_some()).await);
@@ -684,6 +680,7 @@ impl Engine {
                 cur.step.clone_from(&step_owned);
                 cur.last_error = Some(stored.clone());
                 cur.updated_at = now;
+                cur.rotation_token_hash = None;
                 if final_attempt {
                     cur.state = "failed".into();
                 } else {

@@ -464,6 +464,66 @@ fn a_command_function_rotates_end_to_end() {
     );
 }
 
+/// PutSecretValue's RotationToken is checked against the rotation in progress: a forged
+/// token, the attempt's own token for another version, a token with no rotation running and
+/// the token of a finished rotation are refused; the function's own call (the positive
+/// control) fills the pending version and the rotation completes.
+#[test]
+fn a_rotation_token_is_accepted_only_from_the_running_rotation_for_its_version() {
+    let rig = rig(10);
+    let s = rig.start();
+    let first = create(&s, "app/rt");
+    let put = |version: &str, rotation_token: &str| {
+        sm(
+            &s,
+            "PutSecretValue",
+            &json!({"SecretId": "app/rt", "ClientRequestToken": version,
+                    "SecretString": "{}", "VersionStages": ["AWSPENDING"],
+                    "RotationToken": rotation_token}),
+        )
+    };
+    let r = put(&token(), &token());
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(!r.body.contains("RotationToken\":"), "{}", r.body);
+    rig.control("probe", "createSecret");
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/rt", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN,
+                "RotationRules": {"AutomaticallyAfterDays": 30}}),
+    );
+    let d = wait_for(&s, "app/rt", "the rotation to finish", |d| {
+        d.get("LastRotatedDate").is_some() && d.get("StrongroomRotation").is_none()
+    });
+    assert_eq!(stages_of(&d, &t), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &first), ["AWSPREVIOUS"], "{d}");
+    let probes = std::fs::read_to_string(rig.control.join("probes")).unwrap();
+    assert_eq!(
+        probes.lines().collect::<Vec<_>>(),
+        [
+            "forged AccessDeniedException",
+            "other-version AccessDeniedException"
+        ]
+    );
+    assert_eq!(
+        d["VersionIdsToStages"].as_object().unwrap().len(),
+        2,
+        "no version was written by a refused call: {d}"
+    );
+    // The finished rotation's token opens nothing.
+    let used = std::fs::read_to_string(rig.control.join("rotation-token")).unwrap();
+    let r = put(&token(), &used);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let r = put(&t, &used);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let puts = events(&s, "PutSecretValue");
+    assert!(
+        puts.iter().all(|e| !e.to_string().contains(&used)),
+        "{puts:?}"
+    );
+}
+
 #[test]
 fn a_failing_function_leaves_awscurrent_is_retried_then_failed_and_rotates_once_fixed() {
     let rig = rig(10);
