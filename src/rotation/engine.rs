@@ -16,7 +16,7 @@ use crate::secrets::{AWSCURRENT, AWSPENDING};
 use crate::store::rows::SecretRow;
 use crate::store::RotationJobRow;
 
-use super::{command, Wiring, STEPS};
+use super::{command, webhook, Wiring, STEPS};
 
 /// Rotations run at once by one server, by default.
 pub const CONCURRENCY: usize = 4;
@@ -424,7 +424,23 @@ impl Engine {
                     self.builtin_step(secret, job, function, builtin, &creds, rotation_token, step)
                         .await
                 }
-                None => command::invoke(function, event, env).await,
+                None => match &function.webhook {
+                    Some(hook) => {
+                        let call = webhook::Call {
+                            event: serde_json::json!({
+                                "SecretId": secret.arn,
+                                "ClientRequestToken": job.token,
+                                "Step": step,
+                                "RotationToken": rotation_token,
+                            }),
+                            creds: &creds,
+                            region: &secret.region,
+                            endpoint: &self.endpoint,
+                        };
+                        webhook::invoke(function, hook, call).await
+                    }
+                    None => command::invoke(function, event, env).await,
+                },
             };
             if let Some(why) = outcome.failure {
                 let mut known = vec![

@@ -1,5 +1,5 @@
-//! Secret rotation: schedules ([`schedule`]), the rotation functions' runner ([`command`])
-//! and the engine that runs rotations to the end or says why not ([`engine`]).
+//! Secret rotation: schedules ([`schedule`]), the rotation functions' runners ([`command`],
+//! [`webhook`]) and the engine that runs rotations to the end or says why not ([`engine`]).
 //!
 //! A rotation is a durable job (`store::RotationJobRow`) committed with the secret's empty
 //! AWSPENDING version. The engine calls the function's four steps in order (createSecret,
@@ -17,6 +17,7 @@ pub mod command;
 pub mod engine;
 pub mod postgres;
 pub mod schedule;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -142,6 +143,7 @@ impl Wiring {
             builtin: crate::identity::Builtin::from_template(name),
             tls_ca_file: None,
             allow_plaintext: false,
+            webhook: None,
         }))
     }
 

@@ -888,13 +888,13 @@ fn a_function_file_of_another_kind_or_without_its_role_is_refused_at_load() {
     write(
         &rig.policies,
         &format!("accounts/{ACCOUNT}/functions/hook.json"),
-        &json!({"FunctionName": "hook", "Role": "arn:aws:iam::111122223333:role/none", "Kind": "webhook"})
+        &json!({"FunctionName": "hook", "Role": "arn:aws:iam::111122223333:role/none", "Kind": "lambda"})
             .to_string(),
     );
     let errors = strongroom::identity::load_dir(Path::new(&rig.policies)).unwrap_err();
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let text = text.join("\n");
-    assert!(text.contains("kind `webhook` is not supported"), "{text}");
+    assert!(text.contains("kind `lambda` is not supported"), "{text}");
     assert!(
         text.contains("no role `arn:aws:iam::111122223333:role/none`"),
         "{text}"
