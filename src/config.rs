@@ -47,6 +47,18 @@ pub enum Command {
     Agent(crate::client::agent::AgentArgs),
     /// Run a command with secrets in its environment (ECS `valueFrom` references).
     Exec(crate::client::exec::ExecArgs),
+    /// Rotation tools: clients of the server's API, signed with the caller's credentials.
+    Rotation {
+        #[command(subcommand)]
+        command: RotationCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotationCommand {
+    /// Restore the previous value: move AWSCURRENT to the AWSPREVIOUS version (refused while
+    /// a rotation is in progress or failed). Prints the versions as JSON.
+    Rollback(crate::client::rollback::RollbackArgs),
 }
 
 #[derive(Debug, Subcommand)]

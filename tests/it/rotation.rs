@@ -524,6 +524,111 @@ fn a_rotation_token_is_accepted_only_from_the_running_rotation_for_its_version()
     );
 }
 
+/// `strongroom rotation rollback`, run as an operator with their own access key: AWSCURRENT
+/// goes back to the AWSPREVIOUS version (and AWSPREVIOUS to the rotated one), recorded as
+/// the operator's UpdateSecretVersionStage; a user without UpdateSecretVersionStage is
+/// denied and nothing changes; while a rotation is in progress the rollback is refused.
+#[test]
+fn rotation_rollback_restores_the_previous_value_through_the_api_as_the_operator() {
+    let rig = rig(10);
+    crate::common::user_allowing(
+        &rig.policies,
+        ACCOUNT,
+        "operator",
+        &[
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:UpdateSecretVersionStage",
+        ],
+    );
+    crate::common::user_allowing(
+        &rig.policies,
+        ACCOUNT,
+        "reader",
+        &["secretsmanager:DescribeSecret"],
+    );
+    let s = rig.start();
+    let first = create(&s, "app/rb");
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/rb", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN}),
+    );
+    wait_for(&s, "app/rb", "the rotation to finish", |d| {
+        d.get("LastRotatedDate").is_some() && d.get("StrongroomRotation").is_none()
+    });
+    let rotated = current_value(&s, "app/rb");
+    assert!(!rotated.contains("original-password-1"));
+    let rollback = |user: &str| {
+        let (akid, secret) = rig.key_for(&s, user);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(["rotation", "rollback", "app/rb"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", akid)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", s.endpoint())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Policy applies: without UpdateSecretVersionStage, nothing moves.
+    let (done, _, err) = rollback("reader");
+    assert!(!done);
+    assert!(err.contains("AccessDeniedException"), "{err}");
+    let d = describe(&s, "app/rb");
+    assert_eq!(stages_of(&d, &t), ["AWSCURRENT"], "{d}");
+    // The operator rolls back.
+    let (done, out, err) = rollback("operator");
+    assert!(done, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["CurrentVersionId"], first.as_str());
+    assert_eq!(v["PreviousVersionId"], t.as_str());
+    assert_eq!(v["Name"], "app/rb");
+    let d = describe(&s, "app/rb");
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &t), ["AWSPREVIOUS"], "{d}");
+    assert!(current_value(&s, "app/rb").contains("original-password-1"));
+    assert!(!out.contains("original-password-1") && !out.contains(&rotated));
+    let moves = events(&s, "UpdateSecretVersionStage");
+    let operator = format!("arn:aws:iam::{ACCOUNT}:user/operator");
+    assert!(
+        moves
+            .iter()
+            .any(|e| e["userIdentity"]["arn"] == operator.as_str()
+                && e["errorCode"].is_null()
+                && e["requestParameters"]["versionStage"] == "AWSCURRENT"),
+        "{moves:?}"
+    );
+    assert!(moves.iter().any(|e| e["userIdentity"]["arn"]
+        == format!("arn:aws:iam::{ACCOUNT}:user/reader")
+        && e["errorCode"] == "AccessDeniedException"));
+    // A rotation in progress: refused, nothing changes.
+    rig.control("sleep", "createSecret");
+    let t3 = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/rb", "ClientRequestToken": t3}),
+    );
+    let (done, out, err) = rollback("operator");
+    assert!(!done, "{out}");
+    assert!(err.contains("in progress"), "{err}");
+    assert!(err.contains("cancel-rotate-secret"), "{err}");
+    let d = describe(&s, "app/rb");
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &t3), ["AWSPENDING"], "{d}");
+    rig.clear("sleep");
+}
+
 #[test]
 fn a_failing_function_leaves_awscurrent_is_retried_then_failed_and_rotates_once_fixed() {
     let rig = rig(10);
