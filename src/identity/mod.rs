@@ -231,21 +231,34 @@ impl Webhook {
                 "must be an https:// URL with a host, without user information or fragment".into(),
             );
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-                h,
-                p.parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| format!("`{p}` is not a port"))?,
-            ),
-            _ => (authority, if tls { 443 } else { 80 }),
+        let default_port = if tls { 443 } else { 80 };
+        let port_of = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("`{p}` is not a port"))
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            // An IPv6 address: `[addr]` or `[addr]:port`.
+            let (h, after) = inner
+                .split_once(']')
+                .ok_or_else(|| format!("`{authority}` is not a host and port"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, port_of(p)?),
+                None if after.is_empty() => (h, default_port),
+                None => return Err(format!("`{authority}` is not a host and port")),
+            }
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, port_of(p)?),
+                None => (authority, default_port),
+            }
+        };
+        let bracketed = authority.starts_with('[');
         if host.is_empty()
-            || !host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+            || !host.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-') || (bracketed && c == ':')
+            })
         {
             return Err(format!("`{host}` is not a host name or address"));
         }

@@ -297,6 +297,10 @@ mod tests {
             (true, "10.0.0.5".into(), 8443, "/".into())
         );
         assert_eq!(
+            ok("https://[::1]:8443/h", false).unwrap(),
+            (true, "::1".into(), 8443, "/h".into())
+        );
+        assert_eq!(
             ok("http://127.0.0.1:9000/hook", true).unwrap(),
             (false, "127.0.0.1".into(), 9000, "/hook".into())
         );
@@ -308,6 +312,9 @@ mod tests {
             ("https://hooks.example.com:0/", false),
             ("https:///path", false),
             ("https://hooks.example.com/a b", false),
+            ("https://a:b:c/", false),
+            ("https://[::1/", false),
+            ("https://hooks.example.com:99999/", false),
         ] {
             assert!(ok(bad, plain).is_err(), "{bad}");
         }
