@@ -47,6 +47,18 @@ pub enum Command {
     Agent(crate::client::agent::AgentArgs),
     /// Run a command with secrets in its environment (ECS `valueFrom` references).
     Exec(crate::client::exec::ExecArgs),
+    /// Rotation tools: clients of the server's API, signed with the caller's credentials.
+    Rotation {
+        #[command(subcommand)]
+        command: RotationCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotationCommand {
+    /// Restore the previous value: move AWSCURRENT to the AWSPREVIOUS version (refused while
+    /// a rotation is in progress or failed). Prints the versions as JSON.
+    Rollback(crate::client::rollback::RollbackArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +376,14 @@ pub struct ServeArgs {
     /// STRONGROOM_PEER_SECRET_ACCESS_KEY in the environment).
     #[arg(long, env = "STRONGROOM_PEER_ACCESS_KEY_ID")]
     pub peer_access_key_id: Option<String>,
+    /// Rotations this server runs at once, 1-256 (default 4): each holds at most one
+    /// connection to the rotated database, so this bounds them too.
+    #[arg(long, env = "STRONGROOM_ROTATION_CONCURRENCY")]
+    pub rotation_concurrency: Option<u64>,
+    /// Milliseconds between the rotation engine's looks for due rotations and retries when
+    /// nothing wakes it, 100-600000 (default 1000).
+    #[arg(long, env = "STRONGROOM_ROTATION_TICK_MS")]
+    pub rotation_tick_ms: Option<u64>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -399,6 +419,8 @@ struct FileConfig {
     peer_ca: Option<PathBuf>,
     peer_allow_plain_http_loopback: Option<bool>,
     peer_access_key_id: Option<String>,
+    rotation_concurrency: Option<u64>,
+    rotation_tick_ms: Option<u64>,
 }
 
 /// Resolved store settings.
@@ -436,6 +458,8 @@ pub struct ServeConfig {
     pub console: bool,
     /// Peer servers serving other regions (replication through the outbox).
     pub peers: crate::replication::PeerConfig,
+    /// The rotation engine's concurrency and tick.
+    pub rotation: crate::rotation::engine::Settings,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -626,7 +650,12 @@ impl ServeArgs {
             f.peer_access_key_id.clone(),
             &regions,
         )?;
+        let rotation = crate::rotation::engine::Settings::resolve(
+            self.rotation_concurrency.or(f.rotation_concurrency),
+            self.rotation_tick_ms.or(f.rotation_tick_ms),
+        )?;
         Ok(ServeConfig {
+            rotation,
             console: self.console || f.console.unwrap_or(false),
             peers,
             metrics_listen,
@@ -682,6 +711,48 @@ mod tests {
             Command::Serve(a) => a,
             _ => panic!("not serve"),
         }
+    }
+
+    #[test]
+    fn rotation_concurrency_and_tick_come_from_flags_or_the_file_and_are_checked() {
+        let c = parse(&[]).resolve().unwrap();
+        assert_eq!(c.rotation.concurrency, 4);
+        assert_eq!(c.rotation.tick, std::time::Duration::from_secs(1));
+        let c = parse(&["--rotation-concurrency", "16", "--rotation-tick-ms", "250"])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.rotation.concurrency, 16);
+        assert_eq!(c.rotation.tick, std::time::Duration::from_millis(250));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "rotation_concurrency = 2\nrotation_tick_ms = 5000\n").unwrap();
+        let f = file.to_str().unwrap();
+        let c = parse(&["--config", f]).resolve().unwrap();
+        assert_eq!(c.rotation.concurrency, 2);
+        assert_eq!(c.rotation.tick, std::time::Duration::from_secs(5));
+        // The flag wins over the file.
+        let c = parse(&["--config", f, "--rotation-concurrency", "8"])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.rotation.concurrency, 8);
+        for (args, says) in [
+            (
+                &["--rotation-concurrency", "0"][..],
+                "--rotation-concurrency",
+            ),
+            (&["--rotation-concurrency", "257"][..], "between 1 and 256"),
+            (&["--rotation-tick-ms", "99"][..], "--rotation-tick-ms"),
+            (
+                &["--rotation-tick-ms", "600001"][..],
+                "between 100 and 600000",
+            ),
+        ] {
+            let e = parse(args).resolve().unwrap_err();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        std::fs::write(&file, "rotation_concurrency = 0\n").unwrap();
+        let e = parse(&["--config", f]).resolve().unwrap_err();
+        assert!(e.contains("--rotation-concurrency"), "{e}");
     }
 
     #[test]

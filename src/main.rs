@@ -4,6 +4,7 @@ use clap::Parser;
 use strongroom::cli::KeyChange;
 use strongroom::config::{
     AccessKeyCommand, Cli, Command, MasterKeyCommand, PoliciesCommand, PolicyCommand,
+    RotationCommand,
 };
 
 fn fail(msg: &str) -> std::process::ExitCode {
@@ -46,6 +47,18 @@ fn main() -> std::process::ExitCode {
             let (e, status) = strongroom::client::exec::run(&args);
             eprintln!("strongroom exec: {e}");
             std::process::ExitCode::from(status)
+        }
+        Command::Rotation {
+            command: RotationCommand::Rollback(args),
+        } => {
+            init_logging("warn");
+            match strongroom::client::rollback::run(&args) {
+                Ok(out) => {
+                    println!("{out}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
         }
         command => {
             init_logging("info");
@@ -175,6 +188,6 @@ fn run(command: Command) -> std::process::ExitCode {
             Err(e) => fail(&e),
         },
         Command::Audit { command } => strongroom::audit::cli::run(command),
-        Command::Agent(_) | Command::Exec(_) => fail("handled in main"),
+        Command::Agent(_) | Command::Exec(_) | Command::Rotation { .. } => fail("handled in main"),
     }
 }

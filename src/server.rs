@@ -642,6 +642,7 @@ pub async fn run_with_handle(
             )
             .with_metrics(rotation_pipeline.metrics.clone())
             .with_pipeline(rotation_pipeline.clone())
+            .with_settings(cfg.rotation)
             .run(),
         );
         tracing::info!(address = %addr, regions = ?cfg.regions, database = %crate::store::redact_url(&cfg.store.database_url), "strongroom listening");

@@ -334,7 +334,24 @@ struct RecordOut<'a> {
     responseElements: Value,
     sourceIPAddress: Option<&'a str>,
     userAgent: Option<&'a str>,
-    userIdentity: Option<IdentityOut<'a>>,
+    userIdentity: Option<UserIdentityOut<'a>>,
+}
+
+/// Who made the call: a principal, or (for a service event without one) the AWS service
+/// that acted in the resource's account, as CloudTrail writes it
+/// (`{"accountId": ..., "invokedBy": "secretsmanager.amazonaws.com"}`).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum UserIdentityOut<'a> {
+    Principal(IdentityOut<'a>),
+    Service(ServiceIdentityOut<'a>),
+}
+
+#[derive(serde::Serialize)]
+#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
+struct ServiceIdentityOut<'a> {
+    accountId: &'a str,
+    invokedBy: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -418,7 +435,7 @@ impl Draft {
                 .as_ref()
                 .map_or(Value::Null, safe_response_elements)
         };
-        let identity = self.principal.as_ref().map(|p| IdentityOut {
+        let principal_identity = self.principal.as_ref().map(|p| IdentityOut {
             accessKeyId: &p.access_key_id,
             accountId: &p.account_id,
             arn: &p.arn,
@@ -440,6 +457,21 @@ impl Draft {
             kind: identity_kind(p),
             userName: p.name.as_deref().filter(|_| p.kind == PrincipalKind::User),
         });
+        let service_event = self.event_type.as_deref() == Some("AwsServiceEvent");
+        // A service event of an AWS service (not the server's own housekeeping) on a resource:
+        // the service, invoked in the resource's account.
+        let service_account = resource
+            .filter(|_| service_event && self.event_source.ends_with(".amazonaws.com"))
+            .map(arn_account)
+            .filter(|a| !a.is_empty());
+        let identity = match (principal_identity, service_account) {
+            (Some(i), _) => Some(UserIdentityOut::Principal(i)),
+            (None, Some(account)) => Some(UserIdentityOut::Service(ServiceIdentityOut {
+                accountId: account,
+                invokedBy: &self.event_source,
+            })),
+            (None, None) => None,
+        };
         let out = RecordOut {
             authorization: AuthorizationOut {
                 decidingPolicyType: self.deciding_policy_type.as_deref(),
@@ -487,7 +519,10 @@ impl Draft {
         };
         // Serializing borrowed strings, a bool and `Value`s cannot fail.
         let text = serde_json::to_string(&out).unwrap_or_default();
-        let ident = out.userIdentity.as_ref();
+        let ident = match &out.userIdentity {
+            Some(UserIdentityOut::Principal(i)) => Some(i),
+            _ => None,
+        };
         let principal_arn = ident.map(|i| i.arn.to_owned());
         let last_segment = || {
             ident

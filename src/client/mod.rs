@@ -1,10 +1,12 @@
-//! Strongroom as its applications' client: the caching agent (`strongroom agent`) and
-//! environment injection at process start (`strongroom exec`). Both call a Strongroom server
+//! Strongroom as its applications' client: the caching agent (`strongroom agent`),
+//! environment injection at process start (`strongroom exec`) and the operator's rotation
+//! rollback (`strongroom rotation rollback`). Both call a Strongroom server
 //! (or AWS) through the official AWS SDK for Rust, signed with the standard credential chain.
 
 pub mod agent;
 pub mod cache;
 pub mod exec;
+pub mod rollback;
 
 use aws_sdk_secretsmanager::config::http::HttpResponse;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};

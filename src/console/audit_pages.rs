@@ -373,6 +373,7 @@ fn row_of(e: &Value, r: &Value) -> EventRow {
         user: e["Username"]
             .as_str()
             .or_else(|| r["userIdentity"]["arn"].as_str())
+            .or_else(|| r["userIdentity"]["invokedBy"].as_str())
             .unwrap_or_default()
             .to_owned(),
         resource: e["Resources"][0]["ResourceName"]
@@ -575,6 +576,7 @@ pub(crate) async fn event(
     add("Time (UTC)", &r["eventTime"]);
     add("Source", &r["eventSource"]);
     add("Caller", &r["userIdentity"]["arn"]);
+    add("Invoked by", &r["userIdentity"]["invokedBy"]);
     add("Access key", &r["userIdentity"]["accessKeyId"]);
     add("Source IP", &r["sourceIPAddress"]);
     add("User agent", &r["userAgent"]);

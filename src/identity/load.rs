@@ -693,6 +693,19 @@ fn load_function(
         .builtin
         .as_deref()
         .and_then(super::Builtin::from_template);
+    let webhook_fields = func.url.is_some()
+        || func.signing_key_file.is_some()
+        || func.signing_key_env.is_some()
+        || func.include_credentials.is_some()
+        || func.allow_plain_http_loopback.is_some();
+    if webhook_fields && func.kind != "webhook" {
+        l.err(
+            f,
+            "$.Kind",
+            "`Url`, `SigningKeyFile`, `SigningKeyEnv`, `IncludeCredentials` and `AllowPlainHttpLoopback` belong to kind `webhook`",
+        );
+    }
+    let mut webhook = None;
     match func.kind.as_str() {
         "command" => {
             if func.builtin.is_some() || func.tls_ca_file.is_some() || func.allow_plaintext.is_some()
@@ -703,6 +716,17 @@ fn load_function(
                     "`Builtin`, `TlsCaFile` and `AllowPlaintext` belong to kind `builtin`",
                 );
             }
+        }
+        "webhook" => {
+            if func.builtin.is_some() || func.allow_plaintext.is_some() || !func.command.is_empty()
+            {
+                l.err(
+                    f,
+                    "$.Kind",
+                    "a webhook function has no `Command`, `Builtin` or `AllowPlaintext`",
+                );
+            }
+            webhook = load_webhook(l, f, &func);
         }
         "builtin" => {
             if builtin.is_none() {
@@ -720,7 +744,7 @@ fn load_function(
             f,
             "$.Kind",
             format!(
-                "kind `{other}` is not supported by this server: only `command` and `builtin` functions run here"
+                "kind `{other}` is not supported by this server: only `command`, `builtin` and `webhook` functions run here"
             ),
         ),
     }
@@ -732,7 +756,7 @@ fn load_function(
             format!("no role `{}` declared in account {account}", func.role),
         );
     }
-    if func.command.is_empty() && func.kind != "builtin" {
+    if func.command.is_empty() && func.kind != "builtin" && func.kind != "webhook" {
         l.err(
             f,
             "$.Command",
@@ -786,6 +810,94 @@ fn load_function(
             }
         }),
         allow_plaintext: func.allow_plaintext.unwrap_or(false),
+        webhook,
+    })
+}
+
+/// The smallest signing key accepted (GitHub and Vault users generate 32 random bytes or
+/// more; a short one is a guessable one).
+const MIN_SIGNING_KEY: usize = 32;
+
+/// A webhook function's URL and signing key (read now: a reload reads it again).
+fn load_webhook(l: &mut Loader, f: &Path, func: &FunctionFile) -> Option<super::Webhook> {
+    let allow_plain = func.allow_plain_http_loopback.unwrap_or(false);
+    let target = match func.url.as_deref() {
+        None => {
+            l.err(f, "$.Url", "a webhook function needs the URL it posts to");
+            None
+        }
+        Some(url) => match super::Webhook::parse_url(url, allow_plain) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                l.err(f, "$.Url", e);
+                None
+            }
+        },
+    };
+    let base = f.parent().map(Path::to_path_buf).unwrap_or_default();
+    let key = match (&func.signing_key_file, &func.signing_key_env) {
+        (Some(_), Some(_)) | (None, None) => {
+            l.err(
+                f,
+                "$.SigningKeyFile",
+                "a webhook function needs exactly one of `SigningKeyFile` and `SigningKeyEnv` (the HMAC key, never inline)",
+            );
+            None
+        }
+        (Some(file), None) => {
+            let path = if Path::new(file).is_absolute() {
+                PathBuf::from(file)
+            } else {
+                base.join(file)
+            };
+            match std::fs::read(&path) {
+                Ok(bytes) => Some(("$.SigningKeyFile", zeroize::Zeroizing::new(bytes))),
+                Err(e) => {
+                    l.err(
+                        f,
+                        "$.SigningKeyFile",
+                        format!("cannot read `{}`: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        }
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(v) => Some(("$.SigningKeyEnv", zeroize::Zeroizing::new(v.into_bytes()))),
+            Err(_) => {
+                l.err(
+                    f,
+                    "$.SigningKeyEnv",
+                    format!("the environment variable `{var}` is not set (or not UTF-8)"),
+                );
+                None
+            }
+        },
+    };
+    let key = key.and_then(|(at, mut bytes)| {
+        let kept = bytes
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i.saturating_add(1));
+        bytes.truncate(kept);
+        if bytes.len() < MIN_SIGNING_KEY {
+            l.err(
+                f,
+                at,
+                format!("the signing key must be {MIN_SIGNING_KEY} bytes at least"),
+            );
+            return None;
+        }
+        Some(super::SigningKey::new(bytes.to_vec()))
+    });
+    let (tls, host, port, path) = target?;
+    Some(super::Webhook {
+        tls,
+        host,
+        port,
+        path,
+        key: key?,
+        include_credentials: func.include_credentials.unwrap_or(false),
     })
 }
 

@@ -167,7 +167,8 @@ impl Builtin {
     }
 }
 
-/// A rotation function (`functions/<FunctionName>.json`), of kind `command` or `builtin`.
+/// A rotation function (`functions/<FunctionName>.json`), of kind `command`, `builtin` or
+/// `webhook`.
 #[derive(Debug, Clone)]
 pub struct RotationFunction {
     pub account: String,
@@ -189,6 +190,112 @@ pub struct RotationFunction {
     pub tls_ca_file: Option<PathBuf>,
     /// Built-ins: whether a secret whose JSON sets `"ssl": false` may connect in plaintext.
     pub allow_plaintext: bool,
+    /// For kind `webhook`: where and how the event is sent.
+    pub webhook: Option<Webhook>,
+}
+
+/// A `webhook` function's receiver: the event is POSTed to `url`, signed with `key`.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// `https` (or, with the file's opt-in, `http` to 127.0.0.1).
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// The path and query (at least `/`).
+    pub path: String,
+    pub key: SigningKey,
+    /// Whether the body carries the execution role's temporary credentials.
+    pub include_credentials: bool,
+}
+
+impl Webhook {
+    /// Parse a webhook URL: `https://host[:port][/path][?query]`, or `http://127.0.0.1:PORT...`
+    /// when `allow_plain_loopback`. No user information, no fragment.
+    pub fn parse_url(
+        url: &str,
+        allow_plain_loopback: bool,
+    ) -> Result<(bool, String, u16, String), String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("must be an https:// URL".into());
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.contains('@') || path.contains('#') || authority.is_empty() {
+            return Err(
+                "must be an https:// URL with a host, without user information or fragment".into(),
+            );
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let port_of = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("`{p}` is not a port"))
+        };
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            // An IPv6 address: `[addr]` or `[addr]:port`.
+            let (h, after) = inner
+                .split_once(']')
+                .ok_or_else(|| format!("`{authority}` is not a host and port"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, port_of(p)?),
+                None if after.is_empty() => (h, default_port),
+                None => return Err(format!("`{authority}` is not a host and port")),
+            }
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, port_of(p)?),
+                None => (authority, default_port),
+            }
+        };
+        let bracketed = authority.starts_with('[');
+        if host.is_empty()
+            || !host.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '-') || (bracketed && c == ':')
+            })
+        {
+            return Err(format!("`{host}` is not a host name or address"));
+        }
+        let plain_allowed = allow_plain_loopback && host == "127.0.0.1";
+        if !(tls || plain_allowed) {
+            return Err("must be an https:// URL: plain http is accepted only for 127.0.0.1 with \"AllowPlainHttpLoopback\": true (tests; the event travels in clear)".into());
+        }
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        if path.chars().any(|c| c.is_ascii_control() || c == ' ') {
+            return Err("the path must not hold spaces or control characters".into());
+        }
+        Ok((tls, host.to_owned(), port, path))
+    }
+}
+
+/// A webhook's HMAC key, never printed.
+#[derive(Clone)]
+pub struct SigningKey(Arc<zeroize::Zeroizing<Vec<u8>>>);
+
+impl SigningKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Arc::new(zeroize::Zeroizing::new(bytes)))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey([REDACTED])")
+    }
 }
 
 /// One account's principals.

@@ -157,15 +157,38 @@ pub struct FunctionFile {
     /// The execution role (a role of the same account): the function's calls are made with
     /// a session of it.
     pub role: String,
-    /// `command` (a local executable) or `builtin` (one of AWS's PostgreSQL rotation
-    /// templates, named by `Builtin`). Other kinds are refused at load.
+    /// `command` (a local executable), `builtin` (one of AWS's database rotation templates,
+    /// named by `Builtin`) or `webhook` (an HTTPS POST of the event to `Url`, signed with
+    /// the key of `SigningKeyFile` or `SigningKeyEnv`). Other kinds are refused at load.
     pub kind: String,
+    /// For kind `webhook`: the `https://` URL the event is POSTed to (`http://127.0.0.1`
+    /// only with `AllowPlainHttpLoopback`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// For kind `webhook`: a file (relative to this file) holding the HMAC-SHA256 signing
+    /// key (its bytes, trailing whitespace removed; 32 bytes at least). Exclusive with
+    /// `SigningKeyEnv`.
+    #[serde(default)]
+    pub signing_key_file: Option<String>,
+    /// For kind `webhook`: the server's environment variable holding the signing key.
+    #[serde(default)]
+    pub signing_key_env: Option<String>,
+    /// For kind `webhook`: put the execution role's temporary credentials (and the region
+    /// and endpoint to call) in the body (default false: the receiver uses its own).
+    #[serde(default)]
+    pub include_credentials: Option<bool>,
+    /// For kind `webhook`: accept an `http://127.0.0.1:PORT` URL (tests only; the event
+    /// travels in clear).
+    #[serde(default)]
+    pub allow_plain_http_loopback: Option<bool>,
     /// For kind `builtin`: the template name (`SecretsManagerRDSPostgreSQLRotationSingleUser`
     /// or `SecretsManagerRDSPostgreSQLRotationMultiUser`).
     #[serde(default)]
     pub builtin: Option<String>,
-    /// For kind `builtin`: a PEM CA file (relative to this file) that database certificates
-    /// must chain to; the connection then verifies the certificate and the host name.
+    /// For kinds `builtin` and `webhook`: a PEM CA file (relative to this file) that the
+    /// database's (or the webhook receiver's) certificate must chain to; the connection then
+    /// verifies the certificate and the host name (a webhook without it trusts the system's
+    /// roots).
     #[serde(default)]
     pub tls_ca_file: Option<String>,
     /// For kind `builtin`: allow plaintext connections for secrets whose JSON sets

@@ -99,6 +99,7 @@ impl Operation for PutSecretValue {
             .version_stages
             .unwrap_or_else(|| vec![AWSCURRENT.to_owned()]);
         let vid = secrets::require_token(input.client_request_token.as_deref())?.to_owned();
+        let rotation_token = input.rotation_token;
         let caller_account = auth.principal.account_id.clone();
         let decider = auth.clone();
         let keyring = ctx.keyring.clone();
@@ -112,6 +113,9 @@ impl Operation for PutSecretValue {
                 // The new version would be sealed under the secret's account's default key.
                 super::ensure_key_shareable_with(&caller_account, &secret)?;
                 super::authorize_value_comparison(tx, &decider, Self::ACTION, &secret, &vid)?;
+                if let Some(t) = &rotation_token {
+                    crate::rotation::check_rotation_token(tx, &secret.secret_id, &vid, t.expose())?;
+                }
                 let written =
                     values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
                 if written == values::Written::Created {

@@ -141,7 +141,8 @@ fn read_all(r: &mut impl Read, out: &mut Vec<u8>, peer: &Peer) -> Result<(), Tra
     }
 }
 
-fn parse(raw: &[u8]) -> Option<Answer> {
+/// An HTTP/1.1 answer's status and body (chunked or not); `None` when malformed.
+pub(crate) fn parse(raw: &[u8]) -> Option<Answer> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(raw.get(..split)?).ok()?;
     let mut body = raw.get(split.saturating_add(4)..)?.to_vec();

@@ -1,6 +1,6 @@
 //! The rotation engine: a scheduler that starts the rotations whose time has come (found by
 //! the `secrets_next_rotation` index) and workers that run due jobs (by `rotation_jobs_due`),
-//! at most [`CONCURRENCY`] at once. A job is claimed with a lease (its `next_attempt_at`
+//! at most [`Settings::concurrency`] at once. A job is claimed with a lease (its `next_attempt_at`
 //! while `running`), renewed at each step: a job whose server stopped is taken up again once
 //! its lease ends, and its whole sequence is retried. Every start, success, failure and
 //! abandonment is a service event in the audit trail (no value, no output of the function).
@@ -16,12 +16,56 @@ use crate::secrets::{AWSCURRENT, AWSPENDING};
 use crate::store::rows::SecretRow;
 use crate::store::RotationJobRow;
 
-use super::{command, Wiring, STEPS};
+use super::{command, webhook, Wiring, STEPS};
 
-/// Rotations run at once by one server.
+/// Rotations run at once by one server, by default.
 pub const CONCURRENCY: usize = 4;
-/// How often the engine looks for due work when nothing wakes it.
+/// How often the engine looks for due work when nothing wakes it, by default.
 const TICK: Duration = Duration::from_secs(1);
+
+/// The engine's settings (`serve --rotation-concurrency`, `--rotation-tick-ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Rotations run at once by this server (each holds at most one connection to the
+    /// rotated database).
+    pub concurrency: usize,
+    /// How often the engine looks for due work when nothing wakes it.
+    pub tick: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            concurrency: CONCURRENCY,
+            tick: TICK,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings from their configured values (flag or file), checked.
+    pub fn resolve(concurrency: Option<u64>, tick_ms: Option<u64>) -> Result<Self, String> {
+        let mut s = Self::default();
+        if let Some(n) = concurrency {
+            if !(1..=256).contains(&n) {
+                return Err(format!(
+                    "--rotation-concurrency (rotation_concurrency) must be between 1 and 256, not {n}"
+                ));
+            }
+            s.concurrency = usize::try_from(n).unwrap_or(CONCURRENCY);
+        }
+        if let Some(ms) = tick_ms {
+            if !(100..=600_000).contains(&ms) {
+                return Err(format!(
+                    "--rotation-tick-ms (rotation_tick_ms) must be between 100 and 600000 milliseconds, not {ms}"
+                ));
+            }
+            s.tick = Duration::from_millis(ms);
+        }
+        Ok(s)
+    }
+}
+
 /// A claimed job's lease before its first step sets one from the function's timeout.
 const CLAIM_LEASE_MS: i64 = 60_000;
 /// The longest delay between attempts.
@@ -37,6 +81,7 @@ pub struct Engine {
     auditor: Auditor,
     endpoint: String,
     slots: Arc<tokio::sync::Semaphore>,
+    tick: Duration,
     metrics: crate::metrics::Shared,
     /// The request pipeline, through which the built-in rotators call the API as their
     /// execution role.
@@ -69,9 +114,19 @@ impl Engine {
             auditor,
             endpoint,
             slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENCY)),
+            tick: TICK,
             metrics: None,
             pipeline: None,
         }
+    }
+
+    /// Run at most `settings.concurrency` rotations at once, looking for work every
+    /// `settings.tick`.
+    #[must_use]
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
+        self.tick = settings.tick;
+        self
     }
 
     /// Let built-in rotators call the API through `pipeline`.
@@ -103,7 +158,7 @@ impl Engine {
             }
             self.gauge_overdue().await;
             tokio::select! {
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(self.tick) => {}
                 () = self.wiring().woken() => {}
             }
         }
@@ -215,6 +270,7 @@ impl Engine {
                 break;
             };
             let sid = job.secret_id.clone();
+            let (rotation_token, token_hash) = super::new_rotation_token();
             let claimed = self
                 .ctx
                 .store
@@ -233,6 +289,7 @@ impl Engine {
                     job.attempt += 1;
                     job.next_attempt_at = now + CLAIM_LEASE_MS;
                     job.updated_at = now;
+                    job.rotation_token_hash = Some(token_hash.clone());
                     tx.update_rotation_job(&job)?;
                     Ok(Some(job))
                 })
@@ -241,7 +298,7 @@ impl Engine {
             let engine = self.clone();
             tokio::task::spawn_local(async move {
                 let _permit = permit;
-                engine.run_job(job).await;
+                engine.run_job(job, rotation_token).await;
             });
         }
         Ok(())
@@ -257,7 +314,9 @@ impl Engine {
             .flatten()
     }
 
-    async fn run_job(&self, job: RotationJobRow) {
+    /// Run one claimed attempt; `rotation_token` is the attempt's RotationToken (the job
+    /// holds its hash).
+    async fn run_job(&self, job: RotationJobRow, rotation_token: String) {
         let Some(secret) = self.secret(&job.secret_id).await else {
             return;
         };
@@ -275,7 +334,7 @@ impl Engine {
             self.wiring()
                 .function(&job.function_arn, &secret.region, &secret.account_id);
         let ended = match &function {
-            Ok(f) => self.attempt(&secret, &job, f).await,
+            Ok(f) => self.attempt(&secret, &job, f, &rotation_token).await,
             Err(_) => Ended::Failed {
                 step: job.step.clone(),
                 reason: "the function is not declared (or not for this region)".into(),
@@ -312,6 +371,7 @@ impl Engine {
         secret: &SecretRow,
         job: &RotationJobRow,
         function: &RotationFunction,
+        rotation_token: &str,
     ) -> Ended {
         let creds = match self.session(function) {
             Ok(c) => c,
@@ -327,7 +387,6 @@ impl Engine {
         } else {
             &STEPS
         };
-        let rotation_token = uuid::Uuid::new_v4().to_string();
         for step in steps {
             match self.begin_step(job, step, function).await {
                 Ok(true) => {}
@@ -362,24 +421,32 @@ impl Engine {
             ];
             let outcome = match function.builtin {
                 Some(builtin) => {
-                    self.builtin_step(
-                        secret,
-                        job,
-                        function,
-                        builtin,
-                        &creds,
-                        &rotation_token,
-                        step,
-                    )
-                    .await
+                    self.builtin_step(secret, job, function, builtin, &creds, rotation_token, step)
+                        .await
                 }
-                None => command::invoke(function, event, env).await,
+                None => match &function.webhook {
+                    Some(hook) => {
+                        let call = webhook::Call {
+                            event: serde_json::json!({
+                                "SecretId": secret.arn,
+                                "ClientRequestToken": job.token,
+                                "Step": step,
+                                "RotationToken": rotation_token,
+                            }),
+                            creds: &creds,
+                            region: &secret.region,
+                            endpoint: &self.endpoint,
+                        };
+                        webhook::invoke(function, hook, call).await
+                    }
+                    None => command::invoke(function, event, env).await,
+                },
             };
             if let Some(why) = outcome.failure {
                 let mut known = vec![
                     creds.secret_access_key.clone(),
                     creds.session_token.clone(),
-                    rotation_token.clone(),
+                    rotation_token.to_owned(),
                 ];
                 // A built-in's reasons name hosts and users: only passwords are hidden.
                 known.extend(self.values_of(secret, function.builtin.is_some()).await);
@@ -629,6 +696,7 @@ impl Engine {
                 cur.step.clone_from(&step_owned);
                 cur.last_error = Some(stored.clone());
                 cur.updated_at = now;
+                cur.rotation_token_hash = None;
                 if final_attempt {
                     cur.state = "failed".into();
                 } else {

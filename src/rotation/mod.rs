@@ -1,5 +1,5 @@
-//! Secret rotation: schedules ([`schedule`]), the rotation functions' runner ([`command`])
-//! and the engine that runs rotations to the end or says why not ([`engine`]).
+//! Secret rotation: schedules ([`schedule`]), the rotation functions' runners ([`command`],
+//! [`webhook`]) and the engine that runs rotations to the end or says why not ([`engine`]).
 //!
 //! A rotation is a durable job (`store::RotationJobRow`) committed with the secret's empty
 //! AWSPENDING version. The engine calls the function's four steps in order (createSecret,
@@ -17,6 +17,7 @@ pub mod command;
 pub mod engine;
 pub mod postgres;
 pub mod schedule;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -142,6 +143,7 @@ impl Wiring {
             builtin: crate::identity::Builtin::from_template(name),
             tls_ca_file: None,
             allow_plaintext: false,
+            webhook: None,
         }))
     }
 
@@ -232,8 +234,54 @@ pub fn start(
         last_error: None,
         created_at: now,
         updated_at: now,
+        rotation_token_hash: None,
     })?;
     Ok(())
+}
+
+/// A new RotationToken for an attempt, and the hash the job keeps of it.
+pub fn new_rotation_token() -> (String, String) {
+    let token = uuid::Uuid::new_v4().to_string();
+    let hash = rotation_token_hash(&token);
+    (token, hash)
+}
+
+fn rotation_token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// The refusal of a RotationToken that is not the running rotation's own. AWS validates the
+/// caller's identity with the token: a token it cannot match denies access.
+pub fn invalid_rotation_token() -> ApiError {
+    ApiError::AccessDenied(
+        "The RotationToken isn't valid for a rotation in progress of this secret and version."
+            .into(),
+    )
+}
+
+/// PutSecretValue with a RotationToken: accepted only when a rotation of the secret is
+/// running, the token is its attempt's, and the version written is that rotation's
+/// (ClientRequestToken = the job's token).
+pub fn check_rotation_token(
+    tx: &mut Tx<'_>,
+    secret_id: &str,
+    version_id: &str,
+    rotation_token: &str,
+) -> Result<(), ApiError> {
+    let presented = rotation_token_hash(rotation_token);
+    let matches = tx.rotation_job(secret_id)?.is_some_and(|job| {
+        job.state == "running"
+            && job.token == version_id
+            && job.rotation_token_hash.as_deref().is_some_and(|h| {
+                subtle::ConstantTimeEq::ct_eq(h.as_bytes(), presented.as_bytes()).into()
+            })
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(invalid_rotation_token())
+    }
 }
 
 /// The empty AWSPENDING version (AWSPENDING only, even on a secret without AWSCURRENT).

@@ -20,6 +20,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        rotation_token_hash -> Nullable<Text>,
     }
 }
 
@@ -46,6 +47,8 @@ pub struct RotationJobRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The running attempt's RotationToken, as its SHA-256 (hex); `None` between attempts.
+    pub rotation_token_hash: Option<String>,
 }
 
 impl Tx<'_> {

@@ -1425,6 +1425,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         quotas: None,
         console: false,
         peers: Default::default(),
+        rotation: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }
@@ -3117,8 +3118,30 @@ fn cloudtrail_shape(v: &Value) -> Result<(), String> {
             return Err(format!("`{k}` is not a CloudTrail record member"));
         }
     }
-    // userIdentity
-    if let Some(id) = obj.get("userIdentity").and_then(Value::as_object) {
+    // userIdentity: an AWS service's own event names only the account and the service
+    // (CloudTrail's `{"accountId", "invokedBy"}`).
+    let service_identity = obj
+        .get("userIdentity")
+        .and_then(Value::as_object)
+        .filter(|id| id.get("type").is_none() && id.contains_key("invokedBy"));
+    if let Some(id) = service_identity {
+        if obj.get("eventType").and_then(Value::as_str) != Some("AwsServiceEvent") {
+            return Err("only a service event is invoked by a service alone".into());
+        }
+        for name in ["accountId", "invokedBy"] {
+            if !id.get(name).is_some_and(Value::is_string) {
+                return Err(format!("userIdentity.{name}: {:?}", id.get(name)));
+            }
+        }
+        if id.len() != 2 {
+            return Err(format!("a service's userIdentity: {id:?}"));
+        }
+    }
+    if let Some(id) = obj
+        .get("userIdentity")
+        .and_then(Value::as_object)
+        .filter(|_| service_identity.is_none())
+    {
         let kinds = [
             "Root",
             "IAMUser",
@@ -3312,6 +3335,28 @@ fn records_have_cloudtrails_documented_shape() {
         let v: Value = serde_json::from_str(&o.to_text(event_id, None).0).unwrap();
         cloudtrail_shape(&v).unwrap_or_else(|e| panic!("{e}: {v}"));
     }
+    // A service's own event (a rotation's): the service, invoked in the secret's account, as
+    // CloudTrail's RotationFailed example writes it; its index names no caller.
+    let service = Draft {
+        principal: None,
+        event_name: "RotationFailed".into(),
+        event_source: "secretsmanager.amazonaws.com".into(),
+        event_type: Some("AwsServiceEvent".into()),
+        resource_arn: Some(format!(
+            "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:db/pw-AbCdEf"
+        )),
+        ..d.clone()
+    };
+    let (text, index) = service.to_text(event_id, None);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    cloudtrail_shape(&v).unwrap_or_else(|e| panic!("{e}: {v}"));
+    assert_eq!(
+        v["userIdentity"],
+        json!({"accountId": ACCOUNT, "invokedBy": "secretsmanager.amazonaws.com"})
+    );
+    assert_eq!(v["recipientAccountId"], ACCOUNT);
+    assert_eq!(index, Index::of(&v));
+    assert!(index.principal_arn.is_none() && index.user_name.is_none());
     // A member CloudTrail does not document is refused by the check itself.
     let mut bad = expected.clone();
     bad["secretValue"] = json!("x");

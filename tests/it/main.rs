@@ -36,6 +36,7 @@ mod review;
 mod rotation;
 mod rotation_mysql;
 mod rotation_pg;
+mod rotation_webhook;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;

@@ -431,6 +431,10 @@ fn a_command_function_rotates_end_to_end() {
     let started = events(&s, "RotationStarted");
     assert_eq!(started.len(), 1);
     assert_eq!(started[0]["eventType"], "AwsServiceEvent");
+    assert_eq!(
+        started[0]["userIdentity"],
+        json!({"accountId": ACCOUNT, "invokedBy": "secretsmanager.amazonaws.com"})
+    );
     let succeeded = events(&s, "RotationSucceeded");
     assert_eq!(succeeded.len(), 1);
     assert!(succeeded[0]["resources"].to_string().contains("app/db"));
@@ -458,6 +462,171 @@ fn a_command_function_rotates_end_to_end() {
         describe(&s, "app/db")["NextRotationDate"],
         d["NextRotationDate"]
     );
+}
+
+/// PutSecretValue's RotationToken is checked against the rotation in progress: a forged
+/// token, the attempt's own token for another version, a token with no rotation running and
+/// the token of a finished rotation are refused; the function's own call (the positive
+/// control) fills the pending version and the rotation completes.
+#[test]
+fn a_rotation_token_is_accepted_only_from_the_running_rotation_for_its_version() {
+    let rig = rig(10);
+    let s = rig.start();
+    let first = create(&s, "app/rt");
+    let put = |version: &str, rotation_token: &str| {
+        sm(
+            &s,
+            "PutSecretValue",
+            &json!({"SecretId": "app/rt", "ClientRequestToken": version,
+                    "SecretString": "{}", "VersionStages": ["AWSPENDING"],
+                    "RotationToken": rotation_token}),
+        )
+    };
+    let r = put(&token(), &token());
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    assert!(!r.body.contains("RotationToken\":"), "{}", r.body);
+    rig.control("probe", "createSecret");
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/rt", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN,
+                "RotationRules": {"AutomaticallyAfterDays": 30}}),
+    );
+    let d = wait_for(&s, "app/rt", "the rotation to finish", |d| {
+        d.get("LastRotatedDate").is_some() && d.get("StrongroomRotation").is_none()
+    });
+    assert_eq!(stages_of(&d, &t), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &first), ["AWSPREVIOUS"], "{d}");
+    let probes = std::fs::read_to_string(rig.control.join("probes")).unwrap();
+    assert_eq!(
+        probes.lines().collect::<Vec<_>>(),
+        [
+            "forged AccessDeniedException",
+            "other-version AccessDeniedException"
+        ]
+    );
+    assert_eq!(
+        d["VersionIdsToStages"].as_object().unwrap().len(),
+        2,
+        "no version was written by a refused call: {d}"
+    );
+    // The finished rotation's token opens nothing.
+    let used = std::fs::read_to_string(rig.control.join("rotation-token")).unwrap();
+    let r = put(&token(), &used);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let r = put(&t, &used);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let puts = events(&s, "PutSecretValue");
+    assert!(
+        puts.iter().all(|e| !e.to_string().contains(&used)),
+        "{puts:?}"
+    );
+}
+
+/// `strongroom rotation rollback`, run as an operator with their own access key: AWSCURRENT
+/// goes back to the AWSPREVIOUS version (and AWSPREVIOUS to the rotated one), recorded as
+/// the operator's UpdateSecretVersionStage; a user without UpdateSecretVersionStage is
+/// denied and nothing changes; while a rotation is in progress the rollback is refused.
+#[test]
+fn rotation_rollback_restores_the_previous_value_through_the_api_as_the_operator() {
+    let rig = rig(10);
+    crate::common::user_allowing(
+        &rig.policies,
+        ACCOUNT,
+        "operator",
+        &[
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:UpdateSecretVersionStage",
+        ],
+    );
+    crate::common::user_allowing(
+        &rig.policies,
+        ACCOUNT,
+        "reader",
+        &["secretsmanager:DescribeSecret"],
+    );
+    let s = rig.start();
+    let first = create(&s, "app/rb");
+    let t = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/rb", "ClientRequestToken": t, "RotationLambdaARN": FN_ARN}),
+    );
+    wait_for(&s, "app/rb", "the rotation to finish", |d| {
+        d.get("LastRotatedDate").is_some() && d.get("StrongroomRotation").is_none()
+    });
+    let rotated = current_value(&s, "app/rb");
+    assert!(!rotated.contains("original-password-1"));
+    let rollback = |user: &str| {
+        let (akid, secret) = rig.key_for(&s, user);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(["rotation", "rollback", "app/rb"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", akid)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", s.endpoint())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Policy applies: without UpdateSecretVersionStage, nothing moves.
+    let (done, _, err) = rollback("reader");
+    assert!(!done);
+    assert!(err.contains("AccessDeniedException"), "{err}");
+    let d = describe(&s, "app/rb");
+    assert_eq!(stages_of(&d, &t), ["AWSCURRENT"], "{d}");
+    // The operator rolls back.
+    let (done, out, err) = rollback("operator");
+    assert!(done, "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["CurrentVersionId"], first.as_str());
+    assert_eq!(v["PreviousVersionId"], t.as_str());
+    assert_eq!(v["Name"], "app/rb");
+    let d = describe(&s, "app/rb");
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &t), ["AWSPREVIOUS"], "{d}");
+    assert!(current_value(&s, "app/rb").contains("original-password-1"));
+    assert!(!out.contains("original-password-1") && !out.contains(&rotated));
+    let moves = events(&s, "UpdateSecretVersionStage");
+    let operator = format!("arn:aws:iam::{ACCOUNT}:user/operator");
+    assert!(
+        moves
+            .iter()
+            .any(|e| e["userIdentity"]["arn"] == operator.as_str()
+                && e["errorCode"].is_null()
+                && e["requestParameters"]["versionStage"] == "AWSCURRENT"),
+        "{moves:?}"
+    );
+    assert!(moves.iter().any(|e| e["userIdentity"]["arn"]
+        == format!("arn:aws:iam::{ACCOUNT}:user/reader")
+        && e["errorCode"] == "AccessDeniedException"));
+    // A rotation in progress: refused, nothing changes.
+    rig.control("sleep", "createSecret");
+    let t3 = token();
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "app/rb", "ClientRequestToken": t3}),
+    );
+    let (done, out, err) = rollback("operator");
+    assert!(!done, "{out}");
+    assert!(err.contains("in progress"), "{err}");
+    assert!(err.contains("cancel-rotate-secret"), "{err}");
+    let d = describe(&s, "app/rb");
+    assert_eq!(stages_of(&d, &first), ["AWSCURRENT"], "{d}");
+    assert_eq!(stages_of(&d, &t3), ["AWSPENDING"], "{d}");
+    rig.clear("sleep");
 }
 
 #[test]
@@ -824,13 +993,13 @@ fn a_function_file_of_another_kind_or_without_its_role_is_refused_at_load() {
     write(
         &rig.policies,
         &format!("accounts/{ACCOUNT}/functions/hook.json"),
-        &json!({"FunctionName": "hook", "Role": "arn:aws:iam::111122223333:role/none", "Kind": "webhook"})
+        &json!({"FunctionName": "hook", "Role": "arn:aws:iam::111122223333:role/none", "Kind": "lambda"})
             .to_string(),
     );
     let errors = strongroom::identity::load_dir(Path::new(&rig.policies)).unwrap_err();
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     let text = text.join("\n");
-    assert!(text.contains("kind `webhook` is not supported"), "{text}");
+    assert!(text.contains("kind `lambda` is not supported"), "{text}");
     assert!(
         text.contains("no role `arn:aws:iam::111122223333:role/none`"),
         "{text}"

@@ -170,6 +170,7 @@ async fn two_servers_one_postgres() {
             quotas: None,
             console: false,
             peers: Default::default(),
+            rotation: Default::default(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -581,6 +581,7 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
         quotas: None,
         console: false,
         peers: Default::default(),
+        rotation: Default::default(),
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE rotation_jobs DROP COLUMN rotation_token_hash;
