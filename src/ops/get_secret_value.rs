@@ -131,7 +131,9 @@ pub async fn finish(
         let sid = secret.secret_id.clone();
         let vid = read.version.version_id.clone();
         ctx.store
-            .write(move |tx| Ok(tx.touch_version(&sid, &vid, day)?))
+            .write_access_dates(&secret.secret_id, move |tx| {
+                Ok(tx.touch_version(&sid, &vid, day)?)
+            })
             .await?;
     }
     Ok(Output {
