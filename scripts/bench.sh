@@ -2,7 +2,19 @@
 #
 # scripts/bench.sh — the load benchmark (a separate command; not part of scripts/test.sh).
 #
-# Usage: scripts/bench.sh
+# Usage: scripts/bench.sh            the load benchmark (below)
+#        scripts/bench.sh rotation   the rotation benchmark (benches/rotation.py): the
+#                                    scheduler's idle CPU with 100,000 secrets none of which is
+#                                    due, and 1,000 secrets due at once rotated by the built-in
+#                                    PostgreSQL rotator (one role each, on a throwaway
+#                                    PostgreSQL: scripts/pg.sh, TLS, durable settings) while
+#                                    GetSecretValue on other secrets is timed. Knobs:
+#                                    BENCH_ROT_SECRETS (100000; BENCH_ROT_API_SECRETS, 10000, of
+#                                    them through the API), BENCH_ROT_IDLE (60 s),
+#                                    BENCH_ROT_DUE (1000), BENCH_ROT_RATE (100 GetSecretValue/s),
+#                                    BENCH_ROT_CONCURRENCY_FLAG and BENCH_ROT_CONCURRENCY (the
+#                                    server's flag for the engine's concurrency, when it has
+#                                    one), STRONGROOM_BIN, BENCH_KEEP=1.
 #
 # Builds strongroom (release) and the hello-world ceiling server (benches/load/hello), makes
 # sure wrk (apt-get), the repo venv (.venv: boto3) and moto's venv (benches/load/.venv-moto:
@@ -39,6 +51,46 @@ exec </dev/null
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 say() { echo "[bench.sh] $*" >&2; }
+
+# ---------------------------------------------------------------- rotation mode
+if [[ "${1:-}" == rotation ]]; then
+    if [[ -n "${STRONGROOM_BIN:-}" ]]; then
+        BIN="$STRONGROOM_BIN"
+    else
+        say "cargo build --release --bins"
+        cargo build --release --bins >&2
+        BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/strongroom"
+    fi
+    [[ -x "$ROOT/.venv/bin/python" ]] || { say "no .venv (run scripts/test.sh once)"; exit 1; }
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench-rotation.XXXXXX")"
+    # shellcheck source=scripts/pg.sh
+    source "$ROOT/scripts/pg.sh"
+    on_exit_rotation() {
+        local rc=$?
+        set +e
+        pg_stop
+        if [[ "${BENCH_KEEP:-0}" == 1 ]] || ((rc != 0)); then say "work directory kept at $WORK"; else rm -rf "$WORK"; fi
+        exit "$rc"
+    }
+    trap on_exit_rotation EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    pg_ensure_installed >&2
+    pg_cleanup_stale "$ROOT/.pgtest"
+    pg_start "$ROOT/.pgtest/run-$$" >&2
+    pg_psql -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET synchronous_commit = on" \
+        -c "ALTER SYSTEM SET full_page_writes = on" -c "SELECT pg_reload_conf()" >/dev/null
+    pg_createdb strongroom_bench_rotated
+    export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+    export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+    "$ROOT/.venv/bin/python" "$ROOT/benches/rotation.py" --bin "$BIN" --tmp "$WORK" --json "$WORK/results.json" \
+        --pg-admin "host=$PG_HOST port=$PG_PORT user=$PG_USER dbname=strongroom_bench_rotated" \
+        --pg-ca "$STRONGROOM_TEST_PG_CA" --psql "$PG_BIN/psql" \
+        --secrets "${BENCH_ROT_SECRETS:-100000}" --api-secrets "${BENCH_ROT_API_SECRETS:-10000}" --idle "${BENCH_ROT_IDLE:-60}" --due "${BENCH_ROT_DUE:-1000}" \
+        --load-rate "${BENCH_ROT_RATE:-100}" --concurrency-flag "${BENCH_ROT_CONCURRENCY_FLAG:-}" \
+        --concurrency "${BENCH_ROT_CONCURRENCY:-4}"
+    exit 0
+fi
 
 # ---------------------------------------------------------------- tools
 if ! command -v wrk >/dev/null 2>&1; then

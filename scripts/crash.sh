@@ -10,7 +10,9 @@
 # restart and a full check (see the docstring of tests/crash/crash_test.py). Then
 # tests/crash/rotation_crash.py: a rotation killed (SIGKILL, server and function) in each of
 # its four steps ends, after a restart, completed or cleanly failed, AWSCURRENT always readable
-# (on PostgreSQL in a database of its own: CRASH_ROTATION_DATABASE_URL, or one it creates).
+# (on PostgreSQL in a database of its own: CRASH_ROTATION_DATABASE_URL, or one it creates);
+# the same for the built-in PostgreSQL rotator, rotating roles of the test PostgreSQL (the
+# running scripts/pg.sh server, or one started here), AWSCURRENT's password always logging in.
 #
 # Uses target/debug/strongroom (override with STRONGROOM_BIN) and .venv/ (boto3), both made
 # by scripts/test.sh. The PostgreSQL run starts a throwaway server with scripts/pg.sh, or uses
@@ -34,7 +36,7 @@ MODE="${1:-both}"
 case "$MODE" in
     sqlite | postgres | both) ;;
     -h | --help)
-        sed -n '3,26p' "${BASH_SOURCE[0]}"
+        sed -n '3,28p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
     *)
@@ -77,6 +79,26 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The test PostgreSQL the built-in rotator's crash test rotates roles in (both backends): the
+# running throwaway server (e.g. scripts/test.sh's, whose variables are inherited) or one
+# started here; sets ROTATED_ARGS.
+ROTATED_ARGS=()
+rotated_pg() {
+    ((${#ROTATED_ARGS[@]} == 0)) || return 0
+    # shellcheck source=scripts/pg.sh
+    source "$ROOT/scripts/pg.sh"
+    if ! { [[ -n "${PG_PORT:-}" ]] && _pg_running_in "${PG_DIR:-/nonexistent}/data"; }; then
+        pg_ensure_installed
+        pg_cleanup_stale "$ROOT/.pgtest"
+        pg_start "$ROOT/.pgtest/run-$$"
+        STARTED_PG=1
+    fi
+    [[ -n "${STRONGROOM_TEST_PG_CA:-}" ]] || { echo "crash: the test PostgreSQL has no TLS" >&2; exit 1; }
+    pg_createdb strongroom_crash_rotated
+    ROTATED_ARGS=(--rotated-pg "host=$PG_HOST port=$PG_PORT user=$PG_USER dbname=strongroom_crash_rotated"
+        --pg-ca "$STRONGROOM_TEST_PG_CA" --psql "$PG_BIN/psql")
+}
+
 run_sqlite() {
     local dir
     dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-sqlite.XXXXXX")"
@@ -84,7 +106,8 @@ run_sqlite() {
     "$PYTHON" "$ROOT/tests/crash/crash_test.py" "${args[@]}" --data-dir "$dir"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-rotation-sqlite.XXXXXX")"
     DIRS+=("$dir")
-    "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir"
+    rotated_pg
+    "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir" "${ROTATED_ARGS[@]}"
 }
 
 run_postgres() {
@@ -124,7 +147,9 @@ run_postgres() {
     fi
     dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-rotation-pg.XXXXXX")"
     DIRS+=("$dir")
-    "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir" --database-url "$url"
+    rotated_pg
+    "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir" --database-url "$url" \
+        "${ROTATED_ARGS[@]}"
 }
 
 case "$MODE" in

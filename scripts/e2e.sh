@@ -14,6 +14,11 @@
 # and not in a pg_dump of the PostgreSQL database. On SQLite it then runs
 # scripts/e2e-ops.sh (metrics, health, quotas with boto3 and Prometheus).
 #
+# The rotation walkthroughs run too: tests/e2e/rotation_cli.sh (a boto3 command function) and
+# tests/e2e/rotation_builtin_cli.sh (the built-in PostgreSQL and MySQL rotators against real
+# database users: the PostgreSQL and MariaDB of scripts/test.sh when their variables are
+# inherited, else throwaway ones started here with scripts/pg.sh and scripts/mariadb.sh).
+#
 # Needs .venv/ with awscli and boto3 (scripts/test.sh creates it).
 # E2E_KEEP=1 keeps the data directory afterwards (it is always kept, and its
 # path printed, when something fails).
@@ -38,7 +43,7 @@ while (($# > 0)); do
             shift
             ;;
         -h | --help)
-            sed -n '3,19p' "${BASH_SOURCE[0]}"
+            sed -n '3,24p' "${BASH_SOURCE[0]}"
             exit 0
             ;;
         *)
@@ -63,6 +68,8 @@ DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-e2e-$BACKEND.XXXXXX")"
 LOG="$DATA_DIR/server.log"
 SERVER_PID=""
 OK=0
+STARTED_PG=0
+STARTED_MARIADB=0
 
 # Stop the server (graceful first, so SQLite checkpoints and the log is flushed).
 stop_server() {
@@ -88,6 +95,8 @@ on_exit() {
     set +e
     stop_server
     [[ -n "${ROTATION_DB_DIR:-}" ]] && rm -rf "$ROTATION_DB_DIR"
+    ((STARTED_PG)) && pg_stop
+    ((STARTED_MARIADB)) && mariadb_stop
     if ((rc != 0 || OK != 1)); then
         echo "e2e ($BACKEND): FAILED; last lines of the server log ($LOG):" >&2
         tail -n 40 "$LOG" >&2 2>/dev/null
@@ -180,6 +189,60 @@ for fn in e2e-rotation e2e-rotation-v2; do
  "MaxAttempts": 1, "Environment": {"CONTROL_DIR": "$ROTATION_DB_DIR"}}
 JSON
 done
+# The built-in rotators' walkthrough (tests/e2e/rotation_builtin_cli.sh) rotates real database
+# users: a PostgreSQL (the one scripts/test.sh started, when its variables are inherited, else
+# a throwaway one of this run: scripts/pg.sh, TLS, an unprivileged system user as root) with a
+# database of this run, and MariaDB likewise (scripts/mariadb.sh) when it is installed.
+# shellcheck source=scripts/pg.sh
+source "$ROOT/scripts/pg.sh"
+# shellcheck source=scripts/mariadb.sh
+source "$ROOT/scripts/mariadb.sh"
+if [[ -n "${PG_PORT:-}" && -n "${STRONGROOM_TEST_PG_CA:-}" ]] && _pg_running_in "${PG_DIR:-/nonexistent}/data"; then
+    echo "e2e ($BACKEND): rotated databases on the running PostgreSQL $PG_HOST:$PG_PORT"
+else
+    pg_ensure_installed
+    pg_cleanup_stale "$ROOT/.pgtest"
+    pg_start "$ROOT/.pgtest/run-$$"
+    STARTED_PG=1
+    [[ -n "${STRONGROOM_TEST_PG_CA:-}" ]] || { echo "e2e: PostgreSQL has no TLS (openssl missing)" >&2; exit 1; }
+fi
+E2E_PG_DB="strongroom_e2e_rotated_$BACKEND"
+pg_createdb "$E2E_PG_DB"
+export E2E_PG_DB
+if [[ -z "${STRONGROOM_TEST_MARIADB_URL:-}" ]] && command -v mariadb >/dev/null 2>&1 &&
+    { command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]]; }; then
+    mariadb_start "$ROOT/.mariadbtest/e2e-$$"
+    STARTED_MARIADB=1
+fi
+# The built-ins' functions: AWS's template names, declared with the test servers' CA (the
+# certificate and host name verified), run as e2e-db-rotator; the PostgreSQL MultiUser one is
+# left undeclared, so its bare template name resolves to the built-in run as the role of that
+# name.
+for role in e2e-db-rotator SecretsManagerRDSPostgreSQLRotationMultiUser; do
+    cat >"$POLICIES/accounts/000000000000/roles/$role.json" <<JSON
+{"RoleName": "$role",
+ "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+   "Principal": {"AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]},
+ "InlinePolicies": {"rotation": {"Version": "2012-10-17", "Statement": [
+   {"Effect": "Allow", "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+     "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"],
+    "Resource": "arn:aws:secretsmanager:*:000000000000:secret:e2e/rotation/*"}]}}}
+JSON
+done
+cat >"$POLICIES/accounts/000000000000/functions/SecretsManagerRDSPostgreSQLRotationSingleUser.json" <<JSON
+{"FunctionName": "SecretsManagerRDSPostgreSQLRotationSingleUser", "Kind": "builtin",
+ "Builtin": "SecretsManagerRDSPostgreSQLRotationSingleUser",
+ "Role": "arn:aws:iam::000000000000:role/e2e-db-rotator", "TlsCaFile": "$STRONGROOM_TEST_PG_CA",
+ "TimeoutSeconds": 30, "MaxAttempts": 1}
+JSON
+if [[ -n "${STRONGROOM_TEST_MARIADB_CA:-}" ]]; then
+    cat >"$POLICIES/accounts/000000000000/functions/SecretsManagerRDSMySQLRotationSingleUser.json" <<JSON
+{"FunctionName": "SecretsManagerRDSMySQLRotationSingleUser", "Kind": "builtin",
+ "Builtin": "SecretsManagerRDSMySQLRotationSingleUser",
+ "Role": "arn:aws:iam::000000000000:role/e2e-db-rotator", "TlsCaFile": "$STRONGROOM_TEST_MARIADB_CA",
+ "TimeoutSeconds": 30, "MaxAttempts": 1}
+JSON
+fi
 export E2E_BIN="$BIN" E2E_DATA_DIR="$DATA_DIR" E2E_POLICIES="$POLICIES" E2E_DATABASE_URL="$DATABASE_URL"
 
 server_args=(serve --listen "127.0.0.1:$PORT" --data-dir "$DATA_DIR" --policies "$POLICIES")
@@ -232,6 +295,8 @@ echo "e2e ($BACKEND): attacker (boto3: each authorization hole tried and refused
 "$PYTHON" "$ROOT/tests/e2e/attacker.py"
 echo "e2e ($BACKEND): rotation (AWS CLI: rotate-secret, --no-rotate-immediately, cancel-rotate-secret)"
 bash "$ROOT/tests/e2e/rotation_cli.sh"
+echo "e2e ($BACKEND): rotation with the built-ins (AWS CLI: PostgreSQL single and alternating users, MariaDB single user)"
+bash "$ROOT/tests/e2e/rotation_builtin_cli.sh"
 echo "e2e ($BACKEND): web identity (boto3 with AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)"
 "$PYTHON" "$ROOT/tests/e2e/web_identity.py"
 

@@ -12,10 +12,13 @@
 #   7. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
 #                      on embedded SQLite and on PostgreSQL; metrics, health and
 #                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping);
+#                      rotation through the AWS CLI with a boto3 command function and
+#                      with the built-in rotators against this PostgreSQL and MariaDB;
 #                      the web console in headless Chromium through WebDriver
 #                      (scripts/e2e-console.sh: Debian's chromium + chromium-driver)
 #   8. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL,
-#                      and a rotation killed in each of its four steps
+#                      and a rotation killed in each of its four steps (a command function,
+#                      and the built-in PostgreSQL rotator rotating a role of this PostgreSQL)
 #   9. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
 #
 # The last line printed is "N passed, 0 failed" (N = phases that passed), or

@@ -122,6 +122,8 @@ pub async fn step(inv: &Invocation<'_>) -> Result<(), String> {
             inv.token, inv.secret_arn
         ));
     }
+    #[cfg(debug_assertions)]
+    debug_pause(inv.step).await;
     match inv.step {
         "createSecret" => inv.create().await,
         "setSecret" => match inv.builtin {
@@ -595,6 +597,20 @@ fn alternate(username: &str, max: usize) -> Result<String, String> {
         ));
     }
     Ok(next)
+}
+
+/// Debug builds only: wait 60 s inside `step` when `STRONGROOM_DEBUG_BUILTIN_PAUSE` names it,
+/// so that `tests/crash/rotation_crash.py` can kill the server inside the steps that make no
+/// database call it could hold up (createSecret and finishSecret; it holds setSecret's
+/// `ALTER USER` with a lock and testSecret's login with a proxy instead).
+#[cfg(debug_assertions)]
+async fn debug_pause(step: &str) {
+    if std::env::var("STRONGROOM_DEBUG_BUILTIN_PAUSE").is_ok_and(|s| s == step) {
+        tracing::warn!(
+            "built-in rotation: pausing 60 s in {step} (STRONGROOM_DEBUG_BUILTIN_PAUSE)"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
 }
 
 /// Run `f` (blocking database work) on a thread of its own.
