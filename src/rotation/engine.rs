@@ -297,8 +297,10 @@ impl Engine {
             let Some(job) = claimed else { continue };
             let engine = self.clone();
             tokio::task::spawn_local(async move {
-                let _permit = permit;
                 engine.run_job(job, rotation_token).await;
+                // A slot is free: start the next due rotation now, not at the next tick.
+                drop(permit);
+                engine.wiring().wake();
             });
         }
         Ok(())
