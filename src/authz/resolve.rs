@@ -142,8 +142,7 @@ async fn find_secret(
         Ok(found) => {
             let found = Arc::new(found);
             if let Some((key, generation)) = key {
-                let secret_id = found.0.secret_id.clone();
-                ctx.store.keep(key, &secret_id, Arc::clone(&found), generation);
+                ctx.store.keep(key, Arc::clone(&found), generation);
             }
             Ok(found)
         }

@@ -131,9 +131,7 @@ pub async fn finish(
         let sid = secret.secret_id.clone();
         let vid = read.version.version_id.clone();
         ctx.store
-            .write_access_dates(&secret.secret_id, move |tx| {
-                Ok(tx.touch_version(&sid, &vid, day)?)
-            })
+            .write(move |tx| Ok(tx.touch_version(&sid, &vid, day)?))
             .await?;
     }
     Ok(Output {

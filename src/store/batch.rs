@@ -50,8 +50,6 @@ type JobFn = Box<dyn FnMut(&mut Tx<'_>) -> Result<Boxed, ApiError> + Send>;
 pub(super) struct Job {
     f: JobFn,
     hook: Option<Arc<dyn CommitHook>>,
-    /// What the write may change, for the read cache.
-    changes: super::Changes,
     done: oneshot::Sender<Result<Boxed, ApiError>>,
 }
 
@@ -83,7 +81,6 @@ impl Queue {
         &self,
         mut f: F,
         hook: Option<Arc<dyn CommitHook>>,
-        changes: super::Changes,
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
@@ -93,7 +90,6 @@ impl Queue {
         let job = Job {
             f: Box::new(move |tx| f(tx).map(|v| Box::new(v) as Boxed)),
             hook,
-            changes,
             done,
         };
         // The queue is bounded: wait (without blocking the runtime) while it is full.
@@ -197,9 +193,7 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
             end.ended(outcome);
         }
         // Before any write of the batch is answered (see `cache`).
-        for job in jobs.iter() {
-            store.data_written(&job.changes);
-        }
+        store.data_written();
         if let (Some((e, conflict)), Err(TxFail::Api(_))) = (failed, &outer) {
             // Rolled back. A write alone that failed for good gets its error, as it would
             // from its savepoint; otherwise the batch runs again, each write isolated.
@@ -351,7 +345,6 @@ mod tests {
         let job = Job {
             f: Box::new(move |tx| f(tx).map(|v| Box::new(v) as Boxed)),
             hook: None,
-            changes: crate::store::Changes::Any,
             done,
         };
         store.queue.get().unwrap().tx.send(job).unwrap();

@@ -19,14 +19,8 @@
 //!   may see either side of it, as it may without a cache.
 //!
 //! Invalidation is coarse: any write empties the whole cache (the next read of each secret
-//! goes to the store again), with one exception. A GetSecretValue records the day of its
-//! read (LastAccessedDate, at most once a day per version): that write changes nothing but
-//! the access dates, and drops only that secret's entries
-//! ([`super::Store::write_access_dates`]), so that the first reads of the day do not empty
-//! the cache for everyone. A read of the same secret under way at that moment may keep an
-//! entry holding the previous access date; nothing else in it can be stale, and the next
-//! write of any kind drops it. What is cached is a function of the database alone (no
-//! clock, no caller): the caller's authorization runs on every request, on what was read.
+//! goes to the store again). What is cached is a function of the database alone (no clock,
+//! no caller): the caller's authorization runs on every request, on what was read.
 //!
 //! Writes of the audit files (the chain, the lookup index) do not advance the generation:
 //! they change nothing that is cached (see [`super::Store::audit_writer`]).
@@ -53,8 +47,7 @@ pub(super) struct ReadCache {
 struct Entries {
     /// The generation every entry of `map` was read under.
     generation: u64,
-    /// Entries by key, each with the id of the secret it holds.
-    map: HashMap<String, (String, Entry)>,
+    map: HashMap<String, Entry>,
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -88,26 +81,11 @@ impl ReadCache {
             e.generation = now;
             return None;
         }
-        e.map.get(key)?.1.clone().downcast::<T>().ok()
-    }
-
-    /// Drop the entries holding the secret `secret_id` (its access dates changed).
-    pub(super) fn forget(&self, secret_id: &str) {
-        let mut e = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        e.map.retain(|_, (id, _)| id != secret_id);
+        e.map.get(key).cloned()?.downcast::<T>().ok()
     }
 
     /// Keep `value`, read under `read_under`, unless a write has ended since.
-    pub(super) fn put<T: Any + Send + Sync>(
-        &self,
-        key: String,
-        secret_id: &str,
-        value: Arc<T>,
-        read_under: u64,
-    ) {
+    pub(super) fn put<T: Any + Send + Sync>(&self, key: String, value: Arc<T>, read_under: u64) {
         let mut e = self
             .entries
             .lock()
@@ -123,7 +101,7 @@ impl ReadCache {
         if e.map.len() >= MAX_ENTRIES {
             e.map.clear();
         }
-        e.map.insert(key, (secret_id.to_owned(), value));
+        e.map.insert(key, value);
     }
 
     #[cfg(test)]
@@ -144,7 +122,7 @@ mod tests {
     fn an_entry_read_before_a_write_is_never_served_after_it() {
         let c = ReadCache::default();
         let g = c.generation();
-        c.put("k".into(), "s", Arc::new(1_u32), g);
+        c.put("k".into(), Arc::new(1_u32), g);
         assert_eq!(c.get::<u32>("k").as_deref(), Some(&1));
         c.advance();
         assert_eq!(c.get::<u32>("k"), None);
@@ -157,31 +135,18 @@ mod tests {
         let g = c.generation();
         // The write ends while the read is under way.
         c.advance();
-        c.put("k".into(), "s", Arc::new(1_u32), g);
+        c.put("k".into(), Arc::new(1_u32), g);
         assert_eq!(c.get::<u32>("k"), None);
         // A read that started after it is kept.
         let g = c.generation();
-        c.put("k".into(), "s", Arc::new(2_u32), g);
+        c.put("k".into(), Arc::new(2_u32), g);
         assert_eq!(c.get::<u32>("k").as_deref(), Some(&2));
-    }
-
-    #[test]
-    fn forgetting_a_secret_drops_its_entries_only() {
-        let c = ReadCache::default();
-        let g = c.generation();
-        c.put("by-name".into(), "a", Arc::new(1_u32), g);
-        c.put("by-arn".into(), "a", Arc::new(1_u32), g);
-        c.put("other".into(), "b", Arc::new(2_u32), g);
-        c.forget("a");
-        assert_eq!(c.get::<u32>("by-name"), None);
-        assert_eq!(c.get::<u32>("by-arn"), None);
-        assert_eq!(c.get::<u32>("other").as_deref(), Some(&2));
     }
 
     #[test]
     fn an_entry_of_another_type_is_a_miss() {
         let c = ReadCache::default();
-        c.put("k".into(), "s", Arc::new(1_u32), c.generation());
+        c.put("k".into(), Arc::new(1_u32), c.generation());
         assert_eq!(c.get::<String>("k"), None);
     }
 
@@ -190,7 +155,7 @@ mod tests {
         let c = ReadCache::default();
         let g = c.generation();
         for i in 0..(MAX_ENTRIES + 10) {
-            c.put(i.to_string(), "s", Arc::new(i), g);
+            c.put(i.to_string(), Arc::new(i), g);
         }
         assert!(c.len() <= MAX_ENTRIES);
     }

@@ -198,15 +198,6 @@ impl std::fmt::Debug for Store {
 
 const MAX_RETRIES: u32 = 20;
 
-/// What a write transaction may have changed, for the read cache (see `cache`).
-#[derive(Debug, Clone)]
-pub(crate) enum Changes {
-    /// Anything.
-    Any,
-    /// Only the access dates of this secret (by id) and its versions.
-    AccessDatesOf(String),
-}
-
 impl Store {
     /// Open (and migrate) the database at `url` (`sqlite://PATH` or `postgres://...`).
     pub fn open(url: &str) -> Result<Self, StoreError> {
@@ -265,27 +256,16 @@ impl Store {
 
     /// Keep `value`, read in a transaction that started at `generation`
     /// ([`Store::cache_generation`]), unless a write has ended since.
-    pub fn keep<T: std::any::Any + Send + Sync>(
-        &self,
-        key: String,
-        secret_id: &str,
-        value: Arc<T>,
-        generation: u64,
-    ) {
+    pub fn keep<T: std::any::Any + Send + Sync>(&self, key: String, value: Arc<T>, generation: u64) {
         if self.backend == Backend::Sqlite {
-            self.cache.put(key, secret_id, value, generation);
+            self.cache.put(key, value, generation);
         }
     }
 
-    /// A write transaction through this handle ended, having possibly made `changes`: what
-    /// is cached may be stale.
-    fn data_written(&self, changes: &Changes) {
-        if !self.changes_data {
-            return;
-        }
-        match changes {
-            Changes::Any => self.cache.advance(),
-            Changes::AccessDatesOf(secret_id) => self.cache.forget(secret_id),
+    /// A write transaction through this handle ended: what is cached may be stale.
+    fn data_written(&self) {
+        if self.changes_data {
+            self.cache.advance();
         }
     }
 
@@ -343,30 +323,13 @@ impl Store {
                 let _ = self.queue.set(batch::Queue::start(detached)?);
             }
             if let Some(q) = self.queue.get() {
-                return q.write(f, self.hook.clone(), Changes::Any).await;
+                return q.write(f, self.hook.clone()).await;
             }
         }
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.write_blocking(f))
             .await
             .map_err(|e| ApiError::from(StoreError::Join(e.to_string())))?
-    }
-
-    /// [`Store::write`] for a write that changes nothing but the access dates (LastAccessedDate)
-    /// of the secret `secret_id` and its versions: it drops only that secret from the read
-    /// cache, where any other write empties it (see `cache`). On PostgreSQL, [`Store::write`].
-    pub async fn write_access_dates<T, F>(&self, secret_id: &str, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Tx<'_>) -> Result<T, ApiError> + Send + 'static,
-    {
-        if self.backend == Backend::Sqlite {
-            if let Some(q) = self.queue.get() {
-                let changes = Changes::AccessDatesOf(secret_id.to_owned());
-                return q.write(f, self.hook.clone(), changes).await;
-            }
-        }
-        self.write(f).await
     }
 
     /// The blocking body of [`Store::write`], for background jobs and the CLI.
@@ -427,7 +390,7 @@ impl Store {
                 result
             };
             // Before the caller is answered (see `cache`).
-            self.data_written(&Changes::Any);
+            self.data_written();
             match result {
                 Ok(v) => return Ok(v),
                 Err(TxFail::Db(e)) if is_retryable(&e) || conflict => {
