@@ -18,6 +18,13 @@
 //!   either: a read served from the cache in that moment is concurrent with the write, and
 //!   may see either side of it, as it may without a cache.
 //!
+//! Writes made outside the store's handles (a CLI command, another process on the same file)
+//! are noticed through SQLite's `PRAGMA main.data_version`, asked on a connection of its own
+//! before every cached read: it changes whenever another connection committed to the main
+//! database, and the cache is then emptied. The store's own writes change it too, so each
+//! one empties the cache (at most) twice; only the audit files, attached as other schemas,
+//! are written without it.
+//!
 //! Invalidation is coarse: any write empties the whole cache (the next read of each secret
 //! goes to the store again). What is cached is a function of the database alone (no clock,
 //! no caller): the caller's authorization runs on every request, on what was read.

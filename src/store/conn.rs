@@ -316,6 +316,37 @@ pub(super) fn open_read_pool(
     }
 }
 
+/// SQLite: the read cache's sentinel, one connection that only asks
+/// [`data_version`] (see `Store::cache_generation`).
+pub(super) fn open_sentinel(
+    url: &str,
+) -> Result<Pool<ConnectionManager<AnyConnection>>, StoreError> {
+    let (backend, conn_url) = parse_url(url)?;
+    build_pool(
+        backend,
+        &conn_url,
+        1,
+        SqlitePragmas::new(&conn_url, 0, None),
+    )
+}
+
+#[derive(diesel::QueryableByName)]
+struct DataVersion {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    data_version: i64,
+}
+
+/// SQLite's `PRAGMA main.data_version` on `c`: a number that differs from the one `c` gave
+/// before whenever another connection (of this process or another) committed to the main
+/// database in between. The audit chain and index files are attached schemas: their
+/// commits do not change it.
+pub(super) fn data_version(c: &mut AnyConnection) -> Result<i64, diesel::result::Error> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("PRAGMA main.data_version")
+        .get_result::<DataVersion>(c)
+        .map(|r| r.data_version)
+}
+
 /// The connection write transactions run on. SQLite: one connection (writes are serialised
 /// in-process anyway), so its page cache stays valid from one write to the next: SQLite
 /// empties a connection's cache whenever another connection has committed since its last

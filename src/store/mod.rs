@@ -182,6 +182,13 @@ pub struct Store {
     _checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
     /// What short reads found, while nothing was written since (see `cache`).
     cache: Arc<cache::ReadCache>,
+    /// SQLite: one connection that only asks `PRAGMA main.data_version` (which changes
+    /// whenever another connection committed to the main database), and the last answer:
+    /// how the cache learns of writes made outside this store's handles.
+    sentinel: Option<(
+        Pool<ConnectionManager<AnyConnection>>,
+        Arc<Mutex<Option<i64>>>,
+    )>,
     /// Whether this handle's write transactions may change cached data (every handle but
     /// the audit writer's: [`Store::audit_writer`]).
     changes_data: bool,
@@ -225,6 +232,10 @@ impl Store {
             queue: Arc::new(std::sync::OnceLock::new()),
             hook: None,
             cache: Arc::new(cache::ReadCache::default()),
+            sentinel: match backend {
+                Backend::Sqlite => Some((conn::open_sentinel(url)?, Arc::default())),
+                Backend::Postgres => None,
+            },
             changes_data: true,
         })
     }
@@ -242,11 +253,28 @@ impl Store {
 
     /// The data generation to read a cacheable result under (see `cache`); `None` when
     /// reads are not cached (PostgreSQL: other servers write the same database).
+    ///
+    /// First, the sentinel connection is asked whether any connection committed to the main
+    /// database since it was last asked (a CLI command, another process, a test writing the
+    /// file); if so, everything cached is dropped. Writes through this store's handles drop
+    /// it themselves, before they are answered; this catches the others. When the question
+    /// cannot be answered, nothing is cached or served from the cache.
     pub fn cache_generation(&self) -> Option<u64> {
-        (self.backend == Backend::Sqlite).then(|| self.cache.generation())
+        let (pool, seen) = self.sentinel.as_ref()?;
+        let mut c = pool.get().ok()?;
+        let version = conn::data_version(&mut c).ok()?;
+        let mut seen = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *seen != Some(version) {
+            *seen = Some(version);
+            self.cache.advance();
+        }
+        Some(self.cache.generation())
     }
 
     /// What [`Store::keep`] kept under `key`, while no write has ended since it was read.
+    /// Ask [`Store::cache_generation`] first: it notices writes made outside this store.
     pub fn cached<T: std::any::Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
         if self.backend != Backend::Sqlite {
             return None;
@@ -256,7 +284,12 @@ impl Store {
 
     /// Keep `value`, read in a transaction that started at `generation`
     /// ([`Store::cache_generation`]), unless a write has ended since.
-    pub fn keep<T: std::any::Any + Send + Sync>(&self, key: String, value: Arc<T>, generation: u64) {
+    pub fn keep<T: std::any::Any + Send + Sync>(
+        &self,
+        key: String,
+        value: Arc<T>,
+        generation: u64,
+    ) {
         if self.backend == Backend::Sqlite {
             self.cache.put(key, value, generation);
         }

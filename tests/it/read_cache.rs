@@ -60,7 +60,12 @@ fn read_n(s: &TestServer, k: &(String, String), id: &str, n: usize, status: u16)
 #[test]
 fn a_resource_policy_change_decides_the_next_read() {
     let (_t, dir) = example_policies();
-    user_allowing(&dir, ACCOUNT, "cache-reader", &["secretsmanager:DescribeSecret"]);
+    user_allowing(
+        &dir,
+        ACCOUNT,
+        "cache-reader",
+        &["secretsmanager:DescribeSecret"],
+    );
     let s = TestServer::start_with_policies(&dir);
     ok(
         &s,
@@ -152,7 +157,12 @@ fn key_state_and_deletion_decide_the_next_read() {
         "secretsmanager.CreateSecret",
         &json!({"Name": "cache/kms", "SecretString": "k", "KmsKeyId": key_id}),
     );
-    let get = || s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"cache/kms"}"#);
+    let get = || {
+        s.call(
+            "secretsmanager.GetSecretValue",
+            r#"{"SecretId":"cache/kms"}"#,
+        )
+    };
     for _ in 0..4 {
         assert_eq!(get().status, 200);
     }
@@ -199,7 +209,10 @@ fn reads_never_go_back_behind_an_acknowledged_write() {
                 let mut reads = 0;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let floor = acked.load(std::sync::atomic::Ordering::SeqCst);
-                    let r = s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"cache/hot"}"#);
+                    let r = s.call(
+                        "secretsmanager.GetSecretValue",
+                        r#"{"SecretId":"cache/hot"}"#,
+                    );
                     assert_eq!(r.status, 200, "{}", r.body);
                     let v: i64 = r.json()["SecretString"].as_str().unwrap().parse().unwrap();
                     assert!(v >= floor, "read {v} after {floor} was acknowledged");
@@ -218,7 +231,10 @@ fn reads_never_go_back_behind_an_acknowledged_write() {
             &json!({"SecretId": "cache/hot", "SecretString": n.to_string()}),
         );
         acked.store(n, std::sync::atomic::Ordering::SeqCst);
-        let r = s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"cache/hot"}"#);
+        let r = s.call(
+            "secretsmanager.GetSecretValue",
+            r#"{"SecretId":"cache/hot"}"#,
+        );
         assert_eq!(r.json()["SecretString"], n.to_string());
         // A few reads between writes, so the cache fills before the next one.
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -236,12 +252,22 @@ fn reads_never_go_back_behind_an_acknowledged_write() {
     let versions = ids["Versions"].as_array().unwrap();
     let current = versions
         .iter()
-        .find(|v| v["VersionStages"].as_array().unwrap().contains(&json!("AWSCURRENT")))
+        .find(|v| {
+            v["VersionStages"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("AWSCURRENT"))
+        })
         .unwrap()["VersionId"]
         .clone();
     let previous = versions
         .iter()
-        .find(|v| v["VersionStages"].as_array().unwrap().contains(&json!("AWSPREVIOUS")))
+        .find(|v| {
+            v["VersionStages"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("AWSPREVIOUS"))
+        })
         .unwrap()["VersionId"]
         .clone();
     ok(
@@ -250,6 +276,43 @@ fn reads_never_go_back_behind_an_acknowledged_write() {
         &json!({"SecretId": "cache/hot", "VersionStage": "AWSCURRENT",
                 "MoveToVersionId": previous, "RemoveFromVersionId": current}),
     );
-    let r = s.call("secretsmanager.GetSecretValue", r#"{"SecretId":"cache/hot"}"#);
+    let r = s.call(
+        "secretsmanager.GetSecretValue",
+        r#"{"SecretId":"cache/hot"}"#,
+    );
     assert_eq!(r.json()["SecretString"], "39");
+}
+
+/// A write made behind the server's back (another connection to the SQLite file: a CLI
+/// command, another process) is seen by the next read too: the store asks SQLite whether
+/// another connection committed before it serves anything cached.
+#[test]
+fn a_write_by_another_connection_decides_the_next_read() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let (_t, dir) = example_policies();
+    user_allowing(&dir, ACCOUNT, "cache-reader", &["secretsmanager:DescribeSecret"]);
+    let s = TestServer::start_with_policies(&dir);
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "cache/outside", "SecretString": "o"}),
+    );
+    ok(
+        &s,
+        "secretsmanager.PutResourcePolicy",
+        &json!({"SecretId": "cache/outside", "ResourcePolicy": allow_reader("cache-reader")}),
+    );
+    let k = key_for(&s, &dir, ACCOUNT, "cache-reader");
+    read_n(&s, &k, "cache/outside", 5, 200);
+    let db = s.data_dir().join("strongroom.db");
+    assert!(db.exists(), "{}", db.display());
+    let mut c = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
+    c.batch_execute(
+        "PRAGMA busy_timeout = 10000; \
+         UPDATE secrets SET resource_policy = NULL WHERE name = 'cache/outside'",
+    )
+    .unwrap();
+    let r = read_n(&s, &k, "cache/outside", 1, 400);
+    assert_eq!(r["__type"], "AccessDeniedException", "{r}");
 }
