@@ -164,6 +164,12 @@ impl From<DieselError> for TxFail {
     }
 }
 
+/// The read cache's sentinel connection and the `data_version` it last answered.
+type Sentinel = (
+    Pool<ConnectionManager<AnyConnection>>,
+    Arc<Mutex<Option<i64>>>,
+);
+
 /// The store: a connection pool plus, for SQLite, the in-process write lock.
 #[derive(Clone)]
 pub struct Store {
@@ -185,10 +191,7 @@ pub struct Store {
     /// SQLite: one connection that only asks `PRAGMA main.data_version` (which changes
     /// whenever another connection committed to the main database), and the last answer:
     /// how the cache learns of writes made outside this store's handles.
-    sentinel: Option<(
-        Pool<ConnectionManager<AnyConnection>>,
-        Arc<Mutex<Option<i64>>>,
-    )>,
+    sentinel: Option<Sentinel>,
     /// Whether this handle's write transactions may change cached data (every handle but
     /// the audit writer's: [`Store::audit_writer`]).
     changes_data: bool,

@@ -291,7 +291,12 @@ fn a_write_by_another_connection_decides_the_next_read() {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let (_t, dir) = example_policies();
-    user_allowing(&dir, ACCOUNT, "cache-reader", &["secretsmanager:DescribeSecret"]);
+    user_allowing(
+        &dir,
+        ACCOUNT,
+        "cache-reader",
+        &["secretsmanager:DescribeSecret"],
+    );
     let s = TestServer::start_with_policies(&dir);
     ok(
         &s,
