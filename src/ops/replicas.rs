@@ -32,6 +32,9 @@ pub const FAILED: &str = "Failed";
 /// `ReplicationStatusType`.
 pub const IN_PROGRESS: &str = "InProgress";
 
+/// The `StatusMessage` of an `InSync` replica.
+pub const REPLICATION_SUCCEEDED: &str = "Replication succeeded";
+
 /// How `ReplicationStatus` names the replica region's AWS managed key.
 pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
 
@@ -235,6 +238,9 @@ pub fn statuses(tx: &mut Tx<'_>, primary: &SecretRow) -> Result<Vec<ReplicationS
         } else {
             r.status_message.clone()
         };
+        // AWS's InSync entries say so (the AWS CLI's describe-secret example).
+        let status_message = status_message
+            .or_else(|| (r.status == IN_SYNC).then(|| REPLICATION_SUCCEEDED.to_owned()));
         out.push(ReplicationStatus {
             region: r.region,
             kms_key_id: r.kms_key_id,

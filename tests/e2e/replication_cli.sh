@@ -193,8 +193,8 @@ wait_status "$NAME" "$PEER_REGION" InSync
 d="$(describe "$NAME")"
 assert_eq "$(q "d['PrimaryRegion']" <<<"$d")" "$PRIMARY_REGION" "the primary's PrimaryRegion"
 assert_eq "$(q "sorted(r['Region'] for r in d['ReplicationStatus'])" <<<"$d")" "['eu-west-1', 'us-west-2']" "the regions listed"
-assert_eq "$(q "all(r['Status'] == 'InSync' and 'StatusMessage' not in r for r in d['ReplicationStatus'])" <<<"$d")" "True" \
-    "every replica InSync, without a StatusMessage"
+assert_eq "$(q "all(r['Status'] == 'InSync' and r['StatusMessage'] == 'Replication succeeded' for r in d['ReplicationStatus'])" <<<"$d")" "True" \
+    "every replica InSync, 'Replication succeeded' (as in the AWS CLI's describe-secret example)"
 assert_eq "$(replica_status "$NAME" "$PEER_REGION")" "InSync $PEER_KEY" "once applied, the peer replica's KmsKeyId is its key's ARN"
 
 step "the replicas: get-secret-value in $LOCAL_REGION (same server) and $PEER_REGION (on the peer)"
