@@ -28,9 +28,9 @@ pub const MAX_ATTEMPTS: i32 = 5;
 const FIRST_BACKOFF_MS: i64 = 250;
 const MAX_BACKOFF_MS: i64 = 10_000;
 /// Changes (secret, region) handled per round.
-const BATCH: i64 = 32;
+const BATCH: i64 = 64;
 /// Deliveries to one peer at once (each of a different secret).
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 32;
 const IDLE: Duration = Duration::from_millis(100);
 
 /// The error types with which a peer refuses the change itself (not retried).
