@@ -11,7 +11,9 @@
 # (tests/e2e/walkthrough_boto3.py) against it, stops it, and then checks that
 # the marker the walkthroughs put into every secret value never appears in
 # plaintext at rest: not in the data directory (SQLite files, server.log),
-# and not in a pg_dump of the PostgreSQL database. On SQLite it then runs
+# and not in a pg_dump of the PostgreSQL database. On SQLite it also runs
+# tests/e2e/replication_cli.sh (replication through the AWS CLI between two
+# servers it starts, each with its own data directory) and then
 # scripts/e2e-ops.sh (metrics, health, quotas with boto3 and Prometheus).
 #
 # The rotation walkthroughs run too: tests/e2e/rotation_cli.sh (a boto3 command function) and
@@ -43,7 +45,7 @@ while (($# > 0)); do
             shift
             ;;
         -h | --help)
-            sed -n '3,24p' "${BASH_SOURCE[0]}"
+            sed -n '3,26p' "${BASH_SOURCE[0]}"
             exit 0
             ;;
         *)
@@ -299,6 +301,12 @@ echo "e2e ($BACKEND): rotation with the built-ins (AWS CLI: PostgreSQL single an
 bash "$ROOT/tests/e2e/rotation_builtin_cli.sh"
 echo "e2e ($BACKEND): web identity (boto3 with AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)"
 "$PYTHON" "$ROOT/tests/e2e/web_identity.py"
+# Replication across two servers of their own (a primary and its TLS peer, each with its own
+# embedded SQLite data directory): run once, with the SQLite backend.
+if [[ -z "$DATABASE_URL" ]]; then
+    echo "e2e ($BACKEND): replication (AWS CLI: replicate-secret-to-regions, remove-regions-from-replication, stop-replication-to-replica; two servers)"
+    PYTHON="$PYTHON" bash "$ROOT/tests/e2e/replication_cli.sh"
+fi
 
 stop_server
 

@@ -50,6 +50,8 @@ pub const DETACHED: &str = "Detached";
 
 /// The refusal of a cross-account replica without a customer managed key.
 pub const XACCT_NEEDS_CMK: &str = "A cross-account replica secret must be encrypted with a customer managed KMS key: specify one in KmsKeyId (the AWS managed key aws/secretsmanager can't be used across accounts).";
+/// The `StatusMessage` of an `InSync` replica.
+pub const REPLICATION_SUCCEEDED: &str = "Replication succeeded";
 
 /// How `ReplicationStatus` names the replica region's AWS managed key.
 pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
@@ -266,6 +268,9 @@ pub fn statuses(tx: &mut Tx<'_>, primary: &SecretRow) -> Result<Vec<ReplicationS
         } else {
             r.status_message.clone()
         };
+        // AWS's InSync entries say so (the AWS CLI's describe-secret example).
+        let status_message = status_message
+            .or_else(|| (r.status == IN_SYNC).then(|| REPLICATION_SUCCEEDED.to_owned()));
         out.push(ReplicationStatus {
             region: r.region,
             kms_key_id: r.kms_key_id,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::client::{self, Answer, Transport};
+use super::client::{self, Answer, Pool, Transport};
 use super::{PeerConfig, SharedStats};
 use crate::error::ApiError;
 use crate::ops::apply_replica_change::{Input, Output, ShippedSecret, ShippedVersion};
@@ -28,9 +28,9 @@ pub const MAX_ATTEMPTS: i32 = 5;
 const FIRST_BACKOFF_MS: i64 = 250;
 const MAX_BACKOFF_MS: i64 = 10_000;
 /// Changes (secret, region) handled per round.
-const BATCH: i64 = 32;
+const BATCH: i64 = 64;
 /// Deliveries to one peer at once (each of a different secret).
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 32;
 const IDLE: Duration = Duration::from_millis(100);
 
 /// The error types with which a peer refuses the change itself (not retried).
@@ -61,11 +61,14 @@ pub async fn run(
     tls: Arc<rustls::ClientConfig>,
     stats: SharedStats,
 ) {
+    // Kept-alive connections to the peers, shared by every delivery.
+    let pool = Arc::new(Pool::default());
     for peer in &cfg.peers {
         actix_web::rt::spawn(deliver_loop(
             ctx.clone(),
             Arc::clone(&cfg),
             Arc::clone(&tls),
+            Arc::clone(&pool),
             peer.region.clone(),
         ));
     }
@@ -82,7 +85,7 @@ pub async fn run(
                     None => {
                         // Changes for a region no peer serves any more (the configuration
                         // changed): their replicas show why they wait.
-                        deliver_round(&ctx, &cfg, &tls, &region).await;
+                        deliver_round(&ctx, &cfg, &tls, &pool, &region).await;
                         all.push((region, depth, oldest));
                     }
                 }
@@ -93,15 +96,25 @@ pub async fn run(
     }
 }
 
+/// Tells the round that one delivery ended (when dropped: also if it panicked).
+struct Done(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
 /// Deliver the changes for one peer region, oldest first, until the server stops.
 async fn deliver_loop(
     ctx: Ctx,
     cfg: Arc<PeerConfig>,
     tls: Arc<rustls::ClientConfig>,
+    pool: Arc<Pool>,
     region: String,
 ) {
     loop {
-        if !deliver_round(&ctx, &cfg, &tls, &region).await {
+        if !deliver_round(&ctx, &cfg, &tls, &pool, &region).await {
             tokio::time::sleep(IDLE).await;
         }
     }
@@ -112,6 +125,7 @@ async fn deliver_round(
     ctx: &Ctx,
     cfg: &Arc<PeerConfig>,
     tls: &Arc<rustls::ClientConfig>,
+    pool: &Arc<Pool>,
     region: &str,
 ) -> bool {
     let now = ctx.now_ms();
@@ -124,19 +138,30 @@ async fn deliver_round(
         Ok(rows) => {
             let worked = !rows.is_empty();
             // Each row is a different secret: up to IN_FLIGHT of them are delivered at
-            // once, while each secret's changes stay in order (one delivery per round).
-            for chunk in rows.chunks(IN_FLIGHT) {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .map(|row| {
-                        let (ctx, cfg, tls, row) =
-                            (ctx.clone(), Arc::clone(cfg), Arc::clone(tls), row.clone());
-                        actix_web::rt::spawn(async move { deliver(&ctx, &cfg, &tls, row).await })
-                    })
-                    .collect();
-                for h in handles {
-                    let _ = h.await;
+            // once (the next starts as soon as one ends), while each secret's changes stay
+            // in order (one delivery per secret per round; the round ends when all ended).
+            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let mut in_flight = 0_usize;
+            for row in rows {
+                if in_flight >= IN_FLIGHT && done_rx.recv().await.is_some() {
+                    in_flight = in_flight.saturating_sub(1);
                 }
+                let (ctx, cfg, tls, pool) = (
+                    ctx.clone(),
+                    Arc::clone(cfg),
+                    Arc::clone(tls),
+                    Arc::clone(pool),
+                );
+                let done = Done(done_tx.clone());
+                actix_web::rt::spawn(async move {
+                    deliver(&ctx, &cfg, &tls, &pool, row).await;
+                    drop(done);
+                });
+                in_flight = in_flight.saturating_add(1);
+            }
+            drop(done_tx);
+            while in_flight > 0 && done_rx.recv().await.is_some() {
+                in_flight = in_flight.saturating_sub(1);
             }
             worked
         }
@@ -147,7 +172,13 @@ async fn deliver_round(
     }
 }
 
-async fn deliver(ctx: &Ctx, cfg: &PeerConfig, tls: &Arc<rustls::ClientConfig>, row: OutboxRow) {
+async fn deliver(
+    ctx: &Ctx,
+    cfg: &PeerConfig,
+    tls: &Arc<rustls::ClientConfig>,
+    pool: &Arc<Pool>,
+    row: OutboxRow,
+) {
     let outcome = match (cfg.peer(&row.region).cloned(), cfg.credentials.clone()) {
         (None, _) => Outcome::Retry(format!(
             "no peer server is configured for region {} (--peer {}=URL)",
@@ -174,9 +205,17 @@ async fn deliver(ctx: &Ctx, cfg: &PeerConfig, tls: &Arc<rustls::ClientConfig>, r
                 Err(e) => Outcome::Retry(format!("cannot read the primary: {}", e.message())),
                 Ok(Some(body)) => {
                     let tls = Arc::clone(tls);
+                    let pool = Arc::clone(pool);
                     let url = peer.url();
                     let sent = tokio::task::spawn_blocking(move || {
-                        client::post(&peer, &tls, &creds, &body, time::OffsetDateTime::now_utc())
+                        client::post(
+                            &pool,
+                            &peer,
+                            &tls,
+                            &creds,
+                            &body,
+                            time::OffsetDateTime::now_utc(),
+                        )
                     })
                     .await;
                     match sent {

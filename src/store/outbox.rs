@@ -42,9 +42,15 @@ pub struct OutboxRow {
 
 impl Tx<'_> {
     /// Enqueue a change.
+    /// A change of a (secret, region) held back by a failed delivery's back-off waits as
+    /// long as its group (so that the due changes are the changes of due groups).
     pub fn enqueue_outbox(&mut self, row: &NewOutboxRow) -> Result<(), StoreError> {
+        let mut row = row.clone();
+        if let Some(oldest) = self.outbox_oldest(&row.primary_secret_id, &row.region)? {
+            row.next_attempt_at = row.next_attempt_at.max(oldest.next_attempt_at);
+        }
         diesel::insert_into(replication_outbox::table)
-            .values(row)
+            .values(&row)
             .execute(self.conn)
             .map(|_| ())
             .map_err(|e| self.db(e))
@@ -71,10 +77,13 @@ impl Tx<'_> {
             .load(self.conn)
             .map_err(|e| self.db(e))?;
         let mut out: Vec<OutboxRow> = Vec::new();
+        // Groups held back by a failed delivery's back-off, looked up once each.
+        let mut waiting: Vec<String> = Vec::new();
         for (sid, region) in due {
-            if out
-                .iter()
-                .any(|r| r.primary_secret_id == sid && r.region == region)
+            if waiting.contains(&sid)
+                || out
+                    .iter()
+                    .any(|r| r.primary_secret_id == sid && r.region == region)
             {
                 continue;
             }
@@ -87,6 +96,7 @@ impl Tx<'_> {
                 continue;
             };
             if oldest.next_attempt_at > now_ms {
+                waiting.push(sid);
                 continue;
             }
             let mut latest: OutboxRow = replication_outbox::table
@@ -150,6 +160,16 @@ impl Tx<'_> {
             replication_outbox::next_attempt_at.eq(next_attempt_at),
             replication_outbox::last_error.eq(error),
         ))
+        .execute(self.conn)
+        .map_err(|e| self.db(e))?;
+        // The changes enqueued during that delivery wait with their group.
+        diesel::update(
+            replication_outbox::table
+                .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
+                .filter(replication_outbox::region.eq(region))
+                .filter(replication_outbox::seq.gt(seq)),
+        )
+        .set(replication_outbox::next_attempt_at.eq(next_attempt_at))
         .execute(self.conn)
         .map(|_| ())
         .map_err(|e| self.db(e))
@@ -220,5 +240,61 @@ impl Tx<'_> {
             .execute(self.conn)
             .map(|_| ())
             .map_err(|e| self.db(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+    use crate::store::Store;
+
+    fn change(sid: &str, now: i64) -> NewOutboxRow {
+        NewOutboxRow {
+            primary_secret_id: sid.into(),
+            primary_arn: format!(
+                "arn:aws:secretsmanager:us-east-1:000000000000:secret:{sid}-AbCdEf"
+            ),
+            region: "eu-west-1".into(),
+            kind: "sync".into(),
+            force_overwrite: false,
+            replica_kms_key_id: None,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+        }
+    }
+
+    fn ids(rows: &[OutboxRow]) -> Vec<&str> {
+        rows.iter().map(|r| r.primary_secret_id.as_str()).collect()
+    }
+
+    /// A secret whose delivery failed keeps being written: its later changes wait with it,
+    /// and the due query still finds the other secrets' changes behind them.
+    #[test]
+    fn a_group_in_back_off_does_not_hide_the_due_groups_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
+        store
+            .write_blocking(|tx| -> Result<(), ApiError> {
+                let now = 1_000;
+                tx.enqueue_outbox(&change("a", now))?;
+                let first = tx.outbox_oldest("a", "eu-west-1")?.unwrap();
+                tx.outbox_failed("a", "eu-west-1", first.seq, 1, now + 10_000, "down")?;
+                for _ in 0..20 {
+                    tx.enqueue_outbox(&change("a", now + 1))?;
+                }
+                tx.enqueue_outbox(&change("b", now + 2))?;
+                let due = tx.outbox_due("eu-west-1", now + 3, 1)?;
+                assert_eq!(ids(&due), vec!["b"]);
+                // Once its back-off is over, `a` is due with its latest change.
+                let due = tx.outbox_due("eu-west-1", now + 10_000, 4)?;
+                assert_eq!(ids(&due), vec!["a", "b"]);
+                assert_eq!(due[0].attempts, 1);
+                assert_eq!(due[0].seq, first.seq + 20);
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -473,7 +473,7 @@ async fn replication_errors_collisions_and_create_with_replicas() {
         .unwrap();
     let st = &out.replication_status()[0];
     assert_eq!(st.status(), Some(&StatusType::InSync), "{st:?}");
-    assert_eq!(st.status_message(), None);
+    assert_eq!(st.status_message(), Some("Replication succeeded"));
     assert_eq!(value(&eu1, "svc").await, "primary-value");
 
     // CreateSecret with AddReplicaRegions: the replica exists when the call returns.
@@ -804,7 +804,11 @@ async fn a_replica_is_sealed_under_its_own_regions_key() {
         d.replication_status()[0].status(),
         Some(&StatusType::InSync)
     );
-    assert_eq!(d.replication_status()[0].status_message(), None);
+    // As AWS shows an InSync replica (the AWS CLI's describe-secret example).
+    assert_eq!(
+        d.replication_status()[0].status_message(),
+        Some("Replication succeeded")
+    );
     assert_eq!(value(&eu1, "sealed").await, "three");
     let versions = eu1
         .list_secret_version_ids()
