@@ -297,4 +297,50 @@ mod tests {
             })
             .unwrap();
     }
+
+    #[derive(diesel::QueryableByName)]
+    struct PlanRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    /// The due query reads an index range on (region, next_attempt_at): with a dead peer the
+    /// outbox holds every change since, all in back-off, and a scan of the region's rows
+    /// every 100 ms would cost the primary's writes.
+    #[test]
+    fn the_due_query_reads_an_index_range_of_due_changes() {
+        use diesel::RunQueryDsl;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
+        let due = replication_outbox::table
+            .filter(replication_outbox::region.eq("eu-west-1"))
+            .filter(replication_outbox::next_attempt_at.le(5_i64))
+            .order(replication_outbox::seq.asc())
+            .select((
+                replication_outbox::primary_secret_id,
+                replication_outbox::region,
+            ))
+            .limit(64);
+        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&due)
+            .to_string()
+            .split(" -- ")
+            .next()
+            .unwrap()
+            .replace('?', "1");
+        let plan = store
+            .read_blocking(move |tx| {
+                Ok(native!(&mut *tx.conn, |c| diesel::sql_query(format!(
+                    "EXPLAIN QUERY PLAN {sql}"
+                ))
+                .load::<PlanRow>(c))
+                .unwrap())
+            })
+            .unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|r| r.detail).collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("replication_outbox_due") && d.contains("next_attempt_at<")),
+            "{plan:?}"
+        );
+    }
 }

@@ -1,0 +1,1 @@
+DROP INDEX replication_outbox_due;
