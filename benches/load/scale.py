@@ -12,7 +12,7 @@ For each size N (--sizes, default 10000,100000,1000000), on a fresh SQLite data 
   list     ListSecrets, first page (MaxResults 100), sequential requests on a fresh
            connection each, --list-samples of them after 3 unmeasured ones: p50 and p99 of the
            client-side latency, for: no filter; a name prefix matching 10 secrets at any N
-           (`bench/app07/secret-0001`); a name prefix matching N/100 (`bench/app07/`); a name
+           (`bench/app07/secret-01`); a name prefix matching N/100 (`bench/app07/`); a name
            prefix matching every secret (`bench/`); a description filter (`bench secret 7`,
            word matching, not narrowed by an index)
   get      GetSecretValue with wrk (bench.py's run: --distinct pre-signed requests for random
@@ -39,7 +39,7 @@ import bench  # noqa: E402  (the load benchmark's helpers: signing, wrk, seeding
 
 LIST_CASES = [
     ("no filter", None),
-    ("name prefix, 10 matches", [{"Key": "name", "Values": ["bench/app07/secret-0001"]}]),
+    ("name prefix, 10 matches", [{"Key": "name", "Values": ["bench/app07/secret-01"]}]),
     ("name prefix, N/100 matches", [{"Key": "name", "Values": ["bench/app07/"]}]),
     ("name prefix, every secret", [{"Key": "name", "Values": ["bench/"]}]),
     ("description words", [{"Key": "description", "Values": ["bench secret 7"]}]),
