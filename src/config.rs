@@ -52,6 +52,29 @@ pub enum Command {
         #[command(subcommand)]
         command: RotationCommand,
     },
+    /// Benchmark only: create secrets straight in the store (benches/load/scale.py).
+    #[command(hide = true)]
+    BenchSeed(BenchSeedArgs),
+}
+
+/// `strongroom bench-seed`: see `ops::create_secret::seed_for_benchmark`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchSeedArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub account: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The first secret's number.
+    #[arg(long, default_value_t = 0)]
+    pub start: u64,
+    /// How many secrets.
+    #[arg(long)]
+    pub count: u64,
+    /// A file holding the resource policy every secret gets.
+    #[arg(long)]
+    pub resource_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

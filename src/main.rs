@@ -188,6 +188,33 @@ fn run(command: Command) -> std::process::ExitCode {
             Err(e) => fail(&e),
         },
         Command::Audit { command } => strongroom::audit::cli::run(command),
+        Command::BenchSeed(a) => {
+            let policy = match a.resource_policy.as_deref().map(std::fs::read_to_string) {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => return fail(&format!("cannot read the resource policy: {e}")),
+            };
+            let r = a.store.resolve().and_then(|c| {
+                let (store, keyring) = strongroom::server::open(&c)?;
+                let end = a.start.saturating_add(a.count);
+                strongroom::ops::create_secret::seed_for_benchmark(
+                    &store,
+                    &keyring,
+                    &a.account,
+                    &a.region,
+                    a.start..end,
+                    policy.as_deref(),
+                )
+                .map_err(|e| format!("{e:?}"))
+            });
+            match r {
+                Ok(n) => {
+                    println!("{n} secrets created");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Agent(_) | Command::Exec(_) | Command::Rotation { .. } => fail("handled in main"),
     }
 }

@@ -3,14 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::get_secret_value::{self, Output as SecretValueEntry};
-use super::list_secrets::{subject, validate_paging};
-use super::values::{self, Cursor, SortValue};
+use super::list_secrets::{cursor, list_page, list_pos, validate_paging, ListQuery, ReadLimits};
+use super::values;
 use super::{Authorized, Ctx, Operation, SecretFacts, Target, Targeted};
 use crate::error::ApiError;
 use crate::kms::Keyring;
 use crate::secrets::{self, filters};
 use crate::store::rows::SecretRow;
-use crate::store::Tx;
+use crate::store::{ListOrder, Tx};
 
 /// Most secrets in one call (SecretIdList length and MaxResults).
 pub const MAX_RESULTS: i64 = 20;
@@ -128,25 +128,19 @@ impl Operation for BatchGetSecretValue {
                     .transpose()?;
                 let max = usize::try_from(input.max_results.unwrap_or(MAX_RESULTS))
                     .map_err(ApiError::internal)?;
+                let query = ListQuery {
+                    order: ListOrder::Created,
+                    descending: false,
+                    after: after.map(|c| list_pos(ListOrder::Created, c)).transpose()?,
+                    include_deleted: false,
+                    max,
+                    limits: ReadLimits::DEFAULT,
+                };
                 let (page, next) = ctx
                     .store
                     .read(move |tx| {
-                        let views: Vec<_> = tx
-                            .list_secret_views(&scope.account, &scope.region)?
-                            .into_iter()
-                            .filter(|v| v.secret.deleted_at.is_none())
-                            .filter(|v| compiled.matches(&subject(v)))
-                            .collect();
-                        let (page, next) = values::keyset_page(
-                            views,
-                            |v| Cursor {
-                                value: SortValue::Num(v.secret.created_at),
-                                id: v.secret.secret_id.clone(),
-                            },
-                            false,
-                            after.as_ref(),
-                            max,
-                        );
+                        let (page, next) =
+                            list_page(tx, &scope.account, &scope.region, &compiled, &query)?;
                         let page = page
                             .into_iter()
                             .map(|v| {
@@ -156,7 +150,10 @@ impl Operation for BatchGetSecretValue {
                         Ok((page, next))
                     })
                     .await?;
-                (page, next.map(|c| values::encode_next_token(mode, &c)))
+                (
+                    page,
+                    next.map(|p| values::encode_next_token(mode, &cursor(p))),
+                )
             }
         };
 

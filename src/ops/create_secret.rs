@@ -227,38 +227,26 @@ impl Operation for CreateSecret {
                 }
                 // The ARN (with its fresh suffix) the request was authorized on.
                 let arn = new_arn.clone();
-                let row = SecretRow {
-                    secret_id: uuid::Uuid::new_v4().to_string(),
-                    account_id: scope.account.clone(),
-                    region: scope.region.clone(),
-                    name: name.clone(),
-                    arn: arn.clone(),
-                    description: description.clone(),
+                let row = new_row(NewSecret {
+                    account: &scope.account,
+                    region: &scope.region,
+                    name: &name,
+                    arn: &arn,
+                    description: description.as_deref(),
                     kms_key_id: kms,
-                    created_at: now,
-                    last_changed_at: now,
-                    last_accessed_at: None,
-                    deleted_at: None,
-                    purge_at: None,
-                    owning_service: None,
-                    primary_region: None,
+                    tag_list,
+                    secret_type: secret_type.as_deref(),
+                    now,
+                });
+                let row = SecretRow {
                     resource_policy: cross_account_primary
                         .as_ref()
                         .map(|p| super::replicas::cross_account_policy(&p.account)),
-                    tag_list,
-                    secret_type: secret_type.clone(),
-                    external_rotation_metadata: None,
-                    external_rotation_role_arn: None,
-                    rotation_enabled: None,
-                    rotation_lambda_arn: None,
-                    rotation_rules: None,
-                    last_rotated_at: None,
-                    next_rotation_at: None,
                     cross_account_status: cross_account_primary
                         .as_ref()
                         .map(|_| super::replicas::PENDING.to_owned()),
                     cross_account_primary_arn: cross_account_primary.as_ref().map(|p| p.arn.clone()),
-                    cross_account_replica: false,
+                    ..row
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {
@@ -344,4 +332,121 @@ fn may_retry(
             Some((existing, &facts)),
         )
         .is_ok())
+}
+
+/// What a new secret's row is made of.
+#[derive(Debug, Clone)]
+pub struct NewSecret<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub name: &'a str,
+    pub arn: &'a str,
+    pub description: Option<&'a str>,
+    /// A customer managed key's id (`None`: the account's `aws/secretsmanager` key).
+    pub kms_key_id: Option<String>,
+    /// Whether the request carried `Tags` (even empty).
+    pub tag_list: bool,
+    pub secret_type: Option<&'a str>,
+    pub now: i64,
+}
+
+/// The row CreateSecret stores for a new secret (a fresh id, no versions yet).
+pub fn new_row(n: NewSecret<'_>) -> SecretRow {
+    SecretRow {
+        secret_id: uuid::Uuid::new_v4().to_string(),
+        account_id: n.account.to_owned(),
+        region: n.region.to_owned(),
+        name: n.name.to_owned(),
+        arn: n.arn.to_owned(),
+        description: n.description.map(str::to_owned),
+        kms_key_id: n.kms_key_id,
+        created_at: n.now,
+        last_changed_at: n.now,
+        last_accessed_at: None,
+        deleted_at: None,
+        purge_at: None,
+        owning_service: None,
+        primary_region: None,
+        resource_policy: None,
+        tag_list: n.tag_list,
+        secret_type: n.secret_type.map(str::to_owned),
+        external_rotation_metadata: None,
+        external_rotation_role_arn: None,
+        rotation_enabled: None,
+        rotation_lambda_arn: None,
+        rotation_rules: None,
+        last_rotated_at: None,
+        next_rotation_at: None,
+        cross_account_status: None,
+        cross_account_primary_arn: None,
+        cross_account_replica: false,
+    }
+}
+
+/// Benchmark only (`strongroom bench-seed`): create `count` secrets straight in the store,
+/// as CreateSecret (with `Tags` and a `SecretString`) followed by PutResourcePolicy would,
+/// without requests or audit records: names `bench/appNN/secret-IIIII`, a `team` tag, one
+/// 1 KB value sealed under the account's `aws/secretsmanager` key (the same envelope a
+/// request writes) and, when given, `resource_policy`. Written in transactions of 2,000.
+/// Answers how many were created.
+pub fn seed_for_benchmark(
+    store: &crate::store::Store,
+    keyring: &crate::kms::Keyring,
+    account: &str,
+    region: &str,
+    range: std::ops::Range<u64>,
+    resource_policy: Option<&str>,
+) -> Result<u64, ApiError> {
+    let mut done = 0_u64;
+    let mut start = range.start;
+    while start < range.end {
+        let end = start.saturating_add(2_000).min(range.end);
+        store.write_blocking(|tx| {
+            let now = super::system_now_ms();
+            for i in start..end {
+                let name = format!("bench/app{:02}/secret-{i:05}", i % 100);
+                let arn = secrets::secret_arn(region, account, &name, &secrets::arn_suffix());
+                let description = format!("bench secret {i}");
+                let mut row = new_row(NewSecret {
+                    account,
+                    region,
+                    name: &name,
+                    arn: &arn,
+                    description: Some(&description),
+                    kms_key_id: None,
+                    tag_list: true,
+                    secret_type: None,
+                    now,
+                });
+                row.resource_policy = resource_policy.map(str::to_owned);
+                tx.insert_secret(&row)?;
+                tx.replace_tags(
+                    &row.secret_id,
+                    &[("team".into(), format!("app{:02}", i % 100))],
+                )?;
+                let head = format!("{{\"id\":{i},\"version\":1,\"password\":\"");
+                let pad = 1024_usize.saturating_sub(head.len()).saturating_sub(2);
+                let value = values::NewValue {
+                    kind: secrets::ValueKind::String,
+                    bytes: crate::crypto::SecretBytes::new(
+                        format!("{head}{}\"}}", "x".repeat(pad)).into_bytes(),
+                    ),
+                };
+                let vid = uuid::Uuid::new_v4().to_string();
+                values::write_version(
+                    tx,
+                    keyring,
+                    &row,
+                    &vid,
+                    Some(&value),
+                    &[AWSCURRENT.to_owned()],
+                    now,
+                )?;
+            }
+            Ok(())
+        })?;
+        done = done.saturating_add(end.saturating_sub(start));
+        start = end;
+    }
+    Ok(done)
 }

@@ -245,6 +245,37 @@ impl CompiledFilters {
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
     }
+
+    /// Whether a secret named `name` passes every `name` filter (the other filters are not
+    /// looked at): a secret [`Self::matches`] also passes this, so a listing may drop by
+    /// name alone what cannot match.
+    pub fn matches_name(&self, name: &str) -> bool {
+        let subject = FilterSubject {
+            name,
+            description: None,
+            tags: &[],
+            primary_region: None,
+            owning_service: None,
+        };
+        self.filters
+            .iter()
+            .filter(|f| f.key == FilterKey::Name)
+            .all(|f| f.matches(&subject))
+    }
+
+    /// Prefixes every matching secret's name starts with one of: the positive values of a
+    /// `name` filter that has some and none of them empty (its negated values, and the
+    /// other filters, narrow further). `None` when no filter bounds the names so.
+    pub fn name_prefixes(&self) -> Option<Vec<&str>> {
+        self.filters
+            .iter()
+            .find(|f| {
+                f.key == FilterKey::Name
+                    && !f.positive.is_empty()
+                    && f.positive.iter().all(|p| !p.whole.is_empty())
+            })
+            .map(|f| f.positive.iter().map(|p| p.whole.as_str()).collect())
+    }
 }
 
 impl CompiledFilter {
@@ -688,6 +719,62 @@ mod tests {
         let s = subject("anything", None, &[]);
         assert!(hits(&[f("name", &[""])], &s));
         assert!(!hits(&[f("name", &["!"])], &s));
+    }
+
+    // --- what a listing may narrow by before matching ---
+
+    #[test]
+    fn name_prefixes_come_from_a_name_filter_of_nonempty_positive_values() {
+        let c = |fs: &[Filter]| compile(fs).unwrap();
+        assert_eq!(c(&[]).name_prefixes(), None);
+        assert_eq!(c(&[f("name", &["!a"])]).name_prefixes(), None);
+        assert_eq!(c(&[f("name", &["a", ""])]).name_prefixes(), None);
+        assert_eq!(c(&[f("tag-key", &["a"])]).name_prefixes(), None);
+        assert_eq!(c(&[f("all", &["a"])]).name_prefixes(), None);
+        assert_eq!(
+            c(&[f("name", &["a", "!ab", "c"])]).name_prefixes(),
+            Some(vec!["a", "c"])
+        );
+        assert_eq!(
+            c(&[f("name", &["!x"]), f("name", &["p/"])]).name_prefixes(),
+            Some(vec!["p/"])
+        );
+        let m = c(&[f("name", &["prod", "!prod/legacy"]), f("tag-key", &["x"])]);
+        assert!(m.matches_name("prod/api"));
+        assert!(!m.matches_name("prod/legacy/db"));
+        assert!(!m.matches_name("dev"));
+        assert!(c(&[f("description", &["x"])]).matches_name("anything"));
+    }
+
+    proptest::proptest! {
+        /// Whatever `matches` accepts passes `matches_name` and, when `name_prefixes`
+        /// answers, starts with one of them: narrowing by them never drops a match.
+        #[test]
+        fn narrowing_by_name_keeps_every_match(
+            names in proptest::collection::vec("[ab/!]{0,4}", 1..4),
+            values in proptest::collection::vec("!?[ab/]{0,3}", 1..4),
+            other in proptest::option::of("[ab]{0,2}"),
+            tag in "[ab]{0,2}",
+        ) {
+            let mut fs = vec![f("name", &values.iter().map(String::as_str).collect::<Vec<_>>())];
+            if let Some(o) = &other {
+                fs.push(f("tag-key", &[o.as_str()]));
+            }
+            let c = compile(&fs).unwrap();
+            let t = tags(&[(tag.as_str(), "v")]);
+            for n in &names {
+                let s = subject(n, None, &t);
+                if c.matches(&s) {
+                    proptest::prop_assert!(c.matches_name(n));
+                    if let Some(ps) = c.name_prefixes() {
+                        proptest::prop_assert!(ps.iter().any(|p| n.starts_with(p)));
+                    }
+                }
+                if other.is_none() {
+                    proptest::prop_assert_eq!(c.matches(&s), c.matches_name(n));
+                }
+            }
+        }
     }
 
     // --- word splitting ---

@@ -34,6 +34,7 @@ mod conn;
 mod fixed;
 mod keys;
 mod kms;
+mod listing;
 pub mod outbox;
 mod replicas;
 mod role_ids;
@@ -54,6 +55,9 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 pub use audit::{lookup_block, record_terms};
 pub use conn::{audit_chain_path, audit_index_path, redact_url, AnyConnection, Backend};
+#[cfg(test)]
+pub use listing::fresh_postgres_store;
+pub use listing::{prefix_end, ListKey, ListOrder, ListPos, NEVER_ACCESSED};
 pub use rotation::RotationJobRow;
 
 use crate::error::ApiError;

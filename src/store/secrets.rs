@@ -321,68 +321,6 @@ impl Tx<'_> {
         })
     }
 
-    /// Every secret of an account and region (with stages and tags), ordered by creation.
-    pub fn list_secret_views(
-        &mut self,
-        account: &str,
-        region: &str,
-    ) -> Result<Vec<SecretView>, StoreError> {
-        let rows: Vec<SecretRow> = secrets::table
-            .filter(secrets::account_id.eq(account))
-            .filter(secrets::region.eq(region))
-            .order((secrets::created_at.asc(), secrets::secret_id.asc()))
-            .select(SecretRow::as_select())
-            .load(self.conn)
-            .map_err(|e| self.db(e))?;
-        let ids: Vec<&str> = rows.iter().map(|r| r.secret_id.as_str()).collect();
-        let mut stages: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-        let mut tags: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for chunk in ids.chunks(500) {
-            let st: Vec<(String, String, String)> = secret_stages::table
-                .filter(secret_stages::secret_id.eq_any(chunk))
-                .select((
-                    secret_stages::secret_id,
-                    secret_stages::stage,
-                    secret_stages::version_id,
-                ))
-                .load(self.conn)
-                .map_err(|e| self.db(e))?;
-            for (sid, stage, vid) in st {
-                stages
-                    .entry(sid)
-                    .or_default()
-                    .entry(vid)
-                    .or_default()
-                    .push(stage);
-            }
-            let tg: Vec<(String, String, String)> = secret_tags::table
-                .filter(secret_tags::secret_id.eq_any(chunk))
-                .order((secret_tags::secret_id.asc(), secret_tags::position.asc()))
-                .select((
-                    secret_tags::secret_id,
-                    secret_tags::tag_key,
-                    secret_tags::tag_value,
-                ))
-                .load(self.conn)
-                .map_err(|e| self.db(e))?;
-            for (sid, k, v) in tg {
-                tags.entry(sid).or_default().push((k, v));
-            }
-        }
-        Ok(rows
-            .into_iter()
-            .map(|secret| {
-                let st = stages.remove(&secret.secret_id).unwrap_or_default();
-                let tg = tags.remove(&secret.secret_id).unwrap_or_default();
-                SecretView {
-                    secret,
-                    stages: st.into_iter().collect(),
-                    tags: tg,
-                }
-            })
-            .collect())
-    }
-
     /// Secrets whose recovery window has ended.
     pub fn secrets_due_for_purge(&mut self, now: i64) -> Result<Vec<SecretRow>, StoreError> {
         secrets::table
