@@ -478,6 +478,9 @@ mod tests {
             rotation_rules: None,
             last_rotated_at: None,
             next_rotation_at: None,
+            cross_account_status: None,
+            cross_account_primary_arn: None,
+            cross_account_replica: false,
         }
     }
 
