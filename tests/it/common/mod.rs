@@ -148,7 +148,9 @@ impl TestServer {
         }
     }
 
-    /// Stop the server (its data stays), as an operator stops the process.
+    /// Stop the server (its data stays), as an operator stops the process. A server still
+    /// running when its test ends is stopped when it is dropped: the whole suite runs in one
+    /// process, and servers left running would hold their threads and files to the end.
     pub fn stop(&mut self) {
         // The stop command is sent when `stop` is called; its future only awaits completion.
         drop(self.handle.stop(false));
@@ -692,4 +694,16 @@ pub fn call_as(
             ..Signing::default()
         },
     )
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            drop(self.handle.stop(false));
+            if let Some(t) = self.thread.take() {
+                // A test that failed has already panicked; do not panic again here.
+                let _ = t.join();
+            }
+        }
+    }
 }
