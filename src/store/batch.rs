@@ -212,7 +212,7 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
         }
         drop(conn);
         drop(_guard);
-        std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10)) * 3));
+        std::thread::sleep(super::retry_pause(attempt));
     }
 }
 

@@ -210,7 +210,18 @@ impl std::fmt::Debug for Store {
     }
 }
 
-const MAX_RETRIES: u32 = 20;
+const MAX_RETRIES: u32 = 60;
+
+/// How long a transaction that met a conflict waits before its `attempt`+1st try: a random
+/// time up to 3 ms per attempt so far (at most 30 ms). Random, so that transactions that
+/// conflicted with each other (PostgreSQL's serialization failures among concurrent
+/// writers) do not all come back at the same moment and conflict again.
+fn retry_pause(attempt: u32) -> Duration {
+    let most = u64::from(attempt.clamp(1, 10)) * 3_000;
+    #[expect(clippy::cast_possible_truncation, reason = "a remainder below 30,000")]
+    let micros = (uuid::Uuid::new_v4().as_u128() % u128::from(most)) as u64;
+    Duration::from_micros(micros.max(500))
+}
 
 impl Store {
     /// Open (and migrate) the database at `url` (`sqlite://PATH` or `postgres://...`).
@@ -446,7 +457,7 @@ impl Store {
                 Err(TxFail::Api(e)) => return Err(e),
                 Err(TxFail::Db(e)) => return Err(StoreError::Db(e).into()),
             }
-            std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10)) * 3));
+            std::thread::sleep(retry_pause(attempt));
         }
     }
 

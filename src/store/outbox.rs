@@ -44,10 +44,18 @@ impl Tx<'_> {
     /// Enqueue a change.
     /// A change of a (secret, region) held back by a failed delivery's back-off waits as
     /// long as its group (so that the due changes are the changes of due groups).
+    ///
+    /// PostgreSQL: a blind insert. Its writes run SERIALIZABLE, and reading the group's oldest
+    /// change puts a predicate lock on an index range that concurrent enqueues of other
+    /// secrets write into, so concurrent replicated writes failed as serialization conflicts
+    /// until their retries ran out. There the due query's own check of each group's oldest
+    /// change holds a group in back-off back; its later changes only take room in a round.
     pub fn enqueue_outbox(&mut self, row: &NewOutboxRow) -> Result<(), StoreError> {
         let mut row = row.clone();
-        if let Some(oldest) = self.outbox_oldest(&row.primary_secret_id, &row.region)? {
-            row.next_attempt_at = row.next_attempt_at.max(oldest.next_attempt_at);
+        if matches!(self.conn, crate::store::AnyConnection::Sqlite(_)) {
+            if let Some(oldest) = self.outbox_oldest(&row.primary_secret_id, &row.region)? {
+                row.next_attempt_at = row.next_attempt_at.max(oldest.next_attempt_at);
+            }
         }
         diesel::insert_into(replication_outbox::table)
             .values(&row)
