@@ -43,22 +43,29 @@ pub struct Transport(pub String);
 
 /// The TLS settings for the peers: the CA file's certificates, or the system's.
 pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    tls_config_named(ca_file, "--peer-ca")
+}
+
+/// A TLS client configuration trusting the certificates of `ca_file` (named `what` in
+/// errors: the option or field that gave it), or the system's roots without one. Shared by
+/// the peers and the rotation webhooks.
+pub(crate) fn tls_config_named(
+    ca_file: Option<&std::path::Path>,
+    what: &str,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
             let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read --peer-ca `{}`: {e}", path.display()))?;
+                .map_err(|e| format!("cannot read {what} `{}`: {e}", path.display()))?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| format!("--peer-ca `{}`: {e}", path.display()))?;
+                let cert = cert.map_err(|e| format!("{what} `{}`: {e}", path.display()))?;
                 roots
                     .add(cert)
-                    .map_err(|e| format!("--peer-ca `{}`: {e}", path.display()))?;
+                    .map_err(|e| format!("{what} `{}`: {e}", path.display()))?;
             }
             if roots.is_empty() {
-                return Err(format!(
-                    "--peer-ca `{}` holds no certificate",
-                    path.display()
-                ));
+                return Err(format!("{what} `{}` holds no certificate", path.display()));
             }
         }
         None => {

@@ -97,7 +97,10 @@ fn body(hook: &Webhook, call: &Call<'_>) -> Zeroizing<Vec<u8>> {
 pub async fn invoke(function: &RotationFunction, hook: &Webhook, call: Call<'_>) -> Outcome {
     let timeout = function.timeout;
     let tls = if hook.tls {
-        match tls_config(function.tls_ca_file.as_deref()) {
+        match crate::replication::client::tls_config_named(
+            function.tls_ca_file.as_deref(),
+            "the TlsCaFile",
+        ) {
             Ok(c) => Some(c),
             Err(e) => {
                 return Outcome {
@@ -135,42 +138,6 @@ pub async fn invoke(function: &RotationFunction, hook: &Webhook, call: Call<'_>)
             output: String::new(),
         },
     }
-}
-
-/// The TLS settings for a receiver: the CA file's certificates, or the system's.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("cannot read the TlsCaFile `{}`: {e}", path.display()))?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| format!("TlsCaFile `{}`: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("TlsCaFile `{}`: {e}", path.display()))?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "the TlsCaFile `{}` holds no certificate",
-                    path.display()
-                ));
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// The receiver as failure messages name it (scheme, host and port: never the path or
