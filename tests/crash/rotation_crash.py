@@ -243,6 +243,9 @@ def one_step(args, server, control, step):
             raise Failure(f"{step}: the rotation neither completed nor failed within 120 s: "
                           f"{json.dumps(d, default=str)}")
         time.sleep(0.25)
+    # The value read in the loop came before the describe that saw the rotation end: the
+    # rotation may have finished between the two, so the value is read again.
+    value = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
     if done:
         if with_stage(st, "AWSCURRENT") != [token]:
             raise Failure(f"{step}: completed but AWSCURRENT is {with_stage(st, 'AWSCURRENT')}, not {token}")
@@ -460,6 +463,9 @@ def one_builtin_step(args, server, pg, proxy, step):
             raise Failure(f"builtin {step}: the rotation neither completed nor failed within 120 s: "
                           f"{json.dumps(d, default=str)}")
         time.sleep(0.25)
+    # The value read in the loop came before the describe that saw the rotation end: the
+    # rotation may have finished between the two, so the value is read again.
+    value = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])
     if done:
         if with_stage(st, "AWSCURRENT") != [token] or with_stage(st, "AWSPREVIOUS") != [first]:
             raise Failure(f"builtin {step}: completed but the stages are {st}")
