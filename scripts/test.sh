@@ -118,7 +118,9 @@ else
     ((EUID == 0)) || sudo_apt=(sudo)
     export DEBIAN_FRONTEND=noninteractive
     "${sudo_apt[@]}" apt-get update -q >/dev/null
-    if ! apt-cache policy prometheus | grep -q 'Candidate: [0-9]'; then
+    # Captured first: under pipefail, `grep -q` leaving early would fail apt-cache with SIGPIPE.
+    policy=$(apt-cache policy prometheus)
+    if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
         echo "error: no prometheus package in the apt sources" >&2
         exit 1
     fi
