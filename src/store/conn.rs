@@ -534,8 +534,21 @@ pub(super) fn open_pool(
         move_chain_to_own_file(c).map_err(|e| StoreError::Migration(e.to_string()))?;
         // Write records whose change committed but whose chain insert did not (the process
         // died between the two files' commits): into the chain before anything else.
-        c.immediate_transaction(|c| c.batch_execute(&ADOPT_PENDING_SQL))
-            .map_err(|e| StoreError::Migration(format!("adopting pending audit records: {e}")))?;
+        // Looked for first, without a lock: a store opened beside a running server (the CLI,
+        // an auditor's query) takes the write lock only when there is something to adopt.
+        let pending = diesel::RunQueryDsl::get_result::<Count>(
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM main.audit_pending LIMIT 1)",
+            ),
+            c,
+        )
+        .map_err(|e| StoreError::Migration(format!("looking for pending audit records: {e}")))?;
+        if pending.n > 0 {
+            c.immediate_transaction(|c| c.batch_execute(&ADOPT_PENDING_SQL))
+                .map_err(|e| {
+                    StoreError::Migration(format!("adopting pending audit records: {e}"))
+                })?;
+        }
     }
     Ok((backend, pool))
 }
@@ -685,6 +698,25 @@ mod tests {
         drop(mapped);
         let plain = crate::store::Store::open(&url).unwrap();
         assert_eq!(size(&plain, "main"), 0);
+    }
+
+    /// A store opened beside a running server (an auditor's `audit query`, the CLI) needs no
+    /// write lock when no record waits for adoption: it opens while another connection holds
+    /// the write lock, where it used to wait out the busy timeout and fail.
+    #[test]
+    fn opening_beside_a_writer_needs_no_write_lock() {
+        use diesel::{Connection, RunQueryDsl};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let url = format!("sqlite://{}", path.display());
+        drop(crate::store::Store::open(&url).unwrap());
+        let mut writer = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        diesel::sql_query("BEGIN IMMEDIATE")
+            .execute(&mut writer)
+            .unwrap();
+        let opened = crate::store::Store::open(&url);
+        diesel::sql_query("COMMIT").execute(&mut writer).unwrap();
+        assert!(opened.is_ok(), "{:?}", opened.err());
     }
 
     #[derive(diesel::QueryableByName)]
