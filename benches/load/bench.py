@@ -487,6 +487,16 @@ def request_sets(port, args, count, rng_seed=7):
     return get, batch, put
 
 
+def get_requests(port, args, count, rng_seed=7):
+    """request_sets' GetSecretValue requests alone (the same secrets), without signing the
+    batch and put sets."""
+    import random
+
+    rng = random.Random(rng_seed)
+    picks = [rng.randrange(count) for _ in range(args.distinct)]
+    return [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(i)}) for i in picks]
+
+
 def check_one(port, raw):
     """Send one pre-signed request; return (status, body) so a broken setup fails loudly."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -814,7 +824,7 @@ def pg_two_servers(args, data_a, tmp):
         port = free_port()
         sr = start_strongroom(args, data_a, port, args.pg_url, cpus=cpu_a)
         try:
-            get, _, _ = request_sets(port, args, args.pg_secrets)
+            get = get_requests(port, args, args.pg_secrets)
             return run_set("pg get, one server on CPU %d" % cpu_a, port, get, args, tmp, rss_pid=sr.pid)
         finally:
             stop(sr)
@@ -827,7 +837,7 @@ def pg_two_servers(args, data_a, tmp):
             b = start_strongroom(args, data_b, pb, args.pg_url, cpus=cpu_b)
             targets = []
             for port, proc, tag in ((pa, a, "a"), (pb, b, "b")):
-                get, _, _ = request_sets(port, args, args.pg_secrets)
+                get = get_requests(port, args, args.pg_secrets)
                 status, body = check_one(port, get[0])
                 if status != 200:
                     raise SystemExit(f"pg two servers: server {tag} answers {status}: {body[:300]!r}")
