@@ -38,7 +38,13 @@
 # extra GetSecretValue run), BENCH_PAIRS (5), BENCH_METRICS_PAIRS (3: GetSecretValue with the
 # metrics listener off and on, interleaved), BENCH_AGENT (1: the caching agent's rows), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
 # directory), STRONGROOM_BIN (skip the release build and use this binary),
-# STRONGROOM_BIN_AUDIT_OFF (skip the bench-audit-off build and use this binary).
+# STRONGROOM_BIN_AUDIT_OFF (skip the bench-audit-off build and use this binary),
+# BENCH_PG_TWO_PAIRS (3; 0 skips them: PostgreSQL GetSecretValue with one server and with two
+# servers on the same database, interleaved pairs; each server pinned to a CPU of its own with
+# taskset, server A to the first CPU, server B to the second, wrk and PostgreSQL not pinned;
+# the table shows two / one, goal >= 1.6), BENCH_ONLY_PG=1 (only the PostgreSQL rows: no
+# hello-world, SQLite, moto or agent runs, and neither the hello-world server nor the
+# bench-audit-off binary is built).
 #
 # The numbers are only meaningful on an otherwise idle machine: the table's header shows the
 # load average at the start and at the end of the run.
@@ -106,6 +112,11 @@ if [[ ! -x "$ROOT/.venv/bin/python" ]] || ! "$ROOT/.venv/bin/python" -c 'import 
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check boto3
 fi
 
+ONLY_PG="${BENCH_ONLY_PG:-0}"
+if [[ "$ONLY_PG" == 1 ]]; then
+    [[ "${BENCH_SKIP_PG:-0}" == 1 ]] && { say "BENCH_ONLY_PG=1 with BENCH_SKIP_PG=1 leaves nothing to run"; exit 2; }
+    BENCH_SKIP_MOTO=1
+fi
 MOTO_VENV="$ROOT/benches/load/.venv-moto"
 if [[ "${BENCH_SKIP_MOTO:-0}" != 1 ]] && [[ ! -x "$MOTO_VENV/bin/moto_server" ]]; then
     say "installing moto[server] into $MOTO_VENV"
@@ -121,7 +132,10 @@ else
     cargo build --release --bins >&2
     BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/strongroom"
 fi
-if [[ -n "${STRONGROOM_BIN_AUDIT_OFF:-}" ]]; then
+only_args=()
+if [[ "$ONLY_PG" == 1 ]]; then
+    only_args=(--only-pg)
+elif [[ -n "${STRONGROOM_BIN_AUDIT_OFF:-}" ]]; then
     BIN_AUDIT_OFF="$STRONGROOM_BIN_AUDIT_OFF"
 else
     # Its own target directory: the audit-off binary never takes the release binary's place.
@@ -130,10 +144,15 @@ else
     cargo build --release --bins --features bench-audit-off --target-dir "$OFF_TARGET" >&2
     BIN_AUDIT_OFF="$OFF_TARGET/release/strongroom"
 fi
-say "building the hello-world server (benches/load/hello)"
-cargo build --release --manifest-path "$ROOT/benches/load/hello/Cargo.toml" >&2
-# The hello crate is a workspace of its own: its target is CARGO_TARGET_DIR when set.
-HELLO="${CARGO_TARGET_DIR:-$ROOT/benches/load/hello/target}/release/strongroom-bench-hello"
+if [[ "$ONLY_PG" == 1 ]]; then
+    BIN_AUDIT_OFF=""
+    HELLO=""
+else
+    say "building the hello-world server (benches/load/hello)"
+    cargo build --release --manifest-path "$ROOT/benches/load/hello/Cargo.toml" >&2
+    # The hello crate is a workspace of its own: its target is CARGO_TARGET_DIR when set.
+    HELLO="${CARGO_TARGET_DIR:-$ROOT/benches/load/hello/target}/release/strongroom-bench-hello"
+fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-bench.XXXXXX")"
 STARTED_PG=0
@@ -182,4 +201,5 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
     --moto-secrets "${BENCH_MOTO_SECRETS:-1000}" --distinct "${BENCH_DISTINCT:-400}" \
     --profile "${BENCH_PROFILE:-1}" --pairs "${BENCH_PAIRS:-5}" \
     --metrics-pairs "${BENCH_METRICS_PAIRS:-3}" --agent "${BENCH_AGENT:-1}" \
-    "${pg_args[@]}" "${moto_args[@]}"
+    --pg-two-pairs "${BENCH_PG_TWO_PAIRS:-3}" \
+    "${pg_args[@]}" "${moto_args[@]}" "${only_args[@]}"

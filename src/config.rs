@@ -69,9 +69,19 @@ pub struct BenchSeedArgs {
     /// The first secret's number.
     #[arg(long, default_value_t = 0)]
     pub start: u64,
-    /// How many secrets.
+    /// How many secrets (0: none, to seed audit records only).
     #[arg(long)]
     pub count: u64,
+    /// Versions per secret (1 KB each, the newest AWSCURRENT, the one before AWSPREVIOUS).
+    #[arg(long, default_value_t = 1)]
+    pub versions: u32,
+    /// Audit records to append (`ops::bench_seed::seed_audit_for_benchmark`), after the
+    /// secrets.
+    #[arg(long, default_value_t = 0)]
+    pub audit_records: u64,
+    /// The secrets the audit records name (`bench/appNN/secret-IIIII` below this number).
+    #[arg(long, default_value_t = 10_000)]
+    pub audit_secrets: u64,
     /// A file holding the resource policy every secret gets.
     #[arg(long)]
     pub resource_policy: Option<PathBuf>,

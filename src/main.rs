@@ -197,19 +197,29 @@ fn run(command: Command) -> std::process::ExitCode {
             let r = a.store.resolve().and_then(|c| {
                 let (store, keyring) = strongroom::server::open(&c)?;
                 let end = a.start.saturating_add(a.count);
-                strongroom::ops::create_secret::seed_for_benchmark(
+                let n = strongroom::ops::create_secret::seed_for_benchmark(
                     &store,
                     &keyring,
                     &a.account,
                     &a.region,
                     a.start..end,
+                    a.versions,
                     policy.as_deref(),
                 )
-                .map_err(|e| format!("{e:?}"))
+                .map_err(|e| format!("{e:?}"))?;
+                let m = strongroom::ops::bench_seed::seed_audit_for_benchmark(
+                    &store,
+                    &a.account,
+                    &a.region,
+                    a.audit_secrets,
+                    a.audit_records,
+                )
+                .map_err(|e| format!("{e:?}"))?;
+                Ok((n, m))
             });
             match r {
-                Ok(n) => {
-                    println!("{n} secrets created");
+                Ok((n, m)) => {
+                    println!("{n} secrets created, {m} audit records appended");
                     std::process::ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e),

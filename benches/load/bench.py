@@ -13,12 +13,18 @@ Runs, with wrk at the same connection count and duration for every HTTP row:
   moto         moto_server serving GetSecretValue (the peer people run today)
   pg get/put   the same get and put runs with the store on PostgreSQL
   pg raw       pgbench, one INSERT per transaction, one client (when pgbench is available)
+  pg two       GetSecretValue on PostgreSQL with one server and with two servers on the same
+               database, each server pinned to a CPU of its own (taskset: server A the first
+               CPU, server B the second; wrk and PostgreSQL not pinned), interleaved
+               --pg-two-pairs times; the two-server run drives each server with its own wrk
+               (half the connections each) and sums requests/s (see pg_two_servers)
   metrics      GetSecretValue with the Prometheus listener on (--metrics-listen, scraped every
                second during the run) and off, interleaved --metrics-pairs times, same data
   agent        `strongroom agent` in front of the server (bench-reader's key through the SDK's
                environment credentials): GET /secretsmanager/get?secretId=... for the get
                run's secrets, every request a cache hit, at 1 connection and at --connections;
                direct GetSecretValue at 1 connection beside it (the unloaded p50 of each)
+--only-pg runs the PostgreSQL rows alone (with --pg-two-pairs), for a quicker run of them.
 RSS: the server's VmRSS (from /proc) sampled during the get run, after seeding SECRETS
 secrets with VERSIONS versions of 1 KB each.
 
@@ -347,10 +353,10 @@ def perf_result(proc):
     return total if found else None
 
 
-def wrk(port, lua, args, duration, rss_pid=None, connections=None):
+def wrk(port, lua, args, duration, rss_pid=None, connections=None, threads=None):
     conns = connections or args.connections
     cmd = [
-        "wrk", f"-t{min(args.threads, conns)}", f"-c{conns}", f"-d{duration}s", "--latency",
+        "wrk", f"-t{min(threads or args.threads, conns)}", f"-c{conns}", f"-d{duration}s", "--latency",
         "--timeout", "10s", "-s", lua, f"http://127.0.0.1:{port}/",
     ]
     rss = []
@@ -481,6 +487,16 @@ def request_sets(port, args, count, rng_seed=7):
     return get, batch, put
 
 
+def get_requests(port, args, count, rng_seed=7):
+    """request_sets' GetSecretValue requests alone (the same secrets), without signing the
+    batch and put sets."""
+    import random
+
+    rng = random.Random(rng_seed)
+    picks = [rng.randrange(count) for _ in range(args.distinct)]
+    return [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(i)}) for i in picks]
+
+
 def check_one(port, raw):
     """Send one pre-signed request; return (status, body) so a broken setup fails loudly."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -554,7 +570,8 @@ def median_run(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def start_strongroom(args, data_dir, port, database_url=None, audit=True, metrics_port=None):
+def start_strongroom(args, data_dir, port, database_url=None, audit=True, metrics_port=None, cpus=None):
+    """Start `strongroom serve` (pinned with taskset to the CPU list `cpus`, when given)."""
     env = dict(os.environ)
     env.update({
         "STRONGROOM_ROOT_ACCESS_KEY_ID": AKID,
@@ -573,6 +590,11 @@ def start_strongroom(args, data_dir, port, database_url=None, audit=True, metric
         cmd += ["--database-url", database_url]
     if metrics_port:
         cmd += ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
+    if cpus is not None:
+        # taskset execs the server: the process id stays the server's. actix-web starts one
+        # request thread per CPU the process may run on, so a server pinned to one CPU runs
+        # one request thread, as on a one-CPU machine.
+        cmd = ["taskset", "-c", str(cpus)] + cmd
     logf = open(os.path.join(data_dir, "server.log"), "ab")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=logf, env=env)
     wait_port(port, proc)
@@ -724,12 +746,139 @@ def fmt(v, spec="{:.0f}"):
     return "-" if v is None else spec.format(v)
 
 
+def wrk_together(targets, args, duration):
+    """wrk against several servers at once: `targets` is a list of (port, lua, server pid),
+    each driven by a wrk of its own with args.connections / len(targets) connections and
+    args.threads / len(targets) threads (at least 1), all started together. Answers the runs
+    summed: requests/s, requests, non-2xx, server CPU and fsyncs added up; p50 and p99 the
+    worse of the wrks'; RSS the largest; CPU µs per request by thread group over all
+    requests; machine idle the mean of the wrks' (they measure the same interval)."""
+    conns = max(1, args.connections // len(targets))
+    threads = max(1, args.threads // len(targets))
+    out = [None] * len(targets)
+    errors = []
+
+    def one(k, port, lua, pid):
+        try:
+            out[k] = wrk(port, lua, args, duration, rss_pid=pid, connections=conns, threads=threads)
+        except Exception as e:  # noqa: BLE001 (re-raised below, in the caller's thread)
+            errors.append(e)
+
+    ts = [threading.Thread(target=one, args=(k, *t)) for k, t in enumerate(targets)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise errors[0]
+    total = sum(r["requests"] for r in out)
+    groups = {g for r in out for g in r["threads"]}
+    cpus = [r["cpu"] for r in out if r["cpu"] is not None]
+    syncs = [r["syncs_per_s"] for r in out if r["syncs_per_s"] is not None]
+    idles = [r["idle"] for r in out if r["idle"] is not None]
+    return {
+        "rps": sum(r["rps"] for r in out),
+        "p50": max(r["p50"] for r in out),
+        "p99": max(r["p99"] for r in out),
+        "requests": total,
+        "non2xx": sum(r["non2xx"] for r in out),
+        "socket_errors": "; ".join(r["socket_errors"] for r in out if r["socket_errors"]),
+        "rss_max": max((r["rss_max"] for r in out if r["rss_max"]), default=None),
+        "cpu": sum(cpus) if cpus else None,
+        "syncs_per_s": sum(syncs) if syncs else None,
+        "idle": sum(idles) / len(idles) if idles else None,
+        "threads": {g: sum(r["threads"].get(g, 0.0) * r["requests"] for r in out) / total
+                    for g in groups} if total else {},
+        "each": [{"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "cpu": r["cpu"]} for r in out],
+    }
+
+
+def pg_two_servers(args, data_a, tmp):
+    """GetSecretValue on PostgreSQL with one server and with two servers on the same database,
+    in --pg-two-pairs interleaved pairs (one, two, one, two, ...), each run on fresh servers.
+
+    How the two cores are split: the one-server run pins its server to the first CPU of this
+    process's affinity set (taskset), the two-server run pins server A to that CPU and
+    server B to the second; wrk and PostgreSQL are not pinned in either run. So each server
+    has one CPU of its own and the ratio says what a second server (a second CPU's worth of
+    request handling) adds on a database both share, with wrk and PostgreSQL competing with
+    the servers for the same two CPUs in both runs.
+
+    Server B runs on a data directory of its own (its own server id, so its own audit chain
+    and audit signing key) holding a copy of server A's master key (the KMS keys and access
+    keys in the database are sealed under it), the same --policies directory and the same
+    root credentials; bench-reader's access key is in the database, so both accept it. The
+    two-server run drives each server with a wrk of its own (half the connections and half
+    the wrk threads each, started together) and sums their requests/s."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or not shutil.which("taskset"):
+        log("postgres, two servers: skipped (needs two CPUs and taskset)")
+        return {}
+    cpu_a, cpu_b = cpus[0], cpus[1]
+    data_b = os.path.join(tmp, "pg-b")
+    os.makedirs(data_b, exist_ok=True)
+    shutil.copy2(os.path.join(data_a, "master.key"), os.path.join(data_b, "master.key"))
+    os.chmod(os.path.join(data_b, "master.key"), 0o600)
+
+    def one_run():
+        port = free_port()
+        sr = start_strongroom(args, data_a, port, args.pg_url, cpus=cpu_a)
+        try:
+            get = get_requests(port, args, args.pg_secrets)
+            return run_set("pg get, one server on CPU %d" % cpu_a, port, get, args, tmp, rss_pid=sr.pid)
+        finally:
+            stop(sr)
+
+    def two_run():
+        pa, pb = free_port(), free_port()
+        a = start_strongroom(args, data_a, pa, args.pg_url, cpus=cpu_a)
+        b = None
+        try:
+            b = start_strongroom(args, data_b, pb, args.pg_url, cpus=cpu_b)
+            targets = []
+            for port, proc, tag in ((pa, a, "a"), (pb, b, "b")):
+                get = get_requests(port, args, args.pg_secrets)
+                status, body = check_one(port, get[0])
+                if status != 200:
+                    raise SystemExit(f"pg two servers: server {tag} answers {status}: {body[:300]!r}")
+                lua = os.path.join(tmp, f"pg-two-{tag}.lua")
+                write_lua(lua, get)
+                targets.append((port, lua, proc.pid))
+            if args.warmup > 0:
+                wrk_together([(p, lua, None) for p, lua, _ in targets], args, args.warmup)
+            r = wrk_together(targets, args, args.duration)
+            log(f"pg get, two servers on CPUs {cpu_a} and {cpu_b}: {r['rps']:.0f} req/s ("
+                + " + ".join(f"{x['rps']:.0f}" for x in r["each"])
+                + f"), p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, non-2xx {r['non2xx']} {r['socket_errors']}, "
+                f"servers' CPU {100 * (r['cpu'] or 0):.0f}%")
+            if r["non2xx"] > 0:
+                log(f"pg two servers: WARNING {r['non2xx']} of {r['requests']} responses were not 2xx")
+            return r
+        finally:
+            stop(b)
+            stop(a)
+
+    ones, twos = [], []
+    for _ in range(args.pg_two_pairs):
+        ones.append(one_run())
+        twos.append(two_run())
+    pairs = [{"one": o["rps"], "two": t["rps"], "ratio": t["rps"] / o["rps"]} for o, t in zip(ones, twos)]
+    return {
+        "pg_one_pinned": median_run(ones),
+        "pg_two": median_run(twos),
+        "pg_two_pairs": pairs,
+        "pg_two_ratio": statistics.median(x["ratio"] for x in pairs),
+        "pg_two_cpus": [cpu_a, cpu_b],
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True)
-    ap.add_argument("--bin-audit-off", required=True,
-                    help="the bench-audit-off build (cargo feature), used for the audit-off runs only")
-    ap.add_argument("--hello", required=True)
+    ap.add_argument("--bin-audit-off", default="",
+                    help="the bench-audit-off build (cargo feature), used for the audit-off runs only "
+                         "(required unless --only-pg)")
+    ap.add_argument("--hello", default="", help="the hello-world server (required unless --only-pg)")
     ap.add_argument("--moto-server", default="")
     ap.add_argument("--pg-url", default="")
     ap.add_argument("--psql", default="psql")
@@ -754,122 +903,132 @@ def main():
     ap.add_argument("--agent", type=int, default=1, help="caching agent runs (1/0)")
     ap.add_argument("--pairs", type=int, default=5,
                     help="GetSecretValue runs with durable audit and with audit off, interleaved")
+    ap.add_argument("--pg-two-pairs", type=int, default=3,
+                    help="PostgreSQL GetSecretValue with one server and with two servers on the "
+                         "same database, interleaved (0: not run)")
+    ap.add_argument("--only-pg", action="store_true",
+                    help="only the PostgreSQL rows (no hello world, SQLite, moto or agent runs)")
     args = ap.parse_args()
+    if args.only_pg and not args.pg_url:
+        ap.error("--only-pg needs --pg-url")
+    if not args.only_pg and not (args.bin_audit_off and args.hello):
+        ap.error("--bin-audit-off and --hello are required unless --only-pg")
     tmp = args.tmp
     args.policies = write_policies(os.path.join(tmp, "policies"))
     rows = {}
     load0 = os.getloadavg()
 
-    # 1. hello world
-    port = free_port()
-    hello = subprocess.Popen([args.hello, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, hello)
-        reqs = [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(i)}) for i in range(args.distinct)]
-        rows["hello"] = run_set("hello", port, reqs, args, tmp, rss_pid=hello.pid)
-    finally:
-        stop(hello)
-
-    # 2. strongroom on SQLite: seed as root, then every measured request as bench-reader
-    data = os.path.join(tmp, "sqlite")
-    os.makedirs(data)
-    port = free_port()
-    sr = start_strongroom(args, data, port)
-    try:
-        t = seed(port, args.secrets, args.versions)
-        idle = rss_mb(sr.pid)
-        log(f"sqlite: seeded {args.secrets} secrets x {args.versions} versions (+ a resource policy each) "
-            f"in {t:.0f}s ({args.secrets * (args.versions + 1) / t:.0f} writes/s via boto3); RSS idle {idle:.0f} MB")
-        rows["seed"] = {"seconds": t, "rss_idle": idle}
-        CALLER.update(mint_user_key(args, data))
-        log(f"measured requests are signed as {USER_ARN} ({CALLER['akid']})")
-        get, batch, put = request_sets(port, args, args.secrets)
-        gets = [run_set("get", port, get, args, tmp, rss_pid=sr.pid)]
-    finally:
-        stop(sr)
-    # The same data, served with audit writing off (the bench-audit-off build), in pairs with
-    # audited runs: on, off, on, off, ... A run on this kind of machine can move by a quarter
-    # from one minute to the next, so the ratio is the median of the pairs' ratios.
-    def get_run(audit):
+    if not args.only_pg:
+        # 1. hello world
         port = free_port()
-        sr = start_strongroom(args, data, port, audit=audit)
+        hello = subprocess.Popen([args.hello, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            get, _, _ = request_sets(port, args, args.secrets)
-            return run_set("get" if audit else "get, audit off", port, get, args, tmp, rss_pid=sr.pid)
+            wait_port(port, hello)
+            reqs = [signed_raw(port, "secretsmanager.GetSecretValue", {"SecretId": name_of(i)}) for i in range(args.distinct)]
+            rows["hello"] = run_set("hello", port, reqs, args, tmp, rss_pid=hello.pid)
+        finally:
+            stop(hello)
+
+        # 2. strongroom on SQLite: seed as root, then every measured request as bench-reader
+        data = os.path.join(tmp, "sqlite")
+        os.makedirs(data)
+        port = free_port()
+        sr = start_strongroom(args, data, port)
+        try:
+            t = seed(port, args.secrets, args.versions)
+            idle = rss_mb(sr.pid)
+            log(f"sqlite: seeded {args.secrets} secrets x {args.versions} versions (+ a resource policy each) "
+                f"in {t:.0f}s ({args.secrets * (args.versions + 1) / t:.0f} writes/s via boto3); RSS idle {idle:.0f} MB")
+            rows["seed"] = {"seconds": t, "rss_idle": idle}
+            CALLER.update(mint_user_key(args, data))
+            log(f"measured requests are signed as {USER_ARN} ({CALLER['akid']})")
+            get, batch, put = request_sets(port, args, args.secrets)
+            gets = [run_set("get", port, get, args, tmp, rss_pid=sr.pid)]
         finally:
             stop(sr)
+        # The same data, served with audit writing off (the bench-audit-off build), in pairs with
+        # audited runs: on, off, on, off, ... A run on this kind of machine can move by a quarter
+        # from one minute to the next, so the ratio is the median of the pairs' ratios.
+        def get_run(audit):
+            port = free_port()
+            sr = start_strongroom(args, data, port, audit=audit)
+            try:
+                get, _, _ = request_sets(port, args, args.secrets)
+                return run_set("get" if audit else "get, audit off", port, get, args, tmp, rss_pid=sr.pid)
+            finally:
+                stop(sr)
 
-    offs = []
-    for i in range(args.pairs):
-        if i > 0:
-            gets.append(get_run(True))
-        offs.append(get_run(False))
-    rows["pairs"] = [{"on": a["rps"], "off": b["rps"], "ratio": a["rps"] / b["rps"]} for a, b in zip(gets, offs)]
-    rows["get"] = median_run(gets)
-    rows["get_noaudit"] = median_run(offs)
-    rows["audit_ratio"] = statistics.median(x["ratio"] for x in rows["pairs"])
+        offs = []
+        for i in range(args.pairs):
+            if i > 0:
+                gets.append(get_run(True))
+            offs.append(get_run(False))
+        rows["pairs"] = [{"on": a["rps"], "off": b["rps"], "ratio": a["rps"] / b["rps"]} for a, b in zip(gets, offs)]
+        rows["get"] = median_run(gets)
+        rows["get_noaudit"] = median_run(offs)
+        rows["audit_ratio"] = statistics.median(x["ratio"] for x in rows["pairs"])
 
-    # Metrics off and on, in pairs over the same data (off, on, off, on, ...); during an "on"
-    # run a scraper reads /metrics every second, as a Prometheus with a 1 s interval would.
-    def metrics_run(on):
+        # Metrics off and on, in pairs over the same data (off, on, off, on, ...); during an "on"
+        # run a scraper reads /metrics every second, as a Prometheus with a 1 s interval would.
+        def metrics_run(on):
+            port = free_port()
+            mport = free_port() if on else None
+            sr = start_strongroom(args, data, port, metrics_port=mport)
+            stop_scrape = threading.Event()
+            scraper = None
+            try:
+                if on:
+                    def scrape():
+                        while not stop_scrape.wait(1.0):
+                            metrics_get_count(mport)
+                    scraper = threading.Thread(target=scrape, daemon=True)
+                    scraper.start()
+                get, _, _ = request_sets(port, args, args.secrets)
+                r = run_set("get, metrics on" if on else "get, metrics off", port, get, args, tmp, rss_pid=sr.pid)
+                if on:
+                    n = metrics_get_count(mport)
+                    if not n or n < r["requests"]:
+                        raise SystemExit(f"metrics: GetSecretValue count {n} below the {r['requests']} requests served")
+                return r
+            finally:
+                stop_scrape.set()
+                if scraper:
+                    scraper.join()
+                stop(sr)
+
+        mpairs = []
+        for _ in range(args.metrics_pairs):
+            off = metrics_run(False)
+            on = metrics_run(True)
+            # CPU per request is the steadier measure on a shared machine: other processes slow
+            # a run's throughput but add little to the server's own CPU time per request.
+            mpairs.append({"on": on["rps"], "off": off["rps"], "ratio": on["rps"] / off["rps"],
+                           "cpu_on": cpu_us(on), "cpu_off": cpu_us(off), "on_run": on, "off_run": off})
+        if mpairs:
+            rows["metrics_pairs"] = [{k: v for k, v in x.items() if not k.endswith("_run")} for x in mpairs]
+            rows["metrics_on"] = median_run([x["on_run"] for x in mpairs])
+            rows["metrics_off"] = median_run([x["off_run"] for x in mpairs])
+            rows["metrics_ratio"] = statistics.median(x["ratio"] for x in mpairs)
+        if args.agent:
+            rows.update(agent_runs(args, data, tmp))
         port = free_port()
-        mport = free_port() if on else None
-        sr = start_strongroom(args, data, port, metrics_port=mport)
-        stop_scrape = threading.Event()
-        scraper = None
+        sr = start_strongroom(args, data, port)
         try:
-            if on:
-                def scrape():
-                    while not stop_scrape.wait(1.0):
-                        metrics_get_count(mport)
-                scraper = threading.Thread(target=scrape, daemon=True)
-                scraper.start()
-            get, _, _ = request_sets(port, args, args.secrets)
-            r = run_set("get, metrics on" if on else "get, metrics off", port, get, args, tmp, rss_pid=sr.pid)
-            if on:
-                n = metrics_get_count(mport)
-                if not n or n < r["requests"]:
-                    raise SystemExit(f"metrics: GetSecretValue count {n} below the {r['requests']} requests served")
-            return r
+            get, batch, put = request_sets(port, args, args.secrets)
+            rows["batch"] = run_set("batch", port, batch, args, tmp, rss_pid=sr.pid)
+            if args.profile:
+                rows["profile"] = profile(sr.pid, port, get, args, tmp)
+            rows["put"] = run_set("put", port, put, args, tmp, rss_pid=sr.pid, warmup=False,
+                                  ordered=True)
+            rows["rss_end"] = rss_mb(sr.pid)
         finally:
-            stop_scrape.set()
-            if scraper:
-                scraper.join()
             stop(sr)
+        rows["raw_sqlite"] = raw_sqlite(tmp, args.duration)
+        log(f"raw SQLite commits: {rows['raw_sqlite']:.0f}/s")
 
-    mpairs = []
-    for _ in range(args.metrics_pairs):
-        off = metrics_run(False)
-        on = metrics_run(True)
-        # CPU per request is the steadier measure on a shared machine: other processes slow
-        # a run's throughput but add little to the server's own CPU time per request.
-        mpairs.append({"on": on["rps"], "off": off["rps"], "ratio": on["rps"] / off["rps"],
-                       "cpu_on": cpu_us(on), "cpu_off": cpu_us(off), "on_run": on, "off_run": off})
-    if mpairs:
-        rows["metrics_pairs"] = [{k: v for k, v in x.items() if not k.endswith("_run")} for x in mpairs]
-        rows["metrics_on"] = median_run([x["on_run"] for x in mpairs])
-        rows["metrics_off"] = median_run([x["off_run"] for x in mpairs])
-        rows["metrics_ratio"] = statistics.median(x["ratio"] for x in mpairs)
-    if args.agent:
-        rows.update(agent_runs(args, data, tmp))
-    port = free_port()
-    sr = start_strongroom(args, data, port)
-    try:
-        get, batch, put = request_sets(port, args, args.secrets)
-        rows["batch"] = run_set("batch", port, batch, args, tmp, rss_pid=sr.pid)
-        if args.profile:
-            rows["profile"] = profile(sr.pid, port, get, args, tmp)
-        rows["put"] = run_set("put", port, put, args, tmp, rss_pid=sr.pid, warmup=False,
-                              ordered=True)
-        rows["rss_end"] = rss_mb(sr.pid)
-    finally:
-        stop(sr)
-    rows["raw_sqlite"] = raw_sqlite(tmp, args.duration)
-    log(f"raw SQLite commits: {rows['raw_sqlite']:.0f}/s")
-
-    # 3. moto
-    if args.moto_server:
-        rows["moto"] = moto_run(args, tmp)
+        # 3. moto
+        if args.moto_server:
+            rows["moto"] = moto_run(args, tmp)
 
     # 4. PostgreSQL
     if args.pg_url:
@@ -887,17 +1046,23 @@ def main():
                                      ordered=True)
         finally:
             stop(sr)
+        if args.pg_two_pairs > 0:
+            rows.update(pg_two_servers(args, data, tmp))
         rows["raw_pg"] = raw_pg(args, args.duration)
         if rows["raw_pg"]:
             log(f"raw PostgreSQL commits (pgbench): {rows['raw_pg']:.0f}/s")
 
     # table
-    h, g, b, p = rows["hello"], rows["get"], rows["batch"], rows["put"]
+    h, g, b, p = rows.get("hello"), rows.get("get"), rows.get("batch"), rows.get("put")
     moto = rows.get("moto")
     lines = []
+    load1 = os.getloadavg()
+    data_desc = (f"{args.pg_secrets} secrets x {args.pg_versions} versions of 1 KB on PostgreSQL only"
+                 if args.only_pg else f"{args.secrets} secrets x {args.versions} versions of 1 KB on SQLite")
     lines.append(f"Load benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
-                 f"{args.secrets} secrets x {args.versions} versions of 1 KB on SQLite; {os.cpu_count()} CPUs; "
-                 f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f}")
+                 f"{data_desc}; {os.cpu_count()} CPUs; "
+                 f"load average at start {load0[0]:.1f} / {load0[1]:.1f} / {load0[2]:.1f}, "
+                 f"at end {load1[0]:.1f} / {load1[1]:.1f} / {load1[2]:.1f}")
     lines.append("")
     lines.append("| run | requests/s | p50 ms | p99 ms | non-2xx | server CPU | CPU µs/request | fsyncs/s | machine idle |")
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -923,8 +1088,14 @@ def main():
     row("PutSecretValue, SQLite", p)
     row("GetSecretValue, moto_server", moto)
     row("GetSecretValue, PostgreSQL", rows.get("pg_get"))
+    cpus2 = rows.get("pg_two_cpus") or [0, 1]
+    row(f"GetSecretValue, PostgreSQL, one server pinned to CPU {cpus2[0]} (median of the pairs)",
+        rows.get("pg_one_pinned"))
+    row(f"GetSecretValue, PostgreSQL, two servers, pinned to CPUs {cpus2[0]} and {cpus2[1]} (median of the pairs)",
+        rows.get("pg_two"))
     row("PutSecretValue, PostgreSQL", rows.get("pg_put"))
-    lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | | | |")
+    if rows.get("raw_sqlite"):
+        lines.append(f"| raw SQLite insert+commit (WAL, synchronous=FULL, 1 writer) | {rows['raw_sqlite']:.0f} | | | | | | | |")
     if rows.get("raw_pg"):
         lines.append(f"| raw PostgreSQL insert+commit (pgbench, 1 client) | {rows['raw_pg']:.0f} | | | | | | | |")
     lines.append("")
@@ -939,7 +1110,10 @@ def main():
     split = []
     for label, key in [("GetSecretValue (durable audit)", "get"), ("GetSecretValue (audit off)", "get_noaudit"),
                        ("BatchGetSecretValue x20", "batch"), ("PutSecretValue", "put"),
-                       ("GetSecretValue, PostgreSQL", "pg_get"), ("PutSecretValue, PostgreSQL", "pg_put")]:
+                       ("GetSecretValue, PostgreSQL", "pg_get"),
+                       ("GetSecretValue, PostgreSQL, one pinned server", "pg_one_pinned"),
+                       ("GetSecretValue, PostgreSQL, two pinned servers", "pg_two"),
+                       ("PutSecretValue, PostgreSQL", "pg_put")]:
         r = rows.get(key)
         if r and r.get("threads"):
             parts = sorted(r["threads"].items(), key=lambda kv: -kv[1])
@@ -958,6 +1132,18 @@ def main():
             f"{x['on']:.0f} / {x['off']:.0f} = {x['ratio']:.2f}" for x in mp)
             + f" (median ratio {rows['metrics_ratio']:.2f}); server CPU µs per request on / off: " + "; ".join(
             f"{fmt(x['cpu_on'])} / {fmt(x['cpu_off'])}" for x in mp) + ".")
+    tp = rows.get("pg_two_pairs") or []
+    if tp:
+        c0, c1 = rows["pg_two_cpus"]
+        lines.append(f"PostgreSQL, two servers: both on the same database (server B: a data directory of its own "
+                     f"with a copy of A's master key, the same policies and credentials); the one-server run pins "
+                     f"its server to CPU {c0}, the two-server run pins A to CPU {c0} and B to CPU {c1} (taskset); "
+                     f"wrk and PostgreSQL are not pinned. Two servers: one wrk per server, "
+                     f"{max(1, args.connections // 2)} connections and {max(1, args.threads // 2)} thread(s) each, "
+                     f"requests/s summed, p50/p99 the worse server's, server CPU both servers'. "
+                     f"Two / one, in the order run: " + "; ".join(
+                         f"{x['two']:.0f} / {x['one']:.0f} = {x['ratio']:.2f}" for x in tp)
+                     + f" (median ratio {rows['pg_two_ratio']:.2f}).")
     if rows.get("agent"):
         lines.append("agent rows: `strongroom agent` (AWS SDK for Rust client, signed as the same user) in front of "
                      "the SQLite server, every request a cache hit; server CPU and RSS columns are the agent "
@@ -970,34 +1156,41 @@ def main():
         verdict = "-" if ok is None else "met" if ok else "MISSED"
         lines.append(f"| {label} | {fmt(value, vfmt)} | {goal} | {verdict} |")
 
-    rg = g["rps"] / h["rps"]
-    target("GetSecretValue / hello world", rg, ">= 0.20 (stretch 0.30)", rg >= 0.20, "{:.3f}")
-    if moto:
-        rm = g["rps"] / moto["rps"]
-        target("GetSecretValue / moto_server", rm, ">= 50", rm >= 50, "{:.1f}")
-    gn = rows.get("get_noaudit")
-    if gn:
-        ra = rows["audit_ratio"]
-        target("GetSecretValue durable audit / audit off (median of the pairs)", ra, ">= 0.7", ra >= 0.7, "{:.2f}")
-    target("GetSecretValue p99 at 32 connections (ms)", g["p99"], "<= 5", g["p99"] <= 5)
-    target("GetSecretValue requests/s", g["rps"], ">= 10000", g["rps"] >= 10000, "{:.0f}")
-    rp = p["rps"] / rows["raw_sqlite"]
-    target("PutSecretValue / raw SQLite commit rate", rp, ">= 0.8", rp >= 0.8, "{:.3f}")
-    rss = max(x for x in [*(r.get("rss_max") for r in gets + offs), b.get("rss_max"),
-                          p.get("rss_max"), rows.get("rss_end")] if x)
-    target("RSS under load (MB)", rss, "<= 150", rss <= 150, "{:.0f}")
-    if rows.get("metrics_ratio"):
-        target("GetSecretValue metrics on / off (median of the pairs)", rows["metrics_ratio"],
-               "not measurable (within noise)", None)
-    if rows.get("agent_1") and rows.get("direct_1"):
-        target("agent cache hit p50 / direct p50, 1 connection", rows["agent_1"]["p50"] / rows["direct_1"]["p50"],
-               "(report)", None, "{:.3f}")
-        target(f"agent cache hit / direct GetSecretValue requests/s, {args.connections} connections",
-               rows["agent"]["rps"] / g["rps"], "(report)", None, "{:.1f}")
-    rb = (b["rps"] * 20) / g["rps"]
-    target("BatchGet secrets/s / GetSecretValue secrets/s", rb, ">= 2", rb >= 2, "{:.2f}")
-    if rows.get("pg_get"):
+    if not args.only_pg:
+        rg = g["rps"] / h["rps"]
+        target("GetSecretValue / hello world", rg, ">= 0.20 (stretch 0.30)", rg >= 0.20, "{:.3f}")
+        if moto:
+            rm = g["rps"] / moto["rps"]
+            target("GetSecretValue / moto_server", rm, ">= 50", rm >= 50, "{:.1f}")
+        gn = rows.get("get_noaudit")
+        if gn:
+            ra = rows["audit_ratio"]
+            target("GetSecretValue durable audit / audit off (median of the pairs)", ra, ">= 0.7", ra >= 0.7, "{:.2f}")
+        target("GetSecretValue p99 at 32 connections (ms)", g["p99"], "<= 5", g["p99"] <= 5)
+        target("GetSecretValue requests/s", g["rps"], ">= 10000", g["rps"] >= 10000, "{:.0f}")
+        rp = p["rps"] / rows["raw_sqlite"]
+        target("PutSecretValue / raw SQLite commit rate", rp, ">= 0.8", rp >= 0.8, "{:.3f}")
+        rss = max(x for x in [*(r.get("rss_max") for r in gets + offs), b.get("rss_max"),
+                              p.get("rss_max"), rows.get("rss_end")] if x)
+        target("RSS under load (MB)", rss, "<= 150", rss <= 150, "{:.0f}")
+        if rows.get("metrics_ratio"):
+            target("GetSecretValue metrics on / off (median of the pairs)", rows["metrics_ratio"],
+                   "not measurable (within noise)", None)
+        if rows.get("agent_1") and rows.get("direct_1"):
+            target("agent cache hit p50 / direct p50, 1 connection", rows["agent_1"]["p50"] / rows["direct_1"]["p50"],
+                   "(report)", None, "{:.3f}")
+            target(f"agent cache hit / direct GetSecretValue requests/s, {args.connections} connections",
+                   rows["agent"]["rps"] / g["rps"], "(report)", None, "{:.1f}")
+        rb = (b["rps"] * 20) / g["rps"]
+        target("BatchGet secrets/s / GetSecretValue secrets/s", rb, ">= 2", rb >= 2, "{:.2f}")
+    if rows.get("pg_get") and g:
         target("PostgreSQL GetSecretValue / SQLite", rows["pg_get"]["rps"] / g["rps"], "(report)", None)
+    if rows.get("pg_two"):
+        r2 = rows["pg_two_ratio"]
+        target("PostgreSQL GetSecretValue, two servers / one server, each pinned to one CPU "
+               "(median of the pairs)", r2, ">= 1.6", r2 >= 1.6)
+        target("PostgreSQL GetSecretValue, two pinned servers / one unpinned server",
+               rows["pg_two"]["rps"] / rows["pg_get"]["rps"], "(report)", None)
     if rows.get("pg_put") and rows.get("raw_pg"):
         rpp = rows["pg_put"]["rps"] / rows["raw_pg"]
         target("PostgreSQL PutSecretValue / raw PostgreSQL commit rate", rpp, "(report)", None, "{:.3f}")

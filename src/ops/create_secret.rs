@@ -384,23 +384,29 @@ pub fn new_row(n: NewSecret<'_>) -> SecretRow {
 }
 
 /// Benchmark only (`strongroom bench-seed`): create `count` secrets straight in the store,
-/// as CreateSecret (with `Tags` and a `SecretString`) followed by PutResourcePolicy would,
-/// without requests or audit records: names `bench/appNN/secret-IIIII`, a `team` tag, one
-/// 1 KB value sealed under the account's `aws/secretsmanager` key (the same envelope a
-/// request writes) and, when given, `resource_policy`. Written in transactions of 2,000.
-/// Answers how many were created.
+/// as CreateSecret (with `Tags` and a `SecretString`) followed by PutResourcePolicy and
+/// `versions - 1` PutSecretValue calls would, without requests or audit records: names
+/// `bench/appNN/secret-IIIII`, a `team` tag, `versions` 1 KB values (version `v` holds
+/// `{"id":I,"version":v,...}`) each sealed under the account's `aws/secretsmanager` key
+/// (the same envelope a request writes) and labelled as PutSecretValue labels them (the
+/// newest AWSCURRENT, the one before AWSPREVIOUS, older ones none) and, when given,
+/// `resource_policy`. Written in transactions of about 2,000 versions. Answers how many
+/// secrets were created.
 pub fn seed_for_benchmark(
     store: &crate::store::Store,
     keyring: &crate::kms::Keyring,
     account: &str,
     region: &str,
     range: std::ops::Range<u64>,
+    versions: u32,
     resource_policy: Option<&str>,
 ) -> Result<u64, ApiError> {
+    let versions = versions.max(1);
+    let per_tx = (2_000 / u64::from(versions)).max(1);
     let mut done = 0_u64;
     let mut start = range.start;
     while start < range.end {
-        let end = start.saturating_add(2_000).min(range.end);
+        let end = start.saturating_add(per_tx).min(range.end);
         store.write_blocking(|tx| {
             let now = super::system_now_ms();
             for i in start..end {
@@ -424,24 +430,26 @@ pub fn seed_for_benchmark(
                     &row.secret_id,
                     &[("team".into(), format!("app{:02}", i % 100))],
                 )?;
-                let head = format!("{{\"id\":{i},\"version\":1,\"password\":\"");
-                let pad = 1024_usize.saturating_sub(head.len()).saturating_sub(2);
-                let value = values::NewValue {
-                    kind: secrets::ValueKind::String,
-                    bytes: crate::crypto::SecretBytes::new(
-                        format!("{head}{}\"}}", "x".repeat(pad)).into_bytes(),
-                    ),
-                };
-                let vid = uuid::Uuid::new_v4().to_string();
-                values::write_version(
-                    tx,
-                    keyring,
-                    &row,
-                    &vid,
-                    Some(&value),
-                    &[AWSCURRENT.to_owned()],
-                    now,
-                )?;
+                for v in 1..=versions {
+                    let head = format!("{{\"id\":{i},\"version\":{v},\"password\":\"");
+                    let pad = 1024_usize.saturating_sub(head.len()).saturating_sub(2);
+                    let value = values::NewValue {
+                        kind: secrets::ValueKind::String,
+                        bytes: crate::crypto::SecretBytes::new(
+                            format!("{head}{}\"}}", "x".repeat(pad)).into_bytes(),
+                        ),
+                    };
+                    let vid = uuid::Uuid::new_v4().to_string();
+                    values::write_version(
+                        tx,
+                        keyring,
+                        &row,
+                        &vid,
+                        Some(&value),
+                        &[AWSCURRENT.to_owned()],
+                        now,
+                    )?;
+                }
             }
             Ok(())
         })?;

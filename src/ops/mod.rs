@@ -13,6 +13,7 @@
 pub mod apply_replica_change;
 pub mod associate_cross_account_replica;
 pub mod batch_get_secret_value;
+pub mod bench_seed;
 pub mod cancel_rotate_secret;
 pub mod cloudtrail;
 pub mod create_secret;
