@@ -115,14 +115,30 @@ impl Principal {
 
 /// A secret access key. Zeroized on drop, redacted in `Debug`.
 #[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
-pub struct SecretAccessKey(String);
+pub struct SecretAccessKey {
+    secret: String,
+    /// A domain-separated SHA-256 of the secret, made once with the key (a key is cloned on
+    /// every request that uses it): the signing-key cache tells secrets apart by it.
+    fingerprint: [u8; 32],
+}
 
 impl SecretAccessKey {
-    pub fn new(s: String) -> Self {
-        Self(s)
+    pub fn new(secret: String) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"strongroom sigv4 signing key cache\0");
+        hasher.update(secret.as_bytes());
+        Self {
+            secret,
+            fingerprint: hasher.finalize().into(),
+        }
     }
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.secret
+    }
+    /// What tells this secret from another without revealing it (see the field).
+    pub(crate) fn fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
     }
 }
 

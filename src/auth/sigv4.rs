@@ -238,37 +238,77 @@ pub fn verify(
     if targets > 1 || (targets == 1 && !target_signed) {
         return Err(AuthError::InvalidSignature(TARGET_NOT_SIGNED.to_owned()));
     }
-    let body_hash = hex::encode(Sha256::digest(body));
+    let mut body_hash = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(body), &mut body_hash).map_err(|_| mismatch())?;
+    // Lowercase hex digits: ASCII.
+    let body_hash = std::str::from_utf8(&body_hash).map_err(|_| mismatch())?;
     if let Some(declared) = head.header("x-amz-content-sha256").map(str::trim) {
         let is_digest = declared.len() == 64 && declared.bytes().all(|b| b.is_ascii_hexdigit());
-        if is_digest && !declared.eq_ignore_ascii_case(&body_hash) {
+        if is_digest && !declared.eq_ignore_ascii_case(body_hash) {
             return Err(AuthError::InvalidSignature(CONTENT_SHA_MISMATCH.to_owned()));
         }
     }
-    let scope = format!(
-        "{}/{}/{}/{TERMINATOR}",
-        auth.date, auth.region, auth.service
-    );
     let cache_key = CacheKey::new(auth, secret);
     let key = match cache.get(&cache_key) {
         Some(key) => key,
         None => derive_signing_key(secret, auth).ok_or_else(mismatch)?,
     };
-    let provided = auth.signature.to_ascii_lowercase();
+    // The provided signature, lowercased; any other length than a digest's never matches.
+    let mut provided = [0u8; 64];
+    let provided_ok = auth.signature.len() == provided.len();
+    if provided_ok {
+        provided.copy_from_slice(auth.signature.as_bytes());
+        provided.make_ascii_lowercase();
+    }
     let matches = |creq: &str| -> Result<bool, AuthError> {
-        let creq_hash = hex::encode(Sha256::digest(creq.as_bytes()));
-        let string_to_sign = format!("{ALGORITHM}\n{amz_date}\n{scope}\n{creq_hash}");
-        let computed = hex::encode(hmac(&key.0, string_to_sign.as_bytes()).ok_or_else(mismatch)?);
-        Ok(bool::from(computed.as_bytes().ct_eq(provided.as_bytes())))
+        let computed = signature(&key, &amz_date, auth, creq).ok_or_else(mismatch)?;
+        Ok(provided_ok && bool::from(computed.ct_eq(&provided)))
     };
-    // aws-sigv4 collapses only spaces in header values, botocore all whitespace: accept either.
-    let spaces = canonical_request(head, auth, &body_hash, false).ok_or_else(mismatch)?;
-    let all_ws = canonical_request(head, auth, &body_hash, true).ok_or_else(mismatch)?;
-    if !(matches(&spaces)? || (all_ws != spaces && matches(&all_ws)?)) {
-        return Err(mismatch());
+    // aws-sigv4 collapses only spaces in header values, botocore all whitespace: accept either
+    // (the second differs from the first only when a signed value holds a tab, CR, LF or FF).
+    let spaces = canonical_request(head, auth, body_hash, false).ok_or_else(mismatch)?;
+    if !matches(&spaces)? {
+        let all_ws = canonical_request(head, auth, body_hash, true).ok_or_else(mismatch)?;
+        if all_ws == spaces || !matches(&all_ws)? {
+            return Err(mismatch());
+        }
     }
     cache.insert(cache_key, key);
     Ok(())
+}
+
+/// The signature (lowercase hex) of canonical request `creq` under the derived `key`: the
+/// HMAC of the string to sign (`ALGORITHM \n date \n scope \n hex(SHA-256(creq))`), fed to
+/// the MAC piece by piece.
+fn signature(
+    key: &SigningKey,
+    amz_date: &str,
+    auth: &ParsedAuthorization,
+    creq: &str,
+) -> Option<[u8; 64]> {
+    let mut creq_hash = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(creq.as_bytes()), &mut creq_hash).ok()?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).ok()?;
+    for part in [
+        ALGORITHM.as_bytes(),
+        b"\n",
+        amz_date.as_bytes(),
+        b"\n",
+        auth.date.as_bytes(),
+        b"/",
+        auth.region.as_bytes(),
+        b"/",
+        auth.service.as_bytes(),
+        b"/",
+        TERMINATOR.as_bytes(),
+        b"\n",
+        &creq_hash,
+    ] {
+        mac.update(part);
+    }
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(mac.finalize().into_bytes(), &mut out).ok()?;
+    Some(out)
 }
 
 /// Sign `head` (method, path, query and headers already set, `host` among them) for `body`
@@ -341,17 +381,18 @@ fn check_scope_date(scope_date: &str, amz_date: &str) -> Result<(), AuthError> {
 fn check_skew(amz_date: &str, request_unix: i64, now_unix: i64) -> Result<(), AuthError> {
     let earliest = now_unix.saturating_sub(MAX_SKEW_SECS);
     let latest = now_unix.saturating_add(MAX_SKEW_SECS);
-    let now = format_iso_basic(now_unix);
     if request_unix < earliest {
         return Err(AuthError::InvalidSignature(format!(
-            "Signature expired: {amz_date} is now earlier than {} ({now} - 15 min.)",
-            format_iso_basic(earliest)
+            "Signature expired: {amz_date} is now earlier than {} ({} - 15 min.)",
+            format_iso_basic(earliest),
+            format_iso_basic(now_unix)
         )));
     }
     if request_unix > latest {
         return Err(AuthError::InvalidSignature(format!(
-            "Signature not yet current: {amz_date} is still later than {} ({now} + 15 min.)",
-            format_iso_basic(latest)
+            "Signature not yet current: {amz_date} is still later than {} ({} + 15 min.)",
+            format_iso_basic(latest),
+            format_iso_basic(now_unix)
         )));
     }
     Ok(())
@@ -397,55 +438,111 @@ fn format_iso_basic(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// The canonical request, or `None` when a signed header is absent.
+/// The canonical request, or `None` when a signed header is absent. Written into one string.
 fn canonical_request(
     head: &RequestHead,
     auth: &ParsedAuthorization,
     payload_hash: &str,
     all_whitespace: bool,
 ) -> Option<String> {
-    let mut out = format!(
-        "{}\n{}\n{}\n",
-        head.method,
-        canonical_uri(&head.path, &auth.service),
-        canonical_query(&head.query)
+    let headers_len: usize = head
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 2)
+        .sum();
+    let mut out = String::with_capacity(
+        head.method.len() + 3 * head.path.len() + 3 * head.query.len() + 2 * headers_len + 80,
     );
+    out.push_str(&head.method);
+    out.push('\n');
+    push_canonical_uri(&mut out, &head.path, &auth.service);
+    out.push('\n');
+    if !head.query.is_empty() {
+        out.push_str(&canonical_query(&head.query));
+    }
+    out.push('\n');
     for name in &auth.signed_headers {
-        let values: Vec<String> = head
+        out.push_str(name);
+        out.push(':');
+        let mut found = false;
+        for (_, value) in head
             .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| normalize_header_value(v, all_whitespace))
-            .collect();
-        if values.is_empty() {
+        {
+            if found {
+                out.push(',');
+            }
+            found = true;
+            push_normalized_header_value(&mut out, value, all_whitespace);
+        }
+        if !found {
             return None;
         }
-        out.push_str(&format!("{name}:{}\n", values.join(",")));
+        out.push('\n');
     }
-    out.push_str(&format!(
-        "\n{}\n{payload_hash}",
-        auth.signed_headers.join(";")
-    ));
+    out.push('\n');
+    for (i, name) in auth.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
+    out.push('\n');
+    out.push_str(payload_hash);
     Some(out)
 }
 
 /// Trim, and collapse inner runs of spaces (or of any ASCII whitespace) into one space.
+#[cfg(test)]
 fn normalize_header_value(value: &str, all_whitespace: bool) -> String {
-    let words: Vec<&str> = if all_whitespace {
-        value.split_ascii_whitespace().collect()
-    } else {
-        value.split(' ').filter(|w| !w.is_empty()).collect()
+    let mut out = String::new();
+    push_normalized_header_value(&mut out, value, all_whitespace);
+    out
+}
+
+/// [`normalize_header_value`], appended to `out`.
+fn push_normalized_header_value(out: &mut String, value: &str, all_whitespace: bool) {
+    let mut first = true;
+    let mut push = |word: &str| {
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        out.push_str(word);
     };
-    words.join(" ")
+    if all_whitespace {
+        value.split_ascii_whitespace().for_each(&mut push);
+    } else {
+        value
+            .split(' ')
+            .filter(|w| !w.is_empty())
+            .for_each(&mut push);
+    }
 }
 
 /// The path normalised (RFC 3986 dot segments, empty segments) and encoded once more
 /// (AWS's double encoding for every service but S3, which takes the path as sent).
+#[cfg(test)]
 fn canonical_uri(path: &str, service: &str) -> String {
+    let mut out = String::new();
+    push_canonical_uri(&mut out, path, service);
+    out
+}
+
+/// [`canonical_uri`], appended to `out`.
+fn push_canonical_uri(out: &mut String, path: &str, service: &str) {
     if service == "s3" {
-        return if path.is_empty() { "/" } else { path }.to_owned();
+        out.push_str(if path.is_empty() { "/" } else { path });
+        return;
     }
-    utf8_percent_encode(&normalize_path(path), PATH_SET).to_string()
+    if path == "/" {
+        out.push('/');
+        return;
+    }
+    for part in utf8_percent_encode(&normalize_path(path), PATH_SET) {
+        out.push_str(part);
+    }
 }
 
 fn normalize_path(path: &str) -> String {
@@ -514,24 +611,28 @@ struct SigningKey([u8; 32]);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
-    access_key_id: String,
-    date: String,
-    region: String,
-    service: String,
+    /// `access key id/date/region/service`.
+    scope: String,
     secret_fingerprint: [u8; 32],
 }
 
 impl CacheKey {
     fn new(auth: &ParsedAuthorization, secret: &SecretAccessKey) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(b"strongroom sigv4 signing key cache\0");
-        hasher.update(secret.expose().as_bytes());
+        let mut scope = String::with_capacity(
+            auth.access_key_id.len() + auth.date.len() + auth.region.len() + auth.service.len() + 3,
+        );
+        for (i, part) in [&auth.access_key_id, &auth.date, &auth.region, &auth.service]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                scope.push('/');
+            }
+            scope.push_str(part);
+        }
         Self {
-            access_key_id: auth.access_key_id.clone(),
-            date: auth.date.clone(),
-            region: auth.region.clone(),
-            service: auth.service.clone(),
-            secret_fingerprint: hasher.finalize().into(),
+            scope,
+            secret_fingerprint: *secret.fingerprint(),
         }
     }
 }
