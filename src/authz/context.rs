@@ -64,12 +64,12 @@ pub fn request_context(
     // Temporary credentials: issued without MFA (present and false, as AWS sets it);
     // long-term access keys leave the key absent.
     if let Some(session) = &principal.session {
-        rctx = rctx.with("aws:MultiFactorAuthPresent", ["false"]);
+        rctx = rctx.with_static("aws:multifactorauthpresent", "false");
         if let Ok(t) =
             time::OffsetDateTime::from_unix_timestamp(session.created_ms.div_euclid(1000))
         {
             if let Ok(text) = t.format(&time::format_description::well_known::Rfc3339) {
-                rctx = rctx.with("aws:TokenIssueTime", [text.as_str()]);
+                rctx = rctx.with_static("aws:tokenissuetime", &text);
             }
         }
     }
@@ -88,7 +88,7 @@ pub fn with_request_keys(
     resource: &str,
     resource_account: &str,
 ) -> RequestContext {
-    rctx = rctx.with("aws:RequestedRegion", [facts.region.as_str()]);
+    rctx = rctx.with_static("aws:requestedregion", &facts.region);
     if let Some(tls) = facts.secure_transport {
         rctx = rctx.with_secure_transport(tls);
     }
@@ -101,18 +101,18 @@ pub fn with_request_keys(
     if let Some(org) = &dir.org_id {
         let in_org = |account: &str| dir.in_organization(account);
         if let Some(account) = principal_account.filter(|a| in_org(a)) {
-            rctx = rctx.with("aws:PrincipalOrgID", [org.as_str()]);
+            rctx = rctx.with_static("aws:principalorgid", org);
             if let Some(path) = dir.org_paths.get(account) {
-                rctx = rctx.with("aws:PrincipalOrgPaths", [path.as_str()]);
+                rctx = rctx.with_static("aws:principalorgpaths", path);
             }
         }
         if resource != "*" && in_org(resource_account) {
-            rctx = rctx.with("aws:ResourceOrgID", [org.as_str()]);
+            rctx = rctx.with_static("aws:resourceorgid", org);
         }
     }
     if action.starts_with("kms:") {
         if let Some(account) = principal_account {
-            rctx = rctx.with("kms:CallerAccount", [account]);
+            rctx = rctx.with_static("kms:calleraccount", account);
         }
     }
     rctx

@@ -2,6 +2,8 @@
 //! the resource and the condition keys as typed multi-values. Built once per request; the
 //! clock, the peer address and every other fact come in from the caller.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -330,7 +332,7 @@ impl RequestContext {
             .collect();
         for (k, ty, v) in keys {
             self.keys.insert(
-                k.to_owned(),
+                Cow::Borrowed(k),
                 ContextValue {
                     ty,
                     values: vec![v],
@@ -339,7 +341,7 @@ impl RequestContext {
         }
         for (k, v) in tags {
             self.keys.insert(
-                k,
+                Cow::Owned(k),
                 ContextValue {
                     ty: KeyType::String,
                     values: vec![v],
@@ -350,7 +352,14 @@ impl RequestContext {
 
     fn put(&mut self, key: &str, ty: KeyType, values: Vec<String>) {
         self.keys
-            .insert(key.to_lowercase(), ContextValue { ty, values });
+            .insert(Cow::Owned(key.to_lowercase()), ContextValue { ty, values });
+    }
+
+    /// [`Self::put`] for a key whose lowercased name is known when compiling.
+    fn put_static(&mut self, key_lc: &'static str, ty: KeyType, values: Vec<String>) {
+        debug_assert_eq!(key_lc, key_lc.to_lowercase());
+        self.keys
+            .insert(Cow::Borrowed(key_lc), ContextValue { ty, values });
     }
 
     /// Set a key's values (replacing any). The type comes from the well-known key table;
@@ -367,7 +376,15 @@ impl RequestContext {
         } else {
             KeyType::String
         });
-        self.keys.insert(key, ContextValue { ty, values });
+        self.keys
+            .insert(Cow::Owned(key), ContextValue { ty, values });
+        self
+    }
+
+    /// [`Self::with`] for a well-known key whose lowercased name is known when compiling.
+    pub(crate) fn with_static(mut self, key_lc: &'static str, value: &str) -> Self {
+        let ty = known_key_type(key_lc).unwrap_or(KeyType::String);
+        self.put_static(key_lc, ty, vec![value.to_owned()]);
         self
     }
 
@@ -384,24 +401,24 @@ impl RequestContext {
     }
 
     /// `aws:CurrentTime` and `aws:EpochTime` (the evaluator never reads a clock).
-    pub fn with_time(self, now: time::OffsetDateTime) -> Self {
-        let utc = now.to_offset(time::UtcOffset::UTC);
-        let iso = utc
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let epoch = utc.unix_timestamp().to_string();
-        self.with_typed("aws:CurrentTime", KeyType::Date, vec![iso])
-            .with_typed("aws:EpochTime", KeyType::Date, vec![epoch])
+    pub fn with_time(mut self, now: time::OffsetDateTime) -> Self {
+        let (iso, epoch) = time_texts(now);
+        self.put_static("aws:currenttime", KeyType::Date, vec![iso]);
+        self.put_static("aws:epochtime", KeyType::Date, vec![epoch]);
+        self
     }
 
     /// `aws:SourceIp`.
-    pub fn with_source_ip(self, ip: IpAddr) -> Self {
-        self.with_typed("aws:SourceIp", KeyType::Ip, vec![ip.to_string()])
+    pub fn with_source_ip(mut self, ip: IpAddr) -> Self {
+        self.put_static("aws:sourceip", KeyType::Ip, vec![ip.to_string()]);
+        self
     }
 
     /// `aws:SecureTransport`.
-    pub fn with_secure_transport(self, tls: bool) -> Self {
-        self.with_typed("aws:SecureTransport", KeyType::Bool, vec![tls.to_string()])
+    pub fn with_secure_transport(mut self, tls: bool) -> Self {
+        let text = if tls { "true" } else { "false" };
+        self.put_static("aws:securetransport", KeyType::Bool, vec![text.to_owned()]);
+        self
     }
 
     /// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k` for each tag of the secret.
@@ -524,19 +541,43 @@ impl RequestContext {
 
     /// All keys (lowercased names).
     pub fn keys(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        self.keys.slots.iter().map(|(_, k, v)| (k.as_str(), v))
+        self.keys.slots.iter().map(|(_, k, v)| (k.as_ref(), v))
     }
+}
+
+/// `now` as `aws:CurrentTime` (RFC 3339, UTC) and `aws:EpochTime` (seconds) text. Every
+/// request of the same second has the same texts: each thread keeps the last second's.
+fn time_texts(now: time::OffsetDateTime) -> (String, String) {
+    thread_local! {
+        static LAST: RefCell<Option<(time::OffsetDateTime, String, String)>> =
+            const { RefCell::new(None) };
+    }
+    let utc = now.to_offset(time::UtcOffset::UTC);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((t, iso, epoch)) = last.as_ref() {
+            if *t == utc {
+                return (iso.clone(), epoch.clone());
+            }
+        }
+        let iso = utc
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let epoch = utc.unix_timestamp().to_string();
+        *last = Some((utc, iso.clone(), epoch.clone()));
+        (iso, epoch)
+    })
 }
 
 /// Condition keys by lowercased name: a vector sorted by the name's hash (policies carry the
 /// hash precomputed, so a lookup is a binary search and one string compare).
 #[derive(Debug, Clone, Default)]
 struct KeyMap {
-    slots: Vec<(u64, String, ContextValue)>,
+    slots: Vec<(u64, Cow<'static, str>, ContextValue)>,
 }
 
 impl KeyMap {
-    fn insert(&mut self, key_lc: String, value: ContextValue) {
+    fn insert(&mut self, key_lc: Cow<'static, str>, value: ContextValue) {
         let h = fnv(key_lc.as_bytes());
         let start = self.slots.partition_point(|s| s.0 < h);
         for slot in self.slots.iter_mut().skip(start).take_while(|s| s.0 == h) {
