@@ -255,6 +255,54 @@ pub struct Draft {
 /// Epoch milliseconds as RFC 3339 UTC with exactly three fractional digits (so records'
 /// times sort as text).
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    rfc3339_ms_direct(ms).unwrap_or_else(|| rfc3339_ms_by_time(ms))
+}
+
+/// [`rfc3339_ms`] for 1970-01-01 to 9999-12-31 (every record's time), written digit by digit
+/// (days to a civil date as in Howard Hinnant's `civil_from_days`); `None` outside that range.
+fn rfc3339_ms_direct(ms: i64) -> Option<String> {
+    const END: i64 = 253_402_300_800_000; // 10000-01-01T00:00:00Z
+    if !(0..END).contains(&ms) {
+        return None;
+    }
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = String::with_capacity(24);
+    push_digits(&mut out, year, 4);
+    out.push('-');
+    push_digits(&mut out, month, 2);
+    out.push('-');
+    push_digits(&mut out, day, 2);
+    out.push('T');
+    push_digits(&mut out, ms_of_day / 3_600_000, 2);
+    out.push(':');
+    push_digits(&mut out, ms_of_day / 60_000 % 60, 2);
+    out.push(':');
+    push_digits(&mut out, ms_of_day / 1000 % 60, 2);
+    out.push('.');
+    push_digits(&mut out, ms_of_day % 1000, 3);
+    out.push('Z');
+    Some(out)
+}
+
+/// The last `width` decimal digits of `n` (not negative), zero-padded.
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for i in (0..width).rev() {
+        let digit = (n / 10_i64.pow(i)) % 10;
+        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+    }
+}
+
+/// [`rfc3339_ms`] by the `time` crate's formatter (empty when out of its range).
+fn rfc3339_ms_by_time(ms: i64) -> String {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -503,7 +551,7 @@ impl Draft {
                 |p| Some(p.account_id.as_str()),
             ),
             requestID: &self.request_id,
-            requestParameters: camel_keys(scrub(redact_tokens(&self.request_parameters, keys))),
+            requestParameters: recorded_parameters(&self.request_parameters, keys),
             resources: resource
                 .map(|arn| ResourceOut {
                     ARN: arn,
@@ -512,7 +560,7 @@ impl Draft {
                 })
                 .into_iter()
                 .collect(),
-            responseElements: camel_keys(scrub(response)),
+            responseElements: scrubbed_camel(&response),
             sourceIPAddress: self.source_ip.as_deref(),
             userAgent: self.user_agent.as_deref(),
             userIdentity: identity,
@@ -566,6 +614,7 @@ impl Draft {
 
 /// Replace tokens (top level of the request parameters) by their HMAC. Without a key the
 /// token is dropped instead.
+#[cfg(test)]
 fn redact_tokens(params: &Value, keys: Option<&AuditKeys>) -> Value {
     let Value::Object(map) = params else {
         return params.clone();
@@ -610,7 +659,44 @@ fn safe_response_elements(resp: &Value) -> Value {
     }
 }
 
+/// The request parameters as recorded: `camel_keys(scrub(redact_tokens(params, keys)))`,
+/// built in one pass without the intermediate trees.
+fn recorded_parameters(params: &Value, keys: Option<&AuditKeys>) -> Value {
+    let Value::Object(map) = params else {
+        return scrubbed_camel(params);
+    };
+    let mut out = Map::new();
+    for (k, v) in map {
+        if NEVER.iter().any(|n| n.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        if HMAC_FIELDS.contains(&k.as_str()) {
+            if let (Some(keys), Some(s)) = (keys, v.as_str()) {
+                out.insert(lower_camel(k), Value::String(keys.hmac(s)));
+            }
+        } else if SAFE_FIELDS.contains(&k.as_str()) {
+            out.insert(lower_camel(k), scrubbed_camel(v));
+        }
+    }
+    Value::Object(out)
+}
+
+/// `camel_keys(scrub(v))`, built in one pass from a borrowed value.
+fn scrubbed_camel(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !NEVER.iter().any(|n| n.eq_ignore_ascii_case(k)))
+                .map(|(k, v)| (lower_camel(k), scrubbed_camel(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(scrubbed_camel).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Remove every member named in [`NEVER`] (in any case), at any depth.
+#[cfg(test)]
 fn scrub(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -626,6 +712,7 @@ fn scrub(v: Value) -> Value {
 
 /// CloudTrail writes request parameters and response elements with lowerCamelCase member
 /// names (`secretId`, `clientRequestToken`), at every depth.
+#[cfg(test)]
 fn camel_keys(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -742,6 +829,80 @@ impl Index {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The one-pass builders give exactly what the three passes they stand for give, with
+    /// and without a key, for safe and unsafe members, tokens, nesting, arrays, member names
+    /// that collide once in lowerCamelCase, and bodies that are not objects.
+    #[test]
+    fn one_pass_parameters_equal_the_three_passes() {
+        let keys = AuditKeys::ephemeral().unwrap();
+        let bodies: [&[u8]; 6] = [
+            br#"{"SecretId":"db/pw"}"#,
+            br#"{"SecretId":"a","ClientRequestToken":"TOK-1","VersionId":"v1","NextToken":7,"SecretString":"MARK"}"#,
+            br#"{"Tags":[{"Key":"k","key":"lower","Value":"v","SecretString":"MARK","Nested":{"PASSWORD":"MARK","ARNList":["x"]}}],"Filters":[{"Key":"name","Values":["a","b"]}],"MaxResults":3}"#,
+            br#"{"Name":"n","Description":null,"KmsKeyId":"k","ForceDeleteWithoutRecovery":true,"RecoveryWindowInDays":7.5}"#,
+            br#"[1,2,3]"#,
+            br#"{}"#,
+        ];
+        for body in bodies {
+            let params = safe_request_parameters(body);
+            for k in [None, Some(&keys)] {
+                assert_eq!(
+                    recorded_parameters(&params, k),
+                    camel_keys(scrub(redact_tokens(&params, k))),
+                    "{}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
+        let responses = [
+            json!({"ARN": "a", "Name": "n", "VersionId": "v", "SecretString": "MARK"}),
+            json!({"KeyMetadata": {"KeyId": "k", "Arn": "a", "Description": "d"}, "KMSKeyId": "x"}),
+            json!(["a", {"Password": "MARK", "ARN": "b"}]),
+            Value::Null,
+        ];
+        for r in responses {
+            assert_eq!(scrubbed_camel(&r), camel_keys(scrub(r.clone())), "{r}");
+            let safe = safe_response_elements(&r);
+            assert_eq!(
+                scrubbed_camel(&safe),
+                camel_keys(scrub(safe.clone())),
+                "{r}"
+            );
+        }
+    }
+
+    /// The digit-by-digit time text is the `time` crate's, across the range it covers, and
+    /// out of that range the crate's formatter answers.
+    #[test]
+    fn record_times_are_formatted_as_the_time_crate_does() {
+        const END: i64 = 253_402_300_800_000;
+        let mut ms: i64 = 0;
+        let mut step: i64 = 1;
+        while ms < END {
+            assert_eq!(rfc3339_ms_direct(ms), Some(rfc3339_ms_by_time(ms)), "{ms}");
+            ms += step;
+            step = step * 3 + 7;
+            if step > 40_000_000_000 {
+                step = 999_983;
+            }
+        }
+        for ms in [
+            0,
+            951_782_400_000,   // 2000-02-29
+            4_107_542_399_999, // 2100-02-28T23:59:59.999
+            1_767_225_599_999, // 2025-12-31T23:59:59.999
+            END - 1,
+        ] {
+            assert_eq!(rfc3339_ms_direct(ms), Some(rfc3339_ms_by_time(ms)), "{ms}");
+        }
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms_direct(-1), None);
+        assert_eq!(rfc3339_ms_direct(END), None);
+        assert_eq!(rfc3339_ms(-1), rfc3339_ms_by_time(-1));
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339_ms(i64::MAX), "");
+    }
 
     /// The parameters keep every safe member as given (nested values, escapes, numbers)
     /// and nothing of a secret, at the top level or nested in a kept member.
