@@ -264,9 +264,11 @@ def wrk_run(args, port, pid, reqs, name):
     if r["requests"] > len(reqs):
         log(f"{name}: WARNING {r['requests']} requests replayed {len(reqs)} distinct ones")
     cpu_us = 1e6 * r["cpu"] * args.duration / r["requests"] if r["requests"] and r["cpu"] else float("nan")
+    threads = ", ".join(f"{g} {us:.0f}" for g, us in sorted(r["threads"].items(), key=lambda x: -x[1]))
     log(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
-        f"non-2xx {r['non2xx']}, server CPU {cpu_us:.0f} µs/request")
-    return {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "non2xx": r["non2xx"], "cpu_us": cpu_us}
+        f"non-2xx {r['non2xx']}, server CPU {cpu_us:.0f} µs/request ({threads})")
+    return {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "non2xx": r["non2xx"], "cpu_us": cpu_us,
+            "threads_us": r["threads"]}
 
 
 def interleaved(args, targets):

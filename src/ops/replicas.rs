@@ -27,10 +27,14 @@
 //! a row in the replication outbox in the same transaction, and the entry is `InProgress`
 //! until the delivery worker (`crate::replication`) has applied it on the peer.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::values;
 use super::{Authorized, Ctx, Scope, SecretFacts};
+use crate::crypto::SecretBytes;
 use crate::error::ApiError;
 use crate::kms::Keyring;
 use crate::store::rows::{ReplicaRow, SecretRow, VersionRow};
@@ -486,7 +490,8 @@ pub fn sync(
     if !is_replicated_primary(primary) {
         return Ok(());
     }
-    let source = Source::of(tx, primary)?;
+    // Read for the first replica served here (a primary replicated only to peers needs none).
+    let mut source = None;
     for mut entry in tx.replicas_of(&primary.secret_id)? {
         if entry.peer {
             enqueue_peer(tx, primary, &entry, false, false, now_ms)?;
@@ -502,7 +507,11 @@ pub fn sync(
         let Some(mut replica) = tx.secret_by_id(&rid)? else {
             continue;
         };
-        let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms, false) {
+        let source = match &source {
+            Some(s) => s,
+            None => source.insert(Source::of(tx, primary)?),
+        };
+        let (status, message) = match copy_into(tx, keyring, source, &mut replica, now_ms, false) {
             Ok(()) => (IN_SYNC.to_owned(), None),
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => (
@@ -533,14 +542,15 @@ fn kms_refusal(e: &ApiError) -> bool {
     )
 }
 
-/// Make `replica` a copy of `primary`: metadata, tags, versions (sealed again under the
-/// replica's key) and staging labels.
 /// What every replica is made a copy of: the primary as the write left it, with its labels
-/// and tags (read once for all its replicas).
+/// and tags (read once for all its replicas), and the versions copied so far (each read and
+/// decrypted once, however many replicas it is sealed again for).
 struct Source<'a> {
     primary: &'a SecretRow,
     stages: std::collections::BTreeMap<String, String>,
     tags: Vec<(String, String)>,
+    versions: RefCell<HashMap<String, Option<VersionRow>>>,
+    values: RefCell<HashMap<String, SecretBytes>>,
 }
 
 impl<'a> Source<'a> {
@@ -549,10 +559,41 @@ impl<'a> Source<'a> {
             primary,
             stages: tx.stages(&primary.secret_id)?,
             tags: tx.tags(&primary.secret_id)?,
+            versions: RefCell::default(),
+            values: RefCell::default(),
         })
+    }
+
+    /// The primary's version `vid`.
+    fn version(&self, tx: &mut Tx<'_>, vid: &str) -> Result<Option<VersionRow>, ApiError> {
+        if let Some(v) = self.versions.borrow().get(vid) {
+            return Ok(v.clone());
+        }
+        let v = tx.version(&self.primary.secret_id, vid)?;
+        self.versions.borrow_mut().insert(vid.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    /// The value of the primary's `version`, decrypted under the primary's key.
+    fn open(
+        &self,
+        tx: &mut Tx<'_>,
+        keyring: &Keyring,
+        version: &VersionRow,
+    ) -> Result<SecretBytes, ApiError> {
+        if let Some(v) = self.values.borrow().get(&version.version_id) {
+            return Ok(v.clone());
+        }
+        let plain = values::open_version(tx, keyring, self.primary, version)?;
+        self.values
+            .borrow_mut()
+            .insert(version.version_id.clone(), plain.clone());
+        Ok(plain)
     }
 }
 
+/// Make `replica` a copy of `primary`: metadata, tags, versions (sealed again under the
+/// replica's key) and staging labels.
 /// With `values_only` (a cross-account replica), only versions and staging labels are
 /// copied; the replica's own metadata stays, its last-changed date moves when they changed.
 fn copy_into(
@@ -564,15 +605,20 @@ fn copy_into(
     values_only: bool,
 ) -> Result<(), ApiError> {
     let primary = source.primary;
-    // New versions first: when one cannot be sealed under the replica's key, the replica
-    // is left as it was (its labels still name versions it has).
+    // New versions first (oldest first): when one cannot be sealed under the replica's key,
+    // the replica is left as it was (its labels still name versions it has).
     let missing = tx.versions_missing(&primary.secret_id, &replica.secret_id)?;
     let extra = tx.versions_missing(&replica.secret_id, &primary.secret_id)?;
-    let mut key = None;
+    let mut new_versions = Vec::with_capacity(missing.len());
     for vid in &missing {
-        let Some(version) = tx.version(&primary.secret_id, vid)? else {
-            continue;
-        };
+        if let Some(version) = source.version(tx, vid)? {
+            new_versions.push(version);
+        }
+    }
+    new_versions.sort_by(|a, b| (a.created_at, &a.version_id).cmp(&(b.created_at, &b.version_id)));
+    let mut key = None;
+    for version in new_versions {
+        let vid = &version.version_id;
         let mut copy = VersionRow {
             secret_id: replica.secret_id.clone(),
             last_accessed_at: None,
@@ -587,7 +633,7 @@ fn copy_into(
                 Some(k) => k,
                 None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
             };
-            let plain = values::open_version(tx, keyring, primary, &version)?;
+            let plain = source.open(tx, keyring, &version)?;
             let sealed = keyring.seal_value(tx, k, &replica.arn, vid, plain.expose())?;
             copy.ciphertext = Some(sealed.ciphertext);
             copy.wrapped_dek = Some(sealed.wrapped_dek);
@@ -598,7 +644,7 @@ fn copy_into(
     }
     // A placeholder copied while empty, filled on the primary since: seal its value here too.
     for vid in tx.versions_filled_since_copy(&primary.secret_id, &replica.secret_id)? {
-        let Some(version) = tx.version(&primary.secret_id, &vid)? else {
+        let Some(version) = source.version(tx, &vid)? else {
             continue;
         };
         let Some(kind) = version.value_kind.clone() else {
@@ -608,7 +654,7 @@ fn copy_into(
             Some(k) => k,
             None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
         };
-        let plain = values::open_version(tx, keyring, primary, &version)?;
+        let plain = source.open(tx, keyring, &version)?;
         let sealed = keyring.seal_value(tx, k, &replica.arn, &vid, plain.expose())?;
         tx.fill_version(
             &replica.secret_id,
@@ -621,8 +667,9 @@ fn copy_into(
         )?;
     }
     let mut changed = !missing.is_empty() || !extra.is_empty() || key.is_some();
-    if tx.stages(&replica.secret_id)? != source.stages {
-        tx.replace_stages(&replica.secret_id, &source.stages)?;
+    let current = tx.stages(&replica.secret_id)?;
+    if current != source.stages {
+        tx.update_stages(&replica.secret_id, &current, &source.stages)?;
         changed = true;
     }
     for vid in &extra {

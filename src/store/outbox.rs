@@ -57,11 +57,13 @@ impl Tx<'_> {
                 row.next_attempt_at = row.next_attempt_at.max(oldest.next_attempt_at);
             }
         }
-        diesel::insert_into(replication_outbox::table)
-            .values(&row)
-            .execute(self.conn)
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+        native!(&mut *self.conn, |c| diesel::insert_into(
+            replication_outbox::table
+        )
+        .values(&row)
+        .execute(c))
+        .map(|_| ())
+        .map_err(|e| self.db(e))
     }
 
     /// For one peer region: the latest change of each secret whose oldest change is due at `now_ms` (at
@@ -198,19 +200,32 @@ impl Tx<'_> {
     }
 
     /// The oldest undelivered change of a (secret, region): its time, attempts and last error.
+    ///
+    /// Asked on every write of a primary replicated to a peer: two statements diesel keeps
+    /// prepared (the group's first sequence number, an aggregate read from the end of the
+    /// `replication_outbox_target` range, then that row by its key), not `ORDER BY seq
+    /// LIMIT 1`, whose bound LIMIT makes SQLite prepare the statement again on every
+    /// execution (see `store::secrets`).
     pub fn outbox_oldest(
         &mut self,
         primary_secret_id: &str,
         region: &str,
     ) -> Result<Option<OutboxRow>, StoreError> {
-        replication_outbox::table
+        let first: Option<i64> = native!(&mut *self.conn, |c| replication_outbox::table
             .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
             .filter(replication_outbox::region.eq(region))
-            .order(replication_outbox::seq.asc())
+            .select(diesel::dsl::min(replication_outbox::seq))
+            .get_result(c))
+        .map_err(|e| self.db(e))?;
+        let Some(seq) = first else {
+            return Ok(None);
+        };
+        native!(&mut *self.conn, |c| replication_outbox::table
+            .find(seq)
             .select(OutboxRow::as_select())
-            .first(self.conn)
-            .optional()
-            .map_err(|e| self.db(e))
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
     }
 
     /// On a peer: the last change applied of a primary in `region`.

@@ -1,0 +1,1 @@
+DROP INDEX secret_versions_empty;
