@@ -85,69 +85,52 @@ type Found = (
 );
 
 /// The secret `id` names in the scope, with its tags and (with `fetch`) the selected version,
-/// in one short read transaction; `Err(id)` when there is none. A found secret is kept in the
-/// store's read cache (exact: any write empties it) under everything that chose it; what
-/// the caller may do with it is decided on every request.
+/// in one short read; `Err(id)` when there is none. A found secret is kept in the store's
+/// read cache (exact: any write, through any server, empties it before it is answered)
+/// under everything that chose it; what the caller may do with it is decided on every
+/// request.
 async fn find_secret(
     ctx: &Ctx,
     scope: &Scope,
     id: String,
     fetch: Option<ops::values::VersionSelector>,
 ) -> Result<Result<Arc<Found>, String>, ApiError> {
-    let key = ctx.store.cache_generation().map(|generation| {
-        let sel = fetch.as_ref().map(|s| {
-            (
-                s.version_id.as_deref().unwrap_or(""),
-                s.stage.as_deref().unwrap_or(""),
-            )
-        });
-        // Debug-quoted fields: no two choices give the same key.
-        let key = format!("secret{:?}", (&scope.account, &scope.region, &id, sel));
-        (key, generation)
+    let sel = fetch.as_ref().map(|s| {
+        (
+            s.version_id.as_deref().unwrap_or(""),
+            s.stage.as_deref().unwrap_or(""),
+        )
     });
-    if let Some((key, _)) = &key {
-        if let Some(hit) = ctx.store.cached::<Found>(key) {
-            return Ok(Ok(hit));
-        }
-    }
+    // Debug-quoted fields: no two choices give the same key.
+    let key = format!("secret{:?}", (&scope.account, &scope.region, &id, sel));
     let (account, region) = (scope.account.clone(), scope.region.clone());
     let keyring = ctx.keyring.clone();
+    let missing = id.clone();
     let found = ctx
         .store
-        .read_point(move |tx| {
+        .read_point_cached(key, move |tx| {
             let mut found = tx.find_secret(&account, &region, &id)?;
             // Another account's secret is addressed by its full ARN.
             if found.is_none() && id.starts_with("arn:") {
                 found = tx.secret_by_arn(&id)?.filter(|s| s.region == region);
             }
-            match found {
-                Some(secret) => {
-                    let tags = tx.tags(&secret.secret_id)?;
-                    let fetched = fetch.map(|sel| {
-                        ops::values::fetch_value(
-                            tx,
-                            &keyring,
-                            &secret,
-                            sel.version_id.as_deref(),
-                            sel.stage.as_deref(),
-                        )
-                    });
-                    Ok(Ok((secret, tags, fetched)))
-                }
-                None => Ok(Err(id)),
-            }
+            let Some(secret) = found else {
+                return Ok(None);
+            };
+            let tags = tx.tags(&secret.secret_id)?;
+            let fetched = fetch.map(|sel| {
+                ops::values::fetch_value(
+                    tx,
+                    &keyring,
+                    &secret,
+                    sel.version_id.as_deref(),
+                    sel.stage.as_deref(),
+                )
+            });
+            Ok(Some((secret, tags, fetched)))
         })
         .await?;
-    Ok(match found {
-        Ok(found) => {
-            let found = Arc::new(found);
-            if let Some((key, generation)) = key {
-                ctx.store.keep(key, Arc::clone(&found), generation);
-            }
-            Ok(found)
-        }
-        Err(id) => Err(id),
-    })
+    Ok(found.ok_or(missing))
 }
 
 /// What a SecretId that names no secret resolves to: the ARN it would have (authorized like

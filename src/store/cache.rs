@@ -1,14 +1,14 @@
-//! What short reads found, kept in memory while nothing was written since (SQLite only).
+//! What short reads found, kept in memory while nothing was written since.
 //!
 //! A request's resolution (the secret, its tags, its resource policy and, for a read, the
 //! selected version sealed with the key that opens it) is a few indexed lookups, but through
-//! SQLite and diesel they cost about a fifth of a GetSecretValue's instructions. With SQLite
-//! one process owns the database (PostgreSQL's several servers are not cached: another
-//! server's write would be invisible here), and every transaction that can change what is
-//! cached goes through [`super::Store::write_blocking`] or the group-commit writer, which both
-//! advance the store's data generation once their transaction has ended and before its
-//! caller is answered. An entry is served only while the generation it was read under is
-//! still the current one, so a read never returns what an acknowledged write replaced:
+//! SQLite and diesel they cost about a fifth of a GetSecretValue's instructions, and on
+//! PostgreSQL a network round trip each. Every transaction of this process that can change
+//! what is cached goes through [`super::Store::write_blocking`] or the group-commit writer,
+//! which both advance the store's data generation once their transaction has ended and
+//! before its caller is answered. An entry is served only while the generation it was read
+//! under is still the current one, so a read never returns what an acknowledged write
+//! replaced:
 //!
 //! - the generation is taken *before* the read transaction starts, and the entry is kept
 //!   only if the generation is still the same after the read (a write that committed during
@@ -18,12 +18,14 @@
 //!   either: a read served from the cache in that moment is concurrent with the write, and
 //!   may see either side of it, as it may without a cache.
 //!
-//! Writes made outside the store's handles (a CLI command, another process on the same file)
-//! are noticed through SQLite's `PRAGMA main.data_version`, asked on a connection of its own
-//! before every cached read: it changes whenever another connection committed to the main
-//! database, and the cache is then emptied. The store's own writes change it too, so each
-//! one empties the cache (at most) twice; only the audit files, attached as other schemas,
-//! are written without it.
+//! Writes made outside this process's store handles are noticed before every cached read
+//! (`changes`): on SQLite (a CLI command, another process on the same file) through
+//! `PRAGMA main.data_version`, asked on a connection of its own, which changes whenever
+//! another connection committed to the main database (the store's own writes change it too,
+//! so each one empties the cache at most twice; only the audit files, attached as other
+//! schemas, are written without it); on PostgreSQL (other servers on the same database)
+//! through a sequence every server's writes advance after they commit. Either way the cache
+//! is then emptied.
 //!
 //! Invalidation is coarse: any write empties the whole cache (the next read of each secret
 //! goes to the store again). What is cached is a function of the database alone (no clock,

@@ -30,6 +30,7 @@ macro_rules! native {
 mod audit;
 mod batch;
 mod cache;
+mod changes;
 mod conn;
 mod fixed;
 mod keys;
@@ -168,12 +169,6 @@ impl From<DieselError> for TxFail {
     }
 }
 
-/// The read cache's sentinel connection and the `data_version` it last answered.
-type Sentinel = (
-    Pool<ConnectionManager<AnyConnection>>,
-    Arc<Mutex<Option<i64>>>,
-);
-
 /// The store: a connection pool plus, for SQLite, the in-process write lock.
 #[derive(Clone)]
 pub struct Store {
@@ -192,10 +187,9 @@ pub struct Store {
     _checkpointer: Option<std::sync::mpsc::SyncSender<()>>,
     /// What short reads found, while nothing was written since (see `cache`).
     cache: Arc<cache::ReadCache>,
-    /// SQLite: one connection that only asks `PRAGMA main.data_version` (which changes
-    /// whenever another connection committed to the main database), and the last answer:
-    /// how the cache learns of writes made outside this store's handles.
-    sentinel: Option<Sentinel>,
+    /// How the cache learns of writes made outside this store's handles (SQLite: another
+    /// connection's; PostgreSQL: another server's), and the last answer (see `changes`).
+    changes: Arc<changes::Changes>,
     /// Whether this handle's write transactions may change cached data (every handle but
     /// the audit writer's: [`Store::audit_writer`]).
     changes_data: bool,
@@ -236,9 +230,18 @@ impl Store {
         let (backend, pool) = conn::open_pool(url)?;
         let read_pool = conn::open_read_pool(url, &pool, read_mmap_bytes)?;
         let write_pool = conn::open_write_pool(url, &pool)?;
-        let checkpointer = match backend {
-            Backend::Sqlite => Some(start_checkpointer(pool.clone())?),
-            Backend::Postgres => None,
+        let (checkpointer, watch) = match backend {
+            Backend::Sqlite => (
+                Some(start_checkpointer(pool.clone())?),
+                changes::Watch::Sqlite(conn::open_sentinel(url)?),
+            ),
+            Backend::Postgres => {
+                // A server that died between a write's COMMIT and its advance left the
+                // sequence behind that write: every start advances it once.
+                let mut c = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+                changes::advance(&mut c)?;
+                (None, changes::Watch::Postgres(changes::Probe::new(url)))
+            }
         };
         Ok(Self {
             _checkpointer: checkpointer,
@@ -250,10 +253,7 @@ impl Store {
             queue: Arc::new(std::sync::OnceLock::new()),
             hook: None,
             cache: Arc::new(cache::ReadCache::default()),
-            sentinel: match backend {
-                Backend::Sqlite => Some((conn::open_sentinel(url)?, Arc::default())),
-                Backend::Postgres => None,
-            },
+            changes: Arc::new(changes::Changes::new(watch)),
             changes_data: true,
         })
     }
@@ -269,48 +269,40 @@ impl Store {
         }
     }
 
-    /// The data generation to read a cacheable result under (see `cache`); `None` when
-    /// reads are not cached (PostgreSQL: other servers write the same database).
-    ///
-    /// First, the sentinel connection is asked whether any connection committed to the main
-    /// database since it was last asked (a CLI command, another process, a test writing the
-    /// file); if so, everything cached is dropped. Writes through this store's handles drop
-    /// it themselves, before they are answered; this catches the others. When the question
-    /// cannot be answered, nothing is cached or served from the cache.
-    pub fn cache_generation(&self) -> Option<u64> {
-        let (pool, seen) = self.sentinel.as_ref()?;
-        let mut c = pool.get().ok()?;
-        let version = conn::data_version(&mut c).ok()?;
-        let mut seen = seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *seen != Some(version) {
-            *seen = Some(version);
-            self.cache.advance();
-        }
-        Some(self.cache.generation())
+    /// The data generation to read a cacheable result under (see `cache`), after asking
+    /// whether a write was made outside this store's handles since the last time (SQLite:
+    /// by another connection; PostgreSQL: through another server; see `changes`); if so,
+    /// everything cached is dropped. Writes through this store's handles drop it
+    /// themselves, before they are answered. `None` when the question cannot be answered:
+    /// nothing is then cached or served from the cache.
+    fn cache_generation(&self) -> Option<u64> {
+        self.changes.generation(&self.cache)
     }
 
-    /// What [`Store::keep`] kept under `key`, while no write has ended since it was read.
-    /// Ask [`Store::cache_generation`] first: it notices writes made outside this store.
-    pub fn cached<T: std::any::Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
-        if self.backend != Backend::Sqlite {
-            return None;
-        }
-        self.cache.get(key)
-    }
-
-    /// Keep `value`, read in a transaction that started at `generation`
-    /// ([`Store::cache_generation`]), unless a write has ended since.
-    pub fn keep<T: std::any::Any + Send + Sync>(
+    /// [`Store::read_point`] through the read cache (`cache`): what `f` found (`Some`) is
+    /// kept under `key` and, while no write has ended since, served again without a read.
+    /// `key` must name everything `f` chooses by (an entry under it is taken as `f`'s
+    /// answer), and `f` must read the database only (no clock, no caller).
+    pub async fn read_point_cached<T, F>(
         &self,
         key: String,
-        value: Arc<T>,
-        generation: u64,
-    ) {
-        if self.backend == Backend::Sqlite {
-            self.cache.put(key, value, generation);
+        f: F,
+    ) -> Result<Option<Arc<T>>, ApiError>
+    where
+        T: std::any::Any + Send + Sync,
+        F: FnOnce(&mut Tx<'_>) -> Result<Option<T>, ApiError> + Send + 'static,
+    {
+        let generation = self.cache_generation();
+        if generation.is_some() {
+            if let Some(hit) = self.cache.get::<T>(&key) {
+                return Ok(Some(hit));
+            }
         }
+        let found = self.read_point(f).await?.map(Arc::new);
+        if let (Some(found), Some(generation)) = (&found, generation) {
+            self.cache.put(key, Arc::clone(found), generation);
+        }
+        Ok(found)
     }
 
     /// A write transaction through this handle ended: what is cached may be stale.
@@ -431,19 +423,32 @@ impl Store {
                     conflict = tx.conflict;
                     r.map_err(TxFail::Api)
                 });
+                let outcome = match &result {
+                    Ok(_) => Outcome::Committed,
+                    Err(TxFail::Db(e)) if !is_retryable(e) => Outcome::Unknown,
+                    Err(_) => Outcome::RolledBack,
+                };
                 if let Some(e) = end.take() {
-                    e.ended(match &result {
-                        Ok(_) => Outcome::Committed,
-                        Err(TxFail::Db(e)) if !is_retryable(e) => Outcome::Unknown,
-                        Err(_) => Outcome::RolledBack,
-                    });
+                    e.ended(outcome);
                 }
-                result
+                // PostgreSQL: other servers' caches learn of a write that may have committed
+                // before its caller is answered (see `changes`).
+                let announced = if self.changes_data && outcome != Outcome::RolledBack {
+                    self.changes.announce(c)
+                } else {
+                    Ok(())
+                };
+                (result, announced)
             };
             // Before the caller is answered (see `cache`).
             self.data_written();
+            let (result, announced) = result;
             match result {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    // Committed, but other servers may not learn of it: not acknowledged.
+                    announced.map_err(StoreError::Db)?;
+                    return Ok(v);
+                }
                 Err(TxFail::Db(e)) if is_retryable(&e) || conflict => {
                     if attempt >= MAX_RETRIES {
                         return Err(StoreError::Conflict.into());
@@ -485,8 +490,34 @@ impl Store {
     {
         match self.backend {
             Backend::Sqlite => self.read_blocking(f),
-            Backend::Postgres => self.read(f).await,
+            Backend::Postgres => {
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || store.read_point_blocking(f))
+                    .await
+                    .map_err(|e| ApiError::from(StoreError::Join(e.to_string())))?
+            }
         }
+    }
+
+    /// The blocking body of [`Store::read_point`]. On PostgreSQL `f`'s statements run
+    /// without BEGIN and COMMIT (two round trips fewer): each sees what was committed
+    /// before it started, as it would in the READ COMMITTED transaction [`Store::read`]
+    /// opens (PostgreSQL's default level). On SQLite: [`Store::read_blocking`].
+    fn read_point_blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
+    {
+        if self.backend == Backend::Sqlite {
+            return self.read_blocking(f);
+        }
+        let mut conn = self
+            .read_pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        f(&mut Tx {
+            conn: &mut conn,
+            conflict: false,
+        })
     }
 
     /// The blocking body of [`Store::read`].

@@ -27,6 +27,7 @@ mod kms;
 mod layout;
 mod ops;
 mod org;
+mod pg_read_cache;
 mod policies;
 mod protocol;
 mod read_cache;

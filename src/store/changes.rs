@@ -1,0 +1,423 @@
+//! How the read cache (`cache`) learns of writes made outside this store's handles.
+//!
+//! SQLite: one connection that only asks `PRAGMA main.data_version`, which changes whenever
+//! another connection (of this process or another) committed to the main database.
+//!
+//! PostgreSQL: other servers write the same database. The sequence `data_version`
+//! (migration `2026-12-06-140000_data_version`) is advanced by every write transaction of
+//! every server that may change cached data, *after* its COMMIT and before its caller is
+//! answered ([`Changes::announce`]); a server that starts advances it once (covering a
+//! server that died between a COMMIT and its advance). Before a cached read, the store asks
+//! the sequence's `last_value` (one short query on a connection of its own, [`Probe`]):
+//!
+//! - a value it has not seen yet empties the cache (its generation moves on), and what is
+//!   read next is kept under the new generation: the value was asked before the read, so the
+//!   read sees every write whose advance the value counts (each committed before advancing);
+//! - a write acknowledged before a request arrived has advanced the sequence before that,
+//!   so the request's question sees a value other than the one an older entry was kept
+//!   under, and is not answered from it;
+//! - a value smaller than one already seen (an answer overtaken by a later one) serves and
+//!   keeps nothing.
+//!
+//! A sequence is not transactional: an advance inside the write transaction could be seen
+//! before the COMMIT, and a read between the two would be kept as current. It takes no row
+//! lock either, so concurrent writers neither wait for nor conflict with each other on it.
+//! Writes of the audit trail do not advance it (`Store::audit_writer`): they change nothing
+//! that is cached.
+//!
+//! What the check does not see: a change made with SQL behind the servers' backs (not
+//! through a strongroom store); advance the sequence after one (`SELECT nextval
+//! ('data_version')`), or restart the servers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use diesel::connection::Connection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::{PgConnection, QueryDsl, QueryResult, RunQueryDsl};
+
+use super::cache::ReadCache;
+use super::fixed::{fixed_sql, Fixed};
+use super::AnyConnection;
+
+diesel::table! {
+    /// The sequence `data_version`, read as the one-row relation it is.
+    data_version (last_value) {
+        last_value -> BigInt,
+    }
+}
+
+fixed_sql!(
+    /// Advance the sequence (see the module's documentation).
+    Advance = ["SELECT nextval('data_version')"]
+);
+
+/// Advance `data_version` on `c` (PostgreSQL only).
+pub(super) fn advance(c: &mut AnyConnection) -> QueryResult<()> {
+    match c {
+        AnyConnection::Postgresql(c) => Fixed::<Advance>::new(&[]).execute(c).map(|_| ()),
+        AnyConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+/// Where the store asks whether data changed.
+pub(super) enum Watch {
+    /// SQLite: the sentinel connection (asks `PRAGMA main.data_version`).
+    Sqlite(Pool<ConnectionManager<AnyConnection>>),
+    /// PostgreSQL: the sequence, on the probe's connections.
+    Postgres(Probe),
+}
+
+/// The read cache's change check: where to ask, and the last answer.
+pub(super) struct Changes {
+    watch: Watch,
+    seen: Mutex<Option<i64>>,
+    /// PostgreSQL: write transactions through this process that may have committed but
+    /// whose advance failed (their callers were answered with the error). While any is
+    /// outstanding, this store serves nothing cached and advances the sequence first.
+    unannounced: AtomicU64,
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes").finish_non_exhaustive()
+    }
+}
+
+impl Changes {
+    pub(super) fn new(watch: Watch) -> Self {
+        Self {
+            watch,
+            seen: Mutex::new(None),
+            unannounced: AtomicU64::new(0),
+        }
+    }
+
+    /// Ask whether data changed since the last answer (emptying `cache` if so) and return
+    /// the generation to read under. `None`: the question could not be answered, or the
+    /// answer is older than one already had: serve and keep nothing. The generation is
+    /// taken under the answer's lock, so that it always goes with the answer it was taken
+    /// under (a read kept under it started after that answer was asked).
+    pub(super) fn generation(&self, cache: &ReadCache) -> Option<u64> {
+        let version = match &self.watch {
+            Watch::Sqlite(pool) => {
+                let mut c = pool.get().ok()?;
+                super::conn::data_version(&mut c).ok()?
+            }
+            Watch::Postgres(probe) => {
+                let owed = self.unannounced.load(Ordering::Acquire);
+                if owed > 0 {
+                    probe.with(|c| Fixed::<Advance>::new(&[]).execute(c))?;
+                    // Only the writes counted before this advance are covered by it.
+                    let _ = self.unannounced.compare_exchange(
+                        owed,
+                        0,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    return None;
+                }
+                probe.with(|c| {
+                    data_version::table
+                        .select(data_version::last_value)
+                        .get_result::<i64>(c)
+                })?
+            }
+        };
+        self.settle(version, cache)
+    }
+
+    /// [`Changes::generation`] once the question was answered with `version`.
+    fn settle(&self, version: i64, cache: &ReadCache) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        match *seen {
+            Some(s) if s == version => {}
+            // SQLite's data_version only differs; the sequence only grows.
+            Some(s) if version < s && matches!(self.watch, Watch::Postgres(_)) => return None,
+            _ => {
+                *seen = Some(version);
+                cache.advance();
+            }
+        }
+        Some(cache.generation())
+    }
+
+    /// PostgreSQL: a write transaction through this store may have committed: advance the
+    /// sequence before its caller is answered, on the write's connection `c`, else on a
+    /// probe connection. When both fail the write is counted as unannounced (see
+    /// [`Changes::generation`]) and the error returned, for the caller to be answered with.
+    pub(super) fn announce(&self, c: &mut AnyConnection) -> QueryResult<()> {
+        let Watch::Postgres(probe) = &self.watch else {
+            return Ok(());
+        };
+        let Err(first) = advance(c) else {
+            return Ok(());
+        };
+        let owed = self.unannounced.fetch_add(1, Ordering::AcqRel) + 1;
+        match probe.with(|c| Fixed::<Advance>::new(&[]).execute(c)) {
+            Some(_) => {
+                let _ =
+                    self.unannounced
+                        .compare_exchange(owed, 0, Ordering::AcqRel, Ordering::Acquire);
+                Ok(())
+            }
+            None => Err(first),
+        }
+    }
+}
+
+/// Most connections a [`Probe`] opens.
+const PROBE_CONNECTIONS: usize = 4;
+
+/// PostgreSQL connections for the change check only, outside the store's pool: a pooled
+/// connection is tested with a query of its own at every checkout (a round trip as long
+/// as the check), a probe connection is not; one whose query failed is closed instead of
+/// being used again.
+pub(super) struct Probe {
+    url: String,
+    state: Mutex<ProbeState>,
+    freed: Condvar,
+}
+
+#[derive(Default)]
+struct ProbeState {
+    idle: Vec<PgConnection>,
+    /// Connections open (idle or in use).
+    open: usize,
+}
+
+impl Probe {
+    pub(super) fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            state: Mutex::new(ProbeState::default()),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Run `f` on a probe connection (opened when none is idle and fewer than
+    /// [`PROBE_CONNECTIONS`] are open; else waited for). `None`: no connection, or `f` failed
+    /// (and its connection is closed).
+    fn with<T>(&self, f: impl FnOnce(&mut PgConnection) -> QueryResult<T>) -> Option<T> {
+        let mut c = {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(c) = s.idle.pop() {
+                    break Some(c);
+                }
+                if s.open < PROBE_CONNECTIONS {
+                    s.open += 1;
+                    break None;
+                }
+                s = self.freed.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        .map_or_else(|| PgConnection::establish(&self.url).ok(), Some);
+        let r = c.as_mut().map(|c| f(c));
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = match (c, r) {
+            (Some(c), Some(Ok(v))) => {
+                s.idle.push(c);
+                Some(v)
+            }
+            _ => {
+                s.open -= 1;
+                None
+            }
+        };
+        drop(s);
+        self.freed.notify_one();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::BigInt;
+
+    use super::*;
+    use crate::error::ApiError;
+    use crate::store::{Store, StoreError, Tx};
+
+    /// The URL of a fresh database on `STRONGROOM_TEST_DATABASE_URL`'s server, with a
+    /// one-row table `t` (`v` = 0), or `None` when the variable is not set.
+    fn fresh_database() -> Option<String> {
+        let base = std::env::var("STRONGROOM_TEST_DATABASE_URL").ok()?;
+        let mut conn = PgConnection::establish(&base).unwrap();
+        let name = format!("sr_changes_{}", uuid::Uuid::new_v4().simple());
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        PgConnection::establish(&url)
+            .unwrap()
+            .batch_execute("CREATE TABLE t (v BIGINT NOT NULL); INSERT INTO t VALUES (0);")
+            .unwrap();
+        Some(url)
+    }
+
+    #[derive(diesel::QueryableByName)]
+    struct V {
+        #[diesel(sql_type = BigInt)]
+        v: i64,
+    }
+
+    fn read_v(tx: &mut Tx<'_>) -> Result<Option<i64>, ApiError> {
+        let r: V = diesel::sql_query("SELECT v FROM t")
+            .get_result(tx.conn)
+            .map_err(StoreError::Db)?;
+        Ok(Some(r.v))
+    }
+
+    /// `store`'s cached read of `t.v`, counting the reads that went to the database.
+    fn cached_v(store: &Store, reads: &Arc<AtomicUsize>) -> i64 {
+        let reads = Arc::clone(reads);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let v = rt
+            .block_on(store.read_point_cached("t.v".to_owned(), move |tx| {
+                reads.fetch_add(1, SeqCst);
+                read_v(tx)
+            }))
+            .unwrap();
+        *v.unwrap()
+    }
+
+    fn set_v(store: &Store, v: i64) -> Result<(), ApiError> {
+        store.write_blocking(move |tx| {
+            diesel::sql_query(format!("UPDATE t SET v = {v}"))
+                .execute(tx.conn)
+                .map_err(StoreError::Db)?;
+            Ok(())
+        })
+    }
+
+    /// Two servers on one database: a write acknowledged by one is seen by the other's very
+    /// next read, although that server answered the reads before it from its cache; and a
+    /// write through the same server too.
+    #[test]
+    fn a_write_through_any_server_is_seen_by_the_next_read() {
+        let Some(url) = fresh_database() else {
+            return;
+        };
+        let (a, b) = (Store::open(&url).unwrap(), Store::open(&url).unwrap());
+        let reads = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            assert_eq!(cached_v(&b, &reads), 0);
+        }
+        assert_eq!(
+            reads.load(SeqCst),
+            1,
+            "read once, then served from the cache"
+        );
+        for n in 1..=5 {
+            set_v(&a, n).unwrap();
+            assert_eq!(cached_v(&b, &reads), n);
+            assert_eq!(cached_v(&b, &reads), n);
+            set_v(&b, 100 + n).unwrap();
+            assert_eq!(cached_v(&b, &reads), 100 + n);
+            assert_eq!(cached_v(&a, &reads), 100 + n);
+        }
+        assert_eq!(reads.load(SeqCst), 1 + 5 * 3);
+    }
+
+    /// The audit writer's commits change nothing cached: they leave every server's cache as
+    /// it is. A store that starts (say after a server died between a COMMIT and its
+    /// advance) empties every server's.
+    #[test]
+    fn audit_commits_keep_the_cache_and_a_start_empties_it() {
+        let Some(url) = fresh_database() else {
+            return;
+        };
+        let (a, b) = (Store::open(&url).unwrap(), Store::open(&url).unwrap());
+        let reads = Arc::new(AtomicUsize::new(0));
+        assert_eq!(cached_v(&a, &reads), 0);
+        assert_eq!(cached_v(&b, &reads), 0);
+        assert_eq!(reads.load(SeqCst), 2);
+        a.audit_writer()
+            .write_blocking(|tx| {
+                diesel::sql_query("CREATE TABLE IF NOT EXISTS audit_like (x BIGINT)")
+                    .execute(tx.conn)
+                    .map_err(StoreError::Db)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(cached_v(&a, &reads), 0);
+        assert_eq!(cached_v(&b, &reads), 0);
+        assert_eq!(reads.load(SeqCst), 2, "the audit commit emptied no cache");
+        let _c = Store::open(&url).unwrap();
+        assert_eq!(cached_v(&a, &reads), 0);
+        assert_eq!(cached_v(&b, &reads), 0);
+        assert_eq!(
+            reads.load(SeqCst),
+            4,
+            "a start empties every server's cache"
+        );
+    }
+
+    /// A write whose advance fails (here: the sequence is gone) is not acknowledged,
+    /// although it committed, and no server serves anything cached while the sequence
+    /// cannot be asked; once it can, the writer advances it before anything is served.
+    #[test]
+    fn a_write_that_cannot_be_announced_is_not_acknowledged() {
+        let Some(url) = fresh_database() else {
+            return;
+        };
+        let (a, b) = (Store::open(&url).unwrap(), Store::open(&url).unwrap());
+        let reads = Arc::new(AtomicUsize::new(0));
+        assert_eq!(cached_v(&b, &reads), 0);
+        assert_eq!(cached_v(&b, &reads), 0);
+        assert_eq!(reads.load(SeqCst), 1);
+        let mut admin = PgConnection::establish(&url).unwrap();
+        admin
+            .batch_execute("ALTER SEQUENCE data_version RENAME TO data_version_away")
+            .unwrap();
+        assert!(set_v(&a, 7).is_err(), "committed, but not announced");
+        // Nothing cached is served while the sequence cannot be asked.
+        assert_eq!(cached_v(&b, &reads), 7);
+        assert_eq!(cached_v(&a, &reads), 7);
+        assert_eq!(reads.load(SeqCst), 3);
+        admin
+            .batch_execute("ALTER SEQUENCE data_version_away RENAME TO data_version")
+            .unwrap();
+        let before = last_value(&mut admin);
+        // `a` owes an advance: its next check makes it (and serves nothing).
+        assert_eq!(cached_v(&a, &reads), 7);
+        assert!(last_value(&mut admin) > before);
+        assert_eq!(cached_v(&b, &reads), 7);
+        assert_eq!(cached_v(&b, &reads), 7);
+        assert_eq!(
+            reads.load(SeqCst),
+            5,
+            "cached again once the sequence answers"
+        );
+    }
+
+    fn last_value(c: &mut PgConnection) -> i64 {
+        data_version::table
+            .select(data_version::last_value)
+            .get_result(c)
+            .unwrap()
+    }
+
+    /// An answer older than one already seen serves and keeps nothing; a newer one empties
+    /// the cache.
+    #[test]
+    fn answers_move_the_generation_forward_only() {
+        let c = Changes::new(Watch::Postgres(Probe::new("postgres://unused")));
+        let cache = ReadCache::default();
+        let seen = |v: i64| c.settle(v, &cache);
+        let g = seen(5).unwrap();
+        cache.put("k".to_owned(), Arc::new(1_u32), g);
+        assert_eq!(seen(5), Some(g));
+        assert_eq!(seen(4), None);
+        // The overtaken answer emptied nothing.
+        assert_eq!(cache.get::<u32>("k").as_deref(), Some(&1));
+        assert!(seen(6).unwrap() > g);
+        assert_eq!(cache.get::<u32>("k"), None);
+    }
+}
