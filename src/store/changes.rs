@@ -213,7 +213,7 @@ impl Probe {
             }
         }
         .map_or_else(|| PgConnection::establish(&self.url).ok(), Some);
-        let r = c.as_mut().map(|c| f(c));
+        let r = c.as_mut().map(f);
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let out = match (c, r) {
             (Some(c), Some(Ok(v))) => {
