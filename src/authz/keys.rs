@@ -51,23 +51,37 @@ impl Authz {
                 other @ ops::KeyUse::Named(..) => named.push(other),
             }
         }
-        let ids: Vec<String> = wanted.iter().filter_map(|(_, k)| k.clone()).collect();
-        // Secrets under the AWS managed key name no key row: no read at all. Otherwise a
-        // few lookups by key, on the calling thread where the store allows it.
-        let rows = if ids.is_empty() {
-            Vec::new()
-        } else {
-            self.ctx
-                .store
-                .read_point(move |tx| {
-                    let mut out = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        out.push((id.clone(), tx.kms_key(id)?));
-                    }
-                    Ok(out)
-                })
-                .await?
+        // The key that sealed the version read was read with it (in the resolution's
+        // transaction, or its cached result): not read again.
+        let mut rows: Vec<(String, Option<crate::store::rows::KmsKeyRow>)> = match fetched {
+            Some(Ok(f)) => f
+                .sealing_key_id()
+                .map(|id| (id.to_owned(), Some(f.sealing_key().clone())))
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
         };
+        let ids: Vec<String> = wanted
+            .iter()
+            .filter_map(|(_, k)| k.clone())
+            .filter(|id| !rows.iter().any(|(k, _)| k == id))
+            .collect();
+        // Secrets under the AWS managed key before its first use name no key row: no read.
+        // Otherwise a few lookups by key, on the calling thread where the store allows it.
+        if !ids.is_empty() {
+            rows.extend(
+                self.ctx
+                    .store
+                    .read_point(move |tx| {
+                        let mut out = Vec::with_capacity(ids.len());
+                        for id in &ids {
+                            out.push((id.clone(), tx.kms_key(id)?));
+                        }
+                        Ok(out)
+                    })
+                    .await?,
+            );
+        }
         for (action, key_id) in wanted {
             match key_id {
                 // The account's AWS managed key (not created until first used).

@@ -294,6 +294,7 @@ impl Keyring {
             key_id: key_id.to_owned(),
             term,
             kek,
+            row: key,
         })
     }
 
@@ -319,6 +320,9 @@ pub struct ValueKey {
     key_id: String,
     term: i32,
     kek: Key256,
+    /// The KMS key's row as read with the material (its state and key policy): what a read
+    /// of the value is authorized on, from the same read.
+    row: KmsKeyRow,
 }
 
 impl std::fmt::Debug for ValueKey {
@@ -331,6 +335,11 @@ impl std::fmt::Debug for ValueKey {
 }
 
 impl ValueKey {
+    /// The KMS key's row, read with the material (see the field).
+    pub fn key_row(&self) -> &KmsKeyRow {
+        &self.row
+    }
+
     /// Decrypt one version's value.
     pub fn open(
         &self,

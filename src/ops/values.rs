@@ -290,6 +290,11 @@ impl FetchedValue {
     pub fn sealing_key_id(&self) -> Option<&str> {
         self.version.kms_key_id.as_deref()
     }
+
+    /// That key's row (state, key policy), read in the same transaction as the version.
+    pub fn sealing_key(&self) -> &crate::store::rows::KmsKeyRow {
+        self.key.key_row()
+    }
 }
 
 /// Read the version that `version_id` and/or `stage` select (default AWSCURRENT).
