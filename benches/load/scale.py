@@ -285,17 +285,26 @@ def one_versions(args, k):
     return row
 
 
-def versions_table(args, rows, load0, load1):
-    lines = [f"Versions per secret: SQLite, {args.version_secrets:,} secrets x K versions of 1 KB (the newest "
-             f"AWSCURRENT, the one before AWSPREVIOUS, the rest unlabelled), {os.cpu_count()} CPUs; GetSecretValue "
-             f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s over {args.distinct} random secrets; "
-             f"first reads and ListSecretVersionIds sequential; load average "
-             f"{fmt_load(load0)} at start, {fmt_load(load1)} at end", ""]
-    lines += ["| versions per secret | " + " | ".join(str(r["k"]) for r in rows) + " |",
-              "|---|" + "---:|" * len(rows)]
+def table(title, label, heads, rows):
+    """A markdown table's lines (title, blank line, head, rule) and a function that appends
+    one row: `line(label, f)` with `f(row)` giving each column's cell."""
+    head = (f"| {label} | " if label else "| | ") + " | ".join(heads) + " |"
+    lines = [title, "", head, "|---|" + "---:|" * len(rows)]
 
-    def line(label, f):
-        lines.append(f"| {label} | " + " | ".join(f(r) for r in rows) + " |")
+    def line(row_label, f):
+        lines.append(f"| {row_label} | " + " | ".join(f(r) for r in rows) + " |")
+
+    return lines, line
+
+
+def versions_table(args, rows, load0, load1):
+    lines, line = table(
+        f"Versions per secret: SQLite, {args.version_secrets:,} secrets x K versions of 1 KB (the newest "
+        f"AWSCURRENT, the one before AWSPREVIOUS, the rest unlabelled), {os.cpu_count()} CPUs; GetSecretValue "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s over {args.distinct} random secrets; "
+        f"first reads and ListSecretVersionIds sequential; load average "
+        f"{fmt_load(load0)} at start, {fmt_load(load1)} at end",
+        "versions per secret", [str(r["k"]) for r in rows], rows)
 
     line("seeding (bench-seed), s", lambda r: f"{r['seed_s']:.0f}")
     line("database size, MB", lambda r: f"{r['db_mb']:.0f}")
@@ -421,17 +430,14 @@ def statements_rows(args):
 
 
 def statements_table(args, rows, load0, load1):
-    lines = [f"Identity-policy statements: SQLite, {args.statement_secrets:,} secrets x 1 version of 1 KB; the "
-             f"caller (bench-reader) holds S identity statements (bench.py's 10 inline, the rest in customer-managed "
-             f"policies attached to the user, none of them deciding the request), each secret its 2-statement "
-             f"resource policy; {os.cpu_count()} CPUs; GetSecretValue wrk -t{args.threads} -c{args.connections} "
-             f"-d{args.duration}s over {args.distinct} random secrets; load average {fmt_load(load0)} at start, "
-             f"{fmt_load(load1)} at end", ""]
-    lines += ["| identity statements | " + " | ".join(f"{r['statements']:,}" for r in rows) + " |",
-              "|---|" + "---:|" * len(rows)]
-
-    def line(label, f):
-        lines.append(f"| {label} | " + " | ".join(f(r) for r in rows) + " |")
+    lines, line = table(
+        f"Identity-policy statements: SQLite, {args.statement_secrets:,} secrets x 1 version of 1 KB; the "
+        f"caller (bench-reader) holds S identity statements (bench.py's 10 inline, the rest in customer-managed "
+        f"policies attached to the user, none of them deciding the request), each secret its 2-statement "
+        f"resource policy; {os.cpu_count()} CPUs; GetSecretValue wrk -t{args.threads} -c{args.connections} "
+        f"-d{args.duration}s over {args.distinct} random secrets; load average {fmt_load(load0)} at start, "
+        f"{fmt_load(load1)} at end",
+        "identity statements", [f"{r['statements']:,}" for r in rows], rows)
 
     line("customer-managed policy files", lambda r: str(r["files"]))
     line("start-up, s", lambda r: f"{r['startup_s']:.2f}")
@@ -508,16 +514,13 @@ def one_audit(args, n):
 
 
 def audit_table(args, rows, load0, load1):
-    lines = [f"Audit records in the store: SQLite, {args.audit_secrets:,} secrets x 1 version of 1 KB and N seeded "
-             f"records (bench-seed: GetSecretValue and DescribeSecret by 1,000 users on those secrets over 90 days, "
-             f"1 in 7 denied; lookup index up to date); {os.cpu_count()} CPUs; GetSecretValue "
-             f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; LookupEvents {args.list_samples} sequential "
-             f"requests as root; load average {fmt_load(load0)} at start, {fmt_load(load1)} at end", ""]
-    lines += ["| audit records in the store | " + " | ".join(f"{r['n']:,}" for r in rows) + " |",
-              "|---|" + "---:|" * len(rows)]
-
-    def line(label, f):
-        lines.append(f"| {label} | " + " | ".join(f(r) for r in rows) + " |")
+    lines, line = table(
+        f"Audit records in the store: SQLite, {args.audit_secrets:,} secrets x 1 version of 1 KB and N seeded "
+        f"records (bench-seed: GetSecretValue and DescribeSecret by 1,000 users on those secrets over 90 days, "
+        f"1 in 7 denied; lookup index up to date); {os.cpu_count()} CPUs; GetSecretValue "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; LookupEvents {args.list_samples} sequential "
+        f"requests as root; load average {fmt_load(load0)} at start, {fmt_load(load1)} at end",
+        "audit records in the store", [f"{r['n']:,}" for r in rows], rows)
 
     line("seeding (bench-seed, with the lookup index), s", lambda r: f"{r['seed_s']:.0f}")
     line("database size (with the -audit and -audit-index files), MB", lambda r: f"{r['db_mb']:.0f}")
@@ -541,15 +544,12 @@ def audit_table(args, rows, load0, load1):
 
 def secrets_table(args, rows, load0, load1):
     base = rows[0]["get"]["rps"]
-    lines = [f"Scale: SQLite, 1 version of 1 KB per secret, {os.cpu_count()} CPUs; GetSecretValue "
-             f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; ListSecrets "
-             f"MaxResults 100, {args.list_samples} sequential requests; load average "
-             f"{fmt_load(load0)} at start, {fmt_load(load1)} at end", ""]
-    head = "| | " + " | ".join(f"{r['n']:,}" for r in rows) + " |"
-    lines += [head, "|---|" + "---:|" * len(rows)]
-
-    def line(label, f):
-        lines.append(f"| {label} | " + " | ".join(f(r) for r in rows) + " |")
+    lines, line = table(
+        f"Scale: SQLite, 1 version of 1 KB per secret, {os.cpu_count()} CPUs; GetSecretValue "
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s; ListSecrets "
+        f"MaxResults 100, {args.list_samples} sequential requests; load average "
+        f"{fmt_load(load0)} at start, {fmt_load(load1)} at end",
+        "", [f"{r['n']:,}" for r in rows], rows)
 
     line("seeding (bench-seed), s", lambda r: f"{r['seed_s']:.0f}")
     line("database size, MB", lambda r: "-" if r["db_mb"] is None else f"{r['db_mb']:.0f}")
