@@ -5,7 +5,7 @@
 //! `ops::sts::web_identity`'s, through `authz`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::audit::Draft;
 use crate::auth::session;
@@ -14,17 +14,39 @@ use crate::auth::{AuthError, Credential, Principal, RequestHead, SecretAccessKey
 use crate::authz::Authz;
 use crate::crypto::envelope;
 use crate::error::ApiError;
+use crate::identity::Directory;
 use crate::ops::{self, Ctx};
 use crate::protocol::Service;
 
-/// An access key as stored: its secret, owner and status (the principal is built per
-/// request from the live directory, so a reload takes effect at once).
-#[derive(Debug, Clone)]
+/// An access key as stored: its secret, owner and status.
+#[derive(Debug)]
 struct StoredKey {
-    secret: SecretAccessKey,
+    secret: Arc<SecretAccessKey>,
     account: String,
     user_name: Option<String>,
     active: bool,
+}
+
+/// A stored key in the credential cache, with the principal built from it under the
+/// directory that was in force then. The principal is built again when the directory has
+/// been reloaded since (a reload takes effect at once); the weak reference keeps the old
+/// directory's allocation, not its contents, so the comparison cannot meet a new directory
+/// at a reused address.
+#[derive(Debug)]
+struct CachedKey {
+    key: Arc<StoredKey>,
+    read_at_ms: i64,
+    principal: Option<(Weak<Directory>, Arc<Principal>)>,
+}
+
+impl CachedKey {
+    /// The cached principal, if it was built under `dir`.
+    fn principal_under(&self, dir: &Arc<Directory>) -> Option<Arc<Principal>> {
+        self.principal
+            .as_ref()
+            .filter(|(built_under, _)| std::ptr::eq(built_under.as_ptr(), Arc::as_ptr(dir)))
+            .map(|(_, p)| Arc::clone(p))
+    }
 }
 
 /// How long a looked-up credential is trusted before it is read again.
@@ -37,7 +59,7 @@ pub struct Authenticator {
     authz: Authz,
     regions: Arc<Vec<String>>,
     signing_keys: Arc<SigningKeyCache>,
-    credentials: Arc<Mutex<HashMap<String, (StoredKey, i64)>>>,
+    credentials: Arc<Mutex<HashMap<String, CachedKey>>>,
 }
 
 /// The bearer token of `Authorization: Bearer <jwt>`, if the request carries one.
@@ -67,7 +89,7 @@ impl Authenticator {
         body: &[u8],
         service: Service,
         draft: &mut Draft,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Arc<Principal>, ApiError> {
         if let Some(token) = bearer_token(head) {
             return self.authenticate_bearer(head, token, draft);
         }
@@ -110,7 +132,7 @@ impl Authenticator {
         &self,
         access_key_id: &str,
         secret: &str,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Arc<Principal>, ApiError> {
         use subtle::ConstantTimeEq;
         if !access_key_id.starts_with("AKIA") {
             return Err(AuthError::UnknownKey.into());
@@ -134,7 +156,7 @@ impl Authenticator {
     pub async fn principal_of_active_key(
         &self,
         access_key_id: &str,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Arc<Principal>, ApiError> {
         let cred = self.credential(access_key_id).await?;
         if !cred.active {
             return Err(AuthError::UnknownKey.into());
@@ -152,7 +174,7 @@ impl Authenticator {
         role_arn: Option<&str>,
         region: &str,
         draft: &mut Draft,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Arc<Principal>, ApiError> {
         let mut headers = vec![("x-strongroom-region".to_owned(), region.to_owned())];
         if let Some(role) = role_arn.filter(|r| !r.is_empty()) {
             headers.push(("x-strongroom-role".to_owned(), role.to_owned()));
@@ -174,7 +196,7 @@ impl Authenticator {
         head: &RequestHead,
         token: &str,
         draft: &mut Draft,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Arc<Principal>, ApiError> {
         let region = head
             .header("x-strongroom-region")
             .map(str::to_owned)
@@ -231,7 +253,7 @@ impl Authenticator {
         )?;
         let mut principal = claims.principal(&role.tags);
         principal.access_key_id = "bearer-token".into();
-        Ok(principal)
+        Ok(Arc::new(principal))
     }
 
     /// The credential of a temporary (STS) access key: the session token carries it.
@@ -256,52 +278,72 @@ impl Authenticator {
             .role_for_session(&claims.role_arn, &claims.role_id)
             .ok_or(AuthError::UnknownKey)?;
         Ok(Credential {
-            secret: claims.secret_key(),
-            principal: claims.principal(&role.tags),
+            secret: Arc::new(claims.secret_key()),
+            principal: Arc::new(claims.principal(&role.tags)),
             active: true,
         })
     }
 
-    /// The principal owning a stored key, from the directory in force. A key whose user is
-    /// no longer declared is refused like an unknown key.
-    fn principal_of(&self, key: &StoredKey, access_key_id: &str) -> Option<Principal> {
-        match &key.user_name {
-            None => Some(Principal::root(&key.account, access_key_id)),
+    /// The principal owning a stored key, under directory `dir`. A key whose user is no
+    /// longer declared is refused like an unknown key.
+    fn principal_of(
+        key: &StoredKey,
+        access_key_id: &str,
+        dir: &Directory,
+    ) -> Option<Arc<Principal>> {
+        let principal = match &key.user_name {
+            None => Principal::root(&key.account, access_key_id),
             Some(name) => {
-                let dir = self.authz.identities().get();
                 let u = dir.user(&key.account, name)?;
-                Some(Principal::user(
+                Principal::user(
                     &u.account,
                     &u.arn,
                     &u.user_id,
                     &u.name,
                     u.tags.clone(),
                     access_key_id,
-                ))
+                )
             }
-        }
+        };
+        Some(Arc::new(principal))
     }
 
-    /// The credential of an access key id (the stored key cached for a few seconds).
+    /// The credential of an access key id: the stored key is cached for a few seconds, its
+    /// principal for as long as the directory it was built under is in force.
     async fn credential(&self, access_key_id: &str) -> Result<Credential, ApiError> {
         let now = self.ctx.now_ms();
-        let cached = {
-            let cache = self
-                .credentials
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache
-                .get(access_key_id)
-                .filter(|(_, at)| now - at < CREDENTIAL_TTL_MS)
-                .map(|(k, _)| k.clone())
-        };
-        let key = match cached {
-            Some(k) => k,
+        let dir = self.authz.identities().get();
+        let cached = self
+            .credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(access_key_id)
+            .filter(|c| now - c.read_at_ms < CREDENTIAL_TTL_MS)
+            .map(|c| (Arc::clone(&c.key), c.principal_under(&dir)));
+        let (key, principal) = match cached {
+            Some((key, Some(principal))) => (key, principal),
+            Some((key, None)) => {
+                let principal =
+                    Self::principal_of(&key, access_key_id, &dir).ok_or(AuthError::UnknownKey)?;
+                let mut cache = self
+                    .credentials
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(entry) = cache
+                    .get_mut(access_key_id)
+                    .filter(|c| Arc::ptr_eq(&c.key, &key))
+                {
+                    entry.principal = Some((Arc::downgrade(&dir), Arc::clone(&principal)));
+                }
+                (key, principal)
+            }
             None => {
-                let key = self
-                    .load_key(access_key_id)
-                    .await?
-                    .ok_or(AuthError::UnknownKey)?;
+                let key = Arc::new(
+                    self.load_key(access_key_id)
+                        .await?
+                        .ok_or(AuthError::UnknownKey)?,
+                );
+                let principal = Self::principal_of(&key, access_key_id, &dir);
                 let mut cache = self
                     .credentials
                     .lock()
@@ -309,15 +351,21 @@ impl Authenticator {
                 if cache.len() > 10_000 {
                     cache.clear();
                 }
-                cache.insert(access_key_id.to_owned(), (key.clone(), now));
-                key
+                cache.insert(
+                    access_key_id.to_owned(),
+                    CachedKey {
+                        key: Arc::clone(&key),
+                        read_at_ms: now,
+                        principal: principal
+                            .as_ref()
+                            .map(|p| (Arc::downgrade(&dir), Arc::clone(p))),
+                    },
+                );
+                (key, principal.ok_or(AuthError::UnknownKey)?)
             }
         };
-        let principal = self
-            .principal_of(&key, access_key_id)
-            .ok_or(AuthError::UnknownKey)?;
         Ok(Credential {
-            secret: key.secret,
+            secret: Arc::clone(&key.secret),
             principal,
             active: key.active,
         })
@@ -339,7 +387,7 @@ impl Authenticator {
                 )?;
                 let secret = String::from_utf8(secret.to_vec()).map_err(ApiError::internal)?;
                 Ok(Some(StoredKey {
-                    secret: SecretAccessKey::new(secret),
+                    secret: Arc::new(SecretAccessKey::new(secret)),
                     account: row.account_id,
                     user_name: row.user_name,
                     active: row.status == "Active",
@@ -365,6 +413,16 @@ mod tests {
     /// An authenticator over a fresh store holding one active root key, on a clock the test
     /// moves.
     fn authenticator(dir: &std::path::Path) -> (Authenticator, Store, Arc<AtomicI64>) {
+        authenticator_for(dir, Live::open(None).unwrap(), None)
+    }
+
+    /// An authenticator over a fresh store holding one active key of `user` (the root's
+    /// when `None`), with the principals directory `live`, on a clock the test moves.
+    fn authenticator_for(
+        dir: &std::path::Path,
+        live: Live,
+        user: Option<&str>,
+    ) -> (Authenticator, Store, Arc<AtomicI64>) {
         let store = Store::open(&format!("sqlite://{}/a.db", dir.display())).unwrap();
         let keyring = Keyring::new(MasterKeyring::generate());
         let (sealed, mid) = keyring
@@ -373,7 +431,7 @@ mod tests {
         let row = AccessKeyRow {
             access_key_id: AKID.into(),
             account_id: "111122223333".into(),
-            user_name: None,
+            user_name: user.map(str::to_owned),
             secret_sealed: sealed,
             master_key_id: mid,
             status: "Active".into(),
@@ -392,7 +450,7 @@ mod tests {
             regions: Arc::new(vec!["us-east-1".into()]),
             peers: Arc::new(Vec::new()),
         };
-        let authz = Authz::new(ctx.clone(), Arc::new(Live::open(None).unwrap()));
+        let authz = Authz::new(ctx.clone(), Arc::new(live));
         let a = Authenticator::new(ctx, authz, Arc::new(vec!["us-east-1".into()]));
         (a, store, now)
     }
@@ -416,6 +474,67 @@ mod tests {
             .write_blocking(|tx| Ok(tx.delete_access_key(AKID)?))
             .unwrap();
         now.fetch_add(CREDENTIAL_TTL_MS, Ordering::SeqCst);
+        let e = a.credential(AKID).await.unwrap_err();
+        assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
+    }
+
+    /// A copy of the repository's principals directory under `to`.
+    fn copy_policies(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_dir() {
+                copy_policies(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_s_principal_follows_every_reload_of_the_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("policies");
+        copy_policies(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
+            &root,
+        );
+        let (a, _store, _now) =
+            authenticator_for(t.path(), Live::open(Some(&root)).unwrap(), Some("alice"));
+        let first = a.credential(AKID).await.unwrap().principal;
+        assert_eq!(
+            first.arn,
+            "arn:aws:iam::111122223333:user/engineering/alice"
+        );
+        assert_eq!(first.tags.get("team").map(String::as_str), Some("payments"));
+        // The same directory in force: the principal built once is handed out again.
+        let again = a.credential(AKID).await.unwrap().principal;
+        assert!(Arc::ptr_eq(&first, &again));
+        // A reload that changes the user's tags: the next request sees the new tags at
+        // once, though the stored key is still within its cache time.
+        let file = root.join("accounts/111122223333/users/alice.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace(r#""team": "payments""#, r#""team": "ledger""#),
+        )
+        .unwrap();
+        let live = a.authz.identities();
+        assert!(matches!(
+            live.reload(true),
+            crate::identity::live::Reload::Accepted { .. }
+        ));
+        let retagged = a.credential(AKID).await.unwrap().principal;
+        assert_eq!(
+            retagged.tags.get("team").map(String::as_str),
+            Some("ledger")
+        );
+        // A reload that removes the user: its key is refused at once.
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(
+            live.reload(true),
+            crate::identity::live::Reload::Accepted { .. }
+        ));
         let e = a.credential(AKID).await.unwrap_err();
         assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
     }

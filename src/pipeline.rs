@@ -123,7 +123,7 @@ impl Pipeline {
     /// A JSON-protocol call made by the web console (`console`) for the principal of its
     /// session: the same parse, authorization, operation and audit as a signed request, the
     /// console session standing in for the signature.
-    pub async fn handle_as(&self, principal: &Principal, call: ConsoleCall<'_>) -> Reply {
+    pub async fn handle_as(&self, principal: &Arc<Principal>, call: ConsoleCall<'_>) -> Reply {
         let started = std::time::Instant::now();
         let _in_flight = self.auditor.begin();
         let request_id = uuid::Uuid::new_v4().to_string();
@@ -167,7 +167,7 @@ impl Pipeline {
     /// principal of its session, like [`Pipeline::handle_as`].
     pub async fn handle_query_as(
         &self,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         params: &[(String, String)],
         region: &str,
         peer: &Peer,
@@ -412,7 +412,7 @@ impl Pipeline {
 /// An authenticated call on its way to an operation.
 struct Call<'a> {
     pipeline: &'a Pipeline,
-    principal: Principal,
+    principal: Arc<Principal>,
     scope: Scope,
     body: &'a [u8],
 }

@@ -224,7 +224,7 @@ pub struct Draft {
     pub region: String,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
-    pub principal: Option<Principal>,
+    pub principal: Option<std::sync::Arc<Principal>>,
     pub read_only: Option<bool>,
     pub resource_arn: Option<String>,
     /// From [`safe_request_parameters`]; tokens in it are HMAC'd when recorded.
@@ -250,6 +250,26 @@ pub struct Draft {
     /// Set by the pipeline when the record was already committed with the request's change
     /// (`Auditor::in_transaction`): it must not be recorded again. Not part of the record.
     pub recorded_with_change: bool,
+}
+
+impl Draft {
+    /// What a further event of the same request starts from (BatchGetSecretValue's
+    /// per-secret decisions): who called, from where, when, to which service and region.
+    /// Everything the event decides for itself (its id, name, resource, parameters,
+    /// decision, error) starts empty.
+    pub fn per_secret_base(&self) -> Draft {
+        Draft {
+            event_time_ms: self.event_time_ms,
+            event_source: self.event_source.clone(),
+            region: self.region.clone(),
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            principal: self.principal.clone(),
+            event_type: self.event_type.clone(),
+            secure_transport: self.secure_transport,
+            ..Draft::default()
+        }
+    }
 }
 
 /// Epoch milliseconds as RFC 3339 UTC with exactly three fractional digits (so records'
@@ -1053,7 +1073,7 @@ mod tests {
                     region: "us-east-1".into(),
                     source_ip: (j != 1).then(|| "127.0.0.1".to_owned()),
                     user_agent: (i != 2).then(|| "aws-cli/2 \"quoted\" ünïcode".to_owned()),
-                    principal: principal.clone(),
+                    principal: principal.clone().map(std::sync::Arc::new),
                     read_only: [None, Some(true), Some(false)][(i + j) % 3],
                     resource_arn: resource.clone(),
                     request_parameters: safe_request_parameters(
@@ -1115,7 +1135,7 @@ mod tests {
             region: "us-east-1".into(),
             source_ip: Some("127.0.0.1".into()),
             user_agent: Some("aws-cli/2 \"q\" \u{fc}".into()),
-            principal: Some(Principal {
+            principal: Some(std::sync::Arc::new(Principal {
                 kind: PrincipalKind::AssumedRole,
                 arn: format!("arn:aws:sts::{account}:assumed-role/deploy/ci-42"),
                 user_id: "AROADEPLOY:ci-42".into(),
@@ -1128,7 +1148,7 @@ mod tests {
                     policy: None,
                 }),
                 ..Principal::root(account, "AKIAROOT")
-            }),
+            })),
             read_only: Some(false),
             resource_arn: Some(format!(
                 "arn:aws:secretsmanager:us-east-1:{account}:secret:db/pw-AbCdEf"
@@ -1193,7 +1213,10 @@ mod tests {
             event_name: "DescribeSecret".into(),
             event_source: "secretsmanager.amazonaws.com".into(),
             event_time_ms: 1_780_000_000_123,
-            principal: Some(Principal::root("111122223333", "AKIAX")),
+            principal: Some(std::sync::Arc::new(Principal::root(
+                "111122223333",
+                "AKIAX",
+            ))),
             resource_arn: Some(
                 "arn:aws:secretsmanager:us-east-1:111122223333:secret:db/pw-AbCdEf".into(),
             ),

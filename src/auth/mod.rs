@@ -151,8 +151,8 @@ impl fmt::Debug for SecretAccessKey {
 /// A credential the pipeline found for an access key id.
 #[derive(Debug, Clone)]
 pub struct Credential {
-    pub secret: SecretAccessKey,
-    pub principal: Principal,
+    pub secret: std::sync::Arc<SecretAccessKey>,
+    pub principal: std::sync::Arc<Principal>,
     pub active: bool,
 }
 

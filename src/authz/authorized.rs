@@ -14,7 +14,7 @@ use crate::store::rows::SecretRow;
 /// keeps a struct literal out of reach).
 #[derive(Debug, Clone)]
 pub struct Authorized {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     pub scope: Scope,
     /// The ARN the decision was made on (the full ARN of an existing secret).
     pub resource_arn: String,
@@ -65,7 +65,7 @@ pub struct Refusal {
 impl Authorized {
     /// Minted by `Authz::authorize_operation` after the decision allowed the request.
     pub(super) fn mint(
-        principal: Principal,
+        principal: Arc<Principal>,
         scope: Scope,
         resource_arn: String,
         secret: Option<SecretRow>,

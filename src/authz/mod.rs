@@ -61,7 +61,7 @@ impl Authz {
     /// is recorded in `draft`.
     pub async fn authorize_operation<O: Operation>(
         &self,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         scope: &Scope,
         input: &O::Input,
         draft: &mut Draft,
@@ -114,14 +114,14 @@ impl Authz {
         }
         let per_secret = Arc::new(per_secret::PerSecret::new(
             self.clone(),
-            principal.clone(),
+            Arc::clone(principal),
             scope.clone(),
-            draft.clone(),
+            draft.per_secret_base(),
         ));
         let events = per_secret::Events(Arc::clone(&per_secret));
         let authorizer: Arc<dyn SecretAuthorizer> = per_secret;
         let authorized = Authorized::mint(
-            principal.clone(),
+            Arc::clone(principal),
             scope.clone(),
             resolved.arn,
             resolved.secret,

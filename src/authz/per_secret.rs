@@ -17,7 +17,7 @@ use super::Authz;
 #[derive(Debug)]
 pub(super) struct PerSecret {
     authz: Authz,
-    principal: Principal,
+    principal: Arc<Principal>,
     scope: Scope,
     base: Draft,
     events: Mutex<Vec<Draft>>,
@@ -114,7 +114,7 @@ impl SecretAuthorizer for PerSecret {
 }
 
 impl PerSecret {
-    pub(super) fn new(authz: Authz, principal: Principal, scope: Scope, base: Draft) -> Self {
+    pub(super) fn new(authz: Authz, principal: Arc<Principal>, scope: Scope, base: Draft) -> Self {
         Self {
             authz,
             principal,

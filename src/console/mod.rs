@@ -78,7 +78,7 @@ pub(crate) struct Nav {
 #[derive(Debug)]
 pub(crate) struct Signed {
     pub claims: SessionClaims,
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     pub peer: Peer,
     pub user_agent: Option<String>,
 }
@@ -515,7 +515,7 @@ async fn record_login(
     peer: &Peer,
     user_agent: Option<String>,
     region: &str,
-    principal: Option<Principal>,
+    principal: Option<Arc<Principal>>,
     failure: Option<&str>,
 ) -> Result<(), HttpResponse> {
     let success = failure.is_none();
@@ -604,7 +604,7 @@ async fn throttled(
     peer: &Peer,
     user_agent: Option<String>,
     region: &str,
-    shown: Option<Principal>,
+    shown: Option<Arc<Principal>>,
     wait_ms: i64,
 ) -> HttpResponse {
     if let Err(r) = record_login(c, peer, user_agent, region, shown, Some(TOO_MANY_FAILURES)).await

@@ -88,14 +88,14 @@ fn draft(account: &str, region: &str, i: u64, secrets: u64, at_ms: i64) -> Draft
         region: region.into(),
         source_ip: Some(format!("10.1.0.{}", i % 256)),
         user_agent: Some("aws-sdk-rust/bench-seed".into()),
-        principal: Some(Principal {
+        principal: Some(std::sync::Arc::new(Principal {
             kind: PrincipalKind::User,
             arn: format!("arn:aws:iam::{account}:user/{user}"),
             user_id: format!("AIDABENCH{:011}", i % 1_000),
             access_key_id: format!("AKIABENCH{:011}", i % 1_000),
             name: Some(user),
             ..Principal::root(account, "AKIABENCHSEED0000000")
-        }),
+        })),
         read_only: Some(true),
         resource_arn: Some(format!(
             "arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"

@@ -23,7 +23,7 @@ pub struct QueryCall<'a> {
     pub pipeline: &'a Pipeline,
     /// The authenticated caller; `None` only for AssumeRoleWithWebIdentity, whose token is
     /// the credential (unsigned on AWS too).
-    pub principal: Option<Principal>,
+    pub principal: Option<std::sync::Arc<Principal>>,
     pub region: String,
     pub request_id: &'a str,
 }
@@ -31,7 +31,7 @@ pub struct QueryCall<'a> {
 impl QueryCall<'_> {
     /// The authenticated caller.
     pub fn caller(&self) -> Result<&Principal, ApiError> {
-        self.principal.as_ref().ok_or_else(|| {
+        self.principal.as_deref().ok_or_else(|| {
             ApiError::MissingAuthenticationToken("Request is missing Authentication Token".into())
         })
     }

@@ -3,6 +3,7 @@
 //! prune; and (ignored) query timings over a million records.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -167,7 +168,7 @@ fn draft(i: i64, at_ms: i64) -> Draft {
         .into(),
         region: "us-east-1".into(),
         source_ip: Some(format!("10.0.0.{}", i % 5)),
-        principal: Some(user(if i % 3 == 0 { "alice" } else { "bob" })),
+        principal: Some(Arc::new(user(if i % 3 == 0 { "alice" } else { "bob" }))),
         read_only: Some(true),
         resource_arn: Some(format!(
             "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/s{}-AbCdEf",
@@ -993,7 +994,7 @@ fn million_records_query_times() {
             for k in 0..batch {
                 let i = b * batch + k + 1;
                 let mut d = draft(i, t0 + i * step);
-                d.principal = Some(user(&format!("u{}", i % 1000)));
+                d.principal = Some(Arc::new(user(&format!("u{}", i % 1000))));
                 d.resource_arn = Some(format!(
                     "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:app/s{}-AbCdEf",
                     i % 10_000
@@ -3239,7 +3240,7 @@ fn records_have_cloudtrails_documented_shape() {
         region: "us-east-1".into(),
         source_ip: Some("192.0.2.10".into()),
         user_agent: Some("aws-cli/2.15.0".into()),
-        principal: Some(session),
+        principal: Some(Arc::new(session)),
         read_only: Some(false),
         resource_arn: Some(secret.clone()),
         request_parameters: strongroom::audit::safe_request_parameters(
@@ -3309,13 +3310,13 @@ fn records_have_cloudtrails_documented_shape() {
     // Other callers: an IAM user, root, no caller, a background event.
     let others = [
         Draft {
-            principal: Some(user("alice")),
+            principal: Some(Arc::new(user("alice"))),
             error_code: Some("AccessDeniedException".into()),
             error_message: Some("denied".into()),
             ..d.clone()
         },
         Draft {
-            principal: Some(Principal::root(ACCOUNT, AKID)),
+            principal: Some(Arc::new(Principal::root(ACCOUNT, AKID))),
             ..d.clone()
         },
         Draft {

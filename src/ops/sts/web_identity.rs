@@ -219,7 +219,7 @@ impl QueryOperation for AssumeRoleWithWebIdentity {
             input.policy,
             draft,
         )?;
-        draft.principal = Some(claims.principal(&role.tags));
+        draft.principal = Some(std::sync::Arc::new(claims.principal(&role.tags)));
         let (credentials, assumed_role_user) =
             super::answer(&pipeline.ctx.keyring, &claims, &role)?;
         Ok(Output {
