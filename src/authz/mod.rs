@@ -269,14 +269,92 @@ fn record_decision(draft: &mut audit::Draft, d: &policy::Decision) {
 
 /// The decision in one line for the audit record: effect, deciding policy and statement.
 fn describe_decision(d: &policy::Decision) -> String {
-    let by: Vec<String> = d
-        .deciding
-        .iter()
-        .map(|m| format!("{:?} {} #{}", m.policy_type, m.policy_id, m.sid_or_index()))
-        .collect();
-    if by.is_empty() {
-        format!("{:?}", d.reason)
-    } else {
-        format!("{:?} by {}", d.reason, by.join(", "))
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(96);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{:?}", d.reason);
+    for (i, m) in d.deciding.iter().enumerate() {
+        out.push_str(if i == 0 { " by " } else { ", " });
+        let _ = write!(out, "{:?} {} #", m.policy_type, m.policy_id);
+        match m.sid.as_deref().filter(|s| !s.is_empty()) {
+            Some(sid) => out.push_str(sid),
+            None => {
+                let _ = write!(out, "#{}", m.statement_index);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::describe_decision;
+    use crate::policy::{AllowBasis, Decision, Effect, MatchedStatement, PolicyType, Reason};
+
+    /// The line as `format!` and `join` wrote it, held against the one-buffer writer.
+    fn by_format(d: &Decision) -> String {
+        let by: Vec<String> = d
+            .deciding
+            .iter()
+            .map(|m| format!("{:?} {} #{}", m.policy_type, m.policy_id, m.sid_or_index()))
+            .collect();
+        if by.is_empty() {
+            format!("{:?}", d.reason)
+        } else {
+            format!("{:?} by {}", d.reason, by.join(", "))
+        }
+    }
+
+    fn matched(policy_type: PolicyType, id: &str, sid: Option<&str>, i: usize) -> MatchedStatement {
+        MatchedStatement {
+            policy_type,
+            policy_id: Arc::from(id),
+            policy_index: 0,
+            level: None,
+            sid: sid.map(Arc::from),
+            statement_index: i,
+        }
+    }
+
+    #[test]
+    fn the_decision_line_is_the_formatted_one() {
+        let cases = [
+            (
+                Effect::ImplicitDeny,
+                Reason::NotAllowedBy(PolicyType::Identity),
+                vec![],
+            ),
+            (Effect::Allow, Reason::RootInOwnAccount, vec![]),
+            (
+                Effect::Allow,
+                Reason::Allowed(AllowBasis::IdentityAndResourcePolicy),
+                vec![
+                    matched(
+                        PolicyType::Identity,
+                        "arn:aws:iam::1:user/u#inline",
+                        Some("Read"),
+                        0,
+                    ),
+                    matched(PolicyType::Resource, "res", None, 3),
+                    matched(PolicyType::Resource, "", Some(""), 12),
+                ],
+            ),
+            (
+                Effect::ExplicitDeny,
+                Reason::ExplicitDeny(PolicyType::Scp),
+                vec![matched(PolicyType::Scp, "p-1", Some("DenyAll"), 1)],
+            ),
+        ];
+        for (effect, reason, deciding) in cases {
+            let d = Decision {
+                effect,
+                reason,
+                deciding,
+                diagnostics: Vec::new(),
+            };
+            assert_eq!(describe_decision(&d), by_format(&d));
+        }
     }
 }
