@@ -1,5 +1,7 @@
 //! BatchGetSecretValue.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::get_secret_value::{self, Output as SecretValueEntry};
@@ -101,22 +103,32 @@ impl Operation for BatchGetSecretValue {
         let listed = input.secret_id_list.is_none();
         let scope = auth.scope.clone();
         let keyring = ctx.keyring.clone();
-        // One read transaction finds every secret and fetches its AWSCURRENT value, still
-        // sealed: (the id to report errors under, the secret and its fetched value).
+        // Every secret found with its AWSCURRENT value, still sealed: (the id to report
+        // errors under, the secret and its fetched value). Named secrets come from the read
+        // cache where it holds them (under the caller's account and region and the id, as
+        // found here; GetSecretValue's entries also follow ARNs across accounts, so they are
+        // kept apart), the rest from one short read.
         let (wanted, next_token): (Vec<Wanted>, Option<String>) = match input.secret_id_list {
             Some(ids) => {
+                let keys = ids
+                    .iter()
+                    .map(|id| format!("batch{:?}", (&scope.account, &scope.region, id)))
+                    .collect();
+                let named = ids.clone();
                 let found = ctx
                     .store
-                    .read_point(move |tx| {
-                        ids.into_iter()
-                            .map(|id| {
-                                let s = tx.find_secret(&scope.account, &scope.region, &id)?;
-                                Ok((id, s.map(|s| fetch(tx, &keyring, s)).transpose()?))
+                    .read_points_cached(keys, move |tx, missing| {
+                        missing
+                            .iter()
+                            .map(|&i| {
+                                let id = named.get(i).map(String::as_str).unwrap_or_default();
+                                let s = tx.find_secret(&scope.account, &scope.region, id)?;
+                                s.map(|s| fetch(tx, &keyring, s)).transpose()
                             })
-                            .collect::<Result<Vec<_>, ApiError>>()
+                            .collect()
                     })
                     .await?;
-                (found, None)
+                (ids.into_iter().zip(found).collect(), None)
             }
             None => {
                 let compiled = filters::compile(input.filters.as_deref().unwrap_or_default())?;
@@ -144,7 +156,8 @@ impl Operation for BatchGetSecretValue {
                         let page = page
                             .into_iter()
                             .map(|v| {
-                                Ok((v.secret.arn.clone(), Some(fetch(tx, &keyring, v.secret)?)))
+                                let arn = v.secret.arn.clone();
+                                Ok((arn, Some(Arc::new(fetch(tx, &keyring, v.secret)?))))
                             })
                             .collect::<Result<Vec<_>, ApiError>>()?;
                         Ok((page, next))
@@ -175,18 +188,19 @@ impl Operation for BatchGetSecretValue {
                     Ok(()) => Err(ApiError::secret_not_found()),
                     Err(r) => Err(r.error),
                 },
-                Some((s, facts, fetched)) => {
-                    match auth.authorize_secret(action, &id, Some((&s, &facts))) {
+                Some(found) => {
+                    let (s, facts, fetched) = &*found;
+                    match auth.authorize_secret(action, &id, Some((s, facts))) {
                         Err(r) if listed && !r.may_see => continue,
                         Err(r) => Err(r.error),
                         // AWS words a deleted secret's entry as DeleteSecret does, not
                         // as GetSecretValue does.
-                        Ok(()) => match not_deleted(&s)
-                            .and_then(|()| super::ensure_key_shareable(auth, &s))
-                            .and(fetched)
+                        Ok(()) => match not_deleted(s)
+                            .and_then(|()| super::ensure_key_shareable(auth, s))
+                            .and(fetched.as_ref().map_err(Clone::clone))
                         {
                             Err(e) => Err(e),
-                            Ok(f) => get_secret_value::finish(ctx, &s, &f).await,
+                            Ok(f) => get_secret_value::finish(ctx, s, f).await,
                         },
                     }
                 }
@@ -223,7 +237,7 @@ type Fetched = Result<values::FetchedValue, ApiError>;
 
 /// One requested secret: the id to report errors under, the secret (when it exists), what
 /// its authorization needs (tags, customer managed key) and its fetched value.
-type Wanted = (String, Option<(SecretRow, SecretFacts, Fetched)>);
+type Wanted = (String, Option<Arc<(SecretRow, SecretFacts, Fetched)>>);
 
 fn fetch(
     tx: &mut Tx<'_>,
@@ -231,17 +245,22 @@ fn fetch(
     secret: SecretRow,
 ) -> Result<(SecretRow, SecretFacts, Fetched), ApiError> {
     let fetched = values::fetch_value(tx, keyring, &secret, None, None);
-    // kms:Decrypt is decided on the key that sealed the version read.
-    let key_id = match &fetched {
-        Ok(f) => f.sealing_key_id().map(str::to_owned),
-        Err(_) => None,
+    // kms:Decrypt is decided on the key that sealed the version read (its row read with the
+    // version), else on the secret's key.
+    let key = match fetched
+        .as_ref()
+        .ok()
+        .filter(|f| f.sealing_key_id().is_some())
+    {
+        Some(f) => Some(f.sealing_key().clone()),
+        None => match &secret.kms_key_id {
+            Some(id) => tx.kms_key(id)?,
+            None => None,
+        },
     };
     let facts = SecretFacts {
         tags: tx.tags(&secret.secret_id)?,
-        key: match key_id.or_else(|| secret.kms_key_id.clone()) {
-            Some(id) => tx.kms_key(&id)?,
-            None => None,
-        },
+        key,
         key_action: Some("kms:Decrypt"),
     };
     Ok((secret, facts, fetched))

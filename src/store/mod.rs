@@ -305,6 +305,57 @@ impl Store {
         Ok(found)
     }
 
+    /// [`Store::read_point_cached`] for several keys at once: what is cached under `keys` is
+    /// served from the cache, and the rest is read in one short read, `f` answering for the
+    /// positions of `keys` it is given, in that order (one answer each), and kept. The same
+    /// rules hold for each key and for `f` as for `read_point_cached`.
+    pub async fn read_points_cached<T, F>(
+        &self,
+        keys: Vec<String>,
+        f: F,
+    ) -> Result<Vec<Option<Arc<T>>>, ApiError>
+    where
+        T: std::any::Any + Send + Sync,
+        F: FnOnce(&mut Tx<'_>, &[usize]) -> Result<Vec<Option<T>>, ApiError> + Send + 'static,
+    {
+        let generation = self.cache_generation();
+        let mut out: Vec<Option<Arc<T>>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let hit = generation.and_then(|_| self.cache.get::<T>(key));
+            if hit.is_none() {
+                missing.push(i);
+            }
+            out.push(hit);
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let (missing, found) = self
+            .read_point(move |tx| {
+                let found = f(tx, &missing)?;
+                Ok((missing, found))
+            })
+            .await?;
+        if found.len() != missing.len() {
+            return Err(ApiError::internal(format!(
+                "a cached read answered {} of {} keys",
+                found.len(),
+                missing.len()
+            )));
+        }
+        for (i, found) in missing.into_iter().zip(found) {
+            let found = found.map(Arc::new);
+            if let (Some(found), Some(generation), Some(key)) = (&found, generation, keys.get(i)) {
+                self.cache.put(key.clone(), Arc::clone(found), generation);
+            }
+            if let Some(slot) = out.get_mut(i) {
+                *slot = found;
+            }
+        }
+        Ok(out)
+    }
+
     /// A write transaction through this handle ended: what is cached may be stale.
     fn data_written(&self) {
         if self.changes_data {

@@ -1,22 +1,11 @@
-//! Secrets Manager operations of the current botocore model (1.44.18) beyond the first set
-//! (issue 21, item 4): ListResourcePolicies. The SDK crate in use predates it, so these are
-//! raw signed requests.
+//! Secrets Manager operations of the current botocore model (1.44.18) that the SDK crate in
+//! use predates (ListResourcePolicies), so these are raw signed requests.
 
 use serde_json::{json, Value};
 
-use crate::common::{call_as, example_policies, key_for, user_allowing, Signing, TestServer};
+use crate::common::{call_as, example_policies, key_for, ok, user_allowing, Signing, TestServer};
 
 const ACCOUNT: &str = "111122223333";
-
-fn ok(s: &TestServer, target: &str, body: &Value) -> Value {
-    let mut body = body.clone();
-    if target == "secretsmanager.CreateSecret" && body.get("ClientRequestToken").is_none() {
-        body["ClientRequestToken"] = json!(uuid::Uuid::new_v4().to_string());
-    }
-    let r = s.call(target, &body.to_string());
-    assert_eq!(r.status, 200, "{target} {body}: {}", r.body);
-    r.json()
-}
 
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
 

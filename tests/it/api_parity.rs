@@ -1,26 +1,10 @@
-//! Secrets Manager behaviours checked against recordings of real AWS responses (issue 21,
-//! item 5): moto's AWS-verified ListSecrets filter tests, LocalStack's snapshots recorded on
+//! Secrets Manager behaviours checked against recordings of real AWS responses: moto's AWS-verified ListSecrets filter tests, LocalStack's snapshots recorded on
 //! AWS (`tests/aws/services/secretsmanager/test_secretsmanager.snapshot.json`), and AWS
 //! messages quoted in users' logs.
 
 use serde_json::{json, Value};
 
-use crate::common::TestServer;
-
-/// A call that must succeed; writes carry a fresh ClientRequestToken, as the SDKs send one.
-fn ok(s: &TestServer, target: &str, body: &Value) -> Value {
-    let mut body = body.clone();
-    if matches!(
-        target,
-        "secretsmanager.CreateSecret" | "secretsmanager.PutSecretValue"
-    ) && body.get("ClientRequestToken").is_none()
-    {
-        body["ClientRequestToken"] = json!(uuid::Uuid::new_v4().to_string());
-    }
-    let r = s.call(target, &body.to_string());
-    assert_eq!(r.status, 200, "{target} {body}: {}", r.body);
-    r.json()
-}
+use crate::common::{ok, TestServer};
 
 fn create(s: &TestServer, body: &Value) -> Value {
     ok(s, "secretsmanager.CreateSecret", body)

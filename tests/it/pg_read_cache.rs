@@ -3,21 +3,12 @@
 //! one database: what one acknowledges, the other's very next read sees, although it
 //! answered the reads before from its cache.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::common::{config_in, fresh_postgres_db, postgres_base_url, TestServer};
-
-fn ok(s: &TestServer, target: &str, body: &Value) -> Value {
-    let mut body = body.clone();
-    if (target == "secretsmanager.CreateSecret" || target == "secretsmanager.PutSecretValue")
-        && body.get("ClientRequestToken").is_none()
-    {
-        body["ClientRequestToken"] = json!(uuid::Uuid::new_v4().to_string());
-    }
-    let r = s.call(target, &body.to_string());
-    assert_eq!(r.status, 200, "{target} {body}: {}", r.body);
-    r.json()
-}
+use crate::common::{
+    config_in, fresh_postgres_db, ok, postgres_base_url, reads_follow_acknowledged_writes,
+    version_with_stage, TestServer,
+};
 
 fn get(s: &TestServer, id: &str) -> crate::common::RawResponse {
     s.call(
@@ -99,26 +90,12 @@ fn a_write_through_either_server_decides_the_next_read_on_both() {
         "secretsmanager.ListSecretVersionIds",
         &json!({"SecretId": "pgcache/one"}),
     );
-    let version_of = |stage: &str| {
-        ids["Versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| {
-                v["VersionStages"]
-                    .as_array()
-                    .unwrap()
-                    .contains(&json!(stage))
-            })
-            .unwrap()["VersionId"]
-            .clone()
-    };
     ok(
         &b,
         "secretsmanager.UpdateSecretVersionStage",
         &json!({"SecretId": "pgcache/one", "VersionStage": "AWSCURRENT",
-                "MoveToVersionId": version_of("AWSPREVIOUS"),
-                "RemoveFromVersionId": version_of("AWSCURRENT")}),
+                "MoveToVersionId": version_with_stage(&ids, "AWSPREVIOUS"),
+                "RemoveFromVersionId": version_with_stage(&ids, "AWSCURRENT")}),
     );
     assert_eq!(get(&a, "pgcache/one").json()["SecretString"], "v9");
 }
@@ -128,50 +105,13 @@ fn a_write_through_either_server_decides_the_next_read_on_both() {
 /// no reader sees a value older than one it saw before.
 #[test]
 fn reads_on_one_server_never_go_back_behind_a_write_acknowledged_by_another() {
-    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
-    use std::sync::Arc;
     let Some((a, b, _dir)) = two_servers() else {
         return;
     };
-    let b = Arc::new(b);
     ok(
         &a,
         "secretsmanager.CreateSecret",
         &json!({"Name": "pgcache/hot", "SecretString": "0"}),
     );
-    let acked = Arc::new(AtomicI64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let (b, acked, stop) = (b.clone(), acked.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let (mut seen, mut reads) = (0_i64, 0);
-                while !stop.load(SeqCst) {
-                    let floor = acked.load(SeqCst);
-                    let r = get(&b, "pgcache/hot");
-                    assert_eq!(r.status, 200, "{}", r.body);
-                    let v: i64 = r.json()["SecretString"].as_str().unwrap().parse().unwrap();
-                    assert!(v >= floor, "read {v} after {floor} was acknowledged");
-                    assert!(v >= seen, "read {v} after reading {seen}");
-                    seen = v;
-                    reads += 1;
-                }
-                reads
-            })
-        })
-        .collect();
-    for n in 1..=30_i64 {
-        ok(
-            &a,
-            "secretsmanager.PutSecretValue",
-            &json!({"SecretId": "pgcache/hot", "SecretString": n.to_string()}),
-        );
-        acked.store(n, SeqCst);
-        assert_eq!(get(&b, "pgcache/hot").json()["SecretString"], n.to_string());
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    stop.store(true, SeqCst);
-    for r in readers {
-        assert!(r.join().unwrap() > 0);
-    }
+    reads_follow_acknowledged_writes(&std::sync::Arc::new(b), &a, "pgcache/hot", 30);
 }

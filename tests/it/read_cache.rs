@@ -7,21 +7,12 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{call_as, example_policies, key_for, user_allowing, TestServer};
+use crate::common::{
+    call_as, example_policies, key_for, ok, reads_follow_acknowledged_writes, user_allowing,
+    version_with_stage, TestServer,
+};
 
 const ACCOUNT: &str = "111122223333";
-
-fn ok(s: &TestServer, target: &str, body: &Value) -> Value {
-    let mut body = body.clone();
-    if (target == "secretsmanager.CreateSecret" || target == "secretsmanager.PutSecretValue")
-        && body.get("ClientRequestToken").is_none()
-    {
-        body["ClientRequestToken"] = json!(uuid::Uuid::new_v4().to_string());
-    }
-    let r = s.call(target, &body.to_string());
-    assert_eq!(r.status, 200, "{target} {body}: {}", r.body);
-    r.json()
-}
 
 fn allow_reader(who: &str) -> String {
     json!({"Version": "2012-10-17", "Statement": [{
@@ -198,83 +189,19 @@ fn reads_never_go_back_behind_an_acknowledged_write() {
         "secretsmanager.CreateSecret",
         &json!({"Name": "cache/hot", "SecretString": "0"}),
     );
-    // The last value whose PutSecretValue was acknowledged.
-    let acked = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let (s, acked, stop) = (s.clone(), acked.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut seen = 0_i64;
-                let mut reads = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let floor = acked.load(std::sync::atomic::Ordering::SeqCst);
-                    let r = s.call(
-                        "secretsmanager.GetSecretValue",
-                        r#"{"SecretId":"cache/hot"}"#,
-                    );
-                    assert_eq!(r.status, 200, "{}", r.body);
-                    let v: i64 = r.json()["SecretString"].as_str().unwrap().parse().unwrap();
-                    assert!(v >= floor, "read {v} after {floor} was acknowledged");
-                    assert!(v >= seen, "read {v} after reading {seen}");
-                    seen = v;
-                    reads += 1;
-                }
-                reads
-            })
-        })
-        .collect();
-    for n in 1..=40_i64 {
-        ok(
-            &s,
-            "secretsmanager.PutSecretValue",
-            &json!({"SecretId": "cache/hot", "SecretString": n.to_string()}),
-        );
-        acked.store(n, std::sync::atomic::Ordering::SeqCst);
-        let r = s.call(
-            "secretsmanager.GetSecretValue",
-            r#"{"SecretId":"cache/hot"}"#,
-        );
-        assert_eq!(r.json()["SecretString"], n.to_string());
-        // A few reads between writes, so the cache fills before the next one.
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    for r in readers {
-        assert!(r.join().unwrap() > 0);
-    }
+    reads_follow_acknowledged_writes(&s, &s, "cache/hot", 40);
     // Labels: moving AWSCURRENT back is seen by the next read.
     let ids = ok(
         &s,
         "secretsmanager.ListSecretVersionIds",
         &json!({"SecretId": "cache/hot", "IncludeDeprecated": true}),
     );
-    let versions = ids["Versions"].as_array().unwrap();
-    let current = versions
-        .iter()
-        .find(|v| {
-            v["VersionStages"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("AWSCURRENT"))
-        })
-        .unwrap()["VersionId"]
-        .clone();
-    let previous = versions
-        .iter()
-        .find(|v| {
-            v["VersionStages"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("AWSPREVIOUS"))
-        })
-        .unwrap()["VersionId"]
-        .clone();
     ok(
         &s,
         "secretsmanager.UpdateSecretVersionStage",
         &json!({"SecretId": "cache/hot", "VersionStage": "AWSCURRENT",
-                "MoveToVersionId": previous, "RemoveFromVersionId": current}),
+                "MoveToVersionId": version_with_stage(&ids, "AWSPREVIOUS"),
+                "RemoveFromVersionId": version_with_stage(&ids, "AWSCURRENT")}),
     );
     let r = s.call(
         "secretsmanager.GetSecretValue",
@@ -320,4 +247,113 @@ fn a_write_by_another_connection_decides_the_next_read() {
     .unwrap();
     let r = read_n(&s, &k, "cache/outside", 1, 400);
     assert_eq!(r["__type"], "AccessDeniedException", "{r}");
+}
+
+/// BatchGetSecretValue by SecretIdList reads through the cache too: a retagged secret is
+/// refused in the very next batch (the attacker's test) and allowed again once retagged back
+/// (the positive control), a new value and a deletion are seen at once, and the secrets the
+/// change did not touch keep being answered.
+#[test]
+fn a_change_decides_the_next_batch_read() {
+    let (_t, dir) = example_policies();
+    crate::common::write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/users/batch-reader.json"),
+        &json!({"UserName": "batch-reader", "InlinePolicies": {"p": {
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue",
+                 "Resource": "*"},
+                {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "kms:Decrypt"],
+                 "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:ResourceTag/env": "dev"}}}]}}})
+        .to_string(),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    for n in ["a", "b", "c"] {
+        ok(
+            &s,
+            "secretsmanager.CreateSecret",
+            &json!({"Name": format!("cache/batch/{n}"), "SecretString": format!("{n}0"),
+                    "Tags": [{"Key": "env", "Value": "dev"}]}),
+        );
+    }
+    let k = key_for(&s, &dir, ACCOUNT, "batch-reader");
+    let batch = || {
+        let r = call_as(
+            &s,
+            &k.0,
+            &k.1,
+            "secretsmanager.BatchGetSecretValue",
+            &json!({"SecretIdList": ["cache/batch/a", "cache/batch/b", "cache/batch/c"]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let values: Vec<(String, String)> = v["SecretValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let name = e["Name"].as_str().unwrap().to_owned();
+                (name, e["SecretString"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        let errors: Vec<(String, String)> = v["Errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let id = e["SecretId"].as_str().unwrap().to_owned();
+                (id, e["ErrorCode"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        (values, errors)
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    let all = vec![
+        pair("cache/batch/a", "a0"),
+        pair("cache/batch/b", "b0"),
+        pair("cache/batch/c", "c0"),
+    ];
+    for _ in 0..3 {
+        assert_eq!(batch(), (all.clone(), vec![]));
+    }
+    ok(
+        &s,
+        "secretsmanager.TagResource",
+        &json!({"SecretId": "cache/batch/b", "Tags": [{"Key": "env", "Value": "prod"}]}),
+    );
+    let refused = (
+        vec![pair("cache/batch/a", "a0"), pair("cache/batch/c", "c0")],
+        vec![pair("cache/batch/b", "AccessDeniedException")],
+    );
+    assert_eq!(batch(), refused);
+    assert_eq!(batch(), refused);
+    ok(
+        &s,
+        "secretsmanager.TagResource",
+        &json!({"SecretId": "cache/batch/b", "Tags": [{"Key": "env", "Value": "dev"}]}),
+    );
+    assert_eq!(batch(), (all.clone(), vec![]));
+    ok(
+        &s,
+        "secretsmanager.PutSecretValue",
+        &json!({"SecretId": "cache/batch/c", "SecretString": "c1"}),
+    );
+    assert_eq!(
+        batch().0,
+        vec![
+            pair("cache/batch/a", "a0"),
+            pair("cache/batch/b", "b0"),
+            pair("cache/batch/c", "c1"),
+        ]
+    );
+    ok(
+        &s,
+        "secretsmanager.DeleteSecret",
+        &json!({"SecretId": "cache/batch/a", "RecoveryWindowInDays": 7}),
+    );
+    let (values, errors) = batch();
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "cache/batch/a");
 }

@@ -208,6 +208,93 @@ impl TestServer {
     }
 }
 
+/// A call as the root that must succeed; CreateSecret and PutSecretValue carry a fresh
+/// ClientRequestToken when the body has none, as the SDKs send one.
+pub fn ok(s: &TestServer, target: &str, body: &serde_json::Value) -> serde_json::Value {
+    let mut body = body.clone();
+    if matches!(
+        target,
+        "secretsmanager.CreateSecret" | "secretsmanager.PutSecretValue"
+    ) && body.get("ClientRequestToken").is_none()
+    {
+        body["ClientRequestToken"] = serde_json::json!(uuid::Uuid::new_v4().to_string());
+    }
+    let r = s.call(target, &body.to_string());
+    assert_eq!(r.status, 200, "{target} {body}: {}", r.body);
+    r.json()
+}
+
+/// The `VersionId` of the version carrying `stage` in a ListSecretVersionIds answer.
+pub fn version_with_stage(ids: &serde_json::Value, stage: &str) -> serde_json::Value {
+    ids["Versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["VersionStages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == stage)
+        })
+        .unwrap_or_else(|| panic!("no version is {stage}: {ids}"))["VersionId"]
+        .clone()
+}
+
+/// Three readers read secret `id` (whose value is "0") through `reader` while `writer` puts
+/// the values 1..=`writes`, one after another: every read made after a put was acknowledged
+/// returns that value or a newer one, no reader sees a value older than one it saw before,
+/// and a read through `reader` right after each put returns that put's value.
+pub fn reads_follow_acknowledged_writes(
+    reader: &std::sync::Arc<TestServer>,
+    writer: &TestServer,
+    id: &str,
+    writes: i64,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::SeqCst};
+    use std::sync::Arc;
+    let get = serde_json::json!({ "SecretId": id }).to_string();
+    // The last value whose PutSecretValue was acknowledged.
+    let acked = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (reader, acked, stop, get) =
+                (reader.clone(), acked.clone(), stop.clone(), get.clone());
+            std::thread::spawn(move || {
+                let (mut seen, mut reads) = (0_i64, 0);
+                while !stop.load(SeqCst) {
+                    let floor = acked.load(SeqCst);
+                    let r = reader.call("secretsmanager.GetSecretValue", &get);
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    let v: i64 = r.json()["SecretString"].as_str().unwrap().parse().unwrap();
+                    assert!(v >= floor, "read {v} after {floor} was acknowledged");
+                    assert!(v >= seen, "read {v} after reading {seen}");
+                    seen = v;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for n in 1..=writes {
+        ok(
+            writer,
+            "secretsmanager.PutSecretValue",
+            &serde_json::json!({"SecretId": id, "SecretString": n.to_string()}),
+        );
+        acked.store(n, SeqCst);
+        let r = reader.call("secretsmanager.GetSecretValue", &get);
+        assert_eq!(r.json()["SecretString"], n.to_string());
+        // A few reads between writes, so the cache fills before the next one.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, SeqCst);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
+
 /// A parsed HTTP response.
 #[derive(Debug)]
 pub struct RawResponse {
