@@ -478,24 +478,11 @@ mod tests {
         assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
     }
 
-    /// A copy of the repository's principals directory under `to`.
-    fn copy_policies(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.path().is_dir() {
-                copy_policies(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
-
     #[tokio::test]
     async fn a_cached_key_s_principal_follows_every_reload_of_the_directory() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("policies");
-        copy_policies(
+        crate::identity::live::copy_tree(
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
             &root,
         );

@@ -226,6 +226,20 @@ fn role_id_error(root: &Path, e: String) -> LoadError {
     }
 }
 
+/// A copy of the tree `from` (a principals directory) under `to`, for tests that change files.
+#[cfg(test)]
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -261,23 +275,11 @@ mod tests {
         }
     }
 
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            if e.path().is_dir() {
-                copy(&e.path(), &to.join(e.file_name()));
-            } else {
-                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-            }
-        }
-    }
-
     #[test]
     fn the_status_tells_the_last_reload_and_a_refused_ones_errors() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("policies");
-        copy(
+        super::copy_tree(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
             &root,
         );
@@ -309,7 +311,7 @@ mod tests {
     fn role_ids_follow_the_files_and_a_store_error_keeps_the_set_in_force() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("policies");
-        copy(
+        super::copy_tree(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"),
             &root,
         );
