@@ -5,9 +5,10 @@
 # Installs Debian's `chromium` and `chromium-driver` with apt-get when missing (as root, or
 # with sudo), starts chromedriver on 127.0.0.1, and runs the integration test
 # `console_e2e::the_console_in_a_real_browser` (headless Chromium through WebDriver: sign in,
-# find a secret, reveal its value, see the GetSecretValue event and the statement that
-# allowed it in the audit explorer, simulate a policy, a limited user refused with the API's
-# denial message, a forged cookie refused). Screenshots of each main page are written to
+# find a secret, a reveal whose form carries another CSRF token refused, reveal its value,
+# see the GetSecretValue event and the statement that allowed it in the audit explorer,
+# simulate a policy, a limited user refused with the API's denial message, a forged cookie
+# refused). Screenshots of each main page are written to
 # SCREENSHOTS (default: ${CARGO_TARGET_DIR:-target}/console-screenshots).
 #
 # Environment knobs (all optional):

@@ -275,6 +275,23 @@ fn the_console_in_a_real_browser() {
     );
     d.screenshot("03-secret");
 
+    // A reveal whose form carries another CSRF token than this session's (as a form
+    // planted by another site would) is refused and reveals nothing.
+    let secret_page = d.url();
+    d.cmd(
+        "POST",
+        "/execute/sync",
+        Some(&json!({
+            "script": "document.querySelectorAll(\"input[name='csrf']\").forEach(function (i) { i.value = 'forged'; });",
+            "args": [],
+        })),
+    );
+    d.click(".reveal-button");
+    d.wait_for("security token is missing or not this session");
+    assert!(!d.source().contains(MARKER));
+    d.goto(&secret_page);
+    d.wait_for("AWSCURRENT");
+
     // Reveal its value: a GetSecretValue by the reader.
     d.click(".reveal-button");
     d.wait_for("secret-value");
