@@ -170,6 +170,16 @@ impl ApiError {
         }
     }
 
+    /// The error for an operator at the command line (`strongroom audit ...`): as
+    /// [`fmt::Display`], but an `Internal` error shows its detail, which is written for the
+    /// server's log and so carries nothing that may not be logged.
+    pub fn operator_text(&self) -> String {
+        match self {
+            Self::Internal(detail) => format!("{}: {detail}", self.code()),
+            _ => self.to_string(),
+        }
+    }
+
     /// The message sent to the client. `Internal` hides its detail.
     pub fn message(&self) -> &str {
         match self {
@@ -279,5 +289,17 @@ mod tests {
         let e = ApiError::internal("database path /secret/x broke");
         assert!(!e.body().contains("/secret/x"));
         assert_eq!(e.status(), 500);
+    }
+
+    #[test]
+    fn an_operator_sees_an_internal_error_s_detail_and_a_client_never_does() {
+        let e = ApiError::internal("database is locked");
+        assert_eq!(
+            e.operator_text(),
+            "InternalServiceError: database is locked"
+        );
+        assert!(!e.body().contains("locked"));
+        let e = ApiError::secret_not_found();
+        assert_eq!(e.operator_text(), e.to_string());
     }
 }

@@ -44,14 +44,14 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
                 Some(c) => vec![c],
                 None => st
                     .read_blocking(|tx| Ok(tx.audit_chains()?))
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| e.operator_text())?,
             };
             for c in &chains {
                 let id = c.clone();
                 st.write_blocking(move |tx| Ok(tx.reset_audit_index(&id)?))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| e.operator_text())?;
                 st.index_audit_blocking(Some(c), usize::MAX)
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| e.operator_text())?;
             }
             Ok(format!(
                 "rebuilt the lookup index of {} chain(s)",
@@ -101,7 +101,7 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
                     let (_, st) = open(&store)?;
                     let f = filter(s, u);
                     st.query_audit_blocking(&f)
-                        .map_err(|e| e.to_string())
+                        .map_err(|e| e.operator_text())
                 })
                 .map(|rows| {
                     if format == "jsonl" {
@@ -193,7 +193,7 @@ fn export_digests(
             }
             Ok(all)
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.operator_text())?;
     match out {
         Some(dir) => {
             for d in &digests {

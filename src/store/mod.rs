@@ -612,20 +612,41 @@ impl Store {
         let mut conn = self.conn()?;
         for chain in &chains {
             for _ in 0..max_batches {
-                let c: &mut AnyConnection = &mut conn;
-                let more = c
-                    .transaction::<bool, TxFail, _>(|c| {
+                // A batch that met another writer (SQLite: the server's indexer or writer
+                // committed after this transaction's snapshot, which waiting cannot cure;
+                // PostgreSQL: a serialization failure) is tried again on a fresh snapshot.
+                let mut attempt = 0;
+                let more = loop {
+                    attempt += 1;
+                    let mut conflict = false;
+                    let c: &mut AnyConnection = &mut conn;
+                    let result = c.transaction::<bool, TxFail, _>(|c| {
                         let mut tx = Tx {
                             conn: c,
                             conflict: false,
                         };
-                        tx.index_audit_chain(chain, AUDIT_INDEX_BATCH)
-                            .map_err(|e| TxFail::Api(e.into()))
-                    })
-                    .map_err(|e| match e {
-                        TxFail::Api(e) => e,
-                        TxFail::Db(e) => StoreError::Db(e).into(),
-                    })?;
+                        let r = tx
+                            .index_audit_chain(chain, AUDIT_INDEX_BATCH)
+                            .map_err(|e| TxFail::Api(e.into()));
+                        conflict = tx.conflict;
+                        r
+                    });
+                    match result {
+                        Ok(more) => break more,
+                        Err(e) => {
+                            let retryable =
+                                conflict || matches!(&e, TxFail::Db(d) if is_retryable(d));
+                            if retryable && attempt < MAX_RETRIES {
+                                std::thread::sleep(retry_pause(attempt));
+                                continue;
+                            }
+                            return Err(match e {
+                                TxFail::Api(e) => e,
+                                TxFail::Db(e) => StoreError::Db(e).into(),
+                            });
+                        }
+                    }
+                };
                 if !more {
                     break;
                 }
