@@ -21,31 +21,6 @@ fn open(args: &StoreArgs) -> Result<(StoreConfig, Store), String> {
     Ok((cfg, store))
 }
 
-/// The audit records matching `f`, read beside a server that may be writing the same files.
-/// A read that SQLite refuses with *database is locked* or *database disk image is malformed*
-/// is tried again (up to 3 times, a warning each time on stderr): a clean-clone test run met
-/// the second once, with the server writing, and the cause is not found; a database that is
-/// really damaged fails every try and the error is reported.
-fn query_beside_a_server(st: &Store, f: &AuditFilter) -> Result<Vec<AuditRow>, String> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match st.query_audit_blocking(f) {
-            Ok(rows) => return Ok(rows),
-            Err(e) => {
-                let text = e.operator_text();
-                let transient = text.contains("database is locked")
-                    || text.contains("database disk image is malformed");
-                if !transient || tries >= 3 {
-                    return Err(text);
-                }
-                eprintln!("warning: the audit query is tried again after: {text}");
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-        }
-    }
-}
-
 /// Run one audit command.
 pub fn run(cmd: AuditCommand) -> ExitCode {
     let r = match cmd {
@@ -125,7 +100,7 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
                 .and_then(|(s, u)| {
                     let (_, st) = open(&store)?;
                     let f = filter(s, u);
-                    query_beside_a_server(&st, &f)
+                    st.query_audit_blocking(&f).map_err(|e| e.operator_text())
                 })
                 .map(|rows| {
                     if format == "jsonl" {

@@ -448,6 +448,13 @@ const INDEX_CACHE_KIB: u32 = 512;
 /// empty with mode 0600 (an empty file is a new SQLite database); SQLite creates a database's
 /// WAL and shared-memory files with the database file's mode. Files an older version created
 /// with group or other permissions lose them.
+///
+/// An existing file is never opened here, only changed by its path: closing any descriptor
+/// of a database file drops every POSIX lock this process holds on it, SQLite's included. A
+/// store opened while another store of the same process has the file open (a command beside
+/// an embedded server, a test beside its server) would otherwise leave that store's
+/// connections unlocked, and another process's last connection could then checkpoint and
+/// remove the WAL they still read.
 #[cfg(unix)]
 fn restrict_sqlite_files(db_path: &str) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -463,13 +470,17 @@ fn restrict_sqlite_files(db_path: &str) -> Result<(), StoreError> {
         audit_chain_path(db_path),
         audit_index_path(db_path),
     ] {
-        std::fs::OpenOptions::new()
+        // `create_new`: O_EXCL, which fails on an existing file without opening it.
+        match std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(false)
+            .create_new(true)
             .mode(0o600)
             .open(&base)
-            .map_err(|e| fail(&base, e))?;
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(&base, e)),
+        }
         for file in [
             base.clone(),
             format!("{base}-wal"),

@@ -265,3 +265,48 @@ fn the_decision_corpus_passes_through_the_simulate_command() {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// A second store opened on the same SQLite files in one process (a command beside an
+/// embedded server, a test beside its server) must leave the first one's locks in place:
+/// closing any descriptor of a database file drops every POSIX lock the process holds on it,
+/// and another process's last connection, finding the file unlocked, checkpoints and removes
+/// the WAL the first store still reads. The other process here is Python's sqlite3: it opens
+/// the database, reads it and closes. The write-ahead log must still be there afterwards, and
+/// the first store must still read and write.
+#[test]
+fn a_second_store_in_the_process_keeps_the_first_ones_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let url = format!("sqlite://{}", db.display());
+    let wal = dir.path().join("s.db-wal");
+    let first = strongroom::store::Store::open(&url).unwrap();
+    first
+        .write_blocking(|tx| Ok(tx.rotation_job("no-such-secret")?))
+        .unwrap();
+    assert!(wal.exists(), "the first store works in WAL mode");
+    let second = strongroom::store::Store::open(&url).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             c.execute('SELECT count(*) FROM sqlite_master').fetchall()\n\
+             c.close()\n",
+        )
+        .arg(&db)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wal.exists(),
+        "another process removed the WAL of a database this process has open"
+    );
+    drop(second);
+    first
+        .write_blocking(|tx| Ok(tx.rotation_job("no-such-secret")?))
+        .unwrap();
+}
