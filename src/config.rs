@@ -417,6 +417,10 @@ pub struct ServeArgs {
     /// nothing wakes it, 100-600000 (default 1000).
     #[arg(long, env = "STRONGROOM_ROTATION_TICK_MS")]
     pub rotation_tick_ms: Option<u64>,
+    /// Milliseconds a rotation step's lease outlasts its function's timeout, 1000-3600000
+    /// (default 10000): a job whose server died inside a step is taken up again after them.
+    #[arg(long, env = "STRONGROOM_ROTATION_LEASE_GRACE_MS")]
+    pub rotation_lease_grace_ms: Option<u64>,
 }
 
 /// The optional TOML file: the same names as the flags, with underscores.
@@ -454,6 +458,7 @@ struct FileConfig {
     peer_access_key_id: Option<String>,
     rotation_concurrency: Option<u64>,
     rotation_tick_ms: Option<u64>,
+    rotation_lease_grace_ms: Option<u64>,
 }
 
 /// Resolved store settings.
@@ -686,6 +691,7 @@ impl ServeArgs {
         let rotation = crate::rotation::engine::Settings::resolve(
             self.rotation_concurrency.or(f.rotation_concurrency),
             self.rotation_tick_ms.or(f.rotation_tick_ms),
+            self.rotation_lease_grace_ms.or(f.rotation_lease_grace_ms),
         )?;
         Ok(ServeConfig {
             rotation,
@@ -747,7 +753,7 @@ mod tests {
     }
 
     #[test]
-    fn rotation_concurrency_and_tick_come_from_flags_or_the_file_and_are_checked() {
+    fn rotation_concurrency_tick_and_lease_grace_come_from_flags_or_the_file_and_are_checked() {
         let c = parse(&[]).resolve().unwrap();
         assert_eq!(c.rotation.concurrency, 4);
         assert_eq!(c.rotation.tick, std::time::Duration::from_secs(1));
@@ -756,6 +762,14 @@ mod tests {
             .unwrap();
         assert_eq!(c.rotation.concurrency, 16);
         assert_eq!(c.rotation.tick, std::time::Duration::from_millis(250));
+        assert_eq!(c.rotation.lease_grace, std::time::Duration::from_secs(10));
+        let c = parse(&["--rotation-lease-grace-ms", "1500"])
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            c.rotation.lease_grace,
+            std::time::Duration::from_millis(1500)
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "rotation_concurrency = 2\nrotation_tick_ms = 5000\n").unwrap();
@@ -778,6 +792,14 @@ mod tests {
             (
                 &["--rotation-tick-ms", "600001"][..],
                 "between 100 and 600000",
+            ),
+            (
+                &["--rotation-lease-grace-ms", "999"][..],
+                "--rotation-lease-grace-ms",
+            ),
+            (
+                &["--rotation-lease-grace-ms", "3600001"][..],
+                "between 1000 and 3600000",
             ),
         ] {
             let e = parse(args).resolve().unwrap_err();

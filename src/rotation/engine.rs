@@ -22,8 +22,11 @@ use super::{command, webhook, Wiring, STEPS};
 pub const CONCURRENCY: usize = 4;
 /// How often the engine looks for due work when nothing wakes it, by default.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a step's lease outlasts the function's timeout, by default.
+const LEASE_GRACE: Duration = Duration::from_secs(10);
 
-/// The engine's settings (`serve --rotation-concurrency`, `--rotation-tick-ms`).
+/// The engine's settings (`serve --rotation-concurrency`, `--rotation-tick-ms`,
+/// `--rotation-lease-grace-ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Rotations run at once by this server (each holds at most one connection to the
@@ -31,6 +34,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// How often the engine looks for due work when nothing wakes it.
     pub tick: Duration,
+    /// How long a step's lease outlasts the function's timeout: a job whose server died
+    /// inside a step is taken up again (by any server) once the timeout plus this has passed.
+    pub lease_grace: Duration,
 }
 
 impl Default for Settings {
@@ -38,13 +44,18 @@ impl Default for Settings {
         Self {
             concurrency: CONCURRENCY,
             tick: TICK,
+            lease_grace: LEASE_GRACE,
         }
     }
 }
 
 impl Settings {
     /// The settings from their configured values (flag or file), checked.
-    pub fn resolve(concurrency: Option<u64>, tick_ms: Option<u64>) -> Result<Self, String> {
+    pub fn resolve(
+        concurrency: Option<u64>,
+        tick_ms: Option<u64>,
+        lease_grace_ms: Option<u64>,
+    ) -> Result<Self, String> {
         let mut s = Self::default();
         if let Some(n) = concurrency {
             if !(1..=256).contains(&n) {
@@ -61,6 +72,14 @@ impl Settings {
                 ));
             }
             s.tick = Duration::from_millis(ms);
+        }
+        if let Some(ms) = lease_grace_ms {
+            if !(1_000..=3_600_000).contains(&ms) {
+                return Err(format!(
+                    "--rotation-lease-grace-ms (rotation_lease_grace_ms) must be between 1000 and 3600000 milliseconds, not {ms}"
+                ));
+            }
+            s.lease_grace = Duration::from_millis(ms);
         }
         Ok(s)
     }
@@ -82,6 +101,7 @@ pub struct Engine {
     endpoint: String,
     slots: Arc<tokio::sync::Semaphore>,
     tick: Duration,
+    lease_grace: Duration,
     metrics: crate::metrics::Shared,
     /// The request pipeline, through which the built-in rotators call the API as their
     /// execution role.
@@ -115,17 +135,19 @@ impl Engine {
             endpoint,
             slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENCY)),
             tick: TICK,
+            lease_grace: LEASE_GRACE,
             metrics: None,
             pipeline: None,
         }
     }
 
     /// Run at most `settings.concurrency` rotations at once, looking for work every
-    /// `settings.tick`.
+    /// `settings.tick`, with step leases of the function's timeout plus `settings.lease_grace`.
     #[must_use]
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
         self.tick = settings.tick;
+        self.lease_grace = settings.lease_grace;
         self
     }
 
@@ -557,7 +579,9 @@ impl Engine {
         function: &RotationFunction,
     ) -> Result<bool, ApiError> {
         let now = self.ctx.now_ms();
-        let lease = i64::try_from(function.timeout.as_millis()).unwrap_or(CLAIM_LEASE_MS) + 10_000;
+        let lease = i64::try_from(function.timeout.as_millis())
+            .unwrap_or(CLAIM_LEASE_MS)
+            .saturating_add(i64::try_from(self.lease_grace.as_millis()).unwrap_or(CLAIM_LEASE_MS));
         let (sid, token, attempt, step) = (
             job.secret_id.clone(),
             job.token.clone(),
