@@ -26,8 +26,12 @@ def make_jwt(claims: dict, key: bytes) -> str:
     return f"{head}.{body}.{b64(sig)}"
 
 
+# The token files (credentials) live in a directory of their own, removed when this exits.
+TOKENS = tempfile.TemporaryDirectory(prefix="strongroom-e2e-jwt-")
+
+
 def session_with(token: str) -> boto3.session.Session:
-    with tempfile.NamedTemporaryFile("w", delete=False, suffix=".jwt") as f:
+    with tempfile.NamedTemporaryFile("w", delete=False, suffix=".jwt", dir=TOKENS.name) as f:
         f.write(token)
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         os.environ.pop(k, None)
