@@ -196,11 +196,25 @@ step_ok
 
 # --------------------------------------------------------------------------
 step "end-to-end (AWS CLI + boto3 walkthroughs; SQLite, then PostgreSQL; console in Chromium)"
-echo "--- e2e on embedded SQLite (and metrics, health, quotas: scripts/e2e-ops.sh)"
-E2E_REQUIRE_PROMETHEUS=1 bash "$ROOT/scripts/e2e.sh"
-echo "--- e2e on PostgreSQL"
+# The two backends' walkthroughs run at once (each with its own server, data directory, free
+# ports and database users); each one's output is printed when both have ended.
+echo "--- e2e on embedded SQLite (and metrics, health, quotas: scripts/e2e-ops.sh) and on PostgreSQL, at once"
 pg_createdb strongroom_e2e
-bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)"
+E2E_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-e2e-logs.XXXXXX")"
+E2E_REQUIRE_PROMETHEUS=1 bash "$ROOT/scripts/e2e.sh" >"$E2E_LOGS/sqlite.log" 2>&1 &
+e2e_sqlite=$!
+bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)" >"$E2E_LOGS/postgresql.log" 2>&1 &
+e2e_pg=$!
+rc_sqlite=0
+wait "$e2e_sqlite" || rc_sqlite=$?
+rc_pg=0
+wait "$e2e_pg" || rc_pg=$?
+echo "--- e2e on embedded SQLite (exit code $rc_sqlite):"
+cat "$E2E_LOGS/sqlite.log"
+echo "--- e2e on PostgreSQL (exit code $rc_pg):"
+cat "$E2E_LOGS/postgresql.log"
+rm -rf "$E2E_LOGS"
+((rc_sqlite == 0 && rc_pg == 0)) || exit 1
 echo "--- web console in headless Chromium (scripts/e2e-console.sh)"
 bash "$ROOT/scripts/e2e-console.sh"
 step_ok
