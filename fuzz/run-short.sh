@@ -23,7 +23,8 @@
 # a few thousand mutations; a longer run (fuzz/README.md) uses FUZZ_PROFILE=release.
 #
 # Knobs: FUZZ_SECONDS (5), FUZZ_PROFILE (dev | release), FUZZ_CODEGEN_UNITS (16: faster
-# builds, slightly slower runs), FUZZ_JOBS (1; libFuzzer -fork=N workers per target).
+# builds, slightly slower runs), FUZZ_JOBS (1; libFuzzer -fork=N workers per target),
+# FUZZ_BUILD_ONLY (1: build the targets and stop; scripts/test.sh builds them early this way).
 
 set -euo pipefail
 
@@ -57,6 +58,9 @@ build=(--sanitizer none --codegen-units "$CGU" "${profile_flag[@]}")
 start=$SECONDS
 cargo fuzz build "${build[@]}"
 echo "fuzz: built ($PROFILE profile) in $((SECONDS - start))s"
+if [[ "${FUZZ_BUILD_ONLY:-0}" == 1 ]]; then
+    exit 0
+fi
 
 SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-fuzz.XXXXXX")"
 trap 'rm -rf "$SCRATCH"' EXIT

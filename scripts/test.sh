@@ -10,7 +10,7 @@
 #   5. lint            cargo fmt --check, cargo clippy -D warnings
 #   6. build + tests   cargo build --bins, cargo test --all-targets (SQLite + PostgreSQL)
 #   7. end-to-end      AWS CLI + boto3 walkthroughs against `strongroom serve`,
-#                      on embedded SQLite and on PostgreSQL; metrics, health and
+#                      on embedded SQLite and on PostgreSQL (at once); metrics, health and
 #                      quotas (scripts/e2e-ops.sh: boto3, and Prometheus scraping);
 #                      rotation through the AWS CLI with a boto3 command function and
 #                      with the built-in rotators against this PostgreSQL and MariaDB;
@@ -20,6 +20,7 @@
 #                      and a rotation killed in each of its four steps (a command function,
 #                      and the built-in PostgreSQL rotator rotating a role of this PostgreSQL)
 #   9. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
+#                      (built at the lowest CPU priority while phases 7 and 8 run)
 #
 # The last line printed is "N passed, 0 failed" (N = phases that passed), or
 # "N passed, 1 failed" when a phase failed.
@@ -75,6 +76,11 @@ step_skip() {
 on_exit() {
     local rc=$?
     set +e
+    # A fuzz build still running in the background (a phase before the fuzz phase failed).
+    if [[ -n "${FUZZ_BUILD_PID:-}" ]]; then
+        kill -- -"$FUZZ_BUILD_PID" 2>/dev/null
+        wait "$FUZZ_BUILD_PID" 2>/dev/null
+    fi
     pg_stop
     mariadb_stop
     echo
@@ -195,7 +201,15 @@ STRONGROOM_REQUIRE_POSTGRES=1 STRONGROOM_REQUIRE_MARIADB=1 cargo test --all-targ
 step_ok
 
 # --------------------------------------------------------------------------
-step "end-to-end (AWS CLI + boto3 walkthroughs; SQLite, then PostgreSQL; console in Chromium)"
+# The fuzz targets' build (for phase 9) starts now, at the lowest CPU priority, in a process
+# group of its own: the end-to-end and crash phases spend much of their time waiting (on
+# servers, fsyncs, rotation leases), and the build takes that time instead of its own.
+FUZZ_BUILD_LOG="$(mktemp "${TMPDIR:-/tmp}/strongroom-fuzz-build.XXXXXX")"
+FUZZ_BUILD_ONLY=1 setsid -w nice -n 19 bash "$ROOT/fuzz/run-short.sh" >"$FUZZ_BUILD_LOG" 2>&1 &
+FUZZ_BUILD_PID=$!
+
+# --------------------------------------------------------------------------
+step "end-to-end (AWS CLI + boto3 walkthroughs on SQLite and PostgreSQL at once; console in Chromium)"
 # The two backends' walkthroughs run at once (each with its own server, data directory, free
 # ports and database users); each one's output is printed when both have ended.
 echo "--- e2e on embedded SQLite (and metrics, health, quotas: scripts/e2e-ops.sh) and on PostgreSQL, at once"
@@ -232,6 +246,13 @@ step_ok
 # --------------------------------------------------------------------------
 step "fuzz (short run)"
 if [[ -f "$ROOT/fuzz/run-short.sh" ]]; then
+    rc_build=0
+    wait "$FUZZ_BUILD_PID" || rc_build=$?
+    FUZZ_BUILD_PID=""
+    echo "--- the targets' build, started at low priority before the end-to-end phase (exit code $rc_build):"
+    cat "$FUZZ_BUILD_LOG"
+    rm -f "$FUZZ_BUILD_LOG"
+    ((rc_build == 0)) || exit 1
     bash "$ROOT/fuzz/run-short.sh"
     step_ok
 else
