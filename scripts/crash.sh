@@ -81,10 +81,11 @@ trap 'exit 143' TERM
 
 # The test PostgreSQL the built-in rotator's crash test rotates roles in (both backends): the
 # running throwaway server (e.g. scripts/test.sh's, whose variables are inherited) or one
-# started here; sets ROTATED_ARGS.
+# started here; sets ROTATED_ARGS for a database of the given name (one per backend, so that
+# the two backends' runs can go at once against one server).
 ROTATED_ARGS=()
 rotated_pg() {
-    ((${#ROTATED_ARGS[@]} == 0)) || return 0
+    local db="${1:?usage: rotated_pg DATABASE}"
     # shellcheck source=scripts/pg.sh
     source "$ROOT/scripts/pg.sh"
     if ! { [[ -n "${PG_PORT:-}" ]] && _pg_running_in "${PG_DIR:-/nonexistent}/data"; }; then
@@ -94,8 +95,8 @@ rotated_pg() {
         STARTED_PG=1
     fi
     [[ -n "${STRONGROOM_TEST_PG_CA:-}" ]] || { echo "crash: the test PostgreSQL has no TLS" >&2; exit 1; }
-    pg_createdb strongroom_crash_rotated
-    ROTATED_ARGS=(--rotated-pg "host=$PG_HOST port=$PG_PORT user=$PG_USER dbname=strongroom_crash_rotated"
+    pg_createdb "$db"
+    ROTATED_ARGS=(--rotated-pg "host=$PG_HOST port=$PG_PORT user=$PG_USER dbname=$db"
         --pg-ca "$STRONGROOM_TEST_PG_CA" --psql "$PG_BIN/psql")
 }
 
@@ -106,7 +107,7 @@ run_sqlite() {
     "$PYTHON" "$ROOT/tests/crash/crash_test.py" "${args[@]}" --data-dir "$dir"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-rotation-sqlite.XXXXXX")"
     DIRS+=("$dir")
-    rotated_pg
+    rotated_pg strongroom_crash_rotated_sqlite
     "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir" "${ROTATED_ARGS[@]}"
 }
 
@@ -147,7 +148,7 @@ run_postgres() {
     fi
     dir="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-rotation-pg.XXXXXX")"
     DIRS+=("$dir")
-    rotated_pg
+    rotated_pg strongroom_crash_rotated_pg
     "$PYTHON" "$ROOT/tests/crash/rotation_crash.py" --bin "$BIN" --data-dir "$dir" --database-url "$url" \
         "${ROTATED_ARGS[@]}"
 }

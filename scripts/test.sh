@@ -16,9 +16,10 @@
 #                      with the built-in rotators against this PostgreSQL and MariaDB;
 #                      the web console in headless Chromium through WebDriver
 #                      (scripts/e2e-console.sh: Debian's chromium + chromium-driver)
-#   8. crash safety    scripts/crash.sh: 20 SIGKILL cycles each on SQLite and PostgreSQL,
-#                      and a rotation killed in each of its four steps (a command function,
-#                      and the built-in PostgreSQL rotator rotating a role of this PostgreSQL)
+#   8. crash safety    scripts/crash.sh, on SQLite and PostgreSQL at once: 20 SIGKILL cycles
+#                      each, and a rotation killed in each of its four steps (a command
+#                      function, and the built-in PostgreSQL rotator rotating a role of this
+#                      PostgreSQL)
 #   9. fuzz (short)    fuzz/run-short.sh: every cargo-fuzz target for 5 s on its corpus
 #                      (built at the lowest CPU priority while phases 7 and 8 run)
 #
@@ -81,6 +82,12 @@ on_exit() {
         kill -- -"$FUZZ_BUILD_PID" 2>/dev/null
         wait "$FUZZ_BUILD_PID" 2>/dev/null
     fi
+    # The walkthroughs or crash runs of a phase that was interrupted (each cleans up on TERM).
+    local job
+    for job in $(jobs -p); do
+        kill "$job" 2>/dev/null
+        wait "$job" 2>/dev/null
+    done
     pg_stop
     mariadb_stop
     echo
@@ -234,13 +241,29 @@ bash "$ROOT/scripts/e2e-console.sh"
 step_ok
 
 # --------------------------------------------------------------------------
-step "crash safety (20 SIGKILL cycles each on SQLite and PostgreSQL)"
-CRASH_CYCLES="${CRASH_CYCLES:-20}" bash "$ROOT/scripts/crash.sh" sqlite
+step "crash safety (20 SIGKILL cycles each on SQLite and PostgreSQL, at once)"
+# The two backends' runs go at once: each has its own servers, data directories, free ports and
+# databases, and both spend most of their time waiting (on restarts, fsyncs, rotation leases).
+# Each one's output is printed when both have ended.
 pg_createdb strongroom_crash
 pg_createdb strongroom_crash_rotation
+CRASH_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-logs.XXXXXX")"
+CRASH_CYCLES="${CRASH_CYCLES:-20}" bash "$ROOT/scripts/crash.sh" sqlite >"$CRASH_LOGS/sqlite.log" 2>&1 &
+crash_sqlite=$!
 CRASH_CYCLES="${CRASH_CYCLES:-20}" CRASH_DATABASE_URL="$(pg_url strongroom_crash)" \
     CRASH_ROTATION_DATABASE_URL="$(pg_url strongroom_crash_rotation)" \
-    bash "$ROOT/scripts/crash.sh" postgres
+    bash "$ROOT/scripts/crash.sh" postgres >"$CRASH_LOGS/postgresql.log" 2>&1 &
+crash_pg=$!
+rc_sqlite=0
+wait "$crash_sqlite" || rc_sqlite=$?
+rc_pg=0
+wait "$crash_pg" || rc_pg=$?
+echo "--- crash safety on embedded SQLite (exit code $rc_sqlite):"
+cat "$CRASH_LOGS/sqlite.log"
+echo "--- crash safety on PostgreSQL (exit code $rc_pg):"
+cat "$CRASH_LOGS/postgresql.log"
+rm -rf "$CRASH_LOGS"
+((rc_sqlite == 0 && rc_pg == 0)) || exit 1
 step_ok
 
 # --------------------------------------------------------------------------

@@ -217,6 +217,36 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_micros(micros.max(500))
 }
 
+/// Run a transaction, `once`, until it neither meets another writer nor fails with a
+/// retryable database error (SQLite busy, PostgreSQL's serialization failures), pausing
+/// [`retry_pause`] between tries, at most [`MAX_RETRIES`] times; then answer
+/// [`StoreError::Conflict`]. `once` gives its transaction's result and whether the
+/// transaction met a conflict, or an error that ends the retries at once (no connection, a
+/// committed write that could not be acknowledged).
+fn retry_transaction<T>(
+    mut once: impl FnMut() -> Result<(Result<T, TxFail>, bool), ApiError>,
+) -> Result<T, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (result, conflict) = once()?;
+        let fail = match result {
+            Ok(v) => return Ok(v),
+            Err(fail) => fail,
+        };
+        if !(conflict || matches!(&fail, TxFail::Db(e) if is_retryable(e))) {
+            return Err(match fail {
+                TxFail::Api(e) => e,
+                TxFail::Db(e) => StoreError::Db(e).into(),
+            });
+        }
+        if attempt >= MAX_RETRIES {
+            return Err(StoreError::Conflict.into());
+        }
+        std::thread::sleep(retry_pause(attempt));
+    }
+}
+
 impl Store {
     /// Open (and migrate) the database at `url` (`sqlite://PATH` or `postgres://...`).
     pub fn open(url: &str) -> Result<Self, StoreError> {
@@ -432,13 +462,11 @@ impl Store {
         T: 'static,
         F: FnMut(&mut Tx<'_>) -> Result<T, ApiError>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        retry_transaction(|| {
             let mut conflict = false;
             // What the hook added; told how the transaction ended, after it ended.
             let mut end: Option<Box<dyn TxEnd>> = None;
-            let result = {
+            let (result, announced) = {
                 let _guard = match self.backend {
                     Backend::Sqlite => Some(
                         self.write_lock
@@ -493,28 +521,12 @@ impl Store {
             };
             // Before the caller is answered (see `cache`).
             self.data_written();
-            let (result, announced) = result;
-            match result {
-                Ok(v) => {
-                    // Committed, but other servers may not learn of it: not acknowledged.
-                    announced.map_err(StoreError::Db)?;
-                    return Ok(v);
-                }
-                Err(TxFail::Db(e)) if is_retryable(&e) || conflict => {
-                    if attempt >= MAX_RETRIES {
-                        return Err(StoreError::Conflict.into());
-                    }
-                }
-                Err(TxFail::Api(_)) if conflict => {
-                    if attempt >= MAX_RETRIES {
-                        return Err(StoreError::Conflict.into());
-                    }
-                }
-                Err(TxFail::Api(e)) => return Err(e),
-                Err(TxFail::Db(e)) => return Err(StoreError::Db(e).into()),
+            if result.is_ok() {
+                // Committed, but other servers may not learn of it: not acknowledged.
+                announced.map_err(StoreError::Db)?;
             }
-            std::thread::sleep(retry_pause(attempt));
-        }
+            Ok((result, conflict))
+        })
     }
 
     /// Run `f` in a read transaction (a consistent snapshot).
@@ -615,9 +627,7 @@ impl Store {
                 // A batch that met another writer (SQLite: the server's indexer or writer
                 // committed after this transaction's snapshot, which waiting cannot cure;
                 // PostgreSQL: a serialization failure) is tried again on a fresh snapshot.
-                let mut attempt = 0;
-                let more = loop {
-                    attempt += 1;
+                let more = retry_transaction(|| {
                     let mut conflict = false;
                     let c: &mut AnyConnection = &mut conn;
                     let result = c.transaction::<bool, TxFail, _>(|c| {
@@ -631,22 +641,8 @@ impl Store {
                         conflict = tx.conflict;
                         r
                     });
-                    match result {
-                        Ok(more) => break more,
-                        Err(e) => {
-                            let retryable =
-                                conflict || matches!(&e, TxFail::Db(d) if is_retryable(d));
-                            if retryable && attempt < MAX_RETRIES {
-                                std::thread::sleep(retry_pause(attempt));
-                                continue;
-                            }
-                            return Err(match e {
-                                TxFail::Api(e) => e,
-                                TxFail::Db(e) => StoreError::Db(e).into(),
-                            });
-                        }
-                    }
-                };
+                    Ok((result, conflict))
+                })?;
                 if !more {
                     break;
                 }
