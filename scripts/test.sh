@@ -73,6 +73,39 @@ step_skip() {
     CURRENT_STEP=""
 }
 
+# both_at_once LABEL_A CMD_A... -- LABEL_B CMD_B...: run two commands at once, each with its
+# output in a log file; when both have ended, print each log under its label with its exit code.
+# Fails if either failed. Each command is its own process (the commands above use `env`, not a
+# shell function), so on_exit's `kill` reaches the script itself on an interrupt.
+both_at_once() {
+    local label_a="$1"
+    shift
+    local cmd_a=()
+    while (($# > 0)) && [[ "$1" != "--" ]]; do
+        cmd_a+=("$1")
+        shift
+    done
+    (($# > 1)) || { echo "both_at_once: no second command" >&2; return 2; }
+    shift
+    local label_b="$1"
+    shift
+    local logs
+    logs="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-logs.XXXXXX")"
+    "${cmd_a[@]}" >"$logs/a.log" 2>&1 &
+    local pid_a=$!
+    "$@" >"$logs/b.log" 2>&1 &
+    local pid_b=$!
+    local rc_a=0 rc_b=0
+    wait "$pid_a" || rc_a=$?
+    wait "$pid_b" || rc_b=$?
+    echo "--- $label_a (exit code $rc_a):"
+    cat "$logs/a.log"
+    echo "--- $label_b (exit code $rc_b):"
+    cat "$logs/b.log"
+    rm -rf "$logs"
+    ((rc_a == 0 && rc_b == 0))
+}
+
 # On any exit: stop PostgreSQL, then print the summary.
 on_exit() {
     local rc=$?
@@ -218,24 +251,13 @@ FUZZ_BUILD_PID=$!
 # --------------------------------------------------------------------------
 step "end-to-end (AWS CLI + boto3 walkthroughs on SQLite and PostgreSQL at once; console in Chromium)"
 # The two backends' walkthroughs run at once (each with its own server, data directory, free
-# ports and database users); each one's output is printed when both have ended.
+# ports and database users).
 echo "--- e2e on embedded SQLite (and metrics, health, quotas: scripts/e2e-ops.sh) and on PostgreSQL, at once"
 pg_createdb strongroom_e2e
-E2E_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-e2e-logs.XXXXXX")"
-E2E_REQUIRE_PROMETHEUS=1 bash "$ROOT/scripts/e2e.sh" >"$E2E_LOGS/sqlite.log" 2>&1 &
-e2e_sqlite=$!
-bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)" >"$E2E_LOGS/postgresql.log" 2>&1 &
-e2e_pg=$!
-rc_sqlite=0
-wait "$e2e_sqlite" || rc_sqlite=$?
-rc_pg=0
-wait "$e2e_pg" || rc_pg=$?
-echo "--- e2e on embedded SQLite (exit code $rc_sqlite):"
-cat "$E2E_LOGS/sqlite.log"
-echo "--- e2e on PostgreSQL (exit code $rc_pg):"
-cat "$E2E_LOGS/postgresql.log"
-rm -rf "$E2E_LOGS"
-((rc_sqlite == 0 && rc_pg == 0)) || exit 1
+both_at_once "e2e on embedded SQLite" \
+    env E2E_REQUIRE_PROMETHEUS=1 bash "$ROOT/scripts/e2e.sh" \
+    -- "e2e on PostgreSQL" \
+    bash "$ROOT/scripts/e2e.sh" --database-url "$(pg_url strongroom_e2e)"
 echo "--- web console in headless Chromium (scripts/e2e-console.sh)"
 bash "$ROOT/scripts/e2e-console.sh"
 step_ok
@@ -244,26 +266,14 @@ step_ok
 step "crash safety (20 SIGKILL cycles each on SQLite and PostgreSQL, at once)"
 # The two backends' runs go at once: each has its own servers, data directories, free ports and
 # databases, and both spend most of their time waiting (on restarts, fsyncs, rotation leases).
-# Each one's output is printed when both have ended.
 pg_createdb strongroom_crash
 pg_createdb strongroom_crash_rotation
-CRASH_LOGS="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-crash-logs.XXXXXX")"
-CRASH_CYCLES="${CRASH_CYCLES:-20}" bash "$ROOT/scripts/crash.sh" sqlite >"$CRASH_LOGS/sqlite.log" 2>&1 &
-crash_sqlite=$!
-CRASH_CYCLES="${CRASH_CYCLES:-20}" CRASH_DATABASE_URL="$(pg_url strongroom_crash)" \
+both_at_once "crash safety on embedded SQLite" \
+    env CRASH_CYCLES="${CRASH_CYCLES:-20}" bash "$ROOT/scripts/crash.sh" sqlite \
+    -- "crash safety on PostgreSQL" \
+    env CRASH_CYCLES="${CRASH_CYCLES:-20}" CRASH_DATABASE_URL="$(pg_url strongroom_crash)" \
     CRASH_ROTATION_DATABASE_URL="$(pg_url strongroom_crash_rotation)" \
-    bash "$ROOT/scripts/crash.sh" postgres >"$CRASH_LOGS/postgresql.log" 2>&1 &
-crash_pg=$!
-rc_sqlite=0
-wait "$crash_sqlite" || rc_sqlite=$?
-rc_pg=0
-wait "$crash_pg" || rc_pg=$?
-echo "--- crash safety on embedded SQLite (exit code $rc_sqlite):"
-cat "$CRASH_LOGS/sqlite.log"
-echo "--- crash safety on PostgreSQL (exit code $rc_pg):"
-cat "$CRASH_LOGS/postgresql.log"
-rm -rf "$CRASH_LOGS"
-((rc_sqlite == 0 && rc_pg == 0)) || exit 1
+    bash "$ROOT/scripts/crash.sh" postgres
 step_ok
 
 # --------------------------------------------------------------------------
