@@ -31,7 +31,8 @@ pub struct EndpointArgs {
 /// The SDK configuration from the standard chain (environment, shared config and credentials
 /// files, web identity token file), with `args` over it.
 pub async fn sdk_config(args: &EndpointArgs) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https_client());
     if let Some(r) = &args.region {
         loader = loader.region(aws_config::Region::new(r.clone()));
     }
@@ -39,6 +40,17 @@ pub async fn sdk_config(args: &EndpointArgs) -> aws_config::SdkConfig {
         loader = loader.endpoint_url(e.clone());
     }
     loader.load().await
+}
+
+/// The SDK's HTTP client: HTTPS (and plain HTTP) over rustls with the ring provider, trusting
+/// the platform's roots, as the SDK's default client does with aws-lc-rs.
+pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// A Secrets Manager client for `conf`; Err when no region is configured (the SDK would fail

@@ -291,6 +291,7 @@ async fn assume_role_gives_working_session_credentials() {
     // the session calls Secrets Manager with the role's policies
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(s.endpoint())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
@@ -371,6 +372,7 @@ async fn assume_role_gives_working_session_credentials() {
     assert_eq!(r.status, 200, "{}", r.body);
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(s.endpoint())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
@@ -601,6 +603,7 @@ async fn web_identity_and_bearer_callers() {
     );
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(s.endpoint())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
@@ -780,6 +783,7 @@ async fn master_key_rotation_keeps_live_sessions_until_they_expire() {
     let session = |sk: &str, ss: &str, st: &str| {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .http_client(strongroom::client::https_client())
             .endpoint_url(format!("http://{addr}"))
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

@@ -167,6 +167,7 @@ async fn assert_accepted(s: &TestServer, what: &str, token: &str) {
     );
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(s.endpoint())
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

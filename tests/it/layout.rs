@@ -157,6 +157,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
     let addr = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(format!("http://{addr}"))
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

@@ -625,6 +625,7 @@ fn client_at(endpoint: &str) -> aws_sdk_secretsmanager::Client {
     use aws_sdk_secretsmanager as sm;
     let conf = sm::Config::builder()
         .behavior_version(sm::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(endpoint)
         .region(sm::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

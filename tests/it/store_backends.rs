@@ -185,6 +185,7 @@ async fn two_servers_one_postgres() {
     let ca = a.client();
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .http_client(strongroom::client::https_client())
         .endpoint_url(format!("http://{}", b.0))
         .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

@@ -175,6 +175,7 @@ impl TestServer {
     pub fn client_in(&self, region: &str, akid: &str, secret: &str) -> sm::Client {
         let conf = sm::Config::builder()
             .behavior_version(sm::config::BehaviorVersion::latest())
+            .http_client(strongroom::client::https_client())
             .endpoint_url(self.endpoint())
             .region(sm::config::Region::new(region.to_owned()))
             .credentials_provider(Credentials::new(akid, secret, None, None, "test"))
