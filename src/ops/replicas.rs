@@ -228,9 +228,6 @@ fn enqueue_peer(
         replica_kms_key_id: (entry.kms_key_id != DEFAULT_KEY_ALIAS)
             .then(|| entry.kms_key_id.clone()),
         created_at: now_ms,
-        attempts: 0,
-        next_attempt_at: now_ms,
-        last_error: None,
     })?;
     Ok(())
 }
@@ -242,16 +239,20 @@ fn lag_message(
     entry: &ReplicaRow,
     now_ms: i64,
 ) -> Result<Option<String>, ApiError> {
-    let Some(oldest) = tx.outbox_oldest(&entry.primary_secret_id, &entry.region)? else {
+    let Some(pending) = tx.outbox_pending(&entry.primary_secret_id, &entry.region)? else {
         return Ok(entry.status_message.clone());
     };
-    let behind = now_ms.saturating_sub(oldest.created_at).max(0) / 1000;
-    let when = super::epoch_seconds(oldest.created_at);
+    let behind = now_ms.saturating_sub(pending.oldest_created_at).max(0) / 1000;
+    let when = super::epoch_seconds(pending.oldest_created_at);
     let mut msg = format!(
         "Replication lag: {behind} seconds behind; oldest undelivered change {when} (epoch seconds), {} delivery attempt(s) so far.",
-        oldest.attempts
+        pending.attempts
     );
-    if let Some(e) = entry.status_message.as_ref().or(oldest.last_error.as_ref()) {
+    if let Some(e) = entry
+        .status_message
+        .as_ref()
+        .or(pending.last_error.as_ref())
+    {
         msg.push(' ');
         msg.push_str(e);
     }

@@ -105,7 +105,7 @@ impl Drop for Done {
     }
 }
 
-/// Deliver the changes for one peer region, oldest first, until the server stops.
+/// Deliver the changes for one peer region, the longest due first, until the server stops.
 async fn deliver_loop(
     ctx: Ctx,
     cfg: Arc<PeerConfig>,
@@ -274,7 +274,7 @@ fn record(tx: &mut Tx<'_>, row: &OutboxRow, outcome: &Outcome, now: i64) -> Resu
         Outcome::Delivered(key) => {
             tx.outbox_delivered(&row.primary_secret_id, &row.region, row.seq)?;
             if let Some(mut e) = entry {
-                let pending = tx.outbox_oldest(&row.primary_secret_id, &row.region)?;
+                let pending = tx.outbox_pending(&row.primary_secret_id, &row.region)?;
                 e.status = if pending.is_some() {
                     replicas::IN_PROGRESS
                 } else {
@@ -304,7 +304,6 @@ fn record(tx: &mut Tx<'_>, row: &OutboxRow, outcome: &Outcome, now: i64) -> Resu
             tx.outbox_failed(
                 &row.primary_secret_id,
                 &row.region,
-                row.seq,
                 attempts,
                 now.saturating_add(backoff_ms(attempts)),
                 &cap(m.clone()),

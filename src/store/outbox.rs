@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{replication_applied, replication_outbox};
+use super::schema::{replication_applied, replication_outbox, replication_outbox_groups};
 use super::{StoreError, Tx};
 
 /// A change to deliver to a peer, as enqueued.
@@ -18,14 +18,11 @@ pub struct NewOutboxRow {
     pub force_overwrite: bool,
     pub replica_kms_key_id: Option<String>,
     pub created_at: i64,
-    pub attempts: i32,
-    pub next_attempt_at: i64,
-    pub last_error: Option<String>,
 }
 
-/// A change to deliver to a peer.
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = replication_outbox)]
+/// A change to deliver to a peer: a due group's latest change, with whether any of the
+/// group's changes allows overwriting and the group's failed attempts so far.
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub seq: i64,
     pub primary_secret_id: String,
@@ -36,101 +33,143 @@ pub struct OutboxRow {
     pub replica_kms_key_id: Option<String>,
     pub created_at: i64,
     pub attempts: i32,
-    pub next_attempt_at: i64,
+}
+
+/// A (secret, peer region) with changes waiting: its oldest change's time and its delivery
+/// state.
+#[derive(Debug, Clone)]
+pub struct OutboxPending {
+    pub oldest_created_at: i64,
+    pub attempts: i32,
     pub last_error: Option<String>,
 }
 
+type ChangeColumns = (
+    replication_outbox::seq,
+    replication_outbox::primary_secret_id,
+    replication_outbox::primary_arn,
+    replication_outbox::region,
+    replication_outbox::kind,
+    replication_outbox::force_overwrite,
+    replication_outbox::replica_kms_key_id,
+    replication_outbox::created_at,
+);
+const CHANGE_COLUMNS: ChangeColumns = (
+    replication_outbox::seq,
+    replication_outbox::primary_secret_id,
+    replication_outbox::primary_arn,
+    replication_outbox::region,
+    replication_outbox::kind,
+    replication_outbox::force_overwrite,
+    replication_outbox::replica_kms_key_id,
+    replication_outbox::created_at,
+);
+type Change = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    Option<String>,
+    i64,
+);
+
 impl Tx<'_> {
-    /// Enqueue a change.
-    /// A change of a (secret, region) held back by a failed delivery's back-off waits as
-    /// long as its group (so that the due changes are the changes of due groups).
+    /// Enqueue a change: its row, and its group's row if the group had no change waiting (a
+    /// group in a failed delivery's back-off keeps it: the new change waits with the group).
     ///
-    /// PostgreSQL: a blind insert. Its writes run SERIALIZABLE, and reading the group's oldest
-    /// change puts a predicate lock on an index range that concurrent enqueues of other
-    /// secrets write into, so concurrent replicated writes failed as serialization conflicts
-    /// until their retries ran out. There the due query's own check of each group's oldest
-    /// change holds a group in back-off back; its later changes only take room in a round.
+    /// Both are blind writes (an insert, and an insert that does nothing on the group's key):
+    /// on PostgreSQL, whose writes run SERIALIZABLE, reading the group's changes would put a
+    /// predicate lock on an index range that concurrent enqueues of other secrets write into,
+    /// and concurrent replicated writes would fail as serialization conflicts.
     pub fn enqueue_outbox(&mut self, row: &NewOutboxRow) -> Result<(), StoreError> {
-        let mut row = row.clone();
-        if matches!(self.conn, crate::store::AnyConnection::Sqlite(_)) {
-            if let Some(oldest) = self.outbox_oldest(&row.primary_secret_id, &row.region)? {
-                row.next_attempt_at = row.next_attempt_at.max(oldest.next_attempt_at);
-            }
-        }
         native!(&mut *self.conn, |c| diesel::insert_into(
             replication_outbox::table
         )
-        .values(&row)
+        .values(row)
+        .execute(c))
+        .map_err(|e| self.db(e))?;
+        native!(&mut *self.conn, |c| diesel::insert_into(
+            replication_outbox_groups::table
+        )
+        .values((
+            replication_outbox_groups::primary_secret_id.eq(&row.primary_secret_id),
+            replication_outbox_groups::region.eq(&row.region),
+            replication_outbox_groups::attempts.eq(0),
+            replication_outbox_groups::next_attempt_at.eq(row.created_at),
+            replication_outbox_groups::last_error.eq(None::<String>),
+        ))
+        .on_conflict_do_nothing()
         .execute(c))
         .map(|_| ())
         .map_err(|e| self.db(e))
     }
 
-    /// For one peer region: the latest change of each secret whose oldest change is due at `now_ms` (at
-    /// most `limit` of them, oldest first), with the oldest's attempt count and whether any
-    /// of the group's changes allows overwriting.
+    /// For one peer region: the latest change of each group that is due at `now_ms` (at most
+    /// `limit` of them, the longest due first), with the group's attempt count and whether any
+    /// of the group's changes allows overwriting. Reads an index range of due groups: the
+    /// groups in back-off (with a dead peer, all of them) are not read.
     pub fn outbox_due(
         &mut self,
         region: &str,
         now_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let due: Vec<(String, String)> = replication_outbox::table
-            .filter(replication_outbox::region.eq(region))
-            .filter(replication_outbox::next_attempt_at.le(now_ms))
-            .order(replication_outbox::seq.asc())
+        let due: Vec<(String, i32)> = replication_outbox_groups::table
+            .filter(replication_outbox_groups::region.eq(region))
+            .filter(replication_outbox_groups::next_attempt_at.le(now_ms))
+            .order(replication_outbox_groups::next_attempt_at.asc())
             .select((
-                replication_outbox::primary_secret_id,
-                replication_outbox::region,
+                replication_outbox_groups::primary_secret_id,
+                replication_outbox_groups::attempts,
             ))
-            .limit(limit.saturating_mul(8))
+            .limit(limit)
             .load(self.conn)
             .map_err(|e| self.db(e))?;
-        let mut out: Vec<OutboxRow> = Vec::new();
-        // Groups held back by a failed delivery's back-off, looked up once each.
-        let mut waiting: Vec<String> = Vec::new();
-        for (sid, region) in due {
-            if waiting.contains(&sid)
-                || out
-                    .iter()
-                    .any(|r| r.primary_secret_id == sid && r.region == region)
-            {
-                continue;
-            }
-            if i64::try_from(out.len()).unwrap_or(i64::MAX) >= limit {
-                break;
-            }
-            // The group is due when its oldest change is (a failed delivery's back-off holds
-            // the changes enqueued since too).
-            let Some(oldest) = self.outbox_oldest(&sid, &region)? else {
+        let mut out: Vec<OutboxRow> = Vec::with_capacity(due.len());
+        for (sid, attempts) in due {
+            let latest: Option<Change> = replication_outbox::table
+                .filter(replication_outbox::primary_secret_id.eq(&sid))
+                .filter(replication_outbox::region.eq(region))
+                .order(replication_outbox::seq.desc())
+                .select(CHANGE_COLUMNS)
+                .first(self.conn)
+                .optional()
+                .map_err(|e| self.db(e))?;
+            // A group row outlives its changes in no transaction; none is skipped.
+            let Some((seq, primary_secret_id, primary_arn, region, kind, forced, key, created)) =
+                latest
+            else {
                 continue;
             };
-            if oldest.next_attempt_at > now_ms {
-                waiting.push(sid);
-                continue;
-            }
-            let mut latest: OutboxRow = replication_outbox::table
-                .filter(replication_outbox::primary_secret_id.eq(&sid))
-                .filter(replication_outbox::region.eq(&region))
-                .order(replication_outbox::seq.desc())
-                .select(OutboxRow::as_select())
-                .first(self.conn)
-                .map_err(|e| self.db(e))?;
-            let forced: i64 = replication_outbox::table
-                .filter(replication_outbox::primary_secret_id.eq(&sid))
-                .filter(replication_outbox::region.eq(&region))
-                .filter(replication_outbox::force_overwrite.eq(true))
-                .count()
-                .get_result(self.conn)
-                .map_err(|e| self.db(e))?;
-            latest.force_overwrite = forced > 0;
-            latest.attempts = oldest.attempts;
-            out.push(latest);
+            let forced_any = forced
+                || replication_outbox::table
+                    .filter(replication_outbox::primary_secret_id.eq(&sid))
+                    .filter(replication_outbox::region.eq(&region))
+                    .filter(replication_outbox::force_overwrite.eq(true))
+                    .count()
+                    .get_result::<i64>(self.conn)
+                    .map_err(|e| self.db(e))?
+                    > 0;
+            out.push(OutboxRow {
+                seq,
+                primary_secret_id,
+                primary_arn,
+                region,
+                kind,
+                force_overwrite: forced_any,
+                replica_kms_key_id: key,
+                created_at: created,
+                attempts,
+            });
         }
         Ok(out)
     }
 
-    /// Remove the delivered changes of a (secret, region), up to `seq`.
+    /// Remove the delivered changes of a (secret, region), up to `seq`. The group's row goes
+    /// with its last change; if changes were enqueued during the delivery, the group stays
+    /// due with its attempts reset.
     pub fn outbox_delivered(
         &mut self,
         primary_secret_id: &str,
@@ -144,45 +183,42 @@ impl Tx<'_> {
                 .filter(replication_outbox::seq.le(seq)),
         )
         .execute(self.conn)
+        .map_err(|e| self.db(e))?;
+        let group = replication_outbox_groups::table.find((primary_secret_id, region));
+        if self.outbox_first_seq(primary_secret_id, region)?.is_some() {
+            diesel::update(group)
+                .set((
+                    replication_outbox_groups::attempts.eq(0),
+                    replication_outbox_groups::last_error.eq(None::<String>),
+                ))
+                .execute(self.conn)
+        } else {
+            diesel::delete(group).execute(self.conn)
+        }
         .map(|_| ())
         .map_err(|e| self.db(e))
     }
 
-    /// Record a failed delivery of a (secret, region)'s changes up to `seq`: the attempt
-    /// count, the next attempt's time and the error.
+    /// Record a failed delivery of a (secret, region)'s changes: the attempt count, the next
+    /// attempt's time and the error, on the group's row alone (the changes enqueued since
+    /// wait with it).
     pub fn outbox_failed(
         &mut self,
         primary_secret_id: &str,
         region: &str,
-        seq: i64,
         attempts: i32,
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        diesel::update(
-            replication_outbox::table
-                .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
-                .filter(replication_outbox::region.eq(region))
-                .filter(replication_outbox::seq.le(seq)),
-        )
-        .set((
-            replication_outbox::attempts.eq(attempts),
-            replication_outbox::next_attempt_at.eq(next_attempt_at),
-            replication_outbox::last_error.eq(error),
-        ))
-        .execute(self.conn)
-        .map_err(|e| self.db(e))?;
-        // The changes enqueued during that delivery wait with their group.
-        diesel::update(
-            replication_outbox::table
-                .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
-                .filter(replication_outbox::region.eq(region))
-                .filter(replication_outbox::seq.gt(seq)),
-        )
-        .set(replication_outbox::next_attempt_at.eq(next_attempt_at))
-        .execute(self.conn)
-        .map(|_| ())
-        .map_err(|e| self.db(e))
+        diesel::update(replication_outbox_groups::table.find((primary_secret_id, region)))
+            .set((
+                replication_outbox_groups::attempts.eq(attempts),
+                replication_outbox_groups::next_attempt_at.eq(next_attempt_at),
+                replication_outbox_groups::last_error.eq(error),
+            ))
+            .execute(self.conn)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
     }
 
     /// Per region: the number of undelivered changes and the oldest one's time.
@@ -199,33 +235,58 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
-    /// The oldest undelivered change of a (secret, region): its time, attempts and last error.
-    ///
-    /// Asked on every write of a primary replicated to a peer: two statements diesel keeps
-    /// prepared (the group's first sequence number, an aggregate read from the end of the
-    /// `replication_outbox_target` range, then that row by its key), not `ORDER BY seq
-    /// LIMIT 1`, whose bound LIMIT makes SQLite prepare the statement again on every
-    /// execution (see `store::secrets`).
-    pub fn outbox_oldest(
+    /// The first sequence number waiting for a (secret, region): an aggregate read from the
+    /// end of the `replication_outbox_target` range, a statement diesel keeps prepared (not
+    /// `ORDER BY seq LIMIT 1`, whose bound LIMIT makes SQLite prepare the statement again on
+    /// every execution: see `store::secrets`).
+    fn outbox_first_seq(
         &mut self,
         primary_secret_id: &str,
         region: &str,
-    ) -> Result<Option<OutboxRow>, StoreError> {
-        let first: Option<i64> = native!(&mut *self.conn, |c| replication_outbox::table
+    ) -> Result<Option<i64>, StoreError> {
+        native!(&mut *self.conn, |c| replication_outbox::table
             .filter(replication_outbox::primary_secret_id.eq(primary_secret_id))
             .filter(replication_outbox::region.eq(region))
             .select(diesel::dsl::min(replication_outbox::seq))
             .get_result(c))
-        .map_err(|e| self.db(e))?;
-        let Some(seq) = first else {
+        .map_err(|e| self.db(e))
+    }
+
+    /// The changes waiting for a (secret, region), if any: the oldest one's time and the
+    /// group's delivery state.
+    pub fn outbox_pending(
+        &mut self,
+        primary_secret_id: &str,
+        region: &str,
+    ) -> Result<Option<OutboxPending>, StoreError> {
+        let Some(seq) = self.outbox_first_seq(primary_secret_id, region)? else {
             return Ok(None);
         };
-        native!(&mut *self.conn, |c| replication_outbox::table
+        let created: Option<i64> = native!(&mut *self.conn, |c| replication_outbox::table
             .find(seq)
-            .select(OutboxRow::as_select())
+            .select(replication_outbox::created_at)
             .get_result(c)
             .optional())
-        .map_err(|e| self.db(e))
+        .map_err(|e| self.db(e))?;
+        let Some(oldest_created_at) = created else {
+            return Ok(None);
+        };
+        let state: Option<(i32, Option<String>)> =
+            native!(&mut *self.conn, |c| replication_outbox_groups::table
+                .find((primary_secret_id, region))
+                .select((
+                    replication_outbox_groups::attempts,
+                    replication_outbox_groups::last_error,
+                ))
+                .get_result(c)
+                .optional())
+            .map_err(|e| self.db(e))?;
+        let (attempts, last_error) = state.unwrap_or((0, None));
+        Ok(Some(OutboxPending {
+            oldest_created_at,
+            attempts,
+            last_error,
+        }))
     }
 
     /// On a peer: the last change applied of a primary in `region`.
@@ -283,9 +344,6 @@ mod tests {
             force_overwrite: false,
             replica_kms_key_id: None,
             created_at: now,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
         }
     }
 
@@ -293,29 +351,85 @@ mod tests {
         rows.iter().map(|r| r.primary_secret_id.as_str()).collect()
     }
 
+    fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&format!("sqlite://{}/t.db", dir.path().display())).unwrap()
+    }
+
     /// A secret whose delivery failed keeps being written: its later changes wait with it,
-    /// and the due query still finds the other secrets' changes behind them.
+    /// and the due query still finds the other secrets' changes.
     #[test]
     fn a_group_in_back_off_does_not_hide_the_due_groups_behind_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
-        store
+        sqlite_store(&dir)
             .write_blocking(|tx| -> Result<(), ApiError> {
                 let now = 1_000;
                 tx.enqueue_outbox(&change("a", now))?;
-                let first = tx.outbox_oldest("a", "eu-west-1")?.unwrap();
-                tx.outbox_failed("a", "eu-west-1", first.seq, 1, now + 10_000, "down")?;
+                let first = tx.outbox_due("eu-west-1", now, 8)?;
+                assert_eq!(ids(&first), vec!["a"]);
+                assert_eq!(first[0].attempts, 0);
+                tx.outbox_failed("a", "eu-west-1", 1, now + 10_000, "down")?;
                 for _ in 0..20 {
                     tx.enqueue_outbox(&change("a", now + 1))?;
                 }
                 tx.enqueue_outbox(&change("b", now + 2))?;
                 let due = tx.outbox_due("eu-west-1", now + 3, 1)?;
                 assert_eq!(ids(&due), vec!["b"]);
-                // Once its back-off is over, `a` is due with its latest change.
+                // Once its back-off is over, `a` is due with its latest change, after `b`
+                // (due since earlier).
                 let due = tx.outbox_due("eu-west-1", now + 10_000, 4)?;
-                assert_eq!(ids(&due), vec!["a", "b"]);
-                assert_eq!(due[0].attempts, 1);
-                assert_eq!(due[0].seq, first.seq + 20);
+                assert_eq!(ids(&due), vec!["b", "a"]);
+                assert_eq!(due[1].attempts, 1);
+                assert_eq!(due[1].seq, first[0].seq + 20);
+                let pending = tx.outbox_pending("a", "eu-west-1")?.unwrap();
+                assert_eq!(pending.oldest_created_at, now);
+                assert_eq!(pending.attempts, 1);
+                assert_eq!(pending.last_error.as_deref(), Some("down"));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A delivery covers the changes up to the latest one it read; a change enqueued while
+    /// it was on its way stays, due at once with the attempts reset, and the group's row goes
+    /// only with its last change.
+    #[test]
+    fn a_change_enqueued_during_a_delivery_stays_due() {
+        let dir = tempfile::tempdir().unwrap();
+        sqlite_store(&dir)
+            .write_blocking(|tx| -> Result<(), ApiError> {
+                let now = 1_000;
+                let mut forced = change("a", now);
+                forced.force_overwrite = true;
+                tx.enqueue_outbox(&forced)?;
+                tx.enqueue_outbox(&change("a", now))?;
+                let due = tx.outbox_due("eu-west-1", now, 8)?;
+                assert_eq!(ids(&due), vec!["a"]);
+                assert!(
+                    due[0].force_overwrite,
+                    "any change of the group may overwrite"
+                );
+                tx.outbox_failed("a", "eu-west-1", 2, now, "down")?;
+                tx.enqueue_outbox(&change("a", now + 5))?;
+                tx.outbox_delivered("a", "eu-west-1", due[0].seq)?;
+                let again = tx.outbox_due("eu-west-1", now + 5, 8)?;
+                assert_eq!(ids(&again), vec!["a"]);
+                assert_eq!(again[0].attempts, 0);
+                assert!(!again[0].force_overwrite);
+                assert!(again[0].seq > due[0].seq);
+                let pending = tx.outbox_pending("a", "eu-west-1")?.unwrap();
+                assert_eq!(pending.oldest_created_at, now + 5);
+                assert_eq!(pending.last_error, None);
+                tx.outbox_delivered("a", "eu-west-1", again[0].seq)?;
+                assert!(tx.outbox_pending("a", "eu-west-1")?.is_none());
+                assert!(tx.outbox_due("eu-west-1", now + 5, 8)?.is_empty());
+                let groups: i64 = replication_outbox_groups::table
+                    .count()
+                    .get_result(tx.conn)
+                    .unwrap();
+                assert_eq!(groups, 0);
+                // The next change starts a group again.
+                tx.enqueue_outbox(&change("a", now + 9))?;
+                assert_eq!(ids(&tx.outbox_due("eu-west-1", now + 9, 8)?), vec!["a"]);
                 Ok(())
             })
             .unwrap();
@@ -327,21 +441,21 @@ mod tests {
         detail: String,
     }
 
-    /// The due query reads an index range on (region, next_attempt_at): with a dead peer the
-    /// outbox holds every change since, all in back-off, and a scan of the region's rows
-    /// every 100 ms would cost the primary's writes.
+    /// The due query reads an index range of due groups: with a dead peer every group is in
+    /// back-off with its changes waiting, and a scan of them every 100 ms would cost the
+    /// primary's writes.
     #[test]
-    fn the_due_query_reads_an_index_range_of_due_changes() {
+    fn the_due_query_reads_an_index_range_of_due_groups() {
         use diesel::RunQueryDsl;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display())).unwrap();
-        let due = replication_outbox::table
-            .filter(replication_outbox::region.eq("eu-west-1"))
-            .filter(replication_outbox::next_attempt_at.le(5_i64))
-            .order(replication_outbox::seq.asc())
+        let store = sqlite_store(&dir);
+        let due = replication_outbox_groups::table
+            .filter(replication_outbox_groups::region.eq("eu-west-1"))
+            .filter(replication_outbox_groups::next_attempt_at.le(5_i64))
+            .order(replication_outbox_groups::next_attempt_at.asc())
             .select((
-                replication_outbox::primary_secret_id,
-                replication_outbox::region,
+                replication_outbox_groups::primary_secret_id,
+                replication_outbox_groups::attempts,
             ))
             .limit(64);
         let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&due)
@@ -362,8 +476,13 @@ mod tests {
         let plan: Vec<String> = plan.into_iter().map(|r| r.detail).collect();
         assert!(
             plan.iter()
-                .any(|d| d.contains("replication_outbox_due") && d.contains("next_attempt_at<")),
+                .any(|d| d.contains("replication_outbox_groups_due")
+                    && d.contains("next_attempt_at<")),
             "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.contains("TEMP B-TREE")),
+            "sorted by the index, not after: {plan:?}"
         );
     }
 }

@@ -169,6 +169,15 @@ diesel::table! {
         force_overwrite -> Bool,
         replica_kms_key_id -> Nullable<Text>,
         created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The delivery state of each (secret, peer region) with changes in `replication_outbox`
+    /// (`2026-12-07-000000_outbox_groups`).
+    replication_outbox_groups (primary_secret_id, region) {
+        primary_secret_id -> Text,
+        region -> Text,
         attempts -> Integer,
         next_attempt_at -> BigInt,
         last_error -> Nullable<Text>,
