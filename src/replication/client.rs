@@ -29,6 +29,9 @@ const MAX_RESPONSE: usize = 1 << 20;
 pub const IDLE_FOR: Duration = Duration::from_secs(3);
 /// Idle connections kept at most, over all peers.
 const MAX_IDLE: usize = 64;
+/// How long after a failed connection attempt a peer counts as unreachable (see
+/// [`Pool::unreachable`]).
+pub const UNREACHABLE_FOR: Duration = Duration::from_secs(1);
 
 /// What the peer answered: its HTTP status and body.
 #[derive(Debug)]
@@ -122,6 +125,8 @@ pub struct Pool {
     idle: Mutex<Vec<(String, Instant, Conn)>>,
     /// Connections opened so far (for tests and measurements).
     opened: std::sync::atomic::AtomicU64,
+    /// The endpoints whose last connection attempt failed: when, and the error.
+    unreachable: Mutex<Vec<(String, Instant, String)>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -146,19 +151,51 @@ impl Pool {
         }
     }
 
+    /// Why `endpoint` is unreachable, if a connection attempt failed less than
+    /// [`UNREACHABLE_FOR`] ago and none succeeded since: a delivery then fails with that error
+    /// without reading and decrypting its secret (with a dead peer every due group would,
+    /// only to be refused the connection).
+    pub fn unreachable(&self, endpoint: &str) -> Option<String> {
+        let down = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        down.iter()
+            .find(|(e, since, _)| e == endpoint && since.elapsed() < UNREACHABLE_FOR)
+            .map(|(_, _, m)| m.clone())
+    }
+
+    fn connected(&self, endpoint: &str, error: Option<&str>) {
+        let mut down = self
+            .unreachable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        down.retain(|(e, _, _)| e != endpoint);
+        if let Some(m) = error {
+            down.push((endpoint.to_owned(), Instant::now(), m.to_owned()));
+        }
+    }
+
     /// How many connections were opened.
     pub fn opened(&self) -> u64 {
         self.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn connect(&self, peer: &Peer, tls: &Arc<rustls::ClientConfig>) -> Result<Conn, Transport> {
-        let addr = (peer.host.as_str(), peer.port)
-            .to_socket_addrs()
-            .map_err(|e| Transport(format!("cannot resolve {}: {e}", peer.host)))?
-            .next()
-            .ok_or_else(|| Transport(format!("cannot resolve {}", peer.host)))?;
-        let tcp = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-            .map_err(|e| Transport(format!("cannot connect to {}: {e}", peer.url())))?;
+        let tcp = (|| {
+            let addr = (peer.host.as_str(), peer.port)
+                .to_socket_addrs()
+                .map_err(|e| Transport(format!("cannot resolve {}: {e}", peer.host)))?
+                .next()
+                .ok_or_else(|| Transport(format!("cannot resolve {}", peer.host)))?;
+            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+                .map_err(|e| Transport(format!("cannot connect to {}: {e}", peer.url())))
+        })();
+        self.connected(
+            &peer.url(),
+            tcp.as_ref().err().map(|Transport(m)| m.as_str()),
+        );
+        let tcp = tcp?;
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
@@ -516,5 +553,42 @@ mod tests {
         let pool = Pool::default();
         deliver_n(&pool, &peer, 3);
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    /// A refused connection marks the peer unreachable for a while (deliveries then skip
+    /// reading their secret); a connection that succeeds clears it at once.
+    #[test]
+    fn a_refused_connection_marks_the_peer_unreachable_until_one_succeeds() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let dead = Peer::new("eu-west-1", &format!("http://127.0.0.1:{port}"), true).unwrap();
+        let pool = Pool::default();
+        assert_eq!(pool.unreachable(&dead.url()), None);
+        let tls = tls_config(None).unwrap();
+        let creds = PeerCredentials {
+            access_key_id: "AKIATEST".into(),
+            secret_access_key: Zeroizing::new("secret".into()),
+        };
+        let Err(Transport(m)) = post(
+            &pool,
+            &dead,
+            &tls,
+            &creds,
+            b"{}",
+            time::OffsetDateTime::now_utc(),
+        ) else {
+            panic!("a closed port answered");
+        };
+        assert_eq!(pool.unreachable(&dead.url()), Some(m));
+        // Another peer is not affected.
+        let (live, _) = fake_peer(usize::MAX, false);
+        assert_eq!(pool.unreachable(&live.url()), None);
+        deliver_n(&pool, &live, 1);
+        assert_eq!(pool.unreachable(&live.url()), None);
+        assert!(pool.unreachable(&dead.url()).is_some());
+        // Once the window is over it counts as reachable again (the next delivery tries).
+        std::thread::sleep(UNREACHABLE_FOR);
+        assert_eq!(pool.unreachable(&dead.url()), None);
     }
 }

@@ -188,40 +188,44 @@ async fn deliver(
             "no replication access key is configured (STRONGROOM_PEER_ACCESS_KEY_ID)".into(),
         ),
         (Some(peer), Some(creds)) => {
-            let keyring = ctx.keyring.clone();
-            let r = row.clone();
-            match ctx.store.read(move |tx| build(tx, &keyring, &r)).await {
-                Ok(None) => {
-                    // The primary or its peer entry is gone: nothing to deliver.
-                    let r = row.clone();
-                    let _ = ctx
-                        .store
-                        .write(move |tx| {
-                            Ok(tx.outbox_delivered(&r.primary_secret_id, &r.region, r.seq)?)
+            if let Some(m) = pool.unreachable(&peer.url()) {
+                Outcome::Retry(m)
+            } else {
+                let keyring = ctx.keyring.clone();
+                let r = row.clone();
+                match ctx.store.read(move |tx| build(tx, &keyring, &r)).await {
+                    Ok(None) => {
+                        // The primary or its peer entry is gone: nothing to deliver.
+                        let r = row.clone();
+                        let _ = ctx
+                            .store
+                            .write(move |tx| {
+                                Ok(tx.outbox_delivered(&r.primary_secret_id, &r.region, r.seq)?)
+                            })
+                            .await;
+                        return;
+                    }
+                    Err(e) => Outcome::Retry(format!("cannot read the primary: {}", e.message())),
+                    Ok(Some(body)) => {
+                        let tls = Arc::clone(tls);
+                        let pool = Arc::clone(pool);
+                        let url = peer.url();
+                        let sent = tokio::task::spawn_blocking(move || {
+                            client::post(
+                                &pool,
+                                &peer,
+                                &tls,
+                                &creds,
+                                &body,
+                                time::OffsetDateTime::now_utc(),
+                            )
                         })
                         .await;
-                    return;
-                }
-                Err(e) => Outcome::Retry(format!("cannot read the primary: {}", e.message())),
-                Ok(Some(body)) => {
-                    let tls = Arc::clone(tls);
-                    let pool = Arc::clone(pool);
-                    let url = peer.url();
-                    let sent = tokio::task::spawn_blocking(move || {
-                        client::post(
-                            &pool,
-                            &peer,
-                            &tls,
-                            &creds,
-                            &body,
-                            time::OffsetDateTime::now_utc(),
-                        )
-                    })
-                    .await;
-                    match sent {
-                        Ok(Ok(answer)) => classify(&answer),
-                        Ok(Err(Transport(m))) => Outcome::Retry(m),
-                        Err(_) => Outcome::Retry(format!("delivery to {url} was interrupted")),
+                        match sent {
+                            Ok(Ok(answer)) => classify(&answer),
+                            Ok(Err(Transport(m))) => Outcome::Retry(m),
+                            Err(_) => Outcome::Retry(format!("delivery to {url} was interrupted")),
+                        }
                     }
                 }
             }

@@ -107,7 +107,8 @@ impl Tx<'_> {
     }
 
     /// For one peer region: the latest change of each group that is due at `now_ms` (at most
-    /// `limit` of them, the longest due first), with the group's attempt count and whether any
+    /// `limit` of them, the longest due first: a group is due from its oldest change's time,
+    /// or from the end of a failed delivery's back-off), with the group's attempt count and whether any
     /// of the group's changes allows overwriting. Reads an index range of due groups: the
     /// groups in back-off (with a dead peer, all of them) are not read.
     pub fn outbox_due(
@@ -169,7 +170,9 @@ impl Tx<'_> {
 
     /// Remove the delivered changes of a (secret, region), up to `seq`. The group's row goes
     /// with its last change; if changes were enqueued during the delivery, the group stays
-    /// due with its attempts reset.
+    /// due with its attempts reset, in the place of its oldest change (the due query takes
+    /// the groups in the order their oldest changes wait, so a secret written all the time
+    /// does not keep its first change's place ahead of the others).
     pub fn outbox_delivered(
         &mut self,
         primary_secret_id: &str,
@@ -185,17 +188,34 @@ impl Tx<'_> {
         .execute(self.conn)
         .map_err(|e| self.db(e))?;
         let group = replication_outbox_groups::table.find((primary_secret_id, region));
-        if self.outbox_first_seq(primary_secret_id, region)?.is_some() {
-            diesel::update(group)
+        match self.outbox_oldest_created_at(primary_secret_id, region)? {
+            Some(created_at) => diesel::update(group)
                 .set((
                     replication_outbox_groups::attempts.eq(0),
+                    replication_outbox_groups::next_attempt_at.eq(created_at),
                     replication_outbox_groups::last_error.eq(None::<String>),
                 ))
-                .execute(self.conn)
-        } else {
-            diesel::delete(group).execute(self.conn)
+                .execute(self.conn),
+            None => diesel::delete(group).execute(self.conn),
         }
         .map(|_| ())
+        .map_err(|e| self.db(e))
+    }
+
+    /// The time of the oldest change waiting for a (secret, region), if any.
+    fn outbox_oldest_created_at(
+        &mut self,
+        primary_secret_id: &str,
+        region: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(seq) = self.outbox_first_seq(primary_secret_id, region)? else {
+            return Ok(None);
+        };
+        native!(&mut *self.conn, |c| replication_outbox::table
+            .find(seq)
+            .select(replication_outbox::created_at)
+            .get_result(c)
+            .optional())
         .map_err(|e| self.db(e))
     }
 
@@ -259,16 +279,8 @@ impl Tx<'_> {
         primary_secret_id: &str,
         region: &str,
     ) -> Result<Option<OutboxPending>, StoreError> {
-        let Some(seq) = self.outbox_first_seq(primary_secret_id, region)? else {
-            return Ok(None);
-        };
-        let created: Option<i64> = native!(&mut *self.conn, |c| replication_outbox::table
-            .find(seq)
-            .select(replication_outbox::created_at)
-            .get_result(c)
-            .optional())
-        .map_err(|e| self.db(e))?;
-        let Some(oldest_created_at) = created else {
+        let Some(oldest_created_at) = self.outbox_oldest_created_at(primary_secret_id, region)?
+        else {
             return Ok(None);
         };
         let state: Option<(i32, Option<String>)> =
@@ -411,6 +423,8 @@ mod tests {
                 tx.outbox_failed("a", "eu-west-1", 2, now, "down")?;
                 tx.enqueue_outbox(&change("a", now + 5))?;
                 tx.outbox_delivered("a", "eu-west-1", due[0].seq)?;
+                // Due from its oldest waiting change's time, not its first change's.
+                assert!(tx.outbox_due("eu-west-1", now + 4, 8)?.is_empty());
                 let again = tx.outbox_due("eu-west-1", now + 5, 8)?;
                 assert_eq!(ids(&again), vec!["a"]);
                 assert_eq!(again[0].attempts, 0);
