@@ -376,10 +376,14 @@ async fn postgres_trail_verifies_queries_and_prunes() {
 
 #[tokio::test]
 async fn insertion_and_rewrites_are_caught() {
-    // Insert a well-formed record in the middle (renumbering the rest).
+    // Insert a well-formed record in the middle (renumbering the rest). The forger copies
+    // the query attributes of the record whose place it takes, so that the lookup index's
+    // entry for that place matches it whether or not the indexer has reached it yet: the
+    // chain alone has to catch the insertion.
     let t = Trail::new();
     let a = t.auditor(10);
-    fill(&a, 25, |i| now_ms() + i).await;
+    let t0 = now_ms();
+    fill(&a, 25, |i| t0 + i).await;
     t.sql(
         "UPDATE audit_events SET seq = -(seq + 1) WHERE seq >= 5; \
          UPDATE audit_events SET seq = -seq WHERE seq < 0;",
@@ -389,7 +393,9 @@ async fn insertion_and_rewrites_are_caught() {
         .read_blocking(|tx| Ok(tx.audit_record("chain-a", 4)?))
         .unwrap()
         .unwrap();
-    let text = draft(99, now_ms()).to_record("forged-event").to_string();
+    let mut forged = draft(5, t0 + 5);
+    forged.request_id = "req-forged".into();
+    let text = forged.to_record("forged-event").to_string();
     let ix = Index::of(&serde_json::from_str(&text).unwrap());
     let row = row_for("chain-a", 5, &prev.hash, &text, &ix);
     t.store
