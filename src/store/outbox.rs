@@ -241,7 +241,8 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
-    /// Per region: the number of undelivered changes and the oldest one's time.
+    /// Per region: the number of undelivered changes and the oldest one's time (a count
+    /// over every waiting change).
     pub fn outbox_depths(&mut self) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
         use diesel::dsl::{count_star, min};
         replication_outbox::table
@@ -253,6 +254,16 @@ impl Tx<'_> {
             ))
             .load(self.conn)
             .map_err(|e| self.db(e))
+    }
+
+    /// The time of the oldest change waiting for `region`, if any: the minimum of the
+    /// `replication_outbox_region` index's range, one lookup however many changes wait.
+    pub fn outbox_oldest_in_region(&mut self, region: &str) -> Result<Option<i64>, StoreError> {
+        native!(&mut *self.conn, |c| replication_outbox::table
+            .filter(replication_outbox::region.eq(region))
+            .select(diesel::dsl::min(replication_outbox::created_at))
+            .get_result(c))
+        .map_err(|e| self.db(e))
     }
 
     /// The first sequence number waiting for a (secret, region): an aggregate read from the
@@ -449,6 +460,56 @@ mod tests {
             .unwrap();
     }
 
+    /// The lag gauge's oldest change per region is one index lookup: a dead peer's backlog
+    /// is every write since it died, and the gauge is read every 100 ms.
+    #[test]
+    fn the_oldest_change_of_a_region_is_an_index_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir);
+        store
+            .write_blocking(|tx| -> Result<(), ApiError> {
+                assert_eq!(tx.outbox_oldest_in_region("eu-west-1")?, None);
+                tx.enqueue_outbox(&change("a", 30))?;
+                tx.enqueue_outbox(&change("b", 20))?;
+                let mut other = change("c", 10);
+                other.region = "ap-south-1".into();
+                tx.enqueue_outbox(&other)?;
+                assert_eq!(tx.outbox_oldest_in_region("eu-west-1")?, Some(20));
+                assert_eq!(tx.outbox_oldest_in_region("ap-south-1")?, Some(10));
+                Ok(())
+            })
+            .unwrap();
+        let oldest = replication_outbox::table
+            .filter(replication_outbox::region.eq("eu-west-1"))
+            .select(diesel::dsl::min(replication_outbox::created_at));
+        let plan = plan_of(
+            &store,
+            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&oldest).to_string(),
+        );
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("replication_outbox_region") && d.contains("region=?")),
+            "{plan:?}"
+        );
+    }
+
+    /// SQLite's plan of `sql` (diesel's debug form, its bound values replaced by 1).
+    fn plan_of(store: &Store, sql: String) -> Vec<String> {
+        let sql = sql.split(" -- ").next().unwrap().replace('?', "1");
+        store
+            .read_blocking(move |tx| {
+                Ok(native!(&mut *tx.conn, |c| diesel::sql_query(format!(
+                    "EXPLAIN QUERY PLAN {sql}"
+                ))
+                .load::<PlanRow>(c))
+                .unwrap())
+            })
+            .unwrap()
+            .into_iter()
+            .map(|r| r.detail)
+            .collect()
+    }
+
     #[derive(diesel::QueryableByName)]
     struct PlanRow {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -460,7 +521,6 @@ mod tests {
     /// primary's writes.
     #[test]
     fn the_due_query_reads_an_index_range_of_due_groups() {
-        use diesel::RunQueryDsl;
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir);
         let due = replication_outbox_groups::table
@@ -472,22 +532,10 @@ mod tests {
                 replication_outbox_groups::attempts,
             ))
             .limit(64);
-        let sql = diesel::debug_query::<diesel::sqlite::Sqlite, _>(&due)
-            .to_string()
-            .split(" -- ")
-            .next()
-            .unwrap()
-            .replace('?', "1");
-        let plan = store
-            .read_blocking(move |tx| {
-                Ok(native!(&mut *tx.conn, |c| diesel::sql_query(format!(
-                    "EXPLAIN QUERY PLAN {sql}"
-                ))
-                .load::<PlanRow>(c))
-                .unwrap())
-            })
-            .unwrap();
-        let plan: Vec<String> = plan.into_iter().map(|r| r.detail).collect();
+        let plan = plan_of(
+            &store,
+            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&due).to_string(),
+        );
         assert!(
             plan.iter()
                 .any(|d| d.contains("replication_outbox_groups_due")
