@@ -173,7 +173,7 @@ async fn deliver_round(
             // in order (one delivery per secret per round; the round ends when all ended).
             let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
             let mut in_flight = 0_usize;
-            for row in rows {
+            for (row, attempts) in rows {
                 if in_flight >= IN_FLIGHT && done_rx.recv().await.is_some() {
                     in_flight = in_flight.saturating_sub(1);
                 }
@@ -185,7 +185,7 @@ async fn deliver_round(
                 );
                 let done = Done(done_tx.clone());
                 actix_web::rt::spawn(async move {
-                    deliver(&ctx, &cfg, &tls, &pool, row).await;
+                    deliver(&ctx, &cfg, &tls, &pool, row, attempts).await;
                     drop(done);
                 });
                 in_flight = in_flight.saturating_add(1);
@@ -209,6 +209,7 @@ async fn deliver(
     tls: &Arc<rustls::ClientConfig>,
     pool: &Arc<Pool>,
     row: OutboxRow,
+    attempts: i32,
 ) {
     let outcome = match (cfg.peer(&row.region).cloned(), cfg.credentials.clone()) {
         (None, _) => Outcome::Retry(format!(
@@ -266,7 +267,7 @@ async fn deliver(
     let r = row.clone();
     let result = ctx
         .store
-        .write(move |tx| record(tx, &r, &outcome, now))
+        .write(move |tx| record(tx, &r, attempts, &outcome, now))
         .await;
     if let Err(e) = result {
         tracing::warn!(
@@ -300,7 +301,14 @@ fn classify(answer: &Answer) -> Outcome {
     }
 }
 
-fn record(tx: &mut Tx<'_>, row: &OutboxRow, outcome: &Outcome, now: i64) -> Result<(), ApiError> {
+/// Record a delivery's outcome: `attempts` is the group's failed attempts before it.
+fn record(
+    tx: &mut Tx<'_>,
+    row: &OutboxRow,
+    attempts: i32,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<(), ApiError> {
     let entry = tx
         .replicas_of(&row.primary_secret_id)?
         .into_iter()
@@ -335,7 +343,7 @@ fn record(tx: &mut Tx<'_>, row: &OutboxRow, outcome: &Outcome, now: i64) -> Resu
             }
         }
         Outcome::Retry(m) => {
-            let attempts = row.attempts.saturating_add(1);
+            let attempts = attempts.saturating_add(1);
             tx.outbox_failed(
                 &row.primary_secret_id,
                 &row.region,

@@ -20,9 +20,9 @@ pub struct NewOutboxRow {
     pub created_at: i64,
 }
 
-/// A change to deliver to a peer: a due group's latest change, with whether any of the
-/// group's changes allows overwriting and the group's failed attempts so far.
-#[derive(Debug, Clone)]
+/// A change to deliver to a peer.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = replication_outbox)]
 pub struct OutboxRow {
     pub seq: i64,
     pub primary_secret_id: String,
@@ -32,7 +32,6 @@ pub struct OutboxRow {
     pub force_overwrite: bool,
     pub replica_kms_key_id: Option<String>,
     pub created_at: i64,
-    pub attempts: i32,
 }
 
 /// A (secret, peer region) with changes waiting: its oldest change's time and its delivery
@@ -43,37 +42,6 @@ pub struct OutboxPending {
     pub attempts: i32,
     pub last_error: Option<String>,
 }
-
-type ChangeColumns = (
-    replication_outbox::seq,
-    replication_outbox::primary_secret_id,
-    replication_outbox::primary_arn,
-    replication_outbox::region,
-    replication_outbox::kind,
-    replication_outbox::force_overwrite,
-    replication_outbox::replica_kms_key_id,
-    replication_outbox::created_at,
-);
-const CHANGE_COLUMNS: ChangeColumns = (
-    replication_outbox::seq,
-    replication_outbox::primary_secret_id,
-    replication_outbox::primary_arn,
-    replication_outbox::region,
-    replication_outbox::kind,
-    replication_outbox::force_overwrite,
-    replication_outbox::replica_kms_key_id,
-    replication_outbox::created_at,
-);
-type Change = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    Option<String>,
-    i64,
-);
 
 impl Tx<'_> {
     /// Enqueue a change: its row, and its group's row if the group had no change waiting (a
@@ -108,15 +76,16 @@ impl Tx<'_> {
 
     /// For one peer region: the latest change of each group that is due at `now_ms` (at most
     /// `limit` of them, the longest due first: a group is due from its oldest change's time,
-    /// or from the end of a failed delivery's back-off), with the group's attempt count and whether any
-    /// of the group's changes allows overwriting. Reads an index range of due groups: the
-    /// groups in back-off (with a dead peer, all of them) are not read.
+    /// or from the end of a failed delivery's back-off), marked as allowing overwrites if any
+    /// of the group's changes does, with the group's failed attempts so far. Reads an index
+    /// range of due groups: the groups in back-off (with a dead peer, all of them) are not
+    /// read.
     pub fn outbox_due(
         &mut self,
         region: &str,
         now_ms: i64,
         limit: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
+    ) -> Result<Vec<(OutboxRow, i32)>, StoreError> {
         let due: Vec<(String, i32)> = replication_outbox_groups::table
             .filter(replication_outbox_groups::region.eq(region))
             .filter(replication_outbox_groups::next_attempt_at.le(now_ms))
@@ -128,42 +97,31 @@ impl Tx<'_> {
             .limit(limit)
             .load(self.conn)
             .map_err(|e| self.db(e))?;
-        let mut out: Vec<OutboxRow> = Vec::with_capacity(due.len());
+        let mut out = Vec::with_capacity(due.len());
         for (sid, attempts) in due {
-            let latest: Option<Change> = replication_outbox::table
+            let latest: Option<OutboxRow> = replication_outbox::table
                 .filter(replication_outbox::primary_secret_id.eq(&sid))
                 .filter(replication_outbox::region.eq(region))
                 .order(replication_outbox::seq.desc())
-                .select(CHANGE_COLUMNS)
+                .select(OutboxRow::as_select())
                 .first(self.conn)
                 .optional()
                 .map_err(|e| self.db(e))?;
             // A group row outlives its changes in no transaction; none is skipped.
-            let Some((seq, primary_secret_id, primary_arn, region, kind, forced, key, created)) =
-                latest
-            else {
+            let Some(mut latest) = latest else {
                 continue;
             };
-            let forced_any = forced
-                || replication_outbox::table
+            if !latest.force_overwrite {
+                let forced: i64 = replication_outbox::table
                     .filter(replication_outbox::primary_secret_id.eq(&sid))
-                    .filter(replication_outbox::region.eq(&region))
+                    .filter(replication_outbox::region.eq(region))
                     .filter(replication_outbox::force_overwrite.eq(true))
                     .count()
-                    .get_result::<i64>(self.conn)
-                    .map_err(|e| self.db(e))?
-                    > 0;
-            out.push(OutboxRow {
-                seq,
-                primary_secret_id,
-                primary_arn,
-                region,
-                kind,
-                force_overwrite: forced_any,
-                replica_kms_key_id: key,
-                created_at: created,
-                attempts,
-            });
+                    .get_result(self.conn)
+                    .map_err(|e| self.db(e))?;
+                latest.force_overwrite = forced > 0;
+            }
+            out.push((latest, attempts));
         }
         Ok(out)
     }
@@ -370,8 +328,10 @@ mod tests {
         }
     }
 
-    fn ids(rows: &[OutboxRow]) -> Vec<&str> {
-        rows.iter().map(|r| r.primary_secret_id.as_str()).collect()
+    fn ids(rows: &[(OutboxRow, i32)]) -> Vec<&str> {
+        rows.iter()
+            .map(|(r, _)| r.primary_secret_id.as_str())
+            .collect()
     }
 
     fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -389,7 +349,7 @@ mod tests {
                 tx.enqueue_outbox(&change("a", now))?;
                 let first = tx.outbox_due("eu-west-1", now, 8)?;
                 assert_eq!(ids(&first), vec!["a"]);
-                assert_eq!(first[0].attempts, 0);
+                assert_eq!(first[0].1, 0);
                 tx.outbox_failed("a", "eu-west-1", 1, now + 10_000, "down")?;
                 for _ in 0..20 {
                     tx.enqueue_outbox(&change("a", now + 1))?;
@@ -401,8 +361,8 @@ mod tests {
                 // (due since earlier).
                 let due = tx.outbox_due("eu-west-1", now + 10_000, 4)?;
                 assert_eq!(ids(&due), vec!["b", "a"]);
-                assert_eq!(due[1].attempts, 1);
-                assert_eq!(due[1].seq, first[0].seq + 20);
+                assert_eq!(due[1].1, 1);
+                assert_eq!(due[1].0.seq, first[0].0.seq + 20);
                 let pending = tx.outbox_pending("a", "eu-west-1")?.unwrap();
                 assert_eq!(pending.oldest_created_at, now);
                 assert_eq!(pending.attempts, 1);
@@ -428,23 +388,23 @@ mod tests {
                 let due = tx.outbox_due("eu-west-1", now, 8)?;
                 assert_eq!(ids(&due), vec!["a"]);
                 assert!(
-                    due[0].force_overwrite,
+                    due[0].0.force_overwrite,
                     "any change of the group may overwrite"
                 );
                 tx.outbox_failed("a", "eu-west-1", 2, now, "down")?;
                 tx.enqueue_outbox(&change("a", now + 5))?;
-                tx.outbox_delivered("a", "eu-west-1", due[0].seq)?;
+                tx.outbox_delivered("a", "eu-west-1", due[0].0.seq)?;
                 // Due from its oldest waiting change's time, not its first change's.
                 assert!(tx.outbox_due("eu-west-1", now + 4, 8)?.is_empty());
                 let again = tx.outbox_due("eu-west-1", now + 5, 8)?;
                 assert_eq!(ids(&again), vec!["a"]);
-                assert_eq!(again[0].attempts, 0);
-                assert!(!again[0].force_overwrite);
-                assert!(again[0].seq > due[0].seq);
+                assert_eq!(again[0].1, 0);
+                assert!(!again[0].0.force_overwrite);
+                assert!(again[0].0.seq > due[0].0.seq);
                 let pending = tx.outbox_pending("a", "eu-west-1")?.unwrap();
                 assert_eq!(pending.oldest_created_at, now + 5);
                 assert_eq!(pending.last_error, None);
-                tx.outbox_delivered("a", "eu-west-1", again[0].seq)?;
+                tx.outbox_delivered("a", "eu-west-1", again[0].0.seq)?;
                 assert!(tx.outbox_pending("a", "eu-west-1")?.is_none());
                 assert!(tx.outbox_due("eu-west-1", now + 5, 8)?.is_empty());
                 let groups: i64 = replication_outbox_groups::table
