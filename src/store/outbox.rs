@@ -1,5 +1,7 @@
-//! The replication outbox (`replication_outbox`, on a primary's server) and the applied
-//! changes (`replication_applied`, on a peer): see `replication`.
+//! The replication outbox (`replication_outbox`, on a primary's server), with one row of
+//! delivery state per (secret, peer region) that has changes waiting
+//! (`replication_outbox_groups`: attempts, back-off, last error), and the applied changes
+//! (`replication_applied`, on a peer): see `replication`.
 
 use diesel::prelude::*;
 
