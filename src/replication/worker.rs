@@ -77,7 +77,7 @@ pub async fn run(
     // long as the last count took, so it costs at most 2 % of a thread whatever the backlog.
     // The oldest change, which the lag gauge shows, is an index lookup per region, read
     // every round.
-    let mut depths: Vec<(String, i64, Option<i64>)> = Vec::new();
+    let mut depths: Vec<(String, i64)> = Vec::new();
     let mut next_count = std::time::Instant::now();
     loop {
         if std::time::Instant::now() >= next_count {
@@ -88,7 +88,7 @@ pub async fn run(
             next_count = std::time::Instant::now() + (started.elapsed() * 50).max(IDLE);
         }
         let mut regions: Vec<String> = cfg.peers.iter().map(|p| p.region.clone()).collect();
-        for (region, _, _) in &depths {
+        for (region, _) in &depths {
             if !regions.contains(region) {
                 // Changes for a region no peer serves any more (the configuration changed):
                 // their replicas show why they wait.
@@ -115,8 +115,8 @@ pub async fn run(
                     let depth = oldest.map_or(0, |_| {
                         depths
                             .iter()
-                            .find(|(r, _, _)| *r == region)
-                            .map_or(1, |(_, d, _)| (*d).max(1))
+                            .find(|(r, _)| *r == region)
+                            .map_or(1, |(_, d)| (*d).max(1))
                     });
                     (region, depth, oldest)
                 })
@@ -219,49 +219,20 @@ async fn deliver(
         (Some(_), None) => Outcome::Retry(
             "no replication access key is configured (STRONGROOM_PEER_ACCESS_KEY_ID)".into(),
         ),
-        (Some(peer), Some(creds)) => {
-            if let Some(m) = pool.unreachable(&peer.url()) {
-                Outcome::Retry(m)
-            } else {
-                let keyring = ctx.keyring.clone();
+        (Some(peer), Some(creds)) => match send(ctx, tls, pool, peer, creds, &row).await {
+            Some(outcome) => outcome,
+            None => {
+                // The primary or its peer entry is gone: nothing to deliver.
                 let r = row.clone();
-                match ctx.store.read(move |tx| build(tx, &keyring, &r)).await {
-                    Ok(None) => {
-                        // The primary or its peer entry is gone: nothing to deliver.
-                        let r = row.clone();
-                        let _ = ctx
-                            .store
-                            .write(move |tx| {
-                                Ok(tx.outbox_delivered(&r.primary_secret_id, &r.region, r.seq)?)
-                            })
-                            .await;
-                        return;
-                    }
-                    Err(e) => Outcome::Retry(format!("cannot read the primary: {}", e.message())),
-                    Ok(Some(body)) => {
-                        let tls = Arc::clone(tls);
-                        let pool = Arc::clone(pool);
-                        let url = peer.url();
-                        let sent = tokio::task::spawn_blocking(move || {
-                            client::post(
-                                &pool,
-                                &peer,
-                                &tls,
-                                &creds,
-                                &body,
-                                time::OffsetDateTime::now_utc(),
-                            )
-                        })
-                        .await;
-                        match sent {
-                            Ok(Ok(answer)) => classify(&answer),
-                            Ok(Err(Transport(m))) => Outcome::Retry(m),
-                            Err(_) => Outcome::Retry(format!("delivery to {url} was interrupted")),
-                        }
-                    }
-                }
+                let _ = ctx
+                    .store
+                    .write(move |tx| {
+                        Ok(tx.outbox_delivered(&r.primary_secret_id, &r.region, r.seq)?)
+                    })
+                    .await;
+                return;
             }
-        }
+        },
     };
     let now = ctx.now_ms();
     let r = row.clone();
@@ -276,6 +247,53 @@ async fn deliver(
             e.message()
         );
     }
+}
+
+/// Ship the state of `row`'s secret to `peer`: the outcome, or None when there is nothing
+/// to deliver (the primary or its peer entry is gone). A peer known to be unreachable is
+/// not asked, and the secret is then neither read nor decrypted.
+async fn send(
+    ctx: &Ctx,
+    tls: &Arc<rustls::ClientConfig>,
+    pool: &Arc<Pool>,
+    peer: super::Peer,
+    creds: super::PeerCredentials,
+    row: &OutboxRow,
+) -> Option<Outcome> {
+    if let Some(m) = pool.unreachable(&peer.url()) {
+        return Some(Outcome::Retry(m));
+    }
+    let keyring = ctx.keyring.clone();
+    let r = row.clone();
+    let body = match ctx.store.read(move |tx| build(tx, &keyring, &r)).await {
+        Ok(None) => return None,
+        Err(e) => {
+            return Some(Outcome::Retry(format!(
+                "cannot read the primary: {}",
+                e.message()
+            )))
+        }
+        Ok(Some(body)) => body,
+    };
+    let tls = Arc::clone(tls);
+    let pool = Arc::clone(pool);
+    let url = peer.url();
+    let sent = tokio::task::spawn_blocking(move || {
+        client::post(
+            &pool,
+            &peer,
+            &tls,
+            &creds,
+            &body,
+            time::OffsetDateTime::now_utc(),
+        )
+    })
+    .await;
+    Some(match sent {
+        Ok(Ok(answer)) => classify(&answer),
+        Ok(Err(Transport(m))) => Outcome::Retry(m),
+        Err(_) => Outcome::Retry(format!("delivery to {url} was interrupted")),
+    })
 }
 
 fn classify(answer: &Answer) -> Outcome {

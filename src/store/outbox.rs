@@ -201,17 +201,11 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
-    /// Per region: the number of undelivered changes and the oldest one's time (a count
-    /// over every waiting change).
-    pub fn outbox_depths(&mut self) -> Result<Vec<(String, i64, Option<i64>)>, StoreError> {
-        use diesel::dsl::{count_star, min};
+    /// Per region: the number of undelivered changes (a count over every waiting change).
+    pub fn outbox_depths(&mut self) -> Result<Vec<(String, i64)>, StoreError> {
         replication_outbox::table
             .group_by(replication_outbox::region)
-            .select((
-                replication_outbox::region,
-                count_star(),
-                min(replication_outbox::created_at),
-            ))
+            .select((replication_outbox::region, diesel::dsl::count_star()))
             .load(self.conn)
             .map_err(|e| self.db(e))
     }
