@@ -21,7 +21,9 @@
 # database users: the PostgreSQL and MariaDB of scripts/test.sh when their variables are
 # inherited, else throwaway ones started here with scripts/pg.sh and scripts/mariadb.sh).
 #
-# Needs .venv/ with awscli and boto3 (scripts/test.sh creates it).
+# Needs .venv/ with awscli and boto3 (scripts/test.sh creates it). The AWS CLI's commands run
+# through tests/e2e/aws_forkserver.py (see "client settings" below); E2E_AWS_CLI_FORKED=0 runs
+# .venv/bin/aws for each instead.
 # E2E_KEEP=1 keeps the data directory afterwards (it is always kept, and its
 # path printed, when something fails).
 
@@ -45,7 +47,7 @@ while (($# > 0)); do
             shift
             ;;
         -h | --help)
-            sed -n '3,26p' "${BASH_SOURCE[0]}"
+            sed -n '3,28p' "${BASH_SOURCE[0]}"
             exit 0
             ;;
         *)
@@ -69,6 +71,7 @@ fi
 DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/strongroom-e2e-$BACKEND.XXXXXX")"
 LOG="$DATA_DIR/server.log"
 SERVER_PID=""
+FORKSERVER_PID=""
 OK=0
 STARTED_PG=0
 STARTED_MARIADB=0
@@ -96,6 +99,10 @@ on_exit() {
     local rc=$?
     set +e
     stop_server
+    if [[ -n "$FORKSERVER_PID" ]]; then
+        kill -TERM "$FORKSERVER_PID" 2>/dev/null
+        wait "$FORKSERVER_PID" 2>/dev/null
+    fi
     [[ -n "${ROTATION_DB_DIR:-}" ]] && rm -rf "$ROTATION_DB_DIR"
     ((STARTED_PG)) && pg_stop
     ((STARTED_MARIADB)) && mariadb_stop
@@ -286,7 +293,26 @@ export AWS_RETRY_MODE="standard" AWS_MAX_ATTEMPTS="1"
 # Never send loopback traffic through a proxy.
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
-export AWS_CLI="$ROOT/.venv/bin/aws"
+# The AWS CLI. Each `aws` command of the walkthroughs runs the CLI's own code
+# (awscli.clidriver.main) in a process of its own, with its arguments, environment, working
+# directory and standard streams; tests/e2e/aws_forkserver.py forks that process from one that
+# imported the CLI once, which saves about 0.4 CPU-second of imports per command on a few
+# hundred commands. E2E_AWS_CLI_FORKED=0 runs .venv/bin/aws itself instead.
+if [[ "${E2E_AWS_CLI_FORKED:-1}" == 1 ]]; then
+    export AWS_FORKSERVER_PYTHON="$PYTHON" AWS_FORKSERVER_SOCKET="$DATA_DIR/aws-cli.sock"
+    "$PYTHON" "$ROOT/tests/e2e/aws_forkserver.py" serve "$AWS_FORKSERVER_SOCKET" </dev/null &
+    FORKSERVER_PID=$!
+    deadline=$((SECONDS + 60))
+    until [[ -S "$AWS_FORKSERVER_SOCKET" ]]; do
+        kill -0 "$FORKSERVER_PID" 2>/dev/null || { echo "e2e ($BACKEND): aws_forkserver.py exited" >&2; exit 1; }
+        ((SECONDS < deadline)) || { echo "e2e ($BACKEND): aws_forkserver.py not listening after 60s" >&2; exit 1; }
+        sleep 0.1
+    done
+    export AWS_CLI="$ROOT/tests/e2e/aws-forked"
+else
+    export AWS_CLI="$ROOT/.venv/bin/aws"
+fi
+"$AWS_CLI" --version
 
 # ----------------------------------------------------------------- walkthroughs
 echo "e2e ($BACKEND): AWS CLI walkthrough"
