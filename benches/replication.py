@@ -16,7 +16,9 @@ Modes (--modes, default all):
           as possible; deliveries/s = writes / (time until the primary's outbox is empty).
   dead    PutSecretValue on the primary with no peer, with a dead peer (connection refused) and
           with a slow peer (accepts, never answers), the secrets replicated to it: wrk,
-          interleaved runs.
+          interleaved runs (throughput and CPU per write at saturation); then the same
+          primaries paced at --paced-rate writes/s (the latency of each write below
+          saturation: whether a write waits on the peer).
 
 Every request is signed as the bootstrap root (no policy evaluation beyond root's); the servers
 run on embedded SQLite, each in a data directory of its own. The machine is shared and noisy:
@@ -252,6 +254,44 @@ def puts(port, names, n, seed_tag):
     return reqs, tokens
 
 
+def paced(port, reqs, rate, workers=8, on_ack=None):
+    """Send `reqs` at `rate` per second (request k due at start + k / rate) over `workers`
+    kept-alive connections. Returns (latencies in s, lateness of each answer in s, errors, wall
+    s); `on_ack(k, acked_at)` is called for each 200."""
+    lat, late, errors = [], [], []
+    period = 1.0 / rate
+    start = time.time() + 0.5
+
+    def writer(w):
+        c = Http(port)
+        for k in range(w, len(reqs), workers):
+            due = start + k * period
+            d = due - time.time()
+            if d > 0:
+                time.sleep(d)
+            sent = time.time()
+            st, body = c.send(reqs[k])
+            acked = time.time()
+            if st != 200:
+                errors.append((st, body[:200]))
+                continue
+            lat.append(acked - sent)
+            late.append(acked - due)
+            if on_ack:
+                on_ack(k, acked)
+        c.close()
+
+    with ThreadPoolExecutor(workers) as ex:
+        for f in [ex.submit(writer, w) for w in range(workers)]:
+            f.result()
+    return lat, late, errors, time.time() - start
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+
+
 def wrk_run(args, port, pid, reqs, name):
     lua = os.path.join(args.tmp, f"{name}.lua")
     lb.write_lua(lua, reqs, ordered=True)
@@ -327,6 +367,25 @@ def mode_dead(args, servers):
         ("PutSecretValue, replicated to a dead peer", dead_port_s, dead_p.pid, names),
         ("PutSecretValue, replicated to a slow peer", slow_port_s, slow_p.pid, names),
     ])
+    # The same primaries at a paced rate below what they can take: a write that waited on the
+    # peer would show here as latency, where the wrk runs above show CPU per write.
+    targets = [("PutSecretValue, no peer", none_port), ("PutSecretValue, replicated to a dead peer", dead_port_s),
+               ("PutSecretValue, replicated to a slow peer", slow_port_s)]
+    runs = {label: [] for label, _ in targets}
+    n = int(args.paced_rate * args.duration)
+    for p in range(args.pairs):
+        for label, port in targets:
+            reqs, _ = puts(port, names, n, f"paced/{label}/{p}/{time.time()}")
+            lat, late, errors, wall = paced(port, reqs, args.paced_rate)
+            if errors:
+                raise SystemExit(f"{label}, paced: {errors[:3]}")
+            r = {"p50": 1000 * pct(lat, 0.5), "p99": 1000 * pct(lat, 0.99), "max": 1000 * max(lat),
+                 "late_p99": 1000 * pct(late, 0.99), "rate": n / wall}
+            log(f"{label}, paced {args.paced_rate:.0f}/s #{p + 1}: {r['rate']:.0f}/s, latency p50 "
+                f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms")
+            runs[label].append(r)
+    res["paced"] = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} | {
+        "p99_runs": [round(r["p99"], 2) for r in rs]} for label, rs in runs.items()}
     res["outbox_depth_after"] = {
         "dead": metric(dead_m, "strongroom_replication_outbox_depth"),
         "slow": metric(slow_m, "strongroom_replication_outbox_depth"),
@@ -395,28 +454,12 @@ def mode_lag(args, servers):
         probes[k] = presign(peer_host, "secretsmanager.GetSecretValue",
                             {"SecretId": name, "VersionId": tok}, PEER)
     pending = queue.Queue()
-    lags, late, errors = [], [], []
-    workers = 8
-    period = 1.0 / args.rate
-    start = time.time() + 0.5
+    lags, errors = [], []
     stop_probing = threading.Event()
 
-    def writer(w):
-        c = Http(prim_port)
-        for k in range(w, n, workers):
-            due = start + k * period
-            d = due - time.time()
-            if d > 0:
-                time.sleep(d)
-            st, body = c.send(reqs[k])
-            acked = time.time()
-            if st != 200:
-                errors.append((st, body[:200]))
-                continue
-            late.append(acked - due)
-            if k in probes:
-                pending.put((acked, acked, k))
-        c.close()
+    def on_ack(k, acked):
+        if k in probes:
+            pending.put((acked, acked, k))
 
     def prober():
         c = Http(peer_port, tls=True)
@@ -452,24 +495,22 @@ def mode_lag(args, servers):
     for t in probers + [samp]:
         t.start()
     cpu0 = {p.pid: lb.cpu_seconds(p.pid) for p in (prim_p, peer_p)}
-    with ThreadPoolExecutor(workers) as ex:
-        for f in [ex.submit(writer, w) for w in range(workers)]:
-            f.result()
-    wall = time.time() - start
+    _, late, put_errors, wall = paced(prim_port, reqs, args.rate, on_ack=on_ack)
+    errors += put_errors
     cpu = {p.pid: (lb.cpu_seconds(p.pid) - cpu0[p.pid]) / wall for p in (prim_p, peer_p)}
     stop_probing.set()
     for t in probers + [samp]:
         t.join()
     drained = wait_drained(mport)
     lags.sort()
-    q = lambda p: lags[min(len(lags) - 1, int(p * len(lags)))] if lags else float("nan")  # noqa: E731
+    q = lambda p: pct(lags, p)  # noqa: E731
     res = {
         "writes": n, "seconds": wall, "rate": n / wall, "errors": len(errors),
         "probes": len(lags), "lag_p50_ms": 1000 * q(0.50), "lag_p99_ms": 1000 * q(0.99),
         "lag_max_ms": 1000 * (lags[-1] if lags else float("nan")),
         "gauge_max_s": max((g[0] for g in gauge if g[0] is not None), default=None),
         "depth_max": max((g[1] for g in gauge if g[1] is not None), default=None),
-        "writes_late_p99_ms": 1000 * sorted(late)[int(0.99 * (len(late) - 1))] if late else None,
+        "writes_late_p99_ms": 1000 * pct(late, 0.99) if late else None,
         "primary_cpu": cpu[prim_p.pid], "peer_cpu": cpu[peer_p.pid], "drained_after_s": drained,
     }
     log(f"lag: {n} writes in {wall:.1f} s ({res['rate']:.0f}/s), {len(errors)} errors; "
@@ -495,6 +536,7 @@ def main():
     ap.add_argument("--secrets", type=int, default=200, help="secrets per group (same, dead)")
     ap.add_argument("--put-distinct", type=int, default=30000, help="pre-signed puts per wrk run")
     ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--paced-rate", type=float, default=200, help="dead: paced PutSecretValue/s")
     ap.add_argument("--lag-duration", type=float, default=20)
     ap.add_argument("--lag-secrets", type=int, default=500)
     ap.add_argument("--probe-every", type=int, default=25)
@@ -535,6 +577,15 @@ def report(args, r):
                   f"{v['p99']:.2f} | {v['cpu_us_median']:.0f} | {first['rps'] / v['rps']:.2f}x |")
         if mode == "dead":
             print(f"\noutbox depth after the runs: {r[mode].get('outbox_depth_after')}")
+            paced_rows = r[mode].get("paced", {})
+            if paced_rows:
+                print(f"\nPaced at {args.paced_rate:.0f} PutSecretValue/s ({args.duration} s runs, 8 "
+                      f"connections, median of {args.pairs}): the time each write waited for its answer\n")
+                print("| run | writes/s | latency p50 ms | p99 ms | p99 of each run | max ms |")
+                print("|---|---:|---:|---:|---|---:|")
+                for label, v in paced_rows.items():
+                    print(f"| {label} | {v['rate']:.0f} | {v['p50']:.2f} | {v['p99']:.2f} | "
+                          f"{', '.join(map(str, v['p99_runs']))} | {v['max']:.1f} |")
         print()
     if "lag" in r:
         v = r["lag"]

@@ -17,12 +17,14 @@
 #          at 500 writes/s);
 #   burst  deliveries per second to a peer (a write to each of 1,000 replicated secrets);
 #   dead   PutSecretValue on a primary with no peer, a dead peer and a slow peer (target: the
-#          same throughput: the outbox absorbs the peer).
+#          same throughput: the outbox absorbs the peer); then the same primaries paced below
+#          saturation, for each write's latency.
 #
 # Knobs (environment): BENCH_DURATION (5 s per wrk run), BENCH_CONNECTIONS (16), BENCH_PAIRS
 # (3 interleaved rounds), BENCH_SECRETS (200 per group), BENCH_RATE (500 writes/s),
-# BENCH_LAG_DURATION (20 s), BENCH_LAG_SECRETS (500), BENCH_BURST_SECRETS (1000), BENCH_KEEP=1
-# (keep the work directory), STRONGROOM_BIN (skip the release build and use this binary).
+# BENCH_PACED_RATE (dead mode's paced runs: 200 writes/s), BENCH_LAG_DURATION (20 s),
+# BENCH_LAG_SECRETS (500), BENCH_BURST_SECRETS (1000), BENCH_KEEP=1 (keep the work directory),
+# STRONGROOM_BIN (skip the release build and use this binary).
 #
 # The machine is shared and noisy: compare numbers only within one run.
 
@@ -76,5 +78,6 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
     --bin "$BIN" --tmp "$WORK" --json "$WORK/results.json" --modes "$MODES" \
     --duration "${BENCH_DURATION:-5}" --connections "${BENCH_CONNECTIONS:-16}" \
     --pairs "${BENCH_PAIRS:-3}" --secrets "${BENCH_SECRETS:-200}" --rate "${BENCH_RATE:-500}" \
+    --paced-rate "${BENCH_PACED_RATE:-200}" \
     --lag-duration "${BENCH_LAG_DURATION:-20}" --lag-secrets "${BENCH_LAG_SECRETS:-500}" \
     --burst-secrets "${BENCH_BURST_SECRETS:-1000}"

@@ -6,7 +6,7 @@
 //! A peer's refusal of the change itself (a promoted replica, a name collision) leaves the
 //! replica `Failed` with the peer's message and drops the changes (the next write, or
 //! ReplicateSecretToRegions with ForceOverwriteReplicaSecret, enqueues again); any other
-//! failure (unreachable, TLS, authentication, 5xx) is retried with exponential back-off,
+//! failure (unreachable, TLS, authentication, 5xx) is retried with exponential back-off and jitter,
 //! and after [`MAX_ATTEMPTS`] the replica is `Failed` with the last error while retries go on.
 
 use std::sync::Arc;
@@ -46,6 +46,18 @@ pub fn backoff_ms(attempts: i32) -> i64 {
     FIRST_BACKOFF_MS
         .saturating_mul(1_i64 << shift)
         .min(MAX_BACKOFF_MS)
+}
+
+/// The delay actually waited: [`backoff_ms`]'s upper half, drawn uniformly ("equal jitter").
+/// Groups that failed in the same round (every secret written while a peer was down) would
+/// otherwise come due in the same round again at every attempt, and their failures would
+/// reach the store writer as one burst, stalling the writes queued behind it.
+fn jittered(backoff: i64) -> i64 {
+    let half = backoff / 2;
+    half.saturating_add(rand::Rng::gen_range(
+        &mut rand::thread_rng(),
+        0..=backoff - half,
+    ))
 }
 
 enum Outcome {
@@ -366,7 +378,7 @@ fn record(
                 &row.primary_secret_id,
                 &row.region,
                 attempts,
-                now.saturating_add(backoff_ms(attempts)),
+                now.saturating_add(jittered(backoff_ms(attempts))),
                 &cap(m.clone()),
             )?;
             if let Some(mut e) = entry {
@@ -472,6 +484,24 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_jitter_keeps_the_upper_half_and_spreads() {
+        for attempts in [1, 3, 7] {
+            let b = backoff_ms(attempts);
+            let draws: Vec<i64> = (0..200).map(|_| jittered(b)).collect();
+            assert!(
+                draws.iter().all(|d| (b / 2..=b).contains(d)),
+                "{b}: {draws:?}"
+            );
+            let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+            assert!(
+                distinct.len() > 20,
+                "{b}: {} distinct delays",
+                distinct.len()
+            );
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
