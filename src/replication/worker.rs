@@ -64,7 +64,13 @@ enum Outcome {
     Delivered(Option<String>),
     Refused(String),
     Retry(String),
+    /// The primary or its peer entry is gone: nothing to deliver, the changes are dropped.
+    Gone,
 }
+
+/// A delivery's result, for the round to record: the group's change, its failed attempts
+/// before this one, and what happened.
+type Ended = (OutboxRow, i32, Outcome);
 
 /// Run the worker until the server stops.
 pub async fn run(
@@ -139,12 +145,16 @@ pub async fn run(
     }
 }
 
-/// Tells the round that one delivery ended (when dropped: also if it panicked).
-struct Done(tokio::sync::mpsc::UnboundedSender<()>);
+/// Tells the round that one delivery ended, with its result (when dropped: also if it
+/// panicked, then with none, and the group is taken again in a later round).
+struct Done(
+    tokio::sync::mpsc::UnboundedSender<Option<Ended>>,
+    Option<Ended>,
+);
 
 impl Drop for Done {
     fn drop(&mut self) {
-        let _ = self.0.send(());
+        let _ = self.0.send(self.1.take());
     }
 }
 
@@ -183,11 +193,15 @@ async fn deliver_round(
             // Each row is a different secret: up to IN_FLIGHT of them are delivered at
             // once (the next starts as soon as one ends), while each secret's changes stay
             // in order (one delivery per secret per round; the round ends when all ended).
-            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Option<Ended>>();
             let mut in_flight = 0_usize;
+            let mut ended = Vec::with_capacity(rows.len());
             for (row, attempts) in rows {
-                if in_flight >= IN_FLIGHT && done_rx.recv().await.is_some() {
-                    in_flight = in_flight.saturating_sub(1);
+                if in_flight >= IN_FLIGHT {
+                    if let Some(e) = done_rx.recv().await {
+                        in_flight = in_flight.saturating_sub(1);
+                        ended.extend(e);
+                    }
                 }
                 let (ctx, cfg, tls, pool) = (
                     ctx.clone(),
@@ -195,17 +209,25 @@ async fn deliver_round(
                     Arc::clone(tls),
                     Arc::clone(pool),
                 );
-                let done = Done(done_tx.clone());
+                let mut done = Done(done_tx.clone(), None);
                 actix_web::rt::spawn(async move {
-                    deliver(&ctx, &cfg, &tls, &pool, row, attempts).await;
+                    let outcome = deliver(&ctx, &cfg, &tls, &pool, &row).await;
+                    done.1 = Some((row, attempts, outcome));
                     drop(done);
                 });
                 in_flight = in_flight.saturating_add(1);
             }
             drop(done_tx);
-            while in_flight > 0 && done_rx.recv().await.is_some() {
-                in_flight = in_flight.saturating_sub(1);
+            while in_flight > 0 {
+                match done_rx.recv().await {
+                    Some(e) => {
+                        in_flight = in_flight.saturating_sub(1);
+                        ended.extend(e);
+                    }
+                    None => break,
+                }
             }
+            record_all(ctx, region, ended).await;
             worked
         }
         Err(e) => {
@@ -215,15 +237,15 @@ async fn deliver_round(
     }
 }
 
+/// Deliver `row`'s group: what happened (recorded by the round).
 async fn deliver(
     ctx: &Ctx,
     cfg: &PeerConfig,
     tls: &Arc<rustls::ClientConfig>,
     pool: &Arc<Pool>,
-    row: OutboxRow,
-    attempts: i32,
-) {
-    let outcome = match (cfg.peer(&row.region).cloned(), cfg.credentials.clone()) {
+    row: &OutboxRow,
+) -> Outcome {
+    match (cfg.peer(&row.region).cloned(), cfg.credentials.clone()) {
         (None, _) => Outcome::Retry(format!(
             "no peer server is configured for region {} (--peer {}=URL)",
             row.region, row.region
@@ -231,31 +253,37 @@ async fn deliver(
         (Some(_), None) => Outcome::Retry(
             "no replication access key is configured (STRONGROOM_PEER_ACCESS_KEY_ID)".into(),
         ),
-        (Some(peer), Some(creds)) => match send(ctx, tls, pool, peer, creds, &row).await {
-            Some(outcome) => outcome,
-            None => {
-                // The primary or its peer entry is gone: nothing to deliver.
-                let r = row.clone();
-                let _ = ctx
-                    .store
-                    .write(move |tx| {
-                        Ok(tx.outbox_delivered(&r.primary_secret_id, &r.region, r.seq)?)
-                    })
-                    .await;
-                return;
-            }
-        },
-    };
+        (Some(peer), Some(creds)) => send(ctx, tls, pool, peer, creds, row)
+            .await
+            .unwrap_or(Outcome::Gone),
+    }
+}
+
+/// Record the outcomes of a round's deliveries in one write transaction. A peer that is
+/// down fails every due group of every round; one transaction per round, instead of one per
+/// group, keeps that from growing into a write load with the number of secrets written
+/// while it is down. If the transaction fails, nothing of the round is recorded: the
+/// delivered changes are sent again (the peer ignores a change not newer than the last it
+/// applied) and the failures are tried again without their back-off.
+async fn record_all(ctx: &Ctx, region: &str, ended: Vec<Ended>) {
+    if ended.is_empty() {
+        return;
+    }
     let now = ctx.now_ms();
-    let r = row.clone();
+    let ended = Arc::new(ended);
     let result = ctx
         .store
-        .write(move |tx| record(tx, &r, attempts, &outcome, now))
+        .write(move |tx| {
+            for (row, attempts, outcome) in ended.iter() {
+                record(tx, row, *attempts, outcome, now)?;
+            }
+            Ok(())
+        })
         .await;
     if let Err(e) = result {
         tracing::warn!(
-            region = %row.region,
-            "replication outbox: cannot record a delivery: {}",
+            %region,
+            "replication outbox: cannot record the round's deliveries: {}",
             e.message()
         );
     }
@@ -339,11 +367,16 @@ fn record(
     outcome: &Outcome,
     now: i64,
 ) -> Result<(), ApiError> {
+    if let Outcome::Gone = outcome {
+        tx.outbox_delivered(&row.primary_secret_id, &row.region, row.seq)?;
+        return Ok(());
+    }
     let entry = tx
         .replicas_of(&row.primary_secret_id)?
         .into_iter()
         .find(|e| e.region == row.region && e.peer);
     match outcome {
+        Outcome::Gone => {}
         Outcome::Delivered(key) => {
             tx.outbox_delivered(&row.primary_secret_id, &row.region, row.seq)?;
             if let Some(mut e) = entry {
