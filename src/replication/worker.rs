@@ -173,7 +173,11 @@ async fn deliver_loop(
     }
 }
 
-/// One round of deliveries for `region`; whether there was anything due.
+/// One round of deliveries for `region`; whether it made progress: something was due and
+/// at least one delivery ended other than in a retry. A round of failures only (a peer that
+/// is down) is followed by a pause like an empty one: without it, with the groups' retries
+/// spread out by their jitter, rounds would follow each other with a group or two each, one
+/// write transaction apiece.
 async fn deliver_round(
     ctx: &Ctx,
     cfg: &Arc<PeerConfig>,
@@ -189,7 +193,6 @@ async fn deliver_round(
         .await;
     match due {
         Ok(rows) => {
-            let worked = !rows.is_empty();
             // Each row is a different secret: up to IN_FLIGHT of them are delivered at
             // once (the next starts as soon as one ends), while each secret's changes stay
             // in order (one delivery per secret per round; the round ends when all ended).
@@ -227,8 +230,11 @@ async fn deliver_round(
                     None => break,
                 }
             }
+            let progress = ended
+                .iter()
+                .any(|(_, _, outcome)| !matches!(outcome, Outcome::Retry(_)));
             record_all(ctx, region, ended).await;
-            worked
+            progress
         }
         Err(e) => {
             tracing::warn!(%region, "replication outbox: cannot read: {}", e.message());
