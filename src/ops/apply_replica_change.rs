@@ -31,6 +31,11 @@ pub struct ShippedVersion {
     /// `S` or `B`; `None` for a version without a value (a rotation's placeholder).
     pub value_kind: Option<String>,
     pub value: Option<String>,
+    /// The value is left out because the replica holds it already (a version's value never
+    /// changes). A replica that does not hold it answers `PreconditionNotMetException`, and
+    /// the primary sends the version again with its value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_omitted: Option<bool>,
 }
 
 impl std::fmt::Debug for ShippedVersion {
@@ -105,6 +110,10 @@ pub struct Output {
     pub applied: bool,
     /// The replica's key as the primary's `ReplicationStatus` shows it.
     pub kms_key_id: Option<String>,
+    /// This server understands `ValueOmitted`: the primary may leave out the values it
+    /// delivered before. A primary never omits a value for a peer that has not said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted_values_accepted: Option<bool>,
 }
 
 /// The refusal of a change to a replica promoted since.
@@ -247,6 +256,7 @@ fn apply(
             arn,
             applied: false,
             kms_key_id,
+            omitted_values_accepted: Some(true),
         });
     }
     if input.delete == Some(true) {
@@ -258,6 +268,7 @@ fn apply(
             arn,
             applied: true,
             kms_key_id: None,
+            omitted_values_accepted: Some(true),
         });
     }
     let shipped = super::required("secret", input.secret.as_ref())?;
@@ -283,6 +294,15 @@ fn apply(
     let mut key = None;
     for v in &shipped.versions {
         let present = have.remove(&v.version_id);
+        if v.value_omitted == Some(true) && v.value_kind.is_some() {
+            if present.as_ref().is_some_and(|p| p.value_kind.is_some()) {
+                continue;
+            }
+            return Err(ApiError::PreconditionNotMet(format!(
+                "The replica does not hold the value of version {}, which this change left out; send it with its value.",
+                v.version_id
+            )));
+        }
         let needs_value = match &present {
             None => true,
             Some(p) => p.value_kind.is_none() && v.value_kind.is_some(),
@@ -377,6 +397,7 @@ fn apply(
         kms_key_id: shown_key(tx, &replica)?,
         arn,
         applied: true,
+        omitted_values_accepted: Some(true),
     })
 }
 

@@ -9,6 +9,7 @@
 //! failure (unreachable, TLS, authentication, 5xx) is retried with exponential back-off and jitter,
 //! and after [`MAX_ATTEMPTS`] the replica is `Failed` with the last error while retries go on.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,11 +62,50 @@ fn jittered(backoff: i64) -> i64 {
 }
 
 enum Outcome {
+    /// The replica's key as the peer shows it.
     Delivered(Option<String>),
     Refused(String),
     Retry(String),
     /// The primary or its peer entry is gone: nothing to deliver, the changes are dropped.
     Gone,
+}
+
+/// Per (secret, peer region), the versions the peer holds with their values, as of the last
+/// delivery it applied and that said it accepts omitted values. The next delivery of that
+/// secret leaves those values out (a version's value never changes), so that a delivery's
+/// cost follows what changed instead of every version the secret has. The peer checks
+/// every omitted value against what it holds, so a stale entry costs one retry with every
+/// value, never a replica without one. In memory only: after a restart, each secret's
+/// first delivery sends every value.
+#[derive(Debug, Default)]
+pub(super) struct Delivered(std::sync::Mutex<HashMap<(String, String), HashSet<String>>>);
+
+/// Entries kept at most (each a secret's version ids): past it the map starts over.
+const DELIVERED_CAP: usize = 20_000;
+
+impl Delivered {
+    fn get(&self, key: &(String, String)) -> HashSet<String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).cloned())
+            .unwrap_or_default()
+    }
+
+    fn set(&self, key: (String, String), versions: HashSet<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= DELIVERED_CAP && !m.contains_key(&key) {
+                m.clear();
+            }
+            m.insert(key, versions);
+        }
+    }
+
+    fn forget(&self, key: &(String, String)) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(key);
+        }
+    }
 }
 
 /// A delivery's result, for the round to record: the group's change, its failed attempts
@@ -81,12 +121,14 @@ pub async fn run(
 ) {
     // Kept-alive connections to the peers, shared by every delivery.
     let pool = Arc::new(Pool::default());
+    let delivered = Arc::new(Delivered::default());
     for peer in &cfg.peers {
         actix_web::rt::spawn(deliver_loop(
             ctx.clone(),
             Arc::clone(&cfg),
             Arc::clone(&tls),
             Arc::clone(&pool),
+            Arc::clone(&delivered),
             peer.region.clone(),
         ));
     }
@@ -110,7 +152,7 @@ pub async fn run(
             if !regions.contains(region) {
                 // Changes for a region no peer serves any more (the configuration changed):
                 // their replicas show why they wait.
-                deliver_round(&ctx, &cfg, &tls, &pool, region).await;
+                deliver_round(&ctx, &cfg, &tls, &pool, &delivered, region).await;
                 regions.push(region.clone());
             }
         }
@@ -164,10 +206,11 @@ async fn deliver_loop(
     cfg: Arc<PeerConfig>,
     tls: Arc<rustls::ClientConfig>,
     pool: Arc<Pool>,
+    delivered: Arc<Delivered>,
     region: String,
 ) {
     loop {
-        if !deliver_round(&ctx, &cfg, &tls, &pool, &region).await {
+        if !deliver_round(&ctx, &cfg, &tls, &pool, &delivered, &region).await {
             tokio::time::sleep(IDLE).await;
         }
     }
@@ -183,6 +226,7 @@ async fn deliver_round(
     cfg: &Arc<PeerConfig>,
     tls: &Arc<rustls::ClientConfig>,
     pool: &Arc<Pool>,
+    delivered: &Arc<Delivered>,
     region: &str,
 ) -> bool {
     let now = ctx.now_ms();
@@ -206,15 +250,16 @@ async fn deliver_round(
                         ended.extend(e);
                     }
                 }
-                let (ctx, cfg, tls, pool) = (
+                let (ctx, cfg, tls, pool, delivered) = (
                     ctx.clone(),
                     Arc::clone(cfg),
                     Arc::clone(tls),
                     Arc::clone(pool),
+                    Arc::clone(delivered),
                 );
                 let mut done = Done(done_tx.clone(), None);
                 actix_web::rt::spawn(async move {
-                    let outcome = deliver(&ctx, &cfg, &tls, &pool, &row).await;
+                    let outcome = deliver(&ctx, &cfg, &tls, &pool, &delivered, &row).await;
                     done.1 = Some((row, attempts, outcome));
                     drop(done);
                 });
@@ -249,6 +294,7 @@ async fn deliver(
     cfg: &PeerConfig,
     tls: &Arc<rustls::ClientConfig>,
     pool: &Arc<Pool>,
+    delivered: &Arc<Delivered>,
     row: &OutboxRow,
 ) -> Outcome {
     match (cfg.peer(&row.region).cloned(), cfg.credentials.clone()) {
@@ -259,7 +305,7 @@ async fn deliver(
         (Some(_), None) => Outcome::Retry(
             "no replication access key is configured (STRONGROOM_PEER_ACCESS_KEY_ID)".into(),
         ),
-        (Some(peer), Some(creds)) => send(ctx, tls, pool, peer, creds, row)
+        (Some(peer), Some(creds)) => send(ctx, tls, pool, peer, creds, row, delivered)
             .await
             .unwrap_or(Outcome::Gone),
     }
@@ -305,21 +351,31 @@ async fn send(
     peer: super::Peer,
     creds: super::PeerCredentials,
     row: &OutboxRow,
+    delivered: &Arc<Delivered>,
 ) -> Option<Outcome> {
     if let Some(m) = pool.unreachable(&peer.url()) {
         return Some(Outcome::Retry(m));
     }
     let keyring = ctx.keyring.clone();
     let r = row.clone();
-    let body = match ctx.store.read(move |tx| build(tx, &keyring, &r)).await {
-        Ok(None) => return None,
+    let key = (row.primary_secret_id.clone(), row.region.clone());
+    let known = delivered.get(&key);
+    let (body, with_values) = match ctx
+        .store
+        .read(move |tx| build(tx, &keyring, &r, &known))
+        .await
+    {
+        Ok(None) => {
+            delivered.forget(&key);
+            return None;
+        }
         Err(e) => {
             return Some(Outcome::Retry(format!(
                 "cannot read the primary: {}",
                 e.message()
             )))
         }
-        Ok(Some(body)) => body,
+        Ok(Some(built)) => built,
     };
     let tls = Arc::clone(tls);
     let pool = Arc::clone(pool);
@@ -335,18 +391,35 @@ async fn send(
         )
     })
     .await;
-    Some(match sent {
+    let (outcome, omit_next) = match sent {
         Ok(Ok(answer)) => classify(&answer),
-        Ok(Err(Transport(m))) => Outcome::Retry(m),
-        Err(_) => Outcome::Retry(format!("delivery to {url} was interrupted")),
-    })
+        Ok(Err(Transport(m))) => (Outcome::Retry(m), false),
+        Err(_) => (
+            Outcome::Retry(format!("delivery to {url} was interrupted")),
+            false,
+        ),
+    };
+    if omit_next && !with_values.is_empty() {
+        delivered.set(key, with_values);
+    } else {
+        delivered.forget(&key);
+    }
+    Some(outcome)
 }
 
-fn classify(answer: &Answer) -> Outcome {
+/// The peer's answer as an outcome, and whether the next delivery of the secret may leave
+/// out the values this one carried (the peer applied it, and accepts omitted values).
+fn classify(answer: &Answer) -> (Outcome, bool) {
     let v: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
     if answer.status == 200 {
         let out: Option<Output> = serde_json::from_value(v).ok();
-        return Outcome::Delivered(out.and_then(|o| o.kms_key_id));
+        let omit_next = out
+            .as_ref()
+            .is_some_and(|o| o.applied && o.omitted_values_accepted == Some(true));
+        return (
+            Outcome::Delivered(out.and_then(|o| o.kms_key_id)),
+            omit_next,
+        );
     }
     let kind = v["__type"].as_str().unwrap_or("").to_owned();
     let kind = kind.rsplit('#').next().unwrap_or("").to_owned();
@@ -358,11 +431,12 @@ fn classify(answer: &Answer) -> Outcome {
         .take(1024)
         .collect::<String>();
     let text = format!("HTTP {} {kind}: {message}", answer.status);
-    if REFUSALS.contains(&kind.as_str()) {
+    let outcome = if REFUSALS.contains(&kind.as_str()) {
         Outcome::Refused(format!("{kind}: {message}"))
     } else {
         Outcome::Retry(text)
-    }
+    };
+    (outcome, false)
 }
 
 /// Record a delivery's outcome: `attempts` is the group's failed attempts before it.
@@ -451,11 +525,18 @@ fn cap(s: String) -> String {
 
 /// The request body delivering `row` (with the secret's current state, values decrypted),
 /// or `None` when there is nothing to deliver any more.
+/// A delivery's body, and the versions it covers that have a value (held by the peer once
+/// it applied the delivery).
+type Built = (Zeroizing<Vec<u8>>, HashSet<String>);
+
+/// Build the delivery of `row`, leaving out the values of the versions in `known`.
 fn build(
     tx: &mut Tx<'_>,
     keyring: &crate::kms::Keyring,
     row: &OutboxRow,
-) -> Result<Option<Zeroizing<Vec<u8>>>, ApiError> {
+    known: &HashSet<String>,
+) -> Result<Option<Built>, ApiError> {
+    let mut with_values = HashSet::new();
     let mut input = Input {
         primary_arn: Some(row.primary_arn.clone()),
         seq: Some(row.seq),
@@ -479,21 +560,27 @@ fn build(
             (entry.kms_key_id != replicas::DEFAULT_KEY_ALIAS).then_some(entry.kms_key_id);
         let mut versions = Vec::new();
         for v in tx.versions(&primary.secret_id)? {
-            let value = match &v.value_kind {
+            let (value, value_omitted) = match &v.value_kind {
+                Some(_) if known.contains(&v.version_id) => (None, Some(true)),
                 Some(_) => {
                     let plain = values::open_version(tx, keyring, &primary, &v)?;
-                    Some(base64::Engine::encode(
+                    let b64 = base64::Engine::encode(
                         &base64::engine::general_purpose::STANDARD,
                         plain.expose(),
-                    ))
+                    );
+                    (Some(b64), None)
                 }
-                None => None,
+                None => (None, None),
             };
+            if v.value_kind.is_some() {
+                with_values.insert(v.version_id.clone());
+            }
             versions.push(ShippedVersion {
                 version_id: v.version_id.clone(),
                 created_at: v.created_at,
                 value_kind: v.value_kind.clone(),
                 value,
+                value_omitted,
             });
         }
         input.secret = Some(ShippedSecret {
@@ -516,7 +603,7 @@ fn build(
         });
     }
     serde_json::to_vec(&input)
-        .map(|v| Some(Zeroizing::new(v)))
+        .map(|v| Some((Zeroizing::new(v), with_values)))
         .map_err(ApiError::internal)
 }
 

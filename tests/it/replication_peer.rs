@@ -499,6 +499,90 @@ async fn only_the_replication_principal_applies_changes_and_it_reads_nothing() {
     }
 }
 
+/// A delivery may leave out the values of versions the replica already holds. The peer
+/// checks each one: a value left out for a version it lacks (or holds without a value) is
+/// refused as retryable, and nothing of the change is applied; one it holds keeps its value.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_omitted_value_is_accepted_only_for_a_version_the_replica_holds() {
+    let policies_dir = tempfile::tempdir().unwrap();
+    let policies = policies_dir.path().to_path_buf();
+    peer_policies(&policies);
+    let peer = start_peer(tempfile::tempdir().unwrap(), &policies, 0);
+    let replicator = key_of(&peer, &policies, "replicator");
+    let signing = Signing {
+        akid: replicator.0.clone(),
+        secret: replicator.1.clone(),
+        region: PEER_REGION.into(),
+        ..Signing::default()
+    };
+    const V1: &str = "11111111-1111-4111-8111-111111111111";
+    const V2: &str = "22222222-2222-4222-8222-222222222222";
+    let change = |seq: i64, current: &str, versions: serde_json::Value| {
+        serde_json::json!({
+            "PrimaryArn": format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:omit-AbCdEf"),
+            "Seq": seq,
+            "Secret": {"Name": "omit", "LastChangedAt": seq, "TagList": false, "Tags": [],
+                "Stages": {"AWSCURRENT": current}, "Versions": versions}
+        })
+        .to_string()
+    };
+    let target = "secretsmanager.StrongroomApplyReplicaChange";
+    let root = peer.client_in(PEER_REGION, crate::common::AKID, crate::common::SECRET);
+    // The first change omits the value of a version the replica does not have: refused,
+    // with an error the primary retries (not one of its refusals), and nothing is created.
+    let omitted_v1 = serde_json::json!([{"VersionId": V1, "CreatedAt": 1, "ValueKind": "S",
+        "ValueOmitted": true}]);
+    let res = peer.call_signed(target, &change(1, V1, omitted_v1.clone()), signing.clone());
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(
+        res.error_type(),
+        "PreconditionNotMetException",
+        "{}",
+        res.body
+    );
+    assert!(res.body.contains(V1), "{}", res.body);
+    assert!(value_on(&root, "omit").await.is_none());
+    // With its value it is applied (positive control), and says omission is understood.
+    let full_v1 = serde_json::json!([{"VersionId": V1, "CreatedAt": 1, "ValueKind": "S",
+        "Value": "b25l"}]);
+    let res = peer.call_signed(target, &change(1, V1, full_v1), signing.clone());
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["Applied"], true, "{}", res.body);
+    assert_eq!(res.json()["OmittedValuesAccepted"], true, "{}", res.body);
+    assert_eq!(value_on(&root, "omit").await.as_deref(), Some("one"));
+    // A later change omits V1's value (held) and brings V2 with its own: applied, and V1
+    // keeps the value it had (an omitted value is never taken as "no value").
+    let both = serde_json::json!([
+        {"VersionId": V1, "CreatedAt": 1, "ValueKind": "S", "ValueOmitted": true},
+        {"VersionId": V2, "CreatedAt": 2, "ValueKind": "S", "Value": "dHdv"}]);
+    let res = peer.call_signed(target, &change(2, V2, both), signing.clone());
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["Applied"], true, "{}", res.body);
+    assert_eq!(value_on(&root, "omit").await.as_deref(), Some("two"));
+    let v1 = root
+        .get_secret_value()
+        .secret_id("omit")
+        .version_id(V1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v1.secret_string(), Some("one"));
+    // A change omitting the value of a version the replica never had, next to one it holds:
+    // refused whole; AWSCURRENT stays where it was.
+    const V3: &str = "33333333-3333-4333-8333-333333333333";
+    let missing = serde_json::json!([
+        {"VersionId": V2, "CreatedAt": 2, "ValueKind": "S", "ValueOmitted": true},
+        {"VersionId": V3, "CreatedAt": 3, "ValueKind": "S", "ValueOmitted": true}]);
+    let res = peer.call_signed(target, &change(3, V3, missing), signing);
+    assert_eq!(
+        res.error_type(),
+        "PreconditionNotMetException",
+        "{}",
+        res.body
+    );
+    assert_eq!(value_on(&root, "omit").await.as_deref(), Some("two"));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn delivery_to_a_tls_peer_trusts_the_configured_ca() {
     let policies_dir = tempfile::tempdir().unwrap();
