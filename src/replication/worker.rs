@@ -322,7 +322,6 @@ async fn record_all(ctx: &Ctx, region: &str, ended: Vec<Ended>) {
         return;
     }
     let now = ctx.now_ms();
-    let ended = Arc::new(ended);
     let result = ctx
         .store
         .write(move |tx| {

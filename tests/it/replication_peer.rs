@@ -62,6 +62,16 @@ fn start_peer(dir: tempfile::TempDir, policies: &Path, port: u16) -> TestServer 
     TestServer::launch_config(cfg, dir)
 }
 
+/// Raw requests to the peer signed with access key `k` in the peer's region.
+fn signed_as(k: &(String, String)) -> Signing {
+    Signing {
+        akid: k.0.clone(),
+        secret: k.1.clone(),
+        region: PEER_REGION.into(),
+        ..Signing::default()
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -416,12 +426,7 @@ async fn only_the_replication_principal_applies_changes_and_it_reads_nothing() {
         })
         .to_string()
     };
-    let signing = |k: &(String, String)| Signing {
-        akid: k.0.clone(),
-        secret: k.1.clone(),
-        region: PEER_REGION.into(),
-        ..Signing::default()
-    };
+    let signing = signed_as;
     let target = "secretsmanager.StrongroomApplyReplicaChange";
     // A replication principal narrowed to app/* by `strongroom:PrimaryArn`.
     let narrow = key_of(&peer, &policies, "app-replicator");
@@ -508,13 +513,7 @@ async fn an_omitted_value_is_accepted_only_for_a_version_the_replica_holds() {
     let policies = policies_dir.path().to_path_buf();
     peer_policies(&policies);
     let peer = start_peer(tempfile::tempdir().unwrap(), &policies, 0);
-    let replicator = key_of(&peer, &policies, "replicator");
-    let signing = Signing {
-        akid: replicator.0.clone(),
-        secret: replicator.1.clone(),
-        region: PEER_REGION.into(),
-        ..Signing::default()
-    };
+    let signing = signed_as(&key_of(&peer, &policies, "replicator"));
     const V1: &str = "11111111-1111-4111-8111-111111111111";
     const V2: &str = "22222222-2222-4222-8222-222222222222";
     let change = |seq: i64, current: &str, versions: serde_json::Value| {
