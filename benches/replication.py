@@ -14,11 +14,12 @@ Modes (--modes, default all):
           primary's strongroom_replication_lag_seconds gauge's max.
   burst   Delivery throughput: --burst-secrets writes (one per replicated secret) sent as fast
           as possible; deliveries/s = writes / (time until the primary's outbox is empty).
-  dead    PutSecretValue on the primary with no peer, with a dead peer (connection refused) and
-          with a slow peer (accepts, never answers), the secrets replicated to it: wrk,
-          interleaved runs (throughput and CPU per write at saturation); then the same
-          primaries paced at --paced-rate writes/s (the latency of each write below
-          saturation: whether a write waits on the peer).
+  dead    PutSecretValue on the primary with no peer, with a healthy TLS peer, with a dead peer
+          (connection refused) and with a slow peer (accepts, never answers), the secrets
+          replicated to it: wrk, interleaved runs (throughput and CPU per write at
+          saturation); then the same primaries paced at --paced-rate writes/s (the latency of
+          each write below saturation: whether a write waits on the peer). The healthy peer is
+          the baseline for what a peer's failure costs; no peer, for what replication costs.
 
 Every request is signed as the bootstrap root (no policy evaluation beyond root's); the servers
 run on embedded SQLite, each in a data directory of its own. The machine is shared and noisy:
@@ -311,14 +312,18 @@ def wrk_run(args, port, pid, reqs, name):
             "threads_us": r["threads"]}
 
 
-def interleaved(args, targets):
-    """targets: [(label, port, pid, names)]; runs each in turn, --pairs times; medians."""
+def interleaved(args, targets, settle=None):
+    """targets: [(label, port, pid, names)]; runs each in turn, --pairs times; medians.
+    `settle[label]`, if given, runs after each of that label's runs (before the next target's:
+    a healthy peer's deliveries must not run into the next row's measurement)."""
     runs = {t[0]: [] for t in targets}
     n = args.put_distinct
     for p in range(args.pairs):
         for label, port, pid, names in targets:
             reqs, _ = puts(port, names, n, f"{label}/{p}/{time.time()}")
             runs[label].append(wrk_run(args, port, pid, reqs, f"{label} #{p + 1}"))
+            if settle and label in settle:
+                settle[label]()
     out = {}
     for label, rs in runs.items():
         med = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
@@ -346,13 +351,14 @@ def mode_same(args, servers):
 
 
 def mode_dead(args, servers):
-    log("dead/slow peer: three primaries (no peer; dead peer; slow peer)")
+    log("dead/slow peer: four primaries (no peer; healthy peer; dead peer; slow peer)")
     blackhole = socket.socket()
     blackhole.bind(("127.0.0.1", 0))
     blackhole.listen(1024)  # accepted by the kernel, never answered
     dead_port = lb.free_port()
     fake_key = ("AKIAFAKEPEER00000001", "fake/secret/for/a/peer/that/never/answers")
     none_p, none_port, _, _ = servers.start("nopeer", [PRIMARY])
+    peer_p, _, ok_p, ok_port, ok_m = peer_pair(args, servers, "okpeer")
     dead_p, dead_port_s, dead_m, _ = servers.start(
         "deadpeer", [PRIMARY], peer=f"https://localhost:{dead_port}", metrics=True, key=fake_key)
     slow_p, slow_port_s, slow_m, _ = servers.start(
@@ -360,16 +366,22 @@ def mode_dead(args, servers):
         key=fake_key)
     names = [f"dead/s-{i:05d}" for i in range(args.secrets)]
     create_many(none_port, names, [])
+    create_many(ok_port, names, [PEER])
+    wait_drained(ok_m)
+    settle = {"PutSecretValue, replicated to a healthy peer": lambda: log(
+        f"healthy peer: outbox drained {wait_drained(ok_m):.1f} s after the run")}
     create_many(dead_port_s, names, [PEER])
     create_many(slow_port_s, names, [PEER])
     res = interleaved(args, [
         ("PutSecretValue, no peer", none_port, none_p.pid, names),
+        ("PutSecretValue, replicated to a healthy peer", ok_port, ok_p.pid, names),
         ("PutSecretValue, replicated to a dead peer", dead_port_s, dead_p.pid, names),
         ("PutSecretValue, replicated to a slow peer", slow_port_s, slow_p.pid, names),
-    ])
+    ], settle=settle)
     # The same primaries at a paced rate below what they can take: a write that waited on the
     # peer would show here as latency, where the wrk runs above show CPU per write.
-    targets = [("PutSecretValue, no peer", none_port), ("PutSecretValue, replicated to a dead peer", dead_port_s),
+    targets = [("PutSecretValue, no peer", none_port), ("PutSecretValue, replicated to a healthy peer", ok_port),
+               ("PutSecretValue, replicated to a dead peer", dead_port_s),
                ("PutSecretValue, replicated to a slow peer", slow_port_s)]
     runs = {label: [] for label, _ in targets}
     n = int(args.paced_rate * args.duration)
@@ -384,13 +396,16 @@ def mode_dead(args, servers):
             log(f"{label}, paced {args.paced_rate:.0f}/s #{p + 1}: {r['rate']:.0f}/s, latency p50 "
                 f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms")
             runs[label].append(r)
+            if label in settle:
+                settle[label]()
     res["paced"] = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} | {
         "p99_runs": [round(r["p99"], 2) for r in rs]} for label, rs in runs.items()}
     res["outbox_depth_after"] = {
+        "healthy": metric(ok_m, "strongroom_replication_outbox_depth"),
         "dead": metric(dead_m, "strongroom_replication_outbox_depth"),
         "slow": metric(slow_m, "strongroom_replication_outbox_depth"),
     }
-    for p in (none_p, dead_p, slow_p):
+    for p in (none_p, ok_p, peer_p, dead_p, slow_p):
         lb.stop(p)
     blackhole.close()
     return res
@@ -568,13 +583,17 @@ def report(args, r):
             continue
         rows = {k: v for k, v in r[mode].items() if isinstance(v, dict) and "rps" in v}
         print("### " + title % (args.connections, args.duration, args.pairs) + "\n")
-        print("| run | requests/s | runs | p50 ms | p99 ms | CPU µs/request | time per write vs first row |")
-        print("|---|---:|---|---:|---:|---:|---:|")
+        healthy = rows.get("PutSecretValue, replicated to a healthy peer")
+        extra = " vs healthy peer |" if healthy else ""
+        print("| run | requests/s | runs | p50 ms | p99 ms | CPU µs/request | time per write vs first row |"
+              + extra)
+        print("|---|---:|---|---:|---:|---:|---:|" + ("---:|" if healthy else ""))
         first = None
         for label, v in rows.items():
             first = first or v
+            vs = f" {healthy['rps'] / v['rps']:.2f}x |" if healthy else ""
             print(f"| {label} | {v['rps']:.0f} | {', '.join(map(str, v['runs']))} | {v['p50']:.2f} | "
-                  f"{v['p99']:.2f} | {v['cpu_us_median']:.0f} | {first['rps'] / v['rps']:.2f}x |")
+                  f"{v['p99']:.2f} | {v['cpu_us_median']:.0f} | {first['rps'] / v['rps']:.2f}x |" + vs)
         if mode == "dead":
             print(f"\noutbox depth after the runs: {r[mode].get('outbox_depth_after')}")
             paced_rows = r[mode].get("paced", {})
