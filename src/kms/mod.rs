@@ -187,10 +187,8 @@ impl Keyring {
         region: &str,
         now_ms: i64,
     ) -> Result<KmsKeyRow, ApiError> {
-        if let Some(alias) = tx.kms_alias(account, region, DEFAULT_ALIAS)? {
-            if let Some(key) = tx.kms_key(&alias.target_key_id)? {
-                return Ok(key);
-            }
+        if let Some(key) = tx.kms_key_by_alias(account, region, DEFAULT_ALIAS)? {
+            return Ok(key);
         }
         let key = self.create_key(
             tx,

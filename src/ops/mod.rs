@@ -311,18 +311,19 @@ pub fn ensure_key_shareable_with(caller_account: &str, secret: &SecretRow) -> Re
 /// the key that sealed the version is decided (a write-only caller, `kms:GenerateDataKey`
 /// only, would otherwise confirm guesses of a value it may not read). `action` is the
 /// operation's own (already allowed), decided again with the key as the per-secret decision.
+/// Returns the version it read (`None`: there is none), for the write that follows.
 pub fn authorize_value_comparison(
     tx: &mut crate::store::Tx<'_>,
     auth: &Authorized,
     action: &str,
     secret: &SecretRow,
     version_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<Option<crate::store::rows::VersionRow>, ApiError> {
     let Some(version) = tx.version(&secret.secret_id, version_id)? else {
-        return Ok(());
+        return Ok(None);
     };
     if version.value_kind.is_none() {
-        return Ok(());
+        return Ok(Some(version));
     }
     let key = match &version.kms_key_id {
         Some(id) => tx.kms_key(id)?,
@@ -340,7 +341,8 @@ pub fn authorize_value_comparison(
         key_action: Some("kms:Decrypt"),
     };
     auth.authorize_secret(action, &secret.arn, Some((secret, &facts)))
-        .map_err(|r| r.error)
+        .map_err(|r| r.error)?;
+    Ok(Some(version))
 }
 
 /// AWS's refusal of another account's use of a secret under the default key.

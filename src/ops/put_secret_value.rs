@@ -112,21 +112,35 @@ impl Operation for PutSecretValue {
                 super::ensure_not_deleted(&secret)?;
                 // The new version would be sealed under the secret's account's default key.
                 super::ensure_key_shareable_with(&caller_account, &secret)?;
-                super::authorize_value_comparison(tx, &decider, Self::ACTION, &secret, &vid)?;
+                let existing =
+                    super::authorize_value_comparison(tx, &decider, Self::ACTION, &secret, &vid)?;
                 if let Some(t) = &rotation_token {
                     crate::rotation::check_rotation_token(tx, &secret.secret_id, &vid, t.expose())?;
                 }
-                let written =
-                    values::write_version(tx, &keyring, &secret, &vid, Some(&value), &stages, now)?;
+                let (written, map) = values::write_version_known(
+                    tx,
+                    &keyring,
+                    &secret,
+                    &vid,
+                    existing,
+                    Some(&value),
+                    &stages,
+                    now,
+                )?;
                 if written == values::Written::Created {
                     secret.last_changed_at = now;
                     tx.set_secret_changed(&secret.secret_id, now)?;
                     if stages.iter().any(|s| s == AWSCURRENT) {
-                        crate::rotation::abandon_for_new_current(tx, &secret.secret_id, &vid, now)?;
+                        crate::rotation::abandon_for_new_current(tx, &mut secret, &vid, now)?;
                     }
                 }
                 super::replicas::sync(tx, &keyring, &secret, now)?;
-                let map = tx.stages(&secret.secret_id)?;
+                // The new version's own labels: a rotation abandoned above moves only its
+                // own version's AWSPENDING, never this one's.
+                let map = match map {
+                    Some(m) => m,
+                    None => tx.stages(&secret.secret_id)?,
+                };
                 let own = map
                     .iter()
                     .filter(|(_, v)| **v == vid)

@@ -179,18 +179,19 @@ impl Operation for UpdateSecret {
                 let version_id = match &value {
                     Some(v) => {
                         let vid = secrets::require_token(token.as_deref())?.to_owned();
-                        super::authorize_value_comparison(
+                        let existing = super::authorize_value_comparison(
                             tx,
                             &decider,
                             UpdateSecret::ACTION,
                             &secret,
                             &vid,
                         )?;
-                        let written = values::write_version(
+                        let (written, _) = values::write_version_known(
                             tx,
                             &keyring,
                             &secret,
                             &vid,
+                            existing,
                             Some(v),
                             &[AWSCURRENT.to_owned()],
                             now,
@@ -200,12 +201,7 @@ impl Operation for UpdateSecret {
                             tx.update_secret(&secret)?;
                         }
                         if written == values::Written::Created {
-                            crate::rotation::abandon_for_new_current(
-                                tx,
-                                &secret.secret_id,
-                                &vid,
-                                now,
-                            )?;
+                            crate::rotation::abandon_for_new_current(tx, &mut secret, &vid, now)?;
                         }
                         Some(vid.clone())
                     }

@@ -130,7 +130,31 @@ pub fn write_version(
     stages: &[String],
     now_ms: i64,
 ) -> Result<Written, ApiError> {
-    if let Some(existing) = tx.version(&secret.secret_id, version_id)? {
+    let existing = tx.version(&secret.secret_id, version_id)?;
+    let (written, _) = write_version_known(
+        tx, keyring, secret, version_id, existing, value, stages, now_ms,
+    )?;
+    Ok(written)
+}
+
+/// [`write_version`] for a caller that has read version `version_id` in this transaction
+/// already (`existing`, `None` if there is none). A version it creates or fills comes with
+/// the secret's stage map after the write, which an idempotent retry does not read.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "write_version's arguments and the version the caller read"
+)]
+pub fn write_version_known(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    secret: &SecretRow,
+    version_id: &str,
+    existing: Option<VersionRow>,
+    value: Option<&NewValue>,
+    stages: &[String],
+    now_ms: i64,
+) -> Result<(Written, Option<labels::StageMap>), ApiError> {
+    if let Some(existing) = existing {
         // A rotation's AWSPENDING placeholder (created without a value before the function's
         // first step) is filled by the function's PutSecretValue with its token, as on AWS.
         if let (Some(v), None) = (value, existing.value_kind.as_deref()) {
@@ -149,8 +173,8 @@ pub fn write_version(
                     key.current_term,
                 )?;
                 let next = labels::after_new_version(&current, version_id, stages)?;
-                tx.replace_stages(&secret.secret_id, &next)?;
-                return Ok(Written::Created);
+                tx.update_stages(&secret.secret_id, &current, &next)?;
+                return Ok((Written::Created, Some(next)));
             }
         }
         let same = match (value, existing.value_kind.as_deref()) {
@@ -162,7 +186,7 @@ pub fn write_version(
             _ => false,
         };
         if same {
-            return Ok(Written::Idempotent);
+            return Ok((Written::Idempotent, None));
         }
         // AWS's wording; the token is not repeated (it is the caller's idempotency secret).
         return Err(ApiError::ResourceExists(
@@ -199,9 +223,9 @@ pub fn write_version(
     })?;
     let current = tx.stages(&secret.secret_id)?;
     let next = labels::after_new_version(&current, version_id, stages)?;
-    tx.replace_stages(&secret.secret_id, &next)?;
+    tx.update_stages(&secret.secret_id, &current, &next)?;
     prune(tx, &secret.secret_id, &next, now_ms)?;
-    Ok(Written::Created)
+    Ok((Written::Created, Some(next)))
 }
 
 /// Drop deprecated versions beyond the limit (never labelled, never younger than 24 h).

@@ -325,27 +325,27 @@ pub fn stored_schedule(secret: &SecretRow) -> Option<schedule::Schedule> {
 /// AWS's RotationRulesType says). Written while a rotation is in progress (or failed), it
 /// abandons that rotation, as on AWS: AWSPENDING leaves the rotation's version and the
 /// engine records `RotationAbandoned`. The rotation's own version (its token) abandons
-/// nothing.
+/// nothing. `secret` is the secret as this transaction has it (its row is written from it,
+/// and it is kept up to date).
 pub fn abandon_for_new_current(
     tx: &mut Tx<'_>,
-    secret_id: &str,
+    secret: &mut SecretRow,
     version: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    if let Some(mut secret) = tx.secret_by_id(secret_id)? {
-        let by_days = secret
-            .rotation_rules
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<schedule::RotationRules>(r).ok())
-            .is_some_and(|r| r.automatically_after_days.is_some());
-        if secret.rotation_enabled == Some(true) && by_days {
-            let next = stored_schedule(&secret).map(|s| s.next_start(now));
-            if next != secret.next_rotation_at {
-                secret.next_rotation_at = next;
-                tx.update_secret(&secret)?;
-            }
+    let by_days = secret
+        .rotation_rules
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<schedule::RotationRules>(r).ok())
+        .is_some_and(|r| r.automatically_after_days.is_some());
+    if secret.rotation_enabled == Some(true) && by_days {
+        let next = stored_schedule(secret).map(|s| s.next_start(now));
+        if next != secret.next_rotation_at {
+            secret.next_rotation_at = next;
+            tx.update_secret(secret)?;
         }
     }
+    let secret_id = secret.secret_id.as_str();
     let Some(mut job) = tx.rotation_job(secret_id)? else {
         return Ok(());
     };

@@ -111,6 +111,30 @@ impl Tx<'_> {
         .map_err(|e| self.db(e))
     }
 
+    /// The key an alias points to, in one statement (`None`: no such alias, or its key is
+    /// gone).
+    pub fn kms_key_by_alias(
+        &mut self,
+        account: &str,
+        region: &str,
+        alias: &str,
+    ) -> Result<Option<KmsKeyRow>, StoreError> {
+        native!(&mut *self.conn, |c| kms_keys::table
+            .filter(
+                kms_keys::key_id.eq_any(
+                    kms_aliases::table
+                        .filter(kms_aliases::account_id.eq(account))
+                        .filter(kms_aliases::region.eq(region))
+                        .filter(kms_aliases::alias_name.eq(alias))
+                        .select(kms_aliases::target_key_id),
+                ),
+            )
+            .select(KmsKeyRow::as_select())
+            .get_result(c)
+            .optional())
+        .map_err(|e| self.db(e))
+    }
+
     pub fn kms_aliases(
         &mut self,
         account: &str,
