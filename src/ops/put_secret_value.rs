@@ -117,7 +117,7 @@ impl Operation for PutSecretValue {
                 if let Some(t) = &rotation_token {
                     crate::rotation::check_rotation_token(tx, &secret.secret_id, &vid, t.expose())?;
                 }
-                let (written, map) = values::write_version_known(
+                let wrote = values::write_version_known(
                     tx,
                     &keyring,
                     &secret,
@@ -127,16 +127,29 @@ impl Operation for PutSecretValue {
                     &stages,
                     now,
                 )?;
-                if written == values::Written::Created {
+                let mut map = wrote.stages;
+                if wrote.written == values::Written::Created {
                     secret.last_changed_at = now;
                     tx.set_secret_changed(&secret.secret_id, now)?;
-                    if stages.iter().any(|s| s == AWSCURRENT) {
-                        crate::rotation::abandon_for_new_current(tx, &mut secret, &vid, now)?;
+                    if stages.iter().any(|s| s == AWSCURRENT)
+                        && crate::rotation::abandon_for_new_current(tx, &mut secret, &vid, now)?
+                    {
+                        // The abandoned rotation's AWSPENDING left its own version; this
+                        // version's labels are as written, the map is not.
+                        map = None;
                     }
                 }
-                super::replicas::sync(tx, &keyring, &secret, now)?;
-                // The new version's own labels: a rotation abandoned above moves only its
-                // own version's AWSPENDING, never this one's.
+                // What the replicas served here copy from this write: the map and the new
+                // version with its value, so that they are neither read nor decrypted again.
+                let known = match (&map, &wrote.inserted) {
+                    (Some(stages), Some(version)) => Some(super::replicas::Known {
+                        stages,
+                        version,
+                        value: &value.bytes,
+                    }),
+                    _ => None,
+                };
+                super::replicas::sync_known(tx, &keyring, &secret, now, known)?;
                 let map = match map {
                     Some(m) => m,
                     None => tx.stages(&secret.secret_id)?,

@@ -401,7 +401,7 @@ pub fn add_replicas(
             Some(id) => tx.secret_by_id(&id)?,
             None => None,
         } {
-            let source = Source::of(tx, primary)?;
+            let source = Source::of(tx, primary, None)?;
             let mut row = tx
                 .replica_entry(&replica.secret_id)?
                 .ok_or_else(|| ApiError::internal("replica without its entry"))?;
@@ -454,7 +454,7 @@ pub fn add_replicas(
             ..primary.clone()
         };
         tx.insert_secret(&replica)?;
-        let source = Source::of(tx, primary)?;
+        let source = Source::of(tx, primary, None)?;
         match copy_into(tx, req.keyring, &source, &mut replica, req.now_ms, false) {
             Ok(()) => tx.put_replica(&entry(Some(replica.secret_id.clone()), None))?,
             Err(e) if !kms_refusal(&e) => return Err(e),
@@ -485,6 +485,29 @@ pub fn sync(
     primary: &SecretRow,
     now_ms: i64,
 ) -> Result<(), ApiError> {
+    sync_known(tx, keyring, primary, now_ms, None)
+}
+
+/// What a write of the primary holds already, for [`sync_known`]: its stage map as the
+/// write left it, and the version it created with that version's value (whose `Debug`
+/// is redacted).
+#[derive(Debug)]
+pub struct Known<'k> {
+    pub stages: &'k std::collections::BTreeMap<String, String>,
+    pub version: &'k VersionRow,
+    pub value: &'k SecretBytes,
+}
+
+/// [`sync`] after a write that holds `known` (the primary's state in this transaction, so
+/// the replicas served here copy it without reading the map and the new version again, or
+/// decrypting its value).
+pub fn sync_known(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    primary: &SecretRow,
+    now_ms: i64,
+    known: Option<Known<'_>>,
+) -> Result<(), ApiError> {
     if primary.cross_account_replica {
         sync_cross_account(tx, keyring, primary, now_ms)?;
     }
@@ -510,7 +533,7 @@ pub fn sync(
         };
         let source = match &source {
             Some(s) => s,
-            None => source.insert(Source::of(tx, primary)?),
+            None => source.insert(Source::of(tx, primary, known.as_ref())?),
         };
         let (status, message) = match copy_into(tx, keyring, source, &mut replica, now_ms, false) {
             Ok(()) => (IN_SYNC.to_owned(), None),
@@ -555,14 +578,34 @@ struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn of(tx: &mut Tx<'_>, primary: &'a SecretRow) -> Result<Self, ApiError> {
-        Ok(Self {
+    /// The primary's state: `known`'s parts as given, the rest read when needed.
+    fn of(
+        tx: &mut Tx<'_>,
+        primary: &'a SecretRow,
+        known: Option<&Known<'_>>,
+    ) -> Result<Self, ApiError> {
+        let stages = match known {
+            Some(k) => k.stages.clone(),
+            None => tx.stages(&primary.secret_id)?,
+        };
+        let source = Self {
             primary,
-            stages: tx.stages(&primary.secret_id)?,
+            stages,
             tags: tx.tags(&primary.secret_id)?,
             versions: RefCell::default(),
             values: RefCell::default(),
-        })
+        };
+        if let Some(k) = known {
+            let vid = k.version.version_id.clone();
+            source
+                .versions
+                .borrow_mut()
+                .insert(vid.clone(), Some(k.version.clone()));
+            if k.version.value_kind.is_some() {
+                source.values.borrow_mut().insert(vid, k.value.clone());
+            }
+        }
+        Ok(source)
     }
 
     /// The primary's version `vid`.
@@ -1021,7 +1064,7 @@ fn sync_cross_account(
     else {
         return Ok(());
     };
-    let source = Source::of(tx, primary)?;
+    let source = Source::of(tx, primary, None)?;
     let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms, true) {
         Ok(()) => (IN_SYNC.to_owned(), None),
         Err(e) if !kms_refusal(&e) => return Err(e),
@@ -1160,7 +1203,7 @@ pub fn associate(
             )));
         }
     }
-    let source = Source::of(tx, primary)?;
+    let source = Source::of(tx, primary, None)?;
     copy_into(tx, req.keyring, &source, &mut replica, req.now_ms, true)?;
     if replica.cross_account_status.is_some() {
         replica.cross_account_status = None;

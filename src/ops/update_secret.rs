@@ -186,7 +186,7 @@ impl Operation for UpdateSecret {
                             &secret,
                             &vid,
                         )?;
-                        let (written, _) = values::write_version_known(
+                        let written = values::write_version_known(
                             tx,
                             &keyring,
                             &secret,
@@ -195,7 +195,8 @@ impl Operation for UpdateSecret {
                             Some(v),
                             &[AWSCURRENT.to_owned()],
                             now,
-                        )?;
+                        )?
+                        .written;
                         if written == values::Written::Created && !changed {
                             secret.last_changed_at = now;
                             tx.update_secret(&secret)?;

@@ -131,15 +131,25 @@ pub fn write_version(
     now_ms: i64,
 ) -> Result<Written, ApiError> {
     let existing = tx.version(&secret.secret_id, version_id)?;
-    let (written, _) = write_version_known(
+    let wrote = write_version_known(
         tx, keyring, secret, version_id, existing, value, stages, now_ms,
     )?;
-    Ok(written)
+    Ok(wrote.written)
+}
+
+/// What [`write_version_known`] did, with what it read and wrote on the way.
+#[derive(Debug)]
+pub struct Wrote {
+    pub written: Written,
+    /// The secret's stage map after the write (`None` for an idempotent retry, which reads
+    /// none).
+    pub stages: Option<labels::StageMap>,
+    /// The version row it inserted (`None` when it filled a placeholder or changed nothing).
+    pub inserted: Option<VersionRow>,
 }
 
 /// [`write_version`] for a caller that has read version `version_id` in this transaction
-/// already (`existing`, `None` if there is none). A version it creates or fills comes with
-/// the secret's stage map after the write, which an idempotent retry does not read.
+/// already (`existing`, `None` if there is none).
 #[allow(
     clippy::too_many_arguments,
     reason = "write_version's arguments and the version the caller read"
@@ -153,7 +163,7 @@ pub fn write_version_known(
     value: Option<&NewValue>,
     stages: &[String],
     now_ms: i64,
-) -> Result<(Written, Option<labels::StageMap>), ApiError> {
+) -> Result<Wrote, ApiError> {
     if let Some(existing) = existing {
         // A rotation's AWSPENDING placeholder (created without a value before the function's
         // first step) is filled by the function's PutSecretValue with its token, as on AWS.
@@ -174,7 +184,11 @@ pub fn write_version_known(
                 )?;
                 let next = labels::after_new_version(&current, version_id, stages)?;
                 tx.update_stages(&secret.secret_id, &current, &next)?;
-                return Ok((Written::Created, Some(next)));
+                return Ok(Wrote {
+                    written: Written::Created,
+                    stages: Some(next),
+                    inserted: None,
+                });
             }
         }
         let same = match (value, existing.value_kind.as_deref()) {
@@ -186,7 +200,11 @@ pub fn write_version_known(
             _ => false,
         };
         if same {
-            return Ok((Written::Idempotent, None));
+            return Ok(Wrote {
+                written: Written::Idempotent,
+                stages: None,
+                inserted: None,
+            });
         }
         // AWS's wording; the token is not repeated (it is the caller's idempotency secret).
         return Err(ApiError::ResourceExists(
@@ -210,7 +228,7 @@ pub fn write_version_known(
         Some(s) => (Some(s.ciphertext), Some(s.wrapped_dek)),
         None => (None, None),
     };
-    tx.insert_version(&VersionRow {
+    let row = VersionRow {
         secret_id: secret.secret_id.clone(),
         version_id: version_id.to_owned(),
         created_at: now_ms,
@@ -220,12 +238,17 @@ pub fn write_version_known(
         wrapped_dek,
         kms_key_id: key_id,
         kms_term: term,
-    })?;
+    };
+    tx.insert_version(&row)?;
     let current = tx.stages(&secret.secret_id)?;
     let next = labels::after_new_version(&current, version_id, stages)?;
     tx.update_stages(&secret.secret_id, &current, &next)?;
     prune(tx, &secret.secret_id, &next, now_ms)?;
-    Ok((Written::Created, Some(next)))
+    Ok(Wrote {
+        written: Written::Created,
+        stages: Some(next),
+        inserted: Some(row),
+    })
 }
 
 /// Drop deprecated versions beyond the limit (never labelled, never younger than 24 h).

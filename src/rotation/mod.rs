@@ -326,13 +326,13 @@ pub fn stored_schedule(secret: &SecretRow) -> Option<schedule::Schedule> {
 /// abandons that rotation, as on AWS: AWSPENDING leaves the rotation's version and the
 /// engine records `RotationAbandoned`. The rotation's own version (its token) abandons
 /// nothing. `secret` is the secret as this transaction has it (its row is written from it,
-/// and it is kept up to date).
+/// and it is kept up to date). Returns whether the secret's stage map changed.
 pub fn abandon_for_new_current(
     tx: &mut Tx<'_>,
     secret: &mut SecretRow,
     version: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let by_days = secret
         .rotation_rules
         .as_deref()
@@ -347,13 +347,14 @@ pub fn abandon_for_new_current(
     }
     let secret_id = secret.secret_id.as_str();
     let Some(mut job) = tx.rotation_job(secret_id)? else {
-        return Ok(());
+        return Ok(false);
     };
     if job.token == version || job.state == "abandoned" {
-        return Ok(());
+        return Ok(false);
     }
     let mut stages = tx.stages(secret_id)?;
-    if stages.get(AWSPENDING) == Some(&job.token) {
+    let moved = stages.get(AWSPENDING) == Some(&job.token);
+    if moved {
         stages.remove(AWSPENDING);
         tx.replace_stages(secret_id, &stages)?;
     }
@@ -361,5 +362,5 @@ pub fn abandon_for_new_current(
     job.next_attempt_at = now;
     job.updated_at = now;
     tx.update_rotation_job(&job)?;
-    Ok(())
+    Ok(moved)
 }

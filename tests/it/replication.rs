@@ -879,3 +879,121 @@ async fn a_replica_is_sealed_under_its_own_regions_key() {
         Some(&StatusType::InSync)
     );
 }
+
+/// A PutSecretValue reaches the replicas served here as written: a binary value under
+/// AWSPENDING only, then a string under AWSCURRENT (AWSPREVIOUS moving), a retry of the same
+/// token changing nothing; each replica's labels and values are the primary's, and each
+/// replica opens its values under its own region's key.
+#[tokio::test]
+async fn puts_reach_the_replicas_with_their_labels_and_binary_values() {
+    let s = TestServer::start_with(None, REGIONS);
+    let primary = s.client_in("us-east-1", AKID, SECRET);
+    let eu1 = s.client_in("eu-west-1", AKID, SECRET);
+    let eu2 = s.client_in("eu-west-2", AKID, SECRET);
+    let eu1_key = key_in(&s, "eu-west-1");
+    primary
+        .create_secret()
+        .name("app/labels")
+        .secret_string("v1")
+        .add_replica_regions(region("eu-west-1", Some(&eu1_key)))
+        .add_replica_regions(region("eu-west-2", None))
+        .send()
+        .await
+        .unwrap();
+    let blob = sm::primitives::Blob::new(vec![0u8, 255, 1, 254, 7]);
+    let pending = primary
+        .put_secret_value()
+        .secret_id("app/labels")
+        .secret_binary(blob.clone())
+        .client_request_token("tok-binary-pending-0000000000000001")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending.version_stages(), ["AWSPENDING"]);
+    let current = primary
+        .put_secret_value()
+        .secret_id("app/labels")
+        .secret_string("v3")
+        .client_request_token("tok-string-current-0000000000000002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.version_stages(), ["AWSCURRENT"]);
+    // The same token and value again: idempotent, nothing moves.
+    let again = primary
+        .put_secret_value()
+        .secret_id("app/labels")
+        .secret_string("v3")
+        .client_request_token("tok-string-current-0000000000000002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.version_stages(), ["AWSCURRENT"]);
+
+    let stages = |d: &sm::operation::describe_secret::DescribeSecretOutput| {
+        let mut m: Vec<(String, Vec<String>)> = d
+            .version_ids_to_stages()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        m.sort();
+        m
+    };
+    let want = stages(
+        &primary
+            .describe_secret()
+            .secret_id("app/labels")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(want.len(), 3, "{want:?}");
+    for (name, c) in [("eu-west-1", &eu1), ("eu-west-2", &eu2)] {
+        let d = c
+            .describe_secret()
+            .secret_id("app/labels")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stages(&d), want, "{name}");
+        assert_eq!(value(c, "app/labels").await, "v3", "{name}");
+        let p = c
+            .get_secret_value()
+            .secret_id("app/labels")
+            .version_stage("AWSPENDING")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(p.secret_binary(), Some(&blob), "{name}");
+        assert_eq!(p.secret_string(), None, "{name}");
+        let prev = c
+            .get_secret_value()
+            .secret_id("app/labels")
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(prev.secret_string(), Some("v1"), "{name}");
+    }
+    // Each replica's copy is sealed under its region's key: disabling eu-west-1's key makes
+    // that replica's values unreadable there, and leaves eu-west-2's readable.
+    let r = s.call_signed(
+        "TrentService.DisableKey",
+        &format!(r#"{{"KeyId":"{eu1_key}"}}"#),
+        Signing {
+            region: "eu-west-1".into(),
+            ..Signing::default()
+        },
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = eu1
+        .get_secret_value()
+        .secret_id("app/labels")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "DecryptionFailure", "{e:?}");
+    assert_eq!(value(&eu2, "app/labels").await, "v3");
+}
