@@ -336,6 +336,12 @@ pub struct StoreArgs {
     /// in the server's RSS once per read connection.
     #[arg(long, env = "STRONGROOM_SQLITE_READ_MMAP_MIB")]
     pub sqlite_read_mmap_mib: Option<u64>,
+    /// PostgreSQL: check for other servers' writes every this many milliseconds, on a
+    /// thread of its own, instead of before every cached read (default 0: before every
+    /// cached read). Another server's acknowledged write is then seen here up to about this
+    /// much later; this server's own writes at once.
+    #[arg(long, env = "STRONGROOM_PG_CHANGE_CHECK_MS", value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub pg_change_check_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -434,6 +440,7 @@ struct FileConfig {
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
     sqlite_read_mmap_mib: Option<u64>,
+    pg_change_check_ms: Option<u64>,
     account_id: Option<String>,
     regions: Option<Vec<String>>,
     purge_interval: Option<u64>,
@@ -469,6 +476,8 @@ pub struct StoreConfig {
     pub master_key_file: PathBuf,
     /// SQLite read connections' memory map, in bytes (0: none).
     pub read_mmap_bytes: u64,
+    /// PostgreSQL: the read cache's change check interval (zero: before every cached read).
+    pub pg_change_check: std::time::Duration,
 }
 
 /// Resolved server settings.
@@ -538,11 +547,17 @@ fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
         .sqlite_read_mmap_mib
         .or(f.sqlite_read_mmap_mib)
         .unwrap_or(0);
+    let pg_change_check_ms = a
+        .pg_change_check_ms
+        .or(f.pg_change_check_ms)
+        .unwrap_or(0)
+        .min(60_000);
     StoreConfig {
         data_dir,
         database_url,
         master_key_file,
         read_mmap_bytes: read_mmap_mib.saturating_mul(1 << 20),
+        pg_change_check: std::time::Duration::from_millis(pg_change_check_ms),
     }
 }
 
@@ -839,6 +854,22 @@ mod tests {
         std::fs::write(&file, "sqlite_read_mmap_mib = 64\n").unwrap();
         assert_eq!(mmap(&["--config", f]), 64 << 20);
         assert_eq!(mmap(&["--config", f, "--sqlite-read-mmap-mib", "0"]), 0);
+
+        let check = |args: &[&str]| parse(args).resolve().unwrap().store.pg_change_check;
+        assert_eq!(check(&[]), std::time::Duration::ZERO);
+        assert_eq!(
+            check(&["--pg-change-check-ms", "5"]),
+            std::time::Duration::from_millis(5)
+        );
+        std::fs::write(&file, "pg_change_check_ms = 20\n").unwrap();
+        assert_eq!(
+            check(&["--config", f]),
+            std::time::Duration::from_millis(20)
+        );
+        assert_eq!(
+            check(&["--config", f, "--pg-change-check-ms", "0"]),
+            std::time::Duration::ZERO
+        );
 
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let e = parse(&["--config", f]).resolve().unwrap_err();

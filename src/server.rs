@@ -57,8 +57,8 @@ fn owner_only(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
 pub fn open(cfg: &StoreConfig) -> Result<(Store, Keyring), String> {
     create_data_dir(&cfg.data_dir)?;
     let master = MasterKeyring::load_or_create(&cfg.master_key_file).map_err(|e| e.to_string())?;
-    let store =
-        Store::open_with(&cfg.database_url, cfg.read_mmap_bytes).map_err(|e| e.to_string())?;
+    let store = Store::open_configured(&cfg.database_url, cfg.read_mmap_bytes, cfg.pg_change_check)
+        .map_err(|e| e.to_string())?;
     Ok((store, Keyring::new(master)))
 }
 

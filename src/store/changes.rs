@@ -25,12 +25,22 @@
 //! Writes of the audit trail do not advance it (`Store::audit_writer`): they change nothing
 //! that is cached.
 //!
+//! With a check interval (`--pg-change-check-ms`), a thread of the store asks the sequence
+//! every interval instead, and a cached read asks nothing: [`Changes::generation`] serves the
+//! cache only while the last answer's question was asked at most two intervals ago, and
+//! nothing cached otherwise (a check that fails or stalls leaves every read to the
+//! database). A write acknowledged by another server is then seen by this server's reads at
+//! most about one interval later (the time since the last question was asked); this
+//! server's own writes are seen at once, as without an interval, since they move the
+//! cache's generation themselves before they are answered.
+//!
 //! What the check does not see: a change made with SQL behind the servers' backs (not
 //! through a strongroom store); advance the sequence after one (`SELECT nextval
 //! ('data_version')`), or restart the servers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use diesel::connection::Connection;
 use diesel::r2d2::{ConnectionManager, Pool};
@@ -72,6 +82,10 @@ pub(super) enum Watch {
 pub(super) struct Changes {
     watch: Watch,
     seen: Mutex<Option<i64>>,
+    /// PostgreSQL with a check interval: the interval, and when the question of the last
+    /// answer settled by the checking thread was asked (`None`: no answer yet).
+    interval: Option<Duration>,
+    asked: Mutex<Option<Instant>>,
     /// PostgreSQL: write transactions through this process that may have committed but
     /// whose advance failed (their callers were answered with the error). While any is
     /// outstanding, this store serves nothing cached and advances the sequence first.
@@ -89,7 +103,49 @@ impl Changes {
         Self {
             watch,
             seen: Mutex::new(None),
+            interval: None,
+            asked: Mutex::new(None),
             unannounced: AtomicU64::new(0),
+        }
+    }
+
+    /// PostgreSQL: ask every `interval` on a thread of its own instead of before every
+    /// cached read (see the module's documentation). The thread stops once the store's last
+    /// handle is gone. SQLite: as [`Changes::new`].
+    pub(super) fn checked_every(
+        watch: Watch,
+        interval: Duration,
+        cache: &Arc<ReadCache>,
+    ) -> std::io::Result<Arc<Self>> {
+        if matches!(watch, Watch::Sqlite(_)) || interval.is_zero() {
+            return Ok(Arc::new(Self::new(watch)));
+        }
+        let changes = Arc::new(Self {
+            interval: Some(interval),
+            ..Self::new(watch)
+        });
+        let (weak_changes, weak_cache) = (Arc::downgrade(&changes), Arc::downgrade(cache));
+        std::thread::Builder::new()
+            .name("store-changes".into())
+            .spawn(move || check_loop(&weak_changes, &weak_cache, interval))?;
+        Ok(changes)
+    }
+
+    /// One question of the checking thread: settle the answer and record when it was asked.
+    fn check_now(&self, cache: &ReadCache) {
+        let Watch::Postgres(probe) = &self.watch else {
+            return;
+        };
+        let asked = Instant::now();
+        let answer = probe.with(|c| {
+            data_version::table
+                .select(data_version::last_value)
+                .get_result::<i64>(c)
+        });
+        if let Some(version) = answer {
+            if self.settle(version, cache).is_some() {
+                *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = Some(asked);
+            }
         }
     }
 
@@ -116,6 +172,13 @@ impl Changes {
                         Ordering::Acquire,
                     );
                     return None;
+                }
+                if let Some(interval) = self.interval {
+                    // The checking thread's last answer stands for the next two intervals;
+                    // the generation is taken under its lock, as `settle` takes it.
+                    let asked = self.asked.lock().unwrap_or_else(PoisonError::into_inner);
+                    let fresh = asked.is_some_and(|t| t.elapsed() <= interval.saturating_mul(2));
+                    return fresh.then(|| cache.generation());
                 }
                 probe.with(|c| {
                     data_version::table
@@ -163,6 +226,20 @@ impl Changes {
             }
             None => Err(first),
         }
+    }
+}
+
+/// The checking thread of [`Changes::checked_every`]: a question every `interval`, until the
+/// store is gone.
+fn check_loop(changes: &Weak<Changes>, cache: &Weak<ReadCache>, interval: Duration) {
+    loop {
+        {
+            let (Some(changes), Some(cache)) = (changes.upgrade(), cache.upgrade()) else {
+                return;
+            };
+            changes.check_now(&cache);
+        }
+        std::thread::sleep(interval);
     }
 }
 

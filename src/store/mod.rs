@@ -257,6 +257,17 @@ impl Store {
     /// database (`PRAGMA main.mmap_size`; 0: none, the default): faster reads, more RSS (see
     /// `conn::READ_MMAP_BYTES`).
     pub fn open_with(url: &str, read_mmap_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_configured(url, read_mmap_bytes, std::time::Duration::ZERO)
+    }
+
+    /// [`Store::open_with`], and on PostgreSQL the read cache's change check made every
+    /// `pg_change_check` on a thread of its own instead of before every cached read (zero:
+    /// before every cached read, the default; see `changes`).
+    pub fn open_configured(
+        url: &str,
+        read_mmap_bytes: u64,
+        pg_change_check: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let (backend, pool) = conn::open_pool(url)?;
         let read_pool = conn::open_read_pool(url, &pool, read_mmap_bytes)?;
         let write_pool = conn::open_write_pool(url, &pool)?;
@@ -273,6 +284,9 @@ impl Store {
                 (None, changes::Watch::Postgres(changes::Probe::new(url)))
             }
         };
+        let cache = Arc::new(cache::ReadCache::default());
+        let changes = changes::Changes::checked_every(watch, pg_change_check, &cache)
+            .map_err(|e| StoreError::Pool(format!("cannot start the change check: {e}")))?;
         Ok(Self {
             _checkpointer: checkpointer,
             pool,
@@ -282,8 +296,8 @@ impl Store {
             write_lock: Arc::new(Mutex::new(())),
             queue: Arc::new(std::sync::OnceLock::new()),
             hook: None,
-            cache: Arc::new(cache::ReadCache::default()),
-            changes: Arc::new(changes::Changes::new(watch)),
+            cache,
+            changes,
             changes_data: true,
         })
     }

@@ -1414,6 +1414,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
             database_url: database_url.clone(),
             master_key_file: data_dir.join("master.key"),
             read_mmap_bytes: 0,
+            pg_change_check: std::time::Duration::ZERO,
         },
         listen: "127.0.0.1:0".into(),
         tls: None,

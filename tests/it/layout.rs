@@ -121,6 +121,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         database_url: s.database_url.clone(),
         master_key_file: s.data_dir().join("master.key"),
         read_mmap_bytes: 0,
+        pg_change_check: std::time::Duration::ZERO,
     };
     let before = std::fs::read(&cfg.master_key_file).unwrap();
     // servers are stopped for a rotation (a running one refuses it: see identity.rs)

@@ -89,6 +89,7 @@ impl Rig {
             database_url: s.database_url.clone(),
             master_key_file: data.join("master.key"),
             read_mmap_bytes: 0,
+            pg_change_check: std::time::Duration::ZERO,
         };
         let out = strongroom::cli::create_access_key(&cfg, &self.policies, ACCOUNT, user).unwrap();
         let v: Value = serde_json::from_str(&out).unwrap();

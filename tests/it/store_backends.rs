@@ -156,6 +156,7 @@ async fn two_servers_one_postgres() {
                 database_url: url,
                 master_key_file: data.join("master.key"),
                 read_mmap_bytes: 0,
+                pg_change_check: std::time::Duration::ZERO,
             },
             listen: "127.0.0.1:0".into(),
             tls: None,

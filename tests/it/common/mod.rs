@@ -190,6 +190,7 @@ impl TestServer {
             database_url: self.database_url.clone(),
             master_key_file: self.data_dir().join("master.key"),
             read_mmap_bytes: 0,
+            pg_change_check: std::time::Duration::ZERO,
         }
     }
 
@@ -657,6 +658,7 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
             database_url,
             master_key_file: data_dir.join("master.key"),
             read_mmap_bytes: 0,
+            pg_change_check: std::time::Duration::ZERO,
         },
         listen: "127.0.0.1:0".into(),
         tls: None,
