@@ -578,8 +578,10 @@ def median_run(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def start_strongroom(args, data_dir, port, database_url=None, audit=True, metrics_port=None, cpus=None):
-    """Start `strongroom serve` (pinned with taskset to the CPU list `cpus`, when given)."""
+def start_strongroom(args, data_dir, port, database_url=None, audit=True, metrics_port=None, cpus=None,
+                     extra=()):
+    """Start `strongroom serve` (pinned with taskset to the CPU list `cpus`, when given), with
+    the `extra` arguments."""
     env = dict(os.environ)
     env.update({
         "STRONGROOM_ROOT_ACCESS_KEY_ID": AKID,
@@ -598,6 +600,7 @@ def start_strongroom(args, data_dir, port, database_url=None, audit=True, metric
         cmd += ["--database-url", database_url]
     if metrics_port:
         cmd += ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
+    cmd += list(extra)
     if cpus is not None:
         # taskset execs the server: the process id stays the server's. actix-web starts one
         # request thread per CPU the process may run on, so a server pinned to one CPU runs
@@ -913,6 +916,8 @@ def main():
     ap.add_argument("--agent", type=int, default=1, help="caching agent runs (1/0)")
     ap.add_argument("--pairs", type=int, default=5,
                     help="GetSecretValue runs with durable audit and with audit off, interleaved")
+    ap.add_argument("--pg-change-check-ms", type=int, default=5,
+                    help="also run PostgreSQL GetSecretValue with --pg-change-check-ms N (0: skip)")
     ap.add_argument("--pg-two-pairs", type=int, default=3,
                     help="PostgreSQL GetSecretValue with one server and with two servers on the "
                          "same database, interleaved (0: not run)")
@@ -1056,6 +1061,17 @@ def main():
                                      ordered=True)
         finally:
             stop(sr)
+        if args.pg_change_check_ms > 0:
+            # The same data, a server checking for other servers' writes on a timer.
+            port = free_port()
+            sr = start_strongroom(args, data, port, args.pg_url,
+                                  extra=["--pg-change-check-ms", str(args.pg_change_check_ms)])
+            try:
+                get, _, _ = request_sets(port, args, args.pg_secrets)
+                rows["pg_get_timer"] = run_set(f"pg get, change check every {args.pg_change_check_ms} ms",
+                                               port, get, args, tmp, rss_pid=sr.pid)
+            finally:
+                stop(sr)
         if args.pg_two_pairs > 0:
             rows.update(pg_two_servers(args, data, tmp))
         rows["raw_pg"] = raw_pg(args, args.duration)
@@ -1098,6 +1114,7 @@ def main():
     row("PutSecretValue, SQLite", p)
     row("GetSecretValue, moto_server", moto)
     row("GetSecretValue, PostgreSQL", rows.get("pg_get"))
+    row(f"GetSecretValue, PostgreSQL, --pg-change-check-ms {args.pg_change_check_ms}", rows.get("pg_get_timer"))
     cpus2 = rows.get("pg_two_cpus") or [0, 1]
     row(f"GetSecretValue, PostgreSQL, one server pinned to CPU {cpus2[0]} (median of the pairs)",
         rows.get("pg_one_pinned"))
@@ -1121,6 +1138,8 @@ def main():
     for label, key in [("GetSecretValue (durable audit)", "get"), ("GetSecretValue (audit off)", "get_noaudit"),
                        ("BatchGetSecretValue x20", "batch"), ("PutSecretValue", "put"),
                        ("GetSecretValue, PostgreSQL", "pg_get"),
+                       (f"GetSecretValue, PostgreSQL, --pg-change-check-ms {args.pg_change_check_ms}",
+                        "pg_get_timer"),
                        ("GetSecretValue, PostgreSQL, one pinned server", "pg_one_pinned"),
                        ("GetSecretValue, PostgreSQL, two pinned servers", "pg_two"),
                        ("PutSecretValue, PostgreSQL", "pg_put")]:
@@ -1196,6 +1215,10 @@ def main():
     if rows.get("pg_get") and g:
         rpg = rows["pg_get"]["rps"] / g["rps"]
         target("PostgreSQL GetSecretValue / SQLite", rpg, ">= 0.6", rpg >= 0.6)
+    if rows.get("pg_get_timer") and g:
+        rpt = rows["pg_get_timer"]["rps"] / g["rps"]
+        target(f"PostgreSQL GetSecretValue with --pg-change-check-ms {args.pg_change_check_ms} "
+               "(opt-in: other servers' writes seen up to that much later) / SQLite", rpt, "(report)", None)
     if rows.get("pg_two"):
         r2 = rows["pg_two_ratio"]
         target("PostgreSQL GetSecretValue, two servers / one server, each pinned to one CPU "
