@@ -137,12 +137,7 @@ impl Changes {
             return;
         };
         let asked = Instant::now();
-        let answer = probe.with(|c| {
-            data_version::table
-                .select(data_version::last_value)
-                .get_result::<i64>(c)
-        });
-        if let Some(version) = answer {
+        if let Some(version) = probe.last_value() {
             if self.settle(version, cache).is_some() {
                 *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = Some(asked);
             }
@@ -180,11 +175,7 @@ impl Changes {
                     let fresh = asked.is_some_and(|t| t.elapsed() <= interval.saturating_mul(2));
                     return fresh.then(|| cache.generation());
                 }
-                probe.with(|c| {
-                    data_version::table
-                        .select(data_version::last_value)
-                        .get_result::<i64>(c)
-                })?
+                probe.last_value()?
             }
         };
         self.settle(version, cache)
@@ -270,6 +261,15 @@ impl Probe {
             state: Mutex::new(ProbeState::default()),
             freed: Condvar::new(),
         }
+    }
+
+    /// The sequence's `last_value` (`None`: not answered).
+    fn last_value(&self) -> Option<i64> {
+        self.with(|c| {
+            data_version::table
+                .select(data_version::last_value)
+                .get_result::<i64>(c)
+        })
     }
 
     /// Run `f` on a probe connection (opened when none is idle and fewer than

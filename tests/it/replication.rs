@@ -911,25 +911,18 @@ async fn puts_reach_the_replicas_with_their_labels_and_binary_values() {
         .await
         .unwrap();
     assert_eq!(pending.version_stages(), ["AWSPENDING"]);
-    let current = primary
-        .put_secret_value()
-        .secret_id("app/labels")
-        .secret_string("v3")
-        .client_request_token("tok-string-current-0000000000000002")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(current.version_stages(), ["AWSCURRENT"]);
-    // The same token and value again: idempotent, nothing moves.
-    let again = primary
-        .put_secret_value()
-        .secret_id("app/labels")
-        .secret_string("v3")
-        .client_request_token("tok-string-current-0000000000000002")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.version_stages(), ["AWSCURRENT"]);
+    // The second time, the same token and value: idempotent, nothing moves.
+    for _ in 0..2 {
+        let current = primary
+            .put_secret_value()
+            .secret_id("app/labels")
+            .secret_string("v3")
+            .client_request_token("tok-string-current-0000000000000002")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(current.version_stages(), ["AWSCURRENT"]);
+    }
 
     let stages = |d: &sm::operation::describe_secret::DescribeSecretOutput| {
         let mut m: Vec<(String, Vec<String>)> = d
@@ -959,22 +952,16 @@ async fn puts_reach_the_replicas_with_their_labels_and_binary_values() {
             .unwrap();
         assert_eq!(stages(&d), want, "{name}");
         assert_eq!(value(c, "app/labels").await, "v3", "{name}");
-        let p = c
-            .get_secret_value()
-            .secret_id("app/labels")
-            .version_stage("AWSPENDING")
-            .send()
-            .await
-            .unwrap();
+        let at = |stage: &'static str| {
+            c.get_secret_value()
+                .secret_id("app/labels")
+                .version_stage(stage)
+                .send()
+        };
+        let p = at("AWSPENDING").await.unwrap();
         assert_eq!(p.secret_binary(), Some(&blob), "{name}");
         assert_eq!(p.secret_string(), None, "{name}");
-        let prev = c
-            .get_secret_value()
-            .secret_id("app/labels")
-            .version_stage("AWSPREVIOUS")
-            .send()
-            .await
-            .unwrap();
+        let prev = at("AWSPREVIOUS").await.unwrap();
         assert_eq!(prev.secret_string(), Some("v1"), "{name}");
     }
     // Each replica's copy is sealed under its region's key: disabling eu-west-1's key makes
