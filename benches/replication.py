@@ -5,7 +5,9 @@ Modes (--modes, default all):
   same    PutSecretValue on secrets with 0, 1 and 2 replica regions served by the same server
           (written in the primary's transaction): wrk, pre-signed requests (each its own
           ClientRequestToken, each sent once), interleaved runs; requests/s, p50/p99, server CPU
-          per request, and the time per write relative to no replica.
+          per request, and the time per write relative to no replica (at saturation: the
+          server's CPU per write); then each group paced at --paced-rate writes/s (the time a
+          client waits for each write's answer below saturation).
   lag     Peer replication lag: a primary (us-east-1) and its TLS peer (eu-west-1) on loopback;
           --rate PutSecretValue/s (default 500) paced for --lag-duration s over --lag-secrets
           replicated secrets; every --probe-every'th write is followed on the peer
@@ -346,8 +348,33 @@ def mode_same(args, servers):
         targets.append((f"PutSecretValue, {k} replica region(s)", port, proc.pid, names))
     log(f"same-server replicas: {args.secrets} secrets per group created")
     res = interleaved(args, targets)
+    res["paced"] = paced_runs(args, [(label, port, names) for label, port, _, names in targets])
     lb.stop(proc)
     return res
+
+
+def paced_runs(args, targets, settle=None):
+    """Each (label, port, names) target paced at --paced-rate PutSecretValue/s for --duration
+    seconds, interleaved, --pairs rounds: the time each write waited for its answer, below
+    the rate at which the server saturates (where wrk's runs measure CPU per write)."""
+    settle = settle or {}
+    runs = {label: [] for label, _, _ in targets}
+    n = int(args.paced_rate * args.duration)
+    for p in range(args.pairs):
+        for label, port, names in targets:
+            reqs, _ = puts(port, names, n, f"paced/{label}/{p}/{time.time()}")
+            lat, late, errors, wall = paced(port, reqs, args.paced_rate)
+            if errors:
+                raise SystemExit(f"{label}, paced: {errors[:3]}")
+            r = {"p50": 1000 * pct(lat, 0.5), "p99": 1000 * pct(lat, 0.99), "max": 1000 * max(lat),
+                 "late_p99": 1000 * pct(late, 0.99), "rate": n / wall}
+            log(f"{label}, paced {args.paced_rate:.0f}/s #{p + 1}: {r['rate']:.0f}/s, latency p50 "
+                f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms")
+            runs[label].append(r)
+            if label in settle:
+                settle[label]()
+    return {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} | {
+        "p99_runs": [round(r["p99"], 2) for r in rs]} for label, rs in runs.items()}
 
 
 def mode_dead(args, servers):
@@ -380,26 +407,12 @@ def mode_dead(args, servers):
     ], settle=settle)
     # The same primaries at a paced rate below what they can take: a write that waited on the
     # peer would show here as latency, where the wrk runs above show CPU per write.
-    targets = [("PutSecretValue, no peer", none_port), ("PutSecretValue, replicated to a healthy peer", ok_port),
-               ("PutSecretValue, replicated to a dead peer", dead_port_s),
-               ("PutSecretValue, replicated to a slow peer", slow_port_s)]
-    runs = {label: [] for label, _ in targets}
-    n = int(args.paced_rate * args.duration)
-    for p in range(args.pairs):
-        for label, port in targets:
-            reqs, _ = puts(port, names, n, f"paced/{label}/{p}/{time.time()}")
-            lat, late, errors, wall = paced(port, reqs, args.paced_rate)
-            if errors:
-                raise SystemExit(f"{label}, paced: {errors[:3]}")
-            r = {"p50": 1000 * pct(lat, 0.5), "p99": 1000 * pct(lat, 0.99), "max": 1000 * max(lat),
-                 "late_p99": 1000 * pct(late, 0.99), "rate": n / wall}
-            log(f"{label}, paced {args.paced_rate:.0f}/s #{p + 1}: {r['rate']:.0f}/s, latency p50 "
-                f"{r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms")
-            runs[label].append(r)
-            if label in settle:
-                settle[label]()
-    res["paced"] = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} | {
-        "p99_runs": [round(r["p99"], 2) for r in rs]} for label, rs in runs.items()}
+    res["paced"] = paced_runs(args, [
+        ("PutSecretValue, no peer", none_port, names),
+        ("PutSecretValue, replicated to a healthy peer", ok_port, names),
+        ("PutSecretValue, replicated to a dead peer", dead_port_s, names),
+        ("PutSecretValue, replicated to a slow peer", slow_port_s, names),
+    ], settle)
     res["outbox_depth_after"] = {
         "healthy": metric(ok_m, "strongroom_replication_outbox_depth"),
         "dead": metric(dead_m, "strongroom_replication_outbox_depth"),
@@ -551,7 +564,7 @@ def main():
     ap.add_argument("--secrets", type=int, default=200, help="secrets per group (same, dead)")
     ap.add_argument("--put-distinct", type=int, default=30000, help="pre-signed puts per wrk run")
     ap.add_argument("--rate", type=float, default=500)
-    ap.add_argument("--paced-rate", type=float, default=200, help="dead: paced PutSecretValue/s")
+    ap.add_argument("--paced-rate", type=float, default=200, help="same, dead: paced PutSecretValue/s")
     ap.add_argument("--lag-duration", type=float, default=20)
     ap.add_argument("--lag-secrets", type=int, default=500)
     ap.add_argument("--probe-every", type=int, default=25)
@@ -596,15 +609,17 @@ def report(args, r):
                   f"{v['p99']:.2f} | {v['cpu_us_median']:.0f} | {first['rps'] / v['rps']:.2f}x |" + vs)
         if mode == "dead":
             print(f"\noutbox depth after the runs: {r[mode].get('outbox_depth_after')}")
-            paced_rows = r[mode].get("paced", {})
-            if paced_rows:
-                print(f"\nPaced at {args.paced_rate:.0f} PutSecretValue/s ({args.duration} s runs, 8 "
-                      f"connections, median of {args.pairs}): the time each write waited for its answer\n")
-                print("| run | writes/s | latency p50 ms | p99 ms | p99 of each run | max ms |")
-                print("|---|---:|---:|---:|---|---:|")
-                for label, v in paced_rows.items():
-                    print(f"| {label} | {v['rate']:.0f} | {v['p50']:.2f} | {v['p99']:.2f} | "
-                          f"{', '.join(map(str, v['p99_runs']))} | {v['max']:.1f} |")
+        paced_rows = r[mode].get("paced", {})
+        if paced_rows:
+            print(f"\nPaced at {args.paced_rate:.0f} PutSecretValue/s ({args.duration} s runs, 8 "
+                  f"connections, median of {args.pairs}): the time each write waited for its answer\n")
+            print("| run | writes/s | latency p50 ms | p50 vs first row | p99 ms | p99 of each run | max ms |")
+            print("|---|---:|---:|---:|---:|---|---:|")
+            first = None
+            for label, v in paced_rows.items():
+                first = first or v
+                print(f"| {label} | {v['rate']:.0f} | {v['p50']:.2f} | {v['p50'] / first['p50']:.2f}x | "
+                      f"{v['p99']:.2f} | {', '.join(map(str, v['p99_runs']))} | {v['max']:.1f} |")
         print()
     if "lag" in r:
         v = r["lag"]

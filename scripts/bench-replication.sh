@@ -11,7 +11,8 @@
 # average at the start and the end, and one section per mode (markdown) on stdout; progress
 # goes to stderr:
 #
-#   same   PutSecretValue with 0, 1 and 2 replica regions served by the same server
+#   same   PutSecretValue with 0, 1 and 2 replica regions served by the same server, at
+#          saturation (wrk) and paced below it (each write's latency)
 #          (target: at most +20 % time per write per replica region);
 #   lag    peer replication lag p50/p99 under a steady PutSecretValue load (target: p99 < 1 s
 #          at 500 writes/s);
@@ -22,7 +23,7 @@
 #
 # Knobs (environment): BENCH_DURATION (5 s per wrk run), BENCH_CONNECTIONS (16), BENCH_PAIRS
 # (3 interleaved rounds), BENCH_SECRETS (200 per group), BENCH_RATE (500 writes/s),
-# BENCH_PACED_RATE (dead mode's paced runs: 200 writes/s), BENCH_LAG_DURATION (20 s),
+# BENCH_PACED_RATE (same and dead modes' paced runs: 200 writes/s), BENCH_LAG_DURATION (20 s),
 # BENCH_LAG_SECRETS (500), BENCH_BURST_SECRETS (1000), BENCH_KEEP=1 (keep the work directory),
 # STRONGROOM_BIN (skip the release build and use this binary).
 #

@@ -146,6 +146,7 @@ impl Operation for PutSecretValue {
                         stages,
                         version,
                         value: &value.bytes,
+                        pruned: &wrote.pruned,
                     }),
                     _ => None,
                 };

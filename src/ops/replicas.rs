@@ -488,19 +488,23 @@ pub fn sync(
     sync_known(tx, keyring, primary, now_ms, None)
 }
 
-/// What a write of the primary holds already, for [`sync_known`]: its stage map as the
-/// write left it, and the version it created with that version's value (whose `Debug`
-/// is redacted).
+/// What a PutSecretValue on the primary holds already, for [`sync_known`]: its stage map as
+/// the write left it, the version it created with that version's value (whose `Debug` is
+/// redacted), and the deprecated versions it dropped. Such a write changes no tags.
 #[derive(Debug)]
 pub struct Known<'k> {
     pub stages: &'k std::collections::BTreeMap<String, String>,
     pub version: &'k VersionRow,
     pub value: &'k SecretBytes,
+    pub pruned: &'k [String],
 }
 
-/// [`sync`] after a write that holds `known` (the primary's state in this transaction, so
-/// the replicas served here copy it without reading the map and the new version again, or
-/// decrypting its value).
+/// [`sync`] after a write that holds `known` (the primary's state in this transaction).
+/// A replica served here that was `InSync` (a copy of the primary as it was before the
+/// write) takes the write's difference: the new version sealed under its key, the labels
+/// that moved, the dropped versions, the dates; nothing of the primary is read or
+/// decrypted again, and the version sets are not compared. Any other replica is copied in
+/// full, as by [`sync`].
 pub fn sync_known(
     tx: &mut Tx<'_>,
     keyring: &Keyring,
@@ -514,7 +518,8 @@ pub fn sync_known(
     if !is_replicated_primary(primary) {
         return Ok(());
     }
-    // Read for the first replica served here (a primary replicated only to peers needs none).
+    // Read for the first replica copied in full (a primary replicated only to peers, or
+    // only to replicas in sync, needs none).
     let mut source = None;
     for mut entry in tx.replicas_of(&primary.secret_id)? {
         if entry.peer {
@@ -531,11 +536,31 @@ pub fn sync_known(
         let Some(mut replica) = tx.secret_by_id(&rid)? else {
             continue;
         };
-        let source = match &source {
-            Some(s) => s,
-            None => source.insert(Source::of(tx, primary, known.as_ref())?),
+        let outcome = match known.as_ref().filter(|_| entry.status == IN_SYNC) {
+            Some(k) => match copy_difference(tx, keyring, primary, k, &mut replica, now_ms) {
+                Ok(true) => Ok(()),
+                Ok(false) => copy_full(
+                    tx,
+                    keyring,
+                    primary,
+                    &known,
+                    &mut source,
+                    &mut replica,
+                    now_ms,
+                ),
+                Err(e) => Err(e),
+            },
+            None => copy_full(
+                tx,
+                keyring,
+                primary,
+                &known,
+                &mut source,
+                &mut replica,
+                now_ms,
+            ),
         };
-        let (status, message) = match copy_into(tx, keyring, source, &mut replica, now_ms, false) {
+        let (status, message) = match outcome {
             Ok(()) => (IN_SYNC.to_owned(), None),
             Err(e) if !kms_refusal(&e) => return Err(e),
             Err(e) => (
@@ -550,6 +575,98 @@ pub fn sync_known(
         }
     }
     Ok(())
+}
+
+/// [`copy_into`] from the primary's state (`source`, read on first use and kept for the
+/// next replica).
+fn copy_full<'a>(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    primary: &'a SecretRow,
+    known: &Option<Known<'_>>,
+    source: &mut Option<Source<'a>>,
+    replica: &mut SecretRow,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let source = match source {
+        Some(s) => s,
+        None => source.insert(Source::of(tx, primary, known.as_ref())?),
+    };
+    copy_into(tx, keyring, source, replica, now_ms, false)
+}
+
+/// Bring `replica`, a copy of the primary as it was before the write `known`, up to date
+/// with the write's difference. `Ok(false)`, with nothing written, when the replica's own
+/// labels show it is not that copy (a label of the write names a version the replica's
+/// labels do not, or the new version is there already): the caller copies in full. A KMS
+/// refusal comes before anything is written.
+fn copy_difference(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    primary: &SecretRow,
+    known: &Known<'_>,
+    replica: &mut SecretRow,
+    now_ms: i64,
+) -> Result<bool, ApiError> {
+    let current = tx.stages(&replica.secret_id)?;
+    let new_id = &known.version.version_id;
+    let held = |v: &String| current.values().any(|c| c == v);
+    if held(new_id) || !known.stages.values().all(|v| v == new_id || held(v)) {
+        return Ok(false);
+    }
+    let mut key = None;
+    let copy = sealed_copy(
+        tx,
+        keyring,
+        replica,
+        &mut key,
+        known.version,
+        Some(known.value),
+        now_ms,
+    )?;
+    tx.insert_version(&copy)?;
+    tx.update_stages(&replica.secret_id, &current, known.stages)?;
+    for vid in known.pruned {
+        tx.delete_version(&replica.secret_id, vid)?;
+    }
+    copy_metadata(tx, primary, replica)?;
+    Ok(true)
+}
+
+/// The primary's `version` as a version of `replica`: its value (`plain`, the version's
+/// decrypted value; `None` for a version without one) sealed under the replica's key
+/// (`key`, looked up on first use), bound to the replica's ARN.
+fn sealed_copy(
+    tx: &mut Tx<'_>,
+    keyring: &Keyring,
+    replica: &SecretRow,
+    key: &mut Option<crate::store::rows::KmsKeyRow>,
+    version: &VersionRow,
+    plain: Option<&SecretBytes>,
+    now_ms: i64,
+) -> Result<VersionRow, ApiError> {
+    let mut copy = VersionRow {
+        secret_id: replica.secret_id.clone(),
+        last_accessed_at: None,
+        ciphertext: None,
+        wrapped_dek: None,
+        kms_key_id: None,
+        kms_term: None,
+        ..version.clone()
+    };
+    if let (Some(_), Some(plain)) = (&version.value_kind, plain) {
+        let k = match key {
+            Some(k) => k,
+            None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
+        };
+        let sealed =
+            keyring.seal_value(tx, k, &replica.arn, &version.version_id, plain.expose())?;
+        copy.ciphertext = Some(sealed.ciphertext);
+        copy.wrapped_dek = Some(sealed.wrapped_dek);
+        copy.kms_key_id = Some(k.key_id.clone());
+        copy.kms_term = Some(k.current_term);
+    }
+    Ok(copy)
 }
 
 /// Whether a replica write failed because a KMS key could not be used (disabled, pending
@@ -662,28 +779,19 @@ fn copy_into(
     new_versions.sort_by(|a, b| (a.created_at, &a.version_id).cmp(&(b.created_at, &b.version_id)));
     let mut key = None;
     for version in new_versions {
-        let vid = &version.version_id;
-        let mut copy = VersionRow {
-            secret_id: replica.secret_id.clone(),
-            last_accessed_at: None,
-            ciphertext: None,
-            wrapped_dek: None,
-            kms_key_id: None,
-            kms_term: None,
-            ..version.clone()
+        let plain = match version.value_kind {
+            Some(_) => Some(source.open(tx, keyring, &version)?),
+            None => None,
         };
-        if version.value_kind.is_some() {
-            let k = match &key {
-                Some(k) => k,
-                None => key.insert(values::secret_key(tx, keyring, replica, now_ms)?),
-            };
-            let plain = source.open(tx, keyring, &version)?;
-            let sealed = keyring.seal_value(tx, k, &replica.arn, vid, plain.expose())?;
-            copy.ciphertext = Some(sealed.ciphertext);
-            copy.wrapped_dek = Some(sealed.wrapped_dek);
-            copy.kms_key_id = Some(k.key_id.clone());
-            copy.kms_term = Some(k.current_term);
-        }
+        let copy = sealed_copy(
+            tx,
+            keyring,
+            replica,
+            &mut key,
+            &version,
+            plain.as_ref(),
+            now_ms,
+        )?;
         tx.insert_version(&copy)?;
     }
     // A placeholder copied while empty, filled on the primary since: seal its value here too.
@@ -726,8 +834,21 @@ fn copy_into(
         }
         return Ok(());
     }
-    // What the replica keeps of its own: identity, region, key, dates of its own, its
-    // primary, and its deletion state (a primary with replicas is never deleted).
+    copy_metadata(tx, primary, replica)?;
+    if tx.tags(&replica.secret_id)? != source.tags {
+        tx.replace_tags(&replica.secret_id, &source.tags)?;
+    }
+    Ok(())
+}
+
+/// Make `replica`'s row the primary's metadata, with what the replica keeps of its own:
+/// identity, region, key, dates of its own, its primary, and its deletion state (a primary
+/// with replicas is never deleted). Written only when it differs.
+fn copy_metadata(
+    tx: &mut Tx<'_>,
+    primary: &SecretRow,
+    replica: &mut SecretRow,
+) -> Result<(), ApiError> {
     let mine = SecretRow {
         secret_id: replica.secret_id.clone(),
         region: replica.region.clone(),
@@ -756,9 +877,6 @@ fn copy_into(
         tx.set_secret_changed(&mine.secret_id, mine.last_changed_at)?;
     }
     *replica = mine;
-    if tx.tags(&replica.secret_id)? != source.tags {
-        tx.replace_tags(&replica.secret_id, &source.tags)?;
-    }
     Ok(())
 }
 

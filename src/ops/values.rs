@@ -146,6 +146,8 @@ pub struct Wrote {
     pub stages: Option<labels::StageMap>,
     /// The version row it inserted (`None` when it filled a placeholder or changed nothing).
     pub inserted: Option<VersionRow>,
+    /// The ids of the deprecated versions it dropped beyond the limit.
+    pub pruned: Vec<String>,
 }
 
 /// [`write_version`] for a caller that has read version `version_id` in this transaction
@@ -188,6 +190,7 @@ pub fn write_version_known(
                     written: Written::Created,
                     stages: Some(next),
                     inserted: None,
+                    pruned: Vec::new(),
                 });
             }
         }
@@ -204,6 +207,7 @@ pub fn write_version_known(
                 written: Written::Idempotent,
                 stages: None,
                 inserted: None,
+                pruned: Vec::new(),
             });
         }
         // AWS's wording; the token is not repeated (it is the caller's idempotency secret).
@@ -243,39 +247,42 @@ pub fn write_version_known(
     let current = tx.stages(&secret.secret_id)?;
     let next = labels::after_new_version(&current, version_id, stages)?;
     tx.update_stages(&secret.secret_id, &current, &next)?;
-    prune(tx, &secret.secret_id, &next, now_ms)?;
+    let pruned = prune(tx, &secret.secret_id, &next, now_ms)?;
     Ok(Wrote {
         written: Written::Created,
         stages: Some(next),
         inserted: Some(row),
+        pruned,
     })
 }
 
-/// Drop deprecated versions beyond the limit (never labelled, never younger than 24 h).
+/// Drop deprecated versions beyond the limit (never labelled, never younger than 24 h);
+/// the ids dropped.
 fn prune(
     tx: &mut Tx<'_>,
     secret_id: &str,
     map: &labels::StageMap,
     now_ms: i64,
-) -> Result<(), ApiError> {
+) -> Result<Vec<String>, ApiError> {
     // Most writes stop here: counting reads only the primary key index.
     let total = tx.count_versions(secret_id)?;
     if total <= secrets::MAX_VERSIONS {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let cutoff = now_ms.saturating_sub(secrets::DEPRECATED_MIN_AGE_MS);
     let old_enough = tx.version_ids_created_by(secret_id, cutoff)?;
-    for id in labels::versions_to_prune(
+    let ids = labels::versions_to_prune(
         total,
         &old_enough,
         map,
         now_ms,
         secrets::MAX_VERSIONS,
         secrets::DEPRECATED_MIN_AGE_MS,
-    ) {
-        tx.delete_version(secret_id, &id)?;
+    );
+    for id in &ids {
+        tx.delete_version(secret_id, id)?;
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// Decrypt a version's value.

@@ -984,3 +984,173 @@ async fn puts_reach_the_replicas_with_their_labels_and_binary_values() {
     assert_eq!(code(&e), "DecryptionFailure", "{e:?}");
     assert_eq!(value(&eu2, "app/labels").await, "v3");
 }
+
+/// A connection of the test's own to the server's SQLite store (WAL: the server keeps
+/// running), for what no API shows or may do: a version's age, a damaged replica.
+fn store_conn(s: &TestServer) -> diesel::SqliteConnection {
+    use diesel::{Connection, RunQueryDsl};
+    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut conn)
+        .unwrap();
+    conn
+}
+
+#[derive(diesel::QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct VersionId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version_id: String,
+}
+
+/// The ids of the versions the store holds for `name` in `region`, by id.
+fn stored_versions(conn: &mut diesel::SqliteConnection, name: &str, region: &str) -> Vec<String> {
+    use diesel::RunQueryDsl;
+    let mut v: Vec<VersionId> = diesel::sql_query(
+        "SELECT v.version_id FROM secret_versions v JOIN secrets s ON s.secret_id = v.secret_id \
+         WHERE s.name = ? AND s.region = ?",
+    )
+    .bind::<diesel::sql_types::Text, _>(name)
+    .bind::<diesel::sql_types::Text, _>(region)
+    .load(conn)
+    .unwrap();
+    v.sort();
+    v.into_iter().map(|r| r.version_id).collect()
+}
+
+/// Beyond 100 versions, a PutSecretValue drops the primary's oldest deprecated versions
+/// (older than 24 hours, no label), and each replica served here drops the same ones: the
+/// replicas keep exactly the primary's versions.
+#[tokio::test]
+async fn versions_dropped_on_the_primary_are_dropped_on_its_replicas() {
+    use diesel::RunQueryDsl;
+    let s = TestServer::start_with(None, REGIONS);
+    let primary = s.client_in("us-east-1", AKID, SECRET);
+    primary
+        .create_secret()
+        .name("app/many")
+        .secret_string("v0")
+        .add_replica_regions(region("eu-west-1", None))
+        .add_replica_regions(region("eu-west-2", None))
+        .send()
+        .await
+        .unwrap();
+    for i in 1..=100 {
+        primary
+            .put_secret_value()
+            .secret_id("app/many")
+            .secret_string(format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut conn = store_conn(&s);
+    let before = stored_versions(&mut conn, "app/many", "us-east-1");
+    assert_eq!(before.len(), 101, "none is old enough to drop yet");
+    for r in ["eu-west-1", "eu-west-2"] {
+        assert_eq!(stored_versions(&mut conn, "app/many", r), before, "{r}");
+    }
+    // Every version two days old, as if written then.
+    diesel::sql_query("UPDATE secret_versions SET created_at = created_at - 172800000")
+        .execute(&mut conn)
+        .unwrap();
+    primary
+        .put_secret_value()
+        .secret_id("app/many")
+        .secret_string("v101")
+        .send()
+        .await
+        .unwrap();
+    let after = stored_versions(&mut conn, "app/many", "us-east-1");
+    assert_eq!(after.len(), 100, "two dropped beyond the limit");
+    assert_eq!(after.iter().filter(|v| !before.contains(v)).count(), 1);
+    for r in ["eu-west-1", "eu-west-2"] {
+        assert_eq!(stored_versions(&mut conn, "app/many", r), after, "{r}");
+        let c = s.client_in(r, AKID, SECRET);
+        assert_eq!(value(&c, "app/many").await, "v101", "{r}");
+        let prev = c
+            .get_secret_value()
+            .secret_id("app/many")
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(prev.secret_string(), Some("v100"), "{r}");
+    }
+}
+
+/// A replica marked `InSync` whose copy was damaged behind the server's back (a version the
+/// primary's labels name is gone from it) is not patched with the next write's difference,
+/// which would leave a label on a version it lacks: that write copies the primary in full,
+/// and the replica serves every labelled version again. The other replica, undamaged,
+/// follows as usual.
+#[tokio::test]
+async fn a_damaged_in_sync_replica_is_copied_in_full_by_the_next_write() {
+    use diesel::RunQueryDsl;
+    let s = TestServer::start_with(None, REGIONS);
+    let primary = s.client_in("us-east-1", AKID, SECRET);
+    primary
+        .create_secret()
+        .name("app/damaged")
+        .secret_string("v1")
+        .add_replica_regions(region("eu-west-1", None))
+        .add_replica_regions(region("eu-west-2", None))
+        .send()
+        .await
+        .unwrap();
+    let v2 = primary
+        .put_secret_value()
+        .secret_id("app/damaged")
+        .secret_string("v2")
+        .send()
+        .await
+        .unwrap();
+    let v2 = v2.version_id().unwrap().to_owned();
+    let mut conn = store_conn(&s);
+    let replica_of =
+        "(SELECT secret_id FROM secrets WHERE name = 'app/damaged' AND region = 'eu-west-1')";
+    diesel::sql_query(format!(
+        "DELETE FROM secret_stages WHERE secret_id = {replica_of} AND version_id = '{v2}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(format!(
+        "DELETE FROM secret_versions WHERE secret_id = {replica_of} AND version_id = '{v2}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    assert!(!stored_versions(&mut conn, "app/damaged", "eu-west-1").contains(&v2));
+
+    primary
+        .put_secret_value()
+        .secret_id("app/damaged")
+        .secret_string("v3")
+        .send()
+        .await
+        .unwrap();
+    let want = stored_versions(&mut conn, "app/damaged", "us-east-1");
+    assert_eq!(want.len(), 3);
+    for r in ["eu-west-1", "eu-west-2"] {
+        assert_eq!(stored_versions(&mut conn, "app/damaged", r), want, "{r}");
+        let c = s.client_in(r, AKID, SECRET);
+        assert_eq!(value(&c, "app/damaged").await, "v3", "{r}");
+        let prev = c
+            .get_secret_value()
+            .secret_id("app/damaged")
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(prev.secret_string(), Some("v2"), "{r}");
+        assert_eq!(prev.version_id(), Some(v2.as_str()), "{r}");
+    }
+    let d = primary
+        .describe_secret()
+        .secret_id("app/damaged")
+        .send()
+        .await
+        .unwrap();
+    for st in d.replication_status() {
+        assert_eq!(st.status(), Some(&StatusType::InSync), "{st:?}");
+    }
+}
