@@ -150,7 +150,11 @@ impl Operation for PutSecretValue {
                     }),
                     _ => None,
                 };
-                super::replicas::sync_known(tx, &keyring, &secret, now, known)?;
+                // A retry of a write that was made changes nothing: the replicas (and the
+                // peers' outbox) took that write already.
+                if wrote.written == values::Written::Created {
+                    super::replicas::sync_known(tx, &keyring, &secret, now, known)?;
+                }
                 let map = match map {
                     Some(m) => m,
                     None => tx.stages(&secret.secret_id)?,
