@@ -536,21 +536,13 @@ pub fn sync_known(
         let Some(mut replica) = tx.secret_by_id(&rid)? else {
             continue;
         };
-        let outcome = match known.as_ref().filter(|_| entry.status == IN_SYNC) {
-            Some(k) => match copy_difference(tx, keyring, primary, k, &mut replica, now_ms) {
-                Ok(true) => Ok(()),
-                Ok(false) => copy_full(
-                    tx,
-                    keyring,
-                    primary,
-                    &known,
-                    &mut source,
-                    &mut replica,
-                    now_ms,
-                ),
-                Err(e) => Err(e),
-            },
-            None => copy_full(
+        let by_difference = match known.as_ref().filter(|_| entry.status == IN_SYNC) {
+            Some(k) => copy_difference(tx, keyring, primary, k, &mut replica, now_ms),
+            None => Ok(false),
+        };
+        let outcome = match by_difference {
+            Ok(true) => Ok(()),
+            Ok(false) => copy_full(
                 tx,
                 keyring,
                 primary,
@@ -559,6 +551,7 @@ pub fn sync_known(
                 &mut replica,
                 now_ms,
             ),
+            Err(e) => Err(e),
         };
         let (status, message) = match outcome {
             Ok(()) => (IN_SYNC.to_owned(), None),

@@ -1003,6 +1003,23 @@ struct VersionId {
     version_id: String,
 }
 
+/// A server for REGIONS and a client in us-east-1, with secret `name` (holding `value`)
+/// replicated to eu-west-1 and eu-west-2 under their default keys.
+async fn with_two_replicas(name: &str, value: &str) -> (TestServer, sm::Client) {
+    let s = TestServer::start_with(None, REGIONS);
+    let primary = s.client_in("us-east-1", AKID, SECRET);
+    primary
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .add_replica_regions(region("eu-west-1", None))
+        .add_replica_regions(region("eu-west-2", None))
+        .send()
+        .await
+        .unwrap();
+    (s, primary)
+}
+
 /// The ids of the versions the store holds for `name` in `region`, by id.
 fn stored_versions(conn: &mut diesel::SqliteConnection, name: &str, region: &str) -> Vec<String> {
     use diesel::RunQueryDsl;
@@ -1024,17 +1041,7 @@ fn stored_versions(conn: &mut diesel::SqliteConnection, name: &str, region: &str
 #[tokio::test]
 async fn versions_dropped_on_the_primary_are_dropped_on_its_replicas() {
     use diesel::RunQueryDsl;
-    let s = TestServer::start_with(None, REGIONS);
-    let primary = s.client_in("us-east-1", AKID, SECRET);
-    primary
-        .create_secret()
-        .name("app/many")
-        .secret_string("v0")
-        .add_replica_regions(region("eu-west-1", None))
-        .add_replica_regions(region("eu-west-2", None))
-        .send()
-        .await
-        .unwrap();
+    let (s, primary) = with_two_replicas("app/many", "v0").await;
     for i in 1..=100 {
         primary
             .put_secret_value()
@@ -1087,17 +1094,7 @@ async fn versions_dropped_on_the_primary_are_dropped_on_its_replicas() {
 #[tokio::test]
 async fn a_damaged_in_sync_replica_is_copied_in_full_by_the_next_write() {
     use diesel::RunQueryDsl;
-    let s = TestServer::start_with(None, REGIONS);
-    let primary = s.client_in("us-east-1", AKID, SECRET);
-    primary
-        .create_secret()
-        .name("app/damaged")
-        .secret_string("v1")
-        .add_replica_regions(region("eu-west-1", None))
-        .add_replica_regions(region("eu-west-2", None))
-        .send()
-        .await
-        .unwrap();
+    let (s, primary) = with_two_replicas("app/damaged", "v1").await;
     let v2 = primary
         .put_secret_value()
         .secret_id("app/damaged")
