@@ -19,6 +19,15 @@
 //! - a value smaller than one already seen (an answer overtaken by a later one) serves and
 //!   keeps nothing.
 //!
+//! Reads that need the question at the same time share it ([`SharedQuestion`]): a thread of
+//! the store sends one question at a time, whenever a read wants one, and a read answers
+//! with the first question *sent after it arrived*, waiting for it without holding its
+//! thread. A question sent before a read arrived never answers it (it could have been asked
+//! before a write acknowledged since), so each read's answer is as exact as with a question
+//! of its own, after at most two round trips; the database answers one question per round
+//! trip however many reads wait for it, instead of one per read. (A second thread, so that
+//! a read arriving during a question has its own sent at once, measured no faster.)
+//!
 //! A sequence is not transactional: an advance inside the write transaction could be seen
 //! before the COMMIT, and a read between the two would be kept as current. It takes no row
 //! lock either, so concurrent writers neither wait for nor conflict with each other on it.
@@ -86,6 +95,8 @@ pub(super) struct Changes {
     /// answer settled by the checking thread was asked (`None`: no answer yet).
     interval: Option<Duration>,
     asked: Mutex<Option<Instant>>,
+    /// PostgreSQL without a check interval: the question shared by concurrent reads.
+    question: SharedQuestion,
     /// PostgreSQL: write transactions through this process that may have committed but
     /// whose advance failed (their callers were answered with the error). While any is
     /// outstanding, this store serves nothing cached and advances the sequence first.
@@ -105,6 +116,7 @@ impl Changes {
             seen: Mutex::new(None),
             interval: None,
             asked: Mutex::new(None),
+            question: SharedQuestion::default(),
             unannounced: AtomicU64::new(0),
         }
     }
@@ -117,8 +129,16 @@ impl Changes {
         interval: Duration,
         cache: &Arc<ReadCache>,
     ) -> std::io::Result<Arc<Self>> {
-        if matches!(watch, Watch::Sqlite(_)) || interval.is_zero() {
+        if matches!(watch, Watch::Sqlite(_)) {
             return Ok(Arc::new(Self::new(watch)));
+        }
+        if interval.is_zero() {
+            let changes = Arc::new(Self::new(watch));
+            let weak = Arc::downgrade(&changes);
+            std::thread::Builder::new()
+                .name("store-changes".into())
+                .spawn(move || ask_loop(&weak))?;
+            return Ok(changes);
         }
         let changes = Arc::new(Self {
             interval: Some(interval),
@@ -149,7 +169,7 @@ impl Changes {
     /// answer is older than one already had: serve and keep nothing. The generation is
     /// taken under the answer's lock, so that it always goes with the answer it was taken
     /// under (a read kept under it started after that answer was asked).
-    pub(super) fn generation(&self, cache: &ReadCache) -> Option<u64> {
+    pub(super) async fn generation(&self, cache: &ReadCache) -> Option<u64> {
         let version = match &self.watch {
             Watch::Sqlite(pool) => {
                 let mut c = pool.get().ok()?;
@@ -175,7 +195,11 @@ impl Changes {
                     let fresh = asked.is_some_and(|t| t.elapsed() <= interval.saturating_mul(2));
                     return fresh.then(|| cache.generation());
                 }
-                probe.last_value()?
+                if self.interval.is_none() {
+                    self.question.ask().await?
+                } else {
+                    probe.last_value()?
+                }
             }
         };
         self.settle(version, cache)
@@ -231,6 +255,95 @@ fn check_loop(changes: &Weak<Changes>, cache: &Weak<ReadCache>, interval: Durati
             changes.check_now(&cache);
         }
         std::thread::sleep(interval);
+    }
+}
+
+/// The thread of a store on PostgreSQL without a check interval: sends the questions its
+/// reads want ([`SharedQuestion`]), one at a time, until the store is gone.
+fn ask_loop(changes: &Weak<Changes>) {
+    loop {
+        let Some(changes) = changes.upgrade() else {
+            return;
+        };
+        let Watch::Postgres(probe) = &changes.watch else {
+            return;
+        };
+        changes
+            .question
+            .serve(Duration::from_secs(1), || probe.last_value());
+    }
+}
+
+/// One question at a time, sent when a caller wants one, its answer shared by every caller
+/// that arrived before it was sent (see the module's documentation).
+#[derive(Debug)]
+struct SharedQuestion {
+    rounds: Mutex<Rounds>,
+    wanted: Condvar,
+    /// The last question answered (numbered from 1 in the order sent), and its answer.
+    answers: tokio::sync::watch::Sender<(u64, Option<i64>)>,
+}
+
+#[derive(Debug, Default)]
+struct Rounds {
+    /// The last question sent (or being sent).
+    sent: u64,
+    /// Whether a caller waits for a question not sent yet.
+    wanted: bool,
+}
+
+impl Default for SharedQuestion {
+    fn default() -> Self {
+        Self {
+            rounds: Mutex::default(),
+            wanted: Condvar::new(),
+            answers: tokio::sync::watch::Sender::new((0, None)),
+        }
+    }
+}
+
+impl SharedQuestion {
+    /// The answer of a question sent after this call began (`None`: not answered). Waits
+    /// for it without holding the thread; needs a thread that [`SharedQuestion::serve`]s.
+    async fn ask(&self) -> Option<i64> {
+        let mut answers = self.answers.subscribe();
+        let needed = {
+            let mut r = self.rounds.lock().unwrap_or_else(PoisonError::into_inner);
+            r.wanted = true;
+            // Every question numbered above `sent` is sent after now.
+            r.sent + 1
+        };
+        self.wanted.notify_one();
+        loop {
+            let (round, answer) = *answers.borrow_and_update();
+            if round >= needed {
+                return answer;
+            }
+            answers.changed().await.ok()?;
+        }
+    }
+
+    /// Wait up to `idle` for a caller to want a question; if one does, send it with `ask`
+    /// and publish its answer to every caller waiting for it.
+    fn serve(&self, idle: Duration, ask: impl FnOnce() -> Option<i64>) {
+        let round = {
+            let mut r = self.rounds.lock().unwrap_or_else(PoisonError::into_inner);
+            if !r.wanted {
+                r = self
+                    .wanted
+                    .wait_timeout(r, idle)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if !r.wanted {
+                return;
+            }
+            r.wanted = false;
+            r.sent += 1;
+            r.sent
+        };
+        let answer = ask();
+        self.answers.send_replace((round, answer));
     }
 }
 
@@ -479,6 +592,84 @@ mod tests {
             .select(data_version::last_value)
             .get_result(c)
             .unwrap()
+    }
+
+    /// A thread serving `q`'s questions with `ask` until `q` is the last handle left.
+    fn serving(q: &Arc<SharedQuestion>, ask: impl Fn() -> Option<i64> + Send + 'static) {
+        let weak = Arc::downgrade(q);
+        std::thread::spawn(move || {
+            while let Some(q) = weak.upgrade() {
+                q.serve(std::time::Duration::from_millis(20), &ask);
+            }
+        });
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Callers one after the other each get a question of their own.
+    #[test]
+    fn a_caller_with_no_question_in_flight_gets_its_own() {
+        let q = Arc::new(SharedQuestion::default());
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        serving(&q, move || {
+            Some(i64::try_from(counter.fetch_add(1, SeqCst)).unwrap() + 1)
+        });
+        for n in 1..=3 {
+            assert_eq!(block_on(q.ask()), Some(n));
+        }
+        assert_eq!(asked.load(SeqCst), 3);
+    }
+
+    /// Callers that arrive while a question is in flight do not take its answer (it was sent
+    /// before they arrived, perhaps before a write acknowledged since): they share the next
+    /// question, sent once for all of them. A question that fails answers `None` to every
+    /// caller that waited for it.
+    #[test]
+    fn callers_arriving_during_a_question_share_the_next_one() {
+        for (second, want) in [(Some(2), Some(2)), (None, None)] {
+            let q = Arc::new(SharedQuestion::default());
+            let (release, hold) = std::sync::mpsc::channel::<()>();
+            let hold = Mutex::new(hold);
+            let asked = Arc::new(AtomicUsize::new(0));
+            let counter = Arc::clone(&asked);
+            serving(&q, move || {
+                let n = counter.fetch_add(1, SeqCst);
+                if n == 0 {
+                    hold.lock().unwrap().recv().unwrap();
+                    return Some(1);
+                }
+                second
+            });
+            let first = {
+                let q = Arc::clone(&q);
+                std::thread::spawn(move || block_on(q.ask()))
+            };
+            while asked.load(SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+            // The first question is in flight: these three arrive after it was sent.
+            let later = block_on(async {
+                let waits = futures_util::future::join_all((0..3).map(|_| q.ask()));
+                let release = async {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    release.send(()).unwrap();
+                };
+                futures_util::future::join(waits, release).await.0
+            });
+            // The first caller takes its own question's answer, or a later one's if that
+            // was published before it looked (a later question was sent after it arrived too).
+            let first = first.join().unwrap();
+            assert!(first == Some(1) || first == want, "{first:?}");
+            assert_eq!(later, vec![want; 3]);
+            assert_eq!(asked.load(SeqCst), 2, "one question for the three");
+        }
     }
 
     /// An answer older than one already seen serves and keeps nothing; a newer one empties

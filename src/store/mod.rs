@@ -319,8 +319,8 @@ impl Store {
     /// everything cached is dropped. Writes through this store's handles drop it
     /// themselves, before they are answered. `None` when the question cannot be answered:
     /// nothing is then cached or served from the cache.
-    fn cache_generation(&self) -> Option<u64> {
-        self.changes.generation(&self.cache)
+    async fn cache_generation(&self) -> Option<u64> {
+        self.changes.generation(&self.cache).await
     }
 
     /// [`Store::read_point`] through the read cache (`cache`): what `f` found (`Some`) is
@@ -336,7 +336,7 @@ impl Store {
         T: std::any::Any + Send + Sync,
         F: FnOnce(&mut Tx<'_>) -> Result<Option<T>, ApiError> + Send + 'static,
     {
-        let generation = self.cache_generation();
+        let generation = self.cache_generation().await;
         if generation.is_some() {
             if let Some(hit) = self.cache.get::<T>(&key) {
                 return Ok(Some(hit));
@@ -362,7 +362,7 @@ impl Store {
         T: std::any::Any + Send + Sync,
         F: FnOnce(&mut Tx<'_>, &[usize]) -> Result<Vec<Option<T>>, ApiError> + Send + 'static,
     {
-        let generation = self.cache_generation();
+        let generation = self.cache_generation().await;
         let mut out: Vec<Option<Arc<T>>> = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (i, key) in keys.iter().enumerate() {
