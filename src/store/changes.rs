@@ -274,6 +274,18 @@ fn ask_loop(changes: &Weak<Changes>) {
     }
 }
 
+/// Dropped only if a question unwinds (a panic; nothing in it is known to): every read,
+/// waiting or to come, is then answered `None` at once (nothing cached is served, every read
+/// goes to the database) instead of waiting for a question the thread no longer sends.
+#[derive(Debug)]
+struct Unwinding<'q>(&'q SharedQuestion);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        self.0.answers.send_replace((u64::MAX, None));
+    }
+}
+
 /// One question at a time, sent when a caller wants one, its answer shared by every caller
 /// that arrived before it was sent (see the module's documentation).
 #[derive(Debug)]
@@ -342,7 +354,9 @@ impl SharedQuestion {
             r.sent += 1;
             r.sent
         };
+        let unwinding = Unwinding(self);
         let answer = ask();
+        std::mem::forget(unwinding);
         self.answers.send_replace((round, answer));
     }
 }
@@ -670,6 +684,16 @@ mod tests {
             assert_eq!(later, vec![want; 3]);
             assert_eq!(asked.load(SeqCst), 2, "one question for the three");
         }
+    }
+
+    /// A question whose thread unwinds answers `None` to its callers and to every later
+    /// one: reads then go to the database instead of waiting for an answer that never comes.
+    #[test]
+    fn a_question_that_panics_sends_every_read_to_the_database() {
+        let q = Arc::new(SharedQuestion::default());
+        serving(&q, || panic!("the question's thread unwinds"));
+        assert_eq!(block_on(q.ask()), None);
+        assert_eq!(block_on(q.ask()), None);
     }
 
     /// An answer older than one already seen serves and keeps nothing; a newer one empties
