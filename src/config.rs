@@ -527,7 +527,7 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig, String> {
     toml::from_str(&text).map_err(|e| format!("config file `{}`: {e}", path.display()))
 }
 
-fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
+fn resolve_store(a: &StoreArgs, f: &FileConfig) -> Result<StoreConfig, String> {
     let data_dir = a
         .data_dir
         .clone()
@@ -547,24 +547,26 @@ fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
         .sqlite_read_mmap_mib
         .or(f.sqlite_read_mmap_mib)
         .unwrap_or(0);
-    let pg_change_check_ms = a
-        .pg_change_check_ms
-        .or(f.pg_change_check_ms)
-        .unwrap_or(0)
-        .min(60_000);
-    StoreConfig {
+    let pg_change_check_ms = a.pg_change_check_ms.or(f.pg_change_check_ms).unwrap_or(0);
+    if pg_change_check_ms > 60_000 {
+        // The flag refuses it (clap's range); the file the same way.
+        return Err(format!(
+            "pg_change_check_ms = {pg_change_check_ms}: at most 60000 (milliseconds)"
+        ));
+    }
+    Ok(StoreConfig {
         data_dir,
         database_url,
         master_key_file,
         read_mmap_bytes: read_mmap_mib.saturating_mul(1 << 20),
         pg_change_check: std::time::Duration::from_millis(pg_change_check_ms),
-    }
+    })
 }
 
 impl StoreArgs {
     pub fn resolve(&self) -> Result<StoreConfig, String> {
         let f = load_file(self.config.as_deref())?;
-        Ok(resolve_store(self, &f))
+        resolve_store(self, &f)
     }
 }
 
@@ -632,7 +634,7 @@ impl ServeArgs {
 
     pub fn resolve(&self) -> Result<ServeConfig, String> {
         let f = load_file(self.store.config.as_deref())?;
-        let store = resolve_store(&self.store, &f);
+        let store = resolve_store(&self.store, &f)?;
         let listen = self
             .listen
             .clone()
@@ -870,6 +872,9 @@ mod tests {
             check(&["--config", f, "--pg-change-check-ms", "0"]),
             std::time::Duration::ZERO
         );
+        std::fs::write(&file, "pg_change_check_ms = 60001\n").unwrap();
+        let e = parse(&["--config", f]).resolve().unwrap_err();
+        assert!(e.contains("at most 60000"), "{e}");
 
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let e = parse(&["--config", f]).resolve().unwrap_err();

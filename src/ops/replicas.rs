@@ -546,7 +546,7 @@ pub fn sync_known(
                 tx,
                 keyring,
                 primary,
-                &known,
+                known.as_ref(),
                 &mut source,
                 &mut replica,
                 now_ms,
@@ -576,14 +576,14 @@ fn copy_full<'a>(
     tx: &mut Tx<'_>,
     keyring: &Keyring,
     primary: &'a SecretRow,
-    known: &Option<Known<'_>>,
+    known: Option<&Known<'_>>,
     source: &mut Option<Source<'a>>,
     replica: &mut SecretRow,
     now_ms: i64,
 ) -> Result<(), ApiError> {
     let source = match source {
         Some(s) => s,
-        None => source.insert(Source::of(tx, primary, known.as_ref())?),
+        None => source.insert(Source::of(tx, primary, known)?),
     };
     copy_into(tx, keyring, source, replica, now_ms, false)
 }

@@ -195,11 +195,7 @@ impl Changes {
                     let fresh = asked.is_some_and(|t| t.elapsed() <= interval.saturating_mul(2));
                     return fresh.then(|| cache.generation());
                 }
-                if self.interval.is_none() {
-                    self.question.ask().await?
-                } else {
-                    probe.last_value()?
-                }
+                self.question.ask().await?
             }
         };
         self.settle(version, cache)
