@@ -318,6 +318,19 @@ def thread_cpu(pid):
     return out
 
 
+def settle(pid, limit=60.0, window=0.5, busy=0.02):
+    """Wait until the process `pid` uses less than `busy` of a CPU over `window` seconds (at most
+    `limit` seconds); the seconds waited. The server's background threads (the audit lookup
+    indexer above all) may still be working off what a run left them when wrk stops."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        c0 = cpu_seconds(pid)
+        time.sleep(window)
+        if cpu_seconds(pid) - c0 < busy * window:
+            break
+    return time.time() - t0
+
+
 def machine_ticks():
     """(idle + iowait, all) clock ticks of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -354,7 +367,11 @@ def perf_result(proc):
     return total if found else None
 
 
-def wrk(port, lua, args, duration, rss_pid=None, connections=None, threads=None):
+def wrk(port, lua, args, duration, rss_pid=None, connections=None, threads=None, drain=False):
+    """One wrk run. With `drain`, the per-thread CPU (`threads`) also counts what the server's
+    threads did after wrk stopped, until the server settled (`drain_s`): a background thread
+    that fell behind during the run is charged to the run that gave it the work, not to the
+    next one."""
     conns = connections or args.connections
     cmd = [
         "wrk", f"-t{min(threads or args.threads, conns)}", f"-c{conns}", f"-d{duration}s", "--latency",
@@ -391,6 +408,7 @@ def wrk(port, lua, args, duration, rss_pid=None, connections=None, threads=None)
     if t:
         t.join()
     cpu = (cpu_seconds(rss_pid) - cpu0) / wall if rss_pid else None
+    drain_s = settle(rss_pid) if rss_pid and drain else None
     threads1 = thread_cpu(rss_pid) if rss_pid else {}
     syncs = perf_result(perf)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -417,6 +435,7 @@ def wrk(port, lua, args, duration, rss_pid=None, connections=None, threads=None)
         "syncs_per_s": syncs / duration if syncs is not None else None,
         "idle": idle,
         "threads": per_thread,
+        "drain_s": drain_s,
         "raw": out,
     }
 
@@ -530,7 +549,10 @@ def run_set(name, port, reqs, args, tmp, rss_pid=None, warmup=True, ordered=Fals
             for raw in reqs[1:]:
                 check_one(port, raw)
         wrk(port, lua, args, args.warmup, connections=connections)
-    r = wrk(port, lua, args, args.duration, rss_pid=rss_pid, connections=connections)
+    if rss_pid:
+        # What the warm-up (or an earlier run) left the background threads is not this run's.
+        settle(rss_pid)
+    r = wrk(port, lua, args, args.duration, rss_pid=rss_pid, connections=connections, drain=True)
     extra = ""
     if r["rss_max"]:
         extra += f", RSS max {r['rss_max']:.0f} MB"
@@ -538,6 +560,8 @@ def run_set(name, port, reqs, args, tmp, rss_pid=None, warmup=True, ordered=Fals
         extra += f", server CPU {100 * r['cpu']:.0f}%"
     if r["syncs_per_s"] is not None:
         extra += f", {r['syncs_per_s']:.0f} fsync+fdatasync/s"
+    if r["drain_s"] is not None and r["drain_s"] > 1.0:
+        extra += f", settled {r['drain_s']:.1f} s after the run"
     log(f"{name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, "
         f"non-2xx {r['non2xx']} {r['socket_errors']}{extra}")
     if r["non2xx"] > 0:
@@ -1146,9 +1170,11 @@ def main():
         r = rows.get(key)
         if r and r.get("threads"):
             parts = sorted(r["threads"].items(), key=lambda kv: -kv[1])
-            split.append(f"{label}: " + ", ".join(f"{g} {v:.0f}" for g, v in parts if v >= 0.5))
+            drained = f" (settled {r['drain_s']:.1f} s after the run)" if (r.get("drain_s") or 0) > 1.0 else ""
+            split.append(f"{label}{drained}: " + ", ".join(f"{g} {v:.0f}" for g, v in parts if v >= 0.5))
     if split:
-        lines.append("CPU µs per request by server thread (utime + stime of each thread group / requests served): "
+        lines.append("CPU µs per request by server thread (utime + stime of each thread group from the run's start "
+                     "until the server settled after it, / requests served): "
                      + "; ".join(split) + ".")
     pairs = rows.get("pairs") or []
     if len(pairs) > 1:
