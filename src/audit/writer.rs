@@ -570,7 +570,8 @@ impl Auditor {
     }
 }
 
-/// The lookup indexer: every `every`, add the chain's new records to the audit lookup index
+/// The lookup indexer: every `every` (sooner while it has a backlog, see [`indexer_loop`]),
+/// add the chain's new records to the audit lookup index
 /// (`Store::index_audit_blocking`), in one transaction per batch, off the request path. The
 /// group commits then only append to the chain table (whose indexes grow at their right
 /// edge), and the query indexes are written once per batch instead of once per commit.
@@ -606,19 +607,31 @@ fn set_this_threads_nice(nice: i32, thread: &str) {
     }
 }
 
+/// How long the indexer pauses after a full batch before it takes the next one.
+const INDEX_CATCH_UP_PAUSE: Duration = Duration::from_millis(20);
+
 /// The indexer thread's loop (see [`start_indexer`]).
 fn indexer_loop(store: &Store, chain_id: &str, every: Duration, rx: &mpsc::Receiver<()>) {
+    let mut wait = every;
     loop {
-        let last = match rx.recv_timeout(every) {
+        let last = match rx.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) | Ok(()) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
-        // One batch per tick (up to 25,000 records a second): a backlog (after an
-        // upgrade, say) drains without taking the CPU from requests for long.
-        if let Err(e) = store.index_audit_blocking(Some(chain_id), 1) {
-            // Queries index what is missing themselves; nothing is lost.
-            tracing::warn!(chain = %chain_id, "audit lookup index not updated: {e:?}");
-        }
+        // One batch at a time. A full batch means the chain may hold more: the next one
+        // follows after a short pause rather than a whole tick, so that a chain growing
+        // faster than one batch a tick (a busy server's steady state, not only a backlog
+        // after an upgrade) is indexed as fast as it grows, and queries do not find a
+        // backlog to index themselves; the pause leaves requests the CPU between batches.
+        wait = match store.index_audit_blocking(Some(chain_id), 1) {
+            Ok(true) => INDEX_CATCH_UP_PAUSE.min(every),
+            Ok(false) => every,
+            Err(e) => {
+                // Queries index what is missing themselves; nothing is lost.
+                tracing::warn!(chain = %chain_id, "audit lookup index not updated: {e:?}");
+                every
+            }
+        };
         if last {
             return;
         }

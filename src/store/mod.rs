@@ -624,19 +624,22 @@ impl Store {
     /// Bring the audit lookup index up to date for `chain` (or every chain): see
     /// [`Tx::index_audit_chain`]. Runs its own transactions, never under the SQLite write
     /// lock (the index is a separate file there), a bounded number of records each, at most
-    /// `max_batches` of them per chain (the background indexer takes one per tick, so a
-    /// backlog, after an upgrade say, drains without starving requests).
+    /// `max_batches` of them per chain (the background indexer takes one at a time, with a
+    /// pause between, so a backlog drains without starving requests). Whether some chain
+    /// may hold more to index: its last batch was full.
     pub fn index_audit_blocking(
         &self,
         chain: Option<&str>,
         max_batches: usize,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         let chains = match chain {
             Some(c) => vec![c.to_owned()],
             None => self.read_blocking(|tx| Ok(tx.audit_chain_ids()?))?,
         };
         let mut conn = self.conn()?;
+        let mut more_left = false;
         for chain in &chains {
+            let mut full = false;
             for _ in 0..max_batches {
                 // A batch that met another writer (SQLite: the server's indexer or writer
                 // committed after this transaction's snapshot, which waiting cannot cure;
@@ -657,12 +660,14 @@ impl Store {
                     });
                     Ok((result, conflict))
                 })?;
+                full = more;
                 if !more {
                     break;
                 }
             }
+            more_left |= full;
         }
-        Ok(())
+        Ok(more_left)
     }
 
     /// Audit records matching `f` (newest first), after bringing the lookup index up to

@@ -2415,6 +2415,78 @@ async fn an_index_file_of_an_older_layout_is_rebuilt() {
     );
 }
 
+/// The lookup indexer keeps up with a chain that grows faster than one batch a tick: after a
+/// full batch (5,000 records) it takes the next after a short pause, not a whole tick. One
+/// batch a tick capped a busy server's indexing rate, and its index fell further behind for
+/// as long as the load lasted. Three batches' worth of records, a 4 s tick: the whole chain
+/// is indexed well before a second tick would have come.
+#[tokio::test]
+async fn the_indexer_takes_the_next_batch_without_waiting_a_tick() {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Through {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let t = Trail::new();
+    let n: i64 = 12_001;
+    let t0 = now_ms() - 60_000;
+    let mut prev = strongroom::audit::GENESIS.to_owned();
+    let mut rows = Vec::new();
+    for i in 1..=n {
+        let text = draft(i, t0 + i).to_record(&format!("ev-{i}")).to_string();
+        let ix = Index::of(&serde_json::from_str(&text).unwrap());
+        let row = row_for("chain-a", i, &prev, &text, &ix);
+        prev.clone_from(&row.hash);
+        rows.push(row);
+    }
+    t.store
+        .write_blocking(move |tx| Ok(tx.insert_audits(&rows)?))
+        .unwrap();
+    let tick = Duration::from_secs(4);
+    let started = Instant::now();
+    let _a = Auditor::with_options(
+        t.store.clone(),
+        "chain-a".into(),
+        &t.key_path(),
+        AuditOptions {
+            index_every: tick,
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap();
+    let index = format!("{}-audit-index", t.url.trim_start_matches("sqlite://"));
+    let mut c = sqlite_at(&index);
+    let through = |c: &mut diesel::SqliteConnection| {
+        diesel::sql_query(
+            "SELECT COALESCE(MAX(indexed_through), 0) AS n FROM audit_index_state \
+             WHERE chain_id = 'chain-a'",
+        )
+        .get_result::<Through>(c)
+        .map_or(0, |r| r.n)
+    };
+    // The first tick indexes one batch; one batch a tick would reach the second at 8 s.
+    let deadline = tick * 2 - Duration::from_millis(500);
+    let mut seen = 0;
+    while started.elapsed() < deadline {
+        seen = through(&mut c);
+        if seen >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        seen >= n,
+        "{seen} of {n} records indexed after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= tick - Duration::from_millis(100),
+        "indexed before the first tick: {:?}",
+        started.elapsed()
+    );
+}
+
 /// A raw connection to a SQLite file that waits for locks: a stopped server's last
 /// connections may still be checkpointing as they close.
 fn sqlite_at(path: &str) -> diesel::SqliteConnection {
