@@ -2418,8 +2418,8 @@ async fn an_index_file_of_an_older_layout_is_rebuilt() {
 /// The lookup indexer keeps up with a chain that grows faster than one batch a tick: after a
 /// full batch (5,000 records) it takes the next after a short pause, not a whole tick. One
 /// batch a tick capped a busy server's indexing rate, and its index fell further behind for
-/// as long as the load lasted. Three batches' worth of records, a 4 s tick: the whole chain
-/// is indexed well before a second tick would have come.
+/// as long as the load lasted. One record more than a batch holds, a 6 s tick: the whole
+/// chain is indexed well before a second tick would have come.
 #[tokio::test]
 async fn the_indexer_takes_the_next_batch_without_waiting_a_tick() {
     use diesel::RunQueryDsl;
@@ -2429,7 +2429,7 @@ async fn the_indexer_takes_the_next_batch_without_waiting_a_tick() {
         n: i64,
     }
     let t = Trail::new();
-    let n: i64 = 12_001;
+    let n: i64 = 5_001;
     let t0 = now_ms() - 60_000;
     let mut prev = strongroom::audit::GENESIS.to_owned();
     let mut rows = Vec::new();
@@ -2443,7 +2443,7 @@ async fn the_indexer_takes_the_next_batch_without_waiting_a_tick() {
     t.store
         .write_blocking(move |tx| Ok(tx.insert_audits(&rows)?))
         .unwrap();
-    let tick = Duration::from_secs(4);
+    let tick = Duration::from_secs(6);
     let started = Instant::now();
     let _a = Auditor::with_options(
         t.store.clone(),
@@ -2465,7 +2465,7 @@ async fn the_indexer_takes_the_next_batch_without_waiting_a_tick() {
         .get_result::<Through>(c)
         .map_or(0, |r| r.n)
     };
-    // The first tick indexes one batch; one batch a tick would reach the second at 8 s.
+    // The first tick indexes one batch; one batch a tick would reach the second at 12 s.
     let deadline = tick * 2 - Duration::from_millis(500);
     let mut seen = 0;
     while started.elapsed() < deadline {
