@@ -39,6 +39,7 @@
 # metrics listener off and on, interleaved), BENCH_AGENT (1: the caching agent's rows), BENCH_SKIP_PG=1, BENCH_SKIP_MOTO=1, BENCH_KEEP=1 (keep the work
 # directory), STRONGROOM_BIN (skip the release build and use this binary),
 # STRONGROOM_BIN_AUDIT_OFF (skip the bench-audit-off build and use this binary),
+# BENCH_PG_GET_RUNS (3: PostgreSQL GetSecretValue runs on one server, the median shown),
 # BENCH_PG_CHANGE_CHECK_MS (5; 0 skips it: PostgreSQL GetSecretValue again, on a server started
 # with --pg-change-check-ms N), BENCH_PG_TWO_PAIRS (3; 0 skips them: PostgreSQL GetSecretValue with one server and with two
 # servers on the same database, interleaved pairs; each server pinned to a CPU of its own with
@@ -202,5 +203,6 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
     --moto-secrets "${BENCH_MOTO_SECRETS:-1000}" --distinct "${BENCH_DISTINCT:-400}" \
     --profile "${BENCH_PROFILE:-1}" --pairs "${BENCH_PAIRS:-5}" \
     --metrics-pairs "${BENCH_METRICS_PAIRS:-3}" --agent "${BENCH_AGENT:-1}" \
+    --pg-get-runs "${BENCH_PG_GET_RUNS:-3}" \
     --pg-two-pairs "${BENCH_PG_TWO_PAIRS:-3}" --pg-change-check-ms "${BENCH_PG_CHANGE_CHECK_MS:-5}" \
     "${pg_args[@]}" "${moto_args[@]}" "${only_args[@]}"

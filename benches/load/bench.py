@@ -942,6 +942,8 @@ def main():
                     help="GetSecretValue runs with durable audit and with audit off, interleaved")
     ap.add_argument("--pg-change-check-ms", type=int, default=5,
                     help="also run PostgreSQL GetSecretValue with --pg-change-check-ms N (0: skip)")
+    ap.add_argument("--pg-get-runs", type=int, default=3,
+                    help="PostgreSQL GetSecretValue runs on one server; the table shows the median")
     ap.add_argument("--pg-two-pairs", type=int, default=3,
                     help="PostgreSQL GetSecretValue with one server and with two servers on the "
                          "same database, interleaved (0: not run)")
@@ -1080,7 +1082,12 @@ def main():
             log(f"postgres: seeded {args.pg_secrets} secrets x {args.pg_versions} versions in {t:.0f}s")
             CALLER.update(mint_user_key(args, data, args.pg_url))
             get, _, put = request_sets(port, args, args.pg_secrets)
-            rows["pg_get"] = run_set("pg get", port, get, args, tmp, rss_pid=sr.pid)
+            # Several runs, the median one kept: a single 10 s run on this kind of machine moves
+            # by a tenth from one minute to the next, as much as the goal's margin.
+            pg_gets = [run_set("pg get", port, get, args, tmp, rss_pid=sr.pid)
+                       for _ in range(max(1, args.pg_get_runs))]
+            rows["pg_get"] = median_run(pg_gets)
+            rows["pg_get_runs"] = [round(r["rps"]) for r in pg_gets]
             rows["pg_put"] = run_set("pg put", port, put, args, tmp, rss_pid=sr.pid, warmup=False,
                                      ordered=True)
         finally:
@@ -1137,7 +1144,9 @@ def main():
     row("BatchGetSecretValue x20, SQLite", b)
     row("PutSecretValue, SQLite", p)
     row("GetSecretValue, moto_server", moto)
-    row("GetSecretValue, PostgreSQL", rows.get("pg_get"))
+    pg_runs = rows.get("pg_get_runs") or []
+    row("GetSecretValue, PostgreSQL" + (f" (median of {len(pg_runs)} runs)" if len(pg_runs) > 1 else ""),
+        rows.get("pg_get"))
     row(f"GetSecretValue, PostgreSQL, --pg-change-check-ms {args.pg_change_check_ms}", rows.get("pg_get_timer"))
     cpus2 = rows.get("pg_two_cpus") or [0, 1]
     row(f"GetSecretValue, PostgreSQL, one server pinned to CPU {cpus2[0]} (median of the pairs)",
@@ -1187,6 +1196,10 @@ def main():
             f"{x['on']:.0f} / {x['off']:.0f} = {x['ratio']:.2f}" for x in mp)
             + f" (median ratio {rows['metrics_ratio']:.2f}); server CPU µs per request on / off: " + "; ".join(
             f"{fmt(x['cpu_on'])} / {fmt(x['cpu_off'])}" for x in mp) + ".")
+    pg_runs = rows.get("pg_get_runs") or []
+    if len(pg_runs) > 1:
+        lines.append("GetSecretValue, PostgreSQL, one server, in the order run: "
+                     + " / ".join(str(x) for x in pg_runs) + " req/s.")
     tp = rows.get("pg_two_pairs") or []
     if tp:
         c0, c1 = rows["pg_two_cpus"]

@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use diesel::backend::Backend;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Bool, HasSqlType, Integer, Nullable, Text};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// One bind of a [`Fixed`] statement.
@@ -24,6 +24,12 @@ pub(super) enum Arg<'a> {
     OptText(Option<&'a str>),
     /// A nullable boolean column.
     OptBool(Option<bool>),
+    /// A nullable 64-bit integer column.
+    OptInt(Option<i64>),
+    /// A nullable 32-bit integer column.
+    OptInt32(Option<i32>),
+    /// A nullable blob column.
+    OptBlob(Option<&'a [u8]>),
 }
 
 /// The text of a [`Fixed`] statement: the SQL around its binds, one piece more than
@@ -55,12 +61,20 @@ impl<S: FixedSql> QueryId for Fixed<'_, S> {
 impl<S, DB> QueryFragment<DB> for Fixed<'_, S>
 where
     S: FixedSql,
-    DB: Backend + HasSqlType<Text> + HasSqlType<BigInt> + HasSqlType<Bool>,
+    DB: Backend
+        + HasSqlType<Text>
+        + HasSqlType<BigInt>
+        + HasSqlType<Bool>
+        + HasSqlType<Integer>
+        + HasSqlType<Binary>,
     str: ToSql<Text, DB>,
     i64: ToSql<BigInt, DB>,
     bool: ToSql<Bool, DB>,
     for<'x> Option<&'x str>: ToSql<Nullable<Text>, DB>,
     Option<bool>: ToSql<Nullable<Bool>, DB>,
+    Option<i64>: ToSql<Nullable<BigInt>, DB>,
+    Option<i32>: ToSql<Nullable<Integer>, DB>,
+    for<'x> Option<&'x [u8]>: ToSql<Nullable<Binary>, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
         let pieces = S::pieces();
@@ -81,6 +95,13 @@ where
                 Some(Arg::Int(n)) => out.push_bind_param::<BigInt, i64>(n)?,
                 Some(Arg::OptText(t)) => out.push_bind_param::<Nullable<Text>, Option<&str>>(t)?,
                 Some(Arg::OptBool(b)) => out.push_bind_param::<Nullable<Bool>, Option<bool>>(b)?,
+                Some(Arg::OptInt(n)) => out.push_bind_param::<Nullable<BigInt>, Option<i64>>(n)?,
+                Some(Arg::OptInt32(n)) => {
+                    out.push_bind_param::<Nullable<Integer>, Option<i32>>(n)?;
+                }
+                Some(Arg::OptBlob(b)) => {
+                    out.push_bind_param::<Nullable<Binary>, Option<&[u8]>>(b)?;
+                }
                 None => {}
             }
         }
@@ -160,6 +181,84 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(cached.load(SeqCst), 1);
+    }
+
+    fixed_sql!(
+        /// Test statement with every nullable kind of bind.
+        InsertNullable = ["INSERT INTO n (id, big, small, data) VALUES (", ", ", ", ", ", ", ")"]
+    );
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct NullableRow {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Nullable<BigInt>)]
+        big: Option<i64>,
+        #[diesel(sql_type = Nullable<Integer>)]
+        small: Option<i32>,
+        #[diesel(sql_type = Nullable<Binary>)]
+        data: Option<Vec<u8>>,
+    }
+
+    #[test]
+    fn nullable_integers_and_blobs_bind_as_values_or_null() {
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        c.batch_execute(
+            "CREATE TABLE n (id BIGINT PRIMARY KEY, big BIGINT, small INTEGER, data BLOB);",
+        )
+        .unwrap();
+        let blob = [0_u8, 1, 255, 0];
+        Fixed::<InsertNullable>::new(&[
+            Arg::Int(1),
+            Arg::OptInt(Some(1 << 40)),
+            Arg::OptInt32(Some(-7)),
+            Arg::OptBlob(Some(&blob)),
+        ])
+        .execute(&mut c)
+        .unwrap();
+        Fixed::<InsertNullable>::new(&[
+            Arg::Int(2),
+            Arg::OptInt(None),
+            Arg::OptInt32(None),
+            Arg::OptBlob(None),
+        ])
+        .execute(&mut c)
+        .unwrap();
+        let rows: Vec<NullableRow> =
+            diesel::sql_query("SELECT id, big, small, data FROM n ORDER BY id")
+                .load(&mut c)
+                .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                NullableRow {
+                    id: 1,
+                    big: Some(1 << 40),
+                    small: Some(-7),
+                    data: Some(blob.to_vec()),
+                },
+                NullableRow {
+                    id: 2,
+                    big: None,
+                    small: None,
+                    data: None,
+                },
+            ]
+        );
+        let types: Vec<NullableTypes> =
+            diesel::sql_query("SELECT typeof(data) AS t FROM n ORDER BY id")
+                .load(&mut c)
+                .unwrap();
+        assert_eq!(
+            types.iter().map(|r| r.t.as_str()).collect::<Vec<_>>(),
+            vec!["blob", "null"]
+        );
+    }
+
+    #[derive(QueryableByName)]
+    struct NullableTypes {
+        #[diesel(sql_type = Text)]
+        t: String,
     }
 
     /// What this module works around: diesel never caches an UPDATE built with its DSL.

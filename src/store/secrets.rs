@@ -17,6 +17,23 @@ use super::{AnyConnection, StoreError, Tx};
 // UPDATEs of every new version, and of a version's first read of the day, in the text
 // diesel's DSL would build; see `store::fixed` for why they are not built with it.
 fixed_sql!(
+    /// A version's row, every column bound (`VersionRow`'s order). A DSL insert of a row
+    /// with optional columns rebuilds its SQL on every call to find its prepared statement.
+    InsertVersion = [
+        "INSERT INTO secret_versions (secret_id, version_id, created_at, last_accessed_at, \
+         value_kind, ciphertext, wrapped_dek, kms_key_id, kms_term) VALUES (",
+        ", ",
+        ", ",
+        ", ",
+        ", ",
+        ", ",
+        ", ",
+        ", ",
+        ", ",
+        ")"
+    ]
+);
+fixed_sql!(
     /// `(at, secret_id)`: a secret's last change (a new version).
     SetSecretChanged = ["UPDATE secrets SET last_changed_at = ", " WHERE secret_id = ", ""]
 );
@@ -147,11 +164,19 @@ impl Tx<'_> {
     }
 
     pub fn insert_version(&mut self, row: &VersionRow) -> Result<(), StoreError> {
-        native!(&mut *self.conn, |c| diesel::insert_into(
-            secret_versions::table
-        )
-        .values(row)
-        .execute(c))
+        let args = [
+            Arg::Text(&row.secret_id),
+            Arg::Text(&row.version_id),
+            Arg::Int(row.created_at),
+            Arg::OptInt(row.last_accessed_at),
+            Arg::OptText(row.value_kind.as_deref()),
+            Arg::OptBlob(row.ciphertext.as_deref()),
+            Arg::OptBlob(row.wrapped_dek.as_deref()),
+            Arg::OptText(row.kms_key_id.as_deref()),
+            Arg::OptInt32(row.kms_term),
+        ];
+        native!(&mut *self.conn, |c| Fixed::<InsertVersion>::new(&args)
+            .execute(c))
         .map(|_| ())
         .map_err(|e| self.db(e))
     }
