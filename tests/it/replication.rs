@@ -1035,6 +1035,48 @@ fn stored_versions(conn: &mut diesel::SqliteConnection, name: &str, region: &str
     v.into_iter().map(|r| r.version_id).collect()
 }
 
+/// PutSecretValue of `value` to `id` through `c`; the new version's id.
+async fn put(c: &sm::Client, id: &str, value: &str) -> String {
+    c.put_secret_value()
+        .secret_id(id)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// Both replica regions of [`with_two_replicas`] store exactly the versions `want` and serve
+/// `current` as AWSCURRENT and `previous` (of version `previous_id`, when given) as
+/// AWSPREVIOUS.
+async fn assert_replicas_follow(
+    s: &TestServer,
+    conn: &mut diesel::SqliteConnection,
+    name: &str,
+    want: &[String],
+    current: &str,
+    (previous, previous_id): (&str, Option<&str>),
+) {
+    for r in ["eu-west-1", "eu-west-2"] {
+        assert_eq!(stored_versions(conn, name, r), want, "{r}");
+        let c = s.client_in(r, AKID, SECRET);
+        assert_eq!(value(&c, name).await, current, "{r}");
+        let prev = c
+            .get_secret_value()
+            .secret_id(name)
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(prev.secret_string(), Some(previous), "{r}");
+        if let Some(id) = previous_id {
+            assert_eq!(prev.version_id(), Some(id), "{r}");
+        }
+    }
+}
+
 /// Beyond 100 versions, a PutSecretValue drops the primary's oldest deprecated versions
 /// (older than 24 hours, no label), and each replica served here drops the same ones: the
 /// replicas keep exactly the primary's versions.
@@ -1043,13 +1085,7 @@ async fn versions_dropped_on_the_primary_are_dropped_on_its_replicas() {
     use diesel::RunQueryDsl;
     let (s, primary) = with_two_replicas("app/many", "v0").await;
     for i in 1..=100 {
-        primary
-            .put_secret_value()
-            .secret_id("app/many")
-            .secret_string(format!("v{i}"))
-            .send()
-            .await
-            .unwrap();
+        put(&primary, "app/many", &format!("v{i}")).await;
     }
     let mut conn = store_conn(&s);
     let before = stored_versions(&mut conn, "app/many", "us-east-1");
@@ -1061,29 +1097,11 @@ async fn versions_dropped_on_the_primary_are_dropped_on_its_replicas() {
     diesel::sql_query("UPDATE secret_versions SET created_at = created_at - 172800000")
         .execute(&mut conn)
         .unwrap();
-    primary
-        .put_secret_value()
-        .secret_id("app/many")
-        .secret_string("v101")
-        .send()
-        .await
-        .unwrap();
+    put(&primary, "app/many", "v101").await;
     let after = stored_versions(&mut conn, "app/many", "us-east-1");
     assert_eq!(after.len(), 100, "two dropped beyond the limit");
     assert_eq!(after.iter().filter(|v| !before.contains(v)).count(), 1);
-    for r in ["eu-west-1", "eu-west-2"] {
-        assert_eq!(stored_versions(&mut conn, "app/many", r), after, "{r}");
-        let c = s.client_in(r, AKID, SECRET);
-        assert_eq!(value(&c, "app/many").await, "v101", "{r}");
-        let prev = c
-            .get_secret_value()
-            .secret_id("app/many")
-            .version_stage("AWSPREVIOUS")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(prev.secret_string(), Some("v100"), "{r}");
-    }
+    assert_replicas_follow(&s, &mut conn, "app/many", &after, "v101", ("v100", None)).await;
 }
 
 /// A replica marked `InSync` whose copy was damaged behind the server's back (a version the
@@ -1095,14 +1113,7 @@ async fn versions_dropped_on_the_primary_are_dropped_on_its_replicas() {
 async fn a_damaged_in_sync_replica_is_copied_in_full_by_the_next_write() {
     use diesel::RunQueryDsl;
     let (s, primary) = with_two_replicas("app/damaged", "v1").await;
-    let v2 = primary
-        .put_secret_value()
-        .secret_id("app/damaged")
-        .secret_string("v2")
-        .send()
-        .await
-        .unwrap();
-    let v2 = v2.version_id().unwrap().to_owned();
+    let v2 = put(&primary, "app/damaged", "v2").await;
     let mut conn = store_conn(&s);
     let replica_of =
         "(SELECT secret_id FROM secrets WHERE name = 'app/damaged' AND region = 'eu-west-1')";
@@ -1118,29 +1129,11 @@ async fn a_damaged_in_sync_replica_is_copied_in_full_by_the_next_write() {
     .unwrap();
     assert!(!stored_versions(&mut conn, "app/damaged", "eu-west-1").contains(&v2));
 
-    primary
-        .put_secret_value()
-        .secret_id("app/damaged")
-        .secret_string("v3")
-        .send()
-        .await
-        .unwrap();
+    put(&primary, "app/damaged", "v3").await;
     let want = stored_versions(&mut conn, "app/damaged", "us-east-1");
     assert_eq!(want.len(), 3);
-    for r in ["eu-west-1", "eu-west-2"] {
-        assert_eq!(stored_versions(&mut conn, "app/damaged", r), want, "{r}");
-        let c = s.client_in(r, AKID, SECRET);
-        assert_eq!(value(&c, "app/damaged").await, "v3", "{r}");
-        let prev = c
-            .get_secret_value()
-            .secret_id("app/damaged")
-            .version_stage("AWSPREVIOUS")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(prev.secret_string(), Some("v2"), "{r}");
-        assert_eq!(prev.version_id(), Some(v2.as_str()), "{r}");
-    }
+    let previous = ("v2", Some(v2.as_str()));
+    assert_replicas_follow(&s, &mut conn, "app/damaged", &want, "v3", previous).await;
     let d = primary
         .describe_secret()
         .secret_id("app/damaged")
