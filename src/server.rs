@@ -330,40 +330,52 @@ async fn entry(
 
 /// The transport facts of a request: its `aws:SourceIp` (see [`source_ip`]) and whether it
 /// came over TLS: the TLS listener, or, from a trusted proxy only, `X-Forwarded-Proto: https`
-/// (the proxy terminated TLS). An untrusted peer's forwarding headers are ignored.
+/// as the list's rightmost entry (the nearest proxy terminated TLS; every line of the header
+/// counts, see [`RequestHead::header_list`]). An untrusted peer's forwarding headers are
+/// ignored. An IPv4 caller on a dual-stack listener arrives as `::ffff:a.b.c.d`: addresses
+/// are taken in their canonical form, so that IPv4 CIDRs (policies, trusted proxies) match.
 pub fn peer_of(
     peer: Option<std::net::IpAddr>,
     head: &RequestHead,
     trusted: &[ipnet::IpNet],
     tls_listener: bool,
 ) -> crate::pipeline::Peer {
+    let peer = peer.map(|ip| ip.to_canonical());
     let from_proxy = peer.is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
     let forwarded_tls = from_proxy
-        && head
-            .header("x-forwarded-proto")
-            .and_then(|p| p.rsplit(',').next())
-            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        && head.header_list("x-forwarded-proto").is_some_and(|p| {
+            p.rsplit(',')
+                .next()
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        });
     crate::pipeline::Peer {
-        source_ip: peer
-            .map(|ip| source_ip(ip, head.header("x-forwarded-for"), trusted).to_string()),
+        source_ip: peer.map(|ip| {
+            source_ip(ip, head.header_list("x-forwarded-for").as_deref(), trusted).to_string()
+        }),
         secure: tls_listener || forwarded_tls,
     }
 }
 
 /// `aws:SourceIp`: the peer, unless the peer is a trusted proxy; then the rightmost
-/// X-Forwarded-For address that is not itself a trusted proxy.
+/// X-Forwarded-For address that is not itself a trusted proxy (addresses in their canonical
+/// form: an IPv4-mapped IPv6 address is its IPv4 address).
 pub fn source_ip(
     peer: std::net::IpAddr,
     xff: Option<&str>,
     trusted: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
     let Some(xff) = xff else { return peer };
     for hop in xff.rsplit(',') {
-        match hop.trim().parse::<std::net::IpAddr>() {
+        match hop
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_canonical())
+        {
             Ok(ip) if is_trusted(&ip) => continue,
             Ok(ip) => return ip,
             Err(_) => return peer,
@@ -713,5 +725,57 @@ mod tests {
         assert_eq!(source_ip(peer, None, &t), peer);
         assert_eq!(source_ip(peer, Some("garbage"), &t), peer);
         assert_eq!(source_ip(peer, Some("1.2.3.4"), &[]), peer);
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_their_ipv4_address() {
+        let t: [ipnet::IpNet; 1] = ["10.0.0.0/8".parse().unwrap()];
+        let mapped: std::net::IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        // A mapped trusted proxy is recognised, and a mapped hop is its IPv4 address.
+        assert_eq!(
+            source_ip(mapped, Some("::ffff:1.2.3.4"), &t).to_string(),
+            "1.2.3.4"
+        );
+        let outside: std::net::IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        assert_eq!(source_ip(outside, None, &[]).to_string(), "203.0.113.9");
+        // A real IPv6 address stays.
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(source_ip(v6, None, &t), v6);
+    }
+
+    #[test]
+    fn every_line_of_a_forwarding_header_counts() {
+        let head = |lines: &[(&str, &str)]| crate::auth::RequestHead {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: lines
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let t: [ipnet::IpNet; 1] = ["127.0.0.2/32".parse().unwrap()];
+        let proxy = Some("127.0.0.2".parse().unwrap());
+        let h = head(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        let p = super::peer_of(proxy, &h, &t, false);
+        assert_eq!(p.source_ip.as_deref(), Some("203.0.113.9"));
+        assert!(!p.secure);
+        // One line each: as before.
+        let h = head(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let p = super::peer_of(proxy, &h, &t, false);
+        assert_eq!(p.source_ip.as_deref(), Some("198.51.100.7"));
+        assert!(p.secure);
+        // From a peer that is not a trusted proxy, neither header counts.
+        let p = super::peer_of(Some("127.0.0.3".parse().unwrap()), &h, &t, false);
+        assert_eq!(p.source_ip.as_deref(), Some("127.0.0.3"));
+        assert!(!p.secure);
     }
 }

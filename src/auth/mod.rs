@@ -30,6 +30,30 @@ impl RequestHead {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of a list header (name in lowercase), its lines joined in the order
+    /// received with `, `: HTTP makes several lines of a list header one list (RFC 9110
+    /// 5.3), so a proxy that adds a line of its own instead of extending the client's still
+    /// has the rightmost entry.
+    pub fn header_list(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        match values.next() {
+            None => Some(std::borrow::Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first}, {second}");
+                for v in values {
+                    joined.push_str(", ");
+                    joined.push_str(v);
+                }
+                Some(std::borrow::Cow::Owned(joined))
+            }
+        }
+    }
 }
 
 /// What kind of identity is calling.

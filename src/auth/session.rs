@@ -106,9 +106,16 @@ pub fn decode_token(
 }
 
 impl SessionClaims {
-    /// The session's principal; `role_tags` are the role's own tags (session tags win).
+    /// The session's principal; `role_tags` are the role's own tags (session tags win,
+    /// keys compared case-insensitively as condition keys are: a session tag `TEAM`
+    /// replaces the role's `team`).
     pub fn principal(&self, role_tags: &BTreeMap<String, String>) -> Principal {
         let mut tags = role_tags.clone();
+        if !self.tags.is_empty() {
+            let session: std::collections::HashSet<String> =
+                self.tags.keys().map(|k| k.to_lowercase()).collect();
+            tags.retain(|k, _| !session.contains(&k.to_lowercase()));
+        }
         tags.extend(self.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         Principal {
             account_id: self.account.clone(),
@@ -157,6 +164,25 @@ mod tests {
             session_policy: None,
             source: "arn:aws:iam::111122223333:user/ci".into(),
         }
+    }
+
+    #[test]
+    fn a_session_tag_replaces_the_role_tag_of_the_same_key_in_any_case() {
+        let mut c = claims();
+        c.tags.insert("TEAM".into(), "eng".into());
+        let role: BTreeMap<String, String> = [("team", "admin"), ("cost-center", "7")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let p = c.principal(&role);
+        let tags: Vec<(&str, &str)> = p
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(tags, [("TEAM", "eng"), ("cost-center", "7")]);
+        // Without session tags the role's stand.
+        assert_eq!(claims().principal(&role).tags, role);
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod read_cache;
 mod replication;
 mod replication_peer;
 mod review;
+mod review_authn;
 mod rotation;
 mod rotation_mysql;
 mod rotation_pg;

@@ -41,8 +41,10 @@ fn session_tags(form: &Form) -> Result<BTreeMap<String, String>, ApiError> {
             return Err(validation("Session tag keys can't start with aws:."));
         }
         // Tag keys are case-insensitive in IAM: `Team` and `team` would both feed
-        // `aws:PrincipalTag/team`, one shadowing the other.
-        if tags.keys().any(|t: &String| t.eq_ignore_ascii_case(k)) {
+        // `aws:PrincipalTag/team`, one shadowing the other. Folded as the policy context
+        // folds condition keys (Unicode lowercase: KELVIN SIGN is `k`).
+        let folded = k.to_lowercase();
+        if tags.keys().any(|t: &String| t.to_lowercase() == folded) {
             return Err(validation(
                 "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
             ));
