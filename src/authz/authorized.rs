@@ -49,6 +49,17 @@ pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
         key: &crate::store::rows::KmsKeyRow,
         policy: &str,
     ) -> bool;
+    /// Whether the caller could perform one of `actions` on the secret `arn` (of `account`,
+    /// tagged `tags`) if its resource policy were `policy`, where its own policies alone do
+    /// not let it. A policy that cannot be read counts as granting. Records nothing.
+    fn resource_policy_grants(
+        &self,
+        arn: &str,
+        account: &str,
+        tags: &[(String, String)],
+        policy: &str,
+        actions: &[&str],
+    ) -> bool;
     /// Whether accounts `a` and `b` are both in the organization the principals directory
     /// declares (AssociateCrossAccountReplica's `ReplicaRestriction` `SameOrg`).
     fn same_organization(&self, a: &str, b: &str) -> bool;
@@ -129,6 +140,22 @@ impl Authorized {
         self.authorizer
             .as_ref()
             .is_some_and(|a| a.would_allow_on_key(action, key, policy))
+    }
+
+    /// Whether `policy`, as the resource policy of `arn`, would grant the caller one of
+    /// `actions` its own policies do not (true without an authorizer: fails closed); see
+    /// [`SecretAuthorizer::resource_policy_grants`].
+    pub fn resource_policy_grants(
+        &self,
+        arn: &str,
+        account: &str,
+        tags: &[(String, String)],
+        policy: &str,
+        actions: &[&str],
+    ) -> bool {
+        self.authorizer
+            .as_ref()
+            .is_none_or(|a| a.resource_policy_grants(arn, account, tags, policy, actions))
     }
 
     /// Whether accounts `a` and `b` are in the same organization (false without an

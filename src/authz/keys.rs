@@ -27,9 +27,12 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let Some(secret) = resolved.secret.as_ref() else {
-            // No secret: only a named key (CreateSecret, in the caller's account) is used.
+            // No secret: only a named key (CreateSecret, in the caller's account) is used,
+            // for the secret the request creates (its ARN, with the fresh suffix the
+            // operation gives it, is `kms:EncryptionContext:SecretARN`).
+            let arn = Some(resolved.arn.as_str()).filter(|a| *a != "*");
             return self
-                .authorize_named_keys(principal, scope, scope, None, uses, draft)
+                .authorize_named_keys(principal, scope, scope, arn, uses, draft)
                 .await;
         };
         let read_key = match fetched {

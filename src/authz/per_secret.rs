@@ -68,22 +68,23 @@ impl SecretAuthorizer for PerSecret {
                 may_see: false,
             })
             .and_then(|()| match found {
-                Some((secret, facts)) => match (&facts.key, facts.key_action) {
-                    (Some(key), Some(key_action)) => self
-                        .authz
-                        .authorize_on_key(
-                            &self.principal,
-                            &self.scope,
-                            key_action,
-                            key,
-                            Some(&secret.arn),
-                            &mut draft,
-                        )
-                        .map_err(|error| Refusal {
-                            error,
-                            may_see: true,
-                        }),
-                    _ => Ok(()),
+                Some((secret, facts)) => match &facts.key {
+                    Some(key) => facts.key_actions.iter().try_for_each(|key_action| {
+                        self.authz
+                            .authorize_on_key(
+                                &self.principal,
+                                &self.scope,
+                                key_action,
+                                key,
+                                Some(facts.key_for.as_deref().unwrap_or(&secret.arn)),
+                                &mut draft,
+                            )
+                            .map_err(|error| Refusal {
+                                error,
+                                may_see: true,
+                            })
+                    }),
+                    None => Ok(()),
                 },
                 None => Ok(()),
             });
@@ -105,6 +106,53 @@ impl SecretAuthorizer for PerSecret {
         policy: &str,
     ) -> bool {
         self.key_check(action, key, policy).is_ok()
+    }
+
+    fn resource_policy_grants(
+        &self,
+        arn: &str,
+        account: &str,
+        tags: &[(String, String)],
+        policy: &str,
+        actions: &[&str],
+    ) -> bool {
+        // A policy that cannot be read would refuse every decision on the secret; it
+        // counts as granting here, so that the caller refuses it rather than stores it.
+        if policy::Policy::parse(policy, policy::PolicyType::Resource).is_err() {
+            return true;
+        }
+        let mut keys = vec![("secretsmanager:SecretId".to_owned(), vec![arn.to_owned()])];
+        for (k, v) in tags {
+            keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
+            keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v.clone()]));
+        }
+        let on = |resource_policy: Option<&str>| Resolved {
+            arn: arn.to_owned(),
+            account: account.to_owned(),
+            secret: None,
+            keys: Vec::new(),
+            resource_policy: resource_policy.map(str::to_owned),
+            compiled_policy: None,
+            resource_required: false,
+            shown: None,
+        };
+        let (with, without) = (on(Some(policy)), on(None));
+        let allows = |resolved: &Resolved, action: &str| {
+            let mut scratch = self.base.clone();
+            self.authz
+                .authorize(
+                    &self.principal,
+                    &self.scope,
+                    action,
+                    resolved,
+                    &keys,
+                    &mut scratch,
+                )
+                .is_ok()
+        };
+        actions
+            .iter()
+            .any(|action| allows(&with, action) && !allows(&without, action))
     }
 
     fn same_organization(&self, a: &str, b: &str) -> bool {

@@ -172,6 +172,42 @@ impl Operation for ApplyReplicaChange {
                 "Invalid replica region: the primary secret is in this region.".into(),
             ));
         }
+        // A primary in a region this server serves is in this store: its replicas here are
+        // written in its own transactions, never by a peer.
+        if ctx.regions.contains(&primary_region) {
+            return Err(ApiError::InvalidParameter(format!(
+                "Invalid primary region: this server serves {primary_region} itself; its secrets are not replicated to it by a peer."
+            )));
+        }
+        if let Some(shipped) = &input.secret {
+            // The replica's name is the primary's: the name the change ships must be the one
+            // its ARN carries (a principal narrowed by `strongroom:PrimaryArn` must not write
+            // others).
+            if !arn_names(&primary_arn, &shipped.name) {
+                return Err(ApiError::InvalidParameter(format!(
+                    "The secret name {} is not the name in PrimaryArn {primary_arn}.",
+                    shipped.name
+                )));
+            }
+            // The replication principal carries the primary's resource policy, but gains
+            // nothing by it: a policy that would let the principal itself do what its own
+            // policies do not (read the replica, change or promote it) is refused.
+            if let Some(policy) = &shipped.resource_policy {
+                let arn = replicas::replica_arn(&primary_arn, &region);
+                if auth.resource_policy_grants(
+                    &arn,
+                    &account,
+                    &shipped.tags,
+                    policy,
+                    REPLICA_ACTIONS,
+                ) {
+                    return Err(ApiError::AccessDenied(format!(
+                        "The resource policy of this change would grant {} access to the replica {arn}: a replication principal can't be granted access to the secrets it replicates.",
+                        auth.principal.arn
+                    )));
+                }
+            }
+        }
         let keyring = ctx.keyring.clone();
         let now = ctx.now_ms();
         let input = std::sync::Arc::new(input);
@@ -190,6 +226,41 @@ impl Operation for ApplyReplicaChange {
             })
             .await
     }
+}
+
+/// The actions on a secret that a shipped resource policy must not grant the replication
+/// principal (every action Secrets Manager decides on a secret).
+const REPLICA_ACTIONS: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:ListSecretVersionIds",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
+    "secretsmanager:ValidateResourcePolicy",
+    "secretsmanager:ListResourcePolicies",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:RestoreSecret",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+    "secretsmanager:ReplicateSecretToRegions",
+    "secretsmanager:RemoveRegionsFromReplication",
+    "secretsmanager:StopReplicationToReplica",
+];
+
+/// Whether the secret ARN `arn` names `name`: its last part is the name, a hyphen and the
+/// six-character suffix.
+fn arn_names(arn: &str, name: &str) -> bool {
+    arn.splitn(7, ':').nth(6).is_some_and(|last| {
+        last.len() == name.len() + 7
+            && last.starts_with(name)
+            && last.as_bytes().get(name.len()) == Some(&b'-')
+    })
 }
 
 /// `(region, account)` of a secret ARN.
@@ -237,7 +308,7 @@ fn apply(
             let replaceable = input.force_overwrite == Some(true)
                 && input.delete != Some(true)
                 && !replicas::is_replica(&s)
-                && tx.replicas_of(&s.secret_id)?.is_empty();
+                && !replicas::holds_replicas(tx, &s)?;
             if !replaceable {
                 return Err(ApiError::InvalidRequest(promoted_message(&arn, region)));
             }
@@ -415,8 +486,10 @@ fn create(
     now: i64,
 ) -> Result<SecretRow, ApiError> {
     if let Some(taken) = tx.find_secret(account, region, &shipped.name)? {
-        let replicated = !tx.replicas_of(&taken.secret_id)?.is_empty();
-        if input.force_overwrite != Some(true) || replicated || replicas::is_replica(&taken) {
+        if input.force_overwrite != Some(true)
+            || replicas::holds_replicas(tx, &taken)?
+            || replicas::is_replica(&taken)
+        {
             return Err(ApiError::ResourceExists(format!(
                 "Secret name {} already exists in region {region}{}.",
                 shipped.name,
@@ -488,5 +561,18 @@ mod tests {
         );
         assert!(parse_primary_arn("arn:aws:kms:us-east-1:111122223333:key/x").is_err());
         assert!(parse_primary_arn("nope").is_err());
+    }
+
+    #[test]
+    fn a_primary_arn_names_only_its_own_secret() {
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf";
+        assert!(arn_names(arn, "app/db"));
+        for other in ["prod/db", "app/d", "app/db-AbC", "app/db-AbCdEf", "", "app"] {
+            assert!(!arn_names(arn, other), "{other}");
+        }
+        assert!(!arn_names(
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/dbxAbCdEf",
+            "app/db"
+        ));
     }
 }

@@ -261,7 +261,8 @@ fn fetch(
     let facts = SecretFacts {
         tags: tx.tags(&secret.secret_id)?,
         key,
-        key_action: Some("kms:Decrypt"),
+        key_actions: &["kms:Decrypt"],
+        key_for: None,
     };
     Ok((secret, facts, fetched))
 }

@@ -311,7 +311,8 @@ fn may_retry(
     let mut facts = super::SecretFacts {
         tags: tx.tags(&existing.secret_id)?,
         key: None,
-        key_action: None,
+        key_actions: &[],
+        key_for: None,
     };
     if auth
         .authorize_secret(
@@ -324,7 +325,7 @@ fn may_retry(
         return Ok(false);
     }
     facts.key = key;
-    facts.key_action = Some("kms:Decrypt");
+    facts.key_actions = &["kms:Decrypt"];
     Ok(auth
         .authorize_secret(
             "secretsmanager:GetSecretValue",

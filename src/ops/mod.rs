@@ -198,7 +198,11 @@ pub enum KeyUse {
 pub struct SecretFacts {
     pub tags: Vec<(String, String)>,
     pub key: Option<crate::store::rows::KmsKeyRow>,
-    pub key_action: Option<&'static str>,
+    /// The KMS actions the operation performs with `key`, each decided.
+    pub key_actions: &'static [&'static str],
+    /// The ARN of the secret `key` seals or opens (`kms:EncryptionContext:SecretARN`), when
+    /// it is not the secret decided on (a replica in another region).
+    pub key_for: Option<String>,
 }
 
 /// One AWS operation.
@@ -338,7 +342,8 @@ pub fn authorize_value_comparison(
     let facts = SecretFacts {
         tags: tx.tags(&secret.secret_id)?,
         key: Some(key),
-        key_action: Some("kms:Decrypt"),
+        key_actions: &["kms:Decrypt"],
+        key_for: None,
     };
     auth.authorize_secret(action, &secret.arn, Some((secret, &facts)))
         .map_err(|r| r.error)?;

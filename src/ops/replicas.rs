@@ -99,6 +99,13 @@ pub fn is_region_replica(secret: &SecretRow) -> bool {
         .is_some_and(|p| p != secret.region)
 }
 
+/// Whether `secret` has replicas of its own: replica regions (here or on a peer) or an
+/// associated cross-account replica. Such a secret is never overwritten by a replica
+/// (ForceOverwriteReplicaSecret), as DeleteSecret refuses to delete it.
+pub fn holds_replicas(tx: &mut Tx<'_>, secret: &SecretRow) -> Result<bool, ApiError> {
+    Ok(secret.cross_account_replica || !tx.replicas_of(&secret.secret_id)?.is_empty())
+}
+
 /// Whether `secret` is a primary with replica regions.
 pub fn is_replicated_primary(secret: &SecretRow) -> bool {
     secret.primary_region.as_deref() == Some(secret.region.as_str())
@@ -303,8 +310,9 @@ pub struct AddRequest<'a> {
 
 /// Create the replicas `req` asks for (regions already checked with [`check_served`]).
 /// A region already replicated in sync is left as it is; a failed one is tried again.
-/// The caller's use of each replica region's customer managed key (`kms:GenerateDataKey`,
-/// decided with that key's key policy) is decided first: a refusal fails the whole request.
+/// The caller's use of each replica region's customer managed key (`kms:GenerateDataKey`
+/// and `kms:Encrypt` for the replica's ARN, decided with that key's key policy) is decided
+/// first: a refusal fails the whole request.
 /// A name taken in the replica region leaves that replica `Failed` (or, with `force`, the
 /// secret holding the name is deleted and replaced by the replica).
 pub fn add_replicas(
@@ -324,8 +332,10 @@ pub fn add_replicas(
             continue;
         }
         if req.peers.contains(&region) {
-            // The peer resolves the key in its region and decides its use with its own
-            // key policies; the caller's own use of it is not decided here.
+            // The peer resolves the key in its region and seals the replica with it. The
+            // caller's use of that key is decided neither here (the key lives in the peer's
+            // store) nor on the peer (which knows the replication principal, not the caller):
+            // README, "Replication", says so.
             let entry = ReplicaRow {
                 primary_secret_id: primary.secret_id.clone(),
                 region: region.clone(),
@@ -365,7 +375,10 @@ pub fn add_replicas(
             let facts = SecretFacts {
                 tags: tags.clone(),
                 key: Some(k.clone()),
-                key_action: Some("kms:GenerateDataKey"),
+                // As AWS asks of a replica under a customer managed key; decided for the
+                // replica, whose ARN binds the values the key seals.
+                key_actions: &["kms:GenerateDataKey", "kms:Encrypt"],
+                key_for: Some(replica_arn(&primary.arn, &region)),
             };
             req.auth
                 .authorize_secret(req.action, &primary.arn, Some((primary, &facts)))
@@ -420,8 +433,7 @@ pub fn add_replicas(
             continue;
         }
         if let Some(taken) = tx.find_secret(&primary.account_id, &region, &primary.name)? {
-            let holds_replicas = !tx.replicas_of(&taken.secret_id)?.is_empty();
-            if !req.force || holds_replicas || is_replica(&taken) {
+            if !req.force || holds_replicas(tx, &taken)? || is_replica(&taken) {
                 let why = if req.force {
                     format!(
                         "Replication failed: Secret name {} already exists in region {region} and is itself replicated; it can't be overwritten.",
@@ -1266,7 +1278,12 @@ pub fn associate(
             None => Vec::new(),
         },
         key: replica_key.clone(),
-        key_action: replica_key.as_ref().map(|_| "kms:Encrypt"),
+        key_actions: if replica_key.is_some() {
+            &["kms:Encrypt"]
+        } else {
+            &[]
+        },
+        key_for: None,
     };
     req.auth
         .authorize_secret(

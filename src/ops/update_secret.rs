@@ -271,7 +271,8 @@ fn authorize_labelled_keys(
         let facts = super::SecretFacts {
             tags: tags.clone(),
             key: Some(key),
-            key_action: Some("kms:Decrypt"),
+            key_actions: &["kms:Decrypt"],
+            key_for: None,
         };
         auth.authorize_secret(UpdateSecret::ACTION, &secret.arn, Some((secret, &facts)))
             .map_err(|r| r.error)?;

@@ -35,6 +35,7 @@ mod replication;
 mod replication_peer;
 mod review;
 mod review_authn;
+mod review_replication;
 mod rotation;
 mod rotation_mysql;
 mod rotation_pg;
