@@ -737,6 +737,100 @@ async fn promotion_is_decided_on_the_replica_and_is_not_recaptured() {
     assert_eq!(d.primary_region(), None, "{d:?}");
 }
 
+/// `op` (a Secrets Manager operation, or `TrentService.*`) signed as `k` in `region`.
+fn call_in(
+    s: &TestServer,
+    k: &(String, String),
+    region: &str,
+    op: &str,
+    body: &Value,
+) -> RawResponse {
+    let target = if op.starts_with("TrentService.") {
+        op.to_owned()
+    } else {
+        format!("secretsmanager.{op}")
+    };
+    s.call_signed(&target, &body.to_string(), signed(k, region))
+}
+
+/// [`call_in`], which must succeed; its answer.
+fn ok_in(s: &TestServer, k: &(String, String), region: &str, op: &str, body: &Value) -> Value {
+    let res = call_in(s, k, region, op, body);
+    assert_eq!(res.status, 200, "{op}: {}", res.body);
+    res.json()
+}
+
+/// In `region`: the primary `name` (account `p`, value `value`) and account `r`'s replica
+/// `replica_name` of it under a key of `r`'s whose policy lets the primary's account (and
+/// the accounts `also_encrypt`) encrypt with it, not yet associated. Their ARNs, and the
+/// key's.
+fn cross_account_pair(
+    s: &TestServer,
+    (p, r): (&(String, String), &(String, String)),
+    region: &str,
+    (name, value, replica_name): (&str, &str, &str),
+    also_encrypt: &[&str],
+) -> (String, String, String) {
+    let primary = ok_in(
+        s,
+        p,
+        region,
+        "CreateSecret",
+        &json!({"Name": name, "SecretString": value,
+            "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
+    )["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rkey = ok_in(s, r, region, "TrentService.CreateKey", &json!({}))["KeyMetadata"]["Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut statements = vec![
+        json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OTHER_ACCOUNT}:root")},
+            "Action": "kms:*", "Resource": "*"}),
+        json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+            "Action": "kms:Encrypt", "Resource": "*"}),
+    ];
+    for a in also_encrypt {
+        statements.push(
+            json!({"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{a}:root")},
+            "Action": "kms:Encrypt", "Resource": "*"}),
+        );
+    }
+    let kp = json!({"Version": "2012-10-17", "Statement": statements});
+    ok_in(
+        s,
+        r,
+        region,
+        "TrentService.PutKeyPolicy",
+        &json!({"KeyId": rkey, "Policy": kp.to_string()}),
+    );
+    let replica = ok_in(
+        s,
+        r,
+        region,
+        "CreateSecret",
+        &json!({"Name": replica_name, "KmsKeyId": rkey, "CrossAccountPrimaryARN": primary}),
+    )["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (primary, replica, rkey)
+}
+
+/// `p` associates its `primary` with the cross-account `replica` (in `region`).
+fn associate(s: &TestServer, p: &(String, String), region: &str, primary: &str, replica: &str) {
+    ok_in(
+        s,
+        p,
+        region,
+        "AssociateCrossAccountReplica",
+        &json!({"SecretId": primary, "CrossAccountReplicaARN": replica,
+            "ReplicaRestriction": "NoRestriction"}),
+    );
+}
+
 /// Cross-account: the primary's account gets nothing on the replica but acceptance (no read,
 /// no describe, no promotion, no policy); a third account cannot associate its own primary
 /// with it; the replica's account cannot write it before promotion (the writes not covered
@@ -763,52 +857,15 @@ fn cross_account_replica_parties_get_only_their_part() {
     let p = key_for(&s, &policies, ACCOUNT, "padmin");
     let r = key_for(&s, &policies, OTHER_ACCOUNT, "radmin");
     let o = key_for(&s, &policies, OUTSIDER, "oadmin");
-    let call = |k: &(String, String), op: &str, body: Value| {
-        let target = if op.starts_with("TrentService.") {
-            op.to_owned()
-        } else {
-            format!("secretsmanager.{op}")
-        };
-        call_as(&s, &k.0, &k.1, &target, &body)
-    };
-    let ok = |k: &(String, String), op: &str, body: Value| {
-        let res = call(k, op, body);
-        assert_eq!(res.status, 200, "{op}: {}", res.body);
-        res.json()
-    };
-    let primary = ok(
-        &p,
-        "CreateSecret",
-        json!({"Name": "xp", "SecretString": "primary-value",
-            "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
-    )["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rkey = ok(&r, "TrentService.CreateKey", json!({}))["KeyMetadata"]["Arn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kp = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OTHER_ACCOUNT}:root")},
-         "Action": "kms:*", "Resource": "*"},
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
-         "Action": "kms:Encrypt", "Resource": "*"},
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OUTSIDER}:root")},
-         "Action": "kms:Encrypt", "Resource": "*"}]});
-    ok(
-        &r,
-        "TrentService.PutKeyPolicy",
-        json!({"KeyId": rkey, "Policy": kp.to_string()}),
+    let call = |k: &(String, String), op: &str, body: Value| call_in(&s, k, "us-east-1", op, &body);
+    let ok = |k: &(String, String), op: &str, body: Value| ok_in(&s, k, "us-east-1", op, &body);
+    let (primary, replica, rkey) = cross_account_pair(
+        &s,
+        (&p, &r),
+        "us-east-1",
+        ("xp", "primary-value", "xr"),
+        &[OUTSIDER],
     );
-    let replica = ok(
-        &r,
-        "CreateSecret",
-        json!({"Name": "xr", "KmsKeyId": rkey, "CrossAccountPrimaryARN": primary}),
-    )["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // A third account's primary cannot take the replica (it names another primary), before
     // or after the association.
     let outsider_primary = ok(
@@ -926,61 +983,15 @@ fn force_overwrite_spares_a_primary_with_a_cross_account_replica() {
     let p = key_for(&s, &policies, ACCOUNT, "padmin");
     let r = key_for(&s, &policies, OTHER_ACCOUNT, "radmin");
     let call = |k: &(String, String), region: &str, op: &str, body: Value| {
-        let target = if op.starts_with("TrentService.") {
-            op.to_owned()
-        } else {
-            format!("secretsmanager.{op}")
-        };
-        s.call_signed(&target, &body.to_string(), signed(k, region))
+        call_in(&s, k, region, op, &body)
     };
-    let ok = |k: &(String, String), region: &str, op: &str, body: Value| {
-        let res = call(k, region, op, body);
-        assert_eq!(res.status, 200, "{op}: {}", res.body);
-        res.json()
-    };
+    let ok =
+        |k: &(String, String), region: &str, op: &str, body: Value| ok_in(&s, k, region, op, &body);
     let eu = "eu-west-1";
     // In eu-west-1: the primary `shared`, associated with account B's replica.
-    let target = ok(
-        &p,
-        eu,
-        "CreateSecret",
-        json!({"Name": "shared", "SecretString": "eu-value",
-            "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
-    )["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rkey = ok(&r, eu, "TrentService.CreateKey", json!({}))["KeyMetadata"]["Arn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kp = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OTHER_ACCOUNT}:root")},
-         "Action": "kms:*", "Resource": "*"},
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
-         "Action": "kms:Encrypt", "Resource": "*"}]});
-    ok(
-        &r,
-        eu,
-        "TrentService.PutKeyPolicy",
-        json!({"KeyId": rkey, "Policy": kp.to_string()}),
-    );
-    let replica = ok(
-        &r,
-        eu,
-        "CreateSecret",
-        json!({"Name": "b-copy", "KmsKeyId": rkey, "CrossAccountPrimaryARN": target}),
-    )["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(
-        &p,
-        eu,
-        "AssociateCrossAccountReplica",
-        json!({"SecretId": target, "CrossAccountReplicaARN": replica,
-            "ReplicaRestriction": "NoRestriction"}),
-    );
+    let (target, replica, _) =
+        cross_account_pair(&s, (&p, &r), eu, ("shared", "eu-value", "b-copy"), &[]);
+    associate(&s, &p, eu, &target, &replica);
     // DeleteSecret refuses it (the guard the overwrite must respect).
     let res = call(
         &p,
@@ -1054,53 +1065,10 @@ async fn a_forced_peer_change_spares_a_primary_with_a_cross_account_replica() {
     let p = key_for(&peer, &policies, ACCOUNT, "padmin");
     let r = key_for(&peer, &policies, OTHER_ACCOUNT, "radmin");
     let eu = "eu-west-1";
-    let ok = |k: &(String, String), op: &str, body: Value| {
-        let target = if op.starts_with("TrentService.") {
-            op.to_owned()
-        } else {
-            format!("secretsmanager.{op}")
-        };
-        let res = peer.call_signed(&target, &body.to_string(), signed(k, eu));
-        assert_eq!(res.status, 200, "{op}: {}", res.body);
-        res.json()
-    };
-    let target = ok(
-        &p,
-        "CreateSecret",
-        json!({"Name": "shared", "SecretString": "eu-value",
-            "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
-    )["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rkey = ok(&r, "TrentService.CreateKey", json!({}))["KeyMetadata"]["Arn"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let kp = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{OTHER_ACCOUNT}:root")},
-         "Action": "kms:*", "Resource": "*"},
-        {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
-         "Action": "kms:Encrypt", "Resource": "*"}]});
-    ok(
-        &r,
-        "TrentService.PutKeyPolicy",
-        json!({"KeyId": rkey, "Policy": kp.to_string()}),
-    );
-    let replica = ok(
-        &r,
-        "CreateSecret",
-        json!({"Name": "b-copy", "KmsKeyId": rkey, "CrossAccountPrimaryARN": target}),
-    )["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(
-        &p,
-        "AssociateCrossAccountReplica",
-        json!({"SecretId": target, "CrossAccountReplicaARN": replica,
-            "ReplicaRestriction": "NoRestriction"}),
-    );
+    let ok = |k: &(String, String), op: &str, body: Value| ok_in(&peer, k, eu, op, &body);
+    let (target, replica, _) =
+        cross_account_pair(&peer, (&p, &r), eu, ("shared", "eu-value", "b-copy"), &[]);
+    associate(&peer, &p, eu, &target, &replica);
     // Positive control: a plain secret is replaced by a forced delivery.
     ok(
         &p,
