@@ -271,9 +271,13 @@ pub(crate) fn head_of(req: &HttpRequest) -> RequestHead {
             .headers()
             .iter()
             .map(|(n, v)| {
+                let v = v.as_bytes();
                 (
                     n.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    match std::str::from_utf8(v) {
+                        Ok(s) => s.to_owned(),
+                        Err(_) => String::from_utf8_lossy(v).into_owned(),
+                    },
                 )
             })
             .collect(),

@@ -18,8 +18,8 @@ pub struct Authorized {
     pub scope: Scope,
     /// The ARN the decision was made on (the full ARN of an existing secret).
     pub resource_arn: String,
-    /// The secret the target named, when it exists.
-    pub secret: Option<SecretRow>,
+    /// The secret the target named, when it exists (shared with the read cache's entry).
+    pub secret: Option<Arc<SecretRow>>,
     /// Decides further per-secret actions (BatchGetSecretValue) with the same evaluator.
     pub authorizer: Option<Arc<dyn SecretAuthorizer>>,
     /// The target's value, fetched (still sealed) in the resolver's read transaction when
@@ -79,7 +79,7 @@ impl Authorized {
         principal: Arc<Principal>,
         scope: Scope,
         resource_arn: String,
-        secret: Option<SecretRow>,
+        secret: Option<Arc<SecretRow>>,
         authorizer: Option<Arc<dyn SecretAuthorizer>>,
     ) -> Self {
         Self {
@@ -96,9 +96,9 @@ impl Authorized {
     /// Attach the value the resolver fetched for the operation.
     pub(super) fn with_fetched(
         mut self,
-        fetched: Option<Result<values::FetchedValue, ApiError>>,
+        fetched: Option<Arc<Result<values::FetchedValue, ApiError>>>,
     ) -> Self {
-        self.fetched = fetched.map(Arc::new);
+        self.fetched = fetched;
         self
     }
 
@@ -168,6 +168,8 @@ impl Authorized {
 
     /// The target secret, or `ResourceNotFoundException`.
     pub fn secret(&self) -> Result<&SecretRow, ApiError> {
-        self.secret.as_ref().ok_or_else(ApiError::secret_not_found)
+        self.secret
+            .as_deref()
+            .ok_or_else(ApiError::secret_not_found)
     }
 }

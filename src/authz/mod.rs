@@ -74,7 +74,7 @@ impl Authz {
         for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
             self.authorize(principal, scope, action, &resolved, &keys, draft)?;
         }
-        for (action, arn) in O::other_actions(input, resolved.secret.as_ref()) {
+        for (action, arn) in O::other_actions(input, resolved.secret.as_deref()) {
             let other = Resolved {
                 account: arn.split(':').nth(4).unwrap_or_default().to_owned(),
                 arn,
@@ -109,7 +109,7 @@ impl Authz {
         }
         let uses = O::key_uses(input);
         if !uses.is_empty() {
-            self.authorize_key_uses(principal, scope, &resolved, uses, fetched.as_ref(), draft)
+            self.authorize_key_uses(principal, scope, &resolved, uses, fetched.as_deref(), draft)
                 .await?;
         }
         let per_secret = Arc::new(per_secret::PerSecret::new(

@@ -39,7 +39,7 @@ impl SecretAuthorizer for PerSecret {
                 arn: secret.arn.clone(),
                 account: secret.account_id.clone(),
                 secret: None,
-                keys: secret_keys(secret, facts.tags.clone()),
+                keys: secret_keys(secret, &facts.tags),
                 resource_policy: secret.resource_policy.clone(),
                 compiled_policy: None,
                 resource_required: false,

@@ -14,7 +14,8 @@ use crate::policy;
 pub struct Resolved {
     pub arn: String,
     pub account: String,
-    pub secret: Option<crate::store::rows::SecretRow>,
+    /// Shared with the read cache's entry: not copied per request.
+    pub secret: Option<Arc<crate::store::rows::SecretRow>>,
     pub keys: Vec<(String, Vec<String>)>,
     pub resource_policy: Option<String>,
     /// An already-compiled resource-side policy (a role's trust policy), used instead of
@@ -36,7 +37,7 @@ pub(super) async fn resolve(
     scope: &Scope,
     target: Target,
     fetch: Option<ops::values::VersionSelector>,
-) -> Result<(Resolved, Option<Fetched>), ApiError> {
+) -> Result<(Resolved, Option<Arc<Fetched>>), ApiError> {
     match target {
         Target::Secret(id) => resolve_secret(ctx, scope, id, fetch).await,
         other => Ok((resolve_other(ctx, scope, other).await?, None)),
@@ -53,13 +54,14 @@ async fn resolve_secret(
     scope: &Scope,
     id: String,
     fetch: Option<ops::values::VersionSelector>,
-) -> Result<(Resolved, Option<Fetched>), ApiError> {
+) -> Result<(Resolved, Option<Arc<Fetched>>), ApiError> {
     let shown = crate::secrets::would_be_arn(&scope.region, &scope.account, &id);
     let found = find_secret(ctx, scope, id, fetch).await?;
     match found {
         Ok(found) => {
-            let (secret, tags, fetched) = (found.0.clone(), found.1.clone(), found.2.clone());
-            let keys = secret_keys(&secret, tags);
+            // The cached row and value are shared, not copied.
+            let (secret, fetched) = (Arc::clone(&found.0), found.2.clone());
+            let keys = secret_keys(&secret, &found.1);
             let resolved = Resolved {
                 arn: secret.arn.clone(),
                 account: secret.account_id.clone(),
@@ -79,9 +81,9 @@ async fn resolve_secret(
 /// A secret found by [`find_secret`]: the row, its tags and (when asked) the selected
 /// version, sealed, or why it could not be read.
 type Found = (
-    crate::store::rows::SecretRow,
+    Arc<crate::store::rows::SecretRow>,
     Vec<(String, String)>,
-    Option<Fetched>,
+    Option<Arc<Fetched>>,
 );
 
 /// The secret `id` names in the scope, with its tags and (with `fetch`) the selected version,
@@ -95,14 +97,20 @@ async fn find_secret(
     id: String,
     fetch: Option<ops::values::VersionSelector>,
 ) -> Result<Result<Arc<Found>, String>, ApiError> {
-    let sel = fetch.as_ref().map(|s| {
-        (
-            s.version_id.as_deref().unwrap_or(""),
-            s.stage.as_deref().unwrap_or(""),
-        )
-    });
-    // Debug-quoted fields: no two choices give the same key.
-    let key = format!("secret{:?}", (&scope.account, &scope.region, &id, sel));
+    // Every choice in the key, length-prefixed: no two choices give the same key.
+    let sel = |f: fn(&ops::values::VersionSelector) -> Option<&String>| {
+        fetch.as_ref().map(|s| f(s).map_or("", String::as_str))
+    };
+    let key = crate::store::cache::key(
+        "secret",
+        &[
+            Some(&scope.account),
+            Some(&scope.region),
+            Some(&id),
+            sel(|s| s.version_id.as_ref()),
+            sel(|s| s.stage.as_ref()),
+        ],
+    );
     let (account, region) = (scope.account.clone(), scope.region.clone());
     let keyring = ctx.keyring.clone();
     let missing = id.clone();
@@ -127,7 +135,7 @@ async fn find_secret(
                     sel.stage.as_deref(),
                 )
             });
-            Ok(Some((secret, tags, fetched)))
+            Ok(Some((Arc::new(secret), tags, fetched.map(Arc::new))))
         })
         .await?;
     Ok(found.ok_or(missing))
@@ -212,7 +220,7 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
 /// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k`, its primary region.
 pub(super) fn secret_keys(
     secret: &crate::store::rows::SecretRow,
-    tags: Vec<(String, String)>,
+    tags: &[(String, String)],
 ) -> Vec<(String, Vec<String>)> {
     let mut keys = Vec::with_capacity(2 + 2 * tags.len());
     keys.push((
@@ -220,8 +228,8 @@ pub(super) fn secret_keys(
         vec![secret.arn.clone()],
     ));
     for (k, v) in tags {
-        keys.push((format!("aws:ResourceTag/{k}"), vec![v.clone()]));
-        keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v]));
+        keys.push((["aws:ResourceTag/", k].concat(), vec![v.clone()]));
+        keys.push((["secretsmanager:ResourceTag/", k].concat(), vec![v.clone()]));
     }
     if let Some(a) = &secret.rotation_lambda_arn {
         keys.push((

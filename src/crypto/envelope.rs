@@ -11,15 +11,29 @@ pub struct SealedValue {
     pub wrapped_dek: Vec<u8>,
 }
 
+/// `parts` joined with NUL bytes (each AAD below: a label, then its fields). Built on the
+/// request path for every value opened: appended into one buffer, without `format!`.
+fn joined(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
 /// AAD for a secret value: binds the ciphertext to the secret ARN and version id.
 pub fn value_aad(secret_arn: &str, version_id: &str) -> Vec<u8> {
-    format!("strongroom:value:v1\0{secret_arn}\0{version_id}").into_bytes()
+    joined(&["strongroom:value:v1", secret_arn, version_id])
 }
 
 /// AAD for a data key wrapped by a KMS key (like KMS's encryption context
 /// `{SecretARN, SecretVersionId}` plus the key and term that wrapped it).
 pub fn dek_aad(key_id: &str, term: i32, secret_arn: &str, version_id: &str) -> Vec<u8> {
-    format!("strongroom:dek:v1\0{key_id}\0{term}\0{secret_arn}\0{version_id}").into_bytes()
+    let term = term.to_string();
+    joined(&["strongroom:dek:v1", key_id, &term, secret_arn, version_id])
 }
 
 /// AAD for KMS key material wrapped by a master key.
@@ -75,6 +89,19 @@ mod tests {
     use super::*;
 
     const ARN: &str = "arn:aws:secretsmanager:us-east-1:000000000000:secret:a-AbCdEf";
+
+    #[test]
+    fn the_aads_are_their_fields_joined_by_nul() {
+        // Stored values were sealed under these exact bytes.
+        assert_eq!(
+            value_aad(ARN, "v1"),
+            format!("strongroom:value:v1\0{ARN}\0v1").into_bytes()
+        );
+        assert_eq!(
+            dek_aad("k1", -3, ARN, "v1"),
+            format!("strongroom:dek:v1\0k1\0-3\0{ARN}\0v1").into_bytes()
+        );
+    }
 
     #[test]
     fn round_trip() {

@@ -112,7 +112,12 @@ impl Operation for BatchGetSecretValue {
             Some(ids) => {
                 let keys = ids
                     .iter()
-                    .map(|id| format!("batch{:?}", (&scope.account, &scope.region, id)))
+                    .map(|id| {
+                        crate::store::cache::key(
+                            "batch",
+                            &[Some(&scope.account), Some(&scope.region), Some(id)],
+                        )
+                    })
                     .collect();
                 let named = ids.clone();
                 let found = ctx

@@ -440,9 +440,12 @@ pub fn open_fetched(secret: &SecretRow, f: &FetchedValue) -> Result<ReadValue, A
     );
     let (string, binary) = match f.kind {
         ValueKind::String => (
-            Some(OutValue(
-                String::from_utf8_lossy(plain.expose()).into_owned(),
-            )),
+            // Valid UTF-8 (what CreateSecret and PutSecretValue store) is checked by the
+            // fast path; anything else is shown with replacement characters.
+            Some(OutValue(match std::str::from_utf8(plain.expose()) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(plain.expose()).into_owned(),
+            })),
             None,
         ),
         ValueKind::Binary => (

@@ -107,10 +107,21 @@ pub fn secret_arn(region: &str, account: &str, name: &str, suffix: &str) -> Stri
 /// partial ARN as given, else the partial ARN built from the name.
 pub fn would_be_arn(region: &str, account: &str, id: &str) -> String {
     if id.starts_with("arn:") {
-        id.to_owned()
-    } else {
-        format!("arn:aws:secretsmanager:{region}:{account}:secret:{id}")
+        return id.to_owned();
     }
+    // On every request's resolution: appended, without `format!`.
+    let mut arn = String::with_capacity(40 + region.len() + account.len() + id.len());
+    for part in [
+        "arn:aws:secretsmanager:",
+        region,
+        ":",
+        account,
+        ":secret:",
+        id,
+    ] {
+        arn.push_str(part);
+    }
+    arn
 }
 
 /// Validate a ClientRequestToken / VersionId (32–64 chars).

@@ -123,9 +123,63 @@ impl ReadCache {
     }
 }
 
+/// A read-cache key: `kind`, then each field with its length (`None` as `~`), so that no two
+/// lists of fields give the same key whatever characters they hold. Built on every cached
+/// request, without `format!`.
+pub fn key(kind: &str, fields: &[Option<&str>]) -> String {
+    let mut out = String::with_capacity(
+        kind.len()
+            + fields
+                .iter()
+                .map(|f| f.map_or(1, |f| f.len() + 6))
+                .sum::<usize>(),
+    );
+    out.push_str(kind);
+    for field in fields {
+        match field {
+            None => out.push('~'),
+            Some(f) => {
+                push_decimal(&mut out, f.len());
+                out.push(':');
+                out.push_str(f);
+            }
+        }
+    }
+    out
+}
+
+fn push_decimal(out: &mut String, n: usize) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_tell_every_list_of_fields_apart() {
+        assert_eq!(
+            key("secret", &[Some("111122223333"), None, Some("")]),
+            "secret12:111122223333~0:"
+        );
+        let lists: [&[Option<&str>]; 6] = [
+            &[Some("a:b"), Some("c")],
+            &[Some("a"), Some("b:c")],
+            &[Some("a"), Some(":b"), Some("c")],
+            &[None, Some("")],
+            &[Some(""), None],
+            &[Some("~")],
+        ];
+        let keys: std::collections::HashSet<String> = lists.iter().map(|l| key("k", l)).collect();
+        assert_eq!(keys.len(), lists.len());
+        assert_eq!(
+            key("k", &[Some(&"x".repeat(1234))]).len(),
+            "k1234:".len() + 1234
+        );
+    }
 
     #[test]
     fn an_entry_read_before_a_write_is_never_served_after_it() {

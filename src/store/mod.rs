@@ -29,7 +29,7 @@ macro_rules! native {
 
 mod audit;
 mod batch;
-mod cache;
+pub mod cache;
 mod changes;
 mod conn;
 mod fixed;
