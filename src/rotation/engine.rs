@@ -759,8 +759,10 @@ impl Engine {
         .await;
     }
 
-    /// The values a failure message must never show: every labelled version's value and,
-    /// for JSON values, their string members (or, `passwords_only`, their `password`).
+    /// The values a failure message must never show: every labelled version's value (and,
+    /// for a binary one, its base64) and, for JSON values, every string and number in them
+    /// at any depth, as written and JSON-escaped (or, `passwords_only`, the `password`
+    /// members'); see [`sensitive_parts`].
     async fn values_of(&self, secret: &SecretRow, passwords_only: bool) -> Vec<String> {
         let keyring = self.ctx.keyring.clone();
         let secret = secret.clone();
@@ -781,15 +783,7 @@ impl Engine {
                     else {
                         continue;
                     };
-                    let text = String::from_utf8_lossy(plain.expose()).into_owned();
-                    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(&text) {
-                        out.extend(
-                            m.iter()
-                                .filter(|(k, _)| !passwords_only || k.as_str() == "password")
-                                .filter_map(|(_, v)| v.as_str().map(str::to_owned)),
-                        );
-                    }
-                    out.push(text);
+                    out.extend(sensitive_parts(plain.expose(), passwords_only));
                 }
                 Ok(out)
             })
@@ -829,6 +823,53 @@ impl Engine {
     }
 }
 
+/// What of one secret value a failure message must not show: the value itself (as text, and
+/// base64 when it is not UTF-8) and, for a JSON value, every string and number inside it at
+/// any depth, as written and as JSON escapes it (a program may print either); with
+/// `passwords_only`, of a JSON value only what sits under a `password` member.
+pub fn sensitive_parts(plain: &[u8], passwords_only: bool) -> Vec<String> {
+    fn leaves(v: &serde_json::Value, take: bool, passwords_only: bool, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if take => {
+                out.push(s.clone());
+                let escaped = serde_json::to_string(s).unwrap_or_default();
+                let inner = escaped
+                    .get(1..escaped.len().saturating_sub(1))
+                    .unwrap_or("");
+                if inner != s {
+                    out.push(inner.to_owned());
+                }
+            }
+            serde_json::Value::Number(n) if take => out.push(n.to_string()),
+            serde_json::Value::Array(items) => {
+                for i in items {
+                    leaves(i, take, passwords_only, out);
+                }
+            }
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let take = take || (passwords_only && k == "password");
+                    leaves(v, take, passwords_only, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let text = String::from_utf8_lossy(plain).into_owned();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+        leaves(&v, !passwords_only, passwords_only, &mut out);
+    }
+    if std::str::from_utf8(plain).is_err() {
+        out.push(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            plain,
+        ));
+    }
+    out.push(text);
+    out
+}
+
 /// `output` with every known sensitive string (4 characters or more) replaced, and only its
 /// last [`OUTPUT_TAIL`] characters kept.
 pub fn redact(output: &str, known: &[String]) -> String {
@@ -845,7 +886,32 @@ pub fn redact(output: &str, known: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, sensitive_parts};
+
+    #[test]
+    fn every_string_and_number_of_a_json_value_is_sensitive() {
+        let value = br#"{"password":"top-level-pass-1717","db":{"password":"nested-db-pass-4242","hosts":["h\"q-9999"]},"pin":98765432,"ok":true}"#;
+        let known = sensitive_parts(value, false);
+        let out = redact(
+            "login failed: top-level-pass-1717 nested-db-pass-4242 pin 98765432 h\\\"q-9999 h\"q-9999",
+            &known,
+        );
+        for leaked in [
+            "top-level-pass-1717",
+            "nested-db-pass-4242",
+            "98765432",
+            "q-9999",
+        ] {
+            assert!(!out.contains(leaked), "{leaked} in {out}");
+        }
+        // A built-in's reasons keep hosts and users: only what sits under `password` goes.
+        let known = sensitive_parts(value, true);
+        assert!(known.contains(&"nested-db-pass-4242".to_owned()));
+        assert!(!known.contains(&"98765432".to_owned()));
+        // A binary value: its base64 too.
+        let known = sensitive_parts(&[0xff, 0xfe, 0x01, 0x02, 0x03], false);
+        assert!(known.contains(&"//4BAgM=".to_owned()), "{known:?}");
+    }
 
     #[test]
     fn known_values_never_survive_redaction() {
