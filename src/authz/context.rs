@@ -77,7 +77,7 @@ pub fn request_context(
 }
 
 /// The keys every request has whoever makes it: region, time, source address, transport,
-/// the organization's (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths` for a principal of
+/// the resource's account (`aws:ResourceAccount`), the organization's (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths` for a principal of
 /// `principal_account` in it, `aws:ResourceOrgID`) and `kms:CallerAccount`.
 pub fn with_request_keys(
     mut rctx: RequestContext,
@@ -97,6 +97,11 @@ pub fn with_request_keys(
     }
     if let Some(ip) = facts.source_ip {
         rctx = rctx.with_source_ip(ip);
+    }
+    // The account that owns the resource (a secret's, a key's): the data-perimeter guard
+    // `aws:ResourceAccount` = `${aws:PrincipalAccount}` needs it. Not for `*`.
+    if resource != "*" && !resource_account.is_empty() {
+        rctx = rctx.with_static("aws:resourceaccount", resource_account);
     }
     if let Some(org) = &dir.org_id {
         let in_org = |account: &str| dir.in_organization(account);

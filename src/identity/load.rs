@@ -170,6 +170,13 @@ impl Loader {
                 return None;
             }
         };
+        // serde_json keeps the last of two equal keys; a policy with two `Effect`s or two
+        // `Condition`s must be refused, not read as whichever came last (IAM.md §1.1). The
+        // strict reader checks the whole file (text that parsed above is UTF-8).
+        if let Err(e) = crate::policy::Json::parse(&String::from_utf8_lossy(&bytes)) {
+            self.err(file, "$", format!("not valid JSON: {e}"));
+            return None;
+        }
         match serde_path_to_error(&value) {
             Ok(v) => Some(v),
             Err((path, msg)) => {

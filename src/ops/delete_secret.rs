@@ -42,6 +42,24 @@ impl Operation for DeleteSecret {
     const ACTION: &'static str = "secretsmanager:DeleteSecret";
     const READ_ONLY: bool = false;
 
+    /// `secretsmanager:RecoveryWindowInDays` and `secretsmanager:ForceDeleteWithoutRecovery`,
+    /// when sent.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        [
+            super::key_if(
+                "secretsmanager:RecoveryWindowInDays",
+                input.recovery_window_in_days,
+            ),
+            super::key_if(
+                "secretsmanager:ForceDeleteWithoutRecovery",
+                input.force_delete_without_recovery,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         secrets::validate_recovery_window(

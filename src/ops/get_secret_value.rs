@@ -62,6 +62,23 @@ impl Operation for GetSecretValue {
     const ACTION: &'static str = "secretsmanager:GetSecretValue";
     const READ_ONLY: bool = true;
 
+    /// `secretsmanager:VersionId` when sent, and `secretsmanager:VersionStage`: the stage
+    /// sent, or `AWSCURRENT` when neither a version id nor a stage is (what is read then).
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        let stage = match (&input.version_id, &input.version_stage) {
+            (_, Some(s)) => Some(s.clone()),
+            (None, None) => Some(crate::secrets::AWSCURRENT.to_owned()),
+            (Some(_), None) => None,
+        };
+        [
+            super::key_if("secretsmanager:VersionId", input.version_id.as_ref()),
+            super::key_if("secretsmanager:VersionStage", stage),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         validate_version_selector(&input.version_id, &input.version_stage)

@@ -34,6 +34,15 @@ impl Operation for TagResource {
     const ACTION: &'static str = "secretsmanager:TagResource";
     const READ_ONLY: bool = false;
 
+    /// `aws:RequestTag/k` and `aws:TagKeys`: a policy may restrict which tags are set.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        input
+            .tags
+            .as_deref()
+            .map(super::request_tag_keys)
+            .unwrap_or_default()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         secrets::validate_tags(&tag_pairs(super::require_ref("tags", &input.tags)?)?)

@@ -34,6 +34,15 @@ impl Operation for UntagResource {
     const ACTION: &'static str = "secretsmanager:UntagResource";
     const READ_ONLY: bool = false;
 
+    /// `aws:TagKeys`: a policy may protect tags from removal.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        input
+            .tag_keys
+            .as_ref()
+            .map(|k| vec![("aws:TagKeys".to_owned(), k.clone())])
+            .unwrap_or_default()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         let keys = super::require_ref("tagKeys", &input.tag_keys)?;

@@ -50,6 +50,19 @@ impl Operation for UpdateSecret {
     const ACTION: &'static str = "secretsmanager:UpdateSecret";
     const READ_ONLY: bool = false;
 
+    /// `secretsmanager:Description`, `secretsmanager:KmsKeyId` (as sent) and
+    /// `secretsmanager:Type`, when sent.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        [
+            super::key_if("secretsmanager:Description", input.description.as_ref()),
+            super::key_if("secretsmanager:KmsKeyId", input.kms_key_id.as_ref()),
+            super::key_if("secretsmanager:Type", input.secret_type.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         if let Some(t) = &input.client_request_token {

@@ -40,6 +40,13 @@ impl Operation for UpdateSecretVersionStage {
     const ACTION: &'static str = "secretsmanager:UpdateSecretVersionStage";
     const READ_ONLY: bool = false;
 
+    /// `secretsmanager:VersionStage`: the label moved.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        super::key_if("secretsmanager:VersionStage", input.version_stage.as_ref())
+            .into_iter()
+            .collect()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         secrets::validate_stage(

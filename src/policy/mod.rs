@@ -36,6 +36,8 @@ mod value;
 mod corpus_tests;
 #[cfg(test)]
 mod prop_tests;
+#[cfg(test)]
+mod review_tests;
 
 pub use condition::{BaseOp, Operator, Qualifier};
 pub use context::{
