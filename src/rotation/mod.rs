@@ -101,7 +101,14 @@ impl Wiring {
             .get()
             .and_then(|l| l.get().rotation_function(arn).cloned())
             .filter(|_| in_region);
-        let name = arn.rsplit(':').next().unwrap_or_default();
+        // `arn:aws:lambda:REGION:ACCOUNT:function:NAME`, nothing after the name: a built-in
+        // is named by the function field itself, never by a qualifier after it (a
+        // `function:team-a-x:TEMPLATE` ARN, which a policy on `function:team-a-*` allows,
+        // must not reach the template's built-in).
+        let name = match (parts.next(), parts.next(), parts.next()) {
+            (Some("function"), Some(name), None) => name,
+            _ => "",
+        };
         match found {
             Some(f) => Ok(f),
             None if in_region && crate::identity::Builtin::from_template(name).is_some() => {

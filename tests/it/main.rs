@@ -35,6 +35,8 @@ mod replication;
 mod replication_peer;
 mod review;
 mod review_authn;
+mod review_misc;
+mod review_policy;
 mod review_replication;
 mod rotation;
 mod rotation_mysql;

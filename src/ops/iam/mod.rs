@@ -264,9 +264,13 @@ fn simulate(
         let account = source.split(':').nth(4).unwrap_or_default().to_owned();
         let name = source.rsplit('/').next().unwrap_or_default();
         let (subject, mut policies, boundary) = if source.contains(":user/") {
-            let u = dir.user(&account, name).ok_or_else(|| {
-                ApiError::NoSuchEntity(format!("The user with name {name} cannot be found."))
-            })?;
+            // The whole ARN must be the user's (a path is part of what was authorized).
+            let u = dir
+                .user(&account, name)
+                .filter(|u| u.arn == source)
+                .ok_or_else(|| {
+                    ApiError::NoSuchEntity(format!("The user with name {name} cannot be found."))
+                })?;
             (
                 Principal::user(
                     &u.account,
@@ -308,9 +312,41 @@ fn simulate(
         subject
     } else {
         let simulated = input.caller_arn.as_deref();
+        // The simulated caller's own facts (tags) come from the directory only for a user of
+        // the caller's account whom the caller may simulate as a principal
+        // (`iam:SimulatePrincipalPolicy`), which would show the same; otherwise the caller
+        // is simulated by its ARN alone, in the caller's account, without tags.
+        let may_read = |c: &str| {
+            let on_user = Resolved {
+                arn: c.to_owned(),
+                account: scope.account.clone(),
+                secret: None,
+                keys: Vec::new(),
+                resource_policy: None,
+                compiled_policy: None,
+                resource_required: false,
+                shown: None,
+            };
+            let mut scratch = draft.clone();
+            pipeline
+                .authz
+                .authorize(
+                    caller,
+                    &scope,
+                    "iam:SimulatePrincipalPolicy",
+                    &on_user,
+                    &[],
+                    &mut scratch,
+                )
+                .is_ok()
+        };
         let subject = match simulated.and_then(|c| {
             let account = c.split(':').nth(4)?;
+            if account != scope.account {
+                return None;
+            }
             dir.user(account, c.rsplit('/').next()?)
+                .filter(|u| u.arn == c && may_read(c))
         }) {
             Some(u) => Principal::user(
                 &u.account,
