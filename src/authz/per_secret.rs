@@ -39,7 +39,11 @@ impl SecretAuthorizer for PerSecret {
                 arn: secret.arn.clone(),
                 account: secret.account_id.clone(),
                 secret: None,
-                keys: secret_keys(secret, &facts.tags),
+                keys: {
+                    let mut keys = secret_keys(secret, &facts.tags);
+                    keys.extend(facts.request_keys.iter().cloned());
+                    keys
+                },
                 resource_policy: secret.resource_policy.clone(),
                 compiled_policy: None,
                 resource_required: false,

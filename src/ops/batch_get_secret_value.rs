@@ -268,6 +268,10 @@ fn fetch(
         key,
         key_actions: &["kms:Decrypt"],
         key_for: None,
+        request_keys: vec![(
+            "secretsmanager:VersionStage".to_owned(),
+            vec![crate::secrets::AWSCURRENT.to_owned()],
+        )],
     };
     Ok((secret, facts, fetched))
 }

@@ -313,6 +313,7 @@ fn may_retry(
         key: None,
         key_actions: &[],
         key_for: None,
+        request_keys: Vec::new(),
     };
     if auth
         .authorize_secret(

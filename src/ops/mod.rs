@@ -203,6 +203,9 @@ pub struct SecretFacts {
     /// The ARN of the secret `key` seals or opens (`kms:EncryptionContext:SecretARN`), when
     /// it is not the secret decided on (a replica in another region).
     pub key_for: Option<String>,
+    /// The request's own condition keys for this decision (BatchGetSecretValue's reads are
+    /// of AWSCURRENT: `secretsmanager:VersionStage`).
+    pub request_keys: Vec<(String, Vec<String>)>,
 }
 
 /// One AWS operation.
@@ -344,6 +347,7 @@ pub fn authorize_value_comparison(
         key: Some(key),
         key_actions: &["kms:Decrypt"],
         key_for: None,
+        request_keys: Vec::new(),
     };
     auth.authorize_secret(action, &secret.arn, Some((secret, &facts)))
         .map_err(|r| r.error)?;

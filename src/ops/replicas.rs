@@ -379,6 +379,7 @@ pub fn add_replicas(
                 // replica, whose ARN binds the values the key seals.
                 key_actions: &["kms:GenerateDataKey", "kms:Encrypt"],
                 key_for: Some(replica_arn(&primary.arn, &region)),
+                request_keys: Vec::new(),
             };
             req.auth
                 .authorize_secret(req.action, &primary.arn, Some((primary, &facts)))
@@ -1284,6 +1285,7 @@ pub fn associate(
             &[]
         },
         key_for: None,
+        request_keys: Vec::new(),
     };
     req.auth
         .authorize_secret(

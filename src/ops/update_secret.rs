@@ -286,6 +286,7 @@ fn authorize_labelled_keys(
             key: Some(key),
             key_actions: &["kms:Decrypt"],
             key_for: None,
+            request_keys: Vec::new(),
         };
         auth.authorize_secret(UpdateSecret::ACTION, &secret.arn, Some((secret, &facts)))
             .map_err(|r| r.error)?;

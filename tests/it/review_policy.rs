@@ -296,3 +296,48 @@ async fn update_secret_is_decided_with_its_request_keys() {
     );
     assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
 }
+
+/// BatchGetSecretValue reads each secret's AWSCURRENT, and each per-secret GetSecretValue
+/// decision carries `secretsmanager:VersionStage` = `AWSCURRENT`: a reader allowed only the
+/// current version (`StringEquals`, as AWS's own example writes it) reads through a batch, and
+/// one denied the current version does not.
+#[tokio::test]
+async fn batch_reads_are_decided_as_reads_of_the_current_version() {
+    let (_t, dir) = example_policies();
+    user(
+        &dir,
+        "current-only",
+        r#"{"Effect":"Allow","Action":"secretsmanager:BatchGetSecretValue","Resource":"*"},
+           {"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*",
+            "Condition":{"StringEquals":{"secretsmanager:VersionStage":"AWSCURRENT"}}}"#,
+    );
+    user(
+        &dir,
+        "no-current",
+        r#"{"Effect":"Allow","Action":["secretsmanager:BatchGetSecretValue","secretsmanager:GetSecretValue"],"Resource":"*"},
+           {"Effect":"Deny","Action":"secretsmanager:GetSecretValue","Resource":"*",
+            "Condition":{"StringEquals":{"secretsmanager:VersionStage":"AWSCURRENT"}}}"#,
+    );
+    let s = start(&dir);
+    create(&s, "b-db", "batch-value", serde_json::json!([]));
+    let batch = serde_json::json!({"SecretIdList": ["b-db"]});
+    let (k, sk) = key_for(&s, &dir, HOME, "current-only");
+    let r = ok(call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.BatchGetSecretValue",
+        &batch,
+    ));
+    assert_eq!(r["SecretValues"][0]["SecretString"], "batch-value", "{r}");
+    let (k, sk) = key_for(&s, &dir, HOME, "no-current");
+    let r = ok(call_as(
+        &s,
+        &k,
+        &sk,
+        "secretsmanager.BatchGetSecretValue",
+        &batch,
+    ));
+    assert_eq!(r["SecretValues"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(r["Errors"][0]["ErrorCode"], "AccessDeniedException", "{r}");
+}
