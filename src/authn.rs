@@ -60,6 +60,9 @@ pub struct Authenticator {
     regions: Arc<Vec<String>>,
     signing_keys: Arc<SigningKeyCache>,
     credentials: Arc<Mutex<HashMap<String, CachedKey>>>,
+    /// The server's default account, whose root key the server installs: its root key is
+    /// accepted without the account being declared in the policies directory.
+    default_account: Option<String>,
 }
 
 /// The bearer token of `Authorization: Bearer <jwt>`, if the request carries one.
@@ -80,7 +83,13 @@ impl Authenticator {
             regions,
             signing_keys: Arc::new(SigningKeyCache::new()),
             credentials: Arc::new(Mutex::new(HashMap::new())),
+            default_account: None,
         }
+    }
+
+    /// Set the server's default account (see the field).
+    pub fn set_default_account(&mut self, account: &str) {
+        self.default_account = Some(account.to_owned());
     }
 
     pub async fn authenticate(
@@ -285,14 +294,23 @@ impl Authenticator {
     }
 
     /// The principal owning a stored key, under directory `dir`. A key whose user is no
-    /// longer declared is refused like an unknown key.
+    /// longer declared is refused like an unknown key, and so is a root key of an account
+    /// no longer declared (but for the server's default account).
     fn principal_of(
+        &self,
         key: &StoredKey,
         access_key_id: &str,
         dir: &Directory,
     ) -> Option<Arc<Principal>> {
         let principal = match &key.user_name {
-            None => Principal::root(&key.account, access_key_id),
+            None => {
+                let declared = dir.accounts.contains_key(&key.account)
+                    || self.default_account.as_deref() == Some(key.account.as_str());
+                if !declared {
+                    return None;
+                }
+                Principal::root(&key.account, access_key_id)
+            }
             Some(name) => {
                 let u = dir.user(&key.account, name)?;
                 Principal::user(
@@ -323,8 +341,9 @@ impl Authenticator {
         let (key, principal) = match cached {
             Some((key, Some(principal))) => (key, principal),
             Some((key, None)) => {
-                let principal =
-                    Self::principal_of(&key, access_key_id, &dir).ok_or(AuthError::UnknownKey)?;
+                let principal = self
+                    .principal_of(&key, access_key_id, &dir)
+                    .ok_or(AuthError::UnknownKey)?;
                 let mut cache = self
                     .credentials
                     .lock()
@@ -343,7 +362,7 @@ impl Authenticator {
                         .await?
                         .ok_or(AuthError::UnknownKey)?,
                 );
-                let principal = Self::principal_of(&key, access_key_id, &dir);
+                let principal = self.principal_of(&key, access_key_id, &dir);
                 let mut cache = self
                     .credentials
                     .lock()
@@ -451,8 +470,24 @@ mod tests {
             peers: Arc::new(Vec::new()),
         };
         let authz = Authz::new(ctx.clone(), Arc::new(live));
-        let a = Authenticator::new(ctx, authz, Arc::new(vec!["us-east-1".into()]));
+        let mut a = Authenticator::new(ctx, authz, Arc::new(vec!["us-east-1".into()]));
+        // The root key's account is the server's default one (no directory declares it).
+        a.set_default_account("111122223333");
         (a, store, now)
+    }
+
+    #[tokio::test]
+    async fn a_root_key_needs_its_account_declared_or_the_default_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, _store, _now) = authenticator(dir.path());
+        assert!(a.credential(AKID).await.is_ok());
+        a.default_account = Some("444455556666".into());
+        a.credentials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        let e = a.credential(AKID).await.unwrap_err();
+        assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
     }
 
     #[tokio::test]

@@ -486,6 +486,7 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
     let identities = Arc::new(identities);
     ctx.rotation.set_identities(Arc::clone(&identities));
     let mut pipeline = Pipeline::new(ctx, auditor, cfg.regions.clone(), identities);
+    pipeline.authn.set_default_account(&cfg.account_id);
     pipeline.master_key_lock = Some(Arc::new(lock));
     pipeline.secure = cfg.tls.is_some();
     pipeline.trusted_proxies = Arc::new(cfg.trusted_proxies.clone());

@@ -128,25 +128,8 @@ fn parse(form: &Form) -> Result<Input, ApiError> {
             return Err(validation("1 validation error detected: Value at 'externalId' failed to satisfy constraint: Member must have length between 2 and 1224"));
         }
     }
-    if form.get("PolicyArns.member.1.arn").is_some() {
-        return Err(ApiError::NotImplemented(
-            "Managed session policies (PolicyArns) are not supported by this Strongroom server yet; pass an inline Policy.".into(),
-        ));
-    }
+    let session_policy = super::session_policy(form)?;
     let tags = session_tags(form)?;
-    let session_policy = match form.get("Policy") {
-        Some(text) => {
-            if text.chars().filter(|c| !c.is_whitespace()).count() > 2048 {
-                return Err(ApiError::PackedPolicyTooLarge(
-                    "Packed size of the policy exceeds the limit.".into(),
-                ));
-            }
-            crate::policy::Policy::parse(text, crate::policy::PolicyType::Session)
-                .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?;
-            Some(text.to_owned())
-        }
-        None => None,
-    };
     Ok(Input {
         role_arn: role_arn.to_owned(),
         session_name: session_name.to_owned(),
@@ -227,6 +210,13 @@ fn assume_role(call: &QueryCall<'_>, input: Input, draft: &mut Draft) -> Result<
             caller.arn
         ))
     })?;
+    // Role chaining (a role session assuming a role): AWS caps the new session at an hour,
+    // whatever the role allows, so that a short session cannot make itself a long one.
+    if caller.kind == crate::auth::PrincipalKind::AssumedRole && duration > 3600 {
+        return Err(validation(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_owned(),
+        ));
+    }
     if duration > role.max_session_duration {
         return Err(validation(format!(
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role ({}).",

@@ -25,6 +25,32 @@ pub struct NewSession<'a> {
     pub source: String,
 }
 
+/// An inline session policy (`Policy`), checked as AWS checks it (its packed size, its
+/// grammar); managed session policies (`PolicyArns.member.N.arn`, any N) are refused rather
+/// than ignored, so that a session is never broader than what was asked for.
+pub fn session_policy(form: &crate::protocol::query::Form) -> Result<Option<String>, ApiError> {
+    if form
+        .params
+        .iter()
+        .any(|(k, _)| k.starts_with("PolicyArns."))
+    {
+        return Err(ApiError::NotImplemented(
+            "Managed session policies (PolicyArns) are not supported by this Strongroom server yet; pass an inline Policy.".into(),
+        ));
+    }
+    let Some(text) = form.get("Policy") else {
+        return Ok(None);
+    };
+    if text.chars().filter(|c| !c.is_whitespace()).count() > 2048 {
+        return Err(ApiError::PackedPolicyTooLarge(
+            "Packed size of the policy exceeds the limit.".into(),
+        ));
+    }
+    crate::policy::Policy::parse(text, crate::policy::PolicyType::Session)
+        .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?;
+    Ok(Some(text.to_owned()))
+}
+
 /// THE credential-minting path of AssumeRole, AssumeRoleWithWebIdentity and `Bearer`
 /// callers: fresh temporary keys and the claims their session token carries.
 pub fn new_session(s: NewSession<'_>) -> crate::auth::session::SessionClaims {

@@ -187,14 +187,7 @@ impl QueryOperation for AssumeRoleWithWebIdentity {
                 .map_err(|_| ApiError::Validation("DurationSeconds must be a number.".into()))?,
             None => 3600,
         };
-        let policy = match form.get("Policy") {
-            Some(text) => {
-                policy::Policy::parse(text, policy::PolicyType::Session)
-                    .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?;
-                Some(text.to_owned())
-            }
-            None => None,
-        };
+        let policy = super::session_policy(form)?;
         Ok(Input {
             role_arn,
             session_name,
