@@ -339,7 +339,16 @@ impl Pipeline {
             .get("Action")
             .ok_or_else(|| ApiError::UnknownOperation("Missing Action parameter.".into()))?
             .to_owned();
-        draft.event_name = action.chars().take(64).collect();
+        // An operation name: recorded as the event name only when shaped like one.
+        if action.is_empty()
+            || action.len() > 64
+            || !action.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ApiError::UnknownOperation(
+                "The Action parameter does not name an operation.".into(),
+            ));
+        }
+        draft.event_name.clone_from(&action);
         draft.request_parameters = protocol::query::safe_parameters(&form);
         // AssumeRoleWithWebIdentity is unsigned (on AWS too): its token is the credential.
         let (service, principal) = if action == "AssumeRoleWithWebIdentity" {
@@ -520,7 +529,13 @@ async fn dispatch(
         (Service::Organizations, "DescribePolicy") => {
             run_directory::<organizations::describe_policy::DescribePolicy>(call, draft).await
         }
-        (Service::Organizations, name) => Err(not_built(name)),
+        (Service::Organizations, name) if ORGANIZATIONS_NOT_BUILT.contains(&name) => {
+            Err(not_built(name))
+        }
+        (Service::Organizations, name) => Err(ApiError::UnknownOperation(format!(
+            "The operation `{}` is not known to AWS Organizations.",
+            name.chars().take(64).collect::<String>()
+        ))),
         (Service::Strongroom, "GetPrincipalsReloadStatus") => {
             run_directory::<strongroom::GetPrincipalsReloadStatus>(call, draft).await
         }
@@ -538,6 +553,64 @@ async fn dispatch(
         ))),
     }
 }
+
+/// AWS Organizations operations this server does not serve (it serves ListAccounts,
+/// ListPolicies and DescribePolicy from the principals directory): NotImplemented, where any
+/// other name is an unknown operation.
+const ORGANIZATIONS_NOT_BUILT: &[&str] = &[
+    "AcceptHandshake",
+    "AttachPolicy",
+    "CancelHandshake",
+    "CloseAccount",
+    "CreateAccount",
+    "CreateGovCloudAccount",
+    "CreateOrganization",
+    "CreateOrganizationalUnit",
+    "CreatePolicy",
+    "DeclineHandshake",
+    "DeleteOrganization",
+    "DeleteOrganizationalUnit",
+    "DeletePolicy",
+    "DeleteResourcePolicy",
+    "DeregisterDelegatedAdministrator",
+    "DescribeAccount",
+    "DescribeCreateAccountStatus",
+    "DescribeEffectivePolicy",
+    "DescribeHandshake",
+    "DescribeOrganization",
+    "DescribeOrganizationalUnit",
+    "DescribeResourcePolicy",
+    "DetachPolicy",
+    "DisableAWSServiceAccess",
+    "DisablePolicyType",
+    "EnableAWSServiceAccess",
+    "EnableAllFeatures",
+    "EnablePolicyType",
+    "InviteAccountToOrganization",
+    "LeaveOrganization",
+    "ListAWSServiceAccessForOrganization",
+    "ListAccountsForParent",
+    "ListChildren",
+    "ListCreateAccountStatus",
+    "ListDelegatedAdministrators",
+    "ListDelegatedServicesForAccount",
+    "ListHandshakesForAccount",
+    "ListHandshakesForOrganization",
+    "ListOrganizationalUnitsForParent",
+    "ListParents",
+    "ListPoliciesForTarget",
+    "ListRoots",
+    "ListTagsForResource",
+    "ListTargetsForPolicy",
+    "MoveAccount",
+    "PutResourcePolicy",
+    "RegisterDelegatedAdministrator",
+    "RemoveAccountFromOrganization",
+    "TagResource",
+    "UntagResource",
+    "UpdateOrganizationalUnit",
+    "UpdatePolicy",
+];
 
 pub(crate) fn not_built(name: &str) -> ApiError {
     ApiError::NotImplemented(format!(

@@ -627,7 +627,8 @@ impl Draft {
             user_name,
             resource_type: resource.map(|a| resource_type_of(a).to_owned()),
             resource_name: resource.map(resource_short_name),
-        };
+        }
+        .without_nul();
         (text, index)
     }
 }
@@ -797,6 +798,41 @@ fn string_at(v: &Value, path: &[&str]) -> Option<String> {
 }
 
 impl Index {
+    /// The columns with every NUL character replaced by U+FFFD. PostgreSQL's text columns
+    /// cannot hold a NUL, and a request can carry one into a recorded field (the record's JSON
+    /// text escapes it): one such record would fail its whole group commit, and with it
+    /// every request waiting on that commit. `Index::of` applies the same, so a record and
+    /// its columns still agree.
+    #[must_use]
+    pub fn without_nul(mut self) -> Self {
+        fn clean(s: &mut String) {
+            if s.contains('\0') {
+                *s = s.replace('\0', "\u{FFFD}");
+            }
+        }
+        for s in [&mut self.event_id, &mut self.event_name, &mut self.decision] {
+            clean(s);
+        }
+        for s in [
+            &mut self.principal_arn,
+            &mut self.access_key_id,
+            &mut self.source_ip,
+            &mut self.resource_arn,
+            &mut self.error_code,
+            &mut self.account_id,
+            &mut self.event_source,
+            &mut self.user_name,
+            &mut self.resource_type,
+            &mut self.resource_name,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clean(s);
+        }
+        self
+    }
+
     /// Derive the columns from a record.
     pub fn of(record: &Value) -> Self {
         let ident = record.get("userIdentity").unwrap_or(&Value::Null);
@@ -842,6 +878,7 @@ impl Index {
             resource_arn,
             principal_arn,
         }
+        .without_nul()
     }
 }
 

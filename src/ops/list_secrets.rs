@@ -426,9 +426,16 @@ pub fn cursor(p: ListPos) -> Cursor {
     }
 }
 
-/// A token's position in `order`; a token whose value is not of the order's kind is
+/// A token's position in `order`; a token whose value is not of the order's kind, or holds
+/// a NUL character (no name or id has one, and PostgreSQL's text cannot), is
 /// `InvalidNextTokenException`.
 pub fn list_pos(order: ListOrder, c: Cursor) -> Result<ListPos, ApiError> {
+    let nul = c.id.contains('\0') || matches!(&c.value, SortValue::Text(t) if t.contains('\0'));
+    if nul {
+        return Err(ApiError::InvalidNextToken(
+            "The NextToken value is invalid.".into(),
+        ));
+    }
     match (order, c.value) {
         (ListOrder::Name, SortValue::Text(t)) => Ok(ListPos::Text(t, c.id)),
         // Nothing sorts before a never-read secret.

@@ -201,10 +201,40 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "The request body is nested too deeply.".into(),
         ));
     }
+    refuse_nul(body)?;
     serde_json::from_slice(body).map_err(|e| {
         let shown: String = redact_serde(&e).chars().take(200).collect();
         ApiError::Serialization(format!("Failed to read the request body: {shown}"))
     })
+}
+
+/// Refuse a NUL character (`\u0000`) anywhere in a JSON body but in a secret's value
+/// (`SecretString`): names, descriptions, tokens, tags, ARNs and policies are stored as text,
+/// which PostgreSQL cannot hold with a NUL (the write would fail as a server error), and no
+/// AWS identifier contains one. Only a body whose text has the escape is parsed twice.
+fn refuse_nul(body: &[u8]) -> Result<(), ApiError> {
+    fn has_nul(v: &serde_json::Value, top: bool) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(|i| has_nul(i, false)),
+            serde_json::Value::Object(m) => m.iter().any(|(k, v)| {
+                k.contains('\0') || (!(top && k == "SecretString") && has_nul(v, false))
+            }),
+            _ => false,
+        }
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Ok(());
+    };
+    if !text.contains("\\u0000") {
+        return Ok(());
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if has_nul(&v, true) => Err(ApiError::Validation(
+            "1 validation error detected: the request contains the NUL character (U+0000), which only a SecretString may hold.".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// serde_json's message without any value the request carried: it quotes strings (`"..."`)

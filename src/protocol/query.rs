@@ -48,7 +48,14 @@ pub fn parse_form(body: &[u8]) -> Result<Form, ApiError> {
     let mut params = vec![];
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        params.push((decode_component(k)?, decode_component(v)?));
+        let (k, v) = (decode_component(k)?, decode_component(v)?);
+        // No Query-protocol parameter holds a NUL (text columns and XML cannot either).
+        if k.contains('\0') || v.contains('\0') {
+            return Err(ApiError::Validation(
+                "The request contains the NUL character (U+0000).".into(),
+            ));
+        }
+        params.push((k, v));
         if params.len() > 5000 {
             return Err(ApiError::Validation("Too many request parameters.".into()));
         }

@@ -132,9 +132,16 @@ fn malformed_sts_requests_and_unknown_principals_get_clear_errors() {
         (
             "web identity token not a JWT",
             format!(
-                "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=x1&RoleArn={role}&WebIdentityToken=%00%01"
+                "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=x1&RoleArn={role}&WebIdentityToken=%01%02"
             ),
             "InvalidIdentityToken",
+        ),
+        (
+            "a NUL character in a parameter",
+            format!(
+                "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleSessionName=x1&RoleArn={role}&WebIdentityToken=%00%01"
+            ),
+            "ValidationError",
         ),
     ];
     for (what, body, code) in &cases {
