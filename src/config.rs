@@ -293,6 +293,10 @@ pub enum AuditCommand {
         /// The export directory records go to before deletion.
         #[arg(long)]
         out: PathBuf,
+        /// Digests kept outside the database (as for `audit verify --anchor`): a chain that
+        /// disagrees with them is not pruned. Repeatable.
+        #[arg(long = "anchor")]
+        anchors: Vec<PathBuf>,
     },
 }
 

@@ -126,11 +126,19 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
             store,
             older_than,
             out,
+            anchors,
         } => open(&store).and_then(|(cfg, st)| {
             let keys = AuditKeys::load_or_create(&key_path_beside(&cfg.master_key_file))?;
             let now = crate::ops::system_now_ms();
             let cutoff = now - i64::from(older_than) * 86_400_000;
-            let s = prune(&st, &keys, &out, cutoff, now)?;
+            let mut outside = Vec::new();
+            for p in &anchors {
+                outside.extend(
+                    load_anchors(p, &[keys.public_hex().to_owned()])
+                        .map_err(|e| format!("--anchor: {e}"))?,
+                );
+            }
+            let s = prune(&st, &keys, &out, cutoff, now, &outside)?;
             let mut msg = format!(
                 "exported {} records in {} files to {}",
                 s.export.records,

@@ -75,9 +75,30 @@ fn load_state(out: &Path) -> Result<State, String> {
 }
 
 /// Write `bytes` to `path` atomically (temp file, fsync, rename).
+/// A directory of the export, created readable by its owner only (0700 on Unix): the
+/// records name principals, access key ids, source addresses and secrets.
+fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    let mut f = std::fs::File::create(&tmp)
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&tmp)
         .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
@@ -115,7 +136,7 @@ pub fn export_chains(
     out: &Path,
     only: Option<&str>,
 ) -> Result<ExportSummary, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
+    owner_only_dir(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
     let mut state = load_state(out)?;
     let mut summary = ExportSummary::default();
     let chains = store
@@ -151,8 +172,7 @@ pub fn export_chains(
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             gz.write_all(&body).map_err(|e| e.to_string())?;
             let gz = gz.finish().map_err(|e| e.to_string())?;
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+            owner_only_dir(&dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             let file = dir.join(format!(
                 "strongroom_{}_{:012}-{:012}.json.gz",
                 dir_name(&chain),
@@ -181,8 +201,9 @@ pub fn prune(
     out: &Path,
     cutoff_ms: i64,
     now_ms: i64,
+    anchors: &[crate::store::rows::AuditDigestRow],
 ) -> Result<PruneSummary, String> {
-    prune_chains(store, keys, out, cutoff_ms, now_ms, None)
+    prune_chains(store, keys, out, cutoff_ms, now_ms, None, anchors)
 }
 
 /// [`prune`], of chain `only` when given. Each chain's deletion (and anchor) is one write
@@ -194,6 +215,7 @@ pub fn prune_chains(
     cutoff_ms: i64,
     now_ms: i64,
     only: Option<&str>,
+    anchors: &[crate::store::rows::AuditDigestRow],
 ) -> Result<PruneSummary, String> {
     let export = export_chains(store, out, only)?;
     let state = load_state(out)?;
@@ -222,10 +244,17 @@ pub fn prune_chains(
         if through <= anchored {
             continue;
         }
+        // The digests kept outside the database take part: a rewrite whose digests were
+        // deleted from the database verifies clean against the database alone, and pruning
+        // it would take away the records that let the outside copies reveal it.
         let opts = VerifyOptions {
             trusted_keys: vec![keys.public_hex().to_owned()],
             chain: Some(chain.clone()),
-            anchors: Vec::new(),
+            anchors: anchors
+                .iter()
+                .filter(|a| a.chain_id == *chain)
+                .cloned()
+                .collect(),
         };
         let report = verify_store(store, &opts)?;
         if let Some(f) = report.first_finding().filter(|f| f.seq <= through) {

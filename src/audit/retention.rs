@@ -60,8 +60,14 @@ pub async fn run_once(
             };
             let chain = auditor.chain_id().to_owned();
             let out: PathBuf = out.to_path_buf();
+            let digest_dir = auditor.digest_dir().map(Path::to_path_buf);
             let run = tokio::task::spawn_blocking(move || {
-                prune_chains(&hooked, &keys, &out, cutoff, now_ms, Some(&chain))
+                // The digest directory's copies are checked too (see `prune_chains`).
+                let anchors = match digest_dir.filter(|d| d.exists()) {
+                    Some(d) => super::verify::load_anchors(&d, &[keys.public_hex().to_owned()])?,
+                    None => Vec::new(),
+                };
+                prune_chains(&hooked, &keys, &out, cutoff, now_ms, Some(&chain), &anchors)
             })
             .await
             .map_err(|e| format!("retention task failed: {e}"))

@@ -363,19 +363,22 @@ fn verify_chain(store: &Store, chain: &str, opts: &VerifyOptions) -> Result<Chai
         }
     }
     let c = chain.to_owned();
+    // The lowest record, whatever its number: one numbered 0 or below is outside the chain's
+    // numbering (which starts at 1) and would otherwise never be read, yet queries find it.
     let first = store
-        .read_blocking(move |tx| Ok(tx.audit_range(&c, 0, 1)?))
+        .read_blocking(move |tx| Ok(tx.audit_range(&c, i64::MIN, 1)?))
         .map_err(|e| e.to_string())?;
     let after = match first.first() {
         Some(r) if r.seq < start => {
-            findings.push(found(
-                r.seq,
-                TamperKind::Inserted,
+            let why = if start == 1 {
+                "is numbered below the chain's first record (1); it should not exist".to_owned()
+            } else {
                 format!(
                     "is at or below the signed prune anchor ({}); it should not exist",
                     start - 1
-                ),
-            ));
+                )
+            };
+            findings.push(found(r.seq, TamperKind::Inserted, why));
             None
         }
         _ => Some(start - 1),

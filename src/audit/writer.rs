@@ -117,6 +117,8 @@ struct Inner {
     queue_capacity: usize,
     /// Dropped with the last handle: tells the lookup indexer to stop.
     _indexer: Option<SyncSender<()>>,
+    /// Where each signed digest is also written (`AuditOptions::digest_dir`).
+    digest_dir: Option<std::path::PathBuf>,
     /// Requests under way and records handed to the writer but not yet taken: the writer
     /// stops gathering once every request under way has a record waiting.
     load: Arc<Load>,
@@ -281,6 +283,7 @@ impl Auditor {
                 timeout: Duration::ZERO,
                 queue_capacity: 0,
                 _indexer: None,
+                digest_dir: None,
                 load: Arc::default(),
             }),
         }
@@ -330,6 +333,7 @@ impl Auditor {
                 timeout: opts.commit_timeout,
                 queue_capacity: opts.queue.max(1),
                 _indexer: indexer,
+                digest_dir: opts.digest_dir.clone(),
                 load,
             }),
         }
@@ -354,6 +358,11 @@ impl Auditor {
             return false;
         }
         true
+    }
+
+    /// Where the signed digests are also written, outside the database, if anywhere.
+    pub fn digest_dir(&self) -> Option<&std::path::Path> {
+        self.inner.digest_dir.as_deref()
     }
 
     /// This server's chain.

@@ -364,8 +364,9 @@ async fn postgres_trail_verifies_queries_and_prunes() {
     // export + prune under an anchor, then tampering is still caught
     let keys = AuditKeys::load(&t.key_path()).unwrap();
     let out = t.dir.path().join("export");
-    let s = strongroom::audit::export::prune(&t.store, &keys, &out, now_ms() - 30 * day, now_ms())
-        .unwrap();
+    let s =
+        strongroom::audit::export::prune(&t.store, &keys, &out, now_ms() - 30 * day, now_ms(), &[])
+            .unwrap();
     assert_eq!(s.pruned, vec![("chain-a".to_owned(), 12, 12)]);
     assert_eq!(exported_records(&out).len(), 25);
     assert_eq!(t.verify(), None);
@@ -1388,8 +1389,8 @@ async fn a_fully_pruned_chain_continues_from_its_anchor() {
     fill(&a, 5, |i| now_ms() - 10_000 + i).await;
     let keys = AuditKeys::load(&t.key_path()).unwrap();
     let out = t.dir.path().join("export");
-    let s =
-        strongroom::audit::export::prune(&t.store, &keys, &out, now_ms() + 1, now_ms()).unwrap();
+    let s = strongroom::audit::export::prune(&t.store, &keys, &out, now_ms() + 1, now_ms(), &[])
+        .unwrap();
     assert_eq!(s.pruned, vec![("chain-a".to_owned(), 5, 5)]);
     assert!(all_records(&t.url).is_empty());
     drop(a);
