@@ -250,6 +250,11 @@ impl Operation for CreateSecret {
                 };
                 tx.insert_secret(&row).map_err(|e| {
                     if e.is_unique_violation() {
+                        // A concurrent create of the name committed after this transaction
+                        // looked (PostgreSQL reports it so under SERIALIZABLE, not as a
+                        // serialization failure): run again, and the look finds it, so the
+                        // same token and value answer that secret, as a retry would.
+                        tx.retry_on_failure();
                         ApiError::ResourceExists(format!(
                             "The operation failed because the secret {name} already exists."
                         ))

@@ -411,6 +411,19 @@ pub fn request_tag_keys(tags: &[Tag]) -> Vec<(String, Vec<String>)> {
     out
 }
 
+/// Refuse a write whose secret's KMS key is no longer the one the request was authorized
+/// on (`decided`, the key the resolution read): another request moved the secret to another
+/// key in between, and a value sealed now would be sealed under a key whose use was never
+/// decided for this caller. Sending the request again decides the new key.
+pub fn ensure_key_unchanged(secret: &SecretRow, decided: Option<&str>) -> Result<(), ApiError> {
+    if secret.kms_key_id.as_deref() == decided {
+        return Ok(());
+    }
+    Err(ApiError::InvalidRequest(
+        "The secret's KMS key changed while this request was being authorized; send the request again.".into(),
+    ))
+}
+
 /// A key with one value, when the value is present.
 pub fn key_if(key: &str, v: Option<impl ToString>) -> Option<(String, Vec<String>)> {
     v.map(|v| (key.to_owned(), vec![v.to_string()]))

@@ -89,6 +89,7 @@ impl Operation for PutSecretValue {
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: Input) -> Result<Output, ApiError> {
         let secret_id = auth.secret()?.secret_id.clone();
+        let decided_key = auth.secret()?.kms_key_id.clone();
         let value =
             values::take_value(input.secret_string, input.secret_binary)?.ok_or_else(|| {
                 ApiError::InvalidRequest(
@@ -110,6 +111,7 @@ impl Operation for PutSecretValue {
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
                 super::ensure_not_deleted(&secret)?;
+                super::ensure_key_unchanged(&secret, decided_key.as_deref())?;
                 // The new version would be sealed under the secret's account's default key.
                 super::ensure_key_shareable_with(&caller_account, &secret)?;
                 let existing =

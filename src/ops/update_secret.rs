@@ -133,6 +133,9 @@ impl Operation for UpdateSecret {
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
                 super::ensure_not_deleted(&secret)?;
+                // What is sealed here (a new value, or labelled versions moved to a new key)
+                // was authorized against the key the resolution read.
+                super::ensure_key_unchanged(&secret, decided_key.as_deref())?;
                 let was_default = secret.kms_key_id.is_none();
                 let mut changed = false;
                 if let Some(d) = &description {
