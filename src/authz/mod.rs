@@ -75,16 +75,8 @@ impl Authz {
             self.authorize(principal, scope, action, &resolved, &keys, draft)?;
         }
         for (action, arn) in O::other_actions(input, resolved.secret.as_deref()) {
-            let other = Resolved {
-                account: arn.split(':').nth(4).unwrap_or_default().to_owned(),
-                arn,
-                secret: None,
-                keys: Vec::new(),
-                resource_policy: None,
-                compiled_policy: None,
-                resource_required: false,
-                shown: None,
-            };
+            let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
+            let other = Resolved::on(arn, account);
             self.authorize(principal, scope, action, &other, &[], draft)?;
         }
         for arn in O::also_on(input, scope) {

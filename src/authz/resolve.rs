@@ -29,6 +29,23 @@ pub struct Resolved {
     pub shown: Option<String>,
 }
 
+impl Resolved {
+    /// A resource known by its ARN alone (no secret, no condition keys of its own, no
+    /// resource policy), owned by `account`.
+    pub fn on(arn: impl Into<String>, account: impl Into<String>) -> Self {
+        Self {
+            arn: arn.into(),
+            account: account.into(),
+            secret: None,
+            keys: Vec::new(),
+            resource_policy: None,
+            compiled_policy: None,
+            resource_required: false,
+            shown: None,
+        }
+    }
+}
+
 /// Resolve a target to the ARN to authorize on (and the secret, when it exists). With
 /// `fetch`, a secret's selected version is read (sealed) in the same read transaction; what
 /// that read found, value or error, is for the operation to use once authorized.

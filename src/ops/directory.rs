@@ -27,16 +27,7 @@ impl DirectoryCall<'_> {
     /// Decide `action` on `arn` (a resource without a policy of its own, so the caller's
     /// identity policies and its organization's SCPs decide), recording the decision.
     pub fn authorize(&self, action: &str, arn: &str, draft: &mut Draft) -> Result<(), ApiError> {
-        let resolved = Resolved {
-            arn: arn.to_owned(),
-            account: self.scope.account.clone(),
-            secret: None,
-            keys: Vec::new(),
-            resource_policy: None,
-            compiled_policy: None,
-            resource_required: false,
-            shown: None,
-        };
+        let resolved = Resolved::on(arn.to_owned(), self.scope.account.clone());
         draft.resource_arn = Some(arn.to_owned());
         self.pipeline
             .authz

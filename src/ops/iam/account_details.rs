@@ -188,16 +188,7 @@ impl QueryOperation for GetAccountAuthorizationDetails {
             account: caller.account_id.clone(),
             region: call.region.clone(),
         };
-        let resolved = Resolved {
-            arn: "*".to_owned(),
-            account: scope.account.clone(),
-            secret: None,
-            keys: Vec::new(),
-            resource_policy: None,
-            compiled_policy: None,
-            resource_required: false,
-            shown: None,
-        };
+        let resolved = Resolved::on("*".to_owned(), scope.account.clone());
         call.pipeline.authz.authorize(
             caller,
             &scope,

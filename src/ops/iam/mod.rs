@@ -241,16 +241,7 @@ fn simulate(
             scope.account.clone(),
         )
     };
-    let resolved = Resolved {
-        arn: resource_arn.clone(),
-        account: resource_account,
-        secret: None,
-        keys: Vec::new(),
-        resource_policy: None,
-        compiled_policy: None,
-        resource_required: false,
-        shown: None,
-    };
+    let resolved = Resolved::on(resource_arn.clone(), resource_account);
     draft.resource_arn = Some(resource_arn);
     pipeline
         .authz
@@ -317,16 +308,7 @@ fn simulate(
         // (`iam:SimulatePrincipalPolicy`), which would show the same; otherwise the caller
         // is simulated by its ARN alone, in the caller's account, without tags.
         let may_read = |c: &str| {
-            let on_user = Resolved {
-                arn: c.to_owned(),
-                account: scope.account.clone(),
-                secret: None,
-                keys: Vec::new(),
-                resource_policy: None,
-                compiled_policy: None,
-                resource_required: false,
-                shown: None,
-            };
+            let on_user = Resolved::on(c.to_owned(), scope.account.clone());
             let mut scratch = draft.clone();
             pipeline
                 .authz

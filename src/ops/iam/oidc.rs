@@ -40,16 +40,7 @@ fn authorize(
         account: caller.account_id.clone(),
         region: call.region.clone(),
     };
-    let resolved = Resolved {
-        arn: arn.to_owned(),
-        account: scope.account.clone(),
-        secret: None,
-        keys: Vec::new(),
-        resource_policy: None,
-        compiled_policy: None,
-        resource_required: false,
-        shown: None,
-    };
+    let resolved = Resolved::on(arn.to_owned(), scope.account.clone());
     draft.resource_arn = Some(arn.to_owned());
     call.pipeline
         .authz
