@@ -6,8 +6,9 @@
 //!   error is `UnknownOperationException` with a bounded message.
 //! - `parse_body::<Value>` agrees with `serde_json` (differential): an all-whitespace body is
 //!   `{}`; otherwise it succeeds exactly when the body is UTF-8, serde_json accepts it and it
-//!   nests at most 32 levels, and then yields the same value. Errors are
-//!   `SerializationException` and never quote a value (no `"` or `` ` `` in the message).
+//!   nests at most 32 levels, and holds no NUL character outside a top-level `SecretString`
+//!   (refused as `ValidationException`), and then yields the same value. Other errors are
+//!   `SerializationException`; none quotes a value (no `"` or `` ` `` in the message).
 //! - every operation's `Input` type: parse, then `validate`, `target`, `context_keys` and
 //!   `extra_actions`, never panic; a parse error never quotes a value either.
 #![no_main]
@@ -65,6 +66,19 @@ fn depth(v: &Value) -> usize {
     }
 }
 
+/// A NUL character in a string or a member name, but in a top-level `SecretString`'s value.
+fn nul_outside_secret_string(v: &Value, top: bool) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(|i| nul_outside_secret_string(i, false)),
+        Value::Object(o) => o.iter().any(|(k, v)| {
+            k.contains('\0')
+                || (!(top && k == "SecretString") && nul_outside_secret_string(v, false))
+        }),
+        _ => false,
+    }
+}
+
 fn check_value_body(body: &[u8]) {
     let ours = parse_body::<Value>(body);
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -78,8 +92,19 @@ fn check_value_body(body: &[u8]) {
             assert!(utf8);
             assert_eq!(a, b);
             assert!(depth(b) <= 32, "accepted depth {}", depth(b));
+            assert!(
+                !nul_outside_secret_string(b, true),
+                "a NUL outside a SecretString was accepted"
+            );
         }
         (Ok(_), Err(e)) => panic!("parse_body accepted what serde_json rejects: {e}"),
+        (Err(e), Ok(b)) if e.code() == "ValidationException" => {
+            assert!(
+                nul_outside_secret_string(b, true),
+                "parse_body refused JSON without a NUL: {}",
+                e.message()
+            );
+        }
         (Err(e), Ok(b)) => {
             assert_eq!(e.code(), "SerializationException");
             assert!(
@@ -109,7 +134,13 @@ fn check_op<O: Operation>(body: &[u8]) {
             let _ = O::extra_actions(&input);
         }
         Err(e) => {
-            assert_eq!(e.code(), "SerializationException", "{}", O::NAME);
+            // A NUL outside a SecretString is refused as a validation error (see above).
+            let nul = e.code() == "ValidationException"
+                && serde_json::from_slice::<Value>(body)
+                    .is_ok_and(|v| nul_outside_secret_string(&v, true));
+            if !nul {
+                assert_eq!(e.code(), "SerializationException", "{}", O::NAME);
+            }
             assert!(
                 !e.message().contains(['"', '`']),
                 "{}: error quotes a value: {}",
