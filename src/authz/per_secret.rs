@@ -131,14 +131,8 @@ impl SecretAuthorizer for PerSecret {
             keys.push((format!("secretsmanager:ResourceTag/{k}"), vec![v.clone()]));
         }
         let on = |resource_policy: Option<&str>| Resolved {
-            arn: arn.to_owned(),
-            account: account.to_owned(),
-            secret: None,
-            keys: Vec::new(),
             resource_policy: resource_policy.map(str::to_owned),
-            compiled_policy: None,
-            resource_required: false,
-            shown: None,
+            ..Resolved::on(arn, account)
         };
         let (with, without) = (on(Some(policy)), on(None));
         let allows = |resolved: &Resolved, action: &str| {
@@ -183,18 +177,13 @@ impl PerSecret {
         policy: &str,
     ) -> Result<(), ApiError> {
         let on_key = Resolved {
-            arn: key.arn.clone(),
-            account: key.account_id.clone(),
-            secret: None,
-            keys: Vec::new(),
-            resource_policy: None,
             compiled_policy: Some(Arc::new(
                 policy::Policy::parse(policy, policy::PolicyType::Resource)
                     .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))?
                     .with_label(&format!("{}:key-policy", key.arn)),
             )),
             resource_required: true,
-            shown: None,
+            ..Resolved::on(key.arn.clone(), key.account_id.clone())
         };
         let mut scratch = self.base.clone();
         self.authz.authorize(

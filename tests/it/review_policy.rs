@@ -16,6 +16,11 @@ fn start(policies: &Path) -> TestServer {
     TestServer::launch_config(cfg, dir)
 }
 
+/// Secrets Manager operation `op` signed with the access key `(id, secret)`.
+fn sm(s: &TestServer, (k, sk): (&str, &str), op: &str, body: &serde_json::Value) -> RawResponse {
+    call_as(s, k, sk, &format!("secretsmanager.{op}"), body)
+}
+
 fn ok(r: RawResponse) -> serde_json::Value {
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()
@@ -68,25 +73,22 @@ async fn tag_resource_is_decided_with_its_request_tags() {
     );
     let (k, sk) = key_for(&s, &dir, HOME, "blue");
     // control: another key may be tagged
-    ok(call_as(
+    ok(sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.TagResource",
+        (&k, &sk),
+        "TagResource",
         &serde_json::json!({"SecretId": "red-db", "Tags": [{"Key": "owner", "Value": "x"}]}),
     ));
-    let r = call_as(
+    let r = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.TagResource",
+        (&k, &sk),
+        "TagResource",
         &serde_json::json!({"SecretId": "red-db", "Tags": [{"Key": "Team", "Value": "blue"}]}),
     );
-    let read = call_as(
+    let read = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.GetSecretValue",
+        (&k, &sk),
+        "GetSecretValue",
         &serde_json::json!({"SecretId": "red-db"}),
     );
     assert_eq!(
@@ -113,20 +115,18 @@ async fn tag_resource_allow_list_on_request_tag_values() {
     let s = start(&dir);
     create(&s, "t-db", "v", serde_json::json!([]));
     let (k, sk) = key_for(&s, &dir, HOME, "tagger");
-    let bad = call_as(
+    let bad = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.TagResource",
+        (&k, &sk),
+        "TagResource",
         &serde_json::json!({"SecretId": "t-db", "Tags": [{"Key": "env", "Value": "prod"}]}),
     );
     assert_eq!(bad.error_type(), "AccessDeniedException", "{}", bad.body);
     // control: env=dev is what the policy allows
-    let good = call_as(
+    let good = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.TagResource",
+        (&k, &sk),
+        "TagResource",
         &serde_json::json!({"SecretId": "t-db", "Tags": [{"Key": "env", "Value": "dev"}]}),
     );
     assert_eq!(good.status, 200, "env=dev was refused: {}", good.body);
@@ -151,18 +151,16 @@ async fn untag_resource_is_decided_with_its_tag_keys() {
         serde_json::json!([{"Key": "Team", "Value": "red"}, {"Key": "owner", "Value": "x"}]),
     );
     let (k, sk) = key_for(&s, &dir, HOME, "untagger");
-    ok(call_as(
+    ok(sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.UntagResource",
+        (&k, &sk),
+        "UntagResource",
         &serde_json::json!({"SecretId": "u-db", "TagKeys": ["owner"]}),
     ));
-    let r = call_as(
+    let r = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.UntagResource",
+        (&k, &sk),
+        "UntagResource",
         &serde_json::json!({"SecretId": "u-db", "TagKeys": ["Team"]}),
     );
     assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
@@ -187,26 +185,23 @@ async fn delete_secret_is_decided_with_its_recovery_keys() {
     create(&s, "d2", "v", serde_json::json!([]));
     create(&s, "d3", "v", serde_json::json!([]));
     let (k, sk) = key_for(&s, &dir, HOME, "deleter");
-    let force = call_as(
+    let force = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.DeleteSecret",
+        (&k, &sk),
+        "DeleteSecret",
         &serde_json::json!({"SecretId": "d1", "ForceDeleteWithoutRecovery": true}),
     );
-    let short = call_as(
+    let short = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.DeleteSecret",
+        (&k, &sk),
+        "DeleteSecret",
         &serde_json::json!({"SecretId": "d2", "RecoveryWindowInDays": 7}),
     );
     // control: a 30-day window is allowed
-    let long = call_as(
+    let long = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.DeleteSecret",
+        (&k, &sk),
+        "DeleteSecret",
         &serde_json::json!({"SecretId": "d3", "RecoveryWindowInDays": 30}),
     );
     assert_eq!(long.status, 200, "{}", long.body);
@@ -245,19 +240,17 @@ async fn get_secret_value_is_decided_with_its_version_stage() {
         .to_string(),
     ));
     let (k, sk) = key_for(&s, &dir, HOME, "reader");
-    let cur = ok(call_as(
+    let cur = ok(sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.GetSecretValue",
+        (&k, &sk),
+        "GetSecretValue",
         &serde_json::json!({"SecretId": "v-db"}),
     ));
     assert_eq!(cur["SecretString"], "new");
-    let prev = call_as(
+    let prev = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.GetSecretValue",
+        (&k, &sk),
+        "GetSecretValue",
         &serde_json::json!({"SecretId": "v-db", "VersionStage": "AWSPREVIOUS"}),
     );
     assert_eq!(prev.error_type(), "AccessDeniedException", "{}", prev.body);
@@ -277,21 +270,19 @@ async fn update_secret_is_decided_with_its_request_keys() {
     let s = start(&dir);
     create(&s, "up-db", "v", serde_json::json!([]));
     let (k, sk) = key_for(&s, &dir, HOME, "updater");
-    ok(call_as(
+    ok(sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.UpdateSecret",
+        (&k, &sk),
+        "UpdateSecret",
         &serde_json::json!({
             "SecretId": "up-db", "SecretString": "v2",
             "ClientRequestToken": uuid::Uuid::new_v4().to_string()
         }),
     ));
-    let r = call_as(
+    let r = sm(
         &s,
-        &k,
-        &sk,
-        "secretsmanager.UpdateSecret",
+        (&k, &sk),
+        "UpdateSecret",
         &serde_json::json!({"SecretId": "up-db", "Description": "changed"}),
     );
     assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
@@ -322,22 +313,10 @@ async fn batch_reads_are_decided_as_reads_of_the_current_version() {
     create(&s, "b-db", "batch-value", serde_json::json!([]));
     let batch = serde_json::json!({"SecretIdList": ["b-db"]});
     let (k, sk) = key_for(&s, &dir, HOME, "current-only");
-    let r = ok(call_as(
-        &s,
-        &k,
-        &sk,
-        "secretsmanager.BatchGetSecretValue",
-        &batch,
-    ));
+    let r = ok(sm(&s, (&k, &sk), "BatchGetSecretValue", &batch));
     assert_eq!(r["SecretValues"][0]["SecretString"], "batch-value", "{r}");
     let (k, sk) = key_for(&s, &dir, HOME, "no-current");
-    let r = ok(call_as(
-        &s,
-        &k,
-        &sk,
-        "secretsmanager.BatchGetSecretValue",
-        &batch,
-    ));
+    let r = ok(sm(&s, (&k, &sk), "BatchGetSecretValue", &batch));
     assert_eq!(r["SecretValues"].as_array().map(Vec::len), Some(0), "{r}");
     assert_eq!(r["Errors"][0]["ErrorCode"], "AccessDeniedException", "{r}");
 }
