@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::Principal;
+use crate::authz::keys::{DecidedKey, DecidedKeyId};
 use crate::error::ApiError;
 use crate::ops::values;
 use crate::ops::{Scope, SecretFacts};
@@ -26,6 +27,8 @@ pub struct Authorized {
     /// the operation asked for it (`Operation::fetch_value`); an error is reported only
     /// after authorization, by the operation.
     fetched: Option<Arc<Result<values::FetchedValue, ApiError>>>,
+    /// What each key the request named resolved to when its use was decided.
+    decided_keys: Vec<DecidedKey>,
     _sealed: (),
 }
 
@@ -89,6 +92,7 @@ impl Authorized {
             secret,
             authorizer,
             fetched: None,
+            decided_keys: Vec::new(),
             _sealed: (),
         }
     }
@@ -100,6 +104,40 @@ impl Authorized {
     ) -> Self {
         self.fetched = fetched;
         self
+    }
+
+    /// Attach what the keys the request named resolved to when their use was decided.
+    pub(super) fn with_decided_keys(mut self, decided: Vec<DecidedKey>) -> Self {
+        self.decided_keys = decided;
+        self
+    }
+
+    /// Refuse to seal under `key`, what the operation resolved `named` (a `KmsKeyId` of the
+    /// request) to inside its write transaction, unless it is the key whose use was decided
+    /// for the caller: an alias moved (or created) between the decision and the write, or the
+    /// name was never decided at all. Sending the request again decides the key it names now.
+    pub fn ensure_named_key(
+        &self,
+        named: &str,
+        key: &crate::store::rows::KmsKeyRow,
+    ) -> Result<(), ApiError> {
+        let same = self
+            .decided_keys
+            .iter()
+            .find(|d| d.named == named)
+            .is_some_and(|d| match &d.key {
+                DecidedKeyId::Key(id) => *id == key.key_id,
+                DecidedKeyId::Managed => {
+                    key.key_manager == "AWS" && key.account_id == self.principal.account_id
+                }
+                DecidedKeyId::Missing => false,
+            });
+        if same {
+            return Ok(());
+        }
+        Err(ApiError::InvalidRequest(format!(
+            "The KMS key {named} changed while this request was being authorized; send the request again."
+        )))
     }
 
     /// The value fetched with the target secret (when the operation asked for one and the

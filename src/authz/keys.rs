@@ -25,7 +25,7 @@ impl Authz {
         uses: Vec<ops::KeyUse>,
         fetched: Option<&Fetched>,
         draft: &mut Draft,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Vec<DecidedKey>, ApiError> {
         let Some(secret) = resolved.secret.as_ref() else {
             // No secret: only a named key (CreateSecret, in the caller's account) is used,
             // for the secret the request creates (its ARN, with the fresh suffix the
@@ -126,7 +126,8 @@ impl Authz {
 
     /// [`Self::authorize_key_uses`] for the keys a request names (`KmsKeyId`), resolved in
     /// `owner`'s account and region: the account whose secret will be sealed with the key
-    /// (the operation resolves the name there too).
+    /// (the operation resolves the name there too). Answers what each name resolved to, for
+    /// the operation to hold its own resolution to ([`DecidedKey`]).
     async fn authorize_named_keys(
         &self,
         principal: &Principal,
@@ -135,7 +136,7 @@ impl Authz {
         secret_arn: Option<&str>,
         uses: Vec<ops::KeyUse>,
         draft: &mut Draft,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Vec<DecidedKey>, ApiError> {
         let wanted: Vec<(&'static str, String)> = uses
             .into_iter()
             .filter_map(|u| match u {
@@ -144,7 +145,7 @@ impl Authz {
             })
             .collect();
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let (account, region) = (owner.account.clone(), owner.region.clone());
         let keys = self
@@ -163,25 +164,29 @@ impl Authz {
                             None => NamedKey::Missing,
                         }
                     };
-                    out.push((*action, key));
+                    out.push((*action, id.clone(), key));
                 }
                 Ok(out)
             })
             .await?;
-        for (action, key) in keys {
-            match key {
+        let mut decided = Vec::with_capacity(keys.len());
+        for (action, named, key) in keys {
+            let key_id = match key {
                 NamedKey::Found(key) => {
                     self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
+                    DecidedKeyId::Key(key.key_id)
                 }
                 // The owner's account's managed key: usable by that account's principals only.
                 NamedKey::Managed => {
                     ensure_same_account_for_managed_key(principal, &owner.account, draft)?;
+                    DecidedKeyId::Managed
                 }
                 // Reported by the operation (KMS's NotFound wording), before anything is used.
-                NamedKey::Missing => {}
-            }
+                NamedKey::Missing => DecidedKeyId::Missing,
+            };
+            decided.push(DecidedKey { named, key: key_id });
         }
-        Ok(())
+        Ok(decided)
     }
 
     /// Decide `action` on the KMS key `key` for Secrets Manager acting on the caller's
@@ -234,6 +239,29 @@ impl Authz {
                 ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
             })
     }
+}
+
+/// What a key the request named (`KmsKeyId`) resolved to when its use was decided. The
+/// operation resolves the name again inside its write transaction (an alias may have moved
+/// to another key in between, or been created) and holds that resolution to this one
+/// ([`crate::authz::Authorized::ensure_named_key`]), so that nothing is sealed under a key
+/// whose use was never decided for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedKey {
+    /// The identifier as the request gave it.
+    pub named: String,
+    pub key: DecidedKeyId,
+}
+
+/// See [`DecidedKey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecidedKeyId {
+    /// A key found and decided with its key policy.
+    Key(String),
+    /// `alias/aws/secretsmanager`: the owner account's AWS managed key.
+    Managed,
+    /// Not found: nothing was decided (the operation reports it missing).
+    Missing,
 }
 
 /// A named KMS key, as [`Authz::authorize_named_keys`] found it.

@@ -100,10 +100,12 @@ impl Authz {
             )?;
         }
         let uses = O::key_uses(input);
-        if !uses.is_empty() {
+        let decided_keys = if uses.is_empty() {
+            Vec::new()
+        } else {
             self.authorize_key_uses(principal, scope, &resolved, uses, fetched.as_deref(), draft)
-                .await?;
-        }
+                .await?
+        };
         let per_secret = Arc::new(per_secret::PerSecret::new(
             self.clone(),
             Arc::clone(principal),
@@ -119,7 +121,8 @@ impl Authz {
             resolved.secret,
             Some(authorizer),
         )
-        .with_fetched(fetched);
+        .with_fetched(fetched)
+        .with_decided_keys(decided_keys);
         Ok((authorized, events))
     }
 

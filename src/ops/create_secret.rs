@@ -213,6 +213,11 @@ impl Operation for CreateSecret {
                                     "Secrets Manager can't find the specified KMS key: {id}"
                                 ))
                             })?;
+                        // The value is sealed under the key whose use was decided (a secret
+                        // created without a value seals nothing: no use was decided).
+                        if value.is_some() {
+                            retrier.ensure_named_key(id, &key)?;
+                        }
                         if key.key_manager == "AWS" {
                             None
                         } else {

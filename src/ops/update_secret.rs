@@ -159,6 +159,7 @@ impl Operation for UpdateSecret {
                                         "Secrets Manager can't find the specified KMS key: {id}"
                                     ))
                                 })?;
+                            decider.ensure_named_key(id, &key)?;
                             if key.key_manager == "AWS" {
                                 None
                             } else {

@@ -164,11 +164,13 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
         // Without savepoints: the first write that failed, its error, and whether it met a
         // conflict it asks to retry.
         let mut failed: Option<(ApiError, bool)> = None;
+        // Isolated: a write met a conflict; the batch runs again in a new transaction.
+        let mut retry = false;
         let c: &mut AnyConnection = &mut conn;
         let outer = c.transaction::<(), TxFail, _>(|c| {
             for job in jobs.iter_mut() {
                 if isolate {
-                    ran.push(run_one(c, job, &mut ends)?);
+                    ran.push(run_one(c, job, &mut ends, &mut retry)?);
                     continue;
                 }
                 match run_direct(c, job, &mut ends) {
@@ -196,19 +198,28 @@ fn run_batch(store: &Store, jobs: &mut [Job]) -> Result<Vec<Result<Boxed, ApiErr
         store.data_written();
         if let (Some((e, conflict)), Err(TxFail::Api(_))) = (failed, &outer) {
             // Rolled back. A write alone that failed for good gets its error, as it would
-            // from its savepoint; otherwise the batch runs again, each write isolated.
+            // from its savepoint; otherwise the batch runs again, each write isolated. A
+            // conflict (the database locked by another process after this transaction read
+            // it) is a retry like any other: counted, after a pause, in a new transaction.
             if jobs.len() == 1 && !conflict {
                 return Ok(vec![Err(e)]);
             }
             isolate = true;
-            attempt -= 1;
-            continue;
-        }
-        match outer {
-            Ok(()) => return Ok(ran),
-            Err(TxFail::Db(e)) if is_retryable(&e) && attempt < MAX_RETRIES => {}
-            Err(TxFail::Db(e)) => return Err(StoreError::Db(e).into()),
-            Err(TxFail::Api(e)) => return Err(e),
+            if !conflict {
+                attempt -= 1;
+                continue;
+            }
+            if attempt >= MAX_RETRIES {
+                return Err(e);
+            }
+        } else {
+            match outer {
+                Ok(()) => return Ok(ran),
+                Err(TxFail::Db(e)) if is_retryable(&e) && attempt < MAX_RETRIES => {}
+                Err(TxFail::Api(_)) if retry && attempt < MAX_RETRIES => {}
+                Err(TxFail::Db(e)) => return Err(StoreError::Db(e).into()),
+                Err(TxFail::Api(e)) => return Err(e),
+            }
         }
         drop(conn);
         drop(_guard);
@@ -238,49 +249,51 @@ fn run_direct(
     r.map_err(|e| (e, tx.conflict))
 }
 
-/// One write in its savepoint (retried when it asks to be). `Err` only for what must fail
-/// the whole batch (the database locked by another process, a broken savepoint).
+/// One write in its savepoint. `Err` only for what must fail the whole batch: the database
+/// locked by another process (a busy error, whether the write saw it or its statement did),
+/// or a broken savepoint. A conflict cannot clear inside this transaction, whose snapshot
+/// predates the other process's commit: the batch runs again in a new one (`retry`).
 fn run_one(
     c: &mut AnyConnection,
     job: &mut Job,
     ends: &mut Vec<Box<dyn TxEnd>>,
+    retry: &mut bool,
 ) -> Result<Result<Boxed, ApiError>, TxFail> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let mut conflict = false;
-        let mut end: Option<Box<dyn TxEnd>> = None;
-        let r = c.transaction::<Boxed, TxFail, _>(|c| {
-            let mut tx = Tx {
-                conn: c,
-                conflict: false,
-            };
-            let mut r = (job.f)(&mut tx);
-            if let (Ok(v), Some(hook)) = (&r, &job.hook) {
-                match hook.before_commit(&mut tx, v.as_ref()) {
-                    Ok(e) => end = e,
-                    Err(e) => r = Err(e),
-                }
+    let mut conflict = false;
+    let mut end: Option<Box<dyn TxEnd>> = None;
+    let r = c.transaction::<Boxed, TxFail, _>(|c| {
+        let mut tx = Tx {
+            conn: c,
+            conflict: false,
+        };
+        let mut r = (job.f)(&mut tx);
+        if let (Ok(v), Some(hook)) = (&r, &job.hook) {
+            match hook.before_commit(&mut tx, v.as_ref()) {
+                Ok(e) => end = e,
+                Err(e) => r = Err(e),
             }
-            conflict = tx.conflict;
-            r.map_err(TxFail::Api)
-        });
-        match r {
-            Ok(v) => {
-                ends.extend(end);
-                return Ok(Ok(v));
+        }
+        conflict = tx.conflict;
+        r.map_err(TxFail::Api)
+    });
+    match r {
+        Ok(v) => {
+            ends.extend(end);
+            Ok(Ok(v))
+        }
+        Err(fail) => {
+            // Rolled back to the savepoint: what the hook added is gone.
+            if let Some(e) = end.take() {
+                e.ended(Outcome::RolledBack);
             }
-            Err(fail) => {
-                // Rolled back to the savepoint: what the hook added is gone.
-                if let Some(e) = end.take() {
-                    e.ended(Outcome::RolledBack);
+            match fail {
+                TxFail::Db(e) if is_retryable(&e) => Err(TxFail::Db(e)),
+                fail if conflict => {
+                    *retry = true;
+                    Err(fail)
                 }
-                match fail {
-                    TxFail::Db(e) if is_retryable(&e) => return Err(TxFail::Db(e)),
-                    _ if conflict && tries < MAX_RETRIES => continue,
-                    TxFail::Api(e) => return Ok(Err(e)),
-                    TxFail::Db(e) => return Ok(Err(StoreError::Db(e).into())),
-                }
+                TxFail::Api(e) => Ok(Err(e)),
+                TxFail::Db(e) => Ok(Err(StoreError::Db(e).into())),
             }
         }
     }
@@ -395,5 +408,49 @@ mod tests {
         }
         assert_eq!(got, vec![Ok("b"), Err("c fails".to_owned()), Ok("d")]);
         assert_eq!(keys(&store), vec!["a", "b", "d"]);
+    }
+
+    /// A write whose transaction read the database before another process committed to it
+    /// cannot write in that transaction (SQLite's busy snapshot, "database is locked",
+    /// returned at once): it runs again in a new transaction and commits, instead of
+    /// failing with a server error.
+    #[tokio::test]
+    async fn a_write_that_met_another_process_s_commit_runs_again() {
+        use diesel::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::open(&url).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.conn
+                    .batch_execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+                    .map_err(|e| ApiError::from(StoreError::Db(e)))
+            })
+            .unwrap();
+        let mut runs = 0_usize;
+        let written = store
+            .write(move |tx| {
+                runs += 1;
+                let _: Vec<Count> = diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+                    .load(tx.conn)
+                    .map_err(|e| ApiError::from(tx.db(e)))?;
+                // The other process commits during the first two runs: the first alone in
+                // its batch, the second isolated in its savepoint.
+                if let Some(k) = ["a", "c"].get(runs - 1) {
+                    let mut other =
+                        diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                    other
+                        .batch_execute(&format!("INSERT INTO t (k) VALUES ('{k}')"))
+                        .unwrap();
+                }
+                tx.conn
+                    .batch_execute("INSERT INTO t (k) VALUES ('b')")
+                    .map_err(|e| ApiError::from(tx.db(e)))?;
+                Ok(runs)
+            })
+            .await;
+        assert_eq!(written.map_err(|e| e.message().to_owned()), Ok(3));
+        assert_eq!(keys(&store), vec!["a", "b", "c"]);
     }
 }

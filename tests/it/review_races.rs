@@ -530,3 +530,77 @@ fn two_pg_servers() -> Option<(TestServer, TestServer, tempfile::TempDir)> {
     );
     Some((a, b, other))
 }
+
+/// A CreateSecret that names its key by alias is never sealed under a key the alias was
+/// moved to between the decision (kms:GenerateDataKey on the key the alias named then) and
+/// the write, one the caller is refused: the write holds the key it resolves to the one
+/// decided, and an accepted create holds a version sealed under the first key.
+#[test]
+fn a_value_is_not_sealed_under_a_key_an_alias_moved_to_after_authorization() {
+    let (_t, dir) = example_policies();
+    user_allowing(
+        &dir,
+        ACCOUNT,
+        "aliaser",
+        &["secretsmanager:CreateSecret", "kms:GenerateDataKey"],
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let k1 = new_key(&s, None);
+    let k2 = new_key(&s, Some(&key_denying("aliaser")));
+    let r = s.call(
+        "TrentService.CreateAlias",
+        &json!({"AliasName": "alias/race", "TargetKeyId": k1}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let k = key_for(&s, &dir, ACCOUNT, "aliaser");
+    let create = |name: &str, tok: &str| {
+        call_as(
+            &s,
+            &k.0,
+            &k.1,
+            "secretsmanager.CreateSecret",
+            &json!({"Name": name, "SecretString": "mine", "KmsKeyId": "alias/race",
+                    "ClientRequestToken": tok}),
+        )
+    };
+    let mut c = outside(&s);
+    let point = |c: &mut diesel::SqliteConnection, key: &str| {
+        c.batch_execute(&format!(
+            "UPDATE kms_aliases SET target_key_id = '{key}' WHERE alias_name = 'alias/race'"
+        ))
+        .unwrap();
+    };
+    // Controls: allowed while the alias names the first key, refused while it names the second.
+    assert_eq!(create("alias/ok", &token()).status, 200);
+    point(&mut c, &k2);
+    let r = create("alias/no", &token());
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let mut seen = Vec::new();
+    for i in 0..TRIES {
+        point(&mut c, &k1);
+        let tok = token();
+        let name = format!("alias/try-{i}");
+        let r = racing(|| create(&name, &tok), || point(&mut c, &k2), delay(i));
+        let sealed = query_one(
+            &mut c,
+            &format!("SELECT kms_key_id AS v FROM secret_versions WHERE version_id = '{tok}'"),
+        );
+        seen.push(r.status);
+        assert!(
+            r.status != 200 || sealed.as_deref() == Some(k1.as_str()),
+            "try {i}: answered {} {} and sealed under {sealed:?} (the caller may use {k1}, not {k2})",
+            r.status,
+            r.body
+        );
+        if r.status != 200 {
+            let t = r.error_type();
+            assert!(
+                t == "AccessDeniedException" || t == "InvalidRequestException",
+                "try {i}: {}",
+                r.body
+            );
+        }
+    }
+    assert!(seen.contains(&200), "{seen:?}");
+    assert!(seen.iter().any(|st| *st != 200), "{seen:?}");
+}
