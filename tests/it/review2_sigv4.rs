@@ -543,3 +543,40 @@ fn presigned_query_protocol_calls_are_not_credentials() {
         assert!(!r.body.contains("<Arn>"), "{what}: {}", r.body);
     }
 }
+
+/// An access key deleted stays deleted: deleting the last access key of a store that has
+/// served requests (a deployment whose callers all use web identity, with no root access
+/// key, as AWS advises) is not undone by the next start, which installs the root key only
+/// in a new, empty store: neither the pair in the environment comes back nor is a new root
+/// pair minted.
+#[test]
+fn a_deleted_last_root_key_is_not_installed_again_at_the_next_start() {
+    let mut s = TestServer::start();
+    create(&s, "kept/db", "us-east-1");
+    let list = |s: &TestServer| {
+        s.raw(&signed_request(
+            "secretsmanager.ListSecrets",
+            b"{}",
+            Signing::default(),
+        ))
+    };
+    // Positive control: the root key the server installed in its new store works.
+    assert_eq!(list(&s).status, 200);
+    let cfg = s.store_config();
+    strongroom::cli::change_access_key(&cfg, AKID, strongroom::cli::KeyChange::Delete).unwrap();
+    std::thread::sleep(Duration::from_millis(5200)); // past the key cache
+    assert_eq!(list(&s).error_type(), "UnrecognizedClientException");
+
+    let url = s.database_url.clone();
+    let data = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    s.stop();
+    let generated = data.path().join("data/root-credentials.json");
+    assert!(!generated.exists());
+    let cfg = crate::common::config_in(data.path(), Some(url));
+    let s = TestServer::launch_config(cfg, data);
+    let r = list(&s);
+    assert_eq!(r.error_type(), "UnrecognizedClientException", "{}", r.body);
+    assert!(!generated.exists(), "a new root key pair was minted");
+    let keys = strongroom::cli::list_access_keys(&s.store_config(), None, None).unwrap();
+    assert_eq!(keys, "", "{keys}");
+}
