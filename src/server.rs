@@ -77,12 +77,24 @@ fn chain_id(data_dir: &Path) -> Result<String, String> {
     }
 }
 
-/// On an empty store, install the root access key of the default account.
+/// On the first start with an empty store, install the root access key of the default
+/// account. A server that has started on this data directory before (its `server-id` is
+/// there) installs nothing, even when the store holds no access key: every key was deleted
+/// on purpose (with the CLI), and the pair in the environment or a newly minted one would
+/// undo that at every restart.
 fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result<(), String> {
     let count = store
         .read_blocking(|tx| Ok(tx.count_access_keys()?))
         .map_err(|e| format!("{e:?}"))?;
     if count > 0 {
+        return Ok(());
+    }
+    if cfg.store.data_dir.join("server-id").exists() {
+        tracing::warn!(
+            account = %cfg.account_id,
+            "the store holds no access key and this server has started before: no root key is \
+             installed (`strongroom access-key create` mints one)"
+        );
         return Ok(());
     }
     let (akid, secret, generated) = match (
