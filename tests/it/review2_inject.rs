@@ -1,0 +1,257 @@
+//! Values chosen by callers (secret JSON read by the built-in rotators, principal names and
+//! tags substituted into policy variables) reaching places they must not.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{call_as, user_allowing, ACCOUNT};
+use crate::rotation::{ok, token};
+use crate::rotation_pg::{failed, fn_arn, rig};
+
+const PG_SINGLE: &str = "SecretsManagerRDSPostgreSQLRotationSingleUser";
+
+fn tls_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
+}
+
+fn server_tls() -> Arc<rustls::ServerConfig> {
+    let certs: Vec<_> = rustls_pemfile::certs(
+        &mut std::fs::read(tls_dir().join("cert.pem"))
+            .unwrap()
+            .as_slice(),
+    )
+    .map(Result::unwrap)
+    .collect();
+    let key = rustls_pemfile::private_key(
+        &mut std::fs::read(tls_dir().join("key.pem")).unwrap().as_slice(),
+    )
+    .unwrap()
+    .unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    )
+}
+
+/// A PostgreSQL impostor on 127.0.0.1: it accepts TLS (any certificate is fine for
+/// `sslmode=require`), asks every client for its password in clear text (which libpq sends
+/// unless told otherwise) and records it, then refuses the login.
+struct FakePg {
+    port: u16,
+    passwords: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for FakePg {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_exact(r: &mut impl Read, n: usize) -> Option<Vec<u8>> {
+    let mut b = vec![0_u8; n];
+    r.read_exact(&mut b).ok()?;
+    Some(b)
+}
+
+fn be32(b: &[u8]) -> usize {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+}
+
+/// One client: TLS, startup, cleartext password request; the password it sent.
+fn pg_exchange(tcp: std::net::TcpStream, config: &Arc<rustls::ServerConfig>) -> Option<String> {
+    let mut tcp = tcp;
+    loop {
+        let head = read_exact(&mut tcp, 8)?;
+        match be32(&head[4..]) {
+            // GSSENCRequest: not offered.
+            80_877_104 => tcp.write_all(b"N").ok()?,
+            // SSLRequest: yes.
+            80_877_103 => {
+                tcp.write_all(b"S").ok()?;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    let conn = rustls::ServerConnection::new(Arc::clone(config)).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let len = be32(&read_exact(&mut tls, 4)?);
+    read_exact(&mut tls, len.checked_sub(4)?)?;
+    // AuthenticationCleartextPassword.
+    tls.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]).ok()?;
+    tls.flush().ok()?;
+    let tag = read_exact(&mut tls, 1)?;
+    if tag != b"p" {
+        return None;
+    }
+    let len = be32(&read_exact(&mut tls, 4)?);
+    let body = read_exact(&mut tls, len.checked_sub(4)?)?;
+    let password = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body)).into_owned();
+    let mut err = Vec::new();
+    for (code, text) in [
+        (b'S', "FATAL"),
+        (b'C', "28P01"),
+        (b'M', "password authentication failed"),
+    ] {
+        err.push(code);
+        err.extend_from_slice(text.as_bytes());
+        err.push(0);
+    }
+    err.push(0);
+    let mut msg = vec![b'E'];
+    msg.extend_from_slice(&u32::try_from(err.len() + 4).unwrap().to_be_bytes());
+    msg.extend_from_slice(&err);
+    let _ = tls.write_all(&msg);
+    let _ = tls.flush();
+    Some(password)
+}
+
+impl FakePg {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let passwords = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, stop2) = (Arc::clone(&passwords), Arc::clone(&stop));
+        let config = server_tls();
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((tcp, _)) => {
+                        tcp.set_nonblocking(false).unwrap();
+                        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                        if let Some(p) = pg_exchange(tcp, &config) {
+                            seen.lock().unwrap().push(p);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+        });
+        Self {
+            port,
+            passwords,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn passwords(&self) -> Vec<String> {
+        self.passwords.lock().unwrap().clone()
+    }
+}
+
+/// An access key for `writer` (the server's data is under the rig's directory).
+fn writer_key(rig: &crate::rotation_pg::Rig, s: &crate::common::TestServer) -> (String, String) {
+    let data = rig.tmp.path().join("data");
+    let cfg = strongroom::config::StoreConfig {
+        data_dir: data.clone(),
+        database_url: s.database_url.clone(),
+        master_key_file: data.join("master.key"),
+        read_mmap_bytes: 0,
+        pg_change_check: Duration::ZERO,
+    };
+    let out = strongroom::cli::create_access_key(&cfg, &rig.policies, ACCOUNT, "writer").unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn pg_value(port: u16, password: &str) -> Value {
+    json!({"engine": "postgres", "host": "127.0.0.1", "port": port, "username": "app",
+           "password": password, "dbname": "app"})
+}
+
+/// A caller who may write a secret's value and rotate it, but not read it, writes a version
+/// pointing at its own server: the single-user rotator's fallback to AWSPREVIOUS must send
+/// the previous password only to the previous version's own server (AWS's template logs in
+/// with the previous version as it is, only its `ssl` taken from the current one), never to
+/// the server the caller's version names.
+#[test]
+fn the_previous_password_is_sent_only_to_its_own_server() {
+    let owners = FakePg::start();
+    let attackers = FakePg::start();
+    let rig = rig(
+        "pg-rotator",
+        &[("pg-single", json!({"Builtin": PG_SINGLE}))],
+    );
+    user_allowing(
+        &rig.policies,
+        ACCOUNT,
+        "writer",
+        &[
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:RotateSecret",
+            "lambda:InvokeFunction",
+        ],
+    );
+    let s = rig.start();
+    let (wk, ws) = writer_key(&rig, &s);
+    let owner_password = "owner-password-never-for-writers";
+    ok(
+        &s,
+        "CreateSecret",
+        &json!({"Name": "db/app", "ClientRequestToken": token(),
+                "SecretString": pg_value(owners.port, owner_password).to_string()}),
+    );
+    // The writer cannot read the value.
+    let r = call_as(
+        &s,
+        &wk,
+        &ws,
+        "secretsmanager.GetSecretValue",
+        &json!({"SecretId": "db/app"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = call_as(
+        &s,
+        &wk,
+        &ws,
+        "secretsmanager.PutSecretValue",
+        &json!({"SecretId": "db/app", "ClientRequestToken": token(),
+                "SecretString": pg_value(attackers.port, "writers-own-password").to_string()}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call_as(
+        &s,
+        &wk,
+        &ws,
+        "secretsmanager.RotateSecret",
+        &json!({"SecretId": "db/app", "ClientRequestToken": token(),
+                "RotationLambdaARN": fn_arn("pg-single")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    failed(&s, "db/app");
+    let seen = attackers.passwords();
+    // The server did log in at the writer's server with the writer's own version.
+    assert!(seen.iter().any(|p| p == "writers-own-password"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|p| p == owner_password),
+        "the previous password reached the writer's server"
+    );
+    // The fallback itself still runs, on the previous version's server.
+    assert_eq!(owners.passwords(), [owner_password]);
+}
