@@ -527,9 +527,12 @@ impl Invocation<'_> {
             .ok_or("the master secret (`masterarn`) has no AWSCURRENT value")?;
         let mysql = self.builtin.is_mysql();
         let mut master = Dict::parse("master secret's AWSCURRENT", &master_text, true, mysql)?;
-        if master.host != current.host {
+        // Same host and port: the current credentials were just checked on the server the
+        // master logs in to (another port of one host is another server, e.g. a second
+        // PostgreSQL cluster, whose master must not create or grant users for this secret).
+        if master.host != current.host || master.port != current.port {
             return Err(
-                "the master secret's `host` differs from this secret's: the master password is sent only to its own host".into(),
+                "the master secret's `host`/`port` differ from this secret's: the master password is used only on its own server".into(),
             );
         }
         master.dbname.clone_from(&current.dbname);

@@ -15,6 +15,7 @@ use crate::rotation::{ok, token};
 use crate::rotation_pg::{failed, fn_arn, rig};
 
 const PG_SINGLE: &str = "SecretsManagerRDSPostgreSQLRotationSingleUser";
+const PG_MULTI: &str = "SecretsManagerRDSPostgreSQLRotationMultiUser";
 
 fn tls_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
@@ -47,7 +48,8 @@ fn server_tls() -> Arc<rustls::ServerConfig> {
 
 /// A PostgreSQL impostor on 127.0.0.1: it accepts TLS (any certificate is fine for
 /// `sslmode=require`), asks every client for its password in clear text (which libpq sends
-/// unless told otherwise) and records it, then refuses the login.
+/// unless told otherwise) and records it, then refuses the login, but for the one password
+/// it may accept (it then answers every query with an empty success).
 struct FakePg {
     port: u16,
     passwords: Arc<Mutex<Vec<String>>>,
@@ -74,8 +76,41 @@ fn be32(b: &[u8]) -> usize {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
 }
 
+fn pg_message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// After a login it accepted: `SET`-like answers to simple queries until the client leaves.
+fn pg_serve(tls: &mut (impl Read + Write)) {
+    let mut out = pg_message(b'R', &[0, 0, 0, 0]);
+    out.extend(pg_message(b'Z', b"I"));
+    if tls.write_all(&out).and_then(|()| tls.flush()).is_err() {
+        return;
+    }
+    while let Some(tag) = read_exact(tls, 1) {
+        let Some(len) = read_exact(tls, 4) else {
+            return;
+        };
+        if read_exact(tls, be32(&len).saturating_sub(4)).is_none() || tag == b"X" {
+            return;
+        }
+        let mut out = pg_message(b'C', b"SET\0");
+        out.extend(pg_message(b'Z', b"I"));
+        if tls.write_all(&out).and_then(|()| tls.flush()).is_err() {
+            return;
+        }
+    }
+}
+
 /// One client: TLS, startup, cleartext password request; the password it sent.
-fn pg_exchange(tcp: std::net::TcpStream, config: &Arc<rustls::ServerConfig>) -> Option<String> {
+fn pg_exchange(
+    tcp: std::net::TcpStream,
+    config: &Arc<rustls::ServerConfig>,
+    accept: Option<&str>,
+) -> Option<String> {
     let mut tcp = tcp;
     loop {
         let head = read_exact(&mut tcp, 8)?;
@@ -104,6 +139,10 @@ fn pg_exchange(tcp: std::net::TcpStream, config: &Arc<rustls::ServerConfig>) -> 
     let len = be32(&read_exact(&mut tls, 4)?);
     let body = read_exact(&mut tls, len.checked_sub(4)?)?;
     let password = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body)).into_owned();
+    if accept == Some(password.as_str()) {
+        pg_serve(&mut tls);
+        return Some(password);
+    }
     let mut err = Vec::new();
     for (code, text) in [
         (b'S', "FATAL"),
@@ -115,16 +154,18 @@ fn pg_exchange(tcp: std::net::TcpStream, config: &Arc<rustls::ServerConfig>) -> 
         err.push(0);
     }
     err.push(0);
-    let mut msg = vec![b'E'];
-    msg.extend_from_slice(&u32::try_from(err.len() + 4).unwrap().to_be_bytes());
-    msg.extend_from_slice(&err);
-    let _ = tls.write_all(&msg);
+    let _ = tls.write_all(&pg_message(b'E', &err));
     let _ = tls.flush();
     Some(password)
 }
 
 impl FakePg {
     fn start() -> Self {
+        Self::accepting(None)
+    }
+
+    fn accepting(accept: Option<&str>) -> Self {
+        let accept = accept.map(str::to_owned);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -138,7 +179,7 @@ impl FakePg {
                     Ok((tcp, _)) => {
                         tcp.set_nonblocking(false).unwrap();
                         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                        if let Some(p) = pg_exchange(tcp, &config) {
+                        if let Some(p) = pg_exchange(tcp, &config, accept.as_deref()) {
                             seen.lock().unwrap().push(p);
                         }
                     }
@@ -162,6 +203,23 @@ impl FakePg {
     }
 }
 
+/// The rotation role and `function` (built-in `builtin`), and the user `writer`, who may
+/// write any secret's value and rotate it, but read none.
+fn writer_rig(function: &str, builtin: &str) -> crate::rotation_pg::Rig {
+    let rig = rig("pg-rotator", &[(function, json!({"Builtin": builtin}))]);
+    user_allowing(
+        &rig.policies,
+        ACCOUNT,
+        "writer",
+        &[
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:RotateSecret",
+            "lambda:InvokeFunction",
+        ],
+    );
+    rig
+}
+
 /// An access key for `writer` (the server's data is under the rig's directory).
 fn writer_key(rig: &crate::rotation_pg::Rig, s: &crate::common::TestServer) -> (String, String) {
     let data = rig.tmp.path().join("data");
@@ -180,8 +238,8 @@ fn writer_key(rig: &crate::rotation_pg::Rig, s: &crate::common::TestServer) -> (
     )
 }
 
-fn pg_value(port: u16, password: &str) -> Value {
-    json!({"engine": "postgres", "host": "127.0.0.1", "port": port, "username": "app",
+fn pg_value(port: u16, username: &str, password: &str) -> Value {
+    json!({"engine": "postgres", "host": "127.0.0.1", "port": port, "username": username,
            "password": password, "dbname": "app"})
 }
 
@@ -215,7 +273,7 @@ fn the_previous_password_is_sent_only_to_its_own_server() {
         &s,
         "CreateSecret",
         &json!({"Name": "db/app", "ClientRequestToken": token(),
-                "SecretString": pg_value(owners.port, owner_password).to_string()}),
+                "SecretString": pg_value(owners.port, "app", owner_password).to_string()}),
     );
     // The writer cannot read the value.
     let r = call_as(
@@ -232,7 +290,7 @@ fn the_previous_password_is_sent_only_to_its_own_server() {
         &ws,
         "secretsmanager.PutSecretValue",
         &json!({"SecretId": "db/app", "ClientRequestToken": token(),
-                "SecretString": pg_value(attackers.port, "writers-own-password").to_string()}),
+                "SecretString": pg_value(attackers.port, "app", "writers-own-password").to_string()}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let r = call_as(
@@ -254,4 +312,86 @@ fn the_previous_password_is_sent_only_to_its_own_server() {
     );
     // The fallback itself still runs, on the previous version's server.
     assert_eq!(owners.passwords(), [owner_password]);
+}
+
+/// The multi-user rotator logs in as the master user (`masterarn`, read with the rotation
+/// role's permissions) only on the master secret's own server: same host *and* port as the
+/// rotated secret. Otherwise a caller who may write and rotate one secret, with a login on
+/// another server of the same host (another cluster on another port), would have the master
+/// of the first server create and grant a user of its choosing there.
+#[test]
+fn a_master_secret_is_used_only_on_its_own_server() {
+    let master_server = FakePg::accepting(Some("member-password"));
+    let writers_server = FakePg::accepting(Some("writers-own-password"));
+    let rig = writer_rig("pg-multi", PG_MULTI);
+    let s = rig.start();
+    let (wk, ws) = writer_key(&rig, &s);
+    let master_password = "master-password-of-another-server";
+    let master_arn = ok(
+        &s,
+        "CreateSecret",
+        &json!({"Name": "db/master", "ClientRequestToken": token(),
+                "SecretString": pg_value(master_server.port, "master", master_password).to_string()}),
+    )["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &s,
+        "CreateSecret",
+        &json!({"Name": "db/app", "ClientRequestToken": token(),
+                "SecretString": pg_value(writers_server.port, "app", "app-password-0").to_string()}),
+    );
+    let mut v = pg_value(writers_server.port, "app", "writers-own-password");
+    v["masterarn"] = json!(master_arn);
+    let r = call_as(
+        &s,
+        &wk,
+        &ws,
+        "secretsmanager.PutSecretValue",
+        &json!({"SecretId": "db/app", "ClientRequestToken": token(), "SecretString": v.to_string()}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call_as(
+        &s,
+        &wk,
+        &ws,
+        "secretsmanager.RotateSecret",
+        &json!({"SecretId": "db/app", "ClientRequestToken": token(),
+                "RotationLambdaARN": fn_arn("pg-multi")}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let d = failed(&s, "db/app");
+    assert!(
+        !master_server
+            .passwords()
+            .iter()
+            .any(|p| p == master_password),
+        "the master logged in for a secret of another server: {d}"
+    );
+    let err = d["StrongroomRotation"]["LastError"].as_str().unwrap();
+    assert!(err.contains("`host`/`port` differ"), "{err}");
+    // Positive control: a secret of the master's own server has the master log in there.
+    let mut v = pg_value(master_server.port, "member", "member-password");
+    v["masterarn"] = json!(master_arn);
+    ok(
+        &s,
+        "CreateSecret",
+        &json!({"Name": "db/member", "ClientRequestToken": token(), "SecretString": v.to_string()}),
+    );
+    ok(
+        &s,
+        "RotateSecret",
+        &json!({"SecretId": "db/member", "ClientRequestToken": token(),
+                "RotationLambdaARN": fn_arn("pg-multi")}),
+    );
+    failed(&s, "db/member");
+    assert!(
+        master_server
+            .passwords()
+            .iter()
+            .any(|p| p == master_password),
+        "{:?}",
+        master_server.passwords()
+    );
 }
