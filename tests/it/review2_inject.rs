@@ -395,3 +395,93 @@ fn a_master_secret_is_used_only_on_its_own_server() {
         master_server.passwords()
     );
 }
+
+const CI_HMAC: &str = "inject-ci-hmac-secret-0123456789abcdef0123";
+const OTHER_HMAC: &str = "inject-other-hmac-secret-0123456789abcdef";
+const CI_ROLE: &str = "arn:aws:iam::111122223333:role/ci-deployer";
+
+fn provider(dir: &std::path::Path, name: &str, issuer: &str, secret: &str) {
+    crate::common::write(
+        dir,
+        &format!("accounts/{ACCOUNT}/identity-providers/{name}.hmac"),
+        secret,
+    );
+    crate::common::write(
+        dir,
+        &format!("accounts/{ACCOUNT}/identity-providers/{name}.json"),
+        &json!({"Issuer": issuer, "Audiences": ["strongroom"], "HmacSecretFile": format!("{name}.hmac"),
+                "Algorithms": ["HS256"]})
+        .to_string(),
+    );
+}
+
+/// The role `ci-deployer`, trusting the provider `https://ci.example.test` for one subject.
+fn ci_role(dir: &std::path::Path) {
+    crate::common::write(
+        dir,
+        &format!("accounts/{ACCOUNT}/roles/ci-deployer.json"),
+        &json!({"RoleName": "ci-deployer",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+              "Principal": {"Federated": "https://ci.example.test"},
+              "Action": "sts:AssumeRoleWithWebIdentity",
+              "Condition": {"StringEquals": {"ci.example.test:aud": "strongroom",
+                                             "ci.example.test:sub": "repo:payments/api"}}}]}})
+        .to_string(),
+    );
+}
+
+fn hs256(secret: &str, iss: &str) -> String {
+    let now = crate::common::now_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": iss, "aud": "strongroom", "sub": "repo:payments/api",
+                "exp": now + 600, "iat": now}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn assume_ci(s: &crate::common::TestServer, token: &str) -> crate::common::RawResponse {
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=build-1&WebIdentityToken={token}",
+        crate::common::urlenc(CI_ROLE)
+    );
+    s.raw(
+        format!(
+            "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    )
+}
+
+/// Trust policies and condition keys name an issuer without its scheme and trailing `/`
+/// (`Federated: https://ci.example.test` is `ci.example.test`, as AWS's provider ARN
+/// `oidc-provider/ci.example.test`), so two providers of one account whose issuers differ
+/// only there would be one provider to them: the tokens of one would be trusted as the
+/// other's. The directory refuses the second, as IAM refuses a second provider of one URL.
+#[tokio::test]
+async fn providers_whose_issuers_name_one_provider_are_refused() {
+    let (_t, dir) = crate::common::example_policies();
+    provider(&dir, "ci", "https://ci.example.test", CI_HMAC);
+    ci_role(&dir);
+    // Positive control: the provider alone loads and its token assumes the role.
+    strongroom::identity::load_dir(&dir).unwrap();
+    let s = crate::common::TestServer::start_with_policies(&dir);
+    let r = assume_ci(&s, &hs256(CI_HMAC, "https://ci.example.test"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(s);
+    for issuer in ["https://ci.example.test/", "http://ci.example.test"] {
+        provider(&dir, "other", issuer, OTHER_HMAC);
+        let errors = strongroom::identity::load_dir(&dir).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path == "$.Issuer"
+                && e.message.contains("ci.json")
+                && e.message.contains("`ci.example.test`")),
+            "{issuer}: {errors:?}"
+        );
+    }
+    // Another issuer of the same host is another provider.
+    provider(&dir, "other", "https://ci.example.test/other", OTHER_HMAC);
+    strongroom::identity::load_dir(&dir).unwrap();
+}
