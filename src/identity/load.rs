@@ -652,11 +652,32 @@ fn load_account(
         }
     }
 
+    // Trust policies (`Federated`) and condition keys name a provider by its issuer without
+    // the scheme and a trailing `/` (AWS's `oidc-provider/HOST/PATH`): two providers of one
+    // account with one such name would be one provider to them, each one's tokens trusted
+    // as the other's. As IAM refuses a second provider of one URL, the second is refused.
+    let mut provider_names: BTreeMap<String, PathBuf> = BTreeMap::new();
     for f in l.json_files(&adir.join("identity-providers")) {
         let Some(p) = l.read::<IdentityProviderFile>(&f) else {
             continue;
         };
         check_provider(l, &f, &p);
+        let name = federated_name(&p.issuer);
+        if let Some(first) = provider_names.get(&name) {
+            let first = first
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            l.err(
+                &f,
+                "$.Issuer",
+                format!(
+                    "another identity provider of this account ({first}) has an issuer named `{name}` too (the scheme and a trailing `/` do not tell providers apart)"
+                ),
+            );
+            continue;
+        }
+        provider_names.insert(name, f.clone());
         let base = f.parent().map(Path::to_path_buf).unwrap_or_default();
         let keys = match super::jwt::load_keys(&p, &base) {
             Ok(k) => k,

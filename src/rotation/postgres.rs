@@ -467,6 +467,22 @@ impl Invocation<'_> {
         }
         let tls_current = self.tls(&current)?;
         let tls_pending = self.tls(&pending)?;
+        // The previous version is used as it is (its own host, port, database and user), as
+        // AWS's template does, and only when it names the current version's host and user:
+        // its password never goes to a server that a later version (written by anyone who
+        // may put a value) names. Its TLS is the current version's, as in the template, but
+        // plaintext only when both versions opt out of TLS.
+        let previous = match previous {
+            Some(p) if p.host == current.host && p.username == current.username => {
+                let tls = if p.ssl == Some(false) {
+                    tls_current.clone()
+                } else {
+                    self.tls(&p)?
+                };
+                Some((p, tls))
+            }
+            _ => None,
+        };
         let mysql = self.builtin.is_mysql();
         blocking(move || {
             if Db::connect(mysql, &pending.login(&tls_pending)).is_ok() {
@@ -475,16 +491,12 @@ impl Invocation<'_> {
             let mut conn = match Db::connect(mysql, &current.login(&tls_current)) {
                 Ok(c) => c,
                 Err(first) => {
-                    // The previous password, with the current version's host and settings
-                    // (the user may not have been changed by a rotation that failed later).
-                    let mut prev = previous.ok_or_else(|| {
+                    // The previous password (the user may not have been changed by a
+                    // rotation that failed later).
+                    let (prev, tls_previous) = previous.ok_or_else(|| {
                         format!("could not log in with the AWSCURRENT credentials: {first}")
                     })?;
-                    prev.host.clone_from(&current.host);
-                    prev.port = current.port;
-                    prev.dbname.clone_from(&current.dbname);
-                    prev.username.clone_from(&current.username);
-                    Db::connect(mysql, &prev.login(&tls_current)).map_err(|second| {
+                    Db::connect(mysql, &prev.login(&tls_previous)).map_err(|second| {
                         format!("could not log in with the AWSCURRENT credentials ({first}) nor with the AWSPREVIOUS ones ({second})")
                     })?
                 }
@@ -515,9 +527,12 @@ impl Invocation<'_> {
             .ok_or("the master secret (`masterarn`) has no AWSCURRENT value")?;
         let mysql = self.builtin.is_mysql();
         let mut master = Dict::parse("master secret's AWSCURRENT", &master_text, true, mysql)?;
-        if master.host != current.host {
+        // Same host and port: the current credentials were just checked on the server the
+        // master logs in to (another port of one host is another server, e.g. a second
+        // PostgreSQL cluster, whose master must not create or grant users for this secret).
+        if master.host != current.host || master.port != current.port {
             return Err(
-                "the master secret's `host` differs from this secret's: the master password is sent only to its own host".into(),
+                "the master secret's `host`/`port` differ from this secret's: the master password is used only on its own server".into(),
             );
         }
         master.dbname.clone_from(&current.dbname);

@@ -35,6 +35,7 @@ mod replication;
 mod replication_peer;
 mod review;
 mod review2_sigv4;
+mod review2_inject;
 mod review_authn;
 mod review_isolation;
 mod review_misc;
