@@ -70,7 +70,7 @@ pub fn check_document(doc: &Value, kind: DocKind, max_chars: usize) -> Vec<(Stri
         ));
     }
     let text = if kind == DocKind::Trust {
-        match trust_as_resource_policy(doc) {
+        match trust_as_resource_policy(doc, None) {
             Ok(t) => t,
             Err(e) => {
                 out.push(e);
@@ -94,7 +94,16 @@ pub fn check_document(doc: &Value, kind: DocKind, max_chars: usize) -> Vec<(Stri
 
 /// A trust policy is a resource policy whose resource is the role itself: it may not name a
 /// Resource, and compiles as a resource policy on `*`.
-pub fn trust_as_resource_policy(doc: &Value) -> Result<String, (String, String)> {
+///
+/// A web identity caller is matched as the service principal `federated:ISSUER`, where
+/// ISSUER is the provider of the role's account that verified its token. A `Federated`
+/// provider ARN of another account (`role_account` given) names no provider a token of this
+/// role can come from (AWS looks the provider up in the role's account), and is mapped to a
+/// principal no caller has.
+pub fn trust_as_resource_policy(
+    doc: &Value,
+    role_account: Option<&str>,
+) -> Result<String, (String, String)> {
     let mut doc = doc.clone();
     let statements: Vec<&mut Value> = match doc.get_mut("Statement") {
         Some(Value::Array(a)) => a.iter_mut().collect(),
@@ -120,7 +129,19 @@ pub fn trust_as_resource_policy(doc: &Value) -> Result<String, (String, String)>
                     let mapped: Vec<Value> = list
                         .iter()
                         .filter_map(Value::as_str)
-                        .map(|f| Value::String(format!("federated:{}", federated_name(f))))
+                        .map(|f| {
+                            let account = f
+                                .strip_prefix("arn:aws:iam::")
+                                .and_then(|r| r.split_once(':'))
+                                .map(|(a, _)| a);
+                            Value::String(match (account, role_account) {
+                                (Some(a), Some(role)) if a != role => format!(
+                                    "federated-provider-of-another-account:{}",
+                                    federated_name(f)
+                                ),
+                                _ => format!("federated:{}", federated_name(f)),
+                            })
+                        })
                         .collect();
                     p.insert("Service".into(), Value::Array(mapped));
                 }

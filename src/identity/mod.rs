@@ -47,7 +47,8 @@ impl PolicyDoc {
     /// Compile `document` as a policy of `kind`, labelled with `id`.
     pub fn new(id: String, document: serde_json::Value, kind: load::DocKind) -> Self {
         let text = if kind == load::DocKind::Trust {
-            load::trust_as_resource_policy(&document).unwrap_or_default()
+            // `id` is the role's ARN plus `:trust`: its account is the fifth field.
+            load::trust_as_resource_policy(&document, id.split(':').nth(4)).unwrap_or_default()
         } else {
             document.to_string()
         };

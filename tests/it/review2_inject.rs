@@ -485,3 +485,45 @@ async fn providers_whose_issuers_name_one_provider_are_refused() {
     provider(&dir, "other", "https://ci.example.test/other", OTHER_HMAC);
     strongroom::identity::load_dir(&dir).unwrap();
 }
+
+/// The role `ci-deployer`, trusting the provider ARN `federated` for one subject.
+fn ci_role_trusting(dir: &std::path::Path, federated: &str) {
+    crate::common::write(
+        dir,
+        &format!("accounts/{ACCOUNT}/roles/ci-deployer.json"),
+        &json!({"RoleName": "ci-deployer",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+              "Principal": {"Federated": federated},
+              "Action": "sts:AssumeRoleWithWebIdentity",
+              "Condition": {"StringEquals": {"ci.example.test:aud": "strongroom",
+                                             "ci.example.test:sub": "repo:payments/api"}}}]}})
+        .to_string(),
+    );
+}
+
+/// A trust policy naming another account's provider (`arn:aws:iam::B:oidc-provider/HOST`)
+/// trusts no token of the role's own provider of that issuer: AWS looks the provider up in
+/// the role's account, so such a statement matches no web identity caller. The same ARN in
+/// the role's own account trusts it.
+#[tokio::test]
+async fn a_trust_policy_naming_another_account_s_provider_trusts_no_token_of_this_account() {
+    let (_t, dir) = crate::common::example_policies();
+    provider(&dir, "ci", "https://ci.example.test", CI_HMAC);
+    ci_role_trusting(
+        &dir,
+        "arn:aws:iam::444455556666:oidc-provider/ci.example.test",
+    );
+    let s = crate::common::TestServer::start_with_policies(&dir);
+    let r = assume_ci(&s, &hs256(CI_HMAC, "https://ci.example.test"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("AccessDenied"), "{}", r.body);
+    drop(s);
+    // Control: the role's own account's provider ARN.
+    ci_role_trusting(
+        &dir,
+        &format!("arn:aws:iam::{ACCOUNT}:oidc-provider/ci.example.test"),
+    );
+    let s = crate::common::TestServer::start_with_policies(&dir);
+    let r = assume_ci(&s, &hs256(CI_HMAC, "https://ci.example.test"));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
