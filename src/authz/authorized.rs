@@ -54,7 +54,10 @@ pub trait SecretAuthorizer: Send + Sync + std::fmt::Debug {
     ) -> bool;
     /// Whether the caller could perform one of `actions` on the secret `arn` (of `account`,
     /// tagged `tags`) if its resource policy were `policy`, where its own policies alone do
-    /// not let it. A policy that cannot be read counts as granting. Records nothing.
+    /// not let it: on any later request, not only on this one (the policy's conditions on
+    /// what differs between requests count as met, its `Deny` statements as not applying,
+    /// a session's role's other sessions as the caller). A policy that cannot be read counts
+    /// as granting. Records nothing.
     fn resource_policy_grants(
         &self,
         arn: &str,

@@ -138,23 +138,8 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let dir = self.identities.get();
-        let facts = Facts {
-            region: scope.region.clone(),
-            now_ms: self.ctx.now_ms(),
-            source_ip: draft.source_ip.as_deref().and_then(|i| i.parse().ok()),
-            secure_transport: Some(draft.secure_transport),
-        };
-        let mut rctx = context::request_context(
-            &dir,
-            principal,
-            &facts,
-            action,
-            &resolved.arn,
-            &resolved.account,
-        );
-        for (k, v) in keys {
-            rctx = rctx.with(k, v.iter().map(String::as_str));
-        }
+        let facts = self.facts(scope, draft);
+        let rctx = Self::context(&dir, principal, &facts, action, resolved, keys);
         let set = match self.policy_set(principal, resolved, &dir) {
             Ok(set) => set,
             Err(why) => {
@@ -173,6 +158,42 @@ impl Authz {
         }
         let reason = policy::denial_message(&rctx, &decision);
         Err(denied(principal, action, resolved, reason))
+    }
+
+    /// What a decision in `scope` knows about the request besides who, what and on which
+    /// resource: the server's clock, and from `draft` the source address and transport.
+    pub(super) fn facts(&self, scope: &Scope, draft: &Draft) -> Facts {
+        Facts {
+            region: scope.region.clone(),
+            now_ms: self.ctx.now_ms(),
+            source_ip: draft.source_ip.as_deref().and_then(|i| i.parse().ok()),
+            secure_transport: Some(draft.secure_transport),
+        }
+    }
+
+    /// The request context of a decision of `action` on `resolved` by `principal`: the
+    /// principal's and the request's keys, then `keys` (the resource's and the operation's
+    /// own).
+    pub(super) fn context(
+        dir: &crate::identity::Directory,
+        principal: &Principal,
+        facts: &Facts,
+        action: &str,
+        resolved: &Resolved,
+        keys: &[(String, Vec<String>)],
+    ) -> policy::RequestContext {
+        let mut rctx = context::request_context(
+            dir,
+            principal,
+            facts,
+            action,
+            &resolved.arn,
+            &resolved.account,
+        );
+        for (k, v) in keys {
+            rctx = rctx.with(k, v.iter().map(String::as_str));
+        }
+        rctx
     }
 
     /// Every policy that takes part in a decision for `principal` on `resolved`.

@@ -36,6 +36,7 @@ mod replication_peer;
 mod review;
 mod review2_inject;
 mod review2_sigv4;
+mod review2_respol;
 mod review_authn;
 mod review_isolation;
 mod review_misc;
