@@ -246,8 +246,9 @@ fn fixed_key(key: &str) -> bool {
 /// `policy` (a policy `Policy::parse` accepts) as `caller` could meet it on any later request:
 /// its `Allow` statements only (a `Deny` may not apply then), without their conditions on
 /// keys that are not fixed ([`fixed_key`]) or whose values name a policy variable, with a
-/// `Resource` naming a variable read as `*`, and, for a role session, the role's other
-/// sessions named as the caller (the principal may take any session name).
+/// `Resource` naming a variable read as `*`, a `NotPrincipal` read as `Principal: *`, and,
+/// for a role session, the role's other sessions named as the caller (the principal may
+/// take any session name).
 fn widened(policy: &str, caller: &Principal) -> Widened {
     use serde_json::Value;
     let Ok(Value::Object(mut doc)) = serde_json::from_str::<Value>(policy) else {
@@ -301,6 +302,11 @@ fn widened(policy: &str, caller: &Principal) -> Widened {
                 st_map.remove(element);
                 st_map.insert("Resource".to_owned(), Value::from("*"));
             }
+        }
+        // `Allow` with `NotPrincipal` lets everyone it does not list; a later request may
+        // come as a principal it does not list (another session of the caller's role, say).
+        if st_map.remove("NotPrincipal").is_some() {
+            st_map.insert("Principal".to_owned(), Value::from("*"));
         }
         if let (Some(prefix), Some(Value::Object(principal))) =
             (&session_prefix, st_map.get_mut("Principal"))
@@ -416,6 +422,12 @@ mod tests {
             got[1]["Principal"]["AWS"],
             "arn:aws:sts::111122223333:assumed-role/app/s1"
         );
+        // An Allow that lists the caller's other session in NotPrincipal lets that session.
+        let not = r#"{"Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:sts::111122223333:assumed-role/app/s2"},
+             "Action":"secretsmanager:GetSecretValue","Resource":"*"}}"#;
+        let got = statements(not, &session());
+        assert_eq!(got[0]["Principal"], "*", "{got}");
+        assert!(got[0].get("NotPrincipal").is_none(), "{got}");
         // another caller's policy is left as written
         let got = statements(policy, &root());
         assert_eq!(
