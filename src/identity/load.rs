@@ -166,6 +166,33 @@ struct Loader {
 }
 
 impl Loader {
+    /// Whether `name` (of a `kind` declared in `file`) differs from every name in `seen`
+    /// other than by case; records it, or an error naming the first file when it does not.
+    fn unique_ignoring_case(
+        &mut self,
+        seen: &mut BTreeMap<String, PathBuf>,
+        file: &Path,
+        path: &str,
+        name: &str,
+        kind: &str,
+    ) -> bool {
+        let folded = name.to_lowercase();
+        if let Some(first) = seen.get(&folded) {
+            let first = first
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            self.err(
+                file,
+                path,
+                format!("another {kind} of this account ({first}) has this name in another case: IAM names are unique regardless of case"),
+            );
+            return false;
+        }
+        seen.insert(folded, file.to_path_buf());
+        true
+    }
+
     fn err(&mut self, file: &Path, path: &str, message: impl Into<String>) {
         self.errors.push(LoadError {
             file: file.to_path_buf(),
@@ -534,10 +561,16 @@ fn load_account(
         groups.insert(g.group_name, pols);
     }
 
+    // IAM names of one kind are unique regardless of case (AWS refuses `admin` beside
+    // `ADMIN`): two such principals would be one to a reader of policies and records.
+    let mut user_names = BTreeMap::new();
     for f in l.json_files(&adir.join("users")) {
         let Some(u) = l.read::<UserFile>(&f) else {
             continue;
         };
+        if !l.unique_ignoring_case(&mut user_names, &f, "$.UserName", &u.user_name, "user") {
+            continue;
+        }
         if Loader::stem(&f) != u.user_name || !valid_name(&u.user_name, 64) {
             l.err(
                 &f,
@@ -594,10 +627,14 @@ fn load_account(
         acct.users.insert(u.user_name, Arc::new(user));
     }
 
+    let mut role_names = BTreeMap::new();
     for f in l.json_files(&adir.join("roles")) {
         let Some(r) = l.read::<RoleFile>(&f) else {
             continue;
         };
+        if !l.unique_ignoring_case(&mut role_names, &f, "$.RoleName", &r.role_name, "role") {
+            continue;
+        }
         if Loader::stem(&f) != r.role_name || !valid_name(&r.role_name, 64) {
             l.err(
                 &f,

@@ -527,3 +527,69 @@ async fn a_trust_policy_naming_another_account_s_provider_trusts_no_token_of_thi
     let r = assume_ci(&s, &hs256(CI_HMAC, "https://ci.example.test"));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// IAM names are unique regardless of case: a directory declaring users `deployer` and
+/// `Deployer` (or two such roles) in one account is refused; users of
+/// distinct names load.
+#[test]
+fn principals_whose_names_differ_only_by_case_are_refused() {
+    let (_t, dir) = crate::common::example_policies();
+    user_allowing(&dir, ACCOUNT, "deployer", &["secretsmanager:ListSecrets"]);
+    user_allowing(&dir, ACCOUNT, "deployer2", &["secretsmanager:ListSecrets"]);
+    strongroom::identity::load_dir(&dir).unwrap();
+    user_allowing(&dir, ACCOUNT, "Deployer", &["secretsmanager:*"]);
+    let errors = strongroom::identity::load_dir(&dir).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "$.UserName" && e.message.contains("in another case")),
+        "{errors:?}"
+    );
+    std::fs::remove_file(dir.join(format!("accounts/{ACCOUNT}/users/Deployer.json"))).unwrap();
+    ci_role(&dir);
+    crate::common::write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/roles/CI-Deployer.json"),
+        &json!({"RoleName": "CI-Deployer", "AssumeRolePolicyDocument": {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                           "Action": "sts:AssumeRole"}]}})
+        .to_string(),
+    );
+    let errors = strongroom::identity::load_dir(&dir).unwrap_err();
+    assert!(errors.iter().any(|e| e.path == "$.RoleName"), "{errors:?}");
+}
+
+/// `sts:RoleSessionName` is the session name AssumeRoleWithWebIdentity asks for, as in
+/// AssumeRole: a trust policy pinning it admits that name and refuses another.
+#[tokio::test]
+async fn a_web_identity_trust_policy_can_pin_the_session_name() {
+    let (_t, dir) = crate::common::example_policies();
+    provider(&dir, "ci", "https://ci.example.test", CI_HMAC);
+    crate::common::write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/roles/ci-deployer.json"),
+        &json!({"RoleName": "ci-deployer",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+              "Principal": {"Federated": "https://ci.example.test"},
+              "Action": "sts:AssumeRoleWithWebIdentity",
+              "Condition": {"StringEquals": {"ci.example.test:aud": "strongroom",
+                                             "sts:RoleSessionName": "build-1"}}}]}})
+        .to_string(),
+    );
+    let s = crate::common::TestServer::start_with_policies(&dir);
+    let token = hs256(CI_HMAC, "https://ci.example.test");
+    let r = assume_ci(&s, &token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=build-2&WebIdentityToken={token}",
+        crate::common::urlenc(CI_ROLE)
+    );
+    let r = s.raw(
+        format!(
+            "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+}

@@ -88,7 +88,8 @@ pub fn session_for_token(
     // then the token's.
     let ctx = jwt::with_condition_keys(
         context::with_request_keys(ctx, &dir, None, &facts, action, &role.arn, &role.account)
-            .with("aws:FederatedProvider", [verified.issuer.as_str()]),
+            .with("aws:FederatedProvider", [verified.issuer.as_str()])
+            .with("sts:RoleSessionName", [session_name]),
         &verified,
         &provider.spec,
     );
