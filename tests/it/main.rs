@@ -34,6 +34,7 @@ mod read_cache;
 mod replication;
 mod replication_peer;
 mod review;
+mod review2_leaks;
 mod review_authn;
 mod review_isolation;
 mod review_misc;
