@@ -8,7 +8,7 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::common::{call_as, key_for, user_allowing, write, TestServer, ACCOUNT};
+use crate::common::{call_as, user_allowing, write, TestServer, ACCOUNT};
 
 // ---------------------------------------------------------------------------------------
 // Rotation: a failing function's output, as a DescribeSecret-only caller reads it.
@@ -190,4 +190,683 @@ fn a_failed_rotation_does_not_show_escaped_encoded_or_trimmed_values() {
         }
     }
     assert!(leaked.is_empty(), "{leaked:#?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Canary sweep: a server process at the most verbose log level, driven through many
+// operations that carry distinctive values; nothing secret may reach its log, its error
+// answers, its metrics, its audit trail or its database files in clear.
+
+const ISSUER: &str = "https://leaks.example.test";
+const HMAC: &str = "CANARY-jwt-hmac-secret-2f6e1d0c9b8a7f6e";
+const JWT_ROLE: &str = "arn:aws:iam::111122223333:role/jwt-reader";
+
+/// A server process (`strongroom serve`) whose standard error is written to a file.
+struct Process {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    metrics: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn serve(root: &Path, policies: &Path, dead_peer: std::net::SocketAddr) -> Process {
+    let (addr, metrics) = (free_addr(), free_addr());
+    let log = root.join("server.log");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["serve", "--data-dir"])
+        .arg(root.join("data"))
+        .args(["--listen", &addr.to_string()])
+        .args(["--metrics-listen", &metrics.to_string()])
+        .arg("--policies")
+        .arg(policies)
+        .args([
+            "--account-id",
+            ACCOUNT,
+            "--regions",
+            "us-east-1",
+            "--console",
+        ])
+        .args(["--peer", &format!("eu-west-1=http://{dead_peer}")])
+        .arg("--peer-allow-plain-http-loopback")
+        .args(["--peer-access-key-id", "AKIAPEERLEAKS0000001"])
+        .args(["--rotation-tick-ms", "200"])
+        .env_remove("STRONGROOM_CONFIG")
+        .env_remove("STRONGROOM_DATABASE_URL")
+        .env_remove("STRONGROOM_POLICIES")
+        .env("STRONGROOM_LOG", "trace")
+        .env("STRONGROOM_ROOT_ACCESS_KEY_ID", crate::common::AKID)
+        .env("STRONGROOM_ROOT_SECRET_ACCESS_KEY", crate::common::SECRET)
+        .env("STRONGROOM_PEER_SECRET_ACCESS_KEY", PEER_SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let p = Process {
+        child,
+        addr,
+        metrics,
+        log,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(p.addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start: {}",
+            std::fs::read_to_string(&p.log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    p
+}
+
+const PEER_SECRET: &str = "CANARY-peer-secret-key-77aa0011bb22cc33";
+
+fn send(p: &Process, request: &[u8]) -> crate::common::RawResponse {
+    crate::common::send_raw(p.addr, request)
+}
+
+/// A raw request with `headers` (an `authorization` among them, or none).
+fn unsigned(target: &str, body: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: {target}\r\n"
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    req.into_bytes()
+}
+
+fn jwt_issuer(dir: &Path) {
+    write(
+        dir,
+        &format!("accounts/{ACCOUNT}/identity-providers/leaks.hmac"),
+        HMAC,
+    );
+    write(
+        dir,
+        &format!("accounts/{ACCOUNT}/identity-providers/leaks.json"),
+        &format!(
+            r#"{{"Issuer":"{ISSUER}","Audiences":["strongroom"],"HmacSecretFile":"leaks.hmac",
+                "Algorithms":["HS256"]}}"#
+        ),
+    );
+    write(
+        dir,
+        &format!("accounts/{ACCOUNT}/roles/jwt-reader.json"),
+        &format!(
+            r#"{{"RoleName":"jwt-reader",
+              "AssumeRolePolicyDocument":{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow",
+                "Principal":{{"Federated":"{ISSUER}"}},"Action":"sts:AssumeRoleWithWebIdentity"}}]}},
+              "InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                {{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}}]}}}}}}"#
+        ),
+    );
+}
+
+fn jwt(exp_offset: i64) -> String {
+    let now = crate::common::now_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": ISSUER, "aud": "strongroom", "sub": "svc:leaks",
+                "exp": now + exp_offset, "iat": now - 1200}),
+        &jsonwebtoken::EncodingKey::from_secret(HMAC.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    crate::common::files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .map(|f| f.display().to_string())
+        .collect()
+}
+
+/// One server at `STRONGROOM_LOG=trace`, driven through writes and reads of values, value
+/// bearing requests that fail (malformed JSON, wrong types, oversize, NUL, a value sent to
+/// an operation that takes none), a failing rotation, replication to a dead peer, an
+/// AssumeRole session, bearer tokens good and bad, wrong signatures, the console's sign-in.
+/// No value, secret access key, session token, bearer token, HMAC key, peer key or the
+/// master key appears in the log, in an error answer, in the metrics, in the audit records
+/// or, in clear, in any file of the data directory. Positive control: the values are read
+/// back by a caller allowed to, and the log is the verbose one.
+#[test]
+fn no_secret_reaches_the_log_errors_metrics_audit_or_files() {
+    use crate::common::{signed_query, signed_request, sts_as, urlenc, xml_field, Signing};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("policies");
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/account.json"),
+        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
+    );
+    rotator_role(&dir);
+    user_allowing(
+        &dir,
+        ACCOUNT,
+        "app",
+        &[
+            "secretsmanager:*",
+            "sts:AssumeRole",
+            "cloudtrail:LookupEvents",
+            "lambda:InvokeFunction",
+            "iam:PassRole",
+        ],
+    );
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/roles/session.json"),
+        &json!({
+            "RoleName": "session",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:root")},
+                 "Action": "sts:AssumeRole"}]},
+            "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"}]}}
+        })
+        .to_string(),
+    );
+    jwt_issuer(&dir);
+    let printed = tmp.path().join("printed.txt");
+    std::fs::write(&printed, "login failed with CANARY-value-string-a1b2c3d4").unwrap();
+    printing_function(&dir, "noisy", &printed);
+    let dead_peer = free_addr();
+    let p = serve(tmp.path(), &dir, dead_peer);
+    let data = tmp.path().join("data");
+    let store = strongroom::config::StoreConfig {
+        data_dir: data.clone(),
+        database_url: format!("sqlite://{}", data.join("strongroom.db").display()),
+        master_key_file: data.join("master.key"),
+        read_mmap_bytes: 0,
+        pg_change_check: std::time::Duration::ZERO,
+    };
+    let out = strongroom::cli::create_access_key(&store, &dir, ACCOUNT, "app").unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let (ak, sk) = (
+        v["AccessKeyId"].as_str().unwrap().to_owned(),
+        v["SecretAccessKey"].as_str().unwrap().to_owned(),
+    );
+    let app = Signing {
+        akid: ak.clone(),
+        secret: sk.clone(),
+        ..Signing::default()
+    };
+
+    let string_value = "CANARY-value-string-a1b2c3d4";
+    let json_value =
+        json!({"username": "u", "password": "CANARY-value-password-e5f6a7b8"}).to_string();
+    let binary = b"CANARY-value-binary-c9d0e1f2";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(binary);
+    let put_value = "CANARY-value-put-13579bdf";
+    let update_value = "CANARY-value-update-2468ace0";
+    let bad_value = "CANARY-value-malformed-0f1e2d3c";
+    let token = "CANARY-tok-00000000-0000-4000-8000-0000000000aa";
+
+    // Every answer that is not a value read goes here, to be scanned.
+    let mut answers: Vec<String> = Vec::new();
+    let call = |target: &str, body: &str, s: &Signing| {
+        send(&p, &signed_request(target, body.as_bytes(), s.clone()))
+    };
+    let expect_ok = |target: &str, body: Value, answers: &mut Vec<String>| -> Value {
+        let r = call(target, &body.to_string(), &app);
+        assert_eq!(r.status, 200, "{target}: {}", r.body);
+        if !target.ends_with("GetSecretValue") {
+            answers.push(r.body.clone());
+        }
+        r.json()
+    };
+    let new_token = || uuid::Uuid::new_v4().to_string();
+    expect_ok(
+        "secretsmanager.CreateSecret",
+        json!({"Name": "c/string", "SecretString": string_value, "ClientRequestToken": new_token()}),
+        &mut answers,
+    );
+    expect_ok(
+        "secretsmanager.CreateSecret",
+        json!({"Name": "c/json", "SecretString": json_value, "ClientRequestToken": new_token()}),
+        &mut answers,
+    );
+    expect_ok(
+        "secretsmanager.CreateSecret",
+        json!({"Name": "c/binary", "SecretBinary": b64, "ClientRequestToken": new_token()}),
+        &mut answers,
+    );
+    expect_ok(
+        "secretsmanager.PutSecretValue",
+        json!({"SecretId": "c/string", "SecretString": put_value, "ClientRequestToken": token}),
+        &mut answers,
+    );
+    expect_ok(
+        "secretsmanager.UpdateSecret",
+        json!({"SecretId": "c/json", "SecretString": update_value, "ClientRequestToken": new_token()}),
+        &mut answers,
+    );
+    // Positive control: the values read back.
+    let got = expect_ok(
+        "secretsmanager.GetSecretValue",
+        json!({"SecretId": "c/string"}),
+        &mut answers,
+    );
+    assert_eq!(got["SecretString"], put_value);
+    let got = expect_ok(
+        "secretsmanager.GetSecretValue",
+        json!({"SecretId": "c/binary"}),
+        &mut answers,
+    );
+    assert_eq!(got["SecretBinary"], b64.as_str());
+    let r = call(
+        "secretsmanager.BatchGetSecretValue",
+        &json!({"SecretIdList": ["c/string", "c/json", "c/binary"]}).to_string(),
+        &app,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    expect_ok(
+        "secretsmanager.GetRandomPassword",
+        json!({}),
+        &mut Vec::new(),
+    );
+
+    // Requests carrying values that fail.
+    let failing: Vec<(&str, String)> = vec![
+        (
+            "secretsmanager.PutSecretValue",
+            format!(r#"{{"SecretId":"c/string","SecretString":"{bad_value}""#),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(r#"{{"SecretId":"c/string","SecretString":["{bad_value}"]}}"#),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(r#"{{"SecretId":"c/string","SecretString":{{"{bad_value}":1}}}}"#),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(
+                r#"{{"SecretId":"c/string","SecretString":"{bad_value}","SecretString":"{bad_value}"}}"#
+            ),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(r#"{{"SecretId":"c/string","SecretBinary":"{bad_value}!!"}}"#),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(
+                r#"{{"SecretId":"c/string","SecretString":"{bad_value}","SecretBinary":"{b64}"}}"#
+            ),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(
+                r#"{{"SecretId":"c/string","SecretString":"{bad_value}{}"}}"#,
+                "x".repeat(70_000)
+            ),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(r#"{{"SecretId":"c/str\u0000ing","SecretString":"{bad_value}"}}"#),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(
+                r#"{{"SecretId":"c/string","SecretString":"{bad_value}","ClientRequestToken":"{bad_value}-not-a-token-{}"}}"#,
+                "y".repeat(80)
+            ),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(
+                r#"{{"SecretId":"c/missing","SecretString":"{bad_value}","ClientRequestToken":"{}"}}"#,
+                new_token()
+            ),
+        ),
+        (
+            "secretsmanager.PutSecretValue",
+            format!(
+                r#"{{"SecretId":"c/string","SecretString":"{bad_value}","ClientRequestToken":"{token}"}}"#
+            ),
+        ),
+        (
+            "secretsmanager.CreateSecret",
+            format!(
+                r#"{{"Name":"c/string","SecretString":"{bad_value}","ClientRequestToken":"{}"}}"#,
+                new_token()
+            ),
+        ),
+        (
+            "secretsmanager.CreateSecret",
+            format!(
+                r#"{{"Name":"bad name ***","SecretString":"{bad_value}","ClientRequestToken":"{}"}}"#,
+                new_token()
+            ),
+        ),
+        (
+            "secretsmanager.ListSecrets",
+            format!(r#"{{"MaxResults":{bad_value}}}"#),
+        ),
+        (
+            "secretsmanager.UpdateSecret",
+            format!(
+                r#"{{"SecretId":"c/json","SecretString":"{bad_value}","KmsKeyId":"alias/none-such"}}"#
+            ),
+        ),
+        (
+            "secretsmanager.NoSuchOperation",
+            format!(r#"{{"SecretString":"{bad_value}"}}"#),
+        ),
+        (
+            "TrentService.CreateKey",
+            format!(r#"{{"Policy":{{"SecretString":"{bad_value}"}}}}"#),
+        ),
+        (
+            "secretsmanager.ValidateResourcePolicy",
+            format!(r#"{{"ResourcePolicy":"{{\"Statement\":\"{bad_value}\"}}"}}"#),
+        ),
+    ];
+    // A value sent to an operation that takes none is ignored, as AWS ignores unknown members.
+    let r = call(
+        "secretsmanager.GetSecretValue",
+        &format!(r#"{{"SecretId":"c/string","SecretString":"{bad_value}"}}"#),
+        &app,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (target, body) in &failing {
+        let r = call(target, body, &app);
+        assert!(r.status >= 400, "{target} {body}: {}", r.body);
+        answers.push(format!("{target}: {} {}", r.status, r.body));
+    }
+
+    // A failing rotation, and replication to a peer that is not there.
+    expect_ok(
+        "secretsmanager.RotateSecret",
+        json!({"SecretId": "c/string", "ClientRequestToken": new_token(),
+        "RotationLambdaARN": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:noisy")}),
+        &mut answers,
+    );
+    expect_ok(
+        "secretsmanager.ReplicateSecretToRegions",
+        json!({"SecretId": "c/json", "AddReplicaRegions": [{"Region": "eu-west-1"}]}),
+        &mut answers,
+    );
+
+    // An STS session, used and misused.
+    let r = send(
+        &p,
+        &signed_query(
+            &format!(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=leaks",
+                urlenc(&format!("arn:aws:iam::{ACCOUNT}:role/session"))
+            ),
+            sts_as(&ak, &sk),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (sak, ssk, stoken) = (
+        xml_field(&r.body, "AccessKeyId"),
+        xml_field(&r.body, "SecretAccessKey"),
+        xml_field(&r.body, "SessionToken"),
+    );
+    let session = Signing {
+        akid: sak.clone(),
+        secret: ssk.clone(),
+        session_token: Some(stoken.clone()),
+        ..Signing::default()
+    };
+    let r = call(
+        "secretsmanager.DescribeSecret",
+        r#"{"SecretId":"c/string"}"#,
+        &session,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut forged = stoken.clone();
+    forged.insert_str(forged.len() / 2, "Zz");
+    for s in [
+        Signing {
+            session_token: Some(forged.clone()),
+            ..session.clone()
+        },
+        Signing {
+            session_token: None,
+            ..session.clone()
+        },
+        Signing {
+            secret: format!("{ssk}x"),
+            ..session.clone()
+        },
+        Signing {
+            secret: format!("{sk}x"),
+            ..app.clone()
+        },
+    ] {
+        let r = call(
+            "secretsmanager.DescribeSecret",
+            r#"{"SecretId":"c/string"}"#,
+            &s,
+        );
+        assert!(r.status >= 400, "{}", r.body);
+        answers.push(r.body);
+    }
+    // Bearer tokens: good, expired, tampered, malformed.
+    let good = jwt(600);
+    let expired = jwt(-600);
+    let mut tampered = good.clone();
+    tampered.truncate(good.len() - 4);
+    tampered.push_str("AAAA");
+    for (t, ok) in [
+        (good.clone(), true),
+        (expired.clone(), false),
+        (tampered.clone(), false),
+        (format!("{HMAC}.{HMAC}"), false),
+    ] {
+        let r = send(
+            &p,
+            &unsigned(
+                "secretsmanager.DescribeSecret",
+                r#"{"SecretId":"c/string"}"#,
+                &[
+                    ("authorization", &format!("Bearer {t}")),
+                    ("x-strongroom-role", JWT_ROLE),
+                ],
+            ),
+        );
+        assert_eq!(r.status == 200, ok, "{}", r.body);
+        answers.push(r.body);
+    }
+    // The console's sign-in, with a wrong secret and the right one.
+    for secret in [format!("{sk}-wrong"), sk.clone()] {
+        let page = crate::common::send_raw(
+            p.addr,
+            b"GET /console/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        let marker = "name=\"signin_token\" value=\"";
+        let t = page
+            .body
+            .split_once(marker)
+            .map(|(_, r)| r.split('"').next().unwrap_or(""))
+            .unwrap_or("");
+        let form = format!(
+            "signin_token={}&access_key_id={}&secret_access_key={}",
+            urlenc(t),
+            urlenc(&ak),
+            urlenc(&secret)
+        );
+        let r = crate::common::send_raw(p.addr, format!(
+            "POST /console/signin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes());
+        answers.push(format!("{:?} {}", r.headers, r.body));
+    }
+
+    // Let the rotation fail and the replication worker try the peer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let d = call(
+            "secretsmanager.DescribeSecret",
+            r#"{"SecretId":"c/string"}"#,
+            &app,
+        )
+        .json();
+        if d["StrongroomRotation"]["Status"] == "Failed" {
+            answers.push(d.to_string());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotation did not fail: {d}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    answers.push(
+        call(
+            "secretsmanager.DescribeSecret",
+            r#"{"SecretId":"c/json"}"#,
+            &app,
+        )
+        .body,
+    );
+    answers.push(call("secretsmanager.ListSecrets", "{}", &app).body);
+    answers.push(
+        call(
+            "secretsmanager.ListSecretVersionIds",
+            r#"{"SecretId":"c/string"}"#,
+            &app,
+        )
+        .body,
+    );
+    let metrics = crate::common::send_raw(
+        p.metrics,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .body;
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+    let lookup = |next: Option<&str>| {
+        let mut body = json!({"MaxResults": 50});
+        if let Some(n) = next {
+            body["NextToken"] = json!(n);
+        }
+        call(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            &body.to_string(),
+            &Signing {
+                service: "cloudtrail".into(),
+                ..app.clone()
+            },
+        )
+    };
+    let mut trail = String::new();
+    let mut next: Option<String> = None;
+    loop {
+        let r = lookup(next.as_deref());
+        assert_eq!(r.status, 200, "{}", r.body);
+        trail.push_str(&r.body);
+        match r.json()["NextToken"].as_str() {
+            Some(n) => next = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    assert!(
+        trail.contains("PutSecretValue") && trail.contains("AssumeRole"),
+        "{trail}"
+    );
+    drop(p);
+    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap();
+    // Positive control: the log is the verbose one.
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "{log}");
+
+    let master = std::fs::read(data.join("master.key")).unwrap();
+    let master_text = String::from_utf8_lossy(&master).trim().to_owned();
+    let tampered_sig = tampered.rsplit('.').next().unwrap().to_owned();
+    let good_sig = good.rsplit('.').next().unwrap().to_owned();
+    let mut needles: Vec<(&str, String)> = vec![
+        ("string value", string_value.into()),
+        ("json password", "CANARY-value-password-e5f6a7b8".into()),
+        ("binary value", "CANARY-value-binary".into()),
+        ("binary base64", b64.clone()),
+        ("put value", put_value.into()),
+        ("update value", update_value.into()),
+        ("malformed value", bad_value.into()),
+        ("user secret key", sk.clone()),
+        ("session secret key", ssk.clone()),
+        ("session token", stoken.clone()),
+        ("forged session token", forged.clone()),
+        ("root secret key", crate::common::SECRET.into()),
+        ("peer secret key", PEER_SECRET.into()),
+        ("jwt hmac key", HMAC.into()),
+        ("jwt signature", good_sig),
+        ("tampered jwt signature", tampered_sig),
+        ("expired jwt", expired.clone()),
+    ];
+    if master_text.len() >= 16 {
+        needles.push(("master key", master_text.clone()));
+    }
+    let mut leaks = Vec::new();
+    for (what, needle) in &needles {
+        if log.contains(needle.as_str()) {
+            let line = log
+                .lines()
+                .find(|l| l.contains(needle.as_str()))
+                .unwrap_or_default();
+            leaks.push(format!(
+                "{what} in the log: {}",
+                line.chars().take(600).collect::<String>()
+            ));
+        }
+        if metrics.contains(needle.as_str()) {
+            leaks.push(format!("{what} in the metrics"));
+        }
+        if trail.contains(needle.as_str()) {
+            let record = trail
+                .split("\"CloudTrailEvent\"")
+                .find(|r| r.contains(needle.as_str()))
+                .unwrap_or_default();
+            leaks.push(format!(
+                "{what} in LookupEvents: {}",
+                record.chars().take(1500).collect::<String>()
+            ));
+        }
+        for a in &answers {
+            if a.contains(needle.as_str()) {
+                leaks.push(format!(
+                    "{what} in an answer: {}",
+                    a.chars().take(600).collect::<String>()
+                ));
+            }
+        }
+        for f in files_containing(&data, needle) {
+            if !(f.ends_with("master.key") && *what == "master key") {
+                leaks.push(format!("{what} in the file {f}"));
+            }
+        }
+    }
+    // The token is the version's id, which answers and the database hold: not the log,
+    // the metrics or the trail (which records it keyed).
+    for (what, text) in [
+        ("log", &log),
+        ("metrics", &metrics),
+        ("LookupEvents", &trail),
+    ] {
+        if text.contains(token) {
+            leaks.push(format!("the client token in the {what}"));
+        }
+    }
+    assert!(leaks.is_empty(), "{leaks:#?}");
 }
