@@ -870,3 +870,176 @@ fn no_secret_reaches_the_log_errors_metrics_audit_or_files() {
     }
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Existence oracles inside one account.
+
+/// The single-secret operations, with a body naming `id`.
+fn one_secret_ops(id: &str) -> Vec<(&'static str, Value)> {
+    let token = || uuid::Uuid::new_v4().to_string();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"secretsmanager:GetSecretValue","Resource":"*"}}]}}"#
+    );
+    vec![
+        ("DescribeSecret", json!({"SecretId": id})),
+        ("GetSecretValue", json!({"SecretId": id})),
+        ("GetSecretValue", json!({"SecretId": id, "VersionStage": "AWSPREVIOUS"})),
+        ("GetSecretValue", json!({"SecretId": id, "VersionId": "00000000-0000-4000-8000-000000000009"})),
+        ("ListSecretVersionIds", json!({"SecretId": id, "IncludeDeprecated": true})),
+        ("GetResourcePolicy", json!({"SecretId": id})),
+        ("ListResourcePolicies", json!({"SecretId": id})),
+        ("TagResource", json!({"SecretId": id, "Tags": [{"Key": "k", "Value": "v"}]})),
+        ("UntagResource", json!({"SecretId": id, "TagKeys": ["k"]})),
+        ("UpdateSecret", json!({"SecretId": id, "Description": "d"})),
+        ("UpdateSecret", json!({"SecretId": id, "SecretString": "x", "ClientRequestToken": token()})),
+        ("PutSecretValue", json!({"SecretId": id, "SecretString": "x", "ClientRequestToken": token()})),
+        ("UpdateSecretVersionStage", json!({"SecretId": id, "VersionStage": "S",
+            "MoveToVersionId": "00000000-0000-4000-8000-000000000009"})),
+        ("PutResourcePolicy", json!({"SecretId": id, "ResourcePolicy": policy})),
+        ("DeleteResourcePolicy", json!({"SecretId": id})),
+        ("ValidateResourcePolicy", json!({"SecretId": id, "ResourcePolicy": policy})),
+        ("RotateSecret", json!({"SecretId": id, "ClientRequestToken": token(),
+            "RotationLambdaARN": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:f")})),
+        ("CancelRotateSecret", json!({"SecretId": id})),
+        ("ReplicateSecretToRegions", json!({"SecretId": id, "AddReplicaRegions": [{"Region": "eu-west-1"}]})),
+        ("RemoveRegionsFromReplication", json!({"SecretId": id, "RemoveReplicaRegions": ["eu-west-1"]})),
+        ("StopReplicationToReplica", json!({"SecretId": id})),
+        ("DeleteSecret", json!({"SecretId": id, "RecoveryWindowInDays": 7})),
+        ("DeleteSecret", json!({"SecretId": id, "ForceDeleteWithoutRecovery": true})),
+        ("RestoreSecret", json!({"SecretId": id})),
+    ]
+}
+
+fn message_of(r: &crate::common::RawResponse) -> String {
+    let v = r.json();
+    v["Message"]
+        .as_str()
+        .or_else(|| v["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A caller of the same account allowed everything on its own secrets (`mine/*`) and
+/// nothing on the others tells apart neither a live secret, one scheduled for deletion and
+/// a name that does not exist (by name or by full ARN) through any single-secret operation,
+/// BatchGetSecretValue or CreateSecret: every answer is the same AccessDenied, naming what
+/// it was given (not allowed ListSecrets, which in AWS lists every secret of the account). Positive control: on its own secrets, live, deleted and missing answer as
+/// AWS does (success, InvalidRequest, ResourceNotFound).
+#[test]
+fn a_caller_without_permission_cannot_tell_live_deleted_and_missing_secrets_apart() {
+    let (_t, dir) = crate::common::example_policies();
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/users/scoped.json"),
+        &json!({"UserName": "scoped", "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:*",
+             "Resource": format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:mine/*")},
+            {"Effect": "Allow", "Action": "secretsmanager:BatchGetSecretValue", "Resource": "*"}]}}})
+        .to_string(),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let (k, sk) = crate::common::key_for(&s, &dir, ACCOUNT, "scoped");
+    let mut arns = std::collections::HashMap::new();
+    for name in ["other/live", "other/deleted", "mine/live", "mine/deleted"] {
+        let c = crate::common::ok(
+            &s,
+            "secretsmanager.CreateSecret",
+            &json!({"Name": name, "SecretString": "v"}),
+        );
+        arns.insert(name, c["ARN"].as_str().unwrap().to_owned());
+    }
+    for name in ["other/deleted", "mine/deleted"] {
+        crate::common::ok(
+            &s,
+            "secretsmanager.DeleteSecret",
+            &json!({"SecretId": name, "RecoveryWindowInDays": 7}),
+        );
+    }
+    let as_scoped =
+        |op: &str, body: &Value| call_as(&s, &k, &sk, &format!("secretsmanager.{op}"), body);
+    let suffix = |arn: &str| arn[arn.len() - 7..].to_owned();
+    let absent_arn = format!(
+        "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:other/absent{}",
+        suffix(&arns["other/live"])
+    );
+    let mut wrong = Vec::new();
+    // Each id of a secret the caller may not touch, against a name that exists nowhere.
+    for (id, absent) in [
+        ("other/live".to_owned(), "other/absent".to_owned()),
+        ("other/deleted".to_owned(), "other/absent".to_owned()),
+        (arns["other/live"].clone(), absent_arn.clone()),
+        (arns["other/deleted"].clone(), absent_arn.clone()),
+    ] {
+        for ((op, body), (_, control)) in one_secret_ops(&id).iter().zip(one_secret_ops(&absent)) {
+            let r = as_scoped(op, body);
+            let m = as_scoped(op, &control);
+            if r.error_type() != "AccessDeniedException"
+                || r.error_type() != m.error_type()
+                || message_of(&r).replace(id.as_str(), "ID")
+                    != message_of(&m).replace(absent.as_str(), "ID")
+            {
+                wrong.push(format!("{op} {body}: {} {} / absent: {} {}", r.status, r.body, m.status, m.body));
+            }
+        }
+    }
+    // CreateSecret of a name the caller may not create.
+    let create = |name: &str| {
+        as_scoped(
+            "CreateSecret",
+            &json!({"Name": name, "SecretString": "v", "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
+        )
+    };
+    // The ARN a denial names carries a fresh random suffix, whatever the name.
+    let unsuffixed = |r: &crate::common::RawResponse, name: &str| {
+        let m = message_of(r);
+        match m.find(&format!("secret:{name}-")) {
+            Some(i) => {
+                let at = i + "secret:".len() + name.len();
+                format!("{}ID{}", &m[..i], &m[at + 7..])
+            }
+            None => m,
+        }
+    };
+    let control = create("other/absent");
+    for name in ["other/live", "other/deleted"] {
+        let r = create(name);
+        if r.error_type() != "AccessDeniedException"
+            || unsuffixed(&r, name) != unsuffixed(&control, "other/absent")
+        {
+            wrong.push(format!("CreateSecret {name}: {} / absent: {}", r.body, control.body));
+        }
+    }
+    // BatchGetSecretValue by id.
+    let r = as_scoped(
+        "BatchGetSecretValue",
+        &json!({"SecretIdList": ["other/live", "other/deleted", "other/absent"]}),
+    );
+    let shapes: Vec<(String, String)> = r.json()["Errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    let id = e["SecretId"].as_str().unwrap_or_default();
+                    (
+                        e["ErrorCode"].as_str().unwrap_or_default().to_owned(),
+                        e["Message"].as_str().unwrap_or_default().replace(id, "ID"),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if shapes.len() != 3 || !shapes.windows(2).all(|w| w[0] == w[1]) {
+        wrong.push(format!("BatchGetSecretValue: {}", r.body));
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // Positive control: on its own secrets the answers are AWS's.
+    let r = as_scoped("DescribeSecret", &json!({"SecretId": "mine/live"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = as_scoped("GetSecretValue", &json!({"SecretId": "mine/deleted"}));
+    assert_eq!(r.error_type(), "InvalidRequestException", "{}", r.body);
+    let r = as_scoped("GetSecretValue", &json!({"SecretId": "mine/absent"}));
+    assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
+    let r = create("mine/live");
+    assert_eq!(r.error_type(), "ResourceExistsException", "{}", r.body);
+}
