@@ -883,29 +883,71 @@ fn one_secret_ops(id: &str) -> Vec<(&'static str, Value)> {
     vec![
         ("DescribeSecret", json!({"SecretId": id})),
         ("GetSecretValue", json!({"SecretId": id})),
-        ("GetSecretValue", json!({"SecretId": id, "VersionStage": "AWSPREVIOUS"})),
-        ("GetSecretValue", json!({"SecretId": id, "VersionId": "00000000-0000-4000-8000-000000000009"})),
-        ("ListSecretVersionIds", json!({"SecretId": id, "IncludeDeprecated": true})),
+        (
+            "GetSecretValue",
+            json!({"SecretId": id, "VersionStage": "AWSPREVIOUS"}),
+        ),
+        (
+            "GetSecretValue",
+            json!({"SecretId": id, "VersionId": "00000000-0000-4000-8000-000000000009"}),
+        ),
+        (
+            "ListSecretVersionIds",
+            json!({"SecretId": id, "IncludeDeprecated": true}),
+        ),
         ("GetResourcePolicy", json!({"SecretId": id})),
         ("ListResourcePolicies", json!({"SecretId": id})),
-        ("TagResource", json!({"SecretId": id, "Tags": [{"Key": "k", "Value": "v"}]})),
+        (
+            "TagResource",
+            json!({"SecretId": id, "Tags": [{"Key": "k", "Value": "v"}]}),
+        ),
         ("UntagResource", json!({"SecretId": id, "TagKeys": ["k"]})),
         ("UpdateSecret", json!({"SecretId": id, "Description": "d"})),
-        ("UpdateSecret", json!({"SecretId": id, "SecretString": "x", "ClientRequestToken": token()})),
-        ("PutSecretValue", json!({"SecretId": id, "SecretString": "x", "ClientRequestToken": token()})),
-        ("UpdateSecretVersionStage", json!({"SecretId": id, "VersionStage": "S",
-            "MoveToVersionId": "00000000-0000-4000-8000-000000000009"})),
-        ("PutResourcePolicy", json!({"SecretId": id, "ResourcePolicy": policy})),
+        (
+            "UpdateSecret",
+            json!({"SecretId": id, "SecretString": "x", "ClientRequestToken": token()}),
+        ),
+        (
+            "PutSecretValue",
+            json!({"SecretId": id, "SecretString": "x", "ClientRequestToken": token()}),
+        ),
+        (
+            "UpdateSecretVersionStage",
+            json!({"SecretId": id, "VersionStage": "S",
+            "MoveToVersionId": "00000000-0000-4000-8000-000000000009"}),
+        ),
+        (
+            "PutResourcePolicy",
+            json!({"SecretId": id, "ResourcePolicy": policy}),
+        ),
         ("DeleteResourcePolicy", json!({"SecretId": id})),
-        ("ValidateResourcePolicy", json!({"SecretId": id, "ResourcePolicy": policy})),
-        ("RotateSecret", json!({"SecretId": id, "ClientRequestToken": token(),
-            "RotationLambdaARN": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:f")})),
+        (
+            "ValidateResourcePolicy",
+            json!({"SecretId": id, "ResourcePolicy": policy}),
+        ),
+        (
+            "RotateSecret",
+            json!({"SecretId": id, "ClientRequestToken": token(),
+            "RotationLambdaARN": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:f")}),
+        ),
         ("CancelRotateSecret", json!({"SecretId": id})),
-        ("ReplicateSecretToRegions", json!({"SecretId": id, "AddReplicaRegions": [{"Region": "eu-west-1"}]})),
-        ("RemoveRegionsFromReplication", json!({"SecretId": id, "RemoveReplicaRegions": ["eu-west-1"]})),
+        (
+            "ReplicateSecretToRegions",
+            json!({"SecretId": id, "AddReplicaRegions": [{"Region": "eu-west-1"}]}),
+        ),
+        (
+            "RemoveRegionsFromReplication",
+            json!({"SecretId": id, "RemoveReplicaRegions": ["eu-west-1"]}),
+        ),
         ("StopReplicationToReplica", json!({"SecretId": id})),
-        ("DeleteSecret", json!({"SecretId": id, "RecoveryWindowInDays": 7})),
-        ("DeleteSecret", json!({"SecretId": id, "ForceDeleteWithoutRecovery": true})),
+        (
+            "DeleteSecret",
+            json!({"SecretId": id, "RecoveryWindowInDays": 7}),
+        ),
+        (
+            "DeleteSecret",
+            json!({"SecretId": id, "ForceDeleteWithoutRecovery": true}),
+        ),
         ("RestoreSecret", json!({"SecretId": id})),
     ]
 }
@@ -978,7 +1020,10 @@ fn a_caller_without_permission_cannot_tell_live_deleted_and_missing_secrets_apar
                 || message_of(&r).replace(id.as_str(), "ID")
                     != message_of(&m).replace(absent.as_str(), "ID")
             {
-                wrong.push(format!("{op} {body}: {} {} / absent: {} {}", r.status, r.body, m.status, m.body));
+                wrong.push(format!(
+                    "{op} {body}: {} {} / absent: {} {}",
+                    r.status, r.body, m.status, m.body
+                ));
             }
         }
     }
@@ -1006,7 +1051,10 @@ fn a_caller_without_permission_cannot_tell_live_deleted_and_missing_secrets_apar
         if r.error_type() != "AccessDeniedException"
             || unsuffixed(&r, name) != unsuffixed(&control, "other/absent")
         {
-            wrong.push(format!("CreateSecret {name}: {} / absent: {}", r.body, control.body));
+            wrong.push(format!(
+                "CreateSecret {name}: {} / absent: {}",
+                r.body, control.body
+            ));
         }
     }
     // BatchGetSecretValue by id.
@@ -1042,4 +1090,39 @@ fn a_caller_without_permission_cannot_tell_live_deleted_and_missing_secrets_apar
     assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
     let r = create("mine/live");
     assert_eq!(r.error_type(), "ResourceExistsException", "{}", r.body);
+}
+
+/// A database given as a libpq connection string (which the server does not take) is
+/// refused without its password being printed; the refusal still says what was wrong.
+#[test]
+fn a_refused_database_string_is_reported_without_its_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["serve", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .args([
+            "--database-url",
+            "host=db.internal user=strongroom password=CANARY-db-password-5e4d dbname=sr",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("STRONGROOM_CONFIG")
+        .env_remove("STRONGROOM_POLICIES")
+        .env("STRONGROOM_LOG", "trace")
+        .env("STRONGROOM_ROOT_ACCESS_KEY_ID", crate::common::AKID)
+        .env("STRONGROOM_ROOT_SECRET_ACCESS_KEY", crate::common::SECRET)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    // Positive control: the refusal names the setting.
+    assert!(
+        text.contains("database url") && text.contains("db.internal"),
+        "{text}"
+    );
+    assert!(!text.contains("CANARY-db-password"), "{text}");
 }
