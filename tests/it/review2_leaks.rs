@@ -1126,3 +1126,138 @@ fn a_refused_database_string_is_reported_without_its_password() {
     );
     assert!(!text.contains("CANARY-db-password"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The trail as another account reads it.
+
+/// The CloudTrail records (parsed) of the caller's own account, newest first, as `akid`
+/// reads them with LookupEvents.
+fn own_trail(s: &TestServer, akid: &str, secret: &str) -> Vec<Value> {
+    let r = s.call_signed(
+        "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+        &json!({"MaxResults": 50}).to_string(),
+        crate::common::Signing {
+            akid: akid.into(),
+            secret: secret.into(),
+            service: "cloudtrail".into(),
+            ..crate::common::Signing::default()
+        },
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["Events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// A principal of another account, refused on this account's secret (named by its full ARN,
+/// by a partial ARN, or with a resource policy whose Deny decides), finds in its own
+/// account's trail nothing more than the answer told it: not the secret's full ARN when it
+/// gave a partial one, not which policy of this account decided or its statement, and the
+/// records of an existing and of a missing secret read alike. Positive control: its own
+/// trail has the records, and this account's trail names the deciding statement.
+#[test]
+fn another_accounts_trail_does_not_describe_this_accounts_secrets_or_policies() {
+    const OTHER: &str = "444455556666";
+    let (_t, dir) = crate::common::example_policies();
+    user_allowing(
+        &dir,
+        OTHER,
+        "prober",
+        &["secretsmanager:*", "cloudtrail:LookupEvents"],
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let (pk, ps) = crate::common::key_for(&s, &dir, OTHER, "prober");
+    let created = crate::common::ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "guarded", "SecretString": "v"}),
+    );
+    let arn = created["ARN"].as_str().unwrap().to_owned();
+    let suffix = arn[arn.len() - 7..].to_owned();
+    crate::common::ok(
+        &s,
+        "secretsmanager.PutResourcePolicy",
+        &json!({"SecretId": "guarded", "ResourcePolicy": json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "HomeOnlyStatementSid", "Effect": "Deny",
+                "Principal": {"AWS": format!("arn:aws:iam::{OTHER}:root")},
+                "Action": "secretsmanager:*", "Resource": "*"}]}).to_string()}),
+    );
+    let partial = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:guarded");
+    let missing = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:absent{suffix}");
+    let missing_partial = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:absent");
+    for id in [&arn, &partial, &missing, &missing_partial] {
+        let r = call_as(
+            &s,
+            &pk,
+            &ps,
+            "secretsmanager.DescribeSecret",
+            &json!({ "SecretId": id }),
+        );
+        assert_eq!(r.error_type(), "AccessDeniedException", "{id}: {}", r.body);
+    }
+    let mut wrong = Vec::new();
+    let records = own_trail(&s, &pk, &ps);
+    let describes: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["eventName"] == "DescribeSecret")
+        .collect();
+    // Positive control: the prober's account has its four records.
+    assert_eq!(describes.len(), 4, "{records:#?}");
+    for r in &describes {
+        let text = r.to_string();
+        let given = r["requestParameters"]["secretId"]
+            .as_str()
+            .unwrap_or_default();
+        if text.contains("HomeOnlyStatementSid") || text.contains("resource-policy") {
+            wrong.push(format!("the deciding policy of {given}: {text}"));
+        }
+        if given == partial && text.contains(&arn) {
+            wrong.push(format!("the full ARN for {given}: {text}"));
+        }
+    }
+    // An existing and a missing secret: the records differ only in the id given.
+    let shape = |given: &str| {
+        let r = describes
+            .iter()
+            .find(|r| r["requestParameters"]["secretId"] == given)
+            .unwrap();
+        let mut v = (*r).clone();
+        for k in ["eventID", "eventTime", "requestID"] {
+            v[k] = Value::Null;
+        }
+        v.to_string()
+            .replace(&arn, "ID")
+            .replace(&missing, "ID")
+            .replace(&missing_partial, "PARTIAL")
+            .replace(&partial, "PARTIAL")
+    };
+    if shape(&arn) != shape(&missing) {
+        wrong.push(format!("full ARN: {} / {}", shape(&arn), shape(&missing)));
+    }
+    if shape(&partial) != shape(&missing_partial) {
+        wrong.push(format!(
+            "partial ARN: {} / {}",
+            shape(&partial),
+            shape(&missing_partial)
+        ));
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Positive control: the stored record names the deciding statement (for the operator's
+    // `strongroom audit query`).
+    let store = strongroom::store::Store::open(&s.database_url).unwrap();
+    let rows = store
+        .query_audit_blocking(&strongroom::store::rows::AuditFilter {
+            limit: 1000,
+            ..strongroom::store::rows::AuditFilter::default()
+        })
+        .unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.event_name == "DescribeSecret" && r.record.contains("HomeOnlyStatementSid")),
+        "{rows:#?}"
+    );
+}
