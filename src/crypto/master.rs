@@ -53,10 +53,26 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// serde_json's message without the value it quotes (a key where another member was
+/// expected), cut at its first quote, with the position.
+fn without_values(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.find(['"', '`']) {
+        None => msg,
+        Some(i) => format!(
+            "{}(value hidden) at line {} column {}",
+            &msg[..i],
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
 fn parse_key(id: &str, b64: &str) -> Result<(u32, Key256), CryptoError> {
+    // The id is not shown: a file whose ids and keys were swapped would print a key.
     let id: u32 = id
         .parse()
-        .map_err(|_| CryptoError::MasterKey(format!("bad key id `{id}`")))?;
+        .map_err(|_| CryptoError::MasterKey("a key id is not a number".into()))?;
     let raw = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(b64)
@@ -190,8 +206,9 @@ impl MasterKeyring {
     }
 
     fn parse(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let f: FileFormat = serde_json::from_slice(bytes)
-            .map_err(|e| CryptoError::MasterKey(format!("not a master key file: {e}")))?;
+        let f: FileFormat = serde_json::from_slice(bytes).map_err(|e| {
+            CryptoError::MasterKey(format!("not a master key file: {}", without_values(&e)))
+        })?;
         let mut keys = BTreeMap::new();
         for (id, b64) in &f.keys {
             let (id, key) = parse_key(id, b64)?;
@@ -280,6 +297,27 @@ impl MasterKeyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_file_is_refused_without_showing_its_keys() {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        for text in [
+            format!(r#"{{"active":1,"keys":{{"1":"{key}"}},"retired":{{"2":"{key}"}}}}"#),
+            format!(r#"{{"active":"{key}","keys":{{"1":"{key}"}}}}"#),
+            format!(r#"{{"active":1,"keys":{{"{key}":"1"}}}}"#),
+            format!(r#"{{"active":1,"keys":{{"1":{key}}}}}"#),
+        ] {
+            let e = MasterKeyring::parse(text.as_bytes())
+                .err()
+                .map(|e| e.to_string());
+            let e = e.unwrap_or_else(|| panic!("accepted: {text}"));
+            assert!(e.contains("master key") || e.contains("key id"), "{e}");
+            assert!(!e.contains(&key[..16]), "{e}");
+        }
+        // Positive control: the well-formed file loads.
+        let ok = format!(r#"{{"active":1,"keys":{{"1":"{key}"}}}}"#);
+        assert!(MasterKeyring::parse(ok.as_bytes()).is_ok());
+    }
 
     #[test]
     fn create_load_rotate() {

@@ -759,10 +759,10 @@ impl Engine {
         .await;
     }
 
-    /// The values a failure message must never show: every labelled version's value (and,
-    /// for a binary one, its base64) and, for JSON values, every string and number in them
-    /// at any depth, as written and JSON-escaped (or, `passwords_only`, the `password`
-    /// members'); see [`sensitive_parts`].
+    /// The values a failure message must never show: every labelled version's value, in
+    /// the forms a program prints it in, and, for JSON values, every string and number in
+    /// them at any depth (or, `passwords_only`, the `password` members'); see
+    /// [`sensitive_parts`].
     async fn values_of(&self, secret: &SecretRow, passwords_only: bool) -> Vec<String> {
         let keyring = self.ctx.keyring.clone();
         let secret = secret.clone();
@@ -823,23 +823,15 @@ impl Engine {
     }
 }
 
-/// What of one secret value a failure message must not show: the value itself (as text, and
-/// base64 when it is not UTF-8) and, for a JSON value, every string and number inside it at
-/// any depth, as written and as JSON escapes it (a program may print either); with
-/// `passwords_only`, of a JSON value only what sits under a `password` member.
+/// What of one secret value a failure message must not show: the value itself and, for a
+/// JSON value, every string and number inside it at any depth (with `passwords_only`, of a
+/// JSON value only what sits under a `password` member), each in the forms a program prints
+/// it in ([`printed_forms`]), and the value's base64 (how GetSecretValue answers a binary
+/// value, and how a program may print any value).
 pub fn sensitive_parts(plain: &[u8], passwords_only: bool) -> Vec<String> {
     fn leaves(v: &serde_json::Value, take: bool, passwords_only: bool, out: &mut Vec<String>) {
         match v {
-            serde_json::Value::String(s) if take => {
-                out.push(s.clone());
-                let escaped = serde_json::to_string(s).unwrap_or_default();
-                let inner = escaped
-                    .get(1..escaped.len().saturating_sub(1))
-                    .unwrap_or("");
-                if inner != s {
-                    out.push(inner.to_owned());
-                }
-            }
+            serde_json::Value::String(s) if take => printed_forms(s, true, out),
             serde_json::Value::Number(n) if take => out.push(n.to_string()),
             serde_json::Value::Array(items) => {
                 for i in items {
@@ -860,14 +852,46 @@ pub fn sensitive_parts(plain: &[u8], passwords_only: bool) -> Vec<String> {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         leaves(&v, !passwords_only, passwords_only, &mut out);
     }
-    if std::str::from_utf8(plain).is_err() {
-        out.push(base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            plain,
-        ));
-    }
-    out.push(text);
+    out.push(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        plain,
+    ));
+    // A built-in's reasons keep hosts and users: the lines of a JSON value, which name
+    // them, are not hidden on their own.
+    printed_forms(&text, !passwords_only, &mut out);
+    out.sort_unstable();
+    out.dedup();
     out
+}
+
+/// The forms in which a program's output shows the string `s`: as written; without its
+/// leading and trailing white space (the captured output is trimmed); inside a JSON string
+/// (a printed GetSecretValue answer), as serde_json escapes it and with every non-ASCII
+/// character as `\uXXXX` too (Python's `json.dumps`); and, with `lines`, each of its lines
+/// (a multi-line value such as a PEM key printed line by line, or with other line ends).
+fn printed_forms(s: &str, lines: bool, out: &mut Vec<String>) {
+    out.push(s.to_owned());
+    out.push(s.trim().to_owned());
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    let escaped = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or("");
+    out.push(escaped.to_owned());
+    if !escaped.is_ascii() {
+        let mut ascii = String::with_capacity(escaped.len());
+        for c in escaped.chars() {
+            if c.is_ascii() {
+                ascii.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    ascii.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+        out.push(ascii);
+    }
+    if lines && s.contains(['\n', '\r']) {
+        out.extend(s.lines().map(|l| l.trim().to_owned()));
+    }
 }
 
 /// `output` with every known sensitive string (4 characters or more) replaced, and only its
@@ -911,6 +935,42 @@ mod tests {
         // A binary value: its base64 too.
         let known = sensitive_parts(&[0xff, 0xfe, 0x01, 0x02, 0x03], false);
         assert!(known.contains(&"//4BAgM=".to_owned()), "{known:?}");
+    }
+
+    #[test]
+    fn a_value_is_hidden_in_the_forms_a_program_prints_it_in() {
+        let pem =
+            "-----BEGIN KEY-----\nline-one-abcdef\r\nline-two-\u{e9}\u{1f511}\n-----END KEY-----\n";
+        let known = sensitive_parts(pem.as_bytes(), false);
+        let printed = [
+            // GetSecretValue's answer, printed by serde_json and by Python's json.dumps.
+            serde_json::json!({ "SecretString": pem }).to_string(),
+            r#"{"SecretString": "-----BEGIN KEY-----\nline-one-abcdef\r\nline-two-\u00e9\ud83d\udd11\n-----END KEY-----\n"}"#.to_owned(),
+            // The value itself, trimmed as captured output is.
+            pem.trim().to_owned(),
+            // Line by line, with other line ends.
+            pem.replace("\r\n", "\n").replace('\n', "\r\n"),
+            // Its base64.
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pem),
+        ];
+        for p in printed {
+            let out = redact(&p, &known);
+            for leaked in ["line-one-abcdef", "line-two-", "00e9", "\u{e9}"] {
+                assert!(!out.contains(leaked), "{leaked} in {out}");
+            }
+            assert!(out.contains("[REDACTED]"), "{out}");
+        }
+        // A built-in's value: its lines, naming hosts and users, stay readable.
+        let value = b"{\n  \"host\": \"db.internal\",\n  \"password\": \"pw-line-1234\"\n}";
+        let known = sensitive_parts(value, true);
+        let out = redact(
+            "cannot reach \"host\": \"db.internal\", as pw-line-1234",
+            &known,
+        );
+        assert!(
+            out.contains("db.internal") && !out.contains("pw-line-1234"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -262,9 +262,11 @@ fn parse_url(url: &str) -> Result<(Backend, String), StoreError> {
     }
 }
 
-/// A URL fit for logs and errors: the password (if any) removed.
+/// A URL fit for logs and errors: the password (if any) removed, wherever libpq would read
+/// one: the user information (`user:password@`), a `password` or `sslpassword` parameter of
+/// the query (`?password=...`), or a `password=...` of a `key=value` connection string.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let (head, rest) = url.split_at(s + 3);
             let creds_end = at - (s + 3);
@@ -273,7 +275,41 @@ pub fn redact_url(url: &str) -> String {
             format!("{head}{user}:***{tail}")
         }
         _ => url.to_owned(),
+    };
+    redact_password_values(&url)
+}
+
+/// `text` with the value of every `...password=VALUE` (a query parameter, up to `&`, `#` or
+/// white space; or a connection-string keyword, quoted or up to white space) replaced by
+/// `***`, the name compared without case.
+fn redact_password_values(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(found) = lower[i..].find("password=") {
+        let value_start = i + found + "password=".len();
+        out.push_str(&text[i..value_start]);
+        out.push_str("***");
+        let rest = &text[value_start..];
+        let value_len = if let Some(quoted) = rest.strip_prefix('\'') {
+            // A quoted connection-string value: up to the closing quote (`\'` escapes one).
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map_or(rest.len(), |(j, _)| j + 2)
+        } else {
+            rest.find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+                .unwrap_or(rest.len())
+        };
+        i = value_start + value_len;
     }
+    out.push_str(&text[i..]);
+    out
 }
 
 /// A pool of `max` connections to `conn_url` (SQLite connections set up by `pragmas`).
@@ -774,5 +810,44 @@ mod tests {
         );
         let e = parse_url("oracle://u:pw@h").unwrap_err().to_string();
         assert!(!e.contains("pw@"), "{e}");
+    }
+
+    #[test]
+    fn a_password_is_redacted_wherever_libpq_reads_one() {
+        for (url, shown) in [
+            (
+                "postgres://u@h/db?password=pw-q1&sslmode=require",
+                "postgres://u:***@h/db?password=***&sslmode=require",
+            ),
+            (
+                "postgresql://u@h/db?sslmode=require&PASSWORD=pw-q2",
+                "postgresql://u:***@h/db?sslmode=require&PASSWORD=***",
+            ),
+            (
+                "postgres://u@h/db?sslpassword=pw-q3",
+                "postgres://u:***@h/db?sslpassword=***",
+            ),
+            (
+                "postgres://u:pw-u1@h/db?password=pw-q4",
+                "postgres://u:***@h/db?password=***",
+            ),
+            (
+                "host=h user=u password=pw-c1 dbname=db",
+                "host=h user=u password=*** dbname=db",
+            ),
+            (
+                "host=h password='pw c2 \\' still' dbname=db",
+                "host=h password=*** dbname=db",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let e = parse_url("host=h user=u password=pw-c3")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("pw-c3"), "{e}");
+        // Nothing else changes.
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
     }
 }

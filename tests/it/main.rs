@@ -37,6 +37,7 @@ mod review;
 mod review2_inject;
 mod review2_respol;
 mod review2_sigv4;
+mod review2_leaks;
 mod review_authn;
 mod review_isolation;
 mod review_misc;

@@ -5,6 +5,12 @@
 //! shows an account). Unauthenticated requests have no account and are visible only to
 //! `strongroom audit query`. Newest first; `NextToken` is a keyset cursor bound to the
 //! query it came from.
+//!
+//! A record of a call on another account's resource (a shared secret or key) shows its
+//! caller's account no `authorization` details: which policy of the owner decided, its
+//! statement, or an explicit deny where a missing resource gives an implicit one would tell
+//! what the refusal's answer does not (that the resource exists, what its policies or tags
+//! say). The stored record keeps them (`strongroom audit query`).
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -175,7 +181,31 @@ fn apply_attribute(f: &mut AuditFilter, a: &LookupAttribute) -> Result<(), ApiEr
     Ok(())
 }
 
-fn event_of(r: AuditRow) -> Event {
+/// `record` as the account `reader` may see it: the `authorization` fields emptied when a
+/// resource of the record belongs to another account.
+fn for_reader(record: String, reader: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&record) else {
+        return record;
+    };
+    let foreign = v["resources"].as_array().is_some_and(|resources| {
+        resources.iter().any(|r| {
+            r["accountId"]
+                .as_str()
+                .is_some_and(|a| !a.is_empty() && a != reader)
+        })
+    });
+    if !foreign {
+        return record;
+    }
+    if let Some(serde_json::Value::Object(a)) = v.get_mut("authorization") {
+        for field in a.values_mut() {
+            *field = serde_json::Value::Null;
+        }
+    }
+    serde_json::to_string(&v).unwrap_or(record)
+}
+
+fn event_of(r: AuditRow, reader: &str) -> Event {
     Event {
         event_id: r.event_id,
         event_name: r.event_name,
@@ -191,7 +221,7 @@ fn event_of(r: AuditRow) -> Event {
             }],
             _ => vec![],
         },
-        cloud_trail_event: r.record,
+        cloud_trail_event: for_reader(r.record, reader),
     }
 }
 
@@ -287,7 +317,10 @@ impl Operation for LookupEvents {
             None
         };
         Ok(Output {
-            events: rows.into_iter().map(event_of).collect(),
+            events: rows
+                .into_iter()
+                .map(|r| event_of(r, &auth.principal.account_id))
+                .collect(),
             next_token,
         })
     }
