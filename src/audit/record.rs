@@ -111,15 +111,29 @@ const NO_RESPONSE: &[&str] = &[
 /// a member not on [`SAFE_FIELDS`] (`SecretString`, `SecretBinary`, ...) is skipped by the
 /// parser without its value being copied anywhere (no `Value` is built for it, so no copy of
 /// a secret is left behind un-zeroized), and inside the kept members any member named in
-/// [`NEVER`] is skipped the same way. `Null` when the body is not one JSON object.
+/// [`NEVER`] is skipped the same way. `Null` when the body is not one JSON object, and when
+/// what is kept is larger than [`MAX_REQUEST_PARAMETERS`] (CloudTrail omits a
+/// `requestParameters` over 100 KB): a request, signed or not, cannot make a record of the
+/// size of its body (up to 1 MiB).
 pub fn safe_request_parameters(body: &[u8]) -> Value {
     let mut de = serde_json::Deserializer::from_slice(body);
     let kept = serde::de::DeserializeSeed::deserialize(SafeMembers, &mut de);
     match kept.and_then(|v| de.end().map(|()| v)) {
+        // What is kept is never longer than the body it came from: only a long body is
+        // measured.
+        Ok(v)
+            if body.len() > MAX_REQUEST_PARAMETERS
+                && serde_json::to_vec(&v).map_or(true, |t| t.len() > MAX_REQUEST_PARAMETERS) =>
+        {
+            Value::Null
+        }
         Ok(v) => v,
         Err(_) => Value::Null,
     }
 }
+
+/// The largest `requestParameters` recorded, in bytes of JSON (CloudTrail's 100 KB).
+pub const MAX_REQUEST_PARAMETERS: usize = 100 * 1024;
 
 /// The top level of a request body: the members of [`SAFE_FIELDS`], each [`Scrubbed`].
 struct SafeMembers;
@@ -963,6 +977,25 @@ mod tests {
 
     /// The parameters keep every safe member as given (nested values, escapes, numbers)
     /// and nothing of a secret, at the top level or nested in a kept member.
+    #[test]
+    fn request_parameters_over_100_kb_are_omitted() {
+        let long = "d".repeat(MAX_REQUEST_PARAMETERS);
+        let body = serde_json::json!({"SecretId": "s", "Description": long}).to_string();
+        assert_eq!(safe_request_parameters(body.as_bytes()), Value::Null);
+        // A long body whose kept members are short keeps them.
+        let body = serde_json::json!({"SecretId": "s", "SecretString": long}).to_string();
+        assert_eq!(
+            safe_request_parameters(body.as_bytes()),
+            serde_json::json!({"SecretId": "s"})
+        );
+        let near = "d".repeat(MAX_REQUEST_PARAMETERS - 100);
+        let body = serde_json::json!({"Description": near}).to_string();
+        assert_eq!(
+            safe_request_parameters(body.as_bytes())["Description"],
+            Value::String(near)
+        );
+    }
+
     #[test]
     fn request_parameters_keep_the_safe_members_only() {
         let body =
