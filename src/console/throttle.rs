@@ -3,6 +3,11 @@
 //! that address (or with that key) are refused without checking the credential until the
 //! window ends. Refused attempts do not extend the window.
 //!
+//! An attempt is counted as failed when it is let through ([`Throttle::attempt`], under the
+//! same lock as the check) and uncounted when its credential turns out good
+//! ([`Throttle::succeeded`]): sign-ins sent all at once cannot all pass the check before any
+//! of their failures is counted.
+//!
 //! The per-key limit is higher than the per-address one so that one address hammering a
 //! key is stopped by its own address limit long before the key is, and the key's owner can
 //! still sign in from elsewhere; many addresses together (a distributed guess) are stopped
@@ -39,6 +44,16 @@ impl Windows {
         let w = self.0.get(key)?;
         let ends = w.start_ms.saturating_add(WINDOW_MS);
         (ends > now && w.failures >= limit).then(|| ends - now)
+    }
+
+    /// Take back one failure counted at `at` in `key`'s window (if that window is still the
+    /// one it was counted in).
+    fn unfail(&mut self, key: &str, at: i64) {
+        if let Some(w) = self.0.get_mut(key) {
+            if w.start_ms <= at && w.start_ms.saturating_add(WINDOW_MS) > at {
+                w.failures = w.failures.saturating_sub(1);
+            }
+        }
     }
 
     fn fail(&mut self, key: &str, now: i64) {
@@ -79,27 +94,36 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// Whether a sign-in from `ip` (with access key `akid`, when one is given) is refused:
-    /// the milliseconds until it may be tried again.
-    pub fn refused(&self, ip: &str, akid: Option<&str>, now: i64) -> Option<i64> {
-        let g = self
+    /// A sign-in from `ip` (with access key `akid`, when one is given) at `now`: refused
+    /// (`Err`: the milliseconds until it may be tried again), or let through and counted as
+    /// a failure until [`Throttle::succeeded`] takes it back.
+    pub fn attempt(&self, ip: &str, akid: Option<&str>, now: i64) -> Result<(), i64> {
+        let mut g = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let by_ip = g.0.blocked(ip, PER_IP, now);
         let by_key = akid.and_then(|k| g.1.blocked(k, PER_KEY, now));
-        by_ip.max(by_key)
+        if let Some(wait) = by_ip.max(by_key) {
+            return Err(wait);
+        }
+        g.0.fail(ip, now);
+        if let Some(k) = akid.filter(|k| !k.is_empty()) {
+            g.1.fail(k, now);
+        }
+        Ok(())
     }
 
-    /// Count a failed sign-in from `ip` (with `akid`, when one was given).
-    pub fn failed(&self, ip: &str, akid: Option<&str>, now: i64) {
+    /// The attempt let through at `at` from `ip` (with `akid`) signed in: it is not a
+    /// failure.
+    pub fn succeeded(&self, ip: &str, akid: Option<&str>, at: i64) {
         let mut g = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.0.fail(ip, now);
+        g.0.unfail(ip, at);
         if let Some(k) = akid.filter(|k| !k.is_empty()) {
-            g.1.fail(k, now);
+            g.1.unfail(k, at);
         }
     }
 }
@@ -112,29 +136,47 @@ mod tests {
     fn an_address_is_refused_after_its_limit_until_the_window_ends() {
         let t = Throttle::default();
         for _ in 0..PER_IP {
-            assert!(t.refused("1.1.1.1", Some("AKIA1"), 0).is_none());
-            t.failed("1.1.1.1", Some("AKIA1"), 0);
+            assert!(t.attempt("1.1.1.1", Some("AKIA1"), 0).is_ok());
         }
-        assert_eq!(t.refused("1.1.1.1", Some("AKIA2"), 1), Some(WINDOW_MS - 1));
-        assert!(t.refused("2.2.2.2", Some("AKIA1"), 1).is_none());
-        assert!(t.refused("1.1.1.1", None, WINDOW_MS).is_none());
+        assert_eq!(t.attempt("1.1.1.1", Some("AKIA2"), 1), Err(WINDOW_MS - 1));
+        assert!(t.attempt("2.2.2.2", Some("AKIA1"), 1).is_ok());
+        assert!(t.attempt("1.1.1.1", None, WINDOW_MS).is_ok());
     }
 
     #[test]
     fn a_key_is_refused_after_failures_from_many_addresses() {
         let t = Throttle::default();
         for i in 0..PER_KEY {
-            t.failed(&format!("10.0.0.{i}"), Some("AKIA1"), 0);
+            assert!(t.attempt(&format!("10.0.0.{i}"), Some("AKIA1"), 0).is_ok());
         }
-        assert!(t.refused("9.9.9.9", Some("AKIA1"), 1).is_some());
-        assert!(t.refused("9.9.9.9", Some("AKIA2"), 1).is_none());
+        assert!(t.attempt("9.9.9.9", Some("AKIA1"), 1).is_err());
+        assert!(t.attempt("9.9.9.9", Some("AKIA2"), 1).is_ok());
+    }
+
+    #[test]
+    fn a_successful_attempt_is_not_counted() {
+        let t = Throttle::default();
+        for i in 0..(2 * PER_IP) {
+            let at = i64::from(i);
+            assert!(t.attempt("1.1.1.1", Some("AKIA1"), at).is_ok());
+            t.succeeded("1.1.1.1", Some("AKIA1"), at);
+        }
+        for _ in 0..PER_IP {
+            assert!(t.attempt("1.1.1.1", Some("AKIA1"), 100).is_ok());
+        }
+        assert!(t.attempt("1.1.1.1", Some("AKIA1"), 100).is_err());
+        // A success taken back in a later window leaves that window alone.
+        t.succeeded("1.1.1.1", Some("AKIA1"), -1);
+        assert!(t.attempt("1.1.1.1", Some("AKIA1"), 100).is_err());
     }
 
     #[test]
     fn the_maps_stay_bounded() {
         let t = Throttle::default();
         for i in 0..(MAX_ENTRIES + 10) {
-            t.failed(&format!("ip{i}"), None, i64::try_from(i).unwrap_or(0));
+            assert!(t
+                .attempt(&format!("ip{i}"), None, i64::try_from(i).unwrap_or(0))
+                .is_ok());
         }
         let g = t.inner.lock().unwrap();
         assert!(g.0 .0.len() <= MAX_ENTRIES);
