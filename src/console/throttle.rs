@@ -14,8 +14,12 @@
 //! by the key's limit. The throttle covers console sign-in only: the API's signatures are
 //! not guessable and are not throttled here.
 //!
+//! An IPv6 address counts by its /64 (the block one subscriber is given): otherwise one
+//! host could try from as many addresses as it likes, each under the address limit.
+//!
 //! Memory is bounded: each map holds at most [`MAX_ENTRIES`] windows; when full, ended
-//! windows are dropped first, then the oldest.
+//! windows are dropped first, then the one with the fewest failures (the oldest of those),
+//! so that filling the map with new addresses or keys does not drop a window that refuses.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -67,12 +71,12 @@ impl Windows {
             self.0
                 .retain(|_, w| w.start_ms.saturating_add(WINDOW_MS) > now);
             if self.0.len() >= MAX_ENTRIES {
-                let oldest = self
+                let least = self
                     .0
                     .iter()
-                    .min_by_key(|(_, w)| w.start_ms)
+                    .min_by_key(|(_, w)| (w.failures, w.start_ms))
                     .map(|(k, _)| k.clone());
-                if let Some(k) = oldest {
+                if let Some(k) = least {
                     self.0.remove(&k);
                 }
             }
@@ -84,6 +88,17 @@ impl Windows {
                 failures: 1,
             },
         );
+    }
+}
+
+/// The address counter's key for source address `ip`: an IPv6 address's /64, anything else
+/// as it is.
+fn address_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => ipnet::Ipv6Net::new(v6, 64)
+            .map(|n| n.trunc().to_string())
+            .unwrap_or_else(|_| ip.to_owned()),
+        _ => ip.to_owned(),
     }
 }
 
@@ -102,12 +117,13 @@ impl Throttle {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let by_ip = g.0.blocked(ip, PER_IP, now);
+        let ip = address_key(ip);
+        let by_ip = g.0.blocked(&ip, PER_IP, now);
         let by_key = akid.and_then(|k| g.1.blocked(k, PER_KEY, now));
         if let Some(wait) = by_ip.max(by_key) {
             return Err(wait);
         }
-        g.0.fail(ip, now);
+        g.0.fail(&ip, now);
         if let Some(k) = akid.filter(|k| !k.is_empty()) {
             g.1.fail(k, now);
         }
@@ -121,7 +137,7 @@ impl Throttle {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.0.unfail(ip, at);
+        g.0.unfail(&address_key(ip), at);
         if let Some(k) = akid.filter(|k| !k.is_empty()) {
             g.1.unfail(k, at);
         }
@@ -168,6 +184,37 @@ mod tests {
         // A success taken back in a later window leaves that window alone.
         t.succeeded("1.1.1.1", Some("AKIA1"), -1);
         assert!(t.attempt("1.1.1.1", Some("AKIA1"), 100).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let t = Throttle::default();
+        for i in 0..PER_IP {
+            assert!(t.attempt(&format!("2001:db8::{i:x}"), None, 0).is_ok());
+        }
+        assert!(t.attempt("2001:db8::ffff:1", None, 1).is_err());
+        assert!(t.attempt("2001:db8:0:0:abcd::1", None, 1).is_err());
+        // Another /64, and IPv4 addresses, are their own.
+        assert!(t.attempt("2001:db8:0:1::1", None, 1).is_ok());
+        assert!(t.attempt("192.0.2.1", None, 1).is_ok());
+        assert_eq!(address_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(address_key("2001:db8::7"), "2001:db8::/64");
+    }
+
+    #[test]
+    fn filling_the_map_keeps_a_window_that_refuses() {
+        let t = Throttle::default();
+        for i in 0..PER_KEY {
+            assert!(t.attempt(&format!("10.0.0.{i}"), Some("AKIA1"), 0).is_ok());
+        }
+        assert!(t.attempt("9.9.9.9", Some("AKIA1"), 1).is_err());
+        for i in 0..(MAX_ENTRIES + 10) {
+            let at = 2 + i64::try_from(i).unwrap_or(0);
+            assert!(t
+                .attempt(&format!("ip{i}"), Some(&format!("K{i}")), at)
+                .is_ok());
+        }
+        assert!(t.attempt("9.9.9.9", Some("AKIA1"), 20_000).is_err());
     }
 
     #[test]
