@@ -176,7 +176,9 @@ impl Console {
         let Ok(claims) = session::open(&self.pipeline.ctx.keyring, &value, now) else {
             return Err(to_signin());
         };
-        if self.is_revoked(&claims.sid, now) {
+        // A session of a region this server does not serve (sealed under the same master key
+        // by another server, or before the regions changed) is not one here.
+        if self.is_revoked(&claims.sid, now) || !self.pipeline.regions.contains(&claims.region) {
             return Err(to_signin());
         }
         let principal = match &claims.web_identity {

@@ -429,3 +429,27 @@ fn concurrent_failed_sign_ins_are_held_to_the_addresss_limit() {
     assert_eq!(owner.sign_in(&akid, &secret).status, 303);
     assert_eq!(owner.get("/console/secrets").status, 200);
 }
+
+/// A session sealed for a region this server does not serve (by another server under the
+/// same master key, or before the served regions changed) is not a session here.
+#[test]
+fn a_session_of_a_region_not_served_here_is_refused() {
+    let policies = tempfile::tempdir().unwrap();
+    let s = server(policies.path());
+    let (_store, keyring) = strongroom::server::open(&s.store_config()).unwrap();
+    let now = crate::common::now_secs() * 1000;
+    let in_region = |region: &str| {
+        let mut b = Browser::new(&s);
+        b.cookies.insert(
+            session::COOKIE.to_owned(),
+            session::seal(&keyring, &SessionClaims::new(AKID, region, now)).unwrap(),
+        );
+        b.get("/console/secrets")
+    };
+    let r = in_region("eu-west-1");
+    assert_eq!(r.status, 303, "{}", r.body);
+    // Positive control: the served region.
+    let r = in_region("us-east-1");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("prod/db"), "{}", r.body);
+}
