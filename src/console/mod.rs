@@ -162,7 +162,13 @@ impl Console {
             clear_session_cookie(&mut r, peer.secure);
             r
         };
-        let value = cookie(req, session::COOKIE_TLS).or_else(|| cookie(req, session::COOKIE));
+        // Over TLS only the `__Host-` cookie: the plain name is one that another host of the
+        // site (or, without HSTS, the network) can plant.
+        let value = if peer.secure {
+            cookie(req, session::COOKIE_TLS)
+        } else {
+            cookie(req, session::COOKIE_TLS).or_else(|| cookie(req, session::COOKIE))
+        };
         let Some(value) = value else {
             return Err(to_signin());
         };
@@ -170,16 +176,22 @@ impl Console {
         let Ok(claims) = session::open(&self.pipeline.ctx.keyring, &value, now) else {
             return Err(to_signin());
         };
-        if self.is_revoked(&claims.sid, now) {
+        // A session of a region this server does not serve (sealed under the same master key
+        // by another server, or before the regions changed) is not one here.
+        if self.is_revoked(&claims.sid, now) || !self.pipeline.regions.contains(&claims.region) {
             return Err(to_signin());
         }
         let principal = match &claims.web_identity {
-            Some(w) => self.pipeline.authn.principal_of_web_identity(
-                &w.token,
-                w.role_arn.as_deref(),
-                &claims.region,
-                &mut Draft::default(),
-            ),
+            Some(w) => self
+                .pipeline
+                .authn
+                .principal_of_web_identity(
+                    &w.token,
+                    w.role_arn.as_deref(),
+                    &claims.region,
+                    &mut request_draft(&peer),
+                )
+                .map(|p| issued_at_sign_in(p, claims.issued_ms)),
             None => {
                 self.pipeline
                     .authn
@@ -274,6 +286,28 @@ impl Console {
             ),
         })
     }
+}
+
+/// What a web identity decision knows of the console request `peer` made: its source
+/// address and transport (`aws:SourceIp`, `aws:SecureTransport` in the trust policy), as
+/// for an `Authorization: Bearer` request.
+fn request_draft(peer: &Peer) -> Draft {
+    Draft {
+        source_ip: peer.source_ip.clone(),
+        secure_transport: peer.secure,
+        ..Draft::default()
+    }
+}
+
+/// A console web identity session's principal, issued when the session signed in
+/// (`aws:TokenIssueTime`): the token is verified again on every request, but the session is
+/// the one the sign-in started, and a policy revoking sessions issued before a time ends it.
+fn issued_at_sign_in(principal: Arc<Principal>, issued_ms: i64) -> Arc<Principal> {
+    let mut p = Arc::unwrap_or_clone(principal);
+    if let Some(session) = p.session.as_mut() {
+        session.created_ms = issued_ms;
+    }
+    Arc::new(p)
 }
 
 /// The text of the first `<tag>` element of `xml` (entities decoded), or "".
@@ -454,15 +488,24 @@ fn signin_page(c: &Console, status: u16, error: Option<String>, secure: bool) ->
             regions: c.pipeline.regions.as_ref().clone(),
         },
     );
-    let secure_attr = if secure { "; Secure" } else { "" };
-    set_cookie(
-        &mut r,
-        &format!(
-            "{}={token}; Path=/console; Max-Age=3600; HttpOnly; SameSite=Strict{secure_attr}",
-            session::PRE_COOKIE
-        ),
-    );
+    set_cookie(&mut r, &signin_cookie(&token, 3600, secure));
     r
+}
+
+/// The sign-in token cookie: over TLS with the `__Host-` prefix (Secure, Path=/), like the
+/// session cookie, so that no other host of the site can plant one; `Max-Age=0` clears it.
+fn signin_cookie(token: &str, max_age: i64, secure: bool) -> String {
+    if secure {
+        format!(
+            "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict; Secure",
+            session::PRE_COOKIE_TLS
+        )
+    } else {
+        format!(
+            "{}={token}; Path=/console; Max-Age={max_age}; HttpOnly; SameSite=Strict",
+            session::PRE_COOKIE
+        )
+    }
 }
 
 async fn index(req: HttpRequest, c: web::Data<Console>) -> HttpResponse {
@@ -492,9 +535,15 @@ impl Drop for SigninForm {
     }
 }
 
-/// Whether the sign-in form's token matches its cookie (against login CSRF).
-fn signin_token_ok(req: &HttpRequest, token: &str) -> bool {
-    let expected = cookie(req, session::PRE_COOKIE).unwrap_or_default();
+/// Whether the sign-in form's token matches its cookie (against login CSRF); over TLS the
+/// `__Host-` cookie only.
+fn signin_token_ok(req: &HttpRequest, token: &str, secure: bool) -> bool {
+    let name = if secure {
+        session::PRE_COOKIE_TLS
+    } else {
+        session::PRE_COOKIE
+    };
+    let expected = cookie(req, name).unwrap_or_default();
     !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(token.as_bytes()))
 }
 
@@ -572,13 +621,7 @@ fn start_session(
     tracing::info!(principal = %principal.arn, "console sign-in");
     let mut r = redirect("/console/secrets");
     set_cookie(&mut r, &session_cookie(&value, peer.secure));
-    set_cookie(
-        &mut r,
-        &format!(
-            "{}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict",
-            session::PRE_COOKIE
-        ),
-    );
+    set_cookie(&mut r, &signin_cookie("", 0, peer.secure));
     r
 }
 
@@ -637,7 +680,7 @@ async fn signin(
 ) -> HttpResponse {
     let form = form.into_inner();
     let (peer, user_agent) = c.peer(&req);
-    if !signin_token_ok(&req, &form.signin_token) {
+    if !signin_token_ok(&req, &form.signin_token, peer.secure) {
         return signin_expired(&c, &peer);
     }
     let Some(region) = signin_region(&c, form.region.as_ref()) else {
@@ -651,7 +694,7 @@ async fn signin(
     let akid = form.access_key_id.trim().to_owned();
     let ip = peer.source_ip.clone().unwrap_or_default();
     let now = c.pipeline.ctx.now_ms();
-    if let Some(wait_ms) = c.throttle.refused(&ip, Some(&akid), now) {
+    if let Err(wait_ms) = c.throttle.attempt(&ip, Some(&akid), now) {
         // The key's owner sees the refusals in their trail, as they see failures.
         let shown = c.pipeline.authn.principal_of_active_key(&akid).await.ok();
         return throttled(&c, &peer, user_agent, &region, shown, wait_ms).await;
@@ -669,7 +712,6 @@ async fn signin(
         return r;
     }
     let Ok(principal) = verified else {
-        c.throttle.failed(&ip, Some(&akid), now);
         return signin_page(
             &c,
             401,
@@ -677,6 +719,7 @@ async fn signin(
             peer.secure,
         );
     };
+    c.throttle.succeeded(&ip, Some(&akid), now);
     let claims = SessionClaims::new(&akid, &region, c.pipeline.ctx.now_ms());
     start_session(&c, &peer, &principal, &claims)
 }
@@ -707,7 +750,7 @@ async fn signin_jwt(
 ) -> HttpResponse {
     let form = form.into_inner();
     let (peer, user_agent) = c.peer(&req);
-    if !signin_token_ok(&req, &form.signin_token) {
+    if !signin_token_ok(&req, &form.signin_token, peer.secure) {
         return signin_expired(&c, &peer);
     }
     let Some(region) = signin_region(&c, form.region.as_ref()) else {
@@ -720,7 +763,7 @@ async fn signin_jwt(
     };
     let ip = peer.source_ip.clone().unwrap_or_default();
     let now = c.pipeline.ctx.now_ms();
-    if let Some(wait_ms) = c.throttle.refused(&ip, None, now) {
+    if let Err(wait_ms) = c.throttle.attempt(&ip, None, now) {
         return throttled(&c, &peer, user_agent, &region, None, wait_ms).await;
     }
     let token = Zeroizing::new(form.web_identity_token.trim().to_owned());
@@ -729,7 +772,7 @@ async fn signin_jwt(
         &token,
         role.as_deref(),
         &region,
-        &mut Draft::default(),
+        &mut request_draft(&peer),
     );
     let shown = verified.as_ref().ok().cloned();
     let failure = verified.is_err().then_some(FAILED_AUTHENTICATION);
@@ -739,7 +782,6 @@ async fn signin_jwt(
     let principal = match verified {
         Ok(p) => p,
         Err(e) => {
-            c.throttle.failed(&ip, None, now);
             return signin_page(
                 &c,
                 401,
@@ -748,6 +790,7 @@ async fn signin_jwt(
             );
         }
     };
+    c.throttle.succeeded(&ip, None, now);
     // The token is verified again on every request: its expiry ends the session too.
     let mut claims = SessionClaims::new("", &region, c.pipeline.ctx.now_ms());
     claims.web_identity = Some(session::WebIdentity {

@@ -18,6 +18,8 @@ pub const COOKIE_TLS: &str = "__Host-strongroom_console";
 /// The sign-in form's own token cookie (against login CSRF: a forged sign-in into the
 /// attacker's account).
 pub const PRE_COOKIE: &str = "strongroom_console_signin";
+/// The TLS form of [`PRE_COOKIE`].
+pub const PRE_COOKIE_TLS: &str = "__Host-strongroom_console_signin";
 
 /// The longest cookie value sent: browsers keep cookies of up to about 4096 bytes.
 pub const MAX_COOKIE: usize = 3900;

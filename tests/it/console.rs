@@ -16,10 +16,10 @@ use crate::common::{
 /// A browser over raw HTTP: keeps the cookies the console sets.
 pub(crate) struct Browser {
     addr: SocketAddr,
-    tls: bool,
-    cookies: BTreeMap<String, String>,
+    pub(crate) tls: bool,
+    pub(crate) cookies: BTreeMap<String, String>,
     /// Extra request headers (a proxy's X-Forwarded-Proto).
-    extra: String,
+    pub(crate) extra: String,
 }
 
 impl Browser {
@@ -73,7 +73,7 @@ impl Browser {
         self.send(req)
     }
 
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> RawResponse {
+    pub(crate) fn post(&mut self, path: &str, form: &[(&str, &str)]) -> RawResponse {
         let body: Vec<String> = form
             .iter()
             .map(|(k, v)| format!("{k}={}", urlenc(v)))
@@ -103,7 +103,7 @@ impl Browser {
         )
     }
 
-    fn session_cookie(&self) -> Option<String> {
+    pub(crate) fn session_cookie(&self) -> Option<String> {
         self.cookies
             .get(session::COOKIE)
             .or_else(|| self.cookies.get(session::COOKIE_TLS))
@@ -112,7 +112,7 @@ impl Browser {
 }
 
 /// The value of the first hidden input named `name`.
-fn field(html: &str, name: &str) -> String {
+pub(crate) fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let (_, rest) = html
         .split_once(&marker)
@@ -910,9 +910,9 @@ fn audit_query_the_api_and_the_console_answer_alike() {
     assert_eq!(logins.len(), 3, "{logins:?}");
 }
 
-const JWT_HMAC: &str = "console-provider-hmac-secret-0123456789abcdef";
+pub(crate) const JWT_HMAC: &str = "console-provider-hmac-secret-0123456789abcdef";
 
-fn console_jwt(sub: &str, exp: i64) -> String {
+pub(crate) fn console_jwt(sub: &str, exp: i64) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &json!({"iss": "https://idp.example.test", "aud": "strongroom-console", "sub": sub,
@@ -1039,7 +1039,7 @@ fn sign_in_with_a_web_identity_token() {
 }
 
 /// GetAccountAuthorizationDetails answered as `akid`.
-fn account_details(s: &TestServer, akid: &str, secret: &str) -> RawResponse {
+pub(crate) fn account_details(s: &TestServer, akid: &str, secret: &str) -> RawResponse {
     s.raw(&crate::common::signed_query(
         "Action=GetAccountAuthorizationDetails&Version=2010-05-08",
         crate::common::Signing {
