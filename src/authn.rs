@@ -251,7 +251,7 @@ impl Authenticator {
         };
         let sub = claim_str("sub").unwrap_or_else(|| "web-identity".to_owned());
         let name = ops::sts::web_identity::session_name_from(&sub);
-        let (claims, _verified, role) = ops::sts::web_identity::session_for_token(
+        let (claims, verified, role) = ops::sts::web_identity::session_for_token(
             &self.authz,
             token,
             &role_arn,
@@ -262,6 +262,19 @@ impl Authenticator {
         )?;
         let mut principal = claims.principal(&role.tags);
         principal.access_key_id = "bearer-token".into();
+        // Each call is a session of its own, but the token is what was issued: its `iat` is
+        // the session's issue time (`aws:TokenIssueTime`), so that a policy revoking the
+        // sessions issued before a time (AWS's "revoke active sessions") refuses tokens
+        // issued before it too. A token that does not say when it was issued counts as
+        // issued long ago (the epoch), never as issued now.
+        if let Some(session) = principal.session.as_mut() {
+            let iat_ms = verified
+                .claims
+                .get("iat")
+                .and_then(serde_json::Value::as_i64)
+                .map_or(0, |s| s.saturating_mul(1000));
+            session.created_ms = iat_ms.min(session.created_ms).max(0);
+        }
         Ok(Arc::new(principal))
     }
 

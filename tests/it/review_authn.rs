@@ -594,3 +594,50 @@ async fn forwarded_and_real_ip_headers_are_not_believed() {
         }
     }
 }
+
+/// A bearer token's session was issued when the token was (`iat` is `aws:TokenIssueTime`):
+/// a role policy revoking the sessions issued before a time (AWS's "revoke active
+/// sessions") refuses a token issued before it and one that does not say when it was
+/// issued, and lets a token issued after it.
+#[tokio::test]
+async fn a_bearer_token_issued_before_a_revocation_is_refused() {
+    let (_t, dir) = example_policies();
+    tagging_issuer(&dir);
+    let cutoff = now_secs() - 60;
+    let cutoff_text = time::OffsetDateTime::from_unix_timestamp(cutoff)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    write(
+        &dir,
+        &format!("accounts/{HOME}/roles/tag-reader.json"),
+        &serde_json::json!({"RoleName": "tag-reader",
+          "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Federated": ISSUER}, "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"authn.example.test:aud": "strongroom"}}}]},
+          "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:DescribeSecret", "Resource": "*"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*",
+             "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff_text}}}]}}})
+        .to_string(),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    assert_eq!(s.raw(&create_request("payments/db")).status, 200);
+    let describe = |c: serde_json::Value| {
+        bearer(
+            &s,
+            &jwt(&c),
+            "secretsmanager.DescribeSecret",
+            r#"{"SecretId":"payments/db"}"#,
+        )
+    };
+    // Control: issued after the cutoff.
+    let r = describe(claims(&serde_json::json!({})));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = describe(claims(&serde_json::json!({"iat": cutoff - 3600})));
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let mut no_iat = claims(&serde_json::json!({}));
+    no_iat.as_object_mut().unwrap().remove("iat");
+    let r = describe(no_iat);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+}
