@@ -207,11 +207,13 @@ impl Authz {
             // Secrets Manager, and can grant no other account.
             return ensure_same_account_for_managed_key(principal, &key.account_id, draft);
         }
-        // (`authorize` adds kms:CallerAccount to every kms: action.)
-        let mut keys = vec![(
+        // (`authorize` adds kms:CallerAccount to every kms: action.) The key's aliases are
+        // not read here: `kms:ResourceAliases` is absent from these decisions.
+        let mut keys = crate::kms::key_policy::key_condition_keys(Vec::new());
+        keys.push((
             "kms:ViaService".to_owned(),
             vec![crate::kms::key_policy::via_service(&key.region)],
-        )];
+        ));
         if let Some(arn) = secret_arn {
             keys.push((
                 "kms:EncryptionContext:SecretARN".to_owned(),
