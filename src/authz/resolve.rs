@@ -218,12 +218,8 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
                     Ok(match found {
                         // The key's aliases, read with it: `kms:ResourceAliases`.
                         Some(k) => {
-                            let aliases = tx
-                                .kms_aliases(&k.account_id, &k.region)?
-                                .into_iter()
-                                .filter(|a| a.target_key_id == k.key_id)
-                                .map(|a| a.alias_name)
-                                .collect::<Vec<_>>();
+                            let aliases =
+                                tx.kms_alias_names_of(&k.account_id, &k.region, &k.key_id)?;
                             Ok((k, aliases))
                         }
                         None => Err(format!("arn:aws:kms:{region}:{account}:key/{id}")),

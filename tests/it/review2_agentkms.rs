@@ -442,3 +442,66 @@ async fn the_agent_path_form_keeps_a_plus_in_the_secret_name() {
         MARKER
     );
 }
+
+/// `kms:ResourceAliases` in the decisions Secrets Manager makes on the caller's behalf: a
+/// Deny on `kms:Decrypt` for keys with a production alias refuses reading a secret under such
+/// a key, and a Deny on `kms:GenerateDataKey` refuses sealing a value under one named by id.
+#[tokio::test]
+async fn a_deny_on_a_keys_aliases_applies_to_reads_and_writes_through_secrets_manager() {
+    let (_t, dir) = example_policies();
+    user_with(
+        &dir,
+        "app",
+        &json!([
+            {"Effect": "Allow", "Action": ["secretsmanager:*", "kms:*"], "Resource": "*"},
+            {"Effect": "Deny", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+             "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": "alias/prod-*"}}}
+        ]),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let app = key_for(&s, &dir, HOME, "app");
+    let prod = new_key(&s);
+    let dev = new_key(&s);
+    for (alias, key) in [("alias/prod-db", &prod), ("alias/dev-db", &dev)] {
+        ok(s.call(
+            "TrentService.CreateAlias",
+            &json!({"AliasName": alias, "TargetKeyId": key}).to_string(),
+        ));
+    }
+    for (name, key) in [("db/prod", &prod), ("db/dev", &dev)] {
+        ok(s.call(
+            "secretsmanager.CreateSecret",
+            &json!({"Name": name, "SecretString": MARKER, "KmsKeyId": key,
+                    "ClientRequestToken": uuid::Uuid::new_v4().to_string()})
+            .to_string(),
+        ));
+    }
+    let sm = |op: &str, body: Value| {
+        s.call_signed(
+            &format!("secretsmanager.{op}"),
+            &body.to_string(),
+            Signing {
+                akid: app.0.clone(),
+                secret: app.1.clone(),
+                ..Signing::default()
+            },
+        )
+    };
+    let r = sm("GetSecretValue", json!({"SecretId": "db/prod"}));
+    refused(&r, "a read under the production key");
+    assert!(!r.body.contains(MARKER));
+    let r = sm(
+        "CreateSecret",
+        json!({"Name": "db/prod2", "SecretString": "v", "KmsKeyId": prod,
+               "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
+    );
+    refused(&r, "a write under the production key named by id");
+    // Positive controls: the same under the other key.
+    let v = ok(sm("GetSecretValue", json!({"SecretId": "db/dev"})));
+    assert_eq!(v["SecretString"], MARKER);
+    ok(sm(
+        "CreateSecret",
+        json!({"Name": "db/dev2", "SecretString": "v", "KmsKeyId": dev,
+               "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
+    ));
+}
