@@ -85,6 +85,35 @@ impl Authz {
                     .await?,
             );
         }
+        // `kms:ResourceAliases` of each customer managed key decided below, read in one
+        // transaction.
+        let customer: Vec<crate::store::rows::KmsKeyRow> = rows
+            .iter()
+            .filter_map(|(_, r)| r.clone())
+            .filter(|k| k.key_manager != "AWS")
+            .collect();
+        let aliases = if customer.is_empty() {
+            Vec::new()
+        } else {
+            self.ctx
+                .store
+                .read_point(move |tx| {
+                    let mut out = Vec::with_capacity(customer.len());
+                    for k in &customer {
+                        let names = tx.kms_alias_names_of(&k.account_id, &k.region, &k.key_id)?;
+                        out.push((k.key_id.clone(), names));
+                    }
+                    Ok(out)
+                })
+                .await?
+        };
+        let aliases_of = |id: &str| {
+            aliases
+                .iter()
+                .find(|(k, _)| k == id)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default()
+        };
         for (action, key_id) in wanted {
             match key_id {
                 // The account's AWS managed key (not created until first used).
@@ -98,7 +127,10 @@ impl Authz {
                         principal,
                         scope,
                         action,
-                        key,
+                        OnKey {
+                            key,
+                            aliases: aliases_of(&key.key_id),
+                        },
                         Some(&secret.arn),
                         draft,
                     )?,
@@ -160,7 +192,11 @@ impl Authz {
                         match crate::kms::resolve_key(tx, &account, &region, id, |_| {
                             Err(ApiError::internal("the default alias is resolved above"))
                         })? {
-                            Some(k) => NamedKey::Found(Box::new(k)),
+                            Some(k) => {
+                                let aliases =
+                                    tx.kms_alias_names_of(&k.account_id, &k.region, &k.key_id)?;
+                                NamedKey::Found(Box::new(k), aliases)
+                            }
                             None => NamedKey::Missing,
                         }
                     };
@@ -172,8 +208,9 @@ impl Authz {
         let mut decided = Vec::with_capacity(keys.len());
         for (action, named, key) in keys {
             let key_id = match key {
-                NamedKey::Found(key) => {
-                    self.authorize_on_key(principal, scope, action, &key, secret_arn, draft)?;
+                NamedKey::Found(key, aliases) => {
+                    let on = OnKey { key: &key, aliases };
+                    self.authorize_on_key(principal, scope, action, on, secret_arn, draft)?;
                     DecidedKeyId::Key(key.key_id)
                 }
                 // The owner's account's managed key: usable by that account's principals only.
@@ -198,20 +235,22 @@ impl Authz {
         principal: &Principal,
         scope: &Scope,
         action: &str,
-        key: &crate::store::rows::KmsKeyRow,
+        on: OnKey<'_>,
         secret_arn: Option<&str>,
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
+        let OnKey { key, aliases } = on;
         if key.key_manager == "AWS" {
             // An AWS managed key's policy allows its own account's principals, through
             // Secrets Manager, and can grant no other account.
             return ensure_same_account_for_managed_key(principal, &key.account_id, draft);
         }
         // (`authorize` adds kms:CallerAccount to every kms: action.)
-        let mut keys = vec![(
+        let mut keys = crate::kms::key_policy::key_condition_keys(aliases);
+        keys.push((
             "kms:ViaService".to_owned(),
             vec![crate::kms::key_policy::via_service(&key.region)],
-        )];
+        ));
         if let Some(arn) = secret_arn {
             keys.push((
                 "kms:EncryptionContext:SecretARN".to_owned(),
@@ -265,8 +304,15 @@ pub enum DecidedKeyId {
 }
 
 /// A named KMS key, as [`Authz::authorize_named_keys`] found it.
+/// A KMS key a decision is made on, with the names of its aliases (`kms:ResourceAliases`).
+pub(super) struct OnKey<'a> {
+    pub key: &'a crate::store::rows::KmsKeyRow,
+    pub aliases: Vec<String>,
+}
+
 enum NamedKey {
-    Found(Box<crate::store::rows::KmsKeyRow>),
+    /// A key, with the names of its aliases (`kms:ResourceAliases`).
+    Found(Box<crate::store::rows::KmsKeyRow>, Vec<String>),
     /// `alias/aws/secretsmanager`: the caller's account's AWS managed key.
     Managed,
     Missing,

@@ -79,7 +79,12 @@ impl SecretAuthorizer for PerSecret {
                                 &self.principal,
                                 &self.scope,
                                 key_action,
-                                key,
+                                // The key's aliases are not read for these further decisions:
+                                // `kms:ResourceAliases` is absent from them.
+                                super::keys::OnKey {
+                                    key,
+                                    aliases: Vec::new(),
+                                },
                                 Some(facts.key_for.as_deref().unwrap_or(&secret.arn)),
                                 &mut draft,
                             )

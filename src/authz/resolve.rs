@@ -215,16 +215,26 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
                             Err(ApiError::internal("the default alias is resolved above"))
                         })?
                     };
-                    Ok(found.ok_or_else(|| format!("arn:aws:kms:{region}:{account}:key/{id}")))
+                    Ok(match found {
+                        // The key's aliases, read with it: `kms:ResourceAliases`.
+                        Some(k) => {
+                            let aliases =
+                                tx.kms_alias_names_of(&k.account_id, &k.region, &k.key_id)?;
+                            Ok((k, aliases))
+                        }
+                        None => Err(format!("arn:aws:kms:{region}:{account}:key/{id}")),
+                    })
                 })
                 .await?;
             Ok(match key {
-                // An existing key is decided with its key policy, which must allow.
-                Ok(k) => Resolved {
+                // An existing key is decided with its key policy, which must allow, and with
+                // the condition keys KMS sets about the key.
+                Ok((k, aliases)) => Resolved {
                     resource_policy: Some(crate::kms::key_policy::effective(&k)),
                     resource_required: true,
                     shown: None,
                     account: k.account_id,
+                    keys: crate::kms::key_policy::key_condition_keys(aliases),
                     ..base(k.arn)
                 },
                 Err(arn) => base(arn),

@@ -300,6 +300,12 @@ fn parse_query(
     }
 }
 
+fn decode_path(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 fn decode(s: &str) -> String {
     let s = s.replace('+', " ");
     percent_encoding::percent_decode_str(&s)
@@ -350,8 +356,9 @@ async fn handle(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     let parsed = if path == "/secretsmanager/get" {
         parse_query(None, query)
     } else if let Some(id) = path.strip_prefix(state.path_prefix.as_str()) {
-        // The path form takes the id as it appears in the path (percent-decoded).
-        parse_query(Some(decode(id)), query)
+        // The path form takes the id as it appears in the path (percent-decoded; a `+` is
+        // itself there, as secret names may contain it, not a space as in a query).
+        parse_query(Some(decode_path(id)), query)
     } else {
         return plain(404, "Not found");
     };

@@ -78,6 +78,27 @@ pub fn via_service(region: &str) -> String {
     format!("secretsmanager.{region}.amazonaws.com")
 }
 
+/// The condition keys an operation on `key` carries about the key itself, as KMS sets them on
+/// every operation authorized on a KMS key: its origin, spec, usage and Region scope (every
+/// key here is a single-Region symmetric encryption key with KMS-made material), and
+/// `kms:ResourceAliases`, the aliases that name it (`aliases`; the key is absent when there
+/// are none, which `ForAnyValue`/`ForAllValues` treat as the empty set).
+pub fn key_condition_keys(aliases: Vec<String>) -> Vec<(String, Vec<String>)> {
+    let one = |k: &str, v: &str| (k.to_owned(), vec![v.to_owned()]);
+    let mut keys = vec![
+        one("kms:KeyOrigin", "AWS_KMS"),
+        one("kms:KeySpec", "SYMMETRIC_DEFAULT"),
+        one("kms:CustomerMasterKeySpec", "SYMMETRIC_DEFAULT"),
+        one("kms:KeyUsage", "ENCRYPT_DECRYPT"),
+        one("kms:CustomerMasterKeyUsage", "ENCRYPT_DECRYPT"),
+        one("kms:MultiRegion", "false"),
+    ];
+    if !aliases.is_empty() {
+        keys.push(("kms:ResourceAliases".to_owned(), aliases));
+    }
+    keys
+}
+
 /// The policy in force on `key`: its own, or the default for its kind (keys created before
 /// key policies were stored have none).
 pub fn effective(key: &KmsKeyRow) -> String {

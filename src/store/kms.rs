@@ -149,6 +149,23 @@ impl Tx<'_> {
             .map_err(|e| self.db(e))
     }
 
+    /// The names of the aliases of `account`/`region` that name key `key_id`, sorted.
+    pub fn kms_alias_names_of(
+        &mut self,
+        account: &str,
+        region: &str,
+        key_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        kms_aliases::table
+            .filter(kms_aliases::account_id.eq(account))
+            .filter(kms_aliases::region.eq(region))
+            .filter(kms_aliases::target_key_id.eq(key_id))
+            .order(kms_aliases::alias_name.asc())
+            .select(kms_aliases::alias_name)
+            .load(self.conn)
+            .map_err(|e| self.db(e))
+    }
+
     pub fn insert_kms_alias(&mut self, row: &KmsAliasRow) -> Result<(), StoreError> {
         diesel::insert_into(kms_aliases::table)
             .values(row)

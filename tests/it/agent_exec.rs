@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::{send_raw, RawResponse, TestServer, AKID, MARKER, SECRET};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
-const TOKEN: &str = "agent-ssrf-token-it";
+pub(crate) const TOKEN: &str = "agent-ssrf-token-it";
 
 /// A command for the binary with only the credential chain's environment: the test's
 /// credentials, region and endpoint, and no shared config or credentials files.
@@ -29,14 +29,14 @@ fn strongroom(server: &TestServer) -> Command {
 }
 
 /// A running agent, killed when dropped; its standard error goes to a file.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: std::path::PathBuf,
 }
 
 impl Agent {
-    fn start(server: &TestServer, dir: &Path, config: &str) -> Self {
+    pub(crate) fn start(server: &TestServer, dir: &Path, config: &str) -> Self {
         let cfg = dir.join("agent.toml");
         std::fs::write(&cfg, config).unwrap();
         let stderr = dir.join("agent.stderr");
@@ -72,7 +72,7 @@ impl Agent {
         }
     }
 
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> RawResponse {
+    pub(crate) fn get(&self, path: &str, headers: &[(&str, &str)]) -> RawResponse {
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
@@ -81,11 +81,11 @@ impl Agent {
         send_raw(self.addr, req.as_bytes())
     }
 
-    fn get_with_token(&self, path: &str) -> RawResponse {
+    pub(crate) fn get_with_token(&self, path: &str) -> RawResponse {
         self.get(path, &[("X-Aws-Parameters-Secrets-Token", TOKEN)])
     }
 
-    fn value(&self, path: &str) -> String {
+    pub(crate) fn value(&self, path: &str) -> String {
         let r = self.get_with_token(path);
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         r.json()["SecretString"].as_str().unwrap().to_owned()

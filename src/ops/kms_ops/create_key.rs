@@ -142,6 +142,14 @@ pub fn check_policy(policy: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::MalformedPolicyDocument(e.aws_message()))
 }
 
+/// `kms:BypassPolicyLockoutSafetyCheck`: the request's flag, false when omitted.
+pub fn bypass_key(bypass: Option<bool>) -> (String, Vec<String>) {
+    (
+        "kms:BypassPolicyLockoutSafetyCheck".to_owned(),
+        vec![bypass.unwrap_or(false).to_string()],
+    )
+}
+
 /// KMS's lockout safety check: the new policy must let the caller change it again.
 pub fn check_lockout(
     auth: &Authorized,
@@ -163,6 +171,38 @@ impl Operation for CreateKey {
     const NAME: &'static str = "CreateKey";
     const ACTION: &'static str = "kms:CreateKey";
     const READ_ONLY: bool = false;
+
+    /// The request's key properties as KMS's condition keys (their defaults when omitted:
+    /// a condition on them holds for a request that relies on the default), and
+    /// `kms:BypassPolicyLockoutSafetyCheck` (false when omitted).
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        let one = |k: &str, v: &str| (k.to_owned(), vec![v.to_owned()]);
+        let spec = input
+            .key_spec
+            .as_deref()
+            .or(input.customer_master_key_spec.as_deref())
+            .unwrap_or("SYMMETRIC_DEFAULT");
+        let usage = input.key_usage.as_deref().unwrap_or("ENCRYPT_DECRYPT");
+        vec![
+            one("kms:KeySpec", spec),
+            one("kms:CustomerMasterKeySpec", spec),
+            one("kms:KeyUsage", usage),
+            one("kms:CustomerMasterKeyUsage", usage),
+            one(
+                "kms:KeyOrigin",
+                input.origin.as_deref().unwrap_or("AWS_KMS"),
+            ),
+            one(
+                "kms:MultiRegion",
+                if input.multi_region == Some(true) {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+            bypass_key(input.bypass_policy_lockout_safety_check),
+        ]
+    }
 
     fn validate(input: &Input) -> Result<(), ApiError> {
         if let Some(d) = &input.description {

@@ -37,6 +37,23 @@ impl Operation for DescribeKey {
     const ACTION: &'static str = "kms:DescribeKey";
     const READ_ONLY: bool = true;
 
+    /// `kms:RequestAlias`: the alias name the request identifies the key by (an alias name or
+    /// alias ARN), absent when it gives a key id or key ARN.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        let Some(id) = input.key_id.as_deref() else {
+            return Vec::new();
+        };
+        let alias = if id.starts_with("arn:") {
+            id.splitn(6, ':').nth(5).filter(|r| r.starts_with("alias/"))
+        } else {
+            Some(id).filter(|r| r.starts_with("alias/"))
+        };
+        alias
+            .map(|a| ("kms:RequestAlias".to_owned(), vec![a.to_owned()]))
+            .into_iter()
+            .collect()
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         if input.grant_tokens.as_ref().is_some_and(|g| g.len() > 10) {

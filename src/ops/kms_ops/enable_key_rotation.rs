@@ -37,6 +37,17 @@ impl Operation for EnableKeyRotation {
     const ACTION: &'static str = "kms:EnableKeyRotation";
     const READ_ONLY: bool = false;
 
+    /// `kms:RotationPeriodInDays`: the rotation period, its default (365) when omitted.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        vec![(
+            "kms:RotationPeriodInDays".to_owned(),
+            vec![input
+                .rotation_period_in_days
+                .unwrap_or(i64::from(DEFAULT_PERIOD))
+                .to_string()],
+        )]
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         match input.rotation_period_in_days {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::common::{self, Empty, KeyId};
-use super::create_key::{check_lockout, check_policy};
+use super::create_key::{bypass_key, check_lockout, check_policy};
 use super::get_key_policy::check_policy_name;
 use crate::error::ApiError;
 use crate::ops::{Authorized, Ctx, NamesTarget, Operation};
@@ -33,6 +33,11 @@ impl Operation for PutKeyPolicy {
     const NAME: &'static str = "PutKeyPolicy";
     const ACTION: &'static str = "kms:PutKeyPolicy";
     const READ_ONLY: bool = false;
+
+    /// `kms:BypassPolicyLockoutSafetyCheck` (false when omitted).
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        vec![bypass_key(input.bypass_policy_lockout_safety_check)]
+    }
 
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;

@@ -48,6 +48,18 @@ impl Operation for ScheduleKeyDeletion {
     const ACTION: &'static str = "kms:ScheduleKeyDeletion";
     const READ_ONLY: bool = false;
 
+    /// `kms:ScheduleKeyDeletionPendingWindowInDays`: the waiting period, its default (30)
+    /// when omitted.
+    fn context_keys(input: &Input) -> Vec<(String, Vec<String>)> {
+        vec![(
+            "kms:ScheduleKeyDeletionPendingWindowInDays".to_owned(),
+            vec![input
+                .pending_window_in_days
+                .unwrap_or(DEFAULT_WINDOW)
+                .to_string()],
+        )]
+    }
+
     fn validate(input: &Input) -> Result<(), ApiError> {
         input.checked_target_id()?;
         match input.pending_window_in_days {
