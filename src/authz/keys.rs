@@ -86,11 +86,18 @@ impl Authz {
             );
         }
         // `kms:ResourceAliases` of each customer managed key decided below, read in one
-        // transaction.
+        // transaction, for the keys whose decision has a policy that reads it: a value no
+        // policy reads cannot change the decision, and reading it anyway would cost every
+        // value read under a customer managed key a store read (a round trip on PostgreSQL).
+        let dir = self.identities.get();
         let customer: Vec<crate::store::rows::KmsKeyRow> = rows
             .iter()
             .filter_map(|(_, r)| r.clone())
             .filter(|k| k.key_manager != "AWS")
+            .filter(|k| {
+                self.policy_set(principal, &key_resolved(k), &dir)
+                    .map_or(true, |set| set.mentions_condition_key(RESOURCE_ALIASES))
+            })
             .collect();
         let aliases = if customer.is_empty() {
             Vec::new()
@@ -257,16 +264,7 @@ impl Authz {
                 vec![arn.to_owned()],
             ));
         }
-        let on_key = Resolved {
-            arn: key.arn.clone(),
-            account: key.account_id.clone(),
-            secret: None,
-            keys: Vec::new(),
-            resource_policy: Some(crate::kms::key_policy::effective(key)),
-            compiled_policy: None,
-            resource_required: true,
-            shown: None,
-        };
+        let on_key = key_resolved(key);
         let mut scratch = draft.clone();
         self.authorize(principal, scope, action, &on_key, &keys, &mut scratch)
             .map_err(|e| {
@@ -277,6 +275,23 @@ impl Authz {
                 draft.statement = scratch.statement.take();
                 ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
             })
+    }
+}
+
+/// `kms:ResourceAliases`, lowercase (as conditions hold their keys).
+const RESOURCE_ALIASES: &str = "kms:resourcealiases";
+
+/// A KMS key as the resource of a decision: its key policy must allow.
+fn key_resolved(key: &crate::store::rows::KmsKeyRow) -> Resolved {
+    Resolved {
+        arn: key.arn.clone(),
+        account: key.account_id.clone(),
+        secret: None,
+        keys: Vec::new(),
+        resource_policy: Some(crate::kms::key_policy::effective(key)),
+        compiled_policy: None,
+        resource_required: true,
+        shown: None,
     }
 }
 

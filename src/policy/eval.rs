@@ -51,6 +51,11 @@ impl PolicyGroup {
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
     }
+
+    /// Whether a policy of the group reads condition key `key` (lowercase).
+    pub fn mentions_condition_key(&self, key: &str) -> bool {
+        self.policies.iter().any(|p| p.mentions_condition_key(key))
+    }
 }
 
 fn to_u32(n: usize) -> u32 {
@@ -82,6 +87,25 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
+    /// Whether a policy of the set reads condition key `key` (lowercase): when none does,
+    /// the key's value cannot change the decision, and need not be looked up.
+    pub fn mentions_condition_key(&self, key: &str) -> bool {
+        let groups = |g: &Option<Vec<Arc<PolicyGroup>>>| {
+            g.iter().flatten().any(|g| g.mentions_condition_key(key))
+        };
+        self.identity.mentions_condition_key(key)
+            || [&self.resource, &self.boundary]
+                .into_iter()
+                .flatten()
+                .any(|p| p.mentions_condition_key(key))
+            || self
+                .session
+                .as_ref()
+                .is_some_and(|g| g.mentions_condition_key(key))
+            || groups(&self.scp)
+            || groups(&self.rcp)
+    }
+
     /// A set with only identity policies.
     pub fn identity(policies: Vec<Arc<Policy>>) -> Self {
         Self {

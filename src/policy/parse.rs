@@ -281,6 +281,19 @@ impl Policy {
     pub fn document(&self) -> &PolicyDocument {
         &self.body.document
     }
+    /// Whether a condition of this policy reads `key` (lowercase), as its key or within a
+    /// value (a policy variable).
+    pub fn mentions_condition_key(&self, key: &str) -> bool {
+        self.statements().iter().any(|st| {
+            st.conditions.iter().any(|c| {
+                c.key == key
+                    || c.raw_values
+                        .iter()
+                        .any(|v| v.to_ascii_lowercase().contains(key))
+            })
+        })
+    }
+
     /// Whether policy variables are recognised (Version 2012-10-17).
     pub fn variables_enabled(&self) -> bool {
         self.body.version.as_deref() == Some("2012-10-17")

@@ -1364,3 +1364,54 @@ fn the_server_context_has_aws_resource_account() {
         c.get("aws:ResourceAccount")
     );
 }
+
+/// A set tells whether any of its policies reads a condition key (as the key of a condition,
+/// in any case, or inside a value): the server skips looking up a key no policy reads
+/// (`kms:ResourceAliases`), so every place a policy can read it must count.
+#[test]
+fn a_set_knows_every_place_a_condition_key_is_read() {
+    let key = "kms:resourcealiases";
+    let reads = r#"{"Effect":"Deny","Action":"kms:*","Resource":"*",
+        "Condition":{"ForAnyValue:StringLike":{"KMS:ResourceAliases":"alias/prod-*"}}}"#;
+    let in_value = r#"{"Effect":"Deny","Action":"kms:*","Resource":"*",
+        "Condition":{"StringEquals":{"aws:PrincipalTag/x":"${kms:ResourceAliases}"}}}"#;
+    let other = r#"{"Effect":"Allow","Action":"kms:*","Resource":"*",
+        "Condition":{"StringEquals":{"kms:ViaService":"secretsmanager.us-east-1.amazonaws.com"}}}"#;
+    let plain = PolicySet::identity(vec![pol(PolicyType::Identity, other)]);
+    assert!(!plain.mentions_condition_key(key));
+    assert!(PolicySet::identity(vec![pol(PolicyType::Identity, reads)]).mentions_condition_key(key));
+    assert!(
+        PolicySet::identity(vec![pol(PolicyType::Identity, in_value)]).mentions_condition_key(key)
+    );
+    let resource = r#"{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
+        "Condition":{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/prod-*"}}}"#;
+    let with = |f: &dyn Fn(&mut PolicySet)| {
+        let mut s = plain.clone();
+        f(&mut s);
+        s.mentions_condition_key(key)
+    };
+    assert!(with(
+        &|s| s.resource = Some(pol(PolicyType::Resource, resource))
+    ));
+    assert!(with(
+        &|s| s.boundary = Some(pol(PolicyType::Identity, reads))
+    ));
+    assert!(with(&|s| {
+        s.session = Some(Arc::new(PolicyGroup::new(vec![pol(
+            PolicyType::Identity,
+            reads,
+        )])));
+    }));
+    assert!(with(&|s| {
+        s.scp = Some(vec![Arc::new(PolicyGroup::new(vec![pol(
+            PolicyType::Scp,
+            reads,
+        )]))]);
+    }));
+    assert!(with(&|s| {
+        s.rcp = Some(vec![Arc::new(PolicyGroup::new(vec![pol(
+            PolicyType::Scp,
+            reads,
+        )]))]);
+    }));
+}
