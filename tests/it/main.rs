@@ -35,6 +35,7 @@ mod replication;
 mod replication_peer;
 mod review;
 mod review2_inject;
+mod review2_integrity;
 mod review2_leaks;
 mod review2_respol;
 mod review2_sigv4;
