@@ -391,7 +391,10 @@ async fn send(
     })
     .await;
     let (outcome, omit_next) = match sent {
-        Ok(Ok(answer)) => classify(&answer),
+        Ok(Ok(answer)) => classify(
+            &answer,
+            &replicas::replica_arn(&row.primary_arn, &row.region),
+        ),
         Ok(Err(Transport(m))) => (Outcome::Retry(m), false),
         Err(_) => (
             Outcome::Retry(format!("delivery to {url} was interrupted")),
@@ -408,17 +411,24 @@ async fn send(
 
 /// The peer's answer as an outcome, and whether the next delivery of the secret may leave
 /// out the values this one carried (the peer applied it, and accepts omitted values).
-fn classify(answer: &Answer) -> (Outcome, bool) {
+/// A 200 counts as delivered only when it is the apply operation's answer for the replica
+/// (`replica_arn`): anything else answering 200 at the peer's address (another service, a
+/// proxy's page) has applied nothing, and the change is retried.
+fn classify(answer: &Answer, replica_arn: &str) -> (Outcome, bool) {
     let v: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
     if answer.status == 200 {
-        let out: Option<Output> = serde_json::from_value(v).ok();
-        let omit_next = out
-            .as_ref()
-            .is_some_and(|o| o.applied && o.omitted_values_accepted == Some(true));
-        return (
-            Outcome::Delivered(out.and_then(|o| o.kms_key_id)),
-            omit_next,
-        );
+        return match serde_json::from_value::<Output>(v) {
+            Ok(out) if out.arn == replica_arn => {
+                let omit_next = out.applied && out.omitted_values_accepted == Some(true);
+                (Outcome::Delivered(out.kms_key_id), omit_next)
+            }
+            _ => (
+                Outcome::Retry(format!(
+                    "HTTP 200 that is not the peer's apply answer for {replica_arn}"
+                )),
+                false,
+            ),
+        };
     }
     let kind = v["__type"].as_str().unwrap_or("").to_owned();
     let kind = kind.rsplit('#').next().unwrap_or("").to_owned();
@@ -624,6 +634,38 @@ mod tests {
                 distinct.len() > 20,
                 "{b}: {} distinct delays",
                 distinct.len()
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_replicas_apply_answer_counts_as_delivered() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/db-AbCdEf";
+        let answer = |status: u16, body: &str| Answer {
+            status,
+            body: body.to_owned(),
+        };
+        let ok = format!(
+            r#"{{"ARN":"{arn}","Applied":true,"KmsKeyId":"k","OmittedValuesAccepted":true}}"#
+        );
+        assert!(matches!(
+            classify(&answer(200, &ok), arn),
+            (Outcome::Delivered(Some(k)), true) if k == "k"
+        ));
+        let other = ok.replace("app/db-AbCdEf", "other-AbCdEf");
+        for body in [
+            "",
+            "{}",
+            "<html>It works!</html>",
+            r#"{"Applied":true}"#,
+            other.as_str(),
+        ] {
+            assert!(
+                matches!(
+                    classify(&answer(200, body), arn),
+                    (Outcome::Retry(_), false)
+                ),
+                "{body}"
             );
         }
     }

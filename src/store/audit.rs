@@ -831,12 +831,31 @@ fn filter_terms(f: &AuditFilter) -> Vec<String> {
     t
 }
 
+/// What copying a record into the lookup index does with an entry already there for its
+/// seq: replaces it with the record's columns. Entries past the index's mark are not
+/// checked by `audit verify` (it checks what the mark covers), so whatever is there when
+/// the indexer reaches them (one written into the index file by hand after the mark was
+/// moved back, say) is derived again from the chain rather than kept.
+macro_rules! lookup_upsert {
+    () => {
+        "ON CONFLICT (chain_id, seq) DO UPDATE SET event_time = excluded.event_time, \
+         event_name = excluded.event_name, principal_arn = excluded.principal_arn, \
+         access_key_id = excluded.access_key_id, source_ip = excluded.source_ip, \
+         resource_arn = excluded.resource_arn, error_code = excluded.error_code, \
+         decision = excluded.decision, account_id = excluded.account_id, \
+         event_source = excluded.event_source, read_only = excluded.read_only, \
+         user_name = excluded.user_name, resource_type = excluded.resource_type, \
+         resource_name = excluded.resource_name"
+    };
+}
+
 const COPY_TO_LOOKUP_SQLITE: &str = concat!(
     "INSERT INTO audit_lookup (",
     lookup_columns!(),
     ") SELECT ",
     lookup_columns!(),
-    " FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ON CONFLICT DO NOTHING"
+    " FROM audit_events WHERE chain_id = ? AND seq > ? AND seq <= ? ",
+    lookup_upsert!()
 );
 
 const COPY_TO_LOOKUP_PG: &str = concat!(
@@ -844,7 +863,8 @@ const COPY_TO_LOOKUP_PG: &str = concat!(
     lookup_columns!(),
     ") SELECT ",
     lookup_columns!(),
-    " FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ON CONFLICT DO NOTHING"
+    " FROM audit_events WHERE chain_id = $1 AND seq > $2 AND seq <= $3 ",
+    lookup_upsert!()
 );
 
 /// Widen the time bounds of the blocks that records `seq > lo AND seq <= hi` fall in (read

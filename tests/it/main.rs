@@ -37,6 +37,7 @@ mod review;
 mod review2_agentkms;
 mod review2_console;
 mod review2_inject;
+mod review2_integrity;
 mod review2_leaks;
 mod review2_respol;
 mod review2_sigv4;
