@@ -79,11 +79,9 @@ impl SecretAuthorizer for PerSecret {
                                 &self.principal,
                                 &self.scope,
                                 key_action,
-                                // The key's aliases are not read for these further decisions:
-                                // `kms:ResourceAliases` is absent from them.
                                 super::keys::OnKey {
                                     key,
-                                    aliases: Vec::new(),
+                                    aliases: facts.key_aliases.clone(),
                                 },
                                 Some(facts.key_for.as_deref().unwrap_or(&secret.arn)),
                                 &mut draft,

@@ -265,6 +265,7 @@ fn fetch(
     };
     let facts = SecretFacts {
         tags: tx.tags(&secret.secret_id)?,
+        key_aliases: super::key_aliases(tx, key.as_ref())?,
         key,
         key_actions: &["kms:Decrypt"],
         key_for: None,

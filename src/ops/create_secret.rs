@@ -324,6 +324,7 @@ fn may_retry(
         key_actions: &[],
         key_for: None,
         request_keys: Vec::new(),
+        key_aliases: Vec::new(),
     };
     if auth
         .authorize_secret(
@@ -335,6 +336,7 @@ fn may_retry(
     {
         return Ok(false);
     }
+    facts.key_aliases = super::key_aliases(tx, key.as_ref())?;
     facts.key = key;
     facts.key_actions = &["kms:Decrypt"];
     Ok(auth

@@ -206,6 +206,21 @@ pub struct SecretFacts {
     /// The request's own condition keys for this decision (BatchGetSecretValue's reads are
     /// of AWSCURRENT: `secretsmanager:VersionStage`).
     pub request_keys: Vec<(String, Vec<String>)>,
+    /// The names of the aliases of `key` (`kms:ResourceAliases`), read with it
+    /// ([`key_aliases`]).
+    pub key_aliases: Vec<String>,
+}
+
+/// The names of the aliases that name `key` (a customer managed key; none for the AWS
+/// managed key, whose alias is AWS's), for `kms:ResourceAliases` in the decision on it.
+pub fn key_aliases(
+    tx: &mut crate::store::Tx<'_>,
+    key: Option<&crate::store::rows::KmsKeyRow>,
+) -> Result<Vec<String>, ApiError> {
+    match key.filter(|k| k.key_manager != "AWS") {
+        Some(k) => Ok(tx.kms_alias_names_of(&k.account_id, &k.region, &k.key_id)?),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// One AWS operation.
@@ -344,6 +359,7 @@ pub fn authorize_value_comparison(
     };
     let facts = SecretFacts {
         tags: tx.tags(&secret.secret_id)?,
+        key_aliases: key_aliases(tx, Some(&key))?,
         key: Some(key),
         key_actions: &["kms:Decrypt"],
         key_for: None,

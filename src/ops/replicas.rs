@@ -374,6 +374,7 @@ pub fn add_replicas(
         if let Some(k) = &key {
             let facts = SecretFacts {
                 tags: tags.clone(),
+                key_aliases: super::key_aliases(tx, Some(k))?,
                 key: Some(k.clone()),
                 // As AWS asks of a replica under a customer managed key; decided for the
                 // replica, whose ARN binds the values the key seals.
@@ -1278,6 +1279,7 @@ pub fn associate(
             Some(r) => tx.tags(&r.secret_id)?,
             None => Vec::new(),
         },
+        key_aliases: super::key_aliases(tx, replica_key.as_ref())?,
         key: replica_key.clone(),
         key_actions: if replica_key.is_some() {
             &["kms:Encrypt"]

@@ -287,6 +287,7 @@ fn authorize_labelled_keys(
         }
         let facts = super::SecretFacts {
             tags: tags.clone(),
+            key_aliases: super::key_aliases(tx, Some(&key))?,
             key: Some(key),
             key_actions: &["kms:Decrypt"],
             key_for: None,

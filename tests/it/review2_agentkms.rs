@@ -496,6 +496,16 @@ async fn a_deny_on_a_keys_aliases_applies_to_reads_and_writes_through_secrets_ma
                "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
     );
     refused(&r, "a write under the production key named by id");
+    // BatchGetSecretValue's per-secret decisions too: the production secret is an error
+    // entry, the other one is read.
+    let b = ok(sm(
+        "BatchGetSecretValue",
+        json!({"SecretIdList": ["db/prod", "db/dev"]}),
+    ));
+    let values = b["SecretValues"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{b}");
+    assert_eq!(values[0]["Name"], "db/dev", "{b}");
+    assert_eq!(b["Errors"][0]["SecretId"], "db/prod", "{b}");
     // Positive controls: the same under the other key.
     let v = ok(sm("GetSecretValue", json!({"SecretId": "db/dev"})));
     assert_eq!(v["SecretString"], MARKER);
