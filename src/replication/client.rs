@@ -273,13 +273,25 @@ pub fn post(
 }
 
 /// Send `request` on `conn` and read one answer; whether the connection can be reused.
+/// The longest one exchange may take, whatever each read's own timeout: a peer (or a path)
+/// that trickles its answer a byte at a time would otherwise hold its region's round.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn exchange(conn: &mut Conn, request: &[u8], peer: &Peer) -> Result<(Answer, bool), Transport> {
+    let deadline = Instant::now() + EXCHANGE_TIMEOUT;
     conn.write_all(request)
         .and_then(|()| conn.flush())
         .map_err(|e| Transport(format!("sending to {}: {e}", peer.url())))?;
     let mut raw: Vec<u8> = Vec::with_capacity(1024);
     let mut buf = [0_u8; 8192];
     loop {
+        if Instant::now() > deadline {
+            return Err(Transport(format!(
+                "the answer from {} took longer than {} s",
+                peer.url(),
+                EXCHANGE_TIMEOUT.as_secs()
+            )));
+        }
         if let Some(done) = complete(&raw) {
             let answer = parse(&raw)
                 .ok_or_else(|| Transport(format!("malformed answer from {}", peer.url())))?;

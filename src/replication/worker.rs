@@ -420,7 +420,11 @@ fn classify(answer: &Answer, replica_arn: &str) -> (Outcome, bool) {
         return match serde_json::from_value::<Output>(v) {
             Ok(out) if out.arn == replica_arn => {
                 let omit_next = out.applied && out.omitted_values_accepted == Some(true);
-                (Outcome::Delivered(out.kms_key_id), omit_next)
+                // The replica's key as the peer names it is shown to callers of the primary
+                // (ReplicationStatus): only a key identifier's length of it (2048, as AWS's
+                // KmsKeyId) is kept.
+                let key = out.kms_key_id.filter(|k| k.chars().count() <= 2048);
+                (Outcome::Delivered(key), omit_next)
             }
             _ => (
                 Outcome::Retry(format!(
@@ -651,6 +655,14 @@ mod tests {
         assert!(matches!(
             classify(&answer(200, &ok), arn),
             (Outcome::Delivered(Some(k)), true) if k == "k"
+        ));
+        let long = ok.replace(
+            r#""KmsKeyId":"k""#,
+            &format!(r#""KmsKeyId":"{}""#, "k".repeat(2049)),
+        );
+        assert!(matches!(
+            classify(&answer(200, &long), arn),
+            (Outcome::Delivered(None), true)
         ));
         let other = ok.replace("app/db-AbCdEf", "other-AbCdEf");
         for body in [
