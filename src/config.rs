@@ -283,6 +283,19 @@ pub enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Check an export directory against the signed digests beside its files: every file
+    /// present as signed, unaltered, and linked to the one before; exit non-zero if not.
+    VerifyExport {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The export directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Trust digests signed by this public key file (hex); repeatable. Default: the
+        /// `audit-signing.pub` beside the master key.
+        #[arg(long = "public-key")]
+        public_keys: Vec<PathBuf>,
+    },
     /// Export, then delete records older than a number of days under a signed anchor.
     Prune {
         #[command(flatten)]

@@ -110,8 +110,9 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
                     }
                 })
         }
-        AuditCommand::Export { store, out } => open(&store).and_then(|(_, st)| {
-            let s = export(&st, &out)?;
+        AuditCommand::Export { store, out } => open(&store).and_then(|(cfg, st)| {
+            let keys = AuditKeys::load_or_create(&key_path_beside(&cfg.master_key_file))?;
+            let s = export(&st, &keys, &out)?;
             for w in &s.warnings {
                 eprintln!("warning: {w}");
             }
@@ -122,6 +123,11 @@ pub fn run(cmd: AuditCommand) -> ExitCode {
                 out.display()
             ))
         }),
+        AuditCommand::VerifyExport {
+            store,
+            dir,
+            public_keys,
+        } => return run_verify_export(&store, &dir, &public_keys),
         AuditCommand::Prune {
             store,
             older_than,
@@ -220,6 +226,57 @@ fn export_digests(
     }
 }
 
+/// The trusted audit public keys: those given, else the `audit-signing.pub` beside the
+/// master key (when there is one).
+fn trusted_keys(
+    cfg: &crate::config::StoreConfig,
+    public_keys: &[std::path::PathBuf],
+) -> Result<Vec<String>, String> {
+    let mut trusted = Vec::new();
+    if public_keys.is_empty() {
+        let p = pub_path_for(&key_path_beside(&cfg.master_key_file));
+        if p.exists() {
+            trusted.push(read_public(&p)?);
+        }
+    }
+    for p in public_keys {
+        trusted.push(read_public(p)?);
+    }
+    Ok(trusted)
+}
+
+fn run_verify_export(
+    args: &StoreArgs,
+    dir: &std::path::Path,
+    public_keys: &[std::path::PathBuf],
+) -> ExitCode {
+    let trusted = match args
+        .resolve()
+        .and_then(|cfg| trusted_keys(&cfg, public_keys))
+    {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    if trusted.is_empty() {
+        return fail("no audit public key: give --public-key (the server's audit-signing.pub)");
+    }
+    let report = match super::export::verify_export(dir, &trusted) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    for (chain, files, from, to, last) in &report.chains {
+        println!("chain {chain}: {files} files, records {from}..{to}, last hash {last}");
+    }
+    if report.problems.is_empty() {
+        println!("export verified");
+        return ExitCode::SUCCESS;
+    }
+    for p in &report.problems {
+        eprintln!("{p}");
+    }
+    ExitCode::FAILURE
+}
+
 fn run_verify(
     args: &StoreArgs,
     public_keys: &[std::path::PathBuf],
@@ -230,22 +287,10 @@ fn run_verify(
         Ok(v) => v,
         Err(e) => return fail(&e),
     };
-    let mut trusted = Vec::new();
-    if public_keys.is_empty() {
-        let p = pub_path_for(&key_path_beside(&cfg.master_key_file));
-        if p.exists() {
-            match read_public(&p) {
-                Ok(k) => trusted.push(k),
-                Err(e) => return fail(&e),
-            }
-        }
-    }
-    for p in public_keys {
-        match read_public(p) {
-            Ok(k) => trusted.push(k),
-            Err(e) => return fail(&e),
-        }
-    }
+    let trusted = match trusted_keys(&cfg, public_keys) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
     if trusted.is_empty() {
         eprintln!(
             "warning: no audit public key found; digests are checked against the key they name only"

@@ -6,9 +6,18 @@
 //! newer records. File names are deterministic (`<from>-<to>`), so a run interrupted between
 //! a file and the state update rewrites the same file.
 //!
+//! Beside each file, `<file>.digest.json` signs (with the audit signing key, as the chain's
+//! digests) what the file is: its SHA-256, the chain and the records `from..=to` it holds,
+//! the hash the record before `from` ended with and the hash `to` ends with. Files of one
+//! chain therefore link as the chain does, and [`verify_export`] finds a file altered,
+//! removed from the middle, inserted or not signed by a trusted key, after the records
+//! themselves were pruned from the database (as CloudTrail's digest files vouch for its log
+//! files).
+//!
 //! `prune` first exports, then for each chain deletes the oldest records older than the
 //! cut-off that are already exported, leaving a signed anchor ("records up to N were pruned;
-//! the last had hash H") from which `verify` continues.
+//! the last had hash H") from which `verify` continues: H is the last hash of an exported
+//! file's digest.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -126,13 +135,187 @@ fn dir_name(chain: &str) -> String {
 }
 
 /// Export every chain's records newer than the last export to `out`.
-pub fn export(store: &Store, out: &Path) -> Result<ExportSummary, String> {
-    export_chains(store, out, None)
+/// The signed statement beside an exported file (`<file>.digest.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportDigest {
+    pub chain_id: String,
+    /// The exported file's name (in the chain's directory).
+    pub file: String,
+    pub seq_from: i64,
+    pub seq_to: i64,
+    /// The hash of the record before `seq_from` (the chain's genesis or an earlier record).
+    pub previous_hash: String,
+    /// The hash of record `seq_to`.
+    pub last_hash: String,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub file_sha256: String,
+    pub created_at: i64,
+    pub public_key: String,
+    pub signature: String,
+}
+
+impl ExportDigest {
+    /// The bytes the signature covers.
+    fn payload(&self) -> Vec<u8> {
+        format!(
+            "strongroom-audit-export-v1\nchain={}\nfile={}\nfrom={}\nto={}\nprevious_hash={}\nlast_hash={}\nfile_sha256={}\ncreated_at={}\nkey={}\n",
+            self.chain_id,
+            self.file,
+            self.seq_from,
+            self.seq_to,
+            self.previous_hash,
+            self.last_hash,
+            self.file_sha256,
+            self.created_at,
+            self.public_key
+        )
+        .into_bytes()
+    }
+}
+
+/// Where the digest of exported file `file` goes.
+fn digest_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".digest.json");
+    PathBuf::from(name)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// What [`verify_export`] found in an export directory.
+#[derive(Debug, Default)]
+pub struct ExportReport {
+    /// Per chain directory: files checked, the first and last seq they hold, and the hash
+    /// the last one ends with (to compare with the chain's prune anchor).
+    pub chains: Vec<(String, usize, i64, i64, String)>,
+    /// Every problem, first found first; empty when the export verifies.
+    pub problems: Vec<String>,
+}
+
+/// Check every exported file of `out` against its signed digest: present, signed by one of
+/// `trusted` (hex public keys; any key the digest names when `trusted` is empty), the file's
+/// SHA-256 as signed, and each chain's files linked end to start (`seq_to + 1 = seq_from`,
+/// `last_hash = previous_hash`). A file removed from the end is not seen (as a chain's tail
+/// after its last digest); the chain's prune anchor names the hash the export reached.
+pub fn verify_export(out: &Path, trusted: &[String]) -> Result<ExportReport, String> {
+    let mut report = ExportReport::default();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .map_err(|e| format!("cannot read `{}`: {e}", out.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".json.gz"))
+            .collect();
+        files.sort();
+        let mut before: Option<ExportDigest> = None;
+        let mut first_seq = 0;
+        for file in &files {
+            let shown = file.display();
+            let digest: ExportDigest = match std::fs::read(digest_path(file))
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_slice(&t).map_err(|e| e.to_string()))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("{shown}: no readable signed digest ({e})"));
+                    continue;
+                }
+            };
+            if !trusted.is_empty() && !trusted.contains(&digest.public_key) {
+                report.problems.push(format!(
+                    "{shown}: its digest is signed by a key not trusted"
+                ));
+                continue;
+            }
+            if !super::keys::signature_ok(&digest.public_key, &digest.payload(), &digest.signature)
+            {
+                report
+                    .problems
+                    .push(format!("{shown}: its digest's signature does not verify"));
+                continue;
+            }
+            let own_name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            if own_name.as_deref() != Some(digest.file.as_str()) {
+                report
+                    .problems
+                    .push(format!("{shown}: its digest is for file `{}`", digest.file));
+                continue;
+            }
+            match std::fs::read(file) {
+                Ok(bytes) if sha256_hex(&bytes) == digest.file_sha256 => {}
+                Ok(_) => {
+                    report.problems.push(format!(
+                        "{shown}: altered (its SHA-256 is not the one signed)"
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    report
+                        .problems
+                        .push(format!("{shown}: cannot be read: {e}"));
+                    continue;
+                }
+            }
+            match &before {
+                None if digest.seq_from != 1 => {
+                    first_seq = digest.seq_from;
+                    report.problems.push(format!(
+                        "{shown}: the directory's first file holds records from {}: records before it are not here",
+                        digest.seq_from
+                    ));
+                }
+                None => first_seq = digest.seq_from,
+                Some(b) if b.chain_id != digest.chain_id => report.problems.push(format!(
+                    "{shown}: of chain `{}` among the files of chain `{}`",
+                    digest.chain_id, b.chain_id
+                )),
+                Some(b)
+                    if b.seq_to + 1 != digest.seq_from || b.last_hash != digest.previous_hash =>
+                {
+                    report.problems.push(format!(
+                        "{shown}: does not continue `{}` (records {}..{} then {}..{}): a file is missing, inserted or out of place",
+                        b.file, b.seq_from, b.seq_to, digest.seq_from, digest.seq_to
+                    ));
+                }
+                Some(_) => {}
+            }
+            before = Some(digest);
+        }
+        if let Some(last) = before {
+            report
+                .chains
+                .push((name, files.len(), first_seq, last.seq_to, last.last_hash));
+        }
+    }
+    Ok(report)
+}
+
+/// Export every chain's new records into `out`, each file signed with `keys`.
+pub fn export(store: &Store, keys: &AuditKeys, out: &Path) -> Result<ExportSummary, String> {
+    export_chains(store, keys, out, None)
 }
 
 /// [`export`], of chain `only` when given.
 pub fn export_chains(
     store: &Store,
+    keys: &AuditKeys,
     out: &Path,
     only: Option<&str>,
 ) -> Result<ExportSummary, String> {
@@ -179,7 +362,27 @@ pub fn export_chains(
                 first.seq,
                 last.seq
             ));
+            let mut digest = ExportDigest {
+                chain_id: chain.clone(),
+                file: file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                seq_from: first.seq,
+                seq_to: last.seq,
+                previous_hash: first.prev_hash.clone(),
+                last_hash: last.hash.clone(),
+                file_sha256: sha256_hex(&gz),
+                created_at: crate::ops::system_now_ms(),
+                public_key: keys.public_hex().to_owned(),
+                signature: String::new(),
+            };
+            digest.signature = keys.sign_hex(&digest.payload());
+            let digest_text = serde_json::to_vec(&digest).map_err(|e| e.to_string())?;
+            // The file, then its digest: a run interrupted between them leaves a file without
+            // a digest, which the next run (the state not yet moved) writes again with one.
             write_atomic(&file, &gz)?;
+            write_atomic(&digest_path(&file), &digest_text)?;
             summary.records += u64::try_from(rows.len()).unwrap_or(0);
             summary.files.push(file);
             cs = ChainState {
@@ -217,7 +420,7 @@ pub fn prune_chains(
     only: Option<&str>,
     anchors: &[crate::store::rows::AuditDigestRow],
 ) -> Result<PruneSummary, String> {
-    let export = export_chains(store, out, only)?;
+    let export = export_chains(store, keys, out, only)?;
     let state = load_state(out)?;
     let mut summary = PruneSummary {
         export,

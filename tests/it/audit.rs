@@ -555,6 +555,55 @@ async fn cli_verify_query_export_and_prune() {
     fill(&a, 2, |i| now_ms() + 200 + i).await;
     assert_eq!(t.verify(), None);
 
+    // the export verifies against the digests signed beside its files, after the prune too;
+    // a file altered, a file missing from the middle, a digest edited are each reported
+    let (ok, out, _) = run(&["audit", "export", "--out", od]);
+    assert!(ok && out.contains("exported 2 records"), "{out}");
+    let (ok, out, err) = run(&["audit", "verify-export", "--dir", od]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("3 files, records 1..45") && out.contains("export verified"),
+        "{out}"
+    );
+    let mut gz: Vec<PathBuf> = crate::common::files_under(&out_dir)
+        .into_iter()
+        .filter(|f| f.to_string_lossy().ends_with(".json.gz"))
+        .collect();
+    gz.sort();
+    assert_eq!(gz.len(), 3, "{gz:?}");
+    let copy = |name: &str| {
+        let to = t.dir.path().join(name);
+        let _ = std::fs::remove_dir_all(&to);
+        for f in crate::common::files_under(&out_dir) {
+            let rel = f.strip_prefix(&out_dir).unwrap();
+            std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+            std::fs::copy(&f, to.join(rel)).unwrap();
+        }
+        to
+    };
+    let in_copy = |to: &Path, f: &Path| to.join(f.strip_prefix(&out_dir).unwrap());
+    let altered = copy("altered");
+    let mut bytes = std::fs::read(in_copy(&altered, &gz[0])).unwrap();
+    bytes.push(0);
+    std::fs::write(in_copy(&altered, &gz[0]), bytes).unwrap();
+    let missing = copy("missing");
+    std::fs::remove_file(in_copy(&missing, &gz[1])).unwrap();
+    let edited = copy("edited");
+    let digest = PathBuf::from(format!(
+        "{}.digest.json",
+        in_copy(&edited, &gz[2]).display()
+    ));
+    let text = std::fs::read_to_string(&digest).unwrap();
+    std::fs::write(&digest, text.replace("\"seqFrom\":44", "\"seqFrom\":43")).unwrap();
+    for (dir, says) in [
+        (&altered, "altered"),
+        (&missing, "does not continue"),
+        (&edited, "signature does not verify"),
+    ] {
+        let (ok, out, err) = run(&["audit", "verify-export", "--dir", dir.to_str().unwrap()]);
+        assert!(!ok && err.contains(says), "{says}: {out}{err}");
+    }
+
     // without the anchor the cut is a deletion; the CLI names the first record, non-zero
     t.sql("DELETE FROM audit_digests WHERE kind = 'anchor'");
     let (ok, _, err) = run(&["audit", "verify"]);

@@ -247,7 +247,8 @@ async fn exported_audit_files_are_owner_only() {
     let a = t.auditor(10, None);
     fill(&a, 5, |i| now_ms() + i).await;
     let out = t.dir.path().join("trail");
-    strongroom::audit::export::export_chains(&t.store, &out, None).unwrap();
+    let keys = strongroom::audit::AuditKeys::ephemeral().unwrap();
+    strongroom::audit::export::export_chains(&t.store, &keys, &out, None).unwrap();
     let mut checked = 0;
     for p in std::iter::once(out.clone()).chain(crate::common::files_under(&out)) {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
