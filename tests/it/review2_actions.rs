@@ -365,3 +365,63 @@ async fn assume_role_is_decided_with_the_roles_tags() {
     let r = assume(&s, arnav, "access-uni");
     assert_eq!(r.status, 403, "{}", r.body);
 }
+
+/// Organizations' ListPolicies and DescribePolicy are decided with `organizations:PolicyType`
+/// (the listed type; the described policy's): a management-account principal denied reading
+/// service control policies is refused both, one allowed only them reads them, and
+/// ListAccounts (no such key) is unaffected.
+#[tokio::test]
+async fn organization_policy_reads_are_decided_with_the_policy_type() {
+    let (_t, dir) = example_policies();
+    write(
+        &dir,
+        "organization/scps/FullAWSAccess.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+    );
+    write(
+        &dir,
+        "organization/organization.json",
+        &format!(
+            r#"{{"Id":"o-strongroomtest1","ManagementAccount":"{HOME}",
+                "Root":{{"Name":"Root","Id":"r-ab12","Policies":["FullAWSAccess"],
+                  "Accounts":[{{"AccountId":"{HOME}"}}]}}}}"#
+        ),
+    );
+    user(
+        &dir,
+        "no-scps",
+        "{}",
+        r#"{"Effect":"Allow","Action":["organizations:ListPolicies","organizations:DescribePolicy",
+             "organizations:ListAccounts"],"Resource":"*"},
+           {"Effect":"Deny","Action":["organizations:ListPolicies","organizations:DescribePolicy"],"Resource":"*",
+            "Condition":{"StringEquals":{"organizations:PolicyType":"SERVICE_CONTROL_POLICY"}}}"#,
+    );
+    user(
+        &dir,
+        "scp-reader",
+        "{}",
+        r#"{"Effect":"Allow","Action":["organizations:ListPolicies","organizations:DescribePolicy"],"Resource":"*",
+            "Condition":{"StringEquals":{"organizations:PolicyType":"SERVICE_CONTROL_POLICY"}}}"#,
+    );
+    let s = start(&dir);
+    let org = |who: (&str, &str), op: &str, body: serde_json::Value| {
+        call_as(
+            &s,
+            who.0,
+            who.1,
+            &format!("AWSOrganizationsV20161128.{op}"),
+            &body,
+        )
+    };
+    let list = serde_json::json!({"Filter": "SERVICE_CONTROL_POLICY"});
+    let describe = serde_json::json!({"PolicyId": "FullAWSAccess"});
+    let (k, sk) = key_for(&s, &dir, HOME, "no-scps");
+    ok(org((&k, &sk), "ListAccounts", serde_json::json!({})));
+    denied(&org((&k, &sk), "ListPolicies", list.clone()));
+    denied(&org((&k, &sk), "DescribePolicy", describe.clone()));
+    let (k, sk) = key_for(&s, &dir, HOME, "scp-reader");
+    let r = ok(org((&k, &sk), "ListPolicies", list));
+    assert_eq!(r["Policies"][0]["Id"], "FullAWSAccess", "{r}");
+    let r = ok(org((&k, &sk), "DescribePolicy", describe));
+    assert!(r["Policy"]["Content"].as_str().is_some(), "{r}");
+}
