@@ -124,11 +124,11 @@ impl Authorized {
         named: &str,
         key: &crate::store::rows::KmsKeyRow,
     ) -> Result<(), ApiError> {
-        let same = self
-            .decided_keys
-            .iter()
-            .find(|d| d.named == named)
-            .is_some_and(|d| match &d.key {
+        // Every decision on the name (its `secretsmanager:KmsKeyArn`, the use of the key)
+        // must have met this key.
+        let mut decided = self.decided_keys.iter().filter(|d| d.named == named);
+        let same = decided.clone().next().is_some()
+            && decided.all(|d| match &d.key {
                 DecidedKeyId::Key(id) => *id == key.key_id,
                 DecidedKeyId::Managed => {
                     key.key_manager == "AWS" && key.account_id == self.principal.account_id

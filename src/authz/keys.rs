@@ -233,6 +233,42 @@ impl Authz {
         Ok(decided)
     }
 
+    /// What the `KmsKeyId` `id` of a request names in `owner`'s account and region, and that
+    /// key's ARN (`secretsmanager:KmsKeyArn`; `None` when no key answers to the name, or for
+    /// the AWS managed key before its first use), resolved as the operation resolves it.
+    pub(super) async fn named_key_arn(
+        &self,
+        owner: &Scope,
+        id: &str,
+    ) -> Result<(DecidedKey, Option<String>), ApiError> {
+        let (account, region, name) = (owner.account.clone(), owner.region.clone(), id.to_owned());
+        let (key, arn) = self
+            .ctx
+            .store
+            .read_point(move |tx| {
+                if crate::kms::names_default_alias(&account, &region, &name) {
+                    let arn =
+                        crate::kms::default_key_if_created(tx, &account, &region)?.map(|k| k.arn);
+                    return Ok((DecidedKeyId::Managed, arn));
+                }
+                let found = crate::kms::resolve_key(tx, &account, &region, &name, |_| {
+                    Err(ApiError::internal("the default alias is resolved above"))
+                })?;
+                Ok(match found {
+                    Some(k) => (DecidedKeyId::Key(k.key_id), Some(k.arn)),
+                    None => (DecidedKeyId::Missing, None),
+                })
+            })
+            .await?;
+        Ok((
+            DecidedKey {
+                named: id.to_owned(),
+                key,
+            },
+            arn,
+        ))
+    }
+
     /// Decide `action` on the KMS key `key` for Secrets Manager acting on the caller's
     /// behalf (on `secret_arn`), with the key policy required. The AWS managed key is left to
     /// the operations (any principal of its account, no other account). A denial keeps the

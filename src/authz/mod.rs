@@ -71,6 +71,23 @@ impl Authz {
         draft.resource_arn = Some(resolved.arn.clone());
         let mut keys = O::context_keys(input);
         keys.extend(resolved.keys.iter().cloned());
+        // `secretsmanager:KmsKeyArn`: the key the request names, resolved where the secret
+        // is (a new secret's in the caller's scope).
+        let mut decided_keys = Vec::new();
+        if let Some(id) = O::named_key(input) {
+            let owner = match resolved.secret.as_deref() {
+                Some(s) => Scope {
+                    account: s.account_id.clone(),
+                    region: s.region.clone(),
+                },
+                None => scope.clone(),
+            };
+            let (decided, arn) = self.named_key_arn(&owner, id).await?;
+            if let Some(arn) = arn {
+                keys.push(("secretsmanager:KmsKeyArn".to_owned(), vec![arn]));
+            }
+            decided_keys.push(decided);
+        }
         for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
             self.authorize(principal, scope, action, &resolved, &keys, draft)?;
         }
@@ -100,12 +117,19 @@ impl Authz {
             )?;
         }
         let uses = O::key_uses(input);
-        let decided_keys = if uses.is_empty() {
-            Vec::new()
-        } else {
-            self.authorize_key_uses(principal, scope, &resolved, uses, fetched.as_deref(), draft)
-                .await?
-        };
+        if !uses.is_empty() {
+            decided_keys.extend(
+                self.authorize_key_uses(
+                    principal,
+                    scope,
+                    &resolved,
+                    uses,
+                    fetched.as_deref(),
+                    draft,
+                )
+                .await?,
+            );
+        }
         let per_secret = Arc::new(per_secret::PerSecret::new(
             self.clone(),
             Arc::clone(principal),

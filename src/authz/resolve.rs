@@ -244,12 +244,14 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
 }
 
 /// A secret's own condition keys: `secretsmanager:SecretId`, its tags as
-/// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k`, its primary region.
+/// `aws:ResourceTag/k` and `secretsmanager:ResourceTag/k`, its rotation function
+/// (`secretsmanager:resource/AllowRotationLambdaArn`), its primary region and its managed
+/// external secret type (`secretsmanager:resource/Type`).
 pub(super) fn secret_keys(
     secret: &crate::store::rows::SecretRow,
     tags: &[(String, String)],
 ) -> Vec<(String, Vec<String>)> {
-    let mut keys = Vec::with_capacity(2 + 2 * tags.len());
+    let mut keys = Vec::with_capacity(4 + 2 * tags.len());
     keys.push((
         "secretsmanager:SecretId".to_owned(),
         vec![secret.arn.clone()],
@@ -269,6 +271,9 @@ pub(super) fn secret_keys(
             "secretsmanager:SecretPrimaryRegion".to_owned(),
             vec![p.clone()],
         ));
+    }
+    if let Some(t) = &secret.secret_type {
+        keys.push(("secretsmanager:resource/Type".to_owned(), vec![t.clone()]));
     }
     keys
 }

@@ -116,6 +116,18 @@ pub struct Role {
     pub identity_group: Arc<crate::policy::PolicyGroup>,
 }
 
+/// The condition keys of an IAM user's or role's tags when it is the resource of a decision
+/// (`sts:AssumeRole` on a role, `iam:SimulatePrincipalPolicy` on a user or role):
+/// `iam:ResourceTag/k` and `aws:ResourceTag/k`, as IAM's User and Role resource types list.
+pub fn resource_tag_keys(tags: &BTreeMap<String, String>) -> Vec<(String, Vec<String>)> {
+    let mut keys = Vec::with_capacity(2 * tags.len());
+    for (k, v) in tags {
+        keys.push((["iam:ResourceTag/", k].concat(), vec![v.clone()]));
+        keys.push((["aws:ResourceTag/", k].concat(), vec![v.clone()]));
+    }
+    keys
+}
+
 /// A JWT issuer an account trusts.
 #[derive(Debug, Clone)]
 pub struct IdentityProvider {

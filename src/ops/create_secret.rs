@@ -94,6 +94,10 @@ impl Operation for CreateSecret {
         Ok(())
     }
 
+    fn named_key(input: &Input) -> Option<&str> {
+        input.kms_key_id.as_deref()
+    }
+
     fn key_uses(input: &Input) -> Vec<super::KeyUse> {
         let has_value = input.secret_string.is_some() || input.secret_binary.is_some();
         match &input.kms_key_id {
@@ -107,6 +111,7 @@ impl Operation for CreateSecret {
             super::key_if("secretsmanager:Name", input.name.as_ref()),
             super::key_if("secretsmanager:Description", input.description.as_ref()),
             super::key_if("secretsmanager:KmsKeyId", input.kms_key_id.as_ref()),
+            super::key_if("secretsmanager:Type", input.secret_type.as_ref()),
             super::key_if(
                 "secretsmanager:ForceOverwriteReplicaSecret",
                 input.force_overwrite_replica_secret,
@@ -117,6 +122,16 @@ impl Operation for CreateSecret {
         .collect();
         if let Some(tags) = &input.tags {
             keys.extend(super::request_tag_keys(tags));
+            // The new secret's tags are the request's: `aws:ResourceTag/k` and
+            // `secretsmanager:ResourceTag/k` hold them, as AWS decides CreateSecret (its ABAC
+            // tutorial allows creating a secret on `aws:ResourceTag` matching the principal).
+            for t in tags {
+                if let Some(k) = t.key.as_deref() {
+                    let v = vec![t.value.clone().unwrap_or_default()];
+                    keys.push((["aws:ResourceTag/", k].concat(), v.clone()));
+                    keys.push((["secretsmanager:ResourceTag/", k].concat(), v));
+                }
+            }
         }
         if let Some(r) = &input.add_replica_regions {
             keys.push(super::replicas::add_regions_key(r));
@@ -213,11 +228,9 @@ impl Operation for CreateSecret {
                                     "Secrets Manager can't find the specified KMS key: {id}"
                                 ))
                             })?;
-                        // The value is sealed under the key whose use was decided (a secret
-                        // created without a value seals nothing: no use was decided).
-                        if value.is_some() {
-                            retrier.ensure_named_key(id, &key)?;
-                        }
+                        // The secret gets the key its `secretsmanager:KmsKeyArn` was decided
+                        // on, and a value is sealed under the key whose use was decided.
+                        retrier.ensure_named_key(id, &key)?;
                         if key.key_manager == "AWS" {
                             None
                         } else {

@@ -27,11 +27,22 @@ impl DirectoryCall<'_> {
     /// Decide `action` on `arn` (a resource without a policy of its own, so the caller's
     /// identity policies and its organization's SCPs decide), recording the decision.
     pub fn authorize(&self, action: &str, arn: &str, draft: &mut Draft) -> Result<(), ApiError> {
+        self.authorize_with(action, arn, &[], draft)
+    }
+
+    /// [`Self::authorize`] with the request's own condition keys (`organizations:PolicyType`).
+    pub fn authorize_with(
+        &self,
+        action: &str,
+        arn: &str,
+        keys: &[(String, Vec<String>)],
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
         let resolved = Resolved::on(arn.to_owned(), self.scope.account.clone());
         draft.resource_arn = Some(arn.to_owned());
         self.pipeline
             .authz
-            .authorize(self.caller, self.scope, action, &resolved, &[], draft)
+            .authorize(self.caller, self.scope, action, &resolved, keys, draft)
     }
 }
 

@@ -260,6 +260,13 @@ pub trait Operation {
     fn key_uses(_input: &Self::Input) -> Vec<KeyUse> {
         Vec::new()
     }
+    /// The KMS key the request names for its secret (its `KmsKeyId`), if any. The key's ARN,
+    /// resolved in the secret's account and region, is `secretsmanager:KmsKeyArn` in the
+    /// request's decisions (absent when the name resolves to no key), and the operation holds
+    /// its own resolution of the name to that one ([`Authorized::ensure_named_key`]).
+    fn named_key(_input: &Self::Input) -> Option<&str> {
+        None
+    }
     /// The version whose value the operation will read from its target secret, if any:
     /// the resolver then fetches it (sealed) in the same read transaction as the secret,
     /// and the operation finds it in `Authorized::fetched_value`.

@@ -102,6 +102,10 @@ impl Operation for UpdateSecret {
 
     /// A new value is encrypted under the new key (or the secret's); changing the key
     /// re-encrypts the labelled versions, which decrypts them with the old one.
+    fn named_key(input: &Input) -> Option<&str> {
+        input.kms_key_id.as_deref().filter(|id| !id.is_empty())
+    }
+
     fn key_uses(input: &Input) -> Vec<super::KeyUse> {
         let has_value = input.secret_string.is_some() || input.secret_binary.is_some();
         match input.kms_key_id.as_deref() {

@@ -34,6 +34,7 @@ mod read_cache;
 mod replication;
 mod replication_peer;
 mod review;
+mod review2_actions;
 mod review2_agentkms;
 mod review2_console;
 mod review2_inject;

@@ -243,9 +243,23 @@ fn simulate(
     };
     let resolved = Resolved::on(resource_arn.clone(), resource_account);
     draft.resource_arn = Some(resource_arn);
+    // The simulated user's or role's tags (`iam:ResourceTag/k`, `aws:ResourceTag/k`).
+    let tags = if principal_mode {
+        let account = source.split(':').nth(4).unwrap_or_default();
+        let name = source.rsplit('/').next().unwrap_or_default();
+        match dir.user(account, name).filter(|u| u.arn == source) {
+            Some(u) => crate::identity::resource_tag_keys(&u.tags),
+            None => dir
+                .role_by_arn(source)
+                .map(|r| crate::identity::resource_tag_keys(&r.tags))
+                .unwrap_or_default(),
+        }
+    } else {
+        Vec::new()
+    };
     pipeline
         .authz
-        .authorize(caller, &scope, action_name, &resolved, &[], draft)?;
+        .authorize(caller, &scope, action_name, &resolved, &tags, draft)?;
 
     // Who is simulated, with which policies.
     let mut set = PolicySet::default();

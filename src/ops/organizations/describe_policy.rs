@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{organization, summary, PolicySummary};
+use super::{organization, summary, PolicySummary, SCP};
 use crate::audit::Draft;
 use crate::error::ApiError;
 use crate::ops::directory::{DirectoryCall, DirectoryOperation};
@@ -57,7 +57,9 @@ impl DirectoryOperation for DescribePolicy {
             }
             _ => "*".to_owned(),
         };
-        call.authorize("organizations:DescribePolicy", &arn, draft)?;
+        // `organizations:PolicyType`: the policies served are SCPs.
+        let keys = [("organizations:PolicyType".to_owned(), vec![SCP.to_owned()])];
+        call.authorize_with("organizations:DescribePolicy", &arn, &keys, draft)?;
         organization(&dir, &call.scope.account)?;
         let p = dir.scp_policies.get(&id).ok_or_else(|| {
             ApiError::PolicyNotFound(

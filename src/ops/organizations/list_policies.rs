@@ -54,7 +54,12 @@ impl DirectoryOperation for ListPolicies {
         input: ListPoliciesInput,
         draft: &mut Draft,
     ) -> Result<ListPoliciesOutput, ApiError> {
-        call.authorize("organizations:ListPolicies", "*", draft)?;
+        // `organizations:PolicyType`: the type listed (`Filter`).
+        let keys = [(
+            "organizations:PolicyType".to_owned(),
+            input.filter.iter().cloned().collect(),
+        )];
+        call.authorize_with("organizations:ListPolicies", "*", &keys, draft)?;
         let dir = call.pipeline.identities.get();
         organization(&dir, &call.scope.account)?;
         let all: Vec<PolicySummary> = if input.filter.as_deref() == Some(SCP) {

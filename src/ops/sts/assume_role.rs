@@ -185,6 +185,11 @@ fn assume_role(call: &QueryCall<'_>, input: Input, draft: &mut Draft) -> Result<
     if let Some(e) = external_id {
         keys.push(("sts:ExternalId".into(), vec![e]));
     }
+    // The role's tags (`iam:ResourceTag/k`, `aws:ResourceTag/k`): policies may allow or deny
+    // assuming a role by its tags, as AWS's ABAC tutorial does.
+    if let Some(r) = &role {
+        keys.extend(crate::identity::resource_tag_keys(&r.tags));
+    }
     for (k, v) in &tags {
         keys.push((format!("aws:RequestTag/{k}"), vec![v.clone()]));
     }

@@ -86,13 +86,15 @@ pub fn session_for_token(
     let ctx = policy::RequestContext::new(info, action, &role.arn, Some(&role.account));
     // The request's own keys as for any request (the caller has no account: no org keys),
     // then the token's.
-    let ctx = jwt::with_condition_keys(
+    let mut ctx =
         context::with_request_keys(ctx, &dir, None, &facts, action, &role.arn, &role.account)
             .with("aws:FederatedProvider", [verified.issuer.as_str()])
-            .with("sts:RoleSessionName", [session_name]),
-        &verified,
-        &provider.spec,
-    );
+            .with("sts:RoleSessionName", [session_name]);
+    // The role's tags, as for AssumeRole.
+    for (k, v) in crate::identity::resource_tag_keys(&role.tags) {
+        ctx = ctx.with(&k, v);
+    }
+    let ctx = jwt::with_condition_keys(ctx, &verified, &provider.spec);
     let set = PolicySet {
         resource: role.trust_policy.compiled.clone(),
         ..PolicySet::default()
