@@ -299,6 +299,11 @@ impl Authz {
                 "kms:EncryptionContext:SecretARN".to_owned(),
                 vec![arn.to_owned()],
             ));
+            // Secrets Manager's encryption context always has these two keys.
+            keys.push((
+                "kms:EncryptionContextKeys".to_owned(),
+                vec!["SecretARN".to_owned(), "SecretVersionId".to_owned()],
+            ));
         }
         let on_key = key_resolved(key);
         let mut scratch = draft.clone();

@@ -515,3 +515,53 @@ async fn a_deny_on_a_keys_aliases_applies_to_reads_and_writes_through_secrets_ma
                "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
     ));
 }
+
+/// Secrets Manager's decisions on a key carry `kms:EncryptionContextKeys` (`SecretARN`,
+/// `SecretVersionId`), as its requests to KMS do: the usual guard refusing KMS requests
+/// without an encryption context (`Null` … `true`) lets reads through, and a Deny on those
+/// context keys refuses them.
+#[tokio::test]
+async fn key_decisions_carry_the_encryption_context_keys() {
+    let (_t, dir) = example_policies();
+    user_with(
+        &dir,
+        "guarded",
+        &json!([
+            {"Effect": "Allow", "Action": ["secretsmanager:*", "kms:*"], "Resource": "*"},
+            {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*",
+             "Condition": {"Null": {"kms:EncryptionContextKeys": "true"}}}
+        ]),
+    );
+    user_with(
+        &dir,
+        "fenced",
+        &json!([
+            {"Effect": "Allow", "Action": ["secretsmanager:*", "kms:*"], "Resource": "*"},
+            {"Effect": "Deny", "Action": "kms:Decrypt", "Resource": "*",
+             "Condition": {"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "SecretVersionId"}}}
+        ]),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let key = new_key(&s);
+    ok(s.call(
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "ctx/db", "SecretString": MARKER, "KmsKeyId": key,
+                "ClientRequestToken": uuid::Uuid::new_v4().to_string()})
+        .to_string(),
+    ));
+    let get = |user: &str| {
+        let k = key_for(&s, &dir, HOME, user);
+        s.call_signed(
+            "secretsmanager.GetSecretValue",
+            &json!({"SecretId": "ctx/db"}).to_string(),
+            Signing {
+                akid: k.0,
+                secret: k.1,
+                ..Signing::default()
+            },
+        )
+    };
+    let v = ok(get("guarded"));
+    assert_eq!(v["SecretString"], MARKER);
+    refused(&get("fenced"), "a read whose context has SecretVersionId");
+}
