@@ -36,8 +36,9 @@ pub fn principal_info(principal: &Principal) -> PrincipalInfo {
 
 /// The context of `principal` performing `action` on `resource` (owned by
 /// `resource_account`): the principal's keys, the request's global keys
-/// ([`with_request_keys`]) and the session's (`aws:MultiFactorAuthPresent`,
-/// `aws:TokenIssueTime`). The caller adds the resource's and the operation's own keys.
+/// ([`with_request_keys`]), `aws:ViaAWSService` and `aws:PrincipalIsAWSService` (false) and
+/// the session's (`aws:MultiFactorAuthPresent`, `aws:TokenIssueTime`). The caller adds the
+/// resource's and the operation's own keys.
 pub fn request_context(
     dir: &Directory,
     principal: &Principal,
@@ -61,6 +62,14 @@ pub fn request_context(
         resource,
         resource_account,
     );
+    // A principal's own signed request: AWS puts both keys in every such request's context,
+    // false here (`"Bool": {"aws:ViaAWSService": "false"}` in a Deny is AWS's documented way
+    // to spare only what a service does on the caller's behalf, so the key must be present).
+    // A decision Secrets Manager makes on the caller's behalf (a KMS key's use) sets
+    // `aws:ViaAWSService` true with its own keys.
+    rctx = rctx
+        .with_static("aws:viaawsservice", "false")
+        .with_static("aws:principalisawsservice", "false");
     // Temporary credentials: issued without MFA (present and false, as AWS sets it);
     // long-term access keys leave the key absent.
     if let Some(session) = &principal.session {

@@ -264,6 +264,8 @@ impl Authz {
             "kms:ViaService".to_owned(),
             vec![crate::kms::key_policy::via_service(&key.region)],
         ));
+        // Secrets Manager uses the key on the caller's behalf (a forward access session).
+        keys.push(("aws:ViaAWSService".to_owned(), vec!["true".to_owned()]));
         if let Some(arn) = secret_arn {
             keys.push((
                 "kms:EncryptionContext:SecretARN".to_owned(),

@@ -676,3 +676,116 @@ async fn a_session_policy_caps_its_role_s_grants_but_not_a_grant_to_the_session(
     let r = read_policy(&capped);
     assert!(allowed(&r), "{} {}", r.status, r.body);
 }
+
+/// A KMS call as `who`.
+fn kms(s: &TestServer, who: &Who, op: &str, body: &serde_json::Value) -> RawResponse {
+    s.call_signed(
+        &format!("TrentService.{op}"),
+        &body.to_string(),
+        Signing {
+            akid: who.akid.clone(),
+            secret: who.secret.clone(),
+            session_token: who.token.clone(),
+            service: "kms".into(),
+            ..Signing::default()
+        },
+    )
+}
+
+/// User `name` allowed `secretsmanager:*` and `kms:*`, with one more statement (a Deny).
+fn user_with_deny(dir: &Path, name: &str, deny: &serde_json::Value) {
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["secretsmanager:*", "kms:*"], "Resource": "*"},
+        deny,
+    ]});
+    write(
+        dir,
+        &format!("accounts/{ACCOUNT}/users/{name}.json"),
+        &json!({"UserName": name, "InlinePolicies": {"p": doc}}).to_string(),
+    );
+}
+
+/// AWS's network perimeter for identities ("Denies access to AWS based on the source IP"):
+/// a Deny of everything from outside given ranges unless an AWS service makes the request on
+/// the caller's behalf (`"Bool": {"aws:ViaAWSService": "false"}`), and the same with
+/// `aws:PrincipalIsAWSService`. Both keys are in every signed request's context (false for
+/// a principal's own call), so the Deny refuses a direct call from outside the ranges; the
+/// caller inside them is not refused.
+#[tokio::test]
+async fn a_network_deny_sparing_aws_services_refuses_direct_calls_from_outside() {
+    let (_t, dir) = empty_dir();
+    let deny = |key: &str, ranges: &[&str]| {
+        json!({"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+            "NotIpAddress": {"aws:SourceIp": ranges},
+            "Bool": {key: "false"}}})
+    };
+    let outside = ["192.0.2.0/24"];
+    let inside = ["127.0.0.0/8", "::1/128"];
+    user_with_deny(&dir, "remote-via", &deny("aws:ViaAWSService", &outside));
+    user_with_deny(
+        &dir,
+        "remote-service",
+        &deny("aws:PrincipalIsAWSService", &outside),
+    );
+    user_with_deny(&dir, "office-via", &deny("aws:ViaAWSService", &inside));
+    user_with_deny(
+        &dir,
+        "office-service",
+        &deny("aws:PrincipalIsAWSService", &inside),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let root = root_key(&s, &dir, ACCOUNT);
+    let arn = create(&s, &root, "perimeter");
+    for name in ["remote-via", "remote-service"] {
+        let who = user_key(&s, &dir, ACCOUNT, name);
+        let r = describe(&s, &who, &arn);
+        assert!(refused(&r), "{name}: {} {}", r.status, r.body);
+        let r = sm(&s, &who, "ListSecrets", &json!({}));
+        assert!(refused(&r), "{name}: {} {}", r.status, r.body);
+    }
+    for name in ["office-via", "office-service"] {
+        let who = user_key(&s, &dir, ACCOUNT, name);
+        let r = describe(&s, &who, &arn);
+        assert!(allowed(&r), "{name}: {} {}", r.status, r.body);
+    }
+}
+
+/// A key that may be used only through an AWS service (`Deny kms:*` with
+/// `"Bool": {"aws:ViaAWSService": "false"}`): Secrets Manager's use of it on the caller's
+/// behalf (a forward access session) is allowed, a direct KMS call is refused.
+#[tokio::test]
+async fn a_key_usable_only_through_aws_services_is_used_by_secrets_manager_not_directly() {
+    let (_t, dir) = empty_dir();
+    user_with_deny(
+        &dir,
+        "app",
+        &json!({"Effect": "Deny", "Action": "kms:*", "Resource": "*",
+            "Condition": {"Bool": {"aws:ViaAWSService": "false"}}}),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let root = root_key(&s, &dir, ACCOUNT);
+    let r = kms(&s, &root, "CreateKey", &json!({"Description": "via only"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let key = r.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = sm(
+        &s,
+        &root,
+        "CreateSecret",
+        &json!({"Name": "via-only", "SecretString": "v", "KmsKeyId": key,
+            "ClientRequestToken": uuid::Uuid::new_v4().to_string()}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let app = user_key(&s, &dir, ACCOUNT, "app");
+    let r = sm(&s, &app, "GetSecretValue", &json!({"SecretId": "via-only"}));
+    assert!(allowed(&r), "{} {}", r.status, r.body);
+    assert_eq!(r.json()["SecretString"], "v");
+    let r = kms(&s, &app, "DescribeKey", &json!({"KeyId": key}));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    // positive control: the root user (no identity policy) describes it directly
+    let r = kms(&s, &root, "DescribeKey", &json!({"KeyId": key}));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
