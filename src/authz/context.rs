@@ -87,7 +87,8 @@ pub fn request_context(
 
 /// The keys every request has whoever makes it: region, time, source address, transport,
 /// the resource's account (`aws:ResourceAccount`), the organization's (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths` for a principal of
-/// `principal_account` in it, `aws:ResourceOrgID`) and `kms:CallerAccount`.
+/// `principal_account` in it, `aws:ResourceOrgID` and `aws:ResourceOrgPaths` for a resource
+/// of an account in it) and `kms:CallerAccount`.
 pub fn with_request_keys(
     mut rctx: RequestContext,
     dir: &Directory,
@@ -122,6 +123,9 @@ pub fn with_request_keys(
         }
         if resource != "*" && in_org(resource_account) {
             rctx = rctx.with_static("aws:resourceorgid", org);
+            if let Some(path) = dir.org_paths.get(resource_account) {
+                rctx = rctx.with_static("aws:resourceorgpaths", path);
+            }
         }
     }
     if action.starts_with("kms:") {

@@ -245,6 +245,7 @@ fn fixed_key(key: &str) -> bool {
             | "aws:principaltype"
             | "aws:resourceaccount"
             | "aws:resourceorgid"
+            | "aws:resourceorgpaths"
             | "secretsmanager:secretid"
     ) || key.starts_with("aws:resourcetag/")
         || key.starts_with("secretsmanager:resourcetag/")

@@ -789,3 +789,55 @@ async fn a_key_usable_only_through_aws_services_is_used_by_secrets_manager_not_d
     let r = kms(&s, &root, "DescribeKey", &json!({"KeyId": key}));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// `aws:ResourceOrgPaths` (the organization path of the account owning the resource) is in
+/// the context of a resource of the organization: a Deny of resources outside the caller's
+/// own OU (`ForAnyValue:StringNotLike` on it) refuses another OU's secret shared with the
+/// caller, and not one of the caller's OU.
+#[tokio::test]
+async fn a_deny_on_the_resource_s_organization_path_applies() {
+    let (_t, dir) = org_directory();
+    let own_ou = format!("{ORG}/r-asm1/ou-asm1-sandbox01/*");
+    write(
+        &dir,
+        &format!("accounts/{SANDBOX}/users/fenced.json"),
+        &json!({"UserName": "fenced", "InlinePolicies": {"p": {"Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "secretsmanager:*", "Resource": "*",
+                 "Condition": {"ForAnyValue:StringNotLike": {"aws:ResourceOrgPaths": own_ou}}}]}}})
+        .to_string(),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let grant = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": [user_arn(SANDBOX, "fenced"), user_arn(SANDBOX, "dev")]},
+        "Action": "secretsmanager:GetResourcePolicy", "Resource": "*"}]})
+    .to_string();
+    // a secret of the other OU (workloads), shared with the fenced user
+    let member_root = root_key(&s, &dir, MEMBER);
+    let theirs = create(&s, &member_root, "fence/theirs");
+    let r = sm(
+        &s,
+        &member_root,
+        "PutResourcePolicy",
+        &json!({"SecretId": theirs, "ResourcePolicy": grant}),
+    );
+    assert!(allowed(&r), "{}", r.body);
+    // a secret of its own OU
+    let sandbox_root = root_key(&s, &dir, SANDBOX);
+    let ours = create(&s, &sandbox_root, "fence/ours");
+    let fenced = user_key(&s, &dir, SANDBOX, "fenced");
+    let r = sm(&s, &fenced, "GetResourcePolicy", &json!({"SecretId": ours}));
+    assert!(allowed(&r), "{} {}", r.status, r.body);
+    let r = sm(
+        &s,
+        &fenced,
+        "GetResourcePolicy",
+        &json!({"SecretId": theirs}),
+    );
+    assert!(refused(&r), "{} {}", r.status, r.body);
+    // positive control for the share: an unfenced user of the same account reads it
+    let dev = user_key(&s, &dir, SANDBOX, "dev");
+    let r = sm(&s, &dev, "GetResourcePolicy", &json!({"SecretId": theirs}));
+    assert!(allowed(&r), "{} {}", r.status, r.body);
+}
