@@ -37,8 +37,9 @@ pub fn principal_info(principal: &Principal) -> PrincipalInfo {
 /// The context of `principal` performing `action` on `resource` (owned by
 /// `resource_account`): the principal's keys, the request's global keys
 /// ([`with_request_keys`]), `aws:ViaAWSService` and `aws:PrincipalIsAWSService` (false) and
-/// the session's (`aws:MultiFactorAuthPresent`, `aws:TokenIssueTime`). The caller adds the
-/// resource's and the operation's own keys.
+/// the session's (`aws:MultiFactorAuthPresent`, `aws:TokenIssueTime`, and for a web identity
+/// session `aws:FederatedProvider`). The caller adds the resource's and the operation's own
+/// keys.
 pub fn request_context(
     dir: &Directory,
     principal: &Principal,
@@ -80,6 +81,19 @@ pub fn request_context(
             if let Ok(text) = t.format(&time::format_description::well_known::Rfc3339) {
                 rctx = rctx.with_static("aws:tokenissuetime", &text);
             }
+        }
+        // A session issued for a web identity token (its issuer is the token's, a URL; STS's
+        // own sessions say `sts.amazonaws.com`): the OIDC provider that authenticated it, as
+        // AWS names it, of the role's account (whose provider verified the token).
+        if session.issuer.starts_with("https://") || session.issuer.starts_with("http://") {
+            rctx = rctx.with_static(
+                "aws:federatedprovider",
+                &format!(
+                    "arn:aws:iam::{}:oidc-provider/{}",
+                    principal.account_id,
+                    crate::identity::load::federated_name(&session.issuer)
+                ),
+            );
         }
     }
     rctx

@@ -841,3 +841,103 @@ async fn a_deny_on_the_resource_s_organization_path_applies() {
     let r = sm(&s, &dev, "GetResourcePolicy", &json!({"SecretId": theirs}));
     assert!(allowed(&r), "{} {}", r.status, r.body);
 }
+
+const CI_HMAC: &str = "review2-assembly-ci-hmac-secret-0123456789";
+
+/// An HS256-signed token of the issuer `https://ci.example.test`.
+fn ci_token() -> String {
+    let now = crate::common::now_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"iss": "https://ci.example.test", "aud": "strongroom",
+            "sub": "repo:payments/api", "exp": now + 600, "iat": now}),
+        &jsonwebtoken::EncodingKey::from_secret(CI_HMAC.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// `aws:FederatedProvider` is in the context of every request of a session issued for a web
+/// identity token (the provider's ARN, as AWS gives it): a Deny on it refuses that session's
+/// requests, through AssumeRoleWithWebIdentity's credentials and a `Bearer` call alike,
+/// while a session of the same role from AssumeRole is not refused.
+#[tokio::test]
+async fn a_deny_on_the_federated_provider_applies_to_web_identity_sessions() {
+    let (_t, dir) = empty_dir();
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/identity-providers/ci.hmac"),
+        CI_HMAC,
+    );
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/identity-providers/ci.json"),
+        r#"{"Issuer":"https://ci.example.test","Audiences":["strongroom"],"HmacSecretFile":"ci.hmac",
+            "Algorithms":["HS256"]}"#,
+    );
+    user(&dir, ACCOUNT, "dev", &["sts:AssumeRole"]);
+    let provider = format!("arn:aws:iam::{ACCOUNT}:oidc-provider/ci.example.test");
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/roles/ci.json"),
+        &json!({"RoleName": "ci",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Federated": "https://ci.example.test"},
+                 "Action": "sts:AssumeRoleWithWebIdentity"},
+                {"Effect": "Allow", "Principal": {"AWS": user_arn(ACCOUNT, "dev")},
+                 "Action": "sts:AssumeRole"}]},
+            "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "secretsmanager:DescribeSecret", "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:FederatedProvider": provider}}}]}}})
+        .to_string(),
+    );
+    let s = TestServer::start_with_policies(&dir);
+    let root = root_key(&s, &dir, ACCOUNT);
+    let arn = create(&s, &root, "federated");
+    let ci = role_arn(ACCOUNT, "ci");
+
+    // positive control: the role's session from AssumeRole
+    let dev = user_key(&s, &dir, ACCOUNT, "dev");
+    let assumed = session(&s, &dev, &ci, "human", None);
+    assert!(allowed(&describe(&s, &assumed, &arn)));
+
+    // the web identity session: its other rights work, the denied one is refused
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=build-1&WebIdentityToken={}",
+        urlenc(&ci),
+        ci_token()
+    );
+    let r = s.raw(
+        format!(
+            "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let web = Who {
+        akid: xml_field(&r.body, "AccessKeyId"),
+        secret: xml_field(&r.body, "SecretAccessKey"),
+        token: Some(xml_field(&r.body, "SessionToken")),
+    };
+    assert!(allowed(&sm(&s, &web, "ListSecrets", &json!({}))));
+    let r = describe(&s, &web, &arn);
+    assert!(refused(&r), "{} {}", r.status, r.body);
+
+    // a Bearer call with the token
+    let bearer = |target: &str, body: &serde_json::Value| {
+        let body = body.to_string();
+        s.raw(
+            format!(
+                "POST / HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\nx-strongroom-role: {ci}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: secretsmanager.{target}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                ci_token(),
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let r = bearer("ListSecrets", &json!({}));
+    assert!(allowed(&r), "{} {}", r.status, r.body);
+    let r = bearer("DescribeSecret", &json!({"SecretId": arn}));
+    assert!(refused(&r), "{} {}", r.status, r.body);
+}
