@@ -36,8 +36,10 @@ pub fn principal_info(principal: &Principal) -> PrincipalInfo {
 
 /// The context of `principal` performing `action` on `resource` (owned by
 /// `resource_account`): the principal's keys, the request's global keys
-/// ([`with_request_keys`]) and the session's (`aws:MultiFactorAuthPresent`,
-/// `aws:TokenIssueTime`). The caller adds the resource's and the operation's own keys.
+/// ([`with_request_keys`]), `aws:ViaAWSService` and `aws:PrincipalIsAWSService` (false) and
+/// the session's (`aws:MultiFactorAuthPresent`, `aws:TokenIssueTime`, and for a web identity
+/// session `aws:FederatedProvider`). The caller adds the resource's and the operation's own
+/// keys.
 pub fn request_context(
     dir: &Directory,
     principal: &Principal,
@@ -61,6 +63,14 @@ pub fn request_context(
         resource,
         resource_account,
     );
+    // A principal's own signed request: AWS puts both keys in every such request's context,
+    // false here (`"Bool": {"aws:ViaAWSService": "false"}` in a Deny is AWS's documented way
+    // to spare only what a service does on the caller's behalf, so the key must be present).
+    // A decision Secrets Manager makes on the caller's behalf (a KMS key's use) sets
+    // `aws:ViaAWSService` true with its own keys.
+    rctx = rctx
+        .with_static("aws:viaawsservice", "false")
+        .with_static("aws:principalisawsservice", "false");
     // Temporary credentials: issued without MFA (present and false, as AWS sets it);
     // long-term access keys leave the key absent.
     if let Some(session) = &principal.session {
@@ -72,13 +82,27 @@ pub fn request_context(
                 rctx = rctx.with_static("aws:tokenissuetime", &text);
             }
         }
+        // A session issued for a web identity token (its issuer is the token's, a URL; STS's
+        // own sessions say `sts.amazonaws.com`): the OIDC provider that authenticated it, as
+        // AWS names it, of the role's account (whose provider verified the token).
+        if session.issuer.starts_with("https://") || session.issuer.starts_with("http://") {
+            rctx = rctx.with_static(
+                "aws:federatedprovider",
+                &format!(
+                    "arn:aws:iam::{}:oidc-provider/{}",
+                    principal.account_id,
+                    crate::identity::load::federated_name(&session.issuer)
+                ),
+            );
+        }
     }
     rctx
 }
 
 /// The keys every request has whoever makes it: region, time, source address, transport,
 /// the resource's account (`aws:ResourceAccount`), the organization's (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths` for a principal of
-/// `principal_account` in it, `aws:ResourceOrgID`) and `kms:CallerAccount`.
+/// `principal_account` in it, `aws:ResourceOrgID` and `aws:ResourceOrgPaths` for a resource
+/// of an account in it) and `kms:CallerAccount`.
 pub fn with_request_keys(
     mut rctx: RequestContext,
     dir: &Directory,
@@ -113,6 +137,9 @@ pub fn with_request_keys(
         }
         if resource != "*" && in_org(resource_account) {
             rctx = rctx.with_static("aws:resourceorgid", org);
+            if let Some(path) = dir.org_paths.get(resource_account) {
+                rctx = rctx.with_static("aws:resourceorgpaths", path);
+            }
         }
     }
     if action.starts_with("kms:") {

@@ -137,6 +137,7 @@ impl Authz {
                         OnKey {
                             key,
                             aliases: aliases_of(&key.key_id),
+                            dir: &dir,
                         },
                         Some(&secret.arn),
                         draft,
@@ -212,11 +213,16 @@ impl Authz {
                 Ok(out)
             })
             .await?;
+        let dir = self.identities.get();
         let mut decided = Vec::with_capacity(keys.len());
         for (action, named, key) in keys {
             let key_id = match key {
                 NamedKey::Found(key, aliases) => {
-                    let on = OnKey { key: &key, aliases };
+                    let on = OnKey {
+                        key: &key,
+                        aliases,
+                        dir: &dir,
+                    };
                     self.authorize_on_key(principal, scope, action, on, secret_arn, draft)?;
                     DecidedKeyId::Key(key.key_id)
                 }
@@ -282,7 +288,7 @@ impl Authz {
         secret_arn: Option<&str>,
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
-        let OnKey { key, aliases } = on;
+        let OnKey { key, aliases, dir } = on;
         if key.key_manager == "AWS" {
             // An AWS managed key's policy allows its own account's principals, through
             // Secrets Manager, and can grant no other account.
@@ -294,6 +300,8 @@ impl Authz {
             "kms:ViaService".to_owned(),
             vec![crate::kms::key_policy::via_service(&key.region)],
         ));
+        // Secrets Manager uses the key on the caller's behalf (a forward access session).
+        keys.push(("aws:ViaAWSService".to_owned(), vec!["true".to_owned()]));
         if let Some(arn) = secret_arn {
             keys.push((
                 "kms:EncryptionContext:SecretARN".to_owned(),
@@ -307,7 +315,7 @@ impl Authz {
         }
         let on_key = key_resolved(key);
         let mut scratch = draft.clone();
-        self.authorize(principal, scope, action, &on_key, &keys, &mut scratch)
+        self.authorize_under(dir, principal, scope, action, &on_key, &keys, &mut scratch)
             .map_err(|e| {
                 draft.decision = scratch.decision.take();
                 draft.decision_reason = scratch.decision_reason.take();
@@ -360,10 +368,14 @@ pub enum DecidedKeyId {
 }
 
 /// A named KMS key, as [`Authz::authorize_named_keys`] found it.
-/// A KMS key a decision is made on, with the names of its aliases (`kms:ResourceAliases`).
+/// A KMS key a decision is made on, with the names of its aliases (`kms:ResourceAliases`),
+/// and the principals directory whose policies the decision is made with: the one by whose
+/// policies the aliases were looked up or left out (a policy of a later reload that reads
+/// them would otherwise be decided without them, and its Deny on them would not apply).
 pub(super) struct OnKey<'a> {
     pub key: &'a crate::store::rows::KmsKeyRow,
     pub aliases: Vec<String>,
+    pub dir: &'a crate::identity::Directory,
 }
 
 enum NamedKey {
@@ -392,4 +404,118 @@ fn ensure_same_account_for_managed_key(
     Err(ApiError::InvalidRequest(
         "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::OnKey;
+    use crate::auth::Principal;
+    use crate::authz::Authz;
+    use crate::identity::live::Live;
+    use crate::identity::{load_dir, Directory};
+    use crate::ops::{Ctx, Scope};
+    use crate::store::rows::KmsKeyRow;
+
+    const A: &str = "111122223333";
+
+    /// The directory of one user `dev` of account A with the inline policy `statements`.
+    fn directory(root: &std::path::Path, statements: &str) -> Directory {
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            &format!("accounts/{A}/account.json"),
+            &format!(r#"{{"AccountId":"{A}"}}"#),
+        );
+        write(
+            &format!("accounts/{A}/users/dev.json"),
+            &format!(
+                r#"{{"UserName":"dev","InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":{statements}}}}}}}"#
+            ),
+        );
+        load_dir(root).unwrap()
+    }
+
+    /// A key decision is made with the policies of the directory it names (the one whose
+    /// policies decided that its aliases need not be looked up), not with those of a reload
+    /// in force by then: under the later set, whose Deny reads `kms:ResourceAliases`, the
+    /// decision without the aliases would allow what neither set allows.
+    #[test]
+    fn a_key_decision_is_made_with_the_directory_its_aliases_were_looked_up_for() {
+        let t = tempfile::tempdir().unwrap();
+        // before the reload: no identity policy allows kms:Decrypt
+        let before = directory(
+            &t.path().join("before"),
+            r#"[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}]"#,
+        );
+        // after: kms:Decrypt is allowed but on keys with a `prod` alias
+        let after = directory(
+            &t.path().join("after"),
+            r#"[{"Effect":"Allow","Action":["secretsmanager:*","kms:Decrypt"],"Resource":"*"},
+                {"Effect":"Deny","Action":"kms:Decrypt","Resource":"*",
+                 "Condition":{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/prod*"}}}]"#,
+        );
+        let store =
+            crate::store::Store::open(&format!("sqlite://{}/a.db", t.path().display())).unwrap();
+        let ctx = Ctx {
+            store,
+            keyring: crate::kms::Keyring::new(crate::crypto::master::MasterKeyring::generate()),
+            clock: Arc::new(|| 1_000_000),
+            rotation: crate::rotation::Wiring::default(),
+            regions: Arc::new(vec!["us-east-1".into()]),
+            peers: Arc::new(Vec::new()),
+        };
+        let authz = Authz::new(ctx, Arc::new(Live::fixed(after.clone())));
+        let u = after.user(A, "dev").unwrap();
+        let dev = Principal::user(A, &u.arn, &u.user_id, "dev", u.tags.clone(), "AKIADEV");
+        let key = KmsKeyRow {
+            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+            account_id: A.into(),
+            region: "us-east-1".into(),
+            arn: format!("arn:aws:kms:us-east-1:{A}:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            description: String::new(),
+            key_manager: "CUSTOMER".into(),
+            key_state: "Enabled".into(),
+            created_at: 0,
+            deletion_date: None,
+            rotation_enabled: false,
+            rotation_period_days: 365,
+            next_rotation_at: None,
+            current_term: 1,
+            policy: None,
+        };
+        let scope = Scope {
+            account: A.into(),
+            region: "us-east-1".into(),
+        };
+        let secret = format!("arn:aws:secretsmanager:us-east-1:{A}:secret:db-AbCdEf");
+        let decide = |dir: &Directory, aliases: &[&str]| {
+            let mut draft = crate::audit::Draft::default();
+            let on = OnKey {
+                key: &key,
+                aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+                dir,
+            };
+            authz
+                .authorize_on_key(&dev, &scope, "kms:Decrypt", on, Some(&secret), &mut draft)
+                .is_ok()
+        };
+        // the set before the reload reads no alias and allows nothing here
+        assert!(!before
+            .user(A, "dev")
+            .unwrap()
+            .identity_group
+            .mentions_condition_key("kms:resourcealiases"));
+        assert!(!decide(&before, &[]));
+        // (the later set without the aliases it reads would allow it: the mix to avoid)
+        assert!(decide(&after, &[]));
+        // the set after the reload, with the aliases it reads: refused on a `prod` key...
+        assert!(!decide(&after, &["alias/prod-db"]));
+        // ...and allowed on another key (positive control)
+        assert!(decide(&after, &["alias/dev-db"]));
+    }
 }

@@ -162,9 +162,30 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let dir = self.identities.get();
+        self.authorize_under(&dir, principal, scope, action, resolved, keys, draft)
+    }
+
+    /// [`Self::authorize`] with the principals directory `dir` (not the one in force by
+    /// the time of the call): a caller that chose what to look up for the decision by the
+    /// policies of `dir` (`kms:ResourceAliases`) has it decided by those same policies, not
+    /// by those of a reload in between.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "authorize's arguments and the directory it decides under"
+    )]
+    pub(super) fn authorize_under(
+        &self,
+        dir: &crate::identity::Directory,
+        principal: &Principal,
+        scope: &Scope,
+        action: &str,
+        resolved: &Resolved,
+        keys: &[(String, Vec<String>)],
+        draft: &mut Draft,
+    ) -> Result<(), ApiError> {
         let facts = self.facts(scope, draft);
-        let rctx = Self::context(&dir, principal, &facts, action, resolved, keys);
-        let set = match self.policy_set(principal, resolved, &dir) {
+        let rctx = Self::context(dir, principal, &facts, action, resolved, keys);
+        let set = match self.policy_set(principal, resolved, dir) {
             Ok(set) => set,
             Err(why) => {
                 // A policy that takes part cannot be read: nothing is decided, the request is

@@ -73,24 +73,28 @@ impl SecretAuthorizer for PerSecret {
             })
             .and_then(|()| match found {
                 Some((secret, facts)) => match &facts.key {
-                    Some(key) => facts.key_actions.iter().try_for_each(|key_action| {
-                        self.authz
-                            .authorize_on_key(
-                                &self.principal,
-                                &self.scope,
-                                key_action,
-                                super::keys::OnKey {
-                                    key,
-                                    aliases: facts.key_aliases.clone(),
-                                },
-                                Some(facts.key_for.as_deref().unwrap_or(&secret.arn)),
-                                &mut draft,
-                            )
-                            .map_err(|error| Refusal {
-                                error,
-                                may_see: true,
-                            })
-                    }),
+                    Some(key) => {
+                        let dir = self.authz.identities().get();
+                        facts.key_actions.iter().try_for_each(|key_action| {
+                            self.authz
+                                .authorize_on_key(
+                                    &self.principal,
+                                    &self.scope,
+                                    key_action,
+                                    super::keys::OnKey {
+                                        key,
+                                        aliases: facts.key_aliases.clone(),
+                                        dir: &dir,
+                                    },
+                                    Some(facts.key_for.as_deref().unwrap_or(&secret.arn)),
+                                    &mut draft,
+                                )
+                                .map_err(|error| Refusal {
+                                    error,
+                                    may_see: true,
+                                })
+                        })
+                    }
                     None => Ok(()),
                 },
                 None => Ok(()),
@@ -241,6 +245,7 @@ fn fixed_key(key: &str) -> bool {
             | "aws:principaltype"
             | "aws:resourceaccount"
             | "aws:resourceorgid"
+            | "aws:resourceorgpaths"
             | "secretsmanager:secretid"
     ) || key.starts_with("aws:resourcetag/")
         || key.starts_with("secretsmanager:resourcetag/")

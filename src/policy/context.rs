@@ -173,6 +173,7 @@ pub fn known_key_type(key_lc: &str) -> Option<KeyType> {
     Some(match key_lc {
         "aws:tagkeys"
         | "aws:principalorgpaths"
+        | "aws:resourceorgpaths"
         | "aws:calledvia"
         | "aws:principalservicenameslist"
         | "secretsmanager:addreplicaregions" => T::ArrayOfString,

@@ -36,6 +36,7 @@ mod replication_peer;
 mod review;
 mod review2_actions;
 mod review2_agentkms;
+mod review2_assembly;
 mod review2_console;
 mod review2_inject;
 mod review2_integrity;
