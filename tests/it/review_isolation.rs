@@ -894,12 +894,12 @@ fn staging_label_rules_hold_without_5xx() {
     let a = ok(
         &s,
         "secretsmanager.CreateSecret",
-        &json!({"Name": "a", "SecretString": "a1"}),
+        &json!({"Name": "a", "SecretString": "value-of-a-1"}),
     );
     let b = ok(
         &s,
         "secretsmanager.CreateSecret",
-        &json!({"Name": "b", "SecretString": "b1"}),
+        &json!({"Name": "b", "SecretString": "value-of-b-1"}),
     );
     let (va, vb) = (
         a["VersionId"].as_str().unwrap().to_owned(),
@@ -922,31 +922,31 @@ fn staging_label_rules_hold_without_5xx() {
     // Another secret's version id is no version here.
     let r = call("GetSecretValue", json!({"SecretId": "a", "VersionId": vb}));
     assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
-    assert!(!r.body.contains("b1"), "{}", r.body);
+    assert!(!r.body.contains("value-of-b-1"), "{}", r.body);
     // A PutSecretValue with another secret's version id as its token makes a new version
     // here, and leaves the other secret's alone.
     let r = call(
         "PutSecretValue",
-        json!({"SecretId": "a", "SecretString": "a2", "ClientRequestToken": vb}),
+        json!({"SecretId": "a", "SecretString": "value-of-a-2", "ClientRequestToken": vb}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert!(!r.body.contains("b1"), "{}", r.body);
+    assert!(!r.body.contains("value-of-b-1"), "{}", r.body);
     let g = ok(
         &s,
         "secretsmanager.GetSecretValue",
         &json!({"SecretId": "b"}),
     );
-    assert_eq!(g["SecretString"], "b1");
+    assert_eq!(g["SecretString"], "value-of-b-1");
     let g = ok(
         &s,
         "secretsmanager.GetSecretValue",
         &json!({"SecretId": "a"}),
     );
-    assert_eq!(g["SecretString"], "a2");
+    assert_eq!(g["SecretString"], "value-of-a-2");
     // The retry answers the version, not a value.
     let r = call(
         "PutSecretValue",
-        json!({"SecretId": "a", "SecretString": "a2", "ClientRequestToken": vb}),
+        json!({"SecretId": "a", "SecretString": "value-of-a-2", "ClientRequestToken": vb}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -973,7 +973,7 @@ fn staging_label_rules_hold_without_5xx() {
     assert_eq!(r.error_type(), "LimitExceededException", "{}", r.body);
     let r = call(
         "PutSecretValue",
-        json!({"SecretId": "a", "SecretString": "a3",
+        json!({"SecretId": "a", "SecretString": "value-of-a-3",
                "ClientRequestToken": "00000000-0000-4000-8000-0000000000dd",
                "VersionStages": (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>()}),
     );
@@ -984,7 +984,7 @@ fn staging_label_rules_hold_without_5xx() {
         "secretsmanager.GetSecretValue",
         &json!({"SecretId": "a"}),
     );
-    assert_eq!(g["SecretString"], "a2");
+    assert_eq!(g["SecretString"], "value-of-a-2");
 }
 
 /// On PostgreSQL, unauthenticated Query-protocol requests whose action name holds a NUL
