@@ -68,9 +68,7 @@ pub fn request_context(
     // to spare only what a service does on the caller's behalf, so the key must be present).
     // A decision Secrets Manager makes on the caller's behalf (a KMS key's use) sets
     // `aws:ViaAWSService` true with its own keys.
-    rctx = rctx
-        .with_static("aws:viaawsservice", "false")
-        .with_static("aws:principalisawsservice", "false");
+    rctx = rctx.with_own_request_keys();
     // Temporary credentials: issued without MFA (present and false, as AWS sets it);
     // long-term access keys leave the key absent.
     if let Some(session) = &principal.session {

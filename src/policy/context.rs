@@ -389,6 +389,22 @@ impl RequestContext {
         self
     }
 
+    /// The keys of a principal's own signed request: `aws:ViaAWSService` false (a request a
+    /// service makes on the principal's behalf sets it true afterwards) and
+    /// `aws:PrincipalIsAWSService`, true only for a service principal. AWS puts both in the
+    /// context of every signed request (a `Bool` condition on either, such as the network
+    /// perimeter's `"aws:ViaAWSService": "false"`, needs them present); an anonymous request
+    /// has neither.
+    pub fn with_own_request_keys(self) -> Self {
+        let service = match self.principal.kind {
+            PrincipalType::Anonymous => return self,
+            PrincipalType::Service => "true",
+            _ => "false",
+        };
+        self.with_static("aws:viaawsservice", "false")
+            .with_static("aws:principalisawsservice", service)
+    }
+
     /// Set a key with an explicit type.
     pub fn with_typed(mut self, key: &str, ty: KeyType, values: Vec<String>) -> Self {
         self.put(key, ty, values);

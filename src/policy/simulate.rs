@@ -258,6 +258,9 @@ fn context(req: &CaseRequest) -> Result<RequestContext, String> {
     if req.action.to_ascii_lowercase().starts_with("kms:") && !p.account.is_empty() {
         ctx = ctx.with("kms:CallerAccount", [p.account.as_str()]);
     }
+    // As the server does for every request: the principal's own request, not one a service
+    // makes on its behalf (a case's `context` may say otherwise).
+    ctx = ctx.with_own_request_keys();
     for (k, v) in &req.context {
         let values: Vec<String> = match v {
             serde_json::Value::Array(a) => a.iter().map(scalar).collect::<Result<_, _>>()?,

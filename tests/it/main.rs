@@ -43,6 +43,7 @@ mod review2_integrity;
 mod review2_leaks;
 mod review2_respol;
 mod review2_sigv4;
+mod review2_simulate;
 mod review_authn;
 mod review_isolation;
 mod review_misc;

@@ -301,6 +301,16 @@ fn simulate(
             p.user_id = format!("{}:simulation", r.role_id);
             p.role_arn = Some(r.arn.clone());
             p.tags = r.tags.clone();
+            // A role acts only through a session of it, as STS issues them here: without
+            // MFA (`aws:MultiFactorAuthPresent` false), issued now (`aws:TokenIssueTime`; a
+            // caller simulating an older session gives its time in `ContextEntries`).
+            let now = pipeline.ctx.now_ms();
+            p.session = Some(crate::auth::SessionContext {
+                issuer: "sts.amazonaws.com".to_owned(),
+                created_ms: now,
+                expires_ms: now.saturating_add(3_600_000),
+                policy: None,
+            });
             (
                 p,
                 r.identity_group.policies().to_vec(),
