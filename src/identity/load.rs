@@ -166,6 +166,25 @@ struct Loader {
 }
 
 impl Loader {
+    /// The file name under which `key` was claimed first in `seen`, when another file
+    /// did; otherwise `file` claims it.
+    fn claimed_before(
+        seen: &mut BTreeMap<String, PathBuf>,
+        key: String,
+        file: &Path,
+    ) -> Option<String> {
+        if let Some(first) = seen.get(&key) {
+            return Some(
+                first
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        seen.insert(key, file.to_path_buf());
+        None
+    }
+
     /// Whether `name` (of a `kind` declared in `file`) differs from every name in `seen`
     /// other than by case; records it, or an error naming the first file when it does not.
     fn unique_ignoring_case(
@@ -176,21 +195,15 @@ impl Loader {
         name: &str,
         kind: &str,
     ) -> bool {
-        let folded = name.to_lowercase();
-        if let Some(first) = seen.get(&folded) {
-            let first = first
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            self.err(
-                file,
-                path,
-                format!("another {kind} of this account ({first}) has this name in another case: IAM names are unique regardless of case"),
-            );
-            return false;
-        }
-        seen.insert(folded, file.to_path_buf());
-        true
+        let Some(first) = Self::claimed_before(seen, name.to_lowercase(), file) else {
+            return true;
+        };
+        self.err(
+            file,
+            path,
+            format!("another {kind} of this account ({first}) has this name in another case: IAM names are unique regardless of case"),
+        );
+        false
     }
 
     fn err(&mut self, file: &Path, path: &str, message: impl Into<String>) {
@@ -721,11 +734,7 @@ fn load_account(
         };
         check_provider(l, &f, &p);
         let name = federated_name(&p.issuer);
-        if let Some(first) = provider_names.get(&name) {
-            let first = first
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        if let Some(first) = Loader::claimed_before(&mut provider_names, name.clone(), &f) {
             l.err(
                 &f,
                 "$.Issuer",
@@ -735,7 +744,6 @@ fn load_account(
             );
             continue;
         }
-        provider_names.insert(name, f.clone());
         let base = f.parent().map(Path::to_path_buf).unwrap_or_default();
         let keys = match super::jwt::load_keys(&p, &base) {
             Ok(k) => k,

@@ -347,6 +347,19 @@ mod tests {
         out
     }
 
+    /// A store at `path` with the table `t (k)` the tests write.
+    fn store_with_table(path: &std::path::Path) -> Store {
+        let store = Store::open(&format!("sqlite://{}", path.display())).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.conn
+                    .batch_execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+                    .map_err(|e| ApiError::from(StoreError::Db(e)))
+            })
+            .unwrap();
+        store
+    }
+
     /// Put a write straight into the writer's queue: it is queued once this returns.
     fn enqueue(
         store: &Store,
@@ -378,15 +391,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_undone_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/t.db", dir.path().display());
-        let store = Store::open(&url).unwrap();
-        store
-            .write_blocking(|tx| {
-                tx.conn
-                    .batch_execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
-                    .map_err(|e| ApiError::from(StoreError::Db(e)))
-            })
-            .unwrap();
+        let store = store_with_table(&dir.path().join("t.db"));
         // A batch of one that fails (this first write also starts the writer thread).
         let e = store.write(insert("e", true)).await.unwrap_err();
         assert!(e.message().contains("e fails"), "{e:?}");
@@ -419,15 +424,7 @@ mod tests {
         use diesel::Connection;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let url = format!("sqlite://{}", path.display());
-        let store = Store::open(&url).unwrap();
-        store
-            .write_blocking(|tx| {
-                tx.conn
-                    .batch_execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
-                    .map_err(|e| ApiError::from(StoreError::Db(e)))
-            })
-            .unwrap();
+        let store = store_with_table(&path);
         let mut runs = 0_usize;
         let written = store
             .write(move |tx| {
