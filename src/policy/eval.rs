@@ -599,6 +599,47 @@ fn matched(
     }
 }
 
+/// The condition keys (as the policies write them, each once, sorted) that a statement of
+/// `set` applying to the request's action and resource reads and that `ctx` does not hold:
+/// IAM's simulator reports them as `MissingContextValues`, the facts a reviewer must supply
+/// for the result to say what a real request would get. Keys read only inside values (policy
+/// variables) are not listed.
+pub fn missing_context_keys(ctx: &RequestContext, set: &PolicySet) -> Vec<String> {
+    let parts = ctx.resource_parts();
+    let mut policies: Vec<&Arc<Policy>> = Vec::new();
+    policies.extend(set.identity.policies());
+    policies.extend(set.resource.iter());
+    policies.extend(set.boundary.iter());
+    if let Some(g) = &set.session {
+        policies.extend(g.policies());
+    }
+    for levels in [&set.scp, &set.rcp].into_iter().flatten() {
+        for g in levels {
+            policies.extend(g.policies());
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in policies {
+        for st in p.statements() {
+            let mut unresolved = false;
+            if !action_matches(&st.action, ctx.action_lc())
+                || !resource_matches(&st.resource, ctx, parts.as_ref(), &mut unresolved)
+            {
+                continue;
+            }
+            for c in &st.conditions {
+                if ctx.get(&c.key).is_none()
+                    && !out.iter().any(|k| k.eq_ignore_ascii_case(&c.key_name))
+                {
+                    out.push(c.key_name.clone());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn action_matches(rule: &ActionRule, action_lc: &str) -> bool {
     match rule {
         ActionRule::Action(ps) => ps.iter().any(|p| p.matches(action_lc)),

@@ -45,8 +45,8 @@ pub use context::{
 };
 pub use err::{ParseError, ParseErrors, PolicyError};
 pub use eval::{
-    authorize, AllowBasis, Decision, Diagnostic, Effect, MatchedStatement, PolicyGroup, PolicySet,
-    Reason,
+    authorize, missing_context_keys, AllowBasis, Decision, Diagnostic, Effect, MatchedStatement,
+    PolicyGroup, PolicySet, Reason,
 };
 pub use lint::{lint, Warning, WarningCode};
 pub use message::{access_denied_message, denial_message};

@@ -512,6 +512,44 @@ fn iam_policy_simulator_answers_with_the_live_policies() {
         r.body
     );
 
+    // The keys a decision read but was not given are listed (MissingContextValues), each
+    // once; a key given is not, nor a key of a statement for another action.
+    let fenced = urlenc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"},{"Effect":"Deny","Action":"secretsmanager:GetSecretValue","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"},"Bool":{"aws:SecureTransport":"false"}}},{"Effect":"Deny","Action":"secretsmanager:DeleteSecret","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"x"}}}]}"#,
+    );
+    let simulate = |extra: &str| {
+        q(&format!(
+            "Action=SimulateCustomPolicy&Version=2010-05-08&PolicyInputList.member.1={fenced}&ActionNames.member.1=secretsmanager%3AGetSecretValue{extra}"
+        ))
+    };
+    let r = simulate("");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<member>aws:SourceIp</member>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<member>aws:SecureTransport</member>"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("aws:RequestTag/team"), "{}", r.body);
+    let r = simulate(
+        "&ContextEntries.member.1.ContextKeyName=aws%3ASourceIp&ContextEntries.member.1.ContextKeyType=ip&ContextEntries.member.1.ContextKeyValues.member.1=192.0.2.1",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.body.contains("<member>aws:SourceIp</member>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("<member>aws:SecureTransport</member>"),
+        "{}",
+        r.body
+    );
+
     let r = q("Action=SimulatePrincipalPolicy&Version=2010-05-08&PolicySourceArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Fnobody&ActionNames.member.1=a%3Ab");
     assert_eq!(r.status, 404, "{}", r.body);
     assert!(r.body.contains("<Code>NoSuchEntity</Code>"));

@@ -418,6 +418,7 @@ fn simulate(
                 ctx = ctx.with(k, v.iter().map(String::as_str));
             }
             let d = policy::authorize(&ctx, &set);
+            let missing_context_values = policy::missing_context_keys(&ctx, &set);
             let organizations_decision_detail = set.scp.is_some().then(|| {
                 let by_scp = d.decided_by() == Some(PolicyType::Scp) && !d.is_allowed();
                 OrganizationsDecisionDetail {
@@ -436,7 +437,7 @@ fn simulate(
                         source_policy_type: source_type(m.policy_type),
                     })
                     .collect(),
-                missing_context_values: Vec::new(),
+                missing_context_values,
                 organizations_decision_detail,
             });
         }
