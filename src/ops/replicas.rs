@@ -1189,14 +1189,31 @@ fn sync_cross_account(
     else {
         return Ok(());
     };
-    let source = Source::of(tx, primary, None)?;
-    let (status, message) = match copy_into(tx, keyring, &source, &mut replica, now_ms, true) {
-        Ok(()) => (IN_SYNC.to_owned(), None),
-        Err(e) if !kms_refusal(&e) => return Err(e),
-        Err(e) => (
+    let key = match &replica.kms_key_id {
+        Some(id) => tx.kms_key(id)?,
+        None => None,
+    };
+    let granted = key
+        .as_ref()
+        .is_some_and(|k| replica_key_lets_encrypt(k, &primary.account_id, &replica.arn));
+    let (status, message) = if granted {
+        let source = Source::of(tx, primary, None)?;
+        match copy_into(tx, keyring, &source, &mut replica, now_ms, true) {
+            Ok(()) => (IN_SYNC.to_owned(), None),
+            Err(e) if !kms_refusal(&e) => return Err(e),
+            Err(e) => (
+                FAILED.to_owned(),
+                Some(format!("Replication failed: {}", e.message())),
+            ),
+        }
+    } else {
+        (
             FAILED.to_owned(),
-            Some(format!("Replication failed: {}", e.message())),
-        ),
+            Some(format!(
+                "Replication failed: the key policy of the replica secret's KMS key does not allow the primary secret's account {} kms:Encrypt.",
+                primary.account_id
+            )),
+        )
     };
     if entry.status != status || entry.status_message != message {
         entry.status = status;
@@ -1204,6 +1221,51 @@ fn sync_cross_account(
         tx.put_replica(&entry)?;
     }
     Ok(())
+}
+
+/// Whether the replica's key policy (alone) lets the primary's account use the replica's
+/// key to seal a value of `replica_arn`, as each replication of a later write does: AWS
+/// decides `kms:Encrypt` on the replica's key for every value it replicates, so a key
+/// policy the replica's account changed to no longer grant the primary's account stops
+/// replication. Replication here runs as no principal of the primary's account in
+/// particular, so the key policy must grant the account itself (`Principal` naming the
+/// account or its root); condition keys the server can't know here (organization, tags)
+/// are absent, so a statement that needs them does not allow.
+fn replica_key_lets_encrypt(
+    key: &crate::store::rows::KmsKeyRow,
+    primary_account: &str,
+    replica_arn: &str,
+) -> bool {
+    use crate::policy::{self, PrincipalInfo};
+    if key.key_manager == "AWS" {
+        return false;
+    }
+    let text = crate::kms::key_policy::effective(key);
+    let Ok(parsed) = policy::Policy::parse(&text, policy::PolicyType::Resource) else {
+        return false;
+    };
+    let set = policy::PolicySet {
+        resource: Some(std::sync::Arc::new(parsed)),
+        ..policy::PolicySet::default()
+    };
+    let rctx = policy::RequestContext::new(
+        PrincipalInfo::root(primary_account),
+        "kms:Encrypt",
+        &key.arn,
+        Some(&key.account_id),
+    )
+    .with("kms:CallerAccount", [primary_account])
+    .with(
+        "kms:ViaService",
+        [crate::kms::key_policy::via_service(&key.region).as_str()],
+    )
+    .with("aws:ViaAWSService", ["true"])
+    .with("kms:EncryptionContext:SecretARN", [replica_arn])
+    .with(
+        "kms:EncryptionContextKeys",
+        ["SecretARN", "SecretVersionId"],
+    );
+    policy::authorize(&rctx, &set).is_allowed()
 }
 
 /// What AssociateCrossAccountReplica asks for, once its input was checked.
@@ -1335,6 +1397,17 @@ pub fn associate(
             )));
         }
     }
+    // Each later write is replicated under the key policy alone (see
+    // `replica_key_lets_encrypt`): an association its writes could not reach is refused.
+    if !replica_key
+        .as_ref()
+        .is_some_and(|k| replica_key_lets_encrypt(k, &primary.account_id, &replica.arn))
+    {
+        return Err(ApiError::AccessDenied(format!(
+            "The key policy of the replica secret's KMS key does not allow the primary secret's account {} kms:Encrypt.",
+            primary.account_id
+        )));
+    }
     let source = Source::of(tx, primary, None)?;
     copy_into(tx, req.keyring, &source, &mut replica, req.now_ms, true)?;
     if replica.cross_account_status.is_some() {
@@ -1454,6 +1527,75 @@ mod tests {
         ] {
             assert!(secret_arn_parts(bad).is_none(), "{bad}");
         }
+    }
+
+    fn key_with(policy: serde_json::Value) -> crate::store::rows::KmsKeyRow {
+        crate::store::rows::KmsKeyRow {
+            key_id: "k1".into(),
+            account_id: "444455556666".into(),
+            region: "us-east-1".into(),
+            arn: "arn:aws:kms:us-east-1:444455556666:key/k1".into(),
+            description: String::new(),
+            key_manager: "CUSTOMER".into(),
+            key_state: "Enabled".into(),
+            created_at: 0,
+            deletion_date: None,
+            rotation_enabled: false,
+            rotation_period_days: 365,
+            next_rotation_at: None,
+            current_term: 1,
+            policy: Some(policy.to_string()),
+        }
+    }
+
+    fn granting(principal: &str, condition: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:Encrypt",
+             "Resource": "*", "Condition": condition}]})
+    }
+
+    #[test]
+    fn replication_seals_only_into_a_key_whose_policy_grants_the_primary_account() {
+        let replica = "arn:aws:secretsmanager:us-east-1:444455556666:secret:copy-AbCdEf";
+        let none = serde_json::json!({});
+        let lets = |policy| replica_key_lets_encrypt(&key_with(policy), "111122223333", replica);
+        // the account, by its root or its id
+        assert!(lets(granting(
+            "arn:aws:iam::111122223333:root",
+            none.clone()
+        )));
+        assert!(lets(granting("111122223333", none.clone())));
+        // one role of it, another account, the owner only: not the account
+        assert!(!lets(granting(
+            "arn:aws:iam::111122223333:role/replicator",
+            none.clone()
+        )));
+        assert!(!lets(granting(
+            "arn:aws:iam::777788889999:root",
+            none.clone()
+        )));
+        assert!(!lets(
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+             "Action": "kms:*", "Resource": "*"}]})
+        ));
+        // conditions on the replica's encryption context
+        let on = |arn: &str| serde_json::json!({"StringEquals": {"kms:EncryptionContext:SecretARN": arn}});
+        assert!(lets(granting("111122223333", on(replica))));
+        assert!(!lets(granting(
+            "111122223333",
+            on("arn:aws:secretsmanager:us-east-1:444455556666:secret:other-AbCdEf")
+        )));
+        // an explicit deny of the account wins
+        let mut denied = granting("111122223333", none);
+        denied["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"Effect": "Deny",
+                "Principal": {"AWS": "111122223333"}, "Action": "kms:*", "Resource": "*"}));
+        assert!(!lets(denied));
     }
 
     #[test]

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use crate::common::{call_as, example_policies, key_for, user_allowing, write, RawResponse};
 use crate::common::{files_under, TestServer};
 
-const PRIMARY: &str = "111122223333";
-const REPLICA: &str = "444455556666";
-const OUTSIDER: &str = "777788889999";
+pub(crate) const PRIMARY: &str = "111122223333";
+pub(crate) const REPLICA: &str = "444455556666";
+pub(crate) const OUTSIDER: &str = "777788889999";
 
 /// The organization: the primary's and the replica's accounts, `OUTSIDER` not in it; users
 /// with the rights each test needs.
-fn setup(dir: &Path) {
+pub(crate) fn setup(dir: &Path) {
     write(
         dir,
         "organization/scps/FullAWSAccess.json",
@@ -87,7 +87,7 @@ fn setup(dir: &Path) {
 }
 
 /// A user's signed requests.
-struct As<'a> {
+pub(crate) struct As<'a> {
     s: &'a TestServer,
     akid: String,
     secret: String,
@@ -95,7 +95,7 @@ struct As<'a> {
 
 impl As<'_> {
     /// `op` with `body` (a value written without a token gets a fresh one, as SDKs do).
-    fn call(&self, op: &str, mut body: Value) -> RawResponse {
+    pub(crate) fn call(&self, op: &str, mut body: Value) -> RawResponse {
         if body.get("SecretString").is_some() && body.get("ClientRequestToken").is_none() {
             body["ClientRequestToken"] = json!(uuid::Uuid::new_v4().to_string());
         }
@@ -107,13 +107,13 @@ impl As<'_> {
         call_as(self.s, &self.akid, &self.secret, &target, &body)
     }
 
-    fn ok(&self, op: &str, body: Value) -> Value {
+    pub(crate) fn ok(&self, op: &str, body: Value) -> Value {
         let r = self.call(op, body);
         assert_eq!(r.status, 200, "{op}: {}", r.body);
         r.json()
     }
 
-    fn value(&self, id: &str) -> String {
+    pub(crate) fn value(&self, id: &str) -> String {
         self.ok("GetSecretValue", json!({"SecretId": id}))["SecretString"]
             .as_str()
             .unwrap()
@@ -122,7 +122,7 @@ impl As<'_> {
 
     /// A customer managed key of this user's account whose key policy also lets
     /// `other`'s principals encrypt with it (what a cross-account replica's key needs).
-    fn key_shared_with(&self, own: &str, other: &str) -> String {
+    pub(crate) fn key_shared_with(&self, own: &str, other: &str) -> String {
         let k = self.ok("TrentService.CreateKey", json!({"Description": "replica"}));
         let arn = k["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
         let policy = json!({"Version": "2012-10-17", "Statement": [
@@ -140,19 +140,19 @@ impl As<'_> {
     }
 }
 
-fn user<'a>(s: &'a TestServer, dir: &Path, account: &str, name: &str) -> As<'a> {
+pub(crate) fn user<'a>(s: &'a TestServer, dir: &Path, account: &str, name: &str) -> As<'a> {
     let (akid, secret) = key_for(s, dir, account, name);
     As { s, akid, secret }
 }
 
-fn assert_error(r: &RawResponse, code: &str, contains: &str) {
+pub(crate) fn assert_error(r: &RawResponse, code: &str, contains: &str) {
     assert_eq!(r.error_type(), code, "{}", r.body);
     let m = r.json()["Message"].as_str().unwrap_or_default().to_owned();
     assert!(m.contains(contains), "{m}");
 }
 
 /// The replica's `CrossAccountPrimary` status as its account sees it.
-fn replica_status(r: &As<'_>, replica: &str) -> Value {
+pub(crate) fn replica_status(r: &As<'_>, replica: &str) -> Value {
     r.ok("DescribeSecret", json!({"SecretId": replica}))["CrossAccountPrimary"].clone()
 }
 
