@@ -78,14 +78,28 @@ async fn verified(c: &Console, now: i64) -> Checked {
         .keys()
         .map(|k| vec![k.public_hex().to_owned()])
         .unwrap_or_default();
-    let opts = VerifyOptions {
-        trusted_keys,
-        ..VerifyOptions::default()
-    };
-    let report = tokio::task::spawn_blocking(move || verify_store(&store, &opts))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+    // The digests the server also keeps outside the database (`--audit-digest-dir`), as
+    // `audit verify --anchor` reads them: a tail cut with its digests is seen here too.
+    let digest_dir = c
+        .pipeline
+        .auditor
+        .digest_dir()
+        .map(std::path::Path::to_path_buf);
+    let report = tokio::task::spawn_blocking(move || {
+        let anchors = match &digest_dir {
+            Some(dir) if dir.exists() => crate::audit::verify::load_anchors(dir, &trusted_keys)?,
+            _ => Vec::new(),
+        };
+        let opts = VerifyOptions {
+            trusted_keys,
+            anchors,
+            ..VerifyOptions::default()
+        };
+        verify_store(&store, &opts)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
     let checked = match report {
         Ok(r) => Checked {
             at_ms: now,

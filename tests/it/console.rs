@@ -1147,3 +1147,65 @@ fn the_principals_directory_is_read_through_get_account_authorization_details() 
         .iter()
         .any(|e| e["errorCode"] == "AccessDenied" && e["userIdentity"]["userName"] == "limited"));
 }
+
+/// The integrity page verifies against the digests the server keeps outside the database
+/// (`--audit-digest-dir`), as `audit verify --anchor` does: the newest records cut together
+/// with the digests that covered them, which the database alone cannot show, are reported.
+#[test]
+fn the_integrity_page_reads_the_digest_directory() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let policies = tempfile::tempdir().unwrap();
+    let p = policies.path();
+    user_allowing(p, ACCOUNT, "auditor", &["cloudtrail:GetTrailStatus"]);
+    let root = tempfile::tempdir().unwrap();
+    let digests = root.path().join("digests");
+    let make = || {
+        let mut cfg = config_in(root.path(), None);
+        cfg.console = true;
+        cfg.policies = Some(p.to_path_buf());
+        cfg.audit_digest_dir = Some(digests.clone());
+        cfg
+    };
+    let mut s = TestServer::launch_config(make(), tempfile::tempdir().unwrap());
+    for _ in 0..3 {
+        assert_eq!(s.call("secretsmanager.ListSecrets", "{}").status, 200);
+    }
+    s.stop();
+    assert_eq!(crate::common::files_under(&digests).len(), 1);
+    let open_page = || {
+        let s = TestServer::launch_config(make(), tempfile::tempdir().unwrap());
+        let out = strongroom::cli::create_access_key(&make().store, p, ACCOUNT, "auditor").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let auditor = (
+            v["AccessKeyId"].as_str().unwrap().to_owned(),
+            v["SecretAccessKey"].as_str().unwrap().to_owned(),
+        );
+        let mut b = Browser::new(&s);
+        assert_eq!(b.sign_in(&auditor.0, &auditor.1).status, 303);
+        let r = b.get("/console/audit/integrity");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    // Positive control: the trail as the digests say.
+    let body = open_page();
+    assert!(body.contains("every record checked is intact"), "{body}");
+    // The tail and the digest that covered it cut from the database.
+    let db = root.path().join("data/strongroom.db");
+    let chain = strongroom::store::audit_chain_path(db.to_str().unwrap());
+    let mut c = diesel::SqliteConnection::establish(&chain).unwrap();
+    c.batch_execute(
+        "PRAGMA busy_timeout = 5000; DELETE FROM audit_events WHERE seq > 1; DELETE FROM audit_digests;",
+    )
+    .unwrap();
+    drop(c);
+    // The lookup index is derived: without it, the server builds it again from the chain
+    // as it is, and only the digests kept outside tell.
+    let index = strongroom::store::audit_index_path(db.to_str().unwrap());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{index}{suffix}"));
+    }
+    let body = open_page();
+    assert!(!body.contains("every record checked is intact"), "{body}");
+    assert!(body.contains("tampering found"), "{body}");
+}
