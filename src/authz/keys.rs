@@ -472,22 +472,7 @@ mod tests {
         let authz = Authz::new(ctx, Arc::new(Live::fixed(after.clone())));
         let u = after.user(A, "dev").unwrap();
         let dev = Principal::user(A, &u.arn, &u.user_id, "dev", u.tags.clone(), "AKIADEV");
-        let key = KmsKeyRow {
-            key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
-            account_id: A.into(),
-            region: "us-east-1".into(),
-            arn: format!("arn:aws:kms:us-east-1:{A}:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
-            description: String::new(),
-            key_manager: "CUSTOMER".into(),
-            key_state: "Enabled".into(),
-            created_at: 0,
-            deletion_date: None,
-            rotation_enabled: false,
-            rotation_period_days: 365,
-            next_rotation_at: None,
-            current_term: 1,
-            policy: None,
-        };
+        let key = KmsKeyRow::customer_for_test(A, "1234abcd-12ab-34cd-56ef-1234567890ab", None);
         let scope = Scope {
             account: A.into(),
             region: "us-east-1".into(),

@@ -1530,22 +1530,11 @@ mod tests {
     }
 
     fn key_with(policy: serde_json::Value) -> crate::store::rows::KmsKeyRow {
-        crate::store::rows::KmsKeyRow {
-            key_id: "k1".into(),
-            account_id: "444455556666".into(),
-            region: "us-east-1".into(),
-            arn: "arn:aws:kms:us-east-1:444455556666:key/k1".into(),
-            description: String::new(),
-            key_manager: "CUSTOMER".into(),
-            key_state: "Enabled".into(),
-            created_at: 0,
-            deletion_date: None,
-            rotation_enabled: false,
-            rotation_period_days: 365,
-            next_rotation_at: None,
-            current_term: 1,
-            policy: Some(policy.to_string()),
-        }
+        crate::store::rows::KmsKeyRow::customer_for_test(
+            "444455556666",
+            "k1",
+            Some(policy.to_string()),
+        )
     }
 
     fn granting(principal: &str, condition: serde_json::Value) -> serde_json::Value {

@@ -40,6 +40,30 @@ pub struct KmsKeyRow {
     pub policy: Option<String>,
 }
 
+#[cfg(test)]
+impl KmsKeyRow {
+    /// An enabled customer managed key `key_id` of `account` in us-east-1 with key policy
+    /// `policy` (the default one when `None`), for tests of decisions on keys.
+    pub fn customer_for_test(account: &str, key_id: &str, policy: Option<String>) -> Self {
+        Self {
+            key_id: key_id.to_owned(),
+            account_id: account.to_owned(),
+            region: "us-east-1".to_owned(),
+            arn: format!("arn:aws:kms:us-east-1:{account}:key/{key_id}"),
+            description: String::new(),
+            key_manager: "CUSTOMER".to_owned(),
+            key_state: "Enabled".to_owned(),
+            created_at: 0,
+            deletion_date: None,
+            rotation_enabled: false,
+            rotation_period_days: 365,
+            next_rotation_at: None,
+            current_term: 1,
+            policy,
+        }
+    }
+}
+
 /// One term of a KMS key's material, sealed under a master key.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = kms_key_material)]
