@@ -54,6 +54,7 @@ pub enum ApiError {
     // --- CloudTrail ---
     InvalidLookupAttributes(String),
     InvalidTimeRange(String),
+    TrailNotFound(String),
     InvalidMaxResults(String),
     // --- KMS ---
     KmsNotFound(String),
@@ -106,6 +107,7 @@ impl ApiError {
             Self::InvalidInput(_) => "InvalidInputException",
             Self::InvalidLookupAttributes(_) => "InvalidLookupAttributesException",
             Self::InvalidTimeRange(_) => "InvalidTimeRangeException",
+            Self::TrailNotFound(_) => "TrailNotFoundException",
             Self::InvalidMaxResults(_) => "InvalidMaxResultsException",
             Self::KmsNotFound(_) => "NotFoundException",
             Self::KmsAlreadyExists(_) => "AlreadyExistsException",
@@ -154,6 +156,7 @@ impl ApiError {
             | Self::InvalidInput(_)
             | Self::InvalidLookupAttributes(_)
             | Self::InvalidTimeRange(_)
+            | Self::TrailNotFound(_)
             | Self::InvalidMaxResults(_)
             | Self::KmsNotFound(_)
             | Self::KmsAlreadyExists(_)
@@ -217,6 +220,7 @@ impl ApiError {
             | Self::InvalidInput(m)
             | Self::InvalidLookupAttributes(m)
             | Self::InvalidTimeRange(m)
+            | Self::TrailNotFound(m)
             | Self::InvalidMaxResults(m)
             | Self::KmsNotFound(m)
             | Self::KmsAlreadyExists(m)

@@ -201,6 +201,19 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
             &crate::secrets::arn_suffix(),
         ))),
         Target::Secret(id) => Ok(resolve_secret(ctx, scope, id, None).await?.0),
+        Target::Trail(name) => {
+            let arn = crate::ops::cloudtrail::trail_arn(scope, name.as_deref());
+            // A trail ARN names its account: another account's trail is decided as across
+            // accounts (no trail has a resource policy here, so that is a refusal).
+            let account = match arn.split(':').nth(4) {
+                Some(a) if !a.is_empty() => a.to_owned(),
+                _ => scope.account.clone(),
+            };
+            Ok(Resolved {
+                account,
+                ..base(arn)
+            })
+        }
         Target::KmsKey(id) => {
             let (account, region) = (scope.account.clone(), scope.region.clone());
             // A key that does not exist (or the managed key, before its first use) is

@@ -126,6 +126,9 @@ pub enum Target {
     NewSecret(String),
     /// A KMS key named by a key id, key ARN, alias or alias ARN.
     KmsKey(String),
+    /// A CloudTrail trail named by its name or ARN (`None`: the server's one trail,
+    /// [`crate::ops::cloudtrail::TRAIL_NAME`]), authorized on the ARN it names.
+    Trail(Option<String>),
 }
 
 /// What an operation's input names as the resource to authorize.

@@ -3526,3 +3526,106 @@ async fn an_anchor_that_does_not_verify_is_reported() {
     }
     drop(a);
 }
+
+const TRAIL_STATUS: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.GetTrailStatus";
+
+/// GetTrailStatus is decided on the ARN of the trail it names (the one trail is
+/// `strongroom`): a Deny on that ARN refuses it although `*` is allowed; an Allow on that
+/// ARN alone grants it; a name or ARN of any other trail is refused to a caller not allowed
+/// on it (nothing learned) and answered `TrailNotFoundException` with CloudTrail's message to
+/// one who is; another account's trail is refused.
+#[test]
+fn get_trail_status_is_decided_on_the_trail_arn() {
+    let policies = tempfile::tempdir().unwrap();
+    let p = policies.path();
+    let trail = format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/strongroom");
+    crate::common::write(
+        p,
+        &format!("accounts/{ACCOUNT}/account.json"),
+        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
+    );
+    let user = |name: &str, statements: Value| {
+        crate::common::write(
+            p,
+            &format!("accounts/{ACCOUNT}/users/{name}.json"),
+            &json!({"UserName": name, "InlinePolicies": {"p": {
+                "Version": "2012-10-17", "Statement": statements}}})
+            .to_string(),
+        );
+    };
+    user(
+        "denied",
+        json!([
+            {"Effect": "Allow", "Action": "cloudtrail:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "cloudtrail:GetTrailStatus",
+             "Resource": "arn:aws:cloudtrail:*:*:trail/*"}
+        ]),
+    );
+    user(
+        "scoped",
+        json!([{"Effect": "Allow", "Action": "cloudtrail:GetTrailStatus", "Resource": trail}]),
+    );
+    user(
+        "any",
+        json!([{"Effect": "Allow", "Action": "cloudtrail:GetTrailStatus", "Resource": "*"}]),
+    );
+    let s = TestServer::start_with_policies(p);
+    let call = |who: &str, body: Value| {
+        let (akid, secret) = crate::common::key_for(&s, p, ACCOUNT, who);
+        let sign = Signing {
+            akid,
+            secret,
+            service: "cloudtrail".into(),
+            ..Signing::default()
+        };
+        s.raw(&signed_request(
+            TRAIL_STATUS,
+            body.to_string().as_bytes(),
+            sign,
+        ))
+    };
+
+    // Attacker: allowed `*`, denied on trail ARNs: refused, by name, by ARN and without one.
+    for body in [
+        json!({"Name": "strongroom"}),
+        json!({"Name": trail}),
+        json!({}),
+    ] {
+        let r = call("denied", body);
+        assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    }
+    // Positive controls: allowed on the trail's ARN alone, or on `*`.
+    for who in ["scoped", "any"] {
+        for body in [
+            json!({"Name": "strongroom"}),
+            json!({"Name": trail}),
+            json!({}),
+        ] {
+            let r = call(who, body);
+            assert_eq!(r.status, 200, "{who}: {}", r.body);
+            assert_eq!(r.json()["IsLogging"], true);
+        }
+    }
+    // Another trail: refused to a caller not allowed on its ARN, not found for one who is.
+    let r = call("scoped", json!({"Name": "other"}));
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+    let r = call("any", json!({"Name": "other"}));
+    assert_eq!(r.error_type(), "TrailNotFoundException", "{}", r.body);
+    assert_eq!(
+        r.json()["message"].as_str().or(r.json()["Message"].as_str()),
+        Some(
+            format!(
+                "Unknown trail: arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/other for the user: {ACCOUNT}"
+            )
+            .as_str()
+        ),
+        "{}",
+        r.body
+    );
+    // Another account's trail: decided across accounts, refused.
+    let r = call(
+        "any",
+        json!({"Name": "arn:aws:cloudtrail:us-east-1:999988887777:trail/strongroom"}),
+    );
+    assert_eq!(r.error_type(), "AccessDeniedException", "{}", r.body);
+}

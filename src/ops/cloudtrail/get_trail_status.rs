@@ -1,6 +1,9 @@
 //! GetTrailStatus: whether the trail is logging. The trail is the server's audit chain,
-//! which always logs (a request whose record cannot be written fails). The `Name` is
-//! accepted and not checked: there is one trail.
+//! which always logs (a request whose record cannot be written fails). There is one trail,
+//! named [`TRAIL_NAME`](super::TRAIL_NAME) in every account and region: the request is
+//! authorized on the ARN its `Name` names (a name, or an ARN; without one, the one trail's),
+//! so that a policy's Resource and its Deny on a trail ARN apply, and a name or ARN of any
+//! other trail is then answered `TrailNotFoundException`, as CloudTrail does.
 //!
 //! The console's audit explorer asks for it before showing the chain's verification status
 //! and latest signed digest: the action (`cloudtrail:GetTrailStatus`) is CloudTrail's
@@ -20,7 +23,7 @@ pub struct Input {
 
 impl Targeted for Input {
     fn target(&self) -> Target {
-        Target::Any
+        Target::Trail(self.name.clone())
     }
 }
 
@@ -52,7 +55,13 @@ impl Operation for GetTrailStatus {
         Ok(())
     }
 
-    async fn handle(_ctx: &Ctx, _auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
+    async fn handle(_ctx: &Ctx, auth: &Authorized, _input: Input) -> Result<Output, ApiError> {
+        if auth.resource_arn != super::trail_arn(&auth.scope, None) {
+            return Err(ApiError::TrailNotFound(format!(
+                "Unknown trail: {} for the user: {}",
+                auth.resource_arn, auth.scope.account
+            )));
+        }
         Ok(Output { is_logging: true })
     }
 }
