@@ -174,6 +174,12 @@ struct Compiled {
     statements: Vec<Statement>,
     index: StatementIndex,
     document: PolicyDocument,
+    /// The condition keys its conditions are on (lowercase), for
+    /// [`Policy::mentions_condition_key`].
+    condition_keys: Vec<String>,
+    /// Its condition values that hold a policy variable (`${...}`), lowercased: a variable
+    /// reads a key too.
+    variable_values: Vec<String>,
 }
 
 impl Policy {
@@ -228,6 +234,16 @@ impl Policy {
                 .enumerate()
                 .map(|(i, s)| (u32::try_from(i).unwrap_or(u32::MAX), s)),
         );
+        let mut condition_keys: Vec<String> = Vec::new();
+        let mut variable_values: Vec<String> = Vec::new();
+        for c in statements.iter().flat_map(|st| &st.conditions) {
+            if !condition_keys.contains(&c.key) {
+                condition_keys.push(c.key.clone());
+            }
+            for v in c.raw_values.iter().filter(|v| v.contains("${")) {
+                variable_values.push(v.to_ascii_lowercase());
+            }
+        }
         Ok(Self {
             label: Arc::from(doc.id.as_deref().unwrap_or("")),
             body: Arc::new(Compiled {
@@ -237,6 +253,8 @@ impl Policy {
                 statements,
                 index,
                 document: doc,
+                condition_keys,
+                variable_values,
             }),
         })
     }
@@ -282,16 +300,11 @@ impl Policy {
         &self.body.document
     }
     /// Whether a condition of this policy reads `key` (lowercase), as its key or within a
-    /// value (a policy variable).
+    /// value (a policy variable). Asked per request: answered from lists made when the policy
+    /// was compiled.
     pub fn mentions_condition_key(&self, key: &str) -> bool {
-        self.statements().iter().any(|st| {
-            st.conditions.iter().any(|c| {
-                c.key == key
-                    || c.raw_values
-                        .iter()
-                        .any(|v| v.to_ascii_lowercase().contains(key))
-            })
-        })
+        self.body.condition_keys.iter().any(|k| k == key)
+            || self.body.variable_values.iter().any(|v| v.contains(key))
     }
 
     /// Whether policy variables are recognised (Version 2012-10-17).
