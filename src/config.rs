@@ -415,9 +415,18 @@ pub struct ServeArgs {
     #[arg(long, env = "STRONGROOM_QUOTAS")]
     pub quotas: Option<String>,
     /// Serve the web console at `/console/` on the API listener (sign-in with an access key
-    /// pair; every action runs as that principal). Off by default.
-    #[arg(long, env = "STRONGROOM_CONSOLE")]
-    pub console: bool,
+    /// pair; every action runs as that principal). Off by default; `--console=false` (or
+    /// STRONGROOM_CONSOLE=false) turns off a console the config file turns on.
+    // An `Option` so that an explicit `false` from the flag or the environment is told apart
+    // from no setting at all, and wins over the file as every other setting does.
+    #[arg(
+        long,
+        env = "STRONGROOM_CONSOLE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub console: Option<bool>,
     /// A region served by a peer server, as `REGION=https://host:port` (repeatable):
     /// replication to that region goes through the outbox to the peer.
     #[arg(long = "peer", env = "STRONGROOM_PEERS", value_delimiter = ',')]
@@ -729,7 +738,7 @@ impl ServeArgs {
         )?;
         Ok(ServeConfig {
             rotation,
-            console: self.console || f.console.unwrap_or(false),
+            console: self.console.or(f.console).unwrap_or(false),
             peers,
             metrics_listen,
             quotas,
@@ -973,6 +982,43 @@ mod tests {
         assert_eq!(q.rates[read], None);
         assert_eq!(q.accounts["111122223333"][read], Some(2.5));
         assert_eq!(q.accounts["111122223333"][write], Some(5.0));
+    }
+
+    #[test]
+    fn the_console_follows_the_flag_then_the_environment_then_the_file() {
+        assert!(!parse(&[]).resolve().unwrap().console);
+        assert!(parse(&["--console"]).resolve().unwrap().console);
+        assert!(parse(&["--console=true"]).resolve().unwrap().console);
+        assert!(!parse(&["--console=false"]).resolve().unwrap().console);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "console = true\n").unwrap();
+        let f = file.to_str().unwrap();
+        assert!(parse(&["--config", f]).resolve().unwrap().console);
+        assert!(
+            !parse(&["--config", f, "--console=false"])
+                .resolve()
+                .unwrap()
+                .console
+        );
+        // The environment is read by the same argument: an explicit false there is a setting
+        // too, over the file's.
+        std::env::set_var("STRONGROOM_CONSOLE", "false");
+        let from_env = parse(&["--config", f]).resolve().unwrap().console;
+        let flag_over_env = parse(&["--config", f, "--console"])
+            .resolve()
+            .unwrap()
+            .console;
+        std::env::remove_var("STRONGROOM_CONSOLE");
+        assert!(!from_env);
+        assert!(flag_over_env);
+        std::fs::write(&file, "console = false\n").unwrap();
+        assert!(
+            parse(&["--config", f, "--console"])
+                .resolve()
+                .unwrap()
+                .console
+        );
     }
 
     #[test]
