@@ -20,7 +20,18 @@ use crate::error::ApiError;
 pub const GROUPS: &[(&str, f64, &[&str])] = &[
     ("read", 10_000.0, &["GetSecretValue", "DescribeSecret"]),
     ("batch_get", 100.0, &["BatchGetSecretValue"]),
-    ("list", 100.0, &["ListSecrets", "ListSecretVersionIds"]),
+    // ListResourcePolicies is not in AWS's published list: counted with the listings it
+    // resembles (a page over the account's secrets), so that no Secrets Manager operation
+    // escapes the quotas.
+    (
+        "list",
+        100.0,
+        &[
+            "ListSecrets",
+            "ListSecretVersionIds",
+            "ListResourcePolicies",
+        ],
+    ),
     (
         "write",
         50.0,
@@ -251,6 +262,7 @@ mod tests {
         );
         assert_eq!(aws.rates[group_of("PutSecretValue").unwrap()], Some(50.0));
         assert_eq!(aws.rates[group_of("ListSecrets").unwrap()], Some(100.0));
+        assert_eq!(group_of("ListResourcePolicies"), group_of("ListSecrets"));
         assert_eq!(
             aws.rates[group_of("BatchGetSecretValue").unwrap()],
             Some(100.0)
