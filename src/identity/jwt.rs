@@ -275,6 +275,14 @@ pub fn verify(
             Ok(data) => {
                 let claims = data.claims;
                 check_claim_names(&claims, spec)?;
+                // The validation above skips an `nbf` it cannot read as a NumericDate (a
+                // string, a negative or too large number): such a token is refused, not
+                // taken as valid from any time.
+                if claims.get("nbf").is_some_and(|v| !is_numeric_date(v)) {
+                    return Err(TokenRefused(
+                        "The token's nbf claim is not a NumericDate.".into(),
+                    ));
+                }
                 let subject = claims
                     .get("sub")
                     .and_then(Value::as_str)
@@ -324,6 +332,20 @@ pub fn verify(
         }
     }
     Err(last)
+}
+
+/// Whether `v` is a JWT NumericDate as the `exp`/`nbf` validation reads one: a JSON number of
+/// seconds, not negative, below 2^64 (a fraction is rounded).
+fn is_numeric_date(v: &Value) -> bool {
+    v.as_u64().is_some()
+        || v.as_f64().is_some_and(|f| {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "the bound, as jsonwebtoken reads it"
+            )]
+            let max = u64::MAX as f64;
+            f.is_finite() && f >= 0.0 && f < max
+        })
 }
 
 /// The name condition keys use for an issuer: the URL without its scheme

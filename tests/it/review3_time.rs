@@ -1,0 +1,325 @@
+//! Time boundaries: the end of a KMS key's waiting period and of a secret's recovery window,
+//! and the validity window of web identity tokens (`exp`, `nbf`, the provider's leeway).
+//!
+//! The server reads the system clock; a test moves a deadline into the past by writing the
+//! row's date in the SQLite file (the purge job is slowed down so that it does not remove
+//! the row first), and signs tokens with the times it chooses.
+
+use std::path::Path;
+
+use crate::common::{config_in, example_policies, now_secs, ok, urlenc, xml_field, TestServer};
+
+/// Run `sql` on the server's SQLite store (another connection, as an operator's tool would).
+fn sql(s: &TestServer, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let path = s.database_url.trim_start_matches("sqlite://").to_owned();
+    let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+    c.batch_execute(&format!("PRAGMA busy_timeout = 10000; {sql}"))
+        .unwrap();
+}
+
+fn now_ms() -> i64 {
+    now_secs() * 1000
+}
+
+/// A server whose purge job runs once at start and then not for an hour: a row past its
+/// deadline stays in the store for the test to act on.
+fn slow_purge_server() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.purge_interval_secs = 3600;
+    TestServer::launch_config(cfg, dir)
+}
+
+fn create_key(s: &TestServer) -> String {
+    let r = ok(s, "TrentService.CreateKey", &serde_json::json!({}));
+    r["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned()
+}
+
+fn key_state(s: &TestServer, key_id: &str) -> String {
+    let r = ok(
+        s,
+        "TrentService.DescribeKey",
+        &serde_json::json!({ "KeyId": key_id }),
+    );
+    r["KeyMetadata"]["KeyState"].as_str().unwrap().to_owned()
+}
+
+/// Once a key's waiting period has ended the key is deleted (AWS: "you can cancel key
+/// deletion while it is still in the pending deletion state"; after it, the key and the data
+/// it protects are gone): CancelKeyDeletion cannot bring it back, nor so the secrets it
+/// protects. A key still inside its waiting period is cancelled as before.
+#[test]
+fn a_key_past_its_deletion_date_cannot_be_brought_back() {
+    let s = slow_purge_server();
+    let gone = create_key(&s);
+    let kept = create_key(&s);
+    for (name, key) in [("under/gone", &gone), ("under/kept", &kept)] {
+        ok(
+            &s,
+            "secretsmanager.CreateSecret",
+            &serde_json::json!({"Name": name, "SecretString": "v", "KmsKeyId": key}),
+        );
+        let r = ok(
+            &s,
+            "TrentService.ScheduleKeyDeletion",
+            &serde_json::json!({"KeyId": key, "PendingWindowInDays": 7}),
+        );
+        assert_eq!(r["KeyState"], "PendingDeletion");
+    }
+    // The waiting period of `gone` ended a second ago.
+    sql(
+        &s,
+        &format!(
+            "UPDATE kms_keys SET deletion_date = {} WHERE key_id = '{gone}'",
+            now_ms() - 1000
+        ),
+    );
+
+    let r = s.call(
+        "TrentService.CancelKeyDeletion",
+        &serde_json::json!({ "KeyId": gone }).to_string(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_type(), "NotFoundException", "{}", r.body);
+    let r = s.call(
+        "TrentService.EnableKey",
+        &serde_json::json!({ "KeyId": gone }).to_string(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = s.call(
+        "secretsmanager.GetSecretValue",
+        r#"{"SecretId":"under/gone"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains("SecretString"), "{}", r.body);
+
+    // Positive control: inside its waiting period a key comes back (Disabled, then enabled).
+    ok(
+        &s,
+        "TrentService.CancelKeyDeletion",
+        &serde_json::json!({ "KeyId": kept }),
+    );
+    assert_eq!(key_state(&s, &kept), "Disabled");
+    ok(
+        &s,
+        "TrentService.EnableKey",
+        &serde_json::json!({ "KeyId": kept }),
+    );
+    let r = ok(
+        &s,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "under/kept"}),
+    );
+    assert_eq!(r["SecretString"], "v");
+}
+
+/// A secret whose recovery window has ended is deleted, whenever the purge job gets to it
+/// (AWS: "at any time before the recovery window ends, you can use RestoreSecret"): a
+/// RestoreSecret after its DeletionDate finds no secret, and the value stays unreadable. A
+/// secret still inside its window is restored as before.
+#[test]
+fn a_secret_past_its_deletion_date_cannot_be_restored() {
+    let s = slow_purge_server();
+    for name in ["window/ended", "window/open"] {
+        ok(
+            &s,
+            "secretsmanager.CreateSecret",
+            &serde_json::json!({"Name": name, "SecretString": "v"}),
+        );
+        ok(
+            &s,
+            "secretsmanager.DeleteSecret",
+            &serde_json::json!({"SecretId": name, "RecoveryWindowInDays": 7}),
+        );
+    }
+    sql(
+        &s,
+        &format!(
+            "UPDATE secrets SET purge_at = {} WHERE name = 'window/ended'",
+            now_ms() - 1000
+        ),
+    );
+
+    let r = s.call(
+        "secretsmanager.RestoreSecret",
+        r#"{"SecretId":"window/ended"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.error_type(), "ResourceNotFoundException", "{}", r.body);
+    let r = s.call(
+        "secretsmanager.GetSecretValue",
+        r#"{"SecretId":"window/ended"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains("SecretString"), "{}", r.body);
+
+    // Positive control: inside the window the secret is restored and readable again.
+    ok(
+        &s,
+        "secretsmanager.RestoreSecret",
+        &serde_json::json!({"SecretId": "window/open"}),
+    );
+    let r = ok(
+        &s,
+        "secretsmanager.GetSecretValue",
+        &serde_json::json!({"SecretId": "window/open"}),
+    );
+    assert_eq!(r["SecretString"], "v");
+}
+
+const HMAC: &str = "time-review-provider-hmac-0123456789abcdef";
+const ROLE: &str = "arn:aws:iam::111122223333:role/ci-deployer";
+
+/// An HS256 issuer `https://ci.example.test` (with `extra` fields in its provider file) and
+/// a role its tokens for `sub` `repo:payments/api` may assume.
+fn add_issuer(dir: &Path, extra: &str) {
+    let acct = dir.join("accounts/111122223333");
+    std::fs::create_dir_all(acct.join("identity-providers")).unwrap();
+    std::fs::write(acct.join("identity-providers/ci.hmac"), HMAC).unwrap();
+    std::fs::write(
+        acct.join("identity-providers/ci.json"),
+        format!(
+            r#"{{"Issuer":"https://ci.example.test","Audiences":["strongroom"],"HmacSecretFile":"ci.hmac",
+                "Algorithms":["HS256"]{extra}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        acct.join("roles/ci-deployer.json"),
+        r#"{"RoleName":"ci-deployer","AttachedPolicies":["arn:aws:iam::111122223333:policy/payments-app-read"],
+            "AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+              "Principal":{"Federated":"https://ci.example.test"},"Action":"sts:AssumeRoleWithWebIdentity",
+              "Condition":{"StringEquals":{"ci.example.test:sub":"repo:payments/api"}}}]}}"#,
+    )
+    .unwrap();
+}
+
+fn jwt(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(HMAC.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A token for the trusted subject, valid for ten minutes, with `changes` applied.
+fn token_with(changes: &serde_json::Value) -> String {
+    let mut c = serde_json::json!({"iss":"https://ci.example.test","aud":"strongroom",
+        "sub":"repo:payments/api","exp":now_secs()+600,"iat":now_secs()});
+    for (k, v) in changes.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    jwt(&c)
+}
+
+fn web_identity(s: &TestServer, token: &str) -> crate::common::RawResponse {
+    let form = format!(
+        "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=build-1&WebIdentityToken={token}",
+        urlenc(ROLE)
+    );
+    let req = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    s.raw(req.as_bytes())
+}
+
+fn bearer(s: &TestServer, token: &str) -> crate::common::RawResponse {
+    let body = r#"{"SecretId":"payments/db"}"#;
+    let req = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\nx-strongroom-role: {ROLE}\r\ncontent-type: application/x-amz-json-1.1\r\nx-amz-target: secretsmanager.GetSecretValue\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.raw(req.as_bytes())
+}
+
+fn web_identity_server(extra: &str) -> (tempfile::TempDir, TestServer) {
+    let (t, dir) = example_policies();
+    add_issuer(&dir, extra);
+    let s = TestServer::start_with_policies(&dir);
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({"Name": "payments/db", "SecretString": "p"}),
+    );
+    (t, s)
+}
+
+/// A token's `nbf` that is not a NumericDate (a string, a number too large for one, a
+/// negative number) does not leave the token valid at once: it is refused, for
+/// AssumeRoleWithWebIdentity and as a Bearer token alike. A numeric `nbf` in the past or
+/// within the leeway is accepted.
+#[test]
+fn a_token_whose_not_before_is_not_a_numeric_date_is_refused() {
+    let (_t, s) = web_identity_server("");
+    let later = now_secs() + 3600;
+    for (what, nbf) in [
+        ("a number", serde_json::json!(now_secs() - 60)),
+        ("within the leeway", serde_json::json!(now_secs() + 30)),
+    ] {
+        let token = token_with(&serde_json::json!({ "nbf": nbf }));
+        let r = web_identity(&s, &token);
+        assert_eq!(r.status, 200, "{what}: {}", r.body);
+        assert!(r.body.contains("<Credentials>"), "{what}: {}", r.body);
+        assert_eq!(bearer(&s, &token).status, 200, "{what}");
+    }
+    for (what, nbf) in [
+        ("a number an hour ahead", serde_json::json!(later)),
+        ("a string", serde_json::json!(later.to_string())),
+        ("an ISO date", serde_json::json!("2099-01-01T00:00:00Z")),
+        ("too large", serde_json::json!(1e300)),
+        ("negative", serde_json::json!(-1)),
+        ("an object", serde_json::json!({"at": later})),
+        ("null", serde_json::Value::Null),
+    ] {
+        let token = token_with(&serde_json::json!({ "nbf": nbf }));
+        let r = web_identity(&s, &token);
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert_eq!(xml_field(&r.body, "Code"), "InvalidIdentityToken", "{what}");
+        assert!(!r.body.contains("<Credentials>"), "{what}: {}", r.body);
+        let r = bearer(&s, &token);
+        assert!(r.status == 400 || r.status == 403, "{what}: {}", r.body);
+        assert!(!r.body.contains("SecretString"), "{what}: {}", r.body);
+    }
+}
+
+/// `exp` is honoured with the provider's leeway (60 s unless declared) and no more: a token
+/// expired 30 s ago passes, one expired 90 s ago does not; with `LeewaySeconds` 0 the one
+/// expired 30 s ago is refused too. A fractional `exp` is a NumericDate like any other.
+#[test]
+fn a_token_is_refused_once_expired_beyond_the_leeway() {
+    let (_t, s) = web_identity_server("");
+    let at = |exp: serde_json::Value| token_with(&serde_json::json!({ "exp": exp }));
+    for (what, exp) in [
+        ("30 s ago", serde_json::json!(now_secs() - 30)),
+        ("fractional", serde_json::json!(now_secs() as f64 + 600.5)),
+    ] {
+        let r = web_identity(&s, &at(exp.clone()));
+        assert_eq!(r.status, 200, "{what}: {}", r.body);
+        assert_eq!(bearer(&s, &at(exp)).status, 200, "{what}");
+    }
+    for (what, exp) in [
+        ("90 s ago", serde_json::json!(now_secs() - 90)),
+        (
+            "a string",
+            serde_json::json!((now_secs() + 600).to_string()),
+        ),
+        ("negative", serde_json::json!(-1)),
+        ("null", serde_json::Value::Null),
+    ] {
+        let r = web_identity(&s, &at(exp.clone()));
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        assert!(!r.body.contains("<Credentials>"), "{what}: {}", r.body);
+        let r = bearer(&s, &at(exp));
+        assert!(r.status == 400 || r.status == 403, "{what}: {}", r.body);
+    }
+
+    let (_t0, strict) = web_identity_server(r#","LeewaySeconds":0"#);
+    let r = web_identity(&strict, &at(serde_json::json!(now_secs() - 30)));
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = web_identity(&strict, &at(serde_json::json!(now_secs() + 600)));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
