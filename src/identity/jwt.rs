@@ -181,6 +181,12 @@ pub fn load_keys(spec: &IdentityProviderFile, base: &Path) -> Result<Vec<VerifyK
     Ok(out)
 }
 
+/// The clock leeway on `exp` and `nbf` when a provider file declares none.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
+/// The most leeway a provider file may declare (the five minutes of clock skew OIDC and
+/// Kerberos tolerate): more would accept tokens long expired.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+
 /// A verified token.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -247,7 +253,10 @@ pub fn verify(
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[spec.issuer.as_str()]);
     validation.set_audience(&spec.audiences);
-    validation.leeway = spec.leeway_seconds.unwrap_or(60);
+    validation.leeway = spec
+        .leeway_seconds
+        .unwrap_or(DEFAULT_LEEWAY_SECONDS)
+        .min(MAX_LEEWAY_SECONDS);
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     // Only keys of the token's algorithm; the one its `kid` names when the provider has it

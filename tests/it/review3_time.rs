@@ -323,3 +323,31 @@ fn a_token_is_refused_once_expired_beyond_the_leeway() {
     let r = web_identity(&strict, &at(serde_json::json!(now_secs() + 600)));
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// A provider's `LeewaySeconds` is at most five minutes: a file declaring more (which
+/// would accept tokens expired for as long) or a number the clock arithmetic cannot take is
+/// refused when loading; five minutes is accepted.
+#[test]
+fn a_provider_leeway_longer_than_five_minutes_is_refused_when_loading() {
+    for leeway in ["301", "100000000", "18446744073709551615"] {
+        let (_t, dir) = example_policies();
+        add_issuer(&dir, &format!(r#","LeewaySeconds":{leeway}"#));
+        let errors = strongroom::identity::load_dir(&dir).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path == "$.LeewaySeconds"),
+            "{leeway}: {errors:?}"
+        );
+    }
+    // Positive control: five minutes, honoured.
+    let (_t, s) = web_identity_server(r#","LeewaySeconds":300"#);
+    let r = web_identity(
+        &s,
+        &token_with(&serde_json::json!({"exp": now_secs() - 240})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = web_identity(
+        &s,
+        &token_with(&serde_json::json!({"exp": now_secs() - 400})),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+}
