@@ -351,3 +351,160 @@ fn a_provider_leeway_longer_than_five_minutes_is_refused_when_loading() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
 }
+
+/// `t` (epoch seconds) as RFC 3339 at `offset` hours from UTC (`Z` for 0), with a fraction.
+fn iso_at(t: i64, offset_hours: i8, fraction: bool) -> String {
+    let offset = time::UtcOffset::from_hms(offset_hours, 0, 0).unwrap();
+    let dt = time::OffsetDateTime::from_unix_timestamp(t)
+        .unwrap()
+        .to_offset(offset);
+    let base = dt
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
+        .unwrap();
+    let frac = if fraction { ".250" } else { "" };
+    let zone = if offset_hours == 0 {
+        "Z".to_owned()
+    } else {
+        format!("{offset_hours:+03}:00")
+    };
+    format!("{base}{frac}{zone}")
+}
+
+/// Role `name` whose sessions may list secrets and assume roles of the account, unless
+/// issued before `cutoff` (AWS's "revoke active sessions" statement, a Deny of everything on
+/// `DateLessThan aws:TokenIssueTime`).
+fn revocable_role(dir: &Path, name: &str, cutoff: &str) {
+    crate::common::write(
+        dir,
+        &format!("accounts/{}/roles/{name}.json", crate::common::ACCOUNT),
+        &format!(
+            r#"{{"RoleName":"{name}",
+                "AssumeRolePolicyDocument":{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow",
+                    "Principal":{{"AWS":"arn:aws:iam::{acct}:root"}},"Action":"sts:AssumeRole"}}]}},
+                "InlinePolicies":{{"p":{{"Version":"2012-10-17","Statement":[
+                    {{"Effect":"Allow","Action":["secretsmanager:ListSecrets","sts:AssumeRole"],"Resource":"*"}},
+                    {{"Effect":"Deny","Action":"*","Resource":"*",
+                      "Condition":{{"DateLessThan":{{"aws:TokenIssueTime":"{cutoff}"}}}}}}]}}}}}}"#,
+            acct = crate::common::ACCOUNT
+        ),
+    );
+}
+
+/// A session issued before its role's revocation time is refused, whatever form the policy
+/// gives that time (an offset, a fraction, epoch seconds, a date alone): its calls and the
+/// AssumeRole by which it would chain to a fresh session alike. A session issued after the
+/// revocation time works and chains.
+#[test]
+fn a_session_issued_before_its_roles_revocation_time_is_refused() {
+    use crate::common::{assume_role, signed_query, sts_as, user_allowing, Signing, ACCOUNT};
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("policies");
+    user_allowing(&dir, ACCOUNT, "ci", &["sts:AssumeRole"]);
+    let now = now_secs();
+    let tomorrow = time::OffsetDateTime::from_unix_timestamp(now + 2 * 86400)
+        .unwrap()
+        .date()
+        .to_string();
+    let revoked = [
+        ("offset", iso_at(now + 3600, 5, false)),
+        ("negative-offset", iso_at(now + 3600, -8, false)),
+        ("fraction", iso_at(now + 60, 0, true)),
+        ("epoch", (now + 3600).to_string()),
+        ("date-only", tomorrow),
+    ];
+    for (name, cutoff) in &revoked {
+        revocable_role(&dir, name, cutoff);
+    }
+    revocable_role(&dir, "current", &iso_at(now - 3600, 5, false));
+    revocable_role(&dir, "current-epoch", &(now - 3600).to_string());
+    let s = TestServer::start_with_policies(&dir);
+    let (akid, secret) = crate::common::key_for(&s, &dir, ACCOUNT, "ci");
+    let role_arn = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    let as_session = |session: &(String, String, String), target: &str| {
+        s.call_signed(
+            target,
+            "{}",
+            Signing {
+                akid: session.0.clone(),
+                secret: session.1.clone(),
+                session_token: Some(session.2.clone()),
+                ..Signing::default()
+            },
+        )
+    };
+    let chain = |session: &(String, String, String), role: &str| {
+        s.raw(&signed_query(
+            &format!(
+                "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=again",
+                urlenc(&role_arn(role))
+            ),
+            Signing {
+                session_token: Some(session.2.clone()),
+                ..sts_as(&session.0, &session.1)
+            },
+        ))
+    };
+    for name in ["current", "current-epoch"] {
+        let session = assume_role(&s, &akid, &secret, &role_arn(name), "s1");
+        let r = as_session(&session, "secretsmanager.ListSecrets");
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        let r = chain(&session, name);
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+    }
+    for (name, cutoff) in &revoked {
+        let session = assume_role(&s, &akid, &secret, &role_arn(name), "s1");
+        let r = as_session(&session, "secretsmanager.ListSecrets");
+        assert_eq!(r.status, 400, "{name} ({cutoff}): {}", r.body);
+        assert_eq!(
+            r.error_type(),
+            "AccessDeniedException",
+            "{name}: {}",
+            r.body
+        );
+        let r = chain(&session, name);
+        assert_eq!(r.status, 403, "{name} ({cutoff}): {}", r.body);
+        assert!(!r.body.contains("<Credentials>"), "{name}: {}", r.body);
+    }
+}
+
+/// AssumeRoleWithWebIdentity's `DurationSeconds` is 900 to the role's MaxSessionDuration
+/// (3600 by default), and the session lasts what was asked, no more.
+#[test]
+fn a_web_identity_session_lasts_what_was_asked_within_its_bounds() {
+    let (_t, s) = web_identity_server("");
+    let token = token_with(&serde_json::json!({"exp": now_secs() + 7200}));
+    let ask = |duration: &str| {
+        let form = format!(
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=build-2&WebIdentityToken={token}&DurationSeconds={duration}",
+            urlenc(ROLE)
+        );
+        let req = format!(
+            "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        s.raw(req.as_bytes())
+    };
+    for duration in ["899", "3601", "43200", "-900", "9223372036854775807"] {
+        let r = ask(duration);
+        assert_eq!(r.status, 400, "{duration}: {}", r.body);
+        assert!(r.body.contains("DurationSeconds"), "{duration}: {}", r.body);
+        assert!(!r.body.contains("<Credentials>"), "{duration}: {}", r.body);
+    }
+    for duration in [900_i64, 3600] {
+        let before = now_secs();
+        let r = ask(&duration.to_string());
+        assert_eq!(r.status, 200, "{duration}: {}", r.body);
+        let expiration = time::OffsetDateTime::parse(
+            &xml_field(&r.body, "Expiration"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+        .unix_timestamp();
+        assert!(
+            (before + duration..=now_secs() + duration).contains(&expiration),
+            "{duration}: {expiration} vs {before}"
+        );
+    }
+}
