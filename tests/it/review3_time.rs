@@ -1,5 +1,7 @@
-//! Time boundaries: the end of a KMS key's waiting period and of a secret's recovery window,
-//! and the validity window of web identity tokens (`exp`, `nbf`, the provider's leeway).
+//! Time boundaries: the end of a KMS key's waiting period and of a secret's recovery window;
+//! the validity window of web identity tokens (`exp`, `nbf`, the provider's leeway) and of
+//! the sessions they and AssumeRole give (`DurationSeconds`, a revocation on
+//! `aws:TokenIssueTime`); grants bounded by `aws:CurrentTime` / `aws:EpochTime`.
 //!
 //! The server reads the system clock; a test moves a deadline into the past by writing the
 //! row's date in the SQLite file (the purge job is slowed down so that it does not remove
@@ -505,6 +507,110 @@ fn a_web_identity_session_lasts_what_was_asked_within_its_bounds() {
         assert!(
             (before + duration..=now_secs() + duration).contains(&expiration),
             "{duration}: {expiration} vs {before}"
+        );
+    }
+}
+
+/// A user of the default account allowed GetSecretValue under `condition` only.
+fn user_allowed_when(dir: &Path, name: &str, condition: &serde_json::Value) {
+    crate::common::write(
+        dir,
+        &format!("accounts/{}/users/{name}.json", crate::common::ACCOUNT),
+        &serde_json::json!({"UserName": name, "InlinePolicies": {"p": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                           "Resource": "*", "Condition": condition}]}}})
+        .to_string(),
+    );
+}
+
+/// A grant bounded in time by `aws:CurrentTime` / `aws:EpochTime` allows nothing once its
+/// end has passed or before its start, whatever form the policy writes the time in (an
+/// offset, a fraction, epoch seconds, a date alone); inside its window it allows.
+#[test]
+fn a_time_bounded_grant_allows_only_inside_its_window() {
+    use crate::common::{call_as, key_for, ACCOUNT};
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("policies");
+    crate::common::write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/account.json"),
+        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
+    );
+    let now = now_secs();
+    let day_after_tomorrow = time::OffsetDateTime::from_unix_timestamp(now + 2 * 86400)
+        .unwrap()
+        .date()
+        .to_string();
+    let outside = [
+        (
+            "ended-offset",
+            serde_json::json!({"DateLessThan": {"aws:CurrentTime": iso_at(now - 60, 5, false)}}),
+        ),
+        (
+            "ended-epoch",
+            serde_json::json!({"DateLessThan": {"aws:EpochTime": (now - 60).to_string()}}),
+        ),
+        (
+            "ended-fraction",
+            serde_json::json!({"DateLessThanEquals": {"aws:CurrentTime": iso_at(now - 2, 0, true)}}),
+        ),
+        (
+            "not-begun-offset",
+            serde_json::json!({"DateGreaterThan": {"aws:CurrentTime": iso_at(now + 3600, -8, false)}}),
+        ),
+        (
+            "not-begun-date",
+            serde_json::json!({"DateGreaterThanEquals": {"aws:CurrentTime": day_after_tomorrow}}),
+        ),
+        (
+            "equals-another-second",
+            serde_json::json!({"DateEquals": {"aws:EpochTime": (now - 3600).to_string()}}),
+        ),
+    ];
+    let inside = [
+        (
+            "window",
+            serde_json::json!({"DateGreaterThan": {"aws:CurrentTime": iso_at(now - 3600, 0, true)},
+                               "DateLessThan": {"aws:EpochTime": (now + 3600).to_string()}}),
+        ),
+        (
+            "window-offset",
+            serde_json::json!({"DateLessThan": {"aws:CurrentTime": iso_at(now + 3600, 14, false)},
+                               "DateGreaterThan": {"aws:CurrentTime": iso_at(now - 3600, -12, false)}}),
+        ),
+    ];
+    for (name, condition) in outside.iter().chain(inside.iter()) {
+        user_allowed_when(&dir, name, condition);
+    }
+    let s = TestServer::start_with_policies(&dir);
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &serde_json::json!({"Name": "windowed/db", "SecretString": "w"}),
+    );
+    let get = |name: &str| {
+        let (akid, secret) = key_for(&s, &dir, ACCOUNT, name);
+        call_as(
+            &s,
+            &akid,
+            &secret,
+            "secretsmanager.GetSecretValue",
+            &serde_json::json!({"SecretId": "windowed/db"}),
+        )
+    };
+    for (name, condition) in &inside {
+        let r = get(name);
+        assert_eq!(r.status, 200, "{name} {condition}: {}", r.body);
+    }
+    for (name, condition) in &outside {
+        let r = get(name);
+        assert_eq!(r.status, 400, "{name} {condition}: {}", r.body);
+        assert_eq!(
+            r.error_type(),
+            "AccessDeniedException",
+            "{name}: {}",
+            r.body
         );
     }
 }
