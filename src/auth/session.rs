@@ -208,6 +208,14 @@ mod tests {
             decode_token(&token, "ASIAEXAMPLE", 1000, open).unwrap_err(),
             TokenError::Expired
         );
+        // Valid to the last millisecond before its expiry, expired at it.
+        let open = |_: i32, s: &[u8]| key.open(s, TOKEN_AAD).ok();
+        assert!(decode_token(&token, "ASIAEXAMPLE", 999, open).is_ok());
+        let open = |_: i32, s: &[u8]| key.open(s, TOKEN_AAD).ok();
+        assert_eq!(
+            decode_token(&token, "ASIAEXAMPLE", 1000, open).unwrap_err(),
+            TokenError::Expired
+        );
         let mut bad = token.clone();
         bad.replace_range(10..11, if &token[10..11] == "A" { "B" } else { "A" });
         let open = |_: i32, s: &[u8]| key.open(s, TOKEN_AAD).ok();

@@ -181,6 +181,12 @@ pub fn load_keys(spec: &IdentityProviderFile, base: &Path) -> Result<Vec<VerifyK
     Ok(out)
 }
 
+/// The clock leeway on `exp` and `nbf` when a provider file declares none.
+pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
+/// The most leeway a provider file may declare (the five minutes of clock skew OIDC and
+/// Kerberos tolerate): more would accept tokens long expired.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+
 /// A verified token.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -247,7 +253,10 @@ pub fn verify(
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[spec.issuer.as_str()]);
     validation.set_audience(&spec.audiences);
-    validation.leeway = spec.leeway_seconds.unwrap_or(60);
+    validation.leeway = spec
+        .leeway_seconds
+        .unwrap_or(DEFAULT_LEEWAY_SECONDS)
+        .min(MAX_LEEWAY_SECONDS);
     validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     // Only keys of the token's algorithm; the one its `kid` names when the provider has it
@@ -275,6 +284,14 @@ pub fn verify(
             Ok(data) => {
                 let claims = data.claims;
                 check_claim_names(&claims, spec)?;
+                // The validation above skips an `nbf` it cannot read as a NumericDate (a
+                // string, a negative or too large number): such a token is refused, not
+                // taken as valid from any time.
+                if claims.get("nbf").is_some_and(|v| !is_numeric_date(v)) {
+                    return Err(TokenRefused(
+                        "The token's nbf claim is not a NumericDate.".into(),
+                    ));
+                }
                 let subject = claims
                     .get("sub")
                     .and_then(Value::as_str)
@@ -324,6 +341,20 @@ pub fn verify(
         }
     }
     Err(last)
+}
+
+/// Whether `v` is a JWT NumericDate as the `exp`/`nbf` validation reads one: a JSON number of
+/// seconds, not negative, below 2^64 (a fraction is rounded).
+fn is_numeric_date(v: &Value) -> bool {
+    v.as_u64().is_some()
+        || v.as_f64().is_some_and(|f| {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "the bound, as jsonwebtoken reads it"
+            )]
+            let max = u64::MAX as f64;
+            f.is_finite() && f >= 0.0 && f < max
+        })
 }
 
 /// The name condition keys use for an issuer: the URL without its scheme

@@ -1002,6 +1002,18 @@ fn check_provider(l: &mut Loader, f: &Path, p: &IdentityProviderFile) {
     if p.audiences.is_empty() {
         l.err(f, "$.Audiences", "at least one audience is required");
     }
+    if p.leeway_seconds
+        .is_some_and(|s| s > super::jwt::MAX_LEEWAY_SECONDS)
+    {
+        l.err(
+            f,
+            "$.LeewaySeconds",
+            format!(
+                "must be between 0 and {} seconds",
+                super::jwt::MAX_LEEWAY_SECONDS
+            ),
+        );
+    }
     let sources = usize::from(p.jwks_file.is_some())
         + usize::from(!p.public_key_files.is_empty())
         + usize::from(p.hmac_secret_file.is_some());

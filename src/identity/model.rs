@@ -89,7 +89,7 @@ pub struct IdentityProviderFile {
     pub hmac_secret_file: Option<String>,
     /// Allowed algorithms (RS256, ES256, EdDSA, HS256).
     pub algorithms: Vec<String>,
-    /// Clock leeway in seconds (default 60).
+    /// Clock leeway in seconds on `exp` and `nbf`, 0–300 (default 60).
     #[serde(default)]
     pub leeway_seconds: Option<u64>,
     /// Claims copied into session tags: claim name → tag key.

@@ -1,4 +1,6 @@
-//! RestoreSecret.
+//! RestoreSecret: only inside the recovery window. Once the secret's deletion date has
+//! passed it is deleted, whether or not the purge job has removed its row yet (AWS: "at any
+//! time before the recovery window ends, you can use RestoreSecret").
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +52,9 @@ impl Operation for RestoreSecret {
                 let mut secret = tx
                     .secret_by_id(&secret_id)?
                     .ok_or_else(ApiError::secret_not_found)?;
+                if secret.purge_at.is_some_and(|p| p <= now) {
+                    return Err(ApiError::secret_not_found());
+                }
                 // Restoring a secret that is not scheduled for deletion succeeds (AWS does).
                 if secret.deleted_at.is_some() || secret.purge_at.is_some() {
                     secret.deleted_at = None;

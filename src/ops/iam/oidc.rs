@@ -181,7 +181,9 @@ impl QueryOperation for GetOpenIDConnectProvider {
             key_source,
             key_files,
             key_count: p.keys.len(),
-            leeway_seconds: s.leeway_seconds.unwrap_or(60),
+            leeway_seconds: s
+                .leeway_seconds
+                .unwrap_or(crate::identity::jwt::DEFAULT_LEEWAY_SECONDS),
             session_tag_claims: s
                 .session_tag_claims
                 .iter()

@@ -1,4 +1,6 @@
-//! CancelKeyDeletion: the key comes back Disabled, as on AWS (EnableKey turns it on).
+//! CancelKeyDeletion: the key comes back Disabled, as on AWS (EnableKey turns it on). Only
+//! inside its waiting period: once its deletion date has passed the key is deleted (whether
+//! or not its row is still stored), so it is not found.
 
 use serde::Serialize;
 
@@ -30,13 +32,18 @@ impl Operation for CancelKeyDeletion {
 
     async fn handle(ctx: &Ctx, auth: &Authorized, input: KeyIdInput) -> Result<Output, ApiError> {
         let id = crate::ops::required("keyId", input.key_id)?;
-        common::update_key(ctx, auth, id, |_, key| {
+        let now = ctx.now_ms();
+        common::update_key(ctx, auth, id, move |_, key| {
             common::ensure_customer_managed(key, Self::NAME)?;
             if key.key_state != PENDING_DELETION {
                 return Err(ApiError::KmsInvalidState(format!(
                     "{} is not pending deletion.",
                     key.arn
                 )));
+            }
+            // A key pending deletion without a date (never written so) counts as past it.
+            if key.deletion_date.is_none_or(|d| d <= now) {
+                return Err(common::key_not_found(&key.arn));
             }
             DISABLED.clone_into(&mut key.key_state);
             key.deletion_date = None;
