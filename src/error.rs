@@ -41,6 +41,8 @@ pub enum ApiError {
     ExpiredToken(String),
     // --- STS ---
     InvalidIdentityToken(String),
+    /// AssumeRoleWithWebIdentity's token past its `exp` (STS: `ExpiredTokenException`).
+    IdentityTokenExpired(String),
     IdpRejectedClaim(String),
     PackedPolicyTooLarge(String),
     // --- IAM ---
@@ -99,6 +101,7 @@ impl ApiError {
             Self::UnrecognizedClient(_) => "UnrecognizedClientException",
             Self::ExpiredToken(_) => "ExpiredTokenException",
             Self::InvalidIdentityToken(_) => "InvalidIdentityTokenException",
+            Self::IdentityTokenExpired(_) => "ExpiredTokenException",
             Self::IdpRejectedClaim(_) => "IDPRejectedClaimException",
             Self::PackedPolicyTooLarge(_) => "PackedPolicyTooLargeException",
             Self::NoSuchEntity(_) => "NoSuchEntityException",
@@ -148,6 +151,7 @@ impl ApiError {
             | Self::UnrecognizedClient(_)
             | Self::ExpiredToken(_)
             | Self::InvalidIdentityToken(_)
+            | Self::IdentityTokenExpired(_)
             | Self::IdpRejectedClaim(_)
             | Self::PackedPolicyTooLarge(_)
             | Self::NoSuchEntity(_)
@@ -212,6 +216,7 @@ impl ApiError {
             | Self::UnrecognizedClient(m)
             | Self::ExpiredToken(m)
             | Self::InvalidIdentityToken(m)
+            | Self::IdentityTokenExpired(m)
             | Self::IdpRejectedClaim(m)
             | Self::PackedPolicyTooLarge(m)
             | Self::NoSuchEntity(m)

@@ -187,6 +187,9 @@ pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
 /// Kerberos tolerate): more would accept tokens long expired.
 pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
+/// [`TokenRefused`]'s reason for a token past its `exp` (and the leeway).
+pub const TOKEN_EXPIRED: &str = "The token is expired.";
+
 /// A verified token.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -322,7 +325,7 @@ pub fn verify(
                 use jsonwebtoken::errors::ErrorKind;
                 last = TokenRefused(
                     match e.kind() {
-                        ErrorKind::ExpiredSignature => "The token is expired.",
+                        ErrorKind::ExpiredSignature => TOKEN_EXPIRED,
                         ErrorKind::ImmatureSignature => "The token is not valid yet (nbf).",
                         ErrorKind::InvalidAudience => "The token's audience is not accepted.",
                         ErrorKind::InvalidIssuer => "The token's issuer is not accepted.",

@@ -150,6 +150,7 @@ pub fn error_code(e: &ApiError) -> (&'static str, u16) {
         ApiError::Validation(_) | ApiError::InvalidParameter(_) => ("ValidationError", 400),
         ApiError::MalformedPolicyDocument(_) => ("MalformedPolicyDocument", 400),
         ApiError::InvalidIdentityToken(_) => ("InvalidIdentityToken", 400),
+        ApiError::IdentityTokenExpired(_) => ("ExpiredTokenException", 400),
         ApiError::IdpRejectedClaim(_) => ("IDPRejectedClaim", 403),
         ApiError::PackedPolicyTooLarge(_) => ("PackedPolicyTooLarge", 400),
         ApiError::NoSuchEntity(_) => ("NoSuchEntity", 404),

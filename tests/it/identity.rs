@@ -706,7 +706,7 @@ async fn web_identity_and_bearer_callers() {
         b64(&good_claims())
     );
     for (what, token, want) in [
-        ("expired", jwt(expired), "InvalidIdentityTokenException"),
+        ("expired", jwt(expired), "ExpiredTokenException"),
         (
             "not yet valid",
             jwt(future),
@@ -737,6 +737,15 @@ async fn web_identity_and_bearer_callers() {
         let form = format!("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={role}&RoleSessionName=x1&WebIdentityToken={token}");
         let r = s.raw(&unsigned_query(&form));
         assert!(r.status == 400 || r.status == 403, "{what}: {}", r.body);
+        if what == "expired" {
+            // STS's own code and wording for an expired web identity token.
+            assert!(
+                r.body.contains("<Code>ExpiredTokenException</Code>")
+                    && r.body.contains("Token expired: current date/time "),
+                "{}",
+                r.body
+            );
+        }
     }
 }
 

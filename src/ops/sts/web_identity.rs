@@ -64,8 +64,22 @@ pub fn session_for_token(
                 issuer.chars().take(256).collect::<String>()
             ))
         })?;
-    let verified = jwt::verify(token, &provider.spec, &provider.keys)
-        .map_err(|e| ApiError::InvalidIdentityToken(e.0))?;
+    let verified = jwt::verify(token, &provider.spec, &provider.keys).map_err(|e| {
+        if e.0 != jwt::TOKEN_EXPIRED {
+            return ApiError::InvalidIdentityToken(e.0);
+        }
+        // STS's own answer to an expired token (its signature was verified: only a token
+        // whose signature holds is reported expired).
+        let exp = jwt::unverified_claims(token)
+            .ok()
+            .and_then(|c| c.get("exp").and_then(serde_json::Value::as_f64))
+            .unwrap_or_default();
+        ApiError::IdentityTokenExpired(format!(
+            "Token expired: current date/time {} must be before the expiration date/time {}",
+            authz.now_ms().div_euclid(1000),
+            exp.trunc()
+        ))
+    })?;
     let host = jwt::issuer_key_prefix(&verified.issuer);
     let info = PrincipalInfo {
         kind: PrincipalType::Service,
