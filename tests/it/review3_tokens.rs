@@ -487,3 +487,172 @@ fn list_secrets_pages_stay_complete_while_secrets_come_and_go() {
         }
     }
 }
+
+/// Tokens and markers edited bit by bit, cut short, overlong in their numbers, holding NUL
+/// or odd characters, or issued by another listing are each listing's own client error
+/// (`InvalidNextTokenException`, KMS's `InvalidMarkerException`), never a 5xx or a page.
+#[test]
+fn edited_or_foreign_tokens_are_each_services_invalid_token_error() {
+    let s = TestServer::start();
+    for i in 0..3 {
+        ok(
+            &s,
+            "secretsmanager.CreateSecret",
+            &json!({"Name": format!("t-{i}"), "SecretString": "v"}),
+        );
+        ok(
+            &s,
+            "secretsmanager.PutSecretValue",
+            &json!({"SecretId": format!("t-{i}"), "SecretString": "w"}),
+        );
+    }
+    let key = s.call("TrentService.CreateKey", "{}");
+    let key_id = key.json()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.call("TrentService.CreateKey", "{}");
+    for i in 0..3 {
+        let r = s.call(
+            "TrentService.CreateAlias",
+            &json!({"AliasName": format!("alias/t-{i}"), "TargetKeyId": key_id}).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    for _ in 0..2 {
+        let r = s.call(
+            "TrentService.RotateKeyOnDemand",
+            &json!({ "KeyId": key_id }).to_string(),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // (target, body without its token, token field, next-token field, error)
+    let sm = "InvalidNextTokenException";
+    let kms = "InvalidMarkerException";
+    let ops: Vec<(String, Value, &str, &str, &str)> = vec![
+        (
+            "secretsmanager.ListSecrets".into(),
+            json!({"MaxResults": 1}),
+            "NextToken",
+            "NextToken",
+            sm,
+        ),
+        (
+            "secretsmanager.ListSecrets".into(),
+            json!({"MaxResults": 1, "SortBy": "name"}),
+            "NextToken",
+            "NextToken",
+            sm,
+        ),
+        (
+            "secretsmanager.ListSecrets".into(),
+            json!({"MaxResults": 1, "SortBy": "last-accessed-date", "SortOrder": "desc"}),
+            "NextToken",
+            "NextToken",
+            sm,
+        ),
+        (
+            "secretsmanager.ListSecretVersionIds".into(),
+            json!({"SecretId": "t-0", "MaxResults": 1, "IncludeDeprecated": true}),
+            "NextToken",
+            "NextToken",
+            sm,
+        ),
+        (
+            "secretsmanager.BatchGetSecretValue".into(),
+            json!({"Filters": [{"Key": "name", "Values": ["t-"]}], "MaxResults": 1}),
+            "NextToken",
+            "NextToken",
+            sm,
+        ),
+        (
+            "TrentService.ListKeys".into(),
+            json!({"Limit": 1}),
+            "Marker",
+            "NextMarker",
+            kms,
+        ),
+        (
+            "TrentService.ListAliases".into(),
+            json!({"Limit": 1}),
+            "Marker",
+            "NextMarker",
+            kms,
+        ),
+        (
+            "TrentService.ListKeyRotations".into(),
+            json!({"KeyId": key_id, "Limit": 1}),
+            "Marker",
+            "NextMarker",
+            kms,
+        ),
+    ];
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut issued: Vec<String> = Vec::new();
+    for (target, body, _, next, _) in &ops {
+        let r = s.call(target, &body.to_string());
+        assert_eq!(r.status, 200, "{target}: {}", r.body);
+        let t = r.json()[*next]
+            .as_str()
+            .unwrap_or_else(|| panic!("{target}: {}", r.body))
+            .to_owned();
+        // The token pages on (positive control).
+        let mut b = body.clone();
+        b[ops.iter().find(|o| &o.0 == target).unwrap().2] = json!(t);
+        let r = s.call(target, &b.to_string());
+        assert_eq!(r.status, 200, "{target} {b}: {}", r.body);
+        issued.push(t);
+    }
+    for (i, (target, body, field, _, error)) in ops.iter().enumerate() {
+        let own = &issued[i];
+        let raw = String::from_utf8(b64.decode(own).unwrap()).unwrap();
+        let mut bad: Vec<String> = vec![
+            own[..own.len() - 1].to_owned(),
+            format!("{own}A"),
+            format!("{own}="),
+            own.replace(|c: char| c.is_ascii_digit(), "9"),
+            b64.encode(raw.replace('.', ":")),
+            b64.encode(format!("{raw}\0")),
+            b64.encode(raw.replace(|c: char| c.is_ascii_digit(), "99999999999999999999")),
+            b64.encode(b"\xff\xfe"),
+            "=".into(),
+            ".".into(),
+            "%00".into(),
+        ];
+        // Another Secrets Manager listing's token (or another ordering's) is refused.
+        for (j, other) in issued.iter().enumerate() {
+            if j != i && *error == sm && ops[j].4 == sm {
+                let mut b = body.clone();
+                b[*field] = json!(other);
+                let r = s.call(target, &b.to_string());
+                assert_eq!(r.error_type(), sm, "{target} {}: {}", ops[j].0, r.body);
+            }
+            if ops[j].0 != *target {
+                bad.push(other.clone());
+            }
+        }
+        for k in 0..own.len() {
+            let mut bytes = own.clone().into_bytes();
+            bytes[k] ^= 0x01;
+            if let Ok(t) = String::from_utf8(bytes) {
+                bad.push(t);
+            }
+        }
+        for t in bad {
+            let mut b = body.clone();
+            b[*field] = json!(t);
+            let r = s.call(target, &b.to_string());
+            assert!(r.status < 500, "{target} {t:?}: {}", r.body);
+            if r.status == 200 {
+                // A flipped bit may still decode to a position: it pages the same listing.
+                continue;
+            }
+            let e = r.error_type();
+            assert!(
+                e == *error || e == "ValidationException",
+                "{target} {t:?}: {}",
+                r.body
+            );
+        }
+    }
+}
