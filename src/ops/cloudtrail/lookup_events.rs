@@ -1,8 +1,9 @@
 //! LookupEvents: the audit trail through CloudTrail's own API, so `aws cloudtrail
 //! lookup-events` works against Strongroom.
 //!
-//! Scope: the events whose `recipientAccountId` is the caller's account (what CloudTrail
-//! shows an account). Unauthenticated requests have no account and are visible only to
+//! Scope: the events whose `recipientAccountId` is the caller's account and whose
+//! `awsRegion` is the region the call is made in (what CloudTrail shows an account in a
+//! region). Unauthenticated requests have no account and are visible only to
 //! `strongroom audit query`. Newest first; `NextToken` is a keyset cursor bound to the
 //! query it came from.
 //!
@@ -118,9 +119,11 @@ struct Cursor {
     q: String,
 }
 
-fn fingerprint(account: &str, input: &Input) -> String {
+fn fingerprint(account: &str, region: &str, input: &Input) -> String {
     let mut h = Sha256::new();
     h.update(account.as_bytes());
+    h.update(b"\0");
+    h.update(region.as_bytes());
     for a in &input.lookup_attributes {
         h.update(b"\0");
         h.update(a.attribute_key.as_deref().unwrap_or_default().as_bytes());
@@ -146,11 +149,11 @@ fn decode_cursor(token: &str, want_q: &str) -> Result<(i64, String, i64), ApiErr
     Ok((c.t, c.c, c.s))
 }
 
-fn encode_cursor(r: &AuditRow, q: &str) -> String {
+fn encode_cursor((t, chain, seq): &(i64, String, i64), q: &str) -> String {
     let c = Cursor {
-        t: r.event_time,
-        c: r.chain_id.clone(),
-        s: r.seq,
+        t: *t,
+        c: chain.clone(),
+        s: *seq,
         q: q.to_owned(),
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -225,6 +228,64 @@ fn event_of(r: AuditRow, reader: &str) -> Event {
     }
 }
 
+/// The most records one call reads looking for its region's: a call that reads this many
+/// without filling its page answers what it found and a token for where it stopped, as
+/// CloudTrail may answer a short or empty page with a `NextToken`.
+const MAX_SCANNED: usize = 10_000;
+
+/// The region a record was made in (its `awsRegion`).
+fn record_region(record: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Region {
+        #[serde(rename = "awsRegion")]
+        aws_region: Option<String>,
+    }
+    serde_json::from_str::<Region>(record)
+        .ok()
+        .and_then(|r| r.aws_region)
+}
+
+/// The newest `limit` records `f` selects that were made in `region`, and the position to
+/// continue from when more may follow. The store's columns do not hold the region, so the
+/// records are read in batches (the first one the page's size) and the others' skipped.
+async fn regional_page(
+    ctx: &Ctx,
+    mut f: AuditFilter,
+    region: &str,
+    limit: usize,
+) -> Result<(Vec<AuditRow>, Option<(i64, String, i64)>), ApiError> {
+    let mut page: Vec<AuditRow> = Vec::new();
+    let mut scanned = 0_usize;
+    let mut batch = limit.saturating_add(1);
+    loop {
+        f.limit = i64::try_from(batch).unwrap_or(i64::MAX);
+        let rows = ctx.store.query_audit(f.clone()).await?;
+        let exhausted = rows.len() < batch;
+        scanned = scanned.saturating_add(rows.len());
+        for r in rows {
+            f.before = Some((r.event_time, r.chain_id.clone(), r.seq));
+            if record_region(&r.record).as_deref() != Some(region) {
+                continue;
+            }
+            if page.len() >= limit {
+                // One more follows: the next page starts after this page's last.
+                let last = page
+                    .last()
+                    .map(|l| (l.event_time, l.chain_id.clone(), l.seq));
+                return Ok((page, last));
+            }
+            page.push(r);
+        }
+        if exhausted {
+            return Ok((page, None));
+        }
+        if scanned >= MAX_SCANNED {
+            return Ok((page, f.before));
+        }
+        batch = batch.saturating_mul(2).min(1_000);
+    }
+}
+
 #[derive(Debug)]
 pub struct LookupEvents;
 
@@ -291,8 +352,9 @@ impl Operation for LookupEvents {
             });
         }
         let account = auth.principal.account_id.clone();
-        let q = fingerprint(&account, &input);
-        let limit = input.max_results.unwrap_or(50);
+        let region = auth.scope.region.clone();
+        let q = fingerprint(&account, &region, &input);
+        let limit = usize::try_from(input.max_results.unwrap_or(50)).unwrap_or(50);
         let mut f = AuditFilter {
             account_id: Some(account),
             since_ms: input.start_time.map(ms).transpose()?,
@@ -302,20 +364,13 @@ impl Operation for LookupEvents {
                 .as_deref()
                 .map(|t| decode_cursor(t, &q))
                 .transpose()?,
-            limit: limit + 1,
             ..AuditFilter::default()
         };
         if let Some(a) = input.lookup_attributes.first() {
             apply_attribute(&mut f, a)?;
         }
-        let mut rows = ctx.store.query_audit(f).await?;
-        let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(50));
-        let next_token = if more {
-            rows.last().map(|r| encode_cursor(r, &q))
-        } else {
-            None
-        };
+        let (rows, next) = regional_page(ctx, f, &region, limit).await?;
+        let next_token = next.map(|p| encode_cursor(&p, &q));
         Ok(Output {
             events: rows
                 .into_iter()
