@@ -281,7 +281,9 @@ impl RequestContext {
             resource_parts,
             resource_account,
             keys: KeyMap {
-                slots: Vec::with_capacity(16),
+                // Room for the keys a decision on a tagged secret usually has (principal,
+                // request, resource, tags twice, operation): no regrowth while filling.
+                slots: Vec::with_capacity(32),
             },
         };
         ctx.fill_principal_keys();
