@@ -1,0 +1,184 @@
+//! Resource exhaustion and failing closed: a full disk under the data directory, and what
+//! the server keeps serving (and recording) while it lasts and once it is over.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+use strongroom::audit::{verify_store, VerifyOptions};
+use strongroom::store::Store;
+
+use crate::common::{config_in, RawResponse, TestServer};
+
+/// A small tmpfs mounted for one test (unmounted when dropped), so that filling it fills no
+/// real disk. `None` (with a note) where this process may not mount one.
+struct Tmpfs {
+    mountpoint: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Self> {
+        let mountpoint = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(mountpoint.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Self { mountpoint })
+    }
+
+    fn path(&self) -> &Path {
+        self.mountpoint.path()
+    }
+
+    /// Fill what is left of the file system with one file; returns its path.
+    fn fill(&self) -> PathBuf {
+        let path = self.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        // What a whole block no longer fitted: a byte at a time.
+        while f.write_all(&[0]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a file the test still holds open must not keep the mount.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.mountpoint.path())
+            .status();
+    }
+}
+
+fn put(s: &TestServer, id: &str, value: &str) -> RawResponse {
+    s.call(
+        "secretsmanager.PutSecretValue",
+        &json!({"SecretId": id, "SecretString": value,
+                "ClientRequestToken": uuid::Uuid::new_v4().to_string()})
+        .to_string(),
+    )
+}
+
+fn get(s: &TestServer, id: &str) -> RawResponse {
+    s.call(
+        "secretsmanager.GetSecretValue",
+        &json!({"SecretId": id}).to_string(),
+    )
+}
+
+/// Every record of the store at `url`, as JSON, in chain order; and `audit verify`'s finding.
+fn trail(url: &str) -> (Vec<Value>, Option<String>) {
+    let store = Store::open(url).unwrap();
+    let rows = store
+        .read_blocking(|tx| {
+            let mut out = Vec::new();
+            for c in tx.audit_chains()? {
+                out.extend(tx.audit_range(&c, 0, 1_000_000)?);
+            }
+            Ok(out)
+        })
+        .unwrap();
+    let finding = verify_store(&store, &VerifyOptions::default())
+        .unwrap()
+        .first_finding()
+        .map(|f| format!("{f:?}"));
+    let records = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.record).unwrap())
+        .collect();
+    (records, finding)
+}
+
+/// The data directory's disk fills while callers keep writing and reading: no value leaves
+/// without its record, no write is durable without its record (a write answered with an
+/// error may have committed, as on any server error, but then its record is in the chain
+/// too), errors name no path, and once space returns the server serves and records again
+/// by itself, on a chain that verifies.
+#[test]
+fn a_full_disk_leaves_no_committed_write_without_its_record() {
+    let Some(fs) = Tmpfs::mount("16m") else {
+        return;
+    };
+    let dir = tempfile::tempdir_in(fs.path()).unwrap();
+    let cfg = config_in(dir.path(), None);
+    let url = cfg.store.database_url.clone();
+    let mut s = TestServer::launch_config(cfg, dir);
+    assert_eq!(
+        s.call(
+            "secretsmanager.CreateSecret",
+            &json!({"Name": "full/db", "SecretString": "v0",
+                    "ClientRequestToken": uuid::Uuid::new_v4().to_string()})
+            .to_string(),
+        )
+        .status,
+        200
+    );
+    // A server that has been writing: its WAL files have room that a checkpoint freed.
+    for i in 0..20 {
+        assert_eq!(put(&s, "full/db", &"w".repeat(i * 1000)).status, 200);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let filler = fs.fill();
+    let mut answered = Vec::new();
+    // Until ten writes failed: the first ones may fit in room the database files hold.
+    for i in 0..400 {
+        if answered.iter().filter(|(w, _)| *w != 200).count() >= 10 {
+            break;
+        }
+        let w = put(&s, "full/db", &format!("v{i}-{}", "x".repeat(2000)));
+        let r = get(&s, "full/db");
+        for resp in [&w, &r] {
+            if resp.status != 200 {
+                assert_eq!(resp.status, 500, "{}", resp.body);
+                assert_eq!(resp.error_type(), "InternalServiceError", "{}", resp.body);
+                assert!(!resp.body.contains('/'), "{}", resp.body);
+            }
+        }
+        answered.push((w.status, r.status));
+    }
+    assert!(
+        answered.iter().filter(|(w, _)| *w != 200).count() >= 10,
+        "the disk never filled: {answered:?}"
+    );
+    std::fs::remove_file(filler).unwrap();
+    // Space is back: served and recorded again, without a restart.
+    let r = get(&s, "full/db");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let versions = s.call(
+        "secretsmanager.ListSecretVersionIds",
+        r#"{"SecretId": "full/db", "IncludeDeprecated": true}"#,
+    );
+    assert_eq!(versions.status, 200, "{}", versions.body);
+    let committed = versions.json()["Versions"].as_array().unwrap().len();
+    s.stop();
+    let (records, finding) = trail(&url);
+    assert_eq!(finding, None);
+    let recorded_writes = records
+        .iter()
+        .filter(|r| {
+            ["CreateSecret", "PutSecretValue"].contains(&r["eventName"].as_str().unwrap_or(""))
+                && r["errorCode"].is_null()
+        })
+        .count();
+    assert_eq!(
+        recorded_writes, committed,
+        "every committed version has its successful write's record ({answered:?})"
+    );
+    let reads_ok = answered.iter().filter(|(_, r)| *r == 200).count() + 1;
+    let recorded_reads = records
+        .iter()
+        .filter(|r| r["eventName"] == "GetSecretValue" && r["errorCode"].is_null())
+        .count();
+    assert!(
+        recorded_reads >= reads_ok,
+        "every value served has its record: {recorded_reads} < {reads_ok}"
+    );
+}
