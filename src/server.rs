@@ -25,6 +25,38 @@ use crate::store::Store;
 /// Largest request body accepted (a 64 KiB secret in base64 plus everything else fits).
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// How long a request's body may take to arrive once its head has: the head has its own
+/// limit (`client_request_timeout`), and without this one a caller that stops sending
+/// mid-body would hold its connection (and a file descriptor) for as long as it likes.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `payload`, failing with a `TimedOut` I/O error once `limit` has passed (and ending
+/// there): every route's body, the API's and the console's forms alike, is read through it.
+fn body_with_deadline(
+    payload: actix_web::dev::Payload,
+    limit: std::time::Duration,
+) -> actix_web::dev::Payload {
+    let deadline = tokio::time::Instant::now() + limit;
+    let stream = futures_util::stream::unfold(Some(payload), move |state| async move {
+        let mut payload = state?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body timed out",
+                ))),
+                None,
+            )),
+        }
+    });
+    let boxed: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
+    > = Box::pin(stream);
+    actix_web::dev::Payload::from(boxed)
+}
+
 /// Create the data dir (and missing parents) when it does not exist: owner-only (0700), like
 /// the files the server keeps in it. An existing directory keeps its mode.
 fn create_data_dir(dir: &Path) -> Result<(), String> {
@@ -334,11 +366,25 @@ async fn entry(
             Ok(_) => ApiError::RequestEntityTooLarge(format!(
                 "Request body exceeds the maximum of {MAX_BODY} bytes."
             )),
+            Err(actix_web::error::PayloadError::Io(e))
+                if e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                ApiError::RequestTimeout(
+                    "Your socket connection to the server was not read from or written to \
+                     within the timeout period."
+                        .into(),
+                )
+            }
             Err(_) => ApiError::Serialization("The request body could not be read.".into()),
         };
         // Recorded too: every request gets its audit record.
         let r = pipeline.refuse(&head, peer, refused).await;
-        return reply_as(r.status, r.body, &r.request_id, r.content_type);
+        let mut reply = reply_as(r.status, r.body, &r.request_id, r.content_type);
+        // The rest of the body is not read: the connection cannot carry another request.
+        reply
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        return reply;
     }
     let r = pipeline.handle(head, peer, &body).await;
     reply_as(r.status, r.body, &r.request_id, r.content_type)
@@ -629,6 +675,7 @@ pub async fn run_with_handle(
         .console
         .then(|| crate::console::Console::new(pipeline.clone()));
     let data = web::Data::new(pipeline);
+    let body_timeout = cfg.body_timeout;
     let server = HttpServer::new(move || {
         let console = console.clone();
         App::new()
@@ -639,6 +686,11 @@ pub async fn run_with_handle(
                 }
             })
             .default_service(web::to(entry))
+            .wrap_fn(move |mut req, srv| {
+                let payload = actix_web::HttpMessage::take_payload(&mut req);
+                req.set_payload(body_with_deadline(payload, body_timeout));
+                actix_web::dev::Service::call(srv, req)
+            })
     })
     .client_request_timeout(std::time::Duration::from_secs(10))
     .client_disconnect_timeout(std::time::Duration::from_secs(5));

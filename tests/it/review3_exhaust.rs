@@ -1,15 +1,17 @@
 //! Resource exhaustion and failing closed: a full disk under the data directory, and what
 //! the server keeps serving (and recording) while it lasts and once it is over.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use strongroom::audit::{verify_store, VerifyOptions};
 use strongroom::store::Store;
 
-use crate::common::{config_in, RawResponse, TestServer};
+use crate::common::{config_in, ok, signed_request, RawResponse, Signing, TestServer};
 
 /// A small tmpfs mounted for one test (unmounted when dropped), so that filling it fills no
 /// real disk. `None` (with a note) where this process may not mount one.
@@ -181,4 +183,63 @@ fn a_full_disk_leaves_no_committed_write_without_its_record() {
         recorded_reads >= reads_ok,
         "every value served has its record: {recorded_reads} < {reads_ok}"
     );
+}
+
+/// A server whose request bodies must arrive within one second of their heads.
+fn start_with_body_timeout() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.body_timeout = Duration::from_secs(1);
+    TestServer::launch_config(cfg, dir)
+}
+
+/// Everything the server sends on `c` until it closes the connection (or 20 s pass).
+fn read_until_closed(c: &mut TcpStream) -> (Vec<u8>, Duration) {
+    let started = Instant::now();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    (out, started.elapsed())
+}
+
+/// A caller that sends a request's head and then stops sending its body (slowloris) no
+/// longer holds the connection: once the body's time is up it gets `RequestTimeoutException`
+/// (HTTP 408, which the SDKs retry), recorded like any refusal, and the connection is
+/// closed. A body sent in pieces within the time is served.
+#[test]
+fn a_body_that_stops_arriving_is_cut_off_and_recorded() {
+    let s = start_with_body_timeout();
+    let body = br#"{"SecretId":"slow/one"}"#;
+    let request = signed_request("secretsmanager.GetSecretValue", body, Signing::default());
+    let split = request.len() - body.len() + 5;
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(&request[..split]).unwrap();
+    let (out, elapsed) = read_until_closed(&mut c);
+    let r = crate::common::parse_response(&out);
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(r.error_type(), "RequestTimeoutException", "{}", r.body);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let request_id = r.header("x-amzn-RequestId").unwrap().to_owned();
+    // Positive control: the same request, its body in two pieces well within the time.
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "slow/one", "SecretString": "v"}),
+    );
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(&request[..split]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(&request[split..]).unwrap();
+    let r = crate::common::parse_response(&read_until_closed(&mut c).0);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut s = s;
+    let url = s.database_url.clone();
+    s.stop();
+    let (records, _) = trail(&url);
+    let refused: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["requestID"] == request_id.as_str())
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:?}");
+    assert_eq!(refused[0]["errorCode"], "RequestTimeoutException");
 }
