@@ -243,3 +243,46 @@ fn a_body_that_stops_arriving_is_cut_off_and_recorded() {
     assert_eq!(refused.len(), 1, "{records:?}");
     assert_eq!(refused[0]["errorCode"], "RequestTimeoutException");
 }
+
+/// A request just under the body limit whose validation error echoes every value it sent
+/// (200 filters of 200 values: AWS's message lists them, about 1.9 MB) is answered in full,
+/// but its record keeps a bounded `errorMessage`: no request makes a record the size of its
+/// body, let alone twice it. A short error message is recorded whole.
+#[test]
+fn an_error_message_echoing_a_large_request_is_recorded_bounded() {
+    let mut s = TestServer::start();
+    let filters: Vec<Value> = (0..200)
+        .map(|_| json!({"Key": "all", "Values": vec!["v".repeat(20); 200]}))
+        .collect();
+    let big = json!({"Filters": filters}).to_string();
+    assert!(big.len() < 1024 * 1024, "{}", big.len());
+    let r = s.call("secretsmanager.ListSecrets", &big);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.error_type(), "ValidationException");
+    assert!(r.body.len() > big.len(), "{}", r.body.len());
+    let big_id = r.header("x-amzn-RequestId").unwrap().to_owned();
+    let small = s.call("secretsmanager.ListSecrets", r#"{"MaxResults": 0}"#);
+    assert_eq!(small.error_type(), "ValidationException", "{}", small.body);
+    let small_id = small.header("x-amzn-RequestId").unwrap().to_owned();
+    let small_message = small.json()["Message"].as_str().unwrap().to_owned();
+    let url = s.database_url.clone();
+    s.stop();
+    let (records, finding) = trail(&url);
+    assert_eq!(finding, None);
+    let of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["requestID"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let big_record = of(&big_id);
+    assert_eq!(big_record["errorCode"], "ValidationException");
+    let size = big_record.to_string().len();
+    assert!(size < 64 * 1024, "a record of {size} bytes");
+    assert!(big_record["errorMessage"]
+        .as_str()
+        .unwrap()
+        .starts_with("201 validation errors detected"));
+    assert_eq!(of(&small_id)["errorMessage"], small_message.as_str());
+}
