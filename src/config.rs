@@ -524,9 +524,9 @@ pub struct ServeConfig {
     pub peers: crate::replication::PeerConfig,
     /// The rotation engine's concurrency and tick.
     pub rotation: crate::rotation::engine::Settings,
-    /// How long a request's body may take to arrive after its head
-    /// ([`crate::server::BODY_TIMEOUT`]; not a flag: tests shorten it).
-    pub body_timeout: std::time::Duration,
+    /// The limits on slow clients ([`crate::server::ClientTimeouts`]; not flags: tests
+    /// shorten them).
+    pub client_timeouts: crate::server::ClientTimeouts,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -732,7 +732,7 @@ impl ServeArgs {
         )?;
         Ok(ServeConfig {
             rotation,
-            body_timeout: crate::server::BODY_TIMEOUT,
+            client_timeouts: crate::server::ClientTimeouts::default(),
             console: self.console || f.console.unwrap_or(false),
             peers,
             metrics_listen,

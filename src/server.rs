@@ -30,6 +30,74 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// mid-body would hold its connection (and a file descriptor) for as long as it likes.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How long data the server sent may stay unacknowledged (`TCP_USER_TIMEOUT` on every
+/// accepted connection, inherited from the listening socket), a window the client keeps
+/// shut included: a client that sends requests and never reads the answers would otherwise
+/// hold its connection for as long as it likes.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The API's limits on slow clients (see [`BODY_TIMEOUT`], [`SEND_TIMEOUT`]); not flags,
+/// tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTimeouts {
+    pub body: std::time::Duration,
+    pub send: std::time::Duration,
+}
+
+impl Default for ClientTimeouts {
+    fn default() -> Self {
+        Self {
+            body: BODY_TIMEOUT,
+            send: SEND_TIMEOUT,
+        }
+    }
+}
+
+/// Listening sockets on every address `listen` resolves to (as actix-web's `bind`: those
+/// that bind, an error when none does), each with `TCP_USER_TIMEOUT` set to `send_timeout`
+/// so that the connections it accepts inherit it.
+fn listeners(
+    listen: &str,
+    send_timeout: std::time::Duration,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let timeout_ms = u32::try_from(send_timeout.as_millis()).unwrap_or(u32::MAX);
+    let one = |addr: std::net::SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let family = if addr.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let fd = rustix::net::socket_with(
+            family,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            Some(rustix::net::ipproto::TCP),
+        )?;
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+        sockopt::set_tcp_user_timeout(&fd, timeout_ms)?;
+        rustix::net::bind(&fd, &addr)?;
+        // actix-web's backlog.
+        rustix::net::listen(&fd, 2048)?;
+        let listener = std::net::TcpListener::from(fd);
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    let mut bound = Vec::new();
+    let mut last_err = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(listen)? {
+        match one(addr) {
+            Ok(l) => bound.push(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (bound.is_empty(), last_err) {
+        (false, _) => Ok(bound),
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(std::io::Error::other("the address resolves to nothing")),
+    }
+}
+
 /// `payload`, failing with a `TimedOut` I/O error once `limit` has passed (and ending
 /// there): every route's body, the API's and the console's forms alike, is read through it.
 fn body_with_deadline(
@@ -675,7 +743,7 @@ pub async fn run_with_handle(
         .console
         .then(|| crate::console::Console::new(pipeline.clone()));
     let data = web::Data::new(pipeline);
-    let body_timeout = cfg.body_timeout;
+    let body_timeout = cfg.client_timeouts.body;
     let server = HttpServer::new(move || {
         let console = console.clone();
         App::new()
@@ -694,14 +762,19 @@ pub async fn run_with_handle(
     })
     .client_request_timeout(std::time::Duration::from_secs(10))
     .client_disconnect_timeout(std::time::Duration::from_secs(5));
-    let server = match &cfg.tls {
-        Some((cert, key)) => server
-            .bind_rustls_0_23(&cfg.listen, tls_config(cert, key)?)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
-        None => server
-            .bind(&cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
+    let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", cfg.listen);
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls_config(cert, key)?),
+        None => None,
     };
+    let mut server = server;
+    for listener in listeners(&cfg.listen, cfg.client_timeouts.send).map_err(cannot)? {
+        server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
+            None => server.listen(listener),
+        }
+        .map_err(cannot)?;
+    }
     let addr = server.addrs().first().copied();
     let running = server.run();
     if let Some(addr) = addr {

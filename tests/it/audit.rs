@@ -1484,7 +1484,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         console: false,
         peers: Default::default(),
         rotation: Default::default(),
-        body_timeout: strongroom::server::BODY_TIMEOUT,
+        client_timeouts: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }

@@ -189,7 +189,7 @@ fn a_full_disk_leaves_no_committed_write_without_its_record() {
 fn start_with_body_timeout() -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config_in(dir.path(), None);
-    cfg.body_timeout = Duration::from_secs(1);
+    cfg.client_timeouts.body = Duration::from_secs(1);
     TestServer::launch_config(cfg, dir)
 }
 
@@ -285,4 +285,83 @@ fn an_error_message_echoing_a_large_request_is_recorded_bounded() {
         .unwrap()
         .starts_with("201 validation errors detected"));
     assert_eq!(of(&small_id)["errorMessage"], small_message.as_str());
+}
+
+/// A caller that pipelines requests for a large secret and never reads the answers no longer
+/// holds its connection: once the server's data has waited unacknowledged (the caller's
+/// window shut) for the send timeout, the connection is dropped, well before every answer
+/// was sent. The same requests read as they come are all answered.
+#[test]
+fn a_client_that_never_reads_its_answers_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.client_timeouts.send = Duration::from_secs(1);
+    let s = TestServer::launch_config(cfg, dir);
+    ok(
+        &s,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "big/one", "SecretString": "s".repeat(60_000)}),
+    );
+    let one = signed_request(
+        "secretsmanager.GetSecretValue",
+        br#"{"SecretId":"big/one"}"#,
+        Signing::default(),
+    );
+    // Beyond what the kernel buffers of both ends hold (about 5 MB here).
+    let n = 120;
+    let pipelined: Vec<u8> = one.repeat(n);
+    let count = |bytes: &[u8]| {
+        bytes
+            .windows(b"HTTP/1.1 200".len())
+            .filter(|w| *w == b"HTTP/1.1 200")
+            .count()
+    };
+    // Positive control: read as they come, every answer arrives.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        let data = pipelined.clone();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+        })
+    };
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut answered = 0;
+    // The last bytes read, so that a status line split between two reads is counted.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    while answered < n {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                tail.extend_from_slice(&buf[..k]);
+                answered += count(&tail);
+                let keep = tail.len().min(b"HTTP/1.1 200".len() - 1);
+                tail.drain(..tail.len() - keep);
+            }
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(answered, n);
+    drop(c);
+    // The same, never read until the connection had time to be dropped.
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&pipelined);
+        })
+    };
+    std::thread::sleep(Duration::from_secs(6));
+    let (out, elapsed) = read_until_closed(&mut c);
+    let _ = c.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    assert!(
+        count(&out) < n,
+        "every answer was sent to a caller not reading"
+    );
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    // Others are still served.
+    let r = get(&s, "big/one");
+    assert_eq!(r.status, 200);
 }
