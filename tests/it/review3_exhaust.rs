@@ -365,3 +365,75 @@ fn a_client_that_never_reads_its_answers_is_dropped() {
     let r = get(&s, "big/one");
     assert_eq!(r.status, 200);
 }
+
+/// An unauthenticated request is recorded with what its headers say, not with its body's
+/// parameters: anyone on the network, with no rate limit for them, could otherwise write
+/// 100 KB of audit trail per request (the `requestParameters` limit) and fill the disk the
+/// trail shares with the secrets. An authenticated request's parameters are recorded.
+#[test]
+fn an_unauthenticated_request_records_no_request_parameters() {
+    let mut s = TestServer::start();
+    let filters: Vec<Value> = (0..18)
+        .map(|_| json!({"Key": "name", "Values": vec!["v".repeat(500); 10]}))
+        .collect();
+    let body = json!({"Filters": filters}).to_string();
+    let unsigned = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-amz-json-1.1\r\n\
+         x-amz-target: secretsmanager.ListSecrets\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let r = s.raw(unsigned.as_bytes());
+    assert_eq!(
+        r.error_type(),
+        "MissingAuthenticationTokenException",
+        "{}",
+        r.body
+    );
+    let unsigned_id = r.header("x-amzn-RequestId").unwrap().to_owned();
+    let bad_key = Signing {
+        secret: "not/the/secret/000000000000000000000000".into(),
+        ..Signing::default()
+    };
+    let r = s.call_signed("secretsmanager.ListSecrets", &body, bad_key);
+    assert_eq!(r.error_type(), "InvalidSignatureException", "{}", r.body);
+    let bad_id = r.header("x-amzn-RequestId").unwrap().to_owned();
+    let form = format!(
+        "Action=GetCallerIdentity&Version=2011-06-15&RoleSessionName={}",
+        "n".repeat(90_000)
+    );
+    let r = s.raw(
+        format!(
+            "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .as_bytes(),
+    );
+    let query_id = r.header("x-amzn-RequestId").unwrap().to_owned();
+    // Positive control: the root's request, refused for its input, keeps its parameters.
+    let r = s.call(
+        "secretsmanager.ListSecrets",
+        r#"{"Filters": [{"Key": "name", "Values": ["prod"]}], "MaxResults": 0}"#,
+    );
+    assert_eq!(r.error_type(), "ValidationException", "{}", r.body);
+    let signed_id = r.header("x-amzn-RequestId").unwrap().to_owned();
+    let url = s.database_url.clone();
+    s.stop();
+    let (records, _) = trail(&url);
+    let of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["requestID"] == id)
+            .cloned()
+            .unwrap()
+    };
+    for id in [&unsigned_id, &bad_id, &query_id] {
+        let record = of(id);
+        assert!(record["requestParameters"].is_null(), "{record}");
+        assert!(record.to_string().len() < 8 * 1024, "{record}");
+    }
+    assert_eq!(
+        of(&signed_id)["requestParameters"]["filters"][0]["key"],
+        "name"
+    );
+}
