@@ -533,6 +533,9 @@ pub struct ServeConfig {
     pub peers: crate::replication::PeerConfig,
     /// The rotation engine's concurrency and tick.
     pub rotation: crate::rotation::engine::Settings,
+    /// The limits on slow clients ([`crate::server::ClientTimeouts`]; not flags: tests
+    /// shorten them).
+    pub client_timeouts: crate::server::ClientTimeouts,
 }
 
 /// Audit retention: every `every`, records older than `max_age` are exported to `export_dir`
@@ -738,6 +741,7 @@ impl ServeArgs {
         )?;
         Ok(ServeConfig {
             rotation,
+            client_timeouts: crate::server::ClientTimeouts::default(),
             console: self.console.or(f.console).unwrap_or(false),
             peers,
             metrics_listen,

@@ -31,6 +31,9 @@ pub enum ApiError {
     AccessDenied(String),
     NotImplemented(String),
     RequestEntityTooLarge(String),
+    /// The request body did not arrive in time (`server::BODY_TIMEOUT`): HTTP 408, the code
+    /// the AWS SDKs retry as a transient error.
+    RequestTimeout(String),
     /// Over the account's request-rate quota (`quota`): AWS's `ThrottlingException`.
     Throttling(String),
     // --- authentication ---
@@ -94,6 +97,7 @@ impl ApiError {
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::NotImplemented(_) => "NotImplementedException",
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
+            Self::RequestTimeout(_) => "RequestTimeoutException",
             Self::Throttling(_) => "ThrottlingException",
             Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
@@ -173,6 +177,7 @@ impl ApiError {
             | Self::KmsInvalidMarker(_) => 400,
             Self::NotImplemented(_) => 501,
             Self::RequestEntityTooLarge(_) => 413,
+            Self::RequestTimeout(_) => 408,
             Self::Internal(_) => 500,
         }
     }
@@ -209,6 +214,7 @@ impl ApiError {
             | Self::AccessDenied(m)
             | Self::NotImplemented(m)
             | Self::RequestEntityTooLarge(m)
+            | Self::RequestTimeout(m)
             | Self::Throttling(m)
             | Self::MissingAuthenticationToken(m)
             | Self::IncompleteSignature(m)

@@ -349,9 +349,11 @@ impl Pipeline {
             ));
         }
         draft.event_name.clone_from(&action);
-        draft.request_parameters = protocol::query::safe_parameters(&form);
-        // AssumeRoleWithWebIdentity is unsigned (on AWS too): its token is the credential.
+        // AssumeRoleWithWebIdentity is unsigned (on AWS too): its token is the credential,
+        // and its parameters are recorded as they come. Other actions' parameters only once
+        // the caller is authenticated (see `run`).
         let (service, principal) = if action == "AssumeRoleWithWebIdentity" {
+            draft.request_parameters = protocol::query::safe_parameters(&form);
             (Service::Sts, None)
         } else if authn::bearer_token(head).is_some() {
             // A bearer caller has no credential scope: the action names the service.
@@ -371,6 +373,9 @@ impl Pipeline {
             (service, Some(principal))
         };
         draft.event_source = service.event_source().to_owned();
+        if principal.is_some() {
+            draft.request_parameters = protocol::query::safe_parameters(&form);
+        }
         draft.principal.clone_from(&principal);
         let request_id = draft.request_id.clone();
         let call = ops::query::QueryCall {
@@ -396,10 +401,14 @@ impl Pipeline {
         let (service, op) = protocol::decode_target(head.header("x-amz-target"))?;
         draft.event_source = service.event_source().to_owned();
         draft.event_name = op.clone();
-        draft.request_parameters = audit::safe_request_parameters(body);
         protocol::check_content_type(head.header("content-type"))?;
 
         let principal = self.authn.authenticate(head, body, service, draft).await?;
+        // Only an authenticated request's parameters are recorded: a request refused at
+        // authentication is recorded with what its headers say, so that callers with no
+        // credentials (and no quota) cannot write the body's kept members (up to 100 KB)
+        // into the trail with every request.
+        draft.request_parameters = audit::safe_request_parameters(body);
         let scope = Scope {
             account: principal.account_id.clone(),
             region: draft.region.clone(),

@@ -25,6 +25,106 @@ use crate::store::Store;
 /// Largest request body accepted (a 64 KiB secret in base64 plus everything else fits).
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// How long a request's body may take to arrive once its head has: the head has its own
+/// limit (`client_request_timeout`), and without this one a caller that stops sending
+/// mid-body would hold its connection (and a file descriptor) for as long as it likes.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long data the server sent may stay unacknowledged (`TCP_USER_TIMEOUT` on every
+/// accepted connection, inherited from the listening socket), a window the client keeps
+/// shut included: a client that sends requests and never reads the answers would otherwise
+/// hold its connection for as long as it likes.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The API's limits on slow clients (see [`BODY_TIMEOUT`], [`SEND_TIMEOUT`]); not flags,
+/// tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientTimeouts {
+    pub body: std::time::Duration,
+    pub send: std::time::Duration,
+}
+
+impl Default for ClientTimeouts {
+    fn default() -> Self {
+        Self {
+            body: BODY_TIMEOUT,
+            send: SEND_TIMEOUT,
+        }
+    }
+}
+
+/// Listening sockets on every address `listen` resolves to (as actix-web's `bind`: those
+/// that bind, an error when none does), each with `TCP_USER_TIMEOUT` set to `send_timeout`
+/// so that the connections it accepts inherit it.
+fn listeners(
+    listen: &str,
+    send_timeout: std::time::Duration,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let timeout_ms = u32::try_from(send_timeout.as_millis()).unwrap_or(u32::MAX);
+    let one = |addr: std::net::SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let family = if addr.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let fd = rustix::net::socket_with(
+            family,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            Some(rustix::net::ipproto::TCP),
+        )?;
+        sockopt::set_socket_reuseaddr(&fd, true)?;
+        sockopt::set_tcp_user_timeout(&fd, timeout_ms)?;
+        rustix::net::bind(&fd, &addr)?;
+        // actix-web's backlog.
+        rustix::net::listen(&fd, 2048)?;
+        let listener = std::net::TcpListener::from(fd);
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    let mut bound = Vec::new();
+    let mut last_err = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(listen)? {
+        match one(addr) {
+            Ok(l) => bound.push(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (bound.is_empty(), last_err) {
+        (false, _) => Ok(bound),
+        (true, Some(e)) => Err(e),
+        (true, None) => Err(std::io::Error::other("the address resolves to nothing")),
+    }
+}
+
+/// `payload`, failing with a `TimedOut` I/O error once `limit` has passed (and ending
+/// there): every route's body, the API's and the console's forms alike, is read through it.
+fn body_with_deadline(
+    payload: actix_web::dev::Payload,
+    limit: std::time::Duration,
+) -> actix_web::dev::Payload {
+    let deadline = tokio::time::Instant::now() + limit;
+    let stream = futures_util::stream::unfold(Some(payload), move |state| async move {
+        let mut payload = state?;
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body timed out",
+                ))),
+                None,
+            )),
+        }
+    });
+    let boxed: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>>>,
+    > = Box::pin(stream);
+    actix_web::dev::Payload::from(boxed)
+}
+
 /// Create the data dir (and missing parents) when it does not exist: owner-only (0700), like
 /// the files the server keeps in it. An existing directory keeps its mode.
 fn create_data_dir(dir: &Path) -> Result<(), String> {
@@ -334,11 +434,25 @@ async fn entry(
             Ok(_) => ApiError::RequestEntityTooLarge(format!(
                 "Request body exceeds the maximum of {MAX_BODY} bytes."
             )),
+            Err(actix_web::error::PayloadError::Io(e))
+                if e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                ApiError::RequestTimeout(
+                    "Your socket connection to the server was not read from or written to \
+                     within the timeout period."
+                        .into(),
+                )
+            }
             Err(_) => ApiError::Serialization("The request body could not be read.".into()),
         };
         // Recorded too: every request gets its audit record.
         let r = pipeline.refuse(&head, peer, refused).await;
-        return reply_as(r.status, r.body, &r.request_id, r.content_type);
+        let mut reply = reply_as(r.status, r.body, &r.request_id, r.content_type);
+        // The rest of the body is not read: the connection cannot carry another request.
+        reply
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        return reply;
     }
     let r = pipeline.handle(head, peer, &body).await;
     reply_as(r.status, r.body, &r.request_id, r.content_type)
@@ -629,6 +743,7 @@ pub async fn run_with_handle(
         .console
         .then(|| crate::console::Console::new(pipeline.clone()));
     let data = web::Data::new(pipeline);
+    let body_timeout = cfg.client_timeouts.body;
     let server = HttpServer::new(move || {
         let console = console.clone();
         App::new()
@@ -639,17 +754,27 @@ pub async fn run_with_handle(
                 }
             })
             .default_service(web::to(entry))
+            .wrap_fn(move |mut req, srv| {
+                let payload = actix_web::HttpMessage::take_payload(&mut req);
+                req.set_payload(body_with_deadline(payload, body_timeout));
+                actix_web::dev::Service::call(srv, req)
+            })
     })
     .client_request_timeout(std::time::Duration::from_secs(10))
     .client_disconnect_timeout(std::time::Duration::from_secs(5));
-    let server = match &cfg.tls {
-        Some((cert, key)) => server
-            .bind_rustls_0_23(&cfg.listen, tls_config(cert, key)?)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
-        None => server
-            .bind(&cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?,
+    let cannot = |e: std::io::Error| format!("cannot listen on {}: {e}", cfg.listen);
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls_config(cert, key)?),
+        None => None,
     };
+    let mut server = server;
+    for listener in listeners(&cfg.listen, cfg.client_timeouts.send).map_err(cannot)? {
+        server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.clone()),
+            None => server.listen(listener),
+        }
+        .map_err(cannot)?;
+    }
     let addr = server.addrs().first().copied();
     let running = server.run();
     if let Some(addr) = addr {

@@ -135,6 +135,28 @@ pub fn safe_request_parameters(body: &[u8]) -> Value {
 /// The largest `requestParameters` recorded, in bytes of JSON (CloudTrail's 100 KB).
 pub const MAX_REQUEST_PARAMETERS: usize = 100 * 1024;
 
+/// The longest `errorMessage` and `authorization.reason` recorded, in bytes. A validation
+/// message echoes the values it refuses (AWS's wording), so a request near the body limit
+/// could otherwise make a record larger than its body; the response still carries it whole.
+pub const MAX_RECORDED_MESSAGE: usize = 8 * 1024;
+
+/// `text` cut to at most [`MAX_RECORDED_MESSAGE`] bytes (at a character boundary), with a
+/// marker saying how long it was.
+fn bounded_message(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_RECORDED_MESSAGE {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = MAX_RECORDED_MESSAGE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}... (cut: {} bytes in all)",
+        &text[..end],
+        text.len()
+    ))
+}
+
 /// The top level of a request body: the members of [`SAFE_FIELDS`], each [`Scrubbed`].
 struct SafeMembers;
 
@@ -554,17 +576,19 @@ impl Draft {
             })),
             (None, None) => None,
         };
+        let error_message = self.error_message.as_deref().map(bounded_message);
+        let reason = self.decision_reason.as_deref().map(bounded_message);
         let out = RecordOut {
             authorization: AuthorizationOut {
                 decidingPolicyType: self.deciding_policy_type.as_deref(),
                 decision: self.decision.as_deref(),
                 policyArnOrId: self.policy_id.as_deref(),
-                reason: self.decision_reason.as_deref(),
+                reason: reason.as_deref(),
                 statement: self.statement.as_deref(),
             },
             awsRegion: &self.region,
             errorCode: self.error_code.as_deref(),
-            errorMessage: self.error_message.as_deref(),
+            errorMessage: error_message.as_deref(),
             eventCategory: "Management",
             eventID: event_id,
             eventName: &self.event_name,

@@ -188,8 +188,10 @@ impl Tx<'_> {
 
     /// SQLite: append to their chains the write records whose change committed but whose
     /// chain insert did not (see [`Tx::keep_pending_audits`]); for an appender that does not
-    /// know where its chain ends (after a start, or a commit of unknown outcome). A no-op on
-    /// PostgreSQL.
+    /// know where its chain ends (after a start, or a commit of unknown outcome). The copies
+    /// stay in the main database until a later write transaction drops them, once this one
+    /// is known committed: dropped here, they would be lost when the chain file's commit
+    /// fails after the main file's. A no-op on PostgreSQL.
     pub fn adopt_pending_audits(&mut self) -> Result<(), StoreError> {
         let AnyConnection::Sqlite(c) = &mut *self.conn else {
             return Ok(());

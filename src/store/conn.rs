@@ -591,7 +591,12 @@ pub(super) fn open_pool(
         )
         .map_err(|e| StoreError::Migration(format!("looking for pending audit records: {e}")))?;
         if pending.n > 0 {
+            // Two transactions, the copy into the chain first: the main file commits before
+            // the chain file, so dropping the copies in the same transaction could lose them
+            // when the chain file's commit fails (a full disk) or the process dies between
+            // the two commits.
             c.immediate_transaction(|c| c.batch_execute(&ADOPT_PENDING_SQL))
+                .and_then(|()| c.immediate_transaction(|c| c.batch_execute(&DROP_ADOPTED_SQL)))
                 .map_err(|e| {
                     StoreError::Migration(format!("adopting pending audit records: {e}"))
                 })?;
@@ -644,26 +649,39 @@ fn move_chain_to_own_file(c: &mut diesel::SqliteConnection) -> diesel::QueryResu
     })
 }
 
-/// SQLite: append to each chain the write records of `main.audit_pending` past the chain's
-/// end (its last record, else its prune anchor), in order; then drop every pending copy the
-/// chain holds. See the migration `2026-12-01-000000_audit_chain_file`. Built once.
-pub(super) static ADOPT_PENDING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// SQLite: where the chain of a pending copy (aliased `alias`) ends: its last record, else
+/// its prune anchor.
+fn chain_end_of(alias: &str) -> String {
     let chain = SQLITE_CHAIN_SCHEMA;
-    let end = |alias: &str| {
-        format!(
-            "max(coalesce((SELECT max(e.seq) FROM {chain}.audit_events e \
-                           WHERE e.chain_id = {alias}.chain_id), 0), \
-                 coalesce((SELECT max(d.seq_to) FROM {chain}.audit_digests d \
-                           WHERE d.chain_id = {alias}.chain_id AND d.kind = 'anchor'), 0))"
-        )
-    };
     format!(
-        "INSERT INTO {chain}.audit_events ({CHAIN_COLUMNS}) \
+        "max(coalesce((SELECT max(e.seq) FROM {chain}.audit_events e \
+                       WHERE e.chain_id = {alias}.chain_id), 0), \
+             coalesce((SELECT max(d.seq_to) FROM {chain}.audit_digests d \
+                       WHERE d.chain_id = {alias}.chain_id AND d.kind = 'anchor'), 0))"
+    )
+}
+
+/// SQLite: append to each chain the write records of `main.audit_pending` past the chain's
+/// end, in order. The copies stay: the main file commits before the chain file, so a
+/// transaction that also dropped them would lose them whenever the chain file's commit
+/// failed (a full disk) after the main file's. They are dropped once the chain holds them
+/// committed ([`DROP_ADOPTED_SQL`] in a later transaction, or [`DropPending`]). See the
+/// migration `2026-12-01-000000_audit_chain_file`. Built once.
+pub(super) static ADOPT_PENDING_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO {SQLITE_CHAIN_SCHEMA}.audit_events ({CHAIN_COLUMNS}) \
            SELECT {CHAIN_COLUMNS} FROM main.audit_pending p WHERE p.seq > {} \
-           ORDER BY p.chain_id, p.seq; \
-         DELETE FROM main.audit_pending AS q WHERE q.seq <= {};",
-        end("p"),
-        end("q")
+           ORDER BY p.chain_id, p.seq;",
+        chain_end_of("p")
+    )
+});
+
+/// SQLite: drop every pending copy the chain holds, in a transaction after the one that
+/// adopted them ([`ADOPT_PENDING_SQL`]) committed. Built once.
+static DROP_ADOPTED_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "DELETE FROM main.audit_pending AS q WHERE q.seq <= {};",
+        chain_end_of("q")
     )
 });
 

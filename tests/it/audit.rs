@@ -1484,6 +1484,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         console: false,
         peers: Default::default(),
         rotation: Default::default(),
+        client_timeouts: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }

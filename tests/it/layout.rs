@@ -147,6 +147,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         console: false,
         peers: Default::default(),
         rotation: Default::default(),
+        client_timeouts: Default::default(),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -47,6 +47,7 @@ mod review2_simulate;
 mod review2_xacct;
 mod review3_time;
 mod review3_tokens;
+mod review3_exhaust;
 mod review_authn;
 mod review_isolation;
 mod review_misc;

@@ -172,6 +172,7 @@ async fn two_servers_one_postgres() {
             console: false,
             peers: Default::default(),
             rotation: Default::default(),
+            client_timeouts: Default::default(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

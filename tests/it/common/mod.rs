@@ -674,6 +674,7 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
         console: false,
         peers: Default::default(),
         rotation: Default::default(),
+        client_timeouts: Default::default(),
     }
 }
 
