@@ -116,6 +116,16 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// What the check before a step found.
+enum Began {
+    /// The step runs.
+    Go,
+    /// The job is gone or no longer this attempt's (cancelled, replaced, abandoned).
+    Stop,
+    /// The rotation's version no longer holds AWSPENDING.
+    PendingMoved,
+}
+
 /// How an attempt ended.
 enum Ended {
     Succeeded,
@@ -413,8 +423,17 @@ impl Engine {
         };
         for step in steps {
             match self.begin_step(job, step, function).await {
-                Ok(true) => {}
-                Ok(false) => return Ended::Stopped,
+                Ok(Began::Go) => {}
+                Ok(Began::Stop) => return Ended::Stopped,
+                Ok(Began::PendingMoved) => {
+                    return Ended::Failed {
+                        step: (*step).to_owned(),
+                        reason: format!(
+                            "AWSPENDING is no longer on the rotation's version {}",
+                            job.token
+                        ),
+                    }
+                }
                 Err(e) => {
                     return Ended::Failed {
                         step: (*step).to_owned(),
@@ -571,13 +590,16 @@ impl Engine {
     }
 
     /// Before a step: the job must still be this attempt's and its version still pending;
-    /// records the step and renews the lease. `Ok(false)`: stop (cancelled or abandoned).
+    /// records the step and renews the lease. A job no longer this attempt's (cancelled,
+    /// abandoned, replaced) stops; a job whose version lost AWSPENDING (moved elsewhere with
+    /// UpdateSecretVersionStage) fails the attempt, as the function's own check would, so
+    /// that it is retried and then marked failed rather than taken up again forever.
     async fn begin_step(
         &self,
         job: &RotationJobRow,
         step: &str,
         function: &RotationFunction,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Began, ApiError> {
         let now = self.ctx.now_ms();
         let lease = i64::try_from(function.timeout.as_millis())
             .unwrap_or(CLAIM_LEASE_MS)
@@ -592,20 +614,20 @@ impl Engine {
             .store
             .write(move |tx| {
                 let Some(mut cur) = tx.rotation_job(&sid)? else {
-                    return Ok(false);
+                    return Ok(Began::Stop);
                 };
                 if cur.token != token || cur.state != "running" || cur.attempt != attempt {
-                    return Ok(false);
+                    return Ok(Began::Stop);
                 }
                 let pending = tx.stage_version(&sid, AWSPENDING)?;
                 if pending.as_deref() != Some(token.as_str()) {
-                    return Ok(false);
+                    return Ok(Began::PendingMoved);
                 }
                 cur.step.clone_from(&step);
                 cur.next_attempt_at = now + lease;
                 cur.updated_at = now;
                 tx.update_rotation_job(&cur)?;
-                Ok(true)
+                Ok(Began::Go)
             })
             .await
     }

@@ -188,6 +188,12 @@ pub fn start(
     test_only: bool,
     now: i64,
 ) -> Result<(), ApiError> {
+    // The token becomes the rotation's new version: a version the secret already has (of
+    // the same value or not) is never taken over as the rotation's own, whatever kind of
+    // rotation this is.
+    if tx.version(&secret.secret_id, token)?.is_some() {
+        return Err(version_exists());
+    }
     if test_only {
         let current = tx
             .stage_version(&secret.secret_id, AWSCURRENT)?
@@ -291,6 +297,11 @@ pub fn check_rotation_token(
     }
 }
 
+/// AWS's refusal of a ClientRequestToken that names a version the secret already has.
+fn version_exists() -> ApiError {
+    ApiError::ResourceExists("A resource with the ID you requested already exists.".into())
+}
+
 /// The empty AWSPENDING version (AWSPENDING only, even on a secret without AWSCURRENT).
 fn insert_placeholder(
     tx: &mut Tx<'_>,
@@ -299,9 +310,7 @@ fn insert_placeholder(
     now: i64,
 ) -> Result<(), ApiError> {
     if tx.version(&secret.secret_id, token)?.is_some() {
-        return Err(ApiError::ResourceExists(
-            "A resource with the ID you requested already exists.".into(),
-        ));
+        return Err(version_exists());
     }
     tx.insert_version(&VersionRow {
         secret_id: secret.secret_id.clone(),
