@@ -349,7 +349,9 @@ impl Authenticator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(access_key_id)
-            .filter(|c| now - c.read_at_ms < CREDENTIAL_TTL_MS)
+            // An entry read at a later clock reading (the wall clock stepped back) is no
+            // younger than the TTL: it is read again, not trusted until the clock catches up.
+            .filter(|c| (0..CREDENTIAL_TTL_MS).contains(&(now - c.read_at_ms)))
             .map(|c| (Arc::clone(&c.key), c.principal_under(&dir)));
         let (key, principal) = match cached {
             Some((key, Some(principal))) => (key, principal),
@@ -524,6 +526,32 @@ mod tests {
         now.fetch_add(CREDENTIAL_TTL_MS, Ordering::SeqCst);
         let e = a.credential(AKID).await.unwrap_err();
         assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
+    }
+
+    /// The wall clock stepped back (NTP, an operator) after a key was looked up: the entry's
+    /// age is negative, and the key is read again at once instead of being trusted until the
+    /// clock is back where it was.
+    #[tokio::test]
+    async fn a_key_looked_up_at_a_later_clock_reading_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, store, now) = authenticator(dir.path());
+        assert!(a.credential(AKID).await.unwrap().active);
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Inactive")?))
+            .unwrap();
+        now.fetch_sub(3_600_000, Ordering::SeqCst);
+        assert!(!a.credential(AKID).await.unwrap().active);
+        // Positive control: read at the new clock, the entry is trusted for the TTL again.
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Active")?))
+            .unwrap();
+        now.fetch_add(CREDENTIAL_TTL_MS, Ordering::SeqCst);
+        assert!(a.credential(AKID).await.unwrap().active);
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Inactive")?))
+            .unwrap();
+        now.fetch_add(CREDENTIAL_TTL_MS - 1, Ordering::SeqCst);
+        assert!(a.credential(AKID).await.unwrap().active);
     }
 
     #[tokio::test]
