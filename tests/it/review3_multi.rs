@@ -759,3 +759,44 @@ fn list_filters_answer_alike_on_sqlite_and_postgresql() {
         }
     }
 }
+
+/// Every access key of a shared database deleted with the CLI (the root's included, on
+/// purpose): a server joining the database later with a data directory of its own (a new
+/// machine, a container whose data directory is not kept) installs no root key, neither the
+/// environment's pair nor a new one, so the deleted pair works through no server.
+#[test]
+fn a_server_joining_a_database_whose_keys_were_all_deleted_installs_no_root_key() {
+    let Some(base) = postgres_base_url() else {
+        return;
+    };
+    let url = fresh_postgres_db(&base);
+    let a = TestServer::start_with(Some(url.clone()), &["us-east-1"]);
+    let list = |s: &TestServer| s.call("secretsmanager.ListSecrets", "{}");
+    // Positive control: the root key the first server installed in the new database works.
+    assert_eq!(list(&a).status, 200);
+    let cfg = a.store_config();
+    strongroom::cli::change_access_key(
+        &cfg,
+        crate::common::AKID,
+        strongroom::cli::KeyChange::Delete,
+    )
+    .unwrap();
+    let keys = strongroom::cli::list_access_keys(&cfg, None, None).unwrap();
+    assert_eq!(keys, "", "{keys}");
+    let other = tempfile::tempdir().unwrap();
+    let data = other.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(a.data_dir().join("master.key"), data.join("master.key")).unwrap();
+    let b = TestServer::launch_config(config_in(other.path(), Some(url)), other);
+    let r = list(&b);
+    assert_eq!(r.error_type(), "UnrecognizedClientException", "{}", r.body);
+    assert!(
+        !data.join("root-credentials.json").exists(),
+        "a new root key pair was minted"
+    );
+    let keys = strongroom::cli::list_access_keys(&b.store_config(), None, None).unwrap();
+    assert_eq!(keys, "", "{keys}");
+    std::thread::sleep(Duration::from_millis(5200)); // past `a`'s key cache
+    let r = list(&a);
+    assert_eq!(r.error_type(), "UnrecognizedClientException", "{}", r.body);
+}
