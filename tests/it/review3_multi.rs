@@ -800,3 +800,123 @@ fn a_server_joining_a_database_whose_keys_were_all_deleted_installs_no_root_key(
     let r = list(&a);
     assert_eq!(r.error_type(), "UnrecognizedClientException", "{}", r.body);
 }
+
+/// Each server with a copy of the principals directory of its own (not shared files): a role
+/// removed from one copy ends its sessions through that server at its reload. The other
+/// server, whose copy still declares the role, accepts them until it reloads its copy (for
+/// any change): the removal deleted the role's id from the database, so it gives the role a
+/// new one and the sessions issued before end there too. A session it issues then is
+/// refused by the server whose copy does not declare the role, and accepted by itself. A user
+/// removed from one copy has its access keys deactivated in the database: refused through
+/// every server within 5 seconds, whatever the other copies declare.
+#[test]
+fn a_role_or_user_removed_from_one_servers_copy_of_the_directory() {
+    let (_t, dir_a) = directory();
+    user(
+        &dir_a,
+        "assumer",
+        &json!([{"Effect": "Allow", "Action": ["sts:AssumeRole", "secretsmanager:DescribeSecret"],
+                 "Resource": "*"}]),
+    );
+    user(
+        &dir_a,
+        "leaver",
+        &json!([{"Effect": "Allow", "Action": "secretsmanager:DescribeSecret", "Resource": "*"}]),
+    );
+    write(
+        &dir_a,
+        &format!("accounts/{ACCOUNT}/roles/copy-role.json"),
+        &json!({"RoleName": "copy-role",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:user/assumer")},
+                "Action": "sts:AssumeRole"}]},
+            "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "secretsmanager:DescribeSecret", "Resource": "*"}]}}})
+        .to_string(),
+    );
+    let (_t2, dir_b) = directory();
+    for rel in [
+        format!("accounts/{ACCOUNT}/users/assumer.json"),
+        format!("accounts/{ACCOUNT}/users/leaver.json"),
+        format!("accounts/{ACCOUNT}/roles/copy-role.json"),
+    ] {
+        write(
+            &dir_b,
+            &rel,
+            &std::fs::read_to_string(dir_a.join(&rel)).unwrap(),
+        );
+    }
+    let Some((a, b)) = two_servers(&["us-east-1"], Some(&dir_a), Some(&dir_b)) else {
+        return;
+    };
+    ok(
+        &a,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "multi/copies", "SecretString": "s"}),
+    );
+    let k = key_for(&a, &dir_a, ACCOUNT, "assumer");
+    let leaver = key_for(&a, &dir_a, ACCOUNT, "leaver");
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/copy-role");
+    let (sid, ssecret, token) = assume_role(&a, &k.0, &k.1, &role, "s1");
+    let session = |s: &TestServer| {
+        s.call_signed(
+            "secretsmanager.DescribeSecret",
+            &json!({"SecretId": "multi/copies"}).to_string(),
+            Signing {
+                akid: sid.clone(),
+                secret: ssecret.clone(),
+                session_token: Some(token.clone()),
+                ..Signing::default()
+            },
+        )
+        .status
+    };
+    let as_leaver = |s: &TestServer| {
+        call_as(
+            s,
+            &leaver.0,
+            &leaver.1,
+            "secretsmanager.DescribeSecret",
+            &json!({"SecretId": "multi/copies"}),
+        )
+        .status
+    };
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!((session(&a), session(&b)), (200, 200));
+    std::fs::remove_file(dir_a.join(format!("accounts/{ACCOUNT}/roles/copy-role.json"))).unwrap();
+    until("a refuses the session", &|| session(&a) != 200);
+    // An unrelated change to b's copy: b reloads it.
+    user(
+        &dir_b,
+        "unrelated",
+        &json!([{"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"}]),
+    );
+    until("b refuses the session", &|| session(&b) != 200);
+    // A fresh session through b (its copy declares the role) works through b only.
+    let (sid2, ssecret2, token2) = assume_role(&b, &k.0, &k.1, &role, "s2");
+    let session2 = |s: &TestServer| {
+        s.call_signed(
+            "secretsmanager.DescribeSecret",
+            &json!({"SecretId": "multi/copies"}).to_string(),
+            Signing {
+                akid: sid2.clone(),
+                secret: ssecret2.clone(),
+                session_token: Some(token2.clone()),
+                ..Signing::default()
+            },
+        )
+        .status
+    };
+    assert_eq!((session2(&b), session2(&a)), (200, 400));
+    // A user removed from a's copy only.
+    assert_eq!((as_leaver(&a), as_leaver(&b)), (200, 200));
+    std::fs::remove_file(dir_a.join(format!("accounts/{ACCOUNT}/users/leaver.json"))).unwrap();
+    until("a refuses the leaver", &|| as_leaver(&a) != 200);
+    until("b refuses the leaver", &|| as_leaver(&b) != 200);
+}
