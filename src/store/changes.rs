@@ -175,9 +175,10 @@ impl Changes {
         }
     }
 
-    /// The sequence could not be asked: a write committed meanwhile may never advance it
-    /// (its own advance failed too, see [`Changes::announce`]), so what was seen and cached
-    /// before is not trusted again. The next answer, whatever its value, empties the cache.
+    /// The question could not be answered. PostgreSQL: a write committed meanwhile may never
+    /// advance the sequence (its own advance failed too, see [`Changes::announce`]); SQLite:
+    /// the next answer may come from a new connection. Either way what was seen and cached
+    /// before is not trusted again: the next answer, whatever its value, empties the cache.
     fn lost(&self, cache: &ReadCache) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         *seen = None;
@@ -214,8 +215,17 @@ impl Changes {
     pub(super) async fn generation(&self, cache: &ReadCache) -> Option<u64> {
         let version = match &self.watch {
             Watch::Sqlite(pool) => {
-                let mut c = pool.get().ok()?;
-                super::conn::data_version(&mut c).ok()?
+                let asked = pool
+                    .get()
+                    .ok()
+                    .and_then(|mut c| super::conn::data_version(&mut c).ok());
+                let Some(version) = asked else {
+                    // The next answer may come from another connection, whose numbers
+                    // compare to nothing seen before.
+                    self.lost(cache);
+                    return None;
+                };
+                version
             }
             Watch::Postgres(_) => {
                 if self.unannounced.load(Ordering::Acquire) > 0 {
