@@ -118,7 +118,7 @@ impl Authenticator {
             )));
         }
         let cred = if parsed.access_key_id.starts_with("ASIA") {
-            self.session_credential(head, &parsed.access_key_id)?
+            self.session_credential(head, &parsed.access_key_id).await?
         } else if head.header("x-amz-security-token").is_some() {
             // A long-term key with a session token is not a credential AWS accepts.
             return Err(AuthError::UnknownKey.into());
@@ -279,7 +279,11 @@ impl Authenticator {
     }
 
     /// The credential of a temporary (STS) access key: the session token carries it.
-    fn session_credential(&self, head: &RequestHead, akid: &str) -> Result<Credential, ApiError> {
+    async fn session_credential(
+        &self,
+        head: &RequestHead,
+        akid: &str,
+    ) -> Result<Credential, ApiError> {
         let token = head
             .header("x-amz-security-token")
             .ok_or(AuthError::UnknownKey)?;
@@ -295,15 +299,43 @@ impl Authenticator {
             ),
             session::TokenError::Invalid => AuthError::UnknownKey.into(),
         })?;
-        let dir = self.authz.identities().get();
-        let role = dir
-            .role_for_session(&claims.role_arn, &claims.role_id)
-            .ok_or(AuthError::UnknownKey)?;
+        let live = self.authz.identities();
+        let dir = live.get();
+        let role = if live.keeps_role_ids() {
+            // The role's id kept in the database decides, not the one this server read at
+            // its last reload: servers sharing a database reload their files at their own
+            // times, and a role removed and declared again through another one (a new id,
+            // its earlier sessions ended) may look unchanged here.
+            let role = dir
+                .role_by_arn(&claims.role_arn)
+                .ok_or(AuthError::UnknownKey)?;
+            let current = self.stored_role_id(&role.account, &role.name).await?;
+            if current.as_deref() != Some(claims.role_id.as_str()) {
+                return Err(AuthError::UnknownKey.into());
+            }
+            role
+        } else {
+            dir.role_for_session(&claims.role_arn, &claims.role_id)
+                .ok_or(AuthError::UnknownKey)?
+        };
         Ok(Credential {
             secret: Arc::new(claims.secret_key()),
             principal: Arc::new(claims.principal(&role.tags)),
             active: true,
         })
+    }
+
+    /// The id the database keeps for role `name` of `account` (through the read cache: any
+    /// write, through any server, empties it first).
+    async fn stored_role_id(&self, account: &str, name: &str) -> Result<Option<String>, ApiError> {
+        let key = crate::store::cache::key("role-id", &[Some(account), Some(name)]);
+        let (account, name) = (account.to_owned(), name.to_owned());
+        let id = self
+            .ctx
+            .store
+            .read_point_cached(key, move |tx| Ok(tx.role_id(&account, &name)?))
+            .await?;
+        Ok(id.map(|id| id.as_ref().clone()))
     }
 
     /// The principal owning a stored key, under directory `dir`. A key whose user is no

@@ -830,13 +830,13 @@ fn a_server_joining_a_database_whose_keys_were_all_deleted_installs_no_root_key(
 }
 
 /// Each server with a copy of the principals directory of its own (not shared files): a role
-/// removed from one copy ends its sessions through that server at its reload. The other
-/// server, whose copy still declares the role, accepts them until it reloads its copy (for
-/// any change): the removal deleted the role's id from the database, so it gives the role a
-/// new one and the sessions issued before end there too. A session it issues then is
-/// refused by the server whose copy does not declare the role, and accepted by itself. A user
-/// removed from one copy has its access keys deactivated in the database: refused through
-/// every server within 5 seconds, whatever the other copies declare.
+/// removed from one copy ends its sessions on every server at that server's reload (the
+/// reload deletes the role's id from the database, and a session is accepted only under the
+/// id kept there). The other server, whose copy still declares the role, gives it a new id
+/// at its next reload: a session it issues then is refused by the server whose copy does not
+/// declare the role, and accepted by itself. A user removed from one copy has its access keys
+/// deactivated in the database: refused through every server within 5 seconds, whatever the
+/// other copies declare.
 #[test]
 fn a_role_or_user_removed_from_one_servers_copy_of_the_directory() {
     let (_t, dir_a) = directory();
@@ -919,29 +919,43 @@ fn a_role_or_user_removed_from_one_servers_copy_of_the_directory() {
     assert_eq!((session(&a), session(&b)), (200, 200));
     std::fs::remove_file(dir_a.join(format!("accounts/{ACCOUNT}/roles/copy-role.json"))).unwrap();
     until("a refuses the session", &|| session(&a) != 200);
-    // An unrelated change to b's copy: b reloads it.
+    // The removal deleted the role's id from the database: `b` refuses the session too,
+    // although its copy still declares the role.
+    until("b refuses the session", &|| session(&b) != 200);
+    // An unrelated change to b's copy: at that reload `b` gives the role a new id, and a
+    // session it issues then works through `b` only.
     user(
         &dir_b,
         "unrelated",
         &json!([{"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"}]),
     );
-    until("b refuses the session", &|| session(&b) != 200);
-    // A fresh session through b (its copy declares the role) works through b only.
-    let (sid2, ssecret2, token2) = assume_role(&b, &k.0, &k.1, &role, "s2");
-    let session2 = |s: &TestServer| {
+    let describe_as = |s: &TestServer, session: &(String, String, String)| {
         s.call_signed(
             "secretsmanager.DescribeSecret",
             &json!({"SecretId": "multi/copies"}).to_string(),
             Signing {
-                akid: sid2.clone(),
-                secret: ssecret2.clone(),
-                session_token: Some(token2.clone()),
+                akid: session.0.clone(),
+                secret: session.1.clone(),
+                session_token: Some(session.2.clone()),
                 ..Signing::default()
             },
         )
         .status
     };
-    assert_eq!((session2(&b), session2(&a)), (200, 400));
+    let start = Instant::now();
+    let second = loop {
+        let s2 = assume_role(&b, &k.0, &k.1, &role, "s2");
+        if describe_as(&b, &s2) == 200 {
+            break s2;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "b never reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(describe_as(&a, &second), 400);
+    assert_eq!(session(&b), 400);
     // A user removed from a's copy only.
     assert_eq!((as_leaver(&a), as_leaver(&b)), (200, 200));
     std::fs::remove_file(dir_a.join(format!("accounts/{ACCOUNT}/users/leaver.json"))).unwrap();
@@ -993,4 +1007,105 @@ fn concurrent_tags_differing_in_case_through_two_servers_never_both_land() {
             "round {round}: {statuses:?}"
         );
     }
+}
+
+/// A role declared again ends the sessions issued before, on every server: its files removed
+/// and restored are read by one server while the other's copy never changed (a copy synced
+/// late, which got only the final state). The role's id in the database decides: the other
+/// server refuses the old session at once, and accepts a session issued under the new id.
+#[test]
+fn a_role_declared_again_through_one_server_ends_its_old_sessions_on_every_server() {
+    let (_t, dir_a) = directory();
+    user(
+        &dir_a,
+        "assumer",
+        &json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]),
+    );
+    let role_file = format!("accounts/{ACCOUNT}/roles/again-role.json");
+    let role_text = json!({"RoleName": "again-role",
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT}:user/assumer")},
+            "Action": "sts:AssumeRole"}]},
+        "InlinePolicies": {"p": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "secretsmanager:DescribeSecret", "Resource": "*"}]}}})
+    .to_string();
+    write(&dir_a, &role_file, &role_text);
+    let (_t2, dir_b) = directory();
+    for rel in [
+        format!("accounts/{ACCOUNT}/users/assumer.json"),
+        role_file.clone(),
+    ] {
+        write(
+            &dir_b,
+            &rel,
+            &std::fs::read_to_string(dir_a.join(&rel)).unwrap(),
+        );
+    }
+    let Some((a, b)) = two_servers(&["us-east-1"], Some(&dir_a), Some(&dir_b)) else {
+        return;
+    };
+    ok(
+        &a,
+        "secretsmanager.CreateSecret",
+        &json!({"Name": "multi/again", "SecretString": "s"}),
+    );
+    let k = key_for(&a, &dir_a, ACCOUNT, "assumer");
+    let role = format!("arn:aws:iam::{ACCOUNT}:role/again-role");
+    let describe = |s: &TestServer, session: &(String, String, String)| {
+        s.call_signed(
+            "secretsmanager.DescribeSecret",
+            &json!({"SecretId": "multi/again"}).to_string(),
+            Signing {
+                akid: session.0.clone(),
+                secret: session.1.clone(),
+                session_token: Some(session.2.clone()),
+                ..Signing::default()
+            },
+        )
+        .status
+    };
+    let old = assume_role(&a, &k.0, &k.1, &role, "old");
+    assert_eq!((describe(&a, &old), describe(&b, &old)), (200, 200));
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    std::fs::remove_file(dir_a.join(&role_file)).unwrap();
+    until("a refuses the old session", &|| describe(&a, &old) != 200);
+    write(&dir_a, &role_file, &role_text);
+    let new = {
+        let start = Instant::now();
+        loop {
+            let r = a.raw(&crate::common::signed_query(
+                &format!(
+                    "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName=new",
+                    crate::common::urlenc(&role)
+                ),
+                crate::common::sts_as(&k.0, &k.1),
+            ));
+            if r.status == 200 {
+                break (
+                    crate::common::xml_field(&r.body, "AccessKeyId"),
+                    crate::common::xml_field(&r.body, "SecretAccessKey"),
+                    crate::common::xml_field(&r.body, "SessionToken"),
+                );
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{}", r.body);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(describe(&a, &new), 200);
+    assert_eq!(describe(&a, &old), 400);
+    // `b`'s copy never changed: the old session is refused there too.
+    assert_eq!(
+        describe(&b, &old),
+        400,
+        "b accepted a session of the role's old id"
+    );
+    assert_eq!(describe(&b, &old), 400);
+    // Positive control: the session issued under the role's new id works through `b`.
+    assert_eq!(describe(&b, &new), 200);
 }
