@@ -118,7 +118,7 @@ impl Authenticator {
             )));
         }
         let cred = if parsed.access_key_id.starts_with("ASIA") {
-            self.session_credential(head, &parsed.access_key_id)?
+            self.session_credential(head, &parsed.access_key_id).await?
         } else if head.header("x-amz-security-token").is_some() {
             // A long-term key with a session token is not a credential AWS accepts.
             return Err(AuthError::UnknownKey.into());
@@ -279,7 +279,11 @@ impl Authenticator {
     }
 
     /// The credential of a temporary (STS) access key: the session token carries it.
-    fn session_credential(&self, head: &RequestHead, akid: &str) -> Result<Credential, ApiError> {
+    async fn session_credential(
+        &self,
+        head: &RequestHead,
+        akid: &str,
+    ) -> Result<Credential, ApiError> {
         let token = head
             .header("x-amz-security-token")
             .ok_or(AuthError::UnknownKey)?;
@@ -295,15 +299,43 @@ impl Authenticator {
             ),
             session::TokenError::Invalid => AuthError::UnknownKey.into(),
         })?;
-        let dir = self.authz.identities().get();
-        let role = dir
-            .role_for_session(&claims.role_arn, &claims.role_id)
-            .ok_or(AuthError::UnknownKey)?;
+        let live = self.authz.identities();
+        let dir = live.get();
+        let role = if live.keeps_role_ids() {
+            // The role's id kept in the database decides, not the one this server read at
+            // its last reload: servers sharing a database reload their files at their own
+            // times, and a role removed and declared again through another one (a new id,
+            // its earlier sessions ended) may look unchanged here.
+            let role = dir
+                .role_by_arn(&claims.role_arn)
+                .ok_or(AuthError::UnknownKey)?;
+            let current = self.stored_role_id(&role.account, &role.name).await?;
+            if current.as_deref() != Some(claims.role_id.as_str()) {
+                return Err(AuthError::UnknownKey.into());
+            }
+            role
+        } else {
+            dir.role_for_session(&claims.role_arn, &claims.role_id)
+                .ok_or(AuthError::UnknownKey)?
+        };
         Ok(Credential {
             secret: Arc::new(claims.secret_key()),
             principal: Arc::new(claims.principal(&role.tags)),
             active: true,
         })
+    }
+
+    /// The id the database keeps for role `name` of `account` (through the read cache: any
+    /// write, through any server, empties it first).
+    async fn stored_role_id(&self, account: &str, name: &str) -> Result<Option<String>, ApiError> {
+        let key = crate::store::cache::key("role-id", &[Some(account), Some(name)]);
+        let (account, name) = (account.to_owned(), name.to_owned());
+        let id = self
+            .ctx
+            .store
+            .read_point_cached(key, move |tx| Ok(tx.role_id(&account, &name)?))
+            .await?;
+        Ok(id.map(|id| id.as_ref().clone()))
     }
 
     /// The principal owning a stored key, under directory `dir`. A key whose user is no
@@ -349,7 +381,9 @@ impl Authenticator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(access_key_id)
-            .filter(|c| now - c.read_at_ms < CREDENTIAL_TTL_MS)
+            // An entry read at a later clock reading (the wall clock stepped back) is no
+            // younger than the TTL: it is read again, not trusted until the clock catches up.
+            .filter(|c| (0..CREDENTIAL_TTL_MS).contains(&(now - c.read_at_ms)))
             .map(|c| (Arc::clone(&c.key), c.principal_under(&dir)));
         let (key, principal) = match cached {
             Some((key, Some(principal))) => (key, principal),
@@ -524,6 +558,32 @@ mod tests {
         now.fetch_add(CREDENTIAL_TTL_MS, Ordering::SeqCst);
         let e = a.credential(AKID).await.unwrap_err();
         assert_eq!(e.code(), "UnrecognizedClientException", "{e:?}");
+    }
+
+    /// The wall clock stepped back (NTP, an operator) after a key was looked up: the entry's
+    /// age is negative, and the key is read again at once instead of being trusted until the
+    /// clock is back where it was.
+    #[tokio::test]
+    async fn a_key_looked_up_at_a_later_clock_reading_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, store, now) = authenticator(dir.path());
+        assert!(a.credential(AKID).await.unwrap().active);
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Inactive")?))
+            .unwrap();
+        now.fetch_sub(3_600_000, Ordering::SeqCst);
+        assert!(!a.credential(AKID).await.unwrap().active);
+        // Positive control: read at the new clock, the entry is trusted for the TTL again.
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Active")?))
+            .unwrap();
+        now.fetch_add(CREDENTIAL_TTL_MS, Ordering::SeqCst);
+        assert!(a.credential(AKID).await.unwrap().active);
+        store
+            .write_blocking(|tx| Ok(tx.set_access_key_status(AKID, "Inactive")?))
+            .unwrap();
+        now.fetch_add(CREDENTIAL_TTL_MS - 1, Ordering::SeqCst);
+        assert!(a.credential(AKID).await.unwrap().active);
     }
 
     #[tokio::test]

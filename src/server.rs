@@ -178,22 +178,26 @@ fn chain_id(data_dir: &Path) -> Result<String, String> {
 }
 
 /// On the first start with an empty store, install the root access key of the default
-/// account. A server that has started on this data directory before (its `server-id` is
-/// there) installs nothing, even when the store holds no access key: every key was deleted
-/// on purpose (with the CLI), and the pair in the environment or a newly minted one would
-/// undo that at every restart.
+/// account. A store that has held an access key before installs nothing, even when it holds
+/// none now: every key was deleted on purpose (with the CLI), and the pair in the environment
+/// or a newly minted one would undo that at every restart, or whenever a server with a data
+/// directory of its own (another server on the same PostgreSQL, a container whose data
+/// directory is not kept) starts on it. The database records that it held a key
+/// ([`crate::store::Tx::access_keys_ever_held`]); a server that has started on this data
+/// directory before (its `server-id` is there) installs nothing either (a database older
+/// than that record, whose keys were all deleted before it).
 fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result<(), String> {
-    let count = store
-        .read_blocking(|tx| Ok(tx.count_access_keys()?))
+    let (count, held) = store
+        .read_blocking(|tx| Ok((tx.count_access_keys()?, tx.access_keys_ever_held()?)))
         .map_err(|e| format!("{e:?}"))?;
     if count > 0 {
         return Ok(());
     }
-    if cfg.store.data_dir.join("server-id").exists() {
+    if held || cfg.store.data_dir.join("server-id").exists() {
         tracing::warn!(
             account = %cfg.account_id,
-            "the store holds no access key and this server has started before: no root key is \
-             installed (`strongroom access-key create` mints one)"
+            "the store holds no access key and has held one before (or this server has started \
+             before): no root key is installed (`strongroom access-key create` mints one)"
         );
         return Ok(());
     }
@@ -219,9 +223,20 @@ fn bootstrap_root(store: &Store, keyring: &Keyring, cfg: &ServeConfig) -> Result
         status: "Active".into(),
         created_at: system_now_ms(),
     };
-    store
-        .write_blocking(|tx| Ok(tx.insert_access_key(&row)?))
+    // Checked again in the transaction that installs it: two servers starting together on
+    // a new database install one key between them.
+    let installed = store
+        .write_blocking(|tx| {
+            if tx.count_access_keys()? > 0 || tx.access_keys_ever_held()? {
+                return Ok(false);
+            }
+            tx.insert_access_key(&row)?;
+            Ok(true)
+        })
         .map_err(|e| format!("{e:?}"))?;
+    if !installed {
+        return Ok(());
+    }
     if generated {
         let json = zeroize::Zeroizing::new(
             serde_json::json!({

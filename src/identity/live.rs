@@ -112,6 +112,12 @@ impl Live {
         }
     }
 
+    /// Whether role ids are kept in the database (a server's set), not derived from the
+    /// account and name.
+    pub fn keeps_role_ids(&self) -> bool {
+        self.role_ids.is_some()
+    }
+
     pub fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }

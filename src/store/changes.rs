@@ -43,6 +43,14 @@
 //! server's own writes are seen at once, as without an interval, since they move the
 //! cache's generation themselves before they are answered.
 //!
+//! A write whose advance failed (on its connection and on a probe connection: the database
+//! or the way to it failing right after the COMMIT) is not acknowledged, but it may have
+//! committed. Its store owes an advance: it serves nothing cached until it has made it, and
+//! its thread makes it as soon as it can (within about a second, or an interval), without
+//! waiting for a read. A server that could not ask the sequence for a while may have missed
+//! such a write whose writer could not advance it either: it forgets what it had seen, and
+//! the next answer, whatever its value, empties its cache.
+//!
 //! What the check does not see: a change made with SQL behind the servers' backs (not
 //! through a strongroom store); advance the sequence after one (`SELECT nextval
 //! ('data_version')`), or restart the servers.
@@ -157,11 +165,46 @@ impl Changes {
             return;
         };
         let asked = Instant::now();
-        if let Some(version) = probe.last_value() {
-            if self.settle(version, cache).is_some() {
-                *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = Some(asked);
+        match probe.last_value() {
+            Some(version) => {
+                if self.settle(version, cache).is_some() {
+                    *self.asked.lock().unwrap_or_else(PoisonError::into_inner) = Some(asked);
+                }
             }
+            None => self.lost(cache),
         }
+    }
+
+    /// The question could not be answered. PostgreSQL: a write committed meanwhile may never
+    /// advance the sequence (its own advance failed too, see [`Changes::announce`]); SQLite:
+    /// the next answer may come from a new connection. Either way what was seen and cached
+    /// before is not trusted again: the next answer, whatever its value, empties the cache.
+    fn lost(&self, cache: &ReadCache) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        *seen = None;
+        cache.advance();
+    }
+
+    /// PostgreSQL: make the advance owed for writes through this store that may have
+    /// committed unannounced (see [`Changes::announce`]). Whether none is owed any more.
+    fn pay_owed(&self) -> bool {
+        let Watch::Postgres(probe) = &self.watch else {
+            return true;
+        };
+        let owed = self.unannounced.load(Ordering::Acquire);
+        if owed == 0 {
+            return true;
+        }
+        if probe
+            .with(|c| Fixed::<Advance>::new(&[]).execute(c))
+            .is_none()
+        {
+            return false;
+        }
+        // Only the writes counted before this advance are covered by it.
+        self.unannounced
+            .compare_exchange(owed, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Ask whether data changed since the last answer (emptying `cache` if so) and return
@@ -172,20 +215,21 @@ impl Changes {
     pub(super) async fn generation(&self, cache: &ReadCache) -> Option<u64> {
         let version = match &self.watch {
             Watch::Sqlite(pool) => {
-                let mut c = pool.get().ok()?;
-                super::conn::data_version(&mut c).ok()?
+                let asked = pool
+                    .get()
+                    .ok()
+                    .and_then(|mut c| super::conn::data_version(&mut c).ok());
+                let Some(version) = asked else {
+                    // The next answer may come from another connection, whose numbers
+                    // compare to nothing seen before.
+                    self.lost(cache);
+                    return None;
+                };
+                version
             }
-            Watch::Postgres(probe) => {
-                let owed = self.unannounced.load(Ordering::Acquire);
-                if owed > 0 {
-                    probe.with(|c| Fixed::<Advance>::new(&[]).execute(c))?;
-                    // Only the writes counted before this advance are covered by it.
-                    let _ = self.unannounced.compare_exchange(
-                        owed,
-                        0,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
+            Watch::Postgres(_) => {
+                if self.unannounced.load(Ordering::Acquire) > 0 {
+                    self.pay_owed();
                     return None;
                 }
                 if let Some(interval) = self.interval {
@@ -195,7 +239,11 @@ impl Changes {
                     let fresh = asked.is_some_and(|t| t.elapsed() <= interval.saturating_mul(2));
                     return fresh.then(|| cache.generation());
                 }
-                self.question.ask().await?
+                let Some(version) = self.question.ask().await else {
+                    self.lost(cache);
+                    return None;
+                };
+                version
             }
         };
         self.settle(version, cache)
@@ -248,6 +296,7 @@ fn check_loop(changes: &Weak<Changes>, cache: &Weak<ReadCache>, interval: Durati
             let (Some(changes), Some(cache)) = (changes.upgrade(), cache.upgrade()) else {
                 return;
             };
+            changes.pay_owed();
             changes.check_now(&cache);
         }
         std::thread::sleep(interval);
@@ -255,7 +304,8 @@ fn check_loop(changes: &Weak<Changes>, cache: &Weak<ReadCache>, interval: Durati
 }
 
 /// The thread of a store on PostgreSQL without a check interval: sends the questions its
-/// reads want ([`SharedQuestion`]), one at a time, until the store is gone.
+/// reads want ([`SharedQuestion`]), one at a time, until the store is gone; and makes an
+/// owed advance (at most about a second after it can be made, reads or not).
 fn ask_loop(changes: &Weak<Changes>) {
     loop {
         let Some(changes) = changes.upgrade() else {
@@ -267,6 +317,7 @@ fn ask_loop(changes: &Weak<Changes>) {
         changes
             .question
             .serve(Duration::from_secs(1), || probe.last_value());
+        changes.pay_owed();
     }
 }
 
@@ -595,6 +646,98 @@ mod tests {
             5,
             "cached again once the sequence answers"
         );
+    }
+
+    /// A server that could not ask the sequence (here: it is gone) may have missed a write
+    /// committed meanwhile whose advance failed: once the sequence answers again with the
+    /// value it saw before, it serves nothing it cached before, although the writer has not
+    /// read since (its owed advance not made yet). It never answers an older value than one
+    /// it read from the database.
+    #[test]
+    fn what_was_cached_before_the_sequence_could_not_be_asked_is_not_served_after() {
+        let interval = std::time::Duration::from_millis(50);
+        for check in [std::time::Duration::ZERO, interval] {
+            let Some(url) = fresh_database() else {
+                return;
+            };
+            let a = Store::open(&url).unwrap();
+            let b = Store::open_configured(&url, 0, check).unwrap();
+            let reads = Arc::new(AtomicUsize::new(0));
+            let settle = || std::thread::sleep(interval * 3);
+            settle();
+            assert_eq!(cached_v(&b, &reads), 0);
+            assert_eq!(cached_v(&b, &reads), 0);
+            let mut admin = PgConnection::establish(&url).unwrap();
+            admin
+                .batch_execute("ALTER SEQUENCE data_version RENAME TO data_version_away")
+                .unwrap();
+            assert!(set_v(&a, 7).is_err(), "committed, but not announced");
+            settle();
+            assert_eq!(cached_v(&b, &reads), 7, "{check:?}");
+            admin
+                .batch_execute("ALTER SEQUENCE data_version_away RENAME TO data_version")
+                .unwrap();
+            settle();
+            assert_eq!(cached_v(&b, &reads), 7, "{check:?}");
+            assert_eq!(cached_v(&b, &reads), 7, "{check:?}");
+            // Positive control: cached again once the sequence answers.
+            let before = reads.load(SeqCst);
+            assert_eq!(cached_v(&b, &reads), 7);
+            assert_eq!(reads.load(SeqCst), before, "{check:?}");
+            drop(a);
+        }
+    }
+
+    /// A write whose advance failed only on its own server (its role may not advance the
+    /// sequence for a while; the other server asks it all along): the writer's store makes
+    /// the owed advance by itself once it can, without a read through it, so the other
+    /// server's cache learns of the write within about a second.
+    #[test]
+    fn an_owed_advance_is_made_without_a_read_through_the_writer() {
+        let Some(url) = fresh_database() else {
+            return;
+        };
+        // `b` first: the migrations make the tables the role is granted.
+        let b = Store::open(&url).unwrap();
+        let mut admin = PgConnection::establish(&url).unwrap();
+        let role = format!("sr_w_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'; \
+                 GRANT ALL ON SCHEMA public TO {role}; \
+                 GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}; \
+                 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .unwrap();
+        let (prefix, db) = url.rsplit_once('/').unwrap();
+        let host = prefix.rsplit_once('@').map_or(prefix, |(_, h)| h);
+        // A role other than the test server's own logs in with its password (over TLS).
+        let a = Store::open(&format!(
+            "postgres://{role}:pw-{role}@{host}/{db}?sslmode=require"
+        ))
+        .unwrap();
+        let reads = Arc::new(AtomicUsize::new(0));
+        assert_eq!(cached_v(&b, &reads), 0);
+        assert_eq!(cached_v(&b, &reads), 0);
+        admin
+            .batch_execute(&format!(
+                "REVOKE ALL ON SEQUENCE data_version FROM {role}; \
+                 REVOKE ALL ON SEQUENCE data_version FROM PUBLIC;"
+            ))
+            .unwrap();
+        assert!(set_v(&a, 7).is_err(), "committed, but not announced");
+        admin
+            .batch_execute(&format!("GRANT ALL ON SEQUENCE data_version TO {role};"))
+            .unwrap();
+        let start = std::time::Instant::now();
+        while cached_v(&b, &reads) != 7 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "b still serves what it cached before the write"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(a);
     }
 
     fn last_value(c: &mut PgConnection) -> i64 {

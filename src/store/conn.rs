@@ -353,17 +353,26 @@ pub(super) fn open_read_pool(
 }
 
 /// SQLite: the read cache's sentinel, one connection that only asks
-/// [`data_version`] (see `Store::cache_generation`).
+/// [`data_version`] (see `Store::cache_generation`). The connection is kept for the store's
+/// life (no maximum lifetime, no idle timeout): `data_version`'s values are comparable only
+/// on one connection, and a new one could answer the very number the old one last gave
+/// although other connections committed in between (the cache would then serve what they
+/// replaced).
 pub(super) fn open_sentinel(
     url: &str,
 ) -> Result<Pool<ConnectionManager<AnyConnection>>, StoreError> {
-    let (backend, conn_url) = parse_url(url)?;
-    build_pool(
-        backend,
-        &conn_url,
-        1,
-        SqlitePragmas::new(&conn_url, 0, None),
-    )
+    let (_, conn_url) = parse_url(url)?;
+    Pool::builder()
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .max_size(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        // Not replaced behind the store's back when a check fails either: a query that
+        // fails makes the store trust nothing it had seen (`changes::Changes::lost`).
+        .test_on_check_out(false)
+        .connection_customizer(Box::new(SqlitePragmas::new(&conn_url, 0, None)))
+        .build(ConnectionManager::<AnyConnection>::new(&conn_url))
+        .map_err(|e| StoreError::Pool(e.to_string()))
 }
 
 #[derive(diesel::QueryableByName)]
@@ -810,6 +819,34 @@ mod tests {
             "{opts:?}"
         );
         assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
+    }
+
+    /// `data_version` is comparable on one connection only: a connection opened after other
+    /// connections committed can answer the number an older one gave before those commits.
+    /// So the sentinel keeps its one connection (never retired for its age or idleness).
+    #[test]
+    fn the_sentinel_keeps_its_connection_as_data_version_needs() {
+        use diesel::connection::SimpleConnection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/s.db", dir.path().display());
+        let (_, pool) = open_pool(&url).unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute("CREATE TABLE IF NOT EXISTS dv_t (x INTEGER)")
+            .unwrap();
+        let sentinel = open_sentinel(&url).unwrap();
+        assert_eq!(sentinel.max_lifetime(), None);
+        assert_eq!(sentinel.idle_timeout(), None);
+        assert!(!sentinel.test_on_check_out());
+        let old = data_version(&mut sentinel.get().unwrap()).unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute("INSERT INTO dv_t VALUES (1)")
+            .unwrap();
+        // The kept connection sees the commit; a new connection may answer the old number.
+        assert_ne!(data_version(&mut sentinel.get().unwrap()).unwrap(), old);
+        let fresh = open_sentinel(&url).unwrap();
+        assert_eq!(data_version(&mut fresh.get().unwrap()).unwrap(), old);
     }
 
     #[test]

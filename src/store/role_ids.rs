@@ -16,6 +16,17 @@ diesel::table! {
 }
 
 impl Tx<'_> {
+    /// The id kept for role `name` of `account`, if the role is known.
+    pub fn role_id(&mut self, account: &str, name: &str) -> Result<Option<String>, StoreError> {
+        role_ids::table
+            .filter(role_ids::account_id.eq(account))
+            .filter(role_ids::role_name.eq(name))
+            .select(role_ids::role_id)
+            .get_result(self.conn)
+            .optional()
+            .map_err(|e| self.db(e))
+    }
+
     /// The ids of `roles` (account, role name): the one kept for a role already known, one
     /// made by `new_id` for a role not known yet. The ids of roles not in `roles` are dropped:
     /// a role declared again later is a new role.
