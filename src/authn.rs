@@ -52,6 +52,15 @@ impl CachedKey {
 /// How long a looked-up credential is trusted before it is read again.
 const CREDENTIAL_TTL_MS: i64 = 5_000;
 
+/// A role's id as the database kept it, read under the directory then in force
+/// ([`Authenticator::stored_role_id`]).
+#[derive(Debug)]
+struct CachedRoleId {
+    id: Option<String>,
+    read_at_ms: i64,
+    read_under: Weak<Directory>,
+}
+
 /// Authenticates requests; shared by every request of a server.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
@@ -60,6 +69,9 @@ pub struct Authenticator {
     regions: Arc<Vec<String>>,
     signing_keys: Arc<SigningKeyCache>,
     credentials: Arc<Mutex<HashMap<String, CachedKey>>>,
+    /// Role ids kept in the database, by (account, role name), trusted for
+    /// [`CREDENTIAL_TTL_MS`] and under the directory they were read under.
+    role_ids: Arc<Mutex<HashMap<(String, String), CachedRoleId>>>,
     /// The server's default account, whose root key the server installs: its root key is
     /// accepted without the account being declared in the policies directory.
     default_account: Option<String>,
@@ -83,6 +95,7 @@ impl Authenticator {
             regions,
             signing_keys: Arc::new(SigningKeyCache::new()),
             credentials: Arc::new(Mutex::new(HashMap::new())),
+            role_ids: Arc::new(Mutex::new(HashMap::new())),
             default_account: None,
         }
     }
@@ -309,7 +322,7 @@ impl Authenticator {
             let role = dir
                 .role_by_arn(&claims.role_arn)
                 .ok_or(AuthError::UnknownKey)?;
-            let current = self.stored_role_id(&role.account, &role.name).await?;
+            let current = self.stored_role_id(&role.account, &role.name, &dir).await?;
             if current.as_deref() != Some(claims.role_id.as_str()) {
                 return Err(AuthError::UnknownKey.into());
             }
@@ -325,17 +338,53 @@ impl Authenticator {
         })
     }
 
-    /// The id the database keeps for role `name` of `account` (through the read cache: any
-    /// write, through any server, empties it first).
-    async fn stored_role_id(&self, account: &str, name: &str) -> Result<Option<String>, ApiError> {
-        let key = crate::store::cache::key("role-id", &[Some(account), Some(name)]);
-        let (account, name) = (account.to_owned(), name.to_owned());
+    /// The id the database keeps for role `name` of `account`. Read again at most
+    /// [`CREDENTIAL_TTL_MS`] after it was last read, as an access key is (a role removed and
+    /// declared again through another server ends its earlier sessions here within that
+    /// time), and at once after this server's own reload (`dir` is not the directory it was
+    /// read under), which is where the role's new id is written.
+    async fn stored_role_id(
+        &self,
+        account: &str,
+        name: &str,
+        dir: &Arc<Directory>,
+    ) -> Result<Option<String>, ApiError> {
+        let now = self.ctx.now_ms();
+        let key = (account.to_owned(), name.to_owned());
+        if let Some(c) = self
+            .role_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .filter(|c| {
+                (0..CREDENTIAL_TTL_MS).contains(&(now - c.read_at_ms))
+                    && std::ptr::eq(c.read_under.as_ptr(), Arc::as_ptr(dir))
+            })
+        {
+            return Ok(c.id.clone());
+        }
+        let (a, n) = key.clone();
         let id = self
             .ctx
             .store
-            .read_point_cached(key, move |tx| Ok(tx.role_id(&account, &name)?))
+            .read_point(move |tx| Ok(tx.role_id(&a, &n)?))
             .await?;
-        Ok(id.map(|id| id.as_ref().clone()))
+        let mut cache = self
+            .role_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            CachedRoleId {
+                id: id.clone(),
+                read_at_ms: now,
+                read_under: Arc::downgrade(dir),
+            },
+        );
+        Ok(id)
     }
 
     /// The principal owning a stored key, under directory `dir`. A key whose user is no
