@@ -5,7 +5,8 @@
 //!
 //! The reference keeps its statement language small on purpose: Effect, Action/NotAction and
 //! Resource/NotResource over a few fixed patterns, Principal/NotPrincipal over a fixed set of
-//! ARNs, and at most one condition that is trivially true or trivially false. What it covers
+//! ARNs, and at most one condition: trivially true, trivially false, or a comparison of
+//! `aws:PrincipalArn` / `aws:PrincipalAccount` with a fixed value. What it covers
 //! in full is the combination space: identity policies, a resource policy, a permissions
 //! boundary, session policies (role and federated-user sessions), SCP and RCP levels, callers
 //! that are root, users, role sessions and federated users, in the secret's account or another.
@@ -175,8 +176,23 @@ struct MStmt {
     /// Resource policies and RCPs only: (`NotPrincipal`?, entries). An entry `*` is
     /// written as `"Principal": "*"` when it is the only one.
     principal: Option<(bool, Vec<String>)>,
-    /// `None`: no condition; otherwise a condition that is always true or always false.
-    cond: Option<bool>,
+    /// `None`: no condition.
+    cond: Option<Cond>,
+}
+
+/// The one condition a statement may carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Cond {
+    /// `Bool aws:SecureTransport true` (the requests are made over TLS).
+    Always,
+    /// `Bool aws:SecureTransport false`.
+    Never,
+    /// `ArnEquals aws:PrincipalArn X`.
+    PrincipalArnIs(String),
+    /// `ArnNotEquals aws:PrincipalArn X`.
+    PrincipalArnIsNot(String),
+    /// `StringEquals aws:PrincipalAccount X`.
+    PrincipalAccountIs(String),
 }
 
 type MPolicy = Vec<MStmt>;
@@ -274,6 +290,27 @@ fn not_principal_spares(caller: &Caller, listed: &[String], has_boundary: bool) 
     }
 }
 
+/// §6.3: `aws:PrincipalArn` is the role ARN for a role session, the caller's ARN for
+/// other IAM callers, absent for a non-IAM caller.
+fn principal_arn(c: &Caller) -> Option<&str> {
+    match c.who {
+        Who::Service => None,
+        Who::Session => c.issuer.as_deref(),
+        _ => Some(&c.arn),
+    }
+}
+
+/// §3.2: a positive operator on a missing key is false, a negated one true.
+fn holds(cond: &Cond, c: &Caller) -> bool {
+    match cond {
+        Cond::Always => true,
+        Cond::Never => false,
+        Cond::PrincipalArnIs(x) => principal_arn(c) == Some(x.as_str()),
+        Cond::PrincipalArnIsNot(x) => principal_arn(c) != Some(x.as_str()),
+        Cond::PrincipalAccountIs(x) => &c.account == x,
+    }
+}
+
 /// §5.2: does the statement apply to the request?
 fn applies(st: &MStmt, req: &MReq, has_boundary: bool) -> bool {
     let action = st.actions.iter().any(|p| action_matches(p, &req.action)) != st.not_action;
@@ -290,7 +327,7 @@ fn applies(st: &MStmt, req: &MReq, has_boundary: bool) -> bool {
         }
         Some((true, entries)) => !not_principal_spares(&req.caller, entries, has_boundary),
     };
-    action && resource && principal && st.cond.unwrap_or(true)
+    action && resource && principal && st.cond.as_ref().is_none_or(|c| holds(c, &req.caller))
 }
 
 fn has_effect(p: &MPolicy, allow: bool, req: &MReq, hb: bool) -> bool {
@@ -423,7 +460,12 @@ fn stmt_json(st: &MStmt) -> Value {
     );
     if let Some((not, entries)) = &st.principal {
         let v = if entries.len() == 1 && entries[0] == "*" {
-            json!("*")
+            // `"*"` and `{"AWS": "*"}` mean the same (§1.3); write both.
+            if st.actions.len() == 1 {
+                json!("*")
+            } else {
+                json!({ "AWS": "*" })
+            }
         } else {
             json!({ "AWS": one_or_many(entries) })
         };
@@ -442,12 +484,15 @@ fn stmt_json(st: &MStmt) -> Value {
         .into(),
         one_or_many(&st.resources),
     );
-    if let Some(c) = st.cond {
-        // The request is always made over TLS.
-        o.insert(
-            "Condition".into(),
-            json!({ "Bool": { "aws:SecureTransport": if c { "true" } else { "false" } } }),
-        );
+    if let Some(c) = &st.cond {
+        let (op, key, value) = match c {
+            Cond::Always => ("Bool", "aws:SecureTransport", "true"),
+            Cond::Never => ("Bool", "aws:SecureTransport", "false"),
+            Cond::PrincipalArnIs(x) => ("ArnEquals", "aws:PrincipalArn", x.as_str()),
+            Cond::PrincipalArnIsNot(x) => ("ArnNotEquals", "aws:PrincipalArn", x.as_str()),
+            Cond::PrincipalAccountIs(x) => ("StringEquals", "aws:PrincipalAccount", x.as_str()),
+        };
+        o.insert("Condition".into(), json!({ op: { key: value } }));
     }
     Value::Object(o)
 }
@@ -548,7 +593,7 @@ const RESOURCE_PATTERNS: [&str; 8] = [
     "arn:aws:secretsmanager:*",
     "arn:aws:secretsmanager:us-east-1:*:secret:prod/db-??????",
 ];
-const PRINCIPALS: [&str; 16] = [
+const PRINCIPALS: [&str; 20] = [
     "*",
     "111111111111",
     "arn:aws:iam::111111111111:root",
@@ -565,12 +610,29 @@ const PRINCIPALS: [&str; 16] = [
     "arn:aws:iam::111111111111:role/ops/deploy",
     "arn:aws:iam::111111111111:role/deploy",
     "arn:aws:sts::111111111111:assumed-role/deploy/s9",
+    // User names are case-sensitive; a user's ARN carries its path.
+    "arn:aws:iam::111111111111:user/Alice",
+    "arn:aws:iam::111111111111:user/eng/dave",
+    "arn:aws:iam::111111111111:user/dave",
+    "arn:aws-cn:iam::111111111111:user/alice",
+];
+
+/// Values for `aws:PrincipalArn` conditions (a session ARN is never a principal ARN).
+const PRINCIPAL_ARNS: [&str; 7] = [
+    "arn:aws:iam::111111111111:root",
+    "arn:aws:iam::111111111111:user/alice",
+    "arn:aws:iam::111111111111:role/app",
+    "arn:aws:sts::111111111111:assumed-role/app/s1",
+    "arn:aws:sts::111111111111:federated-user/fed",
+    "arn:aws:iam::111111111111:role/ops/deploy",
+    "arn:aws:iam::222222222222:role/app",
 ];
 
 fn callers() -> Vec<Caller> {
     vec![
         Caller::root(A),
         Caller::user(A, "alice"),
+        Caller::user(A, "eng/dave"),
         Caller::session(A, "app", "s1"),
         Caller::federated(A, "fed", "alice"),
         Caller::user(B, "bob"),
@@ -623,39 +685,46 @@ fn stmt(kind: Kind) -> impl Strategy<Value = MStmt> {
         prop::collection::vec(0..RESOURCE_PATTERNS.len(), 1..=2),
         prop::bool::weighted(0.25),
         prop::collection::vec(0..PRINCIPALS.len(), 1..=3),
-        0..8u8,
+        0..12u8,
+        prop::sample::select(&PRINCIPAL_ARNS[..]),
     )
-        .prop_map(move |(allow, na, acts, nr, ress, not_p, prins, cond)| {
-            let principal = match kind {
-                Kind::Plain => None,
-                Kind::Rcp => Some((false, vec!["*".to_owned()])),
-                Kind::Resource => {
-                    let mut entries: Vec<String> =
-                        prins.iter().map(|&i| PRINCIPALS[i].to_owned()).collect();
-                    entries.dedup();
-                    Some((not_p && !allow, entries))
+        .prop_map(
+            move |(allow, na, acts, nr, ress, not_p, prins, cond, arn)| {
+                let principal = match kind {
+                    Kind::Plain => None,
+                    Kind::Rcp => Some((false, vec!["*".to_owned()])),
+                    Kind::Resource => {
+                        let mut entries: Vec<String> =
+                            prins.iter().map(|&i| PRINCIPALS[i].to_owned()).collect();
+                        entries.dedup();
+                        Some((not_p && !allow, entries))
+                    }
+                };
+                MStmt {
+                    allow,
+                    not_action: na,
+                    actions: acts
+                        .iter()
+                        .map(|&i| ACTION_PATTERNS[i].to_owned())
+                        .collect(),
+                    not_resource: nr,
+                    resources: ress
+                        .iter()
+                        .map(|&i| RESOURCE_PATTERNS[i].to_owned())
+                        .collect(),
+                    principal,
+                    cond: match cond {
+                        6 => Some(Cond::Always),
+                        7 => Some(Cond::Never),
+                        8 => Some(Cond::PrincipalArnIs(arn.to_owned())),
+                        9 => Some(Cond::PrincipalArnIsNot(arn.to_owned())),
+                        10 => Some(Cond::PrincipalAccountIs(A.to_owned())),
+                        11 => Some(Cond::PrincipalAccountIs(B.to_owned())),
+                        _ => None,
+                    },
                 }
-            };
-            MStmt {
-                allow,
-                not_action: na,
-                actions: acts
-                    .iter()
-                    .map(|&i| ACTION_PATTERNS[i].to_owned())
-                    .collect(),
-                not_resource: nr,
-                resources: ress
-                    .iter()
-                    .map(|&i| RESOURCE_PATTERNS[i].to_owned())
-                    .collect(),
-                principal,
-                cond: match cond {
-                    6 => Some(true),
-                    7 => Some(false),
-                    _ => None,
-                },
-            }
-        })
+            },
+        )
 }
 
 fn policy(kind: Kind) -> impl Strategy<Value = MPolicy> {
@@ -777,6 +846,28 @@ fn every_grant_form_against_every_layer_agrees_with_the_reference() {
     for e in PRINCIPALS {
         resource_policies.push(Some(vec![statement(true, GET, Some((false, &[e])))]));
     }
+    let narrowed = |cond: Cond| MStmt {
+        cond: Some(cond),
+        ..statement(true, GET, Some((false, &["*"])))
+    };
+    resource_policies.extend([
+        Some(vec![narrowed(Cond::PrincipalArnIs(format!(
+            "arn:aws:iam::{A}:role/app"
+        )))]),
+        Some(vec![narrowed(Cond::PrincipalArnIs(format!(
+            "arn:aws:iam::{A}:user/alice"
+        )))]),
+        Some(vec![narrowed(Cond::PrincipalAccountIs(A.to_owned()))]),
+        Some(vec![
+            statement(true, GET, Some((false, &["*"]))),
+            MStmt {
+                cond: Some(Cond::PrincipalArnIsNot(format!(
+                    "arn:aws:iam::{A}:role/app"
+                ))),
+                ..statement(false, GET, Some((false, &["*"])))
+            },
+        ]),
+    ]);
     for list in NOT_PRINCIPAL_LISTS {
         resource_policies.push(Some(vec![
             statement(true, GET, Some((false, &["*"]))),
@@ -867,13 +958,32 @@ fn strings(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// A vector statement in the reference's language, or `None` when it is outside it (a
+/// A vector statement in the reference's language, or `None` when it is outside it (another
 /// condition, a policy variable, a non-`AWS` principal).
 fn vector_statement(st: &Value) -> Option<MStmt> {
     let o = st.as_object()?;
-    if o.contains_key("Condition") || st.to_string().contains("${") {
+    if st.to_string().contains("${") {
         return None;
     }
+    let cond = match o.get("Condition") {
+        None => None,
+        Some(Value::Object(ops)) if ops.len() == 1 => {
+            let (op, keys) = ops.iter().next()?;
+            let keys = keys.as_object().filter(|k| k.len() == 1)?;
+            let (key, value) = keys.iter().next()?;
+            let value = match strings(value)?.as_slice() {
+                [one] => one.clone(),
+                _ => return None,
+            };
+            match (op.as_str(), key.to_ascii_lowercase().as_str()) {
+                ("ArnEquals", "aws:principalarn") => Some(Cond::PrincipalArnIs(value)),
+                ("ArnNotEquals", "aws:principalarn") => Some(Cond::PrincipalArnIsNot(value)),
+                ("StringEquals", "aws:principalaccount") => Some(Cond::PrincipalAccountIs(value)),
+                _ => return None,
+            }
+        }
+        Some(_) => return None,
+    };
     let pick = |plain: &str, not: &str| match (o.get(plain), o.get(not)) {
         (Some(v), None) => Some((false, strings(v)?)),
         (None, Some(v)) => Some((true, strings(v)?)),
@@ -900,7 +1010,7 @@ fn vector_statement(st: &Value) -> Option<MStmt> {
         not_resource,
         resources,
         principal,
-        cond: None,
+        cond,
     })
 }
 
@@ -976,7 +1086,7 @@ fn vector_case(case: &Value) -> Option<(MReq, MSet, Effect)> {
     Some((req, set, want))
 }
 
-/// Every vector case without conditions or policy variables goes through the reference
+/// Every vector case in the reference's language goes through the reference
 /// (`eval-010`, marked disputed, expects the documented answer: a session-ARN grant is not
 /// limited by the session policy).
 #[test]
