@@ -1131,3 +1131,286 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Condition blocks (IAM.md §3.1–§3.5): a second reference for the string operators, `Null`,
+// `…IfExists` and the set qualifiers, over a single-valued and a multivalued key whose
+// presence and values vary
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Base {
+    Equals,
+    NotEquals,
+    Like,
+    NotLike,
+    EqualsIgnoreCase,
+    NotEqualsIgnoreCase,
+}
+
+impl Base {
+    const ALL: [Base; 6] = [
+        Base::Equals,
+        Base::NotEquals,
+        Base::Like,
+        Base::NotLike,
+        Base::EqualsIgnoreCase,
+        Base::NotEqualsIgnoreCase,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Base::Equals => "StringEquals",
+            Base::NotEquals => "StringNotEquals",
+            Base::Like => "StringLike",
+            Base::NotLike => "StringNotLike",
+            Base::EqualsIgnoreCase => "StringEqualsIgnoreCase",
+            Base::NotEqualsIgnoreCase => "StringNotEqualsIgnoreCase",
+        }
+    }
+
+    fn negated(self) -> bool {
+        matches!(
+            self,
+            Base::NotEquals | Base::NotLike | Base::NotEqualsIgnoreCase
+        )
+    }
+
+    /// The positive comparison of one request value with one policy value.
+    fn positive(self, v: &str, p: &str) -> bool {
+        match self {
+            Base::Equals | Base::NotEquals => v == p,
+            Base::Like | Base::NotLike => glob(p.as_bytes(), v.as_bytes()),
+            Base::EqualsIgnoreCase | Base::NotEqualsIgnoreCase => v.eq_ignore_ascii_case(p),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Qual {
+    None,
+    AnyValue,
+    AllValues,
+}
+
+#[derive(Clone, Debug)]
+enum Test {
+    /// `[ForAnyValue:|ForAllValues:]String…[IfExists]` on `key` with `values`.
+    Op {
+        qual: Qual,
+        base: Base,
+        if_exists: bool,
+        key: &'static str,
+        values: Vec<&'static str>,
+    },
+    /// `Null` on `key`: `true` ⇒ the key is absent (or empty).
+    Null { key: &'static str, absent: bool },
+}
+
+const SINGLE_KEY: &str = "aws:SourceVpce";
+const MULTI_KEY: &str = "aws:TagKeys";
+const COND_VALUES: [&str; 7] = ["a", "b", "A", "vpce-1", "vpce-*", "*", "?"];
+
+/// The request's values for the two keys (`None` = absent).
+#[derive(Clone, Debug)]
+struct Keys {
+    single: Option<&'static str>,
+    multi: Option<Vec<&'static str>>,
+}
+
+/// §3.2, §3.4, §3.5 for one test. `None`: the spec leaves the result open (an unqualified
+/// operator on a multivalued key, §3.6; a qualified `IfExists` on a present but empty set),
+/// and the case is not compared.
+fn test_holds(t: &Test, keys: &Keys) -> Option<bool> {
+    let values = |key: &str| -> Option<Vec<&str>> {
+        if key == SINGLE_KEY {
+            keys.single.map(|v| vec![v])
+        } else {
+            keys.multi.clone()
+        }
+    };
+    match t {
+        Test::Null { key, absent } => {
+            let empty = values(key).is_none_or(|v| v.is_empty());
+            Some(empty == *absent)
+        }
+        Test::Op {
+            qual,
+            base,
+            if_exists,
+            key,
+            values: ps,
+        } => {
+            // m(v): positive ⇒ some policy value matches; negated ⇒ none does.
+            let m = |v: &str| {
+                if base.negated() {
+                    ps.iter().all(|p| !base.positive(v, p))
+                } else {
+                    ps.iter().any(|p| base.positive(v, p))
+                }
+            };
+            let multi = *key == MULTI_KEY;
+            match (qual, values(key)) {
+                (Qual::None, _) if multi => None,
+                (_, None) if *if_exists => Some(true),
+                (Qual::None, None) => Some(base.negated()),
+                (Qual::None, Some(v)) => Some(m(v[0])),
+                (_, Some(v)) if v.is_empty() && *if_exists => None,
+                (Qual::AnyValue, v) => Some(v.unwrap_or_default().into_iter().any(m)),
+                (Qual::AllValues, v) => Some(v.unwrap_or_default().into_iter().all(m)),
+            }
+        }
+    }
+}
+
+fn block_holds(tests: &[Test], keys: &Keys) -> Option<bool> {
+    let mut all = true;
+    for t in tests {
+        all &= test_holds(t, keys)?;
+    }
+    Some(all)
+}
+
+fn block_json(tests: &[Test]) -> Value {
+    let mut ops = serde_json::Map::new();
+    for t in tests {
+        let (op, key, value) = match t {
+            Test::Null { key, absent } => ("Null".to_owned(), *key, json!(absent.to_string())),
+            Test::Op {
+                qual,
+                base,
+                if_exists,
+                key,
+                values,
+            } => {
+                let q = match qual {
+                    Qual::None => "",
+                    Qual::AnyValue => "ForAnyValue:",
+                    Qual::AllValues => "ForAllValues:",
+                };
+                let ie = if *if_exists { "IfExists" } else { "" };
+                (format!("{q}{}{ie}", base.name()), *key, json!(values))
+            }
+        };
+        // Two tests with the same operator and key would collide in JSON; the generator
+        // keeps keys apart per operator.
+        ops.entry(op)
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|m| m.insert(key.to_owned(), value));
+    }
+    Value::Object(ops)
+}
+
+fn cond_test() -> impl Strategy<Value = Test> {
+    (
+        0..8u8,
+        0..Base::ALL.len(),
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec(prop::sample::select(&COND_VALUES[..]), 1..=2),
+    )
+        .prop_map(|(shape, base, if_exists, multi, values)| {
+            let key = if multi { MULTI_KEY } else { SINGLE_KEY };
+            match shape {
+                0 => Test::Null {
+                    key,
+                    absent: if_exists,
+                },
+                _ => Test::Op {
+                    qual: match shape % 3 {
+                        0 => Qual::None,
+                        1 => Qual::AnyValue,
+                        _ => Qual::AllValues,
+                    },
+                    base: Base::ALL[base],
+                    if_exists,
+                    key,
+                    values,
+                },
+            }
+        })
+}
+
+fn cond_keys() -> impl Strategy<Value = Keys> {
+    let single = prop::sample::select(vec![None, Some("vpce-1"), Some("vpce-2"), Some("A")]);
+    let multi = prop::sample::select(vec![
+        None,
+        Some(vec![]),
+        Some(vec!["a"]),
+        Some(vec!["c"]),
+        Some(vec!["a", "c"]),
+        Some(vec!["a", "b"]),
+        Some(vec!["A", "vpce-1"]),
+    ]);
+    (single, multi).prop_map(|(single, multi)| Keys { single, multi })
+}
+
+/// The test's (operator, key) pair, which must be unique within a block.
+fn slot(t: &Test) -> (String, &'static str) {
+    let b = block_json(std::slice::from_ref(t));
+    let op = b
+        .as_object()
+        .and_then(|o| o.keys().next().cloned())
+        .unwrap_or_default();
+    let key = match t {
+        Test::Null { key, .. } | Test::Op { key, .. } => *key,
+    };
+    (op, key)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2000),
+        ..ProptestConfig::default()
+    })]
+
+    /// An identity `Allow *` guarded by a random condition block allows exactly when the
+    /// reference says the block holds, and a `Deny` guarded by it denies exactly then.
+    #[test]
+    fn condition_blocks_agree_with_the_reference(
+        tests in prop::collection::vec(cond_test(), 1..=3),
+        keys in cond_keys(),
+        deny in any::<bool>(),
+    ) {
+        let mut seen = std::collections::HashSet::new();
+        let tests: Vec<Test> = tests.into_iter().filter(|t| seen.insert(slot(t))).collect();
+        let Some(want) = block_holds(&tests, &keys) else {
+            return Ok(());
+        };
+        let guarded = json!({
+            "Effect": if deny { "Deny" } else { "Allow" },
+            "Action": "*",
+            "Resource": "*",
+            "Condition": block_json(&tests),
+        });
+        let mut statements = vec![guarded];
+        if deny {
+            statements.push(json!({"Effect": "Allow", "Action": "*", "Resource": "*"}));
+        }
+        let text = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+        let policy = match Policy::parse(&text, PolicyType::Identity) {
+            Ok(p) => Arc::new(p),
+            Err(e) => return Err(TestCaseError::fail(format!("{e:?}\n{text}"))),
+        };
+        let mut ctx = context(&MReq {
+            caller: Caller::user(A, "alice"),
+            action: "secretsmanager:GetSecretValue".to_owned(),
+            resource: S1.to_owned(),
+        });
+        if let Some(v) = keys.single {
+            ctx = ctx.with(SINGLE_KEY, [v]);
+        }
+        if let Some(v) = &keys.multi {
+            ctx = ctx.with_typed(MULTI_KEY, super::context::KeyType::ArrayOfString, v.iter().map(|s| (*s).to_owned()).collect());
+        }
+        let got = authorize(&ctx, &PolicySet::identity(vec![policy])).effect;
+        let expected = match (deny, want) {
+            (false, true) => Effect::Allow,
+            (false, false) => Effect::ImplicitDeny,
+            (true, true) => Effect::ExplicitDeny,
+            (true, false) => Effect::Allow,
+        };
+        prop_assert_eq!(got, expected, "{}\nkeys {:?}", text, keys);
+    }
+}
