@@ -441,6 +441,74 @@ fn reference(req: &MReq, set: &MSet) -> Effect {
     }
 }
 
+/// §5.6: the policy types a denial may name. For an explicit deny, every type with an
+/// applicable `Deny`; for an implicit deny, every layer that failed (the spec orders the
+/// same-account steps but not the two sides of a cross-account request, so any failing
+/// layer is accepted).
+fn blame(req: &MReq, set: &MSet) -> Vec<PolicyType> {
+    let hb = set.boundary.is_some();
+    let allows = |p: &MPolicy| has_effect(p, true, req, hb);
+    let denies = |p: &MPolicy| has_effect(p, false, req, hb);
+    let levels_deny = |l: &Option<MLevels>| l.iter().flatten().flatten().any(denies);
+    let explicit: Vec<PolicyType> = [
+        (PolicyType::Identity, set.identity.iter().any(denies)),
+        (PolicyType::Resource, set.resource.iter().any(denies)),
+        (
+            PolicyType::PermissionsBoundary,
+            set.boundary.iter().any(denies),
+        ),
+        (
+            PolicyType::Session,
+            set.session.iter().flatten().any(denies),
+        ),
+        (PolicyType::Scp, levels_deny(&set.scp)),
+        (PolicyType::Rcp, levels_deny(&set.rcp)),
+    ]
+    .into_iter()
+    .filter_map(|(t, d)| d.then_some(t))
+    .collect();
+    if !explicit.is_empty() {
+        return explicit;
+    }
+    let each_level_allows = |l: &Option<MLevels>| {
+        l.as_ref()
+            .is_none_or(|levels| levels.iter().all(|lvl| lvl.iter().any(allows)))
+    };
+    let c = &req.caller;
+    let identity = c.who == Who::Root || set.identity.iter().any(allows);
+    let boundary = set.boundary.as_ref().is_none_or(allows);
+    let session = match &set.session {
+        Some(ps) => ps.iter().any(allows),
+        None => c.who != Who::Federated,
+    };
+    let grant = set.resource.as_ref().and_then(|p| best_grant(p, req, hb));
+    let same_account = resource_account(&req.resource).is_none_or(|a| a == c.account);
+    // Which layers this request needs: (identity, boundary and session, resource grant).
+    let (need_identity, need_limits, need_grant) = if c.who == Who::Service {
+        (false, false, true)
+    } else if same_account {
+        match grant {
+            Some(Grant::Direct) => (false, false, false),
+            Some(Grant::Issuer) => (false, true, false),
+            Some(Grant::Account) => (true, true, false),
+            None => (true, true, set.resource_required),
+        }
+    } else {
+        (true, true, true)
+    };
+    [
+        (PolicyType::Rcp, !each_level_allows(&set.rcp)),
+        (PolicyType::Scp, !each_level_allows(&set.scp)),
+        (PolicyType::Identity, need_identity && !identity),
+        (PolicyType::PermissionsBoundary, need_limits && !boundary),
+        (PolicyType::Session, need_limits && !session),
+        (PolicyType::Resource, need_grant && grant.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(t, failed)| failed.then_some(t))
+    .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rendering the reference's inputs for the evaluator
 // ---------------------------------------------------------------------------------------------
@@ -554,10 +622,6 @@ fn policy_set(set: &MSet) -> PolicySet {
 fn context(req: &MReq) -> RequestContext {
     RequestContext::new(req.caller.info(), &req.action, &req.resource, None)
         .with_secure_transport(true)
-}
-
-fn evaluator(req: &MReq, set: &MSet) -> Effect {
-    authorize(&context(req), &policy_set(set)).effect
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,15 +861,38 @@ fn case(size: Size) -> impl Strategy<Value = (MReq, MSet)> {
         )
 }
 
+/// The evaluator's effect must be the reference's; a denial must name a policy type the
+/// reference can blame (§5.6), and so must every statement it cites for an explicit deny.
 fn compare(req: &MReq, set: &MSet) -> Result<(), String> {
     let want = reference(req, set);
-    let got = evaluator(req, set);
-    if want == got {
-        Ok(())
+    let decision = authorize(&context(req), &policy_set(set));
+    let got = decision.effect;
+    let problem = if want != got {
+        Some(format!("reference {want:?}, evaluator {got:?}"))
+    } else if want == Effect::Allow {
+        None
     } else {
-        Err(format!(
-            "reference {want:?}, evaluator {got:?}\nrequest {req:#?}\nset {set:#?}"
-        ))
+        let blamed = blame(req, set);
+        let cited_ok = want == Effect::ImplicitDeny
+            || decision
+                .deciding
+                .iter()
+                .all(|m| blamed.contains(&m.policy_type));
+        match decision.decided_by() {
+            Some(t) if blamed.contains(&t) && cited_ok => None,
+            by => Some(format!(
+                "{want:?} decided by {by:?} (statements {:?}); the reference blames {blamed:?}",
+                decision
+                    .deciding
+                    .iter()
+                    .map(|m| m.policy_type)
+                    .collect::<Vec<_>>()
+            )),
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(p) => Err(format!("{p}\nrequest {req:#?}\nset {set:#?}")),
     }
 }
 
