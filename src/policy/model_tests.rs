@@ -1,18 +1,26 @@
 //! Differential tests: a small reference evaluator written from IAM.md §5.2–§5.5 alone
 //! (statement applicability, the ordered decision algorithm, same-account resource-policy
 //! grants against implicit denies elsewhere, cross-account), compared with [`authorize`] on
-//! random and on exhaustively enumerated policy sets.
+//! random policy sets (small ones, and identity / resource policies large enough for the
+//! evaluator's statement index) and on an exhaustive sweep of grant forms against every
+//! layer. The effect must match, and a denial must name a policy type the reference can
+//! blame (§5.6).
 //!
 //! The reference keeps its statement language small on purpose: Effect, Action/NotAction and
 //! Resource/NotResource over a few fixed patterns, Principal/NotPrincipal over a fixed set of
 //! ARNs, and at most one condition: trivially true, trivially false, or a comparison of
-//! `aws:PrincipalArn` / `aws:PrincipalAccount` with a fixed value. What it covers
-//! in full is the combination space: identity policies, a resource policy, a permissions
-//! boundary, session policies (role and federated-user sessions), SCP and RCP levels, callers
-//! that are root, users, role sessions and federated users, in the secret's account or another.
+//! `aws:PrincipalArn` / `aws:PrincipalAccount` with a fixed value. What it covers in full is
+//! the combination space: identity policies, a resource policy (or a required key policy),
+//! a permissions boundary, session policies (role and federated-user sessions), SCP and RCP
+//! levels, callers that are root, users, role sessions, federated users or non-IAM callers,
+//! in the secret's account or another.
 //!
-//! The shared vectors (`tests/corpus/iam-cases.json`) that fit this language are run through
-//! the reference too, as a check of the reference itself.
+//! The shared vectors (`tests/corpus/*.json`) that fit this language are run through the
+//! reference too, as a check of the reference itself.
+//!
+//! A second, separate reference covers condition blocks (§3.1–§3.6): the string operators
+//! and their negations, `IfExists`, `Null` and the set qualifiers over a single-valued and a
+//! multivalued key that is absent, empty or set.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -374,19 +382,14 @@ fn reference(req: &MReq, set: &MSet) -> Effect {
     let denies = |p: &MPolicy| has_effect(p, false, req, hb);
 
     // Step 2: an applicable Deny in any policy of any type is final.
-    let levels =
-        |l: &Option<MLevels>| -> Vec<MPolicy> { l.iter().flatten().flatten().cloned().collect() };
-    let every: Vec<MPolicy> = set
-        .identity
-        .iter()
-        .cloned()
-        .chain(set.resource.clone())
-        .chain(set.boundary.clone())
-        .chain(set.session.iter().flatten().cloned())
-        .chain(levels(&set.scp))
-        .chain(levels(&set.rcp))
-        .collect();
-    if every.iter().any(denies) {
+    let levels = |l: &Option<MLevels>| l.iter().flatten().flatten().any(denies);
+    if set.identity.iter().any(denies)
+        || set.resource.iter().any(denies)
+        || set.boundary.iter().any(denies)
+        || set.session.iter().flatten().any(denies)
+        || levels(&set.scp)
+        || levels(&set.rcp)
+    {
         return Effect::ExplicitDeny;
     }
 
@@ -1005,7 +1008,12 @@ fn every_grant_form_against_every_layer_agrees_with_the_reference() {
                 resource: resource.to_owned(),
             };
             for resource_policy in &resource_policies {
-                for identity in [vec![], vec![allow_get()]] {
+                // Root and non-IAM callers have no identity policies.
+                let identities = match caller.who {
+                    Who::Root | Who::Service => vec![vec![]],
+                    _ => vec![vec![], vec![allow_get()]],
+                };
+                for identity in identities {
                     // Root has no boundary; only sessions have session
                     // policies; only a resource policy can be required.
                     let boundaries = match caller.who {
