@@ -45,6 +45,7 @@ mod review2_respol;
 mod review2_sigv4;
 mod review2_simulate;
 mod review2_xacct;
+mod review3_model;
 mod review3_time;
 mod review_authn;
 mod review_isolation;
