@@ -46,8 +46,8 @@ enum Who {
     User,
     Session,
     Federated,
-    /// A non-IAM caller, e.g. a web-identity token holder asking to assume a role: the
-    /// pipeline gives it the role's account.
+    /// A non-IAM caller, e.g. a web-identity token holder asking to assume a role: it
+    /// belongs to no account.
     Service,
 }
 
@@ -315,7 +315,8 @@ fn holds(cond: &Cond, c: &Caller) -> bool {
         Cond::Never => false,
         Cond::PrincipalArnIs(x) => principal_arn(c) == Some(x.as_str()),
         Cond::PrincipalArnIsNot(x) => principal_arn(c) != Some(x.as_str()),
-        Cond::PrincipalAccountIs(x) => &c.account == x,
+        // A non-IAM caller has no principal account (the key is absent).
+        Cond::PrincipalAccountIs(x) => c.who != Who::Service && &c.account == x,
     }
 }
 
@@ -418,7 +419,7 @@ fn reference(req: &MReq, set: &MSet) -> Effect {
 
     let allowed = if c.who == Who::Service {
         // §2.4: a non-IAM caller has no identity side; a resource-policy grant is all
-        // there is (the account the pipeline gives it does not make it an account member).
+        // there is, whatever the resource's account.
         grant.is_some()
     } else if same_account {
         match grant {
@@ -708,7 +709,7 @@ fn callers() -> Vec<Caller> {
         Caller::session(A, "app", "s2"),
         Caller::session(A, "ops/deploy", "s9"),
         Caller::federated(B, "fed", "bob"),
-        Caller::service(A, "federated:issuer.example"),
+        Caller::service("", "federated:issuer.example"),
     ]
 }
 
