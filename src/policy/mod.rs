@@ -35,6 +35,8 @@ mod value;
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
 mod review_tests;

@@ -46,6 +46,7 @@ mod review2_sigv4;
 mod review2_simulate;
 mod review2_xacct;
 mod review3_exhaust;
+mod review3_model;
 mod review3_multi;
 mod review3_rotation;
 mod review3_time;

@@ -85,7 +85,10 @@ pub fn session_for_token(
         kind: PrincipalType::Service,
         arn: format!("federated:{host}"),
         issuer_arn: None,
-        account: role.account.clone(),
+        // A token holder belongs to no account: AWS puts `aws:PrincipalAccount` only in
+        // signed requests, so a trust statement pinned to the account's principals with it
+        // does not admit a web identity.
+        account: String::new(),
         user_name: None,
         user_id: None,
         tags: BTreeMap::new(),
