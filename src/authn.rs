@@ -52,6 +52,19 @@ impl CachedKey {
 /// How long a looked-up credential is trusted before it is read again.
 const CREDENTIAL_TTL_MS: i64 = 5_000;
 
+/// Put `value` in `cache`, emptied first once it holds 10,000 entries (callers with many
+/// distinct keys or roles cannot grow it without bound; emptying it only costs the next
+/// lookups a read).
+fn insert_bounded<K: std::hash::Hash + Eq, V>(cache: &Mutex<HashMap<K, V>>, key: K, value: V) {
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() > 10_000 {
+        cache.clear();
+    }
+    cache.insert(key, value);
+}
+
 /// A role's id as the database kept it, read under the directory then in force
 /// ([`Authenticator::stored_role_id`]).
 #[derive(Debug)]
@@ -369,14 +382,8 @@ impl Authenticator {
             .store
             .read_point(move |tx| Ok(tx.role_id(&a, &n)?))
             .await?;
-        let mut cache = self
-            .role_ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(
+        insert_bounded(
+            &self.role_ids,
             key,
             CachedRoleId {
                 id: id.clone(),
@@ -459,14 +466,8 @@ impl Authenticator {
                         .ok_or(AuthError::UnknownKey)?,
                 );
                 let principal = self.principal_of(&key, access_key_id, &dir);
-                let mut cache = self
-                    .credentials
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if cache.len() > 10_000 {
-                    cache.clear();
-                }
-                cache.insert(
+                insert_bounded(
+                    &self.credentials,
                     access_key_id.to_owned(),
                     CachedKey {
                         key: Arc::clone(&key),

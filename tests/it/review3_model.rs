@@ -2,7 +2,7 @@
 //! AWS puts only in signed requests, is absent from its AssumeRoleWithWebIdentity, so a trust
 //! statement open to `*` but pinned to the account's principals does not admit a token holder.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::common::{
     key_for, now_secs, signed_query, sts_as, urlenc, user_allowing, write, RawResponse, TestServer,
@@ -11,16 +11,7 @@ use crate::common::{
 
 const HMAC: &str = "review3-model-provider-hmac-secret-0123456789";
 
-fn directory() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("policies");
-    write(
-        &dir,
-        &format!("accounts/{ACCOUNT}/account.json"),
-        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
-    );
-    (t, dir)
-}
+use crate::common::account_directory as directory;
 
 /// Role `name` with trust `statements` (a JSON array) and an inline policy allowing
 /// `secretsmanager:*`.

@@ -4,7 +4,7 @@
 //! positive controls). Access keys are the documented exception: refused within 5 seconds.
 //! And the same ListSecrets filter gives the same answer on SQLite and on PostgreSQL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -14,17 +14,8 @@ use crate::common::{
     signed_request, write, RawResponse, Signing, TestServer, ACCOUNT,
 };
 
-/// A principals directory with the account declared.
-fn directory() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("policies");
-    write(
-        &dir,
-        &format!("accounts/{ACCOUNT}/account.json"),
-        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
-    );
-    (t, dir)
-}
+use crate::common::account_directory as directory;
+use crate::common::session_signing;
 
 /// A user whose one inline policy is `statements` (a JSON array).
 fn user(dir: &Path, name: &str, statements: &Value) {
@@ -562,12 +553,7 @@ fn a_session_from_one_server_ends_on_both_when_its_role_is_removed() {
         s.call_signed(
             "secretsmanager.DescribeSecret",
             &json!({"SecretId": "multi/sts"}).to_string(),
-            Signing {
-                akid: sid.clone(),
-                secret: ssecret.clone(),
-                session_token: Some(token.clone()),
-                ..Signing::default()
-            },
+            session_signing(&(sid.clone(), ssecret.clone(), token.clone())),
         )
         .status
     };
@@ -890,12 +876,7 @@ fn a_role_or_user_removed_from_one_servers_copy_of_the_directory() {
         s.call_signed(
             "secretsmanager.DescribeSecret",
             &json!({"SecretId": "multi/copies"}).to_string(),
-            Signing {
-                akid: sid.clone(),
-                secret: ssecret.clone(),
-                session_token: Some(token.clone()),
-                ..Signing::default()
-            },
+            session_signing(&(sid.clone(), ssecret.clone(), token.clone())),
         )
         .status
     };
@@ -933,12 +914,7 @@ fn a_role_or_user_removed_from_one_servers_copy_of_the_directory() {
         s.call_signed(
             "secretsmanager.DescribeSecret",
             &json!({"SecretId": "multi/copies"}).to_string(),
-            Signing {
-                akid: session.0.clone(),
-                secret: session.1.clone(),
-                session_token: Some(session.2.clone()),
-                ..Signing::default()
-            },
+            session_signing(session),
         )
         .status
     };
@@ -1055,12 +1031,7 @@ fn a_role_declared_again_through_one_server_ends_its_old_sessions_on_every_serve
         s.call_signed(
             "secretsmanager.DescribeSecret",
             &json!({"SecretId": "multi/again"}).to_string(),
-            Signing {
-                akid: session.0.clone(),
-                secret: session.1.clone(),
-                session_token: Some(session.2.clone()),
-                ..Signing::default()
-            },
+            session_signing(session),
         )
         .status
     };

@@ -3,7 +3,7 @@
 //! of an issuer another account declares, managed session policies, and root keys of an
 //! account that left the principals files. Each attack has a positive control.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::{
@@ -18,17 +18,7 @@ const FOREIGN_HMAC: &str = "foreign-account-hmac-secret-0123456789abcd";
 /// Temporary credentials: (access key id, secret, session token).
 type Session = (String, String, String);
 
-/// An empty principals directory declaring the default account.
-fn directory() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().join("policies");
-    write(
-        &dir,
-        &format!("accounts/{ACCOUNT}/account.json"),
-        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
-    );
-    (t, dir)
-}
+use crate::common::account_directory as directory;
 
 /// Role `name` of `account` with trust `statements` (a JSON array), an inline policy
 /// allowing `actions` on everything, and `max` as its MaxSessionDuration.

@@ -730,6 +730,28 @@ pub fn write(dir: &std::path::Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
+/// An empty principals directory (`<tmp>/policies`) declaring the default account.
+pub fn account_directory() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("policies");
+    write(
+        &dir,
+        &format!("accounts/{ACCOUNT}/account.json"),
+        &format!(r#"{{"AccountId":"{ACCOUNT}"}}"#),
+    );
+    (t, dir)
+}
+
+/// Signing with temporary credentials: (access key id, secret, session token).
+pub fn session_signing(session: &(String, String, String)) -> Signing {
+    Signing {
+        akid: session.0.clone(),
+        secret: session.1.clone(),
+        session_token: Some(session.2.clone()),
+        ..Signing::default()
+    }
+}
+
 /// A user of `account` whose only identity policy allows `actions` on every resource.
 pub fn user_allowing(dir: &std::path::Path, account: &str, name: &str, actions: &[&str]) {
     if !dir
