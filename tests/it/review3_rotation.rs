@@ -128,20 +128,9 @@ impl Rig {
 
     /// An access key for `user` of `account` (the server's data is under the rig's directory).
     fn key_for(&self, s: &TestServer, account: &str, user: &str) -> (String, String) {
-        let data = self.tmp.path().join("data");
-        let cfg = strongroom::config::StoreConfig {
-            data_dir: data.clone(),
-            database_url: s.database_url.clone(),
-            master_key_file: data.join("master.key"),
-            read_mmap_bytes: 0,
-            pg_change_check: std::time::Duration::ZERO,
-        };
-        let out = strongroom::cli::create_access_key(&cfg, &self.policies, account, user).unwrap();
-        let v: Value = serde_json::from_str(&out).unwrap();
-        (
-            v["AccessKeyId"].as_str().unwrap().to_owned(),
-            v["SecretAccessKey"].as_str().unwrap().to_owned(),
-        )
+        let store =
+            crate::common::store_config_for(self.tmp.path().join("data"), s.database_url.clone());
+        crate::common::key_in(&store, &self.policies, account, user)
     }
 
     fn control(&self, name: &str, text: &str) {

@@ -185,13 +185,7 @@ impl TestServer {
 
     /// The store settings of this server (for offline commands).
     pub fn store_config(&self) -> StoreConfig {
-        StoreConfig {
-            data_dir: self.data_dir(),
-            database_url: self.database_url.clone(),
-            master_key_file: self.data_dir().join("master.key"),
-            read_mmap_bytes: 0,
-            pg_change_check: std::time::Duration::ZERO,
-        }
+        store_config_for(self.data_dir(), self.database_url.clone())
     }
 
     /// A raw request signed with the root key.
@@ -775,6 +769,17 @@ pub fn user_allowing(dir: &std::path::Path, account: &str, name: &str, actions: 
     );
 }
 
+/// The store of a server whose data directory is `data_dir`, for offline commands.
+pub fn store_config_for(data_dir: PathBuf, database_url: String) -> StoreConfig {
+    StoreConfig {
+        master_key_file: data_dir.join("master.key"),
+        data_dir,
+        database_url,
+        read_mmap_bytes: 0,
+        pg_change_check: std::time::Duration::ZERO,
+    }
+}
+
 /// An access key for `user` of `account`.
 pub fn key_for(
     s: &TestServer,
@@ -782,8 +787,17 @@ pub fn key_for(
     account: &str,
     user: &str,
 ) -> (String, String) {
-    let out =
-        strongroom::cli::create_access_key(&s.store_config(), policies, account, user).unwrap();
+    key_in(&s.store_config(), policies, account, user)
+}
+
+/// An access key for `user` of `account`, minted in `store` (`strongroom access-key create`).
+pub fn key_in(
+    store: &StoreConfig,
+    policies: &std::path::Path,
+    account: &str,
+    user: &str,
+) -> (String, String) {
+    let out = strongroom::cli::create_access_key(store, policies, account, user).unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     (
         v["AccessKeyId"].as_str().unwrap().to_owned(),
