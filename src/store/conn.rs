@@ -785,6 +785,10 @@ mod tests {
         let url = format!("sqlite://{}", path.display());
         drop(crate::store::Store::open(&url).unwrap());
         let mut writer = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        // The dropped store's background threads may still hold the file for a moment.
+        diesel::sql_query("PRAGMA busy_timeout = 5000")
+            .execute(&mut writer)
+            .unwrap();
         diesel::sql_query("BEGIN IMMEDIATE")
             .execute(&mut writer)
             .unwrap();
