@@ -405,6 +405,12 @@ pub struct ServeArgs {
     /// then detects a chain cut short with its digests (default: none).
     #[arg(long, env = "STRONGROOM_AUDIT_DIGEST_DIR")]
     pub audit_digest_dir: Option<PathBuf>,
+    /// Requests refused before their caller is known (no or bad credentials) recorded one by
+    /// one per source address (an IPv4 address or IPv6 /64) and minute, and ten times that
+    /// from all sources; the rest are counted into one `UnauthenticatedRequestsSummarized`
+    /// record per source and minute (default 600; 0 records every one).
+    #[arg(long, env = "STRONGROOM_AUDIT_UNAUTHENTICATED_PER_MINUTE")]
+    pub audit_unauthenticated_per_minute: Option<u32>,
     /// Address of the metrics and health listener (`/metrics`, `/healthz`, `/readyz`);
     /// must differ from --listen (default: none, no metrics).
     #[arg(long, env = "STRONGROOM_METRICS_LISTEN")]
@@ -476,6 +482,7 @@ struct FileConfig {
     audit_export_dir: Option<PathBuf>,
     audit_retention_interval: Option<u64>,
     audit_digest_dir: Option<PathBuf>,
+    audit_unauthenticated_per_minute: Option<u32>,
     metrics_listen: Option<String>,
     quotas: Option<String>,
     console: Option<bool>,
@@ -523,6 +530,9 @@ pub struct ServeConfig {
     pub audit_retention: Option<AuditRetention>,
     /// Where each signed audit digest is also written (outside the database), if anywhere.
     pub audit_digest_dir: Option<PathBuf>,
+    /// How many refusals of unknown callers are recorded one by one (the window is not a
+    /// flag: tests shorten it).
+    pub audit_unauthenticated: crate::audit::unauthenticated::Limits,
     /// The metrics and health listener's address, if any.
     pub metrics_listen: Option<String>,
     /// Request-rate quotas; `None`: no limit.
@@ -748,6 +758,13 @@ impl ServeArgs {
             quotas,
             audit_retention,
             audit_digest_dir: self.audit_digest_dir.clone().or(f.audit_digest_dir),
+            audit_unauthenticated: crate::audit::unauthenticated::Limits {
+                per_source: self
+                    .audit_unauthenticated_per_minute
+                    .or(f.audit_unauthenticated_per_minute)
+                    .unwrap_or(crate::audit::unauthenticated::DEFAULT_PER_MINUTE),
+                ..Default::default()
+            },
             store,
             listen,
             tls,

@@ -2,8 +2,10 @@
 //! and authorize (`authz`) → execute (`ops`) → audit → encode.
 //!
 //! Every request, whatever happens, gets an audit record before its response; if the record
-//! cannot be written the response is `InternalServiceError`. Operations run only with the
-//! `Authorized` proof that `authz` alone constructs.
+//! cannot be written the response is `InternalServiceError`. The one exception: refusals of
+//! callers the server does not know, beyond a budget per source, are counted into a summary
+//! record instead (`audit::unauthenticated`). Operations run only with the `Authorized` proof
+//! that `authz` alone constructs.
 
 use std::sync::Arc;
 
@@ -39,6 +41,9 @@ pub struct Pipeline {
     pub quotas: Option<Arc<crate::quota::Quotas>>,
     /// The replication outbox's depth and lag per peer region (the metrics' gauges).
     pub replication: crate::replication::SharedStats,
+    /// How many refusals of unknown callers are recorded one by one (the rest are counted
+    /// and summarized: `audit::unauthenticated`).
+    pub unauthenticated: Arc<audit::unauthenticated::Budget>,
 }
 
 /// What the transport says about a request's caller (see `server::peer_of`).
@@ -93,6 +98,34 @@ impl Pipeline {
             metrics: None,
             quotas: None,
             replication: Arc::default(),
+            unauthenticated: Arc::new(audit::unauthenticated::Budget::new(
+                audit::unauthenticated::Limits::default(),
+            )),
+        }
+    }
+
+    /// Whether the refusal `draft` is recorded one by one: always for a known caller or a
+    /// policy decision (a web identity's trust decision); for a caller refused before it
+    /// was known, within [`audit::unauthenticated::Budget`]'s budget (otherwise it was
+    /// counted for its source's summary).
+    fn records_refusal(&self, draft: &Draft) -> bool {
+        draft.principal.is_some() || draft.decision.is_some() || self.unauthenticated.admit(draft)
+    }
+
+    /// Record the summaries of unauthenticated refusals whose minute is over (all of them
+    /// when `all`, at a stop); those that cannot be written are kept for the next call.
+    pub async fn record_unauthenticated_summaries(&self, all: bool) {
+        let limits = self.unauthenticated.limits();
+        let due = self.unauthenticated.take_due(self.ctx.now_ms(), all);
+        let mut failed = Vec::new();
+        for tally in due {
+            if let Err(e) = self.auditor.record(&tally.draft(limits)).await {
+                tracing::error!("recording a summary of unauthenticated requests failed: {e:?}");
+                failed.push(tally);
+            }
+        }
+        if !failed.is_empty() {
+            self.unauthenticated.put_back(failed);
         }
     }
 
@@ -234,6 +267,9 @@ impl Pipeline {
         let result = if draft.recorded_with_change && result.is_ok() {
             // Committed in the operation's write transaction, with its change.
             result
+        } else if result.is_err() && !draft.recorded_with_change && !self.records_refusal(&draft) {
+            // Counted for its source's summary.
+            result
         } else {
             if draft.recorded_with_change {
                 tracing::warn!(request_id = %request_id, "request failed after its change and record were committed; recording the failure too");
@@ -306,7 +342,13 @@ impl Pipeline {
             draft.event_source = service.event_source().to_owned();
             draft.event_name = op;
         }
-        let e = match self.auditor.record(&draft).await {
+        let recorded = if self.records_refusal(&draft) {
+            self.auditor.record(&draft).await
+        } else {
+            // Counted for its source's summary.
+            Ok(())
+        };
+        let e = match recorded {
             Ok(()) => e,
             Err(err) => {
                 tracing::error!(request_id = %request_id, "audit write failed, failing closed: {err:?}");

@@ -389,6 +389,28 @@ fn spawn_policy_watcher(pipeline: &Pipeline) {
 }
 
 /// Turn an actix request into the pipeline's head.
+/// Record the summaries of unauthenticated refusals as their sources' minutes end (looked
+/// at every tenth of the window, at most every 5 s).
+fn spawn_unauthenticated_summaries(pipeline: &Pipeline) {
+    let pipeline = pipeline.clone();
+    let limits = pipeline.unauthenticated.limits();
+    if limits.per_source == 0 {
+        return;
+    }
+    let every = (limits.window / 10).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(5),
+    );
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            pipeline.record_unauthenticated_summaries(false).await;
+        }
+    });
+}
+
 pub(crate) fn head_of(req: &HttpRequest) -> RequestHead {
     let mut head = RequestHead {
         method: req.method().as_str().to_owned(),
@@ -642,6 +664,9 @@ pub fn build(cfg: &ServeConfig) -> Result<Pipeline, String> {
         .quotas
         .clone()
         .map(|q| Arc::new(crate::quota::Quotas::new(q)));
+    pipeline.unauthenticated = Arc::new(crate::audit::unauthenticated::Budget::new(
+        cfg.audit_unauthenticated,
+    ));
     Ok(pipeline)
 }
 
@@ -735,6 +760,7 @@ pub async fn run_with_handle(
         ));
     }
     spawn_policy_watcher(&pipeline);
+    spawn_unauthenticated_summaries(&pipeline);
     let metrics_server = match &cfg.metrics_listen {
         Some(addr) => Some(crate::metrics::bind(addr, pipeline.clone())?),
         None => None,
@@ -753,6 +779,7 @@ pub async fn run_with_handle(
         ));
     }
     let auditor = pipeline.auditor.clone();
+    let summaries = pipeline.clone();
     let rotation_pipeline = pipeline.clone();
     let console = cfg
         .console
@@ -821,7 +848,9 @@ pub async fn run_with_handle(
     if let Some(h) = metrics_handle {
         h.stop(true).await;
     }
-    // Commit what is pending and sign a digest of the tail before exiting.
+    // Count what was counted, commit what is pending and sign a digest of the tail before
+    // exiting.
+    summaries.record_unauthenticated_summaries(true).await;
     if let Err(e) = auditor.flush().await {
         tracing::error!("audit flush at shutdown failed: {e:?}");
     }

@@ -32,6 +32,7 @@ pub mod keys;
 mod record;
 pub mod retention;
 mod tail;
+pub mod unauthenticated;
 pub mod verify;
 mod writer;
 

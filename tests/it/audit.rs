@@ -1485,6 +1485,7 @@ fn start_with_retention(max_age: Duration, every: Duration) -> (TestServer, Path
         peers: Default::default(),
         rotation: Default::default(),
         client_timeouts: Default::default(),
+        audit_unauthenticated: Default::default(),
     };
     (TestServer::launch(cfg, dir, database_url), export_dir)
 }

@@ -148,6 +148,7 @@ async fn no_plaintext_at_rest_audit_verifies_and_master_key_rotates() {
         peers: Default::default(),
         rotation: Default::default(),
         client_timeouts: Default::default(),
+        audit_unauthenticated: Default::default(),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

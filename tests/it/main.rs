@@ -66,4 +66,5 @@ mod rotation_webhook;
 mod sdk_secrets;
 mod store_backends;
 mod sts_bad_input;
+mod unauthenticated_audit;
 mod wire;

@@ -77,7 +77,7 @@ fn get(s: &TestServer, id: &str) -> RawResponse {
 }
 
 /// Every record of the store at `url`, as JSON, in chain order; and `audit verify`'s finding.
-fn trail(url: &str) -> (Vec<Value>, Option<String>) {
+pub(crate) fn trail(url: &str) -> (Vec<Value>, Option<String>) {
     let store = Store::open(url).unwrap();
     let rows = store
         .read_blocking(|tx| {

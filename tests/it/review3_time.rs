@@ -176,7 +176,7 @@ const ROLE: &str = "arn:aws:iam::111122223333:role/ci-deployer";
 
 /// An HS256 issuer `https://ci.example.test` (with `extra` fields in its provider file) and
 /// a role its tokens for `sub` `repo:payments/api` may assume.
-fn add_issuer(dir: &Path, extra: &str) {
+pub(crate) fn add_issuer(dir: &Path, extra: &str) {
     let acct = dir.join("accounts/111122223333");
     std::fs::create_dir_all(acct.join("identity-providers")).unwrap();
     std::fs::write(acct.join("identity-providers/ci.hmac"), HMAC).unwrap();
@@ -208,7 +208,7 @@ fn jwt(claims: &serde_json::Value) -> String {
 }
 
 /// A token for the trusted subject, valid for ten minutes, with `changes` applied.
-fn token_with(changes: &serde_json::Value) -> String {
+pub(crate) fn token_with(changes: &serde_json::Value) -> String {
     let mut c = serde_json::json!({"iss":"https://ci.example.test","aud":"strongroom",
         "sub":"repo:payments/api","exp":now_secs()+600,"iat":now_secs()});
     for (k, v) in changes.as_object().unwrap() {
@@ -217,7 +217,7 @@ fn token_with(changes: &serde_json::Value) -> String {
     jwt(&c)
 }
 
-fn web_identity(s: &TestServer, token: &str) -> crate::common::RawResponse {
+pub(crate) fn web_identity(s: &TestServer, token: &str) -> crate::common::RawResponse {
     let form = format!(
         "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn={}&RoleSessionName=build-1&WebIdentityToken={token}",
         urlenc(ROLE)

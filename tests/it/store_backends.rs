@@ -173,6 +173,7 @@ async fn two_servers_one_postgres() {
             peers: Default::default(),
             rotation: Default::default(),
             client_timeouts: Default::default(),
+            audit_unauthenticated: Default::default(),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -669,6 +669,7 @@ pub fn config_in(dir: &std::path::Path, database_url: Option<String>) -> ServeCo
         peers: Default::default(),
         rotation: Default::default(),
         client_timeouts: Default::default(),
+        audit_unauthenticated: Default::default(),
     }
 }
 
