@@ -9,6 +9,8 @@
 //! requests, allowed or denied, are never counted here: they are recorded one by one, and
 //! the caller's answer is the same either way (only its record differs).
 //!
+//! Failed web console sign-ins count the same way, under their error message.
+//!
 //! A source is one IPv4 address or one IPv6 /64 (what one host can use). A source's minute
 //! starts with its first refusal; within it the first `per_source` are recorded one by one,
 //! as are at most `10 × per_source` from all sources together, and the rest are counted: how
@@ -135,10 +137,13 @@ impl Tally {
         }
         self.count += 1;
         self.last_ms = self.last_ms.max(draft.event_time_ms);
-        bump(
-            &mut self.error_codes,
-            draft.error_code.as_deref().unwrap_or("none"),
-        );
+        // A refusal without an error code (a failed console sign-in) by its message.
+        let code: String = match (&draft.error_code, &draft.error_message) {
+            (Some(code), _) => code.chars().take(MAX_NAME).collect(),
+            (None, Some(message)) => message.chars().take(MAX_NAME).collect(),
+            (None, None) => "none".to_owned(),
+        };
+        bump(&mut self.error_codes, &code);
         let op: String = if draft.event_name.is_empty() {
             "unknown".to_owned()
         } else {
@@ -162,7 +167,8 @@ impl Tally {
         let most = self
             .error_codes
             .iter()
-            .filter(|(n, _)| n != "other" && n != "none")
+            // Codes only (a console sign-in's kind is its message).
+            .filter(|(n, _)| n != "other" && n != "none" && !n.contains(' '))
             .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
             .map(|(n, _)| n.clone());
         let from = self

@@ -586,6 +586,12 @@ async fn record_login(
         error_message: failure.map(str::to_owned),
         ..Draft::default()
     };
+    // A failed sign-in is a caller the server does not know (the key's owner, when shown,
+    // is who was targeted): recorded one by one within its source's budget, else counted
+    // for the source's summary (`audit::unauthenticated`).
+    if !success && !c.pipeline.unauthenticated.admit(&draft) {
+        return Ok(());
+    }
     c.pipeline.auditor.record(&draft).await.map_err(|e| {
         tracing::error!(request_id = %draft.request_id, "audit write failed, failing closed: {e:?}");
         message(500, None, "Sign-in failed", "The sign-in could not be recorded.")

@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{config_in, example_policies, ok, RawResponse, Signing, TestServer};
+use crate::common::{
+    config_in, example_policies, key_for, ok, user_allowing, RawResponse, Signing, TestServer,
+    ACCOUNT,
+};
+use crate::console::Browser;
 use crate::review3_exhaust::trail;
 use crate::review3_time::{add_issuer, token_with, web_identity};
 
@@ -291,4 +295,59 @@ fn a_verified_token_refused_by_a_trust_policy_is_recorded_every_time() {
     assert_eq!(summary.len(), 1, "{summary:?}");
     assert_eq!(counted(summary[0]), 2);
     assert_eq!(summary[0]["errorCode"], "InvalidIdentityToken");
+}
+
+/// Failed web console sign-ins count the same way: the attacker's first ones are recorded one
+/// by one, the rest counted; the key's owner still signs in from elsewhere, recorded.
+#[test]
+fn failed_console_sign_ins_are_recorded_up_to_their_sources_budget_then_counted() {
+    let policies = tempfile::tempdir().unwrap();
+    user_allowing(
+        policies.path(),
+        ACCOUNT,
+        "reader",
+        &["secretsmanager:ListSecrets"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config_in(dir.path(), None);
+    cfg.console = true;
+    cfg.policies = Some(policies.path().to_path_buf());
+    cfg.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    cfg.audit_unauthenticated = strongroom::audit::unauthenticated::Limits {
+        per_source: 3,
+        window: Duration::from_secs(600),
+    };
+    let mut s = TestServer::launch_config(cfg, dir);
+    let (akid, secret) = key_for(&s, policies.path(), ACCOUNT, "reader");
+    let mut attacker = Browser::new(&s);
+    attacker.extra = "X-Forwarded-For: 203.0.113.9\r\n".into();
+    for _ in 0..10 {
+        let r = attacker.sign_in(&akid, "not-the-secret-0123456789");
+        assert!(r.status == 401 || r.status == 429, "{}", r.body);
+    }
+    let mut owner = Browser::new(&s);
+    owner.extra = "X-Forwarded-For: 198.51.100.7\r\n".into();
+    assert_eq!(owner.sign_in(&akid, &secret).status, 303);
+    let url = s.database_url.clone();
+    s.stop();
+    let (records, finding) = trail(&url);
+    assert_eq!(finding, None);
+    let attempts = from(&records, "203.0.113.9");
+    let one_by_one = attempts
+        .iter()
+        .filter(|r| r["eventName"] == "ConsoleLogin")
+        .count();
+    assert_eq!(one_by_one, 3, "{attempts:?}");
+    let summary = summaries(&records, "203.0.113.9");
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert_eq!(counted(summary[0]), 7);
+    let reason = summary[0]["authorization"]["reason"].as_str().unwrap();
+    assert!(reason.contains("ConsoleLogin 7"), "{reason}");
+    assert!(!summary[0].to_string().contains("not-the-secret"));
+    let owner_logins = from(&records, "198.51.100.7");
+    assert_eq!(owner_logins.len(), 1);
+    assert_eq!(
+        owner_logins[0]["responseElements"]["consoleLogin"],
+        "Success"
+    );
 }
