@@ -145,6 +145,7 @@ pub struct Metrics {
     reloads: IntCounterVec,
     rotation_events: IntCounterVec,
     rotations_failed: prometheus::IntCounter,
+    unauthenticated_counted: prometheus::IntCounter,
     rotation_oldest_overdue: prometheus::Gauge,
     audit_queue: IntGauge,
     audit_in_flight: IntGauge,
@@ -204,6 +205,11 @@ impl Metrics {
         let rotations_failed = prometheus::IntCounter::new(
             "strongroom_rotations_failed_total",
             "Rotations marked failed after their last attempt (AWSPENDING left in place; DescribeSecret shows why).",
+        )
+        .map_err(e)?;
+        let unauthenticated_counted = prometheus::IntCounter::new(
+            "strongroom_audit_unauthenticated_counted_total",
+            "Refusals of unknown callers counted into a source's UnauthenticatedRequestsSummarized record instead of recorded one by one (over --audit-unauthenticated-per-minute).",
         )
         .map_err(e)?;
         let rotation_oldest_overdue = prometheus::Gauge::new(
@@ -271,6 +277,8 @@ impl Metrics {
         r.register(Box::new(reloads.clone())).map_err(e)?;
         r.register(Box::new(rotation_events.clone())).map_err(e)?;
         r.register(Box::new(rotations_failed.clone())).map_err(e)?;
+        r.register(Box::new(unauthenticated_counted.clone()))
+            .map_err(e)?;
         r.register(Box::new(rotation_oldest_overdue.clone()))
             .map_err(e)?;
         r.register(Box::new(audit_queue.clone())).map_err(e)?;
@@ -288,6 +296,7 @@ impl Metrics {
             reloads,
             rotation_events,
             rotations_failed,
+            unauthenticated_counted,
             rotation_oldest_overdue,
             audit_queue,
             audit_in_flight,
@@ -366,6 +375,9 @@ impl Metrics {
     /// The text exposition, with the gauges read now.
     pub fn render(&self, pipeline: &Pipeline) -> Result<String, String> {
         let (in_flight, queued) = pipeline.auditor.load_counts();
+        let counted = pipeline.unauthenticated.counted_total();
+        self.unauthenticated_counted
+            .inc_by(counted.saturating_sub(self.unauthenticated_counted.get()));
         self.audit_queue
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
         self.audit_in_flight

@@ -227,6 +227,8 @@ struct State {
 pub struct Budget {
     limits: Limits,
     state: Mutex<State>,
+    /// Refusals counted instead of recorded one by one, since start (a metric).
+    counted: std::sync::atomic::AtomicU64,
 }
 
 impl Budget {
@@ -234,7 +236,13 @@ impl Budget {
         Self {
             limits,
             state: Mutex::new(State::default()),
+            counted: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Refusals counted instead of recorded one by one since the server started.
+    pub fn counted_total(&self) -> u64 {
+        self.counted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn limits(&self) -> Limits {
@@ -269,6 +277,8 @@ impl Budget {
                 st.overflow_start = now;
             }
             st.overflow.add(draft, true);
+            self.counted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return false;
         }
         let src = st.sources.entry(key).or_insert_with(|| Source {
@@ -288,6 +298,8 @@ impl Budget {
             return true;
         }
         src.unrecorded.add(draft, false);
+        self.counted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         false
     }
 
@@ -370,6 +382,7 @@ mod tests {
             })
             .collect();
         assert_eq!(admitted, [true, true, true, false, false]);
+        assert_eq!(b.counted_total(), 2);
         // Another source has a budget of its own.
         assert!(b.admit(&refusal("203.0.113.8", 1_010, "X", "Y")));
         // Nothing is due before the minute is over; then the count, once.

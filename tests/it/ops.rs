@@ -84,6 +84,12 @@ fn metrics_count_requests_by_operation_outcome_and_code_on_their_own_listener() 
         "{t}"
     );
     assert!(t.contains("strongroom_audit_queue_depth "), "{t}");
+    // Nothing refused beyond a source's budget.
+    assert_eq!(
+        sample(t, "strongroom_audit_unauthenticated_counted_total"),
+        0.0,
+        "{t}"
+    );
     assert!(
         sample(t, "strongroom_audit_group_commit_duration_seconds_count") >= 1.0,
         "{t}"
