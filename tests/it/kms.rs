@@ -177,3 +177,44 @@ async fn customer_key_protects_secrets_and_disabling_blocks_reads() {
         "Secrets Manager can't find the specified KMS key: alias/nope"
     );
 }
+
+/// A list operation's marker pages only that operation: ListKeys' marker given to ListAliases
+/// (or the other way round) is `InvalidMarkerException`, as a marker this server never issued.
+#[test]
+fn a_kms_marker_pages_only_the_operation_that_issued_it() {
+    let s = TestServer::start();
+    for i in 0..3 {
+        let r = s.call("TrentService.CreateKey", r#"{"Description":"paged"}"#);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let key_id = r.json()["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = s.call(
+            "TrentService.CreateAlias",
+            &format!(r#"{{"AliasName":"alias/paged-{i}","TargetKeyId":"{key_id}"}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let marker = |target: &str| {
+        let r = s.call(target, r#"{"Limit":1}"#);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["NextMarker"].as_str().unwrap().to_owned()
+    };
+    let keys = marker("TrentService.ListKeys");
+    let aliases = marker("TrentService.ListAliases");
+    for (target, own, other) in [
+        ("TrentService.ListKeys", &keys, &aliases),
+        ("TrentService.ListAliases", &aliases, &keys),
+    ] {
+        let page = |m: &str| s.call(target, &format!(r#"{{"Limit":1,"Marker":"{m}"}}"#));
+        assert_eq!(page(own).status, 200, "{target}");
+        let r = page(other);
+        assert_eq!(
+            r.error_type(),
+            "InvalidMarkerException",
+            "{target}: {}",
+            r.body
+        );
+    }
+}

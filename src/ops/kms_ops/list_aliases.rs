@@ -70,7 +70,7 @@ impl Operation for ListAliases {
         let after = input
             .marker
             .as_deref()
-            .map(paging::decode_marker)
+            .map(|m| paging::decode_marker("ListAliases", m))
             .transpose()?;
         let limit = paging::page_size(input.limit, DEFAULT_LIMIT, MAX_PAGE);
         let scope = auth.scope.clone();
@@ -93,7 +93,9 @@ impl Operation for ListAliases {
         aliases.sort_by_key(sort_key);
         let (aliases, truncated) = paging::page(aliases, sort_key, after.as_ref(), limit);
         let next_marker = if truncated {
-            aliases.last().map(|a| paging::encode_marker(&a.alias_name))
+            aliases
+                .last()
+                .map(|a| paging::encode_marker("ListAliases", &a.alias_name))
         } else {
             None
         };

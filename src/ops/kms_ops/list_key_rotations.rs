@@ -78,7 +78,7 @@ impl Operation for ListKeyRotations {
         let id = crate::ops::required("keyId", input.key_id)?;
         let after = match input.marker.as_deref() {
             Some(m) => Some(
-                paging::decode_marker(m)?
+                paging::decode_marker("ListKeyRotations", m)?
                     .parse::<i32>()
                     .map_err(|_| paging::invalid_marker())?,
             ),
@@ -104,7 +104,7 @@ impl Operation for ListKeyRotations {
         let next_marker = if truncated {
             rotations
                 .last()
-                .map(|r| paging::encode_marker(&r.0.to_string()))
+                .map(|r| paging::encode_marker("ListKeyRotations", &r.0.to_string()))
         } else {
             None
         };

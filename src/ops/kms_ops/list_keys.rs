@@ -48,11 +48,11 @@ fn sort_key(k: &KmsKeyRow) -> (i64, String) {
 }
 
 fn encode_cursor((at, id): &(i64, String)) -> String {
-    paging::encode_marker(&format!("{at}:{id}"))
+    paging::encode_marker("ListKeys", &format!("{at}:{id}"))
 }
 
 fn decode_cursor(marker: &str) -> Result<(i64, String), ApiError> {
-    let cursor = paging::decode_marker(marker)?;
+    let cursor = paging::decode_marker("ListKeys", marker)?;
     let (at, id) = cursor.split_once(':').ok_or_else(paging::invalid_marker)?;
     let at = at.parse::<i64>().map_err(|_| paging::invalid_marker())?;
     Ok((at, id.to_owned()))
@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
         for garbage in ["nocolon", "x:y"] {
             assert_eq!(
-                decode_cursor(&paging::encode_marker(garbage))
+                decode_cursor(&paging::encode_marker("ListKeys", garbage))
                     .unwrap_err()
                     .code(),
                 "InvalidMarkerException",

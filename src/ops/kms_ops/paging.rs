@@ -1,8 +1,9 @@
 //! `Limit`/`Marker` paging for the KMS list operations.
 //!
-//! A marker is an opaque cursor: the sort key of the last item returned, base64url-encoded.
-//! The next page holds the items that sort after it, so deleting items between calls never
-//! skips or repeats the others.
+//! A marker is an opaque cursor: the operation that issued it and the sort key of the last
+//! item returned, base64url-encoded. The next page holds the items that sort after it, so
+//! deleting items between calls never skips or repeats the others; a marker of another list
+//! operation is refused as one this server did not issue.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -49,16 +50,21 @@ pub fn page_size(limit: Option<i64>, default: usize, cap: usize) -> usize {
 }
 
 /// A cursor as the opaque marker sent to the client.
-pub fn encode_marker(cursor: &str) -> String {
-    URL_SAFE_NO_PAD.encode(cursor.as_bytes())
+pub fn encode_marker(op: &str, cursor: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{op}\n{cursor}").as_bytes())
 }
 
-/// The cursor inside a marker this server issued.
-pub fn decode_marker(marker: &str) -> Result<String, ApiError> {
+/// The cursor inside a marker this server issued for `op`.
+pub fn decode_marker(op: &str, marker: &str) -> Result<String, ApiError> {
     URL_SAFE_NO_PAD
         .decode(marker.as_bytes())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|text| {
+            text.strip_prefix(op)
+                .and_then(|rest| rest.strip_prefix('\n'))
+                .map(str::to_owned)
+        })
         .ok_or_else(invalid_marker)
 }
 
@@ -118,13 +124,25 @@ mod tests {
 
     #[test]
     fn markers_round_trip_and_reject_garbage() {
-        let m = encode_marker("1700000000000:abc-def");
-        assert_eq!(decode_marker(&m).unwrap(), "1700000000000:abc-def");
+        let m = encode_marker("ListKeys", "1700000000000:abc-def");
+        assert_eq!(
+            decode_marker("ListKeys", &m).unwrap(),
+            "1700000000000:abc-def"
+        );
+        // Another operation's marker is not this one's.
+        assert_eq!(
+            decode_marker("ListAliases", &m).unwrap_err().code(),
+            "InvalidMarkerException"
+        );
+        assert_eq!(
+            decode_marker("ListKey", &m).unwrap_err().code(),
+            "InvalidMarkerException"
+        );
         assert!(m
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_eq!(
-            decode_marker("***").unwrap_err().code(),
+            decode_marker("ListKeys", "***").unwrap_err().code(),
             "InvalidMarkerException"
         );
         let e = check_marker(Some("")).unwrap_err();
