@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::index::fnv;
 use super::pattern::split_arn;
@@ -236,17 +237,241 @@ pub struct ContextValue {
     pub values: Vec<String>,
 }
 
-/// Everything one authorization decision reads.
+/// Condition keys that several request contexts share (the request's facts: region, time,
+/// source address, transport), built once and added to each context with
+/// [`RequestContext::with_shared`].
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone, Default)]
+pub struct ContextKeys {
+    map: KeyMap,
+}
+
+impl ContextKeys {
+    /// No keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A well-known key whose lowercased name is known when compiling, with one value.
+    pub(crate) fn with_static(mut self, key_lc: &'static str, value: &str) -> Self {
+        let ty = known_key_type(key_lc).unwrap_or(KeyType::String);
+        self.map.put_static(key_lc, ty, vec![value.to_owned()]);
+        self
+    }
+
+    /// `aws:CurrentTime` and `aws:EpochTime`.
+    pub fn with_time(mut self, now: time::OffsetDateTime) -> Self {
+        self.map.put_time(now);
+        self
+    }
+
+    /// `aws:SourceIp`.
+    pub fn with_source_ip(mut self, ip: IpAddr) -> Self {
+        self.map.put_source_ip(ip);
+        self
+    }
+
+    /// `aws:SecureTransport`.
+    pub fn with_secure_transport(mut self, tls: bool) -> Self {
+        self.map.put_secure_transport(tls);
+        self
+    }
+}
+
+/// The caller's side of a request context: who is calling and the condition keys derived
+/// from it (`aws:PrincipalArn`, `aws:PrincipalAccount`, `aws:username`, `aws:userid`,
+/// `aws:PrincipalType`, `aws:PrincipalTag/*`). Built once and shared (an `Arc`) by every
+/// context of the same caller.
+// CAUTION: this type is publicly exported
+#[derive(Debug, Clone)]
+pub struct PrincipalContext {
+    info: PrincipalInfo,
+    map: KeyMap,
+}
+
+impl PrincipalContext {
+    /// The principal's keys derived from `info`.
+    pub fn new(info: PrincipalInfo) -> Self {
+        let mut map = KeyMap::default();
+        fill_principal_keys(&info, &mut map);
+        Self { info, map }
+    }
+
+    /// The caller.
+    pub fn info(&self) -> &PrincipalInfo {
+        &self.info
+    }
+
+    /// A well-known key whose lowercased name is known when compiling, with one value (a
+    /// key every context of this caller has, such as its session's).
+    pub(crate) fn with_static(mut self, key_lc: &'static str, value: &str) -> Self {
+        let ty = known_key_type(key_lc).unwrap_or(KeyType::String);
+        self.map.put_static(key_lc, ty, vec![value.to_owned()]);
+        self
+    }
+
+    /// [`RequestContext::with_own_request_keys`], for every context of this caller.
+    pub fn with_own_request_keys(self) -> Self {
+        let service = match own_request_service(self.info.kind) {
+            Some(service) => service,
+            None => return self,
+        };
+        self.with_static("aws:viaawsservice", "false")
+            .with_static("aws:principalisawsservice", service)
+    }
+}
+
+/// `aws:PrincipalIsAWSService` of a principal's own signed request; `None` for an anonymous
+/// request, which has neither that key nor `aws:ViaAWSService`.
+fn own_request_service(kind: PrincipalType) -> Option<&'static str> {
+    match kind {
+        PrincipalType::Anonymous => None,
+        PrincipalType::Service => Some("true"),
+        _ => Some("false"),
+    }
+}
+
+fn fill_principal_keys(p: &PrincipalInfo, map: &mut KeyMap) {
+    let mut keys: Vec<(&str, KeyType, String)> = Vec::with_capacity(6);
+    if !matches!(p.kind, PrincipalType::Anonymous | PrincipalType::Service) {
+        keys.push((
+            "aws:principalarn",
+            KeyType::Arn,
+            p.principal_arn().to_owned(),
+        ));
+    }
+    if !p.account.is_empty() {
+        keys.push(("aws:principalaccount", KeyType::String, p.account.clone()));
+    }
+    if p.kind == PrincipalType::User {
+        let name = p
+            .user_name
+            .clone()
+            .or_else(|| p.arn.rsplit('/').next().map(str::to_owned));
+        if let Some(name) = name {
+            keys.push(("aws:username", KeyType::String, name));
+        }
+    }
+    let user_id = p.user_id.clone().or_else(|| match p.kind {
+        PrincipalType::Root => Some(p.account.clone()),
+        PrincipalType::FederatedUser => p
+            .arn
+            .rsplit('/')
+            .next()
+            .map(|n| format!("{}:{n}", p.account)),
+        PrincipalType::Anonymous => Some("anonymous".to_owned()),
+        _ => None,
+    });
+    if let Some(id) = user_id {
+        keys.push(("aws:userid", KeyType::String, id));
+    }
+    if let Some(t) = p.kind.aws_principal_type() {
+        keys.push(("aws:principaltype", KeyType::String, t.to_owned()));
+    }
+    for (k, ty, v) in keys {
+        map.insert(
+            Cow::Borrowed(k),
+            ContextValue {
+                ty,
+                values: vec![v],
+            },
+        );
+    }
+    for (k, v) in &p.tags {
+        map.insert(
+            Cow::Owned(format!("aws:principaltag/{}", k.to_lowercase())),
+            ContextValue {
+                ty: KeyType::String,
+                values: vec![v.clone()],
+            },
+        );
+    }
+}
+
+/// The action, its lowercase form, the resource and the resource's account, in one buffer.
+#[derive(Debug, Clone)]
+struct Texts {
+    buf: String,
+    /// End of the action; the lowercase action follows it.
+    action_end: usize,
+    /// End of the lowercase action; the resource follows it.
+    action_lc_end: usize,
+    /// End of the resource.
+    resource_end: usize,
+    /// The resource's account, a range of `buf` (within the resource when taken from its
+    /// ARN, after it when given).
+    resource_account: Option<(usize, usize)>,
+    /// Byte ranges of the six ARN parts of the resource within `buf` (`None` when not an
+    /// ARN, e.g. `*`).
+    resource_parts: Option<[(usize, usize); 6]>,
+}
+
+impl Texts {
+    fn new(action: &str, resource: &str, resource_account: Option<&str>) -> Self {
+        let mut buf = String::with_capacity(
+            2 * action.len() + resource.len() + resource_account.map_or(0, str::len),
+        );
+        buf.push_str(action);
+        let action_end = buf.len();
+        buf.push_str(action);
+        let action_lc_end = buf.len();
+        if let Some(lc) = buf.get_mut(action_end..action_lc_end) {
+            lc.make_ascii_lowercase();
+        }
+        buf.push_str(resource);
+        let resource_end = buf.len();
+        let resource_parts =
+            arn_ranges(resource).map(|r| r.map(|(a, b)| (a + action_lc_end, b + action_lc_end)));
+        let resource_account = match resource_account {
+            Some(a) => {
+                buf.push_str(a);
+                Some((resource_end, buf.len()))
+            }
+            None => arn_account_range(resource)
+                .map(|(a, b)| (a + action_lc_end, b + action_lc_end))
+                .filter(|(a, b)| a < b),
+        };
+        Self {
+            buf,
+            action_end,
+            action_lc_end,
+            resource_end,
+            resource_account,
+            resource_parts,
+        }
+    }
+
+    fn range(&self, (a, b): (usize, usize)) -> &str {
+        self.buf.get(a..b).unwrap_or_default()
+    }
+
+    fn action(&self) -> &str {
+        self.range((0, self.action_end))
+    }
+
+    fn action_lc(&self) -> &str {
+        self.range((self.action_end, self.action_lc_end))
+    }
+
+    fn resource(&self) -> &str {
+        self.range((self.action_lc_end, self.resource_end))
+    }
+
+    fn resource_account(&self) -> Option<&str> {
+        self.resource_account.map(|r| self.range(r))
+    }
+}
+
+/// Everything one authorization decision reads. A key is looked up in the context's own
+/// keys, then in its shared keys ([`Self::with_shared`]), then in the principal's.
 // CAUTION: this type is publicly exported
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    principal: PrincipalInfo,
-    action: String,
-    action_lc: String,
-    resource: String,
-    /// Byte ranges of the six ARN parts of `resource` (`None` when not an ARN, e.g. `*`).
-    resource_parts: Option<[(usize, usize); 6]>,
-    resource_account: Option<String>,
+    principal: Arc<PrincipalContext>,
+    shared: Option<Arc<ContextKeys>>,
+    texts: Texts,
+    /// The context's own keys; a `None` value hides a shared or principal key
+    /// ([`Self::without`]).
     keys: KeyMap,
     pub(crate) action_hash: u64,
     pub(crate) service_hash: u64,
@@ -263,106 +488,59 @@ impl RequestContext {
         resource: &str,
         resource_account: Option<&str>,
     ) -> Self {
-        let resource_parts = arn_ranges(resource);
-        let resource_account = resource_account.map(str::to_owned).or_else(|| {
-            split_arn(resource)
-                .map(|p| p[4].to_owned())
-                .filter(|a| !a.is_empty())
-        });
-        let action_lc = action.to_ascii_lowercase();
-        let service = action_lc.split(':').next().unwrap_or("");
-        let mut ctx = Self {
-            action_hash: fnv(action_lc.as_bytes()),
-            service_hash: fnv(service.as_bytes()),
-            principal,
-            action: action.to_owned(),
-            action_lc,
-            resource: resource.to_owned(),
-            resource_parts,
+        Self::for_principal(
+            Arc::new(PrincipalContext::new(principal)),
+            action,
+            resource,
             resource_account,
-            keys: KeyMap {
-                // Room for the keys a decision on a tagged secret usually has (principal,
-                // request, resource, tags twice, operation): no regrowth while filling.
-                slots: Vec::with_capacity(32),
-            },
-        };
-        ctx.fill_principal_keys();
-        ctx
+        )
     }
 
-    fn fill_principal_keys(&mut self) {
-        let p = &self.principal;
-        let mut keys: Vec<(&str, KeyType, String)> = Vec::with_capacity(6);
-        if !matches!(p.kind, PrincipalType::Anonymous | PrincipalType::Service) {
-            keys.push((
-                "aws:principalarn",
-                KeyType::Arn,
-                p.principal_arn().to_owned(),
-            ));
+    /// [`Self::new`] with the principal's side built already (and shared with other
+    /// contexts): its keys are the principal's, and later `with_*` calls override them.
+    pub fn for_principal(
+        principal: Arc<PrincipalContext>,
+        action: &str,
+        resource: &str,
+        resource_account: Option<&str>,
+    ) -> Self {
+        let texts = Texts::new(action, resource, resource_account);
+        let (action_hash, service_hash) = action_hashes(texts.action_lc());
+        Self {
+            action_hash,
+            service_hash,
+            principal,
+            shared: None,
+            texts,
+            keys: KeyMap {
+                // Room for the keys a decision on a tagged secret usually adds to the shared
+                // and the principal's (resource, tags twice, operation): no regrowth while
+                // filling.
+                slots: Vec::with_capacity(16),
+            },
         }
-        if !p.account.is_empty() {
-            keys.push(("aws:principalaccount", KeyType::String, p.account.clone()));
-        }
-        if p.kind == PrincipalType::User {
-            let name = p
-                .user_name
-                .clone()
-                .or_else(|| p.arn.rsplit('/').next().map(str::to_owned));
-            if let Some(name) = name {
-                keys.push(("aws:username", KeyType::String, name));
+    }
+
+    /// Add the keys of `shared`, as if each were set now: they override the keys set so far,
+    /// and later `with_*` calls override them.
+    pub fn with_shared(mut self, shared: Arc<ContextKeys>) -> Self {
+        if let Some(old) = self.shared.take() {
+            for (h, k, v) in &old.map.slots {
+                if self.keys.lookup(*h, k).is_none() {
+                    self.keys.insert_slot(*h, k.clone(), v.clone());
+                }
             }
         }
-        let user_id = p.user_id.clone().or_else(|| match p.kind {
-            PrincipalType::Root => Some(p.account.clone()),
-            PrincipalType::FederatedUser => p
-                .arn
-                .rsplit('/')
-                .next()
-                .map(|n| format!("{}:{n}", p.account)),
-            PrincipalType::Anonymous => Some("anonymous".to_owned()),
-            _ => None,
-        });
-        if let Some(id) = user_id {
-            keys.push(("aws:userid", KeyType::String, id));
-        }
-        if let Some(t) = p.kind.aws_principal_type() {
-            keys.push(("aws:principaltype", KeyType::String, t.to_owned()));
-        }
-        let tags: Vec<(String, String)> = p
-            .tags
-            .iter()
-            .map(|(k, v)| (format!("aws:principaltag/{}", k.to_lowercase()), v.clone()))
-            .collect();
-        for (k, ty, v) in keys {
-            self.keys.insert(
-                Cow::Borrowed(k),
-                ContextValue {
-                    ty,
-                    values: vec![v],
-                },
-            );
-        }
-        for (k, v) in tags {
-            self.keys.insert(
-                Cow::Owned(k),
-                ContextValue {
-                    ty: KeyType::String,
-                    values: vec![v],
-                },
-            );
-        }
+        self.keys
+            .slots
+            .retain(|(h, k, _)| shared.map.lookup(*h, k).is_none());
+        self.shared = Some(shared);
+        self
     }
 
     fn put(&mut self, key: &str, ty: KeyType, values: Vec<String>) {
         self.keys
             .insert(Cow::Owned(key.to_lowercase()), ContextValue { ty, values });
-    }
-
-    /// [`Self::put`] for a key whose lowercased name is known when compiling.
-    fn put_static(&mut self, key_lc: &'static str, ty: KeyType, values: Vec<String>) {
-        debug_assert_eq!(key_lc, key_lc.to_lowercase());
-        self.keys
-            .insert(Cow::Borrowed(key_lc), ContextValue { ty, values });
     }
 
     /// Set a key's values (replacing any). The type comes from the well-known key table;
@@ -387,7 +565,7 @@ impl RequestContext {
     /// [`Self::with`] for a well-known key whose lowercased name is known when compiling.
     pub(crate) fn with_static(mut self, key_lc: &'static str, value: &str) -> Self {
         let ty = known_key_type(key_lc).unwrap_or(KeyType::String);
-        self.put_static(key_lc, ty, vec![value.to_owned()]);
+        self.keys.put_static(key_lc, ty, vec![value.to_owned()]);
         self
     }
 
@@ -398,10 +576,9 @@ impl RequestContext {
     /// perimeter's `"aws:ViaAWSService": "false"`, needs them present); an anonymous request
     /// has neither.
     pub fn with_own_request_keys(self) -> Self {
-        let service = match self.principal.kind {
-            PrincipalType::Anonymous => return self,
-            PrincipalType::Service => "true",
-            _ => "false",
+        let service = match own_request_service(self.principal.info.kind) {
+            Some(service) => service,
+            None => return self,
         };
         self.with_static("aws:viaawsservice", "false")
             .with_static("aws:principalisawsservice", service)
@@ -415,28 +592,34 @@ impl RequestContext {
 
     /// Remove a key.
     pub fn without(mut self, key: &str) -> Self {
-        self.keys.remove(&key.to_lowercase());
+        let key = key.to_lowercase();
+        self.keys.remove(&key);
+        let h = fnv(key.as_bytes());
+        let shared = self
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.map.lookup(h, &key).is_some());
+        if shared || self.principal.map.lookup(h, &key).is_some() {
+            self.keys.insert_slot(h, Cow::Owned(key), None);
+        }
         self
     }
 
     /// `aws:CurrentTime` and `aws:EpochTime` (the evaluator never reads a clock).
     pub fn with_time(mut self, now: time::OffsetDateTime) -> Self {
-        let (iso, epoch) = time_texts(now);
-        self.put_static("aws:currenttime", KeyType::Date, vec![iso]);
-        self.put_static("aws:epochtime", KeyType::Date, vec![epoch]);
+        self.keys.put_time(now);
         self
     }
 
     /// `aws:SourceIp`.
     pub fn with_source_ip(mut self, ip: IpAddr) -> Self {
-        self.put_static("aws:sourceip", KeyType::Ip, vec![ip.to_string()]);
+        self.keys.put_source_ip(ip);
         self
     }
 
     /// `aws:SecureTransport`.
     pub fn with_secure_transport(mut self, tls: bool) -> Self {
-        let text = if tls { "true" } else { "false" };
-        self.put_static("aws:securetransport", KeyType::Bool, vec![text.to_owned()]);
+        self.keys.put_secure_transport(tls);
         self
     }
 
@@ -480,35 +663,39 @@ impl RequestContext {
 
     /// The same request for another action (e.g. the lock-out check).
     pub fn with_action(&self, action: &str) -> Self {
-        let mut c = self.clone();
-        c.action_lc = action.to_ascii_lowercase();
-        c.action_hash = fnv(c.action_lc.as_bytes());
-        c.service_hash = fnv(c.action_lc.split(':').next().unwrap_or("").as_bytes());
-        c.action = action.to_owned();
-        c
+        let texts = Texts::new(action, self.resource(), self.resource_account());
+        let (action_hash, service_hash) = action_hashes(texts.action_lc());
+        Self {
+            principal: Arc::clone(&self.principal),
+            shared: self.shared.clone(),
+            texts,
+            keys: self.keys.clone(),
+            action_hash,
+            service_hash,
+        }
     }
 
     pub fn principal(&self) -> &PrincipalInfo {
-        &self.principal
+        &self.principal.info
     }
 
     /// The action as given (`secretsmanager:GetSecretValue`).
     pub fn action(&self) -> &str {
-        &self.action
+        self.texts.action()
     }
 
     pub(crate) fn action_lc(&self) -> &str {
-        &self.action_lc
+        self.texts.action_lc()
     }
 
     /// The resource ARN or `*`.
     pub fn resource(&self) -> &str {
-        &self.resource
+        self.texts.resource()
     }
 
     pub(crate) fn resource_parts(&self) -> Option<[&str; 6]> {
-        let r = self.resource_parts?;
-        let s = &self.resource;
+        let r = self.texts.resource_parts?;
+        let s = &self.texts.buf;
         Some([
             s.get(r[0].0..r[0].1)?,
             s.get(r[1].0..r[1].1)?,
@@ -521,25 +708,37 @@ impl RequestContext {
 
     /// The account owning the resource (`None` for `*` actions).
     pub fn resource_account(&self) -> Option<&str> {
-        self.resource_account.as_deref()
+        self.texts.resource_account()
     }
 
     /// Same-account request (a `*` resource belongs to the caller's account).
     pub fn is_same_account(&self) -> bool {
-        self.resource_account
-            .as_deref()
-            .is_none_or(|a| a == self.principal.account)
+        self.resource_account()
+            .is_none_or(|a| a == self.principal.info.account)
     }
 
     /// A key's values (key name case-insensitive).
     pub fn get(&self, key: &str) -> Option<&ContextValue> {
         let key = key.to_lowercase();
-        self.keys.get(fnv(key.as_bytes()), &key)
+        self.get_hashed(fnv(key.as_bytes()), &key)
     }
 
     /// A key by its lowercased name and that name's `fnv` hash (precomputed by policies).
     pub(crate) fn get_hashed(&self, hash: u64, key_lc: &str) -> Option<&ContextValue> {
-        self.keys.get(hash, key_lc)
+        if let Some(own) = self.keys.lookup(hash, key_lc) {
+            return own.as_ref();
+        }
+        if let Some(shared) = self
+            .shared
+            .as_ref()
+            .and_then(|s| s.map.lookup(hash, key_lc))
+        {
+            return shared.as_ref();
+        }
+        self.principal
+            .map
+            .lookup(hash, key_lc)
+            .and_then(Option::as_ref)
     }
 
     /// The value of a single-valued key (for policy variables); `None` if absent or
@@ -551,17 +750,48 @@ impl RequestContext {
 
     /// `single_value` with a precomputed hash.
     pub(crate) fn single_value_hashed(&self, hash: u64, key_lc: &str) -> Option<&str> {
-        let v = self.keys.get(hash, key_lc)?;
+        let v = self.get_hashed(hash, key_lc)?;
         match v.values.as_slice() {
             [one] if !v.ty.is_multivalued() => Some(one),
             _ => None,
         }
     }
 
-    /// All keys (lowercased names).
+    /// All keys (lowercased names), ordered by the name's hash.
     pub fn keys(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        self.keys.slots.iter().map(|(_, k, v)| (k.as_ref(), v))
+        let shared = self
+            .shared
+            .as_ref()
+            .map_or(&[][..], |s| s.map.slots.as_slice());
+        let mut all: Vec<(u64, &str, &ContextValue)> = Vec::new();
+        let layers = [
+            self.keys.slots.as_slice(),
+            shared,
+            self.principal.map.slots.as_slice(),
+        ];
+        for (i, layer) in layers.iter().enumerate() {
+            let above = layers.get(..i).unwrap_or_default();
+            for (h, k, v) in layer.iter() {
+                if above
+                    .iter()
+                    .any(|l| l.iter().any(|s| s.0 == *h && s.1 == *k))
+                {
+                    continue;
+                }
+                if let Some(v) = v {
+                    all.push((*h, k.as_ref(), v));
+                }
+            }
+        }
+        all.sort_by_key(|s| s.0);
+        all.into_iter().map(|(_, k, v)| (k, v))
     }
+}
+
+/// The `fnv` hashes of a lowercase action and of its service.
+fn action_hashes(action_lc: &str) -> (u64, u64) {
+    let service = action_lc.split(':').next().unwrap_or("");
+    (fnv(action_lc.as_bytes()), fnv(service.as_bytes()))
 }
 
 /// `now` as `aws:CurrentTime` (RFC 3339, UTC) and `aws:EpochTime` (seconds) text. Every
@@ -589,15 +819,20 @@ fn time_texts(now: time::OffsetDateTime) -> (String, String) {
 }
 
 /// Condition keys by lowercased name: a vector sorted by the name's hash (policies carry the
-/// hash precomputed, so a lookup is a binary search and one string compare).
+/// hash precomputed, so a lookup is a binary search and one string compare). A `None` value
+/// hides the key of a layer below (a request context's shared or principal keys).
 #[derive(Debug, Clone, Default)]
 struct KeyMap {
-    slots: Vec<(u64, Cow<'static, str>, ContextValue)>,
+    slots: Vec<(u64, Cow<'static, str>, Option<ContextValue>)>,
 }
 
 impl KeyMap {
     fn insert(&mut self, key_lc: Cow<'static, str>, value: ContextValue) {
         let h = fnv(key_lc.as_bytes());
+        self.insert_slot(h, key_lc, Some(value));
+    }
+
+    fn insert_slot(&mut self, h: u64, key_lc: Cow<'static, str>, value: Option<ContextValue>) {
         let start = self.slots.partition_point(|s| s.0 < h);
         for slot in self.slots.iter_mut().skip(start).take_while(|s| s.0 == h) {
             if slot.1 == key_lc {
@@ -608,11 +843,36 @@ impl KeyMap {
         self.slots.insert(start, (h, key_lc, value));
     }
 
+    /// A key whose lowercased name is known when compiling.
+    fn put_static(&mut self, key_lc: &'static str, ty: KeyType, values: Vec<String>) {
+        debug_assert_eq!(key_lc, key_lc.to_lowercase());
+        self.insert(Cow::Borrowed(key_lc), ContextValue { ty, values });
+    }
+
+    /// `aws:CurrentTime` and `aws:EpochTime`.
+    fn put_time(&mut self, now: time::OffsetDateTime) {
+        let (iso, epoch) = time_texts(now);
+        self.put_static("aws:currenttime", KeyType::Date, vec![iso]);
+        self.put_static("aws:epochtime", KeyType::Date, vec![epoch]);
+    }
+
+    /// `aws:SourceIp`.
+    fn put_source_ip(&mut self, ip: IpAddr) {
+        self.put_static("aws:sourceip", KeyType::Ip, vec![ip.to_string()]);
+    }
+
+    /// `aws:SecureTransport`.
+    fn put_secure_transport(&mut self, tls: bool) {
+        let text = if tls { "true" } else { "false" };
+        self.put_static("aws:securetransport", KeyType::Bool, vec![text.to_owned()]);
+    }
+
     fn remove(&mut self, key_lc: &str) {
         self.slots.retain(|s| s.1 != key_lc);
     }
 
-    fn get(&self, h: u64, key_lc: &str) -> Option<&ContextValue> {
+    /// The key's slot value: `Some(None)` when the key is hidden, `None` when absent.
+    fn lookup(&self, h: u64, key_lc: &str) -> Option<&Option<ContextValue>> {
         let start = self.slots.partition_point(|s| s.0 < h);
         self.slots
             .iter()
@@ -621,6 +881,19 @@ impl KeyMap {
             .find(|s| s.1 == key_lc)
             .map(|s| &s.2)
     }
+}
+
+/// The byte range of the account, the fifth of [`split_arn`]'s six parts (which does not
+/// ask for the `arn:` prefix).
+fn arn_account_range(s: &str) -> Option<(usize, usize)> {
+    let mut colons = s
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b':')
+        .map(|(i, _)| i);
+    let fourth = colons.nth(3)?;
+    let fifth = colons.next()?;
+    Some((fourth + 1, fifth))
 }
 
 #[expect(
@@ -701,6 +974,123 @@ mod tests {
         assert_eq!(c.resource_account(), Some("2"));
         assert!(!c.is_same_account());
         assert_eq!(c.resource_parts().map(|p| p[5]), Some("secret:x"));
+    }
+
+    /// Every key's values, as the evaluator reads them.
+    fn all_keys(c: &RequestContext) -> BTreeMap<String, ContextValue> {
+        let keys: BTreeMap<String, ContextValue> =
+            c.keys().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        for (k, v) in &keys {
+            assert_eq!(c.get(&k.to_uppercase()), Some(v), "{k}");
+        }
+        keys
+    }
+
+    /// Shared and principal keys read as the same keys set one by one in the same order:
+    /// what was set before a shared layer is overridden by it, what is set after overrides
+    /// it, and a removed key is gone from every layer.
+    #[test]
+    fn layered_keys_read_as_keys_set_in_order() {
+        let t = time::macros::datetime!(2024-05-01 12:00 UTC);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let shared = |region: &str| {
+            Arc::new(
+                ContextKeys::new()
+                    .with_static("aws:requestedregion", region)
+                    .with_source_ip(ip)
+                    .with_time(t)
+                    .with_secure_transport(true),
+            )
+        };
+        let flat_shared = |c: RequestContext, region: &str| {
+            c.with_static("aws:requestedregion", region)
+                .with_source_ip(ip)
+                .with_time(t)
+                .with_secure_transport(true)
+        };
+        let res = "arn:aws:secretsmanager:us-east-1:222222222222:secret:x-AbCdEf";
+        let principal = Arc::new(PrincipalContext::new(alice()).with_own_request_keys());
+        let layered =
+            RequestContext::for_principal(principal, "secretsmanager:GetSecretValue", res, None)
+                .with("AWS:SourceIp", ["10.0.0.1"])
+                .with("aws:tokenissuetime", ["x"])
+                .without("aws:userid")
+                .with_shared(shared("us-east-1"))
+                .with("aws:username", ["bob"])
+                .without("aws:principaltag/TEAM")
+                .without("AWS:RequestedRegion")
+                .with("aws:TagKeys", ["a", "b"]);
+        let flat = RequestContext::new(alice(), "secretsmanager:GetSecretValue", res, None)
+            .with_own_request_keys()
+            .with("AWS:SourceIp", ["10.0.0.1"])
+            .with("aws:tokenissuetime", ["x"])
+            .without("aws:userid");
+        let flat = flat_shared(flat, "us-east-1")
+            .with("aws:username", ["bob"])
+            .without("aws:principaltag/TEAM")
+            .without("AWS:RequestedRegion")
+            .with("aws:TagKeys", ["a", "b"]);
+        assert_eq!(all_keys(&layered), all_keys(&flat));
+        assert!(layered.get("aws:requestedregion").is_none());
+        assert!(layered.get("aws:principaltag/team").is_none());
+        assert!(layered.get("aws:userid").is_none());
+        assert_eq!(layered.single_value("aws:sourceip"), Some("192.0.2.7"));
+        assert_eq!(layered.single_value("aws:username"), Some("bob"));
+        assert_eq!(layered.single_value("aws:principaltype"), Some("User"));
+        assert_eq!(layered.single_value("aws:tagkeys"), None);
+        assert_eq!(layered.resource_account(), flat.resource_account());
+        assert_eq!(layered.resource_parts(), flat.resource_parts());
+        // A second shared layer overrides the first and what was set before it.
+        let layered = layered
+            .with("aws:epochtime", ["1"])
+            .with_shared(shared("eu-west-1"));
+        let flat = flat_shared(flat.with("aws:epochtime", ["1"]), "eu-west-1");
+        assert_eq!(all_keys(&layered), all_keys(&flat));
+        assert_eq!(
+            layered.single_value("aws:requestedregion"),
+            Some("eu-west-1")
+        );
+        let (a, b) = (
+            layered.with_action("kms:Decrypt"),
+            flat.with_action("kms:Decrypt"),
+        );
+        assert_eq!(all_keys(&a), all_keys(&b));
+        assert_eq!((a.action(), a.action_lc()), ("kms:Decrypt", "kms:decrypt"));
+        assert_eq!(
+            (a.action_hash, a.service_hash),
+            (b.action_hash, b.service_hash)
+        );
+        assert_eq!(a.resource(), res);
+        assert_eq!(a.resource_account(), Some("222222222222"));
+    }
+
+    /// The resource's account: the one given, else the ARN's (any text of six `:`-separated
+    /// parts, as `split_arn` reads it), none when that part is empty.
+    #[test]
+    fn resource_account_is_given_or_the_arns() {
+        let c = |r: &str, a: Option<&str>| {
+            RequestContext::new(PrincipalInfo::root("1"), "A:B", r, a)
+                .resource_account()
+                .map(str::to_owned)
+        };
+        assert_eq!(c("arn:aws:s3:::bucket", None), None);
+        assert_eq!(c("arn:aws:sm:r:9:secret:x", None).as_deref(), Some("9"));
+        assert_eq!(c("x:aws:sm:r:9:secret:x:y", None).as_deref(), Some("9"));
+        assert_eq!(c("arn:aws:sm:r:9", None), None);
+        assert_eq!(c("*", None), None);
+        assert_eq!(c("*", Some("7")).as_deref(), Some("7"));
+        assert_eq!(c("arn:aws:sm:r:9:secret:x", Some("")).as_deref(), Some(""));
+        let ctx = RequestContext::new(
+            PrincipalInfo::root("1"),
+            "A:B",
+            "arn:aws:sm:r:9:s",
+            Some("7"),
+        );
+        assert_eq!(
+            (ctx.action(), ctx.action_lc(), ctx.resource()),
+            ("A:B", "a:b", "arn:aws:sm:r:9:s")
+        );
+        assert_eq!(ctx.resource_parts().map(|p| p[4]), Some("9"));
     }
 
     #[test]

@@ -43,7 +43,8 @@ mod review_tests;
 
 pub use condition::{BaseOp, Operator, Qualifier};
 pub use context::{
-    known_key_type, ContextValue, KeyType, PrincipalInfo, PrincipalType, RequestContext,
+    known_key_type, ContextKeys, ContextValue, KeyType, PrincipalContext, PrincipalInfo,
+    PrincipalType, RequestContext,
 };
 pub use err::{ParseError, ParseErrors, PolicyError};
 pub use eval::{
