@@ -149,6 +149,18 @@ impl AuditKeys {
         let tag = ring::hmac::sign(&self.hmac, value.as_bytes());
         format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
     }
+
+    /// [`AuditKeys::hmac`], appended to `out`.
+    pub fn hmac_into(&self, value: &str, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let tag = ring::hmac::sign(&self.hmac, value.as_bytes());
+        out.reserve(12 + 2 * tag.as_ref().len());
+        out.push_str("hmac-sha256:");
+        for b in tag.as_ref() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
 }
 
 /// First 16 hex digits of SHA-256 of a hex public key's bytes.

@@ -51,5 +51,10 @@ pub use writer::{AuditOptions, Auditor};
 /// A record's `eventID`: a UUID, time-ordered (version 7) so that the unique index on it grows
 /// at its right edge (one page per commit) instead of touching a random page per record.
 pub fn new_event_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    new_event_uuid().to_string()
+}
+
+/// [`new_event_id`]'s UUID, for a caller that writes its text itself.
+pub(crate) fn new_event_uuid() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
 }

@@ -311,15 +311,35 @@ impl Draft {
 /// Epoch milliseconds as RFC 3339 UTC with exactly three fractional digits (so records'
 /// times sort as text).
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    rfc3339_ms_direct(ms).unwrap_or_else(|| rfc3339_ms_by_time(ms))
+    let mut out = String::with_capacity(24);
+    push_rfc3339_ms(&mut out, ms);
+    out
+}
+
+/// [`rfc3339_ms`], appended to `out`; false when that text is empty (out of the `time`
+/// crate's range).
+fn push_rfc3339_ms(out: &mut String, ms: i64) -> bool {
+    if push_rfc3339_ms_direct(out, ms) {
+        return true;
+    }
+    let text = rfc3339_ms_by_time(ms);
+    out.push_str(&text);
+    !text.is_empty()
 }
 
 /// [`rfc3339_ms`] for 1970-01-01 to 9999-12-31 (every record's time), written digit by digit
 /// (days to a civil date as in Howard Hinnant's `civil_from_days`); `None` outside that range.
+#[cfg(test)]
 fn rfc3339_ms_direct(ms: i64) -> Option<String> {
+    let mut out = String::new();
+    push_rfc3339_ms_direct(&mut out, ms).then_some(out)
+}
+
+/// [`rfc3339_ms_direct`]'s text appended to `out`; false (nothing appended) outside its range.
+fn push_rfc3339_ms_direct(out: &mut String, ms: i64) -> bool {
     const END: i64 = 253_402_300_800_000; // 10000-01-01T00:00:00Z
     if !(0..END).contains(&ms) {
-        return None;
+        return false;
     }
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     let z = days + 719_468;
@@ -331,29 +351,24 @@ fn rfc3339_ms_direct(ms: i64) -> Option<String> {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut out = String::with_capacity(24);
-    push_digits(&mut out, year, 4);
-    out.push('-');
-    push_digits(&mut out, month, 2);
-    out.push('-');
-    push_digits(&mut out, day, 2);
-    out.push('T');
-    push_digits(&mut out, ms_of_day / 3_600_000, 2);
-    out.push(':');
-    push_digits(&mut out, ms_of_day / 60_000 % 60, 2);
-    out.push(':');
-    push_digits(&mut out, ms_of_day / 1000 % 60, 2);
-    out.push('.');
-    push_digits(&mut out, ms_of_day % 1000, 3);
-    out.push('Z');
-    Some(out)
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month);
+    put_digits(&mut text[8..10], day);
+    put_digits(&mut text[11..13], ms_of_day / 3_600_000);
+    put_digits(&mut text[14..16], ms_of_day / 60_000 % 60);
+    put_digits(&mut text[17..19], ms_of_day / 1000 % 60);
+    put_digits(&mut text[20..23], ms_of_day % 1000);
+    // ASCII digits and separators: always UTF-8.
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+    true
 }
 
-/// The last `width` decimal digits of `n` (not negative), zero-padded.
-fn push_digits(out: &mut String, n: i64, width: u32) {
-    for i in (0..width).rev() {
-        let digit = (n / 10_i64.pow(i)) % 10;
-        out.push(char::from(b'0' + u8::try_from(digit).unwrap_or(0)));
+/// The last `digits.len()` decimal digits of `n` (not negative), zero-padded, into `digits`.
+fn put_digits(digits: &mut [u8], mut n: i64) {
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
     }
 }
 
@@ -389,7 +404,23 @@ fn resource_type_of(arn: &str) -> &'static str {
 
 /// The account field of an ARN.
 fn arn_account(arn: &str) -> &str {
-    arn.split(':').nth(4).unwrap_or_default()
+    // `arn.split(':').nth(4)`, or empty.
+    let mut field = 0;
+    let mut start = 0;
+    for (i, b) in arn.bytes().enumerate() {
+        if b == b':' {
+            if field == 4 {
+                return &arn[start..i];
+            }
+            field += 1;
+            start = i + 1;
+        }
+    }
+    if field == 4 {
+        &arn[start..]
+    } else {
+        ""
+    }
 }
 
 pub use crate::store::rows::resource_short_name;
@@ -411,111 +442,54 @@ impl Draft {
     }
 }
 
-/// The record, serialized straight from borrowed fields (no `Value` tree to build and drop on
-/// every request). Members sorted by name, the order in which a `serde_json::Value` object
-/// prints them, so that every record of a chain has one format; a test holds the text to a
-/// golden record.
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct RecordOut<'a> {
-    authorization: AuthorizationOut<'a>,
-    awsRegion: &'a str,
-    errorCode: Option<&'a str>,
-    errorMessage: Option<&'a str>,
-    eventCategory: &'static str,
-    eventID: &'a str,
-    eventName: &'a str,
-    eventSource: &'a str,
-    eventTime: String,
-    eventType: &'a str,
-    eventVersion: &'static str,
-    managementEvent: bool,
-    readOnly: Option<bool>,
-    recipientAccountId: Option<&'a str>,
-    requestID: &'a str,
-    requestParameters: Value,
-    resources: Vec<ResourceOut<'a>>,
-    responseElements: Value,
-    sourceIPAddress: Option<&'a str>,
-    userAgent: Option<&'a str>,
-    userIdentity: Option<UserIdentityOut<'a>>,
-}
-
-/// Who made the call: a principal, or (for a service event without one) the AWS service
-/// that acted in the resource's account, as CloudTrail writes it
-/// (`{"accountId": ..., "invokedBy": "secretsmanager.amazonaws.com"}`).
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum UserIdentityOut<'a> {
-    Principal(IdentityOut<'a>),
-    Service(ServiceIdentityOut<'a>),
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct ServiceIdentityOut<'a> {
-    accountId: &'a str,
-    invokedBy: &'a str,
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct AuthorizationOut<'a> {
-    decidingPolicyType: Option<&'a str>,
-    decision: Option<&'a str>,
-    policyArnOrId: Option<&'a str>,
-    reason: Option<&'a str>,
-    statement: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct ResourceOut<'a> {
-    ARN: &'a str,
-    accountId: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct IdentityOut<'a> {
-    accessKeyId: &'a str,
-    accountId: &'a str,
-    arn: &'a str,
-    principalId: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sessionContext: Option<SessionContextOut<'a>>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    userName: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct SessionContextOut<'a> {
-    attributes: Option<SessionAttributesOut>,
-    sessionIssuer: Option<IssuerOut<'a>>,
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct SessionAttributesOut {
-    creationDate: String,
-    mfaAuthenticated: &'static str,
-}
-
-#[derive(serde::Serialize)]
-#[allow(non_snake_case, reason = "the fields are CloudTrail's member names")]
-struct IssuerOut<'a> {
-    accountId: &'a str,
-    arn: &'a str,
-    principalId: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    userName: &'a str,
-}
+/// The member names of [`SAFE_FIELDS`] as recorded ([`lower_camel`] of each, in the same
+/// order; a test holds the two lists to each other). They are distinct, so the top level of
+/// the recorded parameters has no two members of one name.
+const SAFE_FIELDS_CAMEL: &[&str] = &[
+    "secretId",
+    "name",
+    "description",
+    "kmsKeyId",
+    "type",
+    "versionId",
+    "versionStage",
+    "versionStages",
+    "clientRequestToken",
+    "recoveryWindowInDays",
+    "forceDeleteWithoutRecovery",
+    "moveToVersionId",
+    "removeFromVersionId",
+    "includeDeprecated",
+    "includePlannedDeletion",
+    "maxResults",
+    "nextToken",
+    "sortOrder",
+    "filters",
+    "secretIdList",
+    "tagKeys",
+    "tags",
+    "keyId",
+    "aliasName",
+    "targetKeyId",
+    "pendingWindowInDays",
+    "rotationPeriodInDays",
+    "passwordLength",
+    "excludeCharacters",
+    "excludeNumbers",
+    "excludePunctuation",
+    "excludeUppercase",
+    "excludeLowercase",
+    "includeSpace",
+    "requireEachIncludedType",
+    "keyUsage",
+    "keySpec",
+    "limit",
+    "marker",
+    "lookupAttributes",
+    "startTime",
+    "endTime",
+    "eventCategory",
+];
 
 fn identity_kind(p: &Principal) -> &'static str {
     match p.kind {
@@ -525,149 +499,417 @@ fn identity_kind(p: &Principal) -> &'static str {
     }
 }
 
+/// What a record's text starts with room for: a GetSecretValue record is about 1.3 KB.
+const RECORD_CAPACITY: usize = 1536;
+
 impl Draft {
     /// The record's text and its query columns (what [`Index::of`] derives from that text),
-    /// without building a `Value` tree: the path every request's record takes. Tokens are
-    /// HMAC'd with `keys`, or left out without them.
+    /// written member by member into one buffer: the path every request's record takes.
+    /// Tokens are HMAC'd with `keys`, or left out without them.
+    ///
+    /// The text is the one `serde_json` prints for the record as a `Value`: members sorted by
+    /// name at every depth (the order of a `serde_json::Value` object, so that every record of
+    /// a chain has one format), no whitespace, strings escaped as [`push_json_str`] says,
+    /// numbers as `serde_json::Number` prints them. Tests hold the text, byte for byte, to
+    /// the `serde`-derived builder kept in `record_reference.rs`.
     pub fn to_text(&self, event_id: &str, keys: Option<&AuditKeys>) -> (String, Index) {
-        let event_time = rfc3339_ms(self.event_time_ms);
         let resource = self.resource_arn.as_deref().filter(|a| *a != "*");
-        let response = if NO_RESPONSE.contains(&self.event_name.as_str()) {
-            Value::Null
-        } else {
-            self.response_elements
-                .as_ref()
-                .map_or(Value::Null, safe_response_elements)
-        };
-        let principal_identity = self.principal.as_ref().map(|p| IdentityOut {
-            accessKeyId: &p.access_key_id,
-            accountId: &p.account_id,
-            arn: &p.arn,
-            principalId: &p.user_id,
-            sessionContext: (p.kind == PrincipalKind::AssumedRole).then(|| SessionContextOut {
-                attributes: p.session.as_ref().map(|s| SessionAttributesOut {
-                    creationDate: rfc3339_ms(s.created_ms),
-                    mfaAuthenticated: "false",
-                }),
-                sessionIssuer: p.role_arn.as_deref().map(|r| IssuerOut {
-                    accountId: &p.account_id,
-                    arn: r,
-                    // The role's id: an assumed role's principal id is `ROLEID:session`.
-                    principalId: p.user_id.split(':').next().unwrap_or_default(),
-                    kind: "Role",
-                    userName: r.rsplit('/').next().unwrap_or_default(),
-                }),
-            }),
-            kind: identity_kind(p),
-            userName: p.name.as_deref().filter(|_| p.kind == PrincipalKind::User),
-        });
         let service_event = self.event_type.as_deref() == Some("AwsServiceEvent");
-        // A service event of an AWS service (not the server's own housekeeping) on a resource:
-        // the service, invoked in the resource's account.
-        let service_account = resource
-            .filter(|_| service_event && self.event_source.ends_with(".amazonaws.com"))
-            .map(arn_account)
-            .filter(|a| !a.is_empty());
-        let identity = match (principal_identity, service_account) {
-            (Some(i), _) => Some(UserIdentityOut::Principal(i)),
-            (None, Some(account)) => Some(UserIdentityOut::Service(ServiceIdentityOut {
-                accountId: account,
-                invokedBy: &self.event_source,
-            })),
-            (None, None) => None,
-        };
+        let principal = self.principal.as_deref();
         let error_message = self.error_message.as_deref().map(bounded_message);
         let reason = self.decision_reason.as_deref().map(bounded_message);
-        let out = RecordOut {
-            authorization: AuthorizationOut {
-                decidingPolicyType: self.deciding_policy_type.as_deref(),
-                decision: self.decision.as_deref(),
-                policyArnOrId: self.policy_id.as_deref(),
-                reason: reason.as_deref(),
-                statement: self.statement.as_deref(),
-            },
-            awsRegion: &self.region,
-            errorCode: self.error_code.as_deref(),
-            errorMessage: error_message.as_deref(),
-            eventCategory: "Management",
-            eventID: event_id,
-            eventName: &self.event_name,
-            eventSource: &self.event_source,
-            eventTime: event_time,
-            eventType: self.event_type.as_deref().unwrap_or("AwsApiCall"),
-            eventVersion: "1.08",
-            managementEvent: true,
-            readOnly: self.read_only,
-            // A service event (no caller) belongs to the account of the resource it concerns.
-            recipientAccountId: self.principal.as_ref().map_or_else(
-                || {
-                    resource
-                        .filter(|_| self.event_type.as_deref() == Some("AwsServiceEvent"))
-                        .map(arn_account)
-                        .filter(|a| !a.is_empty())
-                },
-                |p| Some(p.account_id.as_str()),
+        let mut out = Text {
+            buf: String::with_capacity(
+                RECORD_CAPACITY
+                    + error_message.as_deref().map_or(0, str::len)
+                    + reason.as_deref().map_or(0, str::len)
+                    + self.user_agent.as_deref().map_or(0, str::len),
             ),
-            requestID: &self.request_id,
-            requestParameters: recorded_parameters(&self.request_parameters, keys),
-            resources: resource
-                .map(|arn| ResourceOut {
-                    ARN: arn,
-                    accountId: arn_account(arn),
-                    kind: resource_type_of(arn),
-                })
-                .into_iter()
-                .collect(),
-            responseElements: scrubbed_camel(&response),
-            sourceIPAddress: self.source_ip.as_deref(),
-            userAgent: self.user_agent.as_deref(),
-            userIdentity: identity,
+            nul: false,
         };
-        // Serializing borrowed strings, a bool and `Value`s cannot fail.
-        let text = serde_json::to_string(&out).unwrap_or_default();
-        let ident = match &out.userIdentity {
-            Some(UserIdentityOut::Principal(i)) => Some(i),
-            _ => None,
+
+        out.push_str(r#"{"authorization":{"decidingPolicyType":"#);
+        push_json_opt(&mut out, self.deciding_policy_type.as_deref());
+        out.push_str(r#","decision":"#);
+        push_json_opt(&mut out, self.decision.as_deref());
+        out.push_str(r#","policyArnOrId":"#);
+        push_json_opt(&mut out, self.policy_id.as_deref());
+        out.push_str(r#","reason":"#);
+        push_json_opt(&mut out, reason.as_deref());
+        out.push_str(r#","statement":"#);
+        push_json_opt(&mut out, self.statement.as_deref());
+        out.push_str(r#"},"awsRegion":"#);
+        push_json_str(&mut out, &self.region);
+        out.push_str(r#","errorCode":"#);
+        push_json_opt(&mut out, self.error_code.as_deref());
+        out.push_str(r#","errorMessage":"#);
+        push_json_opt(&mut out, error_message.as_deref());
+        out.push_str(r#","eventCategory":"Management","eventID":"#);
+        push_json_str(&mut out, event_id);
+        out.push_str(r#","eventName":"#);
+        push_json_str(&mut out, &self.event_name);
+        out.push_str(r#","eventSource":"#);
+        push_json_str(&mut out, &self.event_source);
+        out.push_str(r#","eventTime":""#);
+        // Digits, `-`, `:`, `.`, `T` and `Z` only: nothing to escape.
+        let timed = push_rfc3339_ms(&mut out.buf, self.event_time_ms);
+        out.push_str(r#"","eventType":"#);
+        push_json_str(&mut out, self.event_type.as_deref().unwrap_or("AwsApiCall"));
+        out.push_str(r#","eventVersion":"1.08","managementEvent":true,"readOnly":"#);
+        out.push_str(match self.read_only {
+            None => "null",
+            Some(true) => "true",
+            Some(false) => "false",
+        });
+        // A service event (no caller) belongs to the account of the resource it concerns.
+        let recipient_account = match principal {
+            Some(p) => Some(p.account_id.as_str()),
+            None => resource
+                .filter(|_| service_event)
+                .map(arn_account)
+                .filter(|a| !a.is_empty()),
         };
-        let principal_arn = ident.map(|i| i.arn.to_owned());
+        out.push_str(r#","recipientAccountId":"#);
+        push_json_opt(&mut out, recipient_account);
+        out.push_str(r#","requestID":"#);
+        push_json_str(&mut out, &self.request_id);
+        out.push_str(r#","requestParameters":"#);
+        push_recorded_parameters(&mut out, &self.request_parameters, keys);
+        out.push_str(r#","resources":["#);
+        if let Some(arn) = resource {
+            out.push_str(r#"{"ARN":"#);
+            push_json_str(&mut out, arn);
+            out.push_str(r#","accountId":"#);
+            push_json_str(&mut out, arn_account(arn));
+            out.push_str(r#","type":""#);
+            out.push_str(resource_type_of(arn));
+            out.push_str(r#""}"#);
+        }
+        out.push_str(r#"],"responseElements":"#);
+        match &self.response_elements {
+            Some(resp) if !NO_RESPONSE.contains(&self.event_name.as_str()) => {
+                push_scrubbed_camel(&mut out, &safe_response_elements(resp));
+            }
+            _ => out.push_str("null"),
+        }
+        out.push_str(r#","sourceIPAddress":"#);
+        push_json_opt(&mut out, self.source_ip.as_deref());
+        out.push_str(r#","userAgent":"#);
+        push_json_opt(&mut out, self.user_agent.as_deref());
+        out.push_str(r#","userIdentity":"#);
+        match principal {
+            Some(p) => push_identity(&mut out, p),
+            None => {
+                // A service event of an AWS service (not the server's own housekeeping) on a
+                // resource: the service, invoked in the resource's account.
+                let service_account = resource
+                    .filter(|_| service_event && self.event_source.ends_with(".amazonaws.com"))
+                    .map(arn_account)
+                    .filter(|a| !a.is_empty());
+                match service_account {
+                    Some(account) => {
+                        out.push_str(r#"{"accountId":"#);
+                        push_json_str(&mut out, account);
+                        out.push_str(r#","invokedBy":"#);
+                        push_json_str(&mut out, &self.event_source);
+                        out.push('}');
+                    }
+                    None => out.push_str("null"),
+                }
+            }
+        }
+        out.push('}');
+
         let last_segment = || {
-            ident
-                .and_then(|i| i.arn.rsplit('/').next())
+            principal
+                .and_then(|p| p.arn.rsplit('/').next())
                 .map(str::to_owned)
         };
-        let user_name = match ident.map(|i| i.kind) {
-            Some("Root") => Some("root".to_owned()),
-            Some("IAMUser") => ident
-                .and_then(|i| i.userName)
-                .map(str::to_owned)
-                .or_else(last_segment),
-            Some(_) => last_segment(),
+        let user_name = match principal.map(|p| p.kind) {
+            Some(PrincipalKind::Root) => Some("root".to_owned()),
+            Some(PrincipalKind::User) => {
+                principal.and_then(|p| p.name.clone()).or_else(last_segment)
+            }
+            Some(PrincipalKind::AssumedRole) => last_segment(),
             None => None,
         };
         let index = Index {
             event_id: event_id.to_owned(),
             // What `Index::of` reads back from `eventTime` (empty when out of range).
-            event_time: if out.eventTime.is_empty() {
-                0
-            } else {
-                self.event_time_ms
-            },
+            event_time: if timed { self.event_time_ms } else { 0 },
             event_name: self.event_name.clone(),
-            principal_arn,
-            access_key_id: ident.map(|i| i.accessKeyId.to_owned()),
+            principal_arn: principal.map(|p| p.arn.clone()),
+            access_key_id: principal.map(|p| p.access_key_id.clone()),
             source_ip: self.source_ip.clone(),
             resource_arn: resource.map(str::to_owned),
             error_code: self.error_code.clone(),
             decision: self.decision.clone().unwrap_or_else(|| "None".to_owned()),
-            account_id: out.recipientAccountId.map(str::to_owned),
+            account_id: recipient_account.map(str::to_owned),
             event_source: Some(self.event_source.clone()),
             read_only: self.read_only,
             user_name,
             resource_type: resource.map(|a| resource_type_of(a).to_owned()),
             resource_name: resource.map(resource_short_name),
+        };
+        // Every column is, or is cut from, a string written into the text above, or a
+        // constant: without a NUL written, there is none to replace.
+        let index = if out.nul { index.without_nul() } else { index };
+        (out.buf, index)
+    }
+}
+
+/// A record's text being written, and whether a NUL character was written into it.
+struct Text {
+    buf: String,
+    nul: bool,
+}
+
+impl Text {
+    fn push_str(&mut self, s: &str) {
+        self.buf.push_str(s);
+    }
+
+    fn push(&mut self, c: char) {
+        self.buf.push(c);
+    }
+}
+
+/// The caller as `userIdentity`: `sessionContext` for role sessions only, `userName` for
+/// users only.
+fn push_identity(out: &mut Text, p: &Principal) {
+    out.push_str(r#"{"accessKeyId":"#);
+    push_json_str(out, &p.access_key_id);
+    out.push_str(r#","accountId":"#);
+    push_json_str(out, &p.account_id);
+    out.push_str(r#","arn":"#);
+    push_json_str(out, &p.arn);
+    out.push_str(r#","principalId":"#);
+    push_json_str(out, &p.user_id);
+    if p.kind == PrincipalKind::AssumedRole {
+        out.push_str(r#","sessionContext":{"attributes":"#);
+        match &p.session {
+            Some(s) => {
+                out.push_str(r#"{"creationDate":""#);
+                push_rfc3339_ms(&mut out.buf, s.created_ms);
+                out.push_str(r#"","mfaAuthenticated":"false"}"#);
+            }
+            None => out.push_str("null"),
         }
-        .without_nul();
-        (text, index)
+        out.push_str(r#","sessionIssuer":"#);
+        match p.role_arn.as_deref() {
+            Some(r) => {
+                out.push_str(r#"{"accountId":"#);
+                push_json_str(out, &p.account_id);
+                out.push_str(r#","arn":"#);
+                push_json_str(out, r);
+                // The role's id: an assumed role's principal id is `ROLEID:session`.
+                out.push_str(r#","principalId":"#);
+                push_json_str(out, p.user_id.split(':').next().unwrap_or_default());
+                out.push_str(r#","type":"Role","userName":"#);
+                push_json_str(out, r.rsplit('/').next().unwrap_or_default());
+                out.push('}');
+            }
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+    out.push_str(r#","type":""#);
+    out.push_str(identity_kind(p));
+    out.push('"');
+    if let Some(name) = p.name.as_deref().filter(|_| p.kind == PrincipalKind::User) {
+        out.push_str(r#","userName":"#);
+        push_json_str(out, name);
+    }
+    out.push('}');
+}
+
+/// `s` as a JSON string, escaped as `serde_json` escapes it: `"` and `\` with a backslash,
+/// U+0000 to U+001F as `\b`, `\t`, `\n`, `\f`, `\r` or `\u00xx` (lowercase hex digits), every
+/// other character as itself.
+fn push_json_str(out: &mut Text, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them is to be escaped.
+        if let Some(word) = bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
+            if !any_to_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        let i = i - 1;
+        // `i` is the position of an ASCII byte: a character boundary.
+        out.push_str(&s[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x08 => out.push_str("\\b"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            _ => {
+                out.nul |= b == 0;
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Whether any of the eight bytes of `word` is one [`push_json_str`] escapes (below 0x20,
+/// `"` or `\`): the "has a byte less than n" and "has a zero byte" tests of
+/// <https://graphics.stanford.edu/~seander/bithacks.html#HasLessInWord>, exact for whether
+/// there is one (the position they would point to is not used).
+fn any_to_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    let quote = zero_in(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(word ^ (ONES * u64::from(b'\\')));
+    control | quote | backslash != 0
+}
+
+/// [`push_json_str`], or `null`.
+fn push_json_opt(out: &mut Text, s: Option<&str>) {
+    match s {
+        Some(s) => push_json_str(out, s),
+        None => out.push_str("null"),
+    }
+}
+
+/// The request parameters as recorded (`camel_keys(scrub(redact_tokens(params, keys)))`),
+/// written from the borrowed value: the top level's members are named from
+/// [`SAFE_FIELDS_CAMEL`] and sorted in place, tokens written as their HMAC.
+fn push_recorded_parameters(out: &mut Text, params: &Value, keys: Option<&AuditKeys>) {
+    let Value::Object(map) = params else {
+        return push_scrubbed_camel(out, params);
+    };
+    static NULL: Value = Value::Null;
+    // At most one member per safe field (the source's names are distinct and
+    // `SAFE_FIELDS_CAMEL`'s are too).
+    let mut kept: [(&str, &Value, bool); SAFE_FIELDS.len()] =
+        [("", &NULL, false); SAFE_FIELDS.len()];
+    let mut n = 0;
+    for (k, v) in map {
+        if NEVER.iter().any(|never| never.eq_ignore_ascii_case(k)) {
+            continue;
+        }
+        let Some(at) = SAFE_FIELDS.iter().position(|f| f == k) else {
+            continue;
+        };
+        let hmac = HMAC_FIELDS.contains(&k.as_str());
+        // Without a key, or when it is not a string, a token is left out.
+        if hmac && (keys.is_none() || !v.is_string()) {
+            continue;
+        }
+        if let (Some(slot), Some(name)) = (kept.get_mut(n), SAFE_FIELDS_CAMEL.get(at)) {
+            *slot = (name, v, hmac);
+            n += 1;
+        }
+    }
+    let kept = &mut kept[..n];
+    kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    for (i, (name, v, hmac)) in kept.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+        match (hmac, keys, v.as_str()) {
+            (true, Some(keys), Some(token)) => {
+                // `hmac-sha256:` and hex digits: nothing to escape.
+                out.push('"');
+                keys.hmac_into(token, &mut out.buf);
+                out.push('"');
+            }
+            _ => push_scrubbed_camel(out, v),
+        }
+    }
+    out.push('}');
+}
+
+/// `camel_keys(scrub(v))` written from the borrowed value: members named in [`NEVER`] left
+/// out, the others renamed by [`lower_camel`] and sorted by their new names; of members whose
+/// new names are equal, the last in the source's order is written (what inserting them into
+/// a `Map` one after the other keeps).
+fn push_scrubbed_camel(out: &mut Text, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => {
+            use std::fmt::Write as _;
+            // Writing into a `String` cannot fail.
+            let _ = write!(out.buf, "{n}");
+        }
+        Value::String(s) => push_json_str(out, s),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_scrubbed_camel(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            let mut members: Vec<(std::borrow::Cow<'_, str>, &Value)> = m
+                .iter()
+                .filter(|(k, _)| !NEVER.iter().any(|n| n.eq_ignore_ascii_case(k)))
+                .map(|(k, v)| (lower_camel_cow(k), v))
+                .collect();
+            // Stable: equal names keep the source's order, and the last of them is written.
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push('{');
+            let mut first = true;
+            for (i, (name, v)) in members.iter().enumerate() {
+                if members.get(i + 1).is_some_and(|next| next.0 == *name) {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                push_json_str(out, name);
+                out.push(':');
+                push_scrubbed_camel(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// [`lower_camel`], borrowing `k` when it is already in lowerCamelCase.
+fn lower_camel_cow(k: &str) -> std::borrow::Cow<'_, str> {
+    // An ASCII name that does not start with a capital is left as it is (`lower_camel` lower-
+    // cases its first character only).
+    if k.as_bytes()
+        .first()
+        .is_none_or(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        std::borrow::Cow::Borrowed(k)
+    } else {
+        std::borrow::Cow::Owned(lower_camel(k))
     }
 }
 
@@ -720,6 +962,7 @@ fn safe_response_elements(resp: &Value) -> Value {
 
 /// The request parameters as recorded: `camel_keys(scrub(redact_tokens(params, keys)))`,
 /// built in one pass without the intermediate trees.
+#[cfg(test)]
 fn recorded_parameters(params: &Value, keys: Option<&AuditKeys>) -> Value {
     let Value::Object(map) = params else {
         return scrubbed_camel(params);
@@ -741,6 +984,7 @@ fn recorded_parameters(params: &Value, keys: Option<&AuditKeys>) -> Value {
 }
 
 /// `camel_keys(scrub(v))`, built in one pass from a borrowed value.
+#[cfg(test)]
 fn scrubbed_camel(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -844,7 +1088,7 @@ impl Index {
     #[must_use]
     pub fn without_nul(mut self) -> Self {
         fn clean(s: &mut String) {
-            if s.contains('\0') {
+            if s.as_bytes().contains(&0) {
                 *s = s.replace('\0', "\u{FFFD}");
             }
         }
@@ -921,9 +1165,393 @@ impl Index {
 }
 
 #[cfg(test)]
+#[path = "record_reference.rs"]
+mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Drafts of every shape a record takes: callers (none, root, users, role sessions from
+    /// STS and from a web identity, a session without its context), resources, decisions,
+    /// errors (messages cut at 8 KB, at and around a character boundary), request parameters
+    /// (nesting, unicode, control characters, tokens, numbers, member names that collide in
+    /// lowerCamelCase, values that are not objects), responses, service events, times at and
+    /// past the edges, and BatchGetSecretValue's per-secret events.
+    fn reference_drafts() -> Vec<Draft> {
+        let account = "111122223333";
+        let role = |issuer: &str, session: bool, role_arn: bool| Principal {
+            kind: PrincipalKind::AssumedRole,
+            arn: format!("arn:aws:sts::{account}:assumed-role/deploy/ci-42"),
+            user_id: "AROADEPLOY:ci-42".into(),
+            access_key_id: "ASIATEMP".into(),
+            name: Some("ci-42".into()),
+            role_arn: role_arn.then(|| format!("arn:aws:iam::{account}:role/path/deploy")),
+            session: session.then(|| crate::auth::SessionContext {
+                issuer: issuer.into(),
+                created_ms: 1_780_000_000_000,
+                expires_ms: 1_780_003_600_000,
+                policy: Some("{}".into()),
+            }),
+            ..Principal::root(account, "AKIAROOT")
+        };
+        let user = |name: Option<&str>, arn: &str| Principal {
+            kind: PrincipalKind::User,
+            arn: arn.into(),
+            user_id: "AIDAALICE".into(),
+            access_key_id: "AKIAALICE".into(),
+            name: name.map(str::to_owned),
+            ..Principal::root(account, "AKIAROOT")
+        };
+        let mut odd_session = role("sts.amazonaws.com", true, true);
+        odd_session.user_id = "no-colon".into();
+        odd_session.role_arn = Some("no-slash".into());
+        if let Some(s) = odd_session.session.as_mut() {
+            s.created_ms = -5;
+        }
+        let principals: Vec<Option<std::sync::Arc<Principal>>> = [
+            None,
+            Some(Principal::root(account, "AKIAROOT")),
+            Some(user(
+                Some("alice"),
+                &format!("arn:aws:iam::{account}:user/team/alice"),
+            )),
+            Some(user(None, &format!("arn:aws:iam::{account}:user/team/bob"))),
+            Some(user(
+                Some("q\"u\u{0}te\u{7f}\u{2028}é"),
+                "arn:aws:iam::1:user/ü\"\n",
+            )),
+            Some(role("sts.amazonaws.com", true, true)),
+            Some(role(
+                "https://token.actions.githubusercontent.com",
+                true,
+                true,
+            )),
+            Some(role("sts.amazonaws.com", false, false)),
+            Some(role("sts.amazonaws.com", true, false)),
+            Some(odd_session),
+        ]
+        .into_iter()
+        .map(|p| p.map(std::sync::Arc::new))
+        .collect();
+        let secret = format!("arn:aws:secretsmanager:us-east-1:{account}:secret:db/pw-AbCdEf");
+        let resources: Vec<Option<String>> = vec![
+            None,
+            Some("*".into()),
+            Some(secret.clone()),
+            Some(format!(
+                "arn:aws:secretsmanager:us-east-1:{account}:secret:plain"
+            )),
+            Some(format!(
+                "arn:aws:kms:us-east-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            )),
+            Some(format!("arn:aws:iam::{account}:role/deploy")),
+            Some(format!("arn:aws:iam::{account}:user/alice")),
+            Some("arn:x".into()),
+            Some(String::new()),
+            Some("arn:aws:secretsmanager:r:\u{0}acct:secret:n\"ul-AbCdEf".into()),
+        ];
+        let bodies: Vec<Value> = [
+            &br#"{"SecretId":"db/pw"}"#[..],
+            br#"{"SecretId":"db/pw","VersionStage":"AWSCURRENT"}"#,
+            br#"{"SecretId":"a","ClientRequestToken":"TOKEN-0123456789abcdef0123456789ab","VersionId":"v1","NextToken":7,"Marker":null,"MoveToVersionId":"m","RemoveFromVersionId":"r","SecretString":"MARK"}"#,
+            br#"{"Tags":[{"Key":"k","key":"lower","Value":"v","SecretString":"MARK","Nested":{"PASSWORD":"MARK","ARNList":["x"],"\u00c9a":1,"\u01c5b":2,"KMSKeyId":3,"X":4,"":5}}],"Filters":[{"Key":"name","Values":["a","b"]}],"MaxResults":3}"#,
+            br#"{"Name":"n\u0000\u0001\u001f\u007f\u2028\ud83d\ude00\"\\/","Description":null,"KmsKeyId":"k","ForceDeleteWithoutRecovery":true,"RecoveryWindowInDays":7.5}"#,
+            br#"{"SecretIdList":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q","r","s","t"],"Filters":[]}"#,
+            br#"{"MaxResults":-9223372036854775808,"Limit":18446744073709551615,"PasswordLength":1e300,"StartTime":-0.0,"EndTime":0.1,"RotationPeriodInDays":1.0E-7,"IncludeSpace":false}"#,
+            br#"{"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"GetSecretValue"}],"StartTime":1780000000.5,"EventCategory":"Management"}"#,
+            r#"{"Description":"ünïcödé — 日本語 \t\r\n\b\f"}"#.as_bytes(),
+            br#"{}"#,
+            br#"[1,2,3]"#,
+        ]
+        .into_iter()
+        .map(safe_request_parameters)
+        .chain([
+            json!({"secretId": secret}),
+            json!({"SecretId": {"Password": "MARK", "Deep": [[{"Plaintext": 1, "ok": [null, true]}]]}}),
+            json!({"ClientRequestToken": {"not": "a string"}, "NextToken": "tok", "Nope": 1}),
+            json!("a string"),
+            json!(12),
+            Value::Null,
+        ])
+        .collect();
+        let responses: Vec<Option<Value>> = vec![
+            None,
+            Some(
+                json!({"ARN": "arn:x", "Name": "db/pw", "VersionId": "v", "SecretString": "MARK"}),
+            ),
+            Some(
+                json!({"ARN": "arn:upper", "Arn": "arn:mixed", "VersionStages": ["AWSCURRENT"], "DeletionDate": 1_780_000_000.5}),
+            ),
+            Some(
+                json!({"KeyMetadata": {"KeyId": "k1", "Arn": "arn:k", "KeyState": "Enabled", "Description": "d"}, "KeyId": "k1", "AliasName": "alias/x"}),
+            ),
+            Some(json!({"KeyMetadata": {"Description": "d"}})),
+            Some(json!({"KeyMetadata": "not an object", "Other": 1})),
+            Some(json!({"ConsoleLogin": "Success", "Name": {"Password": "MARK", "Inner": 1}})),
+            Some(json!([{"ARN": "a"}])),
+            Some(Value::Null),
+        ];
+        let long = |n: usize| -> String {
+            // Multi-byte characters around the cut, so that it falls inside one.
+            let mut s = "x".repeat(n.saturating_sub(7));
+            while s.len() < n {
+                s.push('é');
+            }
+            s
+        };
+        let messages: Vec<Option<String>> = vec![
+            None,
+            Some("User: arn:aws:iam::1:user/x is not \n authorized \"quoted\"".into()),
+            Some(long(MAX_RECORDED_MESSAGE)),
+            Some(long(MAX_RECORDED_MESSAGE + 1)),
+            Some(long(MAX_RECORDED_MESSAGE + 2)),
+            Some(format!("{}\u{0}\u{1}", long(20_000))),
+            Some(String::new()),
+        ];
+        let events = [
+            ("GetSecretValue", "secretsmanager.amazonaws.com", None),
+            ("BatchGetSecretValue", "secretsmanager.amazonaws.com", None),
+            ("PutSecretValue", "secretsmanager.amazonaws.com", None),
+            ("DescribeKey", "kms.amazonaws.com", None),
+            (
+                "RotationSucceeded",
+                "secretsmanager.amazonaws.com",
+                Some("AwsServiceEvent"),
+            ),
+            (
+                "RetentionPruned",
+                "strongroom.local",
+                Some("AwsServiceEvent"),
+            ),
+            (
+                "ConsoleLogin",
+                "signin.amazonaws.com",
+                Some("AwsConsoleSignIn"),
+            ),
+            ("", "", None),
+        ];
+        let times = [
+            1_780_000_000_123,
+            0,
+            -1,
+            951_782_400_000,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_135_596_800_001,
+            i64::MAX,
+            i64::MIN,
+        ];
+        let decisions = [
+            (None, None, None, None, None),
+            (
+                Some("Allow"),
+                None,
+                Some("IdentityPolicy"),
+                Some("readers"),
+                Some("0"),
+            ),
+            (
+                Some("ExplicitDeny"),
+                Some("denied by statement Deny1"),
+                Some("ResourcePolicy"),
+                Some("arn:aws:secretsmanager:r:1:secret:x"),
+                Some("Deny1"),
+            ),
+            (
+                Some("ImplicitDeny"),
+                Some("no statement allows"),
+                None,
+                None,
+                None,
+            ),
+        ];
+        let mut drafts = Vec::new();
+        // Every principal with every resource, and the other dimensions turned over by
+        // steps that are prime to each other, so that each value meets many others.
+        let mut n = 0_usize;
+        for (i, principal) in principals.iter().enumerate() {
+            for (j, resource) in resources.iter().enumerate() {
+                for round in 0..6 {
+                    n += 1;
+                    let (name, source, kind) = events[(n + round) % events.len()];
+                    let (decision, reason, ptype, pid, sid) =
+                        decisions[(i + j + round) % decisions.len()];
+                    let failed = decision.is_some_and(|d| d != "Allow") || n.is_multiple_of(5);
+                    let message = &messages[(n * 3 + round) % messages.len()];
+                    drafts.push(Draft {
+                        request_id: format!("req-{i}-{j}-{round}"),
+                        event_time_ms: times[(n + i) % times.len()],
+                        event_source: source.into(),
+                        event_name: name.into(),
+                        region: ["us-east-1", "eu-west-1", ""][n % 3].into(),
+                        source_ip: (n % 4 != 1)
+                            .then(|| ["127.0.0.1", "::1", "10.0.0.\u{0}"][n % 3].to_owned()),
+                        user_agent: (n % 7 != 2)
+                            .then(|| "aws-cli/2 \"quoted\" ünïcode \u{1}".to_owned()),
+                        principal: principal.clone(),
+                        read_only: [None, Some(true), Some(false)][n % 3],
+                        resource_arn: resource.clone(),
+                        request_parameters: bodies[(n * 5 + round) % bodies.len()].clone(),
+                        response_elements: responses[(n * 7 + j) % responses.len()].clone(),
+                        decision: decision.map(str::to_owned),
+                        decision_reason: reason.map(str::to_owned).or_else(|| {
+                            messages[(n + 2) % messages.len()]
+                                .clone()
+                                .filter(|_| n.is_multiple_of(3))
+                        }),
+                        deciding_policy_type: ptype.map(str::to_owned),
+                        policy_id: pid.map(str::to_owned),
+                        statement: sid.map(str::to_owned),
+                        error_code: failed.then(|| {
+                            [
+                                "AccessDeniedException",
+                                "ResourceNotFoundException",
+                                "\u{0}",
+                            ][n % 3]
+                                .to_owned()
+                        }),
+                        error_message: if failed { message.clone() } else { None },
+                        event_type: kind.map(str::to_owned),
+                        ..Draft::default()
+                    });
+                }
+            }
+        }
+        // BatchGetSecretValue: the call's record and its per-secret events, as the per-secret
+        // authorizer makes them.
+        for principal in &principals {
+            let call = Draft {
+                request_id: "batch-1".into(),
+                event_time_ms: 1_780_000_000_456,
+                event_source: "secretsmanager.amazonaws.com".into(),
+                event_name: "BatchGetSecretValue".into(),
+                region: "us-east-1".into(),
+                source_ip: Some("127.0.0.1".into()),
+                user_agent: Some("Boto3/1.34".into()),
+                principal: principal.clone(),
+                read_only: Some(true),
+                resource_arn: Some("*".into()),
+                request_parameters: bodies[5].clone(),
+                decision: Some("Allow".into()),
+                ..Draft::default()
+            };
+            for k in 0..20 {
+                let arn =
+                    format!("arn:aws:secretsmanager:us-east-1:{account}:secret:s{k}-AbCdE{k}");
+                let mut d = call.per_secret_base();
+                d.request_id = format!("per-secret-{k}");
+                d.event_name = "GetSecretValue".into();
+                d.read_only = Some(true);
+                d.resource_arn = Some(arn.clone());
+                d.request_parameters = json!({ "secretId": arn });
+                d.decision = Some(if k % 4 == 3 { "ImplicitDeny" } else { "Allow" }.into());
+                if k % 4 == 3 {
+                    d.decision_reason = Some("no identity-based policy allows the action".into());
+                    d.error_code = Some("AccessDeniedException".into());
+                    d.error_message = Some(format!("User: x is not authorized to perform: secretsmanager:GetSecretValue on resource: {arn}"));
+                } else {
+                    d.deciding_policy_type = Some("IdentityPolicy".into());
+                    d.policy_id = Some("readers".into());
+                    d.statement = Some("0".into());
+                }
+                drafts.push(d);
+            }
+            drafts.push(call);
+        }
+        drafts
+    }
+
+    /// Every record's text and columns are byte for byte what the builder kept in
+    /// `record_reference.rs` makes of the same draft, with and without the HMAC key.
+    #[test]
+    fn record_text_equals_the_reference_builder_byte_for_byte() {
+        let keys = AuditKeys::ephemeral().unwrap();
+        let drafts = reference_drafts();
+        assert!(drafts.len() > 700, "{}", drafts.len());
+        let mut bytes = 0;
+        for (n, d) in drafts.iter().enumerate() {
+            for (k, event_id) in [
+                (None, "0190b7c5-8e2a-7c3d-9f1e-2b3c4d5e6f70"),
+                (Some(&keys), "e\"1\u{0}"),
+            ] {
+                let (text, index) = d.to_text(event_id, k);
+                let (want_text, want_index) = reference::to_text(d, event_id, k);
+                assert_eq!(text, want_text, "draft {n}: {d:?}");
+                assert_eq!(index, want_index, "draft {n}: {d:?}");
+                bytes += text.len();
+            }
+        }
+        assert!(bytes > 1_000_000, "{bytes}");
+    }
+
+    /// The text of one BatchGetSecretValue per-secret event and one GetSecretValue record,
+    /// as fixed strings (beside the reference builder, which shares the field lists).
+    #[test]
+    fn record_text_snapshots() {
+        let keys = AuditKeys::ephemeral().unwrap();
+        let drafts = reference_drafts();
+        let per_secret = drafts
+            .iter()
+            .find(|d| {
+                d.request_id == "per-secret-3"
+                    && d.principal
+                        .as_ref()
+                        .is_some_and(|p| p.kind == PrincipalKind::AssumedRole)
+            })
+            .unwrap();
+        assert_eq!(
+            per_secret.to_text("e-1", Some(&keys)).0,
+            SNAPSHOT_PER_SECRET
+        );
+        let get = Draft {
+            request_id: "7d4f0c56-1b8e-4f5a-9c1d-0e2f3a4b5c6d".into(),
+            event_time_ms: 1_780_000_000_123,
+            event_source: "secretsmanager.amazonaws.com".into(),
+            event_name: "GetSecretValue".into(),
+            region: "us-east-1".into(),
+            source_ip: Some("127.0.0.1".into()),
+            user_agent: Some("python-requests/2.31".into()),
+            principal: Some(std::sync::Arc::new(Principal {
+                kind: PrincipalKind::User,
+                arn: "arn:aws:iam::111122223333:user/bench-reader".into(),
+                user_id: "AIDABENCH".into(),
+                access_key_id: "AKIABENCH".into(),
+                name: Some("bench-reader".into()),
+                ..Principal::root("111122223333", "AKIAROOT")
+            })),
+            read_only: Some(true),
+            resource_arn: Some(
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:bench/s-1-AbCdEf".into(),
+            ),
+            request_parameters: safe_request_parameters(
+                br#"{"SecretId":"bench/s-1","VersionStage":"AWSCURRENT"}"#,
+            ),
+            decision: Some("Allow".into()),
+            deciding_policy_type: Some("IdentityPolicy".into()),
+            policy_id: Some("bench-reader".into()),
+            statement: Some("0".into()),
+            ..Draft::default()
+        };
+        assert_eq!(
+            get.to_text("0190b7c5-8e2a-7c3d-9f1e-2b3c4d5e6f70", Some(&keys))
+                .0,
+            SNAPSHOT_GET
+        );
+        // The strings are the builder's before this one too.
+        assert_eq!(
+            reference::to_text(&get, "0190b7c5-8e2a-7c3d-9f1e-2b3c4d5e6f70", Some(&keys)).0,
+            SNAPSHOT_GET
+        );
+        assert_eq!(
+            reference::to_text(per_secret, "e-1", Some(&keys)).0,
+            SNAPSHOT_PER_SECRET
+        );
+    }
+
+    const SNAPSHOT_PER_SECRET: &str = "{\"authorization\":{\"decidingPolicyType\":null,\"decision\":\"ImplicitDeny\",\"policyArnOrId\":null,\"reason\":\"no identity-based policy allows the action\",\"statement\":null},\"awsRegion\":\"us-east-1\",\"errorCode\":\"AccessDeniedException\",\"errorMessage\":\"User: x is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:111122223333:secret:s3-AbCdE3\",\"eventCategory\":\"Management\",\"eventID\":\"e-1\",\"eventName\":\"GetSecretValue\",\"eventSource\":\"secretsmanager.amazonaws.com\",\"eventTime\":\"2026-05-28T20:26:40.456Z\",\"eventType\":\"AwsApiCall\",\"eventVersion\":\"1.08\",\"managementEvent\":true,\"readOnly\":true,\"recipientAccountId\":\"111122223333\",\"requestID\":\"per-secret-3\",\"requestParameters\":{},\"resources\":[{\"ARN\":\"arn:aws:secretsmanager:us-east-1:111122223333:secret:s3-AbCdE3\",\"accountId\":\"111122223333\",\"type\":\"AWS::SecretsManager::Secret\"}],\"responseElements\":null,\"sourceIPAddress\":\"127.0.0.1\",\"userAgent\":\"Boto3/1.34\",\"userIdentity\":{\"accessKeyId\":\"ASIATEMP\",\"accountId\":\"111122223333\",\"arn\":\"arn:aws:sts::111122223333:assumed-role/deploy/ci-42\",\"principalId\":\"AROADEPLOY:ci-42\",\"sessionContext\":{\"attributes\":{\"creationDate\":\"2026-05-28T20:26:40.000Z\",\"mfaAuthenticated\":\"false\"},\"sessionIssuer\":{\"accountId\":\"111122223333\",\"arn\":\"arn:aws:iam::111122223333:role/path/deploy\",\"principalId\":\"AROADEPLOY\",\"type\":\"Role\",\"userName\":\"deploy\"}},\"type\":\"AssumedRole\"}}";
+    const SNAPSHOT_GET: &str = "{\"authorization\":{\"decidingPolicyType\":\"IdentityPolicy\",\"decision\":\"Allow\",\"policyArnOrId\":\"bench-reader\",\"reason\":null,\"statement\":\"0\"},\"awsRegion\":\"us-east-1\",\"errorCode\":null,\"errorMessage\":null,\"eventCategory\":\"Management\",\"eventID\":\"0190b7c5-8e2a-7c3d-9f1e-2b3c4d5e6f70\",\"eventName\":\"GetSecretValue\",\"eventSource\":\"secretsmanager.amazonaws.com\",\"eventTime\":\"2026-05-28T20:26:40.123Z\",\"eventType\":\"AwsApiCall\",\"eventVersion\":\"1.08\",\"managementEvent\":true,\"readOnly\":true,\"recipientAccountId\":\"111122223333\",\"requestID\":\"7d4f0c56-1b8e-4f5a-9c1d-0e2f3a4b5c6d\",\"requestParameters\":{\"secretId\":\"bench/s-1\",\"versionStage\":\"AWSCURRENT\"},\"resources\":[{\"ARN\":\"arn:aws:secretsmanager:us-east-1:111122223333:secret:bench/s-1-AbCdEf\",\"accountId\":\"111122223333\",\"type\":\"AWS::SecretsManager::Secret\"}],\"responseElements\":null,\"sourceIPAddress\":\"127.0.0.1\",\"userAgent\":\"python-requests/2.31\",\"userIdentity\":{\"accessKeyId\":\"AKIABENCH\",\"accountId\":\"111122223333\",\"arn\":\"arn:aws:iam::111122223333:user/bench-reader\",\"principalId\":\"AIDABENCH\",\"type\":\"IAMUser\",\"userName\":\"bench-reader\"}}";
 
     /// The one-pass builders give exactly what the three passes they stand for give, with
     /// and without a key, for safe and unsafe members, tokens, nesting, arrays, member names
@@ -1284,6 +1912,37 @@ mod tests {
         );
     }
 
+    /// Strings are escaped as `serde_json` escapes them: every ASCII character and a few
+    /// others, at every position relative to the eight-byte steps.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut specials: Vec<char> = (0_u8..0x80).map(char::from).collect();
+        specials.extend(['é', '\u{2028}', '\u{ffff}', '😀', '\u{80}']);
+        for c in specials {
+            for at in 0..20 {
+                for len in [at, at + 1, at + 9, 24] {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(at).collect();
+                    s.push(c);
+                    s.extend("0123456789ABCDEFGHIJKLM".chars().take(len - at));
+                    let mut out = Text {
+                        buf: String::new(),
+                        nul: false,
+                    };
+                    push_json_str(&mut out, &s);
+                    assert_eq!(out.buf, serde_json::to_string(&s).unwrap(), "{s:?}");
+                    assert_eq!(out.nul, c == '\0', "{s:?}");
+                }
+            }
+        }
+        let all: String = (0_u8..0x80).map(char::from).collect::<String>().repeat(3);
+        let mut out = Text {
+            buf: String::new(),
+            nul: false,
+        };
+        push_json_str(&mut out, &all);
+        assert_eq!(out.buf, serde_json::to_string(&all).unwrap());
+    }
+
     #[test]
     fn member_names_are_lower_camel_case() {
         for (k, want) in [
@@ -1298,7 +1957,19 @@ mod tests {
             ("Éa", "éa"),
         ] {
             assert_eq!(lower_camel(k), want, "{k}");
+            assert_eq!(lower_camel_cow(k), want, "{k}");
         }
+        for k in ["ǅb", "éa", "1a", "_A", "a", "aB", "ABc"] {
+            assert_eq!(lower_camel_cow(k), lower_camel(k), "{k}");
+        }
+        let camel: Vec<String> = SAFE_FIELDS.iter().map(|f| lower_camel(f)).collect();
+        assert_eq!(camel, SAFE_FIELDS_CAMEL);
+        let distinct: std::collections::BTreeSet<&str> =
+            SAFE_FIELDS_CAMEL.iter().copied().collect();
+        assert_eq!(distinct.len(), SAFE_FIELDS_CAMEL.len());
+        // Every token field is a safe field (the recorded parameters' top level comes from
+        // `SAFE_FIELDS` alone).
+        assert!(HMAC_FIELDS.iter().all(|f| SAFE_FIELDS.contains(f)));
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct AuditOptions {
     pub digest_every_records: u64,
     /// ...or when the oldest undigested record is this old.
     pub digest_every: Duration,
-    /// Most records per transaction.
+    /// Most records per transaction (a request's records are never split: the transaction
+    /// that takes the last of them may hold a few more).
     pub max_batch: usize,
     /// Most records waiting for the writer.
     pub queue: usize,
@@ -88,6 +89,12 @@ enum Msg {
     Record {
         text: String,
         index: Box<Index>,
+        ack: Ack,
+    },
+    /// The records of one request's further events (BatchGetSecretValue's per secret): taken
+    /// into one transaction together and acknowledged once.
+    Records {
+        records: Vec<(String, Box<Index>)>,
         ack: Ack,
     },
     Flush {
@@ -458,50 +465,44 @@ impl Auditor {
             return Ok(());
         }
         let tx = &self.inner.tx;
-        let event_id = super::new_event_id();
-        let (text, index) = draft.to_text(&event_id, self.keys());
+        // The id's text on the stack: the record's index keeps its own copy.
+        let mut id = uuid::Uuid::encode_buffer();
+        let event_id = super::new_event_uuid().hyphenated().encode_lower(&mut id);
+        let (text, index) = draft.to_text(event_id, self.keys());
         let (ack, done) = oneshot::channel();
         let msg = Msg::Record {
             text,
             index: Box::new(index),
             ack,
         };
-        self.send(tx, msg, &event_id, done).await
+        self.send(tx, msg, event_id, done).await
     }
 
     /// Write several events (BatchGetSecretValue's one per secret) and wait once: they go
-    /// to the writer together and commit in the same transaction. All or error.
+    /// to the writer in one message, commit in the same transaction and are acknowledged
+    /// together. All or error.
     pub async fn record_all(&self, drafts: &[Draft]) -> Result<(), ApiError> {
-        if !self.enabled() {
+        if !self.enabled() || drafts.is_empty() {
             return Ok(());
         }
         let tx = &self.inner.tx;
-        let mut waits = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            let event_id = super::new_event_id();
-            let (text, index) = draft.to_text(&event_id, self.keys());
-            let (ack, done) = oneshot::channel();
-            let msg = Msg::Record {
-                text,
-                index: Box::new(index),
-                ack,
-            };
-            waits.push((msg, event_id, done));
+        // The first record's id names the group in the log.
+        let mut first = uuid::Uuid::encode_buffer();
+        let mut first_id: &str = "";
+        let mut records = Vec::with_capacity(drafts.len());
+        for (i, draft) in drafts.iter().enumerate() {
+            let uuid = super::new_event_uuid();
+            let mut id = uuid::Uuid::encode_buffer();
+            let event_id = uuid.hyphenated().encode_lower(&mut id);
+            let (text, index) = draft.to_text(event_id, self.keys());
+            records.push((text, Box::new(index)));
+            if i == 0 {
+                first_id = uuid.hyphenated().encode_lower(&mut first);
+            }
         }
-        let mut acks = Vec::with_capacity(waits.len());
-        let (enqueue, wait): (Vec<_>, Vec<_>) = waits
-            .into_iter()
-            .map(|(m, id, done)| ((m, id.clone()), (id, done)))
-            .unzip();
-        let deadline = tokio::time::Instant::now() + self.inner.timeout;
-        for (m, id) in enqueue {
-            // Enqueue every record before waiting for any ack.
-            self.enqueue(tx, m, &id, deadline).await?;
-        }
-        for (id, done) in wait {
-            acks.push(self.await_ack(done, &id, deadline).await);
-        }
-        acks.into_iter().collect()
+        let (ack, done) = oneshot::channel();
+        self.send(tx, Msg::Records { records, ack }, first_id, done)
+            .await
     }
 
     /// Wait until everything recorded so far is committed, and sign a digest of it.
@@ -676,6 +677,10 @@ impl Batch {
                 self.records.push((text, index));
                 self.acks.push(ack);
             }
+            Msg::Records { records, ack } => {
+                self.records.extend(records);
+                self.acks.push(ack);
+            }
             Msg::Flush { ack } => {
                 self.force = true;
                 self.acks.push(ack);
@@ -734,14 +739,15 @@ impl Gathering<'_> {
     /// Take what is waiting, up to the batch's limit.
     fn take(&mut self, batch: &mut Batch) {
         let before = batch.messages;
-        while batch.messages < self.max_batch {
+        let full = |b: &Batch| b.messages >= self.max_batch || b.records.len() >= self.max_batch;
+        while !full(batch) {
             match self.rx.try_recv() {
                 Ok(m) => batch.push(m),
                 Err(_) => break,
             }
         }
         self.load.taken.fetch_add(batch.messages - before, SeqCst);
-        if batch.messages >= self.max_batch {
+        if full(batch) {
             self.done = true;
         }
     }
