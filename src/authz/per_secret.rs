@@ -56,7 +56,8 @@ impl SecretAuthorizer for PerSecret {
             None => missing_secret(&self.scope, named),
         };
         draft.resource_arn = Some(resolved.arn.clone());
-        draft.request_parameters = serde_json::json!({ "secretId": resolved.arn });
+        // The request's member name, as a client sends it (recorded as `secretId`).
+        draft.request_parameters = serde_json::json!({ "SecretId": resolved.arn });
         let result = self
             .authz
             .authorize(

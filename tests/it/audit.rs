@@ -1985,12 +1985,26 @@ fn every_request_gets_exactly_one_record_with_its_fields() {
             }
         }
     }
-    // BatchGetSecretValue also made one GetSecretValue event per secret it read
-    let gets = rows
+    // BatchGetSecretValue also made one GetSecretValue event per secret it read, naming the
+    // secret in its request parameters as CloudTrail does
+    let gets: Vec<Value> = rows
         .iter()
         .filter(|r| r.event_name == "GetSecretValue" && r.error_code.is_none())
-        .count();
-    assert_eq!(gets, 2);
+        .map(|r| serde_json::from_str(&r.record).unwrap())
+        .collect();
+    assert_eq!(gets.len(), 2);
+    // the direct call names the secret as it was given; the batch's event, by its ARN
+    let mut named: Vec<&str> = gets
+        .iter()
+        .map(|g| {
+            g["requestParameters"]["secretId"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    named.sort_unstable();
+    let arn = gets[0]["resources"][0]["ARN"].as_str().unwrap_or_default();
+    assert_eq!(named, [arn, "one/a"], "{gets:?}");
     // a successful write's record carries its response elements (identifiers only)
     let put_rec = &records_of(&rows, &request_id(&seen[2].0))[0].1;
     assert_eq!(put_rec["responseElements"]["name"], "one/a");
