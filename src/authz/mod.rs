@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 pub use authorized::{Authorized, Refusal, SecretAuthorizer};
 pub use context::{request_context, Facts};
-pub use resolve::Resolved;
+pub use resolve::{secret_key_layer, Resolved};
 
 use crate::audit::{self, Draft};
 use crate::auth::Principal;
@@ -72,7 +72,8 @@ impl Authz {
         let mut keys = O::context_keys(input);
         keys.extend(resolved.keys.iter().cloned());
         // `secretsmanager:KmsKeyArn`: the key the request names, resolved where the secret
-        // is (a new secret's in the caller's scope).
+        // is (a new secret's in the caller's scope); set after the resource's keys.
+        let mut after = Vec::new();
         let mut decided_keys = Vec::new();
         if let Some(id) = O::named_key(input) {
             let owner = match resolved.secret.as_deref() {
@@ -84,12 +85,18 @@ impl Authz {
             };
             let (decided, arn) = self.named_key_arn(&owner, id).await?;
             if let Some(arn) = arn {
-                keys.push(("secretsmanager:KmsKeyArn".to_owned(), vec![arn]));
+                after.push(("secretsmanager:KmsKeyArn".to_owned(), vec![arn]));
             }
             decided_keys.push(decided);
         }
+        let set = Keys {
+            before: &keys,
+            shared: resolved.shared_keys.as_ref(),
+            after: &after,
+        };
         for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
-            self.authorize(principal, scope, action, &resolved, &keys, draft)?;
+            let dir = self.identities.get();
+            self.authorize_under(&dir, principal, scope, action, &resolved, set, draft)?;
         }
         for (action, arn) in O::other_actions(input, resolved.secret.as_deref()) {
             let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
@@ -102,6 +109,7 @@ impl Authz {
                 account: scope.account.clone(),
                 secret: None,
                 keys: Vec::new(),
+                shared_keys: None,
                 resource_policy: None,
                 compiled_policy: None,
                 resource_required: false,
@@ -162,7 +170,15 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let dir = self.identities.get();
-        self.authorize_under(&dir, principal, scope, action, resolved, keys, draft)
+        self.authorize_under(
+            &dir,
+            principal,
+            scope,
+            action,
+            resolved,
+            Keys::flat(keys),
+            draft,
+        )
     }
 
     /// [`Self::authorize`] with the principals directory `dir` (not the one in force by
@@ -180,7 +196,7 @@ impl Authz {
         scope: &Scope,
         action: &str,
         resolved: &Resolved,
-        keys: &[(String, Vec<String>)],
+        keys: Keys<'_>,
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let facts = self.facts(scope, draft);
@@ -225,7 +241,7 @@ impl Authz {
         facts: &Facts,
         action: &str,
         resolved: &Resolved,
-        keys: &[(String, Vec<String>)],
+        keys: Keys<'_>,
     ) -> policy::RequestContext {
         let mut rctx = context::request_context(
             dir,
@@ -235,7 +251,13 @@ impl Authz {
             &resolved.arn,
             &resolved.account,
         );
-        for (k, v) in keys {
+        for (k, v) in keys.before {
+            rctx = rctx.with(k, v.iter().map(String::as_str));
+        }
+        if let Some(shared) = keys.shared {
+            rctx = rctx.with_shared(Arc::clone(shared));
+        }
+        for (k, v) in keys.after {
             rctx = rctx.with(k, v.iter().map(String::as_str));
         }
         rctx
@@ -293,6 +315,26 @@ impl Authz {
             set.resource = Some(compiled);
         }
         Ok(set)
+    }
+}
+
+/// The condition keys a decision adds to the principal's and the request's, in the order
+/// they are set (each overriding what was set before it): `before`, the keys of `shared`,
+/// `after`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keys<'a> {
+    pub before: &'a [(String, Vec<String>)],
+    pub shared: Option<&'a Arc<policy::ContextKeys>>,
+    pub after: &'a [(String, Vec<String>)],
+}
+
+impl<'a> Keys<'a> {
+    /// `keys`, set one by one.
+    pub fn flat(keys: &'a [(String, Vec<String>)]) -> Self {
+        Self {
+            before: keys,
+            ..Self::default()
+        }
     }
 }
 

@@ -273,6 +273,8 @@ fn fetch(
             "secretsmanager:VersionStage".to_owned(),
             vec![crate::secrets::AWSCURRENT.to_owned()],
         )],
-    };
+        secret_keys: None,
+    }
+    .with_secret_keys(&secret);
     Ok((secret, facts, fetched))
 }

@@ -338,6 +338,7 @@ fn may_retry(
         key_for: None,
         request_keys: Vec::new(),
         key_aliases: Vec::new(),
+        secret_keys: None,
     };
     if auth
         .authorize_secret(
