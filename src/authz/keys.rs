@@ -314,22 +314,18 @@ impl Authz {
             ));
         }
         let on_key = key_resolved(key);
-        let mut scratch = draft.clone();
-        self.authorize_under(
+        let facts = self.facts(scope, draft);
+        let (recorded, result) = self.decide(
             dir,
             principal,
-            scope,
+            &facts,
             action,
             &on_key,
             super::Keys::flat(&keys),
-            &mut scratch,
-        )
-        .map_err(|e| {
-            draft.decision = scratch.decision.take();
-            draft.decision_reason = scratch.decision_reason.take();
-            draft.deciding_policy_type = scratch.deciding_policy_type.take();
-            draft.policy_id = scratch.policy_id.take();
-            draft.statement = scratch.statement.take();
+        );
+        // An allowed use leaves the request's own decision in the draft.
+        result.map_err(|e| {
+            recorded.write(draft);
             ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
         })
     }

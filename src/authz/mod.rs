@@ -200,25 +200,44 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let facts = self.facts(scope, draft);
-        let rctx = Self::context(dir, principal, &facts, action, resolved, keys);
+        let (recorded, result) = self.decide(dir, principal, &facts, action, resolved, keys);
+        recorded.write(draft);
+        result
+    }
+
+    /// [`Self::authorize_under`] with the request's `facts`: the decision, and what it writes
+    /// into the audit draft.
+    pub(super) fn decide(
+        &self,
+        dir: &crate::identity::Directory,
+        principal: &Principal,
+        facts: &Facts,
+        action: &str,
+        resolved: &Resolved,
+        keys: Keys<'_>,
+    ) -> (Recorded, Result<(), ApiError>) {
+        let rctx = Self::context(dir, principal, facts, action, resolved, keys);
         let set = match self.policy_set(principal, resolved, dir) {
             Ok(set) => set,
             Err(why) => {
                 // A policy that takes part cannot be read: nothing is decided, the request is
                 // refused (its Deny statements may be exactly what should apply).
                 tracing::error!(resource = %resolved.arn, "authorization refused: {why}");
-                draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
-                draft.decision_reason = Some(format!("refused without a decision: {why}"));
-                return Err(denied(principal, action, resolved, None));
+                let recorded = Recorded {
+                    decision: policy::Effect::ImplicitDeny.as_str().to_owned(),
+                    reason: format!("refused without a decision: {why}"),
+                    deciding: None,
+                };
+                return (recorded, Err(denied(principal, action, resolved, None)));
             }
         };
         let decision = policy::authorize(&rctx, &set);
-        record_decision(draft, &decision);
+        let recorded = Recorded::of(&decision);
         if decision.is_allowed() {
-            return Ok(());
+            return (recorded, Ok(()));
         }
         let reason = policy::denial_message(&rctx, &decision);
-        Err(denied(principal, action, resolved, reason))
+        (recorded, Err(denied(principal, action, resolved, reason)))
     }
 
     /// What a decision in `scope` knows about the request besides who, what and on which
@@ -358,16 +377,43 @@ fn denied(
     })
 }
 
-/// The decision into the audit record's `authorization` block: the effect, the reason in one
-/// line, and the first deciding statement (its policy's type, id or ARN, and Sid or index).
-/// An implicit deny has no deciding statement; its reason says which policy type was missing.
-fn record_decision(draft: &mut audit::Draft, d: &policy::Decision) {
-    draft.decision = Some(d.effect.as_str().to_owned());
-    draft.decision_reason = Some(describe_decision(d));
-    let first = d.deciding.first();
-    draft.deciding_policy_type = first.map(|m| format!("{:?}", m.policy_type));
-    draft.policy_id = first.map(|m| m.policy_id.to_string());
-    draft.statement = first.map(policy::MatchedStatement::sid_or_index);
+/// A decision as the audit record's `authorization` block holds it: the effect, the reason
+/// in one line, and the first deciding statement (its policy's type, id or ARN, and Sid or
+/// index). An implicit deny has no deciding statement; its reason says which policy type was
+/// missing.
+#[derive(Debug)]
+pub(super) struct Recorded {
+    decision: String,
+    reason: String,
+    /// The deciding statement's policy type, policy id and statement; `None`: a refusal
+    /// without a decision, which leaves the draft's as they were.
+    deciding: Option<[Option<String>; 3]>,
+}
+
+impl Recorded {
+    fn of(d: &policy::Decision) -> Self {
+        let first = d.deciding.first();
+        Self {
+            decision: d.effect.as_str().to_owned(),
+            reason: describe_decision(d),
+            deciding: Some([
+                first.map(|m| format!("{:?}", m.policy_type)),
+                first.map(|m| m.policy_id.to_string()),
+                first.map(policy::MatchedStatement::sid_or_index),
+            ]),
+        }
+    }
+
+    /// Into the draft's `authorization` fields.
+    pub(super) fn write(self, draft: &mut audit::Draft) {
+        draft.decision = Some(self.decision);
+        draft.decision_reason = Some(self.reason);
+        if let Some([policy_type, policy_id, statement]) = self.deciding {
+            draft.deciding_policy_type = policy_type;
+            draft.policy_id = policy_id;
+            draft.statement = statement;
+        }
+    }
 }
 
 /// The decision in one line for the audit record: effect, deciding policy and statement.
