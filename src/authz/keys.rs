@@ -342,6 +342,7 @@ fn key_resolved(key: &crate::store::rows::KmsKeyRow) -> Resolved {
         secret: None,
         keys: Vec::new(),
         shared_keys: None,
+        policy_cell: None,
         resource_policy: Some(crate::kms::key_policy::effective(key)),
         compiled_policy: None,
         resource_required: true,

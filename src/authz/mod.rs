@@ -110,6 +110,7 @@ impl Authz {
                 secret: None,
                 keys: Vec::new(),
                 shared_keys: None,
+                policy_cell: None,
                 resource_policy: None,
                 compiled_policy: None,
                 resource_required: false,
@@ -328,9 +329,20 @@ impl Authz {
         if let Some(p) = &resolved.compiled_policy {
             set.resource = Some(Arc::clone(p));
         } else if let Some(text) = &resolved.resource_policy {
-            let compiled = self
-                .compiled_resource_policy(&resolved.arn, text)
-                .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
+            let kept = resolved.policy_cell.as_ref().and_then(|c| c.get());
+            let compiled = match kept {
+                Some(p) => Arc::clone(p),
+                None => {
+                    let p = self
+                        .compiled_resource_policy(&resolved.arn, text)
+                        .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
+                    if let Some(cell) = &resolved.policy_cell {
+                        // Another thread may have kept the same policy first.
+                        let _ = cell.set(Arc::clone(&p));
+                    }
+                    p
+                }
+            };
             set.resource = Some(compiled);
         }
         Ok(set)

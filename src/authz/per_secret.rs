@@ -46,6 +46,7 @@ impl SecretAuthorizer for PerSecret {
                         .clone()
                         .unwrap_or_else(|| secret_key_layer(secret, &facts.tags)),
                 ),
+                policy_cell: facts.policy_cell.clone(),
                 resource_policy: secret.resource_policy.clone(),
                 compiled_policy: None,
                 resource_required: false,

@@ -21,6 +21,10 @@ pub struct Resolved {
     /// cache's entry it was built from), read as if set after `keys`.
     pub shared_keys: Option<Arc<policy::ContextKeys>>,
     pub resource_policy: Option<String>,
+    /// `resource_policy` compiled under `arn`'s label, kept by the first decision that
+    /// compiled it for the next ones on the same read of the secret (with the read cache's
+    /// entry it was read into).
+    pub policy_cell: Option<PolicyCell>,
     /// An already-compiled resource-side policy (a role's trust policy), used instead of
     /// `resource_policy`.
     pub compiled_policy: Option<Arc<policy::Policy>>,
@@ -42,6 +46,7 @@ impl Resolved {
             secret: None,
             keys: Vec::new(),
             shared_keys: None,
+            policy_cell: None,
             resource_policy: None,
             compiled_policy: None,
             resource_required: false,
@@ -49,6 +54,9 @@ impl Resolved {
         }
     }
 }
+
+/// A secret's resource policy, compiled once per read of the secret.
+pub type PolicyCell = Arc<std::sync::OnceLock<Arc<policy::Policy>>>;
 
 /// Resolve a target to the ARN to authorize on (and the secret, when it exists). With
 /// `fetch`, a secret's selected version is read (sealed) in the same read transaction; what
@@ -92,6 +100,7 @@ async fn resolve_secret(
                 secret: Some(secret),
                 keys: Vec::new(),
                 shared_keys: Some(Arc::clone(&found.3)),
+                policy_cell: Some(Arc::clone(&found.4)),
             };
             Ok((resolved, fetched))
         }
@@ -100,13 +109,14 @@ async fn resolve_secret(
 }
 
 /// A secret found by [`find_secret`]: the row, its tags, (when asked) the selected version,
-/// sealed, or why it could not be read, and the secret's condition keys
-/// ([`secret_key_layer`] of the row and tags).
+/// sealed, or why it could not be read, the secret's condition keys ([`secret_key_layer`]
+/// of the row and tags) and its resource policy once compiled.
 type Found = (
     Arc<crate::store::rows::SecretRow>,
     Vec<(String, String)>,
     Option<Arc<Fetched>>,
     Arc<policy::ContextKeys>,
+    PolicyCell,
 );
 
 /// The secret `id` names in the scope, with its tags and (with `fetch`) the selected version,
@@ -159,7 +169,13 @@ async fn find_secret(
                 )
             });
             let keys = secret_key_layer(&secret, &tags);
-            Ok(Some((Arc::new(secret), tags, fetched.map(Arc::new), keys)))
+            Ok(Some((
+                Arc::new(secret),
+                tags,
+                fetched.map(Arc::new),
+                keys,
+                PolicyCell::default(),
+            )))
         })
         .await?;
     Ok(found.ok_or(missing))
@@ -181,6 +197,7 @@ pub(super) fn missing_secret(scope: &Scope, id: &str) -> Resolved {
         secret: None,
         keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn.clone()])],
         shared_keys: None,
+        policy_cell: None,
         resource_policy: None,
         compiled_policy: None,
         resource_required: false,
@@ -196,6 +213,7 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
         secret: None,
         keys: Vec::new(),
         shared_keys: None,
+        policy_cell: None,
         resource_policy: None,
         compiled_policy: None,
         resource_required: false,

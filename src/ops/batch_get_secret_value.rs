@@ -274,6 +274,7 @@ fn fetch(
             vec![crate::secrets::AWSCURRENT.to_owned()],
         )],
         secret_keys: None,
+        policy_cell: None,
     }
     .with_secret_keys(&secret);
     Ok((secret, facts, fetched))

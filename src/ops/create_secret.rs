@@ -339,6 +339,7 @@ fn may_retry(
         request_keys: Vec::new(),
         key_aliases: Vec::new(),
         secret_keys: None,
+        policy_cell: None,
     };
     if auth
         .authorize_secret(

@@ -216,6 +216,10 @@ pub struct SecretFacts {
     /// `tags` ([`Self::with_secret_keys`]) and kept with them (in the read cache's entry);
     /// `None`: built for each decision.
     pub secret_keys: Option<std::sync::Arc<crate::policy::ContextKeys>>,
+    /// The secret's resource policy, compiled by the first decision on these facts that
+    /// needs it and kept with them ([`Self::with_secret_keys`]); `None`: compiled (from the
+    /// compiled-policy cache) for each decision.
+    pub policy_cell: Option<crate::authz::resolve::PolicyCell>,
 }
 
 impl SecretFacts {
@@ -223,6 +227,7 @@ impl SecretFacts {
     /// their tags built once.
     pub fn with_secret_keys(mut self, secret: &crate::store::rows::SecretRow) -> Self {
         self.secret_keys = Some(crate::authz::secret_key_layer(secret, &self.tags));
+        self.policy_cell = Some(crate::authz::resolve::PolicyCell::default());
         self
     }
 }
@@ -388,6 +393,7 @@ pub fn authorize_value_comparison(
         key_for: None,
         request_keys: Vec::new(),
         secret_keys: None,
+        policy_cell: None,
     };
     auth.authorize_secret(action, &secret.arn, Some((secret, &facts)))
         .map_err(|r| r.error)?;

@@ -382,6 +382,7 @@ pub fn add_replicas(
                 key_for: Some(replica_arn(&primary.arn, &region)),
                 request_keys: Vec::new(),
                 secret_keys: None,
+                policy_cell: None,
             };
             req.auth
                 .authorize_secret(req.action, &primary.arn, Some((primary, &facts)))
@@ -1352,6 +1353,7 @@ pub fn associate(
         key_for: None,
         request_keys: Vec::new(),
         secret_keys: None,
+        policy_cell: None,
     };
     req.auth
         .authorize_secret(
