@@ -15,12 +15,22 @@ use super::Authz;
 /// 6 KB each: 50-60 MB of the server's RSS after seeding or a BatchGetSecretValue run.
 pub(super) type PolicyCache = HashMap<u64, Vec<CachedPolicy>>;
 
-/// One compiled policy of the [`PolicyCache`].
+/// One compiled policy of the [`PolicyCache`], with the last label it was handed out under.
 #[derive(Debug)]
 pub(super) struct CachedPolicy {
     kind: policy::PolicyType,
     text: String,
     policy: policy::Policy,
+    /// `policy` under the label of its last use: handed out again to the next use under the
+    /// same label (the same secret's decisions) instead of relabelled.
+    last: Arc<policy::Policy>,
+}
+
+/// Whether `label` is `parts.0` followed by `parts.1`.
+fn is_label(label: &str, parts: (&str, &str)) -> bool {
+    label.len() == parts.0.len() + parts.1.len()
+        && label.starts_with(parts.0)
+        && label.ends_with(parts.1)
 }
 
 /// Most compiled policies kept (the cache is emptied when it grows past this).
@@ -59,16 +69,23 @@ impl Authz {
         text.hash(&mut h);
         let key = h.finish();
         let same = |e: &CachedPolicy| e.kind == kind && e.text == text;
-        let label = format!("{}{}", label.0, label.1);
+        let parts = label;
         {
-            let cache = self
+            let mut cache = self
                 .policies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(e) = cache.get(&key).and_then(|v| v.iter().find(|e| same(e))) {
-                return Ok(Arc::new(e.policy.relabelled(&label)));
+            if let Some(e) = cache
+                .get_mut(&key)
+                .and_then(|v| v.iter_mut().find(|e| same(e)))
+            {
+                if !is_label(e.last.label(), parts) {
+                    e.last = Arc::new(e.policy.relabelled(&[parts.0, parts.1].concat()));
+                }
+                return Ok(Arc::clone(&e.last));
             }
         }
+        let label = [parts.0, parts.1].concat();
         let compiled = policy::Policy::parse(text, kind).map_err(|e| e.aws_message())?;
         let labelled = Arc::new(compiled.relabelled(&label));
         let mut cache = self
@@ -84,6 +101,7 @@ impl Authz {
                 kind,
                 text: text.to_owned(),
                 policy: compiled,
+                last: Arc::clone(&labelled),
             });
         }
         Ok(labelled)

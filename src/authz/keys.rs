@@ -314,16 +314,20 @@ impl Authz {
             ));
         }
         let on_key = key_resolved(key);
-        let mut scratch = draft.clone();
-        self.authorize_under(dir, principal, scope, action, &on_key, &keys, &mut scratch)
-            .map_err(|e| {
-                draft.decision = scratch.decision.take();
-                draft.decision_reason = scratch.decision_reason.take();
-                draft.deciding_policy_type = scratch.deciding_policy_type.take();
-                draft.policy_id = scratch.policy_id.take();
-                draft.statement = scratch.statement.take();
-                ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
-            })
+        let facts = self.facts(scope, draft);
+        let (recorded, result) = self.decide(
+            dir,
+            principal,
+            &facts,
+            action,
+            &on_key,
+            super::Keys::flat(&keys),
+        );
+        // An allowed use leaves the request's own decision in the draft.
+        result.map_err(|e| {
+            recorded.write(draft);
+            ApiError::AccessDenied(format!("{}. Access to KMS is not allowed", e.message()))
+        })
     }
 }
 
@@ -337,6 +341,8 @@ fn key_resolved(key: &crate::store::rows::KmsKeyRow) -> Resolved {
         account: key.account_id.clone(),
         secret: None,
         keys: Vec::new(),
+        shared_keys: None,
+        policy_cell: None,
         resource_policy: Some(crate::kms::key_policy::effective(key)),
         compiled_policy: None,
         resource_required: true,

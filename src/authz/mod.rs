@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 pub use authorized::{Authorized, Refusal, SecretAuthorizer};
 pub use context::{request_context, Facts};
-pub use resolve::Resolved;
+pub use resolve::{secret_key_layer, Resolved};
 
 use crate::audit::{self, Draft};
 use crate::auth::Principal;
@@ -72,7 +72,8 @@ impl Authz {
         let mut keys = O::context_keys(input);
         keys.extend(resolved.keys.iter().cloned());
         // `secretsmanager:KmsKeyArn`: the key the request names, resolved where the secret
-        // is (a new secret's in the caller's scope).
+        // is (a new secret's in the caller's scope); set after the resource's keys.
+        let mut after = Vec::new();
         let mut decided_keys = Vec::new();
         if let Some(id) = O::named_key(input) {
             let owner = match resolved.secret.as_deref() {
@@ -84,12 +85,18 @@ impl Authz {
             };
             let (decided, arn) = self.named_key_arn(&owner, id).await?;
             if let Some(arn) = arn {
-                keys.push(("secretsmanager:KmsKeyArn".to_owned(), vec![arn]));
+                after.push(("secretsmanager:KmsKeyArn".to_owned(), vec![arn]));
             }
             decided_keys.push(decided);
         }
+        let set = Keys {
+            before: &keys,
+            shared: resolved.shared_keys.as_ref(),
+            after: &after,
+        };
         for action in std::iter::once(O::ACTION).chain(O::extra_actions(input)) {
-            self.authorize(principal, scope, action, &resolved, &keys, draft)?;
+            let dir = self.identities.get();
+            self.authorize_under(&dir, principal, scope, action, &resolved, set, draft)?;
         }
         for (action, arn) in O::other_actions(input, resolved.secret.as_deref()) {
             let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
@@ -102,6 +109,8 @@ impl Authz {
                 account: scope.account.clone(),
                 secret: None,
                 keys: Vec::new(),
+                shared_keys: None,
+                policy_cell: None,
                 resource_policy: None,
                 compiled_policy: None,
                 resource_required: false,
@@ -162,7 +171,15 @@ impl Authz {
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let dir = self.identities.get();
-        self.authorize_under(&dir, principal, scope, action, resolved, keys, draft)
+        self.authorize_under(
+            &dir,
+            principal,
+            scope,
+            action,
+            resolved,
+            Keys::flat(keys),
+            draft,
+        )
     }
 
     /// [`Self::authorize`] with the principals directory `dir` (not the one in force by
@@ -180,29 +197,48 @@ impl Authz {
         scope: &Scope,
         action: &str,
         resolved: &Resolved,
-        keys: &[(String, Vec<String>)],
+        keys: Keys<'_>,
         draft: &mut Draft,
     ) -> Result<(), ApiError> {
         let facts = self.facts(scope, draft);
-        let rctx = Self::context(dir, principal, &facts, action, resolved, keys);
+        let (recorded, result) = self.decide(dir, principal, &facts, action, resolved, keys);
+        recorded.write(draft);
+        result
+    }
+
+    /// [`Self::authorize_under`] with the request's `facts`: the decision, and what it writes
+    /// into the audit draft.
+    pub(super) fn decide(
+        &self,
+        dir: &crate::identity::Directory,
+        principal: &Principal,
+        facts: &Facts,
+        action: &str,
+        resolved: &Resolved,
+        keys: Keys<'_>,
+    ) -> (Recorded, Result<(), ApiError>) {
+        let rctx = Self::context(dir, principal, facts, action, resolved, keys);
         let set = match self.policy_set(principal, resolved, dir) {
             Ok(set) => set,
             Err(why) => {
                 // A policy that takes part cannot be read: nothing is decided, the request is
                 // refused (its Deny statements may be exactly what should apply).
                 tracing::error!(resource = %resolved.arn, "authorization refused: {why}");
-                draft.decision = Some(policy::Effect::ImplicitDeny.as_str().to_owned());
-                draft.decision_reason = Some(format!("refused without a decision: {why}"));
-                return Err(denied(principal, action, resolved, None));
+                let recorded = Recorded {
+                    decision: policy::Effect::ImplicitDeny.as_str().to_owned(),
+                    reason: format!("refused without a decision: {why}"),
+                    deciding: None,
+                };
+                return (recorded, Err(denied(principal, action, resolved, None)));
             }
         };
         let decision = policy::authorize(&rctx, &set);
-        record_decision(draft, &decision);
+        let recorded = Recorded::of(&decision);
         if decision.is_allowed() {
-            return Ok(());
+            return (recorded, Ok(()));
         }
         let reason = policy::denial_message(&rctx, &decision);
-        Err(denied(principal, action, resolved, reason))
+        (recorded, Err(denied(principal, action, resolved, reason)))
     }
 
     /// What a decision in `scope` knows about the request besides who, what and on which
@@ -225,7 +261,7 @@ impl Authz {
         facts: &Facts,
         action: &str,
         resolved: &Resolved,
-        keys: &[(String, Vec<String>)],
+        keys: Keys<'_>,
     ) -> policy::RequestContext {
         let mut rctx = context::request_context(
             dir,
@@ -235,7 +271,13 @@ impl Authz {
             &resolved.arn,
             &resolved.account,
         );
-        for (k, v) in keys {
+        for (k, v) in keys.before {
+            rctx = rctx.with(k, v.iter().map(String::as_str));
+        }
+        if let Some(shared) = keys.shared {
+            rctx = rctx.with_shared(Arc::clone(shared));
+        }
+        for (k, v) in keys.after {
             rctx = rctx.with(k, v.iter().map(String::as_str));
         }
         rctx
@@ -287,12 +329,43 @@ impl Authz {
         if let Some(p) = &resolved.compiled_policy {
             set.resource = Some(Arc::clone(p));
         } else if let Some(text) = &resolved.resource_policy {
-            let compiled = self
-                .compiled_resource_policy(&resolved.arn, text)
-                .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
+            let kept = resolved.policy_cell.as_ref().and_then(|c| c.get());
+            let compiled = match kept {
+                Some(p) => Arc::clone(p),
+                None => {
+                    let p = self
+                        .compiled_resource_policy(&resolved.arn, text)
+                        .map_err(|e| format!("the stored resource policy cannot be read: {e}"))?;
+                    if let Some(cell) = &resolved.policy_cell {
+                        // Another thread may have kept the same policy first.
+                        let _ = cell.set(Arc::clone(&p));
+                    }
+                    p
+                }
+            };
             set.resource = Some(compiled);
         }
         Ok(set)
+    }
+}
+
+/// The condition keys a decision adds to the principal's and the request's, in the order
+/// they are set (each overriding what was set before it): `before`, the keys of `shared`,
+/// `after`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keys<'a> {
+    pub before: &'a [(String, Vec<String>)],
+    pub shared: Option<&'a Arc<policy::ContextKeys>>,
+    pub after: &'a [(String, Vec<String>)],
+}
+
+impl<'a> Keys<'a> {
+    /// `keys`, set one by one.
+    pub fn flat(keys: &'a [(String, Vec<String>)]) -> Self {
+        Self {
+            before: keys,
+            ..Self::default()
+        }
     }
 }
 
@@ -316,16 +389,43 @@ fn denied(
     })
 }
 
-/// The decision into the audit record's `authorization` block: the effect, the reason in one
-/// line, and the first deciding statement (its policy's type, id or ARN, and Sid or index).
-/// An implicit deny has no deciding statement; its reason says which policy type was missing.
-fn record_decision(draft: &mut audit::Draft, d: &policy::Decision) {
-    draft.decision = Some(d.effect.as_str().to_owned());
-    draft.decision_reason = Some(describe_decision(d));
-    let first = d.deciding.first();
-    draft.deciding_policy_type = first.map(|m| format!("{:?}", m.policy_type));
-    draft.policy_id = first.map(|m| m.policy_id.to_string());
-    draft.statement = first.map(policy::MatchedStatement::sid_or_index);
+/// A decision as the audit record's `authorization` block holds it: the effect, the reason
+/// in one line, and the first deciding statement (its policy's type, id or ARN, and Sid or
+/// index). An implicit deny has no deciding statement; its reason says which policy type was
+/// missing.
+#[derive(Debug)]
+pub(super) struct Recorded {
+    decision: String,
+    reason: String,
+    /// The deciding statement's policy type, policy id and statement; `None`: a refusal
+    /// without a decision, which leaves the draft's as they were.
+    deciding: Option<[Option<String>; 3]>,
+}
+
+impl Recorded {
+    fn of(d: &policy::Decision) -> Self {
+        let first = d.deciding.first();
+        Self {
+            decision: d.effect.as_str().to_owned(),
+            reason: describe_decision(d),
+            deciding: Some([
+                first.map(|m| format!("{:?}", m.policy_type)),
+                first.map(|m| m.policy_id.to_string()),
+                first.map(policy::MatchedStatement::sid_or_index),
+            ]),
+        }
+    }
+
+    /// Into the draft's `authorization` fields.
+    pub(super) fn write(self, draft: &mut audit::Draft) {
+        draft.decision = Some(self.decision);
+        draft.decision_reason = Some(self.reason);
+        if let Some([policy_type, policy_id, statement]) = self.deciding {
+            draft.deciding_policy_type = policy_type;
+            draft.policy_id = policy_id;
+            draft.statement = statement;
+        }
+    }
 }
 
 /// The decision in one line for the audit record: effect, deciding policy and statement.

@@ -10,7 +10,7 @@ use crate::ops::{self, Scope};
 use crate::policy;
 
 use super::authorized::{Refusal, SecretAuthorizer};
-use super::resolve::{missing_secret, secret_keys, Resolved};
+use super::resolve::{missing_secret, secret_key_layer, Resolved};
 use super::Authz;
 
 /// Per-secret authorization inside an authorized request, with its audit events.
@@ -39,11 +39,14 @@ impl SecretAuthorizer for PerSecret {
                 arn: secret.arn.clone(),
                 account: secret.account_id.clone(),
                 secret: None,
-                keys: {
-                    let mut keys = secret_keys(secret, &facts.tags);
-                    keys.extend(facts.request_keys.iter().cloned());
-                    keys
-                },
+                keys: Vec::new(),
+                shared_keys: Some(
+                    facts
+                        .secret_keys
+                        .clone()
+                        .unwrap_or_else(|| secret_key_layer(secret, &facts.tags)),
+                ),
+                policy_cell: facts.policy_cell.clone(),
                 resource_policy: secret.resource_policy.clone(),
                 compiled_policy: None,
                 resource_required: false,
@@ -58,14 +61,22 @@ impl SecretAuthorizer for PerSecret {
         draft.resource_arn = Some(resolved.arn.clone());
         // The request's member name, as a client sends it (recorded as `secretId`).
         draft.request_parameters = serde_json::json!({ "SecretId": resolved.arn });
+        // The resource's keys, then the request's own for this decision.
+        let keys = super::Keys {
+            before: &resolved.keys,
+            shared: resolved.shared_keys.as_ref(),
+            after: found.map_or(&[][..], |(_, facts)| &facts.request_keys),
+        };
+        let dir = self.authz.identities().get();
         let result = self
             .authz
-            .authorize(
+            .authorize_under(
+                &dir,
                 &self.principal,
                 &self.scope,
                 action,
                 &resolved,
-                &resolved.keys,
+                keys,
                 &mut draft,
             )
             .map_err(|error| Refusal {
@@ -154,7 +165,14 @@ impl SecretAuthorizer for PerSecret {
         let facts = self.authz.facts(&self.scope, &self.base);
         // The policy alone (no identity, boundary or session policy) lets the caller.
         let grants = |action: &str| {
-            let rctx = Authz::context(&dir, &self.principal, &facts, action, &on, &keys);
+            let rctx = Authz::context(
+                &dir,
+                &self.principal,
+                &facts,
+                action,
+                &on,
+                super::Keys::flat(&keys),
+            );
             let set = policy::PolicySet {
                 resource: Some(Arc::clone(&widened)),
                 ..policy::PolicySet::default()

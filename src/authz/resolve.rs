@@ -17,7 +17,14 @@ pub struct Resolved {
     /// Shared with the read cache's entry: not copied per request.
     pub secret: Option<Arc<crate::store::rows::SecretRow>>,
     pub keys: Vec<(String, Vec<String>)>,
+    /// The resource's keys built once and shared (a found secret's, kept with the read
+    /// cache's entry it was built from), read as if set after `keys`.
+    pub shared_keys: Option<Arc<policy::ContextKeys>>,
     pub resource_policy: Option<String>,
+    /// `resource_policy` compiled under `arn`'s label, kept by the first decision that
+    /// compiled it for the next ones on the same read of the secret (with the read cache's
+    /// entry it was read into).
+    pub policy_cell: Option<PolicyCell>,
     /// An already-compiled resource-side policy (a role's trust policy), used instead of
     /// `resource_policy`.
     pub compiled_policy: Option<Arc<policy::Policy>>,
@@ -38,6 +45,8 @@ impl Resolved {
             account: account.into(),
             secret: None,
             keys: Vec::new(),
+            shared_keys: None,
+            policy_cell: None,
             resource_policy: None,
             compiled_policy: None,
             resource_required: false,
@@ -45,6 +54,9 @@ impl Resolved {
         }
     }
 }
+
+/// A secret's resource policy, compiled once per read of the secret.
+pub type PolicyCell = Arc<std::sync::OnceLock<Arc<policy::Policy>>>;
 
 /// Resolve a target to the ARN to authorize on (and the secret, when it exists). With
 /// `fetch`, a secret's selected version is read (sealed) in the same read transaction; what
@@ -76,9 +88,8 @@ async fn resolve_secret(
     let found = find_secret(ctx, scope, id, fetch).await?;
     match found {
         Ok(found) => {
-            // The cached row and value are shared, not copied.
+            // The cached row, its keys and value are shared, not copied.
             let (secret, fetched) = (Arc::clone(&found.0), found.2.clone());
-            let keys = secret_keys(&secret, &found.1);
             let resolved = Resolved {
                 arn: secret.arn.clone(),
                 account: secret.account_id.clone(),
@@ -87,7 +98,9 @@ async fn resolve_secret(
                 resource_required: false,
                 shown: Some(shown),
                 secret: Some(secret),
-                keys,
+                keys: Vec::new(),
+                shared_keys: Some(Arc::clone(&found.3)),
+                policy_cell: Some(Arc::clone(&found.4)),
             };
             Ok((resolved, fetched))
         }
@@ -95,12 +108,15 @@ async fn resolve_secret(
     }
 }
 
-/// A secret found by [`find_secret`]: the row, its tags and (when asked) the selected
-/// version, sealed, or why it could not be read.
+/// A secret found by [`find_secret`]: the row, its tags, (when asked) the selected version,
+/// sealed, or why it could not be read, the secret's condition keys ([`secret_key_layer`]
+/// of the row and tags) and its resource policy once compiled.
 type Found = (
     Arc<crate::store::rows::SecretRow>,
     Vec<(String, String)>,
     Option<Arc<Fetched>>,
+    Arc<policy::ContextKeys>,
+    PolicyCell,
 );
 
 /// The secret `id` names in the scope, with its tags and (with `fetch`) the selected version,
@@ -152,7 +168,14 @@ async fn find_secret(
                     sel.stage.as_deref(),
                 )
             });
-            Ok(Some((Arc::new(secret), tags, fetched.map(Arc::new))))
+            let keys = secret_key_layer(&secret, &tags);
+            Ok(Some((
+                Arc::new(secret),
+                tags,
+                fetched.map(Arc::new),
+                keys,
+                PolicyCell::default(),
+            )))
         })
         .await?;
     Ok(found.ok_or(missing))
@@ -173,6 +196,8 @@ pub(super) fn missing_secret(scope: &Scope, id: &str) -> Resolved {
         account,
         secret: None,
         keys: vec![("secretsmanager:SecretId".to_owned(), vec![arn.clone()])],
+        shared_keys: None,
+        policy_cell: None,
         resource_policy: None,
         compiled_policy: None,
         resource_required: false,
@@ -187,6 +212,8 @@ async fn resolve_other(ctx: &Ctx, scope: &Scope, target: Target) -> Result<Resol
         account: scope.account.clone(),
         secret: None,
         keys: Vec::new(),
+        shared_keys: None,
+        policy_cell: None,
         resource_policy: None,
         compiled_policy: None,
         resource_required: false,
@@ -289,4 +316,162 @@ pub(super) fn secret_keys(
         keys.push(("secretsmanager:resource/Type".to_owned(), vec![t.clone()]));
     }
     keys
+}
+
+/// [`secret_keys`] as a layer of their own, each key set in turn as
+/// `RequestContext::with` sets it: built once per read of the secret and shared by every
+/// decision on what that read found.
+pub fn secret_key_layer(
+    secret: &crate::store::rows::SecretRow,
+    tags: &[(String, String)],
+) -> Arc<policy::ContextKeys> {
+    Arc::new(
+        secret_keys(secret, tags)
+            .into_iter()
+            .fold(policy::ContextKeys::new(), |layer, (k, v)| {
+                layer.with(&k, v)
+            }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::auth::Principal;
+    use crate::authz::{Authz, Facts, Keys};
+    use crate::policy::ContextValue;
+    use crate::store::rows::SecretRow;
+
+    fn row() -> SecretRow {
+        SecretRow {
+            secret_id: "id".into(),
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            name: "app/db".into(),
+            arn: "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf".into(),
+            description: None,
+            kms_key_id: None,
+            created_at: 1_000,
+            last_changed_at: 2_000,
+            last_accessed_at: None,
+            deleted_at: None,
+            purge_at: None,
+            owning_service: None,
+            primary_region: Some("eu-west-1".into()),
+            resource_policy: None,
+            tag_list: false,
+            secret_type: Some("rds".into()),
+            external_rotation_metadata: None,
+            external_rotation_role_arn: None,
+            rotation_enabled: None,
+            rotation_lambda_arn: Some("arn:aws:lambda:us-east-1:111122223333:function:rot".into()),
+            rotation_rules: None,
+            last_rotated_at: None,
+            next_rotation_at: None,
+            cross_account_primary_arn: None,
+            cross_account_status: None,
+            cross_account_replica: false,
+        }
+    }
+
+    /// Every key of a context as the evaluator reads it, by name and through `get`.
+    fn all_keys(c: &policy::RequestContext) -> BTreeMap<String, ContextValue> {
+        let keys: BTreeMap<String, ContextValue> =
+            c.keys().map(|(k, v)| (k.to_owned(), v.clone())).collect();
+        for (k, v) in &keys {
+            assert_eq!(c.get(&k.to_uppercase()), Some(v), "{k}");
+        }
+        keys
+    }
+
+    fn pairs(keys: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        keys.iter()
+            .map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
+            .collect()
+    }
+
+    /// A secret's keys as one shared layer read exactly as the same keys set one by one
+    /// between the operation's keys before them and the request's after them: what was set
+    /// before is overridden, what is set after overrides, tags differing only in case keep
+    /// the last one.
+    #[test]
+    fn the_secrets_layer_reads_as_its_keys_set_in_order() {
+        let secret = row();
+        let tags: Vec<(String, String)> = [("Env", "prod"), ("env", "dev"), ("Team", "blue")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let dir = crate::identity::Directory::default();
+        let principal = Principal::user(
+            "111122223333",
+            "arn:aws:iam::111122223333:user/alice",
+            "AIDA1",
+            "alice",
+            BTreeMap::new(),
+            "AKIA1",
+        );
+        let facts = Facts {
+            region: "us-east-1".to_owned(),
+            now_ms: 1_714_564_800_123,
+            source_ip: "192.0.2.7".parse().ok(),
+            secure_transport: Some(true),
+        };
+        let on = Resolved::on(secret.arn.clone(), secret.account_id.clone());
+        let before = pairs(&[
+            ("secretsmanager:VersionStage", &["AWSPREVIOUS"]),
+            ("secretsmanager:SecretId", &["arn:other"]),
+            ("aws:resourcetag/TEAM", &["red"]),
+            ("aws:SourceIp", &["10.0.0.1"]),
+        ]);
+        let after = pairs(&[
+            (
+                "secretsmanager:KmsKeyArn",
+                &["arn:aws:kms:us-east-1:111122223333:key/k"],
+            ),
+            ("secretsmanager:ResourceTag/env", &["test"]),
+            ("x:Several", &["a", "b"]),
+        ]);
+        let layer = secret_key_layer(&secret, &tags);
+        let flat: Vec<(String, Vec<String>)> = before
+            .iter()
+            .cloned()
+            .chain(secret_keys(&secret, &tags))
+            .chain(after.iter().cloned())
+            .collect();
+        for action in ["secretsmanager:GetSecretValue", "kms:Decrypt"] {
+            let layered = Authz::context(
+                &dir,
+                &principal,
+                &facts,
+                action,
+                &on,
+                Keys {
+                    before: &before,
+                    shared: Some(&layer),
+                    after: &after,
+                },
+            );
+            let one_by_one =
+                Authz::context(&dir, &principal, &facts, action, &on, Keys::flat(&flat));
+            assert_eq!(all_keys(&layered), all_keys(&one_by_one));
+            let value = |k: &str| layered.get(k).map(|v| v.values.clone());
+            assert_eq!(value("aws:resourcetag/env"), Some(vec!["dev".to_owned()]));
+            assert_eq!(
+                value("secretsmanager:resourcetag/env"),
+                Some(vec!["test".to_owned()])
+            );
+            assert_eq!(value("aws:ResourceTag/Team"), Some(vec!["blue".to_owned()]));
+            assert_eq!(
+                value("secretsmanager:secretid"),
+                Some(vec![secret.arn.clone()])
+            );
+            assert_eq!(
+                value("secretsmanager:versionstage"),
+                Some(vec!["AWSPREVIOUS".to_owned()])
+            );
+            assert_eq!(value("aws:sourceip"), Some(vec!["10.0.0.1".to_owned()]));
+        }
+    }
 }

@@ -273,6 +273,9 @@ fn fetch(
             "secretsmanager:VersionStage".to_owned(),
             vec![crate::secrets::AWSCURRENT.to_owned()],
         )],
-    };
+        secret_keys: None,
+        policy_cell: None,
+    }
+    .with_secret_keys(&secret);
     Ok((secret, facts, fetched))
 }

@@ -338,6 +338,8 @@ fn may_retry(
         key_for: None,
         request_keys: Vec::new(),
         key_aliases: Vec::new(),
+        secret_keys: None,
+        policy_cell: None,
     };
     if auth
         .authorize_secret(

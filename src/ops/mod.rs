@@ -212,6 +212,24 @@ pub struct SecretFacts {
     /// The names of the aliases of `key` (`kms:ResourceAliases`), read with it
     /// ([`key_aliases`]).
     pub key_aliases: Vec<String>,
+    /// The secret's own condition keys, built from the secret these facts are about and
+    /// `tags` ([`Self::with_secret_keys`]) and kept with them (in the read cache's entry);
+    /// `None`: built for each decision.
+    pub secret_keys: Option<std::sync::Arc<crate::policy::ContextKeys>>,
+    /// The secret's resource policy, compiled by the first decision on these facts that
+    /// needs it and kept with them ([`Self::with_secret_keys`]); `None`: compiled (from the
+    /// compiled-policy cache) for each decision.
+    pub policy_cell: Option<crate::authz::resolve::PolicyCell>,
+}
+
+impl SecretFacts {
+    /// These facts with the condition keys of `secret` (the secret they are about) and
+    /// their tags built once.
+    pub fn with_secret_keys(mut self, secret: &crate::store::rows::SecretRow) -> Self {
+        self.secret_keys = Some(crate::authz::secret_key_layer(secret, &self.tags));
+        self.policy_cell = Some(crate::authz::resolve::PolicyCell::default());
+        self
+    }
 }
 
 /// The names of the aliases that name `key` (a customer managed key; none for the AWS
@@ -374,6 +392,8 @@ pub fn authorize_value_comparison(
         key_actions: &["kms:Decrypt"],
         key_for: None,
         request_keys: Vec::new(),
+        secret_keys: None,
+        policy_cell: None,
     };
     auth.authorize_secret(action, &secret.arn, Some((secret, &facts)))
         .map_err(|r| r.error)?;

@@ -381,6 +381,8 @@ pub fn add_replicas(
                 key_actions: &["kms:GenerateDataKey", "kms:Encrypt"],
                 key_for: Some(replica_arn(&primary.arn, &region)),
                 request_keys: Vec::new(),
+                secret_keys: None,
+                policy_cell: None,
             };
             req.auth
                 .authorize_secret(req.action, &primary.arn, Some((primary, &facts)))
@@ -1350,6 +1352,8 @@ pub fn associate(
         },
         key_for: None,
         request_keys: Vec::new(),
+        secret_keys: None,
+        policy_cell: None,
     };
     req.auth
         .authorize_secret(

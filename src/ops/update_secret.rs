@@ -296,6 +296,8 @@ fn authorize_labelled_keys(
             key_actions: &["kms:Decrypt"],
             key_for: None,
             request_keys: Vec::new(),
+            secret_keys: None,
+            policy_cell: None,
         };
         auth.authorize_secret(UpdateSecret::ACTION, &secret.arn, Some((secret, &facts)))
             .map_err(|r| r.error)?;

@@ -238,8 +238,8 @@ pub struct ContextValue {
 }
 
 /// Condition keys that several request contexts share (the request's facts: region, time,
-/// source address, transport), built once and added to each context with
-/// [`RequestContext::with_shared`].
+/// source address, transport; a secret's own keys), built once and added to each context
+/// with [`RequestContext::with_shared`].
 // CAUTION: this type is publicly exported
 #[derive(Debug, Clone, Default)]
 pub struct ContextKeys {
@@ -256,6 +256,17 @@ impl ContextKeys {
     pub(crate) fn with_static(mut self, key_lc: &'static str, value: &str) -> Self {
         let ty = known_key_type(key_lc).unwrap_or(KeyType::String);
         self.map.put_static(key_lc, ty, vec![value.to_owned()]);
+        self
+    }
+
+    /// [`RequestContext::with`]: a key's values, typed as that sets them.
+    pub fn with<I, S>(mut self, key: &str, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let (key, value) = typed_key(key, values);
+        self.map.insert(Cow::Owned(key), value);
         self
     }
 
@@ -463,12 +474,14 @@ impl Texts {
 }
 
 /// Everything one authorization decision reads. A key is looked up in the context's own
-/// keys, then in its shared keys ([`Self::with_shared`]), then in the principal's.
+/// keys, then in its shared layers ([`Self::with_shared`], the last added first), then in
+/// the principal's.
 // CAUTION: this type is publicly exported
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     principal: Arc<PrincipalContext>,
-    shared: Option<Arc<ContextKeys>>,
+    /// The shared layers, the last added first (`[1]` only with `[0]`).
+    shared: [Option<Arc<ContextKeys>>; 2],
     texts: Texts,
     /// The context's own keys; a `None` value hides a shared or principal key
     /// ([`Self::without`]).
@@ -510,7 +523,7 @@ impl RequestContext {
             action_hash,
             service_hash,
             principal,
-            shared: None,
+            shared: [None, None],
             texts,
             keys: KeyMap {
                 // Room for the keys a decision on a tagged secret usually adds to the shared
@@ -524,18 +537,27 @@ impl RequestContext {
     /// Add the keys of `shared`, as if each were set now: they override the keys set so far,
     /// and later `with_*` calls override them.
     pub fn with_shared(mut self, shared: Arc<ContextKeys>) -> Self {
-        if let Some(old) = self.shared.take() {
-            for (h, k, v) in &old.map.slots {
-                if self.keys.lookup(*h, k).is_none() {
-                    self.keys.insert_slot(*h, k.clone(), v.clone());
-                }
-            }
-        }
         self.keys
             .slots
             .retain(|(h, k, _)| shared.map.lookup(*h, k).is_none());
-        self.shared = Some(shared);
+        let [newer, older] = &mut self.shared;
+        if let (Some(new), Some(old)) = (newer.as_ref(), older.take()) {
+            // A third layer: the two below it become one, the newer's keys over the older's.
+            let mut merged = (*old).clone();
+            for (h, k, v) in &new.map.slots {
+                merged.map.insert_slot(*h, k.clone(), v.clone());
+            }
+            *newer = Some(Arc::new(merged));
+        }
+        let [newer, older] = &mut self.shared;
+        *older = newer.take();
+        *newer = Some(shared);
         self
+    }
+
+    /// The shared layers, the last added first.
+    fn shared_layers(&self) -> impl Iterator<Item = &ContextKeys> {
+        self.shared.iter().flatten().map(|s| &**s)
     }
 
     fn put(&mut self, key: &str, ty: KeyType, values: Vec<String>) {
@@ -550,15 +572,8 @@ impl RequestContext {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let values: Vec<String> = values.into_iter().map(Into::into).collect();
-        let key = key.to_lowercase();
-        let ty = known_key_type(&key).unwrap_or(if values.len() > 1 {
-            KeyType::ArrayOfString
-        } else {
-            KeyType::String
-        });
-        self.keys
-            .insert(Cow::Owned(key), ContextValue { ty, values });
+        let (key, value) = typed_key(key, values);
+        self.keys.insert(Cow::Owned(key), value);
         self
     }
 
@@ -596,9 +611,8 @@ impl RequestContext {
         self.keys.remove(&key);
         let h = fnv(key.as_bytes());
         let shared = self
-            .shared
-            .as_ref()
-            .is_some_and(|s| s.map.lookup(h, &key).is_some());
+            .shared_layers()
+            .any(|s| s.map.lookup(h, &key).is_some());
         if shared || self.principal.map.lookup(h, &key).is_some() {
             self.keys.insert_slot(h, Cow::Owned(key), None);
         }
@@ -728,12 +742,10 @@ impl RequestContext {
         if let Some(own) = self.keys.lookup(hash, key_lc) {
             return own.as_ref();
         }
-        if let Some(shared) = self
-            .shared
-            .as_ref()
-            .and_then(|s| s.map.lookup(hash, key_lc))
-        {
-            return shared.as_ref();
+        for layer in self.shared_layers() {
+            if let Some(shared) = layer.map.lookup(hash, key_lc) {
+                return shared.as_ref();
+            }
         }
         self.principal
             .map
@@ -759,14 +771,17 @@ impl RequestContext {
 
     /// All keys (lowercased names), ordered by the name's hash.
     pub fn keys(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        let shared = self
-            .shared
-            .as_ref()
-            .map_or(&[][..], |s| s.map.slots.as_slice());
+        let shared = |i: usize| {
+            self.shared
+                .get(i)
+                .and_then(Option::as_ref)
+                .map_or(&[][..], |s| s.map.slots.as_slice())
+        };
         let mut all: Vec<(u64, &str, &ContextValue)> = Vec::new();
         let layers = [
             self.keys.slots.as_slice(),
-            shared,
+            shared(0),
+            shared(1),
             self.principal.map.slots.as_slice(),
         ];
         for (i, layer) in layers.iter().enumerate() {
@@ -786,6 +801,24 @@ impl RequestContext {
         all.sort_by_key(|s| s.0);
         all.into_iter().map(|(_, k, v)| (k, v))
     }
+}
+
+/// A key set with [`RequestContext::with`]: its lowercased name, and its values typed by the
+/// well-known key table (unknown keys: `String`, or `ArrayOfString` when given several
+/// values).
+fn typed_key<I, S>(key: &str, values: I) -> (String, ContextValue)
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let values: Vec<String> = values.into_iter().map(Into::into).collect();
+    let key = key.to_lowercase();
+    let ty = known_key_type(&key).unwrap_or(if values.len() > 1 {
+        KeyType::ArrayOfString
+    } else {
+        KeyType::String
+    });
+    (key, ContextValue { ty, values })
 }
 
 /// The `fnv` hashes of a lowercase action and of its service.
@@ -1049,6 +1082,46 @@ mod tests {
         assert_eq!(
             layered.single_value("aws:requestedregion"),
             Some("eu-west-1")
+        );
+        // A third and a fourth: the layers below them are merged, in order.
+        let more = |tag: &str| {
+            Arc::new(
+                ContextKeys::new()
+                    .with("aws:ResourceTag/Env", [tag])
+                    .with("aws:requestedregion", [tag])
+                    .with("x:Several", ["a", "b"]),
+            )
+        };
+        let flat_more = |c: RequestContext, tag: &str| {
+            c.with("aws:ResourceTag/Env", [tag])
+                .with("aws:requestedregion", [tag])
+                .with("x:Several", ["a", "b"])
+        };
+        let layered = layered
+            .with("aws:resourcetag/env", ["own"])
+            .with("aws:userid", ["AIDA2"])
+            .with_shared(more("one"))
+            .without("aws:currenttime")
+            .with_shared(more("two"))
+            .with("aws:username", ["carol"]);
+        let flat = flat_more(
+            flat_more(
+                flat.with("aws:resourcetag/env", ["own"])
+                    .with("aws:userid", ["AIDA2"]),
+                "one",
+            )
+            .without("aws:currenttime"),
+            "two",
+        )
+        .with("aws:username", ["carol"]);
+        assert_eq!(all_keys(&layered), all_keys(&flat));
+        assert_eq!(layered.single_value("aws:resourcetag/env"), Some("two"));
+        assert_eq!(layered.single_value("aws:userid"), Some("AIDA2"));
+        assert_eq!(layered.single_value("aws:sourceip"), Some("192.0.2.7"));
+        assert!(layered.get("aws:currenttime").is_none());
+        assert_eq!(
+            layered.get("x:several").map(|v| v.ty),
+            Some(KeyType::ArrayOfString)
         );
         let (a, b) = (
             layered.with_action("kms:Decrypt"),

@@ -170,6 +170,8 @@ fn assume_role(call: &QueryCall<'_>, input: Input, draft: &mut Draft) -> Result<
         ),
         secret: None,
         keys: Vec::new(),
+        shared_keys: None,
+        policy_cell: None,
         resource_policy: None,
         compiled_policy: role.as_ref().and_then(|r| r.trust_policy.compiled.clone()),
         // A role's trust policy must always allow the caller, in its own account too: naming
